@@ -1,0 +1,213 @@
+/* The model object: config validation, the canonical tensor table, reference counting, getters. */
+#include "mone-private.h"
+
+#include <stdio.h>
+#include <string.h>
+
+G_DEFINE_QUARK (mone-error-quark, mone_error)
+
+gboolean
+mone_config_finalize (MoneConfig *c, GError **error)
+{
+#define REQUIRE(cond, ...)                                                                         \
+  do {                                                                                             \
+    if (!(cond)) {                                                                                 \
+      g_set_error (error, MONE_ERROR, MONE_ERROR_MODEL, __VA_ARGS__);                              \
+      return FALSE;                                                                                \
+    }                                                                                              \
+  } while (0)
+  /* Upper bounds keep every derived product far from int overflow (4096^2 * 4 < 2^31 is not
+   * needed: counts below are bounded individually and products are computed in int64). */
+  REQUIRE (c->height > 0 && c->height <= 8192, "mone.height %d out of range 1..8192", c->height);
+  REQUIRE (c->width > 0 && c->width <= 8192, "mone.width %d out of range 1..8192", c->width);
+  REQUIRE (c->channels >= 1 && c->channels <= MONE_MAX_CHANNELS, "mone.channels %d out of range 1..%d",
+      c->channels, MONE_MAX_CHANNELS);
+  REQUIRE (c->frames >= 1 && c->frames <= 256, "mone.frames %d out of range 1..256", c->frames);
+  REQUIRE (c->patch >= 1 && c->patch <= 256, "mone.patch %d out of range 1..256", c->patch);
+  REQUIRE (c->tubelet >= 1 && c->tubelet <= c->frames, "mone.tubelet %d out of range 1..mone.frames (%d)",
+      c->tubelet, c->frames);
+  REQUIRE (c->height % c->patch == 0, "mone.height %d is not a multiple of mone.patch %d", c->height,
+      c->patch);
+  REQUIRE (c->width % c->patch == 0, "mone.width %d is not a multiple of mone.patch %d", c->width,
+      c->patch);
+  REQUIRE (c->frames % c->tubelet == 0, "mone.frames %d is not a multiple of mone.tubelet %d", c->frames,
+      c->tubelet);
+  REQUIRE (c->experts >= 1 && c->experts <= MONE_MAX_EXPERTS, "mone.experts %d out of range 1..%d",
+      c->experts, MONE_MAX_EXPERTS);
+  REQUIRE (c->dim >= 1 && c->dim <= 16384, "mone.dim %d out of range 1..16384", c->dim);
+  REQUIRE (c->heads >= 1 && c->heads <= c->dim, "mone.heads %d out of range 1..mone.dim", c->heads);
+  REQUIRE (c->dim % c->heads == 0, "mone.dim %d is not divisible by mone.heads %d", c->dim, c->heads);
+  REQUIRE (c->dim % (1 << (c->experts - 1)) == 0,
+      "mone.dim %d is not divisible by 2^(mone.experts-1) = %d", c->dim, 1 << (c->experts - 1));
+  REQUIRE (c->depth >= 1 && c->depth <= 1024, "mone.depth %d out of range 1..1024", c->depth);
+  REQUIRE (c->mlp_dim >= 1 && c->mlp_dim <= 65536, "mone.mlp_dim %d out of range 1..65536", c->mlp_dim);
+  REQUIRE (c->classes >= 1 && c->classes <= 100000, "mone.classes %d out of range 1..100000", c->classes);
+  REQUIRE (c->beta > 0 && c->beta < 1e6f, "mone.beta %g must be positive", (double) c->beta);
+  REQUIRE (c->delta > 0 && c->delta < 1e3f, "mone.delta %g must be positive", (double) c->delta);
+  REQUIRE (c->ln_eps > 0 && c->ln_eps < 1.0f, "mone.ln_eps %g out of range (0, 1)", (double) c->ln_eps);
+  for (int ch = 0; ch < c->channels; ch++)
+    REQUIRE (c->std[ch] > 0, "mone.std[%d] = %g must be positive", ch, (double) c->std[ch]);
+
+  c->grid_width = c->width / c->patch;
+  c->grid_height = c->height / c->patch;
+  int64_t tokens = (int64_t) (c->frames / c->tubelet) * c->grid_width * c->grid_height;
+  REQUIRE (tokens <= 65536, "model has %lld tokens, more than the supported 65536", (long long) tokens);
+  c->tokens = (int) tokens;
+  return TRUE;
+#undef REQUIRE
+}
+
+static void
+add_spec (MoneTensorSpec *specs, int *n, const char *name, int ndim, int64_t d0, int64_t d1)
+{
+  MoneTensorSpec *s = &specs[(*n)++];
+  g_strlcpy (s->name, name, sizeof s->name);
+  s->ndim = ndim;
+  s->shape[0] = d0;
+  s->shape[1] = ndim == 2 ? d1 : 0;
+  s->numel = ndim == 2 ? d0 * d1 : d0;
+}
+
+MoneTensorSpec *
+mone_tensor_specs (const MoneConfig *c, int *n_specs)
+{
+  const int64_t D = c->dim, F = c->mlp_dim, E = c->experts, K = c->classes, N = c->tokens;
+  const int64_t patch_in = (int64_t) c->channels * c->tubelet * c->patch * c->patch;
+  MoneTensorSpec *specs = g_new0 (MoneTensorSpec, 6 + 12 * c->depth + 4);
+  int n = 0;
+  char name[64];
+
+  add_spec (specs, &n, "patch_embed.weight", 2, D, patch_in);
+  add_spec (specs, &n, "patch_embed.bias", 1, D, 0);
+  add_spec (specs, &n, "pos_embed", 2, N, D);
+  add_spec (specs, &n, "router.weight", 2, E, D);
+  add_spec (specs, &n, "router.bias", 1, E, 0);
+  add_spec (specs, &n, "alpha", 1, 1, 0);
+  for (int i = 0; i < c->depth; i++) {
+#define BLOCK(suffix, ndim, d0, d1)                                                                \
+  snprintf (name, sizeof name, "blocks.%d." suffix, i);                                            \
+  add_spec (specs, &n, name, ndim, d0, d1)
+    BLOCK ("norm1.weight", 1, D, 0);
+    BLOCK ("norm1.bias", 1, D, 0);
+    BLOCK ("attn.qkv.weight", 2, 3 * D, D);
+    BLOCK ("attn.qkv.bias", 1, 3 * D, 0);
+    BLOCK ("attn.proj.weight", 2, D, D);
+    BLOCK ("attn.proj.bias", 1, D, 0);
+    BLOCK ("norm2.weight", 1, D, 0);
+    BLOCK ("norm2.bias", 1, D, 0);
+    BLOCK ("mlp.fc1.weight", 2, F, D);
+    BLOCK ("mlp.fc1.bias", 1, F, 0);
+    BLOCK ("mlp.fc2.weight", 2, D, F);
+    BLOCK ("mlp.fc2.bias", 1, D, 0);
+#undef BLOCK
+  }
+  add_spec (specs, &n, "norm.weight", 1, D, 0);
+  add_spec (specs, &n, "norm.bias", 1, D, 0);
+  add_spec (specs, &n, "head.weight", 2, K, D);
+  add_spec (specs, &n, "head.bias", 1, K, 0);
+  *n_specs = n;
+  return specs;
+}
+
+void
+mone_weights_bind (MoneWeights *w, const MoneConfig *c, const float *const *t)
+{
+  int i = 0;
+  w->patch_embed_weight = t[i++];
+  w->patch_embed_bias = t[i++];
+  w->pos_embed = t[i++];
+  w->router_weight = t[i++];
+  w->router_bias = t[i++];
+  w->alpha = t[i++];
+  w->blocks = g_new0 (MoneBlockWeights, c->depth);
+  for (int l = 0; l < c->depth; l++) {
+    MoneBlockWeights *b = &w->blocks[l];
+    b->norm1_weight = t[i++];
+    b->norm1_bias = t[i++];
+    b->qkv_weight = t[i++];
+    b->qkv_bias = t[i++];
+    b->proj_weight = t[i++];
+    b->proj_bias = t[i++];
+    b->norm2_weight = t[i++];
+    b->norm2_bias = t[i++];
+    b->fc1_weight = t[i++];
+    b->fc1_bias = t[i++];
+    b->fc2_weight = t[i++];
+    b->fc2_bias = t[i++];
+  }
+  w->norm_weight = t[i++];
+  w->norm_bias = t[i++];
+  w->head_weight = t[i++];
+  w->head_bias = t[i++];
+}
+
+MoneModel *
+mone_model_new_borrowed (const MoneConfig *config, const char *const *labels,
+    const float *const *tensors, GError **error)
+{
+  MoneConfig c = *config;
+  if (!mone_config_finalize (&c, error))
+    return NULL;
+  MoneModel *m = g_new0 (MoneModel, 1);
+  m->refcount = 1;
+  m->config = c;
+  m->labels = g_new0 (char *, c.classes + 1);
+  for (int k = 0; k < c.classes; k++)
+    m->labels[k] = labels && labels[k] ? g_strdup (labels[k]) : g_strdup_printf ("class %d", k);
+  mone_weights_bind (&m->weights, &c, tensors);
+  return m;
+}
+
+MoneModel *
+mone_model_ref (MoneModel *model)
+{
+  g_return_val_if_fail (model != NULL, NULL);
+  g_atomic_int_inc (&model->refcount);
+  return model;
+}
+
+void
+mone_model_unref (MoneModel *model)
+{
+  if (model == NULL || !g_atomic_int_dec_and_test (&model->refcount))
+    return;
+  g_strfreev (model->labels);
+  g_free (model->weights.blocks);
+  if (model->mapped_file)
+    g_mapped_file_unref (model->mapped_file);
+  g_free (model->owned_bytes);
+  g_free (model->converted_storage);
+  g_free (model);
+}
+
+const MoneConfig *
+mone_model_get_config (const MoneModel *model)
+{
+  return &model->config;
+}
+
+const char *
+mone_model_get_label (const MoneModel *model, int k)
+{
+  if (k < 0 || k >= model->config.classes)
+    return NULL;
+  return model->labels[k];
+}
+
+size_t
+mone_model_parameter_count (const MoneModel *model)
+{
+  int n = 0;
+  MoneTensorSpec *specs = mone_tensor_specs (&model->config, &n);
+  size_t total = 0;
+  for (int i = 0; i < n; i++)
+    total += (size_t) specs[i].numel;
+  g_free (specs);
+  return total;
+}
+
+double
+mone_model_min_budget (const MoneModel *model)
+{
+  return 1.0 / (double) (1 << (model->config.experts - 1));
+}

@@ -1,0 +1,78 @@
+/* Internal definitions shared by the loader, the inference engine, the model writer and the trainer.
+ * Not installed. */
+#ifndef MONE_PRIVATE_H
+#define MONE_PRIVATE_H
+
+#include "mone/mone.h"
+
+G_BEGIN_DECLS
+
+/* Weights of one transformer block; all row-major float32, shapes as in docs/model-format.md. */
+typedef struct {
+  const float *norm1_weight, *norm1_bias; /* (D) */
+  const float *qkv_weight;                /* (3D, D) rows q, k, v */
+  const float *qkv_bias;                  /* (3D) */
+  const float *proj_weight;               /* (D, D) */
+  const float *proj_bias;                 /* (D) */
+  const float *norm2_weight, *norm2_bias; /* (D) */
+  const float *fc1_weight;                /* (F, D) */
+  const float *fc1_bias;                  /* (F) */
+  const float *fc2_weight;                /* (D, F) */
+  const float *fc2_bias;                  /* (D) */
+} MoneBlockWeights;
+
+typedef struct {
+  const float *patch_embed_weight; /* (D, C*t*p*p) flattened in (channel, time, row, column) order */
+  const float *patch_embed_bias;   /* (D) */
+  const float *pos_embed;          /* (N, D) */
+  const float *router_weight;      /* (E, D) */
+  const float *router_bias;        /* (E) */
+  const float *alpha;              /* (1) */
+  MoneBlockWeights *blocks;        /* (L) */
+  const float *norm_weight, *norm_bias; /* (D) */
+  const float *head_weight;        /* (K, D) */
+  const float *head_bias;          /* (K) */
+} MoneWeights;
+
+struct MoneModel {
+  gint refcount;
+  MoneConfig config;
+  char **labels;            /* (K) NUL-terminated UTF-8 strings, owned */
+  MoneWeights weights;      /* pointers into the mapping or into converted_storage */
+  GMappedFile *mapped_file; /* when loaded from a path */
+  void *owned_bytes;        /* when loaded from memory: the copied file */
+  float *converted_storage; /* F16/BF16 tensors converted to F32, one allocation */
+};
+
+/* The complete list of tensors of a model with the given config, in canonical order:
+ * the loader matches the file against it, the writer and the trainer lay parameters out by it. */
+typedef struct {
+  char name[64];
+  int ndim;
+  int64_t shape[2];
+  int64_t numel;
+} MoneTensorSpec;
+
+/* Returns a newly allocated array of specs (g_free it) and its length in *n_specs. */
+MoneTensorSpec *mone_tensor_specs (const MoneConfig *config, int *n_specs);
+
+/* Validates a config (positive sizes, divisibility, channels <= MONE_MAX_CHANNELS, experts <=
+ * MONE_MAX_EXPERTS, ...) and fills the derived fields (tokens, grid_width, grid_height). */
+gboolean mone_config_finalize (MoneConfig *config, GError **error);
+
+/* Writes a model file (F32) with every tensor of mone_tensor_specs(config) in that order.
+ * tensors[i] points at specs[i].numel floats. labels has config->classes entries. */
+gboolean mone_model_write (const char *path, const MoneConfig *config, const char *const *labels,
+    const float *const *tensors, GError **error);
+
+/* Points the weight table at tensors given in mone_tensor_specs order (allocates w->blocks). */
+void mone_weights_bind (MoneWeights *w, const MoneConfig *config, const float *const *tensors);
+
+/* Builds a MoneModel directly from in-memory F32 parameters laid out as mone_tensor_specs (the
+ * trainer's evaluation uses this; the model borrows the `params` pointers, which must outlive it). */
+MoneModel *mone_model_new_borrowed (const MoneConfig *config, const char *const *labels,
+    const float *const *tensors, GError **error);
+
+G_END_DECLS
+
+#endif /* MONE_PRIVATE_H */

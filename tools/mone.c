@@ -1,0 +1,42 @@
+/* `mone`: command-line front end of libmone. Each subcommand lives in its own cmd-*.c file. */
+#include <stdio.h>
+#include <string.h>
+
+#include "mone-commands.h"
+
+static const struct {
+  const char *name;
+  int (*run) (int argc, char **argv);
+  const char *summary;
+} commands[] = {
+  { "info", mone_cmd_info, "MODEL: config, parameters, GFLOPs per budget" },
+  { "init", mone_cmd_init, "--config NAME|key=value... OUT: write a randomly initialised model" },
+  { "bench", mone_cmd_bench, "MODEL: latency and GFLOP/s per budget against one-thread sgemm" },
+  { "run", mone_cmd_run, "MODEL RAW --budget E: classify a float32 CHW file" },
+  { "train", mone_cmd_train, "train a MoNE model on Fashion-MNIST" },
+  { "eval", mone_cmd_eval, "MODEL: accuracy and GFLOPs per budget, plots, routing maps" },
+};
+
+static void
+usage (FILE *out)
+{
+  fprintf (out, "usage: mone COMMAND [ARGS...]\n\ncommands:\n");
+  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    fprintf (out, "  %-6s %s\n", commands[i].name, commands[i].summary);
+  fprintf (out, "\n'mone COMMAND --help' describes a command.\n");
+}
+
+int
+main (int argc, char **argv)
+{
+  if (argc < 2 || !strcmp (argv[1], "--help") || !strcmp (argv[1], "-h")) {
+    usage (argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    if (!strcmp (argv[1], commands[i].name))
+      return commands[i].run (argc - 1, argv + 1);
+  fprintf (stderr, "mone: unknown command '%s'\n", argv[1]);
+  usage (stderr);
+  return 2;
+}
