@@ -1,0 +1,30 @@
+/* Online budget controller: picks, per frame, the largest budget whose predicted inference time
+ * fits a deadline. Pure logic with no clock of its own (callers pass measured times), so it can be
+ * tested on a simulated clock. Not thread-safe: one controller per stream. */
+#ifndef MONE_BUDGET_H
+#define MONE_BUDGET_H
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+typedef struct MoneBudgetController MoneBudgetController;
+
+/* min_budget: the model's minimum (r_0). Budgets are chosen in [min_budget, ceiling]. */
+MoneBudgetController *mone_budget_controller_new (double min_budget);
+void mone_budget_controller_free (MoneBudgetController *controller);
+void mone_budget_controller_reset (MoneBudgetController *controller);
+
+/* Largest budget in [min_budget, ceiling] whose predicted latency fits deadline_ns. */
+double mone_budget_controller_choose (MoneBudgetController *controller, double ceiling,
+    gint64 deadline_ns);
+/* Feeds back the measured inference latency of a frame run at `budget`. */
+void mone_budget_controller_observe (MoneBudgetController *controller, double budget,
+    gint64 latency_ns);
+/* Feeds back a downstream QoS event (proportion and jitter as in gst_event_parse_qos). */
+void mone_budget_controller_qos (MoneBudgetController *controller, double proportion,
+    gint64 jitter_ns);
+
+G_END_DECLS
+
+#endif
