@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   # build
-  gcc meson ninja-build pkg-config
+  gcc libc6-dev meson ninja-build pkg-config
   libglib2.0-dev libopenblas-dev zlib1g-dev
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev
   libcairo2-dev libpango1.0-dev
@@ -30,4 +30,4 @@ sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update
-$sudo apt-get install -y --no-install-recommends "${missing[@]}"
+$sudo apt-get install -y "${missing[@]}"
