@@ -1,0 +1,79 @@
+/* Fashion-MNIST from the Debian package (gzip IDX files) and the two seeded render protocols that
+ * turn a 28x28 item into a model input.
+ *
+ * Protocols (documented in docs/training.md):
+ *  - MONE_PROTOCOL_FULL_FRAME: the item fills the frame (bilinear resize to the model input).
+ *  - MONE_PROTOCOL_IN_FRAME: the item, at a random scale (40-70% of the shorter side) and position,
+ *    is blended onto a cluttered canvas (background gradient, random bars and blobs, fragments of
+ *    other items) with Gaussian noise, as an object appears in a camera frame.
+ * Rendering is a pure function of (seed, protocol, index): the same arguments give the same pixels
+ * on every machine, so test sets are reproducible. Output is float32 planar CHW in [0,1]; a grey
+ * item is replicated over every channel.
+ */
+#ifndef MONE_TRAIN_DATA_H
+#define MONE_TRAIN_DATA_H
+
+#include <glib.h>
+#include <stdint.h>
+
+G_BEGIN_DECLS
+
+#define MONE_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
+#define MONE_FASHION_MNIST_CLASSES 10
+/* The last 5,000 training images are held out for validation (model and recipe choices); the
+ * trainer never sees them, and the 10k test images are used only for the final figures. */
+#define MONE_VALIDATION_SIZE 5000
+
+typedef struct {
+  int count, rows, cols;
+  guint8 *pixels; /* (count, rows, cols) */
+  guint8 *labels; /* (count) */
+} MoneImageSet;
+
+extern const char *const mone_fashion_mnist_labels[10];
+
+/* Reads {train,t10k}-{images-idx3,labels-idx1}-ubyte.gz from dir (NULL = the Debian package's
+ * folder), validating magic numbers, dimensions, counts, truncation and the label range. */
+gboolean mone_fashion_mnist_load (const char *dir, gboolean train, MoneImageSet *out, GError **error);
+
+/* Reads one gzip (or plain) IDX image/label file pair. max_label: labels must be < max_label. */
+gboolean mone_idx_load (const char *images_path, const char *labels_path, int max_label,
+    MoneImageSet *out, GError **error);
+
+void mone_image_set_clear (MoneImageSet *set);
+
+/* A view [first, first + count) of a set, sharing its pixels (no copy, do not clear it). */
+MoneImageSet mone_image_set_slice (const MoneImageSet *set, int first, int count);
+
+typedef enum {
+  MONE_PROTOCOL_FULL_FRAME = 0,
+  MONE_PROTOCOL_IN_FRAME = 1,
+} MoneProtocol;
+
+const char *mone_protocol_name (MoneProtocol protocol);
+/* Parses "full-frame" / "in-frame"; returns FALSE for anything else. */
+gboolean mone_protocol_from_name (const char *name, MoneProtocol *protocol);
+
+/* Renders item `index` of `set` into out (channels, height, width), float32 in [0,1].
+ * augment: training-time augmentation (random horizontal flip and a shift of up to 2 pixels for
+ * full-frame); evaluation renders with augment = FALSE. */
+void mone_render (const MoneImageSet *set, int index, MoneProtocol protocol, uint64_t seed,
+    gboolean augment, int channels, int height, int width, float *out);
+
+/* Small deterministic random number generator (splitmix64 seeding, xoshiro128+-like stream). */
+typedef struct {
+  uint64_t s[2];
+} MoneRng;
+
+void mone_rng_seed (MoneRng *rng, uint64_t seed, uint64_t stream);
+uint64_t mone_rng_next (MoneRng *rng);
+/* Uniform in [0, 1). */
+double mone_rng_uniform (MoneRng *rng);
+/* Uniform integer in [0, n). */
+uint32_t mone_rng_below (MoneRng *rng, uint32_t n);
+/* Standard normal (Box-Muller). */
+double mone_rng_normal (MoneRng *rng);
+
+G_END_DECLS
+
+#endif /* MONE_TRAIN_DATA_H */
