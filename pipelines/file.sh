@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Classifies a video file with monefilter and prints one line per classified frame.
+#
+#   pipelines/file.sh [-m MODEL] [-b BUDGET] [-i INTERVAL] [-s SINK] [FILE]
+#
+# FILE defaults to the sample video (pipelines/sample/fashion-mnist-test.webm, made by
+# pipelines/demo.sh or tools/mone-sample-video). SINK defaults to fakesink (as fast as the CPU
+# allows); `-s autovideosink` shows the video at its own rate, with moneoverlay drawing the
+# results when the plugin has it.
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+
+model=${MONE_MODEL:-$mone_default_model}
+budget=1.0
+interval=1
+sink=fakesink
+usage() {
+  sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+  echo "defaults: -m $model -b $budget -i $interval -s $sink"
+}
+while getopts "m:b:i:s:h" opt; do
+  case $opt in
+    m) model=$OPTARG ;;
+    b) budget=$OPTARG ;;
+    i) interval=$OPTARG ;;
+    s) sink=$OPTARG ;;
+    h) usage; exit 0 ;;
+    *) usage >&2; exit 2 ;;
+  esac
+done
+shift $((OPTIND - 1))
+file=${1:-$mone_repo/pipelines/sample/fashion-mnist-test.webm}
+if [ ! -r "$file" ]; then
+  echo "file.sh: cannot read '$file' (make the sample with: bash pipelines/demo.sh)" >&2
+  exit 1
+fi
+mone_require_element monefilter "Build the plugin (ninja -C build) or set MONE_BUILD_DIR."
+mone_require_model "$model"
+
+# The sample video shows each item in the centre square of the frame: crop to it, as the model saw
+# its training images.
+tail=""
+if [ "$sink" != fakesink ] && gst-inspect-1.0 moneoverlay >/dev/null 2>&1; then
+  tail="videoconvert ! moneoverlay ! videoconvert !"
+elif [ "$sink" != fakesink ]; then
+  tail="videoconvert !"
+fi
+gst-launch-1.0 -m filesrc location="$file" ! decodebin ! videoconvert ! \
+  monefilter model="$model" budget="$budget" interval="$interval" scale-mode=crop message=true ! \
+  $tail $sink | mone_print_results

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Classifies an RTSP stream with monefilter and prints one line per classified frame.
+#
+#   pipelines/rtsp.sh [-m MODEL] [-b BUDGET] [-i INTERVAL] [-s SINK] rtsp://HOST:PORT/PATH
+#
+# SINK defaults to fakesink; `-s autovideosink` shows the stream (annotated by moneoverlay when
+# the plugin has it). Frames are classified as they arrive; rtspsrc's latency is set low (200 ms).
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+
+model=${MONE_MODEL:-$mone_default_model}
+budget=0.5
+interval=1
+sink=fakesink
+usage() {
+  sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
+  echo "defaults: -m $model -b $budget -i $interval -s $sink"
+}
+while getopts "m:b:i:s:h" opt; do
+  case $opt in
+    m) model=$OPTARG ;;
+    b) budget=$OPTARG ;;
+    i) interval=$OPTARG ;;
+    s) sink=$OPTARG ;;
+    h) usage; exit 0 ;;
+    *) usage >&2; exit 2 ;;
+  esac
+done
+shift $((OPTIND - 1))
+if [ $# -lt 1 ]; then
+  usage >&2
+  exit 2
+fi
+location=$1
+mone_require_element rtspsrc "Install gstreamer1.0-plugins-good."
+mone_require_element monefilter "Build the plugin (ninja -C build) or set MONE_BUILD_DIR."
+mone_require_model "$model"
+
+tail=""
+if [ "$sink" != fakesink ] && gst-inspect-1.0 moneoverlay >/dev/null 2>&1; then
+  tail="videoconvert ! moneoverlay ! videoconvert !"
+elif [ "$sink" != fakesink ]; then
+  tail="videoconvert !"
+fi
+gst-launch-1.0 -m rtspsrc location="$location" latency=200 ! decodebin ! videoconvert ! \
+  monefilter model="$model" budget="$budget" interval="$interval" scale-mode=letterbox message=true ! \
+  $tail $sink | mone_print_results
