@@ -254,7 +254,7 @@ splitmix64 (uint64_t *x)
 }
 
 void
-mone_rng_seed (MoneRng *rng, uint64_t seed, uint64_t stream)
+mone_train_rng_seed (MoneTrainRng *rng, uint64_t seed, uint64_t stream)
 {
   uint64_t x = seed ^ (stream * 0xD1B54A32D192ED03ull);
   rng->s[0] = splitmix64 (&x);
@@ -264,7 +264,7 @@ mone_rng_seed (MoneRng *rng, uint64_t seed, uint64_t stream)
 }
 
 uint64_t
-mone_rng_next (MoneRng *rng)
+mone_train_rng_next (MoneTrainRng *rng)
 {
   /* xorshift128+ */
   uint64_t s1 = rng->s[0];
@@ -277,21 +277,21 @@ mone_rng_next (MoneRng *rng)
 }
 
 double
-mone_rng_uniform (MoneRng *rng)
+mone_train_rng_uniform (MoneTrainRng *rng)
 {
-  return (double) (mone_rng_next (rng) >> 11) * (1.0 / 9007199254740992.0);
+  return (double) (mone_train_rng_next (rng) >> 11) * (1.0 / 9007199254740992.0);
 }
 
 uint32_t
-mone_rng_below (MoneRng *rng, uint32_t n)
+mone_train_rng_below (MoneTrainRng *rng, uint32_t n)
 {
-  return (uint32_t) (mone_rng_uniform (rng) * n) % (n ? n : 1);
+  return (uint32_t) (mone_train_rng_uniform (rng) * n) % (n ? n : 1);
 }
 
 double
-mone_rng_normal (MoneRng *rng)
+mone_train_rng_normal (MoneTrainRng *rng)
 {
-  double u1 = mone_rng_uniform (rng), u2 = mone_rng_uniform (rng);
+  double u1 = mone_train_rng_uniform (rng), u2 = mone_train_rng_uniform (rng);
   if (u1 < 1e-300)
     u1 = 1e-300;
   return sqrt (-2.0 * log (u1)) * cos (2.0 * G_PI * u2);
@@ -363,17 +363,17 @@ clampf (float v, float lo, float hi)
 }
 
 static void
-render_full_frame (const MoneImageSet *set, int index, MoneRng *rng, gboolean augment, int height,
+render_full_frame (const MoneImageSet *set, int index, MoneTrainRng *rng, gboolean augment, int height,
     int width, float *plane)
 {
   const guint8 *img = set->pixels + (size_t) index * set->rows * set->cols;
   gboolean flip = FALSE;
   float shift_x = 0, shift_y = 0;
   if (augment) {
-    flip = mone_rng_uniform (rng) < 0.5;
+    flip = mone_train_rng_uniform (rng) < 0.5;
     /* Shift by up to 2 item pixels, expressed in output pixels. */
-    shift_x = (float) ((int) mone_rng_below (rng, 5) - 2) * width / set->cols;
-    shift_y = (float) ((int) mone_rng_below (rng, 5) - 2) * height / set->rows;
+    shift_x = (float) ((int) mone_train_rng_below (rng, 5) - 2) * width / set->cols;
+    shift_y = (float) ((int) mone_train_rng_below (rng, 5) - 2) * height / set->rows;
   }
   int n = MAX (1, (set->cols + width - 1) / width);
   for (int y = 0; y < height; y++)
@@ -383,50 +383,50 @@ render_full_frame (const MoneImageSet *set, int index, MoneRng *rng, gboolean au
 }
 
 static void
-render_in_frame (const MoneImageSet *set, int index, MoneRng *rng, gboolean augment, int height,
+render_in_frame (const MoneImageSet *set, int index, MoneTrainRng *rng, gboolean augment, int height,
     int width, float *plane)
 {
   const int side = MIN (width, height);
 
   /* Background: a base level with a linear gradient in a random direction. */
-  float base = (float) (0.05 + 0.25 * mone_rng_uniform (rng));
-  float grad = (float) (0.2 * mone_rng_uniform (rng));
-  float angle = (float) (2 * G_PI * mone_rng_uniform (rng));
+  float base = (float) (0.05 + 0.25 * mone_train_rng_uniform (rng));
+  float grad = (float) (0.2 * mone_train_rng_uniform (rng));
+  float angle = (float) (2 * G_PI * mone_train_rng_uniform (rng));
   float gx = cosf (angle) * grad / width, gy = sinf (angle) * grad / height;
   for (int y = 0; y < height; y++)
     for (int x = 0; x < width; x++)
       plane[y * width + x] = clampf (base + gx * (x - width / 2.0f) + gy * (y - height / 2.0f), 0, 1);
 
   /* Clutter: 3-6 translucent bars and blocks. */
-  int n_shapes = 3 + (int) mone_rng_below (rng, 4);
+  int n_shapes = 3 + (int) mone_train_rng_below (rng, 4);
   for (int s = 0; s < n_shapes; s++) {
-    int w = 1 + (int) mone_rng_below (rng, (uint32_t) MAX (1, side / 3));
-    int h = 1 + (int) mone_rng_below (rng, (uint32_t) MAX (1, side / 3));
-    if (mone_rng_uniform (rng) < 0.5) { /* thin bar */
-      if (mone_rng_uniform (rng) < 0.5)
-        w = 1 + (int) mone_rng_below (rng, 2), h = side / 2 + (int) mone_rng_below (rng, (uint32_t) (side / 2));
+    int w = 1 + (int) mone_train_rng_below (rng, (uint32_t) MAX (1, side / 3));
+    int h = 1 + (int) mone_train_rng_below (rng, (uint32_t) MAX (1, side / 3));
+    if (mone_train_rng_uniform (rng) < 0.5) { /* thin bar */
+      if (mone_train_rng_uniform (rng) < 0.5)
+        w = 1 + (int) mone_train_rng_below (rng, 2), h = side / 2 + (int) mone_train_rng_below (rng, (uint32_t) (side / 2));
       else
-        h = 1 + (int) mone_rng_below (rng, 2), w = side / 2 + (int) mone_rng_below (rng, (uint32_t) (side / 2));
+        h = 1 + (int) mone_train_rng_below (rng, 2), w = side / 2 + (int) mone_train_rng_below (rng, (uint32_t) (side / 2));
     }
-    int x0 = (int) mone_rng_below (rng, (uint32_t) width) - w / 2;
-    int y0 = (int) mone_rng_below (rng, (uint32_t) height) - h / 2;
-    float value = (float) (0.1 + 0.6 * mone_rng_uniform (rng));
-    float a = (float) (0.3 + 0.5 * mone_rng_uniform (rng));
+    int x0 = (int) mone_train_rng_below (rng, (uint32_t) width) - w / 2;
+    int y0 = (int) mone_train_rng_below (rng, (uint32_t) height) - h / 2;
+    float value = (float) (0.1 + 0.6 * mone_train_rng_uniform (rng));
+    float a = (float) (0.3 + 0.5 * mone_train_rng_uniform (rng));
     for (int y = MAX (0, y0); y < MIN (height, y0 + h); y++)
       for (int x = MAX (0, x0); x < MIN (width, x0 + w); x++)
         plane[y * width + x] = (1 - a) * plane[y * width + x] + a * value;
   }
 
   /* Distractors: 1-2 small, dim fragments of other items (a quarter of an item each). */
-  int n_fragments = 1 + (int) mone_rng_below (rng, 2);
+  int n_fragments = 1 + (int) mone_train_rng_below (rng, 2);
   for (int f = 0; f < n_fragments; f++) {
-    int other = (int) mone_rng_below (rng, (uint32_t) set->count);
+    int other = (int) mone_train_rng_below (rng, (uint32_t) set->count);
     const guint8 *img = set->pixels + (size_t) other * set->rows * set->cols;
     int fsize = MAX (2, side / 4);
-    int fx = (int) mone_rng_below (rng, (uint32_t) MAX (1, width - fsize));
-    int fy = (int) mone_rng_below (rng, (uint32_t) MAX (1, height - fsize));
-    int qx = (int) mone_rng_below (rng, 2) * set->cols / 2, qy = (int) mone_rng_below (rng, 2) * set->rows / 2;
-    float gain = (float) (0.3 + 0.3 * mone_rng_uniform (rng));
+    int fx = (int) mone_train_rng_below (rng, (uint32_t) MAX (1, width - fsize));
+    int fy = (int) mone_train_rng_below (rng, (uint32_t) MAX (1, height - fsize));
+    int qx = (int) mone_train_rng_below (rng, 2) * set->cols / 2, qy = (int) mone_train_rng_below (rng, 2) * set->rows / 2;
+    float gain = (float) (0.3 + 0.3 * mone_train_rng_uniform (rng));
     for (int y = 0; y < fsize && fy + y < height; y++)
       for (int x = 0; x < fsize && fx + x < width; x++) {
         float v = item_sample (img, set->rows, set->cols, qx + (x + 0.5f) * (set->cols / 2.0f) / fsize - 0.5f,
@@ -439,11 +439,11 @@ render_in_frame (const MoneImageSet *set, int index, MoneRng *rng, gboolean augm
 
   /* The item: 40-70% of the shorter side, anywhere fully inside the canvas. */
   const guint8 *img = set->pixels + (size_t) index * set->rows * set->cols;
-  float size = (float) ((0.40 + 0.30 * mone_rng_uniform (rng)) * side);
-  float ix = (float) (mone_rng_uniform (rng) * (width - size));
-  float iy = (float) (mone_rng_uniform (rng) * (height - size));
-  float gain = (float) (0.75 + 0.25 * mone_rng_uniform (rng));
-  gboolean flip = augment && mone_rng_uniform (rng) < 0.5;
+  float size = (float) ((0.40 + 0.30 * mone_train_rng_uniform (rng)) * side);
+  float ix = (float) (mone_train_rng_uniform (rng) * (width - size));
+  float iy = (float) (mone_train_rng_uniform (rng) * (height - size));
+  float gain = (float) (0.75 + 0.25 * mone_train_rng_uniform (rng));
+  gboolean flip = augment && mone_train_rng_uniform (rng) < 0.5;
   int n = MAX (1, (int) ceilf (set->cols / size));
   for (int y = MAX (0, (int) iy); y < MIN (height, (int) ceilf (iy + size)); y++)
     for (int x = MAX (0, (int) ix); x < MIN (width, (int) ceilf (ix + size)); x++) {
@@ -453,17 +453,17 @@ render_in_frame (const MoneImageSet *set, int index, MoneRng *rng, gboolean augm
     }
 
   /* Sensor noise. */
-  float sigma = (float) (0.02 + 0.06 * mone_rng_uniform (rng));
+  float sigma = (float) (0.02 + 0.06 * mone_train_rng_uniform (rng));
   for (int i = 0; i < width * height; i++)
-    plane[i] = clampf (plane[i] + sigma * (float) mone_rng_normal (rng), 0, 1);
+    plane[i] = clampf (plane[i] + sigma * (float) mone_train_rng_normal (rng), 0, 1);
 }
 
 void
 mone_render (const MoneImageSet *set, int index, MoneProtocol protocol, uint64_t seed,
     gboolean augment, int channels, int height, int width, float *out)
 {
-  MoneRng rng;
-  mone_rng_seed (&rng, seed, ((uint64_t) protocol << 40) ^ ((uint64_t) augment << 39) ^ (uint64_t) index);
+  MoneTrainRng rng;
+  mone_train_rng_seed (&rng, seed, ((uint64_t) protocol << 40) ^ ((uint64_t) augment << 39) ^ (uint64_t) index);
   if (protocol == MONE_PROTOCOL_IN_FRAME)
     render_in_frame (set, index, &rng, augment, height, width, out);
   else

@@ -63,16 +63,28 @@ void mone_render (const MoneImageSet *set, int index, MoneProtocol protocol, uin
 /* Small deterministic random number generator (splitmix64 seeding, xoshiro128+-like stream). */
 typedef struct {
   uint64_t s[2];
-} MoneRng;
+} MoneTrainRng;
 
-void mone_rng_seed (MoneRng *rng, uint64_t seed, uint64_t stream);
-uint64_t mone_rng_next (MoneRng *rng);
+void mone_train_rng_seed (MoneTrainRng *rng, uint64_t seed, uint64_t stream);
+uint64_t mone_train_rng_next (MoneTrainRng *rng);
 /* Uniform in [0, 1). */
-double mone_rng_uniform (MoneRng *rng);
+double mone_train_rng_uniform (MoneTrainRng *rng);
 /* Uniform integer in [0, n). */
-uint32_t mone_rng_below (MoneRng *rng, uint32_t n);
+uint32_t mone_train_rng_below (MoneTrainRng *rng, uint32_t n);
 /* Standard normal (Box-Muller). */
-double mone_rng_normal (MoneRng *rng);
+double mone_train_rng_normal (MoneTrainRng *rng);
+
+/* Old spellings, kept for tools/mone-sample-video.c. The names collide with the engine's PRNG in
+ * src/init.h (a different generator), so they are only offered where init.h is not included;
+ * new code uses mone_train_rng_*. */
+#ifndef MONE_INIT_H
+#define MoneRng MoneTrainRng
+#define mone_rng_seed mone_train_rng_seed
+#define mone_rng_next mone_train_rng_next
+#define mone_rng_uniform mone_train_rng_uniform
+#define mone_rng_below mone_train_rng_below
+#define mone_rng_normal mone_train_rng_normal
+#endif
 
 G_END_DECLS
 

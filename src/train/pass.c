@@ -1,0 +1,808 @@
+/* Batched MoNE forward and backward pass for training (see trainer.h).
+ *
+ * Reads top to bottom: layers (each *_forward next to its *_backward), then the model pass.
+ * Shapes: B images per pass, N tokens per image, R = B*N rows, D width, F MLP width, E experts,
+ * H heads, K classes, P = C*p*p pixels per patch.
+ *
+ * Row orders. After routing, the residual stream lives in "grouped" order: all rows of expert 0
+ * (image by image, token order), then expert 1, ... so every nested projection is one sgemm per
+ * expert on contiguous rows with the leading d_j columns (or rows) of the weight, exactly as the
+ * engine does per frame. Attention needs each image's tokens together, so q/k/v are scattered into
+ * "image" order (b*N + t) and the attention output gathered back.
+ */
+#include "trainer.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Layers. */
+
+/* Plain linear: out (R, OUT) = in (R, IN) W^T + b, W (OUT, IN). */
+static void
+linear_forward (float *out, const float *in, const float *W, const float *b, int R, int IN, int OUT)
+{
+  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, R, OUT, IN, 1.0f, in, IN, W, IN, 0.0f, out, OUT);
+  if (b)
+    for (int r = 0; r < R; r++)
+      for (int o = 0; o < OUT; o++)
+        out[(size_t) r * OUT + o] += b[o];
+}
+
+/* dW (OUT, IN) += dout^T in; db (OUT) += column sums; din (R, IN) = dout W (if din). */
+static void
+linear_backward (float *din, float *dW, float *db, const float *dout, const float *in, const float *W,
+    int R, int IN, int OUT)
+{
+  cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, OUT, IN, R, 1.0f, dout, OUT, in, IN, 1.0f, dW, IN);
+  if (db)
+    for (int r = 0; r < R; r++)
+      for (int o = 0; o < OUT; o++)
+        db[o] += dout[(size_t) r * OUT + o];
+  if (din)
+    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, R, IN, OUT, 1.0f, dout, OUT, W, IN, 0.0f, din, IN);
+}
+
+/* Nested projection with sliced INPUT (qkv, fc1): for the rows of expert j,
+ * out[r] (OUT) = W[:, :d_j] in[r, :d_j] + b.   in (R, D), W (OUT, D), out (R, OUT).
+ * group_start (E+1) delimits the experts' rows, width (E) gives d_j. */
+static void
+nested_in_forward (float *out, const float *in, const float *W, const float *b, const int *group_start,
+    const int *width, int E, int D, int OUT)
+{
+  for (int j = 0; j < E; j++) {
+    int r0 = group_start[j], n = group_start[j + 1] - r0;
+    if (n == 0)
+      continue;
+    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, n, OUT, width[j], 1.0f, in + (size_t) r0 * D, D,
+        W, D, 0.0f, out + (size_t) r0 * OUT, OUT);
+  }
+  int R = group_start[E];
+  for (int r = 0; r < R; r++)
+    for (int o = 0; o < OUT; o++)
+      out[(size_t) r * OUT + o] += b[o];
+}
+
+/* dW[:, :d_j] += dout_j^T in_j[:, :d_j]; db += column sums; din (R, D) = dout_j W[:, :d_j] on the
+ * leading d_j columns, zero beyond (the input's trailing channels did not take part). */
+static void
+nested_in_backward (float *din, float *dW, float *db, const float *dout, const float *in, const float *W,
+    const int *group_start, const int *width, int E, int D, int OUT)
+{
+  for (int j = 0; j < E; j++) {
+    int r0 = group_start[j], n = group_start[j + 1] - r0, d = width[j];
+    if (n == 0)
+      continue;
+    cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, OUT, d, n, 1.0f, dout + (size_t) r0 * OUT, OUT,
+        in + (size_t) r0 * D, D, 1.0f, dW, D);
+    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, n, d, OUT, 1.0f, dout + (size_t) r0 * OUT, OUT,
+        W, D, 0.0f, din + (size_t) r0 * D, D);
+    if (d < D)
+      for (int r = r0; r < r0 + n; r++)
+        memset (din + (size_t) r * D + d, 0, sizeof (float) * (D - d));
+  }
+  int R = group_start[E];
+  for (int r = 0; r < R; r++)
+    for (int o = 0; o < OUT; o++)
+      db[o] += dout[(size_t) r * OUT + o];
+}
+
+/* Nested projection with sliced OUTPUT (proj, fc2): for the rows of expert j,
+ * out[r, :d_j] = W[:d_j, :] in[r] + b[:d_j], out[r, d_j:] = 0.   in (R, IN), W (D, IN), out (R, D). */
+static void
+nested_out_forward (float *out, const float *in, const float *W, const float *b, const int *group_start,
+    const int *width, int E, int IN, int D)
+{
+  for (int j = 0; j < E; j++) {
+    int r0 = group_start[j], n = group_start[j + 1] - r0, d = width[j];
+    if (n == 0)
+      continue;
+    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, n, d, IN, 1.0f, in + (size_t) r0 * IN, IN, W, IN,
+        0.0f, out + (size_t) r0 * D, D);
+    for (int r = r0; r < r0 + n; r++) {
+      float *o = out + (size_t) r * D;
+      for (int c = 0; c < d; c++)
+        o[c] += b[c];
+      if (d < D)
+        memset (o + d, 0, sizeof (float) * (D - d));
+    }
+  }
+}
+
+/* dW[:d_j, :] += dout_j[:, :d_j]^T in_j; db[:d_j] += column sums; din (R, IN) = dout_j[:, :d_j] W[:d_j, :].
+ * dout's trailing columns are ignored: those outputs were constant zeros. */
+static void
+nested_out_backward (float *din, float *dW, float *db, const float *dout, const float *in, const float *W,
+    const int *group_start, const int *width, int E, int IN, int D)
+{
+  for (int j = 0; j < E; j++) {
+    int r0 = group_start[j], n = group_start[j + 1] - r0, d = width[j];
+    if (n == 0)
+      continue;
+    cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, d, IN, n, 1.0f, dout + (size_t) r0 * D, D,
+        in + (size_t) r0 * IN, IN, 1.0f, dW, IN);
+    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, n, IN, d, 1.0f, dout + (size_t) r0 * D, D, W, IN,
+        0.0f, din + (size_t) r0 * IN, IN);
+    for (int r = r0; r < r0 + n; r++)
+      for (int c = 0; c < d; c++)
+        db[c] += dout[(size_t) r * D + c];
+  }
+}
+
+/* LayerNorm over D channels: out = (x - mean) * rstd * w + b. mean, rstd (R) saved for backward. */
+static void
+layernorm_forward (float *out, float *mean, float *rstd, const float *in, const float *w, const float *b,
+    int R, int D, float eps)
+{
+  for (int r = 0; r < R; r++) {
+    const float *x = in + (size_t) r * D;
+    double m = 0, v = 0;
+    for (int c = 0; c < D; c++)
+      m += x[c];
+    m /= D;
+    for (int c = 0; c < D; c++)
+      v += (x[c] - m) * (x[c] - m);
+    v /= D;
+    float s = (float) (1.0 / sqrt (v + eps));
+    float *y = out + (size_t) r * D;
+    for (int c = 0; c < D; c++)
+      y[c] = (float) (x[c] - m) * s * w[c] + b[c];
+    mean[r] = (float) m;
+    rstd[r] = s;
+  }
+}
+
+/* din (R, D) += LN backward of dout; dw, db (D) accumulate. */
+static void
+layernorm_backward (float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
+    const float *mean, const float *rstd, int R, int D)
+{
+  for (int r = 0; r < R; r++) {
+    const float *x = in + (size_t) r * D, *dy = dout + (size_t) r * D;
+    float *dx = din + (size_t) r * D;
+    float m = mean[r], s = rstd[r];
+    double sum_dn = 0, sum_dn_n = 0;
+    for (int c = 0; c < D; c++) {
+      float n = (x[c] - m) * s;
+      float dn = dy[c] * w[c];
+      sum_dn += dn;
+      sum_dn_n += dn * n;
+      dw[c] += dy[c] * n;
+      db[c] += dy[c];
+    }
+    float mean_dn = (float) (sum_dn / D), mean_dn_n = (float) (sum_dn_n / D);
+    for (int c = 0; c < D; c++) {
+      float n = (x[c] - m) * s;
+      dx[c] += s * (dy[c] * w[c] - mean_dn - n * mean_dn_n);
+    }
+  }
+}
+
+/* Exact GELU: x * Phi(x). */
+static void
+gelu_forward (float *out, const float *in, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    out[i] = 0.5f * in[i] * (1.0f + erff (in[i] * (float) M_SQRT1_2));
+}
+
+/* din = dout * (Phi(x) + x phi(x)). */
+static void
+gelu_backward (float *din, const float *dout, const float *in, size_t n)
+{
+  const float inv_sqrt_2pi = 0.3989422804014327f;
+  for (size_t i = 0; i < n; i++) {
+    float x = in[i];
+    float cdf = 0.5f * (1.0f + erff (x * (float) M_SQRT1_2));
+    float pdf = inv_sqrt_2pi * expf (-0.5f * x * x);
+    din[i] = dout[i] * (cdf + x * pdf);
+  }
+}
+
+static void
+softmax_row (float *x, int n)
+{
+  float mx = x[0];
+  for (int i = 1; i < n; i++)
+    mx = x[i] > mx ? x[i] : mx;
+  double sum = 0;
+  for (int i = 0; i < n; i++) {
+    x[i] = expf (x[i] - mx);
+    sum += x[i];
+  }
+  float inv = (float) (1.0 / sum);
+  for (int i = 0; i < n; i++)
+    x[i] *= inv;
+}
+
+/* Full-width multi-head attention per image. qkv (B, N, 3D) rows q|k|v in image order,
+ * probs (B, H, N, N) saved, out (B, N, D). */
+static void
+attention_forward (float *out, float *probs, const float *qkv, int B, int N, int D, int H)
+{
+  const int hd = D / H, ld = 3 * D;
+  const float scale = 1.0f / sqrtf ((float) hd);
+  for (int b = 0; b < B; b++)
+    for (int h = 0; h < H; h++) {
+      const float *q = qkv + (size_t) b * N * ld + h * hd, *k = q + D, *v = q + 2 * D;
+      float *p = probs + ((size_t) b * H + h) * N * N;
+      cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, N, N, hd, scale, q, ld, k, ld, 0.0f, p, N);
+      for (int i = 0; i < N; i++)
+        softmax_row (p + (size_t) i * N, N);
+      cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, N, hd, N, 1.0f, p, N, v, ld, 0.0f,
+          out + (size_t) b * N * D + h * hd, D);
+    }
+}
+
+/* dqkv (B, N, 3D) overwritten from dout (B, N, D); dp is (N, N) scratch. */
+static void
+attention_backward (float *dqkv, float *dp, const float *dout, const float *qkv, const float *probs, int B,
+    int N, int D, int H)
+{
+  const int hd = D / H, ld = 3 * D;
+  const float scale = 1.0f / sqrtf ((float) hd);
+  for (int b = 0; b < B; b++)
+    for (int h = 0; h < H; h++) {
+      size_t base = (size_t) b * N * ld + h * hd;
+      const float *q = qkv + base, *k = q + D, *v = q + 2 * D;
+      float *dq = dqkv + base, *dk = dq + D, *dv = dq + 2 * D;
+      const float *p = probs + ((size_t) b * H + h) * N * N;
+      const float *dO = dout + (size_t) b * N * D + h * hd;
+      /* dP = dO V^T; dV = P^T dO */
+      cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, N, N, hd, 1.0f, dO, D, v, ld, 0.0f, dp, N);
+      cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, N, hd, N, 1.0f, p, N, dO, D, 0.0f, dv, ld);
+      /* softmax backward: dS = P * (dP - rowsum(dP * P)) */
+      for (int i = 0; i < N; i++) {
+        const float *pi = p + (size_t) i * N;
+        float *di = dp + (size_t) i * N;
+        double dot = 0;
+        for (int j = 0; j < N; j++)
+          dot += pi[j] * di[j];
+        for (int j = 0; j < N; j++)
+          di[j] = pi[j] * (di[j] - (float) dot);
+      }
+      /* S = scale Q K^T: dQ = scale dS K; dK = scale dS^T Q */
+      cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, N, hd, N, scale, dp, N, k, ld, 0.0f, dq, ld);
+      cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, N, hd, N, scale, dp, N, q, ld, 0.0f, dk, ld);
+    }
+}
+
+/* The gated MLP residual: out = z + (alpha g + 1) m, with g (R) per row. */
+static void
+gated_residual_forward (float *out, const float *z, const float *m, const float *g, float alpha, int R, int D)
+{
+  for (int r = 0; r < R; r++) {
+    float s = alpha * g[r] + 1.0f;
+    for (int c = 0; c < D; c++)
+      out[(size_t) r * D + c] = z[(size_t) r * D + c] + s * m[(size_t) r * D + c];
+  }
+}
+
+/* dm = (alpha g + 1) dout; dg += alpha <dout, m>; dalpha += g <dout, m>. dz is dout itself. */
+static void
+gated_residual_backward (float *dm, float *dg, double *dalpha, const float *dout, const float *m,
+    const float *g, float alpha, int R, int D)
+{
+  double da = 0;
+  for (int r = 0; r < R; r++) {
+    const float *dy = dout + (size_t) r * D, *mr = m + (size_t) r * D;
+    float s = alpha * g[r] + 1.0f;
+    double dot = 0;
+    for (int c = 0; c < D; c++) {
+      dm[(size_t) r * D + c] = s * dy[c];
+      dot += (double) dy[c] * mr[c];
+    }
+    dg[r] += (float) (alpha * dot);
+    da += g[r] * dot;
+  }
+  *dalpha += da;
+}
+
+/* Router: probs (R, E) = softmax(x W_r^T + b_r), image order. */
+static void
+router_forward (float *probs, const float *x, const float *W, const float *b, int R, int D, int E)
+{
+  linear_forward (probs, x, W, b, R, D, E);
+  for (int r = 0; r < R; r++)
+    softmax_row (probs + (size_t) r * E, E);
+}
+
+/* The router only reaches the loss through g_r = probs[r, a_r]: dlogits[r, e] = dg_r g_r (1[e = a_r]
+ * - probs[r, e]). dlogits (R, E) scratch; dx (R, D) += dlogits W_r. */
+static void
+router_backward (float *dx, float *dW, float *db, float *dlogits, float *dx_scratch, const float *dg_image,
+    const uint8_t *expert, const float *probs, const float *x, const float *W, int R, int D, int E)
+{
+  for (int r = 0; r < R; r++) {
+    const float *p = probs + (size_t) r * E;
+    float ga = p[expert[r]], d = dg_image[r];
+    for (int e = 0; e < E; e++)
+      dlogits[(size_t) r * E + e] = d * ga * ((e == expert[r] ? 1.0f : 0.0f) - p[e]);
+  }
+  linear_backward (dx_scratch, dW, db, dlogits, x, W, R, D, E);
+  for (size_t i = 0; i < (size_t) R * D; i++)
+    dx[i] += dx_scratch[i];
+}
+
+/* Mean over each image's N tokens: pooled (B, D); image_of_row (R). */
+static void
+mean_pool_forward (float *pooled, const float *x, const int *image_of_row, int B, int N, int D)
+{
+  memset (pooled, 0, sizeof (float) * B * D);
+  for (int r = 0; r < B * N; r++) {
+    float *p = pooled + (size_t) image_of_row[r] * D;
+    for (int c = 0; c < D; c++)
+      p[c] += x[(size_t) r * D + c];
+  }
+  for (int i = 0; i < B * D; i++)
+    pooled[i] /= N;
+}
+
+static void
+mean_pool_backward (float *dx, const float *dpooled, const int *image_of_row, int B, int N, int D)
+{
+  for (int r = 0; r < B * N; r++)
+    for (int c = 0; c < D; c++)
+      dx[(size_t) r * D + c] = dpooled[(size_t) image_of_row[r] * D + c] / N;
+}
+
+/* Label-smoothed cross-entropy: target q = (1 - ls) onehot + ls / K. probs (B, K) written.
+ * Returns the sum of the per-image losses. */
+static double
+crossentropy_forward (float *probs, const float *logits, const guint8 *labels, int B, int K, float ls)
+{
+  double total = 0;
+  for (int b = 0; b < B; b++) {
+    float *p = probs + (size_t) b * K;
+    memcpy (p, logits + (size_t) b * K, sizeof (float) * K);
+    softmax_row (p, K);
+    if (!labels)
+      continue;
+    for (int k = 0; k < K; k++) {
+      double q = ls / K + (k == labels[b] ? 1.0 - ls : 0.0);
+      if (q > 0)
+        total -= q * log (fmax (p[k], 1e-30));
+    }
+  }
+  return total;
+}
+
+/* dlogits = weight (probs - q). */
+static void
+crossentropy_backward (float *dlogits, const float *probs, const guint8 *labels, int B, int K, float ls,
+    float weight)
+{
+  for (int b = 0; b < B; b++)
+    for (int k = 0; k < K; k++) {
+      float q = ls / K + (k == labels[b] ? 1.0f - ls : 0.0f);
+      dlogits[(size_t) b * K + k] = weight * (probs[(size_t) b * K + k] - q);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Activations of one pass. */
+
+typedef struct {
+  float *x_in;      /* (R, D) grouped: block input */
+  float *ln1;       /* (R, D) */
+  float *ln1_mean, *ln1_rstd; /* (R) */
+  float *qkv;       /* (R, 3D) image order */
+  float *att;       /* (B, H, N, N) attention probabilities */
+  float *att_out;   /* (R, D) grouped: attention output (proj input) */
+  float *z;         /* (R, D) grouped: x_in + proj output */
+  float *ln2;       /* (R, D) */
+  float *ln2_mean, *ln2_rstd; /* (R) */
+  float *fc1;       /* (R, F) pre-GELU */
+  float *gelu;      /* (R, F) */
+  float *mlp;       /* (R, D) fc2 output m (zero beyond d_j) */
+} BlockActs;
+
+struct MonePass {
+  MoneConfig config;
+  int max_batch;
+  int batch;            /* of the last forward */
+  float label_smoothing;
+  const guint8 *labels; /* of the last forward (caller's memory) */
+
+  int counts[MONE_MAX_EXPERTS]; /* tokens per expert per image */
+  int group_start[MONE_MAX_EXPERTS + 1]; /* (E+1) grouped row ranges */
+  int width[MONE_MAX_EXPERTS];  /* d_j */
+
+  float *patches;      /* (R, P) image order, normalised pixels */
+  float *x0;           /* (R, D) image order: patch embedding + position */
+  float *router_probs; /* (R, E) image order */
+  uint8_t *expert;     /* (R) image order: expert of each token */
+  int *row_of_group;   /* (R) grouped row -> image-order row */
+  int *image_of_row;   /* (R) grouped row -> image */
+  float *g;            /* (R) grouped: router probability of the chosen expert */
+  BlockActs *blocks;   /* (L) */
+  float *x_final;      /* (R, D) grouped: output of the last block */
+  float *lnf;          /* (R, D) */
+  float *lnf_mean, *lnf_rstd; /* (R) */
+  float *pooled;       /* (B, D) */
+  float *logits;       /* (B, K) */
+  float *probs;        /* (B, K) */
+  int *route_scratch;  /* (2N) */
+
+  /* Backward scratch. */
+  float *dx, *dz, *dh;     /* (R, D) */
+  float *dqkv_g, *dqkv;    /* (R, 3D) grouped / image order; also forward scratch for qkv */
+  float *datt, *datt_g;    /* (R, D) image / grouped order */
+  float *dfc, *dgelu;      /* (R, F) */
+  float *dmlp;             /* (R, D) */
+  float *dp;               /* (N, N) */
+  float *dg;               /* (R) grouped */
+  float *dg_image;         /* (R) image order */
+  float *dlogits;          /* (B, K) */
+  float *dpooled;          /* (B, D) */
+  float *drouter;          /* (R, E) */
+  float *dx0;              /* (R, D) image order */
+  float *dpatches;         /* (R, P) */
+};
+
+static int
+patch_size (const MoneConfig *c)
+{
+  return c->channels * c->tubelet * c->patch * c->patch;
+}
+
+MonePass *
+mone_pass_new (const MoneConfig *config, int max_batch)
+{
+  MonePass *s = g_new0 (MonePass, 1);
+  const MoneConfig *c = &s->config;
+  s->config = *config;
+  s->max_batch = max_batch;
+  const size_t R = (size_t) max_batch * c->tokens, D = c->dim, F = c->mlp_dim, E = c->experts,
+               N = c->tokens, P = patch_size (c), B = max_batch, K = c->classes;
+  s->patches = g_new (float, R * P);
+  s->x0 = g_new (float, R * D);
+  s->router_probs = g_new (float, R * E);
+  s->expert = g_new (uint8_t, R);
+  s->row_of_group = g_new (int, R);
+  s->image_of_row = g_new (int, R);
+  s->g = g_new (float, R);
+  s->blocks = g_new0 (BlockActs, c->depth);
+  for (int l = 0; l < c->depth; l++) {
+    BlockActs *a = &s->blocks[l];
+    a->x_in = g_new (float, R * D);
+    a->ln1 = g_new (float, R * D);
+    a->ln1_mean = g_new (float, R);
+    a->ln1_rstd = g_new (float, R);
+    a->qkv = g_new (float, R * 3 * D);
+    a->att = g_new (float, B * c->heads * N * N);
+    a->att_out = g_new (float, R * D);
+    a->z = g_new (float, R * D);
+    a->ln2 = g_new (float, R * D);
+    a->ln2_mean = g_new (float, R);
+    a->ln2_rstd = g_new (float, R);
+    a->fc1 = g_new (float, R * F);
+    a->gelu = g_new (float, R * F);
+    a->mlp = g_new (float, R * D);
+  }
+  s->x_final = g_new (float, R * D);
+  s->lnf = g_new (float, R * D);
+  s->lnf_mean = g_new (float, R);
+  s->lnf_rstd = g_new (float, R);
+  s->pooled = g_new (float, B * D);
+  s->logits = g_new (float, B * K);
+  s->probs = g_new (float, B * K);
+  s->route_scratch = g_new (int, 2 * N);
+  s->dx = g_new (float, R * D);
+  s->dz = g_new (float, R * D);
+  s->dh = g_new (float, R * D);
+  s->dqkv_g = g_new (float, R * 3 * D);
+  s->dqkv = g_new (float, R * 3 * D);
+  s->datt = g_new (float, R * D);
+  s->datt_g = g_new (float, R * D);
+  s->dfc = g_new (float, R * F);
+  s->dgelu = g_new (float, R * F);
+  s->dmlp = g_new (float, R * D);
+  s->dp = g_new (float, N * N);
+  s->dg = g_new (float, R);
+  s->dg_image = g_new (float, R);
+  s->dlogits = g_new (float, B * K);
+  s->dpooled = g_new (float, B * D);
+  s->drouter = g_new (float, R * E);
+  s->dx0 = g_new (float, R * D);
+  s->dpatches = g_new (float, R * P);
+  return s;
+}
+
+void
+mone_pass_free (MonePass *s)
+{
+  if (!s)
+    return;
+  for (int l = 0; l < s->config.depth; l++) {
+    BlockActs *a = &s->blocks[l];
+    g_free (a->x_in);
+    g_free (a->ln1);
+    g_free (a->ln1_mean);
+    g_free (a->ln1_rstd);
+    g_free (a->qkv);
+    g_free (a->att);
+    g_free (a->att_out);
+    g_free (a->z);
+    g_free (a->ln2);
+    g_free (a->ln2_mean);
+    g_free (a->ln2_rstd);
+    g_free (a->fc1);
+    g_free (a->gelu);
+    g_free (a->mlp);
+  }
+  g_free (s->blocks);
+  void *bufs[] = { s->patches, s->x0, s->router_probs, s->expert, s->row_of_group, s->image_of_row, s->g,
+    s->x_final, s->lnf, s->lnf_mean, s->lnf_rstd, s->pooled, s->logits, s->probs, s->route_scratch, s->dx,
+    s->dz, s->dh, s->dqkv_g, s->dqkv, s->datt, s->datt_g, s->dfc, s->dgelu, s->dmlp, s->dp, s->dg,
+    s->dg_image, s->dlogits, s->dpooled, s->drouter, s->dx0, s->dpatches };
+  for (size_t i = 0; i < G_N_ELEMENTS (bufs); i++)
+    g_free (bufs[i]);
+  g_free (s);
+}
+
+/* Normalises pixels and cuts them into patches: patches (R, P) image order, row-major patch grid,
+ * each patch flattened in (channel, row, column) order. */
+static void
+patchify_forward (float *patches, const float *input, const MoneConfig *c, int B)
+{
+  const int p = c->patch, C = c->channels, Hh = c->height, W = c->width, P = patch_size (c);
+  for (int b = 0; b < B; b++)
+    for (int gy = 0; gy < c->grid_height; gy++)
+      for (int gx = 0; gx < c->grid_width; gx++) {
+        float *dst = patches + ((size_t) b * c->tokens + gy * c->grid_width + gx) * P;
+        for (int ch = 0; ch < C; ch++) {
+          const float *plane = input + ((size_t) b * C + ch) * Hh * W;
+          float inv_std = 1.0f / c->std[ch];
+          for (int y = 0; y < p; y++)
+            for (int x = 0; x < p; x++)
+              *dst++ = (plane[(gy * p + y) * W + gx * p + x] - c->mean[ch]) * inv_std;
+        }
+      }
+}
+
+static void
+patchify_backward (float *dinput, const float *dpatches, const MoneConfig *c, int B)
+{
+  const int p = c->patch, C = c->channels, Hh = c->height, W = c->width, P = patch_size (c);
+  for (int b = 0; b < B; b++)
+    for (int gy = 0; gy < c->grid_height; gy++)
+      for (int gx = 0; gx < c->grid_width; gx++) {
+        const float *src = dpatches + ((size_t) b * c->tokens + gy * c->grid_width + gx) * P;
+        for (int ch = 0; ch < C; ch++) {
+          float *plane = dinput + ((size_t) b * C + ch) * Hh * W;
+          float inv_std = 1.0f / c->std[ch];
+          for (int y = 0; y < p; y++)
+            for (int x = 0; x < p; x++)
+              plane[(gy * p + y) * W + gx * p + x] = *src++ * inv_std;
+        }
+      }
+}
+
+/* Random routing for the router ablation: the same number of tokens per expert as EPR, assigned by
+ * a uniformly random permutation of the tokens. */
+static void
+route_random (int N, int E, const int *counts, uint8_t *expert, int *perm, MoneTrainRng *rng)
+{
+  for (int t = 0; t < N; t++)
+    perm[t] = t;
+  for (int t = N - 1; t > 0; t--) {
+    int u = (int) mone_train_rng_below (rng, (uint32_t) (t + 1));
+    int tmp = perm[t];
+    perm[t] = perm[u];
+    perm[u] = tmp;
+  }
+  int pos = 0;
+  for (int j = E - 1; j >= 1; j--)
+    for (int k = 0; k < counts[j]; k++)
+      expert[perm[pos++]] = (uint8_t) j;
+  while (pos < N)
+    expert[perm[pos++]] = 0;
+}
+
+static void
+gather_rows (float *dst, const float *src, const int *row_of_group, int R, int width)
+{
+  for (int r = 0; r < R; r++)
+    memcpy (dst + (size_t) r * width, src + (size_t) row_of_group[r] * width, sizeof (float) * width);
+}
+
+static void
+scatter_rows (float *dst, const float *src, const int *row_of_group, int R, int width)
+{
+  for (int r = 0; r < R; r++)
+    memcpy (dst + (size_t) row_of_group[r] * width, src + (size_t) r * width, sizeof (float) * width);
+}
+
+double
+mone_pass_forward (MonePass *s, const MoneTrainModel *model, const float *input, const guint8 *labels,
+    int B, double budget, MoneRouting routing, uint64_t routing_seed, float label_smoothing)
+{
+  const MoneConfig *c = &s->config;
+  const MoneTrainTensors *w = &model->t;
+  const int N = c->tokens, D = c->dim, F = c->mlp_dim, E = c->experts, H = c->heads, K = c->classes;
+  const int P = patch_size (c), R = B * N;
+  g_assert (B >= 1 && B <= s->max_batch);
+  s->batch = B;
+  s->labels = labels;
+  s->label_smoothing = label_smoothing;
+
+  /* Capacity and token counts, shared by every image of the pass. */
+  double capacity[MONE_MAX_EXPERTS];
+  mone_capacity_from_budget (E, c->delta, c->beta, budget, capacity);
+  mone_tokens_per_expert (E, capacity, N, s->counts);
+  for (int j = 0; j < E; j++)
+    s->width[j] = D >> (E - 1 - j);
+
+  /* Embedding: x0 (R, D) = patches W_pe^T + b_pe + pos[t]. */
+  patchify_forward (s->patches, input, c, B);
+  linear_forward (s->x0, s->patches, w->patch_embed_weight, w->patch_embed_bias, R, P, D);
+  for (int b = 0; b < B; b++)
+    for (size_t i = 0; i < (size_t) N * D; i++)
+      s->x0[(size_t) b * N * D + i] += w->pos_embed[i];
+
+  /* Route once per image. */
+  router_forward (s->router_probs, s->x0, w->router_weight, w->router_bias, R, D, E);
+  for (int b = 0; b < B; b++) {
+    if (routing == MONE_ROUTING_RANDOM) {
+      MoneTrainRng rng;
+      mone_train_rng_seed (&rng, routing_seed, (uint64_t) b);
+      route_random (N, E, s->counts, s->expert + (size_t) b * N, s->route_scratch, &rng);
+    } else {
+      mone_route_tokens (N, E, s->router_probs + (size_t) b * N * E, s->counts, s->expert + (size_t) b * N,
+          s->route_scratch);
+    }
+  }
+  /* Grouped order: expert by expert, then image by image, then token order. */
+  int r = 0;
+  for (int j = 0; j < E; j++) {
+    s->group_start[j] = r;
+    for (int i = 0; i < R; i++)
+      if (s->expert[i] == j) {
+        s->row_of_group[r] = i;
+        s->image_of_row[r] = i / N;
+        s->g[r] = s->router_probs[(size_t) i * E + j];
+        r++;
+      }
+  }
+  s->group_start[E] = r;
+  g_assert (r == R);
+
+  gather_rows (s->blocks[0].x_in, s->x0, s->row_of_group, R, D);
+  const float alpha = w->alpha[0];
+  for (int l = 0; l < c->depth; l++) {
+    BlockActs *a = &s->blocks[l];
+    const MoneTrainBlock *bw = &w->blocks[l];
+    float *x_out = l + 1 < c->depth ? s->blocks[l + 1].x_in : s->x_final;
+    float *qkv_g = s->dqkv_g; /* forward scratch (R, 3D) */
+    float *att_img = s->datt; /* forward scratch (R, D) */
+
+    layernorm_forward (a->ln1, a->ln1_mean, a->ln1_rstd, a->x_in, bw->norm1_weight, bw->norm1_bias, R, D,
+        c->ln_eps);
+    nested_in_forward (qkv_g, a->ln1, bw->qkv_weight, bw->qkv_bias, s->group_start, s->width, E, D, 3 * D);
+    scatter_rows (a->qkv, qkv_g, s->row_of_group, R, 3 * D);
+    attention_forward (att_img, a->att, a->qkv, B, N, D, H);
+    gather_rows (a->att_out, att_img, s->row_of_group, R, D);
+    nested_out_forward (a->z, a->att_out, bw->proj_weight, bw->proj_bias, s->group_start, s->width, E, D, D);
+    for (size_t i = 0; i < (size_t) R * D; i++)
+      a->z[i] += a->x_in[i];
+
+    layernorm_forward (a->ln2, a->ln2_mean, a->ln2_rstd, a->z, bw->norm2_weight, bw->norm2_bias, R, D,
+        c->ln_eps);
+    nested_in_forward (a->fc1, a->ln2, bw->fc1_weight, bw->fc1_bias, s->group_start, s->width, E, D, F);
+    gelu_forward (a->gelu, a->fc1, (size_t) R * F);
+    nested_out_forward (a->mlp, a->gelu, bw->fc2_weight, bw->fc2_bias, s->group_start, s->width, E, F, D);
+    gated_residual_forward (x_out, a->z, a->mlp, s->g, alpha, R, D);
+  }
+
+  layernorm_forward (s->lnf, s->lnf_mean, s->lnf_rstd, s->x_final, w->norm_weight, w->norm_bias, R, D,
+      c->ln_eps);
+  mean_pool_forward (s->pooled, s->lnf, s->image_of_row, B, N, D);
+  linear_forward (s->logits, s->pooled, w->head_weight, w->head_bias, B, D, K);
+  return crossentropy_forward (s->probs, s->logits, labels, B, K, label_smoothing);
+}
+
+const float *
+mone_pass_logits (const MonePass *s)
+{
+  return s->logits;
+}
+
+const uint8_t *
+mone_pass_experts (const MonePass *s)
+{
+  return s->expert;
+}
+
+const float *
+mone_pass_router_probs (const MonePass *s)
+{
+  return s->router_probs;
+}
+
+int
+mone_pass_correct (const MonePass *s, const guint8 *labels)
+{
+  int correct = 0, K = s->config.classes;
+  for (int b = 0; b < s->batch; b++) {
+    const float *l = s->logits + (size_t) b * K;
+    int best = 0;
+    for (int k = 1; k < K; k++)
+      if (l[k] > l[best])
+        best = k;
+    correct += best == labels[b];
+  }
+  return correct;
+}
+
+void
+mone_pass_backward (MonePass *s, const MoneTrainModel *model, float loss_weight, float *grads,
+    float *dinput)
+{
+  const MoneConfig *c = &s->config;
+  const MoneTrainTensors *w = &model->t;
+  MoneTrainTensors gw;
+  mone_train_tensors_bind (&gw, model, grads);
+  const int B = s->batch, N = c->tokens, D = c->dim, F = c->mlp_dim, E = c->experts, H = c->heads,
+            K = c->classes, P = patch_size (c), R = B * N;
+  const float alpha = w->alpha[0];
+  double dalpha = 0;
+  g_assert (s->labels != NULL);
+
+  crossentropy_backward (s->dlogits, s->probs, s->labels, B, K, s->label_smoothing, loss_weight);
+  linear_backward (s->dpooled, gw.head_weight, gw.head_bias, s->dlogits, s->pooled, w->head_weight, B, D, K);
+  mean_pool_backward (s->dh, s->dpooled, s->image_of_row, B, N, D);
+  memset (s->dx, 0, sizeof (float) * R * D);
+  layernorm_backward (s->dx, gw.norm_weight, gw.norm_bias, s->dh, s->x_final, w->norm_weight, s->lnf_mean,
+      s->lnf_rstd, R, D);
+  memset (s->dg, 0, sizeof (float) * R);
+
+  /* s->dx holds d loss / d (output of block l). */
+  for (int l = c->depth - 1; l >= 0; l--) {
+    BlockActs *a = &s->blocks[l];
+    const MoneTrainBlock *bw = &w->blocks[l];
+    MoneTrainBlock *gb = &gw.blocks[l];
+
+    /* x_out = z + (alpha g + 1) m: the residual passes dx straight to dz. */
+    gated_residual_backward (s->dmlp, s->dg, &dalpha, s->dx, a->mlp, s->g, alpha, R, D);
+    memcpy (s->dz, s->dx, sizeof (float) * R * D);
+    nested_out_backward (s->dgelu, gb->fc2_weight, gb->fc2_bias, s->dmlp, a->gelu, bw->fc2_weight,
+        s->group_start, s->width, E, F, D);
+    gelu_backward (s->dfc, s->dgelu, a->fc1, (size_t) R * F);
+    nested_in_backward (s->dh, gb->fc1_weight, gb->fc1_bias, s->dfc, a->ln2, bw->fc1_weight, s->group_start,
+        s->width, E, D, F);
+    layernorm_backward (s->dz, gb->norm2_weight, gb->norm2_bias, s->dh, a->z, bw->norm2_weight, a->ln2_mean,
+        a->ln2_rstd, R, D);
+
+    /* z = x_in + proj(att): dz flows to dx_in directly and through attention. */
+    memcpy (s->dx, s->dz, sizeof (float) * R * D);
+    nested_out_backward (s->datt_g, gb->proj_weight, gb->proj_bias, s->dz, a->att_out, bw->proj_weight,
+        s->group_start, s->width, E, D, D);
+    scatter_rows (s->datt, s->datt_g, s->row_of_group, R, D);
+    attention_backward (s->dqkv, s->dp, s->datt, a->qkv, a->att, B, N, D, H);
+    gather_rows (s->dqkv_g, s->dqkv, s->row_of_group, R, 3 * D);
+    nested_in_backward (s->dh, gb->qkv_weight, gb->qkv_bias, s->dqkv_g, a->ln1, bw->qkv_weight, s->group_start,
+        s->width, E, D, 3 * D);
+    layernorm_backward (s->dx, gb->norm1_weight, gb->norm1_bias, s->dh, a->x_in, bw->norm1_weight, a->ln1_mean,
+        a->ln1_rstd, R, D);
+  }
+  gw.alpha[0] += (float) dalpha;
+
+  /* Back to image order; the router adds its gradient through g. */
+  scatter_rows (s->dx0, s->dx, s->row_of_group, R, D);
+  for (int r = 0; r < R; r++)
+    s->dg_image[s->row_of_group[r]] = s->dg[r];
+  router_backward (s->dx0, gw.router_weight, gw.router_bias, s->drouter, s->dh, s->dg_image, s->expert,
+      s->router_probs, s->x0, w->router_weight, R, D, E);
+
+  /* x0 = patches W_pe^T + b_pe + pos */
+  for (int b = 0; b < B; b++)
+    for (size_t i = 0; i < (size_t) N * D; i++)
+      gw.pos_embed[i] += s->dx0[(size_t) b * N * D + i];
+  linear_backward (dinput ? s->dpatches : NULL, gw.patch_embed_weight, gw.patch_embed_bias, s->dx0,
+      s->patches, w->patch_embed_weight, R, P, D);
+  if (dinput)
+    patchify_backward (dinput, s->dpatches, c, B);
+  mone_train_tensors_clear (&gw);
+}

@@ -1,0 +1,585 @@
+/* Training loop: data order, data-parallel workers, AdamW with warm-up + cosine decay, gradient
+ * clipping, checkpoints; and batched evaluation.
+ *
+ * Every random choice is a pure function of (seed, step) or (seed, epoch, sample): which images a
+ * step sees, their protocol and augmentation, and the step's budget. A checkpoint therefore only
+ * needs the step number to resume the random streams exactly, and the same seed gives the same
+ * model for any number of worker threads up to float summation order of the gradient reduction
+ * (which is fixed for a given --threads).
+ */
+#include "trainer.h"
+
+#include <cblas.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static const double sampled_budgets[] = { 0.15, 0.25, 0.35, 0.45, 0.55, 0.65, 0.75, 0.85, 0.95, 1.0 };
+
+void
+mone_train_options_init (MoneTrainOptions *o)
+{
+  memset (o, 0, sizeof *o);
+  o->seed = 1;
+  o->epochs = 10;
+  o->batch = 128;
+  o->threads = 2;
+  o->lr = 1e-3;
+  o->min_lr = 1e-5;
+  o->weight_decay = 0.05;
+  o->warmup_fraction = 0.05;
+  o->clip_norm = 1.0;
+  o->label_smoothing = 0.1;
+  o->fixed_budget = 0;
+  o->in_frame_fraction = 0.5;
+  o->checkpoint_every = 200;
+  o->log_every = 20;
+}
+
+double
+mone_train_lr (const MoneTrainOptions *o, long step, long total)
+{
+  long warmup = (long) (o->warmup_fraction * total);
+  if (step < warmup)
+    return o->lr * (step + 1) / warmup;
+  double progress = total > warmup ? (double) (step - warmup) / (double) (total - warmup) : 1.0;
+  progress = CLAMP (progress, 0.0, 1.0);
+  return o->min_lr + 0.5 * (o->lr - o->min_lr) * (1.0 + cos (G_PI * progress));
+}
+
+double
+mone_train_budget_for_step (const MoneTrainOptions *o, long step)
+{
+  if (o->fixed_budget > 0)
+    return o->fixed_budget;
+  MoneTrainRng rng;
+  mone_train_rng_seed (&rng, o->seed, 0xB0D6E7000000ull + (uint64_t) step);
+  return sampled_budgets[mone_train_rng_below (&rng, G_N_ELEMENTS (sampled_budgets))];
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Data order. */
+
+typedef struct {
+  const MoneTrainOptions *opts;
+  const MoneImageSet *set; /* the training images (validation part excluded) */
+  int cached_epoch;
+  int *perm;               /* (set->count) order of the cached epoch */
+} DataOrder;
+
+static void
+data_order_epoch (DataOrder *d, int epoch)
+{
+  if (d->cached_epoch == epoch)
+    return;
+  MoneTrainRng rng;
+  mone_train_rng_seed (&rng, d->opts->seed, 0xE90C000000ull + (uint64_t) epoch);
+  int n = d->set->count;
+  for (int i = 0; i < n; i++)
+    d->perm[i] = i;
+  for (int i = n - 1; i > 0; i--) {
+    int j = (int) mone_train_rng_below (&rng, (uint32_t) (i + 1));
+    int t = d->perm[i];
+    d->perm[i] = d->perm[j];
+    d->perm[j] = t;
+  }
+  d->cached_epoch = epoch;
+}
+
+/* Renders global sample `sample` (= step * batch + k) into out and returns its label. */
+static guint8
+data_render_sample (DataOrder *d, long sample, float *out)
+{
+  const MoneConfig *c = &d->opts->config;
+  int n = d->set->count;
+  int epoch = (int) (sample / n);
+  data_order_epoch (d, epoch);
+  int index = d->perm[sample % n];
+  MoneTrainRng rng;
+  mone_train_rng_seed (&rng, d->opts->seed, 0x5A3F1E000000000ull + (uint64_t) sample);
+  MoneProtocol protocol =
+      mone_train_rng_uniform (&rng) < d->opts->in_frame_fraction ? MONE_PROTOCOL_IN_FRAME : MONE_PROTOCOL_FULL_FRAME;
+  uint64_t render_seed = d->opts->seed * 0x9E3779B97F4A7C15ull + (uint64_t) epoch * 7919u;
+  mone_render (d->set, index, protocol, render_seed, TRUE, c->channels, c->height, c->width, out);
+  return d->set->labels[index];
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Data-parallel workers: each renders its share of the batch, runs forward and backward into its
+ * own gradient buffer; the main thread sums the buffers in worker order. */
+
+typedef struct {
+  const MoneTrainOptions *opts;
+  MoneTrainModel *model;
+  MonePass *pass;
+  DataOrder order;
+  float *input;   /* (max_share, C, H, W) */
+  guint8 *labels; /* (max_share) */
+  float *grads;   /* (n_params) */
+  /* Per-step job. */
+  long first_sample;
+  int count;
+  int batch_total;
+  double budget;
+  double loss_sum;
+  int correct;
+} Worker;
+
+static gpointer
+worker_step (gpointer data)
+{
+  Worker *w = data;
+  const MoneConfig *c = &w->model->config;
+  size_t frame = (size_t) c->channels * c->height * c->width;
+  memset (w->grads, 0, sizeof (float) * w->model->n_params);
+  w->loss_sum = 0;
+  w->correct = 0;
+  if (w->count == 0)
+    return NULL;
+  for (int k = 0; k < w->count; k++)
+    w->labels[k] = data_render_sample (&w->order, w->first_sample + k, w->input + k * frame);
+  w->loss_sum = mone_pass_forward (w->pass, w->model, w->input, w->labels, w->count, w->budget, MONE_ROUTING_EPR,
+      0, (float) w->opts->label_smoothing);
+  w->correct = mone_pass_correct (w->pass, w->labels);
+  mone_pass_backward (w->pass, w->model, 1.0f / w->batch_total, w->grads, NULL);
+  return NULL;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Checkpoints: fixed header, then params, AdamW m and v (float32, native byte order). */
+
+#define CHECKPOINT_MAGIC "MONECKP1"
+
+typedef struct {
+  char magic[8];
+  uint32_t header_size;
+  uint32_t n_specs;
+  uint64_t n_params;
+  int64_t step;
+  int64_t total_steps;
+  uint64_t seed;
+  int32_t batch, epochs, train_images, threads;
+  double fixed_budget, in_frame_fraction, lr;
+  MoneConfig config;
+} CheckpointHeader;
+
+static gboolean
+checkpoint_write (const char *path, const CheckpointHeader *h, const float *params, const float *m,
+    const float *v, GError **error)
+{
+  char *tmp = g_strdup_printf ("%s.tmp", path);
+  FILE *f = fopen (tmp, "wb");
+  gboolean ok = f != NULL;
+  size_t n = h->n_params;
+  ok = ok && fwrite (h, sizeof *h, 1, f) == 1;
+  ok = ok && fwrite (params, sizeof (float), n, f) == n;
+  ok = ok && fwrite (m, sizeof (float), n, f) == n;
+  ok = ok && fwrite (v, sizeof (float), n, f) == n;
+  int saved_errno = errno;
+  if (f && fclose (f) != 0)
+    ok = FALSE;
+  if (ok && rename (tmp, path) != 0)
+    ok = FALSE, saved_errno = errno;
+  if (!ok) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_IO, "cannot write checkpoint '%s': %s", path,
+        g_strerror (saved_errno));
+    unlink (tmp);
+  }
+  g_free (tmp);
+  return ok;
+}
+
+/* Reads a checkpoint written with the same model config and recipe; FALSE with a message otherwise. */
+static gboolean
+checkpoint_read (const char *path, const CheckpointHeader *expected, int64_t *step, float *params, float *m,
+    float *v, GError **error)
+{
+  CheckpointHeader h;
+  FILE *f = fopen (path, "rb");
+  if (!f) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_IO, "cannot open checkpoint '%s': %s", path, g_strerror (errno));
+    return FALSE;
+  }
+  size_t n = expected->n_params;
+  gboolean ok = fread (&h, sizeof h, 1, f) == 1;
+  if (!ok || memcmp (h.magic, CHECKPOINT_MAGIC, 8) || h.header_size != sizeof h) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT, "'%s' is not a mone checkpoint of this version", path);
+    fclose (f);
+    return FALSE;
+  }
+  if (h.n_params != expected->n_params || h.n_specs != expected->n_specs
+      || memcmp (&h.config, &expected->config, sizeof h.config) || h.seed != expected->seed
+      || h.batch != expected->batch || h.epochs != expected->epochs || h.train_images != expected->train_images
+      || h.threads != expected->threads || h.fixed_budget != expected->fixed_budget
+      || h.in_frame_fraction != expected->in_frame_fraction || h.lr != expected->lr) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
+        "checkpoint '%s' was made with a different model config or recipe (seed %llu, batch %d, epochs %d, "
+        "threads %d); resume with the same options or delete it",
+        path, (unsigned long long) h.seed, h.batch, h.epochs, h.threads);
+    fclose (f);
+    return FALSE;
+  }
+  ok = fread (params, sizeof (float), n, f) == n && fread (m, sizeof (float), n, f) == n
+      && fread (v, sizeof (float), n, f) == n;
+  char extra;
+  if (ok && fread (&extra, 1, 1, f) != 0)
+    ok = FALSE;
+  fclose (f);
+  if (!ok) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT, "checkpoint '%s' is truncated or has trailing bytes", path);
+    return FALSE;
+  }
+  *step = h.step;
+  return TRUE;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* AdamW. Decoupled weight decay on matrices only (not biases, norms, pos_embed or alpha). */
+
+static void
+adamw_update (MoneTrainModel *model, const float *grads, float *m, float *v, double lr, double wd, long t,
+    double grad_scale)
+{
+  const double b1 = 0.9, b2 = 0.999, eps = 1e-8;
+  const double c1 = 1.0 - pow (b1, (double) t), c2 = 1.0 - pow (b2, (double) t);
+  for (int s = 0; s < model->n_specs; s++) {
+    const MoneTensorSpec *spec = &model->specs[s];
+    gboolean decay = spec->ndim == 2 && strcmp (spec->name, "pos_embed") != 0;
+    size_t o = model->offsets[s];
+    for (int64_t k = 0; k < spec->numel; k++) {
+      size_t i = o + (size_t) k;
+      float g = (float) (grads[i] * grad_scale);
+      m[i] = (float) (b1 * m[i] + (1 - b1) * g);
+      v[i] = (float) (b2 * v[i] + (1 - b2) * g * g);
+      double update = (m[i] / c1) / (sqrt (v[i] / c2) + eps);
+      if (decay)
+        update += wd * model->params[i];
+      model->params[i] -= (float) (lr * update);
+    }
+  }
+}
+
+static void
+format_duration (char *buf, size_t size, double seconds)
+{
+  long s = (long) (seconds + 0.5);
+  snprintf (buf, size, "%ld:%02ld:%02ld", s / 3600, (s / 60) % 60, s % 60);
+}
+
+static void
+report_validation (MoneTrainModel *model, const MoneImageSet *val, int threads)
+{
+  const double budgets[] = { 1.0, 0.5, 0.3 };
+  fprintf (stderr, "  validation (%d held-out training images):", val->count);
+  for (int p = 0; p < 2; p++)
+    for (size_t b = 0; b < G_N_ELEMENTS (budgets); b++) {
+      MoneEvalResult r;
+      if (!mone_evaluate (model, val, val->count, (MoneProtocol) p, MONE_EVAL_RENDER_SEED + 1, budgets[b],
+              MONE_ROUTING_EPR, 0, threads, &r, NULL))
+        continue;
+      fprintf (stderr, " %s e=%.2f %.2f%%", p ? "in" : "full", budgets[b], 100.0 * r.correct / r.total);
+    }
+  fprintf (stderr, "\n");
+}
+
+gboolean
+mone_train_run (const MoneTrainOptions *opts, GError **error)
+{
+  MoneImageSet all = { 0 };
+  MoneTrainModel *model = NULL;
+  Worker *workers = NULL;
+  float *m = NULL, *v = NULL, *grads = NULL;
+  gboolean ok = FALSE;
+  const int T = MAX (1, opts->threads);
+
+  if (opts->batch < T || opts->epochs < 1) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT, "batch (%d) must be >= threads (%d), epochs >= 1",
+        opts->batch, T);
+    return FALSE;
+  }
+  if (opts->config.classes != MONE_FASHION_MNIST_CLASSES) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
+        "the model has %d classes but Fashion-MNIST has %d", opts->config.classes, MONE_FASHION_MNIST_CLASSES);
+    return FALSE;
+  }
+  if (!mone_fashion_mnist_load (opts->data_dir, TRUE, &all, error))
+    return FALSE;
+  if (all.count <= MONE_VALIDATION_SIZE) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT, "training set has only %d images", all.count);
+    goto out;
+  }
+  int n_train = all.count - MONE_VALIDATION_SIZE;
+  if (opts->train_images > 0)
+    n_train = MIN (n_train, opts->train_images);
+  MoneImageSet train = mone_image_set_slice (&all, 0, n_train);
+  MoneImageSet val = mone_image_set_slice (&all, all.count - MONE_VALIDATION_SIZE, 2000);
+
+  model = mone_train_model_new (&opts->config, error);
+  if (!model)
+    goto out;
+  mone_train_model_init (model, opts->seed);
+  const MoneConfig *c = &model->config;
+  const size_t np = model->n_params;
+  m = g_new0 (float, np);
+  v = g_new0 (float, np);
+  grads = g_new0 (float, np);
+
+  const long total_steps = ((long) opts->epochs * n_train + opts->batch - 1) / opts->batch;
+  CheckpointHeader header = { 0 };
+  memcpy (header.magic, CHECKPOINT_MAGIC, 8);
+  header.header_size = sizeof header;
+  header.n_specs = (uint32_t) model->n_specs;
+  header.n_params = np;
+  header.total_steps = total_steps;
+  header.seed = opts->seed;
+  header.batch = opts->batch;
+  header.epochs = opts->epochs;
+  header.train_images = n_train;
+  header.threads = T;
+  header.fixed_budget = opts->fixed_budget;
+  header.in_frame_fraction = opts->in_frame_fraction;
+  header.lr = opts->lr;
+  header.config = *c;
+
+  int64_t step = 0;
+  if (opts->resume && opts->checkpoint && g_file_test (opts->checkpoint, G_FILE_TEST_EXISTS)) {
+    if (!checkpoint_read (opts->checkpoint, &header, &step, model->params, m, v, error))
+      goto out;
+    fprintf (stderr, "resuming from '%s' at step %lld of %ld\n", opts->checkpoint, (long long) step, total_steps);
+  }
+
+  /* Our workers each run single-threaded BLAS: at these matrix sizes splitting the batch beats
+   * splitting every sgemm (see docs/training.md). */
+  openblas_set_num_threads (1);
+  const int share = (opts->batch + T - 1) / T;
+  const size_t frame = (size_t) c->channels * c->height * c->width;
+  workers = g_new0 (Worker, T);
+  for (int i = 0; i < T; i++) {
+    Worker *w = &workers[i];
+    w->opts = opts;
+    w->model = model;
+    w->pass = mone_pass_new (c, share);
+    w->order.opts = opts;
+    w->order.set = &train;
+    w->order.cached_epoch = -1;
+    w->order.perm = g_new (int, n_train);
+    w->input = g_new (float, share * frame);
+    w->labels = g_new (guint8, share);
+    w->grads = g_new (float, np);
+  }
+
+  fprintf (stderr,
+      "training %dx%dx%d patch %d D %d depth %d heads %d F %d E %d: %zu parameters, %.1f MFLOPs/frame at e=1; "
+      "%d images, batch %d, %d epochs = %ld steps, %d threads\n",
+      c->width, c->height, c->channels, c->patch, c->dim, c->depth, c->heads, c->mlp_dim, c->experts, np,
+      0.0, n_train, opts->batch, opts->epochs, total_steps, T);
+
+  double t_start = g_get_monotonic_time () / 1e6, t_log = t_start;
+  long images_since_log = 0, steps_in_run = 0;
+  double loss_acc = 0;
+  long correct_acc = 0, seen_acc = 0;
+  for (; step < total_steps; step++) {
+    const long first = step * (long) opts->batch;
+    const int batch = (int) MIN ((long) opts->batch, (long) opts->epochs * n_train - first);
+    const double budget = mone_train_budget_for_step (opts, step);
+    GThread *threads[64] = { 0 };
+    int assigned = 0;
+    for (int i = 0; i < T; i++) {
+      Worker *w = &workers[i];
+      w->first_sample = first + assigned;
+      w->count = MIN (share, batch - assigned);
+      assigned += w->count;
+      w->batch_total = batch;
+      w->budget = budget;
+      if (i > 0)
+        threads[i] = g_thread_new ("mone-train", worker_step, w);
+    }
+    worker_step (&workers[0]);
+    double loss_sum = workers[0].loss_sum;
+    int correct = workers[0].correct;
+    memcpy (grads, workers[0].grads, sizeof (float) * np);
+    for (int i = 1; i < T; i++) {
+      g_thread_join (threads[i]);
+      loss_sum += workers[i].loss_sum;
+      correct += workers[i].correct;
+      for (size_t k = 0; k < np; k++)
+        grads[k] += workers[i].grads[k];
+    }
+
+    double norm2 = 0;
+    for (size_t k = 0; k < np; k++)
+      norm2 += (double) grads[k] * grads[k];
+    double norm = sqrt (norm2);
+    if (!isfinite (norm)) {
+      g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
+          "training diverged at step %lld (gradient norm is not finite); lower --lr", (long long) step);
+      goto out;
+    }
+    double scale = opts->clip_norm > 0 && norm > opts->clip_norm ? opts->clip_norm / norm : 1.0;
+    double lr = mone_train_lr (opts, step, total_steps);
+    adamw_update (model, grads, m, v, lr, opts->weight_decay, step + 1, scale);
+
+    loss_acc += loss_sum;
+    correct_acc += correct;
+    seen_acc += batch;
+    images_since_log += batch;
+    steps_in_run++;
+    gboolean last = step + 1 == total_steps;
+    if ((step + 1) % opts->log_every == 0 || last) {
+      double now = g_get_monotonic_time () / 1e6;
+      double ips = images_since_log / MAX (now - t_log, 1e-9);
+      char eta[32];
+      format_duration (eta, sizeof eta, (total_steps - step - 1) * (double) opts->batch / MAX (ips, 1e-9));
+      fprintf (stderr,
+          "step %6lld/%ld  epoch %5.2f  lr %.2e  e %.2f  loss %.4f  acc %6.2f%%  |g| %.3f  alpha %+.3f  %6.1f img/s  ETA %s\n",
+          (long long) step + 1, total_steps, (double) (first + batch) / n_train, lr, budget, loss_acc / seen_acc,
+          100.0 * correct_acc / seen_acc, norm, model->t.alpha[0], ips, eta);
+      t_log = now;
+      images_since_log = 0;
+      loss_acc = 0;
+      correct_acc = seen_acc = 0;
+    }
+    long steps_per_epoch = n_train / opts->batch;
+    if (steps_per_epoch > 0 && (step + 1) % steps_per_epoch == 0 && !last)
+      report_validation (model, &val, T);
+    if (opts->checkpoint && ((step + 1) % opts->checkpoint_every == 0 || last)) {
+      header.step = step + 1;
+      if (!checkpoint_write (opts->checkpoint, &header, model->params, m, v, error))
+        goto out;
+    }
+    if (opts->max_steps > 0 && steps_in_run >= opts->max_steps && !last) {
+      fprintf (stderr, "stopping after %ld steps (--max-steps); resume with --resume\n", steps_in_run);
+      ok = TRUE;
+      goto out;
+    }
+  }
+  fprintf (stderr, "trained in %.1f s\n", g_get_monotonic_time () / 1e6 - t_start);
+  report_validation (model, &val, T);
+  if (opts->output && !mone_train_model_write (model, opts->output, mone_fashion_mnist_labels, error))
+    goto out;
+  ok = TRUE;
+
+out:
+  if (workers)
+    for (int i = 0; i < T; i++) {
+      mone_pass_free (workers[i].pass);
+      g_free (workers[i].order.perm);
+      g_free (workers[i].input);
+      g_free (workers[i].labels);
+      g_free (workers[i].grads);
+    }
+  g_free (workers);
+  g_free (m);
+  g_free (v);
+  g_free (grads);
+  mone_train_model_free (model);
+  mone_image_set_clear (&all);
+  return ok;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Evaluation. Images are processed in fixed chunks of EVAL_CHUNK, chunk i by worker i % threads,
+ * so results do not depend on the thread count. */
+
+#define EVAL_CHUNK 50
+
+typedef struct {
+  MoneTrainModel *model;
+  const MoneImageSet *set;
+  int count, threads, index;
+  MoneProtocol protocol;
+  uint64_t render_seed, routing_seed;
+  double budget;
+  MoneRouting routing;
+  MonePass *pass;
+  float *input;
+  int correct, total;
+  double loss;
+  long expert_tokens[MONE_MAX_EXPERTS];
+} EvalWorker;
+
+static gpointer
+eval_worker (gpointer data)
+{
+  EvalWorker *w = data;
+  const MoneConfig *c = &w->model->config;
+  size_t frame = (size_t) c->channels * c->height * c->width;
+  for (int start = w->index * EVAL_CHUNK; start < w->count; start += w->threads * EVAL_CHUNK) {
+    int n = MIN (EVAL_CHUNK, w->count - start);
+    for (int k = 0; k < n; k++)
+      mone_render (w->set, start + k, w->protocol, w->render_seed, FALSE, c->channels, c->height, c->width,
+          w->input + k * frame);
+    w->loss += mone_pass_forward (w->pass, w->model, w->input, w->set->labels + start, n, w->budget, w->routing,
+        w->routing_seed ^ ((uint64_t) start << 20), 0.0f);
+    w->correct += mone_pass_correct (w->pass, w->set->labels + start);
+    w->total += n;
+    const uint8_t *ex = mone_pass_experts (w->pass);
+    for (int i = 0; i < n * c->tokens; i++)
+      w->expert_tokens[ex[i]]++;
+  }
+  return NULL;
+}
+
+gboolean
+mone_evaluate (MoneTrainModel *model, const MoneImageSet *set, int count, MoneProtocol protocol,
+    uint64_t render_seed, double budget, MoneRouting routing, uint64_t routing_seed, int threads,
+    MoneEvalResult *result, GError **error)
+{
+  const MoneConfig *c = &model->config;
+  memset (result, 0, sizeof *result);
+  if (count <= 0 || count > set->count) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT, "asked for %d images of a set of %d", count,
+        set->count);
+    return FALSE;
+  }
+  if (set->rows != 28 || set->cols != 28) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT, "images are %dx%d, expected 28x28", set->cols,
+        set->rows);
+    return FALSE;
+  }
+  for (int i = 0; i < count; i++)
+    if (set->labels[i] >= c->classes) {
+      g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
+          "label %d of image %d does not exist in a model with %d classes", set->labels[i], i, c->classes);
+      return FALSE;
+    }
+  threads = CLAMP (threads, 1, 16);
+  if (threads > 1)
+    openblas_set_num_threads (1);
+  EvalWorker w[16];
+  GThread *th[16] = { 0 };
+  size_t frame = (size_t) c->channels * c->height * c->width;
+  for (int i = 0; i < threads; i++) {
+    w[i] = (EvalWorker) { .model = model, .set = set, .count = count, .threads = threads, .index = i,
+      .protocol = protocol, .render_seed = render_seed, .routing_seed = routing_seed, .budget = budget,
+      .routing = routing };
+    w[i].pass = mone_pass_new (c, EVAL_CHUNK);
+    w[i].input = g_new (float, EVAL_CHUNK * frame);
+    if (i > 0)
+      th[i] = g_thread_new ("mone-eval", eval_worker, &w[i]);
+  }
+  eval_worker (&w[0]);
+  long tokens = 0;
+  double loss = 0;
+  for (int i = 0; i < threads; i++) {
+    if (i > 0)
+      g_thread_join (th[i]);
+    result->correct += w[i].correct;
+    result->total += w[i].total;
+    loss += w[i].loss;
+    for (int j = 0; j < c->experts; j++)
+      tokens += w[i].expert_tokens[j];
+    mone_pass_free (w[i].pass);
+    g_free (w[i].input);
+  }
+  for (int j = 0; j < c->experts; j++) {
+    long n = 0;
+    for (int i = 0; i < threads; i++)
+      n += w[i].expert_tokens[j];
+    result->expert_share[j] = tokens ? (double) n / tokens : 0;
+  }
+  result->loss = loss / MAX (result->total, 1);
+  return TRUE;
+}

@@ -1,0 +1,222 @@
+/* Gradient check: the trainer's analytic gradients against central finite differences of its own
+ * forward pass, for every parameter tensor and the input pixels, at several budgets, with alpha != 0.
+ *
+ * Every layer's input gradient lies on the path from the loss to the block-0 parameters and to the
+ * pixels, so a wrong input gradient in any layer type (LN, nested projections, attention, GELU,
+ * gated residual, router, pooling, head) shows up here.
+ *
+ * Float32 forward, so each check compares a DIRECTIONAL derivative, where the signal is large:
+ *  - along the normalised analytic gradient u = g/|g|: finite difference vs |g|,
+ *  - along a random +-1 direction (normalised): finite difference vs g.u,
+ *  - the three largest single coordinates.
+ * Bound: |fd - analytic| <= REL_TOL * max(|fd|, |analytic|) + ABS_TOL. A tensor whose perturbation
+ * changes the routing decisions (the loss is only piecewise smooth) is re-checked with a smaller step. */
+#include "trainer.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#define REL_TOL 2e-2
+#define ABS_TOL 2e-4
+
+static MoneConfig
+tiny_config (void)
+{
+  MoneConfig c = { 0 };
+  c.height = c.width = 8;
+  c.channels = 2;
+  c.frames = c.tubelet = 1;
+  c.patch = 2;           /* 16 tokens */
+  c.dim = 16;            /* experts of width 2, 4, 8, 16 */
+  c.depth = 2;
+  c.heads = 2;
+  c.mlp_dim = 24;
+  c.experts = 4;
+  c.classes = 5;
+  c.delta = 2;
+  c.beta = 10;
+  c.ln_eps = 1e-6f;
+  c.mean[0] = 0.4f, c.std[0] = 0.3f;
+  c.mean[1] = 0.5f, c.std[1] = 0.25f;
+  return c;
+}
+
+static int failures = 0, checks = 0, skipped = 0;
+
+typedef struct {
+  MoneTrainModel *model;
+  MonePass *pass;
+  const float *input;
+  const guint8 *labels;
+  int batch;
+  double budget;
+  uint8_t *experts_ref; /* routing of the unperturbed forward */
+  int n_tokens;
+} Problem;
+
+/* Loss in double from the float forward; also reports whether routing matches the reference. */
+static double
+loss_at (Problem *p, const float *input, gboolean *same_routing)
+{
+  double l = mone_pass_forward (p->pass, p->model, input, p->labels, p->batch, p->budget, MONE_ROUTING_EPR, 0, 0.1f);
+  *same_routing = memcmp (mone_pass_experts (p->pass), p->experts_ref, p->n_tokens) == 0;
+  return l;
+}
+
+/* Directional finite difference of the loss along dir over the array x (length n). */
+static gboolean
+directional_fd (Problem *p, float *x, const float *dir, size_t n, const float *input, double *out)
+{
+  double eps = 2e-3;
+  float *saved = g_memdup2 (x, n * sizeof (float));
+  for (int attempt = 0; attempt < 6; attempt++, eps /= 4) {
+    gboolean same1, same2;
+    for (size_t i = 0; i < n; i++)
+      x[i] = saved[i] + (float) (eps * dir[i]);
+    double lp = loss_at (p, input, &same1);
+    for (size_t i = 0; i < n; i++)
+      x[i] = saved[i] - (float) (eps * dir[i]);
+    double lm = loss_at (p, input, &same2);
+    memcpy (x, saved, n * sizeof (float));
+    if (same1 && same2) {
+      /* The perturbation to x was rounded to float: use the step actually taken. */
+      *out = (lp - lm) / (2 * eps);
+      g_free (saved);
+      return TRUE;
+    }
+  }
+  g_free (saved);
+  skipped++;
+  return FALSE;
+}
+
+
+static void
+compare (const char *what, const char *kind, double fd, double analytic)
+{
+  double err = fabs (fd - analytic), bound = REL_TOL * fmax (fabs (fd), fabs (analytic)) + ABS_TOL;
+  checks++;
+  if (err > bound) {
+    failures++;
+    printf ("FAIL %-28s %-12s fd %+.6e analytic %+.6e (err %.2e > %.2e)\n", what, kind, fd, analytic, err, bound);
+  } else if (g_getenv ("GRADCHECK_VERBOSE")) {
+    printf ("ok   %-28s %-12s fd %+.6e analytic %+.6e\n", what, kind, fd, analytic);
+  }
+}
+
+static void
+check_array (Problem *p, const char *name, float *x, const float *g, size_t n, const float *input, MoneTrainRng *rng)
+{
+  float *dir = g_new (float, n);
+  double norm = 0;
+  for (size_t i = 0; i < n; i++)
+    norm += (double) g[i] * g[i];
+  norm = sqrt (norm);
+  double fd;
+  if (norm > 0) {
+    for (size_t i = 0; i < n; i++)
+      dir[i] = (float) (g[i] / norm);
+    if (directional_fd (p, x, dir, n, input, &fd))
+      compare (name, "along grad", fd, norm);
+  } else {
+    /* A zero gradient must be zero by finite differences too. */
+    for (size_t i = 0; i < n; i++)
+      dir[i] = (float) (1.0 / sqrt ((double) n));
+    if (directional_fd (p, x, dir, n, input, &fd))
+      compare (name, "zero grad", fd, 0);
+  }
+  double dot = 0;
+  for (size_t i = 0; i < n; i++) {
+    dir[i] = (float) ((mone_train_rng_uniform (rng) < 0.5 ? -1.0 : 1.0) / sqrt ((double) n));
+    dot += (double) dir[i] * g[i];
+  }
+  if (directional_fd (p, x, dir, n, input, &fd))
+    compare (name, "random dir", fd, dot);
+  /* The three largest coordinates. */
+  float *mag = g_new (float, n);
+  for (size_t i = 0; i < n; i++)
+    mag[i] = fabsf (g[i]);
+  for (int k = 0; k < 3 && (size_t) k < n; k++) {
+    size_t best = 0;
+    for (size_t i = 1; i < n; i++)
+      if (mag[i] > mag[best])
+        best = i;
+    mag[best] = -1.0f;
+    memset (dir, 0, n * sizeof (float));
+    dir[best] = 1.0f;
+    if (directional_fd (p, x, dir, n, input, &fd))
+      compare (name, "coordinate", fd, g[best]);
+  }
+  g_free (mag);
+  g_free (dir);
+}
+
+int
+main (void)
+{
+  MoneConfig c = tiny_config ();
+  GError *error = NULL;
+  MoneTrainModel *model = mone_train_model_new (&c, &error);
+  g_assert_no_error (error);
+  const int B = 3;
+  const size_t frame = (size_t) c.channels * c.height * c.width;
+  MoneTrainRng rng;
+  mone_train_rng_seed (&rng, 42, 0);
+  float *input = g_new (float, B * frame);
+  for (size_t i = 0; i < B * frame; i++)
+    input[i] = (float) mone_train_rng_uniform (&rng);
+  guint8 labels[3] = { 1, 4, 0 };
+  MonePass *pass = mone_pass_new (&model->config, B);
+  const double budgets[] = { 0.3, 0.6, 1.0 };
+  float *grads = g_new (float, model->n_params);
+  float *dinput = g_new (float, B * frame);
+
+  for (size_t b = 0; b < G_N_ELEMENTS (budgets); b++) {
+    /* Larger weights than training init so every path carries a visible gradient. */
+    mone_train_model_init (model, 7 + b);
+    for (size_t i = 0; i < model->n_params; i++)
+      model->params[i] *= 4.0f;
+    for (int i = 0; i < model->n_specs; i++)
+      if (!g_str_has_suffix (model->specs[i].name, "weight") && model->specs[i].ndim == 1)
+        for (int64_t k = 0; k < model->specs[i].numel; k++)
+          model->params[model->offsets[i] + k] += (float) (0.1 * mone_train_rng_normal (&rng));
+    model->t.alpha[0] = 0.7f;
+
+    Problem p = { .model = model, .pass = pass, .input = input, .labels = labels, .batch = B, .budget = budgets[b] };
+    p.n_tokens = B * model->config.tokens;
+    mone_pass_forward (pass, model, input, labels, B, budgets[b], MONE_ROUTING_EPR, 0, 0.1f);
+    p.experts_ref = g_memdup2 (mone_pass_experts (pass), p.n_tokens);
+    memset (grads, 0, sizeof (float) * model->n_params);
+    mone_pass_backward (pass, model, 1.0f, grads, dinput);
+    int hist[MONE_MAX_EXPERTS] = { 0 };
+    for (int i = 0; i < p.n_tokens; i++)
+      hist[p.experts_ref[i]]++;
+    printf ("budget %.2f: tokens per expert %d %d %d %d\n", budgets[b], hist[0], hist[1], hist[2], hist[3]);
+
+    for (int i = 0; i < model->n_specs; i++) {
+      char what[96];
+      snprintf (what, sizeof what, "%s", model->specs[i].name);
+      float *gcopy = g_memdup2 (grads + model->offsets[i], sizeof (float) * model->specs[i].numel);
+      check_array (&p, what, model->params + model->offsets[i], gcopy, (size_t) model->specs[i].numel, input, &rng);
+      g_free (gcopy);
+    }
+    float *gin = g_memdup2 (dinput, sizeof (float) * B * frame);
+    float *x = g_memdup2 (input, sizeof (float) * B * frame);
+    check_array (&p, "input pixels", x, gin, B * frame, x, &rng);
+    g_free (gin);
+    g_free (x);
+    g_free (p.experts_ref);
+  }
+  printf ("%d checks, %d failures, %d skipped because routing changed (bound |fd - analytic| <= %.0e * max + %.0e)\n",
+      checks, failures, skipped, REL_TOL, ABS_TOL);
+  /* Routing flips must stay rare, or the check would prove little. */
+  if (skipped * 20 > checks)
+    failures++;
+  g_free (grads);
+  g_free (dinput);
+  g_free (input);
+  mone_pass_free (pass);
+  mone_train_model_free (model);
+  return failures ? 1 : 0;
+}
