@@ -1,1 +1,536 @@
-/* placeholder: being written */
+/* The MoNE forward pass (docs/mone.md "Forward pass of an image model") and its per-stream context.
+ *
+ * Layout of one frame:
+ *   patchify + patch embed + pos embed + router     (rows in token order)
+ *   capacity -> token counts -> Expert Preferred Routing
+ *   group: permute the token rows so that each expert's tokens are contiguous (ascending token
+ *          index inside a group). Everything after this works on grouped rows; attention is
+ *          permutation-equivariant and mean pooling permutation-invariant, so nothing needs to be
+ *          put back, and the per-token outputs (experts, router probabilities) were produced in
+ *          token order before the permutation.
+ *   L blocks; final LayerNorm, mean pool, head, softmax.
+ *
+ * Nested experts without copies or padding: expert j reads the leading d_j columns of a weight
+ * matrix stored (out, in) row-major by passing the matrix with its full leading dimension and
+ * k = d_j to sgemm, and produces only the leading d_j outputs by passing its leading d_j rows and
+ * n = d_j. Every projection is one sgemm per (expert, row range).
+ *
+ * Threads: OpenBLAS is set to one thread and our own pool (threadpool.h) splits the work:
+ * row ranges of each expert for the token-wise parts, (head, query block) pairs for attention.
+ * Why not OpenBLAS's threads: its thread count is process-global, its per-call threshold decides
+ * to thread or not by size, and at these sizes (N ~ 200, D ~ 200) most calls would stay serial
+ * while LayerNorm, softmax and GELU -- a large share of the time at low budgets -- would not be
+ * threaded at all. Splitting whole phases (LN + sgemm + GELU + sgemm on a row range) across our
+ * own threads parallelises everything with 2 barriers per block. Each task writes disjoint rows with
+ * a fixed order of operations, so results do not depend on the number of threads beyond the
+ * rounding of sgemm on different row-block shapes.
+ *
+ * Time per frame: the token-wise phase of a block is fused (attention projection, residual, LN2,
+ * fc1, GELU, fc2, residual, then the next block's LN1 and QKV), so each token row is loaded once
+ * per block while it is hot in cache. */
+#include "mone-private.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+#include "engine-kernels.h"
+#include "threadpool.h"
+
+/* Query rows per attention task: the task's score block (ATTENTION_QUERY_BLOCK x N) stays in L2
+ * and there are enough tasks to balance heads over threads. */
+#define ATTENTION_QUERY_BLOCK 64
+/* Upper bound on token rows per token-wise task. Small enough that a task's hidden activations
+ * (rows x F) stay in L2, large enough that sgemm runs at full speed. */
+#define ROW_BLOCK 96
+
+typedef struct {
+  int expert;
+  int row_begin, row_end; /* grouped rows [begin, end) */
+} RowTask;
+
+struct MoneContext {
+  MoneModel *model;
+  MoneConfig config;        /* copy: the hot loop reads it often */
+  MoneThreadPool *pool;
+  int n_threads;
+
+  /* Workspaces (N tokens, D width, F MLP width, P = C*t*p*p patch values, E experts, K classes). */
+  float *patches;           /* (N, P) normalised patch pixels, token order */
+  float *embedded;          /* (N, D) patch embedding + pos embedding, token order */
+  float *x;                 /* (N, D) residual stream, grouped rows */
+  float *normed;            /* (N, D) LayerNorm output; row of expert j uses its leading d_j */
+  float *qkv;               /* (N, 3D) q | k | v per row, heads contiguous inside each */
+  float *attention;         /* (N, D) attention output, heads concatenated */
+  float *hidden;            /* (N, F) MLP hidden activations */
+  float *scores;            /* (threads, ATTENTION_QUERY_BLOCK, N) per-thread score blocks */
+  float *router_probs;      /* (N, E) token order */
+  float *gate;              /* (N) grouped rows: alpha g + 1 */
+  float *pooled;            /* (D) */
+  float *logits;            /* (K) */
+  float *probs;             /* (K) */
+  int *row_token;           /* (N) grouped row -> token index */
+  int *route_scratch;       /* (2N) for mone_route_tokens */
+  uint8_t *expert_of_token; /* (N) token order */
+
+  /* Per-frame schedule. */
+  int group_begin[MONE_MAX_EXPERTS + 1]; /* grouped rows of expert j: [begin[j], begin[j+1]) */
+  RowTask *row_tasks;       /* (max_row_tasks) */
+  int n_row_tasks, max_row_tasks;
+  int n_patch_tasks;
+  int post_block, pre_block; /* which block the running token-wise phase finishes / starts */
+  const float *input;
+  float alpha;
+};
+
+static inline int
+expert_width (const MoneConfig *c, int j)
+{
+  return c->dim >> (c->experts - 1 - j);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* FLOPs (multiply-add = 2) of the matrix products; element-wise work is not counted. */
+
+static double
+flops_for_counts (const MoneConfig *c, const int *counts)
+{
+  const double N = c->tokens, D = c->dim, F = c->mlp_dim, E = c->experts, K = c->classes;
+  const double P = (double) c->channels * c->tubelet * c->patch * c->patch;
+  /* sum_j n_j d_j: the token-width product every nested projection scales with. */
+  double token_width = 0;
+  for (int j = 0; j < c->experts; j++)
+    token_width += (double) counts[j] * expert_width (c, j);
+  double per_block = 2 * token_width * 3 * D  /* QKV: (n_j x d_j) x (d_j x 3D) */
+      + 2 * 2 * N * N * D                     /* scores and attention x V, full width */
+      + 2 * token_width * D                   /* proj: (n_j x D) x (D x d_j) */
+      + 2 * 2 * token_width * F;              /* fc1 and fc2 */
+  return 2 * N * P * D                        /* patch embedding */
+      + 2 * N * D * E                         /* router */
+      + c->depth * per_block
+      + 2 * D * K;                            /* head */
+}
+
+static void
+counts_for_budget (const MoneConfig *c, double budget, double *used, int *counts)
+{
+  double capacity[MONE_MAX_EXPERTS];
+  *used = mone_capacity_from_budget (c->experts, c->delta, c->beta, budget, capacity);
+  mone_tokens_per_expert (c->experts, capacity, c->tokens, counts);
+}
+
+double
+mone_model_flops (const MoneModel *model, double budget)
+{
+  int counts[MONE_MAX_EXPERTS];
+  double used;
+  counts_for_budget (&model->config, budget, &used, counts);
+  return flops_for_counts (&model->config, counts);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Context */
+
+static float *
+workspace (size_t n_floats, gboolean *ok)
+{
+  /* 64-byte aligned so sgemm and the vector kernels start rows on cache lines. */
+  float *p = g_aligned_alloc0 (n_floats ? n_floats : 1, sizeof (float), 64);
+  if (!p)
+    *ok = FALSE;
+  return p;
+}
+
+void
+mone_context_free (MoneContext *ctx)
+{
+  if (!ctx)
+    return;
+  mone_thread_pool_free (ctx->pool);
+  g_aligned_free (ctx->patches);
+  g_aligned_free (ctx->embedded);
+  g_aligned_free (ctx->x);
+  g_aligned_free (ctx->normed);
+  g_aligned_free (ctx->qkv);
+  g_aligned_free (ctx->attention);
+  g_aligned_free (ctx->hidden);
+  g_aligned_free (ctx->scores);
+  g_aligned_free (ctx->router_probs);
+  g_aligned_free (ctx->gate);
+  g_aligned_free (ctx->pooled);
+  g_aligned_free (ctx->logits);
+  g_aligned_free (ctx->probs);
+  g_free (ctx->row_token);
+  g_free (ctx->route_scratch);
+  g_free (ctx->expert_of_token);
+  g_free (ctx->row_tasks);
+  mone_model_unref (ctx->model);
+  g_free (ctx);
+}
+
+MoneContext *
+mone_context_new (MoneModel *model, int n_threads, GError **error)
+{
+  if (!model) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT, "mone_context_new: model is NULL");
+    return NULL;
+  }
+  if (n_threads <= 0)
+    n_threads = (int) g_get_num_processors ();
+  if (n_threads > 256)
+    n_threads = 256;
+
+  /* Our pool does the threading (see the top of this file). Process-global, so every context
+   * sets the same value. */
+  openblas_set_num_threads (1);
+
+  const MoneConfig *c = &model->config;
+  const size_t N = c->tokens, D = c->dim, F = c->mlp_dim, E = c->experts, K = c->classes;
+  const size_t P = (size_t) c->channels * c->tubelet * c->patch * c->patch;
+  MoneContext *ctx = g_new0 (MoneContext, 1);
+  ctx->model = mone_model_ref (model);
+  ctx->config = *c;
+  ctx->n_threads = n_threads;
+
+  gboolean ok = TRUE;
+  ctx->patches = workspace (N * P, &ok);
+  ctx->embedded = workspace (N * D, &ok);
+  ctx->x = workspace (N * D, &ok);
+  ctx->normed = workspace (N * D, &ok);
+  ctx->qkv = workspace (N * 3 * D, &ok);
+  ctx->attention = workspace (N * D, &ok);
+  ctx->hidden = workspace (N * F, &ok);
+  ctx->scores = workspace ((size_t) n_threads * ATTENTION_QUERY_BLOCK * N, &ok);
+  ctx->router_probs = workspace (N * E, &ok);
+  ctx->gate = workspace (N, &ok);
+  ctx->pooled = workspace (D, &ok);
+  ctx->logits = workspace (K, &ok);
+  ctx->probs = workspace (K, &ok);
+  ctx->row_token = g_try_new0 (int, N);
+  ctx->route_scratch = g_try_new0 (int, 2 * N);
+  ctx->expert_of_token = g_try_malloc0 (N);
+  /* Each expert's rows split into at most max(threads, ceil(n_j / ROW_BLOCK)) tasks; the sum over
+   * experts is bounded by E * threads + N / ROW_BLOCK + E. */
+  ctx->max_row_tasks = (int) (E * n_threads + N / ROW_BLOCK + E + 1);
+  ctx->row_tasks = g_try_new0 (RowTask, ctx->max_row_tasks);
+  if (!ok || !ctx->row_token || !ctx->route_scratch || !ctx->expert_of_token || !ctx->row_tasks) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
+        "mone_context_new: cannot allocate workspaces for %zu tokens of width %zu", N, D);
+    mone_context_free (ctx);
+    return NULL;
+  }
+  ctx->pool = mone_thread_pool_new (n_threads);
+  if (!ctx->pool) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
+        "mone_context_new: cannot start %d threads", n_threads);
+    mone_context_free (ctx);
+    return NULL;
+  }
+  return ctx;
+}
+
+MoneModel *
+mone_context_get_model (MoneContext *ctx)
+{
+  return ctx->model;
+}
+
+int
+mone_context_get_threads (MoneContext *ctx)
+{
+  return ctx->n_threads;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Embedding: patchify, patch embed, pos embed, router. Task = a range of tokens (token order). */
+
+static void
+patchify_token (const MoneConfig *c, const float *input, int token, float *out)
+{
+  /* Token order: time slice, grid row, grid column. Patch vector order: channel, time, row, column.
+   * input is (T, C, H, W). */
+  const int p = c->patch, t = c->tubelet;
+  const int per_slice = c->grid_width * c->grid_height;
+  const int slice = token / per_slice, in_slice = token % per_slice;
+  const int y0 = (in_slice / c->grid_width) * p, x0 = (in_slice % c->grid_width) * p;
+  for (int ch = 0; ch < c->channels; ch++) {
+    const float mean = c->mean[ch], inv_std = 1.0f / c->std[ch];
+    for (int ti = 0; ti < t; ti++) {
+      const int frame = slice * t + ti;
+      const float *plane = input + ((size_t) frame * c->channels + ch) * c->height * c->width;
+      for (int py = 0; py < p; py++) {
+        const float *src = plane + (size_t) (y0 + py) * c->width + x0;
+        for (int px = 0; px < p; px++)
+          *out++ = (src[px] - mean) * inv_std;
+      }
+    }
+  }
+}
+
+static void
+embed_task (void *data, int task, int thread)
+{
+  MoneContext *ctx = data;
+  const MoneConfig *c = &ctx->config;
+  const MoneWeights *w = &ctx->model->weights;
+  const int N = c->tokens, D = c->dim, E = c->experts;
+  const int P = c->channels * c->tubelet * c->patch * c->patch;
+  const int begin = (int) ((int64_t) N * task / ctx->n_patch_tasks);
+  const int end = (int) ((int64_t) N * (task + 1) / ctx->n_patch_tasks);
+  const int n = end - begin;
+  if (n <= 0)
+    return;
+
+  float *patches = ctx->patches + (size_t) begin * P;   /* (n, P) */
+  float *embedded = ctx->embedded + (size_t) begin * D; /* (n, D) */
+  for (int i = 0; i < n; i++)
+    patchify_token (c, ctx->input, begin + i, patches + (size_t) i * P);
+  /* embedded = pos_embed + patch_embed_bias + patches W_pe^T; W_pe (D, P). */
+  for (int i = 0; i < n; i++) {
+    const float *pos = w->pos_embed + (size_t) (begin + i) * D;
+    float *row = embedded + (size_t) i * D;
+    for (int d = 0; d < D; d++)
+      row[d] = pos[d] + w->patch_embed_bias[d];
+  }
+  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, n, D, P, 1.0f, patches, P,
+      w->patch_embed_weight, P, 1.0f, embedded, D);
+
+  /* Router: p = softmax(W_r x + b_r), W_r (E, D). E is tiny: plain dot products in double. */
+  for (int i = 0; i < n; i++) {
+    const float *row = embedded + (size_t) i * D;
+    double logit[MONE_MAX_EXPERTS], max = -INFINITY, sum = 0;
+    for (int j = 0; j < E; j++) {
+      double acc = w->router_bias[j];
+      const float *wr = w->router_weight + (size_t) j * D;
+      for (int d = 0; d < D; d++)
+        acc += (double) wr[d] * row[d];
+      logit[j] = acc;
+      max = acc > max ? acc : max;
+    }
+    for (int j = 0; j < E; j++)
+      sum += (logit[j] = exp (logit[j] - max));
+    for (int j = 0; j < E; j++)
+      ctx->router_probs[(size_t) (begin + i) * E + j] = (float) (logit[j] / sum);
+  }
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Token-wise phase of the blocks. Task = (expert j, grouped row range). */
+
+/* Second half of block l for the task's rows: attention projection and residual, LN2, MLP and
+ * residual. Expert j: only the leading d_j channels of x change. */
+static void
+finish_block (MoneContext *ctx, const MoneBlockWeights *b, int d, int r0, int n)
+{
+  const MoneConfig *c = &ctx->config;
+  const int D = c->dim, F = c->mlp_dim;
+  float *x = ctx->x + (size_t) r0 * D;                 /* (n, D), leading d columns updated */
+  const float *attention = ctx->attention + (size_t) r0 * D; /* (n, D) */
+  float *normed = ctx->normed + (size_t) r0 * D;       /* (n, D), leading d columns used */
+  float *hidden = ctx->hidden + (size_t) r0 * F;       /* (n, F) */
+  const float *gate = ctx->gate + r0;                  /* (n) */
+
+  /* x[:, :d] += attention W_o[:d, :]^T + b_o[:d]; W_o (D, D), its leading d rows. */
+  for (int i = 0; i < n; i++)
+    for (int k = 0; k < d; k++)
+      x[(size_t) i * D + k] += b->proj_bias[k];
+  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, n, d, D, 1.0f, attention, D,
+      b->proj_weight, D, 1.0f, x, D);
+
+  /* LN2 over all D channels; the expert reads only the leading d. */
+  mone_layernorm_rows (n, D, d, x, D, b->norm2_weight, b->norm2_bias, c->ln_eps, normed, D);
+
+  /* hidden = GELU(normed[:, :d] W_1[:, :d]^T + b_1) * gate; W_1 (F, D), its leading d columns.
+   * The gate (alpha g + 1) is a per-row scale, so applying it to hidden scales fc2's output. */
+  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, n, F, d, 1.0f, normed, D, b->fc1_weight, D,
+      0.0f, hidden, F);
+  mone_bias_gelu_scale_rows (n, F, hidden, F, b->fc1_bias, gate);
+
+  /* x[:, :d] += gate * b_2[:d] + hidden W_2[:d, :]^T; W_2 (D, F), its leading d rows. */
+  for (int i = 0; i < n; i++)
+    for (int k = 0; k < d; k++)
+      x[(size_t) i * D + k] += gate[i] * b->fc2_bias[k];
+  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, n, d, F, 1.0f, hidden, F, b->fc2_weight, F,
+      1.0f, x, D);
+}
+
+/* First half of block l for the task's rows: LN1 and the QKV projection (full 3D outputs, so
+ * attention runs at full width; expert j reads the leading d_j channels). */
+static void
+start_block (MoneContext *ctx, const MoneBlockWeights *b, int d, int r0, int n)
+{
+  const MoneConfig *c = &ctx->config;
+  const int D = c->dim;
+  const float *x = ctx->x + (size_t) r0 * D;      /* (n, D) */
+  float *normed = ctx->normed + (size_t) r0 * D;  /* (n, D), leading d columns written */
+  float *qkv = ctx->qkv + (size_t) r0 * 3 * D;    /* (n, 3D) */
+
+  mone_layernorm_rows (n, D, d, x, D, b->norm1_weight, b->norm1_bias, c->ln_eps, normed, D);
+  /* qkv = b_qkv + normed[:, :d] W_qkv[:, :d]^T; W_qkv (3D, D), its leading d columns. */
+  for (int i = 0; i < n; i++)
+    memcpy (qkv + (size_t) i * 3 * D, b->qkv_bias, sizeof (float) * 3 * D);
+  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, n, 3 * D, d, 1.0f, normed, D, b->qkv_weight,
+      D, 1.0f, qkv, 3 * D);
+}
+
+static void
+token_task (void *data, int task, int thread)
+{
+  MoneContext *ctx = data;
+  const MoneConfig *c = &ctx->config;
+  const MoneWeights *w = &ctx->model->weights;
+  const RowTask *t = &ctx->row_tasks[task];
+  const int d = expert_width (c, t->expert), n = t->row_end - t->row_begin;
+
+  if (ctx->post_block >= 0)
+    finish_block (ctx, &w->blocks[ctx->post_block], d, t->row_begin, n);
+  if (ctx->pre_block < c->depth) {
+    start_block (ctx, &w->blocks[ctx->pre_block], d, t->row_begin, n);
+  } else {
+    /* After the last block: the final LayerNorm over all D channels, for pooling. */
+    mone_layernorm_rows (n, c->dim, c->dim, ctx->x + (size_t) t->row_begin * c->dim, c->dim,
+        w->norm_weight, w->norm_bias, c->ln_eps, ctx->normed + (size_t) t->row_begin * c->dim,
+        c->dim);
+  }
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Attention. Task = (head, block of query rows); all N keys, full head width. */
+
+static void
+attention_task (void *data, int task, int thread)
+{
+  MoneContext *ctx = data;
+  const MoneConfig *c = &ctx->config;
+  const int N = c->tokens, D = c->dim, head_dim = D / c->heads;
+  const int query_blocks = (N + ATTENTION_QUERY_BLOCK - 1) / ATTENTION_QUERY_BLOCK;
+  const int head = task / query_blocks, q0 = (task % query_blocks) * ATTENTION_QUERY_BLOCK;
+  const int nq = MIN (ATTENTION_QUERY_BLOCK, N - q0);
+  const float *q = ctx->qkv + (size_t) q0 * 3 * D + head * head_dim; /* (nq, head_dim), ld 3D */
+  const float *k = ctx->qkv + D + head * head_dim;                   /* (N, head_dim), ld 3D */
+  const float *v = ctx->qkv + 2 * D + head * head_dim;               /* (N, head_dim), ld 3D */
+  float *scores = ctx->scores + (size_t) thread * ATTENTION_QUERY_BLOCK * N; /* (nq, N) */
+  float *out = ctx->attention + (size_t) q0 * D + head * head_dim;   /* (nq, head_dim), ld D */
+
+  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, nq, N, head_dim, 1.0f, q, 3 * D, k, 3 * D,
+      0.0f, scores, N);
+  mone_softmax_rows (nq, N, 1.0f / sqrtf ((float) head_dim), scores, N);
+  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, head_dim, N, 1.0f, scores, N, v, 3 * D,
+      0.0f, out, D);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* One frame */
+
+/* Groups tokens by expert (ascending token index inside a group), gathers the residual stream in
+ * that order, and splits each group into row tasks. */
+static void
+group_tokens (MoneContext *ctx)
+{
+  const MoneConfig *c = &ctx->config;
+  const int N = c->tokens, D = c->dim, E = c->experts;
+  int fill[MONE_MAX_EXPERTS];
+  int count[MONE_MAX_EXPERTS] = { 0 };
+  for (int t = 0; t < N; t++)
+    count[ctx->expert_of_token[t]]++;
+  ctx->group_begin[0] = 0;
+  for (int j = 0; j < E; j++)
+    ctx->group_begin[j + 1] = ctx->group_begin[j] + count[j];
+  for (int j = 0; j < E; j++)
+    fill[j] = ctx->group_begin[j];
+  for (int t = 0; t < N; t++) {
+    const int j = ctx->expert_of_token[t], row = fill[j]++;
+    ctx->row_token[row] = t;
+    memcpy (ctx->x + (size_t) row * D, ctx->embedded + (size_t) t * D, sizeof (float) * D);
+    ctx->gate[row] = ctx->alpha * ctx->router_probs[(size_t) t * E + j] + 1.0f;
+  }
+
+  /* Big experts first so the longest tasks start early. Within an expert: enough pieces for every
+   * thread and none longer than ROW_BLOCK rows. */
+  ctx->n_row_tasks = 0;
+  for (int j = E - 1; j >= 0; j--) {
+    const int rows = count[j];
+    if (rows == 0)
+      continue;
+    int pieces = (rows + ROW_BLOCK - 1) / ROW_BLOCK;
+    if (ctx->n_threads > 1 && pieces < ctx->n_threads)
+      pieces = MIN (ctx->n_threads, rows);
+    for (int i = 0; i < pieces; i++) {
+      RowTask *t = &ctx->row_tasks[ctx->n_row_tasks++];
+      t->expert = j;
+      t->row_begin = ctx->group_begin[j] + (int) ((int64_t) rows * i / pieces);
+      t->row_end = ctx->group_begin[j] + (int) ((int64_t) rows * (i + 1) / pieces);
+    }
+  }
+  g_assert (ctx->n_row_tasks <= ctx->max_row_tasks);
+}
+
+gboolean
+mone_context_run (MoneContext *ctx, const float *input, double budget, MoneResult *result,
+    GError **error)
+{
+  if (!ctx || !input || !result) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
+        "mone_context_run: %s is NULL", !ctx ? "context" : !input ? "input" : "result");
+    return FALSE;
+  }
+  const MoneConfig *c = &ctx->config;
+  const MoneWeights *w = &ctx->model->weights;
+  const int N = c->tokens, D = c->dim, E = c->experts, K = c->classes;
+
+  memset (result, 0, sizeof *result);
+  result->budget_requested = budget;
+  int counts[MONE_MAX_EXPERTS] = { 0 };
+  counts_for_budget (c, budget, &result->budget_used, counts);
+
+  /* Embedding and router, token order. */
+  ctx->input = input;
+  ctx->alpha = w->alpha[0];
+  ctx->n_patch_tasks = MIN (ctx->n_threads, N);
+  mone_thread_pool_run (ctx->pool, ctx->n_patch_tasks, embed_task, ctx);
+
+  /* Routing, once per frame. */
+  mone_route_tokens (N, E, ctx->router_probs, counts, ctx->expert_of_token, ctx->route_scratch);
+  group_tokens (ctx);
+
+  /* Blocks: token-wise phase (finish block l-1, start block l), then attention of block l. */
+  const int query_blocks = (N + ATTENTION_QUERY_BLOCK - 1) / ATTENTION_QUERY_BLOCK;
+  for (int l = 0; l <= c->depth; l++) {
+    ctx->post_block = l - 1;
+    ctx->pre_block = l;
+    mone_thread_pool_run (ctx->pool, ctx->n_row_tasks, token_task, ctx);
+    if (l < c->depth)
+      mone_thread_pool_run (ctx->pool, c->heads * query_blocks, attention_task, ctx);
+  }
+
+  /* Mean pool of the final LayerNorm output (in ctx->normed), head, softmax. */
+  for (int d = 0; d < D; d++)
+    ctx->pooled[d] = 0;
+  for (int row = 0; row < N; row++)
+    cblas_saxpy (D, 1.0f, ctx->normed + (size_t) row * D, 1, ctx->pooled, 1);
+  cblas_sscal (D, 1.0f / N, ctx->pooled, 1);
+  memcpy (ctx->logits, w->head_bias, sizeof (float) * K);
+  cblas_sgemv (CblasRowMajor, CblasNoTrans, K, D, 1.0f, w->head_weight, D, ctx->pooled, 1, 1.0f,
+      ctx->logits, 1);
+  int top = 0;
+  for (int k = 1; k < K; k++)
+    if (ctx->logits[k] > ctx->logits[top])
+      top = k;
+  double sum = 0;
+  for (int k = 0; k < K; k++)
+    sum += exp ((double) ctx->logits[k] - ctx->logits[top]);
+  for (int k = 0; k < K; k++)
+    ctx->probs[k] = (float) (exp ((double) ctx->logits[k] - ctx->logits[top]) / sum);
+
+  result->flops = flops_for_counts (c, counts);
+  result->top_class = top;
+  result->tokens = N;
+  result->experts = E;
+  for (int j = 0; j < E; j++)
+    result->tokens_per_expert[j] = counts[j];
+  result->logits = ctx->logits;
+  result->probs = ctx->probs;
+  result->expert_of_token = ctx->expert_of_token;
+  result->router_probs = ctx->router_probs;
+  return TRUE;
+}

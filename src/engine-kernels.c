@@ -1,0 +1,246 @@
+/* Element-wise kernels of the forward pass (see engine-kernels.h for why they are vectorised). */
+#include "engine-kernels.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+/* The 32-byte vectors never cross a non-inlined call; the ABI note does not apply. */
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+/* Two builds of each public kernel, selected by the dynamic loader (ifunc) from the CPU. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__ELF__)
+#define VECTOR_CLONES __attribute__ ((target_clones ("arch=x86-64-v3", "default")))
+#else
+#define VECTOR_CLONES
+#endif
+
+#define LANES 8
+typedef float vf __attribute__ ((vector_size (LANES * sizeof (float))));
+typedef int32_t vi __attribute__ ((vector_size (LANES * sizeof (int32_t))));
+
+static inline __attribute__ ((always_inline)) vf
+load (const float *p)
+{
+  vf v;
+  memcpy (&v, p, sizeof v); /* unaligned; compiles to one vector load */
+  return v;
+}
+
+static inline __attribute__ ((always_inline)) void
+store (float *p, vf v)
+{
+  memcpy (p, &v, sizeof v);
+}
+
+static inline __attribute__ ((always_inline)) vf
+splat (float x)
+{
+  return (vf) { x, x, x, x, x, x, x, x };
+}
+
+static inline __attribute__ ((always_inline)) float
+horizontal_sum (vf v)
+{
+  /* Fixed pairwise order so results do not depend on anything but the data. */
+  float a = (v[0] + v[4]) + (v[2] + v[6]);
+  float b = (v[1] + v[5]) + (v[3] + v[7]);
+  return a + b;
+}
+
+static inline __attribute__ ((always_inline)) float
+horizontal_max (vf v)
+{
+  float m = v[0];
+  for (int i = 1; i < LANES; i++)
+    m = v[i] > m ? v[i] : m;
+  return m;
+}
+
+static inline __attribute__ ((always_inline)) vf
+vmax (vf a, vf b)
+{
+  vi gt = a > b; /* -1 where true */
+  return (vf) ((gt & (vi) a) | (~gt & (vi) b));
+}
+
+static inline __attribute__ ((always_inline)) vf
+vmin (vf a, vf b)
+{
+  vi lt = a < b;
+  return (vf) ((lt & (vi) a) | (~lt & (vi) b));
+}
+
+/* exp(x) = 2^n e^r with n = round(x / ln 2), |r| <= ln2 / 2, e^r by its Taylor polynomial to r^6
+ * (truncation error < 2e-7 relative). Inputs are clamped to [-87, 88] so 2^n stays a normal float:
+ * below, the result is ~1.6e-38 instead of a denormal, which no caller can tell from 0. */
+static inline __attribute__ ((always_inline)) vf
+vexp (vf x)
+{
+  const vf round_magic = splat (12582912.0f); /* 1.5 * 2^23: adding it rounds to an integer */
+  x = vmin (vmax (x, splat (-87.0f)), splat (88.0f));
+  vf n = (x * splat (1.44269504088896341f) + round_magic) - round_magic;
+  /* r = x - n ln2 in two steps (Cody-Waite) so the subtraction is exact for |n| < 2^8. */
+  vf r = x - n * splat (0.693359375f);
+  r = r - n * splat (-2.12194440e-4f);
+  vf p = splat (1.0f / 720);
+  p = p * r + splat (1.0f / 120);
+  p = p * r + splat (1.0f / 24);
+  p = p * r + splat (1.0f / 6);
+  p = p * r + splat (0.5f);
+  p = p * r + splat (1.0f);
+  p = p * r + splat (1.0f);
+  vi bits = (__builtin_convertvector (n, vi) + 127) << 23;
+  return p * (vf) bits;
+}
+
+/* erf by Abramowitz & Stegun 7.1.26 (absolute error <= 1.5e-7): for x >= 0,
+ * erf x = 1 - t (a1 + t (a2 + t (a3 + t (a4 + t a5)))) e^{-x^2}, t = 1 / (1 + p x); odd in x. */
+static inline __attribute__ ((always_inline)) vf
+verf (vf x)
+{
+  const vi sign_mask = (vi) splat (-0.0f);
+  vi sign = (vi) x & sign_mask;
+  vf ax = (vf) ((vi) x & ~sign_mask);
+  ax = vmin (ax, splat (10.0f)); /* erf is 1 in float long before; keeps x^2 finite */
+  vf t = splat (1.0f) / (splat (1.0f) + splat (0.3275911f) * ax);
+  vf poly = splat (1.061405429f);
+  poly = poly * t + splat (-1.453152027f);
+  poly = poly * t + splat (1.421413741f);
+  poly = poly * t + splat (-0.284496736f);
+  poly = poly * t + splat (0.254829592f);
+  vf y = splat (1.0f) - poly * t * vexp (-(ax * ax));
+  return (vf) ((vi) y | sign);
+}
+
+VECTOR_CLONES void
+mone_exp_array (int n, const float *x, float *out)
+{
+  int i = 0;
+  for (; i + LANES <= n; i += LANES)
+    store (out + i, vexp (load (x + i)));
+  if (i < n) {
+    float tail[LANES] = { 0 };
+    memcpy (tail, x + i, sizeof (float) * (n - i));
+    store (tail, vexp (load (tail)));
+    memcpy (out + i, tail, sizeof (float) * (n - i));
+  }
+}
+
+VECTOR_CLONES void
+mone_erf_array (int n, const float *x, float *out)
+{
+  int i = 0;
+  for (; i + LANES <= n; i += LANES)
+    store (out + i, verf (load (x + i)));
+  if (i < n) {
+    float tail[LANES] = { 0 };
+    memcpy (tail, x + i, sizeof (float) * (n - i));
+    store (tail, verf (load (tail)));
+    memcpy (out + i, tail, sizeof (float) * (n - i));
+  }
+}
+
+VECTOR_CLONES void
+mone_layernorm_rows (int n_rows, int width, int out_width, const float *x, int ldx,
+    const float *weight, const float *bias, float eps, float *out, int ldout)
+{
+  for (int r = 0; r < n_rows; r++) {
+    const float *row = x + (size_t) r * ldx;   /* (width) */
+    float *dst = out + (size_t) r * ldout;     /* (out_width) */
+    vf acc = splat (0);
+    int c = 0;
+    for (; c + LANES <= width; c += LANES)
+      acc += load (row + c);
+    float sum = horizontal_sum (acc);
+    for (; c < width; c++)
+      sum += row[c];
+    const float mean = sum / width;
+    /* Two-pass variance: the residual stream can have a large mean relative to its spread. */
+    vf vmean = splat (mean);
+    acc = splat (0);
+    for (c = 0; c + LANES <= width; c += LANES) {
+      vf d = load (row + c) - vmean;
+      acc += d * d;
+    }
+    float sq = horizontal_sum (acc);
+    for (; c < width; c++)
+      sq += (row[c] - mean) * (row[c] - mean);
+    const float rstd = 1.0f / sqrtf (sq / width + eps);
+    vf vrstd = splat (rstd);
+    for (c = 0; c + LANES <= out_width; c += LANES)
+      store (dst + c, (load (row + c) - vmean) * vrstd * load (weight + c) + load (bias + c));
+    for (; c < out_width; c++)
+      dst[c] = (row[c] - mean) * rstd * weight[c] + bias[c];
+  }
+}
+
+VECTOR_CLONES void
+mone_softmax_rows (int n_rows, int n_cols, float scale, float *x, int ld)
+{
+  const vf vscale = splat (scale);
+  for (int r = 0; r < n_rows; r++) {
+    float *row = x + (size_t) r * ld; /* (n_cols) */
+    int c = 0;
+    float max = -INFINITY;
+    if (n_cols >= LANES) {
+      vf vm = load (row);
+      for (c = LANES; c + LANES <= n_cols; c += LANES)
+        vm = vmax (vm, load (row + c));
+      max = horizontal_max (vm);
+    }
+    for (; c < n_cols; c++)
+      max = row[c] > max ? row[c] : max;
+    /* softmax(scale s) = exp(scale (s - max)) / sum, for scale > 0. */
+    const vf vmaxs = splat (max);
+    vf acc = splat (0);
+    for (c = 0; c + LANES <= n_cols; c += LANES) {
+      vf e = vexp ((load (row + c) - vmaxs) * vscale);
+      store (row + c, e);
+      acc += e;
+    }
+    float sum = horizontal_sum (acc);
+    if (c < n_cols) {
+      float tail[LANES];
+      for (int i = 0; i < LANES; i++)
+        tail[i] = c + i < n_cols ? (row[c + i] - max) * scale : -INFINITY;
+      vf e = vexp (load (tail));
+      for (int i = 0; c + i < n_cols; i++) {
+        row[c + i] = e[i];
+        sum += e[i];
+      }
+    }
+    const vf inv = splat (1.0f / sum);
+    for (c = 0; c + LANES <= n_cols; c += LANES)
+      store (row + c, load (row + c) * inv);
+    for (; c < n_cols; c++)
+      row[c] *= inv[0];
+  }
+}
+
+static inline __attribute__ ((always_inline)) vf
+vgelu (vf v)
+{
+  return splat (0.5f) * v * (splat (1.0f) + verf (v * splat (0.70710678118654752f)));
+}
+
+VECTOR_CLONES void
+mone_bias_gelu_scale_rows (int n_rows, int n_cols, float *x, int ld, const float *bias,
+    const float *row_scale)
+{
+  for (int r = 0; r < n_rows; r++) {
+    float *row = x + (size_t) r * ld; /* (n_cols) */
+    const vf s = splat (row_scale ? row_scale[r] : 1.0f);
+    int c = 0;
+    for (; c + LANES <= n_cols; c += LANES)
+      store (row + c, vgelu (load (row + c) + load (bias + c)) * s);
+    if (c < n_cols) {
+      float tail[LANES] = { 0 };
+      for (int i = 0; c + i < n_cols; i++)
+        tail[i] = row[c + i] + bias[c + i];
+      vf g = vgelu (load (tail)) * s;
+      for (int i = 0; c + i < n_cols; i++)
+        row[c + i] = g[i];
+    }
+  }
+}

@@ -1,0 +1,33 @@
+/* Element-wise kernels of the forward pass: LayerNorm, softmax, GELU, exp.
+ *
+ * They run on every token at every budget (LayerNorm over full D, GELU over full F, softmax over
+ * N x N scores per head), so at low budgets they are a large share of the time left after the
+ * nested matrix products shrink. They are written with GCC vector extensions (8 floats) and built
+ * for both baseline x86-64 and x86-64-v3 (AVX2+FMA), picked at load time, so the same binary is
+ * fast where it can be and still runs everywhere. Results are independent of thread count: each
+ * call works on its own rows with a fixed summation order. */
+#ifndef MONE_ENGINE_KERNELS_H
+#define MONE_ENGINE_KERNELS_H
+
+#include <stddef.h>
+
+/* out[i, :] = (x[i, :] - mean_i) / sqrt(var_i + eps) * weight + bias for rows i < n_rows, where the
+ * statistics are over all `width` columns, but only the first out_width columns are written (a
+ * nested expert reads only its leading d_j channels). x and out have row strides ldx, ldout. */
+void mone_layernorm_rows (int n_rows, int width, int out_width, const float *x, int ldx,
+    const float *weight, const float *bias, float eps, float *out, int ldout);
+
+/* In place: row i <- softmax(scale * row i) over n_cols columns, for n_rows rows of stride ld. */
+void mone_softmax_rows (int n_rows, int n_cols, float scale, float *x, int ld);
+
+/* In place: x[i, c] <- GELU(x[i, c] + bias[c]) * row_scale[i], exact-erf GELU
+ * 0.5 v (1 + erf(v / sqrt 2)) with erf to 1.5e-7 absolute. row_scale may be NULL (1). */
+void mone_bias_gelu_scale_rows (int n_rows, int n_cols, float *x, int ld, const float *bias,
+    const float *row_scale);
+
+/* out[i] = exp(x[i]) (relative error ~2e-7); for tests of the vector exp. */
+void mone_exp_array (int n, const float *x, float *out);
+/* out[i] = erf(x[i]) as used by the GELU above; for tests. */
+void mone_erf_array (int n, const float *x, float *out);
+
+#endif

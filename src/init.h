@@ -1,0 +1,60 @@
+/* Named model configurations and random initialisation of parameters.
+ *
+ * Used by `mone init` (random models for tests and benchmarks) and by the trainer for its random
+ * start. Deterministic: the same config and seed give the same bytes on every machine (the PRNG is
+ * our own and the normal samples are computed in double precision). Not installed. */
+#ifndef MONE_INIT_H
+#define MONE_INIT_H
+
+#include "mone-private.h"
+
+G_BEGIN_DECLS
+
+/* Fills *config with the named configuration ("vit-ti16", "vit-s16", "tiny"; see
+ * mone_config_names) and the defaults every config shares: delta 2, beta 10, ln_eps 1e-6,
+ * mean 0.5 and std 0.5 per channel. Derived fields are not filled (mone_config_finalize does). */
+gboolean mone_config_from_name (const char *name, MoneConfig *config, GError **error);
+
+/* NULL-terminated list of the names mone_config_from_name accepts. */
+const char *const *mone_config_names (void);
+
+/* Applies one "key=value" override: height, width, channels, frames, tubelet, patch, dim, depth,
+ * heads, mlp_dim, experts, classes (integers), delta, beta, ln_eps (numbers), mean, std
+ * (comma-separated, one per channel or one for all), seed (into *seed; may be NULL if the caller
+ * has no seed, which makes "seed=" an error). */
+gboolean mone_config_apply_override (MoneConfig *config, const char *key_value, guint64 *seed,
+    GError **error);
+
+/* All parameters of one model, in mone_tensor_specs order, in a single allocation. */
+typedef struct {
+  MoneConfig config;      /* finalized */
+  int n_tensors;
+  MoneTensorSpec *specs;  /* (n_tensors) */
+  float **tensors;        /* (n_tensors) pointers into storage, spec order */
+  float *storage;         /* (n_params) every parameter, contiguous, spec order */
+  size_t n_params;
+} MoneParameters;
+
+/* Random initialisation: matrices and pos_embed ~ normal(0, 0.02) truncated at +-2 std (0.04),
+ * biases 0, LayerNorm weights 1 and biases 0, alpha 0. Validates the config (derived fields are
+ * filled in the copy kept in ->config). */
+MoneParameters *mone_parameters_new_random (const MoneConfig *config, guint64 seed, GError **error);
+/* Same layout, all zeros (gradients, optimiser moments). */
+MoneParameters *mone_parameters_new_zero (const MoneConfig *config, GError **error);
+void mone_parameters_free (MoneParameters *params);
+
+/* The engine's own PRNG (xoshiro256**, seeded through splitmix64): small, fast, reproducible. */
+typedef struct {
+  guint64 s[4];
+} MoneRng;
+
+void mone_rng_seed (MoneRng *rng, guint64 seed);
+guint64 mone_rng_next (MoneRng *rng);
+/* Uniform in [0, 1) with 53 random bits. */
+double mone_rng_uniform (MoneRng *rng);
+/* Standard normal (Box-Muller, one sample per call). */
+double mone_rng_normal (MoneRng *rng);
+
+G_END_DECLS
+
+#endif /* MONE_INIT_H */
