@@ -179,24 +179,25 @@ layernorm_backward (float *din, float *dw, float *db, const float *dout, const f
   }
 }
 
-/* Exact GELU: x * Phi(x). */
+/* Exact GELU: out = x Phi(x); Phi(x) saved in cdf (erf is the costly part, computed once). */
 static void
-gelu_forward (float *out, const float *in, size_t n)
+gelu_forward (float *out, float *cdf, const float *in, size_t n)
 {
-  for (size_t i = 0; i < n; i++)
-    out[i] = 0.5f * in[i] * (1.0f + erff (in[i] * (float) M_SQRT1_2));
+  for (size_t i = 0; i < n; i++) {
+    cdf[i] = 0.5f * (1.0f + erff (in[i] * (float) M_SQRT1_2));
+    out[i] = in[i] * cdf[i];
+  }
 }
 
 /* din = dout * (Phi(x) + x phi(x)). */
 static void
-gelu_backward (float *din, const float *dout, const float *in, size_t n)
+gelu_backward (float *din, const float *dout, const float *in, const float *cdf, size_t n)
 {
   const float inv_sqrt_2pi = 0.3989422804014327f;
   for (size_t i = 0; i < n; i++) {
     float x = in[i];
-    float cdf = 0.5f * (1.0f + erff (x * (float) M_SQRT1_2));
     float pdf = inv_sqrt_2pi * expf (-0.5f * x * x);
-    din[i] = dout[i] * (cdf + x * pdf);
+    din[i] = dout[i] * (cdf[i] + x * pdf);
   }
 }
 
@@ -395,6 +396,7 @@ typedef struct {
   float *ln2_mean, *ln2_rstd; /* (R) */
   float *fc1;       /* (R, F) pre-GELU */
   float *gelu;      /* (R, F) */
+  float *gelu_cdf;  /* (R, F) Phi(fc1) */
   float *mlp;       /* (R, D) fc2 output m (zero beyond d_j) */
 } BlockActs;
 
@@ -479,6 +481,7 @@ mone_pass_new (const MoneConfig *config, int max_batch)
     a->ln2_rstd = g_new (float, R);
     a->fc1 = g_new (float, R * F);
     a->gelu = g_new (float, R * F);
+    a->gelu_cdf = g_new (float, R * F);
     a->mlp = g_new (float, R * D);
   }
   s->x_final = g_new (float, R * D);
@@ -530,6 +533,7 @@ mone_pass_free (MonePass *s)
     g_free (a->ln2_rstd);
     g_free (a->fc1);
     g_free (a->gelu);
+    g_free (a->gelu_cdf);
     g_free (a->mlp);
   }
   g_free (s->blocks);
@@ -691,7 +695,7 @@ mone_pass_forward (MonePass *s, const MoneTrainModel *model, const float *input,
     layernorm_forward (a->ln2, a->ln2_mean, a->ln2_rstd, a->z, bw->norm2_weight, bw->norm2_bias, R, D,
         c->ln_eps);
     nested_in_forward (a->fc1, a->ln2, bw->fc1_weight, bw->fc1_bias, s->group_start, s->width, E, D, F);
-    gelu_forward (a->gelu, a->fc1, (size_t) R * F);
+    gelu_forward (a->gelu, a->gelu_cdf, a->fc1, (size_t) R * F);
     nested_out_forward (a->mlp, a->gelu, bw->fc2_weight, bw->fc2_bias, s->group_start, s->width, E, F, D);
     gated_residual_forward (x_out, a->z, a->mlp, s->g, alpha, R, D);
   }
@@ -769,7 +773,7 @@ mone_pass_backward (MonePass *s, const MoneTrainModel *model, float loss_weight,
     memcpy (s->dz, s->dx, sizeof (float) * R * D);
     nested_out_backward (s->dgelu, gb->fc2_weight, gb->fc2_bias, s->dmlp, a->gelu, bw->fc2_weight,
         s->group_start, s->width, E, F, D);
-    gelu_backward (s->dfc, s->dgelu, a->fc1, (size_t) R * F);
+    gelu_backward (s->dfc, s->dgelu, a->fc1, a->gelu_cdf, (size_t) R * F);
     nested_in_backward (s->dh, gb->fc1_weight, gb->fc1_bias, s->dfc, a->ln2, bw->fc1_weight, s->group_start,
         s->width, E, D, F);
     layernorm_backward (s->dz, gb->norm2_weight, gb->norm2_bias, s->dh, a->z, bw->norm2_weight, a->ln2_mean,

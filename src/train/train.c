@@ -314,7 +314,8 @@ mone_train_run (const MoneTrainOptions *opts, GError **error)
   if (opts->train_images > 0)
     n_train = MIN (n_train, opts->train_images);
   MoneImageSet train = mone_image_set_slice (&all, 0, n_train);
-  MoneImageSet val = mone_image_set_slice (&all, all.count - MONE_VALIDATION_SIZE, 2000);
+  MoneImageSet val = mone_image_set_slice (&all, all.count - MONE_VALIDATION_SIZE, MONE_VALIDATION_SIZE);
+  MoneImageSet val_quick = mone_image_set_slice (&val, 0, 1000); /* per-epoch progress check */
 
   model = mone_train_model_new (&opts->config, error);
   if (!model)
@@ -443,7 +444,7 @@ mone_train_run (const MoneTrainOptions *opts, GError **error)
     }
     long steps_per_epoch = n_train / opts->batch;
     if (steps_per_epoch > 0 && (step + 1) % steps_per_epoch == 0 && !last)
-      report_validation (model, &val, T);
+      report_validation (model, &val_quick, T);
     if (opts->checkpoint && ((step + 1) % opts->checkpoint_every == 0 || last)) {
       header.step = step + 1;
       if (!checkpoint_write (opts->checkpoint, &header, model->params, m, v, error))
