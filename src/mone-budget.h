@@ -25,6 +25,24 @@ void mone_budget_controller_observe (MoneBudgetController *controller, double bu
 void mone_budget_controller_qos (MoneBudgetController *controller, double proportion,
     gint64 jitter_ns);
 
+/* The controller's current view, for debugging, element messages and tests. Latency is modelled as
+ * slowdown * (overhead_ns + slope_ns * budget): FLOPs grow linearly with the budget (sum c_j r_j = e
+ * scales every projection; attention scores are fixed), and contention scales the whole pass. */
+typedef struct {
+  double overhead_ns;      /* predicted latency at budget 0, before slowdown */
+  double slope_ns;         /* added latency per unit of budget, before slowdown */
+  double slowdown;         /* current contention factor (1 = as learned) */
+  double margin;           /* relative safety margin, grows with measured jitter */
+  double deadline_scale;   /* (0, 1]: deadline tightening from downstream QoS */
+  guint64 observations;    /* frames observed since creation or reset */
+} MoneBudgetModel;
+
+void mone_budget_controller_get_model (const MoneBudgetController *controller,
+    MoneBudgetModel *model);
+/* Predicted latency in ns of one frame at `budget` (slowdown included, margin not); -1 before the
+ * first observation. */
+gint64 mone_budget_controller_predict (const MoneBudgetController *controller, double budget);
+
 G_END_DECLS
 
 #endif
