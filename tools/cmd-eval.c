@@ -1,4 +1,240 @@
-/* placeholder: being written */
+/* `mone eval MODEL`: accuracy and GFLOPs per budget on both Fashion-MNIST protocols, the same
+ * model with random routing, the dense twin; CSV, plot and routing maps (see docs/training.md). */
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "mone-commands.h"
-int mone_cmd_eval (int argc, char **argv) { fprintf (stderr, "mone eval: not built yet\n"); return 1; }
+#include "report.h"
+
+#pragma weak mone_model_load_file /* TEMPORARY until src/model-load.c lands */
+
+static gboolean
+parse_budgets (const char *text, double min_budget, GArray *out, GError **error)
+{
+  char **parts = g_strsplit (text, ",", -1);
+  gboolean ok = TRUE;
+  for (int i = 0; parts[i] && ok; i++) {
+    char *end = NULL;
+    double b = g_ascii_strtod (parts[i], &end);
+    if (!g_strcmp0 (g_strstrip (parts[i]), "min"))
+      b = min_budget, end = parts[i] + 3;
+    if (end == parts[i] || *end != '\0' || !(b > 0 && b <= 1)) {
+      g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT, "budget '%s' is not a number in (0, 1] or 'min'",
+          parts[i]);
+      ok = FALSE;
+    } else {
+      g_array_append_val (out, b);
+    }
+  }
+  g_strfreev (parts);
+  return ok;
+}
+
+/* Loads a model and checks it can be evaluated on Fashion-MNIST. */
+static MoneTrainModel *
+load_for_eval (const char *path, MoneModel **engine_out, GError **error)
+{
+  if (!mone_model_load_file) { /* TEMPORARY */
+    g_set_error (error, MONE_ERROR, MONE_ERROR_IO, "model loader not built yet");
+    return NULL;
+  }
+  MoneModel *engine = mone_model_load_file (path, error);
+  if (!engine)
+    return NULL;
+  const MoneConfig *c = mone_model_get_config (engine);
+  if (c->classes != MONE_FASHION_MNIST_CLASSES) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_MODEL, "model '%s' has %d classes but Fashion-MNIST has %d", path,
+        c->classes, MONE_FASHION_MNIST_CLASSES);
+    mone_model_unref (engine);
+    return NULL;
+  }
+  if (c->frames != 1) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_MODEL, "model '%s' is a video model (%d frames); eval needs an image model",
+        path, c->frames);
+    mone_model_unref (engine);
+    return NULL;
+  }
+  MoneTrainModel *model = mone_train_model_from_engine (engine, error);
+  if (!model) {
+    mone_model_unref (engine);
+    return NULL;
+  }
+  *engine_out = engine;
+  return model;
+}
+
+int
+mone_cmd_eval (int argc, char **argv)
+{
+  char *data_dir = NULL, *dense_path = NULL, *csv = NULL, *plot = NULL, *maps = NULL, *budget_text = NULL;
+  char *split = NULL;
+  int images = 10000, threads = 2;
+  gboolean no_random = FALSE;
+  GOptionEntry entries[] = {
+    { "data", 0, 0, G_OPTION_ARG_FILENAME, &data_dir, "Fashion-MNIST folder (default " MONE_FASHION_MNIST_DIR ")", "DIR" },
+    { "dense", 0, 0, G_OPTION_ARG_FILENAME, &dense_path, "dense twin model (trained at e = 1) for reference", "MODEL" },
+    { "images", 'n', 0, G_OPTION_ARG_INT, &images, "evaluate the first N images (default 10000)", "N" },
+    { "split", 0, 0, G_OPTION_ARG_STRING, &split, "test (default) or val (the 5,000 held-out training images)", "SPLIT" },
+    { "budgets", 'b', 0, G_OPTION_ARG_STRING, &budget_text,
+      "comma-separated budgets (default min,0.2,0.3,...,1.0)", "LIST" },
+    { "threads", 0, 0, G_OPTION_ARG_INT, &threads, "worker threads (default 2)", "N" },
+    { "no-random", 0, 0, G_OPTION_ARG_NONE, &no_random, "skip the random-routing ablation", NULL },
+    { "csv", 0, 0, G_OPTION_ARG_FILENAME, &csv, "write the table as CSV", "FILE" },
+    { "plot", 0, 0, G_OPTION_ARG_FILENAME, &plot, "write the compute-accuracy curve (PNG, gnuplot)", "FILE" },
+    { "maps", 0, 0, G_OPTION_ARG_FILENAME, &maps, "write routing maps (PNG, cairo)", "FILE" },
+    { NULL },
+  };
+  GOptionContext *octx = g_option_context_new ("MODEL - accuracy and GFLOPs per budget on Fashion-MNIST");
+  g_option_context_add_main_entries (octx, entries, NULL);
+  GError *error = NULL;
+  int status = 1;
+  MoneModel *engine = NULL, *dense_engine = NULL;
+  MoneTrainModel *model = NULL, *dense = NULL;
+  MoneImageSet set = { 0 };
+  GArray *budgets = g_array_new (FALSE, FALSE, sizeof (double));
+  MoneEvalRow *rows = NULL;
+
+  if (!g_option_context_parse (octx, &argc, &argv, &error)) {
+    fprintf (stderr, "mone eval: %s\n", error->message);
+    status = 2;
+    goto out;
+  }
+  if (argc != 2) {
+    fprintf (stderr, "usage: mone eval MODEL [OPTION...] (see --help)\n");
+    status = 2;
+    goto out;
+  }
+  gboolean use_val = split && !strcmp (split, "val");
+  if (split && !use_val && strcmp (split, "test")) {
+    fprintf (stderr, "mone eval: --split must be 'test' or 'val', not '%s'\n", split);
+    status = 2;
+    goto out;
+  }
+  if (threads < 1 || threads > 16) {
+    fprintf (stderr, "mone eval: --threads must be 1..16\n");
+    status = 2;
+    goto out;
+  }
+  model = load_for_eval (argv[1], &engine, &error);
+  if (!model)
+    goto fail;
+  if (dense_path && !(dense = load_for_eval (dense_path, &dense_engine, &error)))
+    goto fail;
+  const MoneConfig *c = &model->config;
+  double min_budget = mone_model_min_budget (engine);
+  if (!parse_budgets (budget_text ? budget_text : "min,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.0", min_budget, budgets,
+          &error))
+    goto fail;
+
+  if (!mone_fashion_mnist_load (data_dir, !use_val, &set, &error))
+    goto fail;
+  MoneImageSet eval_set = use_val ? mone_image_set_slice (&set, set.count - MONE_VALIDATION_SIZE, MONE_VALIDATION_SIZE)
+                                  : set;
+  if (images < 1 || images > eval_set.count) {
+    fprintf (stderr, "mone eval: --images must be 1..%d\n", eval_set.count);
+    status = 2;
+    goto out;
+  }
+
+  printf ("model %s: %dx%dx%d, patch %d (%d tokens), D %d, depth %d, E %d; %s split, %d images per protocol\n",
+      argv[1], c->width, c->height, c->channels, c->patch, c->tokens, c->dim, c->depth, c->experts,
+      use_val ? "validation" : "test", images);
+  MoneDenseFigures dense_fig = { 0 };
+  if (dense) {
+    dense_fig.present = TRUE;
+    dense_fig.gflops = mone_model_flops (dense_engine, 1.0) / 1e9;
+    for (int p = 0; p < 2; p++) {
+      MoneEvalResult r;
+      if (!mone_evaluate (dense, &eval_set, images, (MoneProtocol) p, MONE_EVAL_RENDER_SEED, 1.0, MONE_ROUTING_EPR, 0,
+              threads, &r, &error))
+        goto fail;
+      dense_fig.accuracy[p] = 100.0 * r.correct / r.total;
+    }
+    printf ("dense twin %s at e=1: %.4f GFLOPs, full-frame %.2f%%, in-frame %.2f%%\n", dense_path, dense_fig.gflops,
+        dense_fig.accuracy[0], dense_fig.accuracy[1]);
+  }
+
+  int n_rows = 2 * (int) budgets->len;
+  rows = g_new0 (MoneEvalRow, n_rows);
+  printf ("%-10s %6s %9s %8s %8s  %s\n", "protocol", "budget", "GFLOPs", "acc%", "random%", "tokens per expert (share)");
+  for (int p = 0; p < 2; p++)
+    for (guint b = 0; b < budgets->len; b++) {
+      MoneEvalRow *row = &rows[p * budgets->len + b];
+      row->protocol = (MoneProtocol) p;
+      row->budget = g_array_index (budgets, double, b);
+      row->gflops = mone_model_flops (engine, row->budget) / 1e9;
+      MoneEvalResult r;
+      if (!mone_evaluate (model, &eval_set, images, row->protocol, MONE_EVAL_RENDER_SEED, row->budget, MONE_ROUTING_EPR,
+              0, threads, &r, &error))
+        goto fail;
+      row->accuracy = 100.0 * r.correct / r.total;
+      memcpy (row->expert_share, r.expert_share, sizeof row->expert_share);
+      row->random_accuracy = NAN;
+      if (!no_random) {
+        if (!mone_evaluate (model, &eval_set, images, row->protocol, MONE_EVAL_RENDER_SEED, row->budget,
+                MONE_ROUTING_RANDOM, MONE_EVAL_ROUTING_SEED, threads, &r, &error))
+          goto fail;
+        row->random_accuracy = 100.0 * r.correct / r.total;
+      }
+      printf ("%-10s %6.3f %9.4f %8.2f %8.2f ", mone_protocol_name (row->protocol), row->budget, row->gflops,
+          row->accuracy, row->random_accuracy);
+      for (int j = 0; j < c->experts; j++)
+        printf (" %.3f", row->expert_share[j]);
+      printf ("\n");
+      fflush (stdout);
+    }
+
+  if (csv && !mone_report_write_csv (csv, rows, n_rows, c->experts, &dense_fig, &error))
+    goto fail;
+  if (plot) {
+    char *title = g_strdup_printf ("MoNE on Fashion-MNIST (%s, %d images per protocol)", use_val ? "validation" : "test",
+        images);
+    gboolean ok = mone_report_plot (plot, rows, n_rows, &dense_fig, title, &error);
+    g_free (title);
+    if (!ok)
+      goto fail;
+  }
+  if (maps) {
+    /* The first test items of five different classes. */
+    int items[10], n_items = 0;
+    gboolean seen[MONE_FASHION_MNIST_CLASSES] = { 0 };
+    for (int i = 0; i < eval_set.count && n_items < 5; i++)
+      if (!seen[eval_set.labels[i]]) {
+        seen[eval_set.labels[i]] = TRUE;
+        items[n_items++] = i;
+      }
+    for (int i = 0; i < 5; i++)
+      items[5 + i] = items[i];
+    const double map_budgets[] = { 0.3, 0.5, 1.0 };
+    if (!mone_report_routing_maps (maps, model, &eval_set, items, 10, map_budgets, 3, mone_fashion_mnist_labels,
+            &error))
+      goto fail;
+  }
+  status = 0;
+  goto out;
+
+fail:
+  fprintf (stderr, "mone eval: %s\n", error->message);
+out:
+  g_clear_error (&error);
+  g_option_context_free (octx);
+  g_array_free (budgets, TRUE);
+  g_free (rows);
+  mone_image_set_clear (&set);
+  mone_train_model_free (model);
+  mone_train_model_free (dense);
+  if (engine)
+    mone_model_unref (engine);
+  if (dense_engine)
+    mone_model_unref (dense_engine);
+  g_free (data_dir);
+  g_free (dense_path);
+  g_free (csv);
+  g_free (plot);
+  g_free (maps);
+  g_free (budget_text);
+  g_free (split);
+  return status;
+}

@@ -1,0 +1,236 @@
+/* CSV, gnuplot plot and cairo routing maps for `mone eval` (see report.h). */
+#include "report.h"
+
+#include <cairo.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+gboolean
+mone_report_write_csv (const char *path, const MoneEvalRow *rows, int n_rows, int experts,
+    const MoneDenseFigures *dense, GError **error)
+{
+  GString *s = g_string_new ("protocol,budget,gflops_per_frame,accuracy,random_routing_accuracy,dense_twin_accuracy");
+  for (int j = 0; j < experts; j++)
+    g_string_append_printf (s, ",share_expert%d", j);
+  g_string_append_c (s, '\n');
+  for (int i = 0; i < n_rows; i++) {
+    const MoneEvalRow *r = &rows[i];
+    g_string_append_printf (s, "%s,%.3f,%.6f,%.2f,%.2f,", mone_protocol_name (r->protocol), r->budget, r->gflops,
+        r->accuracy, r->random_accuracy);
+    if (dense && dense->present && r->budget >= 0.9999)
+      g_string_append_printf (s, "%.2f", dense->accuracy[r->protocol]);
+    for (int j = 0; j < experts; j++)
+      g_string_append_printf (s, ",%.4f", r->expert_share[j]);
+    g_string_append_c (s, '\n');
+  }
+  gboolean ok = g_file_set_contents (path, s->str, (gssize) s->len, error);
+  g_string_free (s, TRUE);
+  return ok;
+}
+
+gboolean
+mone_report_plot (const char *png_path, const MoneEvalRow *rows, int n_rows, const MoneDenseFigures *dense,
+    const char *title, GError **error)
+{
+  char *data_path = NULL, *script_path = NULL;
+  int fd_data = g_file_open_tmp ("mone-eval-XXXXXX.dat", &data_path, error);
+  if (fd_data < 0)
+    return FALSE;
+  close (fd_data);
+  int fd_script = g_file_open_tmp ("mone-eval-XXXXXX.gp", &script_path, error);
+  if (fd_script < 0) {
+    unlink (data_path);
+    g_free (data_path);
+    return FALSE;
+  }
+  close (fd_script);
+
+  /* One gnuplot data block per protocol: gflops accuracy random_accuracy budget. */
+  GString *d = g_string_new ("");
+  for (int p = 0; p < 2; p++) {
+    g_string_append_printf (d, "# %s\n", mone_protocol_name ((MoneProtocol) p));
+    for (int i = 0; i < n_rows; i++)
+      if (rows[i].protocol == (MoneProtocol) p)
+        g_string_append_printf (d, "%.6f %.3f %.3f %.3f\n", rows[i].gflops, rows[i].accuracy,
+            rows[i].random_accuracy, rows[i].budget);
+    g_string_append (d, "\n\n");
+  }
+  if (dense && dense->present)
+    g_string_append_printf (d, "# dense twin\n%.6f %.3f %.3f\n", dense->gflops, dense->accuracy[0],
+        dense->accuracy[1]);
+  else
+    g_string_append (d, "# dense twin (not given)\nNaN NaN NaN\n");
+
+  char *esc_data = g_strescape (data_path, NULL), *esc_png = g_strescape (png_path, NULL);
+  char *esc_title = g_strescape (title ? title : "MoNE", NULL);
+  GString *g = g_string_new ("");
+  g_string_append_printf (g,
+      "set terminal pngcairo size 900,560 font 'Sans,11'\n"
+      "set output \"%s\"\n"
+      "set title \"%s\"\n"
+      "set xlabel 'GFLOPs per frame'\n"
+      "set ylabel 'test accuracy (%%)'\n"
+      "set key bottom right\n"
+      "set grid\n"
+      "plot \"%s\" index 0 using 1:2 with linespoints lw 2 pt 7 lc rgb '#1f77b4' title 'MoNE full-frame', \\\n"
+      "     \"%s\" index 1 using 1:2 with linespoints lw 2 pt 5 lc rgb '#d62728' title 'MoNE in-frame', \\\n"
+      "     \"%s\" index 0 using 1:3 with linespoints dt 2 pt 6 lc rgb '#1f77b4' title 'random routing, full-frame', \\\n"
+      "     \"%s\" index 1 using 1:3 with linespoints dt 2 pt 4 lc rgb '#d62728' title 'random routing, in-frame', \\\n"
+      "     \"%s\" index 2 using 1:2 with points pt 9 ps 2 lc rgb '#1f77b4' title 'dense twin, full-frame', \\\n"
+      "     \"%s\" index 2 using 1:3 with points pt 11 ps 2 lc rgb '#d62728' title 'dense twin, in-frame'\n",
+      esc_png, esc_title, esc_data, esc_data, esc_data, esc_data, esc_data, esc_data);
+  g_free (esc_data);
+  g_free (esc_png);
+  g_free (esc_title);
+
+  gboolean ok = g_file_set_contents (data_path, d->str, (gssize) d->len, error)
+      && g_file_set_contents (script_path, g->str, (gssize) g->len, error);
+  if (ok) {
+    char *argv[] = { (char *) "gnuplot", script_path, NULL };
+    char *err_out = NULL;
+    int status = 0;
+    ok = g_spawn_sync (NULL, argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, NULL,
+        &err_out, &status, error);
+    if (ok && !g_spawn_check_wait_status (status, NULL)) {
+      g_set_error (error, MONE_ERROR, MONE_ERROR_IO, "gnuplot failed writing '%s': %s", png_path,
+          err_out ? err_out : "");
+      ok = FALSE;
+    } else if (!ok) {
+      g_prefix_error (error, "cannot run gnuplot (package gnuplot-nox): ");
+    }
+    g_free (err_out);
+  }
+  unlink (data_path);
+  unlink (script_path);
+  g_free (data_path);
+  g_free (script_path);
+  g_string_free (d, TRUE);
+  g_string_free (g, TRUE);
+  return ok;
+}
+
+/* Expert colours, smallest to largest (up to MONE_MAX_EXPERTS). */
+static const double expert_rgb[MONE_MAX_EXPERTS][3] = {
+  { 0.20, 0.45, 0.95 }, { 0.15, 0.75, 0.35 }, { 0.98, 0.70, 0.10 }, { 0.90, 0.15, 0.15 },
+  { 0.60, 0.30, 0.80 }, { 0.10, 0.70, 0.70 }, { 0.55, 0.40, 0.20 }, { 0.95, 0.40, 0.70 },
+};
+
+gboolean
+mone_report_routing_maps (const char *png_path, MoneTrainModel *model, const MoneImageSet *test,
+    const int *items, int n_items, const double *budgets, int n_budgets, const char *const *labels,
+    GError **error)
+{
+  const MoneConfig *c = &model->config;
+  const int cell = 6 * MAX (1, 192 / (6 * MAX (c->width, c->height))); /* screen pixels per input pixel */
+  const int img_w = c->width * cell, img_h = c->height * cell;
+  const int pad = 10, label_h = 34, left = 90, top = 40, legend_h = 34;
+  const int W = left + n_items * (img_w + pad) + pad, H = top + n_budgets * (img_h + label_h + pad) + legend_h;
+  const size_t frame = (size_t) c->channels * c->height * c->width;
+
+  cairo_surface_t *surface = cairo_image_surface_create (CAIRO_FORMAT_RGB24, W, H);
+  cairo_t *cr = cairo_create (surface);
+  cairo_set_source_rgb (cr, 1, 1, 1);
+  cairo_paint (cr);
+  cairo_select_font_face (cr, "Sans", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
+  cairo_set_font_size (cr, 12);
+
+  cairo_set_source_rgb (cr, 0, 0, 0);
+  cairo_move_to (cr, left, 22);
+  cairo_show_text (cr, "Routing maps: each patch tinted by the expert that processed it (left half full-frame, "
+      "right half in-frame)");
+
+  MonePass *pass = mone_pass_new (c, n_items);
+  float *input = g_new (float, n_items * frame);
+  guint8 *item_labels = g_new (guint8, n_items);
+  for (int i = 0; i < n_items; i++) {
+    MoneProtocol protocol = i < (n_items + 1) / 2 ? MONE_PROTOCOL_FULL_FRAME : MONE_PROTOCOL_IN_FRAME;
+    mone_render (test, items[i], protocol, MONE_EVAL_RENDER_SEED, FALSE, c->channels, c->height, c->width,
+        input + i * frame);
+    item_labels[i] = test->labels[items[i]];
+  }
+  unsigned char *pixels = cairo_image_surface_get_data (surface);
+  for (int bi = 0; bi < n_budgets; bi++) {
+    mone_pass_forward (pass, model, input, NULL, n_items, budgets[bi], MONE_ROUTING_EPR, 0, 0);
+    const uint8_t *experts = mone_pass_experts (pass);
+    const float *logits = mone_pass_logits (pass);
+    int y0 = top + bi * (img_h + label_h + pad);
+    char text[64];
+    snprintf (text, sizeof text, "e = %.2f", budgets[bi]);
+    cairo_set_source_rgb (cr, 0, 0, 0);
+    cairo_move_to (cr, 10, y0 + img_h / 2);
+    cairo_show_text (cr, text);
+    int stride = cairo_image_surface_get_stride (surface);
+    for (int i = 0; i < n_items; i++) {
+      int x0 = left + i * (img_w + pad);
+      cairo_surface_flush (surface);
+      /* Grey pixels (first channel) blended 35% toward the token's expert colour. */
+      for (int y = 0; y < c->height; y++)
+        for (int x = 0; x < c->width; x++) {
+          float v = input[i * frame + (size_t) y * c->width + x];
+          int t = (y / c->patch) * c->grid_width + x / c->patch;
+          const double *rgb = expert_rgb[experts[i * c->tokens + t] % MONE_MAX_EXPERTS];
+          double mix = 0.35;
+          unsigned r = (unsigned) (255 * ((1 - mix) * v + mix * rgb[0]));
+          unsigned g = (unsigned) (255 * ((1 - mix) * v + mix * rgb[1]));
+          unsigned b = (unsigned) (255 * ((1 - mix) * v + mix * rgb[2]));
+          uint32_t argb = 0xFF000000u | r << 16 | g << 8 | b;
+          for (int yy = 0; yy < cell; yy++)
+            for (int xx = 0; xx < cell; xx++)
+              *(uint32_t *) (pixels + (size_t) (y0 + y * cell + yy) * stride + (size_t) (x0 + x * cell + xx) * 4) = argb;
+        }
+      cairo_surface_mark_dirty (surface);
+      /* Patch grid. */
+      cairo_set_source_rgba (cr, 1, 1, 1, 0.25);
+      cairo_set_line_width (cr, 1);
+      for (int gx = 1; gx < c->grid_width; gx++) {
+        cairo_move_to (cr, x0 + gx * c->patch * cell + 0.5, y0);
+        cairo_line_to (cr, x0 + gx * c->patch * cell + 0.5, y0 + img_h);
+      }
+      for (int gy = 1; gy < c->grid_height; gy++) {
+        cairo_move_to (cr, x0, y0 + gy * c->patch * cell + 0.5);
+        cairo_line_to (cr, x0 + img_w, y0 + gy * c->patch * cell + 0.5);
+      }
+      cairo_stroke (cr);
+      int best = 0;
+      for (int k = 1; k < c->classes; k++)
+        if (logits[i * c->classes + k] > logits[i * c->classes + best])
+          best = k;
+      gboolean right = best == item_labels[i];
+      cairo_set_source_rgb (cr, right ? 0.0 : 0.8, right ? 0.45 : 0.0, 0.0);
+      cairo_set_font_size (cr, 11);
+      cairo_move_to (cr, x0, y0 + img_h + 14);
+      cairo_show_text (cr, labels && best < 10 ? labels[best] : "?");
+      cairo_set_source_rgb (cr, 0.4, 0.4, 0.4);
+      cairo_move_to (cr, x0, y0 + img_h + 28);
+      snprintf (text, sizeof text, "true: %s", labels ? labels[item_labels[i]] : "?");
+      cairo_show_text (cr, text);
+      cairo_set_font_size (cr, 12);
+    }
+  }
+  /* Legend. */
+  int ly = H - legend_h + 10;
+  for (int j = 0; j < c->experts; j++) {
+    int lx = left + j * 150;
+    cairo_set_source_rgb (cr, expert_rgb[j][0], expert_rgb[j][1], expert_rgb[j][2]);
+    cairo_rectangle (cr, lx, ly, 14, 14);
+    cairo_fill (cr);
+    cairo_set_source_rgb (cr, 0, 0, 0);
+    cairo_move_to (cr, lx + 20, ly + 12);
+    char text[64];
+    snprintf (text, sizeof text, "expert %d (d = %d)", j, c->dim >> (c->experts - 1 - j));
+    cairo_show_text (cr, text);
+  }
+
+  cairo_status_t st = cairo_surface_write_to_png (surface, png_path);
+  gboolean ok = st == CAIRO_STATUS_SUCCESS;
+  if (!ok)
+    g_set_error (error, MONE_ERROR, MONE_ERROR_IO, "cannot write '%s': %s", png_path, cairo_status_to_string (st));
+  cairo_destroy (cr);
+  cairo_surface_destroy (surface);
+  mone_pass_free (pass);
+  g_free (input);
+  g_free (item_labels);
+  return ok;
+}
