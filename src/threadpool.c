@@ -59,7 +59,9 @@ worker_main (void *data)
   MoneThreadPool *pool = ((WorkerStart *) data)[0].pool;
   int thread = ((WorkerStart *) data)[0].thread;
   g_free (data);
-  unsigned seen = atomic_load (&pool->generation);
+  /* Generation 0 is "no job yet": reading the counter here instead could skip a job posted before
+   * this thread got to run. */
+  unsigned seen = 0;
   for (;;) {
     /* Wait for a new generation: spin first, then sleep. */
     unsigned gen;

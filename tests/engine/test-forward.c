@@ -1,0 +1,586 @@
+/* The optimised forward pass against references written here with plain loops in double precision:
+ *  - a MoNE reference that follows docs/mone.md literally: every token multiplies the FULL weight
+ *    matrices with its input zero-padded beyond d_j, and zeroes the outputs beyond d_j afterwards;
+ *    routing by brute force;
+ *  - a plain pre-LN ViT with mean pooling (no router, no experts), which e = 1 must equal when
+ *    alpha = 0.
+ * Random models of several shapes (odd widths, a video config with tubelets, more tokens than one
+ * attention block), several budgets, 1, 2 and 3 threads. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mone-private.h"
+
+static int failures;
+#define CHECK(cond, ...)                                                                           \
+  do {                                                                                             \
+    if (!(cond)) {                                                                                 \
+      fprintf (stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);                   \
+      fprintf (stderr, __VA_ARGS__);                                                               \
+      fprintf (stderr, "\n");                                                                      \
+      failures++;                                                                                  \
+    }                                                                                              \
+  } while (0)
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Random models */
+
+static guint64 rng = 0x1234567;
+static double
+uniform (double lo, double hi)
+{
+  rng ^= rng << 13;
+  rng ^= rng >> 7;
+  rng ^= rng << 17;
+  return lo + (hi - lo) * ((rng >> 11) * 0x1.0p-53);
+}
+
+typedef struct {
+  MoneConfig config;
+  MoneTensorSpec *specs;
+  int n_tensors;
+  float **tensors;
+  MoneModel *model;
+} TestModel;
+
+/* Weights large enough that attention is far from uniform, GELU far from linear and the router
+ * far from uniform: a test on near-zero activations would pass with half the code missing. */
+static TestModel *
+test_model_new (MoneConfig config, float alpha)
+{
+  TestModel *m = g_new0 (TestModel, 1);
+  GError *error = NULL;
+  g_assert (mone_config_finalize (&config, &error));
+  m->config = config;
+  m->specs = mone_tensor_specs (&config, &m->n_tensors);
+  m->tensors = g_new0 (float *, m->n_tensors);
+  for (int i = 0; i < m->n_tensors; i++) {
+    const MoneTensorSpec *s = &m->specs[i];
+    float *t = m->tensors[i] = g_new (float, s->numel);
+    const char *name = s->name;
+    double fan_in = s->ndim == 2 ? (double) s->shape[1] : 1;
+    for (int64_t k = 0; k < s->numel; k++) {
+      if (!strcmp (name, "alpha"))
+        t[k] = alpha;
+      else if (strstr (name, "norm") && g_str_has_suffix (name, ".weight"))
+        t[k] = (float) uniform (0.7, 1.3);
+      else if (!strcmp (name, "pos_embed"))
+        t[k] = (float) uniform (-0.5, 0.5);
+      else if (!strcmp (name, "router.weight"))
+        t[k] = (float) uniform (-3, 3) / sqrt (fan_in);
+      else if (s->ndim == 2)
+        t[k] = (float) (uniform (-1.7, 1.7) / sqrt (fan_in));
+      else
+        t[k] = (float) uniform (-0.2, 0.2);
+    }
+  }
+  m->model = mone_model_new_borrowed (&config, NULL, (const float *const *) m->tensors, &error);
+  g_assert_no_error (error);
+  return m;
+}
+
+static void
+test_model_free (TestModel *m)
+{
+  mone_model_unref (m->model);
+  for (int i = 0; i < m->n_tensors; i++)
+    g_free (m->tensors[i]);
+  g_free (m->tensors);
+  g_free (m->specs);
+  g_free (m);
+}
+
+static const float *
+tensor (TestModel *m, const char *name)
+{
+  for (int i = 0; i < m->n_tensors; i++)
+    if (!strcmp (m->specs[i].name, name))
+      return m->tensors[i];
+  g_error ("no tensor %s", name);
+}
+
+static const float *
+block_tensor (TestModel *m, int layer, const char *suffix)
+{
+  char name[64];
+  snprintf (name, sizeof name, "blocks.%d.%s", layer, suffix);
+  return tensor (m, name);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Reference building blocks (double precision, plain loops) */
+
+/* y (rows) = W (rows, cols) x (cols) + b */
+static void
+matvec (const float *W, const float *b, int rows, int cols, const double *x, double *y)
+{
+  for (int r = 0; r < rows; r++) {
+    double acc = b ? b[r] : 0;
+    for (int c = 0; c < cols; c++)
+      acc += (double) W[(size_t) r * cols + c] * x[c];
+    y[r] = acc;
+  }
+}
+
+static void
+layernorm (const double *x, int D, const float *w, const float *b, double eps, double *y)
+{
+  double mean = 0, var = 0;
+  for (int i = 0; i < D; i++)
+    mean += x[i];
+  mean /= D;
+  for (int i = 0; i < D; i++)
+    var += (x[i] - mean) * (x[i] - mean);
+  var /= D;
+  for (int i = 0; i < D; i++)
+    y[i] = (x[i] - mean) / sqrt (var + eps) * w[i] + b[i];
+}
+
+static double
+gelu (double v)
+{
+  return 0.5 * v * (1 + erf (v / sqrt (2.0)));
+}
+
+/* Patch vector of token n, read straight from the (T, C, H, W) input by its definition. */
+static void
+reference_patch (const MoneConfig *c, const float *input, int n, double *out)
+{
+  int per_slice = c->grid_width * c->grid_height;
+  int slice = n / per_slice, gy = (n % per_slice) / c->grid_width, gx = n % c->grid_width;
+  int i = 0;
+  for (int ch = 0; ch < c->channels; ch++)
+    for (int ti = 0; ti < c->tubelet; ti++)
+      for (int py = 0; py < c->patch; py++)
+        for (int px = 0; px < c->patch; px++) {
+          int frame = slice * c->tubelet + ti, y = gy * c->patch + py, x = gx * c->patch + px;
+          double v = input[(((size_t) frame * c->channels + ch) * c->height + y) * c->width + x];
+          out[i++] = (v - c->mean[ch]) / c->std[ch];
+        }
+}
+
+/* Full-width multi-head attention: attn (N, D) from qkv (N, 3D). */
+static void
+reference_attention (int N, int D, int H, const double *qkv, double *attn)
+{
+  int hd = D / H;
+  double *s = g_new (double, N);
+  for (int h = 0; h < H; h++)
+    for (int i = 0; i < N; i++) {
+      double max = -INFINITY, sum = 0;
+      for (int j = 0; j < N; j++) {
+        double dot = 0;
+        for (int k = 0; k < hd; k++)
+          dot += qkv[(size_t) i * 3 * D + h * hd + k] * qkv[(size_t) j * 3 * D + D + h * hd + k];
+        s[j] = dot / sqrt ((double) hd);
+        if (s[j] > max)
+          max = s[j];
+      }
+      for (int j = 0; j < N; j++)
+        sum += (s[j] = exp (s[j] - max));
+      for (int k = 0; k < hd; k++) {
+        double acc = 0;
+        for (int j = 0; j < N; j++)
+          acc += s[j] / sum * qkv[(size_t) j * 3 * D + 2 * D + h * hd + k];
+        attn[(size_t) i * D + h * hd + k] = acc;
+      }
+    }
+  g_free (s);
+}
+
+/* Final LN, mean pool, head: logits (K). */
+static void
+reference_head (TestModel *m, const double *x, double *logits)
+{
+  const MoneConfig *c = &m->config;
+  int N = c->tokens, D = c->dim;
+  double *pooled = g_new0 (double, D), *y = g_new (double, D);
+  for (int t = 0; t < N; t++) {
+    layernorm (x + (size_t) t * D, D, tensor (m, "norm.weight"), tensor (m, "norm.bias"), c->ln_eps, y);
+    for (int i = 0; i < D; i++)
+      pooled[i] += y[i] / N;
+  }
+  matvec (tensor (m, "head.weight"), tensor (m, "head.bias"), c->classes, D, pooled, logits);
+  g_free (pooled);
+  g_free (y);
+}
+
+/* Patch + pos embedding: x (N, D). */
+static void
+reference_embed (TestModel *m, const float *input, double *x)
+{
+  const MoneConfig *c = &m->config;
+  int D = c->dim, P = c->channels * c->tubelet * c->patch * c->patch;
+  double *patch = g_new (double, P);
+  for (int t = 0; t < c->tokens; t++) {
+    reference_patch (c, input, t, patch);
+    matvec (tensor (m, "patch_embed.weight"), tensor (m, "patch_embed.bias"), D, P, patch,
+        x + (size_t) t * D);
+    for (int i = 0; i < D; i++)
+      x[(size_t) t * D + i] += tensor (m, "pos_embed")[(size_t) t * D + i];
+  }
+  g_free (patch);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* MoNE reference: literal, with zero padding. */
+
+static void
+reference_mone (TestModel *m, const float *input, double budget, double *logits, uint8_t *experts,
+    double *router_probs)
+{
+  const MoneConfig *c = &m->config;
+  const int N = c->tokens, D = c->dim, F = c->mlp_dim, E = c->experts;
+  double *x = g_new0 (double, (size_t) N * D);
+  double *qkv = g_new0 (double, (size_t) N * 3 * D);
+  double *attn = g_new0 (double, (size_t) N * D);
+  double *h = g_new (double, D), *o = g_new (double, D), *a = g_new (double, F);
+  reference_embed (m, input, x);
+
+  /* Router. */
+  for (int t = 0; t < N; t++) {
+    double logit[MONE_MAX_EXPERTS], sum = 0;
+    matvec (tensor (m, "router.weight"), tensor (m, "router.bias"), E, D, x + (size_t) t * D, logit);
+    for (int j = 0; j < E; j++)
+      sum += exp (logit[j]);
+    for (int j = 0; j < E; j++)
+      router_probs[t * E + j] = exp (logit[j]) / sum;
+  }
+  /* Capacity from the library (tested on its own), routing by brute force on the probabilities the
+   * engine stores (float), so that near-ties do not depend on rounding. */
+  double cap[MONE_MAX_EXPERTS];
+  int counts[MONE_MAX_EXPERTS];
+  mone_capacity_from_budget (E, c->delta, c->beta, budget, cap);
+  mone_tokens_per_expert (E, cap, N, counts);
+  memset (experts, 0, N);
+  gboolean *taken = g_new0 (gboolean, N);
+  for (int j = E - 1; j >= 1; j--)
+    for (int k = 0; k < counts[j]; k++) {
+      int best = -1;
+      for (int t = 0; t < N; t++)
+        if (!taken[t] && (best < 0 || (float) router_probs[t * E + j] > (float) router_probs[best * E + j]))
+          best = t;
+      taken[best] = TRUE;
+      experts[best] = (uint8_t) j;
+    }
+  g_free (taken);
+
+  const double alpha = tensor (m, "alpha")[0];
+  for (int l = 0; l < c->depth; l++) {
+    for (int t = 0; t < N; t++) {
+      int d = D >> (E - 1 - experts[t]);
+      layernorm (x + (size_t) t * D, D, block_tensor (m, l, "norm1.weight"),
+          block_tensor (m, l, "norm1.bias"), c->ln_eps, h);
+      for (int i = d; i < D; i++)
+        h[i] = 0; /* explicit zero padding: the full matrix sees zeros beyond d_j */
+      matvec (block_tensor (m, l, "attn.qkv.weight"), block_tensor (m, l, "attn.qkv.bias"), 3 * D, D,
+          h, qkv + (size_t) t * 3 * D);
+    }
+    reference_attention (N, D, c->heads, qkv, attn);
+    for (int t = 0; t < N; t++) {
+      int d = D >> (E - 1 - experts[t]);
+      double *xt = x + (size_t) t * D;
+      matvec (block_tensor (m, l, "attn.proj.weight"), block_tensor (m, l, "attn.proj.bias"), D, D,
+          attn + (size_t) t * D, o);
+      for (int i = 0; i < D; i++)
+        xt[i] += i < d ? o[i] : 0;
+      layernorm (xt, D, block_tensor (m, l, "norm2.weight"), block_tensor (m, l, "norm2.bias"),
+          c->ln_eps, h);
+      for (int i = d; i < D; i++)
+        h[i] = 0;
+      matvec (block_tensor (m, l, "mlp.fc1.weight"), block_tensor (m, l, "mlp.fc1.bias"), F, D, h, a);
+      for (int i = 0; i < F; i++)
+        a[i] = gelu (a[i]);
+      matvec (block_tensor (m, l, "mlp.fc2.weight"), block_tensor (m, l, "mlp.fc2.bias"), D, F, a, o);
+      double g = router_probs[t * E + experts[t]];
+      for (int i = 0; i < D; i++)
+        xt[i] += i < d ? (alpha * g + 1) * o[i] : 0;
+    }
+  }
+  reference_head (m, x, logits);
+  g_free (x);
+  g_free (qkv);
+  g_free (attn);
+  g_free (h);
+  g_free (o);
+  g_free (a);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Plain pre-LN ViT with mean pooling: no router, no experts, no gate. */
+
+static void
+reference_vit (TestModel *m, const float *input, double *logits)
+{
+  const MoneConfig *c = &m->config;
+  const int N = c->tokens, D = c->dim, F = c->mlp_dim;
+  double *x = g_new0 (double, (size_t) N * D);
+  double *qkv = g_new0 (double, (size_t) N * 3 * D);
+  double *attn = g_new0 (double, (size_t) N * D);
+  double *h = g_new (double, D), *o = g_new (double, D), *a = g_new (double, F);
+  reference_embed (m, input, x);
+  for (int l = 0; l < c->depth; l++) {
+    for (int t = 0; t < N; t++) {
+      layernorm (x + (size_t) t * D, D, block_tensor (m, l, "norm1.weight"),
+          block_tensor (m, l, "norm1.bias"), c->ln_eps, h);
+      matvec (block_tensor (m, l, "attn.qkv.weight"), block_tensor (m, l, "attn.qkv.bias"), 3 * D, D,
+          h, qkv + (size_t) t * 3 * D);
+    }
+    reference_attention (N, D, c->heads, qkv, attn);
+    for (int t = 0; t < N; t++) {
+      double *xt = x + (size_t) t * D;
+      matvec (block_tensor (m, l, "attn.proj.weight"), block_tensor (m, l, "attn.proj.bias"), D, D,
+          attn + (size_t) t * D, o);
+      for (int i = 0; i < D; i++)
+        xt[i] += o[i];
+      layernorm (xt, D, block_tensor (m, l, "norm2.weight"), block_tensor (m, l, "norm2.bias"),
+          c->ln_eps, h);
+      matvec (block_tensor (m, l, "mlp.fc1.weight"), block_tensor (m, l, "mlp.fc1.bias"), F, D, h, a);
+      for (int i = 0; i < F; i++)
+        a[i] = gelu (a[i]);
+      matvec (block_tensor (m, l, "mlp.fc2.weight"), block_tensor (m, l, "mlp.fc2.bias"), D, F, a, o);
+      for (int i = 0; i < D; i++)
+        xt[i] += o[i];
+    }
+  }
+  reference_head (m, x, logits);
+  g_free (x);
+  g_free (qkv);
+  g_free (attn);
+  g_free (h);
+  g_free (o);
+  g_free (a);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+
+static double
+max_abs (const double *v, int n)
+{
+  double m = 0;
+  for (int i = 0; i < n; i++)
+    m = fmax (m, fabs (v[i]));
+  return m;
+}
+
+/* max |got - want| / max(1e-3, max |want|) */
+static double
+relative_error (const float *got, const double *want, int n)
+{
+  double err = 0;
+  for (int i = 0; i < n; i++)
+    err = fmax (err, fabs (got[i] - want[i]));
+  return err / fmax (1e-3, max_abs (want, n));
+}
+
+static MoneConfig
+make_config (int height, int width, int channels, int frames, int tubelet, int patch, int dim,
+    int depth, int heads, int mlp_dim, int experts, int classes)
+{
+  MoneConfig c = { 0 };
+  c.height = height;
+  c.width = width;
+  c.channels = channels;
+  c.frames = frames;
+  c.tubelet = tubelet;
+  c.patch = patch;
+  c.dim = dim;
+  c.depth = depth;
+  c.heads = heads;
+  c.mlp_dim = mlp_dim;
+  c.experts = experts;
+  c.classes = classes;
+  c.delta = 2;
+  c.beta = 10;
+  c.ln_eps = 1e-6f;
+  for (int ch = 0; ch < MONE_MAX_CHANNELS; ch++) {
+    c.mean[ch] = 0.4f + 0.05f * ch;
+    c.std[ch] = 0.25f + 0.02f * ch;
+  }
+  return c;
+}
+
+static float *
+random_input (const MoneConfig *c)
+{
+  size_t n = (size_t) c->frames * c->channels * c->height * c->width;
+  float *input = g_new (float, n);
+  for (size_t i = 0; i < n; i++)
+    input[i] = (float) uniform (0, 1);
+  return input;
+}
+
+static void
+test_against_mone_reference (const char *label, MoneConfig config)
+{
+  TestModel *m = test_model_new (config, 0.8f);
+  const MoneConfig *c = &m->config;
+  const int N = c->tokens, E = c->experts, K = c->classes;
+  float *input = random_input (c);
+  double *want = g_new (double, K), *want_probs = g_new (double, (size_t) N * E);
+  uint8_t *want_experts = g_new (uint8_t, N);
+  float *logits_1thread = g_new (float, K);
+  const double r0 = mone_model_min_budget (m->model);
+  const double budgets[] = { 1.0, 0.75, 0.5, 0.3, r0 };
+  GError *error = NULL;
+  MoneContext *ctx[3];
+  for (int i = 0; i < 3; i++) {
+    ctx[i] = mone_context_new (m->model, i + 1, &error);
+    g_assert_no_error (error);
+  }
+
+  for (size_t b = 0; b < G_N_ELEMENTS (budgets); b++) {
+    reference_mone (m, input, budgets[b], want, want_experts, want_probs);
+    for (int threads = 1; threads <= 3; threads++) {
+      MoneResult r;
+      CHECK (mone_context_run (ctx[threads - 1], input, budgets[b], &r, &error), "run failed");
+      g_assert_no_error (error);
+      double err = relative_error (r.logits, want, K);
+      CHECK (err <= 1e-4, "%s e=%.3f threads=%d: logits off by %.3g of their scale %.3g", label,
+          budgets[b], threads, err, max_abs (want, K));
+      CHECK (memcmp (r.expert_of_token, want_experts, N) == 0, "%s e=%.3f: routing differs", label,
+          budgets[b]);
+      double perr = 0;
+      for (int i = 0; i < N * E; i++)
+        perr = fmax (perr, fabs (r.router_probs[i] - want_probs[i]));
+      CHECK (perr <= 1e-5, "%s e=%.3f: router probs off by %.3g", label, budgets[b], perr);
+      CHECK (fabs (r.budget_used - fmax (budgets[b], r0)) < 1e-12, "budget_used %g", r.budget_used);
+      CHECK (r.flops == mone_model_flops (m->model, budgets[b]), "flops %g vs %g", r.flops,
+          mone_model_flops (m->model, budgets[b]));
+      double psum = 0;
+      int top = 0;
+      for (int k = 0; k < K; k++) {
+        psum += r.probs[k];
+        if (want[k] > want[top])
+          top = k;
+      }
+      CHECK (fabs (psum - 1) < 1e-5, "probs sum %g", psum);
+      CHECK (r.top_class == top || fabs (want[r.top_class] - want[top]) < 1e-5, "top class %d vs %d",
+          r.top_class, top);
+      int hist[MONE_MAX_EXPERTS] = { 0 };
+      for (int t = 0; t < N; t++)
+        hist[r.expert_of_token[t]]++;
+      for (int j = 0; j < E; j++)
+        CHECK (hist[j] == r.tokens_per_expert[j], "tokens_per_expert[%d]", j);
+      /* Thread counts agree with each other up to rounding (much tighter than the reference). */
+      if (threads == 1) {
+        memcpy (logits_1thread, r.logits, sizeof (float) * K);
+      } else {
+        double terr = 0;
+        for (int k = 0; k < K; k++)
+          terr = fmax (terr, fabs (r.logits[k] - logits_1thread[k]));
+        terr /= fmax (1e-3, max_abs (want, K));
+        CHECK (terr <= 1e-5, "%s e=%.3f: %d threads differ from 1 thread by %.3g", label, budgets[b],
+            threads, terr);
+      }
+    }
+    printf ("%-28s N=%4d e=%.3f: max |logit error| / scale = %.2e (scale %.2f)\n", label, N,
+        budgets[b], relative_error (logits_1thread, want, K), max_abs (want, K));
+  }
+  /* A context is reusable: the same input gives the same result on a second run. */
+  MoneResult again;
+  mone_context_run (ctx[0], input, budgets[0], &again, NULL);
+  reference_mone (m, input, budgets[0], want, want_experts, want_probs);
+  CHECK (relative_error (again.logits, want, K) <= 1e-4, "second run differs");
+
+  for (int i = 0; i < 3; i++)
+    mone_context_free (ctx[i]);
+  g_free (input);
+  g_free (want);
+  g_free (want_probs);
+  g_free (want_experts);
+  g_free (logits_1thread);
+  test_model_free (m);
+}
+
+static void
+test_full_budget_is_plain_vit (const char *label, MoneConfig config)
+{
+  TestModel *m = test_model_new (config, 0.0f); /* alpha = 0: the gate is exactly 1 */
+  const int K = m->config.classes;
+  float *input = random_input (&m->config);
+  double *want = g_new (double, K);
+  reference_vit (m, input, want);
+  MoneContext *ctx = mone_context_new (m->model, 2, NULL);
+  MoneResult r;
+  mone_context_run (ctx, input, 1.0, &r, NULL);
+  double err = relative_error (r.logits, want, K);
+  CHECK (err <= 1e-4, "%s: e=1 differs from plain ViT by %.3g", label, err);
+  CHECK (r.tokens_per_expert[m->config.experts - 1] == m->config.tokens, "e=1 not all on the top expert");
+  printf ("%-28s e=1 vs plain ViT: %.2e\n", label, err);
+  mone_context_free (ctx);
+  g_free (input);
+  g_free (want);
+  test_model_free (m);
+}
+
+/* FLOPs of the ViT-Ti/16 shape at e = 1, counted by hand (multiply-add = 2):
+ * patch embed 2*196*768*192, router 2*196*192*4, head 2*192*1000, and per block
+ * QKV 2*196*192*576 + attention 2*2*196*196*192 + proj 2*196*192*192 + MLP 2*2*196*192*768. */
+static void
+test_flops (void)
+{
+  MoneConfig c = make_config (224, 224, 3, 1, 1, 16, 192, 12, 3, 768, 4, 1000);
+  TestModel *m = test_model_new (c, 0);
+  double block = 2.0 * 196 * 192 * 576 + 4.0 * 196 * 196 * 192 + 2.0 * 196 * 192 * 192
+      + 4.0 * 196 * 192 * 768;
+  double want = 2.0 * 196 * 768 * 192 + 2.0 * 196 * 192 * 4 + 2.0 * 192 * 1000 + 12 * block;
+  CHECK (fabs (mone_model_flops (m->model, 1.0) - want) < 1, "vit-ti16 flops %.0f, expected %.0f",
+      mone_model_flops (m->model, 1.0), want);
+  /* At r_0 every projection runs at 1/8 width; attention scores stay full. */
+  double block_min = (2.0 * 196 * 192 * 576 + 2.0 * 196 * 192 * 192 + 4.0 * 196 * 192 * 768) / 8
+      + 4.0 * 196 * 196 * 192;
+  double want_min = 2.0 * 196 * 768 * 192 + 2.0 * 196 * 192 * 4 + 2.0 * 192 * 1000 + 12 * block_min;
+  CHECK (fabs (mone_model_flops (m->model, 0.125) - want_min) < 1, "vit-ti16 min flops %.0f, expected %.0f",
+      mone_model_flops (m->model, 0.125), want_min);
+  double prev = 0;
+  for (double e = 0.125; e <= 1.0; e += 0.0625) {
+    double f = mone_model_flops (m->model, e);
+    CHECK (f >= prev, "flops not monotone at e=%g", e);
+    prev = f;
+  }
+  test_model_free (m);
+}
+
+static void
+test_bad_arguments (void)
+{
+  TestModel *m = test_model_new (make_config (16, 16, 1, 1, 1, 8, 8, 1, 2, 8, 2, 2), 0);
+  MoneContext *ctx = mone_context_new (m->model, 1, NULL);
+  MoneResult r;
+  GError *error = NULL;
+  CHECK (!mone_context_run (ctx, NULL, 0.5, &r, &error), "NULL input accepted");
+  CHECK (error && error->code == MONE_ERROR_INVALID_ARGUMENT, "no error for NULL input");
+  g_clear_error (&error);
+  float input[256] = { 0 };
+  CHECK (mone_context_run (ctx, input, 7.0, &r, NULL) && r.budget_used == 1.0, "budget 7 not clamped");
+  CHECK (mone_context_run (ctx, input, -1.0, &r, NULL) && r.budget_used == 0.5,
+      "budget -1 not clamped to r_0 = 0.5");
+  CHECK (mone_context_run (ctx, input, NAN, &r, NULL) && r.budget_used == 1.0, "NaN budget");
+  CHECK (mone_context_new (NULL, 1, &error) == NULL && error, "NULL model accepted");
+  g_clear_error (&error);
+  mone_context_free (ctx);
+  test_model_free (m);
+}
+
+int
+main (void)
+{
+  /*                                       H   W  C  T  t  p   D  L  heads F  E   K */
+  test_against_mone_reference ("image 32x32x3, E=4", make_config (32, 32, 3, 1, 1, 8, 32, 2, 2, 64, 4, 10));
+  test_against_mone_reference ("grey 24x40, odd widths, E=3", make_config (24, 40, 1, 1, 1, 8, 48, 3, 3, 84, 3, 7));
+  test_against_mone_reference ("video T=4 tubelet=2", make_config (32, 32, 3, 4, 2, 8, 64, 2, 4, 128, 4, 5));
+  test_against_mone_reference ("100 tokens, E=2", make_config (80, 80, 3, 1, 1, 8, 32, 1, 2, 48, 2, 3));
+  test_against_mone_reference ("200 tokens, E=4, RGBA", make_config (40, 80, 4, 1, 1, 4, 64, 1, 4, 96, 4, 4));
+  test_full_budget_is_plain_vit ("image 32x32x3", make_config (32, 32, 3, 1, 1, 8, 32, 2, 2, 64, 4, 10));
+  test_full_budget_is_plain_vit ("video T=4 tubelet=2", make_config (32, 32, 3, 4, 2, 8, 64, 2, 4, 128, 4, 5));
+  test_flops ();
+  test_bad_arguments ();
+  if (failures)
+    fprintf (stderr, "%d checks failed\n", failures);
+  else
+    printf ("forward: all checks passed\n");
+  return failures ? 1 : 0;
+}
