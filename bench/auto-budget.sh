@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Issue-5 bar: does budget-mode=auto hold a live frame rate that budget 1.0 cannot, with and without
+# a CPU hog on the same core?
+#
+#   bench/auto-budget.sh [SECONDS]        (default 20 s per run; needs a build with the plugin)
+#
+# 1. Generates a ViT-Ti/16-shaped model (`mone init --config vit-ti16`, fixed seed) unless present.
+# 2. Measures the frame rate budget 1.0 sustains at 224x224 on one thread (median of 3 runs).
+# 3. Plays `videotestsrc is-live=true` at 1.5x that rate through monefilter into
+#    `fakesink sync=true qos=true`: fixed budget 1.0 versus auto, each without and with a busy-loop
+#    process started halfway on the same core. Everything runs pinned to one CPU with taskset.
+#    Prints late frames per half (frames reaching the sink after their render time), the worst
+#    lateness, the mean budget per half and the budget trace.
+# Env: MONE_BUILD_DIR (default build), BENCH_CPU (default: the last CPU), BENCH_OUT (scratch for
+# the model and helper; default inside the build folder).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+seconds=${1:-20}
+build=${MONE_BUILD_DIR:-build}
+out=${BENCH_OUT:-$build/bench-auto-budget}
+cpu=${BENCH_CPU:-$(( $(nproc) - 1 ))}
+mkdir -p "$out"
+
+if [ ! -x "$build/tools/mone" ] || ! ls "$build"/gst/*.so >/dev/null 2>&1; then
+  echo "build first: meson setup $build && ninja -C $build" >&2
+  exit 1
+fi
+export GST_PLUGIN_PATH_1_0="$PWD/$build/gst"
+export GST_PLUGIN_SYSTEM_PATH_1_0="${GST_PLUGIN_SYSTEM_PATH_1_0-}"
+export GST_REGISTRY_1_0="$PWD/$out/registry.bin"
+export OPENBLAS_NUM_THREADS=1
+
+model="$out/vit-ti16.safetensors"
+if [ ! -f "$model" ]; then
+  "$build/tools/mone" init --config vit-ti16 --seed 1 --output "$model"
+fi
+
+helper="$out/auto-budget-run"
+if [ ! -x "$helper" ] || [ bench/auto-budget-run.c -nt "$helper" ]; then
+  cc -O2 -Wall -o "$helper" bench/auto-budget-run.c \
+    $(pkg-config --cflags --libs gstreamer-1.0 gstreamer-base-1.0) -lm
+fi
+
+pinned() { taskset -c "$cpu" "$@"; }
+
+echo "== budget 1.0, 224x224, one thread, CPU $cpu: frame rate (3 runs)"
+rates=()
+for run in 1 2 3; do
+  rate=$(pinned "$helper" measure "$model" 300 | awk '/^fps/ {print $2}')
+  echo "run $run: $rate fps"
+  rates+=("$rate")
+done
+median=$(printf '%s\n' "${rates[@]}" | sort -g | sed -n 2p)
+target=$(awk -v r="$median" 'BEGIN { printf "%.3f", 1.5 * r }')
+echo "median $median fps -> live source at 1.5x = $target fps"
+
+for hog in nohog hog; do
+  for mode in fixed auto; do
+    echo
+    echo "== $mode, $hog, ${seconds}s at $target fps"
+    pinned "$helper" run "$model" "$target" "$seconds" "$mode" "$hog"
+  done
+done
