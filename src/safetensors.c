@@ -197,6 +197,9 @@ parse_metadata (MoneSafetensors *st, const MoneJson *object, GError **error)
     return FALSE;
   }
   size_t n = object->u.object.len;
+  gboolean ok = FALSE;
+  /* A hash set keeps duplicate detection linear even for a 100 MB header of metadata keys. */
+  GHashTable *seen = g_hash_table_new (g_str_hash, g_str_equal);
   st->metadata_keys = g_new0 (char *, n + 1);
   st->metadata_values = g_new0 (char *, n + 1);
   for (size_t i = 0; i < n; i++) {
@@ -204,25 +207,29 @@ parse_metadata (MoneSafetensors *st, const MoneJson *object, GError **error)
     g_autofree char *key = printable_name (m->key, m->key_len);
     if (strlen (m->key) != m->key_len) {
       FORMAT_ERROR ("metadata key '%s' contains a NUL character", key);
-      return FALSE;
+      goto out;
     }
     if (m->value->type != MONE_JSON_STRING) {
       FORMAT_ERROR ("metadata '%s' is a %s, expected a string", key, mone_json_type_name (m->value->type));
-      return FALSE;
+      goto out;
     }
     if (strlen (m->value->u.string.bytes) != m->value->u.string.len) {
       FORMAT_ERROR ("metadata '%s' contains a NUL character", key);
-      return FALSE;
+      goto out;
     }
-    if (mone_safetensors_get_metadata (st, m->key) != NULL) {
+    if (g_hash_table_contains (seen, m->key)) {
       FORMAT_ERROR ("duplicate metadata key '%s'", key);
-      return FALSE;
+      goto out;
     }
     st->metadata_keys[st->n_metadata] = g_strdup (m->key);
     st->metadata_values[st->n_metadata] = g_strdup (m->value->u.string.bytes);
+    g_hash_table_add (seen, st->metadata_keys[st->n_metadata]);
     st->n_metadata++;
   }
-  return TRUE;
+  ok = TRUE;
+out:
+  g_hash_table_destroy (seen);
+  return ok;
 }
 
 /* A JSON number that must be an exact non-negative integer (shape dimension, offset). */
