@@ -1,0 +1,132 @@
+/* gst-mone: the classification meta monefilter attaches to every buffer.
+ *
+ * Library: libgstmonemeta-1.0 (pkg-config gstmonemeta-1.0). It depends on GStreamer core only, not on
+ * the inference engine; <mone/mone.h> is included just for MONE_MAX_EXPERTS.
+ *
+ * The meta is a GstCustomMeta registered under GST_MONE_META_NAME ("GstMoneMeta") whose
+ * GstStructure is named GST_MONE_CLASSIFICATION_NAME ("mone-classification"). monefilter's element
+ * message (property message=true) carries a structure with the same name and the same fields.
+ *
+ * From C:      MoneClassification r; if (gst_mone_meta_read (buffer, &r)) use r.label, r.top_score...
+ * From Python: meta = buffer.get_custom_meta ("GstMoneMeta")
+ *              s = meta.get_structure (); s.get_value ("label"), s.get_value ("budget-used") ...
+ *
+ * Fields of the structure (name: GType, meaning):
+ *   frame:             guint64   index of this buffer among those monefilter saw since start (0, 1, ...)
+ *   result-frame:      guint64   index of the frame the result was computed on (== frame unless reused)
+ *   reused:            gboolean  TRUE when the result was computed on an earlier frame (interval > 1)
+ *   timestamp:         guint64   buffer PTS in ns (GST_CLOCK_TIME_NONE when unknown)
+ *   stream-time:       guint64   stream time of the buffer in ns (or NONE)
+ *   running-time:      guint64   running time of the buffer in ns (or NONE)
+ *   duration:          guint64   buffer duration in ns (or NONE)
+ *   class-id:          gint      top-1 class index (0..classes-1)
+ *   label:             gchararray top-1 class label
+ *   score:             gdouble   top-1 softmax probability in [0, 1]
+ *   top-ids:           GstValueArray of gint        the k best classes, best first
+ *   top-labels:        GstValueArray of gchararray  their labels
+ *   top-scores:        GstValueArray of gdouble     their probabilities
+ *   budget-mode:       gchararray "fixed" or "auto"
+ *   budget-requested:  gdouble   the budget asked for: the property (fixed) or the controller's pick (auto)
+ *   budget-used:       gdouble   the budget the model ran at after clamping to [min-budget, 1]
+ *   gflops:            gdouble   GFLOPs (1e9 floating-point operations, multiply-add = 2) spent
+ *   latency:           guint64   inference latency in ns (conversion + forward pass)
+ *   latency-ms:        gdouble   the same in milliseconds, for convenience
+ *   experts:           gint      number of nested experts E (expert 0 is the smallest)
+ *   tokens:            gint      number of tokens N = grid-slices * grid-height * grid-width
+ *   tokens-per-expert: GstValueArray of gint (E entries) tokens each expert processed
+ *   grid-width:        gint      tokens per row of one time slice
+ *   grid-height:       gint      tokens per column of one time slice
+ *   grid-slices:       gint      time slices (1 for image models; frames / tubelet for video models)
+ *   expert-grid:       GBytes    N bytes, the expert index of each token in (slice, row, column)
+ *                                order; row 0 is the top of the picture region the model saw
+ *   scale-mode:        gchararray how the frame was fitted to the model: "stretch", "letterbox", "crop"
+ *   content-x, content-y, content-width, content-height: gdouble
+ *                                the part of the frame the model saw, in frame pixels (stretch and
+ *                                letterbox: the whole frame; crop: the centred crop)
+ *   model-x, model-y, model-width, model-height: gdouble
+ *                                where that content lies in the model input, in model pixels
+ *                                (letterbox leaves bars; the expert grid covers the whole model input)
+ *   model-input-width, model-input-height: gint  the model's input size in pixels
+ */
+#ifndef GST_MONE_META_H
+#define GST_MONE_META_H
+
+#include <gst/gst.h>
+#include <mone/mone.h>
+
+G_BEGIN_DECLS
+
+#define GST_MONE_META_NAME "GstMoneMeta"
+#define GST_MONE_CLASSIFICATION_NAME "mone-classification"
+/* Most top-k entries MoneClassification holds (monefilter's top-k property has the same limit). */
+#define GST_MONE_META_MAX_TOP_K 16
+
+/* The meta's fields as C values. Strings and the expert grid point into the structure they were
+ * read from: valid while that structure (the buffer holding the meta) is alive and unchanged. */
+typedef struct
+{
+  guint64 frame;
+  guint64 result_frame;
+  gboolean reused;
+  GstClockTime timestamp, stream_time, running_time, duration;
+
+  gint top_class;
+  const gchar *label;
+  gdouble top_score;
+  guint top_k;                  /* valid entries in the three arrays below */
+  gint top_classes[GST_MONE_META_MAX_TOP_K];
+  const gchar *top_labels[GST_MONE_META_MAX_TOP_K];
+  gdouble top_scores[GST_MONE_META_MAX_TOP_K];
+
+  gboolean budget_auto;         /* budget-mode == "auto" */
+  gdouble budget_requested;
+  gdouble budget_used;
+  gdouble gflops;
+  guint64 latency_ns;
+  gdouble latency_ms;
+
+  gint experts;
+  gint tokens;
+  gint tokens_per_expert[MONE_MAX_EXPERTS];
+  gint grid_width, grid_height, grid_slices;
+  const guint8 *expert_grid;    /* (grid_slices, grid_height, grid_width) expert indices */
+  gsize expert_grid_size;       /* bytes in expert_grid (== tokens) */
+
+  const gchar *scale_mode;
+  gdouble content_x, content_y, content_width, content_height;
+  gdouble model_x, model_y, model_width, model_height;
+  gint model_input_width, model_input_height;
+} MoneClassification;
+
+/* Registers the custom meta (once, thread-safe) and returns its info. */
+const GstMetaInfo *gst_mone_meta_get_info (void);
+
+/* Zeroes *result and sets the times to GST_CLOCK_TIME_NONE. */
+void gst_mone_classification_init (MoneClassification * result);
+
+/* A new structure named "mone-classification" with every field above (expert_grid copied into a
+ * GBytes; top-k arrays of result->top_k entries). Free with gst_structure_free. */
+GstStructure *gst_mone_classification_to_structure (const MoneClassification * result);
+
+/* Reads the fields back. Returns FALSE (leaving *result initialised but partial) when the
+ * structure has another name or lacks class-id, label, score, budget-used or expert-grid, or
+ * when the grid size disagrees with the token count. */
+gboolean gst_mone_classification_from_structure (const GstStructure * structure,
+    MoneClassification * result);
+
+/* Attaches (or overwrites: one meta per buffer) the meta with a copy of `fields`, which must be
+ * named "mone-classification". The buffer must be writable. Returns the meta. */
+GstCustomMeta *gst_buffer_add_mone_meta (GstBuffer * buffer, const GstStructure * fields);
+
+/* The buffer's meta, or NULL. */
+GstCustomMeta *gst_buffer_get_mone_meta (GstBuffer * buffer);
+
+/* The meta's structure (owned by the buffer), or NULL when the buffer has no meta. */
+const GstStructure *gst_buffer_get_mone_structure (GstBuffer * buffer);
+
+/* Shortcut: gst_mone_classification_from_structure on the buffer's meta. FALSE without meta. */
+gboolean gst_mone_meta_read (GstBuffer * buffer, MoneClassification * result);
+
+G_END_DECLS
+
+#endif /* GST_MONE_META_H */
