@@ -17,11 +17,14 @@
 void mone_layernorm_rows (int n_rows, int width, int out_width, const float *x, int ldx,
     const float *weight, const float *bias, float eps, float *out, int ldout);
 
-/* In place: row i <- softmax(scale * row i) over n_cols columns, for n_rows rows of stride ld. */
-void mone_softmax_rows (int n_rows, int n_cols, float scale, float *x, int ld);
+/* In place: row i <- softmax(scale * row i) over n_cols columns, for n_rows rows of stride ld.
+ * If inverse_sums (n_rows) is given, rows are left unnormalised (exp(scale (x - max))) and
+ * 1 / sum is stored instead, so a caller that multiplies the rows by a matrix next can scale the
+ * narrower product (attention: N x head_dim instead of N x N). */
+void mone_softmax_rows (int n_rows, int n_cols, float scale, float *x, int ld, float *inverse_sums);
 
 /* In place: x[i, c] <- GELU(x[i, c] + bias[c]) * row_scale[i], exact-erf GELU
- * 0.5 v (1 + erf(v / sqrt 2)) with erf to 1.5e-7 absolute. row_scale may be NULL (1). */
+ * 0.5 v (1 + erf(v / sqrt 2)) with erf to ~1e-7 absolute (float rounding included). row_scale may be NULL (1). */
 void mone_bias_gelu_scale_rows (int n_rows, int n_cols, float *x, int ld, const float *bias,
     const float *row_scale);
 

@@ -414,9 +414,14 @@ attention_task (void *data, int task, int thread)
 
   cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, nq, N, head_dim, 1.0f, q, 3 * D, k, 3 * D,
       0.0f, scores, N);
-  mone_softmax_rows (nq, N, 1.0f / sqrtf ((float) head_dim), scores, N);
+  float inverse_sums[ATTENTION_QUERY_BLOCK];
+  mone_softmax_rows (nq, N, 1.0f / sqrtf ((float) head_dim), scores, N, inverse_sums);
   cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, head_dim, N, 1.0f, scores, N, v, 3 * D,
       0.0f, out, D);
+  /* The softmax normalisation, applied to the (nq, head_dim) product instead of the (nq, N) scores. */
+  for (int i = 0; i < nq; i++)
+    for (int k = 0; k < head_dim; k++)
+      out[(size_t) i * D + k] *= inverse_sums[i];
 }
 
 /* ---------------------------------------------------------------------------------------------- */

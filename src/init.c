@@ -313,3 +313,34 @@ mone_parameters_free (MoneParameters *p)
   g_free (p->storage);
   g_free (p);
 }
+
+MoneModel *
+mone_model_new_random (const MoneConfig *config, guint64 seed, GError **error)
+{
+  MoneParameters *p = mone_parameters_new_random (config, seed, error);
+  if (!p)
+    return NULL;
+  MoneModel *model = mone_model_new_borrowed (&p->config, NULL, (const float *const *) p->tensors,
+      error);
+  if (model) {
+    /* The model takes the storage: its weight table points into it and unref frees it. */
+    model->converted_storage = p->storage;
+    p->storage = NULL;
+  }
+  mone_parameters_free (p);
+  return model;
+}
+
+gboolean
+mone_config_from_args (const char *name, int n_overrides, const char *const *overrides,
+    MoneConfig *config, guint64 *seed, GError **error)
+{
+  *seed = 0;
+  if (!mone_config_from_name (name, config, error))
+    return FALSE;
+  for (int i = 0; i < n_overrides; i++)
+    if (!mone_config_apply_override (config, overrides[i], seed, error))
+      return FALSE;
+  MoneConfig check = *config;
+  return mone_config_finalize (&check, error);
+}

@@ -43,6 +43,15 @@ MoneParameters *mone_parameters_new_random (const MoneConfig *config, guint64 se
 MoneParameters *mone_parameters_new_zero (const MoneConfig *config, GError **error);
 void mone_parameters_free (MoneParameters *params);
 
+/* A model that owns freshly initialised random parameters (mone_parameters_new_random): for tests,
+ * benchmarks and `mone init`. */
+MoneModel *mone_model_new_random (const MoneConfig *config, guint64 seed, GError **error);
+
+/* Config from a name and "key=value" overrides (seed= included, default seed 0):
+ * the command-line form "vit-ti16 depth=6 seed=3". */
+gboolean mone_config_from_args (const char *name, int n_overrides, const char *const *overrides,
+    MoneConfig *config, guint64 *seed, GError **error);
+
 /* The engine's own PRNG (xoshiro256**, seeded through splitmix64): small, fast, reproducible. */
 typedef struct {
   guint64 s[4];
