@@ -258,6 +258,16 @@ parse_string_literal (Parser *p, char **bytes, size_t *len)
       }
       continue;
     }
+    if (c < 0x80) {
+      /* A run of plain ASCII is copied in one go. */
+      size_t run = p->pos + 1;
+      while (run < p->len && p->text[run] >= 0x20 && p->text[run] < 0x80 && p->text[run] != '"'
+          && p->text[run] != '\\')
+        run++;
+      g_string_append_len (out, (const char *) p->text + p->pos, (gssize) (run - p->pos));
+      p->pos = run;
+      continue;
+    }
     size_t n = utf8_sequence_length (p->text + p->pos, p->len - p->pos);
     if (n == 0) {
       fail (p, p->pos, "invalid UTF-8 in string");
