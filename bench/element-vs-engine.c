@@ -1,0 +1,238 @@
+/* element-vs-engine: how much of the engine's frame rate survives inside a GStreamer pipeline.
+ *
+ * For each budget, alternates R runs of
+ *   engine:  mone_context_run in a loop on one model-sized input (the floor of any element), and
+ *   element: videotestsrc num-buffers=N ! video/x-raw,width=W,height=H ! monefilter ! fakesink,
+ * and prints the median frames per second of each and their ratio (element / engine). The two are
+ * measured side by side in one process, alternating, so machine load affects both alike.
+ *
+ * The element's rate is taken between the first and the last buffer reaching the sink, so model
+ * loading and negotiation are not counted; the engine's after one warm-up run, likewise.
+ *
+ *   element-vs-engine --model models/fashion-mone.safetensors --budgets 1,0.5
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <gst/gst.h>
+#include <mone/mone.h>
+
+typedef struct {
+  char *model_path;
+  char *budgets;
+  char *format;
+  int width, height, frames, runs, threads;
+} BenchOptions;
+
+typedef struct {
+  guint64 buffers;
+  gint64 first_us, last_us;
+} SinkTiming;
+
+static int
+compare_doubles (const void *a, const void *b)
+{
+  double x = *(const double *) a, y = *(const double *) b;
+  return (x > y) - (x < y);
+}
+
+static double
+median (double *values, int n)
+{
+  qsort (values, n, sizeof *values, compare_doubles);
+  return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
+}
+
+/* Frames per second of `frames` engine runs on one input (after one warm-up run). */
+static double
+engine_fps (MoneContext *ctx, const float *input, double budget, int frames, GError **error)
+{
+  MoneResult result;
+  gint64 start;
+
+  if (!mone_context_run (ctx, input, budget, &result, error))
+    return -1.0;
+  start = g_get_monotonic_time ();
+  for (int i = 0; i < frames; i++)
+    if (!mone_context_run (ctx, input, budget, &result, error))
+      return -1.0;
+  return frames / ((g_get_monotonic_time () - start) * 1e-6);
+}
+
+static GstPadProbeReturn
+count_sink_buffer (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
+{
+  SinkTiming *timing = user_data;
+  gint64 now = g_get_monotonic_time ();
+
+  if (timing->buffers++ == 0)
+    timing->first_us = now;
+  timing->last_us = now;
+  return GST_PAD_PROBE_OK;
+}
+
+/* Frames per second of the element pipeline between the first and the last buffer at the sink. */
+static double
+element_fps (const BenchOptions *opt, double budget, GError **error)
+{
+  /* one extra buffer: the rate is measured over the gaps between `frames` + 1 arrivals */
+  char *description = g_strdup_printf ("videotestsrc num-buffers=%d ! "
+      "video/x-raw,format=%s,width=%d,height=%d,framerate=30/1 ! "
+      "monefilter name=mone model=\"%s\" budget=%g threads=%d ! fakesink name=sink sync=false",
+      opt->frames + 1, opt->format, opt->width, opt->height, opt->model_path, budget, opt->threads);
+  GstElement *pipeline = gst_parse_launch (description, error);
+  GstElement *sink;
+  GstPad *pad;
+  GstBus *bus;
+  GstMessage *msg;
+  SinkTiming timing = { 0 };
+  double fps = -1.0;
+
+  g_free (description);
+  if (!pipeline)
+    return -1.0;
+  sink = gst_bin_get_by_name (GST_BIN (pipeline), "sink");
+  pad = gst_element_get_static_pad (sink, "sink");
+  gst_pad_add_probe (pad, GST_PAD_PROBE_TYPE_BUFFER, count_sink_buffer, &timing, NULL);
+  gst_object_unref (pad);
+  gst_object_unref (sink);
+
+  gst_element_set_state (pipeline, GST_STATE_PLAYING);
+  bus = gst_element_get_bus (pipeline);
+  msg = gst_bus_timed_pop_filtered (bus, GST_CLOCK_TIME_NONE, GST_MESSAGE_EOS | GST_MESSAGE_ERROR);
+  if (GST_MESSAGE_TYPE (msg) == GST_MESSAGE_ERROR) {
+    GError *err = NULL;
+    char *debug = NULL;
+
+    gst_message_parse_error (msg, &err, &debug);
+    g_set_error (error, err->domain, err->code, "%s (%s)", err->message, debug ? debug : "");
+    g_error_free (err);
+    g_free (debug);
+  } else if (timing.buffers < 2) {
+    g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_FAILED, "only %" G_GUINT64_FORMAT
+        " buffers reached the sink", timing.buffers);
+  } else {
+    fps = (timing.buffers - 1) / ((timing.last_us - timing.first_us) * 1e-6);
+  }
+  gst_message_unref (msg);
+  gst_object_unref (bus);
+  gst_element_set_state (pipeline, GST_STATE_NULL);
+  gst_object_unref (pipeline);
+  return fps;
+}
+
+int
+main (int argc, char **argv)
+{
+  BenchOptions opt = { .width = 640, .height = 480, .frames = 100, .runs = 5, .threads = 0 };
+  GOptionEntry entries[] = {
+    { "model", 'm', 0, G_OPTION_ARG_FILENAME, &opt.model_path, "Model file (required)", "FILE" },
+    { "budgets", 'b', 0, G_OPTION_ARG_STRING, &opt.budgets, "Comma-separated budgets (default 1,0.5)", "LIST" },
+    { "width", 0, 0, G_OPTION_ARG_INT, &opt.width, "Frame width (default 640)", "W" },
+    { "height", 0, 0, G_OPTION_ARG_INT, &opt.height, "Frame height (default 480)", "H" },
+    { "format", 0, 0, G_OPTION_ARG_STRING, &opt.format, "videotestsrc format (default I420)", "FMT" },
+    { "frames", 'n', 0, G_OPTION_ARG_INT, &opt.frames, "Frames per run (default 100)", "N" },
+    { "runs", 'r', 0, G_OPTION_ARG_INT, &opt.runs, "Runs of each, medians reported (default 5)", "R" },
+    { "threads", 't', 0, G_OPTION_ARG_INT, &opt.threads, "Engine threads, both sides (0 = all cores)", "T" },
+    { NULL }
+  };
+  GOptionContext *octx = g_option_context_new ("- monefilter frame rate against the bare engine");
+  GError *error = NULL;
+  MoneModel *model = NULL;
+  MoneContext *ctx = NULL;
+  float *input = NULL;
+  char **budget_list = NULL;
+  int status = 1;
+
+  g_option_context_add_main_entries (octx, entries, NULL);
+  g_option_context_add_group (octx, gst_init_get_option_group ());
+  if (!g_option_context_parse (octx, &argc, &argv, &error)) {
+    fprintf (stderr, "element-vs-engine: %s\n", error->message);
+    status = 2;
+    goto out;
+  }
+  if (!opt.model_path || opt.frames < 1 || opt.runs < 1) {
+    fprintf (stderr, "element-vs-engine: --model FILE is required; --frames and --runs >= 1\n");
+    status = 2;
+    goto out;
+  }
+  if (!opt.budgets)
+    opt.budgets = g_strdup ("1,0.5");
+  if (!opt.format)
+    opt.format = g_strdup ("I420");
+  if (!gst_registry_check_feature_version (gst_registry_get (), "monefilter", 1, 0, 0)) {
+    fprintf (stderr, "element-vs-engine: element monefilter not found (set GST_PLUGIN_PATH to the "
+        "build's gst/ folder)\n");
+    goto out;
+  }
+
+  if (!(model = mone_model_load_file (opt.model_path, &error))
+      || !(ctx = mone_context_new (model, opt.threads, &error))) {
+    fprintf (stderr, "element-vs-engine: %s\n", error->message);
+    goto out;
+  }
+  {
+    const MoneConfig *cfg = mone_model_get_config (model);
+    gsize n = (gsize) cfg->frames * cfg->channels * cfg->height * cfg->width;
+
+    /* a smooth pattern in [0,1]; the cost does not depend on the pixels, only on the budget */
+    input = g_new (float, n);
+    for (gsize i = 0; i < n; i++)
+      input[i] = 0.5f + 0.5f * sinf ((float) i * 0.01f);
+    printf ("model %s: %dx%dx%d, patch %d, D=%d, L=%d, E=%d; engine threads %d\n",
+        opt.model_path, cfg->channels, cfg->height, cfg->width, cfg->patch, cfg->dim, cfg->depth,
+        cfg->experts, mone_context_get_threads (ctx));
+    printf ("pipeline: videotestsrc ! video/x-raw,format=%s,width=%d,height=%d ! monefilter ! "
+        "fakesink; %d frames x %d runs each, medians\n\n", opt.format, opt.width, opt.height,
+        opt.frames, opt.runs);
+  }
+  printf ("%-8s %8s %12s %12s %8s\n", "budget", "GFLOPs", "engine fps", "element fps", "ratio");
+
+  budget_list = g_strsplit (opt.budgets, ",", -1);
+  for (char **b = budget_list; *b; b++) {
+    char *end;
+    double budget = g_ascii_strtod (*b, &end);
+    double *engine = g_new (double, opt.runs), *element = g_new (double, opt.runs);
+    double engine_median, element_median;
+
+    if (end == *b || *end || !(budget > 0.0 && budget <= 1.0)) {
+      fprintf (stderr, "element-vs-engine: budget '%s' is not a number in (0, 1]\n", *b);
+      g_free (engine);
+      g_free (element);
+      goto out;
+    }
+    for (int r = 0; r < opt.runs; r++) {
+      if ((engine[r] = engine_fps (ctx, input, budget, opt.frames, &error)) < 0
+          || (element[r] = element_fps (&opt, budget, &error)) < 0) {
+        fprintf (stderr, "element-vs-engine: budget %g: %s\n", budget, error->message);
+        g_free (engine);
+        g_free (element);
+        goto out;
+      }
+    }
+    engine_median = median (engine, opt.runs);
+    element_median = median (element, opt.runs);
+    printf ("%-8.3g %8.4f %12.1f %12.1f %7.1f%%\n", budget, mone_model_flops (model, budget) * 1e-9,
+        engine_median, element_median, 100.0 * element_median / engine_median);
+    fflush (stdout);
+    g_free (engine);
+    g_free (element);
+  }
+  status = 0;
+
+out:
+  g_clear_error (&error);
+  g_strfreev (budget_list);
+  g_free (input);
+  if (ctx)
+    mone_context_free (ctx);
+  if (model)
+    mone_model_unref (model);
+  g_option_context_free (octx);
+  g_free (opt.model_path);
+  g_free (opt.budgets);
+  g_free (opt.format);
+  return status;
+}

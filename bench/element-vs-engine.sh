@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The element-overhead bar of issue 4: `videotestsrc ! monefilter ! fakesink` at 640x480 against
+# the bare engine (mone_context_run in a loop) on the same model and budget, e = 1 and e = 0.5,
+# medians of several alternating runs, ratio printed (bar: >= 95%).
+#
+#   bench/element-vs-engine.sh [element-vs-engine options...]
+#
+# Runs two models: the shipped Fashion-MNIST model (if present) and a generated ViT-Ti/16-shaped
+# one (224x224, `mone init --config vit-ti16`). Env: MONE_BUILD_DIR (default build),
+# BENCH_THREADS (engine threads on both sides; default 1), BENCH_RUNS (default 5).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${MONE_BUILD_DIR:-build}
+threads=${BENCH_THREADS:-1}
+runs=${BENCH_RUNS:-5}
+bench="$build/bench/element-vs-engine"
+if [ ! -x "$bench" ] || [ ! -x "$build/tools/mone" ]; then
+  echo "build first: meson setup $build && ninja -C $build" >&2
+  exit 1
+fi
+build=$(cd "$build" && pwd)
+export GST_PLUGIN_PATH_1_0="$build/gst"
+export GST_REGISTRY_1_0="$build/bench-element-vs-engine-registry.bin"
+# OpenBLAS's own threads would fight the engine's pool for the same cores
+export OPENBLAS_NUM_THREADS=1
+
+vit="$build/bench-vit-ti16.safetensors"
+[ -f "$vit" ] || "$build/tools/mone" init --config vit-ti16 --seed 1 --output "$vit"
+
+models=("$vit")
+[ -f models/fashion-mone.safetensors ] && models=(models/fashion-mone.safetensors "${models[@]}")
+for model in "${models[@]}"; do
+  echo "=== $(basename "$model")"
+  "$bench" --model "$model" --budgets 1,0.5 --threads "$threads" --runs "$runs" "$@"
+  echo
+done
