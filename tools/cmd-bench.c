@@ -15,8 +15,6 @@
 #include "init.h"
 #include "mone-commands.h"
 
-#pragma weak mone_model_load_file /* until src/model-load.c lands: then --config only */
-
 /* CLOCK_MONOTONIC (latency as a user sees it) or, with --clock cpu, CLOCK_PROCESS_CPUTIME_ID: the
  * CPU time this process got, which on a machine shared with other jobs leaves out the time the
  * scheduler gave to them (a cleaner ratio for one-thread runs; with more threads it sums them). */
@@ -230,10 +228,6 @@ mone_cmd_bench (int argc, char **argv)
     if (argc != 2) {
       fprintf (stderr, "mone bench: expected one MODEL file (or --config NAME)\n");
       status = 2;
-      goto out;
-    }
-    if (!mone_model_load_file) {
-      fprintf (stderr, "mone bench: this build has no model loader; use --config\n");
       goto out;
     }
     if (!(model = mone_model_load_file (argv[1], &error))) {

@@ -1,4 +1,103 @@
-/* placeholder: being written */
+/* `mone info MODEL`: the config, parameter count and GFLOPs per budget of a model file. */
 #include <stdio.h>
+#include <string.h>
+
+#include "init.h"
 #include "mone-commands.h"
-int mone_cmd_info (int argc, char **argv) { fprintf (stderr, "mone info: not built yet\n"); return 1; }
+
+int
+mone_cmd_info (int argc, char **argv)
+{
+  char *config_name = NULL;
+  GOptionEntry entries[] = {
+    { "config", 0, 0, G_OPTION_ARG_STRING, &config_name,
+      "describe a named config (vit-ti16, vit-s16, tiny) instead of a file; key=value arguments "
+      "override it", "NAME" },
+    { NULL },
+  };
+  GOptionContext *opts = g_option_context_new ("MODEL | --config NAME [key=value...]");
+  g_option_context_set_summary (opts, "Prints a model's config, parameter count, labels and the "
+      "GFLOPs of one forward pass at e = 1, 0.75, 0.5, 0.25 and its minimum budget.");
+  g_option_context_add_main_entries (opts, entries, NULL);
+  GError *error = NULL;
+  MoneModel *model = NULL;
+  int status = 1;
+
+  if (!g_option_context_parse (opts, &argc, &argv, &error)) {
+    fprintf (stderr, "mone info: %s\n", error->message);
+    status = 2;
+    goto out;
+  }
+  if (config_name) {
+    MoneConfig config;
+    guint64 seed;
+    if (!mone_config_from_args (config_name, argc - 1, (const char *const *) argv + 1, &config, &seed,
+            &error) || !(model = mone_model_new_random (&config, seed, &error))) {
+      fprintf (stderr, "mone info: %s\n", error->message);
+      goto out;
+    }
+  } else if (argc != 2) {
+    fprintf (stderr, "mone info: expected one MODEL file (or --config NAME)\n");
+    status = 2;
+    goto out;
+  } else if (!(model = mone_model_load_file (argv[1], &error))) {
+    fprintf (stderr, "mone info: %s\n", error->message);
+    goto out;
+  }
+
+  const MoneConfig *c = mone_model_get_config (model);
+  printf ("input:      %d x %d pixels, %d channel%s", c->width, c->height, c->channels,
+      c->channels > 1 ? "s" : "");
+  if (c->frames > 1)
+    printf (", %d frames (tubelet %d)", c->frames, c->tubelet);
+  printf ("\nnormalise:  mean");
+  for (int ch = 0; ch < c->channels; ch++)
+    printf (" %g", c->mean[ch]);
+  printf (", std");
+  for (int ch = 0; ch < c->channels; ch++)
+    printf (" %g", c->std[ch]);
+  printf ("\ntokens:     %d (%d x %d patches of %d px", c->tokens, c->grid_width, c->grid_height,
+      c->patch);
+  if (c->frames > 1)
+    printf (", x %d time slices", c->frames / c->tubelet);
+  printf (")\ntransformer: D %d, depth %d, heads %d, MLP %d, LayerNorm eps %g\n", c->dim, c->depth,
+      c->heads, c->mlp_dim, c->ln_eps);
+  printf ("experts:    %d, widths", c->experts);
+  for (int j = 0; j < c->experts; j++)
+    printf (" %d", c->dim >> (c->experts - 1 - j));
+  printf (" (delta %g, beta %g)\n", c->delta, c->beta);
+  printf ("classes:    %d (", c->classes);
+  for (int k = 0; k < c->classes && k < 5; k++)
+    printf ("%s%s", k ? ", " : "", mone_model_get_label (model, k));
+  printf ("%s)\n", c->classes > 5 ? ", ..." : "");
+  size_t params = mone_model_parameter_count (model);
+  printf ("parameters: %zu (%.2f M, %.1f MB as F32)\n\n", params, params / 1e6, params * 4.0 / 1e6);
+
+  const double min_budget = mone_model_min_budget (model);
+  const double budgets[] = { 1.0, 0.75, 0.5, 0.25, min_budget };
+  const double full = mone_model_flops (model, 1.0);
+  printf ("%8s %9s %9s   %s\n", "budget", "GFLOPs", "of e=1", "capacity (smallest expert first)");
+  for (size_t i = 0; i < G_N_ELEMENTS (budgets); i++) {
+    if (i + 1 == G_N_ELEMENTS (budgets) && min_budget == 0.25)
+      break; /* E = 3: the minimum is already listed */
+    if (budgets[i] < min_budget)
+      continue;
+    double capacity[MONE_MAX_EXPERTS];
+    mone_capacity_from_budget (c->experts, c->delta, c->beta, budgets[i], capacity);
+    double flops = mone_model_flops (model, budgets[i]);
+    printf ("%8.4f %9.4g %8.1f%%  ", budgets[i], flops / 1e9, 100 * flops / full);
+    for (int j = 0; j < c->experts; j++)
+      printf (" %.3f", capacity[j]);
+    printf ("%s\n", i + 1 == G_N_ELEMENTS (budgets) ? "  (minimum)" : "");
+  }
+  printf ("\nGFLOPs count a multiply-add as 2 and include patch embedding, router, attention "
+      "(full width at every budget) and head.\n");
+  status = 0;
+
+out:
+  mone_model_unref (model);
+  g_clear_error (&error);
+  g_free (config_name);
+  g_option_context_free (opts);
+  return status;
+}

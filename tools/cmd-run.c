@@ -1,4 +1,140 @@
-/* placeholder: being written */
+/* `mone run MODEL RAW --budget E`: classifies one input stored as raw float32 (T, C, H, W). */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "mone-commands.h"
-int mone_cmd_run (int argc, char **argv) { fprintf (stderr, "mone run: not built yet\n"); return 1; }
+#include "mone/mone.h"
+
+typedef struct {
+  int index;
+  float prob;
+} Ranked;
+
+static int
+by_probability (const void *a, const void *b)
+{
+  const Ranked *x = a, *y = b;
+  if (x->prob != y->prob)
+    return x->prob < y->prob ? 1 : -1;
+  return x->index - y->index;
+}
+
+int
+mone_cmd_run (int argc, char **argv)
+{
+  double budget = 1.0;
+  int top = 5, threads = 1;
+  gboolean show_logits = FALSE;
+  GOptionEntry entries[] = {
+    { "budget", 'e', 0, G_OPTION_ARG_DOUBLE, &budget, "compute budget in [r_0, 1] (default 1)", "E" },
+    { "top", 'k', 0, G_OPTION_ARG_INT, &top, "classes to list (default 5)", "K" },
+    { "threads", 't', 0, G_OPTION_ARG_INT, &threads, "threads (default 1; 0 = all cores)", "N" },
+    { "logits", 0, 0, G_OPTION_ARG_NONE, &show_logits, "print every logit", NULL },
+    { NULL },
+  };
+  GOptionContext *opts = g_option_context_new ("MODEL RAW");
+  g_option_context_set_summary (opts,
+      "RAW holds the model's input as little-endian float32 pixels in [0, 1], planar:\n"
+      "frames x channels x height x width (frames = 1 for image models), nothing else.");
+  g_option_context_add_main_entries (opts, entries, NULL);
+  GError *error = NULL;
+  MoneModel *model = NULL;
+  MoneContext *ctx = NULL;
+  char *raw = NULL;
+  gsize raw_size = 0;
+  Ranked *ranked = NULL;
+  int status = 1;
+
+  if (!g_option_context_parse (opts, &argc, &argv, &error)) {
+    fprintf (stderr, "mone run: %s\n", error->message);
+    status = 2;
+    goto out;
+  }
+  if (argc != 3) {
+    fprintf (stderr, "mone run: expected MODEL and RAW\n");
+    status = 2;
+    goto out;
+  }
+  if (!(budget > 0 && budget <= 1)) {
+    fprintf (stderr, "mone run: --budget %g is outside (0, 1]\n", budget);
+    status = 2;
+    goto out;
+  }
+  if (!(model = mone_model_load_file (argv[1], &error))) {
+    fprintf (stderr, "mone run: %s\n", error->message);
+    goto out;
+  }
+  const MoneConfig *c = mone_model_get_config (model);
+  if (!g_file_get_contents (argv[2], &raw, &raw_size, &error)) {
+    fprintf (stderr, "mone run: %s\n", error->message);
+    goto out;
+  }
+  const size_t expected = (size_t) c->frames * c->channels * c->height * c->width * sizeof (float);
+  if (raw_size != expected) {
+    fprintf (stderr, "mone run: %s has %zu bytes, expected %zu (float32 %d x %d x %d x %d: frames x "
+        "channels x height x width)\n", argv[2], (size_t) raw_size, expected, c->frames, c->channels,
+        c->height, c->width);
+    goto out;
+  }
+  /* g_file_get_contents' buffer comes from malloc: aligned for float. */
+  const float *input = (const float *) raw;
+  size_t n_values = expected / sizeof (float), out_of_range = 0;
+  for (size_t i = 0; i < n_values; i++)
+    if (!(input[i] >= 0.0f && input[i] <= 1.0f))
+      out_of_range++;
+  if (out_of_range)
+    fprintf (stderr, "mone run: warning: %zu of %zu values are outside [0, 1] (or not numbers)\n",
+        out_of_range, n_values);
+
+  if (!(ctx = mone_context_new (model, threads, &error))) {
+    fprintf (stderr, "mone run: %s\n", error->message);
+    goto out;
+  }
+  MoneResult r;
+  if (!mone_context_run (ctx, input, budget, &r, &error)) {
+    fprintf (stderr, "mone run: %s\n", error->message);
+    goto out;
+  }
+
+  printf ("budget %.4f (requested %.4f), %.4g GFLOPs\n", r.budget_used, r.budget_requested,
+      r.flops / 1e9);
+  ranked = g_new (Ranked, c->classes);
+  for (int k = 0; k < c->classes; k++)
+    ranked[k] = (Ranked) { k, r.probs[k] };
+  qsort (ranked, c->classes, sizeof *ranked, by_probability);
+  if (top > c->classes)
+    top = c->classes;
+  printf ("\ntop %d:\n", top);
+  for (int i = 0; i < top; i++)
+    printf ("  %6.2f%%  logit %8.4f  %4d  %s\n", 100 * ranked[i].prob, r.logits[ranked[i].index],
+        ranked[i].index, mone_model_get_label (model, ranked[i].index));
+  printf ("\ntokens per expert (width):\n");
+  for (int j = 0; j < r.experts; j++)
+    printf ("  expert %d (%4d): %5d tokens  %5.1f%%\n", j, c->dim >> (r.experts - 1 - j),
+        r.tokens_per_expert[j], 100.0 * r.tokens_per_expert[j] / r.tokens);
+  /* Expert map of the first time slice: one character per token, laid out as the patch grid. */
+  printf ("\nexpert of each token (first time slice, patch grid):\n");
+  for (int y = 0; y < c->grid_height; y++) {
+    printf ("  ");
+    for (int x = 0; x < c->grid_width; x++)
+      putchar ('0' + r.expert_of_token[y * c->grid_width + x]);
+    putchar ('\n');
+  }
+  if (show_logits) {
+    printf ("\nlogits:\n");
+    for (int k = 0; k < c->classes; k++)
+      printf ("  %4d %10.5f  %s\n", k, r.logits[k], mone_model_get_label (model, k));
+  }
+  status = 0;
+
+out:
+  g_free (ranked);
+  g_free (raw);
+  mone_context_free (ctx);
+  mone_model_unref (model);
+  g_clear_error (&error);
+  g_option_context_free (opts);
+  return status;
+}

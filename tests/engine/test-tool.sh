@@ -1,0 +1,39 @@
+#!/bin/sh
+# The mone tool end to end: init a random model, describe it, classify a raw file, reject bad input.
+set -eu
+mone=$1
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+fail () { echo "FAIL: $*" >&2; exit 1; }
+
+"$mone" init --config tiny seed=5 frames=2 tubelet=2 "$dir/m.safetensors" >/dev/null
+"$mone" info "$dir/m.safetensors" > "$dir/info.txt"
+grep -q "tokens:     16" "$dir/info.txt" || fail "info: token count"
+grep -q "(minimum)" "$dir/info.txt" || fail "info: minimum budget row"
+
+# 2 frames x 3 channels x 32 x 32 float32 of 0.25 (0x3e800000, little-endian)
+printf '\000\000\200\076' > "$dir/v.raw"
+for i in 1 2 3 4 5 6 7 8 9 10 11; do cat "$dir/v.raw" "$dir/v.raw" > "$dir/v2.raw"; mv "$dir/v2.raw" "$dir/v.raw"; done
+cat "$dir/v.raw" "$dir/v.raw" "$dir/v.raw" > "$dir/in.raw"
+size=$(wc -c < "$dir/in.raw")
+[ "$size" -eq 24576 ] || fail "could not build the raw input ($size bytes)"
+"$mone" run "$dir/m.safetensors" "$dir/in.raw" --budget 0.3 --top 2 > "$dir/run.txt"
+grep -q "budget 0.3000" "$dir/run.txt" || fail "run: budget line"
+grep -q "expert 3" "$dir/run.txt" || fail "run: expert histogram"
+# Same seed, same file: identical bytes.
+"$mone" init --config tiny seed=5 frames=2 tubelet=2 "$dir/m2.safetensors" >/dev/null
+cmp -s "$dir/m.safetensors" "$dir/m2.safetensors" || fail "init is not deterministic"
+
+# Errors name the cause and exit non-zero.
+head -c 100 "$dir/in.raw" > "$dir/short.raw"
+if "$mone" run "$dir/m.safetensors" "$dir/short.raw" 2> "$dir/err.txt"; then fail "short raw accepted"; fi
+grep -q "has 100 bytes, expected 24576" "$dir/err.txt" || fail "short raw: message: $(cat "$dir/err.txt")"
+if "$mone" run "$dir/m.safetensors" "$dir/in.raw" --budget 1.5 2> "$dir/err.txt"; then fail "budget 1.5 accepted"; fi
+if "$mone" init --config nosuch "$dir/x" 2> "$dir/err.txt"; then fail "unknown config accepted"; fi
+grep -q "unknown config 'nosuch'" "$dir/err.txt" || fail "unknown config: message"
+if "$mone" init dim=30 "$dir/x" 2> "$dir/err.txt"; then fail "dim=30 with 4 experts accepted"; fi
+grep -q "not divisible" "$dir/err.txt" || fail "dim=30: message: $(cat "$dir/err.txt")"
+if "$mone" info "$dir/missing.safetensors" 2>/dev/null; then fail "missing file accepted"; fi
+"$mone" bench --config tiny --frames 2 --runs 2 --budgets 1,min > "$dir/bench.txt"
+grep -q "sp/ideal" "$dir/bench.txt" || fail "bench table"
+echo "tool: all checks passed"
