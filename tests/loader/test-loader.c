@@ -436,6 +436,20 @@ test_valid_fixtures (void)
       g_assert_cmpfloat (f16[i][j], ==, mone_f16_bits_to_f32 (mone_f32_to_f16_bits (f32[i][j])));
       g_assert_cmpfloat (bf16[i][j], ==, mone_bf16_bits_to_f32 (mone_f32_to_bf16_bits (f32[i][j])));
     }
+
+  /* Mixed dtypes: F16 alpha first, so the F32 tensors behind it are unaligned and get copied. */
+  g_autofree char *mixed_path = g_build_filename (dir, "..", "valid-mixed.safetensors", NULL);
+  GError *error = NULL;
+  MoneModel *mixed = mone_model_load_file (mixed_path, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (mixed->converted_storage);
+  const float **mixed_tensors = model_tensors (mixed, &n);
+  for (int i = 0; i < n; i++)
+    for (int64_t j = 0; j < specs[i].numel; j++)
+      g_assert_cmpfloat (mixed_tensors[i][j], ==, !strcmp (specs[i].name, "alpha") ? f16[i][j] : f32[i][j]);
+  g_free (mixed_tensors);
+  mone_model_unref (mixed);
+
   g_free (specs);
   g_free (f32);
   g_free (f16);
