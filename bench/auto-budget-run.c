@@ -30,8 +30,9 @@ typedef struct {
   GstElement *pipeline;
   GstElement *sink;
   GstClockTime half;         /* running time at which the second half starts */
-  /* Streaming thread (probe) */
-  guint frames[2], late[2];
+  /* Streaming thread (probes) */
+  guint produced[2];         /* buffers leaving the source */
+  guint frames[2], late[2];  /* buffers reaching the sink, and the late ones among them */
   GstClockTimeDiff worst_lateness[2];
   /* Main thread (bus) */
   double budget_sum[2];
@@ -68,6 +69,18 @@ count_late (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
     gst_object_unref (clock);
   if (segment_event)
     gst_event_unref (segment_event);
+  return GST_PAD_PROBE_OK;
+}
+
+/* Buffers the source produced, by the half their timestamp falls in: produced - frames = dropped
+ * (by monefilter's QoS handling, for instance). */
+static GstPadProbeReturn
+count_produced (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
+{
+  RunStats *stats = user_data;
+  GstBuffer *buffer = GST_PAD_PROBE_INFO_BUFFER (info);
+  if (GST_BUFFER_PTS_IS_VALID (buffer))
+    stats->produced[GST_BUFFER_PTS (buffer) >= stats->half]++;
   return GST_PAD_PROBE_OK;
 }
 
@@ -157,7 +170,7 @@ run (const char *model, double fps, double seconds, const char *mode, gboolean h
   RunStats stats = { 0 };
   int fps_num = (int) (fps * 1000 + 0.5), fps_den = 1000;
   int frames = (int) (fps * seconds);
-  char *description = g_strdup_printf ("videotestsrc is-live=true num-buffers=%d pattern=smpte ! "
+  char *description = g_strdup_printf ("videotestsrc name=source is-live=true num-buffers=%d pattern=smpte ! "
       "video/x-raw,format=RGB,width=224,height=224,framerate=%d/%d ! "
       "monefilter name=filter model=\"%s\" budget=1.0 threads=1 budget-mode=%s message=true ! "
       "fakesink name=sink sync=true qos=true", frames, fps_num, fps_den, model, mode);
@@ -174,6 +187,11 @@ run (const char *model, double fps, double seconds, const char *mode, gboolean h
   GstPad *sinkpad = gst_element_get_static_pad (stats.sink, "sink");
   gst_pad_add_probe (sinkpad, GST_PAD_PROBE_TYPE_BUFFER, count_late, &stats, NULL);
   gst_object_unref (sinkpad);
+  GstElement *source = gst_bin_get_by_name (GST_BIN (stats.pipeline), "source");
+  GstPad *srcpad = gst_element_get_static_pad (source, "src");
+  gst_pad_add_probe (srcpad, GST_PAD_PROBE_TYPE_BUFFER, count_produced, &stats, NULL);
+  gst_object_unref (srcpad);
+  gst_object_unref (source);
 
   gst_element_set_state (stats.pipeline, GST_STATE_PLAYING);
   GstBus *bus = gst_element_get_bus (stats.pipeline);
@@ -224,9 +242,12 @@ run (const char *model, double fps, double seconds, const char *mode, gboolean h
 
   printf ("mode %s hog %s fps %.3f seconds %.1f\n", mode, hog ? "yes" : "no", fps, seconds);
   for (int half = 0; half < 2; half++)
-    printf ("half %d: frames %u late %u (%.2f%%) worst-lateness-ms %.2f mean-budget %.3f\n",
-        half + 1, stats.frames[half], stats.late[half],
-        100.0 * stats.late[half] / MAX (stats.frames[half], 1),
+    printf ("half %d: produced %u dropped %u rendered %u late %u (late+dropped %.2f%%) "
+        "worst-lateness-ms %.2f mean-budget %.3f\n",
+        half + 1, stats.produced[half], stats.produced[half] - MIN (stats.frames[half],
+            stats.produced[half]), stats.frames[half], stats.late[half],
+        100.0 * (stats.late[half] + stats.produced[half] - MIN (stats.frames[half],
+                stats.produced[half])) / MAX (stats.produced[half], 1),
         stats.worst_lateness[half] / 1e6,
         stats.budget_count[half] ? stats.budget_sum[half] / stats.budget_count[half] : NAN);
   printf ("qos-messages %u\n", stats.qos_messages);

@@ -11,6 +11,7 @@
 #    process started halfway on the same core. Everything runs pinned to one CPU with taskset.
 #    Prints late frames per half (frames reaching the sink after their render time), the worst
 #    lateness, the mean budget per half and the budget trace.
+# 4. For reference, the same controller driving the engine directly (bench/auto-budget-engine.c).
 # Env: MONE_BUILD_DIR (default build), BENCH_CPU (default: the last CPU), BENCH_OUT (scratch for
 # the model and helper; default inside the build folder).
 set -euo pipefail
@@ -33,13 +34,19 @@ export OPENBLAS_NUM_THREADS=1
 
 model="$out/vit-ti16.safetensors"
 if [ ! -f "$model" ]; then
-  "$build/tools/mone" init --config vit-ti16 --seed 1 --output "$model"
+  "$build/tools/mone" init --config vit-ti16 seed=1 "$model"
 fi
 
 helper="$out/auto-budget-run"
 if [ ! -x "$helper" ] || [ bench/auto-budget-run.c -nt "$helper" ]; then
   cc -O2 -Wall -o "$helper" bench/auto-budget-run.c \
     $(pkg-config --cflags --libs gstreamer-1.0 gstreamer-base-1.0) -lm
+fi
+engine_helper="$out/auto-budget-engine"
+if [ ! -x "$engine_helper" ] || [ bench/auto-budget-engine.c -nt "$engine_helper" ] \
+    || [ "$build/src/libmone.so" -nt "$engine_helper" ]; then
+  cc -O2 -Wall -Iinclude -Isrc -o "$engine_helper" bench/auto-budget-engine.c \
+    $(pkg-config --cflags --libs glib-2.0) -L"$build/src" -lmone -Wl,-rpath,"$PWD/$build/src" -lm
 fi
 
 pinned() { taskset -c "$cpu" "$@"; }
@@ -58,7 +65,15 @@ echo "median $median fps -> live source at 1.5x = $target fps"
 for hog in nohog hog; do
   for mode in fixed auto; do
     echo
-    echo "== $mode, $hog, ${seconds}s at $target fps"
+    echo "== monefilter $mode, $hog, ${seconds}s at $target fps"
     pinned "$helper" run "$model" "$target" "$seconds" "$mode" "$hog"
   done
+done
+
+# The same controller driving the engine without GStreamer: separates the controller's behaviour
+# from the pipeline's (latency reporting, QoS, scheduling of the streaming threads).
+for hog in nohog hog; do
+  echo
+  echo "== engine only, auto, $hog, ${seconds}s at $target fps"
+  pinned "$engine_helper" "$model" run "$target" "$seconds" auto "$hog"
 done
