@@ -54,26 +54,36 @@ f32_from_bits (uint32_t u)
   return f;
 }
 
+/* Inlined into the bulk loops below: calls to the exported functions would go through the PLT. */
+static inline float
+f16_to_f32 (uint16_t h)
+{
+  uint32_t sign = (uint32_t) (h & 0x8000) << 16;
+  uint32_t magnitude = h & 0x7fff; /* exponent and mantissa */
+  if (magnitude >= 0x7c00) /* infinity or NaN (payload kept) */
+    return f32_from_bits (sign | 0x7f800000u | ((magnitude & 0x3ff) << 13));
+  if (magnitude >= 0x0400) /* normal: rebias the exponent by 127 - 15 */
+    return f32_from_bits (sign | ((magnitude << 13) + ((127 - 15) << 23)));
+  /* Zero or subnormal: mantissa * 2^-24, exact in float. */
+  return f32_from_bits (sign | f32_bits ((float) magnitude * 0x1p-24f));
+}
+
+static inline float
+bf16_to_f32 (uint16_t h)
+{
+  return f32_from_bits ((uint32_t) h << 16);
+}
+
 float
 mone_f16_bits_to_f32 (uint16_t h)
 {
-  uint32_t sign = (uint32_t) (h & 0x8000) << 16;
-  uint32_t exponent = (h >> 10) & 0x1f;
-  uint32_t mantissa = h & 0x3ff;
-  if (exponent == 0) {
-    /* Zero or subnormal: mantissa * 2^-24, exact in float. */
-    float magnitude = ldexpf ((float) mantissa, -24);
-    return sign ? -magnitude : magnitude;
-  }
-  if (exponent == 31) /* infinity or NaN (payload kept) */
-    return f32_from_bits (sign | 0x7f800000u | (mantissa << 13));
-  return f32_from_bits (sign | ((exponent + 127 - 15) << 23) | (mantissa << 13));
+  return f16_to_f32 (h);
 }
 
 float
 mone_bf16_bits_to_f32 (uint16_t h)
 {
-  return f32_from_bits ((uint32_t) h << 16);
+  return bf16_to_f32 (h);
 }
 
 uint16_t
@@ -119,14 +129,14 @@ void
 mone_f16_to_f32 (const uint8_t *src, float *dst, size_t n)
 {
   for (size_t i = 0; i < n; i++)
-    dst[i] = mone_f16_bits_to_f32 (load_u16le (src + 2 * i));
+    dst[i] = f16_to_f32 (load_u16le (src + 2 * i));
 }
 
 void
 mone_bf16_to_f32 (const uint8_t *src, float *dst, size_t n)
 {
   for (size_t i = 0; i < n; i++)
-    dst[i] = mone_bf16_bits_to_f32 (load_u16le (src + 2 * i));
+    dst[i] = bf16_to_f32 (load_u16le (src + 2 * i));
 }
 
 void
