@@ -447,9 +447,9 @@ mone_safetensors_parse (MoneSafetensors *st, const void *bytes, size_t size, GEr
   st->data = st->bytes + 8 + header_len;
   st->data_size = size - 8 - (size_t) header_len;
 
-  /* Depth: root object, tensor object, shape array. 4M values bound the parse tree to ~250 MB
-   * for a header at the 100 MB cap, far more than any real model needs. */
-  MoneJsonLimits limits = { .max_depth = 8, .max_values = 4000000 };
+  /* Depth: root object, tensor object, shape array. A model of depth 1024 has ~100k header values;
+   * the 1M cap bounds the parse tree of a hostile 100 MB header to ~100 MB. */
+  MoneJsonLimits limits = { .max_depth = 8, .max_values = 1000000 };
   MoneJsonError json_error;
   root = mone_json_parse ((const char *) st->bytes + 8, (size_t) header_len, &limits, &json_error);
   if (root == NULL) {
