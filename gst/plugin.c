@@ -9,6 +9,7 @@
 #include <gst/gst.h>
 
 #include "gstmonefilter.h"
+#include "gstmoneoverlay.h"
 
 static gboolean
 plugin_init (GstPlugin * plugin)
@@ -16,6 +17,7 @@ plugin_init (GstPlugin * plugin)
   gboolean ret = FALSE;
 
   ret |= GST_ELEMENT_REGISTER (monefilter, plugin);
+  ret |= GST_ELEMENT_REGISTER (moneoverlay, plugin);
   return ret;
 }
 

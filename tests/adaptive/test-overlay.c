@@ -408,15 +408,4 @@ moneoverlay_suite (void)
   return s;
 }
 
-#ifdef MONE_OVERLAY_STATIC
-#include "../../gst/gstmoneoverlay.h"
-int
-main (int argc, char **argv)
-{
-  gst_check_init (&argc, &argv);
-  GST_ELEMENT_REGISTER (moneoverlay, NULL);
-  return gst_check_run_suite (moneoverlay_suite (), "moneoverlay", __FILE__);
-}
-#else
 GST_CHECK_MAIN (moneoverlay);
-#endif
