@@ -235,6 +235,11 @@ def hostile_cases():
     yield "metadata-not-string.safetensors", "FORMAT", "metadata 'mone.dim' is a number, expected a string", build(replace_meta("mone.dim", RawJSON("4")), model_entries())
     yield "metadata-duplicate-key.safetensors", "FORMAT", "duplicate metadata key 'mone.dim'", build(metadata() + [("mone.dim", "4")], model_entries())
     yield "metadata-bad-float.safetensors", "MODEL", "metadata 'mone.beta' = 'nan' is not a finite number", build(replace_meta("mone.beta", "nan"), model_entries())
+    yield "metadata-nul.safetensors", "FORMAT", "metadata 'mone.dim' contains a NUL character", build(replace_meta("mone.dim", RawJSON('"4\\u0000"')), model_entries())
+    entries = model_entries()
+    find(entries, "alpha").name = '"alpha\\u0000x"'
+    yield "tensor-name-nul.safetensors", "FORMAT", "tensor name 'alpha\\x00x' contains a NUL character", build(metadata(), entries)
+    yield "labels-nul.safetensors", "MODEL", "metadata 'mone.labels' item 0 is not a string without NUL characters", build(replace_meta("mone.labels", json.dumps(["a\0", "b", "c"])), model_entries())
     yield "heads-not-divisor.safetensors", "MODEL", "mone.dim 4 is not divisible by mone.heads 3", build(replace_meta("mone.heads", "3"), model_entries())
     yield "experts-not-divisor.safetensors", "MODEL", "mone.dim 4 is not divisible by 2^(mone.experts-1) = 8", build(replace_meta("mone.experts", "4"), model_entries())
     yield "height-not-multiple.safetensors", "MODEL", "mone.height 10 is not a multiple of mone.patch 4", build(replace_meta("mone.height", "10"), model_entries())
