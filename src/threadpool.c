@@ -15,8 +15,10 @@
 #define cpu_relax() ((void) 0)
 #endif
 
-/* Iterations of the spin before sleeping; each is a pause instruction (~10-140 cycles). */
-#define SPIN_ITERATIONS 4000
+/* Iterations of the spin before sleeping; each is a pause instruction (~10-140 cycles), so this
+ * is some 10-50 us: long enough to bridge the gap between the jobs of one frame, short enough not
+ * to burn a core that an oversubscribed machine needs for someone else. */
+#define SPIN_ITERATIONS 1000
 
 struct MoneThreadPool {
   int n_threads;

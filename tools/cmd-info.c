@@ -78,8 +78,9 @@ mone_cmd_info (int argc, char **argv)
   const double full = mone_model_flops (model, 1.0);
   printf ("%8s %9s %9s   %s\n", "budget", "GFLOPs", "of e=1", "capacity (smallest expert first)");
   for (size_t i = 0; i < G_N_ELEMENTS (budgets); i++) {
-    if (i + 1 == G_N_ELEMENTS (budgets) && min_budget == 0.25)
-      break; /* E = 3: the minimum is already listed */
+    gboolean is_min_row = i + 1 == G_N_ELEMENTS (budgets);
+    if (is_min_row && (min_budget == 1.0 || min_budget == 0.5 || min_budget == 0.25))
+      break; /* the minimum is one of the rows already printed */
     if (budgets[i] < min_budget)
       continue;
     double capacity[MONE_MAX_EXPERTS];
