@@ -7,8 +7,7 @@
  * @title: monefilter
  *
  * Classifies video with a Mixture of Nested Experts (MoNE) vision transformer and attaches the
- * result to every buffer as a GstCustomMeta ("GstMoneMeta", structure "mone-classification"; see
- * include/mone/gstmonemeta.h). The video itself passes through untouched and uncopied.
+ * result to every buffer as a GstCustomMeta ("GstMoneMeta"; fields in include/mone/gstmonemeta.h). The video itself passes through untouched and uncopied.
  *
  * Each frame is converted and scaled once to the model's input (grey or RGB at the model's size,
  * #GstMoneFilter:scale-mode says how the aspect ratio is handled) and run at the compute
@@ -1091,8 +1090,10 @@ gst_mone_filter_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * fra
 #if HAVE_GST_ANALYTICS
   add_analytics_classification (buffer, meta_structure);
 #endif
-  if (settings.post_messages)
+  if (settings.post_messages) {
     posted = gst_structure_copy (meta_structure);
+    gst_structure_set_name (posted, GST_MONE_CLASSIFICATION_NAME);
+  }
   self->frame_count++;
 
   if (posted)

@@ -173,7 +173,8 @@ gst_mone_classification_from_structure (const GstStructure * s, MoneClassificati
   gboolean complete;
 
   gst_mone_classification_init (r);
-  if (!s || !gst_structure_has_name (s, GST_MONE_CLASSIFICATION_NAME))
+  if (!s || !(gst_structure_has_name (s, GST_MONE_CLASSIFICATION_NAME)
+          || gst_structure_has_name (s, GST_MONE_META_NAME)))
     return FALSE;
 
   gst_structure_get_uint64 (s, "frame", &r->frame);
@@ -245,17 +246,18 @@ gst_buffer_add_mone_meta (GstBuffer * buffer, const GstStructure * fields)
   g_return_val_if_fail (GST_IS_BUFFER (buffer), NULL);
   g_return_val_if_fail (gst_buffer_is_writable (buffer), NULL);
   g_return_val_if_fail (fields != NULL, NULL);
-  g_return_val_if_fail (gst_structure_has_name (fields, GST_MONE_CLASSIFICATION_NAME), NULL);
+  g_return_val_if_fail (gst_structure_has_name (fields, GST_MONE_CLASSIFICATION_NAME)
+      || gst_structure_has_name (fields, GST_MONE_META_NAME), NULL);
 
   meta = gst_buffer_get_mone_meta (buffer);
   if (!meta)
     meta = (GstCustomMeta *) gst_buffer_add_meta (buffer, gst_mone_meta_get_info (), NULL);
   if (!meta)
     return NULL;
-  /* The structure belongs to the meta (its parent refcount is the buffer's): edit it in place. */
+  /* The structure belongs to the meta (its parent refcount is the buffer's): edit it in place.
+   * Its name stays the meta's, as gst_custom_meta_has_name() expects. */
   s = gst_custom_meta_get_structure (meta);
   gst_structure_remove_all_fields (s);
-  gst_structure_set_name (s, GST_MONE_CLASSIFICATION_NAME);
   for (guint i = 0, n = gst_structure_n_fields (fields); i < n; i++) {
     const gchar *name = gst_structure_nth_field_name (fields, i);
     gst_structure_set_value (s, name, gst_structure_get_value (fields, name));

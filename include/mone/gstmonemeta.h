@@ -3,9 +3,11 @@
  * Library: libgstmonemeta-1.0 (pkg-config gstmonemeta-1.0). It depends on GStreamer core only, not on
  * the inference engine; <mone/mone.h> is included just for MONE_MAX_EXPERTS.
  *
- * The meta is a GstCustomMeta registered under GST_MONE_META_NAME ("GstMoneMeta") whose
- * GstStructure is named GST_MONE_CLASSIFICATION_NAME ("mone-classification"). monefilter's element
- * message (property message=true) carries a structure with the same name and the same fields.
+ * The meta is a GstCustomMeta registered under GST_MONE_META_NAME ("GstMoneMeta"). Its GstStructure
+ * carries the fields below; as for every GstCustomMeta the structure is named like the meta
+ * ("GstMoneMeta", which gst_custom_meta_has_name() checks). monefilter's element message (property
+ * message=true) carries the same fields in a structure named GST_MONE_CLASSIFICATION_NAME
+ * ("mone-classification"). The readers below accept either name.
  *
  * From C:      MoneClassification r; if (gst_mone_meta_read (buffer, &r)) use r.label, r.top_score...
  * From Python: meta = buffer.get_custom_meta ("GstMoneMeta")
@@ -108,14 +110,14 @@ void gst_mone_classification_init (MoneClassification * result);
  * GBytes; top-k arrays of result->top_k entries). Free with gst_structure_free. */
 GstStructure *gst_mone_classification_to_structure (const MoneClassification * result);
 
-/* Reads the fields back. Returns FALSE (leaving *result initialised but partial) when the
- * structure has another name or lacks class-id, label, score, budget-used or expert-grid, or
+/* Reads the fields back from a meta's or a message's structure. Returns FALSE (leaving *result
+ * initialised but partial) when the structure has another name or lacks class-id, label, score, budget-used or expert-grid, or
  * when the grid size disagrees with the token count. */
 gboolean gst_mone_classification_from_structure (const GstStructure * structure,
     MoneClassification * result);
 
-/* Attaches (or overwrites: one meta per buffer) the meta with a copy of `fields`, which must be
- * named "mone-classification". The buffer must be writable. Returns the meta. */
+/* Attaches (or overwrites: one meta per buffer) the meta with a copy of the fields of `fields`
+ * (named "mone-classification" or "GstMoneMeta"). The buffer must be writable. Returns the meta. */
 GstCustomMeta *gst_buffer_add_mone_meta (GstBuffer * buffer, const GstStructure * fields);
 
 /* The buffer's meta, or NULL. */

@@ -1,0 +1,836 @@
+/* monefilter element tests (gst-check, GstHarness).
+ *
+ * Models are generated at suite start from random parameters (tiny configs: 32x32 input, 16
+ * tokens, 4 experts), so the suite needs no fixture files and runs in seconds.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include <string.h>
+#include <unistd.h>
+
+#include <glib/gstdio.h>
+#include <gst/check/gstcheck.h>
+#include <gst/check/gstharness.h>
+#include <gst/controller/gstinterpolationcontrolsource.h>
+#include <gst/controller/gstdirectcontrolbinding.h>
+#include <gst/video/video.h>
+
+#include <mone/gstmonemeta.h>
+#include "init.h"
+
+static gchar *tmp_dir;
+static gchar *rgb_model;        /* 32x32 RGB, 4 experts, 10 classes */
+static gchar *grey_model;       /* the same with one channel */
+static gchar *video_model;      /* 4 frames, tubelets of 2 */
+static gchar *corrupt_model;    /* not safetensors at all */
+static gchar *truncated_model;  /* rgb_model cut in half */
+
+static gchar *
+write_model (const gchar * name, int n_overrides, const char *const *overrides)
+{
+  gchar *path = g_build_filename (tmp_dir, name, NULL);
+  MoneConfig config;
+  guint64 seed = 0;
+  GError *error = NULL;
+  MoneParameters *params;
+  gchar **labels;
+
+  fail_unless (mone_config_from_args ("tiny", n_overrides, overrides, &config, &seed, &error),
+      "config: %s", error ? error->message : "");
+  params = mone_parameters_new_random (&config, seed, &error);
+  fail_unless (params != NULL, "init: %s", error ? error->message : "");
+  labels = g_new0 (gchar *, params->config.classes + 1);
+  for (int k = 0; k < params->config.classes; k++)
+    labels[k] = g_strdup_printf ("class-%d", k);
+  fail_unless (mone_model_write (path, &params->config, (const char *const *) labels,
+          (const float *const *) params->tensors, &error), "write: %s",
+      error ? error->message : "");
+  g_strfreev (labels);
+  mone_parameters_free (params);
+  return path;
+}
+
+static void
+models_setup (void)
+{
+  static const char *const rgb[] = { "seed=11" };
+  static const char *const grey[] = { "channels=1", "seed=12" };
+  static const char *const video[] = { "frames=4", "tubelet=2", "seed=13" };
+  gchar *contents;
+  gsize length;
+
+  tmp_dir = g_dir_make_tmp ("test-monefilter-XXXXXX", NULL);
+  fail_unless (tmp_dir != NULL);
+  rgb_model = write_model ("rgb.safetensors", G_N_ELEMENTS (rgb), rgb);
+  grey_model = write_model ("grey.safetensors", G_N_ELEMENTS (grey), grey);
+  video_model = write_model ("video.safetensors", G_N_ELEMENTS (video), video);
+
+  corrupt_model = g_build_filename (tmp_dir, "corrupt.safetensors", NULL);
+  fail_unless (g_file_set_contents (corrupt_model, "this is not a model file\n", -1, NULL));
+  truncated_model = g_build_filename (tmp_dir, "truncated.safetensors", NULL);
+  fail_unless (g_file_get_contents (rgb_model, &contents, &length, NULL));
+  fail_unless (g_file_set_contents (truncated_model, contents, length / 2, NULL));
+  g_free (contents);
+}
+
+static void
+models_teardown (void)
+{
+  const gchar *paths[] = { rgb_model, grey_model, video_model, corrupt_model, truncated_model };
+
+  for (guint i = 0; i < G_N_ELEMENTS (paths); i++)
+    g_unlink (paths[i]);
+  g_rmdir (tmp_dir);
+  g_free (rgb_model);
+  g_free (grey_model);
+  g_free (video_model);
+  g_free (corrupt_model);
+  g_free (truncated_model);
+  g_free (tmp_dir);
+}
+
+/* ---- helpers ---- */
+
+static GstElement *
+make_filter (const gchar * model)
+{
+  GstElement *filter = gst_element_factory_make ("monefilter", NULL);
+
+  fail_unless (filter != NULL, "monefilter not found (GST_PLUGIN_PATH_1_0?)");
+  gst_object_ref_sink (filter);
+  g_object_set (filter, "model", model, "threads", 1, NULL);
+  return filter;
+}
+
+/* A harness around a configured filter (the harness starts it: start() loads the model). */
+static GstHarness *
+harness_for (GstElement * filter, const gchar * caps)
+{
+  GstHarness *h = gst_harness_new_with_element (filter, "sink", "src");
+  gst_object_unref (filter);
+  if (caps)
+    gst_harness_set_src_caps_str (h, caps);
+  return h;
+}
+
+/* A buffer of `size` deterministic pseudo-random bytes with a timestamp. */
+static GstBuffer *
+make_frame (gsize size, guint seed, GstClockTime pts)
+{
+  GstBuffer *buffer = gst_buffer_new_allocate (NULL, size, NULL);
+  GstMapInfo map;
+  guint32 state = 2654435761u * (seed + 1);
+
+  gst_buffer_map (buffer, &map, GST_MAP_WRITE);
+  for (gsize i = 0; i < size; i++) {
+    state = state * 1664525u + 1013904223u;
+    map.data[i] = state >> 24;
+  }
+  gst_buffer_unmap (buffer, &map);
+  GST_BUFFER_PTS (buffer) = pts;
+  GST_BUFFER_DURATION (buffer) = GST_SECOND / 30;
+  return buffer;
+}
+
+static gsize
+frame_size (const gchar * format, gint width, gint height)
+{
+  GstVideoInfo info;
+
+  fail_unless (gst_video_info_set_format (&info, gst_video_format_from_string (format), width,
+          height));
+  return GST_VIDEO_INFO_SIZE (&info);
+}
+
+static gchar *
+caps_string (const gchar * format, gint width, gint height)
+{
+  return g_strdup_printf ("video/x-raw,format=%s,width=%d,height=%d,framerate=30/1", format,
+      width, height);
+}
+
+/* Pushes one frame, pulls it and reads its meta; the buffer is returned for more checks. */
+static GstBuffer *
+push_pull (GstHarness * h, gsize size, guint seed, MoneClassification * result)
+{
+  GstBuffer *out;
+
+  fail_unless_equals_int (gst_harness_push (h, make_frame (size, seed, seed * GST_SECOND / 30)),
+      GST_FLOW_OK);
+  out = gst_harness_pull (h);
+  fail_unless (out != NULL);
+  fail_unless (gst_mone_meta_read (out, result), "buffer without a complete MoNE meta");
+  return out;
+}
+
+static gboolean
+buffer_bytes_equal (GstBuffer * a, GstBuffer * b)
+{
+  GstMapInfo ma, mb;
+  gboolean equal;
+
+  gst_buffer_map (a, &ma, GST_MAP_READ);
+  gst_buffer_map (b, &mb, GST_MAP_READ);
+  equal = ma.size == mb.size && memcmp (ma.data, mb.data, ma.size) == 0;
+  gst_buffer_unmap (a, &ma);
+  gst_buffer_unmap (b, &mb);
+  return equal;
+}
+
+/* Pushes two frames of one format and size and checks: negotiated or refused cleanly, the bytes
+ * come out unchanged, and every buffer carries a meta. Returns whether it negotiated. */
+static gboolean
+check_format (const gchar * model, const gchar * format, gint width, gint height)
+{
+  gchar *caps = caps_string (format, width, height);
+  GstHarness *h = harness_for (make_filter (model), caps);
+  gsize size = frame_size (format, width, height);
+  gboolean negotiated = TRUE;
+
+  for (guint i = 0; i < 2 && negotiated; i++) {
+    GstBuffer *in = make_frame (size, i, i * GST_SECOND / 30);
+    GstBuffer *reference = gst_buffer_copy_deep (in);
+    GstFlowReturn flow = gst_harness_push (h, in);
+
+    if (flow == GST_FLOW_NOT_NEGOTIATED) {
+      negotiated = FALSE;
+    } else {
+      MoneClassification result;
+      GstBuffer *out;
+
+      fail_unless_equals_int (flow, GST_FLOW_OK);
+      out = gst_harness_pull (h);
+      fail_unless (buffer_bytes_equal (out, reference), "%s: pixels changed", caps);
+      fail_unless (gst_mone_meta_read (out, &result), "%s: no meta", caps);
+      fail_unless_equals_int (result.tokens, 16);
+      fail_unless_equals_uint64 (result.frame, i);
+      fail_unless (result.top_class >= 0 && result.top_class < 10);
+      gst_buffer_unref (out);
+    }
+    gst_buffer_unref (reference);
+  }
+  gst_harness_teardown (h);
+  GST_INFO ("%s: %s", caps, negotiated ? "negotiated" : "refused");
+  g_free (caps);
+  return negotiated;
+}
+
+static const gchar *const listed_formats[] = {
+  "RGB", "BGR", "RGBx", "BGRx", "xRGB", "xBGR", "RGBA", "BGRA", "ARGB", "ABGR", "GRAY8",
+  "I420", "NV12", "YUY2",
+};
+
+static const gchar *const extra_formats[] = {
+  "GRAY16_LE", "GRAY16_BE", "YV12", "NV21", "UYVY", "YVYU", "Y41B", "Y42B", "Y444", "AYUV",
+  "RGB16", "BGR16", "I420_10LE", "P010_10LE",
+};
+
+/* ---- tests ---- */
+
+GST_START_TEST (test_negotiation_listed_formats)
+{
+  for (guint i = 0; i < G_N_ELEMENTS (listed_formats); i++) {
+    fail_unless (check_format (rgb_model, listed_formats[i], 320, 240), "%s refused",
+        listed_formats[i]);
+    fail_unless (check_format (grey_model, listed_formats[i], 64, 48), "%s refused (grey)",
+        listed_formats[i]);
+  }
+  for (guint i = 0; i < G_N_ELEMENTS (extra_formats); i++)
+    fail_unless (check_format (rgb_model, extra_formats[i], 160, 120), "%s refused",
+        extra_formats[i]);
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_negotiation_odd_sizes)
+{
+  static const struct
+  {
+    gint width, height;
+  } sizes[] = { {1, 1}, {3, 1}, {1, 3}, {33, 17}, {641, 479}, {4096, 2160} };
+
+  for (guint s = 0; s < G_N_ELEMENTS (sizes); s++) {
+    for (guint i = 0; i < G_N_ELEMENTS (listed_formats); i++) {
+      /* The largest size for a few formats only: it is about size, not format. */
+      if (sizes[s].width > 1000 && !g_str_equal (listed_formats[i], "I420")
+          && !g_str_equal (listed_formats[i], "NV12") && !g_str_equal (listed_formats[i], "RGB")
+          && !g_str_equal (listed_formats[i], "BGRx"))
+        continue;
+      /* Either works or is refused at negotiation; in practice GstVideoConverter takes them all. */
+      fail_unless (check_format (rgb_model, listed_formats[i], sizes[s].width, sizes[s].height),
+          "%s %dx%d refused", listed_formats[i], sizes[s].width, sizes[s].height);
+    }
+  }
+}
+
+GST_END_TEST;
+
+/* Passthrough: the buffer downstream shares the very memory pushed, even when the pusher holds a
+ * reference (then only the GstBuffer is new, for the meta). */
+GST_START_TEST (test_passthrough_no_copy)
+{
+  GstHarness *h = harness_for (make_filter (rgb_model), "video/x-raw,format=RGB,width=64,"
+      "height=48,framerate=30/1");
+  GstBuffer *in = make_frame (frame_size ("RGB", 64, 48), 1, 0), *out;
+  GstMemory *memory = gst_buffer_peek_memory (in, 0);
+
+  gst_buffer_ref (in);          /* not writable any more */
+  fail_unless_equals_int (gst_harness_push (h, in), GST_FLOW_OK);
+  out = gst_harness_pull (h);
+  fail_unless_equals_int (gst_buffer_n_memory (out), 1);
+  fail_unless (gst_buffer_peek_memory (out, 0) == memory, "pixels were copied");
+  fail_unless (gst_buffer_get_mone_meta (out) != NULL);
+  fail_unless (gst_buffer_get_mone_meta (in) == NULL, "the pusher's buffer was modified");
+  gst_buffer_unref (out);
+  gst_buffer_unref (in);
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_meta_fields)
+{
+  GstElement *filter = make_filter (rgb_model);
+  GstHarness *h;
+  MoneClassification r;
+  GstBuffer *out;
+  gchar **labels = NULL;
+  gdouble min_budget;
+  guint64 last_latency;
+  gdouble last_gflops, last_budget;
+  int counts = 0;
+
+  g_object_set (filter, "top-k", 3, "budget", 0.5, NULL);
+  h = harness_for (filter, "video/x-raw,format=BGRx,width=320,height=240,framerate=30/1");
+  out = push_pull (h, frame_size ("BGRx", 320, 240), 3, &r);
+
+  g_object_get (h->element, "labels", &labels, "min-budget", &min_budget, "last-latency",
+      &last_latency, "last-gflops", &last_gflops, "last-budget", &last_budget, NULL);
+  fail_unless (labels != NULL && g_strv_length (labels) == 10);
+  fail_unless_equals_string (labels[r.top_class], r.label);
+  fail_unless_equals_float (min_budget, 0.125);
+  fail_unless_equals_int (r.top_k, 3);
+  fail_unless_equals_int (r.top_classes[0], r.top_class);
+  fail_unless_equals_string (r.top_labels[0], r.label);
+  fail_unless (r.top_scores[0] >= r.top_scores[1] && r.top_scores[1] >= r.top_scores[2]);
+  fail_unless (r.top_score > 0 && r.top_score <= 1);
+  fail_unless_equals_float (r.budget_requested, 0.5);
+  fail_unless (fabs (r.budget_used - 0.5) < 1e-9);
+  fail_unless (!r.budget_auto && !r.reused);
+  fail_unless (r.gflops > 0 && fabs (r.gflops - last_gflops) < 1e-12);
+  fail_unless (r.latency_ns > 0 && r.latency_ns == last_latency);
+  fail_unless_equals_float (last_budget, r.budget_used);
+  fail_unless_equals_int (r.experts, 4);
+  fail_unless_equals_int (r.grid_width, 4);
+  fail_unless_equals_int (r.grid_height, 4);
+  fail_unless_equals_int (r.grid_slices, 1);
+  fail_unless_equals_int (r.expert_grid_size, 16);
+  for (int j = 0; j < r.experts; j++)
+    counts += r.tokens_per_expert[j];
+  fail_unless_equals_int (counts, 16);
+  for (int t = 0; t < 16; t++)
+    fail_unless (r.expert_grid[t] < 4);
+  fail_unless_equals_uint64 (r.timestamp, 3 * GST_SECOND / 30);
+  fail_unless_equals_string (r.scale_mode, "stretch");
+  fail_unless_equals_float (r.content_width, 320);
+  fail_unless_equals_float (r.model_width, 32);
+  g_strfreev (labels);
+  gst_buffer_unref (out);
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_scale_modes)
+{
+  static const struct
+  {
+    const gchar *mode;
+    gdouble content[4], model[4];
+  } cases[] = {
+    {"stretch", {0, 0, 320, 240}, {0, 0, 32, 32}},
+    {"letterbox", {0, 0, 320, 240}, {0, 4, 32, 24}},
+    {"crop", {40, 0, 240, 240}, {0, 0, 32, 32}},
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
+    GstElement *filter = make_filter (rgb_model);
+    GstHarness *h;
+    MoneClassification r;
+    GstBuffer *out;
+
+    gst_util_set_object_arg (G_OBJECT (filter), "scale-mode", cases[i].mode);
+    h = harness_for (filter, "video/x-raw,format=I420,width=320,height=240,framerate=30/1");
+    out = push_pull (h, frame_size ("I420", 320, 240), 0, &r);
+    fail_unless_equals_string (r.scale_mode, cases[i].mode);
+    fail_unless_equals_float (r.content_x, cases[i].content[0]);
+    fail_unless_equals_float (r.content_y, cases[i].content[1]);
+    fail_unless_equals_float (r.content_width, cases[i].content[2]);
+    fail_unless_equals_float (r.content_height, cases[i].content[3]);
+    fail_unless_equals_float (r.model_x, cases[i].model[0]);
+    fail_unless_equals_float (r.model_y, cases[i].model[1]);
+    fail_unless_equals_float (r.model_width, cases[i].model[2]);
+    fail_unless_equals_float (r.model_height, cases[i].model[3]);
+    gst_buffer_unref (out);
+    gst_harness_teardown (h);
+  }
+}
+
+GST_END_TEST;
+
+/* The picture matters: two different frames give different logits, so the conversion really
+ * feeds the frame to the model (scores of equal frames are equal). */
+GST_START_TEST (test_result_follows_picture)
+{
+  GstHarness *h = harness_for (make_filter (rgb_model),
+      "video/x-raw,format=RGB,width=96,height=96,framerate=30/1");
+  gsize size = frame_size ("RGB", 96, 96);
+  MoneClassification a, b, c;
+  GstBuffer *oa = push_pull (h, size, 1, &a), *ob = push_pull (h, size, 2, &b);
+  GstBuffer *oc;
+
+  fail_unless_equals_int (gst_harness_push (h, make_frame (size, 1, GST_SECOND)), GST_FLOW_OK);
+  oc = gst_harness_pull (h);
+  fail_unless (gst_mone_meta_read (oc, &c));
+  fail_unless (a.top_scores[0] != b.top_scores[0] || a.top_scores[1] != b.top_scores[1]);
+  for (guint i = 0; i < a.top_k; i++) {
+    fail_unless_equals_int (a.top_classes[i], c.top_classes[i]);
+    fail_unless_equals_float (a.top_scores[i], c.top_scores[i]);
+  }
+  gst_buffer_unref (oa);
+  gst_buffer_unref (ob);
+  gst_buffer_unref (oc);
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_interval)
+{
+  GstElement *filter = make_filter (rgb_model);
+  GstHarness *h;
+  gsize size = frame_size ("GRAY8", 64, 48);
+
+  g_object_set (filter, "interval", 3, NULL);
+  h = harness_for (filter, "video/x-raw,format=GRAY8,width=64,height=48,framerate=30/1");
+  for (guint i = 0; i < 10; i++) {
+    MoneClassification r;
+    GstBuffer *out = push_pull (h, size, i, &r);
+
+    fail_unless_equals_uint64 (r.frame, i);
+    fail_unless_equals_int (r.reused, i % 3 != 0);
+    fail_unless_equals_uint64 (r.result_frame, i - i % 3);
+    fail_unless_equals_uint64 (r.timestamp, i * GST_SECOND / 30);
+    gst_buffer_unref (out);
+  }
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_budget_change_next_frame)
+{
+  GstHarness *h = harness_for (make_filter (rgb_model),
+      "video/x-raw,format=RGBx,width=64,height=64,framerate=30/1");
+  gsize size = frame_size ("RGBx", 64, 64);
+  MoneClassification full, low, again;
+  GstBuffer *o1, *o2, *o3;
+
+  o1 = push_pull (h, size, 0, &full);
+  fail_unless_equals_float (full.budget_used, 1.0);
+  fail_unless_equals_int (full.tokens_per_expert[3], 16);
+
+  g_object_set (h->element, "budget", 0.25, NULL);
+  o2 = push_pull (h, size, 0, &low);
+  fail_unless (fabs (low.budget_used - 0.25) < 1e-9, "budget-used %f", low.budget_used);
+  fail_unless (low.tokens_per_expert[3] < 16, "histogram unchanged");
+  fail_unless (low.gflops < 0.8 * full.gflops, "GFLOPs %f vs %f", low.gflops, full.gflops);
+  fail_unless (memcmp (full.expert_grid, low.expert_grid, 16) != 0);
+
+  /* Below the model minimum: clamped and reported. */
+  g_object_set (h->element, "budget", 0.01, NULL);
+  o3 = push_pull (h, size, 0, &again);
+  fail_unless_equals_float (again.budget_requested, 0.01);
+  fail_unless_equals_float (again.budget_used, 0.125);
+  fail_unless_equals_int (again.tokens_per_expert[0], 16);
+  fail_unless (again.gflops < low.gflops);
+
+  gst_buffer_unref (o1);
+  gst_buffer_unref (o2);
+  gst_buffer_unref (o3);
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
+/* budget is controllable: a control source drives it through gst_object_sync_values. */
+GST_START_TEST (test_budget_controlled)
+{
+  GstElement *filter = make_filter (rgb_model);
+  GstControlSource *cs = gst_interpolation_control_source_new ();
+  GstTimedValueControlSource *tvcs = GST_TIMED_VALUE_CONTROL_SOURCE (cs);
+  GstHarness *h;
+  gsize size = frame_size ("RGB", 32, 32);
+  MoneClassification r;
+
+  g_object_set (cs, "mode", GST_INTERPOLATION_MODE_NONE, NULL);
+  gst_timed_value_control_source_set (tvcs, 0, 1.0);
+  gst_timed_value_control_source_set (tvcs, 2 * GST_SECOND / 30, 0.5);
+  gst_object_add_control_binding (GST_OBJECT (filter),
+      gst_direct_control_binding_new_absolute (GST_OBJECT (filter), "budget", cs));
+  h = harness_for (filter, "video/x-raw,format=RGB,width=32,height=32,framerate=30/1");
+  for (guint i = 0; i < 4; i++) {
+    GstBuffer *out = push_pull (h, size, i, &r);
+    fail_unless_equals_float (r.budget_used, i < 2 ? 1.0 : 0.5);
+    gst_buffer_unref (out);
+  }
+  gst_object_unref (cs);
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_video_model_window)
+{
+  GstHarness *h = harness_for (make_filter (video_model),
+      "video/x-raw,format=NV12,width=64,height=48,framerate=30/1");
+  gsize size = frame_size ("NV12", 64, 48);
+
+  for (guint i = 0; i < 6; i++) {
+    MoneClassification r;
+    GstBuffer *out = push_pull (h, size, i, &r);
+    fail_unless_equals_int (r.grid_slices, 2);
+    fail_unless_equals_int (r.tokens, 32);
+    fail_unless_equals_int (r.expert_grid_size, 32);
+    gst_buffer_unref (out);
+  }
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_messages)
+{
+  GstElement *filter = make_filter (rgb_model);
+  GstBus *bus = gst_bus_new ();
+  GstHarness *h;
+  gsize size = frame_size ("YUY2", 64, 48);
+  GstMessage *message;
+
+  g_object_set (filter, "message", TRUE, NULL);
+  gst_element_set_bus (filter, bus);
+  h = harness_for (filter, "video/x-raw,format=YUY2,width=64,height=48,framerate=30/1");
+  for (guint i = 0; i < 5; i++) {
+    MoneClassification r, m;
+    GstBuffer *out = push_pull (h, size, i, &r);
+
+    message = gst_bus_pop_filtered (bus, GST_MESSAGE_ELEMENT);
+    fail_unless (message != NULL, "no element message for frame %u", i);
+    fail_unless (gst_structure_has_name (gst_message_get_structure (message),
+            GST_MONE_CLASSIFICATION_NAME));
+    GstStructure *from_meta = gst_structure_copy (gst_buffer_get_mone_structure (out));
+    gst_structure_set_name (from_meta, GST_MONE_CLASSIFICATION_NAME);
+    fail_unless (gst_structure_is_equal (gst_message_get_structure (message), from_meta),
+        "message and meta differ");
+    gst_structure_free (from_meta);
+    fail_unless (gst_mone_classification_from_structure (gst_message_get_structure (message),
+            &m));
+    fail_unless_equals_uint64 (m.frame, i);
+    gst_message_unref (message);
+    gst_buffer_unref (out);
+  }
+  /* Off again: no more messages. */
+  g_object_set (h->element, "message", FALSE, NULL);
+  gst_buffer_unref (gst_harness_push_and_pull (h, make_frame (size, 9, GST_SECOND)));
+  fail_unless (gst_bus_pop_filtered (bus, GST_MESSAGE_ELEMENT) == NULL);
+  gst_harness_teardown (h);
+  gst_bus_set_flushing (bus, TRUE);
+  gst_object_unref (bus);
+}
+
+GST_END_TEST;
+
+/* Other threads change budget and interval as fast as they can during 1,000 pushes. */
+GST_START_TEST (test_property_stress)
+{
+  GstElement *filter = make_filter (grey_model);
+  GstHarness *h;
+  GValue low = G_VALUE_INIT, high = G_VALUE_INIT, one = G_VALUE_INIT, four = G_VALUE_INIT;
+  GstHarnessThread *threads[4];
+  gsize size = frame_size ("GRAY8", 32, 32);
+  guint fresh = 0;
+
+  g_object_set (filter, "budget", 0.3, NULL);
+  h = harness_for (filter, "video/x-raw,format=GRAY8,width=32,height=32,framerate=30/1");
+  g_value_init (&low, G_TYPE_DOUBLE);
+  g_value_set_double (&low, 0.3);
+  g_value_init (&high, G_TYPE_DOUBLE);
+  g_value_set_double (&high, 0.9);
+  g_value_init (&one, G_TYPE_UINT);
+  g_value_set_uint (&one, 1);
+  g_value_init (&four, G_TYPE_UINT);
+  g_value_set_uint (&four, 4);
+  threads[0] = gst_harness_stress_property_start_full (h, "budget", &low, 10);
+  threads[1] = gst_harness_stress_property_start_full (h, "budget", &high, 10);
+  threads[2] = gst_harness_stress_property_start_full (h, "interval", &one, 10);
+  threads[3] = gst_harness_stress_property_start_full (h, "interval", &four, 10);
+
+  for (guint i = 0; i < 1000; i++) {
+    MoneClassification r;
+    GstBuffer *out = push_pull (h, size, i % 7, &r);
+
+    fail_unless (fabs (r.budget_used - 0.3) < 1e-9 || fabs (r.budget_used - 0.9) < 1e-9,
+        "budget-used %f", r.budget_used);
+    fail_unless (i - r.result_frame < 4, "result of frame %" G_GUINT64_FORMAT " on frame %u",
+        r.result_frame, i);
+    fresh += !r.reused;
+    gst_buffer_unref (out);
+  }
+  for (guint i = 0; i < G_N_ELEMENTS (threads); i++)
+    fail_unless (gst_harness_stress_thread_stop (threads[i]) > 0);
+  fail_unless (fresh >= 250 && fresh <= 1000);
+  g_value_unset (&low);
+  g_value_unset (&high);
+  g_value_unset (&one);
+  g_value_unset (&four);
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
+/* NULL -> PLAYING (model loaded, a frame classified) -> NULL (everything freed), 100 times. */
+GST_START_TEST (test_state_cycles)
+{
+  GstHarness *h = harness_for (make_filter (rgb_model), NULL);
+  gsize size = frame_size ("I420", 64, 48);
+
+  for (guint i = 0; i < 100; i++) {
+    MoneClassification r;
+    GstBuffer *out;
+    gchar *stream_id = g_strdup_printf ("cycle-%u", i);
+
+    fail_unless_equals_int (gst_element_set_state (h->element, GST_STATE_NULL),
+        GST_STATE_CHANGE_SUCCESS);
+    fail_unless (gst_element_set_state (h->element, GST_STATE_PLAYING) ==
+        GST_STATE_CHANGE_SUCCESS, "cycle %u", i);
+    /* Deactivated pads dropped their sticky events: a new stream each time. */
+    gst_harness_push_event (h, gst_event_new_stream_start (stream_id));
+    gst_harness_set_src_caps_str (h, "video/x-raw,format=I420,width=64,height=48,"
+        "framerate=30/1");
+    out = push_pull (h, size, i, &r);
+    fail_unless_equals_uint64 (r.frame, 0);
+    gst_buffer_unref (out);
+    g_free (stream_id);
+  }
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
+/* How many mappings of `path` this process holds (the loader maps model files). */
+static guint
+count_mappings (const gchar * path)
+{
+  gchar *maps = NULL, *canonical = realpath (path, NULL);
+  guint count = 0;
+
+  fail_unless (g_file_get_contents ("/proc/self/maps", &maps, NULL, NULL));
+  gchar **lines = g_strsplit (maps, "\n", -1);
+  for (guint i = 0; lines[i]; i++)
+    if (g_str_has_suffix (lines[i], canonical))
+      count++;
+  g_strfreev (lines);
+  g_free (maps);
+  free (canonical);
+  return count;
+}
+
+GST_START_TEST (test_shared_model)
+{
+  const gchar *caps = "video/x-raw,format=RGB,width=64,height=48,framerate=30/1";
+  GstHarness *a = harness_for (make_filter (rgb_model), caps);
+  GstHarness *b = harness_for (make_filter (rgb_model), caps);
+  gsize size = frame_size ("RGB", 64, 48);
+  MoneClassification ra, rb;
+  GstBuffer *oa, *ob;
+
+  fail_unless_equals_int (count_mappings (rgb_model), 1);
+  /* Each has its own context: interleaved runs at different budgets stay independent. */
+  g_object_set (b->element, "budget", 0.25, NULL);
+  for (guint i = 0; i < 3; i++) {
+    oa = push_pull (a, size, i, &ra);
+    ob = push_pull (b, size, i, &rb);
+    fail_unless_equals_float (ra.budget_used, 1.0);
+    fail_unless (fabs (rb.budget_used - 0.25) < 1e-9);
+    gst_buffer_unref (oa);
+    gst_buffer_unref (ob);
+  }
+  gst_harness_teardown (a);
+  fail_unless_equals_int (count_mappings (rgb_model), 1);
+  gst_harness_teardown (b);
+  fail_unless_equals_int (count_mappings (rgb_model), 0);
+}
+
+GST_END_TEST;
+
+/* Sets the model and tries READY->PAUSED; returns the error posted (caller frees). */
+static GError *
+start_error (const gchar * model)
+{
+  GstElement *pipeline = gst_pipeline_new (NULL);
+  GstElement *filter = gst_element_factory_make ("monefilter", NULL);
+  GstBus *bus = gst_element_get_bus (pipeline);
+  GstMessage *message;
+  GError *error = NULL;
+
+  gst_bin_add (GST_BIN (pipeline), filter);
+  g_object_set (filter, "model", model, NULL);
+  fail_unless_equals_int (gst_element_set_state (pipeline, GST_STATE_PAUSED),
+      GST_STATE_CHANGE_FAILURE);
+  message = gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR);
+  fail_unless (message != NULL, "no error message for %s", model);
+  fail_unless (GST_MESSAGE_SRC (message) == GST_OBJECT (filter));
+  gst_message_parse_error (message, &error, NULL);
+  gst_message_unref (message);
+  gst_element_set_state (pipeline, GST_STATE_NULL);
+  gst_object_unref (bus);
+  gst_object_unref (pipeline);
+  return error;
+}
+
+/* The loader's own words for why `path` cannot be loaded. */
+static gchar *
+loader_reason (const gchar * path)
+{
+  GError *error = NULL;
+  MoneModel *model = mone_model_load_file (path, &error);
+  gchar *reason;
+
+  fail_unless (model == NULL);
+  reason = g_strdup (error->message);
+  g_error_free (error);
+  return reason;
+}
+
+GST_START_TEST (test_bad_models)
+{
+  gchar *missing = g_build_filename (tmp_dir, "no-such-model.safetensors", NULL);
+  const gchar *broken[] = { corrupt_model, truncated_model };
+  GError *error;
+
+  error = start_error (missing);
+  fail_unless (g_error_matches (error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND));
+  fail_unless (strstr (error->message, missing) != NULL, "%s", error->message);
+  fail_unless (strstr (error->message, "not found") != NULL, "%s", error->message);
+  g_error_free (error);
+
+  for (guint i = 0; i < G_N_ELEMENTS (broken); i++) {
+    gchar *reason = loader_reason (broken[i]);
+    error = start_error (broken[i]);
+    fail_unless (g_error_matches (error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_FAILED),
+        "%s", error->message);
+    fail_unless (strstr (error->message, broken[i]) != NULL, "%s", error->message);
+    fail_unless (strstr (error->message, reason) != NULL, "'%s' lacks '%s'", error->message,
+        reason);
+    g_error_free (error);
+    g_free (reason);
+  }
+
+  /* A directory: the loader cannot read it. */
+  error = start_error (tmp_dir);
+  fail_unless (error->domain == GST_RESOURCE_ERROR);
+  fail_unless (strstr (error->message, tmp_dir) != NULL, "%s", error->message);
+  g_error_free (error);
+  g_free (missing);
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_property_ranges)
+{
+  GstElement *filter = make_filter (rgb_model);
+  gdouble budget;
+  guint interval;
+
+  ASSERT_WARNING (g_object_set (filter, "budget", 1.5, NULL));
+  ASSERT_WARNING (g_object_set (filter, "budget", -0.1, NULL));
+  ASSERT_WARNING (g_object_set (filter, "interval", 0, NULL));
+  ASSERT_WARNING (g_object_set (filter, "top-k", 100, NULL));
+  g_object_get (filter, "budget", &budget, "interval", &interval, NULL);
+  fail_unless_equals_float (budget, 1.0);
+  fail_unless_equals_int (interval, 1);
+  gst_object_unref (filter);
+}
+
+GST_END_TEST;
+
+/* budget-mode=auto: an impossible deadline drives the budget to the model minimum, a generous
+ * one lets it climb to the ceiling; QoS events are taken without disturbing the stream. */
+GST_START_TEST (test_auto_budget_smoke)
+{
+  GstElement *filter = make_filter (rgb_model);
+  GstHarness *h;
+  gsize size = frame_size ("RGB", 32, 32);
+  MoneClassification r;
+  GstBuffer *out;
+  guint i;
+
+  gst_util_set_object_arg (G_OBJECT (filter), "budget-mode", "auto");
+  g_object_set (filter, "max-latency", (guint64) 1000, "budget", 0.9, NULL);
+  h = harness_for (filter, "video/x-raw,format=RGB,width=32,height=32,framerate=30/1");
+  for (i = 0; i < 20; i++) {
+    out = push_pull (h, size, i, &r);
+    fail_unless (r.budget_auto);
+    fail_unless (r.budget_used >= 0.125 - 1e-9 && r.budget_used <= 0.9 + 1e-9);
+    gst_buffer_unref (out);
+  }
+  fail_unless_equals_float (r.budget_used, 0.125);
+
+  g_object_set (h->element, "max-latency", (guint64) 10 * GST_SECOND, NULL);
+  for (i = 0; i < 200 && r.budget_used < 0.9 - 1e-9; i++) {
+    out = push_pull (h, size, i, &r);
+    gst_buffer_unref (out);
+  }
+  fail_unless (fabs (r.budget_used - 0.9) < 1e-9, "stuck at %f after %u frames",
+      r.budget_used, i);
+
+  fail_unless (gst_harness_push_upstream_event (h, gst_event_new_qos (GST_QOS_TYPE_UNDERFLOW,
+              2.0, 50 * GST_MSECOND, 0)));
+  out = push_pull (h, size, 1, &r);
+  fail_unless (r.budget_auto && r.budget_used <= 0.9 + 1e-9);
+  gst_buffer_unref (out);
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
+static Suite *
+monefilter_suite (void)
+{
+  Suite *s = suite_create ("monefilter");
+  TCase *tc = tcase_create ("general");
+
+  tcase_add_unchecked_fixture (tc, models_setup, models_teardown);
+  tcase_set_timeout (tc, 300);
+  suite_add_tcase (s, tc);
+  tcase_add_test (tc, test_negotiation_listed_formats);
+  tcase_add_test (tc, test_negotiation_odd_sizes);
+  tcase_add_test (tc, test_passthrough_no_copy);
+  tcase_add_test (tc, test_meta_fields);
+  tcase_add_test (tc, test_scale_modes);
+  tcase_add_test (tc, test_result_follows_picture);
+  tcase_add_test (tc, test_interval);
+  tcase_add_test (tc, test_budget_change_next_frame);
+  tcase_add_test (tc, test_budget_controlled);
+  tcase_add_test (tc, test_video_model_window);
+  tcase_add_test (tc, test_messages);
+  tcase_add_test (tc, test_property_stress);
+  tcase_add_test (tc, test_state_cycles);
+  tcase_add_test (tc, test_shared_model);
+  tcase_add_test (tc, test_bad_models);
+  tcase_add_test (tc, test_property_ranges);
+  tcase_add_test (tc, test_auto_budget_smoke);
+  return s;
+}
+
+GST_CHECK_MAIN (monefilter);
