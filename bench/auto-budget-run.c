@@ -41,6 +41,7 @@ typedef struct {
   guint trace_count[MAX_TRACE];
   guint qos_messages;
   gboolean error;
+  gboolean verbose;          /* AUTO_BUDGET_VERBOSE=1: a line per frame */
 } RunStats;
 
 static GstPadProbeReturn
@@ -60,6 +61,18 @@ count_late (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
     GstClockTime render_at = running + gst_base_sink_get_latency (GST_BASE_SINK (stats->sink));
     GstClockTimeDiff lateness = GST_CLOCK_DIFF (render_at, now);
     int half = running >= stats->half;
+    if (stats->verbose) {
+      /* One line per frame: when it was due, how late it came, what monefilter spent on it. */
+      GstCustomMeta *meta = gst_buffer_get_custom_meta (buffer, "GstMoneMeta");
+      double budget = NAN, latency_ms = NAN;
+      if (meta) {
+        GstStructure *s = gst_custom_meta_get_structure (meta);
+        gst_structure_get_double (s, "budget-used", &budget);
+        gst_structure_get_double (s, "latency-ms", &latency_ms);
+      }
+      printf ("frame running-s %.3f lateness-ms %8.2f budget %.3f latency-ms %7.2f\n",
+          running / 1e9, lateness / 1e6, budget, latency_ms);
+    }
     stats->frames[half]++;
     if (lateness > 0)
       stats->late[half]++;
@@ -126,27 +139,50 @@ start_hog (void)
   return pid;
 }
 
+#define WARMUP_FRAMES 10
+
+typedef struct {
+  guint buffers;
+  gint64 first_us, last_us;   /* monotonic times at the WARMUP_FRAMES-th and the last buffer */
+} MeasureStats;
+
+static GstPadProbeReturn
+time_buffers (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
+{
+  MeasureStats *stats = user_data;
+  gint64 now = g_get_monotonic_time ();
+  if (++stats->buffers == WARMUP_FRAMES)
+    stats->first_us = now;
+  stats->last_us = now;
+  return GST_PAD_PROBE_OK;
+}
+
 static int
 measure (const char *model, int frames)
 {
+  MeasureStats stats = { 0 };
   char *description = g_strdup_printf ("videotestsrc num-buffers=%d pattern=smpte ! "
       "video/x-raw,format=RGB,width=224,height=224,framerate=30/1 ! "
-      "monefilter model=\"%s\" budget=1.0 threads=1 ! fakesink sync=false", frames, model);
+      "monefilter model=\"%s\" budget=1.0 threads=1 ! fakesink name=sink sync=false",
+      frames + WARMUP_FRAMES, model);
   GError *error = NULL;
-  GstElement *pipeline = gst_parse_launch (description, &error);
+  GstElement *pipeline = gst_parse_launch_full (description, NULL, GST_PARSE_FLAG_FATAL_ERRORS, &error);
   g_free (description);
   if (!pipeline) {
     fprintf (stderr, "pipeline: %s\n", error->message);
     g_error_free (error);
     return 1;
   }
-  /* The first frames warm caches and allocate workspaces: time from the 10th buffer on. */
-  gint64 start = g_get_monotonic_time ();
+  /* The first frames warm caches and allocate workspaces: time from the WARMUP_FRAMES-th on. */
+  GstElement *sink = gst_bin_get_by_name (GST_BIN (pipeline), "sink");
+  GstPad *pad = gst_element_get_static_pad (sink, "sink");
+  gst_pad_add_probe (pad, GST_PAD_PROBE_TYPE_BUFFER, time_buffers, &stats, NULL);
+  gst_object_unref (pad);
+  gst_object_unref (sink);
   gst_element_set_state (pipeline, GST_STATE_PLAYING);
   GstBus *bus = gst_element_get_bus (pipeline);
   GstMessage *msg = gst_bus_timed_pop_filtered (bus, GST_CLOCK_TIME_NONE,
       GST_MESSAGE_EOS | GST_MESSAGE_ERROR);
-  gint64 elapsed = g_get_monotonic_time () - start;
   int status = 0;
   if (GST_MESSAGE_TYPE (msg) == GST_MESSAGE_ERROR) {
     GError *err;
@@ -155,7 +191,7 @@ measure (const char *model, int frames)
     g_error_free (err);
     status = 1;
   } else {
-    printf ("fps %.3f\n", frames / (elapsed / 1e6));
+    printf ("fps %.3f\n", (stats.buffers - WARMUP_FRAMES) / ((stats.last_us - stats.first_us) / 1e6));
   }
   gst_message_unref (msg);
   gst_object_unref (bus);
@@ -175,7 +211,7 @@ run (const char *model, double fps, double seconds, const char *mode, gboolean h
       "monefilter name=filter model=\"%s\" budget=1.0 threads=1 budget-mode=%s message=true ! "
       "fakesink name=sink sync=true qos=true", frames, fps_num, fps_den, model, mode);
   GError *error = NULL;
-  stats.pipeline = gst_parse_launch (description, &error);
+  stats.pipeline = gst_parse_launch_full (description, NULL, GST_PARSE_FLAG_FATAL_ERRORS, &error);
   g_free (description);
   if (!stats.pipeline) {
     fprintf (stderr, "pipeline: %s\n", error->message);
@@ -183,6 +219,7 @@ run (const char *model, double fps, double seconds, const char *mode, gboolean h
     return 1;
   }
   stats.half = (GstClockTime) (seconds / 2 * GST_SECOND);
+  stats.verbose = g_getenv ("AUTO_BUDGET_VERBOSE") && atoi (g_getenv ("AUTO_BUDGET_VERBOSE"));
   stats.sink = gst_bin_get_by_name (GST_BIN (stats.pipeline), "sink");
   GstPad *sinkpad = gst_element_get_static_pad (stats.sink, "sink");
   gst_pad_add_probe (sinkpad, GST_PAD_PROBE_TYPE_BUFFER, count_late, &stats, NULL);

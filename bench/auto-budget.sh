@@ -12,7 +12,7 @@
 #    Prints late frames per half (frames reaching the sink after their render time), the worst
 #    lateness, the mean budget per half and the budget trace.
 # 4. For reference, the same controller driving the engine directly (bench/auto-budget-engine.c).
-# Env: MONE_BUILD_DIR (default build), BENCH_CPU (default: the last CPU), BENCH_OUT (scratch for
+# Env: BENCH_MEASURE_FRAMES (frames per rate measurement, default 100), MONE_BUILD_DIR (default build), BENCH_CPU (default: the last CPU), BENCH_OUT (scratch for
 # the model and helper; default inside the build folder).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,7 +28,6 @@ if [ ! -x "$build/tools/mone" ] || ! ls "$build"/gst/*.so >/dev/null 2>&1; then
   exit 1
 fi
 export GST_PLUGIN_PATH_1_0="$PWD/$build/gst"
-export GST_PLUGIN_SYSTEM_PATH_1_0="${GST_PLUGIN_SYSTEM_PATH_1_0-}"
 export GST_REGISTRY_1_0="$PWD/$out/registry.bin"
 export OPENBLAS_NUM_THREADS=1
 
@@ -54,7 +53,7 @@ pinned() { taskset -c "$cpu" "$@"; }
 echo "== budget 1.0, 224x224, one thread, CPU $cpu: frame rate (3 runs)"
 rates=()
 for run in 1 2 3; do
-  rate=$(pinned "$helper" measure "$model" 300 | awk '/^fps/ {print $2}')
+  rate=$(pinned "$helper" measure "$model" "${BENCH_MEASURE_FRAMES:-100}" | awk '/^fps/ {print $2}')
   echo "run $run: $rate fps"
   rates+=("$rate")
 done

@@ -31,6 +31,7 @@
 #define SLOWDOWN_MIN 0.1
 #define SLOWDOWN_MAX 1000.0
 #define NOISE_GAIN 0.1
+#define NOISE_PRIOR 0.04        /* assumed before any measurement: a wide margin while learning */
 #define SURPRISE_SCALE 0.1      /* relative surprise at which the table learns at 1/e of its rate */
 #define MARGIN_BASE 0.08        /* relative margin with perfectly steady latencies */
 #define MARGIN_PER_NOISE 4.0    /* plus this many mean upward relative deviations */
@@ -88,6 +89,7 @@ mone_budget_controller_reset (MoneBudgetController *controller)
   controller->min_budget = min_budget;
   controller->slowdown = 1.0;
   controller->deadline_scale = 1.0;
+  controller->noise = NOISE_PRIOR;
 }
 
 static double
