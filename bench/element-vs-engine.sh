@@ -25,7 +25,7 @@ export GST_REGISTRY_1_0="$build/bench-element-vs-engine-registry.bin"
 export OPENBLAS_NUM_THREADS=1
 
 vit="$build/bench-vit-ti16.safetensors"
-[ -f "$vit" ] || "$build/tools/mone" init --config vit-ti16 --seed 1 --output "$vit"
+[ -f "$vit" ] || "$build/tools/mone" init --config vit-ti16 seed=1 "$vit"
 
 models=("$vit")
 [ -f models/fashion-mone.safetensors ] && models=(models/fashion-mone.safetensors "${models[@]}")

@@ -40,12 +40,12 @@ render_sample_video (void)
   if (shipped && g_file_test (shipped, G_FILE_TEST_IS_REGULAR)) {
     model_path = g_strdup (shipped);
   } else {
-    /* 32x32 grey, patch 4: the shape of the Fashion-MNIST models */
-    const char *argv[] = { g_getenv ("MONE_TOOL"), "init", "--config", "tiny", "--seed", "3",
-      "--output", NULL, "channels=1", "patch=4", NULL };
+    /* 28x28 grey, patch 7: the shape of the Fashion-MNIST models */
+    const char *argv[] = { g_getenv ("MONE_TOOL"), "init", "--config", "tiny", "seed=3",
+      "channels=1", "height=28", "width=28", "patch=7", NULL, NULL };
 
     model_path = g_build_filename (work_dir, "random-model.safetensors", NULL);
-    argv[7] = model_path;
+    argv[9] = model_path;
     fail_unless (run_tool (argv, &error), "%s", error ? error->message : "");
   }
   video_path = g_build_filename (work_dir, "sample.webm", NULL);
