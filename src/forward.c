@@ -180,9 +180,11 @@ mone_context_new (MoneModel *model, int n_threads, GError **error)
   if (n_threads > 256)
     n_threads = 256;
 
-  /* Our pool does the threading (see the top of this file). Process-global, so every context
-   * sets the same value. */
-  openblas_set_num_threads (1);
+  /* Our pool does the threading (see the top of this file). Process-global: set it only when it
+   * is not 1 already, so that creating a context does not touch OpenBLAS's thread state while
+   * another context in the process runs an sgemm. */
+  if (openblas_get_num_threads () != 1)
+    openblas_set_num_threads (1);
 
   const MoneConfig *c = &model->config;
   const size_t N = c->tokens, D = c->dim, F = c->mlp_dim, E = c->experts, K = c->classes;

@@ -565,6 +565,57 @@ test_bad_arguments (void)
   test_model_free (m);
 }
 
+/* One model, several streams: contexts on different threads give the same logits as one context
+ * alone (the model is read-only and every workspace belongs to its context). */
+typedef struct {
+  MoneModel *model;
+  const float *input;
+  float logits[16];
+  gboolean ok;
+} StreamJob;
+
+static gpointer
+stream_thread (gpointer data)
+{
+  StreamJob *job = data;
+  MoneContext *ctx = mone_context_new (job->model, 1, NULL);
+  MoneResult r;
+  job->ok = TRUE;
+  for (int frame = 0; frame < 20 && job->ok; frame++) {
+    job->ok = mone_context_run (ctx, job->input, frame % 2 ? 0.4 : 0.9, &r, NULL);
+    if (frame == 19)
+      memcpy (job->logits, r.logits, sizeof (float) * mone_model_get_config (job->model)->classes);
+  }
+  mone_context_free (ctx);
+  return NULL;
+}
+
+static void
+test_concurrent_streams (void)
+{
+  TestModel *m = test_model_new (make_config (32, 32, 3, 1, 1, 8, 32, 2, 2, 64, 4, 10), 0.5f);
+  float *input = random_input (&m->config);
+  MoneContext *ctx = mone_context_new (m->model, 1, NULL);
+  MoneResult alone;
+  mone_context_run (ctx, input, 0.4, &alone, NULL);
+  StreamJob jobs[3];
+  GThread *threads[3];
+  for (int i = 0; i < 3; i++) {
+    jobs[i] = (StreamJob) { m->model, input, { 0 }, FALSE };
+    threads[i] = g_thread_new ("stream", stream_thread, &jobs[i]);
+  }
+  for (int i = 0; i < 3; i++) {
+    g_thread_join (threads[i]);
+    CHECK (jobs[i].ok, "stream %d failed", i);
+    for (int k = 0; k < 10; k++)
+      CHECK (jobs[i].logits[k] == alone.logits[k], "stream %d logit %d: %g vs %g", i, k,
+          jobs[i].logits[k], alone.logits[k]);
+  }
+  mone_context_free (ctx);
+  g_free (input);
+  test_model_free (m);
+}
+
 int
 main (void)
 {
@@ -578,6 +629,7 @@ main (void)
   test_full_budget_is_plain_vit ("video T=4 tubelet=2", make_config (32, 32, 3, 4, 2, 8, 64, 2, 4, 128, 4, 5));
   test_flops ();
   test_bad_arguments ();
+  test_concurrent_streams ();
   if (failures)
     fprintf (stderr, "%d checks failed\n", failures);
   else
