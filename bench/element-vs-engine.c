@@ -91,6 +91,8 @@ element_fps (const BenchOptions *opt, double budget, GError **error)
   double fps = -1.0;
 
   g_free (description);
+  if (pipeline && error && *error)      /* a bad property value: a pipeline and an error */
+    g_clear_object (&pipeline);
   if (!pipeline)
     return -1.0;
   sink = gst_bin_get_by_name (GST_BIN (pipeline), "sink");

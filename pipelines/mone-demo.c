@@ -142,6 +142,8 @@ run_budget (const DemoOptions *opt, const SampleLabels *labels, BudgetRun *run, 
   g_free (video);
   g_free (model);
   g_free (description);
+  if (pipeline && error && *error)      /* a bad property value: a pipeline and an error */
+    g_clear_object (&pipeline);
   if (!pipeline)
     return FALSE;
   run->frame_class = g_new (int, labels->frames);
@@ -233,7 +235,10 @@ write_annotated (const DemoOptions *opt, const SampleLabels *labels, double budg
         opt->output_dir, g_strerror (errno));
     goto done;
   }
-  if (!(pipeline = gst_parse_launch (description, error)))
+  pipeline = gst_parse_launch (description, error);
+  if (pipeline && error && *error)
+    g_clear_object (&pipeline);
+  if (!pipeline)
     goto done;
   still.still_frame = labels->items[MIN (opt->still_item, labels->count - 1)].last_frame;
   overlay = gst_bin_get_by_name (GST_BIN (pipeline), "overlay");
@@ -372,13 +377,13 @@ print_summary (const SampleLabels *labels, const MoneModel *model, const BudgetR
 int
 main (int argc, char **argv)
 {
-  DemoOptions opt = { .overlay_budget = DEFAULT_OVERLAY_BUDGET, .threads = 0, .still_item = 3 };
+  DemoOptions opt = { .overlay_budget = DEFAULT_OVERLAY_BUDGET, .threads = 1, .still_item = 3 };
   GOptionEntry entries[] = {
     { "video", 'v', 0, G_OPTION_ARG_FILENAME, &opt.video, "Sample video (required)", "FILE" },
     { "labels", 'l', 0, G_OPTION_ARG_FILENAME, &opt.labels_path, "Labels CSV (default: the video's name with .csv)", "CSV" },
     { "model", 'm', 0, G_OPTION_ARG_FILENAME, &opt.model_path, "Model file (required)", "FILE" },
     { "budgets", 'b', 0, G_OPTION_ARG_STRING, &opt.budgets, "Comma-separated budgets, 'min' = the model's minimum (default " DEFAULT_BUDGETS ")", "LIST" },
-    { "threads", 't', 0, G_OPTION_ARG_INT, &opt.threads, "monefilter threads (0 = all cores)", "N" },
+    { "threads", 't', 0, G_OPTION_ARG_INT, &opt.threads, "monefilter threads (default 1: the shipped model is small enough that more threads only add synchronisation; 0 = all cores)", "N" },
     { "output-dir", 'o', 0, G_OPTION_ARG_FILENAME, &opt.output_dir, "Where the annotated video and still go (needs moneoverlay; default: no annotated output)", "DIR" },
     { "overlay-budget", 0, 0, G_OPTION_ARG_DOUBLE, &opt.overlay_budget, "Budget of the annotated video (default 0.5)", "E" },
     { "still-item", 0, 0, G_OPTION_ARG_INT, &opt.still_item, "Item whose last frame becomes the PNG still (default 3)", "I" },

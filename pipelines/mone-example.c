@@ -8,7 +8,8 @@
  *   0.35          set the budget to a number in (0, 1]
  *   q             quit
  *
- *   mone-example --model models/fashion-mone.safetensors --video pipelines/sample/fashion-mnist-test.webm
+ *   mone-example --model models/fashion-mone.safetensors --scale-mode crop \
+ *       --video pipelines/sample/fashion-mnist-test.webm
  *   mone-example --model M --sweep 2 "videotestsrc is-live=true pattern=ball"
  *
  * --sweep S lowers the budget by 0.1 every S seconds (back to 1.0 after the minimum); the budget
@@ -166,7 +167,7 @@ quote_path (const char *path)
 int
 main (int argc, char **argv)
 {
-  char *model_path = NULL, *video = NULL;
+  char *model_path = NULL, *video = NULL, *scale_mode = NULL;
   double budget = 1.0, sweep = 0.0;
   int print_every = 1, threads = 0;
   GOptionEntry entries[] = {
@@ -176,6 +177,7 @@ main (int argc, char **argv)
     { "sweep", 's', 0, G_OPTION_ARG_DOUBLE, &sweep, "Lower the budget by 0.1 every S seconds (0 = off)", "S" },
     { "print-every", 'p', 0, G_OPTION_ARG_INT, &print_every, "Print every Nth result (default 1)", "N" },
     { "threads", 't', 0, G_OPTION_ARG_INT, &threads, "monefilter threads (0 = all cores)", "N" },
+    { "scale-mode", 0, 0, G_OPTION_ARG_STRING, &scale_mode, "stretch, letterbox or crop (the sample video: crop)", "MODE" },
     { NULL }
   };
   GOptionContext *octx = g_option_context_new ("[SOURCE] - play a pipeline through monefilter "
@@ -219,12 +221,15 @@ main (int argc, char **argv)
     }
     /* sync=true: the file plays at its own frame rate, so there is time to type */
     description = g_strdup_printf ("%s ! videoconvert ! monefilter name=mone %s budget=%.17g "
-        "threads=%d ! fakesink sync=true", source, model_prop ? model_prop : "", budget, threads);
+        "threads=%d%s%s ! fakesink sync=true", source, model_prop ? model_prop : "", budget,
+        threads, scale_mode ? " scale-mode=" : "", scale_mode ? scale_mode : "");
     g_free (model_prop);
   }
   printf ("pipeline: %s\n", description);
-  if (!(app.pipeline = gst_parse_launch (description, &error))) {
+  /* a bad property value leaves a pipeline *and* an error: both mean "no" */
+  if (!(app.pipeline = gst_parse_launch (description, &error)) || error) {
     fprintf (stderr, "mone-example: %s\n", error->message);
+    app.status = 1;
     goto out;
   }
   app.filter = gst_bin_get_by_name (GST_BIN (app.pipeline), "mone");
@@ -285,5 +290,6 @@ out:
   g_free (description);
   g_free (model_path);
   g_free (video);
+  g_free (scale_mode);
   return app.status;
 }

@@ -6,7 +6,7 @@ fields as the `mone-classification` bus message). This example plays a source th
 reads the structure in a pad probe on the filter's src pad, prints one line per fresh result, and
 lowers the budget every --sweep seconds while it plays.
 
-    pipelines/mone-example.py --model models/fashion-mone.safetensors \
+    pipelines/mone-example.py --model models/fashion-mone.safetensors --scale-mode crop \
         --video pipelines/sample/fashion-mnist-test.webm
     pipelines/mone-example.py --model M --sweep 2 "videotestsrc is-live=true pattern=ball"
 
@@ -46,6 +46,8 @@ def main():
     parser.add_argument("--budget", "-b", type=float, default=1.0, help="starting budget")
     parser.add_argument("--sweep", "-s", type=float, default=0.0,
                         help="lower the budget by 0.1 every S seconds (0 = off)")
+    parser.add_argument("--scale-mode", choices=("stretch", "letterbox", "crop"),
+                        help="how frames fit the model input (the sample video: crop)")
     parser.add_argument("--frames", "-n", type=int, default=0,
                         help="stop after N results (0 = play to the end)")
     args = parser.parse_args()
@@ -60,6 +62,8 @@ def main():
     if args.video:
         source = 'filesrc location="%s" ! decodebin' % args.video.replace('"', '\\"')
     model = ' model="%s"' % args.model.replace('"', '\\"') if args.model else ""
+    if args.scale_mode:
+        model += " scale-mode=" + args.scale_mode
     description = ("%s ! videoconvert ! monefilter name=mone%s budget=%g ! fakesink sync=true"
                    % (source, model, args.budget))
     print("pipeline:", description)

@@ -38,6 +38,8 @@ pipeline_run (const char *description, guint timeout_seconds, PipelineRun *run, 
 
   memset (run, 0, sizeof *run);
   run->frames = g_array_new (FALSE, TRUE, sizeof (FrameResult));
+  if (pipeline && error && *error)      /* a bad property value: a pipeline and an error */
+    g_clear_object (&pipeline);
   if (!pipeline)
     return FALSE;
   sink = gst_bin_get_by_name (GST_BIN (pipeline), "sink");
