@@ -235,11 +235,38 @@ checkpoint_read (const char *path, const CheckpointHeader *expected, int64_t *st
   return TRUE;
 }
 
+MoneTrainModel *
+mone_train_checkpoint_load (const char *path, long *step, GError **error)
+{
+  CheckpointHeader h;
+  FILE *f = fopen (path, "rb");
+  if (!f) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_IO, "cannot open checkpoint '%s': %s", path, g_strerror (errno));
+    return NULL;
+  }
+  if (fread (&h, sizeof h, 1, f) != 1 || memcmp (h.magic, CHECKPOINT_MAGIC, 8) || h.header_size != sizeof h) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT, "'%s' is not a mone checkpoint of this version", path);
+    fclose (f);
+    return NULL;
+  }
+  MoneTrainModel *model = mone_train_model_new (&h.config, error);
+  if (model && (model->n_params != h.n_params
+          || fread (model->params, sizeof (float), model->n_params, f) != model->n_params)) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT, "checkpoint '%s' is truncated or inconsistent", path);
+    mone_train_model_free (model);
+    model = NULL;
+  }
+  fclose (f);
+  if (model && step)
+    *step = (long) h.step;
+  return model;
+}
+
 /* ---------------------------------------------------------------------------------------------- */
 /* AdamW. Decoupled weight decay on matrices only (not biases, norms, pos_embed or alpha). */
 
-static void
-adamw_update (MoneTrainModel *model, const float *grads, float *m, float *v, double lr, double wd, long t,
+void
+mone_train_adamw_step (MoneTrainModel *model, const float *grads, float *m, float *v, double lr, double wd, long t,
     double grad_scale)
 {
   const double b1 = 0.9, b2 = 0.999, eps = 1e-8;
@@ -420,7 +447,7 @@ mone_train_run (const MoneTrainOptions *opts, GError **error)
     }
     double scale = opts->clip_norm > 0 && norm > opts->clip_norm ? opts->clip_norm / norm : 1.0;
     double lr = mone_train_lr (opts, step, total_steps);
-    adamw_update (model, grads, m, v, lr, opts->weight_decay, step + 1, scale);
+    mone_train_adamw_step (model, grads, m, v, lr, opts->weight_decay, step + 1, scale);
 
     loss_acc += loss_sum;
     correct_acc += correct;

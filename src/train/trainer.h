@@ -122,6 +122,15 @@ void mone_train_options_init (MoneTrainOptions *opts);
 /* Runs (or resumes) training and writes opts->output. Progress lines go to stderr. */
 gboolean mone_train_run (const MoneTrainOptions *opts, GError **error);
 
+/* One AdamW step (betas 0.9, 0.999, eps 1e-8, bias-corrected; decoupled weight decay on matrices
+ * except pos_embed). grads are multiplied by grad_scale first (gradient clipping); t counts from 1.
+ * m and v are laid out like the parameters. */
+void mone_train_adamw_step (MoneTrainModel *model, const float *grads, float *m, float *v, double lr, double wd,
+    long t, double grad_scale);
+
+/* The parameters stored in a training checkpoint (and the step it was taken at). */
+MoneTrainModel *mone_train_checkpoint_load (const char *path, long *step, GError **error);
+
 /* Learning rate at `step` of `total`: linear warm-up then cosine decay to min_lr. */
 double mone_train_lr (const MoneTrainOptions *opts, long step, long total);
 /* The budget used at `step` (a pure function of seed and step). */
