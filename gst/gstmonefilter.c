@@ -140,6 +140,7 @@ struct _GstMoneFilter
   GstBuffer *model_buffer;      /* one converted frame */
   GstVideoConverter *converter;
   GstMoneFilterScaleMode converter_scale_mode;
+  GstBuffer *tiny_copy;         /* frames of a few pixels are converted from this copy */
   GstClockTime frame_duration;  /* from the caps, or NONE */
   gdouble content_x, content_y, content_width, content_height;  /* frame pixels */
   gdouble region_x, region_y, region_width, region_height;  /* model pixels */
@@ -678,6 +679,7 @@ gst_mone_filter_stop (GstBaseTransform * trans)
   gst_mone_filter_reset_stream (self);
   g_clear_pointer (&self->converter, gst_video_converter_free);
   gst_clear_buffer (&self->model_buffer);
+  gst_clear_buffer (&self->tiny_copy);
   g_clear_pointer (&self->controller, mone_budget_controller_free);
   g_clear_pointer (&self->context, mone_context_free);
   g_clear_pointer (&self->input, g_free);
@@ -836,6 +838,16 @@ gst_mone_filter_set_info (GstVideoFilter * filter, GstCaps * incaps, GstVideoInf
       NULL);
   if (!gst_mone_filter_setup_converter (self, in_info, mode))
     goto no_converter;
+  /* GStreamer 1.22's converter keeps pointers to source lines between frames for some tiny
+   * frames (ARGB 1x3, found with valgrind): frames that small are converted from a copy that
+   * stays at one address. */
+  gst_clear_buffer (&self->tiny_copy);
+  if (GST_VIDEO_INFO_WIDTH (in_info) < 8 || GST_VIDEO_INFO_HEIGHT (in_info) < 8)
+  {
+    /* Zeroed: the converter also reads the row padding of such frames. */
+    self->tiny_copy = gst_buffer_new_allocate (NULL, GST_VIDEO_INFO_SIZE (in_info), NULL);
+    gst_buffer_memset (self->tiny_copy, 0, 0, GST_VIDEO_INFO_SIZE (in_info));
+  }
 
   if (GST_VIDEO_INFO_FPS_N (in_info) > 0 && GST_VIDEO_INFO_FPS_D (in_info) > 0)
     self->frame_duration = gst_util_uint64_scale_int (GST_SECOND,
@@ -875,7 +887,16 @@ gst_mone_filter_convert_frame (GstMoneFilter * self, GstVideoFrame * frame)
 
   if (!gst_video_frame_map (&model_frame, &self->model_info, self->model_buffer, GST_MAP_WRITE))
     return;
-  gst_video_converter_frame (self->converter, frame, &model_frame);
+  if (self->tiny_copy) {
+    GstVideoFrame copy;
+    if (gst_video_frame_map (&copy, &frame->info, self->tiny_copy, GST_MAP_WRITE)) {
+      gst_video_frame_copy (&copy, frame);
+      gst_video_converter_frame (self->converter, &copy, &model_frame);
+      gst_video_frame_unmap (&copy);
+    }
+  } else {
+    gst_video_converter_frame (self->converter, frame, &model_frame);
+  }
 
   if (self->model_frames > 1 && self->frames_in_input > 0)
     memmove (self->input, self->input + slot, slot * (self->model_frames - 1) * sizeof (float));
@@ -982,7 +1003,8 @@ add_analytics_classification (GstBuffer * buffer, const GstStructure * s)
     confidences[i] = c.top_scores[i];
     quarks[i] = g_quark_from_string (c.top_labels[i]);
   }
-  relations = gst_buffer_get_analytics_relation_meta (buffer);
+  relations = (GstAnalyticsRelationMeta *) gst_buffer_get_meta (buffer,
+      GST_ANALYTICS_RELATION_META_API_TYPE);
   if (!relations)
     relations = gst_buffer_add_analytics_relation_meta (buffer);
   if (relations)
