@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Classifies a V4L2 camera with monefilter, shows the annotated video and prints the results.
 #
-#   pipelines/camera.sh [-m MODEL] [-b BUDGET] [-d DEVICE] [-s SINK]
+#   pipelines/camera.sh [-m MODEL] [-b BUDGET] [-c SCALE_MODE] [-d DEVICE] [-s SINK]
 #
 # DEVICE defaults to /dev/video0, SINK to autovideosink (use fakesink on a machine without a
 # display). The budget can also be changed while it plays: see pipelines/mone-example.
@@ -11,15 +11,17 @@ source "$(dirname "$0")/env.sh"
 model=${MONE_MODEL:-$mone_default_model}
 budget=0.5
 device=/dev/video0
+scale_mode=letterbox
 sink=autovideosink
 usage() {
   sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
-  echo "defaults: -m $model -b $budget -d $device -s $sink"
+  echo "defaults: -m $model -b $budget -c $scale_mode -d $device -s $sink"
 }
-while getopts "m:b:d:s:h" opt; do
+while getopts "m:b:d:s:c:h" opt; do
   case $opt in
     m) model=$OPTARG ;;
     b) budget=$OPTARG ;;
+    c) scale_mode=$OPTARG ;;
     d) device=$OPTARG ;;
     s) sink=$OPTARG ;;
     h) usage; exit 0 ;;
@@ -40,5 +42,5 @@ if gst-inspect-1.0 moneoverlay >/dev/null 2>&1; then
 fi
 # A camera frame is wider than the model's square input: letterbox keeps the whole picture.
 gst-launch-1.0 -m v4l2src device="$device" ! videoconvert ! \
-  monefilter model="$model" budget="$budget" scale-mode=letterbox message=true ! \
+  monefilter model="$model" budget="$budget" scale-mode="$scale_mode" message=true ! \
   videoconvert ! $overlay $sink sync=false | mone_print_results

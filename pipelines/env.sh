@@ -39,9 +39,17 @@ mone_require_model() {
   fi
 }
 
-# Prints each mone-classification element message as one short line. gst-launch -m prints the
-# message structure; we keep the fields a person watching wants.
+# Prints each mone-classification element message (gst-launch-1.0 -m) as one short line.
 mone_print_results() {
-  grep --line-buffered 'mone-classification' |
-    sed -u -E 's/.*mone-classification, //; s/\\//g'
+  perl -ne '
+    BEGIN { $| = 1 }
+    next unless /mone-classification, /;
+    my %f;
+    while (/([a-z-]+)=\([a-z0-9]+\)("(?:[^"\\]|\\.)*"|[^,;]*)/g) { $f{$1} = $2 }
+    (my $label = $f{label} // "?") =~ s/^"|"$//g;
+    $label =~ s/\\(.)/$1/g;
+    printf "frame %6d  %-12s %5.1f%%  budget %.3f  %8.5f GFLOPs  %6.2f ms%s\n", $f{frame},
+      $label, 100 * $f{score}, $f{"budget-used"}, $f{gflops}, $f{"latency-ms"},
+      $f{reused} eq "true" ? "  (reused)" : "";
+  '
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Classifies a video file with monefilter and prints one line per classified frame.
 #
-#   pipelines/file.sh [-m MODEL] [-b BUDGET] [-i INTERVAL] [-s SINK] [FILE]
+#   pipelines/file.sh [-m MODEL] [-b BUDGET] [-c SCALE_MODE] [-i INTERVAL] [-s SINK] [FILE]
 #
 # FILE defaults to the sample video (pipelines/sample/fashion-mnist-test.webm, made by
 # pipelines/demo.sh or tools/mone-sample-video). SINK defaults to fakesink (as fast as the CPU
@@ -13,15 +13,17 @@ source "$(dirname "$0")/env.sh"
 model=${MONE_MODEL:-$mone_default_model}
 budget=1.0
 interval=1
+scale_mode=crop
 sink=fakesink
 usage() {
   sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
-  echo "defaults: -m $model -b $budget -i $interval -s $sink"
+  echo "defaults: -m $model -b $budget -c $scale_mode -i $interval -s $sink"
 }
-while getopts "m:b:i:s:h" opt; do
+while getopts "m:b:i:s:c:h" opt; do
   case $opt in
     m) model=$OPTARG ;;
     b) budget=$OPTARG ;;
+    c) scale_mode=$OPTARG ;;
     i) interval=$OPTARG ;;
     s) sink=$OPTARG ;;
     h) usage; exit 0 ;;
@@ -46,5 +48,5 @@ elif [ "$sink" != fakesink ]; then
   tail="videoconvert !"
 fi
 gst-launch-1.0 -m filesrc location="$file" ! decodebin ! videoconvert ! \
-  monefilter model="$model" budget="$budget" interval="$interval" scale-mode=crop message=true ! \
+  monefilter model="$model" budget="$budget" interval="$interval" scale-mode="$scale_mode" message=true ! \
   $tail $sink | mone_print_results

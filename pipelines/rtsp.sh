@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Classifies an RTSP stream with monefilter and prints one line per classified frame.
 #
-#   pipelines/rtsp.sh [-m MODEL] [-b BUDGET] [-i INTERVAL] [-s SINK] rtsp://HOST:PORT/PATH
+#   pipelines/rtsp.sh [-m MODEL] [-b BUDGET] [-c SCALE_MODE] [-i INTERVAL] [-s SINK] rtsp://HOST:PORT/PATH
 #
 # SINK defaults to fakesink; `-s autovideosink` shows the stream (annotated by moneoverlay when
 # the plugin has it). Frames are classified as they arrive; rtspsrc's latency is set low (200 ms).
@@ -11,15 +11,17 @@ source "$(dirname "$0")/env.sh"
 model=${MONE_MODEL:-$mone_default_model}
 budget=0.5
 interval=1
+scale_mode=letterbox
 sink=fakesink
 usage() {
   sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
-  echo "defaults: -m $model -b $budget -i $interval -s $sink"
+  echo "defaults: -m $model -b $budget -c $scale_mode -i $interval -s $sink"
 }
-while getopts "m:b:i:s:h" opt; do
+while getopts "m:b:i:s:c:h" opt; do
   case $opt in
     m) model=$OPTARG ;;
     b) budget=$OPTARG ;;
+    c) scale_mode=$OPTARG ;;
     i) interval=$OPTARG ;;
     s) sink=$OPTARG ;;
     h) usage; exit 0 ;;
@@ -43,5 +45,5 @@ elif [ "$sink" != fakesink ]; then
   tail="videoconvert !"
 fi
 gst-launch-1.0 -m rtspsrc location="$location" latency=200 ! decodebin ! videoconvert ! \
-  monefilter model="$model" budget="$budget" interval="$interval" scale-mode=letterbox message=true ! \
+  monefilter model="$model" budget="$budget" interval="$interval" scale-mode="$scale_mode" message=true ! \
   $tail $sink | mone_print_results
