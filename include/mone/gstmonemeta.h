@@ -12,6 +12,9 @@
  * From C:      MoneClassification r; if (gst_mone_meta_read (buffer, &r)) use r.label, r.top_score...
  * From Python: meta = buffer.get_custom_meta ("GstMoneMeta")
  *              s = meta.get_structure (); s.get_value ("label"), s.get_value ("budget-used") ...
+ *              Scalars and the expert grid (GLib.Bytes) need only python3-gi; the GstValueArray
+ *              fields (top-ids, top-labels, top-scores, tokens-per-expert) need GStreamer's
+ *              Python overrides (Debian: python3-gst-1.0), which make them Gst.ValueArray lists.
  *
  * Fields of the structure (name: GType, meaning):
  *   frame:             guint64   index of this buffer among those monefilter saw since start (0, 1, ...)
