@@ -8,8 +8,6 @@
 #include "mone-commands.h"
 #include "report.h"
 
-#pragma weak mone_model_load_file /* TEMPORARY until src/model-load.c lands */
-
 static gboolean
 parse_budgets (const char *text, double min_budget, GArray *out, GError **error)
 {
@@ -36,10 +34,6 @@ parse_budgets (const char *text, double min_budget, GArray *out, GError **error)
 static MoneTrainModel *
 load_for_eval (const char *path, MoneModel **engine_out, GError **error)
 {
-  if (!mone_model_load_file) { /* TEMPORARY */
-    g_set_error (error, MONE_ERROR, MONE_ERROR_IO, "model loader not built yet");
-    return NULL;
-  }
   MoneModel *engine = mone_model_load_file (path, error);
   if (!engine)
     return NULL;

@@ -6,7 +6,6 @@
 #include <math.h>
 #include <string.h>
 
-#pragma weak mone_model_write /* TEMPORARY until src/model-write.c lands */
 
 void
 mone_train_tensors_bind (MoneTrainTensors *t, const MoneTrainModel *m, float *base)
@@ -167,10 +166,6 @@ mone_train_model_to_engine (MoneTrainModel *m, const char *const *labels, GError
 gboolean
 mone_train_model_write (MoneTrainModel *m, const char *path, const char *const *labels, GError **error)
 {
-  if (!mone_model_write) { /* TEMPORARY until src/model-write.c lands */
-    g_set_error (error, MONE_ERROR, MONE_ERROR_IO, "model writer not built yet");
-    return FALSE;
-  }
   const float **t = tensor_pointers (m);
   gboolean ok = mone_model_write (path, &m->config, labels, t, error);
   g_free (t);
