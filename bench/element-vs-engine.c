@@ -23,7 +23,9 @@ typedef struct {
   char *model_path;
   char *budgets;
   char *format;
+  char *pattern;
   int width, height, frames, runs, threads;
+  gboolean queue;
 } BenchOptions;
 
 typedef struct {
@@ -78,10 +80,11 @@ static double
 element_fps (const BenchOptions *opt, double budget, GError **error)
 {
   /* one extra buffer: the rate is measured over the gaps between `frames` + 1 arrivals */
-  char *description = g_strdup_printf ("videotestsrc num-buffers=%d ! "
-      "video/x-raw,format=%s,width=%d,height=%d,framerate=30/1 ! "
+  char *description = g_strdup_printf ("videotestsrc num-buffers=%d pattern=%s ! "
+      "video/x-raw,format=%s,width=%d,height=%d,framerate=30/1 ! %s"
       "monefilter name=mone model=\"%s\" budget=%g threads=%d ! fakesink name=sink sync=false",
-      opt->frames + 1, opt->format, opt->width, opt->height, opt->model_path, budget, opt->threads);
+      opt->frames + 1, opt->pattern, opt->format, opt->width, opt->height,
+      opt->queue ? "queue max-size-buffers=4 ! " : "", opt->model_path, budget, opt->threads);
   GstElement *pipeline = gst_parse_launch (description, error);
   GstElement *sink;
   GstPad *pad;
@@ -125,6 +128,17 @@ element_fps (const BenchOptions *opt, double budget, GError **error)
   return fps;
 }
 
+/* TRUE when the registry has the element (any version). */
+static gboolean
+has_element (const char *name)
+{
+  GstElementFactory *factory = gst_element_factory_find (name);
+
+  if (factory)
+    gst_object_unref (factory);
+  return factory != NULL;
+}
+
 int
 main (int argc, char **argv)
 {
@@ -138,6 +152,8 @@ main (int argc, char **argv)
     { "frames", 'n', 0, G_OPTION_ARG_INT, &opt.frames, "Frames per run (default 100)", "N" },
     { "runs", 'r', 0, G_OPTION_ARG_INT, &opt.runs, "Runs of each, medians reported (default 5)", "R" },
     { "threads", 't', 0, G_OPTION_ARG_INT, &opt.threads, "Engine threads, both sides (0 = all cores)", "T" },
+    { "pattern", 0, 0, G_OPTION_ARG_STRING, &opt.pattern, "videotestsrc pattern (default smpte)", "P" },
+    { "queue", 'q', 0, G_OPTION_ARG_NONE, &opt.queue, "Put a queue after the source, so frames are made in another thread", NULL },
     { NULL }
   };
   GOptionContext *octx = g_option_context_new ("- monefilter frame rate against the bare engine");
@@ -164,7 +180,9 @@ main (int argc, char **argv)
     opt.budgets = g_strdup ("1,0.5");
   if (!opt.format)
     opt.format = g_strdup ("I420");
-  if (!gst_registry_check_feature_version (gst_registry_get (), "monefilter", 1, 0, 0)) {
+  if (!opt.pattern)
+    opt.pattern = g_strdup ("smpte");
+  if (!has_element ("monefilter")) {
     fprintf (stderr, "element-vs-engine: element monefilter not found (set GST_PLUGIN_PATH to the "
         "build's gst/ folder)\n");
     goto out;
@@ -186,9 +204,9 @@ main (int argc, char **argv)
     printf ("model %s: %dx%dx%d, patch %d, D=%d, L=%d, E=%d; engine threads %d\n",
         opt.model_path, cfg->channels, cfg->height, cfg->width, cfg->patch, cfg->dim, cfg->depth,
         cfg->experts, mone_context_get_threads (ctx));
-    printf ("pipeline: videotestsrc ! video/x-raw,format=%s,width=%d,height=%d ! monefilter ! "
-        "fakesink; %d frames x %d runs each, medians\n\n", opt.format, opt.width, opt.height,
-        opt.frames, opt.runs);
+    printf ("pipeline: videotestsrc pattern=%s ! video/x-raw,format=%s,width=%d,height=%d ! %s"
+        "monefilter ! fakesink; %d frames x %d runs each, medians\n\n", opt.pattern, opt.format,
+        opt.width, opt.height, opt.queue ? "queue ! " : "", opt.frames, opt.runs);
   }
   printf ("%-8s %8s %12s %12s %8s\n", "budget", "GFLOPs", "engine fps", "element fps", "ratio");
 
@@ -236,5 +254,6 @@ out:
   g_free (opt.model_path);
   g_free (opt.budgets);
   g_free (opt.format);
+  g_free (opt.pattern);
   return status;
 }
