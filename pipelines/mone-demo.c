@@ -184,7 +184,7 @@ done:
 }
 
 /* The annotated output: the same pipeline with moneoverlay, encoded to WebM, and one frame (the
- * last of item opt->still_item) kept as a PNG. The frame is scaled to 640x480 first so the
+ * last of item `still_item`) kept as a PNG. The frame is scaled to 640x480 first so the
  * overlay's text is legible; the centre crop still sees the same square. */
 typedef struct {
   int still_frame;
@@ -208,7 +208,7 @@ keep_still_frame (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
 
 static gboolean
 write_annotated (const DemoOptions *opt, const SampleLabels *labels, double budget,
-    char **video_out, char **still_out, GError **error)
+    int still_item, char **video_out, char **still_out, GError **error)
 {
   char *video_path = g_build_filename (opt->output_dir, "demo-annotated.webm", NULL);
   char *still_path = g_build_filename (opt->output_dir, "demo-still.png", NULL);
@@ -240,7 +240,7 @@ write_annotated (const DemoOptions *opt, const SampleLabels *labels, double budg
     g_clear_object (&pipeline);
   if (!pipeline)
     goto done;
-  still.still_frame = labels->items[MIN (opt->still_item, labels->count - 1)].last_frame;
+  still.still_frame = labels->items[CLAMP (still_item, 0, labels->count - 1)].last_frame;
   overlay = gst_bin_get_by_name (GST_BIN (pipeline), "overlay");
   pad = gst_element_get_static_pad (overlay, "src");
   gst_pad_add_probe (pad, GST_PAD_PROBE_TYPE_BUFFER, keep_still_frame, &still, NULL);
@@ -374,6 +374,22 @@ print_summary (const SampleLabels *labels, const MoneModel *model, const BudgetR
   }
 }
 
+/* The still shows a correct prediction when the overlay budget was one of the runs: the first item
+ * from --still-item on that run classified right; otherwise --still-item itself. */
+static int
+still_item_for (const DemoOptions *opt, const SampleLabels *labels, const BudgetRun *runs,
+    int n_runs)
+{
+  for (int r = 0; r < n_runs; r++) {
+    if (fabs (runs[r].budget_requested - opt->overlay_budget) > 1e-9)
+      continue;
+    for (int i = MAX (opt->still_item, 0); i < labels->count; i++)
+      if (runs[r].verdicts[i] == labels->items[i].label)
+        return i;
+  }
+  return opt->still_item;
+}
+
 /* TRUE when the registry has the element (any version). */
 static gboolean
 has_element (const char *name)
@@ -397,7 +413,7 @@ main (int argc, char **argv)
     { "threads", 't', 0, G_OPTION_ARG_INT, &opt.threads, "monefilter threads (default 1: the shipped model is small enough that more threads only add synchronisation; 0 = all cores)", "N" },
     { "output-dir", 'o', 0, G_OPTION_ARG_FILENAME, &opt.output_dir, "Where the annotated video and still go (needs moneoverlay; default: no annotated output)", "DIR" },
     { "overlay-budget", 0, 0, G_OPTION_ARG_DOUBLE, &opt.overlay_budget, "Budget of the annotated video (default 0.5)", "E" },
-    { "still-item", 0, 0, G_OPTION_ARG_INT, &opt.still_item, "Item whose last frame becomes the PNG still (default 3)", "I" },
+    { "still-item", 0, 0, G_OPTION_ARG_INT, &opt.still_item, "The PNG still shows the last frame of the first item from I on that the overlay budget's run got right (default 3)", "I" },
     { "no-items", 0, 0, G_OPTION_ARG_NONE, &opt.no_items, "Print only the per-budget summary", NULL },
     { NULL }
   };
@@ -483,7 +499,8 @@ main (int argc, char **argv)
 
     if (!has_element ("moneoverlay")) {
       printf ("\n(no annotated output: this build of the plugin has no moneoverlay element)\n");
-    } else if (!write_annotated (&opt, &labels, opt.overlay_budget, &video_out, &still_out,
+    } else if (!write_annotated (&opt, &labels, opt.overlay_budget,
+            still_item_for (&opt, &labels, runs, n_runs), &video_out, &still_out,
             &error)) {
       g_printerr ("mone-demo: annotated output: %s\n", error->message);
       goto out;
