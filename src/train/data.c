@@ -75,7 +75,11 @@ idx_read (IdxReader *r, void *buf, size_t n, const char *what, GError **error)
     if (got == 0) {
       int errnum = 0;
       const char *msg = gzerror (r->gz, &errnum);
-      if (errnum != Z_OK && errnum != Z_STREAM_END)
+      if (errnum == Z_BUF_ERROR)
+        g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT,
+            "IDX file '%s' is truncated: the compressed stream ends after %zu of the %zu bytes of %s",
+            r->path, done, n, what);
+      else if (errnum != Z_OK && errnum != Z_STREAM_END)
         g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT,
             "IDX file '%s' is corrupt (reading %s after %zu of %zu bytes): %s", r->path, what, done,
             n, msg ? msg : "zlib error");

@@ -67,12 +67,12 @@ mone_report_plot (const char *png_path, const MoneEvalRow *rows, int n_rows, con
   char *esc_title = g_strescape (title ? title : "MoNE", NULL);
   GString *g = g_string_new ("");
   g_string_append_printf (g,
-      "set terminal pngcairo size 900,560 font 'Sans,11'\n"
+      "set terminal pngcairo size 1100,560 font 'Sans,11'\n"
       "set output \"%s\"\n"
       "set title \"%s\"\n"
       "set xlabel 'GFLOPs per frame'\n"
       "set ylabel 'test accuracy (%%)'\n"
-      "set key bottom right\n"
+      "set key outside right top\n"
       "set grid\n"
       "plot \"%s\" index 0 using 1:2 with linespoints lw 2 pt 7 lc rgb '#1f77b4' title 'MoNE full-frame', \\\n"
       "     \"%s\" index 1 using 1:2 with linespoints lw 2 pt 5 lc rgb '#d62728' title 'MoNE in-frame', \\\n"

@@ -1,0 +1,241 @@
+/* Bad input is rejected with a message naming the cause: IDX files (missing, truncated plain and
+ * gzip, corrupt gzip, wrong magic, count mismatch, labels out of range, trailing bytes), a model
+ * whose class count disagrees with the data (library and `mone eval` / `mone train`), a missing
+ * model file. argv[1] is the `mone` tool. */
+#include "trainer.h"
+
+#include <glib/gstdio.h>
+#include <stdio.h>
+#include <string.h>
+#include <zlib.h>
+
+static int failures = 0;
+static char *tmpdir;
+
+static void
+expect_error (const char *what, gboolean ok, GError *error, const char *needle)
+{
+  if (ok || !error || !strstr (error->message, needle)) {
+    printf ("FAIL %s: expected an error containing '%s', got %s\n", what, needle,
+        ok ? "success" : error ? error->message : "no message");
+    failures++;
+  } else {
+    printf ("ok   %s: %s\n", what, error->message);
+  }
+}
+
+static char *
+tmp_path (const char *name)
+{
+  return g_build_filename (tmpdir, name, NULL);
+}
+
+static void
+write_file (const char *path, const void *data, size_t n)
+{
+  GError *error = NULL;
+  g_file_set_contents (path, data, (gssize) n, &error);
+  g_assert_no_error (error);
+}
+
+/* Plain IDX bytes: magic 00 00 08 ndim, big-endian sizes, data. */
+static GByteArray *
+idx_bytes (int ndim, const uint32_t *dims, const guint8 *data, size_t n_data)
+{
+  GByteArray *b = g_byte_array_new ();
+  guint8 magic[4] = { 0, 0, 8, (guint8) ndim };
+  g_byte_array_append (b, magic, 4);
+  for (int i = 0; i < ndim; i++) {
+    guint8 be[4] = { dims[i] >> 24, dims[i] >> 16, dims[i] >> 8, dims[i] };
+    g_byte_array_append (b, be, 4);
+  }
+  g_byte_array_append (b, data, (guint) n_data);
+  return b;
+}
+
+static void
+check_idx (const char *what, GByteArray *images, GByteArray *labels, int max_label, const char *needle)
+{
+  char *ip = tmp_path ("images.idx"), *lp = tmp_path ("labels.idx");
+  write_file (ip, images->data, images->len);
+  write_file (lp, labels->data, labels->len);
+  MoneImageSet set;
+  GError *error = NULL;
+  gboolean ok = mone_idx_load (ip, lp, max_label, &set, &error);
+  expect_error (what, ok, error, needle);
+  if (ok)
+    mone_image_set_clear (&set);
+  g_clear_error (&error);
+  g_free (ip);
+  g_free (lp);
+}
+
+static int
+run_tool (const char *tool, const char *const *args, char **err_out)
+{
+  GPtrArray *argv = g_ptr_array_new ();
+  g_ptr_array_add (argv, (gpointer) tool);
+  for (int i = 0; args[i]; i++)
+    g_ptr_array_add (argv, (gpointer) args[i]);
+  g_ptr_array_add (argv, NULL);
+  int status = 0;
+  GError *error = NULL;
+  gboolean ok = g_spawn_sync (NULL, (char **) argv->pdata, NULL, G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, NULL,
+      err_out, &status, &error);
+  g_assert_no_error (error);
+  g_assert (ok);
+  g_ptr_array_free (argv, TRUE);
+  return status;
+}
+
+static void
+expect_tool_error (const char *what, const char *tool, const char *const *args, const char *needle)
+{
+  char *err = NULL;
+  int status = run_tool (tool, args, &err);
+  if (status == 0 || !err || !strstr (err, needle)) {
+    printf ("FAIL %s: expected failure with '%s', got status %d, stderr: %s\n", what, needle, status, err);
+    failures++;
+  } else {
+    printf ("ok   %s: %s", what, err);
+  }
+  g_free (err);
+}
+
+int
+main (int argc, char **argv)
+{
+  GError *error = NULL;
+  tmpdir = g_dir_make_tmp ("mone-bad-input-XXXXXX", &error);
+  g_assert_no_error (error);
+  MoneImageSet set;
+
+  /* Missing folder / files. */
+  gboolean ok = mone_fashion_mnist_load ("/nonexistent/fashion", TRUE, &set, &error);
+  expect_error ("missing folder", ok, error, "cannot open IDX file '/nonexistent/fashion/train-images-idx3-ubyte.gz'");
+  g_clear_error (&error);
+
+  /* Plain IDX files crafted byte by byte. */
+  guint8 pixels[3 * 2 * 2] = { 0 }, labels3[3] = { 1, 2, 3 }, bad_labels[3] = { 1, 12, 3 };
+  uint32_t idims[3] = { 3, 2, 2 }, ldims[1] = { 3 }, ldims2[1] = { 2 };
+  GByteArray *img = idx_bytes (3, idims, pixels, sizeof pixels), *lab = idx_bytes (1, ldims, labels3, 3);
+  {
+    /* Control: the well-formed pair loads. */
+    char *ip = tmp_path ("images.idx"), *lp = tmp_path ("labels.idx");
+    write_file (ip, img->data, img->len);
+    write_file (lp, lab->data, lab->len);
+    if (!mone_idx_load (ip, lp, 10, &set, &error) || set.count != 3 || set.rows != 2 || set.labels[2] != 3) {
+      printf ("FAIL valid control did not load: %s\n", error ? error->message : "wrong content");
+      failures++;
+      g_clear_error (&error);
+    } else {
+      printf ("ok   valid control loads\n");
+      mone_image_set_clear (&set);
+    }
+    g_free (ip);
+    g_free (lp);
+  }
+  GByteArray *img_short = idx_bytes (3, idims, pixels, sizeof pixels - 5);
+  check_idx ("truncated pixels", img_short, lab, 10, "is truncated: the pixels needs 12 bytes, only 7 present");
+  GByteArray *img_long = idx_bytes (3, idims, pixels, sizeof pixels);
+  guint8 extra = 7;
+  g_byte_array_append (img_long, &extra, 1);
+  check_idx ("trailing bytes", img_long, lab, 10, "trailing bytes");
+  GByteArray *bad_magic = idx_bytes (3, idims, pixels, sizeof pixels);
+  bad_magic->data[2] = 0x0D; /* float data */
+  check_idx ("wrong magic", bad_magic, lab, 10, "is not an IDX image file: magic 00 00 0d 03");
+  GByteArray *labels_as_images = idx_bytes (1, ldims, labels3, 3);
+  check_idx ("label file given as images", labels_as_images, lab, 10, "expected 00 00 08 03");
+  GByteArray *lab2 = idx_bytes (1, ldims2, labels3, 2);
+  check_idx ("count mismatch", img, lab2, 10, "holds 3 images but");
+  GByteArray *lab_bad = idx_bytes (1, ldims, bad_labels, 3);
+  check_idx ("label out of range", img, lab_bad, 10, "label 12 of item 1 is out of range 0..9");
+  uint32_t zero_dims[3] = { 0, 2, 2 };
+  GByteArray *img_zero = idx_bytes (3, zero_dims, NULL, 0);
+  check_idx ("zero items", img_zero, lab, 10, "item count 0 out of range");
+  GByteArray *header_only = g_byte_array_new ();
+  g_byte_array_append (header_only, (const guint8 *) "\0\0\x08", 3);
+  check_idx ("truncated header", header_only, lab, 10, "is truncated: the magic number needs 4 bytes");
+
+  /* Gzip files: truncated and corrupted copies of the real test labels. */
+  char *contents = NULL;
+  gsize len = 0;
+  if (!g_file_get_contents (MONE_FASHION_MNIST_DIR "/t10k-labels-idx1-ubyte.gz", &contents, &len, &error)) {
+    printf ("FAIL cannot read the Debian dataset: %s\n", error->message);
+    return 1;
+  }
+  char *dir = tmp_path ("fm");
+  g_mkdir (dir, 0700);
+  char *imgs_src = NULL;
+  gsize imgs_len = 0;
+  g_file_get_contents (MONE_FASHION_MNIST_DIR "/t10k-images-idx3-ubyte.gz", &imgs_src, &imgs_len, &error);
+  g_assert_no_error (error);
+  char *ip = g_build_filename (dir, "t10k-images-idx3-ubyte.gz", NULL);
+  char *lp = g_build_filename (dir, "t10k-labels-idx1-ubyte.gz", NULL);
+  write_file (ip, imgs_src, imgs_len);
+  write_file (lp, contents, len / 2);
+  ok = mone_fashion_mnist_load (dir, FALSE, &set, &error);
+  expect_error ("truncated gzip", ok, error, "is truncated");
+  g_clear_error (&error);
+  char *corrupt = g_memdup2 (contents, len);
+  for (gsize i = len / 3; i < len / 3 + 64; i++)
+    corrupt[i] ^= 0x5A;
+  write_file (lp, corrupt, len);
+  ok = mone_fashion_mnist_load (dir, FALSE, &set, &error);
+  expect_error ("corrupt gzip", ok, error, "is corrupt");
+  g_clear_error (&error);
+
+  /* A model whose class count disagrees with the data. */
+  write_file (lp, contents, len);
+  MoneImageSet test;
+  ok = mone_fashion_mnist_load (dir, FALSE, &test, &error);
+  g_assert_no_error (error);
+  MoneConfig c = { 0 };
+  c.height = c.width = 28, c.channels = 1, c.frames = c.tubelet = 1, c.patch = 7, c.dim = 16, c.depth = 1;
+  c.heads = 2, c.mlp_dim = 32, c.experts = 4, c.classes = 5, c.delta = 2, c.beta = 10, c.ln_eps = 1e-6f;
+  c.mean[0] = 0.5f, c.std[0] = 0.5f;
+  MoneTrainModel *model = mone_train_model_new (&c, &error);
+  g_assert_no_error (error);
+  mone_train_model_init (model, 1);
+  MoneEvalResult r;
+  ok = mone_evaluate (model, &test, 100, MONE_PROTOCOL_FULL_FRAME, 1, 1.0, MONE_ROUTING_EPR, 0, 1, &r, &error);
+  expect_error ("evaluate with 5 classes", ok, error, "does not exist in a model with 5 classes");
+  g_clear_error (&error);
+  MoneTrainOptions opts;
+  mone_train_options_init (&opts);
+  opts.config = model->config;
+  opts.data_dir = dir;
+  ok = mone_train_run (&opts, &error);
+  expect_error ("train with 5 classes", ok, error, "the model has 5 classes but Fashion-MNIST has 10");
+  g_clear_error (&error);
+
+  if (argc > 1) {
+    const char *tool = argv[1];
+    char *model_path = tmp_path ("five.safetensors");
+    const char *labels5[] = { "a", "b", "c", "d", "e" };
+    ok = mone_train_model_write (model, model_path, labels5, &error);
+    g_assert_no_error (error);
+    const char *eval5[] = { "eval", model_path, "-n", "10", NULL };
+    expect_tool_error ("mone eval, 5-class model", tool, eval5, "has 5 classes but Fashion-MNIST has 10");
+    const char *eval_missing[] = { "eval", "/nonexistent/model.safetensors", NULL };
+    expect_tool_error ("mone eval, missing model", tool, eval_missing, "/nonexistent/model.safetensors");
+    const char *train_missing[] = { "train", "--data", "/nonexistent/fm", "-o", model_path, NULL };
+    expect_tool_error ("mone train, missing data", tool, train_missing, "cannot open IDX file '/nonexistent/fm/");
+    const char *train_budget[] = { "train", "--budget", "1.5", "-o", model_path, NULL };
+    expect_tool_error ("mone train, budget out of range", tool, train_budget, "budget in (0,1]");
+    g_unlink (model_path);
+    g_free (model_path);
+  }
+
+  mone_train_model_free (model);
+  mone_image_set_clear (&test);
+  g_unlink (ip);
+  g_unlink (lp);
+  g_rmdir (dir);
+  char *p1 = tmp_path ("images.idx"), *p2 = tmp_path ("labels.idx");
+  g_unlink (p1);
+  g_unlink (p2);
+  g_rmdir (tmpdir);
+  printf ("%d failures\n", failures);
+  return failures ? 1 : 0;
+}
