@@ -18,6 +18,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <glib/gstdio.h>
 #include <gst/gst.h>
@@ -115,6 +116,28 @@ main (int argc, char **argv)
       return 1;
     }
     g_ptr_array_free (tool_argv, TRUE);
+  }
+  /* the CSV must record the items the video shows: distinct test images with their true labels */
+  {
+    guint8 *seen = g_new0 (guint8, test_set.count);
+
+    if (labels.count != ITEMS || labels.frames != ITEMS * FRAMES_PER_ITEM) {
+      fprintf (stderr, "labels CSV: %d items, %d frames; expected %d, %d\n", labels.count,
+          labels.frames, ITEMS, ITEMS * FRAMES_PER_ITEM);
+      return 1;
+    }
+    for (int i = 0; i < labels.count; i++) {
+      const SampleItem *item = &labels.items[i];
+
+      if (item->test_index >= test_set.count || seen[item->test_index]++
+          || item->label != test_set.labels[item->test_index]
+          || strcmp (item->label_name, mone_fashion_mnist_labels[item->label]) != 0) {
+        fprintf (stderr, "labels CSV item %d: test index %d, label %d (%s) is wrong or repeated\n",
+            i, item->test_index, item->label, item->label_name);
+        return 1;
+      }
+    }
+    g_free (seen);
   }
   quoted_video = pipeline_quote (video);
   quoted_model = pipeline_quote (model_path);
