@@ -398,11 +398,17 @@ mone_train_run (const MoneTrainOptions *opts, GError **error)
     w->grads = g_new (float, np);
   }
 
+  double mflops = 0;
+  MoneModel *engine = mone_train_model_to_engine (model, NULL, NULL);
+  if (engine) {
+    mflops = mone_model_flops (engine, 1.0) / 1e6;
+    mone_model_unref (engine);
+  }
   fprintf (stderr,
       "training %dx%dx%d patch %d D %d depth %d heads %d F %d E %d: %zu parameters, %.1f MFLOPs/frame at e=1; "
       "%d images, batch %d, %d epochs = %ld steps, %d threads\n",
       c->width, c->height, c->channels, c->patch, c->dim, c->depth, c->heads, c->mlp_dim, c->experts, np,
-      0.0, n_train, opts->batch, opts->epochs, total_steps, T);
+      mflops, n_train, opts->batch, opts->epochs, total_steps, T);
 
   double t_start = g_get_monotonic_time () / 1e6, t_log = t_start;
   long images_since_log = 0, steps_in_run = 0;
@@ -478,6 +484,9 @@ mone_train_run (const MoneTrainOptions *opts, GError **error)
         goto out;
     }
     if (opts->max_steps > 0 && steps_in_run >= opts->max_steps && !last) {
+      header.step = step + 1;
+      if (opts->checkpoint && !checkpoint_write (opts->checkpoint, &header, model->params, m, v, error))
+        goto out;
       fprintf (stderr, "stopping after %ld steps (--max-steps); resume with --resume\n", steps_in_run);
       ok = TRUE;
       goto out;
