@@ -1,20 +1,26 @@
 /* Online budget controller (issue 5): the largest budget whose predicted inference time fits the
  * frame deadline.
  *
- * Latency model: latency(e) = slowdown * (overhead + slope * e).
- * - The shape (overhead, slope) is fitted by weighted least squares to a table of budget bins. Each
- *   bin keeps an exponentially weighted mean of the budgets it saw and of their latencies divided by
- *   the slowdown at the time ("as if unloaded"), so bins filled under different loads stay comparable.
- *   A line is the right shape: FLOPs are affine in the budget (sum c_j r_j = e scales every projection,
- *   attention scores and the head are fixed) and wall time follows FLOPs closely.
- * - The slowdown tracks contention, the one factor that scales every budget at once: it rises fast when
- *   a frame takes longer than predicted (a few frames after a CPU hog starts) and falls slowly when
- *   frames get faster, so the budget climbs back once the load goes, without oscillating.
- * - The safety margin grows with the measured relative jitter of latencies.
- * - Downstream QoS (late buffers, proportion > 1) shortens the deadline for a while and bumps the
- *   slowdown; both recover on their own.
+ * Latency model: latency(e) = scale * shape(e), shape(e) = overhead + slope * e, shape(1) = 1.
+ * - The shape is fitted by weighted least squares to a table of budget bins. Each bin keeps an
+ *   exponentially weighted mean of the budgets it saw and of their latencies divided by the level
+ *   at the time, so bins filled under different loads stay comparable. After every fit the table is
+ *   rescaled so that shape(1) = 1: the absolute size lives in the scale alone, and the table and
+ *   the scale cannot drift against each other.
+ *   A line is the right shape: FLOPs are affine in the budget (sum c_j r_j = e scales every
+ *   projection, attention scores and the head are fixed) and wall time follows FLOPs closely.
+ * - Two scales, both in ns at budget 1. The level is an unbiased running mean of
+ *   measured / shape(e); it normalises what the table learns. The guard scale is what predictions
+ *   use: it rises fast when a frame is slower than predicted (a few frames after a CPU hog starts)
+ *   and falls slowly when frames get faster, so the budget climbs back once the load goes, without
+ *   oscillating. slowdown = guard / level is the contention factor the element reports.
+ * - The safety margin grows with the measured upward jitter of latencies.
+ * - Downstream QoS (late buffers, proportion > 1) shortens the deadline for a while and raises the
+ *   guard; both recover on their own.
  * Every now and then the controller probes one step above its choice if even the un-margined
- * prediction allows it, so the table keeps learning the slope above the operating point.
+ * prediction allows it, so the table keeps learning the slope above the operating point. It never
+ * jumps far above the highest budget it has measured (a trust region): a line fitted to nearby
+ * points can extrapolate far off.
  *
  * Deterministic: no clock (callers pass measured times), no randomness. */
 #include "mone-budget.h"
@@ -26,12 +32,12 @@
 #define WEIGHT_FORGET 0.97      /* every bin's fit weight decays per observation ... */
 #define WEIGHT_FLOOR 0.05       /* ... down to this, so the shape of old bins is never forgotten */
 #define WEIGHT_CAP 16.0
-#define SLOWDOWN_RISE 0.6       /* gain when a frame is slower than predicted */
-#define SLOWDOWN_FALL 0.12      /* gain when it is faster: ~20 frames to follow a drop in load */
-#define SLOWDOWN_MIN 0.1
-#define SLOWDOWN_MAX 1000.0
+#define LEVEL_GAIN 0.2          /* unbiased level: symmetric EWMA */
+#define GUARD_RISE 0.7          /* guard gain when a frame is slower than predicted */
+#define GUARD_FALL 0.12         /* and when it is faster: ~20 frames to follow a drop in load */
 #define NOISE_GAIN 0.1
 #define NOISE_PRIOR 0.04        /* assumed before any measurement: a wide margin while learning */
+#define SURPRISE_CLAMP 0.5      /* one frame raises the noise estimate by at most GAIN * this */
 #define SURPRISE_SCALE 0.1      /* relative surprise at which the table learns at 1/e of its rate */
 #define MARGIN_BASE 0.08        /* relative margin with perfectly steady latencies */
 #define MARGIN_PER_NOISE 4.0    /* plus this many mean upward relative deviations */
@@ -41,22 +47,27 @@
 #define DEADLINE_SCALE_MIN 0.5
 #define DEADLINE_LATE_TIGHTEN 0.9
 #define DEADLINE_RECOVERY 0.05  /* per chosen frame, toward 1: ~60 frames to recover */
-#define LATE_SLOWDOWN_BUMP 0.5  /* slowdown *= 1 + this * min (jitter / deadline, 1) */
+#define LATE_GUARD_BUMP 0.5     /* guard *= 1 + this * min (jitter / deadline, 1) ... */
+#define LATE_GUARD_CAP 2.0      /* ... up to this multiple of the last measured scale: a pipeline
+                                 * that stays behind sends a late QoS event per frame */
+#define TRUST_STEP 0.15         /* never more than this share of [min_budget, 1] above the highest
+                                 * budget measured */
 #define EXPLORE_PERIOD 30       /* frames between upward probes */
 #define EXPLORE_STEP 0.05       /* probe size, share of [min_budget, 1] */
 
 typedef struct {
   double weight;       /* 0: never observed */
   double budget;       /* EWMA of the budgets observed in this bin */
-  double latency_ns;   /* EWMA of latency / slowdown */
+  double latency;      /* EWMA of latency / level: shape units */
 } BudgetBin;
 
 struct MoneBudgetController {
   double min_budget;
   BudgetBin bins[N_BINS];
-  /* Fitted shape, refreshed after each observation. */
-  double overhead_ns, slope_ns;
-  double slowdown;
+  double shape_overhead, shape_slope;  /* fitted, shape_overhead + shape_slope = 1 */
+  double level_ns;             /* unbiased latency at budget 1 under the current load */
+  double guard_ns;             /* the same, biased up: what predictions use */
+  double measured_ns;          /* the latest measured / shape(e) */
   double noise;                /* EWMA of max (measured / predicted - 1, 0) */
   double deadline_scale;
   gint64 last_deadline_ns;
@@ -87,7 +98,8 @@ mone_budget_controller_reset (MoneBudgetController *controller)
   double min_budget = controller->min_budget;
   *controller = (MoneBudgetController) { 0 };
   controller->min_budget = min_budget;
-  controller->slowdown = 1.0;
+  controller->shape_slope = 1.0 / (1.0 + PRIOR_OVERHEAD);
+  controller->shape_overhead = PRIOR_OVERHEAD * controller->shape_slope;
   controller->deadline_scale = 1.0;
   controller->noise = NOISE_PRIOR;
 }
@@ -110,8 +122,15 @@ bin_of_budget (const MoneBudgetController *controller, double budget)
   return CLAMP (bin, 0, N_BINS - 1);
 }
 
+static double
+shape_at (const MoneBudgetController *controller, double budget)
+{
+  return controller->shape_overhead + controller->shape_slope * budget;
+}
+
 /* Weighted least squares of bin latency on bin budget, constrained to a non-negative overhead and a
- * slope that grows with the budget. */
+ * slope that grows with the budget; then the table and both scales are re-expressed so that the
+ * fitted shape is 1 at budget 1 (predictions unchanged). */
 static void
 fit_shape (MoneBudgetController *controller)
 {
@@ -124,9 +143,9 @@ fit_shape (MoneBudgetController *controller)
     used++;
     sw += bin->weight;
     sb += bin->weight * bin->budget;
-    sl += bin->weight * bin->latency_ns;
+    sl += bin->weight * bin->latency;
     sbb += bin->weight * bin->budget * bin->budget;
-    sbl += bin->weight * bin->budget * bin->latency_ns;
+    sbl += bin->weight * bin->budget * bin->latency;
   }
   if (used == 0)
     return;
@@ -149,14 +168,16 @@ fit_shape (MoneBudgetController *controller)
     slope = mean_latency / (mean_budget + PRIOR_OVERHEAD);
     overhead = PRIOR_OVERHEAD * slope;
   }
-  controller->overhead_ns = overhead;
-  controller->slope_ns = slope;
-}
-
-static double
-predict_unloaded (const MoneBudgetController *controller, double budget)
-{
-  return controller->overhead_ns + controller->slope_ns * budget;
+  double at_one = overhead + slope;
+  if (!(at_one > 0))
+    return;
+  for (int i = 0; i < N_BINS; i++)
+    controller->bins[i].latency /= at_one;
+  controller->shape_overhead = overhead / at_one;
+  controller->shape_slope = slope / at_one;
+  controller->level_ns *= at_one;
+  controller->guard_ns *= at_one;
+  controller->measured_ns *= at_one;
 }
 
 static double
@@ -178,14 +199,19 @@ mone_budget_controller_choose (MoneBudgetController *controller, double ceiling,
     return controller->min_budget;      /* start safe; the first measurement sets the scale */
 
   double deadline = (double) deadline_ns * controller->deadline_scale;
-  double allowed = deadline / (1.0 + current_margin (controller)) / controller->slowdown;
-  double budget = (allowed - controller->overhead_ns) / controller->slope_ns;
+  double allowed = deadline / (1.0 + current_margin (controller)) / controller->guard_ns;
+  double budget = (allowed - controller->shape_overhead) / controller->shape_slope;
   budget = MIN (clamp_budget (controller, budget), ceiling);
+  double highest_measured = controller->min_budget;
+  for (int i = 0; i < N_BINS; i++)
+    if (controller->bins[i].weight > 0)
+      highest_measured = MAX (highest_measured, controller->bins[i].budget);
+  budget = MIN (budget, highest_measured + TRUST_STEP * (1.0 - controller->min_budget));
 
   controller->frames_since_probe++;
   if (budget < ceiling && controller->frames_since_probe >= EXPLORE_PERIOD) {
     double probe = MIN (ceiling, budget + EXPLORE_STEP * (1.0 - controller->min_budget));
-    if (controller->slowdown * predict_unloaded (controller, probe) <= deadline) {
+    if (controller->guard_ns * shape_at (controller, probe) <= deadline) {
       budget = probe;
       controller->frames_since_probe = 0;
     }
@@ -201,23 +227,25 @@ mone_budget_controller_observe (MoneBudgetController *controller, double budget,
     return;
   budget = clamp_budget (controller, budget);
   double latency = (double) latency_ns;
+  double measured = latency / shape_at (controller, budget);     /* ns at budget 1, this frame */
+  controller->measured_ns = measured;
 
-  /* How far this frame is from what the current slowdown explains: near 0 in steady state, large
-   * while the load is changing. */
+  /* How far this frame is from the level: near 0 in steady state, large while the load changes. */
   double surprise = 0.0;
-  if (controller->observations > 0) {
-    double ratio = latency / predict_unloaded (controller, budget);
-    surprise = ratio / controller->slowdown - 1.0;
+  if (controller->observations == 0) {
+    controller->level_ns = controller->guard_ns = measured;
+  } else {
+    surprise = measured / controller->level_ns - 1.0;
     /* Only slower-than-predicted frames widen the margin: a sudden speed-up is no danger. */
-    controller->noise += (CLAMP (surprise, 0.0, 0.25) - controller->noise) * NOISE_GAIN;
-    double gain = ratio > controller->slowdown ? SLOWDOWN_RISE : SLOWDOWN_FALL;
-    controller->slowdown += (ratio - controller->slowdown) * gain;
-    controller->slowdown = CLAMP (controller->slowdown, SLOWDOWN_MIN, SLOWDOWN_MAX);
+    double excess = measured / controller->guard_ns - 1.0;
+    controller->noise += (CLAMP (excess, 0.0, SURPRISE_CLAMP) - controller->noise) * NOISE_GAIN;
+    controller->level_ns += (measured - controller->level_ns) * LEVEL_GAIN;
+    double gain = measured > controller->guard_ns ? GUARD_RISE : GUARD_FALL;
+    controller->guard_ns += (measured - controller->guard_ns) * gain;
   }
 
-  /* The table learns the shape from frames the slowdown explains; while the load is changing the
-   * slowdown is still catching up, and letting the table learn then would bake one moment's load
-   * into one bin and bend the fitted line. */
+  /* The table learns the shape from frames the level explains; while the load is changing the
+   * level is still catching up, and letting the table learn then would bend the fitted line. */
   double confidence = exp (-fabs (surprise) / SURPRISE_SCALE);
   for (int i = 0; i < N_BINS; i++) {
     BudgetBin *other = &controller->bins[i];
@@ -225,15 +253,15 @@ mone_budget_controller_observe (MoneBudgetController *controller, double budget,
       other->weight = MAX (other->weight * WEIGHT_FORGET, WEIGHT_FLOOR);
   }
   BudgetBin *bin = &controller->bins[bin_of_budget (controller, budget)];
-  double unloaded = latency / controller->slowdown;
+  double normalised = latency / controller->level_ns;
   if (bin->weight <= 0) {
     bin->budget = budget;
-    bin->latency_ns = unloaded;
+    bin->latency = normalised;
     bin->weight = MAX (confidence, WEIGHT_FLOOR);
   } else {
     double gain = BIN_GAIN * confidence;
     bin->budget += (budget - bin->budget) * gain;
-    bin->latency_ns += (unloaded - bin->latency_ns) * gain;
+    bin->latency += (normalised - bin->latency) * gain;
     bin->weight = MIN (bin->weight + confidence, WEIGHT_CAP);
   }
   controller->observations++;
@@ -251,10 +279,11 @@ mone_budget_controller_qos (MoneBudgetController *controller, double proportion,
   }
   if (jitter_ns > 0) {
     controller->deadline_scale *= DEADLINE_LATE_TIGHTEN;
-    if (controller->last_deadline_ns > 0) {
+    if (controller->last_deadline_ns > 0 && controller->observations > 0) {
       double lateness = MIN ((double) jitter_ns / (double) controller->last_deadline_ns, 1.0);
-      controller->slowdown = MIN (controller->slowdown * (1.0 + LATE_SLOWDOWN_BUMP * lateness),
-          SLOWDOWN_MAX);
+      double bumped = controller->guard_ns * (1.0 + LATE_GUARD_BUMP * lateness);
+      double cap = MAX (controller->guard_ns, LATE_GUARD_CAP * controller->measured_ns);
+      controller->guard_ns = MIN (bumped, cap);
     }
     late = TRUE;
   }
@@ -265,9 +294,10 @@ mone_budget_controller_qos (MoneBudgetController *controller, double proportion,
 void
 mone_budget_controller_get_model (const MoneBudgetController *controller, MoneBudgetModel *model)
 {
-  model->overhead_ns = controller->overhead_ns;
-  model->slope_ns = controller->slope_ns;
-  model->slowdown = controller->slowdown;
+  double level = controller->observations ? controller->level_ns : 0.0;
+  model->overhead_ns = level * controller->shape_overhead;
+  model->slope_ns = level * controller->shape_slope;
+  model->slowdown = controller->observations ? controller->guard_ns / controller->level_ns : 1.0;
   model->margin = current_margin (controller);
   model->deadline_scale = controller->deadline_scale;
   model->observations = controller->observations;
@@ -279,5 +309,5 @@ mone_budget_controller_predict (const MoneBudgetController *controller, double b
   if (controller->observations == 0)
     return -1;
   budget = clamp_budget (controller, budget);
-  return (gint64) llround (controller->slowdown * predict_unloaded (controller, budget));
+  return (gint64) llround (controller->guard_ns * shape_at (controller, budget));
 }

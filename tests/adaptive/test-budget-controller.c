@@ -152,7 +152,7 @@ test_respects_ceiling (void)
   /* A ceiling below the minimum or above 1 is clamped, not obeyed. */
   MoneBudgetController *controller = mone_budget_controller_new (MIN_BUDGET);
   SimulatedEngine engine = { .load = 1.0 };
-  run_frames (controller, &engine, 5, 0, 1.0, 100 * DEADLINE_NS);
+  run_frames (controller, &engine, 10, 0, 1.0, 100 * DEADLINE_NS);
   g_assert_cmpfloat (mone_budget_controller_choose (controller, 0.01, DEADLINE_NS), ==, MIN_BUDGET);
   g_assert_cmpfloat (mone_budget_controller_choose (controller, 7.0, 100 * DEADLINE_NS), ==, 1.0);
   g_assert_cmpfloat (mone_budget_controller_choose (controller, NAN, DEADLINE_NS), ==, MIN_BUDGET);
@@ -207,6 +207,31 @@ test_qos_reaction (void)
   mone_budget_controller_free (controller);
 }
 
+/* A pipeline stuck behind (a late QoS event per frame for 200 frames while even the minimum does
+ * not fit) must not wind the controller up: 60 frames after the lateness ends it is back near the
+ * largest fitting budget. */
+static void
+test_qos_storm_recovers (void)
+{
+  MoneBudgetController *controller = mone_budget_controller_new (MIN_BUDGET);
+  SimulatedEngine engine = { .load = 4.0 };
+  for (int frame = 0; frame < 200; frame++) {
+    double budget = mone_budget_controller_choose (controller, 1.0, DEADLINE_NS);
+    mone_budget_controller_observe (controller, budget, simulated_latency (&engine, budget));
+    mone_budget_controller_qos (controller, 1.8, 50 * (gint64) DEADLINE_NS);
+    g_assert_cmpfloat (budget, ==, MIN_BUDGET);
+  }
+  MoneBudgetModel model;
+  mone_budget_controller_get_model (controller, &model);
+  g_assert_cmpfloat (model.slowdown, <=, 2.0 * 4.0 * 1.1);
+  engine.load = 1.0;
+  RunStats recovering = run_frames (controller, &engine, 60, 0, 1.0, DEADLINE_NS);
+  g_assert_cmpint (recovering.late, ==, 0);
+  g_assert_cmpfloat (recovering.last_budget, >=, 0.85 * largest_fitting_budget (1.0, DEADLINE_NS,
+          1.0));
+  mone_budget_controller_free (controller);
+}
+
 /* Same inputs, same choices; reset forgets everything. */
 static void
 test_deterministic_and_reset (void)
@@ -248,6 +273,7 @@ main (int argc, char **argv)
   g_test_add_func ("/budget/ceiling", test_respects_ceiling);
   g_test_add_func ("/budget/minimum", test_respects_minimum);
   g_test_add_func ("/budget/qos", test_qos_reaction);
+  g_test_add_func ("/budget/qos-storm", test_qos_storm_recovers);
   g_test_add_func ("/budget/deterministic", test_deterministic_and_reset);
   return g_test_run ();
 }
