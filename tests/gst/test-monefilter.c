@@ -65,6 +65,9 @@ models_setup (void)
   grey_model = write_model ("grey.safetensors", G_N_ELEMENTS (grey), grey);
   video_model = write_model ("video.safetensors", G_N_ELEMENTS (video), video);
 
+  /* Read once, when the element class is first created (after this setup). */
+  g_setenv ("MONE_MODEL", rgb_model, TRUE);
+
   corrupt_model = g_build_filename (tmp_dir, "corrupt.safetensors", NULL);
   fail_unless (g_file_set_contents (corrupt_model, "this is not a model file\n", -1, NULL));
   truncated_model = g_build_filename (tmp_dir, "truncated.safetensors", NULL);
@@ -804,6 +807,31 @@ GST_START_TEST (test_auto_budget_smoke)
 
 GST_END_TEST;
 
+/* Without the model property the element uses $MONE_MODEL (the installed model otherwise). */
+GST_START_TEST (test_default_model_from_env)
+{
+  GstElement *filter = gst_element_factory_make ("monefilter", NULL);
+  GstHarness *h;
+  gchar *model = NULL;
+  MoneClassification r;
+  GstBuffer *out;
+
+  g_object_get (filter, "model", &model, NULL);
+  fail_unless_equals_string (model, rgb_model);
+  g_object_set (filter, "threads", 1, "model", NULL, NULL);    /* NULL restores the default */
+  g_free (model);
+  g_object_get (filter, "model", &model, NULL);
+  fail_unless_equals_string (model, rgb_model);
+  gst_object_ref_sink (filter);
+  h = harness_for (filter, "video/x-raw,format=RGB,width=32,height=32,framerate=30/1");
+  out = push_pull (h, frame_size ("RGB", 32, 32), 0, &r);
+  gst_buffer_unref (out);
+  gst_harness_teardown (h);
+  g_free (model);
+}
+
+GST_END_TEST;
+
 static Suite *
 monefilter_suite (void)
 {
@@ -830,6 +858,7 @@ monefilter_suite (void)
   tcase_add_test (tc, test_bad_models);
   tcase_add_test (tc, test_property_ranges);
   tcase_add_test (tc, test_auto_budget_smoke);
+  tcase_add_test (tc, test_default_model_from_env);
   return s;
 }
 
