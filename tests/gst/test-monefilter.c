@@ -377,6 +377,20 @@ GST_START_TEST (test_scale_modes)
     gst_buffer_unref (out);
     gst_harness_teardown (h);
   }
+
+  /* Changed while playing: the next frame is fitted the new way. */
+  GstHarness *h = harness_for (make_filter (rgb_model),
+      "video/x-raw,format=I420,width=320,height=240,framerate=30/1");
+  MoneClassification r;
+  GstBuffer *out = push_pull (h, frame_size ("I420", 320, 240), 0, &r);
+  fail_unless_equals_string (r.scale_mode, "stretch");
+  gst_buffer_unref (out);
+  gst_util_set_object_arg (G_OBJECT (h->element), "scale-mode", "crop");
+  out = push_pull (h, frame_size ("I420", 320, 240), 1, &r);
+  fail_unless_equals_string (r.scale_mode, "crop");
+  fail_unless_equals_float (r.content_x, 40);
+  gst_buffer_unref (out);
+  gst_harness_teardown (h);
 }
 
 GST_END_TEST;
