@@ -15,7 +15,7 @@ packages=(
   # data and plots
   dataset-fashion-mnist gnuplot-nox
   # tests: valgrind runs, Python GI example
-  valgrind python3 python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
+  valgrind python3 python3-gi python3-gst-1.0 gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
 )
 
 missing=()
