@@ -14,11 +14,13 @@
  *   use: it rises fast when a frame is slower than predicted (a few frames after a CPU hog starts)
  *   and falls slowly when frames get faster, so the budget climbs back once the load goes, without
  *   oscillating. slowdown = guard / level is the contention factor the element reports.
- * - The safety margin grows with the measured upward jitter of latencies.
+ * - The safety margin is the 99th percentile of the guard's relative under-prediction over the last
+ *   128 frames (plus a little): on a steady machine about one frame in a hundred may be late, on a
+ *   jittery one the margin widens until that holds again.
  * - Downstream QoS (late buffers, proportion > 1) shortens the deadline for a while and raises the
  *   guard; both recover on their own.
- * Every now and then the controller probes one step above its choice if even the un-margined
- * prediction allows it, so the table keeps learning the slope above the operating point. It never
+ * Every now and then the controller probes one step above its choice if the prediction with half
+ * the margin allows it, so the table keeps learning the slope above the operating point. It never
  * jumps far above the highest budget it has measured (a trust region): a line fitted to nearby
  * points can extrapolate far off.
  *
@@ -26,6 +28,8 @@
 #include "mone-budget.h"
 
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
 #define N_BINS 20
 #define BIN_GAIN 0.2            /* EWMA gain of a bin's mean per observation */
@@ -35,13 +39,14 @@
 #define LEVEL_GAIN 0.2          /* unbiased level: symmetric EWMA */
 #define GUARD_RISE 0.7          /* guard gain when a frame is slower than predicted */
 #define GUARD_FALL 0.12         /* and when it is faster: ~20 frames to follow a drop in load */
-#define NOISE_GAIN 0.1
-#define NOISE_PRIOR 0.04        /* assumed before any measurement: a wide margin while learning */
-#define SURPRISE_CLAMP 0.5      /* one frame raises the noise estimate by at most GAIN * this */
 #define SURPRISE_SCALE 0.1      /* relative surprise at which the table learns at 1/e of its rate */
-#define MARGIN_BASE 0.08        /* relative margin with perfectly steady latencies */
-#define MARGIN_PER_NOISE 4.0    /* plus this many mean upward relative deviations */
-#define MARGIN_MAX 0.6
+#define ERROR_WINDOW 128        /* frames of prediction errors the margin is taken from ... */
+#define ERROR_QUANTILE 0.99     /* ... as this quantile: about 1 frame in 100 may still be late */
+#define ERROR_MIN_FRAMES 16     /* fewer errors than this: MARGIN_LEARNING */
+#define MARGIN_LEARNING 0.25
+#define MARGIN_BASE 0.08        /* added to the quantile: the line is only an approximation off the
+                                 * budgets it was measured at */
+#define MARGIN_MAX 0.8
 #define PRIOR_OVERHEAD 0.1      /* overhead / slope (budget units) assumed while only one bin is known */
 #define MIN_SLOPE_SHARE 0.1     /* slope at least this share of mean latency / mean budget */
 #define DEADLINE_SCALE_MIN 0.5
@@ -68,7 +73,10 @@ struct MoneBudgetController {
   double level_ns;             /* unbiased latency at budget 1 under the current load */
   double guard_ns;             /* the same, biased up: what predictions use */
   double measured_ns;          /* the latest measured / shape(e) */
-  double noise;                /* EWMA of max (measured / predicted - 1, 0) */
+  double errors[ERROR_WINDOW]; /* ring: max (measured / predicted - 1, 0) of recent frames */
+  guint n_errors;              /* valid entries */
+  guint next_error;            /* ring position */
+  double margin;               /* from errors, refreshed per observation */
   double deadline_scale;
   gint64 last_deadline_ns;
   guint64 observations;
@@ -101,7 +109,7 @@ mone_budget_controller_reset (MoneBudgetController *controller)
   controller->shape_slope = 1.0 / (1.0 + PRIOR_OVERHEAD);
   controller->shape_overhead = PRIOR_OVERHEAD * controller->shape_slope;
   controller->deadline_scale = 1.0;
-  controller->noise = NOISE_PRIOR;
+  controller->margin = MARGIN_LEARNING;
 }
 
 static double
@@ -180,10 +188,35 @@ fit_shape (MoneBudgetController *controller)
   controller->measured_ns *= at_one;
 }
 
+static int
+compare_doubles (const void *a, const void *b)
+{
+  double x = *(const double *) a, y = *(const double *) b;
+  return (x > y) - (x < y);
+}
+
+/* The margin that would have covered ERROR_QUANTILE of the recent under-predictions. */
+static void
+update_margin (MoneBudgetController *controller, double error)
+{
+  controller->errors[controller->next_error] = error;
+  controller->next_error = (controller->next_error + 1) % ERROR_WINDOW;
+  controller->n_errors = MIN (controller->n_errors + 1, ERROR_WINDOW);
+  if (controller->n_errors < ERROR_MIN_FRAMES) {
+    controller->margin = MARGIN_LEARNING;
+    return;
+  }
+  double sorted[ERROR_WINDOW];
+  memcpy (sorted, controller->errors, controller->n_errors * sizeof (double));
+  qsort (sorted, controller->n_errors, sizeof (double), compare_doubles);
+  guint index = (guint) ceil (ERROR_QUANTILE * controller->n_errors) - 1;
+  controller->margin = MIN (MARGIN_BASE + sorted[MIN (index, controller->n_errors - 1)], MARGIN_MAX);
+}
+
 static double
 current_margin (const MoneBudgetController *controller)
 {
-  return MIN (MARGIN_BASE + MARGIN_PER_NOISE * controller->noise, MARGIN_MAX);
+  return controller->margin;
 }
 
 double
@@ -211,7 +244,9 @@ mone_budget_controller_choose (MoneBudgetController *controller, double ceiling,
   controller->frames_since_probe++;
   if (budget < ceiling && controller->frames_since_probe >= EXPLORE_PERIOD) {
     double probe = MIN (ceiling, budget + EXPLORE_STEP * (1.0 - controller->min_budget));
-    if (controller->guard_ns * shape_at (controller, probe) <= deadline) {
+    /* Half the margin: a probe may be a little more daring than a regular choice. */
+    double daring = deadline / (1.0 + 0.5 * current_margin (controller));
+    if (controller->guard_ns * shape_at (controller, probe) <= daring) {
       budget = probe;
       controller->frames_since_probe = 0;
     }
@@ -236,9 +271,8 @@ mone_budget_controller_observe (MoneBudgetController *controller, double budget,
     controller->level_ns = controller->guard_ns = measured;
   } else {
     surprise = measured / controller->level_ns - 1.0;
-    /* Only slower-than-predicted frames widen the margin: a sudden speed-up is no danger. */
-    double excess = measured / controller->guard_ns - 1.0;
-    controller->noise += (CLAMP (excess, 0.0, SURPRISE_CLAMP) - controller->noise) * NOISE_GAIN;
+    /* Only slower-than-predicted frames need a margin: a sudden speed-up is no danger. */
+    update_margin (controller, MAX (measured / controller->guard_ns - 1.0, 0.0));
     controller->level_ns += (measured - controller->level_ns) * LEVEL_GAIN;
     double gain = measured > controller->guard_ns ? GUARD_RISE : GUARD_FALL;
     controller->guard_ns += (measured - controller->guard_ns) * gain;
