@@ -42,6 +42,7 @@ typedef struct {
   int items, frames_per_item, width, height, item_size, fps, background, bitrate;
   gint64 seed;
   MoneProtocol placement;
+  gboolean blocks;         /* full-frame: enlarge by pixel replication instead of bilinear */
 } SampleOptions;
 
 /* Chooses `count` distinct indices of [0, total) by a partial Fisher-Yates shuffle. */
@@ -77,8 +78,18 @@ draw_frame (const SampleOptions *opt, const MoneImageSet *set, int test_index,
   for (int y = 0; y < opt->height; y++)
     memset (frame + (gsize) y * stride, opt->background, opt->width);
 
-  mone_render (set, test_index, opt->placement, (uint64_t) opt->seed, FALSE, 1, side, side,
-      item_pixels);
+  if (opt->blocks && opt->placement == MONE_PROTOCOL_FULL_FRAME) {
+    /* each item pixel becomes a block: a downscaler that averages areas gets the item back */
+    const guint8 *item = set->pixels + (gsize) test_index * set->rows * set->cols;
+
+    for (int y = 0; y < side; y++)
+      for (int x = 0; x < side; x++)
+        item_pixels[y * side + x] = item[(y * set->rows / side) * set->cols + x * set->cols / side]
+            / 255.0f;
+  } else {
+    mone_render (set, test_index, opt->placement, (uint64_t) opt->seed, FALSE, 1, side, side,
+        item_pixels);
+  }
   for (int y = 0; y < side; y++) {
     guint8 *row = frame + (gsize) (y0 + y) * stride + x0;
     for (int x = 0; x < side; x++) {
@@ -277,6 +288,7 @@ main (int argc, char **argv)
     { "fps", 0, 0, G_OPTION_ARG_INT, &opt.fps, "Frame rate (default 25)", "FPS" },
     { "background", 0, 0, G_OPTION_ARG_INT, &opt.background, "Grey level around the item, 0-255 (default 128)", "V" },
     { "bitrate", 0, 0, G_OPTION_ARG_INT, &opt.bitrate, "VP8 target bitrate in bits/s (default 1500000)", "BPS" },
+    { "blocks", 0, 0, G_OPTION_ARG_NONE, &opt.blocks, "full-frame: enlarge the item by pixel replication (blocks) instead of bilinear", NULL },
     { "placement", 'p', 0, G_OPTION_ARG_STRING, &placement, "full-frame (item fills the square) or in-frame (small, on clutter)", "P" },
     { "data-dir", 0, 0, G_OPTION_ARG_FILENAME, &opt.data_dir, "Fashion-MNIST IDX folder (default " MONE_FASHION_MNIST_DIR ")", "DIR" },
     { NULL }
