@@ -58,6 +58,10 @@ for run in 1 2 3; do
   rates+=("$rate")
 done
 median=$(printf '%s\n' "${rates[@]}" | sort -g | sed -n 2p)
+if [ -z "$median" ]; then
+  echo "could not measure the budget-1.0 frame rate (does monefilter load? see above)" >&2
+  exit 1
+fi
 target=$(awk -v r="$median" 'BEGIN { printf "%.3f", 1.5 * r }')
 echo "median $median fps -> live source at 1.5x = $target fps"
 
