@@ -27,10 +27,16 @@ export OPENBLAS_NUM_THREADS=1
 vit="$build/bench-vit-ti16.safetensors"
 [ -f "$vit" ] || "$build/tools/mone" init --config vit-ti16 seed=1 "$vit"
 
-models=("$vit")
-[ -f models/fashion-mone.safetensors ] && models=(models/fashion-mone.safetensors "${models[@]}")
-for model in "${models[@]}"; do
-  echo "=== $(basename "$model")"
-  "$bench" --model "$model" --budgets 1,0.5 --threads "$threads" --runs "$runs" "$@"
+# Frames per run: enough for about a second of work at budget 1 on one core.
+run() {
+  local model=$1 frames=$2; shift 2
+  echo "=== $(basename "$model") $*"
+  "$bench" --model "$model" --budgets 1,0.5 --threads "$threads" --runs "$runs" --frames "$frames" "$@"
   echo
-done
+}
+if [ -f models/fashion-mone.safetensors ]; then
+  run models/fashion-mone.safetensors 1000 "$@"
+  # the same with the frames made in another thread: what the source itself costs
+  run models/fashion-mone.safetensors 1000 --queue "$@"
+fi
+run "$vit" 60 "$@"
