@@ -236,6 +236,19 @@ main (int argc, char **argv)
   g_unlink (p1);
   g_unlink (p2);
   g_rmdir (tmpdir);
+  GByteArray *arrays[] = { img, lab, img_short, img_long, bad_magic, labels_as_images, lab2, lab_bad, img_zero,
+    header_only };
+  for (size_t i = 0; i < G_N_ELEMENTS (arrays); i++)
+    g_byte_array_unref (arrays[i]);
+  g_free (contents);
+  g_free (imgs_src);
+  g_free (corrupt);
+  g_free (ip);
+  g_free (lp);
+  g_free (dir);
+  g_free (p1);
+  g_free (p2);
+  g_free (tmpdir);
   printf ("%d failures\n", failures);
   return failures ? 1 : 0;
 }
