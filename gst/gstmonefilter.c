@@ -793,6 +793,10 @@ gst_mone_filter_setup_converter (GstMoneFilter * self, const GstVideoInfo * in_i
        * classifier needs: 640x480 I420 -> 224x224 RGB takes ~2 ms on one core. */
       GST_VIDEO_CONVERTER_OPT_RESAMPLER_METHOD, GST_TYPE_VIDEO_RESAMPLER_METHOD,
       GST_VIDEO_RESAMPLER_METHOD_LINEAR,
+      /* Fixed taps: the default widens the filter with the scale factor and blurs a large
+       * downscale far beyond the plain resize the models are trained on (cost 2 points of
+       * end-to-end accuracy, tests/pipelines/test-accuracy.c), and is 10x slower. */
+      GST_VIDEO_CONVERTER_OPT_RESAMPLER_TAPS, G_TYPE_UINT, 4,
       GST_VIDEO_CONVERTER_OPT_CHROMA_RESAMPLER_METHOD, GST_TYPE_VIDEO_RESAMPLER_METHOD,
       GST_VIDEO_RESAMPLER_METHOD_LINEAR,
       /* Conversion and inference run one after the other: the engine's cores are free. */
