@@ -34,6 +34,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -91,6 +92,9 @@ enum
 #define DEFAULT_SCALE_MODE GST_MONE_FILTER_SCALE_MODE_STRETCH
 /* Deadline in auto mode when neither max-latency nor the caps nor the buffers give a frame rate. */
 #define FALLBACK_FRAME_DURATION (GST_SECOND / 30)
+/* Longest run of frames auto mode lets share one result when even the minimum budget is late:
+ * about a second of video at 30 fps. */
+#define MAX_OVERLOAD_INTERVAL 30
 
 /* The settings one frame is processed with, copied under the object lock. */
 typedef struct
@@ -1023,6 +1027,40 @@ add_analytics_classification (GstBuffer * buffer, const GstStructure * s)
 }
 #endif
 
+/* Per-frame deadline of budget-mode=auto: max-latency, else the frame duration from the caps,
+ * else the buffer's duration. */
+static gint64
+gst_mone_filter_auto_deadline (GstMoneFilter * self, const Settings * settings,
+    GstBuffer * buffer)
+{
+  GstClockTime deadline = settings->max_latency;
+
+  if (deadline == 0)
+    deadline = self->frame_duration;
+  if (!GST_CLOCK_TIME_IS_VALID (deadline) || deadline == 0)
+    deadline = GST_BUFFER_DURATION_IS_VALID (buffer) && GST_BUFFER_DURATION (buffer) > 0
+        ? GST_BUFFER_DURATION (buffer) : FALLBACK_FRAME_DURATION;
+  return (gint64) MIN (deadline, (GstClockTime) G_MAXINT64);
+}
+
+/* When even the minimum budget is predicted to miss the deadline (a loaded machine, a stream
+ * faster than the model), lowering the budget cannot keep up: classify only every Nth frame so
+ * the inference time per frame fits again, and let the frames between carry the latest result
+ * (flagged reused) rather than fall behind. 1 when the minimum fits. */
+static guint
+gst_mone_filter_overload_interval (GstMoneFilter * self, gint64 deadline)
+{
+  MoneBudgetModel latency_model;
+  gint64 predicted = mone_budget_controller_predict (self->controller,
+      mone_model_min_budget (self->model));
+
+  if (predicted <= 0 || deadline <= 0)
+    return 1;
+  mone_budget_controller_get_model (self->controller, &latency_model);
+  gdouble needed = predicted * (1.0 + latency_model.margin) / (gdouble) deadline;
+  return needed <= 1.0 ? 1 : (guint) MIN (ceil (needed), MAX_OVERLOAD_INTERVAL);
+}
+
 static GstFlowReturn
 gst_mone_filter_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * frame)
 {
@@ -1033,6 +1071,8 @@ gst_mone_filter_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * fra
   GstClockTime stream_time = GST_CLOCK_TIME_NONE, running_time = GST_CLOCK_TIME_NONE;
   Settings settings;
   gboolean qos_pending, fresh;
+  guint interval;
+  gint64 deadline = 0;
   gdouble qos_proportion = 1.0;
   gint64 qos_jitter = 0;
   GstStructure *posted = NULL;
@@ -1064,7 +1104,12 @@ gst_mone_filter_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * fra
       && !gst_mone_filter_setup_converter (self, &filter->in_info, settings.scale_mode))
     goto no_converter;
 
-  fresh = !self->last_result || self->frames_since_result + 1 >= settings.interval;
+  interval = settings.interval;
+  if (settings.budget_mode == GST_MONE_FILTER_BUDGET_MODE_AUTO) {
+    deadline = gst_mone_filter_auto_deadline (self, &settings, buffer);
+    interval = MAX (interval, gst_mone_filter_overload_interval (self, deadline));
+  }
+  fresh = !self->last_result || self->frames_since_result + 1 >= interval;
   /* A video model sees every frame of its window, classified or not. */
   if (fresh || self->model_frames > 1) {
     gint64 start = monotonic_ns ();
@@ -1074,16 +1119,8 @@ gst_mone_filter_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * fra
       gdouble budget = settings.budget;
       MoneResult result;
 
-      if (settings.budget_mode == GST_MONE_FILTER_BUDGET_MODE_AUTO) {
-        GstClockTime deadline = settings.max_latency;
-        if (deadline == 0)
-          deadline = self->frame_duration;
-        if (!GST_CLOCK_TIME_IS_VALID (deadline) || deadline == 0)
-          deadline = GST_BUFFER_DURATION_IS_VALID (buffer) && GST_BUFFER_DURATION (buffer) > 0
-              ? GST_BUFFER_DURATION (buffer) : FALLBACK_FRAME_DURATION;
-        budget = mone_budget_controller_choose (self->controller, settings.budget,
-            (gint64) MIN (deadline, (GstClockTime) G_MAXINT64));
-      }
+      if (settings.budget_mode == GST_MONE_FILTER_BUDGET_MODE_AUTO)
+        budget = mone_budget_controller_choose (self->controller, settings.budget, deadline);
       if (!mone_context_run (self->context, self->input, budget, &result, &error))
         goto run_failed;
       gint64 latency = monotonic_ns () - start;

@@ -821,6 +821,47 @@ GST_START_TEST (test_auto_budget_smoke)
 
 GST_END_TEST;
 
+/* budget-mode=auto when even the minimum budget misses the deadline: the element classifies only
+ * every Nth frame (the rest reuse the latest result) instead of falling behind; with a deadline
+ * that fits, every frame is classified again. */
+GST_START_TEST (test_auto_budget_overload_skips)
+{
+  GstElement *filter = make_filter (rgb_model);
+  GstHarness *h;
+  gsize size = frame_size ("RGB", 32, 32);
+  MoneClassification r;
+  GstBuffer *out;
+  guint i, reused = 0, fresh = 0;
+
+  gst_util_set_object_arg (G_OBJECT (filter), "budget-mode", "auto");
+  g_object_set (filter, "max-latency", (guint64) 1000, NULL);
+  h = harness_for (filter, "video/x-raw,format=RGB,width=32,height=32,framerate=30/1");
+  for (i = 0; i < 60; i++) {
+    out = push_pull (h, size, i, &r);
+    if (i >= 10) {
+      reused += r.reused;
+      fresh += !r.reused;
+    }
+    gst_buffer_unref (out);
+  }
+  /* 1 us is far below any inference time: the interval sits at its cap of 30 frames. */
+  fail_unless (fresh >= 1 && fresh <= 3, "%u fresh results in 50 overloaded frames", fresh);
+  fail_unless (reused >= 47, "%u reused results in 50 overloaded frames", reused);
+
+  g_object_set (h->element, "max-latency", (guint64) 10 * GST_SECOND, NULL);
+  out = push_pull (h, size, 0, &r);     /* may still finish the overloaded interval */
+  gst_buffer_unref (out);
+  for (i = 0; i < 40; i++) {
+    out = push_pull (h, size, i, &r);
+    if (i >= 30)
+      fail_unless (!r.reused, "frame %u reused with a 10 s deadline", i);
+    gst_buffer_unref (out);
+  }
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
 /* Without the model property the element uses $MONE_MODEL (the installed model otherwise). */
 GST_START_TEST (test_default_model_from_env)
 {
@@ -872,6 +913,7 @@ monefilter_suite (void)
   tcase_add_test (tc, test_bad_models);
   tcase_add_test (tc, test_property_ranges);
   tcase_add_test (tc, test_auto_budget_smoke);
+  tcase_add_test (tc, test_auto_budget_overload_skips);
   tcase_add_test (tc, test_default_model_from_env);
   return s;
 }
