@@ -355,8 +355,9 @@ gst_mone_filter_class_init (GstMoneFilterClass * klass)
   g_object_class_install_property (gobject_class, PROP_BUDGET_MODE,
       g_param_spec_enum ("budget-mode", "Budget mode",
           "fixed: run at the budget property; auto: per frame the largest budget up to it whose "
-          "predicted latency fits max-latency (learned online, lowered on QoS from downstream); when even the minimum "
-          "budget cannot fit, only every Nth frame is classified and the rest reuse the result",
+          "predicted latency fits max-latency (learned online, lowered on QoS from downstream); "
+          "when even the minimum budget cannot fit, only every Nth frame is classified and the "
+          "rest reuse the result",
           GST_TYPE_MONE_FILTER_BUDGET_MODE, DEFAULT_BUDGET_MODE,
           G_PARAM_READWRITE | GST_PARAM_MUTABLE_PLAYING | G_PARAM_STATIC_STRINGS));
   g_object_class_install_property (gobject_class, PROP_MAX_LATENCY,
