@@ -33,4 +33,12 @@ void mone_exp_array (int n, const float *x, float *out);
 /* out[i] = erf(x[i]) as used by the GELU above; for tests. */
 void mone_erf_array (int n, const float *x, float *out);
 
+/* C (n x m, ldc) = beta C + A B^T, row-major, A (n x k, lda), B (m x k, ldb): the engine's
+ * "tokens times weights^T" product, read straight from the weights' (out, in) layout. For a handful
+ * of rows OpenBLAS spends longer packing B than multiplying (a 6-token group on a ViT-Ti-sized
+ * expert repacks 110k weights for 660k multiply-adds), so the forward pass routes groups of at
+ * most MONE_FEW_ROWS rows here. beta 0 ignores C's old contents (NaN included). */
+void mone_gemm_nt_few_rows (int n, int m, int k, const float *a, int lda, const float *b, int ldb,
+    float beta, float *c, int ldc);
+
 #endif

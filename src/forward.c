@@ -40,9 +40,14 @@
 /* Query rows per attention task: the task's score block (ATTENTION_QUERY_BLOCK x N) stays in L2
  * and there are enough tasks to balance heads over threads. */
 #define ATTENTION_QUERY_BLOCK 64
-/* Upper bound on token rows per token-wise task. Small enough that a task's hidden activations
- * (rows x F) stay in L2, large enough that sgemm runs at full speed. */
-#define ROW_BLOCK 96
+/* Upper bound on token rows per token-wise task. Every task repacks its expert's weight slices
+ * inside OpenBLAS, so fewer, longer tasks are faster: with one thread a whole ViT-Ti group (196
+ * rows) in one task ran e = 1 14% faster than 96-row pieces (`mone bench`, docs/engine.md), while
+ * its hidden activations (rows x F) still fit a 1 MB L2. */
+#define ROW_BLOCK 256
+/* Groups of at most this many rows multiply without OpenBLAS (see mone_gemm_nt_few_rows): at
+ * e = 0.25 on ViT-Ti this took the frame from 18.1 to 16.1 ms. */
+#define FEW_ROWS 16
 
 typedef struct {
   int expert;
@@ -319,6 +324,18 @@ embed_task (void *data, int task, int thread)
 /* ---------------------------------------------------------------------------------------------- */
 /* Token-wise phase of the blocks. Task = (expert j, grouped row range). */
 
+/* c (n, m) = beta c + a (n, k) b^T, b (m, k): every token-times-weights product of the blocks. */
+static inline void
+tokens_times_weights (int n, int m, int k, const float *a, int lda, const float *b, int ldb,
+    float beta, float *c, int ldc)
+{
+  if (n <= FEW_ROWS)
+    mone_gemm_nt_few_rows (n, m, k, a, lda, b, ldb, beta, c, ldc);
+  else
+    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, n, m, k, 1.0f, a, lda, b, ldb, beta, c,
+        ldc);
+}
+
 /* Second half of block l for the task's rows: attention projection and residual, LN2, MLP and
  * residual. Expert j: only the leading d_j channels of x change. */
 static void
@@ -336,24 +353,21 @@ finish_block (MoneContext *ctx, const MoneBlockWeights *b, int d, int r0, int n)
   for (int i = 0; i < n; i++)
     for (int k = 0; k < d; k++)
       x[(size_t) i * D + k] += b->proj_bias[k];
-  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, n, d, D, 1.0f, attention, D,
-      b->proj_weight, D, 1.0f, x, D);
+  tokens_times_weights (n, d, D, attention, D, b->proj_weight, D, 1.0f, x, D);
 
   /* LN2 over all D channels; the expert reads only the leading d. */
   mone_layernorm_rows (n, D, d, x, D, b->norm2_weight, b->norm2_bias, c->ln_eps, normed, D);
 
   /* hidden = GELU(normed[:, :d] W_1[:, :d]^T + b_1) * gate; W_1 (F, D), its leading d columns.
    * The gate (alpha g + 1) is a per-row scale, so applying it to hidden scales fc2's output. */
-  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, n, F, d, 1.0f, normed, D, b->fc1_weight, D,
-      0.0f, hidden, F);
+  tokens_times_weights (n, F, d, normed, D, b->fc1_weight, D, 0.0f, hidden, F);
   mone_bias_gelu_scale_rows (n, F, hidden, F, b->fc1_bias, gate);
 
   /* x[:, :d] += gate * b_2[:d] + hidden W_2[:d, :]^T; W_2 (D, F), its leading d rows. */
   for (int i = 0; i < n; i++)
     for (int k = 0; k < d; k++)
       x[(size_t) i * D + k] += gate[i] * b->fc2_bias[k];
-  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, n, d, F, 1.0f, hidden, F, b->fc2_weight, F,
-      1.0f, x, D);
+  tokens_times_weights (n, d, F, hidden, F, b->fc2_weight, F, 1.0f, x, D);
 }
 
 /* First half of block l for the task's rows: LN1 and the QKV projection (full 3D outputs, so
@@ -371,8 +385,7 @@ start_block (MoneContext *ctx, const MoneBlockWeights *b, int d, int r0, int n)
   /* qkv = b_qkv + normed[:, :d] W_qkv[:, :d]^T; W_qkv (3D, D), its leading d columns. */
   for (int i = 0; i < n; i++)
     memcpy (qkv + (size_t) i * 3 * D, b->qkv_bias, sizeof (float) * 3 * D);
-  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, n, 3 * D, d, 1.0f, normed, D, b->qkv_weight,
-      D, 1.0f, qkv, 3 * D);
+  tokens_times_weights (n, 3 * D, d, normed, D, b->qkv_weight, D, 1.0f, qkv, 3 * D);
 }
 
 static void

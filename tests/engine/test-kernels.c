@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "engine-kernels.h"
 
@@ -135,6 +136,47 @@ main (void)
     free (gamma);
     free (beta);
     free (scale);
+  }
+  /* Few-row product against double-precision dot products: every blocking edge (rows 1..9 around
+   * the 4-row block, odd output counts, k below, at and off the 8-lane width), strided operands,
+   * beta 0 over NaN garbage and beta 1 accumulating; columns past m must stay untouched. */
+  {
+    const int ks[] = { 1, 7, 8, 9, 24, 37, 192 }, ms[] = { 1, 2, 3, 5, 24, 31 };
+    for (int n = 1; n <= 9; n++)
+      for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++)
+        for (size_t mi = 0; mi < sizeof ms / sizeof ms[0]; mi++)
+          for (int beta_one = 0; beta_one <= 1; beta_one++) {
+            const int k = ks[ki], m = ms[mi], lda = k + 3, ldb = k + 5, ldc = m + 2;
+            float *a = malloc (sizeof (float) * n * lda), *b = malloc (sizeof (float) * m * ldb);
+            float *c = malloc (sizeof (float) * n * ldc), *before = malloc (sizeof (float) * n * ldc);
+            for (int i = 0; i < n * lda; i++)
+              a[i] = uniform (-1, 1);
+            for (int i = 0; i < m * ldb; i++)
+              b[i] = uniform (-1, 1);
+            for (int i = 0; i < n * ldc; i++)
+              c[i] = beta_one ? uniform (0, 1) : NAN;
+            memcpy (before, c, sizeof (float) * n * ldc);
+            mone_gemm_nt_few_rows (n, m, k, a, lda, b, ldb, beta_one ? 1.0f : 0.0f, c, ldc);
+            for (int r = 0; r < n; r++) {
+              for (int o = 0; o < m; o++) {
+                double want = beta_one ? before[r * ldc + o] : 0, magnitude = fabs (want);
+                for (int i = 0; i < k; i++) {
+                  want += (double) a[r * lda + i] * b[o * ldb + i];
+                  magnitude += fabs ((double) a[r * lda + i] * b[o * ldb + i]);
+                }
+                CHECK (fabs (c[r * ldc + o] - want) <= 1e-6 * magnitude + 1e-7,
+                    "few-rows n=%d m=%d k=%d beta=%d [%d,%d] %g vs %g", n, m, k, beta_one, r, o,
+                    c[r * ldc + o], want);
+              }
+              for (int o = m; o < ldc; o++)
+                CHECK (memcmp (&c[r * ldc + o], &before[r * ldc + o], sizeof (float)) == 0,
+                    "few-rows wrote column %d past m=%d", o, m);
+            }
+            free (a);
+            free (b);
+            free (c);
+            free (before);
+          }
   }
   free (x);
   free (y);
