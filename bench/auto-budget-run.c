@@ -3,11 +3,12 @@
  *   auto-budget-run measure MODEL FRAMES
  *     videotestsrc (not live) ! 224x224 ! monefilter budget=1 threads=1 ! fakesink sync=false;
  *     prints the frame rate budget 1.0 sustains ("fps <value>").
- *   auto-budget-run run MODEL FPS SECONDS fixed|auto hog|nohog
- *     videotestsrc is-live=true at FPS ! monefilter ! fakesink sync=true qos=true for SECONDS;
- *     with `hog`, a busy-loop child process (inheriting this process's CPU affinity, so run it under
- *     taskset) starts halfway. Prints, per half, frames, late frames, worst lateness and the mean
- *     budget, then the budget trace (mean budget per quarter second).
+ *   auto-budget-run run MODEL FPS SECONDS fixed|auto hog|nohog [direct|queue]
+ *     videotestsrc is-live=true at FPS ! monefilter ! [queue !] fakesink sync=true qos=true for
+ *     SECONDS (a queue with `queue`; `direct` is the default); with `hog`, a busy-loop child process
+ *     (inheriting this process's CPU affinity, so run it under taskset) starts halfway. Prints the
+ *     pipeline latency, per half frames, late frames, worst lateness and the mean budget, then the
+ *     budget trace (mean budget per quarter second).
  *
  * A frame is late when it reaches the sink after the clock time the sink should render it at
  * (running time + the pipeline latency the sink was configured with): exactly what a display would
@@ -26,12 +27,23 @@
 #define TRACE_STEP (GST_SECOND / 4)
 #define MAX_TRACE 4096
 
+/* A buffer reaching the sink: its running time and the clock's running time when it came. Lateness
+ * is computed after the run against the latency the sink ended up with: the first buffer of a live
+ * pipeline arrives before the latency is configured (it is what completes the state change). */
+typedef struct {
+  GstClockTime running, arrival;
+  double budget, latency_ms;
+  gboolean reused;
+} Arrival;
+
 typedef struct {
   GstElement *pipeline;
   GstElement *sink;
   GstClockTime half;         /* running time at which the second half starts */
   /* Streaming thread (probes) */
   guint produced[2];         /* buffers leaving the source */
+  GArray *arrivals;          /* Arrival per buffer reaching the sink */
+  /* Computed after the run */
   guint frames[2], late[2];  /* buffers reaching the sink, and the late ones among them */
   GstClockTimeDiff worst_lateness[2];
   /* Main thread (bus) */
@@ -57,26 +69,16 @@ count_late (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
     gst_event_parse_segment (segment_event, &segment);
     GstClockTime running = gst_segment_to_running_time (segment, GST_FORMAT_TIME,
         GST_BUFFER_PTS (buffer));
-    GstClockTime now = gst_clock_get_time (clock) - gst_element_get_base_time (stats->sink);
-    GstClockTime render_at = running + gst_base_sink_get_latency (GST_BASE_SINK (stats->sink));
-    GstClockTimeDiff lateness = GST_CLOCK_DIFF (render_at, now);
-    int half = running >= stats->half;
-    if (stats->verbose) {
-      /* One line per frame: when it was due, how late it came, what monefilter spent on it. */
-      GstCustomMeta *meta = gst_buffer_get_custom_meta (buffer, "GstMoneMeta");
-      double budget = NAN, latency_ms = NAN;
-      if (meta) {
-        GstStructure *s = gst_custom_meta_get_structure (meta);
-        gst_structure_get_double (s, "budget-used", &budget);
-        gst_structure_get_double (s, "latency-ms", &latency_ms);
-      }
-      printf ("frame running-s %.3f lateness-ms %8.2f budget %.3f latency-ms %7.2f\n",
-          running / 1e9, lateness / 1e6, budget, latency_ms);
+    Arrival arrival = { running, gst_clock_get_time (clock) -
+        gst_element_get_base_time (stats->sink), NAN, NAN, FALSE };
+    GstCustomMeta *meta = gst_buffer_get_custom_meta (buffer, "GstMoneMeta");
+    if (meta) {
+      GstStructure *s = gst_custom_meta_get_structure (meta);
+      gst_structure_get_double (s, "budget-used", &arrival.budget);
+      gst_structure_get_double (s, "latency-ms", &arrival.latency_ms);
+      gst_structure_get_boolean (s, "reused", &arrival.reused);
     }
-    stats->frames[half]++;
-    if (lateness > 0)
-      stats->late[half]++;
-    stats->worst_lateness[half] = MAX (stats->worst_lateness[half], lateness);
+    g_array_append_val (stats->arrivals, arrival);
   }
   if (clock)
     gst_object_unref (clock);
@@ -201,7 +203,8 @@ measure (const char *model, int frames)
 }
 
 static int
-run (const char *model, double fps, double seconds, const char *mode, gboolean hog)
+run (const char *model, double fps, double seconds, const char *mode, gboolean hog,
+    gboolean queued)
 {
   RunStats stats = { 0 };
   int fps_num = (int) (fps * 1000 + 0.5), fps_den = 1000;
@@ -209,7 +212,8 @@ run (const char *model, double fps, double seconds, const char *mode, gboolean h
   char *description = g_strdup_printf ("videotestsrc name=source is-live=true num-buffers=%d pattern=smpte ! "
       "video/x-raw,format=RGB,width=224,height=224,framerate=%d/%d ! "
       "monefilter name=filter model=\"%s\" budget=1.0 threads=1 budget-mode=%s message=true ! "
-      "fakesink name=sink sync=true qos=true", frames, fps_num, fps_den, model, mode);
+      "%s fakesink name=sink sync=true qos=true", frames, fps_num, fps_den, model, mode,
+      queued ? "queue !" : "");
   GError *error = NULL;
   stats.pipeline = gst_parse_launch_full (description, NULL, GST_PARSE_FLAG_FATAL_ERRORS, &error);
   g_free (description);
@@ -219,6 +223,7 @@ run (const char *model, double fps, double seconds, const char *mode, gboolean h
     return 1;
   }
   stats.half = (GstClockTime) (seconds / 2 * GST_SECOND);
+  stats.arrivals = g_array_new (FALSE, FALSE, sizeof (Arrival));
   stats.verbose = g_getenv ("AUTO_BUDGET_VERBOSE") && atoi (g_getenv ("AUTO_BUDGET_VERBOSE"));
   stats.sink = gst_bin_get_by_name (GST_BIN (stats.pipeline), "sink");
   GstPad *sinkpad = gst_element_get_static_pad (stats.sink, "sink");
@@ -258,6 +263,11 @@ run (const char *model, double fps, double seconds, const char *mode, gboolean h
       case GST_MESSAGE_QOS:
         stats.qos_messages++;
         break;
+      case GST_MESSAGE_LATENCY:
+        /* An element's latency changed (monefilter's max-latency follows the caps): what
+         * gst-launch does too. */
+        gst_bin_recalculate_latency (GST_BIN (stats.pipeline));
+        break;
       case GST_MESSAGE_ELEMENT:
         on_element_message (&stats, msg);
         break;
@@ -266,6 +276,7 @@ run (const char *model, double fps, double seconds, const char *mode, gboolean h
     }
     gst_message_unref (msg);
   }
+  GstClockTime latency = gst_base_sink_get_latency (GST_BASE_SINK (stats.sink));
   if (hog_pid > 0) {
     kill (hog_pid, SIGKILL);
     waitpid (hog_pid, NULL, 0);
@@ -274,10 +285,27 @@ run (const char *model, double fps, double seconds, const char *mode, gboolean h
   gst_object_unref (bus);
   gst_object_unref (stats.sink);
   gst_object_unref (stats.pipeline);
+  /* The streaming thread has stopped: the arrivals are complete. */
+  for (guint i = 0; i < stats.arrivals->len; i++) {
+    const Arrival *a = &g_array_index (stats.arrivals, Arrival, i);
+    /* Late: after the clock time the sink renders it at (running time + pipeline latency). */
+    GstClockTimeDiff lateness = GST_CLOCK_DIFF (a->running + latency, a->arrival);
+    int half = a->running >= stats.half;
+    if (stats.verbose)
+      /* One line per frame: when it was due, how late it came, what monefilter spent on it. */
+      printf ("frame running-s %.3f lateness-ms %8.2f budget %.3f latency-ms %7.2f%s\n",
+          a->running / 1e9, lateness / 1e6, a->budget, a->latency_ms, a->reused ? " reused" : "");
+    stats.frames[half]++;
+    if (lateness > 0)
+      stats.late[half]++;
+    stats.worst_lateness[half] = MAX (stats.worst_lateness[half], lateness);
+  }
+  g_array_free (stats.arrivals, TRUE);
   if (stats.error)
     return 1;
 
-  printf ("mode %s hog %s fps %.3f seconds %.1f\n", mode, hog ? "yes" : "no", fps, seconds);
+  printf ("mode %s hog %s %s fps %.3f seconds %.1f pipeline-latency-ms %.1f\n", mode,
+      hog ? "yes" : "no", queued ? "queue" : "direct", fps, seconds, latency / 1e6);
   for (int half = 0; half < 2; half++)
     printf ("half %d: produced %u dropped %u rendered %u late %u (late+dropped %.2f%%) "
         "worst-lateness-ms %.2f mean-budget %.3f\n",
@@ -302,10 +330,10 @@ main (int argc, char **argv)
   gst_init (&argc, &argv);
   if (argc == 4 && !strcmp (argv[1], "measure"))
     return measure (argv[2], atoi (argv[3]));
-  if (argc == 7 && !strcmp (argv[1], "run"))
+  if ((argc == 7 || argc == 8) && !strcmp (argv[1], "run"))
     return run (argv[2], g_ascii_strtod (argv[3], NULL), g_ascii_strtod (argv[4], NULL), argv[5],
-        !strcmp (argv[6], "hog"));
+        !strcmp (argv[6], "hog"), argc == 8 && !strcmp (argv[7], "queue"));
   fprintf (stderr, "usage: %s measure MODEL FRAMES\n"
-      "       %s run MODEL FPS SECONDS fixed|auto hog|nohog\n", argv[0], argv[0]);
+      "       %s run MODEL FPS SECONDS fixed|auto hog|nohog [direct|queue]\n", argv[0], argv[0]);
   return 2;
 }

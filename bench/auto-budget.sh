@@ -8,9 +8,18 @@
 # 2. Measures the frame rate budget 1.0 sustains at 224x224 on one thread (median of 3 runs).
 # 3. Plays `videotestsrc is-live=true` at 1.5x that rate through monefilter into
 #    `fakesink sync=true qos=true`: fixed budget 1.0 versus auto, each without and with a busy-loop
-#    process started halfway on the same core. Everything runs pinned to one CPU with taskset.
-#    Prints late frames per half (frames reaching the sink after their render time), the worst
-#    lateness, the mean budget per half and the budget trace.
+#    process started halfway on the same core, and each in two layouts:
+#    - direct: `monefilter ! fakesink`, one streaming thread. The sink holds that thread until each
+#      frame's render time, so the next frame reaches monefilter only then and has exactly one
+#      frame duration before it is due, whatever latency the pipeline reports: every single frame
+#      must fit a frame duration.
+#    - queue: `monefilter ! queue ! fakesink`, the usual live layout. Frames reach monefilter when
+#      the source makes them and have the pipeline latency (source's frame + monefilter's
+#      max-latency in auto mode + the sink's 20 ms processing deadline) before they are due, so a
+#      frame that overruns (the first under a new CPU hog) is absorbed.
+#    Everything runs pinned to one CPU with taskset. Prints the pipeline latency, late frames per
+#    half (frames reaching the sink after their render time: running time + pipeline latency), the
+#    worst lateness, the mean budget per half and the budget trace.
 # 4. For reference, the same controller driving the engine directly (bench/auto-budget-engine.c).
 # Env: BENCH_MEASURE_FRAMES (frames per rate measurement, default 100), MONE_BUILD_DIR (default build), BENCH_CPU (default: the last CPU), BENCH_OUT (scratch for
 # the model and helper; default inside the build folder).
@@ -65,11 +74,13 @@ fi
 target=$(awk -v r="$median" 'BEGIN { printf "%.3f", 1.5 * r }')
 echo "median $median fps -> live source at 1.5x = $target fps"
 
-for hog in nohog hog; do
-  for mode in fixed auto; do
-    echo
-    echo "== monefilter $mode, $hog, ${seconds}s at $target fps"
-    pinned "$helper" run "$model" "$target" "$seconds" "$mode" "$hog"
+for layout in direct queue; do
+  for hog in nohog hog; do
+    for mode in fixed auto; do
+      echo
+      echo "== monefilter $mode, $hog, $layout, ${seconds}s at $target fps"
+      pinned "$helper" run "$model" "$target" "$seconds" "$mode" "$hog" "$layout"
+    done
   done
 done
 

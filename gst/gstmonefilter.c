@@ -16,6 +16,23 @@
  * #GstMoneFilter:budget whose predicted latency fits #GstMoneFilter:max-latency (by default the
  * frame duration), learning the latency online and reacting to QoS events from downstream.
  *
+ * Latency: in auto mode the element promises to finish a frame within #GstMoneFilter:max-latency
+ * (when even the minimum budget fits), so it answers the LATENCY query by adding that deadline to
+ * the upstream minimum and maximum latency, and posts a latency message when the deadline changes
+ * (max-latency, budget-mode or the caps' frame rate). With a queue between the element and a
+ * synchronising sink (the usual live layout) every frame then has that much more time before it
+ * is due, so a frame that overruns (the first one under a new CPU load) is absorbed. Without a
+ * queue the sink holds the streaming thread until each frame's render time, so a frame reaches
+ * the element only when the previous one is due and has one frame duration, whatever the latency.
+ * In fixed mode the inference time is whatever the budget costs on this machine and nothing
+ * bounds it, so the element adds nothing: the sink's processing-deadline (20 ms by default) is all
+ * the slack, as for any other filter.
+ *
+ * Once downstream reports QoS and the pipeline latency is known (the LATENCY event sinks send
+ * upstream), auto mode also races each frame's render time: a frame gets at most the time left
+ * until it is due, and a frame that would be late even at the minimum budget carries the latest
+ * result (flagged reused) instead, so one overrun does not make the following frames late too.
+ *
  * With #GstMoneFilter:message=true an element message "mone-classification" with the same fields
  * as the meta is posted for every frame.
  *
@@ -125,6 +142,12 @@ struct _GstMoneFilter
   gboolean qos_pending;
   gdouble qos_proportion;
   gint64 qos_jitter;
+  /* A synchronising sink downstream reports lateness (a QoS event arrived since start()): only then
+   * do frames have a render time worth racing. */
+  gboolean qos_seen;
+  /* Pipeline latency from the LATENCY event sinks send upstream, or NONE: with the running time it
+   * gives the clock time a frame is rendered at. */
+  GstClockTime pipeline_latency;
 
   /* Between start() and stop(): used by the streaming thread only. */
   MoneModel *model;
@@ -145,7 +168,8 @@ struct _GstMoneFilter
   GstVideoConverter *converter;
   GstMoneFilterScaleMode converter_scale_mode;
   GstBuffer *tiny_copy;         /* frames of a few pixels are converted from this copy */
-  GstClockTime frame_duration;  /* from the caps, or NONE */
+  GstClockTime frame_duration;  /* from the caps, or NONE; written under the object lock (the
+                                 * LATENCY query reads it from other threads) */
   gdouble content_x, content_y, content_width, content_height;  /* frame pixels */
   gdouble region_x, region_y, region_width, region_height;  /* model pixels */
 };
@@ -163,6 +187,8 @@ static gboolean gst_mone_filter_start (GstBaseTransform * trans);
 static gboolean gst_mone_filter_stop (GstBaseTransform * trans);
 static gboolean gst_mone_filter_src_event (GstBaseTransform * trans, GstEvent * event);
 static gboolean gst_mone_filter_sink_event (GstBaseTransform * trans, GstEvent * event);
+static gboolean gst_mone_filter_query (GstBaseTransform * trans, GstPadDirection direction,
+    GstQuery * query);
 static GstFlowReturn gst_mone_filter_prepare_output_buffer (GstBaseTransform * trans,
     GstBuffer * input, GstBuffer ** outbuf);
 static gboolean gst_mone_filter_set_info (GstVideoFilter * filter, GstCaps * incaps,
@@ -363,7 +389,8 @@ gst_mone_filter_class_init (GstMoneFilterClass * klass)
   g_object_class_install_property (gobject_class, PROP_MAX_LATENCY,
       g_param_spec_uint64 ("max-latency", "Maximum latency",
           "Per-frame deadline in nanoseconds for budget-mode=auto (0 = the frame duration from "
-          "the caps)", 0, G_MAXUINT64, DEFAULT_MAX_LATENCY,
+          "the caps); in auto mode also the latency the element reports to the pipeline", 0,
+          G_MAXUINT64, DEFAULT_MAX_LATENCY,
           G_PARAM_READWRITE | GST_PARAM_MUTABLE_PLAYING | G_PARAM_STATIC_STRINGS));
   g_object_class_install_property (gobject_class, PROP_INTERVAL,
       g_param_spec_uint ("interval", "Interval",
@@ -424,6 +451,7 @@ gst_mone_filter_class_init (GstMoneFilterClass * klass)
   trans_class->stop = GST_DEBUG_FUNCPTR (gst_mone_filter_stop);
   trans_class->src_event = GST_DEBUG_FUNCPTR (gst_mone_filter_src_event);
   trans_class->sink_event = GST_DEBUG_FUNCPTR (gst_mone_filter_sink_event);
+  trans_class->query = GST_DEBUG_FUNCPTR (gst_mone_filter_query);
   trans_class->prepare_output_buffer =
       GST_DEBUG_FUNCPTR (gst_mone_filter_prepare_output_buffer);
   /* The video is only read: passthrough, with transform_ip still called to add the meta. */
@@ -449,6 +477,7 @@ gst_mone_filter_init (GstMoneFilter * self)
   self->settings.scale_mode = DEFAULT_SCALE_MODE;
   self->threads = DEFAULT_THREADS;
   self->frame_duration = GST_CLOCK_TIME_NONE;
+  self->pipeline_latency = GST_CLOCK_TIME_NONE;
   gst_base_transform_set_passthrough (GST_BASE_TRANSFORM (self), TRUE);
   gst_base_transform_set_in_place (GST_BASE_TRANSFORM (self), TRUE);
   /* Late frames are not dropped here: budget-mode=auto answers QoS by lowering the budget. */
@@ -465,13 +494,42 @@ gst_mone_filter_finalize (GObject * object)
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }
 
+/* The latency the element adds in the LATENCY query: the auto-mode deadline as far as it is known
+ * without a buffer (max-latency, else the frame duration of the caps), 0 in fixed mode or before
+ * the frame rate is known. Called with the object lock held. */
+static GstClockTime
+gst_mone_filter_own_latency_locked (GstMoneFilter * self)
+{
+  GstClockTime deadline;
+
+  if (self->settings.budget_mode != GST_MONE_FILTER_BUDGET_MODE_AUTO)
+    return 0;
+  deadline = self->settings.max_latency;
+  if (deadline == 0)
+    deadline = self->frame_duration;
+  return GST_CLOCK_TIME_IS_VALID (deadline) ? deadline : 0;
+}
+
+/* Asks the pipeline to redistribute latency after the element's own latency changed. */
+static void
+gst_mone_filter_latency_changed (GstMoneFilter * self, GstClockTime before, GstClockTime after)
+{
+  if (before == after)
+    return;
+  GST_DEBUG_OBJECT (self, "latency %" GST_TIME_FORMAT " -> %" GST_TIME_FORMAT,
+      GST_TIME_ARGS (before), GST_TIME_ARGS (after));
+  gst_element_post_message (GST_ELEMENT (self), gst_message_new_latency (GST_OBJECT (self)));
+}
+
 static void
 gst_mone_filter_set_property (GObject * object, guint prop_id, const GValue * value,
     GParamSpec * pspec)
 {
   GstMoneFilter *self = GST_MONE_FILTER (object);
+  GstClockTime latency_before, latency_after;
 
   GST_OBJECT_LOCK (self);
+  latency_before = gst_mone_filter_own_latency_locked (self);
   switch (prop_id) {
     case PROP_MODEL:
       g_free (self->model_path);
@@ -507,7 +565,9 @@ gst_mone_filter_set_property (GObject * object, guint prop_id, const GValue * va
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
   }
+  latency_after = gst_mone_filter_own_latency_locked (self);
   GST_OBJECT_UNLOCK (self);
+  gst_mone_filter_latency_changed (self, latency_before, latency_after);
 }
 
 static void
@@ -630,6 +690,8 @@ gst_mone_filter_start (GstBaseTransform * trans)
   self->last_gflops = 0;
   self->last_budget = 0;
   self->qos_pending = FALSE;
+  self->qos_seen = FALSE;
+  self->pipeline_latency = GST_CLOCK_TIME_NONE;
   GST_OBJECT_UNLOCK (self);
 
   GST_INFO_OBJECT (self, "model %s: %dx%dx%d, %d frame(s), %d classes, %d experts, %d threads",
@@ -683,6 +745,9 @@ gst_mone_filter_stop (GstBaseTransform * trans)
   GstMoneFilter *self = GST_MONE_FILTER (trans);
 
   gst_mone_filter_reset_stream (self);
+  GST_OBJECT_LOCK (self);
+  self->frame_duration = GST_CLOCK_TIME_NONE;
+  GST_OBJECT_UNLOCK (self);
   g_clear_pointer (&self->converter, gst_video_converter_free);
   gst_clear_buffer (&self->model_buffer);
   gst_clear_buffer (&self->tiny_copy);
@@ -715,10 +780,21 @@ gst_mone_filter_src_event (GstBaseTransform * trans, GstEvent * event)
     /* The controller belongs to the streaming thread; hand the event over. */
     GST_OBJECT_LOCK (self);
     self->qos_pending = TRUE;
+    self->qos_seen = TRUE;
     self->qos_proportion = proportion;
     self->qos_jitter = diff;
     GST_OBJECT_UNLOCK (self);
     GST_LOG_OBJECT (self, "QoS proportion %f jitter %" G_GINT64_FORMAT, proportion, diff);
+  } else if (GST_EVENT_TYPE (event) == GST_EVENT_LATENCY) {
+    /* Sinks forward the pipeline latency upstream so that elements can tell when their data will
+     * be rendered: render clock time = base time + running time + latency. */
+    GstClockTime latency;
+
+    gst_event_parse_latency (event, &latency);
+    GST_OBJECT_LOCK (self);
+    self->pipeline_latency = latency;
+    GST_OBJECT_UNLOCK (self);
+    GST_DEBUG_OBJECT (self, "pipeline latency %" GST_TIME_FORMAT, GST_TIME_ARGS (latency));
   }
   return GST_BASE_TRANSFORM_CLASS (parent_class)->src_event (trans, event);
 }
@@ -732,6 +808,35 @@ gst_mone_filter_sink_event (GstBaseTransform * trans, GstEvent * event)
   if (GST_EVENT_TYPE (event) == GST_EVENT_FLUSH_STOP)
     gst_mone_filter_reset_stream (self);
   return GST_BASE_TRANSFORM_CLASS (parent_class)->sink_event (trans, event);
+}
+
+/* LATENCY on the src pad: upstream's latency plus the element's own (see the section comment).
+ * Added to both bounds like a video encoder's latency: the frame leaves the element up to that
+ * much later, and the element holds no further buffers. Everything else: GstBaseTransform. */
+static gboolean
+gst_mone_filter_query (GstBaseTransform * trans, GstPadDirection direction, GstQuery * query)
+{
+  GstMoneFilter *self = GST_MONE_FILTER (trans);
+  gboolean live;
+  GstClockTime min, max, own;
+
+  if (direction != GST_PAD_SRC || GST_QUERY_TYPE (query) != GST_QUERY_LATENCY)
+    return GST_BASE_TRANSFORM_CLASS (parent_class)->query (trans, direction, query);
+
+  if (!gst_pad_peer_query (GST_BASE_TRANSFORM_SINK_PAD (trans), query))
+    return FALSE;
+  gst_query_parse_latency (query, &live, &min, &max);
+  GST_OBJECT_LOCK (self);
+  own = gst_mone_filter_own_latency_locked (self);
+  GST_OBJECT_UNLOCK (self);
+  min += own;
+  if (GST_CLOCK_TIME_IS_VALID (max))
+    max += own;
+  GST_DEBUG_OBJECT (self, "latency: live %d, own %" GST_TIME_FORMAT ", total min %"
+      GST_TIME_FORMAT " max %" GST_TIME_FORMAT, live, GST_TIME_ARGS (own), GST_TIME_ARGS (min),
+      GST_TIME_ARGS (max));
+  gst_query_set_latency (query, live, min, max);
+  return TRUE;
 }
 
 /* In passthrough the input buffer goes downstream; only the meta is added. A buffer someone else
@@ -835,6 +940,7 @@ gst_mone_filter_set_info (GstVideoFilter * filter, GstCaps * incaps, GstVideoInf
 {
   GstMoneFilter *self = GST_MONE_FILTER (filter);
   GstMoneFilterScaleMode mode;
+  GstClockTime latency_before, latency_after;
 
   if (!self->model)
     return FALSE;
@@ -866,11 +972,16 @@ gst_mone_filter_set_info (GstVideoFilter * filter, GstCaps * incaps, GstVideoInf
     gst_buffer_memset (self->tiny_copy, 0, 0, GST_VIDEO_INFO_SIZE (in_info));
   }
 
+  GST_OBJECT_LOCK (self);
+  latency_before = gst_mone_filter_own_latency_locked (self);
   if (GST_VIDEO_INFO_FPS_N (in_info) > 0 && GST_VIDEO_INFO_FPS_D (in_info) > 0)
     self->frame_duration = gst_util_uint64_scale_int (GST_SECOND,
         GST_VIDEO_INFO_FPS_D (in_info), GST_VIDEO_INFO_FPS_N (in_info));
   else
     self->frame_duration = GST_CLOCK_TIME_NONE;
+  latency_after = gst_mone_filter_own_latency_locked (self);
+  GST_OBJECT_UNLOCK (self);
+  gst_mone_filter_latency_changed (self, latency_before, latency_after);
   /* A new format means new picture content: start the frame window afresh. */
   gst_mone_filter_reset_stream (self);
   gst_base_transform_set_passthrough (GST_BASE_TRANSFORM (self), TRUE);
@@ -1063,6 +1174,37 @@ gst_mone_filter_overload_interval (GstMoneFilter * self, gint64 deadline)
   return needed <= 1.0 ? 1 : (guint) MIN (ceil (needed), MAX_OVERLOAD_INTERVAL);
 }
 
+/* Time left in ns until the frame at `running_time` is due at the sink, when that is known: while
+ * PLAYING, with a clock, a pipeline latency from downstream and a sink that reports lateness (QoS).
+ * In a pipeline without a queue the sink holds the streaming thread until the previous frame's
+ * render time, so this is the frame duration less however late the previous frame was: when a
+ * frame overruns (a CPU hog starting), the next one gets less time rather than inheriting the
+ * delay. Downstream elements' processing time is not known here and not subtracted. */
+static gboolean
+gst_mone_filter_time_to_render (GstMoneFilter * self, GstClockTime running_time,
+    gint64 * time_left)
+{
+  GstClock *clock = NULL;
+  GstClockTime base_time = 0, latency = 0, now;
+
+  if (!GST_CLOCK_TIME_IS_VALID (running_time))
+    return FALSE;
+  GST_OBJECT_LOCK (self);
+  if (GST_STATE (self) == GST_STATE_PLAYING && self->qos_seen
+      && GST_CLOCK_TIME_IS_VALID (self->pipeline_latency) && GST_ELEMENT_CLOCK (self)) {
+    clock = gst_object_ref (GST_ELEMENT_CLOCK (self));
+    base_time = GST_ELEMENT_CAST (self)->base_time;
+    latency = self->pipeline_latency;
+  }
+  GST_OBJECT_UNLOCK (self);
+  if (!clock)
+    return FALSE;
+  now = gst_clock_get_time (clock);
+  gst_object_unref (clock);
+  *time_left = GST_CLOCK_DIFF (now, base_time + running_time + latency);
+  return TRUE;
+}
+
 static GstFlowReturn
 gst_mone_filter_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * frame)
 {
@@ -1074,7 +1216,7 @@ gst_mone_filter_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * fra
   Settings settings;
   gboolean qos_pending, fresh;
   guint interval;
-  gint64 deadline = 0;
+  gint64 deadline = 0, frame_deadline = 0, time_left;
   gdouble qos_proportion = 1.0;
   gint64 qos_jitter = 0;
   GstStructure *posted = NULL;
@@ -1108,10 +1250,25 @@ gst_mone_filter_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * fra
 
   interval = settings.interval;
   if (settings.budget_mode == GST_MONE_FILTER_BUDGET_MODE_AUTO) {
-    deadline = gst_mone_filter_auto_deadline (self, &settings, buffer);
+    /* deadline: the time per frame the stream allows (what the element can sustain);
+     * frame_deadline: what this frame has left before it is due at the sink, never more. */
+    deadline = frame_deadline = gst_mone_filter_auto_deadline (self, &settings, buffer);
     interval = MAX (interval, gst_mone_filter_overload_interval (self, deadline));
+    if (gst_mone_filter_time_to_render (self, running_time, &time_left))
+      frame_deadline = MIN (frame_deadline, time_left);
   }
   fresh = !self->last_result || self->frames_since_result + 1 >= interval;
+  /* Behind schedule (an earlier frame overran): when even the minimum budget would make this frame
+   * late although it fits a full frame's time, reuse the latest result for this frame and so catch
+   * up at once, instead of passing the delay on from frame to frame. Sustained overload is the
+   * interval's business (above); this only ever skips a frame after a short one. */
+  if (fresh && self->last_result && frame_deadline < deadline && interval == 1
+      && self->frames_since_result + 1 < MAX_OVERLOAD_INTERVAL
+      && (frame_deadline <= 0 || gst_mone_filter_overload_interval (self, frame_deadline) > 1)) {
+    GST_LOG_OBJECT (self, "frame %" G_GUINT64_FORMAT ": %.2f ms left, reusing the last result",
+        self->frame_count, frame_deadline * 1e-6);
+    fresh = FALSE;
+  }
   /* A video model sees every frame of its window, classified or not. */
   if (fresh || self->model_frames > 1) {
     gint64 start = monotonic_ns ();
@@ -1122,7 +1279,8 @@ gst_mone_filter_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * fra
       MoneResult result;
 
       if (settings.budget_mode == GST_MONE_FILTER_BUDGET_MODE_AUTO)
-        budget = mone_budget_controller_choose (self->controller, settings.budget, deadline);
+        budget = mone_budget_controller_choose (self->controller, settings.budget,
+            MAX (frame_deadline, 1));
       if (!mone_context_run (self->context, self->input, budget, &result, &error))
         goto run_failed;
       gint64 latency = monotonic_ns () - start;

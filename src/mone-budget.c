@@ -11,9 +11,10 @@
  *   projection, attention scores and the head are fixed) and wall time follows FLOPs closely.
  * - Two scales, both in ns at budget 1. The level is an unbiased running mean of
  *   measured / shape(e); it normalises what the table learns. The guard scale is what predictions
- *   use: it rises fast when a frame is slower than predicted (a few frames after a CPU hog starts)
- *   and falls slowly when frames get faster, so the budget climbs back once the load goes, without
- *   oscillating. slowdown = guard / level is the contention factor the element reports.
+ *   use: it rises fast when a frame is slower than predicted, all the way to the measured value
+ *   when a frame overruns even the safety margin (a CPU hog starting: planning the next frame for
+ *   only part of the slowdown would make it late too), and falls slowly when frames get faster,
+ *   so the budget climbs back once the load goes, without oscillating. slowdown = guard / level is the contention factor the element reports.
  * - The safety margin is the 99th percentile of the guard's relative under-prediction over the last
  *   128 frames (plus a little): on a steady machine about one frame in a hundred may be late, on a
  *   jittery one the margin widens until that holds again.
@@ -275,6 +276,11 @@ mone_budget_controller_observe (MoneBudgetController *controller, double budget,
     update_margin (controller, MAX (measured / controller->guard_ns - 1.0, 0.0));
     controller->level_ns += (measured - controller->level_ns) * LEVEL_GAIN;
     double gain = measured > controller->guard_ns ? GUARD_RISE : GUARD_FALL;
+    /* Slower than even the margin allowed for: the load has most likely stepped up (a CPU hog),
+     * and in a pipeline without slack the next frame is late too unless it is planned for the
+     * whole slowdown at once. */
+    if (measured > controller->guard_ns * (1.0 + controller->margin))
+      gain = 1.0;
     controller->guard_ns += (measured - controller->guard_ns) * gain;
   }
 

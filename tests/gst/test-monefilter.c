@@ -862,6 +862,196 @@ GST_START_TEST (test_auto_budget_overload_skips)
 
 GST_END_TEST;
 
+/* Stands in for a live source upstream reporting min 10 ms, max 50 ms (the harness's own source pad
+ * has no way to report a bounded maximum). */
+static GstPadProbeReturn
+answer_upstream_latency (GstPad * pad, GstPadProbeInfo * info, gpointer user_data)
+{
+  GstQuery *query = GST_PAD_PROBE_INFO_QUERY (info);
+
+  if (GST_QUERY_TYPE (query) != GST_QUERY_LATENCY)
+    return GST_PAD_PROBE_OK;
+  gst_query_set_latency (query, TRUE, 10 * GST_MSECOND, 50 * GST_MSECOND);
+  return GST_PAD_PROBE_HANDLED;
+}
+
+/* The LATENCY query answered by the element's src pad, as a sink would send it. */
+static void
+query_latency (GstHarness * h, gboolean * live, GstClockTime * min, GstClockTime * max)
+{
+  GstQuery *query = gst_query_new_latency ();
+
+  fail_unless (gst_pad_peer_query (h->sinkpad, query));
+  gst_query_parse_latency (query, live, min, max);
+  gst_query_unref (query);
+}
+
+/* The element adds its auto-mode deadline to the upstream latency (both bounds); nothing in fixed
+ * mode. */
+GST_START_TEST (test_latency_query)
+{
+  GstElement *filter = make_filter (rgb_model);
+  GstHarness *h;
+  gboolean live;
+  GstClockTime min, max;
+  MoneClassification r;
+  const GstClockTime frame = gst_util_uint64_scale_int (GST_SECOND, 1, 25);
+
+  h = harness_for (filter, "video/x-raw,format=RGB,width=32,height=32,framerate=25/1");
+  gst_pad_add_probe (h->srcpad, GST_PAD_PROBE_TYPE_QUERY_UPSTREAM, answer_upstream_latency, NULL,
+      NULL);
+  /* set_info (and with it the frame duration) runs with the first buffer. */
+  gst_buffer_unref (push_pull (h, frame_size ("RGB", 32, 32), 0, &r));
+
+  query_latency (h, &live, &min, &max);
+  fail_unless (live);
+  fail_unless_equals_uint64 (min, 10 * GST_MSECOND);
+  fail_unless_equals_uint64 (max, 50 * GST_MSECOND);
+
+  gst_util_set_object_arg (G_OBJECT (h->element), "budget-mode", "auto");
+  query_latency (h, &live, &min, &max);
+  fail_unless (live);
+  fail_unless_equals_uint64 (min, 10 * GST_MSECOND + frame);
+  fail_unless_equals_uint64 (max, 50 * GST_MSECOND + frame);
+
+  g_object_set (h->element, "max-latency", (guint64) 5 * GST_MSECOND, NULL);
+  query_latency (h, &live, &min, &max);
+  fail_unless_equals_uint64 (min, 15 * GST_MSECOND);
+  fail_unless_equals_uint64 (max, 55 * GST_MSECOND);
+  gst_harness_teardown (h);
+
+  /* An unbounded upstream maximum stays unbounded. */
+  filter = make_filter (rgb_model);
+  gst_util_set_object_arg (G_OBJECT (filter), "budget-mode", "auto");
+  h = harness_for (filter, "video/x-raw,format=RGB,width=32,height=32,framerate=25/1");
+  gst_harness_set_upstream_latency (h, 10 * GST_MSECOND);
+  gst_buffer_unref (push_pull (h, frame_size ("RGB", 32, 32), 0, &r));
+  query_latency (h, &live, &min, &max);
+  fail_unless_equals_uint64 (min, 10 * GST_MSECOND + frame);
+  fail_unless_equals_uint64 (max, GST_CLOCK_TIME_NONE);
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
+static guint
+count_latency_messages (GstBus * bus)
+{
+  GstMessage *message;
+  guint n = 0;
+
+  while ((message = gst_bus_pop_filtered (bus, GST_MESSAGE_LATENCY))) {
+    n++;
+    gst_message_unref (message);
+  }
+  return n;
+}
+
+/* A latency message whenever the latency the element reports changes, and only then. */
+GST_START_TEST (test_latency_messages)
+{
+  GstElement *filter = make_filter (rgb_model);
+  GstBus *bus = gst_bus_new ();
+  GstHarness *h;
+  MoneClassification r;
+  gsize size = frame_size ("RGB", 32, 32);
+
+  gst_element_set_bus (filter, bus);
+  h = harness_for (filter, "video/x-raw,format=RGB,width=32,height=32,framerate=25/1");
+  gst_buffer_unref (push_pull (h, size, 0, &r));
+  /* Fixed mode reports nothing of its own: max-latency does not matter there. */
+  g_object_set (h->element, "max-latency", (guint64) 5 * GST_MSECOND, NULL);
+  fail_unless_equals_int (count_latency_messages (bus), 0);
+
+  gst_util_set_object_arg (G_OBJECT (h->element), "budget-mode", "auto");
+  fail_unless_equals_int (count_latency_messages (bus), 1);
+  g_object_set (h->element, "max-latency", (guint64) 5 * GST_MSECOND, NULL);
+  fail_unless_equals_int (count_latency_messages (bus), 0);
+  g_object_set (h->element, "max-latency", (guint64) 0, NULL);  /* now the frame duration */
+  fail_unless_equals_int (count_latency_messages (bus), 1);
+
+  /* A new frame rate changes the default deadline. */
+  gst_harness_set_src_caps_str (h, "video/x-raw,format=RGB,width=32,height=32,framerate=50/1");
+  gst_buffer_unref (push_pull (h, size, 1, &r));
+  fail_unless_equals_int (count_latency_messages (bus), 1);
+  gst_harness_set_src_caps_str (h, "video/x-raw,format=RGB,width=64,height=48,framerate=50/1");
+  gst_buffer_unref (push_pull (h, frame_size ("RGB", 64, 48), 2, &r));
+  fail_unless_equals_int (count_latency_messages (bus), 0);
+
+  gst_util_set_object_arg (G_OBJECT (h->element), "budget-mode", "fixed");
+  fail_unless_equals_int (count_latency_messages (bus), 1);
+  gst_harness_teardown (h);
+  gst_bus_set_flushing (bus, TRUE);
+  gst_object_unref (bus);
+}
+
+GST_END_TEST;
+
+/* Pushes a frame at `pts` with the harness clock at `now` (base time 0, segment from 0; the test
+ * clock cannot go back). */
+static GstBuffer *
+push_pull_at (GstHarness * h, gsize size, GstClockTime pts, GstClockTime now,
+    MoneClassification * result)
+{
+  GstBuffer *out;
+
+  fail_unless (gst_harness_set_time (h, now));
+  fail_unless_equals_int (gst_harness_push (h, make_frame (size, pts / GST_MSECOND, pts)),
+      GST_FLOW_OK);
+  out = gst_harness_pull (h);
+  fail_unless (out != NULL);
+  fail_unless (gst_mone_meta_read (out, result));
+  return out;
+}
+
+/* Auto mode behind schedule: once a synchronising sink reports (QoS) and the pipeline latency is
+ * known (LATENCY event), a frame that could not make its render time even at the minimum budget
+ * carries the latest result instead of being classified late; a frame with time left is
+ * classified as usual. On the harness's test clock, so deterministic. */
+GST_START_TEST (test_auto_budget_catches_up)
+{
+  GstElement *filter = make_filter (rgb_model);
+  GstHarness *h;
+  gsize size = frame_size ("RGB", 32, 32);
+  MoneClassification r;
+  const GstClockTime latency = 100 * GST_MSECOND;
+  GstClockTime pts = 10 * GST_SECOND;
+  guint i;
+
+  gst_util_set_object_arg (G_OBJECT (filter), "budget-mode", "auto");
+  /* A generous per-frame deadline: the minimum budget always fits a whole one. */
+  g_object_set (filter, "max-latency", (guint64) GST_SECOND, NULL);
+  h = harness_for (filter, "video/x-raw,format=RGB,width=32,height=32,framerate=30/1");
+  for (i = 0; i < 20; i++, pts += GST_SECOND / 30)
+    gst_buffer_unref (push_pull_at (h, size, pts, 0, &r));
+  fail_unless (!r.reused);
+
+  /* Render times are unknown without QoS from downstream: a frame "late" on the clock is still
+   * classified. */
+  fail_unless (gst_harness_push_upstream_event (h, gst_event_new_latency (latency)));
+  gst_buffer_unref (push_pull_at (h, size, pts, pts + latency + GST_SECOND, &r));
+  fail_unless (!r.reused);
+  pts += 2 * GST_SECOND;        /* the test clock only goes forward */
+
+  fail_unless (gst_harness_push_upstream_event (h, gst_event_new_qos (GST_QOS_TYPE_UNDERFLOW,
+              1.0, -GST_MSECOND, pts)));
+  /* Already past its render time: reused. */
+  gst_buffer_unref (push_pull_at (h, size, pts, pts + latency + GST_MSECOND, &r));
+  fail_unless (r.reused);
+  pts += GST_SECOND / 30;
+  /* 1 us left: no budget fits, reused. */
+  gst_buffer_unref (push_pull_at (h, size, pts, pts + latency - GST_USECOND, &r));
+  fail_unless (r.reused);
+  pts += GST_SECOND / 5;
+  /* 100 ms left: classified. */
+  gst_buffer_unref (push_pull_at (h, size, pts, pts, &r));
+  fail_unless (!r.reused);
+  fail_unless_equals_uint64 (r.result_frame, r.frame);
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
 /* Without the model property the element uses $MONE_MODEL (the installed model otherwise). */
 GST_START_TEST (test_default_model_from_env)
 {
@@ -914,6 +1104,9 @@ monefilter_suite (void)
   tcase_add_test (tc, test_property_ranges);
   tcase_add_test (tc, test_auto_budget_smoke);
   tcase_add_test (tc, test_auto_budget_overload_skips);
+  tcase_add_test (tc, test_latency_query);
+  tcase_add_test (tc, test_latency_messages);
+  tcase_add_test (tc, test_auto_budget_catches_up);
   tcase_add_test (tc, test_default_model_from_env);
   return s;
 }
