@@ -22,6 +22,9 @@
  * Measured again (16-epoch shipped model of 7631e29, RESAMPLER_TAPS = 4): e = 1 82.7% vs 82.6%
  * (+0.1), e = 0.5 80.2% vs 81.3% (-1.1), agreement 95-96%; taps 2: -0.3 / -1.5; taps 6: +0.9 / -1.6.
  *
+ * Measured again (49-token shipped model of 30 Nov 2026): e = 1 86.2% vs 86.7% (-0.5), e = 0.5
+ * 84.9% vs 85.2% (-0.3), agreement 97.3% / 96.9%; the tolerance is back to the issue's 1 point.
+ *
  * Needs the shipped model (MONE_SHIPPED_MODEL): exits 77 (skipped) when it is not in the tree.
  */
 #include <stdio.h>
@@ -39,11 +42,9 @@
 #define ITEMS 1000
 #define FRAMES_PER_ITEM 1
 #define SEED "11"
-/* The issue asks for 1 point; the shipped, under-trained model flips on ~5% of items between the
- * two paths, which moves accuracy by up to 1.6 points at e = 0.5 (measured below). The test holds
- * the gap we reach, and the per-item agreement, until a better-trained model closes it. */
-#define TOLERANCE_POINTS 2.0
-#define MIN_AGREEMENT 0.93
+/* The issue's bar. The per-item agreement guards against two different errors cancelling out. */
+#define TOLERANCE_POINTS 1.0
+#define MIN_AGREEMENT 0.95
 
 static const double budgets[] = { 1.0, 0.5 };
 
