@@ -1,4 +1,5 @@
 /* `mone train`: trains a MoNE image model on Fashion-MNIST (see docs/training.md). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,7 @@ mone_cmd_train (int argc, char **argv)
     { "budget", 0, 0, G_OPTION_ARG_DOUBLE, &budget, "train at this fixed budget instead of sampling per step", "E" },
     { "dense", 0, 0, G_OPTION_ARG_NONE, &dense, "the dense twin: same as --budget 1", NULL },
     { "in-frame-fraction", 0, 0, G_OPTION_ARG_DOUBLE, &o.in_frame_fraction, "share of in-frame samples (default 0.5)", "X" },
+    { "alpha-min", 0, 0, G_OPTION_ARG_DOUBLE, &o.alpha_min, "keep alpha >= X after every step (default: free)", "X" },
     { "train-images", 0, 0, G_OPTION_ARG_INT, &o.train_images, "use only the first N training images", "N" },
     { "max-steps", 0, 0, G_OPTION_ARG_INT, &o.max_steps, "stop this run after N steps (resume later)", "N" },
     { "log-every", 0, 0, G_OPTION_ARG_INT, &o.log_every, "steps between progress lines (default 20)", "N" },
@@ -71,9 +73,9 @@ mone_cmd_train (int argc, char **argv)
   }
   if (dense)
     budget = 1.0;
-  if (budget < 0 || budget > 1 || o.threads < 1 || o.threads > 64 || o.in_frame_fraction < 0
+  if (budget < 0 || budget > 1 || o.threads < 1 || o.threads > 64 || isnan (o.alpha_min) || o.in_frame_fraction < 0
       || o.in_frame_fraction > 1 || o.log_every < 1 || o.checkpoint_every < 1 || o.lr <= 0) {
-    fprintf (stderr, "mone train: option out of range (budget in (0,1], threads 1..64, fractions in [0,1], "
+    fprintf (stderr, "mone train: option out of range (budget in (0,1], threads 1..64, fractions in [0,1], alpha-min a number, "
         "positive lr and step counts)\n");
     status = 2;
     goto out;

@@ -34,6 +34,7 @@ mone_train_options_init (MoneTrainOptions *o)
   o->label_smoothing = 0.1;
   o->fixed_budget = 0;
   o->in_frame_fraction = 0.5;
+  o->alpha_min = -INFINITY;
   o->checkpoint_every = 200;
   o->log_every = 20;
 }
@@ -161,7 +162,7 @@ typedef struct {
   int64_t total_steps;
   uint64_t seed;
   int32_t batch, epochs, train_images, threads;
-  double fixed_budget, in_frame_fraction, lr;
+  double fixed_budget, in_frame_fraction, lr, alpha_min;
   MoneConfig config;
 } CheckpointHeader;
 
@@ -213,7 +214,8 @@ checkpoint_read (const char *path, const CheckpointHeader *expected, int64_t *st
       || memcmp (&h.config, &expected->config, sizeof h.config) || h.seed != expected->seed
       || h.batch != expected->batch || h.epochs != expected->epochs || h.train_images != expected->train_images
       || h.threads != expected->threads || h.fixed_budget != expected->fixed_budget
-      || h.in_frame_fraction != expected->in_frame_fraction || h.lr != expected->lr) {
+      || h.in_frame_fraction != expected->in_frame_fraction || h.lr != expected->lr
+      || memcmp (&h.alpha_min, &expected->alpha_min, sizeof h.alpha_min)) {
     g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
         "checkpoint '%s' was made with a different model config or recipe (seed %llu, batch %d, epochs %d, "
         "threads %d); resume with the same options or delete it",
@@ -369,6 +371,7 @@ mone_train_run (const MoneTrainOptions *opts, GError **error)
   header.fixed_budget = opts->fixed_budget;
   header.in_frame_fraction = opts->in_frame_fraction;
   header.lr = opts->lr;
+  header.alpha_min = opts->alpha_min;
   header.config = *c;
 
   int64_t step = 0;
@@ -454,6 +457,8 @@ mone_train_run (const MoneTrainOptions *opts, GError **error)
     double scale = opts->clip_norm > 0 && norm > opts->clip_norm ? opts->clip_norm / norm : 1.0;
     double lr = mone_train_lr (opts, step, total_steps);
     mone_train_adamw_step (model, grads, m, v, lr, opts->weight_decay, step + 1, scale);
+    if (model->t.alpha[0] < opts->alpha_min)
+      model->t.alpha[0] = (float) opts->alpha_min;
 
     loss_acc += loss_sum;
     correct_acc += correct;

@@ -112,6 +112,9 @@ typedef struct {
   double lr, min_lr, weight_decay, warmup_fraction, clip_norm, label_smoothing;
   double fixed_budget;         /* <= 0: sample per step from {0.15, 0.25, ..., 0.95, 1.0} */
   double in_frame_fraction;    /* share of training samples rendered with the in-frame protocol */
+  /* Lower bound on alpha after every step (-inf: free). With alpha < 0 a high router probability
+   * shrinks a token's MLP update, which pays the router to rank background highest. */
+  double alpha_min;
   int train_images;            /* 0 = all 55,000 non-validation images */
   int checkpoint_every;        /* steps */
   int log_every;               /* steps */

@@ -1,6 +1,7 @@
 /* Checkpoints resume exactly: a run interrupted after 7 steps and resumed from its checkpoint
  * writes the same model file, byte for byte, as the uninterrupted run with the same seed; and
- * resuming with a different recipe is refused. */
+ * resuming with a different recipe (another seed, another --alpha-min) is refused. A run with
+ * --alpha-min keeps alpha at or above it (free, alpha goes negative on this tiny recipe). */
 #include "trainer.h"
 
 #include <glib/gstdio.h>
@@ -76,6 +77,42 @@ main (void)
   printf ("%s resume with another seed: %s\n", refused ? "ok  " : "FAIL", error ? error->message : "accepted");
   failures += !refused;
   g_clear_error (&error);
+
+  tiny_options (&o);
+  o.output = b;
+  o.checkpoint = ckpt;
+  o.resume = TRUE;
+  o.alpha_min = 0.25;
+  ok = mone_train_run (&o, &error);
+  refused = !ok && error && strstr (error->message, "different model config or recipe");
+  printf ("%s resume with another alpha-min: %s\n", refused ? "ok  " : "FAIL", error ? error->message : "accepted");
+  failures += !refused;
+  g_clear_error (&error);
+
+  /* Free alpha on this recipe ends below 0.25 (so the bound below has something to hold). */
+  MoneModel *engine = mone_model_load_file (a, &error);
+  MoneTrainModel *trained = engine ? mone_train_model_from_engine (engine, &error) : NULL;
+  g_assert_no_error (error);
+  const float free_alpha = trained->t.alpha[0];
+  mone_train_model_free (trained);
+  mone_model_unref (engine);
+  tiny_options (&o);
+  o.output = a;
+  o.alpha_min = 0.25;
+  if (!mone_train_run (&o, &error)) {
+    printf ("FAIL run with alpha-min: %s\n", error->message);
+    return 1;
+  }
+  engine = mone_model_load_file (a, &error);
+  trained = engine ? mone_train_model_from_engine (engine, &error) : NULL;
+  g_assert_no_error (error);
+  const float bounded_alpha = trained->t.alpha[0];
+  gboolean bounded = free_alpha < 0.25f && bounded_alpha >= 0.25f;
+  printf ("%s alpha free %.4f, with --alpha-min 0.25 %.4f\n", bounded ? "ok  " : "FAIL", free_alpha,
+      bounded_alpha);
+  failures += !bounded;
+  mone_train_model_free (trained);
+  mone_model_unref (engine);
 
   g_unlink (a);
   g_unlink (b);
