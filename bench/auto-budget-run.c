@@ -45,6 +45,7 @@ typedef struct {
   GArray *arrivals;          /* Arrival per buffer reaching the sink */
   /* Computed after the run */
   guint frames[2], late[2];  /* buffers reaching the sink, and the late ones among them */
+  guint reused[2];           /* of those, frames that carried an earlier result (not classified) */
   GstClockTimeDiff worst_lateness[2];
   /* Main thread (bus) */
   double budget_sum[2];
@@ -298,6 +299,8 @@ run (const char *model, double fps, double seconds, const char *mode, gboolean h
     stats.frames[half]++;
     if (lateness > 0)
       stats.late[half]++;
+    if (a->reused)
+      stats.reused[half]++;
     stats.worst_lateness[half] = MAX (stats.worst_lateness[half], lateness);
   }
   g_array_free (stats.arrivals, TRUE);
@@ -308,13 +311,14 @@ run (const char *model, double fps, double seconds, const char *mode, gboolean h
       hog ? "yes" : "no", queued ? "queue" : "direct", fps, seconds, latency / 1e6);
   for (int half = 0; half < 2; half++)
     printf ("half %d: produced %u dropped %u rendered %u late %u (late+dropped %.2f%%) "
-        "worst-lateness-ms %.2f mean-budget %.3f\n",
+        "worst-lateness-ms %.2f mean-budget %.3f reused %u\n",
         half + 1, stats.produced[half], stats.produced[half] - MIN (stats.frames[half],
             stats.produced[half]), stats.frames[half], stats.late[half],
         100.0 * (stats.late[half] + stats.produced[half] - MIN (stats.frames[half],
                 stats.produced[half])) / MAX (stats.produced[half], 1),
         stats.worst_lateness[half] / 1e6,
-        stats.budget_count[half] ? stats.budget_sum[half] / stats.budget_count[half] : NAN);
+        stats.budget_count[half] ? stats.budget_sum[half] / stats.budget_count[half] : NAN,
+        stats.reused[half]);
   printf ("qos-messages %u\n", stats.qos_messages);
   printf ("trace (mean budget per %.2f s):", TRACE_STEP / 1e9);
   for (guint slot = 0; slot < MAX_TRACE && slot * TRACE_STEP < seconds * GST_SECOND; slot++)

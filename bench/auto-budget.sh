@@ -19,7 +19,9 @@
 #      frame that overruns (the first under a new CPU hog) is absorbed.
 #    Everything runs pinned to one CPU with taskset. Prints the pipeline latency, late frames per
 #    half (frames reaching the sink after their render time: running time + pipeline latency), the
-#    worst lateness, the mean budget per half and the budget trace.
+#    worst lateness, the mean budget per half, how many frames carried an earlier result instead of
+#    being classified (`reused`: auto mode's answer when even the minimum budget cannot make a
+#    frame's render time) and the budget trace.
 # 4. For reference, the same controller driving the engine directly (bench/auto-budget-engine.c).
 # Env: BENCH_MEASURE_FRAMES (frames per rate measurement, default 100), MONE_BUILD_DIR (default build), BENCH_CPU (default: the last CPU), BENCH_OUT (scratch for
 # the model and helper; default inside the build folder).
