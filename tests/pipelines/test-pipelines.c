@@ -40,7 +40,7 @@ render_sample_video (void)
   if (shipped && g_file_test (shipped, G_FILE_TEST_IS_REGULAR)) {
     model_path = g_strdup (shipped);
   } else {
-    /* 28x28 grey, patch 7: the shape of the Fashion-MNIST models */
+    /* 28x28 grey like the shipped Fashion-MNIST model (coarser patches: a fallback only) */
     const char *argv[] = { g_getenv ("MONE_TOOL"), "init", "--config", "tiny", "seed=3",
       "channels=1", "height=28", "width=28", "patch=7", NULL, NULL };
 
