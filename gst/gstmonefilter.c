@@ -494,6 +494,14 @@ gst_mone_filter_finalize (GObject * object)
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }
 
+/* The auto-mode deadline the settings and caps give: max-latency, else the caps' frame duration,
+ * else NONE. The streaming thread adds a fallback from the buffers; the LATENCY query does not. */
+static GstClockTime
+gst_mone_filter_configured_deadline (GstMoneFilter * self, const Settings * settings)
+{
+  return settings->max_latency != 0 ? settings->max_latency : self->frame_duration;
+}
+
 /* The latency the element adds in the LATENCY query: the auto-mode deadline as far as it is known
  * without a buffer (max-latency, else the frame duration of the caps), 0 in fixed mode or before
  * the frame rate is known. Called with the object lock held. */
@@ -504,9 +512,7 @@ gst_mone_filter_own_latency_locked (GstMoneFilter * self)
 
   if (self->settings.budget_mode != GST_MONE_FILTER_BUDGET_MODE_AUTO)
     return 0;
-  deadline = self->settings.max_latency;
-  if (deadline == 0)
-    deadline = self->frame_duration;
+  deadline = gst_mone_filter_configured_deadline (self, &self->settings);
   return GST_CLOCK_TIME_IS_VALID (deadline) ? deadline : 0;
 }
 
@@ -1146,10 +1152,8 @@ static gint64
 gst_mone_filter_auto_deadline (GstMoneFilter * self, const Settings * settings,
     GstBuffer * buffer)
 {
-  GstClockTime deadline = settings->max_latency;
+  GstClockTime deadline = gst_mone_filter_configured_deadline (self, settings);
 
-  if (deadline == 0)
-    deadline = self->frame_duration;
   if (!GST_CLOCK_TIME_IS_VALID (deadline) || deadline == 0)
     deadline = GST_BUFFER_DURATION_IS_VALID (buffer) && GST_BUFFER_DURATION (buffer) > 0
         ? GST_BUFFER_DURATION (buffer) : FALLBACK_FRAME_DURATION;

@@ -300,6 +300,13 @@ sum_each_of_8 (const vf acc[8])
 #define GEMM_ROWS 4    /* rows of A per register block */
 #define GEMM_OUTPUTS 2 /* rows of B (outputs) per register block: 4 x 2 = 8 accumulators */
 
+/* What C's old contents contribute: nothing when beta is 0, so NaN garbage there is ignored. */
+static inline __attribute__ ((always_inline)) float
+scaled_old (float beta, float old)
+{
+  return beta == 0.0f ? 0.0f : beta * old;
+}
+
 /* One output element the plain way, for the ragged edges of the blocking. */
 static inline __attribute__ ((always_inline)) float
 dot (int k, const float *a, const float *b)
@@ -355,20 +362,20 @@ mone_gemm_nt_few_rows (int n, int m, int k, const float *a, int lda, const float
         }
       for (int row = 0; row < GEMM_ROWS; row++) {
         float *out = c + (size_t) (r + row) * ldc + o;
-        out[0] = (beta == 0.0f ? 0.0f : beta * out[0]) + sums[2 * row];
-        out[1] = (beta == 0.0f ? 0.0f : beta * out[1]) + sums[2 * row + 1];
+        out[0] = scaled_old (beta, out[0]) + sums[2 * row];
+        out[1] = scaled_old (beta, out[1]) + sums[2 * row + 1];
       }
     }
     for (; r < n; r++) {
       const float *a_row = a + (size_t) r * lda;
       float *out = c + (size_t) r * ldc + o;
-      out[0] = (beta == 0.0f ? 0.0f : beta * out[0]) + dot (k, a_row, b0);
-      out[1] = (beta == 0.0f ? 0.0f : beta * out[1]) + dot (k, a_row, b1);
+      out[0] = scaled_old (beta, out[0]) + dot (k, a_row, b0);
+      out[1] = scaled_old (beta, out[1]) + dot (k, a_row, b1);
     }
   }
   for (; o < m; o++)
     for (int r = 0; r < n; r++) {
       float *out = c + (size_t) r * ldc + o;
-      *out = (beta == 0.0f ? 0.0f : beta * *out) + dot (k, a + (size_t) r * lda, b + (size_t) o * ldb);
+      *out = scaled_old (beta, *out) + dot (k, a + (size_t) r * lda, b + (size_t) o * ldb);
     }
 }

@@ -37,7 +37,7 @@ void mone_erf_array (int n, const float *x, float *out);
  * "tokens times weights^T" product, read straight from the weights' (out, in) layout. For a handful
  * of rows OpenBLAS spends longer packing B than multiplying (a 6-token group on a ViT-Ti-sized
  * expert repacks 110k weights for 660k multiply-adds), so the forward pass routes groups of at
- * most MONE_FEW_ROWS rows here. beta 0 ignores C's old contents (NaN included). */
+ * most FEW_ROWS (forward.c) rows here. beta 0 ignores C's old contents (NaN included). */
 void mone_gemm_nt_few_rows (int n, int m, int k, const float *a, int lda, const float *b, int ldb,
     float beta, float *c, int ldc);
 

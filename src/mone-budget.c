@@ -14,7 +14,8 @@
  *   use: it rises fast when a frame is slower than predicted, all the way to the measured value
  *   when a frame overruns even the safety margin (a CPU hog starting: planning the next frame for
  *   only part of the slowdown would make it late too), and falls slowly when frames get faster,
- *   so the budget climbs back once the load goes, without oscillating. slowdown = guard / level is the contention factor the element reports.
+ *   so the budget climbs back once the load goes, without oscillating. slowdown = guard / level
+ *   is the contention factor the element reports.
  * - The safety margin is the 99th percentile of the guard's relative under-prediction over the last
  *   128 frames (plus a little): on a steady machine about one frame in a hundred may be late, on a
  *   jittery one the margin widens until that holds again.

@@ -215,7 +215,7 @@ checkpoint_read (const char *path, const CheckpointHeader *expected, int64_t *st
       || h.batch != expected->batch || h.epochs != expected->epochs || h.train_images != expected->train_images
       || h.threads != expected->threads || h.fixed_budget != expected->fixed_budget
       || h.in_frame_fraction != expected->in_frame_fraction || h.lr != expected->lr
-      || memcmp (&h.alpha_min, &expected->alpha_min, sizeof h.alpha_min)) {
+      || h.alpha_min != expected->alpha_min) {
     g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
         "checkpoint '%s' was made with a different model config or recipe (seed %llu, batch %d, epochs %d, "
         "threads %d); resume with the same options or delete it",
