@@ -36,6 +36,8 @@ mone_cmd_train (int argc, char **argv)
     { "dense", 0, 0, G_OPTION_ARG_NONE, &dense, "the dense twin: same as --budget 1", NULL },
     { "in-frame-fraction", 0, 0, G_OPTION_ARG_DOUBLE, &o.in_frame_fraction, "share of in-frame samples (default 0.5)", "X" },
     { "alpha-min", 0, 0, G_OPTION_ARG_DOUBLE, &o.alpha_min, "keep alpha >= X after every step (default: free)", "X" },
+    { "self-distill", 0, 0, G_OPTION_ARG_NONE, &o.self_distill,
+      "every step trains e = 1 on the labels and the sampled budget on e = 1's predictions", NULL },
     { "train-images", 0, 0, G_OPTION_ARG_INT, &o.train_images, "use only the first N training images", "N" },
     { "max-steps", 0, 0, G_OPTION_ARG_INT, &o.max_steps, "stop this run after N steps (resume later)", "N" },
     { "log-every", 0, 0, G_OPTION_ARG_INT, &o.log_every, "steps between progress lines (default 20)", "N" },
@@ -77,6 +79,12 @@ mone_cmd_train (int argc, char **argv)
       || o.in_frame_fraction > 1 || o.log_every < 1 || o.checkpoint_every < 1 || o.lr <= 0) {
     fprintf (stderr, "mone train: option out of range (budget in (0,1], threads 1..64, fractions in [0,1], alpha-min a number, "
         "positive lr and step counts)\n");
+    status = 2;
+    goto out;
+  }
+  if (o.self_distill && budget >= 1.0) {
+    fprintf (stderr, "mone train: --self-distill trains e = 1 on every step already; it needs sampled budgets "
+        "or a fixed --budget below 1\n");
     status = 2;
     goto out;
   }

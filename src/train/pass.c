@@ -348,20 +348,31 @@ mean_pool_backward (float *dx, const float *dpooled, const int *image_of_row, in
       dx[(size_t) r * D + c] = dpooled[(size_t) image_of_row[r] * D + c] / N;
 }
 
-/* Label-smoothed cross-entropy: target q = (1 - ls) onehot + ls / K. probs (B, K) written.
- * Returns the sum of the per-image losses. */
+/* Target distribution q of image b: the given soft targets (B, K) if any (distillation), else the
+ * label smoothed by ls. */
+static inline double
+target_prob (const guint8 *labels, const float *soft_targets, int b, int k, int K, float ls)
+{
+  if (soft_targets)
+    return soft_targets[(size_t) b * K + k];
+  return ls / K + (k == labels[b] ? 1.0 - ls : 0.0);
+}
+
+/* Cross-entropy against q = target_prob: probs (B, K) written. Returns the sum of the per-image
+ * losses (0 without targets). */
 static double
-crossentropy_forward (float *probs, const float *logits, const guint8 *labels, int B, int K, float ls)
+crossentropy_forward (float *probs, const float *logits, const guint8 *labels, const float *soft_targets, int B,
+    int K, float ls)
 {
   double total = 0;
   for (int b = 0; b < B; b++) {
     float *p = probs + (size_t) b * K;
     memcpy (p, logits + (size_t) b * K, sizeof (float) * K);
     softmax_row (p, K);
-    if (!labels)
+    if (!labels && !soft_targets)
       continue;
     for (int k = 0; k < K; k++) {
-      double q = ls / K + (k == labels[b] ? 1.0 - ls : 0.0);
+      double q = target_prob (labels, soft_targets, b, k, K, ls);
       if (q > 0)
         total -= q * log (fmax (p[k], 1e-30));
     }
@@ -371,12 +382,12 @@ crossentropy_forward (float *probs, const float *logits, const guint8 *labels, i
 
 /* dlogits = weight (probs - q). */
 static void
-crossentropy_backward (float *dlogits, const float *probs, const guint8 *labels, int B, int K, float ls,
-    float weight)
+crossentropy_backward (float *dlogits, const float *probs, const guint8 *labels, const float *soft_targets, int B,
+    int K, float ls, float weight)
 {
   for (int b = 0; b < B; b++)
     for (int k = 0; k < K; k++) {
-      float q = ls / K + (k == labels[b] ? 1.0f - ls : 0.0f);
+      float q = (float) target_prob (labels, soft_targets, b, k, K, ls);
       dlogits[(size_t) b * K + k] = weight * (probs[(size_t) b * K + k] - q);
     }
 }
@@ -406,6 +417,7 @@ struct MonePass {
   int batch;            /* of the last forward */
   float label_smoothing;
   const guint8 *labels; /* of the last forward (caller's memory) */
+  const float *soft_targets; /* (B, K) of the last forward instead of labels, or NULL (caller's memory) */
 
   int counts[MONE_MAX_EXPERTS]; /* tokens per expert per image */
   int group_start[MONE_MAX_EXPERTS + 1]; /* (E+1) grouped row ranges */
@@ -619,9 +631,10 @@ scatter_rows (float *dst, const float *src, const int *row_of_group, int R, int 
     memcpy (dst + (size_t) row_of_group[r] * width, src + (size_t) r * width, sizeof (float) * width);
 }
 
-double
-mone_pass_forward (MonePass *s, const MoneTrainModel *model, const float *input, const guint8 *labels,
-    int B, double budget, MoneRouting routing, uint64_t routing_seed, float label_smoothing)
+static double
+pass_forward (MonePass *s, const MoneTrainModel *model, const float *input, const guint8 *labels,
+    const float *soft_targets, int B, double budget, MoneRouting routing, uint64_t routing_seed,
+    float label_smoothing)
 {
   const MoneConfig *c = &s->config;
   const MoneTrainTensors *w = &model->t;
@@ -630,6 +643,7 @@ mone_pass_forward (MonePass *s, const MoneTrainModel *model, const float *input,
   g_assert (B >= 1 && B <= s->max_batch);
   s->batch = B;
   s->labels = labels;
+  s->soft_targets = soft_targets;
   s->label_smoothing = label_smoothing;
 
   /* Capacity and token counts, shared by every image of the pass. */
@@ -704,7 +718,27 @@ mone_pass_forward (MonePass *s, const MoneTrainModel *model, const float *input,
       c->ln_eps);
   mean_pool_forward (s->pooled, s->lnf, s->image_of_row, B, N, D);
   linear_forward (s->logits, s->pooled, w->head_weight, w->head_bias, B, D, K);
-  return crossentropy_forward (s->probs, s->logits, labels, B, K, label_smoothing);
+  return crossentropy_forward (s->probs, s->logits, labels, soft_targets, B, K, label_smoothing);
+}
+
+double
+mone_pass_forward (MonePass *s, const MoneTrainModel *model, const float *input, const guint8 *labels,
+    int B, double budget, MoneRouting routing, uint64_t routing_seed, float label_smoothing)
+{
+  return pass_forward (s, model, input, labels, NULL, B, budget, routing, routing_seed, label_smoothing);
+}
+
+double
+mone_pass_forward_distill (MonePass *s, const MoneTrainModel *model, const float *input,
+    const float *teacher_probs, int B, double budget)
+{
+  return pass_forward (s, model, input, NULL, teacher_probs, B, budget, MONE_ROUTING_EPR, 0, 0.0f);
+}
+
+const float *
+mone_pass_probs (const MonePass *s)
+{
+  return s->probs;
 }
 
 const float *
@@ -752,9 +786,9 @@ mone_pass_backward (MonePass *s, const MoneTrainModel *model, float loss_weight,
             K = c->classes, P = patch_size (c), R = B * N;
   const float alpha = w->alpha[0];
   double dalpha = 0;
-  g_assert (s->labels != NULL);
+  g_assert (s->labels != NULL || s->soft_targets != NULL);
 
-  crossentropy_backward (s->dlogits, s->probs, s->labels, B, K, s->label_smoothing, loss_weight);
+  crossentropy_backward (s->dlogits, s->probs, s->labels, s->soft_targets, B, K, s->label_smoothing, loss_weight);
   linear_backward (s->dpooled, gw.head_weight, gw.head_bias, s->dlogits, s->pooled, w->head_weight, B, D, K);
   mean_pool_backward (s->dh, s->dpooled, s->image_of_row, B, N, D);
   memset (s->dx, 0, sizeof (float) * R * D);

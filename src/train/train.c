@@ -57,7 +57,9 @@ mone_train_budget_for_step (const MoneTrainOptions *o, long step)
     return o->fixed_budget;
   MoneTrainRng rng;
   mone_train_rng_seed (&rng, o->seed, 0xB0D6E7000000ull + (uint64_t) step);
-  return sampled_budgets[mone_train_rng_below (&rng, G_N_ELEMENTS (sampled_budgets))];
+  /* With self-distillation every step trains e = 1 anyway; the second pass takes the others. */
+  uint32_t choices = G_N_ELEMENTS (sampled_budgets) - (o->self_distill ? 1 : 0);
+  return sampled_budgets[mone_train_rng_below (&rng, choices)];
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -118,13 +120,15 @@ typedef struct {
   DataOrder order;
   float *input;   /* (max_share, C, H, W) */
   guint8 *labels; /* (max_share) */
+  float *teacher; /* (max_share, K) the full model's predictions (self-distillation) */
   float *grads;   /* (n_params) */
   /* Per-step job. */
   long first_sample;
   int count;
   int batch_total;
   double budget;
-  double loss_sum;
+  double loss_sum;    /* cross-entropy on the labels (at e = 1 with self-distillation) */
+  double distill_sum; /* cross-entropy of the budget-e pass against the full model's predictions */
   int correct;
 } Worker;
 
@@ -135,16 +139,24 @@ worker_step (gpointer data)
   const MoneConfig *c = &w->model->config;
   size_t frame = (size_t) c->channels * c->height * c->width;
   memset (w->grads, 0, sizeof (float) * w->model->n_params);
-  w->loss_sum = 0;
+  w->loss_sum = w->distill_sum = 0;
   w->correct = 0;
   if (w->count == 0)
     return NULL;
   for (int k = 0; k < w->count; k++)
     w->labels[k] = data_render_sample (&w->order, w->first_sample + k, w->input + k * frame);
-  w->loss_sum = mone_pass_forward (w->pass, w->model, w->input, w->labels, w->count, w->budget, MONE_ROUTING_EPR,
-      0, (float) w->opts->label_smoothing);
+  /* Self-distillation (the "sandwich" of slimmable networks): the full model learns from the labels
+   * on every step, and the step's smaller budget learns to match the full model's predictions. */
+  const double label_budget = w->opts->self_distill ? 1.0 : w->budget;
+  w->loss_sum = mone_pass_forward (w->pass, w->model, w->input, w->labels, w->count, label_budget,
+      MONE_ROUTING_EPR, 0, (float) w->opts->label_smoothing);
   w->correct = mone_pass_correct (w->pass, w->labels);
   mone_pass_backward (w->pass, w->model, 1.0f / w->batch_total, w->grads, NULL);
+  if (w->opts->self_distill) {
+    memcpy (w->teacher, mone_pass_probs (w->pass), sizeof (float) * w->count * c->classes);
+    w->distill_sum = mone_pass_forward_distill (w->pass, w->model, w->input, w->teacher, w->count, w->budget);
+    mone_pass_backward (w->pass, w->model, 1.0f / w->batch_total, w->grads, NULL);
+  }
   return NULL;
 }
 
@@ -162,6 +174,7 @@ typedef struct {
   int64_t total_steps;
   uint64_t seed;
   int32_t batch, epochs, train_images, threads;
+  int32_t self_distill, reserved;
   double fixed_budget, in_frame_fraction, lr, alpha_min;
   MoneConfig config;
 } CheckpointHeader;
@@ -215,7 +228,7 @@ checkpoint_read (const char *path, const CheckpointHeader *expected, int64_t *st
       || h.batch != expected->batch || h.epochs != expected->epochs || h.train_images != expected->train_images
       || h.threads != expected->threads || h.fixed_budget != expected->fixed_budget
       || h.in_frame_fraction != expected->in_frame_fraction || h.lr != expected->lr
-      || h.alpha_min != expected->alpha_min) {
+      || h.alpha_min != expected->alpha_min || h.self_distill != expected->self_distill) {
     g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
         "checkpoint '%s' was made with a different model config or recipe (seed %llu, batch %d, epochs %d, "
         "threads %d); resume with the same options or delete it",
@@ -372,6 +385,7 @@ mone_train_run (const MoneTrainOptions *opts, GError **error)
   header.in_frame_fraction = opts->in_frame_fraction;
   header.lr = opts->lr;
   header.alpha_min = opts->alpha_min;
+  header.self_distill = opts->self_distill ? 1 : 0;
   header.config = *c;
 
   int64_t step = 0;
@@ -398,6 +412,7 @@ mone_train_run (const MoneTrainOptions *opts, GError **error)
     w->order.perm = g_new (int, n_train);
     w->input = g_new (float, share * frame);
     w->labels = g_new (guint8, share);
+    w->teacher = g_new (float, (size_t) share * c->classes);
     w->grads = g_new (float, np);
   }
 
@@ -415,7 +430,7 @@ mone_train_run (const MoneTrainOptions *opts, GError **error)
 
   double t_start = g_get_monotonic_time () / 1e6, t_log = t_start;
   long images_since_log = 0, steps_in_run = 0;
-  double loss_acc = 0;
+  double loss_acc = 0, distill_acc = 0;
   long correct_acc = 0, seen_acc = 0;
   for (; step < total_steps; step++) {
     const long first = step * (long) opts->batch;
@@ -434,12 +449,13 @@ mone_train_run (const MoneTrainOptions *opts, GError **error)
         threads[i] = g_thread_new ("mone-train", worker_step, w);
     }
     worker_step (&workers[0]);
-    double loss_sum = workers[0].loss_sum;
+    double loss_sum = workers[0].loss_sum, distill_sum = workers[0].distill_sum;
     int correct = workers[0].correct;
     memcpy (grads, workers[0].grads, sizeof (float) * np);
     for (int i = 1; i < T; i++) {
       g_thread_join (threads[i]);
       loss_sum += workers[i].loss_sum;
+      distill_sum += workers[i].distill_sum;
       correct += workers[i].correct;
       for (size_t k = 0; k < np; k++)
         grads[k] += workers[i].grads[k];
@@ -461,6 +477,7 @@ mone_train_run (const MoneTrainOptions *opts, GError **error)
       model->t.alpha[0] = (float) opts->alpha_min;
 
     loss_acc += loss_sum;
+    distill_acc += distill_sum;
     correct_acc += correct;
     seen_acc += batch;
     images_since_log += batch;
@@ -471,13 +488,16 @@ mone_train_run (const MoneTrainOptions *opts, GError **error)
       double ips = images_since_log / MAX (now - t_log, 1e-9);
       char eta[32];
       format_duration (eta, sizeof eta, (total_steps - step - 1) * (double) opts->batch / MAX (ips, 1e-9));
+      char distill[32] = "";
+      if (opts->self_distill)
+        g_snprintf (distill, sizeof distill, "  distill %.4f", distill_acc / seen_acc);
       fprintf (stderr,
-          "step %6lld/%ld  epoch %5.2f  lr %.2e  e %.2f  loss %.4f  acc %6.2f%%  |g| %.3f  alpha %+.3f  %6.1f img/s  ETA %s\n",
+          "step %6lld/%ld  epoch %5.2f  lr %.2e  e %.2f  loss %.4f%s  acc %6.2f%%  |g| %.3f  alpha %+.3f  %6.1f img/s  ETA %s\n",
           (long long) step + 1, total_steps, (double) (first + batch) / n_train, lr, budget, loss_acc / seen_acc,
-          100.0 * correct_acc / seen_acc, norm, model->t.alpha[0], ips, eta);
+          distill, 100.0 * correct_acc / seen_acc, norm, model->t.alpha[0], ips, eta);
       t_log = now;
       images_since_log = 0;
-      loss_acc = 0;
+      loss_acc = distill_acc = 0;
       correct_acc = seen_acc = 0;
     }
     long steps_per_epoch = n_train / opts->batch;
@@ -510,6 +530,7 @@ out:
       g_free (workers[i].order.perm);
       g_free (workers[i].input);
       g_free (workers[i].labels);
+      g_free (workers[i].teacher);
       g_free (workers[i].grads);
     }
   g_free (workers);

@@ -84,7 +84,13 @@ void mone_pass_free (MonePass *pass);
 double mone_pass_forward (MonePass *pass, const MoneTrainModel *model, const float *input,
     const guint8 *labels, int batch, double budget, MoneRouting routing, uint64_t routing_seed,
     float label_smoothing);
+/* The same forward with soft targets instead of labels: the loss is the cross-entropy against
+ * teacher_probs (batch, K), e.g. the full model's own predictions (in-place distillation). The
+ * targets are constants (no gradient flows into them) and must stay valid until the backward. */
+double mone_pass_forward_distill (MonePass *pass, const MoneTrainModel *model, const float *input,
+    const float *teacher_probs, int batch, double budget);
 const float *mone_pass_logits (const MonePass *pass);        /* (batch, K) */
+const float *mone_pass_probs (const MonePass *pass);         /* (batch, K) softmax of the logits */
 const uint8_t *mone_pass_experts (const MonePass *pass);     /* (batch, N) expert of each token */
 const float *mone_pass_router_probs (const MonePass *pass);  /* (batch, N, E) */
 /* Number of images among the last forward's whose argmax equals the label. */
@@ -115,6 +121,9 @@ typedef struct {
   /* Lower bound on alpha after every step (-inf: free). With alpha < 0 a high router probability
    * shrinks a token's MLP update, which pays the router to rank background highest. */
   double alpha_min;
+  /* Each step also trains e = 1 on the labels, and the sampled budget (from {0.15, ..., 0.95})
+   * learns the full model's predictions instead of the labels (in-place distillation). */
+  gboolean self_distill;
   int train_images;            /* 0 = all 55,000 non-validation images */
   int checkpoint_every;        /* steps */
   int log_every;               /* steps */

@@ -10,7 +10,8 @@
  *  - along a random +-1 direction (normalised): finite difference vs g.u,
  *  - the three largest single coordinates.
  * Bound: |fd - analytic| <= REL_TOL * max(|fd|, |analytic|) + ABS_TOL. A tensor whose perturbation
- * changes the routing decisions (the loss is only piecewise smooth) is re-checked with a smaller step. */
+ * changes the routing decisions (the loss is only piecewise smooth) is re-checked with a smaller step.
+ * The last case replaces the labels by soft targets (the self-distillation loss). */
 #include "trainer.h"
 
 #include <math.h>
@@ -49,6 +50,7 @@ typedef struct {
   MonePass *pass;
   const float *input;
   const guint8 *labels;
+  const float *soft_targets; /* (batch, K) instead of labels, or NULL */
   int batch;
   double budget;
   uint8_t *experts_ref; /* routing of the unperturbed forward */
@@ -59,8 +61,10 @@ typedef struct {
 static double
 loss_at (Problem *p, const float *input, gboolean *same_routing)
 {
-  double l = mone_pass_forward (p->pass, p->model, input, p->labels, p->batch, p->budget, MONE_ROUTING_EPR, 0, 0.1f);
-  *same_routing = memcmp (mone_pass_experts (p->pass), p->experts_ref, p->n_tokens) == 0;
+  double l = p->soft_targets
+      ? mone_pass_forward_distill (p->pass, p->model, input, p->soft_targets, p->batch, p->budget)
+      : mone_pass_forward (p->pass, p->model, input, p->labels, p->batch, p->budget, MONE_ROUTING_EPR, 0, 0.1f);
+  *same_routing = !p->experts_ref || memcmp (mone_pass_experts (p->pass), p->experts_ref, p->n_tokens) == 0;
   return l;
 }
 
@@ -168,7 +172,16 @@ main (void)
     input[i] = (float) mone_train_rng_uniform (&rng);
   guint8 labels[3] = { 1, 4, 0 };
   MonePass *pass = mone_pass_new (&model->config, B);
-  const double budgets[] = { 0.3, 0.6, 1.0 };
+  const double budgets[] = { 0.3, 0.6, 1.0, 0.45 };
+  const gboolean use_soft_targets[] = { FALSE, FALSE, FALSE, TRUE };
+  float soft_targets[3 * 5];
+  for (int b = 0; b < B; b++) {
+    double sum = 0;
+    for (int k = 0; k < c.classes; k++)
+      sum += soft_targets[b * c.classes + k] = (float) (0.05 + mone_train_rng_uniform (&rng));
+    for (int k = 0; k < c.classes; k++)
+      soft_targets[b * c.classes + k] /= (float) sum;
+  }
   float *grads = g_new (float, model->n_params);
   float *dinput = g_new (float, B * frame);
 
@@ -183,16 +196,19 @@ main (void)
           model->params[model->offsets[i] + k] += (float) (0.1 * mone_train_rng_normal (&rng));
     model->t.alpha[0] = 0.7f;
 
-    Problem p = { .model = model, .pass = pass, .input = input, .labels = labels, .batch = B, .budget = budgets[b] };
+    Problem p = { .model = model, .pass = pass, .input = input, .labels = labels, .batch = B, .budget = budgets[b],
+      .soft_targets = use_soft_targets[b] ? soft_targets : NULL };
     p.n_tokens = B * model->config.tokens;
-    mone_pass_forward (pass, model, input, labels, B, budgets[b], MONE_ROUTING_EPR, 0, 0.1f);
+    gboolean unused;
+    loss_at (&p, input, &unused);
     p.experts_ref = g_memdup2 (mone_pass_experts (pass), p.n_tokens);
     memset (grads, 0, sizeof (float) * model->n_params);
     mone_pass_backward (pass, model, 1.0f, grads, dinput);
     int hist[MONE_MAX_EXPERTS] = { 0 };
     for (int i = 0; i < p.n_tokens; i++)
       hist[p.experts_ref[i]]++;
-    printf ("budget %.2f: tokens per expert %d %d %d %d\n", budgets[b], hist[0], hist[1], hist[2], hist[3]);
+    printf ("budget %.2f%s: tokens per expert %d %d %d %d\n", budgets[b], p.soft_targets ? " (soft targets)" : "",
+        hist[0], hist[1], hist[2], hist[3]);
 
     for (int i = 0; i < model->n_specs; i++) {
       char what[96];

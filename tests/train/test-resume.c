@@ -89,6 +89,51 @@ main (void)
   failures += !refused;
   g_clear_error (&error);
 
+  tiny_options (&o);
+  o.output = b;
+  o.checkpoint = ckpt;
+  o.resume = TRUE;
+  o.self_distill = TRUE;
+  ok = mone_train_run (&o, &error);
+  refused = !ok && error && strstr (error->message, "different model config or recipe");
+  printf ("%s resume with --self-distill: %s\n", refused ? "ok  " : "FAIL", error ? error->message : "accepted");
+  failures += !refused;
+  g_clear_error (&error);
+
+  /* Self-distillation (two passes per step) resumes exactly too, and trains a different model. */
+  g_unlink (ckpt);
+  tiny_options (&o);
+  o.output = b;
+  o.checkpoint = ckpt;
+  o.resume = TRUE;
+  o.self_distill = TRUE;
+  o.max_steps = 5;
+  gboolean sd_ok = mone_train_run (&o, &error);
+  o.max_steps = 0;
+  sd_ok = sd_ok && mone_train_run (&o, &error);
+  char *dsd = NULL, *dsd_ref = NULL;
+  gsize lsd = 0, lsd_ref = 0;
+  char *sd = g_build_filename (dir, "sd.safetensors", NULL);
+  tiny_options (&o);
+  o.output = sd;
+  o.self_distill = TRUE;
+  sd_ok = sd_ok && mone_train_run (&o, &error);
+  if (!sd_ok) {
+    printf ("FAIL self-distillation run: %s\n", error ? error->message : "?");
+    return 1;
+  }
+  g_file_get_contents (b, &dsd, &lsd, NULL);
+  g_file_get_contents (sd, &dsd_ref, &lsd_ref, NULL);
+  g_unlink (sd);
+  g_free (sd);
+  gboolean sd_same = dsd && dsd_ref && lsd == lsd_ref && memcmp (dsd, dsd_ref, lsd) == 0;
+  gboolean sd_differs = lsd == la && memcmp (dsd_ref, da, la) != 0;
+  printf ("%s self-distillation: resumed run %s the uninterrupted one; %s the plain recipe's model\n",
+      sd_same && sd_differs ? "ok  " : "FAIL", sd_same ? "equals" : "differs from", sd_differs ? "differs from" : "equals");
+  failures += !(sd_same && sd_differs);
+  g_free (dsd);
+  g_free (dsd_ref);
+
   /* Free alpha on this recipe ends below 0.25 (so the bound below has something to hold). */
   MoneModel *engine = mone_model_load_file (a, &error);
   MoneTrainModel *trained = engine ? mone_train_model_from_engine (engine, &error) : NULL;
