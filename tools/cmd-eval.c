@@ -65,7 +65,7 @@ mone_cmd_eval (int argc, char **argv)
   char *data_dir = NULL, *dense_path = NULL, *csv = NULL, *plot = NULL, *maps = NULL, *budget_text = NULL;
   char *split = NULL;
   int images = 10000, threads = 2;
-  gboolean no_random = FALSE;
+  gboolean no_random = FALSE, item_box = FALSE;
   GOptionEntry entries[] = {
     { "data", 0, 0, G_OPTION_ARG_FILENAME, &data_dir, "Fashion-MNIST folder (default " MONE_FASHION_MNIST_DIR ")", "DIR" },
     { "dense", 0, 0, G_OPTION_ARG_FILENAME, &dense_path, "dense twin model (trained at e = 1) for reference", "MODEL" },
@@ -75,6 +75,8 @@ mone_cmd_eval (int argc, char **argv)
       "comma-separated budgets (default min,0.2,0.3,...,1.0)", "LIST" },
     { "threads", 0, 0, G_OPTION_ARG_INT, &threads, "worker threads (default 2)", "N" },
     { "no-random", 0, 0, G_OPTION_ARG_NONE, &no_random, "skip the random-routing ablation", NULL },
+    { "item-box", 0, 0, G_OPTION_ARG_NONE, &item_box,
+      "also route by the item's box (tokens the item covers get the widest experts): a bound for the router", NULL },
     { "csv", 0, 0, G_OPTION_ARG_FILENAME, &csv, "write the table as CSV", "FILE" },
     { "plot", 0, 0, G_OPTION_ARG_FILENAME, &plot, "write the compute-accuracy curve (PNG, gnuplot)", "FILE" },
     { "maps", 0, 0, G_OPTION_ARG_FILENAME, &maps, "write routing maps (PNG, cairo)", "FILE" },
@@ -152,7 +154,8 @@ mone_cmd_eval (int argc, char **argv)
 
   int n_rows = 2 * (int) budgets->len;
   rows = g_new0 (MoneEvalRow, n_rows);
-  printf ("%-10s %6s %9s %8s %8s  %s\n", "protocol", "budget", "GFLOPs", "acc%", "random%", "tokens per expert (share)");
+  printf ("%-10s %6s %9s %8s %8s%s  %s\n", "protocol", "budget", "GFLOPs", "acc%", "random%", item_box ? "     box%" : "",
+      "tokens per expert (share)");
   for (int p = 0; p < 2; p++)
     for (guint b = 0; b < budgets->len; b++) {
       MoneEvalRow *row = &rows[p * budgets->len + b];
@@ -174,6 +177,12 @@ mone_cmd_eval (int argc, char **argv)
       }
       printf ("%-10s %6.3f %9.4f %8.2f %8.2f ", mone_protocol_name (row->protocol), row->budget, row->gflops,
           row->accuracy, row->random_accuracy);
+      if (item_box) {
+        if (!mone_evaluate (model, &eval_set, images, row->protocol, MONE_EVAL_RENDER_SEED, row->budget,
+                MONE_ROUTING_ITEM_BOX, 0, threads, &r, &error))
+          goto fail;
+        printf ("%8.2f ", 100.0 * r.correct / r.total);
+      }
       for (int j = 0; j < c->experts; j++)
         printf (" %.3f", row->expert_share[j]);
       printf ("\n");

@@ -388,7 +388,7 @@ render_full_frame (const MoneImageSet *set, int index, MoneTrainRng *rng, gboole
 
 static void
 render_in_frame (const MoneImageSet *set, int index, MoneTrainRng *rng, gboolean augment, int height,
-    int width, float *plane)
+    int width, float *plane, MoneItemBox *box)
 {
   const int side = MIN (width, height);
 
@@ -448,6 +448,7 @@ render_in_frame (const MoneImageSet *set, int index, MoneTrainRng *rng, gboolean
   float iy = (float) (mone_train_rng_uniform (rng) * (height - size));
   float gain = (float) (0.75 + 0.25 * mone_train_rng_uniform (rng));
   gboolean flip = augment && mone_train_rng_uniform (rng) < 0.5;
+  *box = (MoneItemBox) { ix, iy, size };
   int n = MAX (1, (int) ceilf (set->cols / size));
   for (int y = MAX (0, (int) iy); y < MIN (height, (int) ceilf (iy + size)); y++)
     for (int x = MAX (0, (int) ix); x < MIN (width, (int) ceilf (ix + size)); x++) {
@@ -466,12 +467,22 @@ void
 mone_render (const MoneImageSet *set, int index, MoneProtocol protocol, uint64_t seed,
     gboolean augment, int channels, int height, int width, float *out)
 {
+  mone_render_with_box (set, index, protocol, seed, augment, channels, height, width, out, NULL);
+}
+
+void
+mone_render_with_box (const MoneImageSet *set, int index, MoneProtocol protocol, uint64_t seed,
+    gboolean augment, int channels, int height, int width, float *out, MoneItemBox *box)
+{
   MoneTrainRng rng;
+  MoneItemBox where = { 0, 0, (float) MAX (width, height) };
   mone_train_rng_seed (&rng, seed, ((uint64_t) protocol << 40) ^ ((uint64_t) augment << 39) ^ (uint64_t) index);
   if (protocol == MONE_PROTOCOL_IN_FRAME)
-    render_in_frame (set, index, &rng, augment, height, width, out);
+    render_in_frame (set, index, &rng, augment, height, width, out, &where);
   else
     render_full_frame (set, index, &rng, augment, height, width, out);
+  if (box)
+    *box = where;
   for (int c = 1; c < channels; c++)
     memcpy (out + (size_t) c * height * width, out, sizeof (float) * height * width);
 }

@@ -54,11 +54,20 @@ const char *mone_protocol_name (MoneProtocol protocol);
 /* Parses "full-frame" / "in-frame"; returns FALSE for anything else. */
 gboolean mone_protocol_from_name (const char *name, MoneProtocol *protocol);
 
+/* Where the item landed in a rendered frame: a square of side `size` pixels at (x, y) (top-left
+ * corner, frame pixel units; the whole frame for full-frame renders). */
+typedef struct {
+  float x, y, size;
+} MoneItemBox;
+
 /* Renders item `index` of `set` into out (channels, height, width), float32 in [0,1].
  * augment: training-time augmentation (random horizontal flip and a shift of up to 2 pixels for
  * full-frame); evaluation renders with augment = FALSE. */
 void mone_render (const MoneImageSet *set, int index, MoneProtocol protocol, uint64_t seed,
     gboolean augment, int channels, int height, int width, float *out);
+/* The same render, also reporting where the item is (box may be NULL). */
+void mone_render_with_box (const MoneImageSet *set, int index, MoneProtocol protocol, uint64_t seed,
+    gboolean augment, int channels, int height, int width, float *out, MoneItemBox *box);
 
 /* Small deterministic random number generator (splitmix64 seeding, xoshiro128+-like stream). */
 typedef struct {

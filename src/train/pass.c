@@ -438,6 +438,8 @@ struct MonePass {
   float *logits;       /* (B, K) */
   float *probs;        /* (B, K) */
   int *route_scratch;  /* (2N) */
+  const float *item_cover; /* (B, N) for MONE_ROUTING_ITEM_BOX, caller's memory */
+  float *box_scores;   /* (N, E) ranking scores for MONE_ROUTING_ITEM_BOX */
 
   /* Backward scratch. */
   float *dx, *dz, *dh;     /* (R, D) */
@@ -504,6 +506,7 @@ mone_pass_new (const MoneConfig *config, int max_batch)
   s->logits = g_new (float, B * K);
   s->probs = g_new (float, B * K);
   s->route_scratch = g_new (int, 2 * N);
+  s->box_scores = g_new (float, (size_t) N * c->experts);
   s->dx = g_new (float, R * D);
   s->dz = g_new (float, R * D);
   s->dh = g_new (float, R * D);
@@ -550,7 +553,7 @@ mone_pass_free (MonePass *s)
   }
   g_free (s->blocks);
   void *bufs[] = { s->patches, s->x0, s->router_probs, s->expert, s->row_of_group, s->image_of_row, s->g,
-    s->x_final, s->lnf, s->lnf_mean, s->lnf_rstd, s->pooled, s->logits, s->probs, s->route_scratch, s->dx,
+    s->x_final, s->lnf, s->lnf_mean, s->lnf_rstd, s->pooled, s->logits, s->probs, s->route_scratch, s->box_scores, s->dx,
     s->dz, s->dh, s->dqkv_g, s->dqkv, s->datt, s->datt_g, s->dfc, s->dgelu, s->dmlp, s->dp, s->dg,
     s->dg_image, s->dlogits, s->dpooled, s->drouter, s->dx0, s->dpatches };
   for (size_t i = 0; i < G_N_ELEMENTS (bufs); i++)
@@ -663,7 +666,15 @@ pass_forward (MonePass *s, const MoneTrainModel *model, const float *input, cons
   /* Route once per image. */
   router_forward (s->router_probs, s->x0, w->router_weight, w->router_bias, R, D, E);
   for (int b = 0; b < B; b++) {
-    if (routing == MONE_ROUTING_RANDOM) {
+    if (routing == MONE_ROUTING_ITEM_BOX) {
+      /* Cover decides; among equally covered tokens the router's own preference breaks the tie. */
+      g_assert (s->item_cover != NULL);
+      const float *cover = s->item_cover + (size_t) b * N, *p = s->router_probs + (size_t) b * N * E;
+      for (int t = 0; t < N; t++)
+        for (int j = 0; j < E; j++)
+          s->box_scores[(size_t) t * E + j] = cover[t] + 1e-3f * p[(size_t) t * E + j];
+      mone_route_tokens (N, E, s->box_scores, s->counts, s->expert + (size_t) b * N, s->route_scratch);
+    } else if (routing == MONE_ROUTING_RANDOM) {
       MoneTrainRng rng;
       mone_train_rng_seed (&rng, routing_seed, (uint64_t) b);
       route_random (N, E, s->counts, s->expert + (size_t) b * N, s->route_scratch, &rng);
@@ -726,6 +737,12 @@ mone_pass_forward (MonePass *s, const MoneTrainModel *model, const float *input,
     int B, double budget, MoneRouting routing, uint64_t routing_seed, float label_smoothing)
 {
   return pass_forward (s, model, input, labels, NULL, B, budget, routing, routing_seed, label_smoothing);
+}
+
+void
+mone_pass_set_item_cover (MonePass *s, const float *cover)
+{
+  s->item_cover = cover;
 }
 
 double

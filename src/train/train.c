@@ -558,10 +558,24 @@ typedef struct {
   MoneRouting routing;
   MonePass *pass;
   float *input;
+  float *item_cover; /* (EVAL_CHUNK, N) for MONE_ROUTING_ITEM_BOX */
   int correct, total;
   double loss;
   long expert_tokens[MONE_MAX_EXPERTS];
 } EvalWorker;
+
+/* cover (N): the fraction of each token's p x p patch that lies inside the item's box. */
+static void
+item_cover (const MoneConfig *c, const MoneItemBox *box, float *cover)
+{
+  const int p = c->patch;
+  for (int t = 0; t < c->tokens; t++) {
+    const float x0 = (float) (t % c->grid_width) * p, y0 = (float) (t / c->grid_width) * p;
+    const float w = MAX (0.0f, MIN (x0 + p, box->x + box->size) - MAX (x0, box->x));
+    const float h = MAX (0.0f, MIN (y0 + p, box->y + box->size) - MAX (y0, box->y));
+    cover[t] = w * h / (float) (p * p);
+  }
+}
 
 static gpointer
 eval_worker (gpointer data)
@@ -571,9 +585,14 @@ eval_worker (gpointer data)
   size_t frame = (size_t) c->channels * c->height * c->width;
   for (int start = w->index * EVAL_CHUNK; start < w->count; start += w->threads * EVAL_CHUNK) {
     int n = MIN (EVAL_CHUNK, w->count - start);
-    for (int k = 0; k < n; k++)
-      mone_render (w->set, start + k, w->protocol, w->render_seed, FALSE, c->channels, c->height, c->width,
-          w->input + k * frame);
+    for (int k = 0; k < n; k++) {
+      MoneItemBox box;
+      mone_render_with_box (w->set, start + k, w->protocol, w->render_seed, FALSE, c->channels, c->height,
+          c->width, w->input + k * frame, &box);
+      if (w->routing == MONE_ROUTING_ITEM_BOX)
+        item_cover (c, &box, w->item_cover + (size_t) k * c->tokens);
+    }
+    mone_pass_set_item_cover (w->pass, w->item_cover);
     w->loss += mone_pass_forward (w->pass, w->model, w->input, w->set->labels + start, n, w->budget, w->routing,
         w->routing_seed ^ ((uint64_t) start << 20), 0.0f);
     w->correct += mone_pass_correct (w->pass, w->set->labels + start);
@@ -620,6 +639,7 @@ mone_evaluate (MoneTrainModel *model, const MoneImageSet *set, int count, MonePr
       .routing = routing };
     w[i].pass = mone_pass_new (c, EVAL_CHUNK);
     w[i].input = g_new (float, EVAL_CHUNK * frame);
+    w[i].item_cover = g_new (float, (size_t) EVAL_CHUNK * c->tokens);
     if (i > 0)
       th[i] = g_thread_new ("mone-eval", eval_worker, &w[i]);
   }
@@ -636,6 +656,7 @@ mone_evaluate (MoneTrainModel *model, const MoneImageSet *set, int count, MonePr
       tokens += w[i].expert_tokens[j];
     mone_pass_free (w[i].pass);
     g_free (w[i].input);
+    g_free (w[i].item_cover);
   }
   for (int j = 0; j < c->experts; j++) {
     long n = 0;

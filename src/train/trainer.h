@@ -70,6 +70,10 @@ void mone_train_tensors_clear (MoneTrainTensors *t);
 typedef enum {
   MONE_ROUTING_EPR = 0,    /* Expert Preferred Routing (the model's own router) */
   MONE_ROUTING_RANDOM = 1, /* same tokens per expert, tokens assigned uniformly at random */
+  /* Same tokens per expert, ranked by how much of each token's patch the item covers (then by the
+   * router): what routing could reach if it always found the object. Evaluation only; the
+   * scores come from mone_pass_set_item_cover. */
+  MONE_ROUTING_ITEM_BOX = 2,
 } MoneRouting;
 
 /* Activations and scratch for one batch of up to max_batch images. One per thread. */
@@ -84,6 +88,10 @@ void mone_pass_free (MonePass *pass);
 double mone_pass_forward (MonePass *pass, const MoneTrainModel *model, const float *input,
     const guint8 *labels, int batch, double budget, MoneRouting routing, uint64_t routing_seed,
     float label_smoothing);
+/* For MONE_ROUTING_ITEM_BOX: cover (batch, N), the fraction of each token's patch inside the
+ * item's box, read by the next forward (caller's memory). */
+void mone_pass_set_item_cover (MonePass *pass, const float *cover);
+
 /* The same forward with soft targets instead of labels: the loss is the cross-entropy against
  * teacher_probs (batch, K), e.g. the full model's own predictions (in-place distillation). The
  * targets are constants (no gradient flows into them) and must stay valid until the backward. */

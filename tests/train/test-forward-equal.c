@@ -64,6 +64,25 @@ check_config (MoneConfig c, uint64_t seed)
         ok ? "ok  " : "FAIL", cf->dim, E, N, budgets[bi], max_diff, scale, max_pdiff, expert_mismatch);
     failures += !ok;
   }
+  /* Item-box routing (an evaluation diagnostic): the widest experts go to the covered tokens, most
+   * covered first; the number of tokens per expert stays the budget's. */
+  float *cover = g_new (float, (size_t) B * N);
+  for (int i = 0; i < B * N; i++)
+    cover[i] = (float) ((i * 7919) % 11) / 10.0f; /* eleven cover levels, scattered */
+  mone_pass_set_item_cover (pass, cover);
+  for (size_t bi = 0; bi < G_N_ELEMENTS (budgets); bi++) {
+    mone_pass_forward (pass, model, input, NULL, B, budgets[bi], MONE_ROUTING_ITEM_BOX, 0, 0);
+    const uint8_t *ex = mone_pass_experts (pass);
+    int inversions = 0;
+    for (int b = 0; b < B; b++)
+      for (int t = 0; t < N; t++)
+        for (int u = 0; u < N; u++)
+          inversions += ex[b * N + t] > ex[b * N + u] && cover[b * N + t] < cover[b * N + u];
+    printf ("%s item-box routing at budget %.3f: %d tokens with less cover on a wider expert\n",
+        inversions == 0 ? "ok  " : "FAIL", budgets[bi], inversions);
+    failures += inversions != 0;
+  }
+  g_free (cover);
   mone_pass_free (pass);
   g_free (input);
   mone_context_free (ctx);
