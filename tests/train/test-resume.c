@@ -26,6 +26,28 @@ tiny_options (MoneTrainOptions *o)
   o->checkpoint_every = 3;
 }
 
+/* tiny_options writing `output`, checkpointing to and resuming from `checkpoint`. */
+static void
+resume_options (MoneTrainOptions *o, const char *output, const char *checkpoint)
+{
+  tiny_options (o);
+  o->output = output;
+  o->checkpoint = checkpoint;
+  o->resume = TRUE;
+}
+
+/* A recipe that differs from the checkpoint's must not silently continue from it. 1 on failure. */
+static int
+expect_resume_refused (const MoneTrainOptions *o, const char *what)
+{
+  GError *error = NULL;
+  gboolean ok = mone_train_run (o, &error);
+  gboolean refused = !ok && error && strstr (error->message, "different model config or recipe");
+  printf ("%s resume with another %s: %s\n", refused ? "ok  " : "FAIL", what, error ? error->message : "accepted");
+  g_clear_error (&error);
+  return !refused;
+}
+
 int
 main (void)
 {
@@ -43,10 +65,7 @@ main (void)
     printf ("FAIL uninterrupted run: %s\n", error->message);
     return 1;
   }
-  tiny_options (&o);
-  o.output = b;
-  o.checkpoint = ckpt;
-  o.resume = TRUE;
+  resume_options (&o, b, ckpt);
   o.max_steps = 7;
   if (!mone_train_run (&o, &error) || g_file_test (b, G_FILE_TEST_EXISTS)) {
     printf ("FAIL interrupted run: %s\n", error ? error->message : "wrote the model before finishing");
@@ -66,46 +85,19 @@ main (void)
       same ? "equals" : "differs from", la);
   failures += !same;
 
-  /* A different recipe must not silently continue from this checkpoint. */
-  tiny_options (&o);
-  o.output = b;
-  o.checkpoint = ckpt;
-  o.resume = TRUE;
+  resume_options (&o, b, ckpt);
   o.seed = 6;
-  gboolean ok = mone_train_run (&o, &error);
-  gboolean refused = !ok && error && strstr (error->message, "different model config or recipe");
-  printf ("%s resume with another seed: %s\n", refused ? "ok  " : "FAIL", error ? error->message : "accepted");
-  failures += !refused;
-  g_clear_error (&error);
-
-  tiny_options (&o);
-  o.output = b;
-  o.checkpoint = ckpt;
-  o.resume = TRUE;
+  failures += expect_resume_refused (&o, "seed");
+  resume_options (&o, b, ckpt);
   o.alpha_min = 0.25;
-  ok = mone_train_run (&o, &error);
-  refused = !ok && error && strstr (error->message, "different model config or recipe");
-  printf ("%s resume with another alpha-min: %s\n", refused ? "ok  " : "FAIL", error ? error->message : "accepted");
-  failures += !refused;
-  g_clear_error (&error);
-
-  tiny_options (&o);
-  o.output = b;
-  o.checkpoint = ckpt;
-  o.resume = TRUE;
+  failures += expect_resume_refused (&o, "alpha-min");
+  resume_options (&o, b, ckpt);
   o.self_distill = TRUE;
-  ok = mone_train_run (&o, &error);
-  refused = !ok && error && strstr (error->message, "different model config or recipe");
-  printf ("%s resume with --self-distill: %s\n", refused ? "ok  " : "FAIL", error ? error->message : "accepted");
-  failures += !refused;
-  g_clear_error (&error);
+  failures += expect_resume_refused (&o, "--self-distill setting");
 
   /* Self-distillation (two passes per step) resumes exactly too, and trains a different model. */
   g_unlink (ckpt);
-  tiny_options (&o);
-  o.output = b;
-  o.checkpoint = ckpt;
-  o.resume = TRUE;
+  resume_options (&o, b, ckpt);
   o.self_distill = TRUE;
   o.max_steps = 5;
   gboolean sd_ok = mone_train_run (&o, &error);
