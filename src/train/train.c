@@ -592,7 +592,6 @@ eval_worker (gpointer data)
       if (w->routing == MONE_ROUTING_ITEM_BOX)
         item_cover (c, &box, w->item_cover + (size_t) k * c->tokens);
     }
-    mone_pass_set_item_cover (w->pass, w->item_cover);
     w->loss += mone_pass_forward (w->pass, w->model, w->input, w->set->labels + start, n, w->budget, w->routing,
         w->routing_seed ^ ((uint64_t) start << 20), 0.0f);
     w->correct += mone_pass_correct (w->pass, w->set->labels + start);
@@ -640,6 +639,7 @@ mone_evaluate (MoneTrainModel *model, const MoneImageSet *set, int count, MonePr
     w[i].pass = mone_pass_new (c, EVAL_CHUNK);
     w[i].input = g_new (float, EVAL_CHUNK * frame);
     w[i].item_cover = g_new (float, (size_t) EVAL_CHUNK * c->tokens);
+    mone_pass_set_item_cover (w[i].pass, w[i].item_cover);
     if (i > 0)
       th[i] = g_thread_new ("mone-eval", eval_worker, &w[i]);
   }
