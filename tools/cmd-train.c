@@ -16,7 +16,7 @@ mone_cmd_train (int argc, char **argv)
   gboolean resume = FALSE, dense = FALSE;
   gint64 seed = 1;
   int size = 32, patch = 4, dim = 64, depth = 6, heads = 4, mlp_dim = 0, experts = 4, channels = 1;
-  double budget = 0, mean = 0.5, std = 0.5;
+  double budget = 0, mean = 0.5, std = 0.5, delta = 2, beta = 10;
   GOptionEntry entries[] = {
     { "data", 0, 0, G_OPTION_ARG_FILENAME, &data_dir, "Fashion-MNIST folder (default " MONE_FASHION_MNIST_DIR ")", "DIR" },
     { "output", 'o', 0, G_OPTION_ARG_FILENAME, &output, "model file to write (required)", "FILE" },
@@ -52,6 +52,8 @@ mone_cmd_train (int argc, char **argv)
     { "experts", 0, 0, G_OPTION_ARG_INT, &experts, "nested experts E (default 4)", "N" },
     { "mean", 0, 0, G_OPTION_ARG_DOUBLE, &mean, "pixel mean used for normalisation (default 0.5)", "X" },
     { "std", 0, 0, G_OPTION_ARG_DOUBLE, &std, "pixel std used for normalisation (default 0.5)", "X" },
+    { "delta", 0, 0, G_OPTION_ARG_DOUBLE, &delta, "capacity distribution: reward for bigger experts (default 2)", "X" },
+    { "beta", 0, 0, G_OPTION_ARG_DOUBLE, &beta, "capacity distribution: entropy weight (default 10)", "X" },
     { NULL },
   };
   GOptionContext *ctx = g_option_context_new ("- train a MoNE model on Fashion-MNIST");
@@ -100,8 +102,8 @@ mone_cmd_train (int argc, char **argv)
   c->mlp_dim = mlp_dim > 0 ? mlp_dim : 4 * dim;
   c->experts = experts;
   c->classes = MONE_FASHION_MNIST_CLASSES;
-  c->delta = 2;
-  c->beta = 10;
+  c->delta = (float) delta;
+  c->beta = (float) beta;
   c->ln_eps = 1e-6f;
   for (int ch = 0; ch < MONE_MAX_CHANNELS; ch++) {
     c->mean[ch] = (float) mean;

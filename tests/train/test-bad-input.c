@@ -223,6 +223,8 @@ main (int argc, char **argv)
     expect_tool_error ("mone train, missing data", tool, train_missing, "cannot open IDX file '/nonexistent/fm/");
     const char *train_budget[] = { "train", "--budget", "1.5", "-o", model_path, NULL };
     expect_tool_error ("mone train, budget out of range", tool, train_budget, "budget in (0,1]");
+    const char *train_delta[] = { "train", "--delta", "0", "-o", model_path, NULL };
+    expect_tool_error ("mone train, capacity delta not positive", tool, train_delta, "mone.delta 0 must be positive");
     g_unlink (model_path);
     g_free (model_path);
   }
