@@ -124,7 +124,7 @@ mone_cmd_eval (int argc, char **argv)
           &error))
     goto fail;
 
-  if (!mone_fashion_mnist_load (data_dir, !use_val, &set, &error))
+  if (!mone_fashion_mnist_load (data_dir, use_val, &set, &error))
     goto fail;
   MoneImageSet eval_set = use_val ? mone_image_set_slice (&set, set.count - MONE_VALIDATION_SIZE, MONE_VALIDATION_SIZE)
                                   : set;

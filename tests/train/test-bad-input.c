@@ -102,6 +102,28 @@ expect_tool_error (const char *what, const char *tool, const char *const *args, 
   g_free (err);
 }
 
+/* A Fashion-MNIST folder whose two files differ in size only: `count` blank 28x28 images of
+ * class 0 as {prefix}-images-idx3-ubyte.gz / {prefix}-labels-idx1-ubyte.gz (plain IDX bytes;
+ * the reader takes plain files under the .gz names). */
+static void
+write_blank_split (const char *dir, const char *prefix, uint32_t count)
+{
+  uint32_t idims[3] = { count, 28, 28 };
+  guint8 *zeros = g_malloc0 ((size_t) count * 28 * 28);
+  GByteArray *images = idx_bytes (3, idims, zeros, (size_t) count * 28 * 28);
+  GByteArray *labels = idx_bytes (1, idims, zeros, count);
+  char *name = g_strdup_printf ("%s-images-idx3-ubyte.gz", prefix);
+  char *path = g_build_filename (dir, name, NULL);
+  write_file (path, images->data, images->len);
+  g_free (name), g_free (path);
+  name = g_strdup_printf ("%s-labels-idx1-ubyte.gz", prefix);
+  path = g_build_filename (dir, name, NULL);
+  write_file (path, labels->data, labels->len);
+  g_free (name), g_free (path);
+  g_byte_array_unref (images), g_byte_array_unref (labels);
+  g_free (zeros);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -227,6 +249,43 @@ main (int argc, char **argv)
     expect_tool_error ("mone train, capacity delta not positive", tool, train_delta, "mone.delta 0 must be positive");
     g_unlink (model_path);
     g_free (model_path);
+
+    /* Which file each split reads: 3 test images against 5,004 training images (the last 5,000
+     * of which are the validation split); the image count in the refusal names the file read. */
+    char *split_dir = tmp_path ("splits");
+    g_mkdir (split_dir, 0700);
+    write_blank_split (split_dir, "t10k", 3);
+    write_blank_split (split_dir, "train", MONE_VALIDATION_SIZE + 4);
+    MoneConfig c10 = c;
+    c10.classes = MONE_FASHION_MNIST_CLASSES;
+    MoneTrainModel *model10 = mone_train_model_new (&c10, &error);
+    g_assert_no_error (error);
+    mone_train_model_init (model10, 1);
+    char *model10_path = tmp_path ("ten.safetensors");
+    ok = mone_train_model_write (model10, model10_path, mone_fashion_mnist_labels, &error);
+    g_assert_no_error (error);
+    const char *eval_test[] = { "eval", model10_path, "--data", split_dir, "-n", "4", "--no-random", NULL };
+    expect_tool_error ("mone eval, test split reads t10k", tool, eval_test, "--images must be 1..3\n");
+    const char *eval_val[] = { "eval", model10_path, "--data", split_dir, "--split", "val", "-n", "5001",
+      "--no-random", NULL };
+    expect_tool_error ("mone eval, val split reads the training file's last 5,000", tool, eval_val,
+        "--images must be 1..5000\n");
+    const char *eval_test_ok[] = { "eval", model10_path, "--data", split_dir, "-n", "3", "-b", "1", "--no-random", NULL };
+    if (run_tool (tool, eval_test_ok, NULL) != 0) {
+      printf ("FAIL mone eval on the 3 test images of the split folder\n");
+      failures++;
+    }
+    for (int i = 0; i < 2; i++)
+      for (int j = 0; j < 2; j++) {
+        char *name = g_strdup_printf ("%s-%s-ubyte.gz", i ? "train" : "t10k", j ? "labels-idx1" : "images-idx3");
+        char *path = g_build_filename (split_dir, name, NULL);
+        g_unlink (path);
+        g_free (name), g_free (path);
+      }
+    g_rmdir (split_dir);
+    g_unlink (model10_path);
+    g_free (model10_path), g_free (split_dir);
+    mone_train_model_free (model10);
   }
 
   mone_train_model_free (model);
