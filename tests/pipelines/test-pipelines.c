@@ -132,8 +132,10 @@ GST_START_TEST (test_rtsp_pipeline)
   PipelineRun run, file_run;
 
   fail_unless (server != NULL, "RTSP server: %s", error ? error->message : "");
-  /* TCP interleaved: no packet loss on a busy machine, so every frame must arrive */
-  description = g_strdup_printf ("rtspsrc location=%s protocols=tcp latency=100 ! decodebin ! "
+  /* TCP interleaved: no packet loss on a busy machine, so every frame must arrive. The jitter
+   * buffer still gives up on a packet that is later than its latency (one frame of 60 was lost
+   * that way with 100 ms on a CI run with both cores busy), so it waits a full second. */
+  description = g_strdup_printf ("rtspsrc location=%s protocols=tcp latency=1000 ! decodebin ! "
       "videoconvert ! monefilter model=%s budget=0.5 scale-mode=crop ! fakesink name=sink",
       test_rtsp_server_url (server), model);
   fail_unless (pipeline_run (description, 40, &run, &error), "%s: %s", description,
