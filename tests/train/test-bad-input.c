@@ -105,6 +105,15 @@ expect_tool_error (const char *what, const char *tool, const char *const *args, 
 /* A Fashion-MNIST folder whose two files differ in size only: `count` blank 28x28 images of
  * class 0 as {prefix}-images-idx3-ubyte.gz / {prefix}-labels-idx1-ubyte.gz (plain IDX bytes;
  * the reader takes plain files under the .gz names). */
+static char *
+split_file (const char *dir, const char *prefix, const char *kind)
+{
+  char *name = g_strdup_printf ("%s-%s-ubyte.gz", prefix, kind);
+  char *path = g_build_filename (dir, name, NULL);
+  g_free (name);
+  return path;
+}
+
 static void
 write_blank_split (const char *dir, const char *prefix, uint32_t count)
 {
@@ -112,14 +121,12 @@ write_blank_split (const char *dir, const char *prefix, uint32_t count)
   guint8 *zeros = g_malloc0 ((size_t) count * 28 * 28);
   GByteArray *images = idx_bytes (3, idims, zeros, (size_t) count * 28 * 28);
   GByteArray *labels = idx_bytes (1, idims, zeros, count);
-  char *name = g_strdup_printf ("%s-images-idx3-ubyte.gz", prefix);
-  char *path = g_build_filename (dir, name, NULL);
+  char *path = split_file (dir, prefix, "images-idx3");
   write_file (path, images->data, images->len);
-  g_free (name), g_free (path);
-  name = g_strdup_printf ("%s-labels-idx1-ubyte.gz", prefix);
-  path = g_build_filename (dir, name, NULL);
+  g_free (path);
+  path = split_file (dir, prefix, "labels-idx1");
   write_file (path, labels->data, labels->len);
-  g_free (name), g_free (path);
+  g_free (path);
   g_byte_array_unref (images), g_byte_array_unref (labels);
   g_free (zeros);
 }
@@ -275,13 +282,11 @@ main (int argc, char **argv)
       printf ("FAIL mone eval on the 3 test images of the split folder\n");
       failures++;
     }
-    for (int i = 0; i < 2; i++)
-      for (int j = 0; j < 2; j++) {
-        char *name = g_strdup_printf ("%s-%s-ubyte.gz", i ? "train" : "t10k", j ? "labels-idx1" : "images-idx3");
-        char *path = g_build_filename (split_dir, name, NULL);
-        g_unlink (path);
-        g_free (name), g_free (path);
-      }
+    for (int i = 0; i < 4; i++) {
+      char *path = split_file (split_dir, i < 2 ? "t10k" : "train", i % 2 ? "labels-idx1" : "images-idx3");
+      g_unlink (path);
+      g_free (path);
+    }
     g_rmdir (split_dir);
     g_unlink (model10_path);
     g_free (model10_path), g_free (split_dir);
