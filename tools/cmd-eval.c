@@ -64,12 +64,12 @@ mone_cmd_eval (int argc, char **argv)
 {
   char *data_dir = NULL, *dense_path = NULL, *csv = NULL, *plot = NULL, *maps = NULL, *budget_text = NULL;
   char *split = NULL;
-  int images = 10000, threads = 2;
+  int images = -1, threads = 2; /* -1: the whole split */
   gboolean no_random = FALSE, item_box = FALSE;
   GOptionEntry entries[] = {
     { "data", 0, 0, G_OPTION_ARG_FILENAME, &data_dir, "Fashion-MNIST folder (default " MONE_FASHION_MNIST_DIR ")", "DIR" },
     { "dense", 0, 0, G_OPTION_ARG_FILENAME, &dense_path, "dense twin model (trained at e = 1) for reference", "MODEL" },
-    { "images", 'n', 0, G_OPTION_ARG_INT, &images, "evaluate the first N images (default 10000)", "N" },
+    { "images", 'n', 0, G_OPTION_ARG_INT, &images, "evaluate the first N images of the split (default all: 10,000 test, 5,000 val)", "N" },
     { "split", 0, 0, G_OPTION_ARG_STRING, &split, "test (default) or val (the 5,000 held-out training images)", "SPLIT" },
     { "budgets", 'b', 0, G_OPTION_ARG_STRING, &budget_text,
       "comma-separated budgets (default min,0.2,0.3,...,1.0)", "LIST" },
@@ -128,6 +128,8 @@ mone_cmd_eval (int argc, char **argv)
     goto fail;
   MoneImageSet eval_set = use_val ? mone_image_set_slice (&set, set.count - MONE_VALIDATION_SIZE, MONE_VALIDATION_SIZE)
                                   : set;
+  if (images == -1)
+    images = eval_set.count;
   if (images < 1 || images > eval_set.count) {
     fprintf (stderr, "mone eval: --images must be 1..%d\n", eval_set.count);
     status = 2;

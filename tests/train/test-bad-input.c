@@ -282,6 +282,13 @@ main (int argc, char **argv)
       printf ("FAIL mone eval on the 3 test images of the split folder\n");
       failures++;
     }
+    /* Without -n each split is evaluated whole: 5,000 validation images, more than the test file has. */
+    const char *eval_val_whole[] = { "eval", model10_path, "--data", split_dir, "--split", "val", "-b", "1",
+      "--no-random", NULL };
+    if (run_tool (tool, eval_val_whole, NULL) != 0) {
+      printf ("FAIL mone eval --split val without -n\n");
+      failures++;
+    }
     for (int i = 0; i < 4; i++) {
       char *path = split_file (split_dir, i < 2 ? "t10k" : "train", i % 2 ? "labels-idx1" : "images-idx3");
       g_unlink (path);
