@@ -34,6 +34,8 @@ mone_cmd_train (int argc, char **argv)
     { "label-smoothing", 0, 0, G_OPTION_ARG_DOUBLE, &o.label_smoothing, "label smoothing (default 0.1)", "X" },
     { "budget", 0, 0, G_OPTION_ARG_DOUBLE, &budget, "train at this fixed budget instead of sampling per step", "E" },
     { "dense", 0, 0, G_OPTION_ARG_NONE, &dense, "the dense twin: same as --budget 1", NULL },
+    { "max-sampled-budget", 0, 0, G_OPTION_ARG_DOUBLE, &o.max_sampled_budget,
+      "sample only budgets up to X from {0.15, 0.25, ..., 0.95, 1.0} (default 1: all)", "X" },
     { "in-frame-fraction", 0, 0, G_OPTION_ARG_DOUBLE, &o.in_frame_fraction, "share of in-frame samples (default 0.5)", "X" },
     { "alpha-min", 0, 0, G_OPTION_ARG_DOUBLE, &o.alpha_min, "keep alpha >= X after every step (default: free)", "X" },
     { "self-distill", 0, 0, G_OPTION_ARG_NONE, &o.self_distill,
@@ -78,9 +80,10 @@ mone_cmd_train (int argc, char **argv)
   if (dense)
     budget = 1.0;
   if (budget < 0 || budget > 1 || o.threads < 1 || o.threads > 64 || isnan (o.alpha_min) || o.in_frame_fraction < 0
-      || o.in_frame_fraction > 1 || o.log_every < 1 || o.checkpoint_every < 1 || o.lr <= 0) {
+      || o.in_frame_fraction > 1 || o.log_every < 1 || o.checkpoint_every < 1 || o.lr <= 0
+      || !(o.max_sampled_budget >= 0.15 && o.max_sampled_budget <= 1)) {
     fprintf (stderr, "mone train: option out of range (budget in (0,1], threads 1..64, fractions in [0,1], alpha-min a number, "
-        "positive lr and step counts)\n");
+        "max-sampled-budget in [0.15,1], positive lr and step counts)\n");
     status = 2;
     goto out;
   }

@@ -33,6 +33,7 @@ mone_train_options_init (MoneTrainOptions *o)
   o->clip_norm = 1.0;
   o->label_smoothing = 0.1;
   o->fixed_budget = 0;
+  o->max_sampled_budget = 1.0;
   o->in_frame_fraction = 0.5;
   o->alpha_min = -INFINITY;
   o->checkpoint_every = 200;
@@ -58,7 +59,11 @@ mone_train_budget_for_step (const MoneTrainOptions *o, long step)
   MoneTrainRng rng;
   mone_train_rng_seed (&rng, o->seed, 0xB0D6E7000000ull + (uint64_t) step);
   /* With self-distillation every step trains e = 1 anyway; the second pass takes the others. */
-  uint32_t choices = G_N_ELEMENTS (sampled_budgets) - (o->self_distill ? 1 : 0);
+  const double highest = o->self_distill ? MIN (o->max_sampled_budget, 0.95) : o->max_sampled_budget;
+  uint32_t choices = 0;
+  while (choices < G_N_ELEMENTS (sampled_budgets) && sampled_budgets[choices] <= highest + 1e-9)
+    choices++;
+  g_return_val_if_fail (choices > 0, sampled_budgets[0]);
   return sampled_budgets[mone_train_rng_below (&rng, choices)];
 }
 
@@ -175,7 +180,7 @@ typedef struct {
   uint64_t seed;
   int32_t batch, epochs, train_images, threads;
   int32_t self_distill, reserved;
-  double fixed_budget, in_frame_fraction, lr, alpha_min;
+  double fixed_budget, in_frame_fraction, lr, alpha_min, max_sampled_budget;
   MoneConfig config;
 } CheckpointHeader;
 
@@ -228,7 +233,8 @@ checkpoint_read (const char *path, const CheckpointHeader *expected, int64_t *st
       || h.batch != expected->batch || h.epochs != expected->epochs || h.train_images != expected->train_images
       || h.threads != expected->threads || h.fixed_budget != expected->fixed_budget
       || h.in_frame_fraction != expected->in_frame_fraction || h.lr != expected->lr
-      || h.alpha_min != expected->alpha_min || h.self_distill != expected->self_distill) {
+      || h.alpha_min != expected->alpha_min || h.self_distill != expected->self_distill
+      || h.max_sampled_budget != expected->max_sampled_budget) {
     g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
         "checkpoint '%s' was made with a different model config or recipe (seed %llu, batch %d, epochs %d, "
         "threads %d); resume with the same options or delete it",
@@ -385,6 +391,7 @@ mone_train_run (const MoneTrainOptions *opts, GError **error)
   header.in_frame_fraction = opts->in_frame_fraction;
   header.lr = opts->lr;
   header.alpha_min = opts->alpha_min;
+  header.max_sampled_budget = opts->max_sampled_budget;
   header.self_distill = opts->self_distill ? 1 : 0;
   header.config = *c;
 

@@ -125,6 +125,8 @@ typedef struct {
   int threads;                 /* data-parallel workers (1 or more) */
   double lr, min_lr, weight_decay, warmup_fraction, clip_norm, label_smoothing;
   double fixed_budget;         /* <= 0: sample per step from {0.15, 0.25, ..., 0.95, 1.0} */
+  /* Sampled budgets above this are left out (1 = all), so low budgets get more of the steps. */
+  double max_sampled_budget;
   double in_frame_fraction;    /* share of training samples rendered with the in-frame protocol */
   /* Lower bound on alpha after every step (-inf: free). With alpha < 0 a high router probability
    * shrinks a token's MLP update, which pays the router to rank background highest. */

@@ -254,6 +254,8 @@ main (int argc, char **argv)
     expect_tool_error ("mone train, budget out of range", tool, train_budget, "budget in (0,1]");
     const char *train_delta[] = { "train", "--delta", "0", "-o", model_path, NULL };
     expect_tool_error ("mone train, capacity delta not positive", tool, train_delta, "mone.delta 0 must be positive");
+    const char *train_max_budget[] = { "train", "--max-sampled-budget", "0.1", "-o", model_path, NULL };
+    expect_tool_error ("mone train, no sampled budget left", tool, train_max_budget, "max-sampled-budget in [0.15,1]");
     g_unlink (model_path);
     g_free (model_path);
 

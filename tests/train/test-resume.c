@@ -1,10 +1,12 @@
 /* Checkpoints resume exactly: a run interrupted after 7 steps and resumed from its checkpoint
  * writes the same model file, byte for byte, as the uninterrupted run with the same seed; and
- * resuming with a different recipe (another seed, another --alpha-min) is refused. A run with
- * --alpha-min keeps alpha at or above it (free, alpha goes negative on this tiny recipe). */
+ * resuming with a different recipe (another seed, another --alpha-min, another
+ * --max-sampled-budget) is refused. A run with --alpha-min keeps alpha at or above it (free, alpha
+ * goes negative on this tiny recipe). The per-step budget draws exactly the allowed budgets. */
 #include "trainer.h"
 
 #include <glib/gstdio.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -48,6 +50,37 @@ expect_resume_refused (const MoneTrainOptions *o, const char *what)
   return !refused;
 }
 
+/* Over 2,000 steps the sampler draws every budget of {0.15, ..., 1.0} allowed by the options and
+ * nothing else. 1 on failure. */
+static int
+check_budget_sampler (gboolean self_distill, double max_sampled_budget, int expected_choices)
+{
+  MoneTrainOptions o;
+  mone_train_options_init (&o);
+  o.self_distill = self_distill;
+  o.max_sampled_budget = max_sampled_budget;
+  const double budgets[10] = { 0.15, 0.25, 0.35, 0.45, 0.55, 0.65, 0.75, 0.85, 0.95, 1.0 };
+  const double highest = self_distill ? MIN (max_sampled_budget, 0.95) : max_sampled_budget;
+  int seen[10] = { 0 }, outside = 0;
+  for (long step = 0; step < 2000; step++) {
+    double e = mone_train_budget_for_step (&o, step);
+    int index = 0;
+    while (index < 10 && fabs (e - budgets[index]) > 1e-12)
+      index++;
+    if (index == 10 || e > highest + 1e-9)
+      outside++;
+    else
+      seen[index]++;
+  }
+  int distinct = 0;
+  for (int i = 0; i < 10; i++)
+    distinct += seen[i] > 0;
+  gboolean ok = outside == 0 && distinct == expected_choices;
+  printf ("%s budget sampler (self-distill %d, max %.2f): %d distinct budgets (expected %d), %d outside\n",
+      ok ? "ok  " : "FAIL", self_distill, max_sampled_budget, distinct, expected_choices, outside);
+  return !ok;
+}
+
 int
 main (void)
 {
@@ -58,6 +91,11 @@ main (void)
   char *ckpt = g_build_filename (dir, "b.ckpt", NULL);
   MoneTrainOptions o;
   int failures = 0;
+
+  failures += check_budget_sampler (FALSE, 1.0, 10);
+  failures += check_budget_sampler (TRUE, 1.0, 9);
+  failures += check_budget_sampler (TRUE, 0.55, 5);
+  failures += check_budget_sampler (FALSE, 0.15, 1);
 
   tiny_options (&o);
   o.output = a;
@@ -94,6 +132,9 @@ main (void)
   resume_options (&o, b, ckpt);
   o.self_distill = TRUE;
   failures += expect_resume_refused (&o, "--self-distill setting");
+  resume_options (&o, b, ckpt);
+  o.max_sampled_budget = 0.55;
+  failures += expect_resume_refused (&o, "--max-sampled-budget");
 
   /* Self-distillation (two passes per step) resumes exactly too, and trains a different model. */
   g_unlink (ckpt);
