@@ -58,11 +58,12 @@ mone_train_budget_for_step (const MoneTrainOptions *o, long step)
     return o->fixed_budget;
   MoneTrainRng rng;
   mone_train_rng_seed (&rng, o->seed, 0xB0D6E7000000ull + (uint64_t) step);
-  /* With self-distillation every step trains e = 1 anyway; the second pass takes the others. */
-  const double highest = o->self_distill ? MIN (o->max_sampled_budget, 0.95) : o->max_sampled_budget;
   uint32_t choices = 0;
-  while (choices < G_N_ELEMENTS (sampled_budgets) && sampled_budgets[choices] <= highest + 1e-9)
+  while (choices < G_N_ELEMENTS (sampled_budgets) && sampled_budgets[choices] <= o->max_sampled_budget + 1e-9)
     choices++;
+  /* With self-distillation every step trains e = 1 anyway; the second pass takes the others. */
+  if (o->self_distill && choices == G_N_ELEMENTS (sampled_budgets))
+    choices--;
   g_return_val_if_fail (choices > 0, sampled_budgets[0]);
   return sampled_budgets[mone_train_rng_below (&rng, choices)];
 }
