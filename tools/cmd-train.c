@@ -40,6 +40,8 @@ mone_cmd_train (int argc, char **argv)
     { "alpha-min", 0, 0, G_OPTION_ARG_DOUBLE, &o.alpha_min, "keep alpha >= X after every step (default: free)", "X" },
     { "self-distill", 0, 0, G_OPTION_ARG_NONE, &o.self_distill,
       "every step trains e = 1 on the labels and the sampled budget on e = 1's predictions", NULL },
+    { "min-budget-pass", 0, 0, G_OPTION_ARG_NONE, &o.min_budget_pass,
+      "with --self-distill, every step also trains e = 0.15 on e = 1's predictions (sandwich rule)", NULL },
     { "train-images", 0, 0, G_OPTION_ARG_INT, &o.train_images, "use only the first N training images", "N" },
     { "max-steps", 0, 0, G_OPTION_ARG_INT, &o.max_steps, "stop this run after N steps (resume later)", "N" },
     { "log-every", 0, 0, G_OPTION_ARG_INT, &o.log_every, "steps between progress lines (default 20)", "N" },
@@ -90,6 +92,11 @@ mone_cmd_train (int argc, char **argv)
   if (o.self_distill && budget >= 1.0) {
     fprintf (stderr, "mone train: --self-distill trains e = 1 on every step already; it needs sampled budgets "
         "or a fixed --budget below 1\n");
+    status = 2;
+    goto out;
+  }
+  if (o.min_budget_pass && !o.self_distill) {
+    fprintf (stderr, "mone train: --min-budget-pass is a third pass of --self-distill; add --self-distill\n");
     status = 2;
     goto out;
   }

@@ -135,6 +135,7 @@ typedef struct {
   double budget;
   double loss_sum;    /* cross-entropy on the labels (at e = 1 with self-distillation) */
   double distill_sum; /* cross-entropy of the budget-e pass against the full model's predictions */
+  double min_distill_sum; /* the same for the smallest budget (min_budget_pass) */
   int correct;
 } Worker;
 
@@ -145,7 +146,7 @@ worker_step (gpointer data)
   const MoneConfig *c = &w->model->config;
   size_t frame = (size_t) c->channels * c->height * c->width;
   memset (w->grads, 0, sizeof (float) * w->model->n_params);
-  w->loss_sum = w->distill_sum = 0;
+  w->loss_sum = w->distill_sum = w->min_distill_sum = 0;
   w->correct = 0;
   if (w->count == 0)
     return NULL;
@@ -162,6 +163,11 @@ worker_step (gpointer data)
     memcpy (w->teacher, mone_pass_probs (w->pass), sizeof (float) * w->count * c->classes);
     w->distill_sum = mone_pass_forward_distill (w->pass, w->model, w->input, w->teacher, w->count, w->budget);
     mone_pass_backward (w->pass, w->model, 1.0f / w->batch_total, w->grads, NULL);
+    if (w->opts->min_budget_pass) {
+      w->min_distill_sum =
+          mone_pass_forward_distill (w->pass, w->model, w->input, w->teacher, w->count, sampled_budgets[0]);
+      mone_pass_backward (w->pass, w->model, 1.0f / w->batch_total, w->grads, NULL);
+    }
   }
   return NULL;
 }
@@ -180,7 +186,7 @@ typedef struct {
   int64_t total_steps;
   uint64_t seed;
   int32_t batch, epochs, train_images, threads;
-  int32_t self_distill, reserved;
+  int32_t self_distill, min_budget_pass;
   double fixed_budget, in_frame_fraction, lr, alpha_min, max_sampled_budget;
   MoneConfig config;
 } CheckpointHeader;
@@ -235,6 +241,7 @@ checkpoint_read (const char *path, const CheckpointHeader *expected, int64_t *st
       || h.threads != expected->threads || h.fixed_budget != expected->fixed_budget
       || h.in_frame_fraction != expected->in_frame_fraction || h.lr != expected->lr
       || h.alpha_min != expected->alpha_min || h.self_distill != expected->self_distill
+      || h.min_budget_pass != expected->min_budget_pass
       || h.max_sampled_budget != expected->max_sampled_budget) {
     g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
         "checkpoint '%s' was made with a different model config or recipe (seed %llu, batch %d, epochs %d, "
@@ -394,6 +401,7 @@ mone_train_run (const MoneTrainOptions *opts, GError **error)
   header.alpha_min = opts->alpha_min;
   header.max_sampled_budget = opts->max_sampled_budget;
   header.self_distill = opts->self_distill ? 1 : 0;
+  header.min_budget_pass = opts->min_budget_pass ? 1 : 0;
   header.config = *c;
 
   int64_t step = 0;
@@ -438,7 +446,7 @@ mone_train_run (const MoneTrainOptions *opts, GError **error)
 
   double t_start = g_get_monotonic_time () / 1e6, t_log = t_start;
   long images_since_log = 0, steps_in_run = 0;
-  double loss_acc = 0, distill_acc = 0;
+  double loss_acc = 0, distill_acc = 0, min_distill_acc = 0;
   long correct_acc = 0, seen_acc = 0;
   for (; step < total_steps; step++) {
     const long first = step * (long) opts->batch;
@@ -458,12 +466,14 @@ mone_train_run (const MoneTrainOptions *opts, GError **error)
     }
     worker_step (&workers[0]);
     double loss_sum = workers[0].loss_sum, distill_sum = workers[0].distill_sum;
+    double min_distill_sum = workers[0].min_distill_sum;
     int correct = workers[0].correct;
     memcpy (grads, workers[0].grads, sizeof (float) * np);
     for (int i = 1; i < T; i++) {
       g_thread_join (threads[i]);
       loss_sum += workers[i].loss_sum;
       distill_sum += workers[i].distill_sum;
+      min_distill_sum += workers[i].min_distill_sum;
       correct += workers[i].correct;
       for (size_t k = 0; k < np; k++)
         grads[k] += workers[i].grads[k];
@@ -486,6 +496,7 @@ mone_train_run (const MoneTrainOptions *opts, GError **error)
 
     loss_acc += loss_sum;
     distill_acc += distill_sum;
+    min_distill_acc += min_distill_sum;
     correct_acc += correct;
     seen_acc += batch;
     images_since_log += batch;
@@ -496,8 +507,11 @@ mone_train_run (const MoneTrainOptions *opts, GError **error)
       double ips = images_since_log / MAX (now - t_log, 1e-9);
       char eta[32];
       format_duration (eta, sizeof eta, (total_steps - step - 1) * (double) opts->batch / MAX (ips, 1e-9));
-      char distill[32] = "";
-      if (opts->self_distill)
+      char distill[64] = "";
+      if (opts->self_distill && opts->min_budget_pass)
+        g_snprintf (distill, sizeof distill, "  distill %.4f  at %.2f %.4f", distill_acc / seen_acc,
+            sampled_budgets[0], min_distill_acc / seen_acc);
+      else if (opts->self_distill)
         g_snprintf (distill, sizeof distill, "  distill %.4f", distill_acc / seen_acc);
       fprintf (stderr,
           "step %6lld/%ld  epoch %5.2f  lr %.2e  e %.2f  loss %.4f%s  acc %6.2f%%  |g| %.3f  alpha %+.3f  %6.1f img/s  ETA %s\n",
@@ -505,7 +519,7 @@ mone_train_run (const MoneTrainOptions *opts, GError **error)
           distill, 100.0 * correct_acc / seen_acc, norm, model->t.alpha[0], ips, eta);
       t_log = now;
       images_since_log = 0;
-      loss_acc = distill_acc = 0;
+      loss_acc = distill_acc = min_distill_acc = 0;
       correct_acc = seen_acc = 0;
     }
     long steps_per_epoch = n_train / opts->batch;

@@ -134,6 +134,10 @@ typedef struct {
   /* Each step also trains e = 1 on the labels, and the sampled budget (from {0.15, ..., 0.95})
    * learns the full model's predictions instead of the labels (in-place distillation). */
   gboolean self_distill;
+  /* With self_distill: each step also trains the smallest budget (0.15) on the full model's
+   * predictions, besides the sampled one (the "sandwich rule" of slimmable networks: largest,
+   * smallest and one random width every step). */
+  gboolean min_budget_pass;
   int train_images;            /* 0 = all 55,000 non-validation images */
   int checkpoint_every;        /* steps */
   int log_every;               /* steps */

@@ -256,6 +256,9 @@ main (int argc, char **argv)
     expect_tool_error ("mone train, capacity delta not positive", tool, train_delta, "mone.delta 0 must be positive");
     const char *train_max_budget[] = { "train", "--max-sampled-budget", "0.1", "-o", model_path, NULL };
     expect_tool_error ("mone train, no sampled budget left", tool, train_max_budget, "max-sampled-budget in [0.15,1]");
+    const char *train_min_pass[] = { "train", "--min-budget-pass", "-o", model_path, NULL };
+    expect_tool_error ("mone train, min-budget pass without self-distillation", tool, train_min_pass,
+        "--min-budget-pass is a third pass of --self-distill");
     g_unlink (model_path);
     g_free (model_path);
 

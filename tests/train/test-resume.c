@@ -1,7 +1,7 @@
 /* Checkpoints resume exactly: a run interrupted after 7 steps and resumed from its checkpoint
  * writes the same model file, byte for byte, as the uninterrupted run with the same seed; and
  * resuming with a different recipe (another seed, another --alpha-min, another
- * --max-sampled-budget) is refused. A run with --alpha-min keeps alpha at or above it (free, alpha
+ * --max-sampled-budget or --min-budget-pass) is refused. A run with --alpha-min keeps alpha at or above it (free, alpha
  * goes negative on this tiny recipe). The per-step budget draws exactly the allowed budgets. */
 #include "trainer.h"
 
@@ -164,6 +164,40 @@ main (void)
   printf ("%s self-distillation: resumed run %s the uninterrupted one; %s the plain recipe's model\n",
       sd_same && sd_differs ? "ok  " : "FAIL", sd_same ? "equals" : "differs from", sd_differs ? "differs from" : "equals");
   failures += !(sd_same && sd_differs);
+
+  /* The sandwich's third pass (--min-budget-pass): its checkpoint is not the two-pass recipe's,
+   * it resumes exactly, and it trains yet another model. */
+  resume_options (&o, b, ckpt);
+  o.self_distill = o.min_budget_pass = TRUE;
+  failures += expect_resume_refused (&o, "--min-budget-pass setting");
+  g_unlink (ckpt);
+  o.max_steps = 6;
+  gboolean mb_ok = mone_train_run (&o, &error);
+  o.max_steps = 0;
+  mb_ok = mb_ok && mone_train_run (&o, &error);
+  char *mb = g_build_filename (dir, "mb.safetensors", NULL);
+  tiny_options (&o);
+  o.output = mb;
+  o.self_distill = o.min_budget_pass = TRUE;
+  mb_ok = mb_ok && mone_train_run (&o, &error);
+  if (!mb_ok) {
+    printf ("FAIL min-budget-pass run: %s\n", error ? error->message : "?");
+    return 1;
+  }
+  char *dmb = NULL, *dmb_ref = NULL;
+  gsize lmb = 0, lmb_ref = 0;
+  g_file_get_contents (b, &dmb, &lmb, NULL);
+  g_file_get_contents (mb, &dmb_ref, &lmb_ref, NULL);
+  g_unlink (mb);
+  g_free (mb);
+  gboolean mb_same = dmb && dmb_ref && lmb == lmb_ref && memcmp (dmb, dmb_ref, lmb) == 0;
+  gboolean mb_differs = lmb_ref == lsd_ref && memcmp (dmb_ref, dsd_ref, lmb_ref) != 0;
+  printf ("%s min-budget pass: resumed run %s the uninterrupted one; %s the two-pass model\n",
+      mb_same && mb_differs ? "ok  " : "FAIL", mb_same ? "equals" : "differs from",
+      mb_differs ? "differs from" : "equals");
+  failures += !(mb_same && mb_differs);
+  g_free (dmb);
+  g_free (dmb_ref);
   g_free (dsd);
   g_free (dsd_ref);
 
