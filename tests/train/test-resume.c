@@ -81,6 +81,51 @@ check_budget_sampler (gboolean self_distill, double max_sampled_budget, int expe
   return !ok;
 }
 
+/* A --self-distill run (with the third pass if min_budget_pass) interrupted after `interrupt_after`
+ * steps and resumed must equal the uninterrupted run byte for byte, and differ from `other` (the
+ * model of the recipe without this variant). The uninterrupted model goes to *model. 1 on failure. */
+static int
+check_variant_resumes (const char *dir, const char *output, const char *checkpoint, gboolean min_budget_pass,
+    int interrupt_after, const char *name, GBytes *other, const char *other_name, GBytes **model)
+{
+  GError *error = NULL;
+  MoneTrainOptions o;
+  resume_options (&o, output, checkpoint);
+  o.self_distill = TRUE;
+  o.min_budget_pass = min_budget_pass;
+  o.max_steps = interrupt_after;
+  gboolean ok = mone_train_run (&o, &error);
+  o.max_steps = 0;
+  ok = ok && mone_train_run (&o, &error);
+  char *reference = g_build_filename (dir, "reference.safetensors", NULL);
+  tiny_options (&o);
+  o.output = reference;
+  o.self_distill = TRUE;
+  o.min_budget_pass = min_budget_pass;
+  ok = ok && mone_train_run (&o, &error);
+  char *resumed_data = NULL, *reference_data = NULL;
+  gsize resumed_len = 0, reference_len = 0;
+  ok = ok && g_file_get_contents (output, &resumed_data, &resumed_len, &error)
+      && g_file_get_contents (reference, &reference_data, &reference_len, &error);
+  g_unlink (reference);
+  g_free (reference);
+  if (!ok) {
+    printf ("FAIL %s run: %s\n", name, error ? error->message : "?");
+    g_clear_error (&error);
+    g_free (resumed_data);
+    g_free (reference_data);
+    *model = g_bytes_new (NULL, 0);
+    return 1;
+  }
+  *model = g_bytes_new_take (reference_data, reference_len);
+  gboolean same = resumed_len == reference_len && memcmp (resumed_data, reference_data, reference_len) == 0;
+  gboolean differs = !g_bytes_equal (*model, other);
+  printf ("%s %s: resumed run %s the uninterrupted one; %s %s model\n", same && differs ? "ok  " : "FAIL", name,
+      same ? "equals" : "differs from", differs ? "differs from" : "equals", other_name);
+  g_free (resumed_data);
+  return !(same && differs);
+}
+
 int
 main (void)
 {
@@ -136,70 +181,21 @@ main (void)
   o.max_sampled_budget = 0.55;
   failures += expect_resume_refused (&o, "--max-sampled-budget");
 
-  /* Self-distillation (two passes per step) resumes exactly too, and trains a different model. */
+  /* Self-distillation (two passes per step) and the sandwich's third pass (--min-budget-pass) each
+   * resume exactly too, and each trains a model of its own. */
+  GBytes *plain = g_bytes_new (da, la), *two_pass = NULL, *three_pass = NULL;
   g_unlink (ckpt);
-  resume_options (&o, b, ckpt);
-  o.self_distill = TRUE;
-  o.max_steps = 5;
-  gboolean sd_ok = mone_train_run (&o, &error);
-  o.max_steps = 0;
-  sd_ok = sd_ok && mone_train_run (&o, &error);
-  char *dsd = NULL, *dsd_ref = NULL;
-  gsize lsd = 0, lsd_ref = 0;
-  char *sd = g_build_filename (dir, "sd.safetensors", NULL);
-  tiny_options (&o);
-  o.output = sd;
-  o.self_distill = TRUE;
-  sd_ok = sd_ok && mone_train_run (&o, &error);
-  if (!sd_ok) {
-    printf ("FAIL self-distillation run: %s\n", error ? error->message : "?");
-    return 1;
-  }
-  g_file_get_contents (b, &dsd, &lsd, NULL);
-  g_file_get_contents (sd, &dsd_ref, &lsd_ref, NULL);
-  g_unlink (sd);
-  g_free (sd);
-  gboolean sd_same = dsd && dsd_ref && lsd == lsd_ref && memcmp (dsd, dsd_ref, lsd) == 0;
-  gboolean sd_differs = lsd == la && memcmp (dsd_ref, da, la) != 0;
-  printf ("%s self-distillation: resumed run %s the uninterrupted one; %s the plain recipe's model\n",
-      sd_same && sd_differs ? "ok  " : "FAIL", sd_same ? "equals" : "differs from", sd_differs ? "differs from" : "equals");
-  failures += !(sd_same && sd_differs);
-
-  /* The sandwich's third pass (--min-budget-pass): its checkpoint is not the two-pass recipe's,
-   * it resumes exactly, and it trains yet another model. */
+  failures += check_variant_resumes (dir, b, ckpt, FALSE, 5, "self-distillation", plain, "the plain recipe's",
+      &two_pass);
   resume_options (&o, b, ckpt);
   o.self_distill = o.min_budget_pass = TRUE;
   failures += expect_resume_refused (&o, "--min-budget-pass setting");
   g_unlink (ckpt);
-  o.max_steps = 6;
-  gboolean mb_ok = mone_train_run (&o, &error);
-  o.max_steps = 0;
-  mb_ok = mb_ok && mone_train_run (&o, &error);
-  char *mb = g_build_filename (dir, "mb.safetensors", NULL);
-  tiny_options (&o);
-  o.output = mb;
-  o.self_distill = o.min_budget_pass = TRUE;
-  mb_ok = mb_ok && mone_train_run (&o, &error);
-  if (!mb_ok) {
-    printf ("FAIL min-budget-pass run: %s\n", error ? error->message : "?");
-    return 1;
-  }
-  char *dmb = NULL, *dmb_ref = NULL;
-  gsize lmb = 0, lmb_ref = 0;
-  g_file_get_contents (b, &dmb, &lmb, NULL);
-  g_file_get_contents (mb, &dmb_ref, &lmb_ref, NULL);
-  g_unlink (mb);
-  g_free (mb);
-  gboolean mb_same = dmb && dmb_ref && lmb == lmb_ref && memcmp (dmb, dmb_ref, lmb) == 0;
-  gboolean mb_differs = lmb_ref == lsd_ref && memcmp (dmb_ref, dsd_ref, lmb_ref) != 0;
-  printf ("%s min-budget pass: resumed run %s the uninterrupted one; %s the two-pass model\n",
-      mb_same && mb_differs ? "ok  " : "FAIL", mb_same ? "equals" : "differs from",
-      mb_differs ? "differs from" : "equals");
-  failures += !(mb_same && mb_differs);
-  g_free (dmb);
-  g_free (dmb_ref);
-  g_free (dsd);
-  g_free (dsd_ref);
+  failures += check_variant_resumes (dir, b, ckpt, TRUE, 6, "min-budget pass", two_pass, "the two-pass",
+      &three_pass);
+  g_bytes_unref (plain);
+  g_bytes_unref (two_pass);
+  g_bytes_unref (three_pass);
 
   /* Free alpha on this recipe ends below 0.25 (so the bound below has something to hold). */
   MoneModel *engine = mone_model_load_file (a, &error);
