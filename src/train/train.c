@@ -119,6 +119,23 @@ data_render_sample (DataOrder *d, long sample, float *out)
 /* Data-parallel workers: each renders its share of the batch, runs forward and backward into its
  * own gradient buffer; the main thread sums the buffers in worker order. */
 
+/* Losses summed over images: one worker's share of a step, a whole step, or a log interval. */
+typedef struct {
+  double loss;        /* cross-entropy on the labels (at e = 1 with self-distillation) */
+  double distill;     /* cross-entropy of the budget-e pass against the full model's predictions */
+  double min_distill; /* the same for the smallest budget (min_budget_pass) */
+  long correct;       /* of the label pass */
+} LossSums;
+
+static void
+loss_sums_add (LossSums *to, const LossSums *from)
+{
+  to->loss += from->loss;
+  to->distill += from->distill;
+  to->min_distill += from->min_distill;
+  to->correct += from->correct;
+}
+
 typedef struct {
   const MoneTrainOptions *opts;
   MoneTrainModel *model;
@@ -133,10 +150,7 @@ typedef struct {
   int count;
   int batch_total;
   double budget;
-  double loss_sum;    /* cross-entropy on the labels (at e = 1 with self-distillation) */
-  double distill_sum; /* cross-entropy of the budget-e pass against the full model's predictions */
-  double min_distill_sum; /* the same for the smallest budget (min_budget_pass) */
-  int correct;
+  LossSums sums;
 } Worker;
 
 static gpointer
@@ -146,8 +160,7 @@ worker_step (gpointer data)
   const MoneConfig *c = &w->model->config;
   size_t frame = (size_t) c->channels * c->height * c->width;
   memset (w->grads, 0, sizeof (float) * w->model->n_params);
-  w->loss_sum = w->distill_sum = w->min_distill_sum = 0;
-  w->correct = 0;
+  w->sums = (LossSums) { 0 };
   if (w->count == 0)
     return NULL;
   for (int k = 0; k < w->count; k++)
@@ -155,16 +168,16 @@ worker_step (gpointer data)
   /* Self-distillation (the "sandwich" of slimmable networks): the full model learns from the labels
    * on every step, and the step's smaller budget learns to match the full model's predictions. */
   const double label_budget = w->opts->self_distill ? 1.0 : w->budget;
-  w->loss_sum = mone_pass_forward (w->pass, w->model, w->input, w->labels, w->count, label_budget,
+  w->sums.loss = mone_pass_forward (w->pass, w->model, w->input, w->labels, w->count, label_budget,
       MONE_ROUTING_EPR, 0, (float) w->opts->label_smoothing);
-  w->correct = mone_pass_correct (w->pass, w->labels);
+  w->sums.correct = mone_pass_correct (w->pass, w->labels);
   mone_pass_backward (w->pass, w->model, 1.0f / w->batch_total, w->grads, NULL);
   if (w->opts->self_distill) {
     memcpy (w->teacher, mone_pass_probs (w->pass), sizeof (float) * w->count * c->classes);
-    w->distill_sum = mone_pass_forward_distill (w->pass, w->model, w->input, w->teacher, w->count, w->budget);
+    w->sums.distill = mone_pass_forward_distill (w->pass, w->model, w->input, w->teacher, w->count, w->budget);
     mone_pass_backward (w->pass, w->model, 1.0f / w->batch_total, w->grads, NULL);
     if (w->opts->min_budget_pass) {
-      w->min_distill_sum =
+      w->sums.min_distill =
           mone_pass_forward_distill (w->pass, w->model, w->input, w->teacher, w->count, sampled_budgets[0]);
       mone_pass_backward (w->pass, w->model, 1.0f / w->batch_total, w->grads, NULL);
     }
@@ -446,8 +459,8 @@ mone_train_run (const MoneTrainOptions *opts, GError **error)
 
   double t_start = g_get_monotonic_time () / 1e6, t_log = t_start;
   long images_since_log = 0, steps_in_run = 0;
-  double loss_acc = 0, distill_acc = 0, min_distill_acc = 0;
-  long correct_acc = 0, seen_acc = 0;
+  LossSums interval = { 0 };
+  long seen_in_interval = 0;
   for (; step < total_steps; step++) {
     const long first = step * (long) opts->batch;
     const int batch = (int) MIN ((long) opts->batch, (long) opts->epochs * n_train - first);
@@ -465,16 +478,11 @@ mone_train_run (const MoneTrainOptions *opts, GError **error)
         threads[i] = g_thread_new ("mone-train", worker_step, w);
     }
     worker_step (&workers[0]);
-    double loss_sum = workers[0].loss_sum, distill_sum = workers[0].distill_sum;
-    double min_distill_sum = workers[0].min_distill_sum;
-    int correct = workers[0].correct;
+    LossSums step_sums = workers[0].sums;
     memcpy (grads, workers[0].grads, sizeof (float) * np);
     for (int i = 1; i < T; i++) {
       g_thread_join (threads[i]);
-      loss_sum += workers[i].loss_sum;
-      distill_sum += workers[i].distill_sum;
-      min_distill_sum += workers[i].min_distill_sum;
-      correct += workers[i].correct;
+      loss_sums_add (&step_sums, &workers[i].sums);
       for (size_t k = 0; k < np; k++)
         grads[k] += workers[i].grads[k];
     }
@@ -494,11 +502,8 @@ mone_train_run (const MoneTrainOptions *opts, GError **error)
     if (model->t.alpha[0] < opts->alpha_min)
       model->t.alpha[0] = (float) opts->alpha_min;
 
-    loss_acc += loss_sum;
-    distill_acc += distill_sum;
-    min_distill_acc += min_distill_sum;
-    correct_acc += correct;
-    seen_acc += batch;
+    loss_sums_add (&interval, &step_sums);
+    seen_in_interval += batch;
     images_since_log += batch;
     steps_in_run++;
     gboolean last = step + 1 == total_steps;
@@ -509,18 +514,18 @@ mone_train_run (const MoneTrainOptions *opts, GError **error)
       format_duration (eta, sizeof eta, (total_steps - step - 1) * (double) opts->batch / MAX (ips, 1e-9));
       char distill[64] = "";
       if (opts->self_distill && opts->min_budget_pass)
-        g_snprintf (distill, sizeof distill, "  distill %.4f  at %.2f %.4f", distill_acc / seen_acc,
-            sampled_budgets[0], min_distill_acc / seen_acc);
+        g_snprintf (distill, sizeof distill, "  distill %.4f  at %.2f %.4f", interval.distill / seen_in_interval,
+            sampled_budgets[0], interval.min_distill / seen_in_interval);
       else if (opts->self_distill)
-        g_snprintf (distill, sizeof distill, "  distill %.4f", distill_acc / seen_acc);
+        g_snprintf (distill, sizeof distill, "  distill %.4f", interval.distill / seen_in_interval);
       fprintf (stderr,
           "step %6lld/%ld  epoch %5.2f  lr %.2e  e %.2f  loss %.4f%s  acc %6.2f%%  |g| %.3f  alpha %+.3f  %6.1f img/s  ETA %s\n",
-          (long long) step + 1, total_steps, (double) (first + batch) / n_train, lr, budget, loss_acc / seen_acc,
-          distill, 100.0 * correct_acc / seen_acc, norm, model->t.alpha[0], ips, eta);
+          (long long) step + 1, total_steps, (double) (first + batch) / n_train, lr, budget, interval.loss / seen_in_interval,
+          distill, 100.0 * interval.correct / seen_in_interval, norm, model->t.alpha[0], ips, eta);
       t_log = now;
       images_since_log = 0;
-      loss_acc = distill_acc = min_distill_acc = 0;
-      correct_acc = seen_acc = 0;
+      interval = (LossSums) { 0 };
+      seen_in_interval = 0;
     }
     long steps_per_epoch = n_train / opts->batch;
     if (steps_per_epoch > 0 && (step + 1) % steps_per_epoch == 0 && !last)

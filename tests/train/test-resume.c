@@ -1,8 +1,9 @@
 /* Checkpoints resume exactly: a run interrupted after 7 steps and resumed from its checkpoint
- * writes the same model file, byte for byte, as the uninterrupted run with the same seed; and
- * resuming with a different recipe (another seed, another --alpha-min, another
- * --max-sampled-budget or --min-budget-pass) is refused. A run with --alpha-min keeps alpha at or above it (free, alpha
- * goes negative on this tiny recipe). The per-step budget draws exactly the allowed budgets. */
+ * writes the same model file, byte for byte, as the uninterrupted run with the same seed, also
+ * with --self-distill and --min-budget-pass; resuming with a different recipe (another seed,
+ * --alpha-min, --self-distill, --max-sampled-budget or --min-budget-pass) is refused. A run with
+ * --alpha-min keeps alpha at or above it (free, alpha goes negative on this tiny recipe). The
+ * per-step budget draws exactly the allowed budgets. */
 #include "trainer.h"
 
 #include <glib/gstdio.h>
