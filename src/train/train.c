@@ -458,9 +458,8 @@ mone_train_run (const MoneTrainOptions *opts, GError **error)
       mflops, n_train, opts->batch, opts->epochs, total_steps, T);
 
   double t_start = g_get_monotonic_time () / 1e6, t_log = t_start;
-  long images_since_log = 0, steps_in_run = 0;
+  long steps_in_run = 0, seen_in_interval = 0; /* images since the last progress line */
   LossSums interval = { 0 };
-  long seen_in_interval = 0;
   for (; step < total_steps; step++) {
     const long first = step * (long) opts->batch;
     const int batch = (int) MIN ((long) opts->batch, (long) opts->epochs * n_train - first);
@@ -504,12 +503,11 @@ mone_train_run (const MoneTrainOptions *opts, GError **error)
 
     loss_sums_add (&interval, &step_sums);
     seen_in_interval += batch;
-    images_since_log += batch;
     steps_in_run++;
     gboolean last = step + 1 == total_steps;
     if ((step + 1) % opts->log_every == 0 || last) {
       double now = g_get_monotonic_time () / 1e6;
-      double ips = images_since_log / MAX (now - t_log, 1e-9);
+      double ips = seen_in_interval / MAX (now - t_log, 1e-9);
       char eta[32];
       format_duration (eta, sizeof eta, (total_steps - step - 1) * (double) opts->batch / MAX (ips, 1e-9));
       char distill[64] = "";
@@ -523,7 +521,6 @@ mone_train_run (const MoneTrainOptions *opts, GError **error)
           (long long) step + 1, total_steps, (double) (first + batch) / n_train, lr, budget, interval.loss / seen_in_interval,
           distill, 100.0 * interval.correct / seen_in_interval, norm, model->t.alpha[0], ips, eta);
       t_log = now;
-      images_since_log = 0;
       interval = (LossSums) { 0 };
       seen_in_interval = 0;
     }
