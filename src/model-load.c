@@ -14,6 +14,9 @@
 #include "safetensors.h"
 
 #include <errno.h>
+#include <float.h>
+#include <glib/gstdio.h>
+#include <sys/stat.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +73,13 @@ parse_real (const char *s, double *out)
   return TRUE;
 }
 
+/* Finite in float32 and not flushed to zero (1e-46 would silently become 0). */
+static gboolean
+fits_float (double v)
+{
+  return fabs (v) <= FLT_MAX && (v == 0 || fabs (v) >= FLT_MIN);
+}
+
 static gboolean
 parse_metadata_float (const MoneSafetensors *st, const char *key, float fallback, float *out,
     GError **error)
@@ -80,9 +90,9 @@ parse_metadata_float (const MoneSafetensors *st, const char *key, float fallback
     *out = fallback;
     return TRUE;
   }
-  if (!parse_real (s, &v) || fabs (v) > 3.0e38) {
+  if (!parse_real (s, &v) || !fits_float (v)) {
     g_autofree char *shown = g_strescape (s, NULL);
-    MODEL_ERROR ("metadata '%s' = '%.40s' is not a finite number", key, shown);
+    MODEL_ERROR ("metadata '%s' = '%.40s' is not a finite float32 number", key, shown);
     return FALSE;
   }
   *out = (float) v;
@@ -107,9 +117,9 @@ parse_metadata_list (const MoneSafetensors *st, const char *key, int channels, f
   for (int i = 0; ok && i < n; i++) {
     double v;
     g_strstrip (items[i]);
-    if (!parse_real (items[i], &v) || fabs (v) > 3.0e38) {
+    if (!parse_real (items[i], &v) || !fits_float (v)) {
       g_autofree char *shown = g_strescape (items[i], NULL);
-      MODEL_ERROR ("metadata '%s' value %d '%.40s' is not a finite number", key, i, shown);
+      MODEL_ERROR ("metadata '%s' value %d '%.40s' is not a finite float32 number", key, i, shown);
       ok = FALSE;
     } else
       out[i] = (float) v;
@@ -353,6 +363,17 @@ mone_model_load_file (const char *path, GError **error)
 {
   g_return_val_if_fail (path != NULL, NULL);
   GError *local = NULL;
+  /* Checked before opening: a FIFO would block the open, a directory gives GLib's mmap message. */
+  GStatBuf st;
+  if (g_stat (path, &st) != 0) {
+    int saved_errno = errno;
+    g_set_error (error, MONE_ERROR, MONE_ERROR_IO, "%s: cannot open model: %s", path, g_strerror (saved_errno));
+    return NULL;
+  }
+  if (!S_ISREG (st.st_mode)) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_IO, "%s: cannot open model: not a regular file", path);
+    return NULL;
+  }
   MoneModel *m = model_new_empty ();
   m->mapped_file = g_mapped_file_new (path, FALSE, &local);
   if (m->mapped_file == NULL) {

@@ -42,11 +42,18 @@ mone_config_finalize (MoneConfig *c, GError **error)
   REQUIRE (c->depth >= 1 && c->depth <= 1024, "mone.depth %d out of range 1..1024", c->depth);
   REQUIRE (c->mlp_dim >= 1 && c->mlp_dim <= 65536, "mone.mlp_dim %d out of range 1..65536", c->mlp_dim);
   REQUIRE (c->classes >= 1 && c->classes <= 100000, "mone.classes %d out of range 1..100000", c->classes);
-  REQUIRE (c->beta > 0 && c->beta < 1e6f, "mone.beta %g must be positive", (double) c->beta);
-  REQUIRE (c->delta > 0 && c->delta < 1e3f, "mone.delta %g must be positive", (double) c->delta);
+  REQUIRE (c->beta > 0 && c->beta < 1e6f, "mone.beta %g out of range (0, 1e6)", (double) c->beta);
+  REQUIRE (c->delta > 0 && c->delta < 1e3f, "mone.delta %g out of range (0, 1000)", (double) c->delta);
   REQUIRE (c->ln_eps > 0 && c->ln_eps < 1.0f, "mone.ln_eps %g out of range (0, 1)", (double) c->ln_eps);
-  for (int ch = 0; ch < c->channels; ch++)
-    REQUIRE (c->std[ch] > 0, "mone.std[%d] = %g must be positive", ch, (double) c->std[ch]);
+  /* Pixels are in [0, 1]; these bounds keep (pixel - mean) / std far from float overflow. */
+  for (int ch = 0; ch < c->channels; ch++) {
+    REQUIRE (c->mean[ch] >= -MONE_MAX_PIXEL_MEAN && c->mean[ch] <= MONE_MAX_PIXEL_MEAN,
+        "mone.mean[%d] = %g out of range [-%g, %g]", ch, (double) c->mean[ch], MONE_MAX_PIXEL_MEAN,
+        MONE_MAX_PIXEL_MEAN);
+    REQUIRE (c->std[ch] >= MONE_MIN_PIXEL_STD && c->std[ch] <= MONE_MAX_PIXEL_STD,
+        "mone.std[%d] = %g out of range [%g, %g]", ch, (double) c->std[ch], MONE_MIN_PIXEL_STD,
+        MONE_MAX_PIXEL_STD);
+  }
 
   c->grid_width = c->width / c->patch;
   c->grid_height = c->height / c->patch;

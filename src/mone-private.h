@@ -56,8 +56,14 @@ typedef struct {
 /* Returns a newly allocated array of specs (g_free it) and its length in *n_specs. */
 MoneTensorSpec *mone_tensor_specs (const MoneConfig *config, int *n_specs);
 
+/* Limits of the per-channel normalisation (pixels are in [0, 1]). */
+#define MONE_MAX_PIXEL_MEAN 1000.0
+#define MONE_MIN_PIXEL_STD 1e-4
+#define MONE_MAX_PIXEL_STD 1e4
+
 /* Validates a config (positive sizes, divisibility, channels <= MONE_MAX_CHANNELS, experts <=
- * MONE_MAX_EXPERTS, ...) and fills the derived fields (tokens, grid_width, grid_height). */
+ * MONE_MAX_EXPERTS, normalisation within the limits above, ...) and fills the derived fields
+ * (tokens, grid_width, grid_height). */
 gboolean mone_config_finalize (MoneConfig *config, GError **error);
 
 /* Writes a model file (F32) with every tensor of mone_tensor_specs(config) in that order.

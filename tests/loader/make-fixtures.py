@@ -234,7 +234,7 @@ def hostile_cases():
     yield "metadata-int-too-large.safetensors", "MODEL", "metadata 'mone.classes' = '99999999999' is not a decimal integer", build(replace_meta("mone.classes", "99999999999"), model_entries())
     yield "metadata-not-string.safetensors", "FORMAT", "metadata 'mone.dim' is a number, expected a string", build(replace_meta("mone.dim", RawJSON("4")), model_entries())
     yield "metadata-duplicate-key.safetensors", "FORMAT", "duplicate metadata key 'mone.dim'", build(metadata() + [("mone.dim", "4")], model_entries())
-    yield "metadata-bad-float.safetensors", "MODEL", "metadata 'mone.beta' = 'nan' is not a finite number", build(replace_meta("mone.beta", "nan"), model_entries())
+    yield "metadata-bad-float.safetensors", "MODEL", "metadata 'mone.beta' = 'nan' is not a finite float32 number", build(replace_meta("mone.beta", "nan"), model_entries())
     yield "metadata-nul.safetensors", "FORMAT", "metadata 'mone.dim' contains a NUL character", build(replace_meta("mone.dim", RawJSON('"4\\u0000"')), model_entries())
     entries = model_entries()
     find(entries, "alpha").name = '"alpha\\u0000x"'
@@ -247,7 +247,10 @@ def hostile_cases():
     yield "labels-not-json.safetensors", "MODEL", "metadata 'mone.labels' is not a JSON array of 3 strings", build(replace_meta("mone.labels", "a,b,c"), model_entries())
     yield "labels-not-strings.safetensors", "MODEL", "metadata 'mone.labels' item 1 is not a string", build(replace_meta("mone.labels", '["a",2,"c"]'), model_entries())
     yield "mean-count.safetensors", "MODEL", "metadata 'mone.mean' has 2 values, expected 1 (mone.channels)", build(replace_meta("mone.mean", "0.5,0.5"), model_entries())
-    yield "std-zero.safetensors", "MODEL", "mone.std[0] = 0 must be positive", build(replace_meta("mone.std", "0"), model_entries())
+    yield "std-zero.safetensors", "MODEL", "mone.std[0] = 0 out of range [0.0001, 10000]", build(replace_meta("mone.std", "0"), model_entries())
+    yield "std-underflow.safetensors", "MODEL", "metadata 'mone.std' value 0 '1e-46' is not a finite float32 number", build(replace_meta("mone.std", "1e-46"), model_entries())
+    yield "mean-huge.safetensors", "MODEL", "mone.mean[0] = 1e+38 out of range [-1000, 1000]", build(replace_meta("mone.mean", "1e38"), model_entries())
+    yield "delta-huge.safetensors", "MODEL", "mone.delta 5000 out of range (0, 1000)", build(replace_meta("mone.delta", "5000"), model_entries())
     yield "format-not-mone.safetensors", "MODEL", "metadata 'format' is 'gguf', expected 'mone'", build(replace_meta("format", "gguf"), model_entries())
     yield "format-version.safetensors", "MODEL", "unsupported format_version '2' (this build reads version 1)", build(replace_meta("format_version", "2"), model_entries())
 

@@ -9,6 +9,7 @@
 #include <glib/gstdio.h>
 #include <math.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static char *tmp_dir;
 
@@ -466,10 +467,20 @@ test_missing_file (void)
   g_assert_null (mone_model_load_file (path, &error));
   g_assert_error (error, MONE_ERROR, MONE_ERROR_IO);
   g_assert_true (g_str_has_prefix (error->message, path));
+  g_assert_nonnull (strstr (error->message, "No such file or directory"));
   g_clear_error (&error);
   g_assert_null (mone_model_load_file (tmp_dir, &error)); /* a directory */
   g_assert_error (error, MONE_ERROR, MONE_ERROR_IO);
+  g_assert_nonnull (strstr (error->message, "not a regular file"));
   g_clear_error (&error);
+  /* A FIFO nobody writes to: opening it would block forever. */
+  g_autofree char *fifo = g_build_filename (tmp_dir, "model.fifo", NULL);
+  g_assert_cmpint (mkfifo (fifo, 0600), ==, 0);
+  g_assert_null (mone_model_load_file (fifo, &error));
+  g_assert_error (error, MONE_ERROR, MONE_ERROR_IO);
+  g_assert_nonnull (strstr (error->message, "not a regular file"));
+  g_clear_error (&error);
+  g_unlink (fifo);
 }
 
 static void
