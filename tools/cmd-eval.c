@@ -8,11 +8,14 @@
 #include "mone-commands.h"
 #include "report.h"
 
+/* A budget below the model's smallest would run at the smallest and be reported as asked: refused. */
 static gboolean
 parse_budgets (const char *text, double min_budget, GArray *out, GError **error)
 {
   char **parts = g_strsplit (text, ",", -1);
-  gboolean ok = TRUE;
+  gboolean ok = parts[0] != NULL;
+  if (!ok)
+    g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT, "--budgets is empty");
   for (int i = 0; parts[i] && ok; i++) {
     char *end = NULL;
     double b = g_ascii_strtod (parts[i], &end);
@@ -21,6 +24,10 @@ parse_budgets (const char *text, double min_budget, GArray *out, GError **error)
     if (end == parts[i] || *end != '\0' || !(b > 0 && b <= 1)) {
       g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT, "budget '%s' is not a number in (0, 1] or 'min'",
           parts[i]);
+      ok = FALSE;
+    } else if (b < min_budget - 1e-9) {
+      g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
+          "budget %g is below this model's smallest budget %g (write 'min' for it)", b, min_budget);
       ok = FALSE;
     } else {
       g_array_append_val (out, b);
@@ -64,7 +71,7 @@ mone_cmd_eval (int argc, char **argv)
 {
   char *data_dir = NULL, *dense_path = NULL, *csv = NULL, *plot = NULL, *maps = NULL, *budget_text = NULL;
   char *split = NULL;
-  int images = -1, threads = 2; /* -1: the whole split */
+  int images = G_MININT, threads = 2; /* G_MININT: not given, the whole split */
   gboolean no_random = FALSE, item_box = FALSE;
   GOptionEntry entries[] = {
     { "data", 0, 0, G_OPTION_ARG_FILENAME, &data_dir, "Fashion-MNIST folder (default " MONE_FASHION_MNIST_DIR ")", "DIR" },
@@ -113,6 +120,10 @@ mone_cmd_eval (int argc, char **argv)
     status = 2;
     goto out;
   }
+  /* Output files are checked now, not after minutes of evaluation. */
+  if ((csv && !mone_check_writable (csv, "the CSV", &error)) || (plot && !mone_check_writable (plot, "the plot", &error))
+      || (maps && !mone_check_writable (maps, "the routing maps", &error)))
+    goto fail;
   model = load_for_eval (argv[1], &engine, &error);
   if (!model)
     goto fail;
@@ -128,7 +139,7 @@ mone_cmd_eval (int argc, char **argv)
     goto fail;
   MoneImageSet eval_set = use_val ? mone_image_set_slice (&set, set.count - MONE_VALIDATION_SIZE, MONE_VALIDATION_SIZE)
                                   : set;
-  if (images == -1)
+  if (images == G_MININT)
     images = eval_set.count;
   if (images < 1 || images > eval_set.count) {
     fprintf (stderr, "mone eval: --images must be 1..%d\n", eval_set.count);
@@ -177,8 +188,11 @@ mone_cmd_eval (int argc, char **argv)
           goto fail;
         row->random_accuracy = 100.0 * r.correct / r.total;
       }
-      printf ("%-10s %6.3f %9.4f %8.2f %8.2f ", mone_protocol_name (row->protocol), row->budget, row->gflops,
-          row->accuracy, row->random_accuracy);
+      printf ("%-10s %6.3f %9.4f %8.2f ", mone_protocol_name (row->protocol), row->budget, row->gflops, row->accuracy);
+      if (no_random)
+        printf ("%8s ", "-");
+      else
+        printf ("%8.2f ", row->random_accuracy);
       if (item_box) {
         if (!mone_evaluate (model, &eval_set, images, row->protocol, MONE_EVAL_RENDER_SEED, row->budget,
                 MONE_ROUTING_ITEM_BOX, 0, threads, &r, &error))

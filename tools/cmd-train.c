@@ -1,11 +1,102 @@
 /* `mone train`: trains a MoNE image model on Fashion-MNIST (see docs/training.md). */
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "mone-commands.h"
 #include "trainer.h"
+
+static volatile sig_atomic_t stop_requested = 0;
+
+static void
+request_stop (int signum)
+{
+  (void) signum;
+  stop_requested = 1;
+}
+
+/* Prints "mone train: --OPTION VALUE out of range [lo, hi]" (brackets per open/closed end) unless
+ * lo <= value <= hi; written as a negated test so that NaN is refused too. */
+static gboolean
+option_in_range (const char *option, double value, double lo, gboolean lo_open, double hi, gboolean hi_open)
+{
+  gboolean ok = (lo_open ? value > lo : value >= lo) && (hi_open ? value < hi : value <= hi);
+  if (!ok)
+    fprintf (stderr, "mone train: --%s %.10g out of range %c%.10g, %.10g%c\n", option, value, lo_open ? '(' : '[', lo, hi,
+        hi_open ? ')' : ']');
+  return ok;
+}
+
+/* Every option checked on its own, so the message names the one that is wrong. Model-shape
+ * options are checked afterwards by mone_config_finalize. *budget gets the fixed budget (0: sampled). */
+static gboolean
+train_options_valid (const MoneTrainOptions *o, const char *budget_text, gboolean dense, const char *checkpoint,
+    gboolean resume, int mlp_dim, int channels, double *budget)
+{
+  *budget = 0;
+  if (budget_text) {
+    char *end = NULL;
+    *budget = g_ascii_strtod (budget_text, &end);
+    if (end == budget_text || *end != '\0') {
+      fprintf (stderr, "mone train: --budget '%s' is not a number\n", budget_text);
+      return FALSE;
+    }
+    if (!option_in_range ("budget", *budget, 0, TRUE, 1, FALSE))
+      return FALSE;
+    if (dense) {
+      fprintf (stderr, "mone train: --dense is --budget 1; give one of the two\n");
+      return FALSE;
+    }
+  }
+  if (dense)
+    *budget = 1.0;
+  if (!option_in_range ("epochs", o->epochs, 1, FALSE, 1e6, FALSE)
+      || !option_in_range ("batch", o->batch, 1, FALSE, 1 << 20, FALSE)
+      || !option_in_range ("threads", o->threads, 1, FALSE, 64, FALSE)
+      || !option_in_range ("lr", o->lr, 0, TRUE, 1, FALSE)
+      || !option_in_range ("min-lr", o->min_lr, 0, FALSE, o->lr, FALSE)
+      || !option_in_range ("weight-decay", o->weight_decay, 0, FALSE, 1, FALSE)
+      || !option_in_range ("warmup", o->warmup_fraction, 0, FALSE, 1, TRUE)
+      || !option_in_range ("clip", o->clip_norm, 0, FALSE, 1e6, FALSE)
+      || !option_in_range ("label-smoothing", o->label_smoothing, 0, FALSE, 1, TRUE)
+      || !option_in_range ("max-sampled-budget", o->max_sampled_budget, 0.15, FALSE, 1, FALSE)
+      || !option_in_range ("in-frame-fraction", o->in_frame_fraction, 0, FALSE, 1, FALSE)
+      || !option_in_range ("train-images", o->train_images, 0, FALSE, G_MAXINT, FALSE)
+      || !option_in_range ("max-steps", o->max_steps, 0, FALSE, G_MAXINT, FALSE)
+      || !option_in_range ("log-every", o->log_every, 1, FALSE, G_MAXINT, FALSE)
+      || !option_in_range ("checkpoint-every", o->checkpoint_every, 1, FALSE, G_MAXINT, FALSE)
+      || !option_in_range ("mlp-dim", mlp_dim, 0, FALSE, G_MAXINT, FALSE))
+    return FALSE;
+  /* -inf (the default) leaves alpha free; a given bound must be a modest number. */
+  if (o->alpha_min != -INFINITY && !option_in_range ("alpha-min", o->alpha_min, -10, FALSE, 10, FALSE))
+    return FALSE;
+  if (channels != 1 && channels != 3) {
+    fprintf (stderr, "mone train: --channels %d: the trainer and monefilter take 1 (grey) or 3 (RGB)\n", channels);
+    return FALSE;
+  }
+  if (*budget > 0 && o->max_sampled_budget != 1.0) {
+    fprintf (stderr, "mone train: --max-sampled-budget limits the sampled budgets; with a fixed --budget or "
+        "--dense there are none\n");
+    return FALSE;
+  }
+  if (o->self_distill && *budget >= 1.0) {
+    fprintf (stderr, "mone train: --self-distill trains e = 1 on every step already; it needs sampled budgets "
+        "or a fixed --budget below 1\n");
+    return FALSE;
+  }
+  if (o->min_budget_pass && !o->self_distill) {
+    fprintf (stderr, "mone train: --min-budget-pass is a third pass of --self-distill; add --self-distill\n");
+    return FALSE;
+  }
+  if ((resume || o->max_steps > 0) && !checkpoint) {
+    fprintf (stderr, "mone train: %s needs --checkpoint FILE (where the run's state is kept)\n",
+        resume ? "--resume" : "--max-steps");
+    return FALSE;
+  }
+  return TRUE;
+}
 
 int
 mone_cmd_train (int argc, char **argv)
@@ -16,6 +107,7 @@ mone_cmd_train (int argc, char **argv)
   gboolean resume = FALSE, dense = FALSE;
   gint64 seed = 1;
   int size = 32, patch = 4, dim = 64, depth = 6, heads = 4, mlp_dim = 0, experts = 4, channels = 1;
+  char *budget_text = NULL;
   double budget = 0, mean = 0.5, std = 0.5, delta = 2, beta = 10;
   GOptionEntry entries[] = {
     { "data", 0, 0, G_OPTION_ARG_FILENAME, &data_dir, "Fashion-MNIST folder (default " MONE_FASHION_MNIST_DIR ")", "DIR" },
@@ -32,7 +124,7 @@ mone_cmd_train (int argc, char **argv)
     { "warmup", 0, 0, G_OPTION_ARG_DOUBLE, &o.warmup_fraction, "warm-up fraction of the steps (default 0.05)", "X" },
     { "clip", 0, 0, G_OPTION_ARG_DOUBLE, &o.clip_norm, "gradient-norm clip (default 1; 0 = off)", "X" },
     { "label-smoothing", 0, 0, G_OPTION_ARG_DOUBLE, &o.label_smoothing, "label smoothing (default 0.1)", "X" },
-    { "budget", 0, 0, G_OPTION_ARG_DOUBLE, &budget, "train at this fixed budget instead of sampling per step", "E" },
+    { "budget", 0, 0, G_OPTION_ARG_STRING, &budget_text, "train at this fixed budget instead of sampling per step", "E" },
     { "dense", 0, 0, G_OPTION_ARG_NONE, &dense, "the dense twin: same as --budget 1", NULL },
     { "max-sampled-budget", 0, 0, G_OPTION_ARG_DOUBLE, &o.max_sampled_budget,
       "sample only budgets up to X from {0.15, 0.25, ..., 0.95, 1.0} (default 1: all)", "X" },
@@ -42,7 +134,7 @@ mone_cmd_train (int argc, char **argv)
       "every step trains e = 1 on the labels and the sampled budget on e = 1's predictions", NULL },
     { "min-budget-pass", 0, 0, G_OPTION_ARG_NONE, &o.min_budget_pass,
       "with --self-distill, every step also trains e = 0.15 on e = 1's predictions (sandwich rule)", NULL },
-    { "train-images", 0, 0, G_OPTION_ARG_INT, &o.train_images, "use only the first N training images", "N" },
+    { "train-images", 0, 0, G_OPTION_ARG_INT, &o.train_images, "use only the first N training images (default 0: all)", "N" },
     { "max-steps", 0, 0, G_OPTION_ARG_INT, &o.max_steps, "stop this run after N steps (resume later)", "N" },
     { "log-every", 0, 0, G_OPTION_ARG_INT, &o.log_every, "steps between progress lines (default 20)", "N" },
     { "checkpoint-every", 0, 0, G_OPTION_ARG_INT, &o.checkpoint_every, "steps between checkpoints (default 200)", "N" },
@@ -52,7 +144,7 @@ mone_cmd_train (int argc, char **argv)
     { "dim", 0, 0, G_OPTION_ARG_INT, &dim, "model width D (default 64)", "N" },
     { "depth", 0, 0, G_OPTION_ARG_INT, &depth, "blocks (default 6)", "N" },
     { "heads", 0, 0, G_OPTION_ARG_INT, &heads, "attention heads (default 4)", "N" },
-    { "mlp-dim", 0, 0, G_OPTION_ARG_INT, &mlp_dim, "MLP width F (default 4 D)", "N" },
+    { "mlp-dim", 0, 0, G_OPTION_ARG_INT, &mlp_dim, "MLP width F (default 0: 4 D)", "N" },
     { "experts", 0, 0, G_OPTION_ARG_INT, &experts, "nested experts E (default 4)", "N" },
     { "mean", 0, 0, G_OPTION_ARG_DOUBLE, &mean, "pixel mean used for normalisation (default 0.5)", "X" },
     { "std", 0, 0, G_OPTION_ARG_DOUBLE, &std, "pixel std used for normalisation (default 0.5)", "X" },
@@ -79,24 +171,7 @@ mone_cmd_train (int argc, char **argv)
     status = 2;
     goto out;
   }
-  if (dense)
-    budget = 1.0;
-  if (budget < 0 || budget > 1 || o.threads < 1 || o.threads > 64 || isnan (o.alpha_min) || o.in_frame_fraction < 0
-      || o.in_frame_fraction > 1 || o.log_every < 1 || o.checkpoint_every < 1 || o.lr <= 0
-      || !(o.max_sampled_budget >= 0.15 && o.max_sampled_budget <= 1)) {
-    fprintf (stderr, "mone train: option out of range (budget in (0,1], threads 1..64, fractions in [0,1], alpha-min a number, "
-        "max-sampled-budget in [0.15,1], positive lr and step counts)\n");
-    status = 2;
-    goto out;
-  }
-  if (o.self_distill && budget >= 1.0) {
-    fprintf (stderr, "mone train: --self-distill trains e = 1 on every step already; it needs sampled budgets "
-        "or a fixed --budget below 1\n");
-    status = 2;
-    goto out;
-  }
-  if (o.min_budget_pass && !o.self_distill) {
-    fprintf (stderr, "mone train: --min-budget-pass is a third pass of --self-distill; add --self-distill\n");
+  if (!train_options_valid (&o, budget_text, dense, checkpoint, resume, mlp_dim, channels, &budget)) {
     status = 2;
     goto out;
   }
@@ -121,6 +196,16 @@ mone_cmd_train (int argc, char **argv)
   }
   if (!mone_config_finalize (c, &error)) {
     fprintf (stderr, "mone train: %s\n", error->message);
+    status = 2;
+    goto out;
+  }
+  /* Below the smallest expert's cost every token is on expert 0 already: the budget would be
+   * clamped, and the run would not be what was asked for. */
+  const double min_budget = 1.0 / (double) (1 << (c->experts - 1));
+  if (budget > 0 && budget < min_budget - 1e-12) {
+    fprintf (stderr, "mone train: --budget %g is below the smallest budget of a %d-expert model (%g)\n", budget,
+        c->experts, min_budget);
+    status = 2;
     goto out;
   }
   o.data_dir = data_dir;
@@ -129,6 +214,14 @@ mone_cmd_train (int argc, char **argv)
   o.resume = resume;
   o.seed = (uint64_t) seed;
   o.fixed_budget = budget;
+  /* Ctrl-C or SIGTERM: finish the step, write the checkpoint, stop. A second signal kills at once. */
+  struct sigaction on_stop = { 0 };
+  on_stop.sa_handler = request_stop;
+  on_stop.sa_flags = SA_RESETHAND;
+  sigemptyset (&on_stop.sa_mask);
+  sigaction (SIGINT, &on_stop, NULL);
+  sigaction (SIGTERM, &on_stop, NULL);
+  o.stop_requested = &stop_requested;
   if (!mone_train_run (&o, &error)) {
     fprintf (stderr, "mone train: %s\n", error->message);
     goto out;
@@ -143,5 +236,6 @@ out:
   g_free (data_dir);
   g_free (output);
   g_free (checkpoint);
+  g_free (budget_text);
   return status;
 }

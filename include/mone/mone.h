@@ -26,6 +26,7 @@ typedef enum {
   MONE_ERROR_FORMAT,       /* the bytes are not a valid safetensors file */
   MONE_ERROR_MODEL,        /* valid safetensors, but not a consistent MoNE model */
   MONE_ERROR_INVALID_ARGUMENT,
+  MONE_ERROR_INTERRUPTED,  /* a long job (training) was asked to stop before it finished */
 } MoneErrorCode;
 
 /* Model hyper-parameters, from the file's __metadata__. */

@@ -3,6 +3,7 @@
 
 #include <cairo.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -17,8 +18,11 @@ mone_report_write_csv (const char *path, const MoneEvalRow *rows, int n_rows, in
   g_string_append_c (s, '\n');
   for (int i = 0; i < n_rows; i++) {
     const MoneEvalRow *r = &rows[i];
-    g_string_append_printf (s, "%s,%.3f,%.6f,%.2f,%.2f,", mone_protocol_name (r->protocol), r->budget, r->gflops,
-        r->accuracy, r->random_accuracy);
+    g_string_append_printf (s, "%s,%.3f,%.6f,%.2f,", mone_protocol_name (r->protocol), r->budget, r->gflops,
+        r->accuracy);
+    if (!isnan (r->random_accuracy)) /* NaN: not measured (--no-random), an empty field */
+      g_string_append_printf (s, "%.2f", r->random_accuracy);
+    g_string_append_c (s, ',');
     if (dense && dense->present && r->budget >= 0.9999)
       g_string_append_printf (s, "%.2f", dense->accuracy[r->protocol]);
     for (int j = 0; j < experts; j++)
@@ -57,11 +61,13 @@ mone_report_plot (const char *png_path, const MoneEvalRow *rows, int n_rows, con
             rows[i].random_accuracy, rows[i].budget);
     g_string_append (d, "\n\n");
   }
-  if (dense && dense->present)
+  const gboolean with_dense = dense && dense->present;
+  gboolean with_random = FALSE;
+  for (int i = 0; i < n_rows; i++)
+    with_random |= !isnan (rows[i].random_accuracy);
+  if (with_dense)
     g_string_append_printf (d, "# dense twin\n%.6f %.3f %.3f\n", dense->gflops, dense->accuracy[0],
         dense->accuracy[1]);
-  else
-    g_string_append (d, "# dense twin (not given)\nNaN NaN NaN\n");
 
   char *esc_data = g_strescape (data_path, NULL), *esc_png = g_strescape (png_path, NULL);
   char *esc_title = g_strescape (title ? title : "MoNE", NULL);
@@ -75,12 +81,20 @@ mone_report_plot (const char *png_path, const MoneEvalRow *rows, int n_rows, con
       "set key outside right top\n"
       "set grid\n"
       "plot \"%s\" index 0 using 1:2 with linespoints lw 2 pt 7 lc rgb '#1f77b4' title 'MoNE full-frame', \\\n"
-      "     \"%s\" index 1 using 1:2 with linespoints lw 2 pt 5 lc rgb '#d62728' title 'MoNE in-frame', \\\n"
-      "     \"%s\" index 0 using 1:3 with linespoints dt 2 pt 6 lc rgb '#1f77b4' title 'random routing, full-frame', \\\n"
-      "     \"%s\" index 1 using 1:3 with linespoints dt 2 pt 4 lc rgb '#d62728' title 'random routing, in-frame', \\\n"
-      "     \"%s\" index 2 using 1:2 with points pt 9 ps 2 lc rgb '#1f77b4' title 'dense twin, full-frame', \\\n"
-      "     \"%s\" index 2 using 1:3 with points pt 11 ps 2 lc rgb '#d62728' title 'dense twin, in-frame'\n",
-      esc_png, esc_title, esc_data, esc_data, esc_data, esc_data, esc_data, esc_data);
+      "     \"%s\" index 1 using 1:2 with linespoints lw 2 pt 5 lc rgb '#d62728' title 'MoNE in-frame'",
+      esc_png, esc_title, esc_data, esc_data);
+  /* Only the series that were measured get a legend entry. */
+  if (with_random)
+    g_string_append_printf (g, ", \\\n"
+        "     \"%s\" index 0 using 1:3 with linespoints dt 2 pt 6 lc rgb '#1f77b4' title 'random routing, full-frame', \\\n"
+        "     \"%s\" index 1 using 1:3 with linespoints dt 2 pt 4 lc rgb '#d62728' title 'random routing, in-frame'",
+        esc_data, esc_data);
+  if (with_dense)
+    g_string_append_printf (g, ", \\\n"
+        "     \"%s\" index 2 using 1:2 with points pt 9 ps 2 lc rgb '#1f77b4' title 'dense twin, full-frame', \\\n"
+        "     \"%s\" index 2 using 1:3 with points pt 11 ps 2 lc rgb '#d62728' title 'dense twin, in-frame'",
+        esc_data, esc_data);
+  g_string_append_c (g, '\n');
   g_free (esc_data);
   g_free (esc_png);
   g_free (esc_title);
@@ -94,8 +108,10 @@ mone_report_plot (const char *png_path, const MoneEvalRow *rows, int n_rows, con
     ok = g_spawn_sync (NULL, argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, NULL,
         &err_out, &status, error);
     if (ok && !g_spawn_check_wait_status (status, NULL)) {
-      g_set_error (error, MONE_ERROR, MONE_ERROR_IO, "gnuplot failed writing '%s': %s", png_path,
-          err_out ? err_out : "");
+      /* gnuplot spreads one error over several lines (the script line, a caret, the message). */
+      char *one_line = g_strstrip (g_strdelimit (g_strdup (err_out ? err_out : ""), "\n", ' '));
+      g_set_error (error, MONE_ERROR, MONE_ERROR_IO, "gnuplot failed writing '%s': %s", png_path, one_line);
+      g_free (one_line);
       ok = FALSE;
     } else if (!ok) {
       g_prefix_error (error, "cannot run gnuplot (package gnuplot-nox): ");

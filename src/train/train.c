@@ -188,7 +188,7 @@ worker_step (gpointer data)
 /* ---------------------------------------------------------------------------------------------- */
 /* Checkpoints: fixed header, then params, AdamW m and v (float32, native byte order). */
 
-#define CHECKPOINT_MAGIC "MONECKP1"
+#define CHECKPOINT_MAGIC "MONECKP2"
 
 typedef struct {
   char magic[8];
@@ -201,6 +201,7 @@ typedef struct {
   int32_t batch, epochs, train_images, threads;
   int32_t self_distill, min_budget_pass;
   double fixed_budget, in_frame_fraction, lr, alpha_min, max_sampled_budget;
+  double min_lr, weight_decay, warmup_fraction, clip_norm, label_smoothing;
   MoneConfig config;
 } CheckpointHeader;
 
@@ -230,6 +231,56 @@ checkpoint_write (const char *path, const CheckpointHeader *h, const float *para
   return ok;
 }
 
+/* "--dim 32 (now 64), --lr 0.001 (now 0.002)": every option a checkpoint was made with that differs
+ * from this run's; empty when the run may resume from it. */
+static GString *
+checkpoint_differences (const CheckpointHeader *was, const CheckpointHeader *now)
+{
+  GString *out = g_string_new (NULL);
+#define DIFFER(option, a, b, fmt, cast)                                                            \
+  if (!((a) == (b)))                                                                               \
+    g_string_append_printf (out, "%s--%s " fmt " (now " fmt ")", out->len ? ", " : "", option, (cast) (a), (cast) (b))
+#define DIFFER_INT(option, field) DIFFER (option, was->field, now->field, "%lld", long long)
+#define DIFFER_REAL(option, field) DIFFER (option, was->field, now->field, "%g", double)
+  DIFFER_INT ("seed", seed);
+  DIFFER_INT ("batch", batch);
+  DIFFER_INT ("epochs", epochs);
+  DIFFER_INT ("train-images", train_images);
+  DIFFER_INT ("threads", threads);
+  DIFFER_INT ("self-distill", self_distill);
+  DIFFER_INT ("min-budget-pass", min_budget_pass);
+  DIFFER_REAL ("budget", fixed_budget);
+  DIFFER_REAL ("in-frame-fraction", in_frame_fraction);
+  DIFFER_REAL ("lr", lr);
+  DIFFER_REAL ("min-lr", min_lr);
+  DIFFER_REAL ("weight-decay", weight_decay);
+  DIFFER_REAL ("warmup", warmup_fraction);
+  DIFFER_REAL ("clip", clip_norm);
+  DIFFER_REAL ("label-smoothing", label_smoothing);
+  DIFFER_REAL ("alpha-min", alpha_min);
+  DIFFER_REAL ("max-sampled-budget", max_sampled_budget);
+  DIFFER_INT ("size", config.height);
+  DIFFER_INT ("channels", config.channels);
+  DIFFER_INT ("patch", config.patch);
+  DIFFER_INT ("dim", config.dim);
+  DIFFER_INT ("depth", config.depth);
+  DIFFER_INT ("heads", config.heads);
+  DIFFER_INT ("mlp-dim", config.mlp_dim);
+  DIFFER_INT ("experts", config.experts);
+  DIFFER_REAL ("mean", config.mean[0]);
+  DIFFER_REAL ("std", config.std[0]);
+  DIFFER_REAL ("delta", config.delta);
+  DIFFER_REAL ("beta", config.beta);
+#undef DIFFER_REAL
+#undef DIFFER_INT
+#undef DIFFER
+  /* Anything else in the config (set by code, not options) or a layout change. */
+  if (out->len == 0 && (memcmp (&was->config, &now->config, sizeof was->config) || was->n_params != now->n_params
+          || was->n_specs != now->n_specs))
+    g_string_append (out, "a different model configuration");
+  return out;
+}
+
 /* Reads a checkpoint written with the same model config and recipe; FALSE with a message otherwise. */
 static gboolean
 checkpoint_read (const char *path, const CheckpointHeader *expected, int64_t *step, float *params, float *m,
@@ -248,21 +299,16 @@ checkpoint_read (const char *path, const CheckpointHeader *expected, int64_t *st
     fclose (f);
     return FALSE;
   }
-  if (h.n_params != expected->n_params || h.n_specs != expected->n_specs
-      || memcmp (&h.config, &expected->config, sizeof h.config) || h.seed != expected->seed
-      || h.batch != expected->batch || h.epochs != expected->epochs || h.train_images != expected->train_images
-      || h.threads != expected->threads || h.fixed_budget != expected->fixed_budget
-      || h.in_frame_fraction != expected->in_frame_fraction || h.lr != expected->lr
-      || h.alpha_min != expected->alpha_min || h.self_distill != expected->self_distill
-      || h.min_budget_pass != expected->min_budget_pass
-      || h.max_sampled_budget != expected->max_sampled_budget) {
+  GString *differences = checkpoint_differences (&h, expected);
+  if (differences->len > 0) {
     g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
-        "checkpoint '%s' was made with a different model config or recipe (seed %llu, batch %d, epochs %d, "
-        "threads %d); resume with the same options or delete it",
-        path, (unsigned long long) h.seed, h.batch, h.epochs, h.threads);
+        "checkpoint '%s' was made with other options (%s); resume with the same options or delete it", path,
+        differences->str);
+    g_string_free (differences, TRUE);
     fclose (f);
     return FALSE;
   }
+  g_string_free (differences, TRUE);
   ok = fread (params, sizeof (float), n, f) == n && fread (m, sizeof (float), n, f) == n
       && fread (v, sizeof (float), n, f) == n;
   char extra;
@@ -354,6 +400,28 @@ report_validation (MoneTrainModel *model, const MoneImageSet *val, int threads)
 }
 
 gboolean
+mone_check_writable (const char *path, const char *what, GError **error)
+{
+  if (g_file_test (path, G_FILE_TEST_IS_DIR)) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_IO, "cannot write %s to '%s': it is a directory", what, path);
+    return FALSE;
+  }
+  char *probe = g_strconcat (path, ".XXXXXX", NULL);
+  int fd = g_mkstemp (probe);
+  if (fd < 0) {
+    int saved_errno = errno;
+    g_set_error (error, MONE_ERROR, MONE_ERROR_IO, "cannot write %s to '%s': %s", what, path,
+        g_strerror (saved_errno));
+    g_free (probe);
+    return FALSE;
+  }
+  close (fd);
+  unlink (probe);
+  g_free (probe);
+  return TRUE;
+}
+
+gboolean
 mone_train_run (const MoneTrainOptions *opts, GError **error)
 {
   MoneImageSet all = { 0 };
@@ -363,11 +431,19 @@ mone_train_run (const MoneTrainOptions *opts, GError **error)
   gboolean ok = FALSE;
   const int T = MAX (1, opts->threads);
 
-  if (opts->batch < T || opts->epochs < 1) {
-    g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT, "batch (%d) must be >= threads (%d), epochs >= 1",
-        opts->batch, T);
+  if (opts->epochs < 1) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT, "epochs (%d) must be at least 1", opts->epochs);
     return FALSE;
   }
+  if (opts->batch < T) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
+        "batch (%d) must be at least the number of threads (%d)", opts->batch, T);
+    return FALSE;
+  }
+  /* Found out now, not after an hour of training. */
+  if ((opts->output && !mone_check_writable (opts->output, "the model", error))
+      || (opts->checkpoint && !mone_check_writable (opts->checkpoint, "the checkpoint", error)))
+    return FALSE;
   if (opts->config.classes != MONE_FASHION_MNIST_CLASSES) {
     g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
         "the model has %d classes but Fashion-MNIST has %d", opts->config.classes, MONE_FASHION_MNIST_CLASSES);
@@ -413,6 +489,11 @@ mone_train_run (const MoneTrainOptions *opts, GError **error)
   header.lr = opts->lr;
   header.alpha_min = opts->alpha_min;
   header.max_sampled_budget = opts->max_sampled_budget;
+  header.min_lr = opts->min_lr;
+  header.weight_decay = opts->weight_decay;
+  header.warmup_fraction = opts->warmup_fraction;
+  header.clip_norm = opts->clip_norm;
+  header.label_smoothing = opts->label_smoothing;
   header.self_distill = opts->self_distill ? 1 : 0;
   header.min_budget_pass = opts->min_budget_pass ? 1 : 0;
   header.config = *c;
@@ -532,9 +613,22 @@ mone_train_run (const MoneTrainOptions *opts, GError **error)
       if (!checkpoint_write (opts->checkpoint, &header, model->params, m, v, error))
         goto out;
     }
-    if (opts->max_steps > 0 && steps_in_run >= opts->max_steps && !last) {
+    if (opts->stop_requested && *opts->stop_requested && !last) {
       header.step = step + 1;
       if (opts->checkpoint && !checkpoint_write (opts->checkpoint, &header, model->params, m, v, error))
+        goto out;
+      if (opts->checkpoint)
+        g_set_error (error, MONE_ERROR, MONE_ERROR_INTERRUPTED,
+            "interrupted after step %lld of %ld; the checkpoint '%s' holds it: run the same command with --resume",
+            (long long) step + 1, total_steps, opts->checkpoint);
+      else
+        g_set_error (error, MONE_ERROR, MONE_ERROR_INTERRUPTED,
+            "interrupted after step %lld of %ld; nothing saved (no --checkpoint)", (long long) step + 1, total_steps);
+      goto out;
+    }
+    if (opts->max_steps > 0 && steps_in_run >= opts->max_steps && !last) {
+      header.step = step + 1;
+      if (!checkpoint_write (opts->checkpoint, &header, model->params, m, v, error))
         goto out;
       fprintf (stderr, "stopping after %ld steps (--max-steps); resume with --resume\n", steps_in_run);
       ok = TRUE;

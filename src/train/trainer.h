@@ -11,6 +11,8 @@
 #include "mone-private.h"
 #include "data.h"
 
+#include <signal.h>
+
 G_BEGIN_DECLS
 
 /* Named pointers into a flat float array laid out as mone_tensor_specs. Used for the parameters,
@@ -142,9 +144,15 @@ typedef struct {
   int checkpoint_every;        /* steps */
   int log_every;               /* steps */
   int max_steps;               /* stop early after this many steps in this run (0 = no limit) */
+  /* If not NULL and set (e.g. by a signal handler), the run checkpoints after the current step and
+   * returns FALSE with an "interrupted" error. */
+  const volatile sig_atomic_t *stop_requested;
 } MoneTrainOptions;
 
 void mone_train_options_init (MoneTrainOptions *opts);
+/* Whether a file can be written at `path` (creates and removes a temporary file beside it), so a long
+ * job can refuse a bad output path before it starts. `what` names the file in the message. */
+gboolean mone_check_writable (const char *path, const char *what, GError **error);
 /* Runs (or resumes) training and writes opts->output. Progress lines go to stderr. */
 gboolean mone_train_run (const MoneTrainOptions *opts, GError **error);
 

@@ -1,7 +1,8 @@
 /* Bad input is rejected with a message naming the cause: IDX files (missing, truncated plain and
  * gzip, corrupt gzip, wrong magic, count mismatch, labels out of range, trailing bytes), a model
  * whose class count disagrees with the data (library and `mone eval` / `mone train`), a missing
- * model file. argv[1] is the `mone` tool. */
+ * model file, out-of-range options of `mone train` and `mone eval` (each named in the message) and
+ * output paths that cannot be written (refused before any work). argv[1] is the `mone` tool. */
 #include "trainer.h"
 
 #include <glib/gstdio.h>
@@ -251,11 +252,30 @@ main (int argc, char **argv)
     const char *train_missing[] = { "train", "--data", "/nonexistent/fm", "-o", model_path, NULL };
     expect_tool_error ("mone train, missing data", tool, train_missing, "cannot open IDX file '/nonexistent/fm/");
     const char *train_budget[] = { "train", "--budget", "1.5", "-o", model_path, NULL };
-    expect_tool_error ("mone train, budget out of range", tool, train_budget, "budget in (0,1]");
+    expect_tool_error ("mone train, budget out of range", tool, train_budget, "--budget 1.5 out of range (0, 1]");
+    const char *train_budget_nan[] = { "train", "--budget", "nan", "-o", model_path, NULL };
+    expect_tool_error ("mone train, budget not a number", tool, train_budget_nan, "--budget nan out of range (0, 1]");
+    const char *train_budget_low[] = { "train", "--budget", "0.01", "-o", model_path, NULL };
+    expect_tool_error ("mone train, budget below the smallest expert's", tool, train_budget_low,
+        "--budget 0.01 is below the smallest budget of a 4-expert model (0.125)");
+    const char *train_lr[] = { "train", "--lr", "-1", "-o", model_path, NULL };
+    expect_tool_error ("mone train, negative learning rate", tool, train_lr, "--lr -1 out of range (0, 1]");
+    const char *train_epochs[] = { "train", "--epochs", "0", "-o", model_path, NULL };
+    expect_tool_error ("mone train, no epochs", tool, train_epochs, "--epochs 0 out of range [1, 1000000]");
+    const char *train_smoothing[] = { "train", "--label-smoothing", "2", "-o", model_path, NULL };
+    expect_tool_error ("mone train, label smoothing", tool, train_smoothing, "--label-smoothing 2 out of range [0, 1)");
+    const char *train_channels[] = { "train", "--channels", "2", "-o", model_path, NULL };
+    expect_tool_error ("mone train, two channels", tool, train_channels, "--channels 2: the trainer and monefilter take 1");
+    const char *train_steps[] = { "train", "--max-steps", "3", "-o", model_path, NULL };
+    expect_tool_error ("mone train, --max-steps without a checkpoint", tool, train_steps,
+        "--max-steps needs --checkpoint FILE");
+    const char *train_output[] = { "train", "-o", "/nonexistent/dir/model.safetensors", NULL };
+    expect_tool_error ("mone train, output folder missing (before training)", tool, train_output,
+        "cannot write the model to '/nonexistent/dir/model.safetensors': No such file or directory");
     const char *train_delta[] = { "train", "--delta", "0", "-o", model_path, NULL };
-    expect_tool_error ("mone train, capacity delta not positive", tool, train_delta, "mone.delta 0 must be positive");
+    expect_tool_error ("mone train, capacity delta not positive", tool, train_delta, "mone.delta 0 out of range (0, 1000)");
     const char *train_max_budget[] = { "train", "--max-sampled-budget", "0.1", "-o", model_path, NULL };
-    expect_tool_error ("mone train, no sampled budget left", tool, train_max_budget, "max-sampled-budget in [0.15,1]");
+    expect_tool_error ("mone train, no sampled budget left", tool, train_max_budget, "--max-sampled-budget 0.1 out of range [0.15, 1]");
     const char *train_min_pass[] = { "train", "--min-budget-pass", "-o", model_path, NULL };
     expect_tool_error ("mone train, min-budget pass without self-distillation", tool, train_min_pass,
         "--min-budget-pass is a third pass of --self-distill");
@@ -287,6 +307,16 @@ main (int argc, char **argv)
       printf ("FAIL mone eval on the 3 test images of the split folder\n");
       failures++;
     }
+    const char *eval_low[] = { "eval", model10_path, "--data", split_dir, "-n", "3", "-b", "0.01", NULL };
+    expect_tool_error ("mone eval, budget below the model's smallest", tool, eval_low,
+        "budget 0.01 is below this model's smallest budget 0.125");
+    const char *eval_empty[] = { "eval", model10_path, "--data", split_dir, "-n", "3", "-b", "", NULL };
+    expect_tool_error ("mone eval, no budgets", tool, eval_empty, "--budgets is empty");
+    const char *eval_negative[] = { "eval", model10_path, "--data", split_dir, "-n", "-1", NULL };
+    expect_tool_error ("mone eval, negative image count", tool, eval_negative, "--images must be 1..3\n");
+    const char *eval_csv[] = { "eval", model10_path, "--data", split_dir, "--csv", "/nonexistent/dir/eval.csv", NULL };
+    expect_tool_error ("mone eval, CSV folder missing (before evaluating)", tool, eval_csv,
+        "cannot write the CSV to '/nonexistent/dir/eval.csv'");
     /* Without -n each split is evaluated whole: 5,000 validation images, more than the test file has. */
     const char *eval_val_whole[] = { "eval", model10_path, "--data", split_dir, "--split", "val", "-b", "1",
       "--no-random", NULL };

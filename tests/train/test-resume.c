@@ -1,7 +1,9 @@
 /* Checkpoints resume exactly: a run interrupted after 7 steps and resumed from its checkpoint
  * writes the same model file, byte for byte, as the uninterrupted run with the same seed, also
  * with --self-distill and --min-budget-pass; resuming with a different recipe (another seed,
- * --alpha-min, --self-distill, --max-sampled-budget or --min-budget-pass) is refused. A run with
+ * --alpha-min, --self-distill, --max-sampled-budget, --min-budget-pass, the optimiser's settings) is
+ * refused with a message naming what differs. A stop request (SIGINT in mone train) checkpoints and
+ * resumes exactly. A run with
  * --alpha-min keeps alpha at or above it (free, alpha goes negative on this tiny recipe). The
  * per-step budget draws exactly the allowed budgets. */
 #include "trainer.h"
@@ -41,11 +43,12 @@ resume_options (MoneTrainOptions *o, const char *output, const char *checkpoint)
 
 /* A recipe that differs from the checkpoint's must not silently continue from it. 1 on failure. */
 static int
-expect_resume_refused (const MoneTrainOptions *o, const char *what)
+expect_resume_refused (const MoneTrainOptions *o, const char *what, const char *difference)
 {
   GError *error = NULL;
   gboolean ok = mone_train_run (o, &error);
-  gboolean refused = !ok && error && strstr (error->message, "different model config or recipe");
+  gboolean refused = !ok && error && strstr (error->message, "was made with other options")
+      && strstr (error->message, difference);
   printf ("%s resume with another %s: %s\n", refused ? "ok  " : "FAIL", what, error ? error->message : "accepted");
   g_clear_error (&error);
   return !refused;
@@ -169,18 +172,45 @@ main (void)
       same ? "equals" : "differs from", la);
   failures += !same;
 
+  /* A stop request (what mone train's SIGINT/SIGTERM handler sets) checkpoints after the current
+   * step; resuming from there ends with the same model again. */
+  g_unlink (b);
+  g_unlink (ckpt);
+  volatile sig_atomic_t stop = 1;
+  resume_options (&o, b, ckpt);
+  o.stop_requested = &stop;
+  gboolean stopped = !mone_train_run (&o, &error) && g_error_matches (error, MONE_ERROR, MONE_ERROR_INTERRUPTED)
+      && strstr (error->message, "interrupted after step 1 of 16") && !g_file_test (b, G_FILE_TEST_EXISTS);
+  printf ("%s stop request: %s\n", stopped ? "ok  " : "FAIL", error ? error->message : "not stopped");
+  failures += !stopped;
+  g_clear_error (&error);
+  stop = 0;
+  char *dc = NULL;
+  gsize lc = 0;
+  gboolean same_after_stop = mone_train_run (&o, &error) && g_file_get_contents (b, &dc, &lc, NULL) && lc == la
+      && memcmp (dc, da, la) == 0;
+  printf ("%s stopped + resumed run %s the uninterrupted one\n", same_after_stop ? "ok  " : "FAIL",
+      same_after_stop ? "equals" : "differs from");
+  failures += !same_after_stop;
+  g_clear_error (&error);
+  g_free (dc);
+
   resume_options (&o, b, ckpt);
   o.seed = 6;
-  failures += expect_resume_refused (&o, "seed");
+  failures += expect_resume_refused (&o, "seed", "--seed 5 (now 6)");
   resume_options (&o, b, ckpt);
   o.alpha_min = 0.25;
-  failures += expect_resume_refused (&o, "alpha-min");
+  failures += expect_resume_refused (&o, "alpha-min", "--alpha-min -inf (now 0.25)");
   resume_options (&o, b, ckpt);
   o.self_distill = TRUE;
-  failures += expect_resume_refused (&o, "--self-distill setting");
+  failures += expect_resume_refused (&o, "--self-distill setting", "--self-distill 0 (now 1)");
   resume_options (&o, b, ckpt);
   o.max_sampled_budget = 0.55;
-  failures += expect_resume_refused (&o, "--max-sampled-budget");
+  failures += expect_resume_refused (&o, "--max-sampled-budget", "--max-sampled-budget 1 (now 0.55)");
+  resume_options (&o, b, ckpt);
+  o.weight_decay = 0.5;
+  o.label_smoothing = 0;
+  failures += expect_resume_refused (&o, "optimiser recipe", "--weight-decay 0.05 (now 0.5), --label-smoothing 0.1 (now 0)");
 
   /* Self-distillation (two passes per step) and the sandwich's third pass (--min-budget-pass) each
    * resume exactly too, and each trains a model of its own. */
@@ -190,7 +220,7 @@ main (void)
       &two_pass);
   resume_options (&o, b, ckpt);
   o.self_distill = o.min_budget_pass = TRUE;
-  failures += expect_resume_refused (&o, "--min-budget-pass setting");
+  failures += expect_resume_refused (&o, "--min-budget-pass setting", "--min-budget-pass 0 (now 1)");
   g_unlink (ckpt);
   failures += check_variant_resumes (dir, b, ckpt, TRUE, 6, "min-budget pass", two_pass, "the two-pass",
       &three_pass);
