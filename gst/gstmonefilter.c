@@ -50,6 +50,7 @@
 #include "gstmonefilter.h"
 
 #include <errno.h>
+#include <glib/gstdio.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -163,7 +164,7 @@ struct _GstMoneFilter
   gint *top_scratch;            /* (classes) */
 
   /* From set_info (streaming thread). */
-  GstVideoInfo model_info;      /* GRAY8 or RGB at the model size */
+  GstVideoInfo model_info;      /* RGB at the model size (grey models take its luma) */
   GstBuffer *model_buffer;      /* one converted frame */
   GstVideoConverter *converter;
   GstMoneFilterScaleMode converter_scale_mode;
@@ -315,6 +316,7 @@ model_cache_acquire (const gchar * path, gchar ** key_out, GError ** error)
     /* Loading under the lock keeps two instances starting together from loading twice. */
     model = mone_model_load_file (path, error);
     if (model) {
+      GST_INFO ("loaded model file %s", key);
       shared = g_new0 (SharedModel, 1);
       shared->model = mone_model_ref (model);
       shared->users = 1;
@@ -405,7 +407,8 @@ gst_mone_filter_class_init (GstMoneFilterClass * klass)
           G_PARAM_READWRITE | GST_PARAM_MUTABLE_PLAYING | G_PARAM_STATIC_STRINGS));
   g_object_class_install_property (gobject_class, PROP_THREADS,
       g_param_spec_int ("threads", "Threads",
-          "Threads of the inference engine (0 = all cores); applied when the element starts",
+          "Threads of the inference engine (0 = automatic: 1 for small models, else all "
+          "cores; at most the number of cores); applied when the element starts",
           0, 256, DEFAULT_THREADS,
           G_PARAM_READWRITE | GST_PARAM_MUTABLE_READY | G_PARAM_STATIC_STRINGS));
   g_object_class_install_property (gobject_class, PROP_MESSAGE,
@@ -538,6 +541,9 @@ gst_mone_filter_set_property (GObject * object, guint prop_id, const GValue * va
   latency_before = gst_mone_filter_own_latency_locked (self);
   switch (prop_id) {
     case PROP_MODEL:
+      if (GST_STATE (self) > GST_STATE_READY)
+        GST_WARNING_OBJECT (self, "the model is loaded when the element starts: the new one "
+            "applies after the next READY->PAUSED");
       g_free (self->model_path);
       /* NULL or "" restores the default. */
       self->model_path = g_value_get_string (value) && *g_value_get_string (value)
@@ -559,6 +565,8 @@ gst_mone_filter_set_property (GObject * object, guint prop_id, const GValue * va
       self->settings.top_k = g_value_get_uint (value);
       break;
     case PROP_THREADS:
+      if (GST_STATE (self) > GST_STATE_READY)
+        GST_WARNING_OBJECT (self, "threads apply after the next READY->PAUSED");
       self->threads = g_value_get_int (value);
       break;
     case PROP_MESSAGE:
@@ -652,6 +660,8 @@ gst_mone_filter_start (GstBaseTransform * trans)
   gint threads;
   const MoneConfig *config;
   gchar **labels;
+  GStatBuf st;
+  int stat_errno = 0;
 
   GST_OBJECT_LOCK (self);
   path = g_strdup (self->model_path);
@@ -660,8 +670,10 @@ gst_mone_filter_start (GstBaseTransform * trans)
 
   if (!path || !*path)
     goto no_path;
-  if (!g_file_test (path, G_FILE_TEST_EXISTS))
+  if (g_stat (path, &st) != 0) {
+    stat_errno = errno;
     goto not_found;
+  }
 
   self->model = model_cache_acquire (path, &self->model_cache_key, &error);
   if (!self->model)
@@ -670,6 +682,11 @@ gst_mone_filter_start (GstBaseTransform * trans)
   if (config->channels != 1 && config->channels != 3)
     goto bad_channels;
 
+  /* More threads than cores only wait on each other at every fork-join of the engine. */
+  if (threads > (gint) g_get_num_processors ()) {
+    GST_INFO_OBJECT (self, "threads=%d capped at the %u cores", threads, g_get_num_processors ());
+    threads = (gint) g_get_num_processors ();
+  }
   self->context = mone_context_new (self->model, threads, &error);
   if (!self->context)
     goto context_failed;
@@ -712,20 +729,22 @@ no_path:
   g_free (path);
   return FALSE;
 not_found:
-  GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND,
-      ("Could not load MoNE model \"%s\": file not found.", path),
-      ("%s: %s", path, g_strerror (ENOENT)));
+  /* The loader's messages start with the path; the user-facing text names it once. */
+  if (stat_errno == ENOENT)
+    GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND, ("Could not load MoNE model \"%s\": %s.", path,
+            g_strerror (stat_errno)), ("%s: %s", path, g_strerror (stat_errno)));
+  else
+    GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ, ("Could not load MoNE model \"%s\": %s.", path,
+            g_strerror (stat_errno)), ("%s: %s", path, g_strerror (stat_errno)));
   g_free (path);
   return FALSE;
 load_failed:
   if (g_error_matches (error, MONE_ERROR, MONE_ERROR_IO))
-    GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ,
-        ("Could not load MoNE model \"%s\": %s", path, error->message),
-        ("%s: %s", path, error->message));
+    GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ, ("Could not load MoNE model %s", error->message),
+        ("%s", error->message));
   else
-    GST_ELEMENT_ERROR (self, RESOURCE, FAILED,
-        ("Could not load MoNE model \"%s\": %s", path, error->message),
-        ("%s: %s", path, error->message));
+    GST_ELEMENT_ERROR (self, RESOURCE, FAILED, ("Could not load MoNE model %s", error->message),
+        ("%s", error->message));
   g_clear_error (&error);
   g_free (path);
   return FALSE;
@@ -955,9 +974,11 @@ gst_mone_filter_set_info (GstVideoFilter * filter, GstCaps * incaps, GstVideoInf
   mode = self->settings.scale_mode;
   GST_OBJECT_UNLOCK (self);
 
-  gst_video_info_set_format (&self->model_info,
-      self->model_channels == 1 ? GST_VIDEO_FORMAT_GRAY8 : GST_VIDEO_FORMAT_RGB,
-      self->model_width, self->model_height);
+  /* Always RGB, also for grey models (which take its luma): GStreamer 1.22's converter turns YUV
+   * into GRAY8 by copying Y without expanding limited range (16-235), which costs a grey model
+   * about 8 points on ordinary decoded video; the path through RGB expands it. */
+  gst_video_info_set_format (&self->model_info, GST_VIDEO_FORMAT_RGB, self->model_width,
+      self->model_height);
   /* GstVideoConverter converts pictures, not timing: it wants both sides to agree on these. */
   GST_VIDEO_INFO_FPS_N (&self->model_info) = GST_VIDEO_INFO_FPS_N (in_info);
   GST_VIDEO_INFO_FPS_D (&self->model_info) = GST_VIDEO_INFO_FPS_D (in_info);
@@ -1023,7 +1044,10 @@ gst_mone_filter_convert_frame (GstMoneFilter * self, GstVideoFrame * frame)
     return;
   if (self->tiny_copy) {
     GstVideoFrame copy;
-    if (gst_video_frame_map (&copy, &frame->info, self->tiny_copy, GST_MAP_WRITE)) {
+    /* Mapped with the caps' default strides (what tiny_copy was sized for), not the upstream
+     * buffer's own, which a GstVideoMeta may make far larger; the copy handles the difference. */
+    if (gst_video_frame_map (&copy, &GST_VIDEO_FILTER (self)->in_info, self->tiny_copy,
+            GST_MAP_WRITE)) {
       gst_video_frame_copy (&copy, frame);
       gst_video_converter_frame (self->converter, &copy, &model_frame);
       gst_video_frame_unmap (&copy);
@@ -1041,9 +1065,16 @@ gst_mone_filter_convert_frame (GstMoneFilter * self, GstVideoFrame * frame)
   const float scale = 1.0f / 255.0f;
   for (gint y = 0; y < h; y++) {
     const guint8 *row = pixels + (gsize) y * stride;
-    for (gint x = 0; x < w; x++)
-      for (gint ch = 0; ch < c; ch++)
-        dest[((gsize) ch * h + y) * w + x] = row[x * c + ch] * scale;
+    if (c == 1) {
+      /* BT.601 luma, as GStreamer's own RGB -> GRAY8 conversion weighs the channels. */
+      for (gint x = 0; x < w; x++)
+        dest[(gsize) y * w + x] = (0.299f * row[3 * x] + 0.587f * row[3 * x + 1] +
+            0.114f * row[3 * x + 2]) * scale;
+    } else {
+      for (gint x = 0; x < w; x++)
+        for (gint ch = 0; ch < 3; ch++)
+          dest[((gsize) ch * h + y) * w + x] = row[3 * x + ch] * scale;
+    }
   }
   gst_video_frame_unmap (&model_frame);
 

@@ -363,7 +363,7 @@ mone_model_load_file (const char *path, GError **error)
 {
   g_return_val_if_fail (path != NULL, NULL);
   GError *local = NULL;
-  /* Checked before opening: a FIFO would block the open, a directory gives GLib's mmap message. */
+  /* Checked before opening: a FIFO would block the open, a directory fails with a vague message. */
   GStatBuf st;
   if (g_stat (path, &st) != 0) {
     int saved_errno = errno;
@@ -374,15 +374,17 @@ mone_model_load_file (const char *path, GError **error)
     g_set_error (error, MONE_ERROR, MONE_ERROR_IO, "%s: cannot open model: not a regular file", path);
     return NULL;
   }
+  /* Read into memory rather than mapped: a mapped file that is truncated or rewritten in place
+   * while a pipeline plays (cp over it) would crash the process (SIGBUS) or swap in unchecked bytes.
+   * g_malloc memory is aligned for any type, so the F32 tensors of a well-made file stay in place. */
   MoneModel *m = model_new_empty ();
-  m->mapped_file = g_mapped_file_new (path, FALSE, &local);
-  if (m->mapped_file == NULL) {
-    g_set_error (error, MONE_ERROR, MONE_ERROR_IO, "%s: cannot open model: %s", path, local->message);
+  gsize size = 0;
+  if (!g_file_get_contents (path, (char **) &m->owned_bytes, &size, &local)) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_IO, "%s: cannot read model: %s", path, local->message);
     g_error_free (local);
     goto error;
   }
-  if (!load_from_bytes (m, (const uint8_t *) g_mapped_file_get_contents (m->mapped_file),
-          g_mapped_file_get_length (m->mapped_file), &local)) {
+  if (!load_from_bytes (m, m->owned_bytes, size, &local)) {
     g_propagate_prefixed_error (error, local, "%s: ", path);
     goto error;
   }

@@ -180,8 +180,6 @@ mone_model_unref (MoneModel *model)
     return;
   g_strfreev (model->labels);
   g_free (model->weights.blocks);
-  if (model->mapped_file)
-    g_mapped_file_unref (model->mapped_file);
   g_free (model->owned_bytes);
   g_free (model->converted_storage);
   g_free (model);

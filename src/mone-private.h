@@ -39,8 +39,7 @@ struct MoneModel {
   MoneConfig config;
   char **labels;            /* (K) NUL-terminated UTF-8 strings, owned */
   MoneWeights weights;      /* pointers into the mapping or into converted_storage */
-  GMappedFile *mapped_file; /* when loaded from a path */
-  void *owned_bytes;        /* when loaded from memory: the copied file */
+  void *owned_bytes;        /* the whole file, read or copied at load (tensors may point into it) */
   float *converted_storage; /* F16/BF16 tensors converted to F32, one allocation */
 };
 

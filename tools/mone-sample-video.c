@@ -2,7 +2,8 @@
  *
  * Each chosen test item is drawn into the centre square of a grey frame (side = the frame's
  * shorter side unless --item-size says otherwise) and shown for --frames-per-item frames. The
- * frames go through appsrc ! videoconvert ! vp8enc ! webmmux ! filesink, and a CSV next to the
+ * frames go through appsrc ! videoconvert ! RGB ! videoconvert ! vp8enc ! webmmux ! filesink (real
+ * limited-range I420, as decoders and cameras deliver), and a CSV next to the
  * video records which item is on which frames:
  *
  *   item,test_index,first_frame,last_frame,label,label_name
@@ -164,7 +165,8 @@ static gboolean
 encode_video (const SampleOptions *opt, const MoneImageSet *set, const int *chosen, GError **error)
 {
   GstElement *pipeline = gst_pipeline_new ("sample-video");
-  GstElement *src = NULL, *convert = NULL, *encoder = NULL, *mux = NULL, *sink = NULL;
+  GstElement *src = NULL, *to_rgb = NULL, *rgb_filter = NULL, *convert = NULL, *encoder = NULL, *mux = NULL;
+  GstElement *sink = NULL;
   GstVideoInfo info;
   GstCaps *caps = NULL;
   float *item_pixels = g_new (float, (gsize) opt->item_size * opt->item_size);
@@ -172,6 +174,8 @@ encode_video (const SampleOptions *opt, const MoneImageSet *set, const int *chos
   guint64 frame_index = 0;
 
   if (!(src = make_element ("appsrc", "gstreamer1.0-plugins-base", error))
+      || !(to_rgb = make_element ("videoconvert", "gstreamer1.0-plugins-base", error))
+      || !(rgb_filter = make_element ("capsfilter", "libgstreamer1.0-0", error))
       || !(convert = make_element ("videoconvert", "gstreamer1.0-plugins-base", error))
       || !(encoder = make_element ("vp8enc", "gstreamer1.0-plugins-good", error))
       || !(mux = make_element ("webmmux", "gstreamer1.0-plugins-good", error))
@@ -190,11 +194,17 @@ encode_video (const SampleOptions *opt, const MoneImageSet *set, const int *chos
       "target-bitrate", opt->bitrate, "keyframe-max-dist", opt->fps, NULL);
   g_object_set (sink, "location", opt->output, NULL);
 
-  gst_bin_add_many (GST_BIN (pipeline), src, convert, encoder, mux, sink, NULL);
-  if (!gst_element_link_many (src, convert, encoder, mux, sink, NULL)) {
+  /* Through RGB: GStreamer's converter would copy GRAY8 into the Y plane as it is (full range in a
+   * stream that says limited range); GRAY8 -> RGB -> I420 stores real limited-range video, as a
+   * camera or decoder delivers it. */
+  GstCaps *rgb_caps = gst_caps_new_simple ("video/x-raw", "format", G_TYPE_STRING, "RGB", NULL);
+  g_object_set (rgb_filter, "caps", rgb_caps, NULL);
+  gst_caps_unref (rgb_caps);
+  gst_bin_add_many (GST_BIN (pipeline), src, to_rgb, rgb_filter, convert, encoder, mux, sink, NULL);
+  if (!gst_element_link_many (src, to_rgb, rgb_filter, convert, encoder, mux, sink, NULL)) {
     g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_NEGOTIATION,
-        "cannot link appsrc ! videoconvert ! vp8enc ! webmmux ! filesink");
-    src = convert = encoder = mux = sink = NULL;
+        "cannot link appsrc ! videoconvert ! video/x-raw,format=RGB ! videoconvert ! vp8enc ! webmmux ! filesink");
+    src = to_rgb = rgb_filter = convert = encoder = mux = sink = NULL;
     goto done;
   }
   if (gst_element_set_state (pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) {
@@ -237,9 +247,11 @@ encode_video (const SampleOptions *opt, const MoneImageSet *set, const int *chos
 
 stop:
   gst_element_set_state (pipeline, GST_STATE_NULL);
-  src = convert = encoder = mux = sink = NULL; /* owned by the pipeline */
+  src = to_rgb = rgb_filter = convert = encoder = mux = sink = NULL; /* owned by the pipeline */
 done:
   if (src) gst_object_unref (src);
+  if (to_rgb) gst_object_unref (to_rgb);
+  if (rgb_filter) gst_object_unref (rgb_filter);
   if (convert) gst_object_unref (convert);
   if (encoder) gst_object_unref (encoder);
   if (mux) gst_object_unref (mux);

@@ -52,7 +52,8 @@ typedef struct {
 typedef struct MoneModel MoneModel;
 typedef struct MoneContext MoneContext;
 
-/* Loading. The file is memory-mapped; F32 tensors are used in place, F16/BF16 converted once. */
+/* Loading. The file is read into memory once (replacing it later does not affect a loaded model);
+ * F32 tensors are used in place, F16/BF16 converted once. */
 MoneModel *mone_model_load_file (const char *path, GError **error);
 /* Loads from a caller buffer. The bytes are copied, so the buffer may be freed afterwards. */
 MoneModel *mone_model_load_memory (const void *data, size_t size, GError **error);
@@ -82,7 +83,10 @@ void mone_tokens_per_expert (int experts, const double *capacity, int tokens, in
 void mone_route_tokens (int tokens, int experts, const float *router_probs, const int *counts,
     uint8_t *expert_of_token, int *scratch);
 
-/* Per-stream context. n_threads <= 0 means "all cores". */
+/* Per-stream context. n_threads <= 0 chooses: 1 for models under MONE_AUTO_THREADS_MIN_FLOPS per
+ * frame at e = 1, else every processor. More threads than processors work but are slow: every
+ * fork-join waits for descheduled threads. */
+#define MONE_AUTO_THREADS_MIN_FLOPS 2.5e8
 MoneContext *mone_context_new (MoneModel *model, int n_threads, GError **error);
 void mone_context_free (MoneContext *ctx);
 MoneModel *mone_context_get_model (MoneContext *ctx);
