@@ -367,36 +367,40 @@ expert_colour (int expert, int experts, double rgb[3])
     rgb[c] = stops[i][c] * (1.0 - f) + stops[i + 1][c] * f;
 }
 
-/* Cairo's ARGB32 is premultiplied; GStreamer's BGRA/ARGB is not. Opaque pixels are the same in
- * both, so the common case costs one compare per pixel. */
+/* Blends a premultiplied ARGB32 layer (what Cairo drew on transparent black) over a frame of
+ * straight-alpha pixels in the same byte order (GStreamer's BGRA/ARGB). Pixels the layer left
+ * transparent are not touched, so the rest of the frame keeps its exact bytes; converting the
+ * whole frame to premultiplied and back would round every translucent pixel. */
 static void
-premultiply (guint8 * data, int width, int height, int stride)
+composite_layer (guint8 * frame, int frame_stride, const guint8 * layer, int layer_stride,
+    int width, int height)
 {
   for (int y = 0; y < height; y++) {
-    guint32 *row = (guint32 *) (data + (gsize) y * stride);
+    guint8 *row = frame + (gsize) y * frame_stride;
+    const guint32 *over = (const guint32 *) (layer + (gsize) y * layer_stride);
     for (int x = 0; x < width; x++) {
-      guint32 p = row[x], a = p >> 24;
-      if (a == 255)
+      guint32 o = over[x], p, out;
+      if (o == 0)
         continue;
-      guint32 r = ((p >> 16) & 0xff) * a / 255, g = ((p >> 8) & 0xff) * a / 255,
-          b = (p & 0xff) * a / 255;
-      row[x] = (a << 24) | (r << 16) | (g << 8) | b;
-    }
-  }
-}
-
-static void
-unpremultiply (guint8 * data, int width, int height, int stride)
-{
-  for (int y = 0; y < height; y++) {
-    guint32 *row = (guint32 *) (data + (gsize) y * stride);
-    for (int x = 0; x < width; x++) {
-      guint32 p = row[x], a = p >> 24;
-      if (a == 255 || a == 0)
+      memcpy (&p, row + 4 * x, 4);      /* frame rows need not be 4-byte aligned */
+      if ((p >> 24) == 255) {
+        /* Opaque frame pixel (the usual case): plain "over", in integers. */
+        const guint32 keep = 255 - (o >> 24);
+        out = 0xffu << 24;
+        for (int shift = 0; shift < 24; shift += 8)
+          out |= MIN (((o >> shift) & 0xff) + (((p >> shift) & 0xff) * keep + 127) / 255, 255u) << shift;
+        memcpy (row + 4 * x, &out, 4);
         continue;
-      guint32 r = MIN (((p >> 16) & 0xff) * 255 / a, 255u),
-          g = MIN (((p >> 8) & 0xff) * 255 / a, 255u), b = MIN ((p & 0xff) * 255 / a, 255u);
-      row[x] = (a << 24) | (r << 16) | (g << 8) | b;
+      }
+      const double oa = (o >> 24) / 255.0, pa = (p >> 24) / 255.0, a = oa + pa * (1.0 - oa);
+      out = (guint32) lround (a * 255.0) << 24;
+      for (int shift = 0; shift < 24; shift += 8) {
+        const double over_premultiplied = ((o >> shift) & 0xff) / 255.0;
+        const double under = ((p >> shift) & 0xff) / 255.0;
+        const double c = (over_premultiplied + under * pa * (1.0 - oa)) / a;
+        out |= (guint32) lround (CLAMP (c, 0.0, 1.0) * 255.0) << shift;
+      }
+      memcpy (row + 4 * x, &out, 4);
     }
   }
 }
@@ -563,9 +567,10 @@ gst_mone_overlay_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * fr
     return GST_FLOW_OK;
 
   /* Cairo needs a 4-byte aligned stride at least as wide as its own; frames that do not have
-   * one (odd strides from a foreign allocator) are drawn in a copy. */
+   * one (odd strides from a foreign allocator) are drawn in a copy. Frames with alpha are drawn
+   * on a transparent layer and blended (Cairo premultiplies alpha, GStreamer does not). */
   int cairo_stride = cairo_format_stride_for_width (self->cairo_format, width);
-  gboolean use_scratch = stride < cairo_stride || stride % 4 != 0
+  gboolean use_scratch = self->has_alpha || stride < cairo_stride || stride % 4 != 0
       || ((guintptr) pixels) % 4 != 0;
   guint8 *target = pixels;
   int target_stride = stride;
@@ -577,14 +582,15 @@ gst_mone_overlay_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * fr
       self->scratch = g_malloc (needed);
       self->scratch_size = needed;
     }
-    for (int y = 0; y < height; y++)
-      memcpy (self->scratch + (gsize) y * cairo_stride, pixels + (gsize) y * stride, row_bytes);
+    if (self->has_alpha)
+      memset (self->scratch, 0, needed);
+    else
+      for (int y = 0; y < height; y++)
+        memcpy (self->scratch + (gsize) y * cairo_stride, pixels + (gsize) y * stride, row_bytes);
     target = self->scratch;
     target_stride = cairo_stride;
   }
 
-  if (self->has_alpha)
-    premultiply (target, width, height, target_stride);
   cairo_surface_t *surface = cairo_image_surface_create_for_data (target, self->cairo_format,
       width, height, target_stride);
   cairo_t *cr = cairo_create (surface);
@@ -604,10 +610,10 @@ gst_mone_overlay_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * fr
   cairo_destroy (cr);
   cairo_surface_flush (surface);
   cairo_surface_destroy (surface);
-  if (self->has_alpha)
-    unpremultiply (target, width, height, target_stride);
 
-  if (use_scratch) {
+  if (self->has_alpha) {
+    composite_layer (pixels, stride, self->scratch, cairo_stride, width, height);
+  } else if (use_scratch) {
     for (int y = 0; y < height; y++)
       memcpy (pixels + (gsize) y * stride, self->scratch + (gsize) y * cairo_stride, row_bytes);
   }

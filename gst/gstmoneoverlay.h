@@ -26,7 +26,7 @@ struct _GstMoneOverlay
 
   /* from set_info (streaming thread) */
   cairo_format_t cairo_format;
-  gboolean has_alpha;        /* straight alpha: premultiply for Cairo, undo afterwards */
+  gboolean has_alpha;        /* straight alpha: drawn on a transparent layer, then blended */
   int font_px;               /* text height, scaled to the frame */
 
   /* from start() to stop() */
@@ -35,7 +35,7 @@ struct _GstMoneOverlay
   PangoLayout *layout;
   /* Frames whose stride Cairo cannot take are drawn in this copy; allocated on the first such
    * frame and reused. */
-  guint8 *scratch;
+  guint8 *scratch;           /* a copy of an unaligned frame, or the layer for alpha frames */
   gsize scratch_size;
 };
 

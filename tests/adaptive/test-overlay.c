@@ -307,6 +307,65 @@ GST_START_TEST (test_formats_and_sizes)
 
 GST_END_TEST;
 
+/* Frames with straight alpha: drawing is blended in, pixels nothing was drawn on keep their exact
+ * bytes even when translucent (a premultiply/unpremultiply round trip of the whole frame used to
+ * round them), and over an opaque frame the result matches the same drawing on BGRx. */
+GST_START_TEST (test_alpha_frames)
+{
+  guint8 grid[196];
+  memset (grid, 2, sizeof (grid));
+  const int alpha = G_BYTE_ORDER == G_LITTLE_ENDIAN ? 3 : 0;
+
+  /* Translucent frame (alpha 127, colour bytes 2): text only, in the top-left box. */
+  GstHarness *h = overlay_harness (FORMAT_A, 320, 240);
+  g_object_set (h->element, "show-map", FALSE, NULL);
+  GstBuffer *in = make_frame (FORMAT_A, 320, 240, 2, 0);
+  GstMapInfo map;
+  gst_buffer_map (in, &map, GST_MAP_WRITE);
+  for (gsize i = alpha; i < map.size; i += 4)
+    map.data[i] = 127;
+  gst_buffer_unmap (in, &map);
+  GstBuffer *reference = gst_buffer_copy_deep (in);
+  attach_meta (in, "Sneaker", 14, 14, grid);
+  GstBuffer *out = gst_harness_push_and_pull (h, in);
+  fail_unless (count_differences (out, reference, 0, 60) > 100, "no text drawn");
+  fail_unless_equals_int (count_differences (out, reference, 120, 240), 0);
+  gst_buffer_unref (out);
+  gst_buffer_unref (reference);
+  gst_harness_teardown (h);
+
+  /* Opaque frames: BGRA and BGRx give the same colours (within rounding), map and text. */
+  GstBuffer *results[2];
+  const char *pair[2] = { FORMAT_X, FORMAT_A };
+  for (int f = 0; f < 2; f++) {
+    h = overlay_harness (pair[f], 320, 240);
+    in = make_frame (pair[f], 320, 240, 100, 0);
+    attach_meta (in, "Sneaker", 14, 14, grid);
+    results[f] = gst_harness_push_and_pull (h, in);
+    gst_harness_teardown (h);
+  }
+  GstMapInfo mx, ma;
+  gst_buffer_map (results[0], &mx, GST_MAP_READ);
+  gst_buffer_map (results[1], &ma, GST_MAP_READ);
+  int worst = 0, changed = 0;
+  for (gsize i = 0; i < mx.size; i++) {
+    if (i % 4 == (gsize) alpha) {
+      fail_unless_equals_int (ma.data[i], 255);
+      continue;
+    }
+    worst = MAX (worst, ABS ((int) mx.data[i] - (int) ma.data[i]));
+    changed += mx.data[i] != 100;
+  }
+  gst_buffer_unmap (results[0], &mx);
+  gst_buffer_unmap (results[1], &ma);
+  fail_unless (changed > 1000, "nothing drawn");
+  fail_unless (worst <= 1, "BGRA and BGRx drawings differ by %d", worst);
+  gst_buffer_unref (results[0]);
+  gst_buffer_unref (results[1]);
+}
+
+GST_END_TEST;
+
 GST_START_TEST (test_no_meta_unchanged)
 {
   for (guint f = 0; f < G_N_ELEMENTS (formats); f++) {
@@ -400,6 +459,7 @@ moneoverlay_suite (void)
   tcase_add_test (tc, test_patch_tint);
   tcase_add_test (tc, test_letterbox_geometry);
   tcase_add_test (tc, test_label_changes_text);
+  tcase_add_test (tc, test_alpha_frames);
   tcase_add_test (tc, test_formats_and_sizes);
   tcase_add_test (tc, test_no_meta_unchanged);
   tcase_add_test (tc, test_nothing_to_draw_unchanged);
