@@ -108,6 +108,10 @@ enum
 #define DEFAULT_THREADS 0
 #define DEFAULT_MESSAGE FALSE
 #define DEFAULT_SCALE_MODE GST_MONE_FILTER_SCALE_MODE_STRETCH
+/* A frame deadline beyond a minute means nothing for live video, and the bound keeps the latency
+ * the element adds in the LATENCY query far from overflowing. */
+#define MAX_MAX_LATENCY (60 * GST_SECOND)
+
 /* Deadline in auto mode when neither max-latency nor the caps nor the buffers give a frame rate. */
 #define FALLBACK_FRAME_DURATION (GST_SECOND / 30)
 /* Longest run of frames auto mode lets share one result when even the minimum budget is late:
@@ -392,7 +396,7 @@ gst_mone_filter_class_init (GstMoneFilterClass * klass)
       g_param_spec_uint64 ("max-latency", "Maximum latency",
           "Per-frame deadline in nanoseconds for budget-mode=auto (0 = the frame duration from "
           "the caps); in auto mode also the latency the element reports to the pipeline", 0,
-          G_MAXUINT64, DEFAULT_MAX_LATENCY,
+          MAX_MAX_LATENCY, DEFAULT_MAX_LATENCY,
           G_PARAM_READWRITE | GST_PARAM_MUTABLE_PLAYING | G_PARAM_STATIC_STRINGS));
   g_object_class_install_property (gobject_class, PROP_INTERVAL,
       g_param_spec_uint ("interval", "Interval",
@@ -854,9 +858,10 @@ gst_mone_filter_query (GstBaseTransform * trans, GstPadDirection direction, GstQ
   GST_OBJECT_LOCK (self);
   own = gst_mone_filter_own_latency_locked (self);
   GST_OBJECT_UNLOCK (self);
-  min += own;
+  /* Upstream may report huge values; saturate rather than wrap. */
+  min = min > G_MAXUINT64 - 1 - own ? G_MAXUINT64 - 1 : min + own;
   if (GST_CLOCK_TIME_IS_VALID (max))
-    max += own;
+    max = max > G_MAXUINT64 - 1 - own ? G_MAXUINT64 - 1 : max + own;
   GST_DEBUG_OBJECT (self, "latency: live %d, own %" GST_TIME_FORMAT ", total min %"
       GST_TIME_FORMAT " max %" GST_TIME_FORMAT, live, GST_TIME_ARGS (own), GST_TIME_ARGS (min),
       GST_TIME_ARGS (max));

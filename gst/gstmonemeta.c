@@ -257,6 +257,8 @@ gst_buffer_add_mone_meta (GstBuffer * buffer, const GstStructure * fields)
   /* The structure belongs to the meta (its parent refcount is the buffer's): edit it in place.
    * Its name stays the meta's, as gst_custom_meta_has_name() expects. */
   s = gst_custom_meta_get_structure (meta);
+  if (s == fields)              /* the meta's own structure: already in place */
+    return meta;
   gst_structure_remove_all_fields (s);
   for (guint i = 0, n = gst_structure_n_fields (fields); i < n; i++) {
     const gchar *name = gst_structure_nth_field_name (fields, i);

@@ -123,6 +123,9 @@ GST_START_TEST (test_buffer_meta)
     n++;
   fail_unless_equals_int (n, 1);
 
+  /* Re-adding the meta's own structure (read back from the buffer) keeps every field. */
+  fail_unless (gst_buffer_add_mone_meta (buffer, gst_buffer_get_mone_structure (buffer)) != NULL);
+
   copy = gst_buffer_copy (buffer);
   gst_buffer_unref (buffer);
   fail_unless (gst_mone_meta_read (copy, &out));

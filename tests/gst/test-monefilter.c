@@ -1070,6 +1070,10 @@ GST_START_TEST (test_latency_query)
   query_latency (h, &live, &min, &max);
   fail_unless_equals_uint64 (min, 10 * GST_MSECOND + frame);
   fail_unless_equals_uint64 (max, GST_CLOCK_TIME_NONE);
+  /* A huge upstream minimum saturates instead of wrapping round to a small one. */
+  gst_harness_set_upstream_latency (h, G_MAXUINT64 - 2);
+  query_latency (h, &live, &min, &max);
+  fail_unless_equals_uint64 (min, G_MAXUINT64 - 1);
   gst_harness_teardown (h);
 }
 
