@@ -168,7 +168,8 @@ struct _GstMoneFilter
   gint *top_scratch;            /* (classes) */
 
   /* From set_info (streaming thread). */
-  GstVideoInfo model_info;      /* RGB at the model size (grey models take its luma) */
+  GstVideoInfo model_info;      /* GRAY8 or RGB at the model size */
+  gboolean luma_limited_range;  /* GRAY8 model_info holding limited-range (16-235) luma */
   GstBuffer *model_buffer;      /* one converted frame */
   GstVideoConverter *converter;
   GstMoneFilterScaleMode converter_scale_mode;
@@ -979,11 +980,19 @@ gst_mone_filter_set_info (GstVideoFilter * filter, GstCaps * incaps, GstVideoInf
   mode = self->settings.scale_mode;
   GST_OBJECT_UNLOCK (self);
 
-  /* Always RGB, also for grey models (which take its luma): GStreamer 1.22's converter turns YUV
-   * into GRAY8 by copying Y without expanding limited range (16-235), which costs a grey model
-   * about 8 points on ordinary decoded video; the path through RGB expands it. */
-  gst_video_info_set_format (&self->model_info, GST_VIDEO_FORMAT_RGB, self->model_width,
-      self->model_height);
+  gst_video_info_set_format (&self->model_info,
+      self->model_channels == 1 ? GST_VIDEO_FORMAT_GRAY8 : GST_VIDEO_FORMAT_RGB,
+      self->model_width, self->model_height);
+  /* Grey models from YUV: the converter copies Y into GRAY8 (GStreamer 1.22 does so even when
+   * told the ranges differ), so the model input is declared in the source's range, making that
+   * copy exact by definition, and limited range (16-235, what decoders and cameras deliver) is
+   * expanded when the bytes become floats. Without it a grey model loses about 10 points on
+   * ordinary decoded video. (Going through RGB instead also expands, at 3x the conversion cost.) */
+  self->luma_limited_range = FALSE;
+  if (self->model_channels == 1 && GST_VIDEO_INFO_IS_YUV (in_info)) {
+    self->model_info.colorimetry.range = in_info->colorimetry.range;
+    self->luma_limited_range = in_info->colorimetry.range == GST_VIDEO_COLOR_RANGE_16_235;
+  }
   /* GstVideoConverter converts pictures, not timing: it wants both sides to agree on these. */
   GST_VIDEO_INFO_FPS_N (&self->model_info) = GST_VIDEO_INFO_FPS_N (in_info);
   GST_VIDEO_INFO_FPS_D (&self->model_info) = GST_VIDEO_INFO_FPS_D (in_info);
@@ -1067,19 +1076,15 @@ gst_mone_filter_convert_frame (GstMoneFilter * self, GstVideoFrame * frame)
 
   const guint8 *pixels = GST_VIDEO_FRAME_PLANE_DATA (&model_frame, 0);
   const gint stride = GST_VIDEO_FRAME_PLANE_STRIDE (&model_frame, 0);
-  const float scale = 1.0f / 255.0f;
+  /* Bytes to [0,1]: full range v / 255; limited-range luma (v - 16) / 219, clamped. */
+  const float offset = self->luma_limited_range ? 16.0f : 0.0f;
+  const float scale = self->luma_limited_range ? 1.0f / 219.0f : 1.0f / 255.0f;
   for (gint y = 0; y < h; y++) {
     const guint8 *row = pixels + (gsize) y * stride;
-    if (c == 1) {
-      /* BT.601 luma, as GStreamer's own RGB -> GRAY8 conversion weighs the channels. */
-      for (gint x = 0; x < w; x++)
-        dest[(gsize) y * w + x] = (0.299f * row[3 * x] + 0.587f * row[3 * x + 1] +
-            0.114f * row[3 * x + 2]) * scale;
-    } else {
-      for (gint x = 0; x < w; x++)
-        for (gint ch = 0; ch < 3; ch++)
-          dest[((gsize) ch * h + y) * w + x] = row[3 * x + ch] * scale;
-    }
+    for (gint x = 0; x < w; x++)
+      for (gint ch = 0; ch < c; ch++)
+        dest[((gsize) ch * h + y) * w + x] = CLAMP ((row[x * c + ch] - offset) * scale, 0.0f,
+            1.0f);
   }
   gst_video_frame_unmap (&model_frame);
 
