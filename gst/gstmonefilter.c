@@ -1077,14 +1077,16 @@ gst_mone_filter_convert_frame (GstMoneFilter * self, GstVideoFrame * frame)
   const guint8 *pixels = GST_VIDEO_FRAME_PLANE_DATA (&model_frame, 0);
   const gint stride = GST_VIDEO_FRAME_PLANE_STRIDE (&model_frame, 0);
   /* Bytes to [0,1]: full range v / 255; limited-range luma (v - 16) / 219, clamped. */
-  const float offset = self->luma_limited_range ? 16.0f : 0.0f;
-  const float scale = self->luma_limited_range ? 1.0f / 219.0f : 1.0f / 255.0f;
   for (gint y = 0; y < h; y++) {
     const guint8 *row = pixels + (gsize) y * stride;
-    for (gint x = 0; x < w; x++)
-      for (gint ch = 0; ch < c; ch++)
-        dest[((gsize) ch * h + y) * w + x] = CLAMP ((row[x * c + ch] - offset) * scale, 0.0f,
-            1.0f);
+    if (self->luma_limited_range) {
+      for (gint x = 0; x < w; x++)
+        dest[(gsize) y * w + x] = CLAMP ((row[x] - 16.0f) * (1.0f / 219.0f), 0.0f, 1.0f);
+    } else {
+      for (gint x = 0; x < w; x++)
+        for (gint ch = 0; ch < c; ch++)
+          dest[((gsize) ch * h + y) * w + x] = row[x * c + ch] * (1.0f / 255.0f);
+    }
   }
   gst_video_frame_unmap (&model_frame);
 
