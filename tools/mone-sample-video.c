@@ -17,6 +17,7 @@
  *   mone-sample-video --items 200 --output sample/fashion.webm
  */
 #include <errno.h>
+#include <glib/gstdio.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,13 +102,14 @@ draw_frame (const SampleOptions *opt, const MoneImageSet *set, int test_index,
 }
 
 static gboolean
-write_labels (const SampleOptions *opt, const MoneImageSet *set, const int *chosen, GError **error)
+write_labels (const SampleOptions *opt, const char *path, const MoneImageSet *set, const int *chosen,
+    GError **error)
 {
-  FILE *f = fopen (opt->labels, "w");
+  FILE *f = fopen (path, "w");
 
   if (!f) {
     g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (errno),
-        "cannot write labels file %s: %s", opt->labels, g_strerror (errno));
+        "cannot write labels file %s: %s", path, g_strerror (errno));
     return FALSE;
   }
   fprintf (f, "item,test_index,first_frame,last_frame,label,label_name\n");
@@ -119,7 +121,7 @@ write_labels (const SampleOptions *opt, const MoneImageSet *set, const int *chos
   }
   if (fclose (f) != 0) {
     g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (errno),
-        "cannot write labels file %s: %s", opt->labels, g_strerror (errno));
+        "cannot write labels file %s: %s", path, g_strerror (errno));
     return FALSE;
   }
   return TRUE;
@@ -162,7 +164,8 @@ wait_for_eos (GstElement *pipeline, GError **error)
 }
 
 static gboolean
-encode_video (const SampleOptions *opt, const MoneImageSet *set, const int *chosen, GError **error)
+encode_video (const SampleOptions *opt, const char *path, const MoneImageSet *set, const int *chosen,
+    GError **error)
 {
   GstElement *pipeline = gst_pipeline_new ("sample-video");
   GstElement *src = NULL, *to_rgb = NULL, *rgb_filter = NULL, *convert = NULL, *encoder = NULL, *mux = NULL;
@@ -192,7 +195,7 @@ encode_video (const SampleOptions *opt, const MoneImageSet *set, const int *chos
    * Every item starts with a keyframe-sized change anyway, so keyframes every second cost little. */
   g_object_set (encoder, "threads", 1, "deadline", (gint64) 20000, "cpu-used", 4,
       "target-bitrate", opt->bitrate, "keyframe-max-dist", opt->fps, NULL);
-  g_object_set (sink, "location", opt->output, NULL);
+  g_object_set (sink, "location", path, NULL);
 
   /* Through RGB: GStreamer's converter would copy GRAY8 into the Y plane as it is (full range in a
    * stream that says limited range); GRAY8 -> RGB -> I420 stores real limited-range video, as a
@@ -310,6 +313,7 @@ main (int argc, char **argv)
   MoneImageSet test_set = { 0 };
   int *chosen = NULL;
   int status = 1;
+  char *labels_partial = NULL, *video_partial = NULL;
 
   g_option_context_add_main_entries (octx, entries, NULL);
   g_option_context_add_group (octx, gst_init_get_option_group ());
@@ -367,8 +371,22 @@ main (int argc, char **argv)
   }
 
   chosen = choose_items (test_set.count, opt.items, (guint64) opt.seed);
-  if (!write_labels (&opt, &test_set, chosen, &error) || !encode_video (&opt, &test_set, chosen, &error)) {
+  /* Both files are written under temporary names and renamed when complete, the CSV last: an
+   * interrupted run leaves no video and CSV pair that looks finished. */
+  labels_partial = g_strconcat (opt.labels, ".partial", NULL);
+  video_partial = g_strconcat (opt.output, ".partial", NULL);
+  if (!write_labels (&opt, labels_partial, &test_set, chosen, &error)
+      || !encode_video (&opt, video_partial, &test_set, chosen, &error)) {
     fprintf (stderr, "mone-sample-video: %s\n", error->message);
+    g_unlink (labels_partial);
+    g_unlink (video_partial);
+    goto out;
+  }
+  if (g_rename (video_partial, opt.output) != 0 || g_rename (labels_partial, opt.labels) != 0) {
+    fprintf (stderr, "mone-sample-video: cannot rename the finished files into place: %s\n",
+        g_strerror (errno));
+    g_unlink (labels_partial);
+    g_unlink (video_partial);
     goto out;
   }
   printf ("wrote %s (%d items x %d frames, %dx%d @ %d fps, %s) and %s\n", opt.output, opt.items,
@@ -377,6 +395,8 @@ main (int argc, char **argv)
   status = 0;
 
 out:
+  g_free (labels_partial);
+  g_free (video_partial);
   g_clear_error (&error);
   g_option_context_free (octx);
   mone_image_set_clear (&test_set);
