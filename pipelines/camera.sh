@@ -28,6 +28,12 @@ while getopts "m:b:d:s:c:h" opt; do
     *) usage >&2; exit 2 ;;
   esac
 done
+shift $((OPTIND - 1))
+if [ $# -gt 0 ]; then
+  echo "camera.sh: unexpected argument '$1'" >&2
+  usage >&2
+  exit 2
+fi
 if [ ! -e "$device" ]; then
   echo "camera.sh: no camera at $device (pass -d DEVICE)" >&2
   exit 1
@@ -35,6 +41,7 @@ fi
 mone_require_element v4l2src "Install gstreamer1.0-plugins-good."
 mone_require_element monefilter "Build the plugin (ninja -C build) or set MONE_BUILD_DIR."
 mone_require_model "$model"
+mone_require_budget "$budget"
 
 overlay=""
 if gst-inspect-1.0 moneoverlay >/dev/null 2>&1; then

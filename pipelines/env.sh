@@ -8,13 +8,19 @@ mone_find_build_dir() {
     echo "$MONE_BUILD_DIR"
     return
   fi
-  local candidate
-  for candidate in "$mone_repo/build" $(ls -td "$mone_repo"/build-* 2>/dev/null); do
-    if [ -f "$candidate/build.ninja" ]; then
-      echo "$candidate"
-      return
+  if [ -f "$mone_repo/build/build.ninja" ]; then
+    echo "$mone_repo/build"
+    return
+  fi
+  # The newest configured build-* (a glob, not ls, so paths with spaces survive).
+  local candidate newest=""
+  for candidate in "$mone_repo"/build-*; do
+    if [ -f "$candidate/build.ninja" ] && { [ -z "$newest" ] || [ "$candidate/build.ninja" -nt "$newest/build.ninja" ]; }; then
+      newest=$candidate
     fi
   done
+  [ -n "$newest" ] && echo "$newest"
+  return 0
 }
 
 # Prefer the build tree's plugin over an installed one, so the scripts run straight after `ninja`.
@@ -32,9 +38,25 @@ mone_require_element() {
   fi
 }
 
+# Option checks shared by the scripts: the element would only warn about an out-of-range value
+# and keep its default, so the run would not be what was asked for.
+mone_require_budget() {
+  if ! awk -v b="$1" 'BEGIN { exit !(b ~ /^[0-9]*\.?[0-9]+([eE][-+]?[0-9]+)?$/ && b > 0 && b <= 1) }'; then
+    echo "$(basename "$0"): budget '$1' is not a number in (0, 1]" >&2
+    exit 2
+  fi
+}
+
+mone_require_interval() {
+  if ! [[ $1 =~ ^[0-9]+$ ]] || [ "$1" -lt 1 ] || [ "$1" -gt 1000000 ]; then
+    echo "$(basename "$0"): interval '$1' is not a whole number of frames >= 1" >&2
+    exit 2
+  fi
+}
+
 mone_require_model() {
   if [ ! -r "$1" ]; then
-    echo "$(basename "$0"): model '$1' not found or not readable (pass -m MODEL)" >&2
+    echo "$(basename "$0"): model '$1' not found or not readable (pass -m MODEL or set MONE_MODEL)" >&2
     exit 1
   fi
 }

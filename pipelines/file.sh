@@ -31,6 +31,11 @@ while getopts "m:b:i:s:c:h" opt; do
   esac
 done
 shift $((OPTIND - 1))
+if [ $# -gt 1 ]; then
+  echo "file.sh: one FILE at most (got $#)" >&2
+  usage >&2
+  exit 2
+fi
 file=${1:-$mone_repo/pipelines/sample/fashion-mnist-test.webm}
 if [ ! -r "$file" ]; then
   echo "file.sh: cannot read '$file' (make the sample with: bash pipelines/demo.sh)" >&2
@@ -38,6 +43,8 @@ if [ ! -r "$file" ]; then
 fi
 mone_require_element monefilter "Build the plugin (ninja -C build) or set MONE_BUILD_DIR."
 mone_require_model "$model"
+mone_require_budget "$budget"
+mone_require_interval "$interval"
 
 # The sample video shows each item in the centre square of the frame: crop to it, as the model saw
 # its training images.

@@ -87,9 +87,14 @@ on_stdin (GIOChannel *channel, GIOCondition condition, gpointer user_data)
   char *line = NULL;
   GIOStatus status = g_io_channel_read_line (channel, &line, NULL, NULL, NULL);
 
-  if (status == G_IO_STATUS_EOF || status == G_IO_STATUS_ERROR) {
+  if (status == G_IO_STATUS_EOF) {
     g_free (line);
     return G_SOURCE_REMOVE; /* stdin closed: keep playing, the timer or EOS ends it */
+  }
+  if (status == G_IO_STATUS_ERROR) {
+    printf ("-- could not read that line; commands: + - q or a budget in (0, 1]\n");
+    g_free (line);
+    return G_SOURCE_CONTINUE;
   }
   if (line) {
     char *cmd = g_strstrip (line), *end;
@@ -197,8 +202,10 @@ main (int argc, char **argv)
     app.status = 2;
     goto out;
   }
-  if (!(budget > 0.0 && budget <= 1.0) || sweep < 0.0 || print_every < 1) {
-    fprintf (stderr, "mone-example: --budget in (0, 1], --sweep >= 0, --print-every >= 1\n");
+  if (!(budget > 0.0 && budget <= 1.0) || !(sweep >= 0.0) || print_every < 1 || threads < 0
+      || threads > 256) {
+    fprintf (stderr, "mone-example: --budget in (0, 1], --sweep >= 0, --print-every >= 1, "
+        "--threads 0..256\n");
     app.status = 2;
     goto out;
   }
@@ -246,7 +253,8 @@ main (int argc, char **argv)
   if (gst_element_set_state (app.pipeline, GST_STATE_PAUSED) == GST_STATE_CHANGE_FAILURE
       || gst_element_get_state (app.pipeline, NULL, NULL, 30 * GST_SECOND)
       == GST_STATE_CHANGE_FAILURE) {
-    GstMessage *msg = gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR);
+    /* The state change can report failure before the element that failed has posted why. */
+    GstMessage *msg = gst_bus_timed_pop_filtered (bus, 2 * GST_SECOND, GST_MESSAGE_ERROR);
 
     if (msg) {
       on_bus_message (bus, msg, &app);
@@ -261,12 +269,16 @@ main (int argc, char **argv)
   printf ("model minimum budget %.4f; type + - q or a budget and Enter\n", app.min_budget);
 
   stdin_channel = g_io_channel_unix_new (0);
+  /* Raw bytes: with GLib's default UTF-8 decoding one invalid byte would end stdin control. */
+  g_io_channel_set_encoding (stdin_channel, NULL, NULL);
   g_io_add_watch (stdin_channel, G_IO_IN | G_IO_HUP | G_IO_ERR, on_stdin, &app);
   if (sweep > 0.0)
     g_timeout_add ((guint) (sweep * 1000.0), on_sweep_timer, &app);
 
   gst_element_set_state (app.pipeline, GST_STATE_PLAYING);
   g_main_loop_run (app.loop);
+  /* Stopped first: the streaming thread's probe counts results until then. */
+  gst_element_set_state (app.pipeline, GST_STATE_NULL);
   printf ("%" G_GUINT64_FORMAT " results\n", app.results);
 
 out:

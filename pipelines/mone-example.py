@@ -16,7 +16,11 @@ pipeline scripts set it to the build tree's gst/ folder; so does `source pipelin
 import argparse
 import sys
 
-import gi
+try:
+    import gi
+except ImportError:
+    sys.exit("mone-example.py: needs PyGObject (Debian: python3-gi and gir1.2-gstreamer-1.0; "
+             "run it with /usr/bin/python3 if another python3 comes first on PATH)")
 
 gi.require_version("Gst", "1.0")
 from gi.repository import GLib, Gst  # noqa: E402
@@ -31,6 +35,11 @@ def read_result(buffer):
     if meta is None:
         return None
     return meta.get_structure()
+
+
+def quote(path):
+    """A path as a double-quoted gst-launch value (backslashes and quotes escaped)."""
+    return '"%s"' % path.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def field(structure, name, default=None):
@@ -53,6 +62,10 @@ def main():
     args = parser.parse_args()
     if not 0.0 < args.budget <= 1.0:
         parser.error("--budget must be in (0, 1]")
+    if not args.sweep >= 0.0:
+        parser.error("--sweep must be >= 0")
+    if args.frames < 0:
+        parser.error("--frames must be >= 0")
 
     Gst.init(None)
     if Gst.ElementFactory.find("monefilter") is None:
@@ -60,8 +73,8 @@ def main():
 
     source = args.source
     if args.video:
-        source = 'filesrc location="%s" ! decodebin' % args.video.replace('"', '\\"')
-    model = ' model="%s"' % args.model.replace('"', '\\"') if args.model else ""
+        source = "filesrc location=%s ! decodebin" % quote(args.video)
+    model = " model=%s" % quote(args.model) if args.model else ""
     if args.scale_mode:
         model += " scale-mode=" + args.scale_mode
     description = ("%s ! videoconvert ! monefilter name=mone%s budget=%g ! fakesink sync=true"
@@ -118,7 +131,7 @@ def main():
     try:
         loop.run()
     except KeyboardInterrupt:
-        pass
+        state["status"] = 130  # as a shell reports a program stopped by Ctrl-C
     pipeline.set_state(Gst.State.NULL)
     bus.remove_signal_watch()
     print("%d results" % state["results"])

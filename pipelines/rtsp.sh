@@ -29,7 +29,7 @@ while getopts "m:b:i:s:c:h" opt; do
   esac
 done
 shift $((OPTIND - 1))
-if [ $# -lt 1 ]; then
+if [ $# -ne 1 ]; then
   usage >&2
   exit 2
 fi
@@ -37,6 +37,8 @@ location=$1
 mone_require_element rtspsrc "Install gstreamer1.0-plugins-good."
 mone_require_element monefilter "Build the plugin (ninja -C build) or set MONE_BUILD_DIR."
 mone_require_model "$model"
+mone_require_budget "$budget"
+mone_require_interval "$interval"
 
 tail=""
 if [ "$sink" != fakesink ] && gst-inspect-1.0 moneoverlay >/dev/null 2>&1; then
