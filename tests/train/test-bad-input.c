@@ -251,34 +251,34 @@ main (int argc, char **argv)
     expect_tool_error ("mone eval, missing model", tool, eval_missing, "/nonexistent/model.safetensors");
     const char *train_missing[] = { "train", "--data", "/nonexistent/fm", "-o", model_path, NULL };
     expect_tool_error ("mone train, missing data", tool, train_missing, "cannot open IDX file '/nonexistent/fm/");
-    const char *train_budget[] = { "train", "--budget", "1.5", "-o", model_path, NULL };
-    expect_tool_error ("mone train, budget out of range", tool, train_budget, "--budget 1.5 out of range (0, 1]");
-    const char *train_budget_nan[] = { "train", "--budget", "nan", "-o", model_path, NULL };
-    expect_tool_error ("mone train, budget not a number", tool, train_budget_nan, "--budget nan out of range (0, 1]");
-    const char *train_budget_low[] = { "train", "--budget", "0.01", "-o", model_path, NULL };
-    expect_tool_error ("mone train, budget below the smallest expert's", tool, train_budget_low,
-        "--budget 0.01 is below the smallest budget of a 4-expert model (0.125)");
-    const char *train_lr[] = { "train", "--lr", "-1", "-o", model_path, NULL };
-    expect_tool_error ("mone train, negative learning rate", tool, train_lr, "--lr -1 out of range (0, 1]");
-    const char *train_epochs[] = { "train", "--epochs", "0", "-o", model_path, NULL };
-    expect_tool_error ("mone train, no epochs", tool, train_epochs, "--epochs 0 out of range [1, 1000000]");
-    const char *train_smoothing[] = { "train", "--label-smoothing", "2", "-o", model_path, NULL };
-    expect_tool_error ("mone train, label smoothing", tool, train_smoothing, "--label-smoothing 2 out of range [0, 1)");
-    const char *train_channels[] = { "train", "--channels", "2", "-o", model_path, NULL };
-    expect_tool_error ("mone train, two channels", tool, train_channels, "--channels 2: the trainer and monefilter take 1");
-    const char *train_steps[] = { "train", "--max-steps", "3", "-o", model_path, NULL };
-    expect_tool_error ("mone train, --max-steps without a checkpoint", tool, train_steps,
-        "--max-steps needs --checkpoint FILE");
+    /* `mone train OPTION VALUE -o MODEL`: each refused before any data is read, naming the option. */
+    static const struct {
+      const char *what, *option, *value, *needle;
+    } refused[] = {
+      { "budget out of range", "--budget", "1.5", "--budget 1.5 out of range (0, 1]" },
+      { "budget not a number", "--budget", "nan", "--budget nan out of range (0, 1]" },
+      { "budget below the smallest expert's", "--budget", "0.01",
+        "--budget 0.01 is below the smallest budget of a 4-expert model (0.125)" },
+      { "negative learning rate", "--lr", "-1", "--lr -1 out of range (0, 1]" },
+      { "no epochs", "--epochs", "0", "--epochs 0 out of range [1, 1000000]" },
+      { "label smoothing", "--label-smoothing", "2", "--label-smoothing 2 out of range [0, 1)" },
+      { "two channels", "--channels", "2", "--channels 2: the trainer and monefilter take 1" },
+      { "--max-steps without a checkpoint", "--max-steps", "3", "--max-steps needs --checkpoint FILE" },
+      { "capacity delta not positive", "--delta", "0", "mone.delta 0 out of range (0, 1000)" },
+      { "no sampled budget left", "--max-sampled-budget", "0.1", "--max-sampled-budget 0.1 out of range [0.15, 1]" },
+      { "min-budget pass without self-distillation", "--min-budget-pass", NULL,
+        "--min-budget-pass is a third pass of --self-distill" },
+    };
+    for (size_t i = 0; i < G_N_ELEMENTS (refused); i++) {
+      const char *args[] = { "train", refused[i].option, refused[i].value ? refused[i].value : "-o",
+        refused[i].value ? "-o" : model_path, refused[i].value ? model_path : NULL, NULL };
+      char *what = g_strdup_printf ("mone train, %s", refused[i].what);
+      expect_tool_error (what, tool, args, refused[i].needle);
+      g_free (what);
+    }
     const char *train_output[] = { "train", "-o", "/nonexistent/dir/model.safetensors", NULL };
     expect_tool_error ("mone train, output folder missing (before training)", tool, train_output,
         "cannot write the model to '/nonexistent/dir/model.safetensors': No such file or directory");
-    const char *train_delta[] = { "train", "--delta", "0", "-o", model_path, NULL };
-    expect_tool_error ("mone train, capacity delta not positive", tool, train_delta, "mone.delta 0 out of range (0, 1000)");
-    const char *train_max_budget[] = { "train", "--max-sampled-budget", "0.1", "-o", model_path, NULL };
-    expect_tool_error ("mone train, no sampled budget left", tool, train_max_budget, "--max-sampled-budget 0.1 out of range [0.15, 1]");
-    const char *train_min_pass[] = { "train", "--min-budget-pass", "-o", model_path, NULL };
-    expect_tool_error ("mone train, min-budget pass without self-distillation", tool, train_min_pass,
-        "--min-budget-pass is a third pass of --self-distill");
     g_unlink (model_path);
     g_free (model_path);
 
