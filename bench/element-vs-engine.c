@@ -151,7 +151,7 @@ main (int argc, char **argv)
     { "format", 0, 0, G_OPTION_ARG_STRING, &opt.format, "videotestsrc format (default I420)", "FMT" },
     { "frames", 'n', 0, G_OPTION_ARG_INT, &opt.frames, "Frames per run (default 100)", "N" },
     { "runs", 'r', 0, G_OPTION_ARG_INT, &opt.runs, "Runs of each, medians reported (default 5)", "R" },
-    { "threads", 't', 0, G_OPTION_ARG_INT, &opt.threads, "Engine threads, both sides (0 = all cores)", "T" },
+    { "threads", 't', 0, G_OPTION_ARG_INT, &opt.threads, "Engine threads, both sides (0 = automatic: 1 for small models, else all cores)", "T" },
     { "pattern", 0, 0, G_OPTION_ARG_STRING, &opt.pattern, "videotestsrc pattern (default smpte)", "P" },
     { "queue", 'q', 0, G_OPTION_ARG_NONE, &opt.queue, "Put a queue after the source, so frames are made in another thread", NULL },
     { NULL }

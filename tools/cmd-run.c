@@ -30,7 +30,7 @@ mone_cmd_run (int argc, char **argv)
   GOptionEntry entries[] = {
     { "budget", 'e', 0, G_OPTION_ARG_DOUBLE, &budget, "compute budget in [r_0, 1] (default 1)", "E" },
     { "top", 'k', 0, G_OPTION_ARG_INT, &top, "classes to list (default 5)", "K" },
-    { "threads", 't', 0, G_OPTION_ARG_INT, &threads, "threads (default 1; 0 = all cores)", "N" },
+    { "threads", 't', 0, G_OPTION_ARG_INT, &threads, "threads (default 1; 0 = automatic: 1 for small models, else all cores)", "N" },
     { "logits", 0, 0, G_OPTION_ARG_NONE, &show_logits, "print every logit", NULL },
     { NULL },
   };
