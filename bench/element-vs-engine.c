@@ -154,7 +154,7 @@ main (int argc, char **argv)
     { "threads", 't', 0, G_OPTION_ARG_INT, &opt.threads, "Engine threads, both sides (0 = automatic: 1 for small models, else all cores)", "T" },
     { "pattern", 0, 0, G_OPTION_ARG_STRING, &opt.pattern, "videotestsrc pattern (default smpte)", "P" },
     { "queue", 'q', 0, G_OPTION_ARG_NONE, &opt.queue, "Put a queue after the source, so frames are made in another thread", NULL },
-    { NULL }
+    G_OPTION_ENTRY_NULL
   };
   GOptionContext *octx = g_option_context_new ("- monefilter frame rate against the bare engine");
   GError *error = NULL;

@@ -428,7 +428,7 @@ main (int argc, char **argv)
     { "overlay-budget", 0, 0, G_OPTION_ARG_DOUBLE, &opt.overlay_budget, "Budget of the annotated video (default 0.5)", "E" },
     { "still-item", 0, 0, G_OPTION_ARG_INT, &opt.still_item, "The PNG still shows the last frame of the first item from I on that the overlay budget's run got right (default 3)", "I" },
     { "no-items", 0, 0, G_OPTION_ARG_NONE, &opt.no_items, "Print only the per-budget summary", NULL },
-    { NULL }
+    G_OPTION_ENTRY_NULL
   };
   GOptionContext *octx = g_option_context_new ("- classify the sample video at several budgets");
   GError *error = NULL;

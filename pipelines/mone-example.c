@@ -183,7 +183,7 @@ main (int argc, char **argv)
     { "print-every", 'p', 0, G_OPTION_ARG_INT, &print_every, "Print every Nth result (default 1)", "N" },
     { "threads", 't', 0, G_OPTION_ARG_INT, &threads, "monefilter threads (0 = all cores)", "N" },
     { "scale-mode", 0, 0, G_OPTION_ARG_STRING, &scale_mode, "stretch, letterbox or crop (the sample video: crop)", "MODE" },
-    { NULL }
+    G_OPTION_ENTRY_NULL
   };
   GOptionContext *octx = g_option_context_new ("[SOURCE] - play a pipeline through monefilter "
       "and change its budget while it plays");

@@ -9,10 +9,17 @@
 #pragma GCC diagnostic ignored "-Wpsabi"
 /* The project builds with -std=c11, which turns off a * b + c -> fma contraction; these kernels
  * want it (fewer instructions, shorter dependency chains, and no worse rounding). */
+#if defined(__clang__)
+#pragma clang fp contract (fast)
+#else
 #pragma GCC optimize ("fp-contract=fast")
+#endif
 
 /* Two builds of each public kernel, selected by the dynamic loader (ifunc) from the CPU. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__ELF__)
+/* Not under sanitizers: their instrumentation of the generated resolver calls into the runtime
+ * before the dynamic loader has relocated libmone (a TSan build crashes at load). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__ELF__) \
+    && !defined(__SANITIZE_THREAD__) && !defined(__SANITIZE_ADDRESS__)
 #define VECTOR_CLONES __attribute__ ((target_clones ("arch=x86-64-v3", "default")))
 #else
 #define VECTOR_CLONES
@@ -277,13 +284,21 @@ mone_bias_gelu_scale_rows (int n_rows, int n_cols, float *x, int ld, const float
 /* ---------------------------------------------------------------------------------------------- */
 /* Few-row matrix product, C = beta C + A B^T, straight from the weights' own layout. */
 
+/* Two-vector lane shuffle: GCC and clang spell it differently (the indices pick from a ++ b). */
+#if defined(__clang__)
+#define SHUFFLE2(a, b, i0, i1, i2, i3, i4, i5, i6, i7) \
+  __builtin_shufflevector (a, b, i0, i1, i2, i3, i4, i5, i6, i7)
+#else
+#define SHUFFLE2(a, b, i0, i1, i2, i3, i4, i5, i6, i7) \
+  __builtin_shuffle (a, b, (vi) { i0, i1, i2, i3, i4, i5, i6, i7 })
+#endif
+
 /* Pairwise sums of neighbouring lanes of a and b, in the lane order of x86's hadd:
  * [a0+a1, a2+a3, b0+b1, b2+b3, a4+a5, a6+a7, b4+b5, b6+b7]. */
 static inline __attribute__ ((always_inline)) vf
 pair_sums (vf a, vf b)
 {
-  const vi even = { 0, 2, 8, 10, 4, 6, 12, 14 }, odd = { 1, 3, 9, 11, 5, 7, 13, 15 };
-  return __builtin_shuffle (a, b, even) + __builtin_shuffle (a, b, odd);
+  return SHUFFLE2 (a, b, 0, 2, 8, 10, 4, 6, 12, 14) + SHUFFLE2 (a, b, 1, 3, 9, 11, 5, 7, 13, 15);
 }
 
 /* Lane i of the result = the sum of all lanes of acc[i]: 8 dot products finished at once with
@@ -293,8 +308,7 @@ sum_each_of_8 (const vf acc[8])
 {
   vf low = pair_sums (pair_sums (acc[0], acc[1]), pair_sums (acc[2], acc[3]));
   vf high = pair_sums (pair_sums (acc[4], acc[5]), pair_sums (acc[6], acc[7]));
-  const vi first = { 0, 1, 2, 3, 8, 9, 10, 11 }, second = { 4, 5, 6, 7, 12, 13, 14, 15 };
-  return __builtin_shuffle (low, high, first) + __builtin_shuffle (low, high, second);
+  return SHUFFLE2 (low, high, 0, 1, 2, 3, 8, 9, 10, 11) + SHUFFLE2 (low, high, 4, 5, 6, 7, 12, 13, 14, 15);
 }
 
 #define GEMM_ROWS 4    /* rows of A per register block */

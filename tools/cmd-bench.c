@@ -182,7 +182,7 @@ mone_cmd_bench (int argc, char **argv)
       "CLOCK" },
     { "budgets", 'b', 0, G_OPTION_ARG_STRING, &budget_text,
       "comma-separated budgets, 'min' = r_0 (default 1,0.75,0.5,0.25,min)", "LIST" },
-    { NULL },
+    G_OPTION_ENTRY_NULL,
   };
   GOptionContext *opts = g_option_context_new ("MODEL | --config NAME [key=value...]");
   g_option_context_set_summary (opts,

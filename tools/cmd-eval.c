@@ -87,7 +87,7 @@ mone_cmd_eval (int argc, char **argv)
     { "csv", 0, 0, G_OPTION_ARG_FILENAME, &csv, "write the table as CSV", "FILE" },
     { "plot", 0, 0, G_OPTION_ARG_FILENAME, &plot, "write the compute-accuracy curve (PNG, gnuplot)", "FILE" },
     { "maps", 0, 0, G_OPTION_ARG_FILENAME, &maps, "write routing maps (PNG, cairo)", "FILE" },
-    { NULL },
+    G_OPTION_ENTRY_NULL,
   };
   GOptionContext *octx = g_option_context_new ("MODEL - accuracy and GFLOPs per budget on Fashion-MNIST");
   g_option_context_add_main_entries (octx, entries, NULL);

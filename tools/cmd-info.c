@@ -13,7 +13,7 @@ mone_cmd_info (int argc, char **argv)
     { "config", 0, 0, G_OPTION_ARG_STRING, &config_name,
       "describe a named config (vit-ti16, vit-s16, tiny) instead of a file; key=value arguments "
       "override it", "NAME" },
-    { NULL },
+    G_OPTION_ENTRY_NULL,
   };
   GOptionContext *opts = g_option_context_new ("MODEL | --config NAME [key=value...]");
   g_option_context_set_summary (opts, "Prints a model's config, parameter count, labels and the "

@@ -12,7 +12,7 @@ mone_cmd_init (int argc, char **argv)
   GOptionEntry entries[] = {
     { "config", 'c', 0, G_OPTION_ARG_STRING, &config_name,
       "named config: vit-ti16, vit-s16 or tiny (default tiny)", "NAME" },
-    { NULL },
+    G_OPTION_ENTRY_NULL,
   };
   GOptionContext *opts = g_option_context_new ("[key=value...] OUT");
   g_option_context_set_summary (opts,

@@ -32,7 +32,7 @@ mone_cmd_run (int argc, char **argv)
     { "top", 'k', 0, G_OPTION_ARG_INT, &top, "classes to list (default 5)", "K" },
     { "threads", 't', 0, G_OPTION_ARG_INT, &threads, "threads (default 1; 0 = automatic: 1 for small models, else all cores)", "N" },
     { "logits", 0, 0, G_OPTION_ARG_NONE, &show_logits, "print every logit", NULL },
-    { NULL },
+    G_OPTION_ENTRY_NULL,
   };
   GOptionContext *opts = g_option_context_new ("MODEL RAW");
   g_option_context_set_summary (opts,

@@ -150,7 +150,7 @@ mone_cmd_train (int argc, char **argv)
     { "std", 0, 0, G_OPTION_ARG_DOUBLE, &std, "pixel std used for normalisation (default 0.5)", "X" },
     { "delta", 0, 0, G_OPTION_ARG_DOUBLE, &delta, "capacity distribution: reward for bigger experts (default 2)", "X" },
     { "beta", 0, 0, G_OPTION_ARG_DOUBLE, &beta, "capacity distribution: entropy weight (default 10)", "X" },
-    { NULL },
+    G_OPTION_ENTRY_NULL,
   };
   GOptionContext *ctx = g_option_context_new ("- train a MoNE model on Fashion-MNIST");
   g_option_context_add_main_entries (ctx, entries, NULL);

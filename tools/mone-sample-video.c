@@ -306,7 +306,7 @@ main (int argc, char **argv)
     { "blocks", 0, 0, G_OPTION_ARG_NONE, &opt.blocks, "full-frame: enlarge the item by pixel replication (blocks) instead of bilinear", NULL },
     { "placement", 'p', 0, G_OPTION_ARG_STRING, &placement, "full-frame (item fills the square) or in-frame (small, on clutter)", "P" },
     { "data-dir", 0, 0, G_OPTION_ARG_FILENAME, &opt.data_dir, "Fashion-MNIST IDX folder (default " MONE_FASHION_MNIST_DIR ")", "DIR" },
-    { NULL }
+    G_OPTION_ENTRY_NULL
   };
   GOptionContext *octx = g_option_context_new ("- render Fashion-MNIST test items into a VP8/WebM video");
   GError *error = NULL;
