@@ -249,24 +249,30 @@ scale_mode_nick (GstMoneFilterScaleMode mode)
   }
 }
 
-/* The model used when the `model` property is not set: $MONE_MODEL, else the installed model,
- * else the source tree's copy (running from the build tree). */
+/* The shipped model: the installed copy, else the source tree's (running from the build tree). */
 static const gchar *
-default_model_path (void)
+built_in_model_path (void)
 {
   static gsize path = 0;
 
   if (g_once_init_enter (&path)) {
-    const gchar *chosen = g_getenv ("MONE_MODEL");
-    if (!chosen || !*chosen) {
-      chosen = MONE_INSTALLED_MODEL;
-      if (!g_file_test (chosen, G_FILE_TEST_EXISTS)
-          && g_file_test (MONE_SOURCE_TREE_MODEL, G_FILE_TEST_EXISTS))
-        chosen = MONE_SOURCE_TREE_MODEL;
-    }
+    const gchar *chosen = MONE_INSTALLED_MODEL;
+    if (!g_file_test (chosen, G_FILE_TEST_EXISTS)
+        && g_file_test (MONE_SOURCE_TREE_MODEL, G_FILE_TEST_EXISTS))
+      chosen = MONE_SOURCE_TREE_MODEL;
     g_once_init_leave (&path, (gsize) g_strdup (chosen));
   }
   return (const gchar *) path;
+}
+
+/* The model used when the `model` property is not set: $MONE_MODEL as it is when the element is
+ * created or the property reset (not when the plugin was first loaded), else the built-in one. */
+static gchar *
+default_model_path (void)
+{
+  const gchar *from_env = g_getenv ("MONE_MODEL");
+
+  return g_strdup (from_env && *from_env ? from_env : built_in_model_path ());
 }
 
 /* ---- Process-wide model cache: instances playing the same file share one MoneModel. ---- */
@@ -373,9 +379,9 @@ gst_mone_filter_class_init (GstMoneFilterClass * klass)
 
   g_object_class_install_property (gobject_class, PROP_MODEL,
       g_param_spec_string ("model", "Model",
-          "Path of the MoNE model file (safetensors). Default: $MONE_MODEL, else the installed "
-          "fashion-mone.safetensors, else the source tree's models/fashion-mone.safetensors",
-          default_model_path (),
+          "Path of the MoNE model file (safetensors). Default: $MONE_MODEL when the element is "
+          "created, else the installed fashion-mone.safetensors, else the source tree's "
+          "models/fashion-mone.safetensors", built_in_model_path (),
           G_PARAM_READWRITE | GST_PARAM_MUTABLE_READY | G_PARAM_STATIC_STRINGS));
   g_object_class_install_property (gobject_class, PROP_BUDGET,
       g_param_spec_double ("budget", "Budget",
@@ -475,7 +481,7 @@ gst_mone_filter_class_init (GstMoneFilterClass * klass)
 static void
 gst_mone_filter_init (GstMoneFilter * self)
 {
-  self->model_path = g_strdup (default_model_path ());
+  self->model_path = default_model_path ();
   self->settings.budget = DEFAULT_BUDGET;
   self->settings.budget_mode = DEFAULT_BUDGET_MODE;
   self->settings.max_latency = DEFAULT_MAX_LATENCY;
@@ -552,7 +558,7 @@ gst_mone_filter_set_property (GObject * object, guint prop_id, const GValue * va
       g_free (self->model_path);
       /* NULL or "" restores the default. */
       self->model_path = g_value_get_string (value) && *g_value_get_string (value)
-          ? g_value_dup_string (value) : g_strdup (default_model_path ());
+          ? g_value_dup_string (value) : default_model_path ();
       break;
     case PROP_BUDGET:
       self->settings.budget = g_value_get_double (value);

@@ -1218,6 +1218,15 @@ GST_START_TEST (test_default_model_from_env)
   gst_buffer_unref (out);
   gst_harness_teardown (h);
   g_free (model);
+
+  /* Read when an element is created, not once when the plugin loaded. */
+  g_setenv ("MONE_MODEL", grey_model, TRUE);
+  filter = gst_element_factory_make ("monefilter", NULL);
+  g_object_get (filter, "model", &model, NULL);
+  fail_unless_equals_string (model, grey_model);
+  g_free (model);
+  gst_object_unref (filter);
+  g_setenv ("MONE_MODEL", rgb_model, TRUE);
 }
 
 GST_END_TEST;
