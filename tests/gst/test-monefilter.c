@@ -1221,7 +1221,7 @@ GST_START_TEST (test_default_model_from_env)
 
   /* Read when an element is created, not once when the plugin loaded. */
   g_setenv ("MONE_MODEL", grey_model, TRUE);
-  filter = gst_element_factory_make ("monefilter", NULL);
+  filter = gst_object_ref_sink (gst_element_factory_make ("monefilter", NULL));
   g_object_get (filter, "model", &model, NULL);
   fail_unless_equals_string (model, grey_model);
   g_free (model);
