@@ -214,5 +214,11 @@ mone_model_parameter_count (const MoneModel *model)
 double
 mone_model_min_budget (const MoneModel *model)
 {
-  return 1.0 / (double) (1 << (model->config.experts - 1));
+  return mone_config_min_budget (&model->config);
+}
+
+double
+mone_config_min_budget (const MoneConfig *config)
+{
+  return 1.0 / (double) (1 << (config->experts - 1));
 }

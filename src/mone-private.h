@@ -64,6 +64,8 @@ MoneTensorSpec *mone_tensor_specs (const MoneConfig *config, int *n_specs);
  * MONE_MAX_EXPERTS, normalisation within the limits above, ...) and fills the derived fields
  * (tokens, grid_width, grid_height). */
 gboolean mone_config_finalize (MoneConfig *config, GError **error);
+/* The smallest budget, r_0 = 1 / 2^(E-1): every token on the narrowest expert. */
+double mone_config_min_budget (const MoneConfig *config);
 
 /* Writes a model file (F32) with every tensor of mone_tensor_specs(config) in that order.
  * tensors[i] points at specs[i].numel floats. labels has config->classes entries. */

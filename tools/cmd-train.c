@@ -201,7 +201,7 @@ mone_cmd_train (int argc, char **argv)
   }
   /* Below the smallest expert's cost every token is on expert 0 already: the budget would be
    * clamped, and the run would not be what was asked for. */
-  const double min_budget = 1.0 / (double) (1 << (c->experts - 1));
+  const double min_budget = mone_config_min_budget (c);
   if (budget > 0 && budget < min_budget - 1e-12) {
     fprintf (stderr, "mone train: --budget %g is below the smallest budget of a %d-expert model (%g)\n", budget,
         c->experts, min_budget);
