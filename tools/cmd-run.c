@@ -21,17 +21,51 @@ by_probability (const void *a, const void *b)
   return x->index - y->index;
 }
 
+/* Prints n floats as a JSON array; %.9g round-trips a float32, so a reader sees the exact values. */
+static void
+print_floats (const float *v, int n)
+{
+  putchar ('[');
+  for (int i = 0; i < n; i++)
+    printf ("%s%.9g", i ? "," : "", v[i]);
+  putchar (']');
+}
+
+/* The whole MoneResult for programs (tests/engine/test-torch-reference.py compares it with a
+ * second implementation). Doubles with %.17g, also exact. */
+static void
+print_json (const MoneResult *r, const MoneConfig *c)
+{
+  printf ("{\"budget_requested\":%.17g,\"budget_used\":%.17g,\"flops\":%.17g,\"top_class\":%d,"
+      "\"tokens\":%d,\"experts\":%d,\"tokens_per_expert\":[", r->budget_requested, r->budget_used,
+      r->flops, r->top_class, r->tokens, r->experts);
+  for (int j = 0; j < r->experts; j++)
+    printf ("%s%d", j ? "," : "", r->tokens_per_expert[j]);
+  printf ("],\n\"logits\":");
+  print_floats (r->logits, c->classes);
+  printf (",\n\"probs\":");
+  print_floats (r->probs, c->classes);
+  printf (",\n\"expert_of_token\":[");
+  for (int t = 0; t < r->tokens; t++)
+    printf ("%s%d", t ? "," : "", r->expert_of_token[t]);
+  printf ("],\n\"router_probs\":");
+  print_floats (r->router_probs, r->tokens * r->experts);
+  printf ("}\n");
+}
+
 int
 mone_cmd_run (int argc, char **argv)
 {
   double budget = 1.0;
   int top = 5, threads = 1;
-  gboolean show_logits = FALSE;
+  gboolean show_logits = FALSE, json = FALSE;
   GOptionEntry entries[] = {
     { "budget", 'e', 0, G_OPTION_ARG_DOUBLE, &budget, "compute budget in [r_0, 1] (default 1)", "E" },
     { "top", 'k', 0, G_OPTION_ARG_INT, &top, "classes to list (default 5)", "K" },
     { "threads", 't', 0, G_OPTION_ARG_INT, &threads, "threads (default 1; 0 = automatic: 1 for small models, else all cores)", "N" },
     { "logits", 0, 0, G_OPTION_ARG_NONE, &show_logits, "print every logit", NULL },
+    { "json", 0, 0, G_OPTION_ARG_NONE, &json, "print the whole result as one JSON object instead "
+      "(exact: floats round-trip)", NULL },
     G_OPTION_ENTRY_NULL,
   };
   GOptionContext *opts = g_option_context_new ("MODEL RAW");
@@ -98,6 +132,11 @@ mone_cmd_run (int argc, char **argv)
     goto out;
   }
 
+  if (json) {
+    print_json (&r, c);
+    status = 0;
+    goto out;
+  }
   printf ("budget %.4f (requested %.4f), %.4g GFLOPs\n", r.budget_used, r.budget_requested,
       r.flops / 1e9);
   ranked = g_new (Ranked, c->classes);
