@@ -14,8 +14,9 @@ packages=(
   gstreamer1.0-rtsp
   # data and plots
   dataset-fashion-mnist gnuplot-nox
-  # tests: valgrind runs, Python GI example
+  # tests: valgrind runs, Python GI example, PyTorch reference of the engine (tests/engine)
   valgrind python3 python3-gi python3-gst-1.0 gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
+  python3-torch
 )
 
 missing=()

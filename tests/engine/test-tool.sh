@@ -20,6 +20,10 @@ size=$(wc -c < "$dir/in.raw")
 "$mone" run "$dir/m.safetensors" "$dir/in.raw" --budget 0.3 --top 2 > "$dir/run.txt"
 grep -q "budget 0.3000" "$dir/run.txt" || fail "run: budget line"
 grep -q "expert 3" "$dir/run.txt" || fail "run: expert histogram"
+# --json: one object with every token's expert (16 tokens) and round-trip floats.
+"$mone" run "$dir/m.safetensors" "$dir/in.raw" --budget 0.3 --json > "$dir/run.json"
+grep -q '"budget_used":0.29999999999999999,' "$dir/run.json" || fail "run --json: budget"
+grep -Eq '"expert_of_token":\[([0-3],){15}[0-3]\]' "$dir/run.json" || fail "run --json: experts"
 # Same seed, same file: identical bytes.
 "$mone" init --config tiny seed=5 frames=2 tubelet=2 "$dir/m2.safetensors" >/dev/null
 cmp -s "$dir/m.safetensors" "$dir/m2.safetensors" || fail "init is not deterministic"
