@@ -73,8 +73,9 @@ double mone_model_flops (const MoneModel *model, double budget);
  * Returns the clamped budget actually used. */
 double mone_capacity_from_budget (int experts, double delta, double beta, double budget,
     double *capacity);
-/* Token counts per expert from a capacity distribution: k_j = floor(c_j N) for j = E-1..1,
- * expert 0 takes the rest. */
+/* Token counts per expert from a capacity distribution: k_j = floor(c_j N + 1e-9) for j = E-1..1,
+ * expert 0 takes the rest. The 1e-9 keeps an exactly integer c_j N (e.g. E = 5, e = 31/80, where
+ * the optimum is uniform) from losing a token when the bisection leaves c_j an ulp low. */
 void mone_tokens_per_expert (int experts, const double *capacity, int tokens, int *counts);
 /* Expert Preferred Routing. router_probs is N x E row-major; writes expert_of_token[N].
  * For j = E-1 down to 1 expert j takes the counts[j] unassigned tokens with the highest

@@ -156,6 +156,23 @@ test_token_counts (void)
   int k2[2];
   mone_tokens_per_expert (2, half, 10, k2);
   CHECK (k2[1] == 5 && k2[0] == 5, "half: %d %d", k2[0], k2[1]);
+  /* Nor an exact integer c_j N that comes out of the bisection an ulp low. With delta = 2 the
+   * optimum is uniform at lambda = 2^(E-1): E = 5, e = 31/80 gives c_j N = 200.0000 for N = 1000,
+   * bisected to 199.99999999999994 for three experts (a literal floor gives 199,199,199,200 and
+   * 203 on expert 0; found by tests/engine/test-torch-reference.py). E = 4, e = 15/32 is the
+   * ViT-Ti/16 case: 49 tokens each of 196. */
+  const struct { int experts; double budget; int tokens, each; } uniform[] = {
+    { 5, 31.0 / 80, 1000, 200 }, { 4, 15.0 / 32, 196, 49 }, { 3, 7.0 / 12, 300, 100 },
+  };
+  for (size_t u = 0; u < G_N_ELEMENTS (uniform); u++) {
+    double cu[MONE_MAX_EXPERTS];
+    int ku[MONE_MAX_EXPERTS];
+    mone_capacity_from_budget (uniform[u].experts, 2, 10, uniform[u].budget, cu);
+    mone_tokens_per_expert (uniform[u].experts, cu, uniform[u].tokens, ku);
+    for (int j = 0; j < uniform[u].experts; j++)
+      CHECK (ku[j] == uniform[u].each, "uniform E=%d: k_%d=%d, expected %d", uniform[u].experts, j,
+          ku[j], uniform[u].each);
+  }
 }
 
 int
