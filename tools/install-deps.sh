@@ -1,7 +1,16 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages gst-mone needs to build, test and run its demo.
+# Installs the Debian 12 packages gst-mone needs to build and run its demo; with --tests also
+# what only the test suite needs (valgrind, the Python GI example, PyTorch for the engine's
+# second implementation: about 120 MB that the demo should not make a new user download).
 # Skips apt entirely when everything is already installed; uses sudo when not root.
 set -euo pipefail
+
+with_tests=0
+case "${1:-}" in
+  "") ;;
+  --tests) with_tests=1 ;;
+  *) echo "usage: $0 [--tests]" >&2; exit 2 ;;
+esac
 
 packages=(
   # build
@@ -14,21 +23,29 @@ packages=(
   gstreamer1.0-rtsp
   # data and plots
   dataset-fashion-mnist gnuplot-nox
-  # tests: valgrind runs, Python GI example, PyTorch reference of the engine (tests/engine)
+)
+test_packages=(
+  # valgrind runs, Python GI example, PyTorch reference of the engine (tests/engine)
   valgrind python3 python3-gi python3-gst-1.0 gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
   python3-torch
 )
-
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -eq 0 ]; then
+missing_among () {
+  local p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || echo "$p"
+  done
+}
+mapfile -t missing < <(missing_among "${packages[@]}")
+missing_tests=()
+[ "$with_tests" -eq 0 ] || mapfile -t missing_tests < <(missing_among "${test_packages[@]}")
+if [ ${#missing[@]} -eq 0 ] && [ ${#missing_tests[@]} -eq 0 ]; then
   exit 0
 fi
-echo "install-deps: installing ${missing[*]}"
+echo "install-deps: installing ${missing[*]} ${missing_tests[*]}"
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update
-$sudo apt-get install -y "${missing[@]}"
+[ ${#missing[@]} -eq 0 ] || $sudo apt-get install -y "${missing[@]}"
+# No recommends: python3-torch would add libtorch-dev, eigen and protobuf headers (50 MB).
+[ ${#missing_tests[@]} -eq 0 ] || $sudo apt-get install -y --no-install-recommends "${missing_tests[@]}"
