@@ -1146,6 +1146,7 @@ gst_mone_filter_result_structure (GstMoneFilter * self, const MoneResult * resul
 {
   const MoneConfig *config = mone_model_get_config (self->model);
   MoneClassification c;
+  GstStructure *s;
 
   gst_mone_classification_init (&c);
   c.frame = c.result_frame = self->frame_count;
@@ -1184,7 +1185,14 @@ gst_mone_filter_result_structure (GstMoneFilter * self, const MoneResult * resul
   c.model_height = self->region_height;
   c.model_input_width = self->model_width;
   c.model_input_height = self->model_height;
-  return gst_mone_classification_to_structure (&c);
+  s = gst_mone_classification_to_structure (&c);
+  /* Not in MoneClassification (its size is the library's ABI): the structure only. */
+  gst_structure_set (s,
+      "window-frames", G_TYPE_INT, config->frames,
+      "frames-per-slice", G_TYPE_INT, config->tubelet,
+      "window-filled", G_TYPE_INT, (gint) MIN (self->frames_in_input, (guint) config->frames),
+      NULL);
+  return s;
 }
 
 #if HAVE_GST_ANALYTICS

@@ -345,6 +345,13 @@ GST_START_TEST (test_meta_fields)
   fail_unless_equals_string (r.scale_mode, "stretch");
   fail_unless_equals_float (r.content_width, 320);
   fail_unless_equals_float (r.model_width, 32);
+  {
+    gint window_frames = 0, frames_per_slice = 0, window_filled = 0;
+    fail_unless (gst_structure_get (gst_buffer_get_mone_structure (out), "window-frames",
+            G_TYPE_INT, &window_frames, "frames-per-slice", G_TYPE_INT, &frames_per_slice,
+            "window-filled", G_TYPE_INT, &window_filled, NULL));
+    fail_unless (window_frames == 1 && frames_per_slice == 1 && window_filled == 1);
+  }
   g_strfreev (labels);
   gst_buffer_unref (out);
   gst_harness_teardown (h);
@@ -648,9 +655,19 @@ GST_START_TEST (test_video_model_window)
   for (guint i = 0; i < 6; i++) {
     MoneClassification r;
     GstBuffer *out = push_pull (h, size, i, &r);
+    const GstStructure *s = gst_buffer_get_mone_structure (out);
+    gint window_frames = 0, frames_per_slice = 0, window_filled = 0;
+
     fail_unless_equals_int (r.grid_slices, 2);
     fail_unless_equals_int (r.tokens, 32);
     fail_unless_equals_int (r.expert_grid_size, 32);
+    /* Which frames the slices cover, and whether the window is full yet. */
+    fail_unless (gst_structure_get (s, "window-frames", G_TYPE_INT, &window_frames,
+            "frames-per-slice", G_TYPE_INT, &frames_per_slice, "window-filled", G_TYPE_INT,
+            &window_filled, NULL), "window fields missing");
+    fail_unless_equals_int (window_frames, 4);
+    fail_unless_equals_int (frames_per_slice, 2);
+    fail_unless_equals_int (window_filled, MIN (i + 1, 4));
     gst_buffer_unref (out);
   }
   gst_harness_teardown (h);
