@@ -1188,6 +1188,8 @@ gst_mone_filter_result_structure (GstMoneFilter * self, const MoneResult * resul
   s = gst_mone_classification_to_structure (&c);
   /* Not in MoneClassification (its size is the library's ABI): the structure only. */
   gst_structure_set (s,
+      "frame-width", G_TYPE_INT, GST_VIDEO_INFO_WIDTH (&GST_VIDEO_FILTER (self)->in_info),
+      "frame-height", G_TYPE_INT, GST_VIDEO_INFO_HEIGHT (&GST_VIDEO_FILTER (self)->in_info),
       "window-frames", G_TYPE_INT, config->frames,
       "frames-per-slice", G_TYPE_INT, config->tubelet,
       "window-filled", G_TYPE_INT, (gint) MIN (self->frames_in_input, (guint) config->frames),

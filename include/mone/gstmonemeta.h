@@ -55,6 +55,13 @@
  *
  * Fields monefilter adds to the structure that MoneClassification does not hold (read them with
  * gst_structure_get_int on gst_buffer_get_mone_structure()):
+ *   frame-width, frame-height: gint  size of the frame monefilter classified, the pixels content-*
+ *                                are in. The meta has no tags, so elements that copy metas keep it
+ *                                whatever they do to the picture (videocrop, videobox or alpha
+ *                                would drop a meta tagged "size"). Behind one that scales it
+ *                                (videoscale), content-* scale by the new width / frame-width and
+ *                                height / frame-height (moneoverlay does so); crops, added borders
+ *                                and flips are not reflected.
  *   window-frames:     gint      frames T per model input (1 for image models); the window holds the
  *                                latest T frames, oldest first, ending with result-frame
  *   frames-per-slice:  gint      frames per time slice of the expert grid (the model's tubelet):

@@ -352,6 +352,13 @@ GST_START_TEST (test_meta_fields)
             "window-filled", G_TYPE_INT, &window_filled, NULL));
     fail_unless (window_frames == 1 && frames_per_slice == 1 && window_filled == 1);
   }
+  {
+    /* The size content-* is in, for readers behind an element that scales the picture. */
+    gint frame_width = 0, frame_height = 0;
+    fail_unless (gst_structure_get (gst_buffer_get_mone_structure (out), "frame-width",
+            G_TYPE_INT, &frame_width, "frame-height", G_TYPE_INT, &frame_height, NULL));
+    fail_unless (frame_width == 320 && frame_height == 240);
+  }
   g_strfreev (labels);
   gst_buffer_unref (out);
   gst_harness_teardown (h);
