@@ -33,6 +33,11 @@
  * until it is due, and a frame that would be late even at the minimum budget carries the latest
  * result (flagged reused) instead, so one overrun does not make the following frames late too.
  *
+ * Video models (more than one frame per input) see a window of the latest frames, oldest first;
+ * every frame enters it, whether classified or not. A flush, a new stream, a caps change, a GAP
+ * event and a buffer flagged DISCONT start the window afresh (the first frame after them fills
+ * every slot) and end the reuse of the latest result.
+ *
  * With #GstMoneFilter:message=true an element message "mone-classification" with the same fields
  * as the meta is posted for every frame.
  *
@@ -840,9 +845,21 @@ gst_mone_filter_sink_event (GstBaseTransform * trans, GstEvent * event)
 {
   GstMoneFilter *self = GST_MONE_FILTER (trans);
 
-  /* After a flush (seek) the frame window and the last result belong to the old position. */
-  if (GST_EVENT_TYPE (event) == GST_EVENT_FLUSH_STOP)
-    gst_mone_filter_reset_stream (self);
+  /* The frame window and the last result belong to the picture before: after a flush (seek), at
+   * a new stream (gapless playback, concat) and across a gap (frames missing: a video model's
+   * window would join pictures that are not consecutive). Buffers flagged DISCONT are handled in
+   * transform_frame_ip. All are serialised, so this runs in the streaming thread's turn. */
+  switch (GST_EVENT_TYPE (event)) {
+    case GST_EVENT_FLUSH_STOP:
+    case GST_EVENT_STREAM_START:
+    case GST_EVENT_GAP:
+      GST_DEBUG_OBJECT (self, "%s: frame window and last result reset",
+          GST_EVENT_TYPE_NAME (event));
+      gst_mone_filter_reset_stream (self);
+      break;
+    default:
+      break;
+  }
   return GST_BASE_TRANSFORM_CLASS (parent_class)->sink_event (trans, event);
 }
 
@@ -1129,6 +1146,7 @@ gst_mone_filter_result_structure (GstMoneFilter * self, const MoneResult * resul
 {
   const MoneConfig *config = mone_model_get_config (self->model);
   MoneClassification c;
+  GstStructure *s;
 
   gst_mone_classification_init (&c);
   c.frame = c.result_frame = self->frame_count;
@@ -1167,7 +1185,16 @@ gst_mone_filter_result_structure (GstMoneFilter * self, const MoneResult * resul
   c.model_height = self->region_height;
   c.model_input_width = self->model_width;
   c.model_input_height = self->model_height;
-  return gst_mone_classification_to_structure (&c);
+  s = gst_mone_classification_to_structure (&c);
+  /* Not in MoneClassification (its size is the library's ABI): the structure only. */
+  gst_structure_set (s,
+      "frame-width", G_TYPE_INT, GST_VIDEO_INFO_WIDTH (&GST_VIDEO_FILTER (self)->in_info),
+      "frame-height", G_TYPE_INT, GST_VIDEO_INFO_HEIGHT (&GST_VIDEO_FILTER (self)->in_info),
+      "window-frames", G_TYPE_INT, config->frames,
+      "frames-per-slice", G_TYPE_INT, config->tubelet,
+      "window-filled", G_TYPE_INT, (gint) MIN (self->frames_in_input, (guint) config->frames),
+      NULL);
+  return s;
 }
 
 #if HAVE_GST_ANALYTICS
@@ -1277,6 +1304,14 @@ gst_mone_filter_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * fra
   GstCustomMeta *meta;
   GstStructure *meta_structure;
   GError *error = NULL;
+
+  /* A discontinuity (frames lost, a non-flushing seek, a source restarting): like a flush, the
+   * window must not join pictures from both sides, nor may a result from before be reused after. */
+  if (GST_BUFFER_IS_DISCONT (buffer) && (self->frames_in_input > 0 || self->last_result)) {
+    GST_DEBUG_OBJECT (self, "discontinuity at %" GST_TIME_FORMAT ": frame window and last result "
+        "reset", GST_TIME_ARGS (timestamp));
+    gst_mone_filter_reset_stream (self);
+  }
 
   if (GST_CLOCK_TIME_IS_VALID (timestamp)) {
     stream_time = gst_segment_to_stream_time (&trans->segment, GST_FORMAT_TIME, timestamp);

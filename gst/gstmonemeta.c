@@ -10,7 +10,8 @@
 #include <string.h>
 
 /* The result does not depend on the frame's size or pixel layout (the expert grid is in model
- * tokens and content-* in frame pixels is only informative), so every transform keeps it. */
+ * tokens; content-* is in the pixels of the frame monefilter saw, whose size the meta records as
+ * frame-width/frame-height), so every transform keeps it. */
 static gboolean
 gst_mone_meta_transform (GstBuffer * dest, GstCustomMeta * meta, GstBuffer * src,
     GQuark type, gpointer data, gpointer user_data)
@@ -25,7 +26,10 @@ gst_mone_meta_get_info (void)
   static gsize info = 0;
 
   if (g_once_init_enter (&info)) {
-    /* No tags: elements that change size or format (videoconvert, videoscale) keep the meta. */
+    /* No tags: elements that change size or format (videoconvert, videoscale) keep the meta. The
+     * "size" tag would have videoscale transform it, but elements that cannot transform a sized
+     * meta drop it (GStreamer 1.22: videocrop, videobox, alpha, edgetv...) and the classification
+     * with it. Readers rescale content-* by frame-width/frame-height instead. */
     static const gchar *tags[] = { NULL };
     const GstMetaInfo *registered = gst_meta_register_custom (GST_MONE_META_NAME, tags,
         gst_mone_meta_transform, NULL, NULL);

@@ -18,9 +18,10 @@
  *
  * The patch grid is placed with the geometry monefilter records in the meta: over the whole frame
  * for scale-mode=stretch, over the centred crop for crop, and for letterbox over the picture with
- * the bars' patches cut off. This assumes the overlay sees frames of the size monefilter saw
- * (videoconvert in between is fine, videoscale is not). Video models: the map shows the newest
- * time slice of the token grid.
+ * the bars' patches cut off. Frames scaled after monefilter (videoscale) get the map scaled with
+ * them (the meta records the size monefilter saw); cropping, added borders or flips in between
+ * are not known to the overlay. Video models: the map shows the newest time slice of the token
+ * grid.
  *
  * Buffers without the meta pass unchanged. Works at any frame size, in the formats Cairo draws into
  * directly (BGRx, BGRA and RGB16 on little-endian machines); put videoconvert around it for others.
@@ -327,6 +328,22 @@ read_overlay_info (GstBuffer * buffer, int frame_width, int frame_height, Overla
     info->grid_width = result.grid_width;
     info->grid_height = result.grid_height;
     info->expert_grid = result.expert_grid + slice * (slices - 1);
+  }
+
+  /* content-* is in the pixels of the frame monefilter classified; an element between that scaled
+   * the picture (videoscale) leaves the meta as it was, so scale it to this frame. */
+  const GstStructure *s = gst_buffer_get_mone_structure (buffer);
+  gint classified_width = 0, classified_height = 0;
+  if (gst_structure_get_int (s, "frame-width", &classified_width)
+      && gst_structure_get_int (s, "frame-height", &classified_height)
+      && classified_width > 0 && classified_height > 0
+      && (classified_width != frame_width || classified_height != frame_height)) {
+    double fx = (double) frame_width / classified_width;
+    double fy = (double) frame_height / classified_height;
+    result.content_x *= fx;
+    result.content_width *= fx;
+    result.content_y *= fy;
+    result.content_height *= fy;
   }
 
   /* Where the model input lies on the frame. The grid tiles the whole model input; the frame

@@ -52,6 +52,24 @@
  *                                where that content lies in the model input, in model pixels
  *                                (letterbox leaves bars; the expert grid covers the whole model input)
  *   model-input-width, model-input-height: gint  the model's input size in pixels
+ *
+ * Fields monefilter adds to the structure that MoneClassification does not hold (read them with
+ * gst_structure_get_int on gst_buffer_get_mone_structure()):
+ *   frame-width, frame-height: gint  size of the frame monefilter classified, the pixels content-*
+ *                                are in. The meta has no tags, so elements that copy metas keep it
+ *                                whatever they do to the picture (videocrop, videobox or alpha
+ *                                would drop a meta tagged "size"). Behind one that scales it
+ *                                (videoscale), content-* scale by the new width / frame-width and
+ *                                height / frame-height (moneoverlay does so); crops, added borders
+ *                                and flips are not reflected.
+ *   window-frames:     gint      frames T per model input (1 for image models); the window holds the
+ *                                latest T frames, oldest first, ending with result-frame
+ *   frames-per-slice:  gint      frames per time slice of the expert grid (the model's tubelet):
+ *                                slice s covers window frames s * frames-per-slice onwards
+ *   window-filled:     gint      frames of the stream in the window when the result was computed:
+ *                                less than window-frames while the window fills after the start, a
+ *                                flush, a discontinuity, a gap, a new stream or a caps change (the
+ *                                older slots then repeat the first frame)
  */
 #ifndef GST_MONE_META_H
 #define GST_MONE_META_H
@@ -109,7 +127,7 @@ const GstMetaInfo *gst_mone_meta_get_info (void);
 /* Zeroes *result and sets the times to GST_CLOCK_TIME_NONE. */
 void gst_mone_classification_init (MoneClassification * result);
 
-/* A new structure named "mone-classification" with every field above (expert_grid copied into a
+/* A new structure named "mone-classification" with every field of MoneClassification (expert_grid copied into a
  * GBytes; top-k arrays of result->top_k entries). Free with gst_structure_free. */
 GstStructure *gst_mone_classification_to_structure (const MoneClassification * result);
 

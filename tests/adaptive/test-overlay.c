@@ -205,6 +205,51 @@ GST_START_TEST (test_letterbox_geometry)
 
 GST_END_TEST;
 
+/* monefilter classified a 32x24 frame (stretch: the whole frame is the 32x32 model input) and a
+ * videoscale after it doubled the size: the map covers the whole 64x48 frame, not its top-left
+ * quarter. The 2x2 grid's top row is blue, the bottom row red. */
+GST_START_TEST (test_scaled_after_classification)
+{
+  const guint8 grid[4] = { 0, 0, 3, 3 };
+  MoneClassification result;
+  GstHarness *h = overlay_harness (FORMAT_X, 64, 48);
+  GstBuffer *in = make_frame (FORMAT_X, 64, 48, 128, 0), *out;
+  GstStructure *fields;
+  GstMapInfo map;
+
+  g_object_set (h->element, "show-text", FALSE, "show-legend", FALSE, "map-alpha", 0.5, NULL);
+  gst_mone_classification_init (&result);
+  result.label = "Coat";
+  result.budget_requested = result.budget_used = 1.0;
+  result.experts = 4;
+  result.grid_width = result.grid_height = 2;
+  result.grid_slices = 1;
+  result.tokens = 4;
+  result.tokens_per_expert[0] = result.tokens_per_expert[3] = 2;
+  result.expert_grid = grid;
+  result.expert_grid_size = 4;
+  result.scale_mode = "stretch";
+  result.content_width = 32;
+  result.content_height = 24;
+  result.model_width = result.model_height = 32;
+  result.model_input_width = result.model_input_height = 32;
+  fields = gst_mone_classification_to_structure (&result);
+  gst_structure_set (fields, "frame-width", G_TYPE_INT, 32, "frame-height", G_TYPE_INT, 24, NULL);
+  fail_unless (gst_buffer_add_mone_meta (in, fields) != NULL);
+  gst_structure_free (fields);
+
+  out = gst_harness_push_and_pull (h, in);
+  gst_buffer_map (out, &map, GST_MAP_READ);
+  fail_unless (pixel (&map, 256, 60, 23)[B_OFFSET] > 170, "row 23 should be in the top (blue) row");
+  fail_unless (pixel (&map, 256, 60, 24)[R_OFFSET] > 170, "row 24 should be in the bottom (red) row");
+  fail_unless (pixel (&map, 256, 63, 47)[R_OFFSET] > 170, "bottom right corner not tinted");
+  gst_buffer_unmap (out, &map);
+  gst_buffer_unref (out);
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
 static GstBuffer *
 overlay_one (GstHarness * h, const char *label)
 {
@@ -458,6 +503,7 @@ moneoverlay_suite (void)
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_patch_tint);
   tcase_add_test (tc, test_letterbox_geometry);
+  tcase_add_test (tc, test_scaled_after_classification);
   tcase_add_test (tc, test_label_changes_text);
   tcase_add_test (tc, test_alpha_frames);
   tcase_add_test (tc, test_formats_and_sizes);

@@ -23,6 +23,7 @@ static gchar *tmp_dir;
 static gchar *rgb_model;        /* 32x32 RGB, 4 experts, 10 classes */
 static gchar *grey_model;       /* the same with one channel */
 static gchar *video_model;      /* 4 frames, tubelets of 2 */
+static gchar *grey_video_model; /* the same with one channel: GRAY8 frames of its size are its input */
 static gchar *corrupt_model;    /* not safetensors at all */
 static gchar *truncated_model;  /* rgb_model cut in half */
 
@@ -57,6 +58,7 @@ models_setup (void)
   static const char *const rgb[] = { "seed=11" };
   static const char *const grey[] = { "channels=1", "seed=12" };
   static const char *const video[] = { "frames=4", "tubelet=2", "seed=13" };
+  static const char *const grey_video[] = { "channels=1", "frames=4", "tubelet=2", "seed=14" };
   gchar *contents;
   gsize length;
 
@@ -65,6 +67,8 @@ models_setup (void)
   rgb_model = write_model ("rgb.safetensors", G_N_ELEMENTS (rgb), rgb);
   grey_model = write_model ("grey.safetensors", G_N_ELEMENTS (grey), grey);
   video_model = write_model ("video.safetensors", G_N_ELEMENTS (video), video);
+  grey_video_model = write_model ("grey-video.safetensors", G_N_ELEMENTS (grey_video),
+      grey_video);
 
   /* Read once, when the element class is first created (after this setup). */
   g_setenv ("MONE_MODEL", rgb_model, TRUE);
@@ -80,7 +84,9 @@ models_setup (void)
 static void
 models_teardown (void)
 {
-  const gchar *paths[] = { rgb_model, grey_model, video_model, corrupt_model, truncated_model };
+  const gchar *paths[] = { rgb_model, grey_model, video_model, grey_video_model, corrupt_model,
+    truncated_model
+  };
 
   for (guint i = 0; i < G_N_ELEMENTS (paths); i++)
     g_unlink (paths[i]);
@@ -88,6 +94,7 @@ models_teardown (void)
   g_free (rgb_model);
   g_free (grey_model);
   g_free (video_model);
+  g_free (grey_video_model);
   g_free (corrupt_model);
   g_free (truncated_model);
   g_free (tmp_dir);
@@ -338,6 +345,20 @@ GST_START_TEST (test_meta_fields)
   fail_unless_equals_string (r.scale_mode, "stretch");
   fail_unless_equals_float (r.content_width, 320);
   fail_unless_equals_float (r.model_width, 32);
+  {
+    gint window_frames = 0, frames_per_slice = 0, window_filled = 0;
+    fail_unless (gst_structure_get (gst_buffer_get_mone_structure (out), "window-frames",
+            G_TYPE_INT, &window_frames, "frames-per-slice", G_TYPE_INT, &frames_per_slice,
+            "window-filled", G_TYPE_INT, &window_filled, NULL));
+    fail_unless (window_frames == 1 && frames_per_slice == 1 && window_filled == 1);
+  }
+  {
+    /* The size content-* is in, for readers behind an element that scales the picture. */
+    gint frame_width = 0, frame_height = 0;
+    fail_unless (gst_structure_get (gst_buffer_get_mone_structure (out), "frame-width",
+            G_TYPE_INT, &frame_width, "frame-height", G_TYPE_INT, &frame_height, NULL));
+    fail_unless (frame_width == 320 && frame_height == 240);
+  }
   g_strfreev (labels);
   gst_buffer_unref (out);
   gst_harness_teardown (h);
@@ -641,11 +662,146 @@ GST_START_TEST (test_video_model_window)
   for (guint i = 0; i < 6; i++) {
     MoneClassification r;
     GstBuffer *out = push_pull (h, size, i, &r);
+    const GstStructure *s = gst_buffer_get_mone_structure (out);
+    gint window_frames = 0, frames_per_slice = 0, window_filled = 0;
+
     fail_unless_equals_int (r.grid_slices, 2);
     fail_unless_equals_int (r.tokens, 32);
     fail_unless_equals_int (r.expert_grid_size, 32);
+    /* Which frames the slices cover, and whether the window is full yet. */
+    fail_unless (gst_structure_get (s, "window-frames", G_TYPE_INT, &window_frames,
+            "frames-per-slice", G_TYPE_INT, &frames_per_slice, "window-filled", G_TYPE_INT,
+            &window_filled, NULL), "window fields missing");
+    fail_unless_equals_int (window_frames, 4);
+    fail_unless_equals_int (frames_per_slice, 2);
+    fail_unless_equals_int (window_filled, MIN (i + 1, 4));
     gst_buffer_unref (out);
   }
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
+/* Pushes `in` through a grey 32x32 video model and checks the result against the engine run
+ * directly on the frames `window` (make_frame seeds, oldest first). */
+static void
+check_video_window (GstHarness * h, MoneContext * context, GstBuffer * in, const guint window[4],
+    const gchar * what)
+{
+  const gsize slot = 32 * 32;
+  float *input = g_new (float, 4 * slot);
+  MoneClassification r;
+  MoneResult expected;
+  GstBuffer *out;
+
+  for (guint t = 0; t < 4; t++) {
+    GstBuffer *frame = make_frame (slot, window[t], 0);
+    GstMapInfo map;
+
+    gst_buffer_map (frame, &map, GST_MAP_READ);
+    for (gsize i = 0; i < slot; i++)
+      input[t * slot + i] = map.data[i] / 255.0f;
+    gst_buffer_unmap (frame, &map);
+    gst_buffer_unref (frame);
+  }
+  fail_unless (mone_context_run (context, input, 1.0, &expected, NULL));
+  fail_unless_equals_int (gst_harness_push (h, in), GST_FLOW_OK);
+  out = gst_harness_pull (h);
+  fail_unless (gst_mone_meta_read (out, &r));
+  fail_unless (!r.reused);
+  /* Equal up to float rounding (the two contexts' buffers differ in alignment); another window
+   * moves these probabilities by about 1e-3. */
+  for (guint i = 0; i < r.top_k; i++)
+    fail_unless (fabs (r.top_scores[i] - expected.probs[r.top_classes[i]]) < 1e-6,
+        "%s: class %d has probability %.9f, the window {%u %u %u %u} gives %.9f", what,
+        r.top_classes[i], r.top_scores[i], window[0], window[1], window[2], window[3],
+        (double) expected.probs[r.top_classes[i]]);
+  gst_buffer_unref (out);
+  g_free (input);
+}
+
+/* A video model sees the latest frames oldest first; the first frame of a stream fills the whole
+ * window; a flush, a DISCONT buffer, a GAP event or a new stream start the window afresh rather
+ * than join pictures from both sides. */
+GST_START_TEST (test_video_model_window_resets)
+{
+  MoneModel *model = mone_model_load_file (grey_video_model, NULL);
+  MoneContext *context = mone_context_new (model, 1, NULL);
+  GstHarness *h = harness_for (make_filter (grey_video_model),
+      "video/x-raw,format=GRAY8,width=32,height=32,framerate=30/1");
+  const gsize size = 32 * 32;
+  GstSegment segment;
+  GstBuffer *in;
+  static const guint start[6][4] = {
+    {0, 0, 0, 0}, {0, 0, 0, 1}, {0, 0, 1, 2}, {0, 1, 2, 3}, {1, 2, 3, 4}, {2, 3, 4, 5},
+  };
+  static const guint discont[] = { 10, 10, 10, 10 }, after_discont[] = { 10, 10, 10, 11 };
+  static const guint gap[] = { 20, 20, 20, 20 }, stream[] = { 30, 30, 30, 30 };
+  static const guint flushed[] = { 40, 40, 40, 40 };
+
+  fail_unless (context != NULL);
+  for (guint i = 0; i < 6; i++)
+    check_video_window (h, context, make_frame (size, i, i * GST_SECOND / 30), start[i],
+        "stream start");
+
+  in = make_frame (size, 10, 10 * GST_SECOND);
+  GST_BUFFER_FLAG_SET (in, GST_BUFFER_FLAG_DISCONT);
+  check_video_window (h, context, in, discont, "DISCONT buffer");
+  check_video_window (h, context, make_frame (size, 11, 10 * GST_SECOND + GST_SECOND / 30),
+      after_discont, "after the DISCONT buffer");
+
+  fail_unless (gst_harness_push_event (h, gst_event_new_gap (11 * GST_SECOND, GST_SECOND)));
+  check_video_window (h, context, make_frame (size, 20, 12 * GST_SECOND), gap, "GAP event");
+
+  fail_unless (gst_harness_push_event (h, gst_event_new_stream_start ("second")));
+  gst_harness_set_src_caps_str (h, "video/x-raw,format=GRAY8,width=32,height=32,"
+      "framerate=30/1");
+  gst_segment_init (&segment, GST_FORMAT_TIME);
+  fail_unless (gst_harness_push_event (h, gst_event_new_segment (&segment)));
+  check_video_window (h, context, make_frame (size, 30, 0), stream, "new stream");
+
+  fail_unless (gst_harness_push_event (h, gst_event_new_flush_start ()));
+  fail_unless (gst_harness_push_event (h, gst_event_new_flush_stop (TRUE)));
+  fail_unless (gst_harness_push_event (h, gst_event_new_segment (&segment)));
+  check_video_window (h, context, make_frame (size, 40, 0), flushed, "flush");
+
+  gst_harness_teardown (h);
+  mone_context_free (context);
+  mone_model_unref (model);
+}
+
+GST_END_TEST;
+
+/* interval > 1: a result from before a discontinuity or a gap is not reused after it. */
+GST_START_TEST (test_interval_discont)
+{
+  GstElement *filter = make_filter (rgb_model);
+  GstHarness *h;
+  gsize size = frame_size ("RGB", 32, 32);
+  MoneClassification r;
+  GstBuffer *in, *out;
+
+  g_object_set (filter, "interval", 4, NULL);
+  h = harness_for (filter, "video/x-raw,format=RGB,width=32,height=32,framerate=30/1");
+  gst_buffer_unref (push_pull (h, size, 0, &r));
+  gst_buffer_unref (push_pull (h, size, 1, &r));
+  fail_unless (r.reused);
+
+  in = make_frame (size, 2, 5 * GST_SECOND);
+  GST_BUFFER_FLAG_SET (in, GST_BUFFER_FLAG_DISCONT);
+  fail_unless_equals_int (gst_harness_push (h, in), GST_FLOW_OK);
+  out = gst_harness_pull (h);
+  fail_unless (gst_mone_meta_read (out, &r));
+  fail_unless (!r.reused && r.result_frame == 2, "DISCONT frame reused frame %" G_GUINT64_FORMAT,
+      r.result_frame);
+  gst_buffer_unref (out);
+  gst_buffer_unref (push_pull (h, size, 3, &r));
+  fail_unless (r.reused && r.result_frame == 2);
+
+  fail_unless (gst_harness_push_event (h, gst_event_new_gap (6 * GST_SECOND, GST_SECOND)));
+  gst_buffer_unref (push_pull (h, size, 4, &r));
+  fail_unless (!r.reused && r.result_frame == 4, "frame after a GAP reused frame %"
+      G_GUINT64_FORMAT, r.result_frame);
   gst_harness_teardown (h);
 }
 
@@ -1252,6 +1408,8 @@ monefilter_suite (void)
   tcase_add_test (tc, test_budget_change_next_frame);
   tcase_add_test (tc, test_budget_controlled);
   tcase_add_test (tc, test_video_model_window);
+  tcase_add_test (tc, test_video_model_window_resets);
+  tcase_add_test (tc, test_interval_discont);
   tcase_add_test (tc, test_messages);
   tcase_add_test (tc, test_property_stress);
   tcase_add_test (tc, test_state_cycles);
