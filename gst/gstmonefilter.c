@@ -851,6 +851,14 @@ gst_mone_filter_sink_event (GstBaseTransform * trans, GstEvent * event)
    * transform_frame_ip. All are serialised, so this runs in the streaming thread's turn. */
   switch (GST_EVENT_TYPE (event)) {
     case GST_EVENT_FLUSH_STOP:
+      /* QoS described the old position: drop a pending event and the deadline tightening, as
+       * GstBaseTransform resets its own QoS here (the learned latency model stays). */
+      GST_OBJECT_LOCK (self);
+      self->qos_pending = FALSE;
+      GST_OBJECT_UNLOCK (self);
+      if (self->controller)
+        mone_budget_controller_flush (self->controller);
+      /* fall through */
     case GST_EVENT_STREAM_START:
     case GST_EVENT_GAP:
       GST_DEBUG_OBJECT (self, "%s: frame window and last result reset",

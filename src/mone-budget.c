@@ -114,6 +114,12 @@ mone_budget_controller_reset (MoneBudgetController *controller)
   controller->margin = MARGIN_LEARNING;
 }
 
+void
+mone_budget_controller_flush (MoneBudgetController *controller)
+{
+  controller->deadline_scale = 1.0;
+}
+
 static double
 clamp_budget (const MoneBudgetController *controller, double budget)
 {

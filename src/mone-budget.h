@@ -14,6 +14,9 @@ typedef struct MoneBudgetController MoneBudgetController;
 MoneBudgetController *mone_budget_controller_new (double min_budget);
 void mone_budget_controller_free (MoneBudgetController *controller);
 void mone_budget_controller_reset (MoneBudgetController *controller);
+/* A flush (seek): forgets what downstream QoS said about the old position (the deadline
+ * tightening) and keeps the latency model, which describes the machine, not the position. */
+void mone_budget_controller_flush (MoneBudgetController *controller);
 
 /* Largest budget in [min_budget, ceiling] whose predicted latency fits deadline_ns. */
 double mone_budget_controller_choose (MoneBudgetController *controller, double ceiling,

@@ -210,6 +210,32 @@ test_qos_reaction (void)
   mone_budget_controller_free (controller);
 }
 
+/* A flush (seek) forgets the QoS tightening of the deadline at once but keeps the learned latency
+ * model, so the first frame after it gets the settled budget again instead of recovering over ~60.
+ * (Lateness reported as jitter also raises the learned slowdown; that describes the machine and
+ * stays: the event here reports a proportion only.) */
+static void
+test_flush_forgets_qos (void)
+{
+  MoneBudgetController *controller = mone_budget_controller_new (MIN_BUDGET);
+  SimulatedEngine engine = { .load = 1.0 };
+  RunStats settled = run_frames (controller, &engine, 100, 0, 1.0, DEADLINE_NS);
+  MoneBudgetModel before, after;
+  mone_budget_controller_get_model (controller, &before);
+
+  mone_budget_controller_qos (controller, 1.8, 0);
+  g_assert_cmpfloat (mone_budget_controller_choose (controller, 1.0, DEADLINE_NS), <,
+      0.8 * settled.last_budget);
+  mone_budget_controller_flush (controller);
+  mone_budget_controller_get_model (controller, &after);
+  g_assert_cmpfloat (after.deadline_scale, ==, 1.0);
+  g_assert_cmpuint (after.observations, ==, before.observations);
+  g_assert_cmpfloat (after.slope_ns, ==, before.slope_ns);
+  g_assert_cmpfloat (fabs (mone_budget_controller_choose (controller, 1.0, DEADLINE_NS) -
+          settled.last_budget), <, 0.01);
+  mone_budget_controller_free (controller);
+}
+
 /* A pipeline stuck behind (a late QoS event per frame for 200 frames while even the minimum does
  * not fit) must not wind the controller up: 60 frames after the lateness ends it is back near the
  * largest fitting budget. */
@@ -277,6 +303,7 @@ main (int argc, char **argv)
   g_test_add_func ("/budget/minimum", test_respects_minimum);
   g_test_add_func ("/budget/qos", test_qos_reaction);
   g_test_add_func ("/budget/qos-storm", test_qos_storm_recovers);
+  g_test_add_func ("/budget/flush", test_flush_forgets_qos);
   g_test_add_func ("/budget/deterministic", test_deterministic_and_reset);
   return g_test_run ();
 }
