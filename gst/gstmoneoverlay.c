@@ -21,7 +21,7 @@
  * the bars' patches cut off. Frames scaled after monefilter (videoscale) get the map scaled with
  * them (the meta records the size monefilter saw); cropping, added borders or flips in between
  * are not known to the overlay. Video models: the map shows the newest time slice of the token
- * grid.
+ * grid, while the legend's shares count every token of the window (what the budget paid for).
  *
  * Buffers without the meta pass unchanged. Works at any frame size, in the formats Cairo draws into
  * directly (BGRx, BGRA and RGB16 on little-endian machines); put videoconvert around it for others.
