@@ -230,7 +230,8 @@ mone_cmd_eval (int argc, char **argv)
   printf ("model %s: %dx%dx%d, patch %d (%d tokens), D %d, depth %d, E %d; %s split, %d images per protocol\n",
       argv[1], c->width, c->height, c->channels, c->patch, c->tokens, c->dim, c->depth, c->experts,
       split_name, count);
-  MoneDenseFigures dense_fig = { 0 };
+  /* NaN for a protocol not measured: the plot leaves it out. */
+  MoneDenseFigures dense_fig = { .accuracy = { NAN, NAN } };
   if (dense) {
     dense_fig.present = TRUE;
     dense_fig.gflops = mone_model_flops (dense_engine, 1.0) / 1e9;

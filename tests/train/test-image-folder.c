@@ -484,11 +484,27 @@ check_tool_options (const char *tool)
   g_free (needle);
   const char *count[] = { "eval", model, "--images", shapes, "--split", "val", "-n", "7", NULL };
   expect_tool_error ("mone eval --images, count beyond the split", tool, count, "--count must be 1..6");
-  const char *ok_run[] = { "eval", model, "--images", shapes, "--split", "val", "-b", "min,1", NULL };
-  char *err = NULL;
+  /* A full run, with the dense twin (the model itself) so its figures go through CSV and plot. */
+  char *csv = tmp_path ("eval.csv"), *plot = tmp_path ("eval.png");
+  char *gnuplot = g_find_program_in_path ("gnuplot");
+  const gboolean with_plot = gnuplot != NULL;
+  g_free (gnuplot);
+  const char *ok_run[] = { "eval", model, "--images", shapes, "--split", "val", "-b", "min,1", "--dense", model,
+    "--csv", csv, with_plot ? "--plot" : NULL, plot, NULL };
+  char *err = NULL, *table = NULL;
   int status = run_tool (tool, ok_run, &err);
-  check (status == 0, "mone eval --images --split val runs", err && *err ? err : NULL);
+  check (status == 0, "mone eval --images --split val --dense --csv runs", err && *err ? err : NULL);
+  g_assert (status != 0 || g_file_get_contents (csv, &table, NULL, NULL));
+  char **lines = table ? g_strsplit (table, "\n", -1) : NULL; /* header, 2 rows, "" after the last newline */
+  check (lines && g_strv_length (lines) == 4 && !strstr (table, "in-frame") && g_str_has_prefix (lines[2], "full-frame,1.000,"),
+      "its CSV: two full-frame rows", NULL);
+  g_strfreev (lines);
+  if (with_plot)
+    check (g_file_test (plot, G_FILE_TEST_EXISTS), "its plot (full-frame series only)", NULL);
+  g_free (table);
   g_free (err);
+  g_free (csv);
+  g_free (plot);
   g_unlink (model);
   g_unlink (other);
   g_free (model);
