@@ -116,7 +116,7 @@ mone_cmd_eval (int argc, char **argv)
     { "maps", 0, 0, G_OPTION_ARG_FILENAME, &maps, "write routing maps (PNG, cairo)", "FILE" },
     G_OPTION_ENTRY_NULL,
   };
-  GOptionContext *octx = g_option_context_new ("MODEL - accuracy and GFLOPs per budget on Fashion-MNIST");
+  GOptionContext *octx = g_option_context_new ("MODEL - accuracy and GFLOPs per budget on Fashion-MNIST or an image folder (--images)");
   g_option_context_add_main_entries (octx, entries, NULL);
   GError *error = NULL;
   int status = 1;
