@@ -99,7 +99,8 @@ mone_cmd_eval (int argc, char **argv)
     { "data", 0, 0, G_OPTION_ARG_FILENAME, &data_dir, "Fashion-MNIST folder (default " MONE_FASHION_MNIST_DIR ")", "DIR" },
     { "dense", 0, 0, G_OPTION_ARG_FILENAME, &dense_path, "dense twin model (trained at e = 1) for reference", "MODEL" },
     { "images", 0, 0, G_OPTION_ARG_FILENAME, &images_dir,
-      "evaluate on an image folder (DIR/<class name>/<image>.png, as mone train --images) instead, full-frame only", "DIR" },
+      "evaluate on an image folder (DIR/<class name>/<image>.png, as mone train --images) instead, full-frame only",
+      "DIR" },
     { "count", 'n', 0, G_OPTION_ARG_INT, &count,
       "evaluate the first N images of the split (default all: 10,000 test, 5,000 val)", "N" },
     { "split", 0, 0, G_OPTION_ARG_STRING, &split,
@@ -116,7 +117,8 @@ mone_cmd_eval (int argc, char **argv)
     { "maps", 0, 0, G_OPTION_ARG_FILENAME, &maps, "write routing maps (PNG, cairo)", "FILE" },
     G_OPTION_ENTRY_NULL,
   };
-  GOptionContext *octx = g_option_context_new ("MODEL - accuracy and GFLOPs per budget on Fashion-MNIST or an image folder (--images)");
+  GOptionContext *octx =
+      g_option_context_new ("MODEL - accuracy and GFLOPs per budget on Fashion-MNIST or an image folder (--images)");
   g_option_context_add_main_entries (octx, entries, NULL);
   GError *error = NULL;
   int status = 1;
@@ -138,7 +140,8 @@ mone_cmd_eval (int argc, char **argv)
     goto out;
   }
   if (images_dir && data_dir) {
-    fprintf (stderr, "mone eval: --data is the Fashion-MNIST folder and --images an image folder; give one of the two\n");
+    fprintf (stderr,
+        "mone eval: --data is the Fashion-MNIST folder and --images an image folder; give one of the two\n");
     status = 2;
     goto out;
   }

@@ -36,7 +36,8 @@ train_options_valid (const MoneTrainOptions *o, const char *budget_text, gboolea
     gboolean resume, int mlp_dim, int channels, double *budget)
 {
   if (o->images_dir && o->data_dir) {
-    fprintf (stderr, "mone train: --data is the Fashion-MNIST folder and --images an image folder; give one of the two\n");
+    fprintf (stderr,
+        "mone train: --data is the Fashion-MNIST folder and --images an image folder; give one of the two\n");
     return FALSE;
   }
   *budget = 0;

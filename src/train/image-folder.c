@@ -287,8 +287,9 @@ mone_image_folder_load (const char *dir, int height, int width, int channels, Mo
     goto out;
   }
   if (classes > MONE_IMAGE_FOLDER_MAX_CLASSES) {
-    g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT, "image folder '%s' has %d class folders, more than the %d supported",
-        dir, classes, MONE_IMAGE_FOLDER_MAX_CLASSES);
+    g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT,
+        "image folder '%s' has %d class folders, more than the %d supported", dir, classes,
+        MONE_IMAGE_FOLDER_MAX_CLASSES);
     goto out;
   }
   files = g_new0 (GPtrArray *, classes);
@@ -301,8 +302,8 @@ mone_image_folder_load (const char *dir, int height, int width, int channels, Mo
     /* Class names become the model's labels, which are UTF-8 (JSON metadata). */
     if (!g_utf8_validate (name, -1, NULL)) {
       char *shown = g_filename_display_name (class_dir);
-      g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT, "class folder '%s': its name is not UTF-8, so it cannot be a label",
-          shown);
+      g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT,
+          "class folder '%s': its name is not UTF-8, so it cannot be a label", shown);
       g_free (shown);
       goto out;
     }

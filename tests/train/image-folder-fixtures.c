@@ -48,7 +48,8 @@ write_shape (const char *path, int k, int index, GRand *rng)
    * loader stretches it back to a square input. */
   cairo_scale (cr, w, h);
   const double size = g_rand_double_range (rng, 0.45, 0.75);
-  const double cx = g_rand_double_range (rng, size / 2, 1 - size / 2), cy = g_rand_double_range (rng, size / 2, 1 - size / 2);
+  const double cx = g_rand_double_range (rng, size / 2, 1 - size / 2);
+  const double cy = g_rand_double_range (rng, size / 2, 1 - size / 2);
   /* Square green, disc red, triangle blue: the dominant channel bright, the others jittered. */
   static const int dominant[3] = { 1, 0, 2 };
   const double bright = g_rand_double_range (rng, 0.7, 1.0);

@@ -160,7 +160,8 @@ check_pixels (void)
         pixel (s, 0, 2, 3, 0));
     check (pixel (s, 0, 0, 0, 0) == 200 && pixel (s, 0, 1, 3, 3) == 100 && pixel (s, 0, 2, 3, 0) == 50,
         "RGB kept, 7x5 stretched to 4x4", detail);
-    g_snprintf (detail, sizeof detail, "(%d, %d, %d)", pixel (s, 2, 0, 1, 1), pixel (s, 2, 1, 1, 1), pixel (s, 2, 2, 1, 1));
+    g_snprintf (detail, sizeof detail, "(%d, %d, %d)", pixel (s, 2, 0, 1, 1), pixel (s, 2, 1, 1, 1),
+        pixel (s, 2, 2, 1, 1));
     check (pixel (s, 2, 0, 1, 1) == 128 && pixel (s, 2, 1, 1, 1) == 0 && pixel (s, 2, 2, 1, 1) == 0,
         "50% red composited over black = (128, 0, 0)", detail);
     check (pixel (s, 1, 0, 2, 2) == 77 && pixel (s, 1, 2, 2, 2) == 77, "grey PNG on every channel", NULL);
@@ -496,8 +497,8 @@ check_tool_options (const char *tool)
   check (status == 0, "mone eval --images --split val --dense --csv runs", err && *err ? err : NULL);
   g_assert (status != 0 || g_file_get_contents (csv, &table, NULL, NULL));
   char **lines = table ? g_strsplit (table, "\n", -1) : NULL; /* header, 2 rows, "" after the last newline */
-  check (lines && g_strv_length (lines) == 4 && !strstr (table, "in-frame") && g_str_has_prefix (lines[2], "full-frame,1.000,"),
-      "its CSV: two full-frame rows", NULL);
+  check (lines && g_strv_length (lines) == 4 && !strstr (table, "in-frame")
+      && g_str_has_prefix (lines[2], "full-frame,1.000,"), "its CSV: two full-frame rows", NULL);
   g_strfreev (lines);
   if (with_plot)
     check (g_file_test (plot, G_FILE_TEST_EXISTS), "its plot (full-frame series only)", NULL);
