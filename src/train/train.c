@@ -457,10 +457,11 @@ training_data_load (const MoneTrainOptions *opts, TrainingData *d, GError **erro
           opts->in_frame_fraction);
       return FALSE;
     }
+    const gint64 t_read = g_get_monotonic_time ();
     if (!mone_image_folder_load (opts->images_dir, c->height, c->width, c->channels, &d->folder, error))
       return FALSE;
     char *description = mone_image_folder_describe (&d->folder, opts->images_dir);
-    fprintf (stderr, "%s\n", description);
+    fprintf (stderr, "%s; read in %.1f s\n", description, (g_get_monotonic_time () - t_read) / 1e6);
     g_free (description);
     if (d->folder.n_val == 0)
       fprintf (stderr, "no validation images: every class has fewer than %d images\n", MONE_IMAGE_FOLDER_VAL_EVERY);
