@@ -1,5 +1,6 @@
-/* `mone eval MODEL`: accuracy and GFLOPs per budget on both Fashion-MNIST protocols, the same
- * model with random routing, the dense twin; CSV, plot and routing maps (see docs/training.md). */
+/* `mone eval MODEL`: accuracy and GFLOPs per budget on both Fashion-MNIST protocols (or full-frame
+ * on an image folder), the same model with random routing, the dense twin; CSV, plot and routing
+ * maps (see docs/training.md). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,47 +38,74 @@ parse_budgets (const char *text, double min_budget, GArray *out, GError **error)
   return ok;
 }
 
-/* Loads a model and checks it can be evaluated on Fashion-MNIST. */
-static MoneTrainModel *
-load_for_eval (const char *path, MoneModel **engine_out, GError **error)
+/* Whether a model's classes are the folder's, in the same order: a model trained on another
+ * folder would be scored against the wrong labels. */
+static gboolean
+labels_match_folder (MoneModel *engine, const char *path, const MoneImageFolder *folder, const char *dir,
+    GError **error)
 {
-  MoneModel *engine = mone_model_load_file (path, error);
-  if (!engine)
-    return NULL;
   const MoneConfig *c = mone_model_get_config (engine);
-  if (c->classes != MONE_FASHION_MNIST_CLASSES) {
+  if (c->classes != folder->classes) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_MODEL, "model '%s' has %d classes but image folder '%s' has %d", path,
+        c->classes, dir, folder->classes);
+    return FALSE;
+  }
+  for (int k = 0; k < c->classes; k++)
+    if (strcmp (mone_model_get_label (engine, k), folder->class_names[k]) != 0) {
+      g_set_error (error, MONE_ERROR, MONE_ERROR_MODEL,
+          "model '%s' has label '%s' for class %d but image folder '%s' has class folder '%s' there", path,
+          mone_model_get_label (engine, k), k, dir, folder->class_names[k]);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* Checks a loaded model can be evaluated on Fashion-MNIST, or on the image folder if one is given
+ * (read at the model's input size), and copies its weights for the trainer's forward pass. */
+static MoneTrainModel *
+prepare_for_eval (MoneModel *engine, const char *path, const MoneImageFolder *folder, const char *folder_dir,
+    GError **error)
+{
+  const MoneConfig *c = mone_model_get_config (engine);
+  if (folder && !labels_match_folder (engine, path, folder, folder_dir, error))
+    return NULL;
+  if (folder && (c->height != folder->images.rows || c->width != folder->images.cols
+          || c->channels != folder->images.channels)) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_MODEL, "model '%s' takes %dx%dx%d, the folder was read at %dx%dx%d",
+        path, c->width, c->height, c->channels, folder->images.cols, folder->images.rows, folder->images.channels);
+    return NULL;
+  }
+  if (!folder && c->classes != MONE_FASHION_MNIST_CLASSES) {
     g_set_error (error, MONE_ERROR, MONE_ERROR_MODEL, "model '%s' has %d classes but Fashion-MNIST has %d", path,
         c->classes, MONE_FASHION_MNIST_CLASSES);
-    mone_model_unref (engine);
     return NULL;
   }
   if (c->frames != 1) {
     g_set_error (error, MONE_ERROR, MONE_ERROR_MODEL, "model '%s' is a video model (%d frames); eval needs an image model",
         path, c->frames);
-    mone_model_unref (engine);
     return NULL;
   }
-  MoneTrainModel *model = mone_train_model_from_engine (engine, error);
-  if (!model) {
-    mone_model_unref (engine);
-    return NULL;
-  }
-  *engine_out = engine;
-  return model;
+  return mone_train_model_from_engine (engine, error);
 }
 
 int
 mone_cmd_eval (int argc, char **argv)
 {
-  char *data_dir = NULL, *dense_path = NULL, *csv = NULL, *plot = NULL, *maps = NULL, *budget_text = NULL;
-  char *split = NULL;
-  int images = G_MININT, threads = 2; /* G_MININT: not given, the whole split */
+  char *data_dir = NULL, *images_dir = NULL, *dense_path = NULL, *csv = NULL, *plot = NULL, *maps = NULL;
+  char *budget_text = NULL, *split = NULL;
+  int count = G_MININT, threads = 2; /* G_MININT: not given, the whole split */
   gboolean no_random = FALSE, item_box = FALSE;
   GOptionEntry entries[] = {
     { "data", 0, 0, G_OPTION_ARG_FILENAME, &data_dir, "Fashion-MNIST folder (default " MONE_FASHION_MNIST_DIR ")", "DIR" },
     { "dense", 0, 0, G_OPTION_ARG_FILENAME, &dense_path, "dense twin model (trained at e = 1) for reference", "MODEL" },
-    { "images", 'n', 0, G_OPTION_ARG_INT, &images, "evaluate the first N images of the split (default all: 10,000 test, 5,000 val)", "N" },
-    { "split", 0, 0, G_OPTION_ARG_STRING, &split, "test (default) or val (the 5,000 held-out training images)", "SPLIT" },
+    { "images", 0, 0, G_OPTION_ARG_FILENAME, &images_dir,
+      "evaluate on an image folder (DIR/<class name>/<image>.png, as mone train --images) instead, full-frame only",
+      "DIR" },
+    { "count", 'n', 0, G_OPTION_ARG_INT, &count,
+      "evaluate the first N images of the split (default all: 10,000 test, 5,000 val)", "N" },
+    { "split", 0, 0, G_OPTION_ARG_STRING, &split,
+      "Fashion-MNIST: test (default) or val (the 5,000 held-out training images); image folder: all (default), "
+      "train or val (every 10th image of each class)", "SPLIT" },
     { "budgets", 'b', 0, G_OPTION_ARG_STRING, &budget_text,
       "comma-separated budgets (default min,0.2,0.3,...,1.0)", "LIST" },
     { "threads", 0, 0, G_OPTION_ARG_INT, &threads, "worker threads (default 2)", "N" },
@@ -89,13 +117,15 @@ mone_cmd_eval (int argc, char **argv)
     { "maps", 0, 0, G_OPTION_ARG_FILENAME, &maps, "write routing maps (PNG, cairo)", "FILE" },
     G_OPTION_ENTRY_NULL,
   };
-  GOptionContext *octx = g_option_context_new ("MODEL - accuracy and GFLOPs per budget on Fashion-MNIST");
+  GOptionContext *octx =
+      g_option_context_new ("MODEL - accuracy and GFLOPs per budget on Fashion-MNIST or an image folder (--images)");
   g_option_context_add_main_entries (octx, entries, NULL);
   GError *error = NULL;
   int status = 1;
   MoneModel *engine = NULL, *dense_engine = NULL;
   MoneTrainModel *model = NULL, *dense = NULL;
   MoneImageSet set = { 0 };
+  MoneImageFolder folder = { 0 };
   GArray *budgets = g_array_new (FALSE, FALSE, sizeof (double));
   MoneEvalRow *rows = NULL;
 
@@ -109,9 +139,34 @@ mone_cmd_eval (int argc, char **argv)
     status = 2;
     goto out;
   }
+  if (images_dir && data_dir) {
+    fprintf (stderr,
+        "mone eval: --data is the Fashion-MNIST folder and --images an image folder; give one of the two\n");
+    status = 2;
+    goto out;
+  }
+  /* --images used to be the image count (now --count): say so rather than "folder '500' does not exist". */
+  if (images_dir && images_dir[0] && strspn (images_dir, "0123456789") == strlen (images_dir)
+      && !g_file_test (images_dir, G_FILE_TEST_EXISTS)) {
+    fprintf (stderr, "mone eval: --images names an image folder; the number of images to evaluate is -n/--count\n");
+    status = 2;
+    goto out;
+  }
   gboolean use_val = split && !strcmp (split, "val");
-  if (split && !use_val && strcmp (split, "test")) {
-    fprintf (stderr, "mone eval: --split must be 'test' or 'val', not '%s'\n", split);
+  gboolean use_train = split && !strcmp (split, "train"); /* image folders */
+  if (!images_dir && split && !use_val && strcmp (split, "test")) {
+    fprintf (stderr, "mone eval: --split must be 'test' or 'val' for Fashion-MNIST, not '%s'\n", split);
+    status = 2;
+    goto out;
+  }
+  if (images_dir && split && !use_val && !use_train && strcmp (split, "all")) {
+    fprintf (stderr, "mone eval: --split must be 'all', 'train' or 'val' for an image folder, not '%s'\n", split);
+    status = 2;
+    goto out;
+  }
+  if (images_dir && (maps || item_box)) {
+    fprintf (stderr, "mone eval: %s Fashion-MNIST's two protocols only, not an image folder\n",
+        maps ? "--maps draws" : "--item-box routes by the in-frame item's box:");
     status = 2;
     goto out;
   }
@@ -124,10 +179,20 @@ mone_cmd_eval (int argc, char **argv)
   if ((csv && !mone_check_writable (csv, "the CSV", &error)) || (plot && !mone_check_writable (plot, "the plot", &error))
       || (maps && !mone_check_writable (maps, "the routing maps", &error)))
     goto fail;
-  model = load_for_eval (argv[1], &engine, &error);
-  if (!model)
+  if (!(engine = mone_model_load_file (argv[1], &error)))
     goto fail;
-  if (dense_path && !(dense = load_for_eval (dense_path, &dense_engine, &error)))
+  if (dense_path && !(dense_engine = mone_model_load_file (dense_path, &error)))
+    goto fail;
+  /* An image folder is read once, at the model's input size and channels. */
+  if (images_dir) {
+    const MoneConfig *ec = mone_model_get_config (engine);
+    if (!mone_image_folder_load (images_dir, ec->height, ec->width, ec->channels, &folder, &error))
+      goto fail;
+  }
+  const MoneImageFolder *eval_folder = images_dir ? &folder : NULL;
+  if (!(model = prepare_for_eval (engine, argv[1], eval_folder, images_dir, &error)))
+    goto fail;
+  if (dense_engine && !(dense = prepare_for_eval (dense_engine, dense_path, eval_folder, images_dir, &error)))
     goto fail;
   const MoneConfig *c = &model->config;
   double min_budget = mone_model_min_budget (engine);
@@ -135,55 +200,78 @@ mone_cmd_eval (int argc, char **argv)
           &error))
     goto fail;
 
-  if (!mone_fashion_mnist_load (data_dir, use_val, &set, &error))
-    goto fail;
-  MoneImageSet eval_set = use_val ? mone_image_set_slice (&set, set.count - MONE_VALIDATION_SIZE, MONE_VALIDATION_SIZE)
-                                  : set;
-  if (images == G_MININT)
-    images = eval_set.count;
-  if (images < 1 || images > eval_set.count) {
-    fprintf (stderr, "mone eval: --images must be 1..%d\n", eval_set.count);
+  MoneImageSet eval_set;
+  const char *split_name;
+  if (images_dir) {
+    char *description = mone_image_folder_describe (&folder, images_dir);
+    printf ("%s\n", description);
+    g_free (description);
+    eval_set = use_val ? mone_image_folder_val_set (&folder) : use_train ? mone_image_folder_train_set (&folder)
+                                                                         : folder.images;
+    split_name = use_val ? "validation" : use_train ? "training" : "whole";
+  } else {
+    if (!mone_fashion_mnist_load (data_dir, use_val, &set, &error))
+      goto fail;
+    eval_set = use_val ? mone_image_set_slice (&set, set.count - MONE_VALIDATION_SIZE, MONE_VALIDATION_SIZE) : set;
+    split_name = use_val ? "validation" : "test";
+  }
+  if (eval_set.count == 0) {
+    fprintf (stderr, "mone eval: image folder '%s' has no validation images: every class has fewer than %d\n",
+        images_dir, MONE_IMAGE_FOLDER_VAL_EVERY);
+    goto out;
+  }
+  if (count == G_MININT)
+    count = eval_set.count;
+  if (count < 1 || count > eval_set.count) {
+    fprintf (stderr, "mone eval: --count must be 1..%d\n", eval_set.count);
     status = 2;
     goto out;
   }
+  /* In-frame blends grey items by brightness: Fashion-MNIST only (see data.h). */
+  const int n_protocols = images_dir ? 1 : 2;
 
   printf ("model %s: %dx%dx%d, patch %d (%d tokens), D %d, depth %d, E %d; %s split, %d images per protocol\n",
       argv[1], c->width, c->height, c->channels, c->patch, c->tokens, c->dim, c->depth, c->experts,
-      use_val ? "validation" : "test", images);
-  MoneDenseFigures dense_fig = { 0 };
+      split_name, count);
+  /* NaN for a protocol not measured: the plot leaves it out. */
+  MoneDenseFigures dense_fig = { .accuracy = { NAN, NAN } };
   if (dense) {
     dense_fig.present = TRUE;
     dense_fig.gflops = mone_model_flops (dense_engine, 1.0) / 1e9;
-    for (int p = 0; p < 2; p++) {
+    for (int p = 0; p < n_protocols; p++) {
       MoneEvalResult r;
-      if (!mone_evaluate (dense, &eval_set, images, (MoneProtocol) p, MONE_EVAL_RENDER_SEED, 1.0, MONE_ROUTING_EPR, 0,
+      if (!mone_evaluate (dense, &eval_set, count, (MoneProtocol) p, MONE_EVAL_RENDER_SEED, 1.0, MONE_ROUTING_EPR, 0,
               threads, &r, &error))
         goto fail;
       dense_fig.accuracy[p] = 100.0 * r.correct / r.total;
     }
-    printf ("dense twin %s at e=1: %.4f GFLOPs, full-frame %.2f%%, in-frame %.2f%%\n", dense_path, dense_fig.gflops,
-        dense_fig.accuracy[0], dense_fig.accuracy[1]);
+    if (n_protocols == 2)
+      printf ("dense twin %s at e=1: %.4f GFLOPs, full-frame %.2f%%, in-frame %.2f%%\n", dense_path, dense_fig.gflops,
+          dense_fig.accuracy[0], dense_fig.accuracy[1]);
+    else
+      printf ("dense twin %s at e=1: %.4f GFLOPs, full-frame %.2f%%\n", dense_path, dense_fig.gflops,
+          dense_fig.accuracy[0]);
   }
 
-  int n_rows = 2 * (int) budgets->len;
+  int n_rows = n_protocols * (int) budgets->len;
   rows = g_new0 (MoneEvalRow, n_rows);
   printf ("%-10s %6s %9s %8s %8s%s  %s\n", "protocol", "budget", "GFLOPs", "acc%", "random%", item_box ? "     box%" : "",
       "tokens per expert (share)");
-  for (int p = 0; p < 2; p++)
+  for (int p = 0; p < n_protocols; p++)
     for (guint b = 0; b < budgets->len; b++) {
       MoneEvalRow *row = &rows[p * budgets->len + b];
       row->protocol = (MoneProtocol) p;
       row->budget = g_array_index (budgets, double, b);
       row->gflops = mone_model_flops (engine, row->budget) / 1e9;
       MoneEvalResult r;
-      if (!mone_evaluate (model, &eval_set, images, row->protocol, MONE_EVAL_RENDER_SEED, row->budget, MONE_ROUTING_EPR,
+      if (!mone_evaluate (model, &eval_set, count, row->protocol, MONE_EVAL_RENDER_SEED, row->budget, MONE_ROUTING_EPR,
               0, threads, &r, &error))
         goto fail;
       row->accuracy = 100.0 * r.correct / r.total;
       memcpy (row->expert_share, r.expert_share, sizeof row->expert_share);
       row->random_accuracy = NAN;
       if (!no_random) {
-        if (!mone_evaluate (model, &eval_set, images, row->protocol, MONE_EVAL_RENDER_SEED, row->budget,
+        if (!mone_evaluate (model, &eval_set, count, row->protocol, MONE_EVAL_RENDER_SEED, row->budget,
                 MONE_ROUTING_RANDOM, MONE_EVAL_ROUTING_SEED, threads, &r, &error))
           goto fail;
         row->random_accuracy = 100.0 * r.correct / r.total;
@@ -194,7 +282,7 @@ mone_cmd_eval (int argc, char **argv)
       else
         printf ("%8.2f ", row->random_accuracy);
       if (item_box) {
-        if (!mone_evaluate (model, &eval_set, images, row->protocol, MONE_EVAL_RENDER_SEED, row->budget,
+        if (!mone_evaluate (model, &eval_set, count, row->protocol, MONE_EVAL_RENDER_SEED, row->budget,
                 MONE_ROUTING_ITEM_BOX, 0, threads, &r, &error))
           goto fail;
         printf ("%8.2f ", 100.0 * r.correct / r.total);
@@ -208,8 +296,8 @@ mone_cmd_eval (int argc, char **argv)
   if (csv && !mone_report_write_csv (csv, rows, n_rows, c->experts, &dense_fig, &error))
     goto fail;
   if (plot) {
-    char *title = g_strdup_printf ("MoNE on Fashion-MNIST (%s, %d images per protocol)", use_val ? "validation" : "test",
-        images);
+    char *title = images_dir ? g_strdup_printf ("MoNE on %s (%s split, %d images)", images_dir, split_name, count)
+                             : g_strdup_printf ("MoNE on Fashion-MNIST (%s, %d images per protocol)", split_name, count);
     gboolean ok = mone_report_plot (plot, rows, n_rows, &dense_fig, title, &error);
     g_free (title);
     if (!ok)
@@ -242,6 +330,7 @@ out:
   g_array_free (budgets, TRUE);
   g_free (rows);
   mone_image_set_clear (&set);
+  mone_image_folder_clear (&folder);
   mone_train_model_free (model);
   mone_train_model_free (dense);
   if (engine)
@@ -249,6 +338,7 @@ out:
   if (dense_engine)
     mone_model_unref (dense_engine);
   g_free (data_dir);
+  g_free (images_dir);
   g_free (dense_path);
   g_free (csv);
   g_free (plot);

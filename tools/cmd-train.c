@@ -1,4 +1,4 @@
-/* `mone train`: trains a MoNE image model on Fashion-MNIST (see docs/training.md). */
+/* `mone train`: trains a MoNE image model on Fashion-MNIST or an image folder (see docs/training.md). */
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -35,6 +35,11 @@ static gboolean
 train_options_valid (const MoneTrainOptions *o, const char *budget_text, gboolean dense, const char *checkpoint,
     gboolean resume, int mlp_dim, int channels, double *budget)
 {
+  if (o->images_dir && o->data_dir) {
+    fprintf (stderr,
+        "mone train: --data is the Fashion-MNIST folder and --images an image folder; give one of the two\n");
+    return FALSE;
+  }
   *budget = 0;
   if (budget_text) {
     char *end = NULL;
@@ -72,6 +77,12 @@ train_options_valid (const MoneTrainOptions *o, const char *budget_text, gboolea
   /* -inf (the default) leaves alpha free; a given bound must be a modest number. */
   if (o->alpha_min != -INFINITY && !option_in_range ("alpha-min", o->alpha_min, -10, FALSE, 10, FALSE))
     return FALSE;
+  if (o->images_dir && o->in_frame_fraction > 0) {
+    fprintf (stderr, "mone train: --in-frame-fraction %g: an image folder trains full-frame only (in-frame blends an "
+        "item onto clutter by its brightness, which needs grey items on black like Fashion-MNIST's); leave it out "
+        "or give 0\n", o->in_frame_fraction);
+    return FALSE;
+  }
   if (channels != 1 && channels != 3) {
     fprintf (stderr, "mone train: --channels %d: the trainer and monefilter take 1 (grey) or 3 (RGB)\n", channels);
     return FALSE;
@@ -103,19 +114,22 @@ mone_cmd_train (int argc, char **argv)
 {
   MoneTrainOptions o;
   mone_train_options_init (&o);
-  char *data_dir = NULL, *output = NULL, *checkpoint = NULL;
+  char *data_dir = NULL, *images_dir = NULL, *output = NULL, *checkpoint = NULL;
   gboolean resume = FALSE, dense = FALSE;
   gint64 seed = 1;
   int size = 32, patch = 4, dim = 64, depth = 6, heads = 4, mlp_dim = 0, experts = 4, channels = 1;
-  char *budget_text = NULL;
+  char *budget_text = NULL, *in_frame_text = NULL;
   double budget = 0, mean = 0.5, std = 0.5, delta = 2, beta = 10;
   GOptionEntry entries[] = {
     { "data", 0, 0, G_OPTION_ARG_FILENAME, &data_dir, "Fashion-MNIST folder (default " MONE_FASHION_MNIST_DIR ")", "DIR" },
+    { "images", 0, 0, G_OPTION_ARG_FILENAME, &images_dir,
+      "train on your own pictures instead: DIR/<class name>/<image>.png, every 10th image of each class held out "
+      "for validation; full-frame only, each picture stretched to --size (see docs/training.md)", "DIR" },
     { "output", 'o', 0, G_OPTION_ARG_FILENAME, &output, "model file to write (required)", "FILE" },
     { "checkpoint", 0, 0, G_OPTION_ARG_FILENAME, &checkpoint, "checkpoint file, written every --checkpoint-every steps", "FILE" },
     { "resume", 0, 0, G_OPTION_ARG_NONE, &resume, "continue from --checkpoint if it exists", NULL },
     { "seed", 0, 0, G_OPTION_ARG_INT64, &seed, "random seed (default 1)", "N" },
-    { "epochs", 0, 0, G_OPTION_ARG_INT, &o.epochs, "epochs over the 55,000 training images (default 10)", "N" },
+    { "epochs", 0, 0, G_OPTION_ARG_INT, &o.epochs, "epochs over the training images (default 10)", "N" },
     { "batch", 0, 0, G_OPTION_ARG_INT, &o.batch, "images per step (default 128)", "N" },
     { "threads", 0, 0, G_OPTION_ARG_INT, &o.threads, "data-parallel worker threads (default 2)", "N" },
     { "lr", 0, 0, G_OPTION_ARG_DOUBLE, &o.lr, "peak learning rate (default 1e-3)", "X" },
@@ -128,7 +142,8 @@ mone_cmd_train (int argc, char **argv)
     { "dense", 0, 0, G_OPTION_ARG_NONE, &dense, "the dense twin: same as --budget 1", NULL },
     { "max-sampled-budget", 0, 0, G_OPTION_ARG_DOUBLE, &o.max_sampled_budget,
       "sample only budgets up to X from {0.15, 0.25, ..., 0.95, 1.0} (default 1: all)", "X" },
-    { "in-frame-fraction", 0, 0, G_OPTION_ARG_DOUBLE, &o.in_frame_fraction, "share of in-frame samples (default 0.5)", "X" },
+    { "in-frame-fraction", 0, 0, G_OPTION_ARG_STRING, &in_frame_text,
+      "share of in-frame samples (default 0.5; 0 with --images, which trains full-frame only)", "X" },
     { "alpha-min", 0, 0, G_OPTION_ARG_DOUBLE, &o.alpha_min, "keep alpha >= X after every step (default: free)", "X" },
     { "self-distill", 0, 0, G_OPTION_ARG_NONE, &o.self_distill,
       "every step trains e = 1 on the labels and the sampled budget on e = 1's predictions", NULL },
@@ -152,7 +167,7 @@ mone_cmd_train (int argc, char **argv)
     { "beta", 0, 0, G_OPTION_ARG_DOUBLE, &beta, "capacity distribution: entropy weight (default 10)", "X" },
     G_OPTION_ENTRY_NULL,
   };
-  GOptionContext *ctx = g_option_context_new ("- train a MoNE model on Fashion-MNIST");
+  GOptionContext *ctx = g_option_context_new ("- train a MoNE model on Fashion-MNIST or on your own images (--images)");
   g_option_context_add_main_entries (ctx, entries, NULL);
   GError *error = NULL;
   int status = 1;
@@ -160,6 +175,20 @@ mone_cmd_train (int argc, char **argv)
     fprintf (stderr, "mone train: %s\n", error->message);
     status = 2;
     goto out;
+  }
+  o.data_dir = data_dir;
+  o.images_dir = images_dir;
+  /* Read as text so that its default can depend on --images. */
+  if (in_frame_text) {
+    char *end = NULL;
+    o.in_frame_fraction = g_ascii_strtod (in_frame_text, &end);
+    if (end == in_frame_text || *end != '\0') {
+      fprintf (stderr, "mone train: --in-frame-fraction '%s' is not a number\n", in_frame_text);
+      status = 2;
+      goto out;
+    }
+  } else if (images_dir) {
+    o.in_frame_fraction = 0;
   }
   if (argc > 1) {
     fprintf (stderr, "mone train: unexpected argument '%s'\n", argv[1]);
@@ -186,7 +215,8 @@ mone_cmd_train (int argc, char **argv)
   c->heads = heads;
   c->mlp_dim = mlp_dim > 0 ? mlp_dim : 4 * dim;
   c->experts = experts;
-  c->classes = MONE_FASHION_MNIST_CLASSES;
+  /* An image folder's class count replaces this once the folder is read; 2 is its smallest. */
+  c->classes = images_dir ? 2 : MONE_FASHION_MNIST_CLASSES;
   c->delta = (float) delta;
   c->beta = (float) beta;
   c->ln_eps = 1e-6f;
@@ -208,7 +238,6 @@ mone_cmd_train (int argc, char **argv)
     status = 2;
     goto out;
   }
-  o.data_dir = data_dir;
   o.output = output;
   o.checkpoint = checkpoint;
   o.resume = resume;
@@ -234,8 +263,10 @@ out:
   g_clear_error (&error);
   g_option_context_free (ctx);
   g_free (data_dir);
+  g_free (images_dir);
   g_free (output);
   g_free (checkpoint);
   g_free (budget_text);
+  g_free (in_frame_text);
   return status;
 }

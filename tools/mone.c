@@ -13,7 +13,7 @@ static const struct {
   { "init", mone_cmd_init, "--config NAME|key=value... OUT: write a randomly initialised model" },
   { "bench", mone_cmd_bench, "MODEL: latency and GFLOP/s per budget against one-thread sgemm" },
   { "run", mone_cmd_run, "MODEL RAW --budget E: classify a float32 CHW file" },
-  { "train", mone_cmd_train, "train a MoNE model on Fashion-MNIST" },
+  { "train", mone_cmd_train, "train a MoNE model on Fashion-MNIST or your own images (--images DIR)" },
   { "eval", mone_cmd_eval, "MODEL: accuracy and GFLOPs per budget, plots, routing maps" },
 };
 

@@ -189,6 +189,7 @@ mone_idx_load (const char *images_path, const char *labels_path, int max_label, 
   idx_close (&ri);
   idx_close (&rl);
   out->count = (int) idims[0];
+  out->channels = 1;
   out->rows = (int) idims[1];
   out->cols = (int) idims[2];
   out->pixels = pixels;
@@ -239,7 +240,7 @@ mone_image_set_slice (const MoneImageSet *set, int first, int count)
   MoneImageSet s = *set;
   g_assert (first >= 0 && count >= 0 && first + count <= set->count);
   s.count = count;
-  s.pixels = set->pixels + (size_t) first * set->rows * set->cols;
+  s.pixels = set->pixels + (size_t) first * set->channels * set->rows * set->cols;
   s.labels = set->labels + first;
   return s;
 }
@@ -366,11 +367,13 @@ clampf (float v, float lo, float hi)
   return v < lo ? lo : v > hi ? hi : v;
 }
 
+/* Renders every channel of the item into out (set->channels planes of height x width). */
 static void
 render_full_frame (const MoneImageSet *set, int index, MoneTrainRng *rng, gboolean augment, int height,
-    int width, float *plane)
+    int width, float *out)
 {
-  const guint8 *img = set->pixels + (size_t) index * set->rows * set->cols;
+  const size_t item_plane = (size_t) set->rows * set->cols;
+  const guint8 *item = set->pixels + (size_t) index * set->channels * item_plane;
   gboolean flip = FALSE;
   float shift_x = 0, shift_y = 0;
   if (augment) {
@@ -380,10 +383,14 @@ render_full_frame (const MoneImageSet *set, int index, MoneTrainRng *rng, gboole
     shift_y = (float) ((int) mone_train_rng_below (rng, 5) - 2) * height / set->rows;
   }
   int n = MAX (1, (set->cols + width - 1) / width);
-  for (int y = 0; y < height; y++)
-    for (int x = 0; x < width; x++)
-      plane[y * width + x] = item_render_pixel (img, set->rows, set->cols, flip, shift_x, shift_y,
-          (float) width, (float) height, n, x, y);
+  for (int ch = 0; ch < set->channels; ch++) {
+    const guint8 *img = item + ch * item_plane;
+    float *plane = out + (size_t) ch * height * width;
+    for (int y = 0; y < height; y++)
+      for (int x = 0; x < width; x++)
+        plane[y * width + x] = item_render_pixel (img, set->rows, set->cols, flip, shift_x, shift_y,
+            (float) width, (float) height, n, x, y);
+  }
 }
 
 static void
@@ -474,6 +481,9 @@ void
 mone_render_with_box (const MoneImageSet *set, int index, MoneProtocol protocol, uint64_t seed,
     gboolean augment, int channels, int height, int width, float *out, MoneItemBox *box)
 {
+  /* A grey set fills one plane and is replicated below; a colour set fills them all. In-frame
+   * blends by brightness and needs grey items. */
+  g_return_if_fail (set->channels == 1 || (set->channels == channels && protocol == MONE_PROTOCOL_FULL_FRAME));
   MoneTrainRng rng;
   MoneItemBox where = { 0, 0, (float) MAX (width, height) };
   mone_train_rng_seed (&rng, seed, ((uint64_t) protocol << 40) ^ ((uint64_t) augment << 39) ^ (uint64_t) index);
@@ -483,6 +493,6 @@ mone_render_with_box (const MoneImageSet *set, int index, MoneProtocol protocol,
     render_full_frame (set, index, &rng, augment, height, width, out);
   if (box)
     *box = where;
-  for (int c = 1; c < channels; c++)
+  for (int c = set->channels; c < channels; c++)
     memcpy (out + (size_t) c * height * width, out, sizeof (float) * height * width);
 }

@@ -1,5 +1,6 @@
-/* Fashion-MNIST from the Debian package (gzip IDX files) and the two seeded render protocols that
- * turn a 28x28 item into a model input.
+/* Fashion-MNIST from the Debian package (gzip IDX files), image folders of PNG files
+ * (DIR/<class>/<image>.png, read with cairo: image-folder.c), and the two seeded render protocols
+ * that turn an item into a model input.
  *
  * Protocols (documented in docs/training.md):
  *  - MONE_PROTOCOL_FULL_FRAME: the item fills the frame (bilinear resize to the model input).
@@ -8,7 +9,8 @@
  *    other items) with Gaussian noise, as an object appears in a camera frame.
  * Rendering is a pure function of (seed, protocol, index): the same arguments give the same pixels
  * on every machine, so test sets are reproducible. Output is float32 planar CHW in [0,1]; a grey
- * item is replicated over every channel.
+ * item is replicated over every channel. In-frame needs grey items (it uses brightness as the
+ * item's mask, which holds for Fashion-MNIST's black backgrounds, not for photos).
  */
 #ifndef MONE_TRAIN_DATA_H
 #define MONE_TRAIN_DATA_H
@@ -25,8 +27,8 @@ G_BEGIN_DECLS
 #define MONE_VALIDATION_SIZE 5000
 
 typedef struct {
-  int count, rows, cols;
-  guint8 *pixels; /* (count, rows, cols) */
+  int count, channels, rows, cols; /* channels: 1 (grey) or 3 (RGB planes) */
+  guint8 *pixels; /* (count, channels, rows, cols) */
   guint8 *labels; /* (count) */
 } MoneImageSet;
 
@@ -45,6 +47,47 @@ void mone_image_set_clear (MoneImageSet *set);
 /* A view [first, first + count) of a set, sharing its pixels (no copy, do not clear it). */
 MoneImageSet mone_image_set_slice (const MoneImageSet *set, int first, int count);
 
+/* ---------------------------------------------------------------------------------------------- */
+/* Image folders (the ImageFolder convention): DIR/<class name>/<file>.png. Class names, sorted by
+ * byte order (strcmp), are the labels; files are taken in byte order of their names too. Every
+ * PNG (grey, RGB, palette, with or without alpha) is read with cairo, composited over black where
+ * it has alpha, converted to the model's channels (3: RGB; 1: luma Y = 0.299 R + 0.587 G +
+ * 0.114 B, BT.601 on the stored sRGB values) and resized once, at load time, to the model input
+ * by stretching (monefilter's default scale-mode, so training sees frames as the element
+ * prepares them) with an area-correct resample (see image-folder.c). Hidden entries (names
+ * starting with '.') and anything that is not a *.png file directly inside a class folder are
+ * skipped and counted. */
+
+/* Labels are guint8. */
+#define MONE_IMAGE_FOLDER_MAX_CLASSES 256
+/* Validation split: the 10th, 20th, 30th, ... image of each class (in file-name order) is held out. */
+#define MONE_IMAGE_FOLDER_VAL_EVERY 10
+
+typedef struct {
+  /* (count, channels, height, width): the training images, then the validation images. Each
+   * part runs round-robin over the classes (first file of every class, then the second, ...), so
+   * any prefix of it holds every class in proportion. */
+  MoneImageSet images;
+  int n_train, n_val;
+  int classes;
+  char **class_names;   /* (classes + 1) NULL-terminated, UTF-8, byte order */
+  int skipped_hidden;   /* entries whose name starts with '.' */
+  int skipped_other;    /* files not named *.png, folders inside class folders, files beside them */
+} MoneImageFolder;
+
+/* Reads every image of an image folder at height x width with 1 or 3 channels. Refuses, naming
+ * the file or folder: an unreadable folder, a class name that is not UTF-8, fewer than 2 or more
+ * than MONE_IMAGE_FOLDER_MAX_CLASSES classes, a class folder without PNG files, a PNG cairo cannot
+ * read. */
+gboolean mone_image_folder_load (const char *dir, int height, int width, int channels, MoneImageFolder *out,
+    GError **error);
+void mone_image_folder_clear (MoneImageFolder *folder);
+/* Views of the two parts (sharing the pixels). */
+MoneImageSet mone_image_folder_train_set (const MoneImageFolder *folder);
+MoneImageSet mone_image_folder_val_set (const MoneImageFolder *folder);
+/* One line for the logs: classes, images per split, what was skipped. */
+char *mone_image_folder_describe (const MoneImageFolder *folder, const char *dir);
+
 typedef enum {
   MONE_PROTOCOL_FULL_FRAME = 0,
   MONE_PROTOCOL_IN_FRAME = 1,
@@ -60,7 +103,8 @@ typedef struct {
   float x, y, size;
 } MoneItemBox;
 
-/* Renders item `index` of `set` into out (channels, height, width), float32 in [0,1].
+/* Renders item `index` of `set` into out (channels, height, width), float32 in [0,1]. The set
+ * has one channel (replicated over `channels`) or `channels` channels; in-frame needs one.
  * augment: training-time augmentation (random horizontal flip and a shift of up to 2 pixels for
  * full-frame); evaluation renders with augment = FALSE. */
 void mone_render (const MoneImageSet *set, int index, MoneProtocol protocol, uint64_t seed,

@@ -51,9 +51,19 @@ mone_report_plot (const char *png_path, const MoneEvalRow *rows, int n_rows, con
   }
   close (fd_script);
 
-  /* One gnuplot data block per protocol: gflops accuracy random_accuracy budget. */
+  /* One gnuplot data block per protocol present (image folders have full-frame rows only): gflops
+   * accuracy random_accuracy budget. gnuplot numbers blocks as they come (an empty one would merge
+   * its separators with the next), so each present protocol gets the next index, the dense twin last. */
+  gboolean present[2] = { FALSE, FALSE };
+  for (int i = 0; i < n_rows; i++)
+    present[rows[i].protocol == MONE_PROTOCOL_IN_FRAME] = TRUE;
+  int block_of[2], n_blocks = 0;
+  for (int p = 0; p < 2; p++)
+    block_of[p] = present[p] ? n_blocks++ : -1;
   GString *d = g_string_new ("");
   for (int p = 0; p < 2; p++) {
+    if (!present[p])
+      continue;
     g_string_append_printf (d, "# %s\n", mone_protocol_name ((MoneProtocol) p));
     for (int i = 0; i < n_rows; i++)
       if (rows[i].protocol == (MoneProtocol) p)
@@ -80,20 +90,36 @@ mone_report_plot (const char *png_path, const MoneEvalRow *rows, int n_rows, con
       "set ylabel 'test accuracy (%%)'\n"
       "set key outside right top\n"
       "set grid\n"
-      "plot \"%s\" index 0 using 1:2 with linespoints lw 2 pt 7 lc rgb '#1f77b4' title 'MoNE full-frame', \\\n"
-      "     \"%s\" index 1 using 1:2 with linespoints lw 2 pt 5 lc rgb '#d62728' title 'MoNE in-frame'",
-      esc_png, esc_title, esc_data, esc_data);
+      "plot ",
+      esc_png, esc_title);
+  /* Per protocol: colour, then point types of the MoNE, random-routing and dense-twin series. */
+  static const struct {
+    const char *colour;
+    int pt_mone, pt_random, pt_dense;
+  } style[2] = { { "#1f77b4", 7, 6, 9 }, { "#d62728", 5, 4, 11 } };
+  gboolean first = TRUE;
+#define NEXT_SERIES() (g_string_append (g, first ? "" : ", \\\n     "), first = FALSE)
+  for (int p = 0; p < 2; p++)
+    if (present[p]) {
+      NEXT_SERIES ();
+      g_string_append_printf (g, "\"%s\" index %d using 1:2 with linespoints lw 2 pt %d lc rgb '%s' title 'MoNE %s'",
+          esc_data, block_of[p], style[p].pt_mone, style[p].colour, mone_protocol_name ((MoneProtocol) p));
+    }
   /* Only the series that were measured get a legend entry. */
-  if (with_random)
-    g_string_append_printf (g, ", \\\n"
-        "     \"%s\" index 0 using 1:3 with linespoints dt 2 pt 6 lc rgb '#1f77b4' title 'random routing, full-frame', \\\n"
-        "     \"%s\" index 1 using 1:3 with linespoints dt 2 pt 4 lc rgb '#d62728' title 'random routing, in-frame'",
-        esc_data, esc_data);
-  if (with_dense)
-    g_string_append_printf (g, ", \\\n"
-        "     \"%s\" index 2 using 1:2 with points pt 9 ps 2 lc rgb '#1f77b4' title 'dense twin, full-frame', \\\n"
-        "     \"%s\" index 2 using 1:3 with points pt 11 ps 2 lc rgb '#d62728' title 'dense twin, in-frame'",
-        esc_data, esc_data);
+  for (int p = 0; p < 2 && with_random; p++)
+    if (present[p]) {
+      NEXT_SERIES ();
+      g_string_append_printf (g,
+          "\"%s\" index %d using 1:3 with linespoints dt 2 pt %d lc rgb '%s' title 'random routing, %s'", esc_data,
+          block_of[p], style[p].pt_random, style[p].colour, mone_protocol_name ((MoneProtocol) p));
+    }
+  for (int p = 0; p < 2 && with_dense; p++)
+    if (present[p]) {
+      NEXT_SERIES ();
+      g_string_append_printf (g, "\"%s\" index %d using 1:%d with points pt %d ps 2 lc rgb '%s' title 'dense twin, %s'",
+          esc_data, n_blocks, 2 + p, style[p].pt_dense, style[p].colour, mone_protocol_name ((MoneProtocol) p));
+    }
+#undef NEXT_SERIES
   g_string_append_c (g, '\n');
   g_free (esc_data);
   g_free (esc_png);

@@ -383,12 +383,15 @@ format_duration (char *buf, size_t size, double seconds)
   snprintf (buf, size, "%ld:%02ld:%02ld", s / 3600, (s / 60) % 60, s % 60);
 }
 
+/* n_protocols: 2 (full-frame and in-frame) for Fashion-MNIST, 1 (full-frame) for an image folder. */
 static void
-report_validation (MoneTrainModel *model, const MoneImageSet *val, int threads)
+report_validation (MoneTrainModel *model, const MoneImageSet *val, int n_protocols, int threads)
 {
   const double budgets[] = { 1.0, 0.5, 0.3 };
+  if (val->count == 0)
+    return;
   fprintf (stderr, "  validation (%d held-out training images):", val->count);
-  for (int p = 0; p < 2; p++)
+  for (int p = 0; p < n_protocols; p++)
     for (size_t b = 0; b < G_N_ELEMENTS (budgets); b++) {
       MoneEvalResult r;
       if (!mone_evaluate (model, val, val->count, (MoneProtocol) p, MONE_EVAL_RENDER_SEED + 1, budgets[b],
@@ -421,10 +424,81 @@ mone_check_writable (const char *path, const char *what, GError **error)
   return TRUE;
 }
 
+/* ---------------------------------------------------------------------------------------------- */
+/* What a run learns from: Fashion-MNIST or an image folder, as training and validation views. */
+
+typedef struct {
+  MoneImageSet fashion;    /* Fashion-MNIST's training file (no image folder given) */
+  MoneImageFolder folder;  /* the image folder (images_dir given) */
+  MoneImageSet train, val; /* views of one of the two */
+  int classes;
+  const char *const *labels; /* (classes) */
+  int n_protocols;         /* 2: full-frame and in-frame; 1: full-frame only (image folders) */
+} TrainingData;
+
+static void
+training_data_clear (TrainingData *d)
+{
+  mone_image_set_clear (&d->fashion);
+  mone_image_folder_clear (&d->folder);
+  memset (d, 0, sizeof *d);
+}
+
+static gboolean
+training_data_load (const MoneTrainOptions *opts, TrainingData *d, GError **error)
+{
+  const MoneConfig *c = &opts->config;
+  memset (d, 0, sizeof *d);
+  if (opts->images_dir) {
+    if (opts->in_frame_fraction > 0) {
+      g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
+          "an image folder trains full-frame only: in-frame rendering blends an item onto clutter by its "
+          "brightness, which needs grey items on black like Fashion-MNIST's; in-frame fraction %g must be 0",
+          opts->in_frame_fraction);
+      return FALSE;
+    }
+    const gint64 t_read = g_get_monotonic_time ();
+    if (!mone_image_folder_load (opts->images_dir, c->height, c->width, c->channels, &d->folder, error))
+      return FALSE;
+    char *description = mone_image_folder_describe (&d->folder, opts->images_dir);
+    fprintf (stderr, "%s; read in %.1f s\n", description, (g_get_monotonic_time () - t_read) / 1e6);
+    g_free (description);
+    if (d->folder.n_val == 0)
+      fprintf (stderr, "no validation images: every class has fewer than %d images\n", MONE_IMAGE_FOLDER_VAL_EVERY);
+    d->train = mone_image_folder_train_set (&d->folder);
+    d->val = mone_image_folder_val_set (&d->folder);
+    d->classes = d->folder.classes;
+    d->labels = (const char *const *) d->folder.class_names;
+    d->n_protocols = 1;
+  } else {
+    if (c->classes != MONE_FASHION_MNIST_CLASSES) {
+      g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
+          "the model has %d classes but Fashion-MNIST has %d", c->classes, MONE_FASHION_MNIST_CLASSES);
+      return FALSE;
+    }
+    if (!mone_fashion_mnist_load (opts->data_dir, TRUE, &d->fashion, error))
+      return FALSE;
+    if (d->fashion.count <= MONE_VALIDATION_SIZE) {
+      g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT, "training set has only %d images", d->fashion.count);
+      training_data_clear (d);
+      return FALSE;
+    }
+    const int n_train = d->fashion.count - MONE_VALIDATION_SIZE;
+    d->train = mone_image_set_slice (&d->fashion, 0, n_train);
+    d->val = mone_image_set_slice (&d->fashion, n_train, MONE_VALIDATION_SIZE);
+    d->classes = MONE_FASHION_MNIST_CLASSES;
+    d->labels = mone_fashion_mnist_labels;
+    d->n_protocols = 2;
+  }
+  if (opts->train_images > 0 && opts->train_images < d->train.count)
+    d->train = mone_image_set_slice (&d->train, 0, opts->train_images);
+  return TRUE;
+}
+
 gboolean
 mone_train_run (const MoneTrainOptions *opts, GError **error)
 {
-  MoneImageSet all = { 0 };
+  TrainingData data = { 0 };
   MoneTrainModel *model = NULL;
   Worker *workers = NULL;
   float *m = NULL, *v = NULL, *grads = NULL;
@@ -444,25 +518,14 @@ mone_train_run (const MoneTrainOptions *opts, GError **error)
   if ((opts->output && !mone_check_writable (opts->output, "the model", error))
       || (opts->checkpoint && !mone_check_writable (opts->checkpoint, "the checkpoint", error)))
     return FALSE;
-  if (opts->config.classes != MONE_FASHION_MNIST_CLASSES) {
-    g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
-        "the model has %d classes but Fashion-MNIST has %d", opts->config.classes, MONE_FASHION_MNIST_CLASSES);
+  if (!training_data_load (opts, &data, error))
     return FALSE;
-  }
-  if (!mone_fashion_mnist_load (opts->data_dir, TRUE, &all, error))
-    return FALSE;
-  if (all.count <= MONE_VALIDATION_SIZE) {
-    g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT, "training set has only %d images", all.count);
-    goto out;
-  }
-  int n_train = all.count - MONE_VALIDATION_SIZE;
-  if (opts->train_images > 0)
-    n_train = MIN (n_train, opts->train_images);
-  MoneImageSet train = mone_image_set_slice (&all, 0, n_train);
-  MoneImageSet val = mone_image_set_slice (&all, all.count - MONE_VALIDATION_SIZE, MONE_VALIDATION_SIZE);
-  MoneImageSet val_quick = mone_image_set_slice (&val, 0, 1000); /* per-epoch progress check */
+  const int n_train = data.train.count;
+  MoneImageSet val_quick = mone_image_set_slice (&data.val, 0, MIN (1000, data.val.count)); /* per-epoch check */
 
-  model = mone_train_model_new (&opts->config, error);
+  MoneConfig config = opts->config;
+  config.classes = data.classes;
+  model = mone_train_model_new (&config, error);
   if (!model)
     goto out;
   mone_train_model_init (model, opts->seed);
@@ -517,7 +580,7 @@ mone_train_run (const MoneTrainOptions *opts, GError **error)
     w->model = model;
     w->pass = mone_pass_new (c, share);
     w->order.opts = opts;
-    w->order.set = &train;
+    w->order.set = &data.train;
     w->order.cached_epoch = -1;
     w->order.perm = g_new (int, n_train);
     w->input = g_new (float, share * frame);
@@ -607,7 +670,7 @@ mone_train_run (const MoneTrainOptions *opts, GError **error)
     }
     long steps_per_epoch = n_train / opts->batch;
     if (steps_per_epoch > 0 && (step + 1) % steps_per_epoch == 0 && !last)
-      report_validation (model, &val_quick, T);
+      report_validation (model, &val_quick, data.n_protocols, T);
     if (opts->checkpoint && ((step + 1) % opts->checkpoint_every == 0 || last)) {
       header.step = step + 1;
       if (!checkpoint_write (opts->checkpoint, &header, model->params, m, v, error))
@@ -636,8 +699,8 @@ mone_train_run (const MoneTrainOptions *opts, GError **error)
     }
   }
   fprintf (stderr, "trained in %.1f s\n", g_get_monotonic_time () / 1e6 - t_start);
-  report_validation (model, &val, T);
-  if (opts->output && !mone_train_model_write (model, opts->output, mone_fashion_mnist_labels, error))
+  report_validation (model, &data.val, data.n_protocols, T);
+  if (opts->output && !mone_train_model_write (model, opts->output, data.labels, error))
     goto out;
   ok = TRUE;
 
@@ -656,7 +719,7 @@ out:
   g_free (v);
   g_free (grads);
   mone_train_model_free (model);
-  mone_image_set_clear (&all);
+  training_data_clear (&data);
   return ok;
 }
 
@@ -733,9 +796,15 @@ mone_evaluate (MoneTrainModel *model, const MoneImageSet *set, int count, MonePr
         set->count);
     return FALSE;
   }
-  if (set->rows != 28 || set->cols != 28) {
-    g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT, "images are %dx%d, expected 28x28", set->cols,
-        set->rows);
+  if (set->channels != 1 && set->channels != c->channels) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT, "images have %d channels, the model takes %d",
+        set->channels, c->channels);
+    return FALSE;
+  }
+  if (set->channels != 1 && protocol == MONE_PROTOCOL_IN_FRAME) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
+        "the in-frame protocol needs grey items (it blends them by brightness); these have %d channels",
+        set->channels);
     return FALSE;
   }
   for (int i = 0; i < count; i++)

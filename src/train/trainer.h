@@ -117,6 +117,10 @@ void mone_pass_backward (MonePass *pass, const MoneTrainModel *model, float loss
 
 typedef struct {
   const char *data_dir;        /* NULL = Debian's fashion-mnist folder */
+  /* An image folder (DIR/<class>/<image>.png, data.h) to train on instead of Fashion-MNIST, or
+   * NULL. Its class count replaces config.classes, its class names are the model's labels, and it
+   * trains full-frame only (in_frame_fraction must be 0). */
+  const char *images_dir;
   const char *output;          /* model file written at the end */
   const char *checkpoint;      /* checkpoint path (written every checkpoint_every steps), or NULL */
   gboolean resume;             /* continue from `checkpoint` if it exists */
@@ -140,7 +144,7 @@ typedef struct {
    * predictions, besides the sampled one (the "sandwich rule" of slimmable networks: largest,
    * smallest and one random width every step). */
   gboolean min_budget_pass;
-  int train_images;            /* 0 = all 55,000 non-validation images */
+  int train_images;            /* 0 = all 55,000 non-validation images (all of an image folder's) */
   int checkpoint_every;        /* steps */
   int log_every;               /* steps */
   int max_steps;               /* stop early after this many steps in this run (0 = no limit) */

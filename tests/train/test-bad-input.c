@@ -297,11 +297,11 @@ main (int argc, char **argv)
     ok = mone_train_model_write (model10, model10_path, mone_fashion_mnist_labels, &error);
     g_assert_no_error (error);
     const char *eval_test[] = { "eval", model10_path, "--data", split_dir, "-n", "4", "--no-random", NULL };
-    expect_tool_error ("mone eval, test split reads t10k", tool, eval_test, "--images must be 1..3\n");
+    expect_tool_error ("mone eval, test split reads t10k", tool, eval_test, "--count must be 1..3\n");
     const char *eval_val[] = { "eval", model10_path, "--data", split_dir, "--split", "val", "-n", "5001",
       "--no-random", NULL };
     expect_tool_error ("mone eval, val split reads the training file's last 5,000", tool, eval_val,
-        "--images must be 1..5000\n");
+        "--count must be 1..5000\n");
     const char *eval_test_ok[] = { "eval", model10_path, "--data", split_dir, "-n", "3", "-b", "1", "--no-random", NULL };
     if (run_tool (tool, eval_test_ok, NULL) != 0) {
       printf ("FAIL mone eval on the 3 test images of the split folder\n");
@@ -313,7 +313,7 @@ main (int argc, char **argv)
     const char *eval_empty[] = { "eval", model10_path, "--data", split_dir, "-n", "3", "-b", "", NULL };
     expect_tool_error ("mone eval, no budgets", tool, eval_empty, "--budgets is empty");
     const char *eval_negative[] = { "eval", model10_path, "--data", split_dir, "-n", "-1", NULL };
-    expect_tool_error ("mone eval, negative image count", tool, eval_negative, "--images must be 1..3\n");
+    expect_tool_error ("mone eval, negative image count", tool, eval_negative, "--count must be 1..3\n");
     const char *eval_csv[] = { "eval", model10_path, "--data", split_dir, "--csv", "/nonexistent/dir/eval.csv", NULL };
     expect_tool_error ("mone eval, CSV folder missing (before evaluating)", tool, eval_csv,
         "cannot write the CSV to '/nonexistent/dir/eval.csv'");

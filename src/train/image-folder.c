@@ -1,0 +1,411 @@
+/* Image folders: DIR/<class>/<image>.png read with cairo, converted to the model's channels and
+ * resized once to its input (see data.h for the convention and docs/training.md for users). */
+#include "data.h"
+
+#include "mone/mone.h"
+
+#include <cairo.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+/* As for IDX files: keeps every count an int and every size computation far from overflow. */
+#define IMAGE_FOLDER_MAX_IMAGES 10000000
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Listing. */
+
+static int
+compare_names (gconstpointer a, gconstpointer b)
+{
+  return strcmp (*(char *const *) a, *(char *const *) b);
+}
+
+static gboolean
+has_png_suffix (const char *name)
+{
+  size_t n = strlen (name);
+  return n > 4 && g_ascii_strcasecmp (name + n - 4, ".png") == 0;
+}
+
+/* The entries of `dir` that are folders (want_folders) or *.png files (otherwise), sorted in byte
+ * order. Hidden entries and everything else are counted, not listed. `what` names the folder's
+ * role in messages. */
+static GPtrArray *
+list_entries (const char *dir, const char *what, gboolean want_folders, int *hidden, int *other, GError **error)
+{
+  if (!g_file_test (dir, G_FILE_TEST_IS_DIR)) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_IO, "%s '%s' %s", what, dir,
+        g_file_test (dir, G_FILE_TEST_EXISTS) ? "is not a folder" : "does not exist");
+    return NULL;
+  }
+  GError *local = NULL;
+  GDir *d = g_dir_open (dir, 0, &local);
+  if (!d) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_IO, "cannot list %s '%s': %s", what, dir, local->message);
+    g_error_free (local);
+    return NULL;
+  }
+  GPtrArray *names = g_ptr_array_new_with_free_func (g_free);
+  const char *name;
+  while ((name = g_dir_read_name (d)) != NULL) {
+    if (name[0] == '.') {
+      (*hidden)++;
+      continue;
+    }
+    char *path = g_build_filename (dir, name, NULL);
+    gboolean is_folder = g_file_test (path, G_FILE_TEST_IS_DIR);
+    g_free (path);
+    if (want_folders ? is_folder : !is_folder && has_png_suffix (name))
+      g_ptr_array_add (names, g_strdup (name));
+    else
+      (*other)++;
+  }
+  g_dir_close (d);
+  g_ptr_array_sort (names, compare_names);
+  return names;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Decoding and resizing. */
+
+static const char *
+png_failure_reason (cairo_status_t status)
+{
+  switch (status) {
+    case CAIRO_STATUS_FILE_NOT_FOUND:
+      return "the file cannot be opened";
+    case CAIRO_STATUS_READ_ERROR:
+      return "truncated or unreadable (cairo: error while reading from input stream)";
+    case CAIRO_STATUS_NO_MEMORY:
+      /* cairo 1.16 reports every libpng failure (bad signature, CRC, data) as out of memory. */
+      return "corrupt or not PNG data, or too large to decode (cairo: out of memory)";
+    default:
+      return cairo_status_to_string (status);
+  }
+}
+
+/* The PNG at `path` as an RGB24 or ARGB32 surface. cairo premultiplies alpha, so an ARGB32
+ * pixel's colour is already the picture composited over black. */
+static cairo_surface_t *
+png_load (const char *path, GError **error)
+{
+  cairo_surface_t *surface = cairo_image_surface_create_from_png (path);
+  cairo_status_t status = cairo_surface_status (surface);
+  if (status == CAIRO_STATUS_SUCCESS) {
+    cairo_format_t format = cairo_image_surface_get_format (surface);
+    if (format != CAIRO_FORMAT_RGB24 && format != CAIRO_FORMAT_ARGB32) {
+      /* Newer cairo (1.17.2 on) loads 16-bit PNGs as float formats: paint over black into RGB24. */
+      cairo_surface_t *flat = cairo_image_surface_create (CAIRO_FORMAT_RGB24,
+          cairo_image_surface_get_width (surface), cairo_image_surface_get_height (surface));
+      cairo_t *cr = cairo_create (flat);
+      cairo_set_source_surface (cr, surface, 0, 0);
+      cairo_paint (cr);
+      status = cairo_status (cr);
+      cairo_destroy (cr);
+      cairo_surface_destroy (surface);
+      surface = flat;
+    }
+  }
+  if (status != CAIRO_STATUS_SUCCESS) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT, "cannot read PNG '%s': %s", path, png_failure_reason (status));
+    cairo_surface_destroy (surface);
+    return NULL;
+  }
+  cairo_surface_flush (surface);
+  return surface;
+}
+
+/* Source taps of every output pixel along one axis: n_taps (index, weight) pairs each. */
+typedef struct {
+  int n_taps;
+  int *index;    /* (dst, n_taps) */
+  float *weight; /* (dst, n_taps), summing to 1 per output pixel */
+} ResampleAxis;
+
+/* The full-frame protocol's area-correct resample (data.c, item_render_pixel) along one axis:
+ * each output pixel averages n = ceil(src / dst) evenly spaced bilinear samples of its
+ * footprint, so shrinking averages every source pixel under it instead of aliasing, and equal
+ * sizes copy. Unlike the protocol, which pads Fashion items with black, the edge pixel is
+ * repeated: a photo's border is content. */
+static void
+resample_axis_init (ResampleAxis *a, int src, int dst)
+{
+  const int n = MAX (1, (src + dst - 1) / dst);
+  a->n_taps = 2 * n;
+  a->index = g_new (int, (size_t) dst * a->n_taps);
+  a->weight = g_new (float, (size_t) dst * a->n_taps);
+  for (int o = 0; o < dst; o++) {
+    int *index = a->index + (size_t) o * a->n_taps;
+    float *weight = a->weight + (size_t) o * a->n_taps;
+    for (int s = 0; s < n; s++) {
+      double u = (o + (s + 0.5) / n) * src / dst - 0.5; /* source coordinate, pixel centres at integers */
+      int u0 = (int) floor (u);
+      double f = u - u0;
+      index[2 * s] = CLAMP (u0, 0, src - 1);
+      weight[2 * s] = (float) ((1 - f) / n);
+      index[2 * s + 1] = CLAMP (u0 + 1, 0, src - 1);
+      weight[2 * s + 1] = (float) (f / n);
+    }
+  }
+}
+
+static void
+resample_axis_clear (ResampleAxis *a)
+{
+  g_free (a->index);
+  g_free (a->weight);
+}
+
+/* Converts an RGB24/ARGB32 surface to `channels` planes (3: R, G, B; 1: BT.601 luma) resized to
+ * height x width, rounded to bytes, into out (channels, height, width). Rows first, then
+ * columns, so a large picture never needs a float copy of its own size. */
+static void
+surface_to_planes (cairo_surface_t *surface, int channels, int height, int width, guint8 *out)
+{
+  const int src_w = cairo_image_surface_get_width (surface), src_h = cairo_image_surface_get_height (surface);
+  const int stride = cairo_image_surface_get_stride (surface);
+  const unsigned char *data = cairo_image_surface_get_data (surface);
+  ResampleAxis ax, ay;
+  resample_axis_init (&ax, src_w, width);
+  resample_axis_init (&ay, src_h, height);
+  float *row = g_new (float, (size_t) channels * src_w);
+  float *narrow = g_new (float, (size_t) channels * src_h * width); /* (channels, src_h, width) */
+
+  for (int y = 0; y < src_h; y++) {
+    const uint32_t *pixels = (const uint32_t *) (data + (size_t) y * stride);
+    for (int x = 0; x < src_w; x++) {
+      const float r = (float) ((pixels[x] >> 16) & 0xff), g = (float) ((pixels[x] >> 8) & 0xff),
+                  b = (float) (pixels[x] & 0xff);
+      if (channels == 3) {
+        row[x] = r;
+        row[src_w + x] = g;
+        row[2 * src_w + x] = b;
+      } else {
+        row[x] = 0.299f * r + 0.587f * g + 0.114f * b;
+      }
+    }
+    for (int ch = 0; ch < channels; ch++)
+      for (int ox = 0; ox < width; ox++) {
+        const int *index = ax.index + (size_t) ox * ax.n_taps;
+        const float *weight = ax.weight + (size_t) ox * ax.n_taps;
+        float acc = 0;
+        for (int t = 0; t < ax.n_taps; t++)
+          acc += weight[t] * row[(size_t) ch * src_w + index[t]];
+        narrow[((size_t) ch * src_h + y) * width + ox] = acc;
+      }
+  }
+  for (int ch = 0; ch < channels; ch++)
+    for (int oy = 0; oy < height; oy++) {
+      const int *index = ay.index + (size_t) oy * ay.n_taps;
+      const float *weight = ay.weight + (size_t) oy * ay.n_taps;
+      for (int ox = 0; ox < width; ox++) {
+        float acc = 0;
+        for (int t = 0; t < ay.n_taps; t++)
+          acc += weight[t] * narrow[((size_t) ch * src_h + index[t]) * width + ox];
+        out[((size_t) ch * height + oy) * width + ox] = (guint8) CLAMP (floorf (acc + 0.5f), 0.0f, 255.0f);
+      }
+    }
+
+  g_free (row);
+  g_free (narrow);
+  resample_axis_clear (&ax);
+  resample_axis_clear (&ay);
+}
+
+static gboolean
+png_read_resized (const char *path, int channels, int height, int width, guint8 *out, GError **error)
+{
+  cairo_surface_t *surface = png_load (path, error);
+  if (!surface)
+    return FALSE;
+  surface_to_planes (surface, channels, height, width, out);
+  cairo_surface_destroy (surface);
+  return TRUE;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* The folder. */
+
+/* One image to read: its path and class, in the order the set stores them. */
+typedef struct {
+  const char *class_dir;
+  const char *file;
+  int label;
+} ImageJob;
+
+/* Appends the images of one split, round-robin over the classes. files: per class, the PNG names
+ * in byte order; validation picks the 10th, 20th, ... of each (index % EVERY == EVERY - 1). */
+static void
+append_split_jobs (GArray *jobs, GPtrArray *class_dirs, GPtrArray **files, gboolean validation)
+{
+  for (int round = 0;; round++) {
+    gboolean any = FALSE;
+    for (guint k = 0; k < class_dirs->len; k++) {
+      /* The round-th file of class k in this split. */
+      const int every = MONE_IMAGE_FOLDER_VAL_EVERY;
+      long i = validation ? (long) (round + 1) * every - 1 : round + round / (every - 1);
+      if (i >= files[k]->len)
+        continue;
+      ImageJob job = { g_ptr_array_index (class_dirs, k), g_ptr_array_index (files[k], i), (int) k };
+      g_array_append_val (jobs, job);
+      any = TRUE;
+    }
+    if (!any)
+      return;
+  }
+}
+
+gboolean
+mone_image_folder_load (const char *dir, int height, int width, int channels, MoneImageFolder *out,
+    GError **error)
+{
+  GPtrArray *class_names = NULL, *class_dirs = g_ptr_array_new_with_free_func (g_free);
+  GPtrArray **files = NULL; /* (n_files) per class, its PNG names */
+  int n_files = 0;
+  GArray *jobs = g_array_new (FALSE, FALSE, sizeof (ImageJob));
+  guint8 *pixels = NULL, *labels = NULL;
+  char *image_path = NULL;
+  gboolean ok = FALSE;
+
+  memset (out, 0, sizeof *out);
+  if ((channels != 1 && channels != 3) || height < 1 || width < 1 || height > 8192 || width > 8192) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
+        "image folder '%s': cannot read images at %dx%d with %d channels (1 or 3, sides 1..8192)", dir, width,
+        height, channels);
+    goto out;
+  }
+  class_names = list_entries (dir, "image folder", TRUE, &out->skipped_hidden, &out->skipped_other, error);
+  if (!class_names)
+    goto out;
+  const int classes = (int) class_names->len;
+  if (classes < 2) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT,
+        classes == 0 ? "image folder '%s' has no class folders: expected %s/<class name>/<image>.png"
+                     : "image folder '%s' has one class folder ('%s'); a classifier needs at least 2",
+        dir, classes == 0 ? dir : (const char *) g_ptr_array_index (class_names, 0));
+    goto out;
+  }
+  if (classes > MONE_IMAGE_FOLDER_MAX_CLASSES) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT,
+        "image folder '%s' has %d class folders, more than the %d supported", dir, classes,
+        MONE_IMAGE_FOLDER_MAX_CLASSES);
+    goto out;
+  }
+  files = g_new0 (GPtrArray *, classes);
+  n_files = classes;
+  long n_images = 0;
+  for (int k = 0; k < classes; k++) {
+    const char *name = g_ptr_array_index (class_names, k);
+    char *class_dir = g_build_filename (dir, name, NULL);
+    g_ptr_array_add (class_dirs, class_dir);
+    /* Class names become the model's labels, which are UTF-8 (JSON metadata). */
+    if (!g_utf8_validate (name, -1, NULL)) {
+      char *shown = g_filename_display_name (class_dir);
+      g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT,
+          "class folder '%s': its name is not UTF-8, so it cannot be a label", shown);
+      g_free (shown);
+      goto out;
+    }
+    files[k] = list_entries (class_dir, "class folder", FALSE, &out->skipped_hidden, &out->skipped_other, error);
+    if (!files[k])
+      goto out;
+    if (files[k]->len == 0) {
+      g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT, "class folder '%s' holds no PNG images (*.png)", class_dir);
+      goto out;
+    }
+    n_images += files[k]->len;
+  }
+  if (n_images > IMAGE_FOLDER_MAX_IMAGES) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT, "image folder '%s' holds %ld images, more than the %d supported",
+        dir, n_images, IMAGE_FOLDER_MAX_IMAGES);
+    goto out;
+  }
+  append_split_jobs (jobs, class_dirs, files, FALSE);
+  const int n_train = (int) jobs->len;
+  append_split_jobs (jobs, class_dirs, files, TRUE);
+  g_assert ((long) jobs->len == n_images);
+
+  const size_t frame = (size_t) channels * height * width;
+  pixels = g_try_malloc ((size_t) n_images * frame);
+  labels = g_try_malloc ((size_t) n_images);
+  if (!pixels || !labels) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_IO, "out of memory for %ld images of %dx%dx%d from '%s'", n_images,
+        width, height, channels, dir);
+    goto out;
+  }
+  for (guint j = 0; j < jobs->len; j++) {
+    const ImageJob *job = &g_array_index (jobs, ImageJob, j);
+    g_free (image_path);
+    image_path = g_build_filename (job->class_dir, job->file, NULL);
+    if (!png_read_resized (image_path, channels, height, width, pixels + j * frame, error))
+      goto out;
+    labels[j] = (guint8) job->label;
+  }
+
+  out->images = (MoneImageSet) { .count = (int) n_images, .channels = channels, .rows = height, .cols = width,
+    .pixels = pixels, .labels = labels };
+  pixels = labels = NULL;
+  out->n_train = n_train;
+  out->n_val = (int) n_images - n_train;
+  out->classes = classes;
+  g_ptr_array_add (class_names, NULL);
+  out->class_names = (char **) g_ptr_array_free (class_names, FALSE);
+  class_names = NULL;
+  ok = TRUE;
+
+out:
+  for (int k = 0; k < n_files; k++)
+    if (files[k])
+      g_ptr_array_unref (files[k]);
+  g_free (files);
+  if (class_names)
+    g_ptr_array_unref (class_names);
+  g_ptr_array_unref (class_dirs);
+  g_array_unref (jobs);
+  g_free (pixels);
+  g_free (labels);
+  g_free (image_path);
+  if (!ok)
+    memset (out, 0, sizeof *out);
+  return ok;
+}
+
+void
+mone_image_folder_clear (MoneImageFolder *folder)
+{
+  if (!folder)
+    return;
+  mone_image_set_clear (&folder->images);
+  g_strfreev (folder->class_names);
+  memset (folder, 0, sizeof *folder);
+}
+
+MoneImageSet
+mone_image_folder_train_set (const MoneImageFolder *folder)
+{
+  return mone_image_set_slice (&folder->images, 0, folder->n_train);
+}
+
+MoneImageSet
+mone_image_folder_val_set (const MoneImageFolder *folder)
+{
+  return mone_image_set_slice (&folder->images, folder->n_train, folder->n_val);
+}
+
+char *
+mone_image_folder_describe (const MoneImageFolder *folder, const char *dir)
+{
+  GString *s = g_string_new (NULL);
+  g_string_append_printf (s, "image folder '%s': %d classes (", dir, folder->classes);
+  for (int k = 0; k < folder->classes && k < 8; k++)
+    g_string_append_printf (s, "%s%s", k ? ", " : "", folder->class_names[k]);
+  g_string_append_printf (s, "%s), %d images at %dx%dx%d: %d training, %d validation (every %dth of each class)",
+      folder->classes > 8 ? ", ..." : "", folder->images.count, folder->images.cols, folder->images.rows,
+      folder->images.channels, folder->n_train, folder->n_val, MONE_IMAGE_FOLDER_VAL_EVERY);
+  if (folder->skipped_hidden || folder->skipped_other)
+    g_string_append_printf (s, "; skipped %d hidden entr%s and %d other entr%s (not *.png files in a class folder)",
+        folder->skipped_hidden, folder->skipped_hidden == 1 ? "y" : "ies", folder->skipped_other,
+        folder->skipped_other == 1 ? "y" : "ies");
+  return g_string_free (s, FALSE);
+}
