@@ -4,6 +4,7 @@
  * model file, out-of-range options of `mone train` and `mone eval` (each named in the message) and
  * output paths that cannot be written (refused before any work). argv[1] is the `mone` tool. */
 #include "trainer.h"
+#include "run-tool.h"
 
 #include <glib/gstdio.h>
 #include <stdio.h>
@@ -69,24 +70,6 @@ check_idx (const char *what, GByteArray *images, GByteArray *labels, int max_lab
   g_clear_error (&error);
   g_free (ip);
   g_free (lp);
-}
-
-static int
-run_tool (const char *tool, const char *const *args, char **err_out)
-{
-  GPtrArray *argv = g_ptr_array_new ();
-  g_ptr_array_add (argv, (gpointer) tool);
-  for (int i = 0; args[i]; i++)
-    g_ptr_array_add (argv, (gpointer) args[i]);
-  g_ptr_array_add (argv, NULL);
-  int status = 0;
-  GError *error = NULL;
-  gboolean ok = g_spawn_sync (NULL, (char **) argv->pdata, NULL, G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, NULL,
-      err_out, &status, &error);
-  g_assert_no_error (error);
-  g_assert (ok);
-  g_ptr_array_free (argv, TRUE);
-  return status;
 }
 
 static void

@@ -11,6 +11,7 @@
  *    do not go with an image folder, a model whose labels are not the folder's classes.
  * Tagged memcheck: the library's failure paths run in this process. */
 #include "image-folder-fixtures.h"
+#include "run-tool.h"
 #include "trainer.h"
 
 #include <cairo.h>
@@ -364,24 +365,6 @@ expand (const char *needle, const char *dir)
   char *out = g_strjoinv (dir, parts);
   g_strfreev (parts);
   return out;
-}
-
-static int
-run_tool (const char *tool, const char *const *args, char **err_out)
-{
-  GPtrArray *argv = g_ptr_array_new ();
-  g_ptr_array_add (argv, (gpointer) tool);
-  for (int i = 0; args[i]; i++)
-    g_ptr_array_add (argv, (gpointer) args[i]);
-  g_ptr_array_add (argv, NULL);
-  int status = 0;
-  GError *error = NULL;
-  gboolean ok = g_spawn_sync (NULL, (char **) argv->pdata, NULL, G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, NULL,
-      err_out, &status, &error);
-  g_assert_no_error (error);
-  g_assert (ok);
-  g_ptr_array_free (argv, TRUE);
-  return status;
 }
 
 static void
