@@ -4,7 +4,7 @@
  * model file, out-of-range options of `mone train` and `mone eval` (each named in the message) and
  * output paths that cannot be written (refused before any work). argv[1] is the `mone` tool. */
 #include "trainer.h"
-#include "run-tool.h"
+#include "train-test-helpers.h"
 
 #include <glib/gstdio.h>
 #include <stdio.h>

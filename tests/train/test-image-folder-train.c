@@ -10,6 +10,7 @@
  *  - a run interrupted after 5 steps and resumed writes the same bytes as the uninterrupted run
  *    (library, --channels 1, so the luma path trains too). */
 #include "image-folder-fixtures.h"
+#include "train-test-helpers.h"
 #include "trainer.h"
 
 #include <glib/gstdio.h>
@@ -111,12 +112,7 @@ check_cli_training (const char *tool, const char *dir, const char *model_path)
 static void
 grey_options (MoneTrainOptions *o, const char *dir)
 {
-  mone_train_options_init (o);
-  MoneConfig *c = &o->config;
-  c->height = c->width = 16, c->channels = 1, c->frames = c->tubelet = 1, c->patch = 4, c->dim = 16, c->depth = 1;
-  c->heads = 2, c->mlp_dim = 32, c->experts = 4, c->classes = 2, c->delta = 2, c->beta = 10, c->ln_eps = 1e-6f;
-  c->mean[0] = 0.5f, c->std[0] = 0.5f;
-  g_assert (mone_config_finalize (c, NULL));
+  tiny_train_options (o, 2);
   o->images_dir = dir;
   o->in_frame_fraction = 0;
   o->seed = 3;

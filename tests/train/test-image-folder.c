@@ -11,7 +11,7 @@
  *    do not go with an image folder, a model whose labels are not the folder's classes.
  * Tagged memcheck: the library's failure paths run in this process. */
 #include "image-folder-fixtures.h"
-#include "run-tool.h"
+#include "train-test-helpers.h"
 #include "trainer.h"
 
 #include <cairo.h>

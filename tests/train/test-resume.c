@@ -8,6 +8,8 @@
  * per-step budget draws exactly the allowed budgets. */
 #include "trainer.h"
 
+#include "train-test-helpers.h"
+
 #include <glib/gstdio.h>
 #include <math.h>
 #include <stdio.h>
@@ -16,12 +18,7 @@
 static void
 tiny_options (MoneTrainOptions *o)
 {
-  mone_train_options_init (o);
-  MoneConfig *c = &o->config;
-  c->height = c->width = 16, c->channels = 1, c->frames = c->tubelet = 1, c->patch = 4, c->dim = 16, c->depth = 1;
-  c->heads = 2, c->mlp_dim = 32, c->experts = 4, c->classes = 10, c->delta = 2, c->beta = 10, c->ln_eps = 1e-6f;
-  c->mean[0] = 0.5f, c->std[0] = 0.5f;
-  g_assert (mone_config_finalize (c, NULL));
+  tiny_train_options (o, 10);
   o->seed = 5;
   o->epochs = 2;
   o->batch = 32;

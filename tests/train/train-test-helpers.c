@@ -1,6 +1,17 @@
-#include "run-tool.h"
+#include "train-test-helpers.h"
 
 #include <glib.h>
+
+void
+tiny_train_options (MoneTrainOptions *o, int classes)
+{
+  mone_train_options_init (o);
+  MoneConfig *c = &o->config;
+  c->height = c->width = 16, c->channels = 1, c->frames = c->tubelet = 1, c->patch = 4, c->dim = 16, c->depth = 1;
+  c->heads = 2, c->mlp_dim = 32, c->experts = 4, c->classes = classes, c->delta = 2, c->beta = 10, c->ln_eps = 1e-6f;
+  c->mean[0] = 0.5f, c->std[0] = 0.5f;
+  g_assert (mone_config_finalize (c, NULL));
+}
 
 int
 run_tool (const char *tool, const char *const *args, char **err_out)

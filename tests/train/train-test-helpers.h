@@ -1,0 +1,18 @@
+/* Helpers shared by the trainer tests. */
+#ifndef MONE_TRAIN_TEST_HELPERS_H
+#define MONE_TRAIN_TEST_HELPERS_H
+
+#include "trainer.h"
+
+/* Options for a tiny grey model (16x16, patch 4, D 16, depth 1, E 4) with `classes` classes:
+ * trains in seconds; tests set seed, length and data themselves. */
+void tiny_train_options (MoneTrainOptions *o, int classes);
+
+/* Runs a command-line tool of the project (`mone`) and returns its wait status. */
+
+/* args: NULL-terminated arguments after the program. Standard output is discarded; standard
+ * error is returned in *err_out (g_free it) unless err_out is NULL. Aborts the test when the
+ * program cannot be started at all. */
+int run_tool (const char *tool, const char *const *args, char **err_out);
+
+#endif
