@@ -38,6 +38,18 @@ parse_budgets (const char *text, double min_budget, GArray *out, GError **error)
   return ok;
 }
 
+/* "min" and the tenths from 0.2 that lie above it: a 3-expert model starts at 0.25, a 1-expert one
+ * at 1, and a fixed list would ask them for budgets they do not have. */
+static char *
+default_budget_list (double min_budget)
+{
+  GString *list = g_string_new ("min");
+  for (int tenths = 2; tenths <= 10; tenths++)
+    if (tenths / 10.0 > min_budget + 1e-9)
+      g_string_append_printf (list, ",%.1f", tenths / 10.0);
+  return g_string_free (list, FALSE);
+}
+
 /* Whether a model's classes are the folder's, in the same order: a model trained on another
  * folder would be scored against the wrong labels. */
 static gboolean
@@ -107,7 +119,7 @@ mone_cmd_eval (int argc, char **argv)
       "Fashion-MNIST: test (default) or val (the 5,000 held-out training images); image folder: all (default), "
       "train or val (every 10th image of each class)", "SPLIT" },
     { "budgets", 'b', 0, G_OPTION_ARG_STRING, &budget_text,
-      "comma-separated budgets (default min,0.2,0.3,...,1.0)", "LIST" },
+      "comma-separated budgets (default min and the tenths from 0.2 to 1.0 above it)", "LIST" },
     { "threads", 0, 0, G_OPTION_ARG_INT, &threads, "worker threads (default 2)", "N" },
     { "no-random", 0, 0, G_OPTION_ARG_NONE, &no_random, "skip the random-routing ablation", NULL },
     { "item-box", 0, 0, G_OPTION_ARG_NONE, &item_box,
@@ -196,8 +208,10 @@ mone_cmd_eval (int argc, char **argv)
     goto fail;
   const MoneConfig *c = &model->config;
   double min_budget = mone_model_min_budget (engine);
-  if (!parse_budgets (budget_text ? budget_text : "min,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.0", min_budget, budgets,
-          &error))
+  char *default_budgets = default_budget_list (min_budget);
+  gboolean budgets_ok = parse_budgets (budget_text ? budget_text : default_budgets, min_budget, budgets, &error);
+  g_free (default_budgets);
+  if (!budgets_ok)
     goto fail;
 
   MoneImageSet eval_set;

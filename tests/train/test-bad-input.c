@@ -300,6 +300,27 @@ main (int argc, char **argv)
     const char *eval_csv[] = { "eval", model10_path, "--data", split_dir, "--csv", "/nonexistent/dir/eval.csv", NULL };
     expect_tool_error ("mone eval, CSV folder missing (before evaluating)", tool, eval_csv,
         "cannot write the CSV to '/nonexistent/dir/eval.csv'");
+    /* The default budget list starts at the model's own minimum: 0.25 for three experts, 1 for one. */
+    for (int experts = 3; experts >= 1; experts -= 2) {
+      MoneConfig c_experts = c10;
+      c_experts.experts = experts;
+      MoneTrainModel *model_experts = mone_train_model_new (&c_experts, &error);
+      g_assert_no_error (error);
+      mone_train_model_init (model_experts, 1);
+      char *experts_path = tmp_path ("experts.safetensors");
+      ok = mone_train_model_write (model_experts, experts_path, mone_fashion_mnist_labels, &error);
+      g_assert_no_error (error);
+      const char *eval_default[] = { "eval", experts_path, "--data", split_dir, "-n", "3", "--no-random", NULL };
+      char *err = NULL;
+      if (run_tool (tool, eval_default, &err) != 0) {
+        printf ("FAIL mone eval with the default budgets on a %d-expert model: %s\n", experts, err ? err : "");
+        failures++;
+      }
+      g_free (err);
+      g_unlink (experts_path);
+      g_free (experts_path);
+      mone_train_model_free (model_experts);
+    }
     /* Without -n each split is evaluated whole: 5,000 validation images, more than the test file has. */
     const char *eval_val_whole[] = { "eval", model10_path, "--data", split_dir, "--split", "val", "-b", "1",
       "--no-random", NULL };
