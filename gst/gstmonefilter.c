@@ -1017,9 +1017,10 @@ gst_mone_filter_set_info (GstVideoFilter * filter, GstCaps * incaps, GstVideoInf
   /* Grey models from YUV: the converter copies Y into GRAY8 (GStreamer 1.22 does so even when
    * told the ranges differ), so the model input is declared in the source's range, making that
    * copy exact by definition, and limited range (16-235, what decoders and cameras deliver) is
-   * expanded when the bytes become floats. Without it a grey model loses about 10 points on
-   * ordinary decoded video. (Converting through RGB also expands it, but cost 13% of the element's
-   * frame rate on the shipped model: bench/element-vs-engine.sh.) */
+   * expanded when the bytes become floats. Without it the shipped grey model loses 3 points on the
+   * sample video (the four-expert one shipped before it 10). (Converting through RGB also expands
+   * it, but cost 13% of the element's frame rate on the four-expert model:
+   * bench/element-vs-engine.sh.) */
   self->luma_limited_range = FALSE;
   if (self->model_channels == 1 && GST_VIDEO_INFO_IS_YUV (in_info)) {
     self->model_info.colorimetry.range = in_info->colorimetry.range;
