@@ -26,7 +26,8 @@
  * 84.9% vs 85.2% (-0.3), agreement 97.3% / 96.9%; the tolerance is back to the issue's 1 point.
  * Self-distilled shipped model (session 3): e = 1 90.0% vs 90.1% (-0.1), e = 0.5 87.3% vs 88.2%
  * (-0.9), agreement 96.9% / 96.4%. 48-epoch shipped model (session 4): e = 1 90.9% vs 91.0% (-0.1),
- * e = 0.5 89.3% vs 89.2% (+0.1), agreement 98.6% / 97.0%.
+ * e = 0.5 89.3% vs 89.2% (+0.1), agreement 98.6% / 97.0%. Three-expert shipped model (session 10):
+ * e = 1 91.6% vs 91.2% (+0.4), e = 0.5 90.5% vs 90.8% (-0.3), agreement 98.0% / 97.7%.
  *
  * Needs the shipped model (MONE_SHIPPED_MODEL): exits 77 (skipped) when it is not in the tree.
  */
