@@ -89,7 +89,8 @@ mone_cmd_info (int argc, char **argv)
     printf ("%8.4f %9.4g %8.1f%%  ", budgets[i], flops / 1e9, 100 * flops / full);
     for (int j = 0; j < c->experts; j++)
       printf (" %.3f", capacity[j]);
-    printf ("%s\n", i + 1 == G_N_ELEMENTS (budgets) ? "  (minimum)" : "");
+    /* the minimum may be one of the fixed rows: 0.25 for three experts */
+    printf ("%s\n", budgets[i] == min_budget ? "  (minimum)" : "");
   }
   printf ("\nGFLOPs count a multiply-add as 2 and include patch embedding, router, attention "
       "(full width at every budget) and head.\n");

@@ -10,6 +10,10 @@ fail () { echo "FAIL: $*" >&2; exit 1; }
 "$mone" info "$dir/m.safetensors" > "$dir/info.txt"
 grep -q "tokens:     16" "$dir/info.txt" || fail "info: token count"
 grep -q "(minimum)" "$dir/info.txt" || fail "info: minimum budget row"
+# Three experts: the minimum, 0.25, is one of the fixed rows and is marked there.
+"$mone" init --config tiny seed=5 experts=3 "$dir/e3.safetensors" >/dev/null
+"$mone" info "$dir/e3.safetensors" > "$dir/info3.txt"
+grep -Eq '^ *0\.2500 .*\(minimum\)$' "$dir/info3.txt" || fail "info: a 3-expert model's minimum row"
 
 # 2 frames x 3 channels x 32 x 32 float32 of 0.25 (0x3e800000, little-endian)
 printf '\000\000\200\076' > "$dir/v.raw"
