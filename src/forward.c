@@ -48,6 +48,10 @@
 /* Groups of at most this many rows multiply without OpenBLAS (see mone_gemm_nt_few_rows): at
  * e = 0.25 on ViT-Ti this took the frame from 18.1 to 16.1 ms. */
 #define FEW_ROWS 16
+/* ...but only products above this many multiply-adds: below it OpenBLAS (0.3.21 on x86-64) takes
+ * its small-matrix path, which skips the repacking and beats the few-row kernel (the shipped
+ * Fashion model, D 64: e = 0.5 from 0.46 to 0.42 ms, `mone bench`). */
+#define SMALL_PRODUCT (64 * 64 * 64)
 
 typedef struct {
   int expert;
@@ -332,7 +336,7 @@ static inline void
 tokens_times_weights (int n, int m, int k, const float *a, int lda, const float *b, int ldb,
     float beta, float *c, int ldc)
 {
-  if (n <= FEW_ROWS)
+  if (n <= FEW_ROWS && (long) n * m * k > SMALL_PRODUCT)
     mone_gemm_nt_few_rows (n, m, k, a, lda, b, ldb, beta, c, ldc);
   else
     cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, n, m, k, 1.0f, a, lda, b, ldb, beta, c,

@@ -625,6 +625,8 @@ main (void)
   test_against_mone_reference ("video T=4 tubelet=2", make_config (32, 32, 3, 4, 2, 8, 64, 2, 4, 128, 4, 5));
   test_against_mone_reference ("100 tokens, E=2", make_config (80, 80, 3, 1, 1, 8, 32, 1, 2, 48, 2, 3));
   test_against_mone_reference ("200 tokens, E=4, RGBA", make_config (40, 80, 4, 1, 1, 4, 64, 1, 4, 96, 4, 4));
+  /* Products large enough for the few-row kernel (the models above are all OpenBLAS small ones). */
+  test_against_mone_reference ("16 tokens, D 192", make_config (32, 32, 3, 1, 1, 8, 192, 1, 3, 768, 4, 10));
   test_full_budget_is_plain_vit ("image 32x32x3", make_config (32, 32, 3, 1, 1, 8, 32, 2, 2, 64, 4, 10));
   test_full_budget_is_plain_vit ("video T=4 tubelet=2", make_config (32, 32, 3, 4, 2, 8, 64, 2, 4, 128, 4, 5));
   test_flops ();
