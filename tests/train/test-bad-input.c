@@ -98,6 +98,21 @@ split_file (const char *dir, const char *prefix, const char *kind)
   return path;
 }
 
+/* A freshly initialised Fashion-MNIST model of config c written to NAME in the temporary folder. */
+static char *
+write_fashion_model (const MoneConfig *c, const char *name)
+{
+  GError *error = NULL;
+  MoneTrainModel *model = mone_train_model_new (c, &error);
+  g_assert_no_error (error);
+  mone_train_model_init (model, 1);
+  char *path = tmp_path (name);
+  mone_train_model_write (model, path, mone_fashion_mnist_labels, &error);
+  g_assert_no_error (error);
+  mone_train_model_free (model);
+  return path;
+}
+
 static void
 write_blank_split (const char *dir, const char *prefix, uint32_t count)
 {
@@ -273,12 +288,7 @@ main (int argc, char **argv)
     write_blank_split (split_dir, "train", MONE_VALIDATION_SIZE + 4);
     MoneConfig c10 = c;
     c10.classes = MONE_FASHION_MNIST_CLASSES;
-    MoneTrainModel *model10 = mone_train_model_new (&c10, &error);
-    g_assert_no_error (error);
-    mone_train_model_init (model10, 1);
-    char *model10_path = tmp_path ("ten.safetensors");
-    ok = mone_train_model_write (model10, model10_path, mone_fashion_mnist_labels, &error);
-    g_assert_no_error (error);
+    char *model10_path = write_fashion_model (&c10, "ten.safetensors");
     const char *eval_test[] = { "eval", model10_path, "--data", split_dir, "-n", "4", "--no-random", NULL };
     expect_tool_error ("mone eval, test split reads t10k", tool, eval_test, "--count must be 1..3\n");
     const char *eval_val[] = { "eval", model10_path, "--data", split_dir, "--split", "val", "-n", "5001",
@@ -304,12 +314,7 @@ main (int argc, char **argv)
     for (int experts = 3; experts >= 1; experts -= 2) {
       MoneConfig c_experts = c10;
       c_experts.experts = experts;
-      MoneTrainModel *model_experts = mone_train_model_new (&c_experts, &error);
-      g_assert_no_error (error);
-      mone_train_model_init (model_experts, 1);
-      char *experts_path = tmp_path ("experts.safetensors");
-      ok = mone_train_model_write (model_experts, experts_path, mone_fashion_mnist_labels, &error);
-      g_assert_no_error (error);
+      char *experts_path = write_fashion_model (&c_experts, "experts.safetensors");
       const char *eval_default[] = { "eval", experts_path, "--data", split_dir, "-n", "3", "--no-random", NULL };
       char *err = NULL;
       if (run_tool (tool, eval_default, &err) != 0) {
@@ -319,7 +324,6 @@ main (int argc, char **argv)
       g_free (err);
       g_unlink (experts_path);
       g_free (experts_path);
-      mone_train_model_free (model_experts);
     }
     /* Without -n each split is evaluated whole: 5,000 validation images, more than the test file has. */
     const char *eval_val_whole[] = { "eval", model10_path, "--data", split_dir, "--split", "val", "-b", "1",
@@ -336,7 +340,6 @@ main (int argc, char **argv)
     g_rmdir (split_dir);
     g_unlink (model10_path);
     g_free (model10_path), g_free (split_dir);
-    mone_train_model_free (model10);
   }
 
   mone_train_model_free (model);
