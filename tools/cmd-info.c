@@ -78,10 +78,11 @@ mone_cmd_info (int argc, char **argv)
   const double full = mone_model_flops (model, 1.0);
   printf ("%8s %9s %9s   %s\n", "budget", "GFLOPs", "of e=1", "capacity (smallest expert first)");
   for (size_t i = 0; i < G_N_ELEMENTS (budgets); i++) {
-    gboolean is_min_row = i + 1 == G_N_ELEMENTS (budgets);
-    if (is_min_row && (min_budget == 1.0 || min_budget == 0.5 || min_budget == 0.25))
-      break; /* the minimum is one of the rows already printed */
-    if (budgets[i] < min_budget)
+    /* the minimum may be one of the fixed rows (0.25 for three experts): print it once */
+    gboolean printed_already = FALSE;
+    for (size_t j = 0; j < i; j++)
+      printed_already |= budgets[j] == budgets[i];
+    if (budgets[i] < min_budget || printed_already)
       continue;
     double capacity[MONE_MAX_EXPERTS];
     mone_capacity_from_budget (c->experts, c->delta, c->beta, budgets[i], capacity);
@@ -89,7 +90,6 @@ mone_cmd_info (int argc, char **argv)
     printf ("%8.4f %9.4g %8.1f%%  ", budgets[i], flops / 1e9, 100 * flops / full);
     for (int j = 0; j < c->experts; j++)
       printf (" %.3f", capacity[j]);
-    /* the minimum may be one of the fixed rows: 0.25 for three experts */
     printf ("%s\n", budgets[i] == min_budget ? "  (minimum)" : "");
   }
   printf ("\nGFLOPs count a multiply-add as 2 and include patch embedding, router, attention "
