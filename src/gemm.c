@@ -1,0 +1,186 @@
+/* Weight packing, the portable kernel and the choice of kernel (gemm.h). */
+#include "gemm.h"
+
+#include <glib.h>
+#include <stdio.h>
+#include <string.h>
+
+size_t
+mone_packed_size (int outputs, int inputs)
+{
+  const size_t panels = (size_t) (outputs + MONE_PANEL_WIDTH - 1) / MONE_PANEL_WIDTH;
+  return panels * inputs * MONE_PANEL_WIDTH;
+}
+
+void
+mone_pack_weights (int outputs, int inputs, const float *w, int ldw, float *panels)
+{
+  const int n_panels = (outputs + MONE_PANEL_WIDTH - 1) / MONE_PANEL_WIDTH;
+  for (int p = 0; p < n_panels; p++) {
+    float *panel = panels + (size_t) p * inputs * MONE_PANEL_WIDTH; /* (inputs, MONE_PANEL_WIDTH) */
+    for (int col = 0; col < MONE_PANEL_WIDTH; col++) {
+      const int out = p * MONE_PANEL_WIDTH + col;
+      const float *row = w + (size_t) out * ldw;
+      for (int i = 0; i < inputs; i++)
+        panel[(size_t) i * MONE_PANEL_WIDTH + col] = out < outputs ? row[i] : 0.0f;
+    }
+  }
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Portable kernel: 4 rows x one panel per block, plain C (the compiler vectorises the 16 columns
+ * with whatever the baseline target has). */
+
+#define GENERIC_ROWS 4
+
+static void
+generic_block (int rows, int cols, int k, const float *a, int lda, const float *panel,
+    const float *bias, bool accumulate, float *c, int ldc)
+{
+  float acc[GENERIC_ROWS][MONE_PANEL_WIDTH] = { { 0 } };
+  for (int i = 0; i < k; i++) {
+    const float *w = panel + (size_t) i * MONE_PANEL_WIDTH; /* (MONE_PANEL_WIDTH) */
+    for (int r = 0; r < rows; r++) {
+      const float x = a[(size_t) r * lda + i];
+      for (int col = 0; col < MONE_PANEL_WIDTH; col++)
+        acc[r][col] += x * w[col];
+    }
+  }
+  for (int r = 0; r < rows; r++) {
+    float *out = c + (size_t) r * ldc;
+    for (int col = 0; col < cols; col++) {
+      float v = acc[r][col];
+      if (bias)
+        v += bias[col];
+      out[col] = accumulate ? out[col] + v : v;
+    }
+  }
+}
+
+void
+mone_gemm_generic (int rows, int n, int k, const float *a, int lda, const float *panels,
+    size_t panel_stride, const float *bias, bool accumulate, float *c, int ldc)
+{
+  for (int r0 = 0; r0 < rows; r0 += GENERIC_ROWS) {
+    const int block_rows = MIN (GENERIC_ROWS, rows - r0);
+    for (int c0 = 0; c0 < n; c0 += MONE_PANEL_WIDTH)
+      generic_block (block_rows, MIN (MONE_PANEL_WIDTH, n - c0), k, a + (size_t) r0 * lda, lda,
+          panels + (size_t) (c0 / MONE_PANEL_WIDTH) * panel_stride, bias ? bias + c0 : NULL,
+          accumulate, c + (size_t) r0 * ldc + c0, ldc);
+  }
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Choice of kernel */
+
+#ifndef MONE_HAVE_X86_KERNELS
+void
+mone_gemm_avx2 (int rows, int n, int k, const float *a, int lda, const float *panels,
+    size_t panel_stride, const float *bias, bool accumulate, float *c, int ldc)
+{
+  g_assert_not_reached ();
+}
+
+void
+mone_gemm_avx512 (int rows, int n, int k, const float *a, int lda, const float *panels,
+    size_t panel_stride, const float *bias, bool accumulate, float *c, int ldc)
+{
+  g_assert_not_reached ();
+}
+#endif
+
+static const char *const isa_names[MONE_ISA_COUNT] = { "generic", "avx2", "avx512", "openblas" };
+static const MoneGemmKernel kernels[MONE_ISA_COUNT] = { mone_gemm_generic, mone_gemm_avx2,
+  mone_gemm_avx512, NULL };
+
+const char *
+mone_isa_name (MoneIsa isa)
+{
+  return isa >= 0 && isa < MONE_ISA_COUNT ? isa_names[isa] : "unknown";
+}
+
+bool
+mone_isa_supported (MoneIsa isa)
+{
+  switch (isa) {
+  case MONE_ISA_GENERIC:
+  case MONE_ISA_OPENBLAS:
+    return true;
+#ifdef MONE_HAVE_X86_KERNELS
+  case MONE_ISA_AVX2:
+    __builtin_cpu_init ();
+    return __builtin_cpu_supports ("avx2") && __builtin_cpu_supports ("fma");
+  case MONE_ISA_AVX512:
+    __builtin_cpu_init ();
+    return __builtin_cpu_supports ("avx512f");
+#endif
+  default:
+    return false;
+  }
+}
+
+static MoneIsa
+best_supported (void)
+{
+  if (mone_isa_supported (MONE_ISA_AVX512))
+    return MONE_ISA_AVX512;
+  if (mone_isa_supported (MONE_ISA_AVX2))
+    return MONE_ISA_AVX2;
+  return MONE_ISA_GENERIC;
+}
+
+static MoneIsa
+isa_from_environment (void)
+{
+  const char *wanted = g_getenv ("MONE_ISA");
+  if (!wanted || !*wanted)
+    return best_supported ();
+  for (int isa = 0; isa < MONE_ISA_COUNT; isa++) {
+    if (g_ascii_strcasecmp (wanted, isa_names[isa]) != 0)
+      continue;
+    if (mone_isa_supported (isa))
+      return isa;
+    fprintf (stderr, "libmone: MONE_ISA=%s: this CPU cannot run it; using %s\n", wanted,
+        isa_names[best_supported ()]);
+    return best_supported ();
+  }
+  fprintf (stderr, "libmone: MONE_ISA=%s is not one of avx512, avx2, generic, openblas; using %s\n",
+      wanted, isa_names[best_supported ()]);
+  return best_supported ();
+}
+
+/* MONE_ISA_COUNT until decided. */
+static int default_isa = MONE_ISA_COUNT;
+
+MoneIsa
+mone_isa_default (void)
+{
+  int isa = g_atomic_int_get (&default_isa);
+  if (isa == MONE_ISA_COUNT) {
+    /* Racing first callers compute the same answer; only the warning may print twice. */
+    isa = isa_from_environment ();
+    g_atomic_int_compare_and_exchange (&default_isa, MONE_ISA_COUNT, isa);
+    isa = g_atomic_int_get (&default_isa);
+  }
+  return isa;
+}
+
+bool
+mone_isa_set_default (MoneIsa isa)
+{
+  if (isa < 0 || isa >= MONE_ISA_COUNT || !mone_isa_supported (isa))
+    return false;
+  g_atomic_int_set (&default_isa, isa);
+  return true;
+}
+
+void
+mone_gemm_packed (MoneIsa isa, int rows, int n, int k, const float *a, int lda,
+    const MonePackedMatrix *w, const float *bias, bool accumulate, float *c, int ldc)
+{
+  g_assert (isa >= 0 && isa < MONE_ISA_OPENBLAS && n <= w->outputs && k <= w->inputs);
+  if (rows <= 0 || n <= 0)
+    return;
+  kernels[isa](rows, n, k, a, lda, w->panels, (size_t) w->inputs * MONE_PANEL_WIDTH, bias,
+      accumulate, c, ldc);
+}
