@@ -257,6 +257,12 @@ mone_context_get_threads (MoneContext *ctx)
   return ctx->n_threads;
 }
 
+MoneIsa
+mone_context_get_isa (MoneContext *ctx)
+{
+  return ctx->isa;
+}
+
 /* The reference path (MONE_ISA=openblas): c (n, m) = beta c + a (n, k) b^T, b (m, k) on the
  * unpacked weights. */
 static void

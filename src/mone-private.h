@@ -92,6 +92,9 @@ void mone_weights_bind (MoneWeights *w, const MoneConfig *config, const float *c
 MoneModel *mone_model_new_borrowed (const MoneConfig *config, const char *const *labels,
     const float *const *tensors, GError **error);
 
+/* The path a context multiplies its projections with (fixed at mone_context_new). */
+MoneIsa mone_context_get_isa (MoneContext *ctx);
+
 G_END_DECLS
 
 #endif /* MONE_PRIVATE_H */
