@@ -30,9 +30,10 @@ finish (__m256 v, const float *bias, bool accumulate, const float *out, __m256i 
   return v;
 }
 
-/* c (R, cols) = a (R, k; row stride lda) x b (k, 16) [+ bias] [+ c]. */
+/* c (R, cols) = a (R, k; row stride lda) x b (k, 16) [+ bias] [+ c]. With HALF (cols <= 8) the
+ * upper 8 outputs are not multiplied. */
 static inline __attribute__ ((always_inline)) void
-block (const int R, int k, const float *a, int lda, const float *b, int cols, const float *bias,
+block (const int R, const bool HALF, int k, const float *a, int lda, const float *b, int cols, const float *bias,
     bool accumulate, float *c, int ldc)
 {
   __m256 lo[ROWS], hi[ROWS];
@@ -41,12 +42,13 @@ block (const int R, int k, const float *a, int lda, const float *b, int cols, co
     lo[r] = hi[r] = _mm256_setzero_ps ();
   for (int i = 0; i < k; i++) {
     const __m256 w_lo = _mm256_loadu_ps (b + (size_t) i * 16);
-    const __m256 w_hi = _mm256_loadu_ps (b + (size_t) i * 16 + 8);
+    const __m256 w_hi = HALF ? _mm256_setzero_ps () : _mm256_loadu_ps (b + (size_t) i * 16 + 8);
     _Pragma ("GCC unroll 16")
     for (int r = 0; r < R; r++) {
       const __m256 xr = _mm256_broadcast_ss (a + (size_t) r * lda + i);
       lo[r] = _mm256_fmadd_ps (xr, w_lo, lo[r]);
-      hi[r] = _mm256_fmadd_ps (xr, w_hi, hi[r]);
+      if (!HALF)
+        hi[r] = _mm256_fmadd_ps (xr, w_hi, hi[r]);
     }
   }
   const __m256i mask_lo = lanes_below (cols < 8 ? cols : 8);
@@ -56,25 +58,34 @@ block (const int R, int k, const float *a, int lda, const float *b, int cols, co
   for (int r = 0; r < R; r++) {
     float *out = c + (size_t) r * ldc;
     const __m256 v_lo = finish (lo[r], bias, accumulate, out, mask_lo, full);
-    const __m256 v_hi = finish (hi[r], bias ? bias + 8 : NULL, accumulate, out + 8, mask_hi, full);
     if (full) {
       _mm256_storeu_ps (out, v_lo);
-      _mm256_storeu_ps (out + 8, v_hi);
     } else {
       _mm256_maskstore_ps (out, mask_lo, v_lo);
-      _mm256_maskstore_ps (out + 8, mask_hi, v_hi);
+    }
+    if (!HALF) {
+      const __m256 v_hi = finish (hi[r], bias ? bias + 8 : NULL, accumulate, out + 8, mask_hi, full);
+      if (full)
+        _mm256_storeu_ps (out + 8, v_hi);
+      else
+        _mm256_maskstore_ps (out + 8, mask_hi, v_hi);
     }
   }
 }
 
-#define DEFINE_BLOCK(R)                                                                            \
-  static void block_##R (int k, const float *a, int lda, const float *b, int cols,                \
-      const float *bias, bool accumulate, float *c, int ldc)                                       \
+#define DEFINE_BLOCK(R, HALF, NAME)                                                                \
+  static void NAME (int k, const float *a, int lda, const float *b, int cols, const float *bias,   \
+      bool accumulate, float *c, int ldc)                                                          \
   {                                                                                                \
-    block (R, k, a, lda, b, cols, bias, accumulate, c, ldc);                                       \
+    block (R, HALF, k, a, lda, b, cols, bias, accumulate, c, ldc);                                 \
   }
-DEFINE_BLOCK (1) DEFINE_BLOCK (2) DEFINE_BLOCK (3) DEFINE_BLOCK (4) DEFINE_BLOCK (5) DEFINE_BLOCK (6)
-static const BlockFunc blocks[ROWS] = { block_1, block_2, block_3, block_4, block_5, block_6 };
+#define DEFINE_BLOCKS(R) DEFINE_BLOCK (R, false, block_##R) DEFINE_BLOCK (R, true, block_##R##_half)
+DEFINE_BLOCKS (1) DEFINE_BLOCKS (2) DEFINE_BLOCKS (3) DEFINE_BLOCKS (4) DEFINE_BLOCKS (5)
+DEFINE_BLOCKS (6)
+/* [rows - 1][at most 8 outputs used] */
+#define BLOCK_ROW(R) { block_##R, block_##R##_half }
+static const BlockFunc blocks[ROWS][2] = { BLOCK_ROW (1), BLOCK_ROW (2), BLOCK_ROW (3),
+  BLOCK_ROW (4), BLOCK_ROW (5), BLOCK_ROW (6) };
 
 _Static_assert (MONE_PANEL_WIDTH == 16, "two ymm per panel row");
 
@@ -86,7 +97,7 @@ mone_gemm_avx2 (int rows, int n, int k, const float *a, int lda, const float *pa
     const int block_rows = rows - r0 < ROWS ? rows - r0 : ROWS;
     for (int c0 = 0; c0 < n; c0 += MONE_PANEL_WIDTH) {
       const int cols = n - c0 < MONE_PANEL_WIDTH ? n - c0 : MONE_PANEL_WIDTH;
-      blocks[block_rows - 1](k, a + (size_t) r0 * lda, lda,
+      blocks[block_rows - 1][cols <= MONE_PANEL_WIDTH / 2](k, a + (size_t) r0 * lda, lda,
           panels + (size_t) (c0 / MONE_PANEL_WIDTH) * panel_stride, cols, bias ? bias + c0 : NULL,
           accumulate, c + (size_t) r0 * ldc + c0, ldc);
     }

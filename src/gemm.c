@@ -112,7 +112,7 @@ mone_isa_supported (MoneIsa isa)
     return __builtin_cpu_supports ("avx2") && __builtin_cpu_supports ("fma");
   case MONE_ISA_AVX512:
     __builtin_cpu_init ();
-    return __builtin_cpu_supports ("avx512f");
+    return __builtin_cpu_supports ("avx512f") && __builtin_cpu_supports ("avx512vl");
 #endif
   default:
     return false;
