@@ -454,8 +454,11 @@ attention_task (void *data, int task, int thread)
   const MoneConfig *c = &ctx->config;
   const int N = c->tokens, D = c->dim, head_dim = D / c->heads;
   const int query_blocks = (N + ATTENTION_QUERY_BLOCK - 1) / ATTENTION_QUERY_BLOCK;
-  const int head = task / query_blocks, q0 = (task % query_blocks) * ATTENTION_QUERY_BLOCK;
-  const int nq = MIN (ATTENTION_QUERY_BLOCK, N - q0);
+  /* Equal blocks (N = 196: 4 x 49 rather than 64, 64, 64, 4), so that tasks are alike in cost and
+   * spread evenly over threads. */
+  const int head = task / query_blocks, block = task % query_blocks;
+  const int q0 = (int) ((int64_t) N * block / query_blocks);
+  const int nq = (int) ((int64_t) N * (block + 1) / query_blocks) - q0;
   const float *q = ctx->qkv + (size_t) q0 * 3 * D + head * head_dim; /* (nq, head_dim), ld 3D */
   const float *k = ctx->qkv + D + head * head_dim;                   /* (N, head_dim), ld 3D */
   const float *v = ctx->qkv + 2 * D + head * head_dim;               /* (N, head_dim), ld 3D */
