@@ -9,6 +9,10 @@
 #include <immintrin.h>
 
 #define ROWS 6
+/* Panel rows to prefetch ahead: as in the AVX-512 kernel. */
+#ifndef PREFETCH_AHEAD
+#define PREFETCH_AHEAD 48
+#endif
 
 typedef void (*BlockFunc) (int k, const float *a, int lda, const float *b, int cols,
     const float *bias, bool accumulate, float *c, int ldc);
@@ -41,6 +45,8 @@ block (const int R, const bool HALF, int k, const float *a, int lda, const float
   for (int r = 0; r < R; r++)
     lo[r] = hi[r] = _mm256_setzero_ps ();
   for (int i = 0; i < k; i++) {
+    if (PREFETCH_AHEAD > 0 && i + PREFETCH_AHEAD < k)
+      _mm_prefetch ((const char *) (b + (size_t) (i + PREFETCH_AHEAD) * 16), _MM_HINT_T0);
     const __m256 w_lo = _mm256_loadu_ps (b + (size_t) i * 16);
     const __m256 w_hi = HALF ? _mm256_setzero_ps () : _mm256_loadu_ps (b + (size_t) i * 16 + 8);
     _Pragma ("GCC unroll 16")

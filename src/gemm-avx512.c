@@ -14,6 +14,9 @@
 
 #define ROWS 14
 #define PANELS 2
+#ifndef PREFETCH_AHEAD
+#define PREFETCH_AHEAD 32
+#endif
 
 typedef void (*BlockFunc) (int k, const float *a, int lda, const float *b, size_t panel_stride,
     int cols, const float *bias, bool accumulate, float *c, int ldc);
@@ -69,8 +72,12 @@ block (const int R, const int NP, const bool HALF, int k, const float *a, int ld
   for (int i = 0; i < k; i++) {
     __m512 w[PANELS];
     _Pragma ("GCC unroll 16")
-    for (int p = 0; p < FULL; p++)
+    for (int p = 0; p < FULL; p++) {
+      if (PREFETCH_AHEAD > 0 && i + PREFETCH_AHEAD < k)
+        _mm_prefetch ((const char *) (b + p * panel_stride + (size_t) (i + PREFETCH_AHEAD) * 16),
+            _MM_HINT_T0);
       w[p] = _mm512_loadu_ps (b + p * panel_stride + (size_t) i * 16);
+    }
     const __m256 w_half = HALF ? _mm256_loadu_ps (b_half + (size_t) i * 16) : _mm256_setzero_ps ();
     _Pragma ("GCC unroll 16")
     for (int r = 0; r < R; r++) {
