@@ -301,26 +301,35 @@ tokens_times_weights (MoneContext *ctx, int n, int m, int k, const float *a, int
 /* ---------------------------------------------------------------------------------------------- */
 /* Embedding: patchify, patch embed, pos embed, router. Task = a range of tokens (token order). */
 
+/* Normalised patch vectors of tokens [begin, end) into out (end - begin, P). Token order: time
+ * slice, grid row, grid column; patch vector order: channel, time, row, column; input (T, C, H, W).
+ * Walks the image row by row across a grid row's tokens, so the input is read sequentially (a
+ * token at a time read 48 short runs 896 bytes apart, and waited on memory for most of them). */
 static void
-patchify_token (const MoneConfig *c, const float *input, int token, float *out)
+patchify_tokens (const MoneConfig *c, const float *input, int begin, int end, float *out)
 {
-  /* Token order: time slice, grid row, grid column. Patch vector order: channel, time, row, column.
-   * input is (T, C, H, W). */
-  const int p = c->patch, t = c->tubelet;
+  const int p = c->patch, t = c->tubelet, P = c->channels * t * p * p;
   const int per_slice = c->grid_width * c->grid_height;
-  const int slice = token / per_slice, in_slice = token % per_slice;
-  const int y0 = (in_slice / c->grid_width) * p, x0 = (in_slice % c->grid_width) * p;
-  for (int ch = 0; ch < c->channels; ch++) {
-    const float mean = c->mean[ch], inv_std = 1.0f / c->std[ch];
-    for (int ti = 0; ti < t; ti++) {
-      const int frame = slice * t + ti;
-      const float *plane = input + ((size_t) frame * c->channels + ch) * c->height * c->width;
-      for (int py = 0; py < p; py++) {
-        const float *src = plane + (size_t) (y0 + py) * c->width + x0;
-        for (int px = 0; px < p; px++)
-          *out++ = (src[px] - mean) * inv_std;
+  for (int token = begin; token < end;) {
+    /* The run of tokens [token, run_end) on one grid row of one time slice. */
+    const int slice = token / per_slice, grid_row = token % per_slice / c->grid_width;
+    const int first_col = token % c->grid_width;
+    const int run_end = MIN (end, token - first_col + c->grid_width);
+    for (int ch = 0; ch < c->channels; ch++) {
+      const float mean = c->mean[ch], inv_std = 1.0f / c->std[ch];
+      for (int ti = 0; ti < t; ti++) {
+        const int frame = slice * t + ti;
+        const float *plane = input + ((size_t) frame * c->channels + ch) * c->height * c->width;
+        for (int py = 0; py < p; py++) {
+          const float *src = plane + (size_t) (grid_row * p + py) * c->width + first_col * p;
+          float *dst = out + (size_t) (token - begin) * P + ((ch * t + ti) * p + py) * p;
+          for (int tok = token; tok < run_end; tok++, src += p, dst += P)
+            for (int px = 0; px < p; px++)
+              dst[px] = (src[px] - mean) * inv_std;
+        }
       }
     }
+    token = run_end;
   }
 }
 
@@ -340,8 +349,7 @@ embed_task (void *data, int task, int thread)
 
   float *patches = ctx->patches + (size_t) begin * P;   /* (n, P) */
   float *embedded = ctx->embedded + (size_t) begin * D; /* (n, D) */
-  for (int i = 0; i < n; i++)
-    patchify_token (c, ctx->input, begin + i, patches + (size_t) i * P);
+  patchify_tokens (c, ctx->input, begin, end, patches);
   /* embedded = pos_embed + patch_embed_bias + patches W_pe^T; W_pe (D, P). */
   for (int i = 0; i < n; i++) {
     const float *pos = w->pos_embed + (size_t) (begin + i) * D;
