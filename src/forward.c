@@ -294,8 +294,8 @@ tokens_times_weights (MoneContext *ctx, int n, int m, int k, const float *a, int
     for (int i = 0; i < n; i++)
       for (int o = 0; o < m; o++)
         c[(size_t) i * ldc + o] = accumulate ? c[(size_t) i * ldc + o] + bias[o] : bias[o];
-  openblas_tokens_times_weights (n, m, k, a, lda, w, packed->inputs, bias || accumulate ? 1.0f : 0.0f,
-      c, ldc);
+  const float beta = bias || accumulate ? 1.0f : 0.0f;
+  openblas_tokens_times_weights (n, m, k, a, lda, w, packed->inputs, beta, c, ldc);
 }
 
 /* ---------------------------------------------------------------------------------------------- */

@@ -37,8 +37,8 @@ finish (__m256 v, const float *bias, bool accumulate, const float *out, __m256i 
 /* c (R, cols) = a (R, k; row stride lda) x b (k, 16) [+ bias] [+ c]. With HALF (cols <= 8) the
  * upper 8 outputs are not multiplied. */
 static inline __attribute__ ((always_inline)) void
-block (const int R, const bool HALF, int k, const float *a, int lda, const float *b, int cols, const float *bias,
-    bool accumulate, float *c, int ldc)
+block (const int R, const bool HALF, int k, const float *a, int lda, const float *b, int cols,
+    const float *bias, bool accumulate, float *c, int ldc)
 {
   __m256 lo[ROWS], hi[ROWS];
   UNROLL_FULLY
@@ -70,7 +70,8 @@ block (const int R, const bool HALF, int k, const float *a, int lda, const float
       _mm256_maskstore_ps (out, mask_lo, v_lo);
     }
     if (!HALF) {
-      const __m256 v_hi = finish (hi[r], bias ? bias + 8 : NULL, accumulate, out + 8, mask_hi, full);
+      const __m256 v_hi =
+          finish (hi[r], bias ? bias + 8 : NULL, accumulate, out + 8, mask_hi, full);
       if (full)
         _mm256_storeu_ps (out + 8, v_hi);
       else

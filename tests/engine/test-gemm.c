@@ -116,7 +116,8 @@ check_case (const Case *t)
       continue;
     double err = run_case (isa, t, w, panels, a, bias, c0, c[isa], ldc);
     CHECK (err < 1e-6, "%s rows %d, W (%d, %d), n %d, k %d, bias %d, accumulate %d: error %.3g",
-        mone_isa_name (isa), t->rows, t->outputs, t->inputs, t->n, t->k, t->bias, t->accumulate, err);
+        mone_isa_name (isa), t->rows, t->outputs, t->inputs, t->n, t->k, t->bias, t->accumulate,
+        err);
   }
   if (mone_isa_supported (MONE_ISA_AVX512) && mone_isa_supported (MONE_ISA_AVX2))
     CHECK (memcmp (c[MONE_ISA_AVX2], c[MONE_ISA_AVX512], sizeof (float) * t->rows * ldc) == 0,
