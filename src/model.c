@@ -2,6 +2,7 @@
 #include "mone-private.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 G_DEFINE_QUARK (mone-error-quark, mone_error)
@@ -208,7 +209,11 @@ mone_model_pack_weights (MoneModel *m, GError **error)
 {
   size_t total = 0;
   for_each_packed_matrix (&m->weights, &m->config, add_packed_size, &total);
-  m->packed_storage = g_aligned_alloc (total, sizeof (float), 64);
+  /* Not g_aligned_alloc, which aborts: a hostile file may ask for more than the machine has. */
+  void *storage = NULL;
+  if (posix_memalign (&storage, 64, MAX (total, 1) * sizeof (float)) != 0)
+    storage = NULL;
+  m->packed_storage = storage;
   if (!m->packed_storage) {
     g_set_error (error, MONE_ERROR, MONE_ERROR_MODEL,
         "cannot allocate %zu bytes for the packed weights", total * sizeof (float));
@@ -236,7 +241,7 @@ mone_model_unref (MoneModel *model)
   g_free (model->weights.blocks);
   g_free (model->owned_bytes);
   g_free (model->converted_storage);
-  g_aligned_free (model->packed_storage);
+  free (model->packed_storage);
   g_free (model);
 }
 

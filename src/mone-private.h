@@ -47,7 +47,8 @@ struct MoneModel {
   MoneWeights weights;      /* pointers into the mapping or into converted_storage */
   void *owned_bytes;        /* the whole file, read or copied at load (tensors may point into it) */
   float *converted_storage; /* F16/BF16 tensors converted to F32, one allocation */
-  float *packed_storage;    /* every MonePackedMatrix of `weights`, one 64-byte aligned allocation */
+  float *packed_storage;    /* every MonePackedMatrix of `weights`, one 64-byte aligned allocation
+                             * (posix_memalign, free) */
 };
 
 /* Packs the projection matrices of m->weights (bound already) into m->packed_storage. The
