@@ -68,6 +68,7 @@ train_options_valid (const MoneTrainOptions *o, const char *budget_text, gboolea
       || !option_in_range ("label-smoothing", o->label_smoothing, 0, FALSE, 1, TRUE)
       || !option_in_range ("max-sampled-budget", o->max_sampled_budget, 0.15, FALSE, 1, FALSE)
       || !option_in_range ("in-frame-fraction", o->in_frame_fraction, 0, FALSE, 1, FALSE)
+      || !option_in_range ("scene-fraction", o->scene_fraction, 0, FALSE, 1, FALSE)
       || !option_in_range ("train-images", o->train_images, 0, FALSE, G_MAXINT, FALSE)
       || !option_in_range ("max-steps", o->max_steps, 0, FALSE, G_MAXINT, FALSE)
       || !option_in_range ("log-every", o->log_every, 1, FALSE, G_MAXINT, FALSE)
@@ -81,6 +82,16 @@ train_options_valid (const MoneTrainOptions *o, const char *budget_text, gboolea
     fprintf (stderr, "mone train: --in-frame-fraction %g: an image folder trains full-frame only (in-frame blends an "
         "item onto clutter by its brightness, which needs grey items on black like Fashion-MNIST's); leave it out "
         "or give 0\n", o->in_frame_fraction);
+    return FALSE;
+  }
+  if (o->images_dir && o->scene_fraction > 0) {
+    fprintf (stderr, "mone train: --scene-fraction %g: scenes paste grey items on black (Fashion-MNIST's) by their "
+        "brightness; an image folder trains full-frame only\n", o->scene_fraction);
+    return FALSE;
+  }
+  if (o->scene_fraction + o->in_frame_fraction > 1 + 1e-12) {
+    fprintf (stderr, "mone train: --scene-fraction %g and --in-frame-fraction %g add up to more than 1\n",
+        o->scene_fraction, o->in_frame_fraction);
     return FALSE;
   }
   if (channels != 1 && channels != 3) {
@@ -144,6 +155,8 @@ mone_cmd_train (int argc, char **argv)
       "sample only budgets up to X from {0.15, 0.25, ..., 0.95, 1.0} (default 1: all)", "X" },
     { "in-frame-fraction", 0, 0, G_OPTION_ARG_STRING, &in_frame_text,
       "share of in-frame samples (default 0.5; 0 with --images, which trains full-frame only)", "X" },
+    { "scene-fraction", 0, 0, G_OPTION_ARG_DOUBLE, &o.scene_fraction,
+      "share of samples rendered as camera scenes (default 0; Fashion-MNIST only)", "X" },
     { "alpha-min", 0, 0, G_OPTION_ARG_DOUBLE, &o.alpha_min, "keep alpha >= X after every step (default: free)", "X" },
     { "self-distill", 0, 0, G_OPTION_ARG_NONE, &o.self_distill,
       "every step trains e = 1 on the labels and the sampled budget on e = 1's predictions", NULL },

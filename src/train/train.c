@@ -108,8 +108,12 @@ data_render_sample (DataOrder *d, long sample, float *out)
   int index = d->perm[sample % n];
   MoneTrainRng rng;
   mone_train_rng_seed (&rng, d->opts->seed, 0x5A3F1E000000000ull + (uint64_t) sample);
-  MoneProtocol protocol =
-      mone_train_rng_uniform (&rng) < d->opts->in_frame_fraction ? MONE_PROTOCOL_IN_FRAME : MONE_PROTOCOL_FULL_FRAME;
+  /* One draw picks the protocol: [0, scene) scene, then [scene, scene + in-frame) in-frame. */
+  const double u = mone_train_rng_uniform (&rng);
+  const double scene = d->opts->scene_fraction, in_frame = d->opts->in_frame_fraction;
+  MoneProtocol protocol = u < scene ? MONE_PROTOCOL_SCENE
+      : u < scene + in_frame        ? MONE_PROTOCOL_IN_FRAME
+                                    : MONE_PROTOCOL_FULL_FRAME;
   uint64_t render_seed = d->opts->seed * 0x9E3779B97F4A7C15ull + (uint64_t) epoch * 7919u;
   mone_render (d->set, index, protocol, render_seed, TRUE, c->channels, c->height, c->width, out);
   return d->set->labels[index];
@@ -200,7 +204,7 @@ typedef struct {
   uint64_t seed;
   int32_t batch, epochs, train_images, threads;
   int32_t self_distill, min_budget_pass;
-  double fixed_budget, in_frame_fraction, lr, alpha_min, max_sampled_budget;
+  double fixed_budget, in_frame_fraction, scene_fraction, lr, alpha_min, max_sampled_budget;
   double min_lr, weight_decay, warmup_fraction, clip_norm, label_smoothing;
   MoneConfig config;
 } CheckpointHeader;
@@ -251,6 +255,7 @@ checkpoint_differences (const CheckpointHeader *was, const CheckpointHeader *now
   DIFFER_INT ("min-budget-pass", min_budget_pass);
   DIFFER_REAL ("budget", fixed_budget);
   DIFFER_REAL ("in-frame-fraction", in_frame_fraction);
+  DIFFER_REAL ("scene-fraction", scene_fraction);
   DIFFER_REAL ("lr", lr);
   DIFFER_REAL ("min-lr", min_lr);
   DIFFER_REAL ("weight-decay", weight_decay);
@@ -383,7 +388,7 @@ format_duration (char *buf, size_t size, double seconds)
   snprintf (buf, size, "%ld:%02ld:%02ld", s / 3600, (s / 60) % 60, s % 60);
 }
 
-/* n_protocols: 2 (full-frame and in-frame) for Fashion-MNIST, 1 (full-frame) for an image folder. */
+/* n_protocols: 3 (full-frame, in-frame, scene) for Fashion-MNIST, 1 (full-frame) for an image folder. */
 static void
 report_validation (MoneTrainModel *model, const MoneImageSet *val, int n_protocols, int threads)
 {
@@ -397,7 +402,8 @@ report_validation (MoneTrainModel *model, const MoneImageSet *val, int n_protoco
       if (!mone_evaluate (model, val, val->count, (MoneProtocol) p, MONE_EVAL_RENDER_SEED + 1, budgets[b],
               MONE_ROUTING_EPR, 0, threads, &r, NULL))
         continue;
-      fprintf (stderr, " %s e=%.2f %.2f%%", p ? "in" : "full", budgets[b], 100.0 * r.correct / r.total);
+      static const char *const short_name[MONE_N_PROTOCOLS] = { "full", "in", "scene" };
+      fprintf (stderr, " %s e=%.2f %.2f%%", short_name[p], budgets[b], 100.0 * r.correct / r.total);
     }
   fprintf (stderr, "\n");
 }
@@ -433,7 +439,7 @@ typedef struct {
   MoneImageSet train, val; /* views of one of the two */
   int classes;
   const char *const *labels; /* (classes) */
-  int n_protocols;         /* 2: full-frame and in-frame; 1: full-frame only (image folders) */
+  int n_protocols;         /* 3: full-frame, in-frame and scene; 1: full-frame only (image folders) */
 } TrainingData;
 
 static void
@@ -450,11 +456,11 @@ training_data_load (const MoneTrainOptions *opts, TrainingData *d, GError **erro
   const MoneConfig *c = &opts->config;
   memset (d, 0, sizeof *d);
   if (opts->images_dir) {
-    if (opts->in_frame_fraction > 0) {
+    if (opts->in_frame_fraction > 0 || opts->scene_fraction > 0) {
       g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
-          "an image folder trains full-frame only: in-frame rendering blends an item onto clutter by its "
-          "brightness, which needs grey items on black like Fashion-MNIST's; in-frame fraction %g must be 0",
-          opts->in_frame_fraction);
+          "an image folder trains full-frame only: in-frame and scene rendering blend an item onto clutter by "
+          "its brightness, which needs grey items on black like Fashion-MNIST's; in-frame fraction %g and scene "
+          "fraction %g must be 0", opts->in_frame_fraction, opts->scene_fraction);
       return FALSE;
     }
     const gint64 t_read = g_get_monotonic_time ();
@@ -488,7 +494,7 @@ training_data_load (const MoneTrainOptions *opts, TrainingData *d, GError **erro
     d->val = mone_image_set_slice (&d->fashion, n_train, MONE_VALIDATION_SIZE);
     d->classes = MONE_FASHION_MNIST_CLASSES;
     d->labels = mone_fashion_mnist_labels;
-    d->n_protocols = 2;
+    d->n_protocols = MONE_N_PROTOCOLS;
   }
   if (opts->train_images > 0 && opts->train_images < d->train.count)
     d->train = mone_image_set_slice (&d->train, 0, opts->train_images);
@@ -549,6 +555,7 @@ mone_train_run (const MoneTrainOptions *opts, GError **error)
   header.threads = T;
   header.fixed_budget = opts->fixed_budget;
   header.in_frame_fraction = opts->in_frame_fraction;
+  header.scene_fraction = opts->scene_fraction;
   header.lr = opts->lr;
   header.alpha_min = opts->alpha_min;
   header.max_sampled_budget = opts->max_sampled_budget;
@@ -752,8 +759,8 @@ item_cover (const MoneConfig *c, const MoneItemBox *box, float *cover)
   const int p = c->patch;
   for (int t = 0; t < c->tokens; t++) {
     const float x0 = (float) (t % c->grid_width) * p, y0 = (float) (t / c->grid_width) * p;
-    const float w = MAX (0.0f, MIN (x0 + p, box->x + box->size) - MAX (x0, box->x));
-    const float h = MAX (0.0f, MIN (y0 + p, box->y + box->size) - MAX (y0, box->y));
+    const float w = MAX (0.0f, MIN (x0 + p, box->x + box->w) - MAX (x0, box->x));
+    const float h = MAX (0.0f, MIN (y0 + p, box->y + box->h) - MAX (y0, box->y));
     cover[t] = w * h / (float) (p * p);
   }
 }
@@ -801,10 +808,10 @@ mone_evaluate (MoneTrainModel *model, const MoneImageSet *set, int count, MonePr
         set->channels, c->channels);
     return FALSE;
   }
-  if (set->channels != 1 && protocol == MONE_PROTOCOL_IN_FRAME) {
+  if (set->channels != 1 && protocol != MONE_PROTOCOL_FULL_FRAME) {
     g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
-        "the in-frame protocol needs grey items (it blends them by brightness); these have %d channels",
-        set->channels);
+        "the %s protocol needs grey items (it blends them by brightness); these have %d channels",
+        mone_protocol_name (protocol), set->channels);
     return FALSE;
   }
   for (int i = 0; i < count; i++)

@@ -134,6 +134,7 @@ typedef struct {
   /* Sampled budgets above this are left out (1 = all), so low budgets get more of the steps. */
   double max_sampled_budget;
   double in_frame_fraction;    /* share of training samples rendered with the in-frame protocol */
+  double scene_fraction;       /* share rendered as camera scenes; the rest is full-frame */
   /* Lower bound on alpha after every step (-inf: free). With alpha < 0 a high router probability
    * shrinks a token's MLP update, which pays the router to rank background highest. */
   double alpha_min;
