@@ -502,11 +502,24 @@ mone_render_with_box (const MoneImageSet *set, int index, MoneProtocol protocol,
   if (protocol == MONE_PROTOCOL_IN_FRAME)
     render_in_frame (set, index, &rng, augment, height, width, out, &where);
   else if (protocol == MONE_PROTOCOL_SCENE)
-    mone_render_scene (set, index, &rng, augment, height, width, out, &where);
+    mone_render_scene (set, index, &rng, augment, 0.0f, height, width, out, &where);
   else
     render_full_frame (set, index, &rng, augment, height, width, out);
   if (box)
     *box = where;
   for (int c = set->channels; c < channels; c++)
     memcpy (out + (size_t) c * height * width, out, sizeof (float) * height * width);
+}
+
+void
+mone_render_scene_frame (const MoneImageSet *set, int index, uint64_t seed, int height, int width, float *out,
+    MoneItemBox *box)
+{
+  g_return_if_fail (set->channels == 1 && height <= MONE_SCENE_MAX_SIDE && width <= MONE_SCENE_MAX_SIDE);
+  MoneTrainRng rng;
+  MoneItemBox where;
+  mone_train_rng_seed (&rng, seed, ((uint64_t) MONE_PROTOCOL_SCENE << 40) ^ (1ull << 38) ^ (uint64_t) index);
+  mone_render_scene (set, index, &rng, FALSE, (float) width / height, height, width, out, &where);
+  if (box)
+    *box = where;
 }

@@ -120,6 +120,14 @@ void mone_render (const MoneImageSet *set, int index, MoneProtocol protocol, uin
 void mone_render_with_box (const MoneImageSet *set, int index, MoneProtocol protocol, uint64_t seed,
     gboolean augment, int channels, int height, int width, float *out, MoneItemBox *box);
 
+/* The largest side mone_render_scene_frame draws. */
+#define MONE_SCENE_MAX_SIDE 512
+/* A scene as a camera would deliver it, unstretched: the frame's aspect is width / height (a video
+ * frame at a camera-like size, e.g. 86 x 64, for tools that scale it up to a video). Grey, one plane
+ * (height, width), a pure function of (seed, index). */
+void mone_render_scene_frame (const MoneImageSet *set, int index, uint64_t seed, int height, int width, float *out,
+    MoneItemBox *box);
+
 /* Small deterministic random number generator (splitmix64 seeding, xoshiro128+-like stream). */
 typedef struct {
   uint64_t s[2];

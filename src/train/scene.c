@@ -24,8 +24,6 @@
  * outside then. */
 #define SCENE_CUT_PROBABILITY 0.2
 #define SCENE_CUT_MAX 0.3
-/* Largest smoothing grid cell and frame size this renderer supports (the model input). */
-#define SCENE_MAX_SIDE 512
 
 static inline float
 clampf (float v, float lo, float hi)
@@ -221,7 +219,7 @@ scene_blur (MoneTrainRng *rng, int height, int width, float *plane)
   if (mone_train_rng_uniform (rng) >= 0.5)
     return;
   const int passes = 1 + (int) mone_train_rng_below (rng, 2);
-  float line[SCENE_MAX_SIDE];
+  float line[MONE_SCENE_MAX_SIDE];
   for (int pass = 0; pass < passes; pass++) {
     for (int y = 0; y < height; y++) {
       float *row = plane + (size_t) y * width;
@@ -267,11 +265,12 @@ scene_blocks (MoneTrainRng *rng, int height, int width, float *plane)
 }
 
 void
-mone_render_scene (const MoneImageSet *set, int index, MoneTrainRng *rng, gboolean augment, int height,
-    int width, float *plane, MoneItemBox *box)
+mone_render_scene (const MoneImageSet *set, int index, MoneTrainRng *rng, gboolean augment, float aspect,
+    int height, int width, float *plane, MoneItemBox *box)
 {
-  g_return_if_fail (set->channels == 1 && height <= SCENE_MAX_SIDE && width <= SCENE_MAX_SIDE);
-  const float aspect = scene_aspect (rng);
+  g_return_if_fail (set->channels == 1 && height <= MONE_SCENE_MAX_SIDE && width <= MONE_SCENE_MAX_SIDE);
+  if (aspect <= 0)
+    aspect = scene_aspect (rng);
   /* Model pixels of width per model pixel of height for a square in the camera frame. */
   const float squeeze = (float) width / height / aspect;
   const float item_h = uniform (rng, SCENE_ITEM_MIN, SCENE_ITEM_MAX) * height, item_w = item_h * squeeze;

@@ -17,9 +17,11 @@ float mone_item_render_pixel (const guint8 *img, int rows, int cols, gboolean fl
     float h, int n, int x, int y);
 
 /* Renders item `index` of a grey set as a camera scene into plane (height, width), drawing every
- * random choice from rng; box receives where the item is (model pixels, not clipped). */
-void mone_render_scene (const MoneImageSet *set, int index, MoneTrainRng *rng, gboolean augment, int height,
-    int width, float *plane, MoneItemBox *box);
+ * random choice from rng; box receives where the item is (plane pixels, not clipped). aspect is
+ * the camera frame's width / height: <= 0 draws one of the camera aspects and stretches the frame
+ * to height x width (the protocol); width / height draws the frame as it is (a video frame). */
+void mone_render_scene (const MoneImageSet *set, int index, MoneTrainRng *rng, gboolean augment, float aspect,
+    int height, int width, float *plane, MoneItemBox *box);
 
 G_END_DECLS
 
