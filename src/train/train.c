@@ -746,10 +746,11 @@ typedef struct {
   MoneRouting routing;
   MonePass *pass;
   float *input;
-  float *item_cover; /* (EVAL_CHUNK, N) for MONE_ROUTING_ITEM_BOX */
+  float *item_cover; /* (EVAL_CHUNK, N) share of each token's patch inside the item's box */
   int correct, total;
   double loss;
   long expert_tokens[MONE_MAX_EXPERTS];
+  double widest_cover, all_cover; /* item cover summed over the widest expert's tokens, over all tokens */
 } EvalWorker;
 
 /* cover (N): the fraction of each token's p x p patch that lies inside the item's box. */
@@ -777,16 +778,19 @@ eval_worker (gpointer data)
       MoneItemBox box;
       mone_render_with_box (w->set, start + k, w->protocol, w->render_seed, FALSE, c->channels, c->height,
           c->width, w->input + k * frame, &box);
-      if (w->routing == MONE_ROUTING_ITEM_BOX)
-        item_cover (c, &box, w->item_cover + (size_t) k * c->tokens);
+      item_cover (c, &box, w->item_cover + (size_t) k * c->tokens);
     }
     w->loss += mone_pass_forward (w->pass, w->model, w->input, w->set->labels + start, n, w->budget, w->routing,
         w->routing_seed ^ ((uint64_t) start << 20), 0.0f);
     w->correct += mone_pass_correct (w->pass, w->set->labels + start);
     w->total += n;
     const uint8_t *ex = mone_pass_experts (w->pass);
-    for (int i = 0; i < n * c->tokens; i++)
+    for (int i = 0; i < n * c->tokens; i++) {
       w->expert_tokens[ex[i]]++;
+      w->all_cover += w->item_cover[i];
+      if (ex[i] == c->experts - 1)
+        w->widest_cover += w->item_cover[i];
+    }
   }
   return NULL;
 }
@@ -839,10 +843,12 @@ mone_evaluate (MoneTrainModel *model, const MoneImageSet *set, int count, MonePr
   }
   eval_worker (&w[0]);
   long tokens = 0;
-  double loss = 0;
+  double loss = 0, widest_cover = 0, all_cover = 0;
   for (int i = 0; i < threads; i++) {
     if (i > 0)
       g_thread_join (th[i]);
+    widest_cover += w[i].widest_cover;
+    all_cover += w[i].all_cover;
     result->correct += w[i].correct;
     result->total += w[i].total;
     loss += w[i].loss;
@@ -859,5 +865,8 @@ mone_evaluate (MoneTrainModel *model, const MoneImageSet *set, int count, MonePr
     result->expert_share[j] = tokens ? (double) n / tokens : 0;
   }
   result->loss = loss / MAX (result->total, 1);
+  /* Mean item cover of a widest-expert token over that of any token. */
+  const double widest_share = result->expert_share[c->experts - 1];
+  result->widest_item_lift = widest_share > 0 && all_cover > 0 ? (widest_cover / widest_share) / all_cover : NAN;
   return TRUE;
 }

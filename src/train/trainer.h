@@ -183,6 +183,11 @@ typedef struct {
   double loss;  /* mean cross-entropy without smoothing */
   /* Fraction of tokens per expert (averaged over the set). */
   double expert_share[MONE_MAX_EXPERTS];
+  /* How much more of the item a widest-expert token covers than the average token: the mean share
+   * of a widest-expert token's patch inside the item's box over the mean share of all tokens'
+   * patches. 1 when routing ignores the item (and at e = 1, where every token is widest); NaN when no
+   * token went to the widest expert. Full-frame items cover every token: always 1 there. */
+  double widest_item_lift;
 } MoneEvalResult;
 
 gboolean mone_evaluate (MoneTrainModel *model, const MoneImageSet *set, int count, MoneProtocol protocol,
