@@ -69,6 +69,7 @@ train_options_valid (const MoneTrainOptions *o, const char *budget_text, gboolea
       || !option_in_range ("max-sampled-budget", o->max_sampled_budget, 0.15, FALSE, 1, FALSE)
       || !option_in_range ("in-frame-fraction", o->in_frame_fraction, 0, FALSE, 1, FALSE)
       || !option_in_range ("scene-fraction", o->scene_fraction, 0, FALSE, 1, FALSE)
+      || !option_in_range ("router-item-weight", o->router_item_weight, 0, FALSE, 100, FALSE)
       || !option_in_range ("train-images", o->train_images, 0, FALSE, G_MAXINT, FALSE)
       || !option_in_range ("max-steps", o->max_steps, 0, FALSE, G_MAXINT, FALSE)
       || !option_in_range ("log-every", o->log_every, 1, FALSE, G_MAXINT, FALSE)
@@ -157,6 +158,8 @@ mone_cmd_train (int argc, char **argv)
       "share of in-frame samples (default 0.5; 0 with --images, which trains full-frame only)", "X" },
     { "scene-fraction", 0, 0, G_OPTION_ARG_DOUBLE, &o.scene_fraction,
       "share of samples rendered as camera scenes (default 0; Fashion-MNIST only)", "X" },
+    { "router-item-weight", 0, 0, G_OPTION_ARG_DOUBLE, &o.router_item_weight,
+      "teach the router where the item is on scene and in-frame samples, with this weight (default 0)", "X" },
     { "alpha-min", 0, 0, G_OPTION_ARG_DOUBLE, &o.alpha_min, "keep alpha >= X after every step (default: free)", "X" },
     { "self-distill", 0, 0, G_OPTION_ARG_NONE, &o.self_distill,
       "every step trains e = 1 on the labels and the sampled budget on e = 1's predictions", NULL },

@@ -259,7 +259,7 @@ scene_blocks (MoneTrainRng *rng, int height, int width, float *plane)
       for (int y = by; y < y1; y++)
         for (int x = bx; x < x1; x++) {
           const float v = mean + keep * (plane[y * width + x] - mean);
-          plane[y * width + x] = roundf (v * levels) / levels;
+          plane[y * width + x] = clampf (roundf (v * levels) / levels, 0, 1);
         }
     }
 }

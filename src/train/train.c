@@ -97,9 +97,24 @@ data_order_epoch (DataOrder *d, int epoch)
   d->cached_epoch = epoch;
 }
 
-/* Renders global sample `sample` (= step * batch + k) into out and returns its label. */
+/* cover (N): the fraction of each token's p x p patch that lies inside the item's box. */
+static void
+item_cover (const MoneConfig *c, const MoneItemBox *box, float *cover)
+{
+  const int p = c->patch;
+  for (int t = 0; t < c->tokens; t++) {
+    const float x0 = (float) (t % c->grid_width) * p, y0 = (float) (t / c->grid_width) * p;
+    const float w = MAX (0.0f, MIN (x0 + p, box->x + box->w) - MAX (x0, box->x));
+    const float h = MAX (0.0f, MIN (y0 + p, box->y + box->h) - MAX (y0, box->y));
+    cover[t] = w * h / (float) (p * p);
+  }
+}
+
+/* Renders global sample `sample` (= step * batch + k) into out and returns its label. With
+ * router_target (N) not NULL, also where the item is: the share of each token's patch it covers, or
+ * NaN for full-frame samples (the item fills the frame: nothing to route by). */
 static guint8
-data_render_sample (DataOrder *d, long sample, float *out)
+data_render_sample (DataOrder *d, long sample, float *out, float *router_target)
 {
   const MoneConfig *c = &d->opts->config;
   int n = d->set->count;
@@ -115,7 +130,15 @@ data_render_sample (DataOrder *d, long sample, float *out)
       : u < scene + in_frame        ? MONE_PROTOCOL_IN_FRAME
                                     : MONE_PROTOCOL_FULL_FRAME;
   uint64_t render_seed = d->opts->seed * 0x9E3779B97F4A7C15ull + (uint64_t) epoch * 7919u;
-  mone_render (d->set, index, protocol, render_seed, TRUE, c->channels, c->height, c->width, out);
+  MoneItemBox box;
+  mone_render_with_box (d->set, index, protocol, render_seed, TRUE, c->channels, c->height, c->width, out, &box);
+  if (router_target) {
+    if (protocol == MONE_PROTOCOL_FULL_FRAME)
+      for (int t = 0; t < c->tokens; t++)
+        router_target[t] = NAN;
+    else
+      item_cover (c, &box, router_target);
+  }
   return d->set->labels[index];
 }
 
@@ -128,6 +151,7 @@ typedef struct {
   double loss;        /* cross-entropy on the labels (at e = 1 with self-distillation) */
   double distill;     /* cross-entropy of the budget-e pass against the full model's predictions */
   double min_distill; /* the same for the smallest budget (min_budget_pass) */
+  double router;      /* router supervision (router_item_weight), per image */
   long correct;       /* of the label pass */
 } LossSums;
 
@@ -137,6 +161,7 @@ loss_sums_add (LossSums *to, const LossSums *from)
   to->loss += from->loss;
   to->distill += from->distill;
   to->min_distill += from->min_distill;
+  to->router += from->router;
   to->correct += from->correct;
 }
 
@@ -148,6 +173,7 @@ typedef struct {
   float *input;   /* (max_share, C, H, W) */
   guint8 *labels; /* (max_share) */
   float *teacher; /* (max_share, K) the full model's predictions (self-distillation) */
+  float *router_target; /* (max_share, N) item cover per token, NaN rows for full frames */
   float *grads;   /* (n_params) */
   /* Per-step job. */
   long first_sample;
@@ -168,7 +194,8 @@ worker_step (gpointer data)
   if (w->count == 0)
     return NULL;
   for (int k = 0; k < w->count; k++)
-    w->labels[k] = data_render_sample (&w->order, w->first_sample + k, w->input + k * frame);
+    w->labels[k] = data_render_sample (&w->order, w->first_sample + k, w->input + k * frame,
+        w->router_target ? w->router_target + (size_t) k * c->tokens : NULL);
   /* Self-distillation (the "sandwich" of slimmable networks): the full model learns from the labels
    * on every step, and the step's smaller budget learns to match the full model's predictions. */
   const double label_budget = w->opts->self_distill ? 1.0 : w->budget;
@@ -176,6 +203,10 @@ worker_step (gpointer data)
       MONE_ROUTING_EPR, 0, (float) w->opts->label_smoothing);
   w->sums.correct = mone_pass_correct (w->pass, w->labels);
   mone_pass_backward (w->pass, w->model, 1.0f / w->batch_total, w->grads, NULL);
+  /* The router's probabilities do not depend on the budget: supervising them once per step is enough. */
+  if (w->router_target)
+    w->sums.router = mone_pass_router_target_backward (w->pass, w->model, w->router_target,
+        (float) (w->opts->router_item_weight / w->batch_total), w->grads);
   if (w->opts->self_distill) {
     memcpy (w->teacher, mone_pass_probs (w->pass), sizeof (float) * w->count * c->classes);
     w->sums.distill = mone_pass_forward_distill (w->pass, w->model, w->input, w->teacher, w->count, w->budget);
@@ -204,7 +235,7 @@ typedef struct {
   uint64_t seed;
   int32_t batch, epochs, train_images, threads;
   int32_t self_distill, min_budget_pass;
-  double fixed_budget, in_frame_fraction, scene_fraction, lr, alpha_min, max_sampled_budget;
+  double fixed_budget, in_frame_fraction, scene_fraction, router_item_weight, lr, alpha_min, max_sampled_budget;
   double min_lr, weight_decay, warmup_fraction, clip_norm, label_smoothing;
   MoneConfig config;
 } CheckpointHeader;
@@ -256,6 +287,7 @@ checkpoint_differences (const CheckpointHeader *was, const CheckpointHeader *now
   DIFFER_REAL ("budget", fixed_budget);
   DIFFER_REAL ("in-frame-fraction", in_frame_fraction);
   DIFFER_REAL ("scene-fraction", scene_fraction);
+  DIFFER_REAL ("router-item-weight", router_item_weight);
   DIFFER_REAL ("lr", lr);
   DIFFER_REAL ("min-lr", min_lr);
   DIFFER_REAL ("weight-decay", weight_decay);
@@ -404,6 +436,8 @@ report_validation (MoneTrainModel *model, const MoneImageSet *val, int n_protoco
         continue;
       static const char *const short_name[MONE_N_PROTOCOLS] = { "full", "in", "scene" };
       fprintf (stderr, " %s e=%.2f %.2f%%", short_name[p], budgets[b], 100.0 * r.correct / r.total);
+      if (p == MONE_PROTOCOL_SCENE && budgets[b] < 1 && !isnan (r.widest_item_lift))
+        fprintf (stderr, " (lift %.2f)", r.widest_item_lift);
     }
   fprintf (stderr, "\n");
 }
@@ -556,6 +590,7 @@ mone_train_run (const MoneTrainOptions *opts, GError **error)
   header.fixed_budget = opts->fixed_budget;
   header.in_frame_fraction = opts->in_frame_fraction;
   header.scene_fraction = opts->scene_fraction;
+  header.router_item_weight = opts->router_item_weight;
   header.lr = opts->lr;
   header.alpha_min = opts->alpha_min;
   header.max_sampled_budget = opts->max_sampled_budget;
@@ -593,6 +628,7 @@ mone_train_run (const MoneTrainOptions *opts, GError **error)
     w->input = g_new (float, share * frame);
     w->labels = g_new (guint8, share);
     w->teacher = g_new (float, (size_t) share * c->classes);
+    w->router_target = opts->router_item_weight > 0 ? g_new (float, (size_t) share * c->tokens) : NULL;
     w->grads = g_new (float, np);
   }
 
@@ -667,6 +703,10 @@ mone_train_run (const MoneTrainOptions *opts, GError **error)
             sampled_budgets[0], interval.min_distill / seen_in_interval);
       else if (opts->self_distill)
         g_snprintf (distill, sizeof distill, "  distill %.4f", interval.distill / seen_in_interval);
+      if (opts->router_item_weight > 0) {
+        const size_t used = strlen (distill);
+        g_snprintf (distill + used, sizeof distill - used, "  route %.4f", interval.router / seen_in_interval);
+      }
       fprintf (stderr,
           "step %6lld/%ld  epoch %5.2f  lr %.2e  e %.2f  loss %.4f%s  acc %6.2f%%  |g| %.3f  alpha %+.3f  %6.1f img/s  ETA %s\n",
           (long long) step + 1, total_steps, (double) (first + batch) / n_train, lr, budget, interval.loss / seen_in_interval,
@@ -719,6 +759,7 @@ out:
       g_free (workers[i].input);
       g_free (workers[i].labels);
       g_free (workers[i].teacher);
+      g_free (workers[i].router_target);
       g_free (workers[i].grads);
     }
   g_free (workers);
@@ -752,19 +793,6 @@ typedef struct {
   long expert_tokens[MONE_MAX_EXPERTS];
   double widest_cover, all_cover; /* item cover summed over the widest expert's tokens, over all tokens */
 } EvalWorker;
-
-/* cover (N): the fraction of each token's p x p patch that lies inside the item's box. */
-static void
-item_cover (const MoneConfig *c, const MoneItemBox *box, float *cover)
-{
-  const int p = c->patch;
-  for (int t = 0; t < c->tokens; t++) {
-    const float x0 = (float) (t % c->grid_width) * p, y0 = (float) (t / c->grid_width) * p;
-    const float w = MAX (0.0f, MIN (x0 + p, box->x + box->w) - MAX (x0, box->x));
-    const float h = MAX (0.0f, MIN (y0 + p, box->y + box->h) - MAX (y0, box->y));
-    cover[t] = w * h / (float) (p * p);
-  }
-}
 
 static gpointer
 eval_worker (gpointer data)

@@ -112,6 +112,16 @@ int mone_pass_correct (const MonePass *pass, const guint8 *labels);
 void mone_pass_backward (MonePass *pass, const MoneTrainModel *model, float loss_weight, float *grads,
     float *dinput);
 
+/* Router supervision from where the item is, on the last forward (call before the next one): per
+ * token, the binary cross-entropy between the router's probability of the widest expert and
+ * target (batch, N) in [0, 1] (the share of the token's patch the item covers; NaN: no target),
+ * averaged over each image's tokens and multiplied by weight. Gradients are ADDED to grads: the
+ * router and, through the token embeddings, the patch and position embeddings. Returns the sum of
+ * the per-image losses (unweighted). Expert Preferred Routing fills the widest expert first, by
+ * this probability, so this teaches it to give the item the full width. */
+double mone_pass_router_target_backward (MonePass *pass, const MoneTrainModel *model, const float *target,
+    float weight, float *grads);
+
 /* ---------------------------------------------------------------------------------------------- */
 /* Training. */
 
@@ -135,6 +145,9 @@ typedef struct {
   double max_sampled_budget;
   double in_frame_fraction;    /* share of training samples rendered with the in-frame protocol */
   double scene_fraction;       /* share rendered as camera scenes; the rest is full-frame */
+  /* Weight of the router's supervision by the item's box (mone_pass_router_target_backward) on
+   * scene and in-frame samples; 0: the router learns only through its gate. */
+  double router_item_weight;
   /* Lower bound on alpha after every step (-inf: free). With alpha < 0 a high router probability
    * shrinks a token's MLP update, which pays the router to rank background highest. */
   double alpha_min;
