@@ -140,7 +140,8 @@ mone_cmd_eval (int argc, char **argv)
     { "data", 0, 0, G_OPTION_ARG_FILENAME, &data_dir, "Fashion-MNIST folder (default " MONE_FASHION_MNIST_DIR ")", "DIR" },
     { "dense", 0, 0, G_OPTION_ARG_FILENAME, &dense_path, "dense twin model (trained at e = 1) for reference", "MODEL" },
     { "images", 0, 0, G_OPTION_ARG_FILENAME, &images_dir,
-      "evaluate on an image folder (DIR/<class name>/<image>.png, as mone train --images) instead, full-frame only",
+      "evaluate on an image folder (DIR/<class name>/<image>.png, as mone train --images) instead: full-frame, "
+      "or scenes too with --protocols full-frame,scene",
       "DIR" },
     { "count", 'n', 0, G_OPTION_ARG_INT, &count,
       "evaluate the first N images of the split (default all: 10,000 test, 5,000 val)", "N" },
@@ -207,17 +208,25 @@ mone_cmd_eval (int argc, char **argv)
     status = 2;
     goto out;
   }
-  if (images_dir && (maps || item_box || protocol_text)) {
+  if (images_dir && (maps || item_box)) {
     fprintf (stderr, "mone eval: %s Fashion-MNIST's protocols only, not an image folder\n",
-        maps ? "--maps draws" : item_box ? "--item-box routes by the rendered item's box:" : "--protocols renders");
+        maps ? "--maps draws" : "--item-box routes by the rendered item's box:");
     status = 2;
     goto out;
   }
-  /* In-frame and scene blend grey items by brightness: Fashion-MNIST only (see data.h). */
+  /* In-frame blends grey items by brightness: Fashion-MNIST only (see data.h). An image folder is
+   * evaluated full-frame unless --protocols asks for scenes too. */
   MoneProtocol protocols[MONE_N_PROTOCOLS] = { MONE_PROTOCOL_FULL_FRAME, MONE_PROTOCOL_IN_FRAME, MONE_PROTOCOL_SCENE };
   int n_protocols = images_dir ? 1 : MONE_N_PROTOCOLS;
   if (protocol_text && !parse_protocols (protocol_text, protocols, &n_protocols, &error))
     goto fail;
+  for (int i = 0; i < n_protocols && images_dir; i++)
+    if (protocols[i] == MONE_PROTOCOL_IN_FRAME) {
+      fprintf (stderr, "mone eval: an image folder has no in-frame protocol (it blends grey items by brightness); "
+          "use full-frame and scene\n");
+      status = 2;
+      goto out;
+    }
   if (threads < 1 || threads > 16) {
     fprintf (stderr, "mone eval: --threads must be 1..16\n");
     status = 2;

@@ -80,14 +80,9 @@ train_options_valid (const MoneTrainOptions *o, const char *budget_text, gboolea
   if (o->alpha_min != -INFINITY && !option_in_range ("alpha-min", o->alpha_min, -10, FALSE, 10, FALSE))
     return FALSE;
   if (o->images_dir && o->in_frame_fraction > 0) {
-    fprintf (stderr, "mone train: --in-frame-fraction %g: an image folder trains full-frame only (in-frame blends an "
-        "item onto clutter by its brightness, which needs grey items on black like Fashion-MNIST's); leave it out "
-        "or give 0\n", o->in_frame_fraction);
-    return FALSE;
-  }
-  if (o->images_dir && o->scene_fraction > 0) {
-    fprintf (stderr, "mone train: --scene-fraction %g: scenes paste grey items on black (Fashion-MNIST's) by their "
-        "brightness; an image folder trains full-frame only\n", o->scene_fraction);
+    fprintf (stderr, "mone train: --in-frame-fraction %g: an image folder has no in-frame samples (in-frame blends "
+        "an item onto clutter by its brightness, which needs grey items on black like Fashion-MNIST's; scenes paste "
+        "pictures by their alpha: --scene-fraction); leave it out or give 0\n", o->in_frame_fraction);
     return FALSE;
   }
   if (o->scene_fraction + o->in_frame_fraction > 1 + 1e-12) {
@@ -136,7 +131,8 @@ mone_cmd_train (int argc, char **argv)
     { "data", 0, 0, G_OPTION_ARG_FILENAME, &data_dir, "Fashion-MNIST folder (default " MONE_FASHION_MNIST_DIR ")", "DIR" },
     { "images", 0, 0, G_OPTION_ARG_FILENAME, &images_dir,
       "train on your own pictures instead: DIR/<class name>/<image>.png, every 10th image of each class held out "
-      "for validation; full-frame only, each picture stretched to --size (see docs/training.md)", "DIR" },
+      "for validation; each picture stretched to --size, full-frame, or pasted into scenes by its alpha with "
+      "--scene-fraction (see docs/training.md)", "DIR" },
     { "output", 'o', 0, G_OPTION_ARG_FILENAME, &output, "model file to write (required)", "FILE" },
     { "checkpoint", 0, 0, G_OPTION_ARG_FILENAME, &checkpoint, "checkpoint file, written every --checkpoint-every steps", "FILE" },
     { "resume", 0, 0, G_OPTION_ARG_NONE, &resume, "continue from --checkpoint if it exists", NULL },
@@ -155,9 +151,10 @@ mone_cmd_train (int argc, char **argv)
     { "max-sampled-budget", 0, 0, G_OPTION_ARG_DOUBLE, &o.max_sampled_budget,
       "sample only budgets up to X from {0.15, 0.25, ..., 0.95, 1.0} (default 1: all)", "X" },
     { "in-frame-fraction", 0, 0, G_OPTION_ARG_STRING, &in_frame_text,
-      "share of in-frame samples (default 0.5; 0 with --images, which trains full-frame only)", "X" },
+      "share of in-frame samples (default 0.5; 0 with --images, which has none)", "X" },
     { "scene-fraction", 0, 0, G_OPTION_ARG_DOUBLE, &o.scene_fraction,
-      "share of samples rendered as camera scenes (default 0; Fashion-MNIST only)", "X" },
+      "share of samples rendered as camera scenes (default 0); an image folder's pictures are pasted by their "
+      "alpha (cut-outs as PNG with transparency)", "X" },
     { "router-item-weight", 0, 0, G_OPTION_ARG_DOUBLE, &o.router_item_weight,
       "teach the router where the item is on scene and in-frame samples, with this weight (default 0)", "X" },
     { "alpha-min", 0, 0, G_OPTION_ARG_DOUBLE, &o.alpha_min, "keep alpha >= X after every step (default: free)", "X" },

@@ -232,6 +232,7 @@ mone_image_set_clear (MoneImageSet *set)
     return;
   g_free (set->pixels);
   g_free (set->labels);
+  g_free (set->alpha);
   memset (set, 0, sizeof *set);
 }
 
@@ -243,6 +244,8 @@ mone_image_set_slice (const MoneImageSet *set, int first, int count)
   s.count = count;
   s.pixels = set->pixels + (size_t) first * set->channels * set->rows * set->cols;
   s.labels = set->labels + first;
+  if (set->alpha)
+    s.alpha = set->alpha + (size_t) first * set->rows * set->cols;
   return s;
 }
 
@@ -492,8 +495,10 @@ mone_render_with_box (const MoneImageSet *set, int index, MoneProtocol protocol,
     gboolean augment, int channels, int height, int width, float *out, MoneItemBox *box)
 {
   /* A grey set fills one plane and is replicated below; a colour set fills them all. In-frame
-   * blends by brightness and needs grey items. */
-  g_return_if_fail (set->channels == 1 || (set->channels == channels && protocol == MONE_PROTOCOL_FULL_FRAME));
+   * blends by brightness and needs grey items; a scene of colour pictures needs their alpha. */
+  g_return_if_fail (set->channels == 1
+      || (set->channels == channels
+          && (protocol == MONE_PROTOCOL_FULL_FRAME || (protocol == MONE_PROTOCOL_SCENE && set->alpha))));
   g_return_if_fail (protocol == MONE_PROTOCOL_FULL_FRAME || protocol == MONE_PROTOCOL_IN_FRAME
       || protocol == MONE_PROTOCOL_SCENE);
   MoneTrainRng rng;

@@ -34,6 +34,10 @@ typedef struct {
   int count, channels, rows, cols; /* channels: 1 (grey) or 3 (RGB planes) */
   guint8 *pixels; /* (count, channels, rows, cols) */
   guint8 *labels; /* (count) */
+  /* (count, rows, cols) how much of each pixel the picture covers (255: all), or NULL where items
+   * lie on black and their brightness is their coverage (Fashion-MNIST). Pixels of a set with
+   * alpha are composited over black (premultiplied), so pasting is bg * (1 - alpha) + pixel. */
+  guint8 *alpha;
 } MoneImageSet;
 
 extern const char *const mone_fashion_mnist_labels[10];

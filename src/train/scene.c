@@ -203,24 +203,25 @@ scene_place_item (MoneTrainRng *rng, float w, float h, int height, int width, fl
 
 /* Contrast and brightness around mid-grey, then gamma, on the whole frame (exposure, tone curve). */
 static void
-scene_tone (MoneTrainRng *rng, int n, float *plane)
+scene_tone (MoneTrainRng *rng, int n, float *planes)
 {
   const float contrast = uniform (rng, 0.7, 1.3), brightness = uniform (rng, -0.1, 0.1);
   const float gamma = expf (uniform (rng, logf (0.6f), logf (1.6f)));
   for (int i = 0; i < n; i++)
-    plane[i] = powf (clampf ((plane[i] - 0.5f) * contrast + 0.5f + brightness, 0, 1), gamma);
+    planes[i] = powf (clampf ((planes[i] - 0.5f) * contrast + 0.5f + brightness, 0, 1), gamma);
 }
 
 /* Half the scenes are out of focus: one or two passes of a separable [1 2 1] / 4 filter
  * (sigma 0.7 or 1 pixel), edges repeated. */
 static void
-scene_blur (MoneTrainRng *rng, int height, int width, float *plane)
+scene_blur (MoneTrainRng *rng, int planes, int height, int width, float *out)
 {
   if (mone_train_rng_uniform (rng) >= 0.5)
     return;
   const int passes = 1 + (int) mone_train_rng_below (rng, 2);
   float line[MONE_SCENE_MAX_SIDE];
-  for (int pass = 0; pass < passes; pass++) {
+  for (int pass = 0; pass < passes * planes; pass++) {
+    float *plane = out + (size_t) (pass % planes) * height * width;
     for (int y = 0; y < height; y++) {
       float *row = plane + (size_t) y * width;
       memcpy (line, row, sizeof (float) * width);
@@ -241,34 +242,96 @@ scene_blur (MoneTrainRng *rng, int height, int width, float *plane)
  * detail, and the result is quantised (b = 2-4 model pixels, a camera's 8 x 8 blocks at typical
  * frame-to-model ratios). Applied to 40% of the scenes. */
 static void
-scene_blocks (MoneTrainRng *rng, int height, int width, float *plane)
+scene_blocks (MoneTrainRng *rng, int planes, int height, int width, float *out)
 {
   if (mone_train_rng_uniform (rng) >= 0.4)
     return;
   const int b = 2 + (int) mone_train_rng_below (rng, 3);
   const float keep = uniform (rng, 0.2, 0.8);
   const float levels = uniform (rng, 16.0, 64.0);
-  for (int by = 0; by < height; by += b)
-    for (int bx = 0; bx < width; bx += b) {
-      const int y1 = MIN (height, by + b), x1 = MIN (width, bx + b);
-      float mean = 0;
-      for (int y = by; y < y1; y++)
-        for (int x = bx; x < x1; x++)
-          mean += plane[y * width + x];
-      mean /= (float) ((y1 - by) * (x1 - bx));
-      for (int y = by; y < y1; y++)
-        for (int x = bx; x < x1; x++) {
-          const float v = mean + keep * (plane[y * width + x] - mean);
-          plane[y * width + x] = clampf (roundf (v * levels) / levels, 0, 1);
-        }
+  for (int ch = 0; ch < planes; ch++) {
+    float *plane = out + (size_t) ch * height * width;
+    for (int by = 0; by < height; by += b)
+      for (int bx = 0; bx < width; bx += b) {
+        const int y1 = MIN (height, by + b), x1 = MIN (width, bx + b);
+        float mean = 0;
+        for (int y = by; y < y1; y++)
+          for (int x = bx; x < x1; x++)
+            mean += plane[y * width + x];
+        mean /= (float) ((y1 - by) * (x1 - bx));
+        for (int y = by; y < y1; y++)
+          for (int x = bx; x < x1; x++) {
+            const float v = mean + keep * (plane[y * width + x] - mean);
+            plane[y * width + x] = clampf (roundf (v * levels) / levels, 0, 1);
+          }
+      }
+  }
+}
+
+/* Colour pictures (sets with alpha): the grey background becomes colour by a gain per channel (a
+ * tinted light or wall), drawn once for every plane. */
+static void
+scene_tint (MoneTrainRng *rng, int planes, int height, int width, float *out)
+{
+  const size_t n = (size_t) height * width;
+  for (int ch = 1; ch < planes; ch++)
+    memcpy (out + ch * n, out, sizeof (float) * n);
+  for (int ch = 0; ch < planes; ch++) {
+    const float gain = uniform (rng, 0.75, 1.25);
+    for (size_t i = 0; i < n; i++)
+      out[ch * n + i] *= gain;
+  }
+}
+
+/* Pastes picture `index` of a set with alpha into (x0, y0, w, h) of every plane: the pixels are
+ * already composited over black, so out = out * (1 - alpha) + pixel. A fragment keeps only the
+ * part inside the clip rectangle (cx0, cy0)-(cx1, cy1). */
+static void
+scene_paste_cutout (const MoneImageSet *set, int index, gboolean flip, float x0, float y0, float w, float h,
+    float cx0, float cy0, float cx1, float cy1, int height, int width, float *out)
+{
+  const size_t plane = (size_t) set->rows * set->cols, frame = (size_t) height * width;
+  const guint8 *alpha = set->alpha + (size_t) index * plane;
+  const guint8 *pixels = set->pixels + (size_t) index * set->channels * plane;
+  const int n = MAX (1, (int) ceilf (set->cols / MIN (w, h)));
+  for (int y = MAX (0, (int) floorf (MAX (y0, cy0))); y < MIN (height, (int) ceilf (MIN (y0 + h, cy1))); y++)
+    for (int x = MAX (0, (int) floorf (MAX (x0, cx0))); x < MIN (width, (int) ceilf (MIN (x0 + w, cx1))); x++) {
+      const float a = mone_item_render_pixel (alpha, set->rows, set->cols, flip, x0, y0, w, h, n, x, y);
+      for (int ch = 0; ch < set->channels; ch++) {
+        const float v = mone_item_render_pixel (pixels + ch * plane, set->rows, set->cols, flip, x0, y0, w, h, n, x, y);
+        float *o = out + ch * frame + (size_t) y * width + x;
+        *o = *o * (1 - a) + v;
+      }
     }
+}
+
+/* Fragments of other pictures, as scene_fragments draws them for grey items. */
+static void
+scene_fragments_cutout (const MoneImageSet *set, MoneTrainRng *rng, float item_h, float squeeze, int height,
+    int width, float *out)
+{
+  const int n = (int) mone_train_rng_below (rng, 3);
+  for (int f = 0; f < n; f++) {
+    const int other = (int) mone_train_rng_below (rng, (uint32_t) set->count);
+    const float h = item_h * uniform (rng, 0.4, 0.8), w = h * squeeze;
+    const float x0 = uniform (rng, -0.5 * w, width - 0.5 * w), y0 = uniform (rng, -0.5 * h, height - 0.5 * h);
+    const int half = (int) mone_train_rng_below (rng, 4);
+    const float cx0 = half == 1 ? x0 + w / 2 : x0, cx1 = half == 0 ? x0 + w / 2 : x0 + w;
+    const float cy0 = half == 3 ? y0 + h / 2 : y0, cy1 = half == 2 ? y0 + h / 2 : y0 + h;
+    scene_paste_cutout (set, other, FALSE, x0, y0, w, h, cx0, cy0, cx1, cy1, height, width, out);
+  }
 }
 
 void
 mone_render_scene (const MoneImageSet *set, int index, MoneTrainRng *rng, gboolean augment, float aspect,
-    int height, int width, float *plane, MoneItemBox *box)
+    int height, int width, float *out, MoneItemBox *box)
 {
-  g_return_if_fail (set->channels == 1 && height <= MONE_SCENE_MAX_SIDE && width <= MONE_SCENE_MAX_SIDE);
+  /* Grey items on black fill one plane (the caller replicates it); pictures with alpha fill one
+   * plane per channel. */
+  const gboolean cutout = set->alpha != NULL;
+  g_return_if_fail ((cutout || set->channels == 1) && height <= MONE_SCENE_MAX_SIDE && width <= MONE_SCENE_MAX_SIDE);
+  const int planes = cutout ? set->channels : 1;
+  float *plane = out; /* the first, where the background is drawn */
   if (aspect <= 0)
     aspect = scene_aspect (rng);
   /* Model pixels of width per model pixel of height for a square in the camera frame. */
@@ -278,27 +341,38 @@ mone_render_scene (const MoneImageSet *set, int index, MoneTrainRng *rng, gboole
   scene_background (rng, height, width, plane);
   scene_texture (rng, height, width, plane);
   scene_shapes (rng, height, width, plane);
-  scene_fragments (set, rng, item_h, squeeze, height, width, plane);
+  if (cutout) {
+    scene_tint (rng, planes, height, width, out);
+    scene_fragments_cutout (set, rng, item_h, squeeze, height, width, out);
+  } else {
+    scene_fragments (set, rng, item_h, squeeze, height, width, plane);
+  }
 
   float x0, y0;
   scene_place_item (rng, item_w, item_h, height, width, &x0, &y0);
   const gboolean flip = augment && mone_train_rng_uniform (rng) < 0.5;
-  /* The item stands out from what lies behind it: darker on light, brighter on dark, either way on
-   * mid grey. */
-  const float level = scene_mean (plane, height, width, x0, y0, item_w, item_h);
-  const gboolean darker = level > 0.65f || (level > 0.35f && mone_train_rng_uniform (rng) < 0.5);
-  const float contrast = (darker ? -1.0f : 1.0f) * uniform (rng, 0.6, 1.0);
-  const guint8 *img = set->pixels + (size_t) index * set->rows * set->cols;
-  scene_paste_item (img, set->rows, set->cols, flip, x0, y0, item_w, item_h, level, contrast, height, width, plane);
+  if (cutout) {
+    scene_paste_cutout (set, index, flip, x0, y0, item_w, item_h, x0, y0, x0 + item_w, y0 + item_h, height, width,
+        out);
+  } else {
+    /* The item stands out from what lies behind it: darker on light, brighter on dark, either way
+     * on mid grey. */
+    const float level = scene_mean (plane, height, width, x0, y0, item_w, item_h);
+    const gboolean darker = level > 0.65f || (level > 0.35f && mone_train_rng_uniform (rng) < 0.5);
+    const float contrast = (darker ? -1.0f : 1.0f) * uniform (rng, 0.6, 1.0);
+    const guint8 *img = set->pixels + (size_t) index * set->rows * set->cols;
+    scene_paste_item (img, set->rows, set->cols, flip, x0, y0, item_w, item_h, level, contrast, height, width,
+        plane);
+  }
   *box = (MoneItemBox) { x0, y0, item_w, item_h };
 
-  const int n = height * width;
+  const int n = planes * height * width;
   for (int i = 0; i < n; i++)
-    plane[i] = clampf (plane[i], 0, 1);
-  scene_tone (rng, n, plane);
-  scene_blur (rng, height, width, plane);
+    out[i] = clampf (out[i], 0, 1);
+  scene_tone (rng, n, out);
+  scene_blur (rng, planes, height, width, out);
   const float sigma = uniform (rng, 0.01, 0.06);
   for (int i = 0; i < n; i++)
-    plane[i] = clampf (plane[i] + sigma * (float) mone_train_rng_normal (rng), 0, 1);
-  scene_blocks (rng, height, width, plane);
+    out[i] = clampf (out[i] + sigma * (float) mone_train_rng_normal (rng), 0, 1);
+  scene_blocks (rng, planes, height, width, out);
 }

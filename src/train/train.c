@@ -420,21 +420,23 @@ format_duration (char *buf, size_t size, double seconds)
   snprintf (buf, size, "%ld:%02ld:%02ld", s / 3600, (s / 60) % 60, s % 60);
 }
 
-/* n_protocols: 3 (full-frame, in-frame, scene) for Fashion-MNIST, 1 (full-frame) for an image folder. */
+/* Accuracy per protocol at a few budgets on the validation images, one line on stderr. */
 static void
-report_validation (MoneTrainModel *model, const MoneImageSet *val, int n_protocols, int threads)
+report_validation (MoneTrainModel *model, const MoneImageSet *val, const MoneProtocol *protocols, int n_protocols,
+    int threads)
 {
   const double budgets[] = { 1.0, 0.5, 0.3 };
+  static const char *const short_name[MONE_N_PROTOCOLS] = { "full", "in", "scene" };
   if (val->count == 0)
     return;
   fprintf (stderr, "  validation (%d held-out training images):", val->count);
-  for (int p = 0; p < n_protocols; p++)
+  for (int i = 0; i < n_protocols; i++)
     for (size_t b = 0; b < G_N_ELEMENTS (budgets); b++) {
+      const MoneProtocol p = protocols[i];
       MoneEvalResult r;
-      if (!mone_evaluate (model, val, val->count, (MoneProtocol) p, MONE_EVAL_RENDER_SEED + 1, budgets[b],
-              MONE_ROUTING_EPR, 0, threads, &r, NULL))
+      if (!mone_evaluate (model, val, val->count, p, MONE_EVAL_RENDER_SEED + 1, budgets[b], MONE_ROUTING_EPR, 0,
+              threads, &r, NULL))
         continue;
-      static const char *const short_name[MONE_N_PROTOCOLS] = { "full", "in", "scene" };
       fprintf (stderr, " %s e=%.2f %.2f%%", short_name[p], budgets[b], 100.0 * r.correct / r.total);
       if (p == MONE_PROTOCOL_SCENE && budgets[b] < 1 && !isnan (r.widest_item_lift))
         fprintf (stderr, " (lift %.2f)", r.widest_item_lift);
@@ -473,7 +475,9 @@ typedef struct {
   MoneImageSet train, val; /* views of one of the two */
   int classes;
   const char *const *labels; /* (classes) */
-  int n_protocols;         /* 3: full-frame, in-frame and scene; 1: full-frame only (image folders) */
+  /* Validated on: Fashion-MNIST's three; an image folder's full-frame, and scenes if it trains on them. */
+  MoneProtocol protocols[MONE_N_PROTOCOLS];
+  int n_protocols;
 } TrainingData;
 
 static void
@@ -490,11 +494,11 @@ training_data_load (const MoneTrainOptions *opts, TrainingData *d, GError **erro
   const MoneConfig *c = &opts->config;
   memset (d, 0, sizeof *d);
   if (opts->images_dir) {
-    if (opts->in_frame_fraction > 0 || opts->scene_fraction > 0) {
+    if (opts->in_frame_fraction > 0) {
       g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
-          "an image folder trains full-frame only: in-frame and scene rendering blend an item onto clutter by "
-          "its brightness, which needs grey items on black like Fashion-MNIST's; in-frame fraction %g and scene "
-          "fraction %g must be 0", opts->in_frame_fraction, opts->scene_fraction);
+          "an image folder trains full-frame and scene samples only: in-frame rendering blends an item onto "
+          "clutter by its brightness, which needs grey items on black like Fashion-MNIST's; in-frame fraction %g "
+          "must be 0", opts->in_frame_fraction);
       return FALSE;
     }
     const gint64 t_read = g_get_monotonic_time ();
@@ -509,7 +513,9 @@ training_data_load (const MoneTrainOptions *opts, TrainingData *d, GError **erro
     d->val = mone_image_folder_val_set (&d->folder);
     d->classes = d->folder.classes;
     d->labels = (const char *const *) d->folder.class_names;
-    d->n_protocols = 1;
+    d->protocols[0] = MONE_PROTOCOL_FULL_FRAME;
+    d->protocols[1] = MONE_PROTOCOL_SCENE;
+    d->n_protocols = opts->scene_fraction > 0 ? 2 : 1;
   } else {
     if (c->classes != MONE_FASHION_MNIST_CLASSES) {
       g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
@@ -528,6 +534,8 @@ training_data_load (const MoneTrainOptions *opts, TrainingData *d, GError **erro
     d->val = mone_image_set_slice (&d->fashion, n_train, MONE_VALIDATION_SIZE);
     d->classes = MONE_FASHION_MNIST_CLASSES;
     d->labels = mone_fashion_mnist_labels;
+    for (int p = 0; p < MONE_N_PROTOCOLS; p++)
+      d->protocols[p] = (MoneProtocol) p;
     d->n_protocols = MONE_N_PROTOCOLS;
   }
   if (opts->train_images > 0 && opts->train_images < d->train.count)
@@ -717,7 +725,7 @@ mone_train_run (const MoneTrainOptions *opts, GError **error)
     }
     long steps_per_epoch = n_train / opts->batch;
     if (steps_per_epoch > 0 && (step + 1) % steps_per_epoch == 0 && !last)
-      report_validation (model, &val_quick, data.n_protocols, T);
+      report_validation (model, &val_quick, data.protocols, data.n_protocols, T);
     if (opts->checkpoint && ((step + 1) % opts->checkpoint_every == 0 || last)) {
       header.step = step + 1;
       if (!checkpoint_write (opts->checkpoint, &header, model->params, m, v, error))
@@ -746,7 +754,7 @@ mone_train_run (const MoneTrainOptions *opts, GError **error)
     }
   }
   fprintf (stderr, "trained in %.1f s\n", g_get_monotonic_time () / 1e6 - t_start);
-  report_validation (model, &data.val, data.n_protocols, T);
+  report_validation (model, &data.val, data.protocols, data.n_protocols, T);
   if (opts->output && !mone_train_model_write (model, opts->output, data.labels, error))
     goto out;
   ok = TRUE;
@@ -840,7 +848,7 @@ mone_evaluate (MoneTrainModel *model, const MoneImageSet *set, int count, MonePr
         set->channels, c->channels);
     return FALSE;
   }
-  if (set->channels != 1 && protocol != MONE_PROTOCOL_FULL_FRAME) {
+  if (set->channels != 1 && protocol != MONE_PROTOCOL_FULL_FRAME && !(protocol == MONE_PROTOCOL_SCENE && set->alpha)) {
     g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
         "the %s protocol needs grey items (it blends them by brightness); these have %d channels",
         mone_protocol_name (protocol), set->channels);

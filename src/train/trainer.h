@@ -129,7 +129,8 @@ typedef struct {
   const char *data_dir;        /* NULL = Debian's fashion-mnist folder */
   /* An image folder (DIR/<class>/<image>.png, data.h) to train on instead of Fashion-MNIST, or
    * NULL. Its class count replaces config.classes, its class names are the model's labels, and it
-   * trains full-frame only (in_frame_fraction must be 0). */
+   * trains full-frame and scene samples only (in_frame_fraction must be 0; scenes paste its pictures
+   * by their alpha). */
   const char *images_dir;
   const char *output;          /* model file written at the end */
   const char *checkpoint;      /* checkpoint path (written every checkpoint_every steps), or NULL */

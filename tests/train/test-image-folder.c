@@ -444,7 +444,7 @@ check_tool_options (const char *tool)
   expect_tool_error ("mone train --images with --data", tool, both, "give one of the two");
   const char *in_frame[] = { "train", "--images", shapes, "--in-frame-fraction", "0.3", "-o", out, NULL };
   expect_tool_error ("mone train --images with in-frame samples", tool, in_frame,
-      "--in-frame-fraction 0.3: an image folder trains full-frame only");
+      "--in-frame-fraction 0.3: an image folder has no in-frame samples");
 
   char *model = write_shapes_model ("shapes.safetensors", fixture_shape_classes);
   const char *other_labels[] = { "Square", "circle", "star" };

@@ -5,6 +5,7 @@
  *    fifth of the scenes; all three aspects, light and dark backgrounds occur;
  *  - the item stands out: inside its box the frame follows the item's own pixels;
  *  - a camera-aspect frame (mone_render_scene_frame) keeps the item square;
+ *  - colour pictures with alpha (cut-outs) are pasted by their alpha, in colour;
  *  - the lift of the widest expert on the item: exactly 1 at e = 1 and on full frames, about 1 with
  *    random routing, well above 1 when routing by the item's box.
  * argv: none; needs Debian's dataset-fashion-mnist. */
@@ -109,6 +110,66 @@ test_camera_frame (void)
   g_free (again);
 }
 
+/* A red disc on a transparent 16 x 16 picture, 3 channels, premultiplied. */
+static MoneImageSet
+red_disc_set (void)
+{
+  const int side = 16, count = 4;
+  MoneImageSet set = { .count = count, .channels = 3, .rows = side, .cols = side };
+  set.pixels = g_new0 (guint8, (size_t) count * 3 * side * side);
+  set.labels = g_new0 (guint8, count);
+  set.alpha = g_new0 (guint8, (size_t) count * side * side);
+  for (int i = 0; i < count; i++)
+    for (int y = 0; y < side; y++)
+      for (int x = 0; x < side; x++) {
+        const float dx = x + 0.5f - side / 2.0f, dy = y + 0.5f - side / 2.0f;
+        if (dx * dx + dy * dy > 0.2f * side * side)
+          continue;
+        set.alpha[((size_t) i * side + y) * side + x] = 255;
+        set.pixels[(((size_t) i * 3 + 0) * side + y) * side + x] = 255;
+      }
+  return set;
+}
+
+static void
+test_cutout (void)
+{
+  MoneImageSet set = red_disc_set ();
+  const size_t plane = SIDE * SIDE;
+  float *frame = g_new (float, 3 * plane);
+  double disc_red = 0, rest_red = 0, corner_grey = 0, around_grey = 0;
+  int n_disc = 0, n_rest = 0, n_corner = 0, n_around = 0;
+  for (int i = 0; i < 200; i++) {
+    MoneItemBox box;
+    mone_render_with_box (&set, i % set.count, MONE_PROTOCOL_SCENE, 11, FALSE, 3, SIDE, SIDE, frame, &box);
+    const float cx = box.x + box.w / 2, cy = box.y + box.h / 2;
+    for (int y = 0; y < SIDE; y++)
+      for (int x = 0; x < SIDE; x++) {
+        const float u = (x + 0.5f - cx) / (box.w / 2), v = (y + 0.5f - cy) / (box.h / 2);
+        const double redness = frame[y * SIDE + x] - 0.5 * (frame[plane + y * SIDE + x] + frame[2 * plane + y * SIDE + x]);
+        const double grey = (frame[y * SIDE + x] + frame[plane + y * SIDE + x] + frame[2 * plane + y * SIDE + x]) / 3;
+        const float r2 = u * u + v * v;
+        if (r2 < 0.3f)
+          disc_red += redness, n_disc++;
+        else if (r2 > 1.2f * 1.2f * 2)
+          rest_red += redness, n_rest++;
+        /* The transparent corners of the picture's square, against the band just outside it. */
+        if (fabsf (u) > 0.85f && fabsf (u) < 1 && fabsf (v) > 0.85f && fabsf (v) < 1)
+          corner_grey += grey, n_corner++;
+        else if (fabsf (u) > 1 && fabsf (u) < 1.2f && fabsf (v) > 1 && fabsf (v) < 1.2f)
+          around_grey += grey, n_around++;
+      }
+  }
+  disc_red /= MAX (n_disc, 1), rest_red /= MAX (n_rest, 1);
+  corner_grey /= MAX (n_corner, 1), around_grey /= MAX (n_around, 1);
+  g_test_message ("redness inside the disc %.3f, elsewhere %.3f; grey in the transparent corners %.3f, around %.3f",
+      disc_red, rest_red, corner_grey, around_grey);
+  g_assert_cmpfloat (disc_red, >, rest_red + 0.3);
+  g_assert_cmpfloat (fabs (corner_grey - around_grey), <, 0.05);
+  g_free (frame);
+  mone_image_set_clear (&set);
+}
+
 static void
 test_lift (void)
 {
@@ -161,6 +222,7 @@ main (int argc, char **argv)
   g_test_add_func ("/scene/deterministic", test_deterministic);
   g_test_add_func ("/scene/statistics", test_statistics);
   g_test_add_func ("/scene/camera-frame", test_camera_frame);
+  g_test_add_func ("/scene/cutout", test_cutout);
   g_test_add_func ("/scene/lift", test_lift);
   int status = g_test_run ();
   mone_image_set_clear (&test_set);
