@@ -121,7 +121,7 @@ mone_cmd_train (int argc, char **argv)
 {
   MoneTrainOptions o;
   mone_train_options_init (&o);
-  char *data_dir = NULL, *images_dir = NULL, *output = NULL, *checkpoint = NULL;
+  char *data_dir = NULL, *images_dir = NULL, *output = NULL, *checkpoint = NULL, *init_path = NULL;
   gboolean resume = FALSE, dense = FALSE;
   gint64 seed = 1;
   int size = 32, patch = 4, dim = 64, depth = 6, heads = 4, mlp_dim = 0, experts = 4, channels = 1;
@@ -134,6 +134,8 @@ mone_cmd_train (int argc, char **argv)
       "for validation; each picture stretched to --size, full-frame, or pasted into scenes by its alpha with "
       "--scene-fraction (see docs/training.md)", "DIR" },
     { "output", 'o', 0, G_OPTION_ARG_FILENAME, &output, "model file to write (required)", "FILE" },
+    { "init", 0, 0, G_OPTION_ARG_FILENAME, &init_path,
+      "start from this model's weights (its architecture; a new head if its classes are not the data's)", "MODEL" },
     { "checkpoint", 0, 0, G_OPTION_ARG_FILENAME, &checkpoint, "checkpoint file, written every --checkpoint-every steps", "FILE" },
     { "resume", 0, 0, G_OPTION_ARG_NONE, &resume, "continue from --checkpoint if it exists", NULL },
     { "seed", 0, 0, G_OPTION_ARG_INT64, &seed, "random seed (default 1)", "N" },
@@ -180,6 +182,18 @@ mone_cmd_train (int argc, char **argv)
     { "beta", 0, 0, G_OPTION_ARG_DOUBLE, &beta, "capacity distribution: entropy weight (default 10)", "X" },
     G_OPTION_ENTRY_NULL,
   };
+  /* With --init the model file decides the architecture: an architecture option as well would be
+   * ignored or contradict it, so it is refused (looked for before parsing, which fills defaults). */
+  static const char *const architecture_options[] = { "size", "channels", "patch", "dim", "depth", "heads", "mlp-dim",
+    "experts", "mean", "std", "delta", "beta", NULL };
+  const char *architecture_given = NULL;
+  for (int i = 1; i < argc && !architecture_given; i++)
+    for (int k = 0; architecture_options[k]; k++) {
+      const size_t n = strlen (architecture_options[k]);
+      if (g_str_has_prefix (argv[i], "--") && !strncmp (argv[i] + 2, architecture_options[k], n)
+          && (argv[i][2 + n] == '\0' || argv[i][2 + n] == '='))
+        architecture_given = architecture_options[k];
+    }
   GOptionContext *ctx = g_option_context_new ("- train a MoNE model on Fashion-MNIST or on your own images (--images)");
   g_option_context_add_main_entries (ctx, entries, NULL);
   GError *error = NULL;
@@ -213,6 +227,12 @@ mone_cmd_train (int argc, char **argv)
     status = 2;
     goto out;
   }
+  if (init_path && architecture_given) {
+    fprintf (stderr, "mone train: --%s: with --init the model file decides the architecture; leave it out\n",
+        architecture_given);
+    status = 2;
+    goto out;
+  }
   if (!train_options_valid (&o, budget_text, dense, checkpoint, resume, mlp_dim, channels, &budget)) {
     status = 2;
     goto out;
@@ -241,6 +261,18 @@ mone_cmd_train (int argc, char **argv)
     fprintf (stderr, "mone train: %s\n", error->message);
     status = 2;
     goto out;
+  }
+  if (init_path) {
+    MoneModel *init = mone_model_load_file (init_path, &error);
+    if (!init) {
+      fprintf (stderr, "mone train: --init: %s\n", error->message);
+      goto out;
+    }
+    const int classes = c->classes;
+    *c = *mone_model_get_config (init);
+    c->classes = classes;
+    mone_model_unref (init);
+    o.init_path = init_path;
   }
   /* Below the smallest expert's cost every token is on expert 0 already: the budget would be
    * clamped, and the run would not be what was asked for. */
@@ -279,6 +311,7 @@ out:
   g_free (images_dir);
   g_free (output);
   g_free (checkpoint);
+  g_free (init_path);
   g_free (budget_text);
   g_free (in_frame_text);
   return status;

@@ -237,6 +237,7 @@ typedef struct {
   int32_t self_distill, min_budget_pass;
   double fixed_budget, in_frame_fraction, scene_fraction, router_item_weight, lr, alpha_min, max_sampled_budget;
   double min_lr, weight_decay, warmup_fraction, clip_norm, label_smoothing;
+  uint64_t init_checksum; /* of the --init model's parameters; 0: random start */
   MoneConfig config;
 } CheckpointHeader;
 
@@ -296,6 +297,9 @@ checkpoint_differences (const CheckpointHeader *was, const CheckpointHeader *now
   DIFFER_REAL ("label-smoothing", label_smoothing);
   DIFFER_REAL ("alpha-min", alpha_min);
   DIFFER_REAL ("max-sampled-budget", max_sampled_budget);
+  if (was->init_checksum != now->init_checksum)
+    g_string_append_printf (out, "%s--init %s (now %s)", out->len ? ", " : "",
+        was->init_checksum ? "another model" : "none", now->init_checksum ? "a model" : "none");
   DIFFER_INT ("size", config.height);
   DIFFER_INT ("channels", config.channels);
   DIFFER_INT ("patch", config.patch);
@@ -543,6 +547,69 @@ training_data_load (const MoneTrainOptions *opts, TrainingData *d, GError **erro
   return TRUE;
 }
 
+/* FNV-1a over a model's parameters: tells one --init model from another in a checkpoint. */
+static uint64_t
+parameters_checksum (const MoneTrainModel *model)
+{
+  const unsigned char *bytes = (const unsigned char *) model->params;
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (size_t i = 0; i < model->n_params * sizeof (float); i++)
+    h = (h ^ bytes[i]) * 0x100000001b3ull;
+  return h ? h : 1;
+}
+
+/* The --init model: loaded, checked to be an image model, and its architecture put into
+ * resolved->config (the data decides the classes later). */
+static MoneTrainModel *
+init_model_load (MoneTrainOptions *resolved, char ***labels, GError **error)
+{
+  MoneModel *engine = mone_model_load_file (resolved->init_path, error);
+  if (!engine)
+    return NULL;
+  const MoneConfig *c = mone_model_get_config (engine);
+  MoneTrainModel *init = NULL;
+  if (c->frames != 1) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_MODEL, "--init '%s' is a video model (%d frames); the trainer "
+        "trains image models", resolved->init_path, c->frames);
+  } else if (resolved->images_dir == NULL && c->channels != 1 && c->channels != 3) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_MODEL, "--init '%s' takes %d channels; Fashion-MNIST is grey (1) or "
+        "replicated (3)", resolved->init_path, c->channels);
+  } else if ((init = mone_train_model_from_engine (engine, error)) != NULL) {
+    resolved->config = *c;
+    /* The data decides the classes (an image folder's are counted when it is read). */
+    if (!resolved->images_dir)
+      resolved->config.classes = MONE_FASHION_MNIST_CLASSES;
+    *labels = g_new0 (char *, c->classes + 1);
+    for (int k = 0; k < c->classes; k++)
+      (*labels)[k] = g_strdup (mone_model_get_label (engine, k));
+  }
+  mone_model_unref (engine);
+  return init;
+}
+
+/* Copies the --init weights into the freshly initialised model: everything, or everything but the
+ * head when the data's classes are not the init model's (the new head keeps its random init). */
+static void
+init_model_copy (MoneTrainModel *model, const MoneTrainModel *init, const char *const *init_labels,
+    const TrainingData *data)
+{
+  gboolean same_classes = init->config.classes == data->classes;
+  for (int k = 0; same_classes && k < data->classes; k++)
+    same_classes = g_strcmp0 (init_labels[k], data->labels[k]) == 0;
+  for (int i = 0; i < model->n_specs; i++) {
+    const gboolean head = g_str_has_prefix (model->specs[i].name, "head.");
+    if (head && !same_classes)
+      continue;
+    memcpy (model->params + model->offsets[i], init->params + init->offsets[i],
+        sizeof (float) * (size_t) model->specs[i].numel);
+  }
+  if (!same_classes)
+    fprintf (stderr, "starting from the weights of the --init model with a new head for %d classes (its own "
+        "classes differ)\n", data->classes);
+  else
+    fprintf (stderr, "starting from the weights of the --init model, head included\n");
+}
+
 gboolean
 mone_train_run (const MoneTrainOptions *opts, GError **error)
 {
@@ -566,8 +633,15 @@ mone_train_run (const MoneTrainOptions *opts, GError **error)
   if ((opts->output && !mone_check_writable (opts->output, "the model", error))
       || (opts->checkpoint && !mone_check_writable (opts->checkpoint, "the checkpoint", error)))
     return FALSE;
-  if (!training_data_load (opts, &data, error))
+  /* With --init the model file decides the architecture: resolved replaces opts from here on. */
+  MoneTrainOptions resolved = *opts;
+  MoneTrainModel *init = NULL;
+  char **init_labels = NULL;
+  if (opts->init_path && !(init = init_model_load (&resolved, &init_labels, error)))
     return FALSE;
+  opts = &resolved;
+  if (!training_data_load (opts, &data, error))
+    goto out;
   const int n_train = data.train.count;
   MoneImageSet val_quick = mone_image_set_slice (&data.val, 0, MIN (1000, data.val.count)); /* per-epoch check */
 
@@ -577,6 +651,8 @@ mone_train_run (const MoneTrainOptions *opts, GError **error)
   if (!model)
     goto out;
   mone_train_model_init (model, opts->seed);
+  if (init)
+    init_model_copy (model, init, (const char *const *) init_labels, &data);
   const MoneConfig *c = &model->config;
   const size_t np = model->n_params;
   m = g_new0 (float, np);
@@ -609,6 +685,7 @@ mone_train_run (const MoneTrainOptions *opts, GError **error)
   header.label_smoothing = opts->label_smoothing;
   header.self_distill = opts->self_distill ? 1 : 0;
   header.min_budget_pass = opts->min_budget_pass ? 1 : 0;
+  header.init_checksum = init ? parameters_checksum (init) : 0;
   header.config = *c;
 
   int64_t step = 0;
@@ -775,6 +852,8 @@ out:
   g_free (v);
   g_free (grads);
   mone_train_model_free (model);
+  mone_train_model_free (init);
+  g_strfreev (init_labels);
   training_data_clear (&data);
   return ok;
 }

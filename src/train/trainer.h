@@ -132,6 +132,10 @@ typedef struct {
    * trains full-frame and scene samples only (in_frame_fraction must be 0; scenes paste its pictures
    * by their alpha). */
   const char *images_dir;
+  /* A model file to start from (a MoNE model, a dense twin, an import) instead of random weights:
+   * its architecture and pixel normalisation replace config's, and its head is kept when its
+   * labels are the data's, else a new head is initialised for the data's classes. NULL: random. */
+  const char *init_path;
   const char *output;          /* model file written at the end */
   const char *checkpoint;      /* checkpoint path (written every checkpoint_every steps), or NULL */
   gboolean resume;             /* continue from `checkpoint` if it exists */
