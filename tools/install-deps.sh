@@ -29,6 +29,9 @@ test_packages=(
   valgrind python3 python3-gi python3-gst-1.0 gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
   python3-torch
 )
+# Further packages a caller needs on top (tools/debian13.sh: GStreamer 1.26's analytics library).
+read -r -a extra_packages <<< "${MONE_EXTRA_PACKAGES:-}"
+packages+=("${extra_packages[@]}")
 missing_among () {
   local p
   for p in "$@"; do
