@@ -80,6 +80,11 @@ png_failure_reason (cairo_status_t status)
     case CAIRO_STATUS_NO_MEMORY:
       /* cairo 1.16 reports every libpng failure (bad signature, CRC, data) as out of memory. */
       return "corrupt or not PNG data, or too large to decode (cairo: out of memory)";
+#if CAIRO_VERSION >= CAIRO_VERSION_ENCODE(1, 17, 8)
+    case CAIRO_STATUS_PNG_ERROR:
+      /* Newer cairo (Debian 13) names libpng's failures. */
+      return "corrupt or not PNG data (cairo: libpng error)";
+#endif
     default:
       return cairo_status_to_string (status);
   }
