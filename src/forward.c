@@ -549,8 +549,13 @@ mone_context_run (MoneContext *ctx, const float *input, double budget, MoneResul
   for (int k = 0; k < K; k++)
     ctx->probs[k] = (float) (exp ((double) ctx->logits[k] - ctx->logits[top]) / sum);
 
+  /* The head's output is where any overflow upstream ends up: checking K values is enough. */
+  gboolean finite = TRUE;
+  for (int k = 0; k < K; k++)
+    finite &= isfinite (ctx->logits[k]) != 0;
   result->flops = flops_for_counts (c, counts);
-  result->top_class = top;
+  result->finite = finite;
+  result->top_class = finite ? top : -1;
   result->tokens = N;
   result->experts = E;
   for (int j = 0; j < E; j++)

@@ -145,13 +145,12 @@ mone_cmd_run (int argc, char **argv)
     fprintf (stderr, "mone run: %s\n", error->message);
     goto out;
   }
-  for (int k = 0; k < c->classes; k++)
-    if (!isfinite (r.logits[k])) {
-      fprintf (stderr, "mone run: model %s gave a non-finite logit (%g for class %d) on %s: no answer\n", argv[1],
-          r.logits[k], k, argv[2]);
-      status = 3;
-      goto out;
-    }
+  if (!r.finite) {
+    fprintf (stderr, "mone run: model %s gave non-finite logits on %s (its weights overflow the forward pass): "
+        "no answer\n", argv[1], argv[2]);
+    status = 3;
+    goto out;
+  }
 
   if (json) {
     print_json (&r, c);

@@ -879,6 +879,7 @@ typedef struct {
   double loss;
   long expert_tokens[MONE_MAX_EXPERTS];
   double widest_cover, all_cover; /* item cover summed over the widest expert's tokens, over all tokens */
+  int not_finite;                 /* images whose logits hold a NaN or an infinity */
 } EvalWorker;
 
 static gpointer
@@ -899,6 +900,13 @@ eval_worker (gpointer data)
         w->routing_seed ^ ((uint64_t) start << 20), 0.0f);
     w->correct += mone_pass_correct (w->pass, w->set->labels + start);
     w->total += n;
+    const float *logits = mone_pass_logits (w->pass);
+    for (int k = 0; k < n; k++) {
+      gboolean finite = TRUE;
+      for (int j = 0; j < c->classes; j++)
+        finite &= isfinite (logits[(size_t) k * c->classes + j]) != 0;
+      w->not_finite += !finite;
+    }
     const uint8_t *ex = mone_pass_experts (w->pass);
     for (int i = 0; i < n * c->tokens; i++) {
       w->expert_tokens[ex[i]]++;
@@ -959,9 +967,11 @@ mone_evaluate (MoneTrainModel *model, const MoneImageSet *set, int count, MonePr
   eval_worker (&w[0]);
   long tokens = 0;
   double loss = 0, widest_cover = 0, all_cover = 0;
+  int not_finite = 0;
   for (int i = 0; i < threads; i++) {
     if (i > 0)
       g_thread_join (th[i]);
+    not_finite += w[i].not_finite;
     widest_cover += w[i].widest_cover;
     all_cover += w[i].all_cover;
     result->correct += w[i].correct;
@@ -983,5 +993,12 @@ mone_evaluate (MoneTrainModel *model, const MoneImageSet *set, int count, MonePr
   /* Mean item cover of a widest-expert token over that of any token. */
   const double widest_share = result->expert_share[c->experts - 1];
   result->widest_item_lift = widest_share > 0 && all_cover > 0 ? (widest_cover / widest_share) / all_cover : NAN;
+  /* A NaN logit is no answer: counting it as a wrong one would hide a broken model in a low score. */
+  if (not_finite) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_MODEL, "the model gave non-finite logits on %d of %d images (%s, "
+        "e = %g): its weights overflow the forward pass", not_finite, result->total, mone_protocol_name (protocol),
+        budget);
+    return FALSE;
+  }
   return TRUE;
 }
