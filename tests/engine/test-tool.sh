@@ -6,6 +6,7 @@ dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 fail () { echo "FAIL: $*" >&2; exit 1; }
 
+"$mone" --version | grep -Eqx "mone [0-9]+\.[0-9]+\.[0-9]+" || fail "--version: $("$mone" --version)"
 "$mone" init --config tiny seed=5 frames=2 tubelet=2 "$dir/m.safetensors" >/dev/null
 "$mone" info "$dir/m.safetensors" > "$dir/info.txt"
 grep -q "tokens:     16" "$dir/info.txt" || fail "info: token count"
