@@ -16,33 +16,35 @@
 
 /* Register blocking. SCORE_KEYS keys x 2 query vectors of accumulators for the scores;
  * PV_ACCUMULATORS accumulators for softmax x V, spent as (queries x head_dim vectors) with at most
- * PV_VECTORS head_dim vectors. AVX-512 has 32 vector registers, AVX2 16, and the generic build's
- * 8-float vectors take two 4-float registers each. */
+ * PV_VECTORS head_dim vectors, within 32 vector registers (AVX-512) or 16 (AVX2, and the generic
+ * build's SSE2 baseline). */
 #if defined(MONE_KERNEL_BUILD_AVX512)
 #define SCORE_KEYS 12
 #define PV_ACCUMULATORS 16
 #define PV_VECTORS 4
 #elif defined(MONE_KERNEL_BUILD_AVX2)
 #define SCORE_KEYS 6
-#define PV_ACCUMULATORS 8
+#define PV_ACCUMULATORS 12
 #define PV_VECTORS 4
 #else
-#define SCORE_KEYS 2
-#define PV_ACCUMULATORS 4
-#define PV_VECTORS 2
+#define SCORE_KEYS 4
+#define PV_ACCUMULATORS 8
+#define PV_VECTORS 4
 #endif
 
 /* qt (head_dim, STRIP) = scale * q^T for the strip's n_queries rows of q (ld_q), zero columns after
- * them up to the strip's vectors (their scores are computed and never used). */
+ * them up to the strip's n_vectors vectors (their scores are computed and never used). */
 static void
-pack_queries (int n_queries, int head_dim, const float *q, int ld_q, float scale, float *qt)
+pack_queries (int n_queries, int n_vectors, int head_dim, const float *q, int ld_q, float scale,
+    float *qt)
 {
-  for (int i = 0; i < n_queries; i++)
+  const vf vscale = splat (scale);
+  for (int c = 0; c < n_vectors; c++) {
+    const int lanes = n_queries - c * LANES < LANES ? n_queries - c * LANES : LANES;
+    const float *rows = q + (size_t) c * LANES * ld_q;
     for (int d = 0; d < head_dim; d++)
-      qt[d * STRIP + i] = q[(size_t) i * ld_q + d] * scale;
-  for (int d = 0; d < head_dim; d++)
-    for (int i = n_queries; i < STRIP; i++)
-      qt[d * STRIP + i] = 0.0f;
+      vstore (qt + d * STRIP + c * LANES, vgather_column (rows + d, ld_q, lanes) * vscale);
+  }
 }
 
 /* st rows (keys, STRIP) for `keys` consecutive keys: st[j, i] = k[j, :] . qt[:, i], for the first
@@ -160,7 +162,7 @@ times_v_tile (const int queries, const int n_vectors, const bool ragged, int las
 }
 
 /* All n_queries rows of the strip for n_vectors head_dim vectors: full register tiles of queries,
- * then one query at a time. */
+ * at most one half tile, then one query at a time. */
 ALWAYS_INLINE void
 times_v_columns (const int n_vectors, const bool ragged, int last_lanes, int n_queries,
     int n_keys, const float *st, const float *v, int ld_v, const float *inverse_sums, float *out,
@@ -171,6 +173,11 @@ times_v_columns (const int n_vectors, const bool ragged, int last_lanes, int n_q
   for (; i + tile <= n_queries; i += tile)
     times_v_tile (tile, n_vectors, ragged, last_lanes, n_keys, st + i, v, ld_v, inverse_sums + i,
         out + (size_t) i * ld_out, ld_out);
+  if (tile >= 2 && i + tile / 2 <= n_queries) {
+    times_v_tile (tile / 2, n_vectors, ragged, last_lanes, n_keys, st + i, v, ld_v,
+        inverse_sums + i, out + (size_t) i * ld_out, ld_out);
+    i += tile / 2;
+  }
   for (; i < n_queries; i++)
     times_v_tile (1, n_vectors, ragged, last_lanes, n_keys, st + i, v, ld_v, inverse_sums + i,
         out + (size_t) i * ld_out, ld_out);
@@ -217,7 +224,7 @@ KERNEL (mone_attention_block) (int n_queries, int n_keys, int head_dim, const fl
   for (int i0 = 0; i0 < n_queries; i0 += STRIP) {
     const int nq = n_queries - i0 < STRIP ? n_queries - i0 : STRIP;
     const int n_vectors = nq > LANES ? 2 : 1;
-    pack_queries (nq, head_dim, q + (size_t) i0 * ld_qkv, ld_qkv, scale, qt);
+    pack_queries (nq, n_vectors, head_dim, q + (size_t) i0 * ld_qkv, ld_qkv, scale, qt);
     strip_scores (n_vectors, n_keys, head_dim, k, ld_qkv, qt, st);
     strip_softmax (n_vectors, n_keys, st, inverse_sums);
     strip_times_v (nq, n_keys, head_dim, st, v, ld_qkv, inverse_sums, out + (size_t) i0 * ld_out,

@@ -2,6 +2,9 @@
  * softmax, GELU, exp, erf (engine-kernels.h) and attention (attention.h). */
 #include "kernels.h"
 
+#include <cblas.h>
+#include <math.h>
+
 #include "attention.h"
 #include "engine-kernels.h"
 
@@ -76,17 +79,48 @@ mone_erf_array (int n, const float *x, float *out)
   mone_kernels ()->erf_array (n, x, out);
 }
 
+/* Queries per step: the widest strip of attention.c (2 AVX-512 vectors), and the row count of the
+ * sgemm path's score block, so both fit the same scratch. */
+#define ATTENTION_STRIP 32
+
 size_t
 mone_attention_scratch_floats (int n_keys, int head_dim)
 {
-  /* (head_dim + n_keys + 1) rows of the widest strip: 32 queries (2 AVX-512 vectors). */
-  return ((size_t) head_dim + n_keys + 1) * 32;
+  /* Strips: (head_dim + n_keys + 1) rows of ATTENTION_STRIP. sgemm path: (ATTENTION_STRIP, n_keys)
+   * scores and ATTENTION_STRIP inverse sums, which is less. */
+  return ((size_t) head_dim + n_keys + 1) * ATTENTION_STRIP;
+}
+
+void
+mone_attention_block_sgemm (const MoneKernels *kernels, int n_queries, int n_keys, int head_dim,
+    const float *q, const float *k, const float *v, int ld_qkv, float *out, int ld_out,
+    float *scratch)
+{
+  float *scores = scratch;                                            /* (32, n_keys) */
+  float *inverse_sums = scores + (size_t) ATTENTION_STRIP * n_keys;   /* (32) */
+  const float scale = 1.0f / sqrtf ((float) head_dim);
+  for (int i0 = 0; i0 < n_queries; i0 += ATTENTION_STRIP) {
+    const int nq = MIN (ATTENTION_STRIP, n_queries - i0);
+    float *o = out + (size_t) i0 * ld_out; /* (nq, head_dim), ld ld_out */
+    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, nq, n_keys, head_dim, 1.0f,
+        q + (size_t) i0 * ld_qkv, ld_qkv, k, ld_qkv, 0.0f, scores, n_keys);
+    kernels->softmax_rows (nq, n_keys, scale, scores, n_keys, inverse_sums);
+    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, head_dim, n_keys, 1.0f, scores,
+        n_keys, v, ld_qkv, 0.0f, o, ld_out);
+    for (int i = 0; i < nq; i++)
+      for (int c = 0; c < head_dim; c++)
+        o[(size_t) i * ld_out + c] *= inverse_sums[i];
+  }
 }
 
 void
 mone_attention_block (int n_queries, int n_keys, int head_dim, const float *q, const float *k,
     const float *v, int ld_qkv, float *out, int ld_out, float *scratch)
 {
-  mone_kernels ()->attention_block (n_queries, n_keys, head_dim, q, k, v, ld_qkv, out, ld_out,
-      scratch);
+  const MoneKernels *kernels = mone_kernels ();
+  if (kernels->attention_prefers_sgemm)
+    mone_attention_block_sgemm (kernels, n_queries, n_keys, head_dim, q, k, v, ld_qkv, out, ld_out,
+        scratch);
+  else
+    kernels->attention_block (n_queries, n_keys, head_dim, q, k, v, ld_qkv, out, ld_out, scratch);
 }

@@ -21,7 +21,16 @@ typedef struct {
   void (*erf_array) (int n, const float *x, float *out);
   void (*attention_block) (int n_queries, int n_keys, int head_dim, const float *q, const float *k,
       const float *v, int ld_qkv, float *out, int ld_out, float *scratch);
+  /* Whether mone_attention_block should use mone_attention_block_sgemm (with this table's softmax)
+   * instead of attention_block: true where OpenBLAS measured faster than our micro-kernels. */
+  int attention_prefers_sgemm;
 } MoneKernels;
+
+/* mone_attention_block through two OpenBLAS sgemm calls per 32 queries and kernels->softmax_rows,
+ * normalising the (queries, head_dim) product rather than the (queries, N) scores. */
+void mone_attention_block_sgemm (const MoneKernels *kernels, int n_queries, int n_keys,
+    int head_dim, const float *q, const float *k, const float *v, int ld_qkv, float *out,
+    int ld_out, float *scratch);
 
 /* The table for one instruction set, or NULL if it was not built or this CPU cannot run it. */
 const MoneKernels *mone_kernels_for_isa (MoneIsa isa);

@@ -28,7 +28,9 @@
 #define LANES 8
 #define KERNEL(name) name##_avx2
 #elif defined(MONE_KERNEL_BUILD_GENERIC)
-#define LANES 8
+/* 4 floats: one register on every SIMD target (SSE2, NEON, ...); wider generic vectors are split
+ * by the compiler and their arrays end up on the stack. */
+#define LANES 4
 #define KERNEL(name) name##_generic
 #else
 #error "define one of MONE_KERNEL_BUILD_AVX512, _AVX2, _GENERIC"
@@ -75,8 +77,10 @@ lane_index (void)
 {
 #if LANES == 16
   return (vi) { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15 };
-#else
+#elif LANES == 8
   return (vi) { 0, 1, 2, 3, 4, 5, 6, 7 };
+#else
+  return (vi) { 0, 1, 2, 3 };
 #endif
 }
 
@@ -87,16 +91,29 @@ vselect (vi where, vf a, vf b)
   return (vf) ((where & (vi) a) | (~where & (vi) b));
 }
 
+/* Lane-wise maximum and minimum (for NaN lanes, which of the two comes out is unspecified). */
 ALWAYS_INLINE vf
 vmax (vf a, vf b)
 {
+#if defined(MONE_KERNEL_BUILD_AVX512)
+  return (vf) _mm512_max_ps ((__m512) a, (__m512) b);
+#elif defined(MONE_KERNEL_BUILD_AVX2)
+  return (vf) _mm256_max_ps ((__m256) a, (__m256) b);
+#else
   return vselect (a > b, a, b);
+#endif
 }
 
 ALWAYS_INLINE vf
 vmin (vf a, vf b)
 {
+#if defined(MONE_KERNEL_BUILD_AVX512)
+  return (vf) _mm512_min_ps ((__m512) a, (__m512) b);
+#elif defined(MONE_KERNEL_BUILD_AVX2)
+  return (vf) _mm256_min_ps ((__m256) a, (__m256) b);
+#else
   return vselect (a < b, a, b);
+#endif
 }
 
 /* The first n (0..LANES) floats at p, zeros in the other lanes; reads nothing past p + n. */
@@ -127,6 +144,26 @@ vstore_first (float *p, vf v, int n)
 #endif
 }
 
+/* Lane l (< n, which is 0..LANES) = p[l * stride], zeros after: one column of a row-major block. */
+ALWAYS_INLINE vf
+vgather_column (const float *p, int stride, int n)
+{
+#if defined(MONE_KERNEL_BUILD_AVX512)
+  const __m512i offsets = (__m512i) (lane_index () * stride);
+  return (vf) _mm512_mask_i32gather_ps (_mm512_setzero_ps (), (__mmask16) ((1u << n) - 1), offsets,
+      p, sizeof (float));
+#elif defined(MONE_KERNEL_BUILD_AVX2)
+  const vi index = lane_index ();
+  return (vf) _mm256_mask_i32gather_ps (_mm256_setzero_ps (), p, (__m256i) (index * stride),
+      (__m256) (index < n), sizeof (float));
+#else
+  vf v = { 0 };
+  for (int l = 0; l < n; l++)
+    v[l] = p[(size_t) l * stride];
+  return v;
+#endif
+}
+
 /* Sum of the lanes in a fixed pairwise order, so results depend on nothing but the data. */
 ALWAYS_INLINE float
 hsum (vf v)
@@ -134,9 +171,12 @@ hsum (vf v)
 #if LANES == 16
   float a = ((v[0] + v[8]) + (v[4] + v[12])) + ((v[2] + v[10]) + (v[6] + v[14]));
   float b = ((v[1] + v[9]) + (v[5] + v[13])) + ((v[3] + v[11]) + (v[7] + v[15]));
-#else
+#elif LANES == 8
   float a = (v[0] + v[4]) + (v[2] + v[6]);
   float b = (v[1] + v[5]) + (v[3] + v[7]);
+#else
+  float a = v[0] + v[2];
+  float b = v[1] + v[3];
 #endif
   return a + b;
 }

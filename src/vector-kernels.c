@@ -178,4 +178,9 @@ const MoneKernels KERNEL (mone_kernels) = {
   .exp_array = exp_array,
   .erf_array = erf_array,
   .attention_block = KERNEL (mone_attention_block),
+  /* OpenBLAS picks kernels for the CPU it runs on, wider than the generic build's 4-float vectors;
+   * ours are faster only with AVX-512 and AVX2 (ViT-Ti attention shapes, docs/engine.md). */
+#if defined(MONE_KERNEL_BUILD_GENERIC)
+  .attention_prefers_sgemm = 1,
+#endif
 };
