@@ -214,14 +214,19 @@ vexp (vf x)
   return p * (vf) bits;
 }
 
-/* erf(x) = x P(x^2) / Q(x^2) on |x| <= 3.925 (beyond, erf is 1 to 3e-8), P and Q of degree 5:
+/* erf(x) = x P(x^2) / Q(x^2) on |x| < 3.925, exactly +-1 beyond (erf(3.925) = 1 - 7e-9 rounds to
+ * 1 in float; the rational function there is 1 - 6e-8, and 1 + erf(x) would not reach 0 for large
+ * negative x, making GELU(x) ~ 3e-8 x instead of 0). P and Q of degree 5:
  * a rational fit to erf made for this project (Sanathanan-Koerner iteration with Lawson weights on
  * Chebyshev nodes, coefficients rounded to float; max abs error 4.3e-8 before float rounding,
  * 2.9e-7 after). No exp and one division: GELU over N x F activations runs at every budget. */
 ALWAYS_INLINE vf
 verf (vf x)
 {
-  x = vmin (vmax (x, splat (-3.925f)), splat (3.925f));
+  const vf limit = splat (3.925f);
+  const vi saturated = (x >= limit) | (x <= -limit);
+  const vf sign = vselect (x < splat (0.0f), splat (-1.0f), splat (1.0f));
+  x = vmin (vmax (x, -limit), limit);
   vf t = x * x;
   vf p = splat (2.030878932e-06f);
   p = p * t + splat (2.874896745e-04f);
@@ -235,7 +240,7 @@ verf (vf x)
   q = q * t + splat (1.151666045e-01f);
   q = q * t + splat (5.043473244e-01f);
   q = q * t + splat (1.0f);
-  return x * p / q;
+  return vselect (saturated, sign, x * p / q);
 }
 
 #endif
