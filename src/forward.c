@@ -272,11 +272,8 @@ patchify_token (const MoneConfig *c, const float *input, int token, float *out)
     for (int ti = 0; ti < t; ti++) {
       const int frame = slice * t + ti;
       const float *plane = input + ((size_t) frame * c->channels + ch) * c->height * c->width;
-      for (int py = 0; py < p; py++) {
-        const float *src = plane + (size_t) (y0 + py) * c->width + x0;
-        for (int px = 0; px < p; px++)
-          *out++ = (src[px] - mean) * inv_std;
-      }
+      for (int py = 0; py < p; py++, out += p)
+        mone_normalize_array (p, plane + (size_t) (y0 + py) * c->width + x0, mean, inv_std, out);
     }
   }
 }

@@ -83,6 +83,12 @@ mone_erf_array (int n, const float *x, float *out)
  * sgemm path's score block, so both fit the same scratch. */
 #define ATTENTION_STRIP 32
 
+void
+mone_normalize_array (int n, const float *x, float mean, float inv_std, float *out)
+{
+  mone_kernels ()->normalize_array (n, x, mean, inv_std, out);
+}
+
 size_t
 mone_attention_scratch_floats (int n_keys, int head_dim)
 {

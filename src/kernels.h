@@ -11,7 +11,7 @@
 
 typedef struct {
   /* Same contracts as mone_layernorm_rows, mone_softmax_rows, mone_bias_gelu_scale_rows,
-   * mone_exp_array, mone_erf_array (engine-kernels.h) and mone_attention_block (attention.h). */
+   * mone_exp_array, mone_erf_array, mone_normalize_array (engine-kernels.h) and mone_attention_block (attention.h). */
   void (*layernorm_rows) (int n_rows, int width, int out_width, const float *x, int ldx,
       const float *weight, const float *bias, float eps, float *out, int ldout);
   void (*softmax_rows) (int n_rows, int n_cols, float scale, float *x, int ld, float *inverse_sums);
@@ -19,6 +19,7 @@ typedef struct {
       const float *row_scale);
   void (*exp_array) (int n, const float *x, float *out);
   void (*erf_array) (int n, const float *x, float *out);
+  void (*normalize_array) (int n, const float *x, float mean, float inv_std, float *out);
   void (*attention_block) (int n_queries, int n_keys, int head_dim, const float *q, const float *k,
       const float *v, int ld_qkv, float *out, int ld_out, float *scratch);
   /* Whether mone_attention_block should use mone_attention_block_sgemm (with this table's softmax)

@@ -26,6 +26,17 @@ erf_array (int n, const float *x, float *out)
     vstore_first (out + i, verf (vload_first (x + i, n - i)), n - i);
 }
 
+static void
+normalize_array (int n, const float *x, float mean, float inv_std, float *out)
+{
+  const vf vmean = splat (mean), vscale = splat (inv_std);
+  int i = 0;
+  for (; i + LANES <= n; i += LANES)
+    vstore (out + i, (vload (x + i) - vmean) * vscale);
+  if (i < n)
+    vstore_first (out + i, (vload_first (x + i, n - i) - vmean) * vscale, n - i);
+}
+
 /* Sum over the row: LANES running sums, then a fixed-order reduction. */
 ALWAYS_INLINE float
 row_sum (const float *row, int width)
@@ -178,6 +189,7 @@ const MoneKernels KERNEL (mone_kernels) = {
   .bias_gelu_scale_rows = bias_gelu_scale_rows,
   .exp_array = exp_array,
   .erf_array = erf_array,
+  .normalize_array = normalize_array,
   .attention_block = KERNEL (mone_attention_block),
   /* OpenBLAS picks kernels for the CPU it runs on, wider than the generic build's 4-float vectors;
    * ours are faster only with AVX-512 and AVX2 (ViT-Ti attention shapes, docs/engine.md). */

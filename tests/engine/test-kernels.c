@@ -1,6 +1,6 @@
 /* The vector kernels against libm and plain double-precision loops, on every instruction set this
  * machine can run (kernels.h): erf, exp, GELU (dense sweep plus extremes), softmax (with -inf
- * masking), LayerNorm (large and small magnitudes), attention (own micro-kernels and the sgemm
+ * masking), LayerNorm (large and small magnitudes), pixel normalisation, attention (own micro-kernels and the sgemm
  * path), at lengths that are not multiples of any vector width. Then the few-row product. */
 #include <float.h>
 #include <math.h>
@@ -227,6 +227,13 @@ test_row_kernels (const MoneKernels *kernels)
       orig[i] = uniform (-6, 6);
 
     check_gelu_rows (kernels, w, rows, ld, orig, m, beta, scale);
+    /* Pixel normalisation: the same two float operations as a scalar loop, nothing past w. */
+    m[w] = 55.0f;
+    kernels->normalize_array (w, orig, 0.45f, 1.0f / 0.226f, m);
+    for (int c = 0; c < w; c++)
+      CHECK (m[c] == (orig[c] - 0.45f) * (1.0f / 0.226f), "%s normalize w=%d [%d] %g", isa_label, w,
+          c, m[c]);
+    CHECK (m[w] == 55.0f, "%s normalize wrote past its row", isa_label);
     check_layernorm (kernels, w, rows, ld, orig, out, gamma, beta, 0.0f, 1.0f);
     check_layernorm (kernels, w, rows, ld, orig, out, gamma, beta, 3e3f, 1.0f);
     check_layernorm (kernels, w, rows, ld, orig, out, gamma, beta, 0.0f, 1e-3f);
