@@ -197,9 +197,15 @@ hmax (vf v)
 ALWAYS_INLINE vf
 vexp (vf x)
 {
-  const vf round_magic = splat (12582912.0f); /* 1.5 * 2^23: adding it rounds to an integer */
   x = vmin (vmax (x, splat (-87.0f)), splat (88.0f));
+#if defined(MONE_KERNEL_BUILD_AVX512)
+  /* Round and scale by 2^n in one instruction each (vrndscaleps, vscalefps). */
+  vf n = (vf) _mm512_roundscale_ps ((__m512) (x * splat (1.44269504088896341f)),
+      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+#else
+  const vf round_magic = splat (12582912.0f); /* 1.5 * 2^23: adding it rounds to an integer */
   vf n = (x * splat (1.44269504088896341f) + round_magic) - round_magic;
+#endif
   /* r = x - n ln2 in two steps (Cody-Waite) so the subtraction is exact for |n| < 2^8. */
   vf r = x - n * splat (0.693359375f);
   r = r - n * splat (-2.12194440e-4f);
@@ -210,8 +216,12 @@ vexp (vf x)
   p = p * r + splat (0.5f);
   p = p * r + splat (1.0f);
   p = p * r + splat (1.0f);
+#if defined(MONE_KERNEL_BUILD_AVX512)
+  return (vf) _mm512_scalef_ps ((__m512) p, (__m512) n);
+#else
   vi bits = (__builtin_convertvector (n, vi) + 127) << 23;
   return p * (vf) bits;
+#endif
 }
 
 /* erf(x) = x P(x^2) / Q(x^2) on |x| < 3.925, exactly +-1 beyond (erf(3.925) = 1 - 7e-9 rounds to
@@ -223,11 +233,12 @@ vexp (vf x)
 ALWAYS_INLINE vf
 verf (vf x)
 {
+  /* Odd: evaluate at |x| (clamped), saturate, then put x's sign back. */
+  const vi sign_bit = (vi) splat (-0.0f);
   const vf limit = splat (3.925f);
-  const vi saturated = (x >= limit) | (x <= -limit);
-  const vf sign = vselect (x < splat (0.0f), splat (-1.0f), splat (1.0f));
-  x = vmin (vmax (x, -limit), limit);
-  vf t = x * x;
+  const vf magnitude = (vf) ((vi) x & ~sign_bit);
+  const vf a = vmin (magnitude, limit);
+  vf t = a * a;
   vf p = splat (2.030878932e-06f);
   p = p * t + splat (2.874896745e-04f);
   p = p * t + splat (3.876237199e-03f);
@@ -240,7 +251,8 @@ verf (vf x)
   q = q * t + splat (1.151666045e-01f);
   q = q * t + splat (5.043473244e-01f);
   q = q * t + splat (1.0f);
-  return vselect (saturated, sign, x * p / q);
+  const vf y = vselect (magnitude >= limit, splat (1.0f), a * p / q);
+  return (vf) ((vi) y | ((vi) x & sign_bit));
 }
 
 #endif
