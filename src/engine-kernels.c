@@ -38,12 +38,6 @@ load (const float *p)
   return v;
 }
 
-static inline __attribute__ ((always_inline)) void
-store (float *p, vf v)
-{
-  memcpy (p, &v, sizeof v);
-}
-
 static inline __attribute__ ((always_inline)) vf
 splat (float x)
 {
