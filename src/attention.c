@@ -21,16 +21,15 @@
 #if defined(MONE_KERNEL_BUILD_AVX512)
 #define SCORE_KEYS 12
 #define PV_ACCUMULATORS 16
-#define PV_VECTORS 4
 #elif defined(MONE_KERNEL_BUILD_AVX2)
 #define SCORE_KEYS 6
 #define PV_ACCUMULATORS 12
-#define PV_VECTORS 4
 #else
 #define SCORE_KEYS 4
 #define PV_ACCUMULATORS 8
-#define PV_VECTORS 4
 #endif
+/* head_dim vectors per softmax x V tile at most: strip_times_v takes chunks of 4, 2 and 1. */
+#define PV_VECTORS 4
 
 /* qt (head_dim, STRIP) = scale * q^T for the strip's n_queries rows of q (ld_q), zero columns after
  * them up to the strip's n_vectors vectors (their scores are computed and never used). */
@@ -193,14 +192,15 @@ strip_times_v (int n_queries, int n_keys, int head_dim, const float *st, const f
   const int last_lanes = head_dim - (total_vectors - 1) * LANES;
   for (int c0 = 0; c0 < total_vectors;) {
     const int left = total_vectors - c0;
-    const int n_vectors = left >= 4 && PV_VECTORS >= 4 ? 4 : left >= 2 ? 2 : 1;
+    const int n_vectors = left >= 4 ? 4 : left >= 2 ? 2 : 1;
     const bool ragged = n_vectors == left && last_lanes < LANES;
     const float *v_chunk = v + c0 * LANES;
     float *out_chunk = out + c0 * LANES;
 #define TIMES_V(nv, rag) times_v_columns (nv, rag, last_lanes, n_queries, n_keys, st, v_chunk, \
     ld_v, inverse_sums, out_chunk, ld_out)
-    if (n_vectors == 4 && PV_VECTORS >= 4)
-      ragged ? TIMES_V (PV_VECTORS >= 4 ? 4 : 1, true) : TIMES_V (PV_VECTORS >= 4 ? 4 : 1, false);
+    /* Constant arguments, so each case compiles to its own fully unrolled register tile. */
+    if (n_vectors == 4)
+      ragged ? TIMES_V (4, true) : TIMES_V (4, false);
     else if (n_vectors == 2)
       ragged ? TIMES_V (2, true) : TIMES_V (2, false);
     else

@@ -214,7 +214,8 @@ mone_context_new (MoneModel *model, int n_threads, GError **error)
   ctx->qkv = workspace (N * 3 * D, &ok);
   ctx->attention = workspace (N * D, &ok);
   ctx->hidden = workspace (N * F, &ok);
-  ctx->scores = workspace ((size_t) n_threads * mone_attention_scratch_floats ((int) N, (int) (D / c->heads)), &ok);
+  ctx->scores = workspace (
+      (size_t) n_threads * mone_attention_scratch_floats ((int) N, (int) (D / c->heads)), &ok);
   ctx->router_probs = workspace (N * E, &ok);
   ctx->gate = workspace (N, &ok);
   ctx->pooled = workspace (D, &ok);
