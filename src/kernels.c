@@ -1,5 +1,5 @@
 /* Dispatch of the per-ISA vector kernels (kernels.h): the engine's entry points for LayerNorm,
- * softmax, GELU, exp, erf (engine-kernels.h) and attention (attention.h). */
+ * softmax, GELU, exp, erf, pixel normalisation (engine-kernels.h) and attention (attention.h). */
 #include "kernels.h"
 
 #include <cblas.h>
