@@ -34,11 +34,11 @@
 #include <math.h>
 #include <string.h>
 
+#include "attention.h"
 #include "engine-kernels.h"
 #include "threadpool.h"
 
-/* Query rows per attention task: the task's score block (ATTENTION_QUERY_BLOCK x N) stays in L2
- * and there are enough tasks to balance heads over threads. */
+/* Query rows per attention task: enough tasks to balance heads over threads. */
 #define ATTENTION_QUERY_BLOCK 64
 /* Upper bound on token rows per token-wise task. Every task repacks its expert's weight slices
  * inside OpenBLAS, so fewer, longer tasks are faster: with one thread a whole ViT-Ti group (196
@@ -72,7 +72,7 @@ struct MoneContext {
   float *qkv;               /* (N, 3D) q | k | v per row, heads contiguous inside each */
   float *attention;         /* (N, D) attention output, heads concatenated */
   float *hidden;            /* (N, F) MLP hidden activations */
-  float *scores;            /* (threads, ATTENTION_QUERY_BLOCK, N) per-thread score blocks */
+  float *scores;            /* (threads, mone_attention_scratch_floats) per-thread attention scratch */
   float *router_probs;      /* (N, E) token order */
   float *gate;              /* (N) grouped rows: alpha g + 1 */
   float *pooled;            /* (D) */
@@ -214,7 +214,8 @@ mone_context_new (MoneModel *model, int n_threads, GError **error)
   ctx->qkv = workspace (N * 3 * D, &ok);
   ctx->attention = workspace (N * D, &ok);
   ctx->hidden = workspace (N * F, &ok);
-  ctx->scores = workspace ((size_t) n_threads * ATTENTION_QUERY_BLOCK * N, &ok);
+  ctx->scores = workspace (
+      (size_t) n_threads * mone_attention_scratch_floats ((int) N, (int) (D / c->heads)), &ok);
   ctx->router_probs = workspace (N * E, &ok);
   ctx->gate = workspace (N, &ok);
   ctx->pooled = workspace (D, &ok);
@@ -272,11 +273,8 @@ patchify_token (const MoneConfig *c, const float *input, int token, float *out)
     for (int ti = 0; ti < t; ti++) {
       const int frame = slice * t + ti;
       const float *plane = input + ((size_t) frame * c->channels + ch) * c->height * c->width;
-      for (int py = 0; py < p; py++) {
-        const float *src = plane + (size_t) (y0 + py) * c->width + x0;
-        for (int px = 0; px < p; px++)
-          *out++ = (src[px] - mean) * inv_std;
-      }
+      for (int py = 0; py < p; py++, out += p)
+        mone_normalize_array (p, plane + (size_t) (y0 + py) * c->width + x0, mean, inv_std, out);
     }
   }
 }
@@ -431,19 +429,10 @@ attention_task (void *data, int task, int thread)
   const float *q = ctx->qkv + (size_t) q0 * 3 * D + head * head_dim; /* (nq, head_dim), ld 3D */
   const float *k = ctx->qkv + D + head * head_dim;                   /* (N, head_dim), ld 3D */
   const float *v = ctx->qkv + 2 * D + head * head_dim;               /* (N, head_dim), ld 3D */
-  float *scores = ctx->scores + (size_t) thread * ATTENTION_QUERY_BLOCK * N; /* (nq, N) */
+  float *scratch = ctx->scores + (size_t) thread * mone_attention_scratch_floats (N, head_dim);
   float *out = ctx->attention + (size_t) q0 * D + head * head_dim;   /* (nq, head_dim), ld D */
 
-  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, nq, N, head_dim, 1.0f, q, 3 * D, k, 3 * D,
-      0.0f, scores, N);
-  float inverse_sums[ATTENTION_QUERY_BLOCK];
-  mone_softmax_rows (nq, N, 1.0f / sqrtf ((float) head_dim), scores, N, inverse_sums);
-  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, head_dim, N, 1.0f, scores, N, v, 3 * D,
-      0.0f, out, D);
-  /* The softmax normalisation, applied to the (nq, head_dim) product instead of the (nq, N) scores. */
-  for (int i = 0; i < nq; i++)
-    for (int k = 0; k < head_dim; k++)
-      out[(size_t) i * D + k] *= inverse_sums[i];
+  mone_attention_block (nq, N, head_dim, q, k, v, 3 * D, out, D, scratch);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
