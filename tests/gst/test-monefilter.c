@@ -1388,6 +1388,190 @@ GST_START_TEST (test_auto_budget_catches_up)
 
 GST_END_TEST;
 
+/* ---- The same picture in every format ---- */
+
+/* A Fashion-MNIST-like item in grey on black, at size x size: a T-shirt, body and sleeves shaded
+ * top to bottom, a dark collar, a bright stripe and a pocket on one side only, so a conversion
+ * that shifts, flips, mis-scales or mis-levels the picture changes the answer. */
+static guint8
+tshirt_pixel (gint x, gint y, gint size)
+{
+  const gdouble u = (x + 0.5) / size, v = (y + 0.5) / size;
+  gboolean sleeves = v > 0.2 && v < 0.42 && u > 0.12 && u < 0.88;
+  gboolean body = v > 0.2 && v < 0.9 && u > 0.28 && u < 0.72;
+
+  if (!sleeves && !body)
+    return 0;
+  if ((u - 0.5) * (u - 0.5) + (v - 0.2) * (v - 0.2) < 0.01)
+    return 40;                  /* collar */
+  if (u > 0.34 && u < 0.44 && v > 0.3 && v < 0.38)
+    return 70;                  /* pocket */
+  if (v > 0.55 && v < 0.62)
+    return 250;                 /* stripe */
+  return (guint8) (110 + 100 * v);
+}
+
+/* Caps of the picture in `format`: YUV declared full range (0-255), as a JPEG decoder or a
+ * camera in full-range mode delivers it, so that Y = the grey value exactly. */
+static gchar *
+picture_caps (const gchar * format, gint size)
+{
+  GstVideoInfo info;
+
+  gst_video_info_set_format (&info, gst_video_format_from_string (format), size, size);
+  return g_strdup_printf ("video/x-raw,format=%s,width=%d,height=%d,framerate=30/1%s", format,
+      size, size, GST_VIDEO_INFO_IS_YUV (&info) ? ",colorimetry=1:4:0:0" : "");
+}
+
+/* The picture written directly in `format`: every RGB component and Y is the grey value, chroma
+ * is neutral (128), padding bytes 255. */
+static GstBuffer *
+picture_buffer (const gchar * format, gint size)
+{
+  gchar *caps_str = picture_caps (format, size);
+  GstCaps *caps = gst_caps_from_string (caps_str);
+  GstVideoInfo info;
+  GstVideoFrame frame;
+  GstBuffer *buffer;
+
+  fail_unless (gst_video_info_from_caps (&info, caps));
+  buffer = gst_buffer_new_allocate (NULL, GST_VIDEO_INFO_SIZE (&info), NULL);
+  gst_buffer_memset (buffer, 0, 255, GST_VIDEO_INFO_SIZE (&info));
+  fail_unless (gst_video_frame_map (&frame, &info, buffer, GST_MAP_WRITE));
+  for (guint c = 0; c < GST_VIDEO_FRAME_N_COMPONENTS (&frame); c++) {
+    guint8 *data = GST_VIDEO_FRAME_COMP_DATA (&frame, c);
+    const gint stride = GST_VIDEO_FRAME_COMP_STRIDE (&frame, c);
+    const gint pstride = GST_VIDEO_FRAME_COMP_PSTRIDE (&frame, c);
+    const gboolean chroma = GST_VIDEO_INFO_IS_YUV (&info) && c > 0;
+
+    for (gint y = 0; y < GST_VIDEO_FRAME_COMP_HEIGHT (&frame, c); y++)
+      for (gint x = 0; x < GST_VIDEO_FRAME_COMP_WIDTH (&frame, c); x++)
+        data[(gsize) y * stride + (gsize) x * pstride] = chroma ? 128 : tshirt_pixel (x, y, size);
+  }
+  gst_video_frame_unmap (&frame);
+  gst_caps_unref (caps);
+  g_free (caps_str);
+  return buffer;
+}
+
+/* Classifies the picture pushed in `format` at size x size; every class listed (top-k 10). */
+static MoneClassification
+classify_picture (const gchar * model, const gchar * format, gint size)
+{
+  GstElement *filter = make_filter (model);
+  gchar *caps = picture_caps (format, size);
+  GstHarness *h;
+  MoneClassification result;
+  GstBuffer *in = picture_buffer (format, size), *out;
+
+  g_object_set (filter, "top-k", 10, NULL);
+  h = harness_for (filter, caps);
+  GST_BUFFER_PTS (in) = 0;
+  GST_BUFFER_DURATION (in) = GST_SECOND / 30;
+  fail_unless_equals_int (gst_harness_push (h, in), GST_FLOW_OK);
+  out = gst_harness_pull (h);
+  fail_unless (gst_mone_meta_read (out, &result), "%s: no meta", caps);
+  fail_unless_equals_int (result.top_k, 10);
+  gst_buffer_unref (out);
+  gst_harness_teardown (h);
+  g_free (caps);
+  return result;
+}
+
+/* Largest difference between a result's class probabilities and `probs` (by class). */
+static gdouble
+probability_distance (const MoneClassification * r, const float *probs)
+{
+  gdouble d = 0;
+
+  for (guint i = 0; i < r->top_k; i++)
+    d = MAX (d, fabs (r->top_scores[i] - probs[r->top_classes[i]]));
+  return d;
+}
+
+static const gchar *const picture_formats[] = { "RGB", "BGRx", "I420", "NV12", "GRAY8" };
+
+/* The tiny random test models spread their probabilities thinly (about 0.1 each; two different
+ * pictures differ by some 1e-3), so the tolerance is tight: at the model's size every format must
+ * give the engine's probabilities on the exact picture within 2e-5. Measured with GStreamer 1.22:
+ * 0 for the grey model, 7.5e-9 (float rounding) for the RGB one, in every format; rounding one
+ * level in a few pixels in another version's colour conversion would move them by about 1e-6. */
+#define PICTURE_TOLERANCE 2e-5
+
+/* Known answer: the picture at the model's own size (nothing to scale) pushed as RGB, BGRx, I420,
+ * NV12 and GRAY8 gives what the engine gives on the picture itself, for a grey and an RGB model. */
+GST_START_TEST (test_formats_known_answer)
+{
+  const gchar *models[] = { grey_model, rgb_model };
+
+  for (guint m = 0; m < G_N_ELEMENTS (models); m++) {
+    MoneModel *model = mone_model_load_file (models[m], NULL);
+    MoneContext *context = mone_context_new (model, 1, NULL);
+    const MoneConfig *config = mone_model_get_config (model);
+    const gint size = config->width;
+    const gsize plane = (gsize) size * size;
+    float *input = g_new (float, plane * config->channels);
+    MoneResult expected;
+
+    for (gint c = 0; c < config->channels; c++)
+      for (gint y = 0; y < size; y++)
+        for (gint x = 0; x < size; x++)
+          input[c * plane + (gsize) y * size + x] = tshirt_pixel (x, y, size) / 255.0f;
+    fail_unless (mone_context_run (context, input, 1.0, &expected, NULL));
+    for (guint f = 0; f < G_N_ELEMENTS (picture_formats); f++) {
+      MoneClassification r = classify_picture (models[m], picture_formats[f], size);
+      gdouble distance = probability_distance (&r, expected.probs);
+
+      GST_INFO ("%d-channel model, %s: class %d, largest probability difference %.3g",
+          config->channels, picture_formats[f], r.top_class, distance);
+      fail_unless_equals_int (r.top_class, expected.top_class);
+      fail_unless (distance < PICTURE_TOLERANCE, "%d-channel model, %s: probabilities %.3g from "
+          "the engine's on the picture", config->channels, picture_formats[f], distance);
+    }
+    g_free (input);
+    mone_context_free (context);
+    mone_model_unref (model);
+  }
+}
+
+GST_END_TEST;
+
+/* Scaling is not the same in every format: GStreamer 1.22's converter takes a planar path for
+ * GRAY8 and I420 to a grey model that filters horizontally with fewer taps than its general path
+ * (for RGB, BGRx, NV12), so edges come out up to 47 levels apart in a fifth of the pixels of this
+ * picture (measured 3.8e-4 in probability with the grey test model, 7.7e-6 with the RGB one).
+ * The tolerance takes that; a wrong range or a shifted picture moves these probabilities by more
+ * (see the known-answer test above for the exact comparison). */
+#define SCALED_PICTURE_TOLERANCE 5e-4
+
+/* The picture at twice the model's size (so the converter scales too) gives the same answer in
+ * every format as in RGB. */
+GST_START_TEST (test_formats_equivalent_scaled)
+{
+  const gchar *models[] = { grey_model, rgb_model };
+
+  for (guint m = 0; m < G_N_ELEMENTS (models); m++) {
+    MoneClassification reference = classify_picture (models[m], "RGB", 64);
+    float probs[10] = { 0 };
+
+    for (guint i = 0; i < reference.top_k; i++)
+      probs[reference.top_classes[i]] = reference.top_scores[i];
+    for (guint f = 1; f < G_N_ELEMENTS (picture_formats); f++) {
+      MoneClassification r = classify_picture (models[m], picture_formats[f], 64);
+      gdouble distance = probability_distance (&r, probs);
+
+      GST_INFO ("%s, %s at 64x64: class %d (%.4f, 2nd %.4f), largest probability difference to RGB %.3g",
+          models[m], picture_formats[f], r.top_class, r.top_scores[0], r.top_scores[1], distance);
+      fail_unless_equals_int (r.top_class, reference.top_class);
+      fail_unless (distance < SCALED_PICTURE_TOLERANCE, "%s at 64x64: probabilities %.3g from "
+          "RGB's",
+          picture_formats[f], distance);
+    }
+  }
+}
+
+GST_END_TEST;
+
 /* Without the model property the element uses $MONE_MODEL (the installed model otherwise). */
 GST_START_TEST (test_default_model_from_env)
 {
@@ -1438,6 +1622,8 @@ monefilter_suite (void)
   tcase_add_test (tc, test_scale_modes);
   tcase_add_test (tc, test_padded_strides);
   tcase_add_test (tc, test_limited_range_expanded);
+  tcase_add_test (tc, test_formats_known_answer);
+  tcase_add_test (tc, test_formats_equivalent_scaled);
   tcase_add_test (tc, test_result_follows_picture);
   tcase_add_test (tc, test_interval);
   tcase_add_test (tc, test_budget_change_next_frame);
