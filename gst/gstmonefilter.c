@@ -409,7 +409,8 @@ gst_mone_filter_finalize (GObject * object)
 }
 
 /* The auto-mode deadline the settings and caps give: max-latency, else the caps' frame duration,
- * else NONE. The streaming thread adds a fallback from the buffers; the LATENCY query does not. */
+ * else NONE. Per frame the scheduler falls back further, on the buffer's duration
+ * (gst_mone_scheduler_frame_deadline); the LATENCY query has no buffer to ask. */
 static GstClockTime
 gst_mone_filter_configured_deadline (GstMoneFilter * self, const Settings * settings)
 {

@@ -71,8 +71,8 @@ void gst_mone_scheduler_classified (GstMoneScheduler * scheduler,
 /* The frame carried the latest result. */
 void gst_mone_scheduler_reused (GstMoneScheduler * scheduler);
 
-/* Predicted ns for one frame at `budget` (-1 before anything was learned), for the element's log
- * and tests. */
+/* Predicted ns for one frame at `budget` (-1 before anything was learned): what auto mode
+ * believes the engine costs, for debugging and tests. */
 gint64 gst_mone_scheduler_predict (const GstMoneScheduler * scheduler, gdouble budget);
 
 G_END_DECLS
