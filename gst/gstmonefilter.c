@@ -101,6 +101,7 @@ enum
   PROP_LABELS,
   PROP_MIN_BUDGET,
   PROP_LAST_LATENCY,
+  PROP_INVALID_FRAMES,
   PROP_LAST_GFLOPS,
   PROP_LAST_BUDGET,
 };
@@ -154,6 +155,7 @@ struct _GstMoneFilter
   guint64 last_latency;
   gdouble last_gflops;
   gdouble last_budget;
+  guint64 invalid_frames;       /* frames whose logits were not finite, since start() */
   /* Latest downstream QoS event, handed from the src_event thread to the streaming thread. */
   gboolean qos_pending;
   gdouble qos_proportion;
@@ -175,6 +177,7 @@ struct _GstMoneFilter
   GstMoneScheduler *scheduler;  /* which frames to classify, at which budget */
   guint64 frame_count;
   GstStructure *last_result;    /* the latest fresh result, reused between classified frames */
+  gboolean invalid_warned;      /* a non-finite result was reported for this stream */
 };
 
 #define gst_mone_filter_parent_class parent_class
@@ -343,6 +346,11 @@ gst_mone_filter_class_init (GstMoneFilterClass * klass)
       g_param_spec_uint64 ("last-latency", "Last latency",
           "Inference latency of the latest classified frame in nanoseconds (conversion included)",
           0, G_MAXUINT64, 0, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
+  g_object_class_install_property (gobject_class, PROP_INVALID_FRAMES,
+      g_param_spec_uint64 ("invalid-frames", "Invalid frames",
+          "Frames since start whose logits were NaN or infinite (the model overflowed): their meta "
+          "says valid=false and carries no class", 0, G_MAXUINT64, 0,
+          G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
   g_object_class_install_property (gobject_class, PROP_LAST_GFLOPS,
       g_param_spec_double ("last-gflops", "Last GFLOPs",
           "GFLOPs spent on the latest classified frame", 0.0, G_MAXDOUBLE, 0.0,
@@ -543,6 +551,9 @@ gst_mone_filter_get_property (GObject * object, guint prop_id, GValue * value,
     case PROP_LAST_GFLOPS:
       g_value_set_double (value, self->last_gflops);
       break;
+    case PROP_INVALID_FRAMES:
+      g_value_set_uint64 (value, self->invalid_frames);
+      break;
     case PROP_LAST_BUDGET:
       g_value_set_double (value, self->last_budget);
       break;
@@ -565,6 +576,7 @@ gst_mone_filter_reset_stream (GstMoneFilter * self)
   if (self->scheduler)
     gst_mone_scheduler_reset (self->scheduler);
   g_clear_pointer (&self->last_result, gst_structure_free);
+  self->invalid_warned = FALSE;
 }
 
 /* Loads the model file, or shares it with other elements playing it. On failure *error says why
@@ -678,6 +690,9 @@ gst_mone_filter_start (GstBaseTransform * trans)
     goto error;
   gst_mone_filter_publish_model (self);
   gst_mone_filter_reset_stream (self);
+  GST_OBJECT_LOCK (self);
+  self->invalid_frames = 0;
+  GST_OBJECT_UNLOCK (self);
 
   config = mone_model_get_config (self->model);
   GST_INFO_OBJECT (self, "model %s: %dx%dx%d, %d frame(s), %d classes, %d experts, %d threads",
@@ -1028,6 +1043,25 @@ no_input:
   return GST_FLOW_ERROR;
 }
 
+/* Once per stream: the model gave NaN or infinite logits (weights that overflow, or pixels it
+ * cannot take). The frames still pass, with a meta saying valid=false. */
+static void
+gst_mone_filter_warn_invalid (GstMoneFilter * self)
+{
+  g_autofree gchar *path = NULL;
+
+  if (self->invalid_warned)
+    return;
+  self->invalid_warned = TRUE;
+  GST_OBJECT_LOCK (self);
+  path = g_strdup (self->model_path);
+  GST_OBJECT_UNLOCK (self);
+  GST_ELEMENT_WARNING (self, STREAM, DECODE,
+      ("Model %s gave no answer for frame %" G_GUINT64_FORMAT ": its logits are not finite numbers",
+          path, self->frame_count),
+      ("the frame's meta says valid=false; the invalid-frames property counts such frames"));
+}
+
 /* Runs the model on the window at the decided budget; the result is kept for this frame and the
  * ones that reuse it. `start`: when the frame's conversion began (latency includes it). */
 static gboolean
@@ -1053,11 +1087,15 @@ gst_mone_filter_classify (GstMoneFilter * self, const Snapshot * snap,
   self->last_latency = info.latency_ns;
   self->last_gflops = result.flops * 1e-9;
   self->last_budget = result.budget_used;
+  self->invalid_frames += !result.finite;
   GST_OBJECT_UNLOCK (self);
-  GST_LOG_OBJECT (self, "frame %" G_GUINT64_FORMAT ": class %d (%.3f), budget %.3f -> %.3f, "
-      "%.4f GFLOPs, %.3f ms", self->frame_count, result.top_class,
-      result.probs[result.top_class], decision->budget, result.budget_used, result.flops * 1e-9,
-      info.latency_ns * 1e-6);
+  if (!result.finite)
+    gst_mone_filter_warn_invalid (self);
+  else
+    GST_LOG_OBJECT (self, "frame %" G_GUINT64_FORMAT ": class %d (%.3f), budget %.3f -> %.3f, "
+        "%.4f GFLOPs, %.3f ms", self->frame_count, result.top_class,
+        result.probs[result.top_class], decision->budget, result.budget_used, result.flops * 1e-9,
+        info.latency_ns * 1e-6);
   return TRUE;
 }
 

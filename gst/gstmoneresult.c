@@ -65,11 +65,12 @@ gst_mone_result_new (MoneModel * model, const MoneResult * result, const GstMone
 
   gst_mone_classification_init (&c);
   c.frame = c.result_frame = info->frame;
-  c.top_class = result->top_class;
-  c.label = mone_model_get_label (model, result->top_class);
-  c.top_score = result->probs[result->top_class];
-  c.top_k = select_top_k (result->probs, config->classes,
-      MIN (info->top_k, GST_MONE_META_MAX_TOP_K), top);
+  /* Non-finite logits are no answer: no class, no label, no scores (valid=false below). */
+  c.top_class = result->finite ? result->top_class : -1;
+  c.label = result->finite ? mone_model_get_label (model, result->top_class) : "";
+  c.top_score = result->finite ? result->probs[result->top_class] : 0.0;
+  c.top_k = result->finite ? select_top_k (result->probs, config->classes,
+      MIN (info->top_k, GST_MONE_META_MAX_TOP_K), top) : 0;
   for (guint i = 0; i < c.top_k; i++) {
     c.top_classes[i] = top[i];
     c.top_labels[i] = mone_model_get_label (model, top[i]);
@@ -100,7 +101,8 @@ gst_mone_result_new (MoneModel * model, const MoneResult * result, const GstMone
       "frame-height", G_TYPE_INT, GST_VIDEO_INFO_HEIGHT (in_info),
       "window-frames", G_TYPE_INT, config->frames,
       "frames-per-slice", G_TYPE_INT, config->tubelet,
-      "window-filled", G_TYPE_INT, (gint) gst_mone_input_get_filled (input), NULL);
+      "window-filled", G_TYPE_INT, (gint) gst_mone_input_get_filled (input),
+      "valid", G_TYPE_BOOLEAN, result->finite, NULL);
   return s;
 }
 
