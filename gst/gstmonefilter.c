@@ -53,6 +53,7 @@
 #endif
 
 #include "gstmonefilter.h"
+#include "gstmonetsan.h"
 
 #include <errno.h>
 #include <glib/gstdio.h>

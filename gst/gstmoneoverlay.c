@@ -37,6 +37,7 @@
 #endif
 
 #include "gstmoneoverlay.h"
+#include "gstmonetsan.h"
 
 #include <math.h>
 #include <string.h>
