@@ -8,6 +8,7 @@ mone_isa_supported (MoneIsa isa)
 {
   switch (isa) {
     case MONE_ISA_GENERIC:
+    case MONE_ISA_OPENBLAS:
       return TRUE;
 #if defined(__x86_64__) && defined(__GNUC__)
     /* __builtin_cpu_supports also checks that the OS saves the wide registers (XCR0). */
@@ -34,12 +35,15 @@ mone_isa_name (MoneIsa isa)
       return "avx2";
     case MONE_ISA_AVX512:
       return "avx512";
+    case MONE_ISA_OPENBLAS:
+      return "openblas";
+    default:
+      return "unknown";
   }
-  return "unknown";
 }
 
-static MoneIsa
-best_supported (void)
+MoneIsa
+mone_isa_best (void)
 {
   if (mone_isa_supported (MONE_ISA_AVX512))
     return MONE_ISA_AVX512;
@@ -51,11 +55,11 @@ best_supported (void)
 static MoneIsa
 choose_isa (void)
 {
-  const MoneIsa best = best_supported ();
+  const MoneIsa best = mone_isa_best ();
   const char *forced = g_getenv ("MONE_ISA");
   if (!forced || !*forced)
     return best;
-  for (MoneIsa isa = MONE_ISA_GENERIC; isa <= MONE_ISA_AVX512; isa++) {
+  for (MoneIsa isa = MONE_ISA_GENERIC; isa < MONE_ISA_COUNT; isa++) {
     if (strcmp (forced, mone_isa_name (isa)) != 0)
       continue;
     if (mone_isa_supported (isa))
@@ -63,7 +67,7 @@ choose_isa (void)
     g_warning ("MONE_ISA=%s: this CPU does not support it; using %s", forced, mone_isa_name (best));
     return best;
   }
-  g_warning ("MONE_ISA=%s is not one of generic, avx2, avx512; using %s", forced,
+  g_warning ("MONE_ISA=%s is not one of generic, avx2, avx512, openblas; using %s", forced,
       mone_isa_name (best));
   return best;
 }
@@ -75,4 +79,27 @@ mone_isa_active (void)
   if (g_once_init_enter (&chosen))
     g_once_init_leave (&chosen, (gsize) choose_isa () + 1);
   return (MoneIsa) (chosen - 1);
+}
+
+/* MONE_ISA_COUNT until decided. */
+static gint default_isa = MONE_ISA_COUNT;
+
+MoneIsa
+mone_isa_default (void)
+{
+  gint isa = g_atomic_int_get (&default_isa);
+  if (isa == MONE_ISA_COUNT) {
+    g_atomic_int_compare_and_exchange (&default_isa, MONE_ISA_COUNT, (gint) mone_isa_active ());
+    isa = g_atomic_int_get (&default_isa);
+  }
+  return (MoneIsa) isa;
+}
+
+gboolean
+mone_isa_set_default (MoneIsa isa)
+{
+  if (isa < 0 || isa >= MONE_ISA_COUNT || !mone_isa_supported (isa))
+    return FALSE;
+  g_atomic_int_set (&default_isa, (gint) isa);
+  return TRUE;
 }

@@ -63,6 +63,7 @@ struct MoneContext {
   MoneConfig config;        /* copy: the hot loop reads it often */
   MoneThreadPool *pool;
   int n_threads;
+  MoneIsa isa;              /* which kernels multiply the projections (gemm.h) */
 
   /* Workspaces (N tokens, D width, F MLP width, P = C*t*p*p patch values, E experts, K classes). */
   float *patches;           /* (N, P) normalised patch pixels, token order */
@@ -205,6 +206,7 @@ mone_context_new (MoneModel *model, int n_threads, GError **error)
   ctx->model = mone_model_ref (model);
   ctx->config = *c;
   ctx->n_threads = n_threads;
+  ctx->isa = mone_isa_default ();
 
   gboolean ok = TRUE;
   ctx->patches = workspace (N * P, &ok);
@@ -256,6 +258,45 @@ mone_context_get_threads (MoneContext *ctx)
   return ctx->n_threads;
 }
 
+MoneIsa
+mone_context_get_isa (MoneContext *ctx)
+{
+  return ctx->isa;
+}
+
+/* The reference path (MONE_ISA=openblas): c (n, m) = beta c + a (n, k) b^T, b (m, k) on the
+ * unpacked weights. */
+static void
+openblas_tokens_times_weights (int n, int m, int k, const float *a, int lda, const float *b,
+    int ldb, float beta, float *c, int ldc)
+{
+  if (n <= FEW_ROWS && (long) n * m * k > SMALL_PRODUCT)
+    mone_gemm_nt_few_rows (n, m, k, a, lda, b, ldb, beta, c, ldc);
+  else
+    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, n, m, k, 1.0f, a, lda, b, ldb, beta, c,
+        ldc);
+}
+
+/* c (n, m) = a (n, k) W[:m, :k]^T [+ bias (m)] [+ c if accumulate]: every token-times-weights
+ * product of the frame. W is given packed and as the original (out, in) matrix (the reference
+ * path multiplies that one). */
+static void
+tokens_times_weights (MoneContext *ctx, int n, int m, int k, const float *a, int lda,
+    const MonePackedMatrix *packed, const float *w, const float *bias, bool accumulate, float *c,
+    int ldc)
+{
+  if (ctx->isa != MONE_ISA_OPENBLAS) {
+    mone_gemm_packed (ctx->isa, n, m, k, a, lda, packed, bias, accumulate, c, ldc);
+    return;
+  }
+  if (bias)
+    for (int i = 0; i < n; i++)
+      for (int o = 0; o < m; o++)
+        c[(size_t) i * ldc + o] = accumulate ? c[(size_t) i * ldc + o] + bias[o] : bias[o];
+  openblas_tokens_times_weights (n, m, k, a, lda, w, packed->inputs, bias || accumulate ? 1.0f : 0.0f,
+      c, ldc);
+}
+
 /* ---------------------------------------------------------------------------------------------- */
 /* Embedding: patchify, patch embed, pos embed, router. Task = a range of tokens (token order). */
 
@@ -304,8 +345,8 @@ embed_task (void *data, int task, int thread)
     for (int d = 0; d < D; d++)
       row[d] = pos[d] + w->patch_embed_bias[d];
   }
-  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, n, D, P, 1.0f, patches, P,
-      w->patch_embed_weight, P, 1.0f, embedded, D);
+  tokens_times_weights (ctx, n, D, P, patches, P, &w->patch_embed_packed,
+      w->patch_embed_weight, NULL, true, embedded, D);
 
   /* Router: p = softmax(W_r x + b_r), W_r (E, D). E is tiny: plain dot products in double. */
   for (int i = 0; i < n; i++) {
@@ -329,18 +370,6 @@ embed_task (void *data, int task, int thread)
 /* ---------------------------------------------------------------------------------------------- */
 /* Token-wise phase of the blocks. Task = (expert j, grouped row range). */
 
-/* c (n, m) = beta c + a (n, k) b^T, b (m, k): every token-times-weights product of the blocks. */
-static inline void
-tokens_times_weights (int n, int m, int k, const float *a, int lda, const float *b, int ldb,
-    float beta, float *c, int ldc)
-{
-  if (n <= FEW_ROWS && (long) n * m * k > SMALL_PRODUCT)
-    mone_gemm_nt_few_rows (n, m, k, a, lda, b, ldb, beta, c, ldc);
-  else
-    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, n, m, k, 1.0f, a, lda, b, ldb, beta, c,
-        ldc);
-}
-
 /* Second half of block l for the task's rows: attention projection and residual, LN2, MLP and
  * residual. Expert j: only the leading d_j channels of x change. */
 static void
@@ -355,24 +384,24 @@ finish_block (MoneContext *ctx, const MoneBlockWeights *b, int d, int r0, int n)
   const float *gate = ctx->gate + r0;                  /* (n) */
 
   /* x[:, :d] += attention W_o[:d, :]^T + b_o[:d]; W_o (D, D), its leading d rows. */
-  for (int i = 0; i < n; i++)
-    for (int k = 0; k < d; k++)
-      x[(size_t) i * D + k] += b->proj_bias[k];
-  tokens_times_weights (n, d, D, attention, D, b->proj_weight, D, 1.0f, x, D);
+  tokens_times_weights (ctx, n, d, D, attention, D, &b->proj_packed, b->proj_weight,
+      b->proj_bias, true, x, D);
 
   /* LN2 over all D channels; the expert reads only the leading d. */
   mone_layernorm_rows (n, D, d, x, D, b->norm2_weight, b->norm2_bias, c->ln_eps, normed, D);
 
   /* hidden = GELU(normed[:, :d] W_1[:, :d]^T + b_1) * gate; W_1 (F, D), its leading d columns.
    * The gate (alpha g + 1) is a per-row scale, so applying it to hidden scales fc2's output. */
-  tokens_times_weights (n, F, d, normed, D, b->fc1_weight, D, 0.0f, hidden, F);
+  tokens_times_weights (ctx, n, F, d, normed, D, &b->fc1_packed, b->fc1_weight, NULL,
+      false, hidden, F);
   mone_bias_gelu_scale_rows (n, F, hidden, F, b->fc1_bias, gate);
 
   /* x[:, :d] += gate * b_2[:d] + hidden W_2[:d, :]^T; W_2 (D, F), its leading d rows. */
   for (int i = 0; i < n; i++)
     for (int k = 0; k < d; k++)
       x[(size_t) i * D + k] += gate[i] * b->fc2_bias[k];
-  tokens_times_weights (n, d, F, hidden, F, b->fc2_weight, F, 1.0f, x, D);
+  tokens_times_weights (ctx, n, d, F, hidden, F, &b->fc2_packed, b->fc2_weight, NULL,
+      true, x, D);
 }
 
 /* First half of block l for the task's rows: LN1 and the QKV projection (full 3D outputs, so
@@ -388,9 +417,8 @@ start_block (MoneContext *ctx, const MoneBlockWeights *b, int d, int r0, int n)
 
   mone_layernorm_rows (n, D, d, x, D, b->norm1_weight, b->norm1_bias, c->ln_eps, normed, D);
   /* qkv = b_qkv + normed[:, :d] W_qkv[:, :d]^T; W_qkv (3D, D), its leading d columns. */
-  for (int i = 0; i < n; i++)
-    memcpy (qkv + (size_t) i * 3 * D, b->qkv_bias, sizeof (float) * 3 * D);
-  tokens_times_weights (n, 3 * D, d, normed, D, b->qkv_weight, D, 1.0f, qkv, 3 * D);
+  tokens_times_weights (ctx, n, 3 * D, d, normed, D, &b->qkv_packed, b->qkv_weight,
+      b->qkv_bias, false, qkv, 3 * D);
 }
 
 static void
@@ -424,8 +452,11 @@ attention_task (void *data, int task, int thread)
   const MoneConfig *c = &ctx->config;
   const int N = c->tokens, D = c->dim, head_dim = D / c->heads;
   const int query_blocks = (N + ATTENTION_QUERY_BLOCK - 1) / ATTENTION_QUERY_BLOCK;
-  const int head = task / query_blocks, q0 = (task % query_blocks) * ATTENTION_QUERY_BLOCK;
-  const int nq = MIN (ATTENTION_QUERY_BLOCK, N - q0);
+  /* Equal blocks (N = 196: 4 x 49 rather than 64, 64, 64, 4), so that tasks are alike in cost and
+   * spread evenly over threads. */
+  const int head = task / query_blocks, block = task % query_blocks;
+  const int q0 = (int) ((int64_t) N * block / query_blocks);
+  const int nq = (int) ((int64_t) N * (block + 1) / query_blocks) - q0;
   const float *q = ctx->qkv + (size_t) q0 * 3 * D + head * head_dim; /* (nq, head_dim), ld 3D */
   const float *k = ctx->qkv + D + head * head_dim;                   /* (N, head_dim), ld 3D */
   const float *v = ctx->qkv + 2 * D + head * head_dim;               /* (N, head_dim), ld 3D */

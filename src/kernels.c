@@ -16,6 +16,9 @@ extern const MoneKernels mone_kernels_avx2, mone_kernels_avx512;
 const MoneKernels *
 mone_kernels_for_isa (MoneIsa isa)
 {
+  /* The OpenBLAS reference path is about the projections only. */
+  if (isa == MONE_ISA_OPENBLAS)
+    isa = mone_isa_best ();
   if (!mone_isa_supported (isa))
     return NULL;
   switch (isa) {

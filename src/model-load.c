@@ -345,7 +345,8 @@ load_from_bytes (MoneModel *m, const uint8_t *bytes, size_t size, GError **error
     return FALSE;
   gboolean ok = parse_config (&st, &m->config, error)
       && (m->labels = parse_labels (&st, m->config.classes, error)) != NULL
-      && bind_tensors (m, &st, error);
+      && bind_tensors (m, &st, error)
+      && mone_model_pack_weights (m, error);
   mone_safetensors_clear (&st);
   return ok;
 }

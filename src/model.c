@@ -162,7 +162,61 @@ mone_model_new_borrowed (const MoneConfig *config, const char *const *labels,
   for (int k = 0; k < c.classes; k++)
     m->labels[k] = labels && labels[k] ? g_strdup (labels[k]) : g_strdup_printf ("class %d", k);
   mone_weights_bind (&m->weights, &c, tensors);
+  if (!mone_model_pack_weights (m, error)) {
+    mone_model_unref (m);
+    return NULL;
+  }
   return m;
+}
+
+/* Calls fn for every packed matrix of w with its source (out, in) matrix. */
+typedef void (*PackedMatrixFunc) (MonePackedMatrix *packed, const float *source, int outputs,
+    int inputs, void *data);
+
+static void
+for_each_packed_matrix (MoneWeights *w, const MoneConfig *c, PackedMatrixFunc fn, void *data)
+{
+  const int D = c->dim, F = c->mlp_dim, P = c->channels * c->tubelet * c->patch * c->patch;
+  fn (&w->patch_embed_packed, w->patch_embed_weight, D, P, data);
+  for (int l = 0; l < c->depth; l++) {
+    MoneBlockWeights *b = &w->blocks[l];
+    fn (&b->qkv_packed, b->qkv_weight, 3 * D, D, data);
+    fn (&b->proj_packed, b->proj_weight, D, D, data);
+    fn (&b->fc1_packed, b->fc1_weight, F, D, data);
+    fn (&b->fc2_packed, b->fc2_weight, D, F, data);
+  }
+}
+
+static void
+add_packed_size (MonePackedMatrix *packed, const float *source, int outputs, int inputs, void *data)
+{
+  *(size_t *) data += mone_packed_size (outputs, inputs);
+}
+
+static void
+pack_into (MonePackedMatrix *packed, const float *source, int outputs, int inputs, void *data)
+{
+  float **next = data;
+  mone_pack_weights (outputs, inputs, source, inputs, *next);
+  *packed = (MonePackedMatrix) { *next, outputs, inputs };
+  /* Packed sizes are multiples of MONE_PANEL_WIDTH floats: every matrix starts 64-byte aligned. */
+  *next += mone_packed_size (outputs, inputs);
+}
+
+gboolean
+mone_model_pack_weights (MoneModel *m, GError **error)
+{
+  size_t total = 0;
+  for_each_packed_matrix (&m->weights, &m->config, add_packed_size, &total);
+  m->packed_storage = g_aligned_alloc (total, sizeof (float), 64);
+  if (!m->packed_storage) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_MODEL,
+        "cannot allocate %zu bytes for the packed weights", total * sizeof (float));
+    return FALSE;
+  }
+  float *next = m->packed_storage;
+  for_each_packed_matrix (&m->weights, &m->config, pack_into, &next);
+  return TRUE;
 }
 
 MoneModel *
@@ -182,6 +236,7 @@ mone_model_unref (MoneModel *model)
   g_free (model->weights.blocks);
   g_free (model->owned_bytes);
   g_free (model->converted_storage);
+  g_aligned_free (model->packed_storage);
   g_free (model);
 }
 

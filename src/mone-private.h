@@ -5,6 +5,8 @@
 
 #include "mone/mone.h"
 
+#include "gemm.h"
+
 G_BEGIN_DECLS
 
 /* Weights of one transformer block; all row-major float32, shapes as in docs/model-format.md. */
@@ -19,6 +21,9 @@ typedef struct {
   const float *fc1_bias;                  /* (F) */
   const float *fc2_weight;                /* (D, F) */
   const float *fc2_bias;                  /* (D) */
+  /* The four projections again, packed for the engine's kernels (gemm.h): expert j reads the
+   * first d_j inputs of qkv and fc1 and writes the first d_j outputs of proj and fc2. */
+  MonePackedMatrix qkv_packed, proj_packed, fc1_packed, fc2_packed;
 } MoneBlockWeights;
 
 typedef struct {
@@ -32,6 +37,7 @@ typedef struct {
   const float *norm_weight, *norm_bias; /* (D) */
   const float *head_weight;        /* (K, D) */
   const float *head_bias;          /* (K) */
+  MonePackedMatrix patch_embed_packed;
 } MoneWeights;
 
 struct MoneModel {
@@ -41,7 +47,13 @@ struct MoneModel {
   MoneWeights weights;      /* pointers into the mapping or into converted_storage */
   void *owned_bytes;        /* the whole file, read or copied at load (tensors may point into it) */
   float *converted_storage; /* F16/BF16 tensors converted to F32, one allocation */
+  float *packed_storage;    /* every MonePackedMatrix of `weights`, one 64-byte aligned allocation */
 };
+
+/* Packs the projection matrices of m->weights (bound already) into m->packed_storage. The
+ * packed copy is taken now: weights changed later (a trainer's borrowed parameters) are not seen
+ * by the engine, so a model must be created from final weights. */
+gboolean mone_model_pack_weights (MoneModel *m, GError **error);
 
 /* The complete list of tensors of a model with the given config, in canonical order:
  * the loader matches the file against it, the writer and the trainer lay parameters out by it. */
@@ -79,6 +91,9 @@ void mone_weights_bind (MoneWeights *w, const MoneConfig *config, const float *c
  * trainer's evaluation uses this; the model borrows the `params` pointers, which must outlive it). */
 MoneModel *mone_model_new_borrowed (const MoneConfig *config, const char *const *labels,
     const float *const *tensors, GError **error);
+
+/* The path a context multiplies its projections with (fixed at mone_context_new). */
+MoneIsa mone_context_get_isa (MoneContext *ctx);
 
 G_END_DECLS
 

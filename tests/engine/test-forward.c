@@ -5,7 +5,8 @@
  *  - a plain pre-LN ViT with mean pooling (no router, no experts), which e = 1 must equal when
  *    alpha = 0.
  * Random models of several shapes (odd widths, a video config with tubelets, more tokens than one
- * attention block), several budgets, 1, 2 and 3 threads. */
+ * attention block), several budgets, 1, 2 and 3 threads, on every path of the projections this
+ * CPU runs (MONE_ISA: avx512, avx2, generic kernels on packed weights, and openblas). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -474,6 +475,10 @@ test_against_mone_reference (const char *label, MoneConfig config)
         terr /= fmax (1e-3, max_abs (want, K));
         CHECK (terr <= 1e-5, "%s e=%.3f: %d threads differ from 1 thread by %.3g", label, budgets[b],
             threads, terr);
+        /* The packed kernels compute each output with one task in a fixed order: same bits. */
+        if (mone_isa_default () != MONE_ISA_OPENBLAS)
+          CHECK (memcmp (r.logits, logits_1thread, sizeof (float) * K) == 0,
+              "%s e=%.3f: %d threads not bit-identical to 1 thread", label, budgets[b], threads);
       }
     }
     printf ("%-28s N=%4d e=%.3f: max |logit error| / scale = %.2e (scale %.2f)\n", label, N,
@@ -616,19 +621,62 @@ test_concurrent_streams (void)
   test_model_free (m);
 }
 
+/* The FMA kernels (AVX2, AVX-512) round every product the same way: whole frames agree bit for bit. */
+static void
+test_fma_paths_agree (void)
+{
+  if (!mone_isa_supported (MONE_ISA_AVX2) || !mone_isa_supported (MONE_ISA_AVX512)) {
+    printf ("avx2 vs avx512: not both on this CPU, skipped\n");
+    return;
+  }
+  TestModel *m = test_model_new (make_config (40, 80, 4, 1, 1, 4, 64, 1, 4, 96, 4, 4), 0.5f);
+  float *input = random_input (&m->config);
+  const int K = m->config.classes;
+  float logits[2][4];
+  const MoneIsa paths[2] = { MONE_ISA_AVX2, MONE_ISA_AVX512 }, default_isa = mone_isa_default ();
+  for (int i = 0; i < 2; i++) {
+    mone_isa_set_default (paths[i]);
+    MoneContext *ctx = mone_context_new (m->model, 2, NULL);
+    MoneResult r;
+    mone_context_run (ctx, input, 0.4, &r, NULL);
+    memcpy (logits[i], r.logits, sizeof (float) * K);
+    mone_context_free (ctx);
+  }
+  mone_isa_set_default (default_isa);
+  CHECK (memcmp (logits[0], logits[1], sizeof (float) * K) == 0, "avx2 and avx512 logits differ");
+  g_free (input);
+  test_model_free (m);
+}
+
+static void
+test_every_path (void)
+{
+  const MoneIsa default_isa = mone_isa_default ();
+  for (int isa = 0; isa < MONE_ISA_COUNT; isa++) {
+    if (!mone_isa_set_default (isa)) {
+      printf ("path %s: not on this CPU, skipped\n", mone_isa_name (isa));
+      continue;
+    }
+    printf ("path %s\n", mone_isa_name (isa));
+    /*                                       H   W  C  T  t  p   D  L  heads F  E   K */
+    test_against_mone_reference ("image 32x32x3, E=4", make_config (32, 32, 3, 1, 1, 8, 32, 2, 2, 64, 4, 10));
+    test_against_mone_reference ("grey 24x40, odd widths, E=3", make_config (24, 40, 1, 1, 1, 8, 48, 3, 3, 84, 3, 7));
+    test_against_mone_reference ("video T=4 tubelet=2", make_config (32, 32, 3, 4, 2, 8, 64, 2, 4, 128, 4, 5));
+    test_against_mone_reference ("100 tokens, E=2", make_config (80, 80, 3, 1, 1, 8, 32, 1, 2, 48, 2, 3));
+    test_against_mone_reference ("200 tokens, E=4, RGBA", make_config (40, 80, 4, 1, 1, 4, 64, 1, 4, 96, 4, 4));
+    /* Products large enough for OpenBLAS's path to use the few-row kernel. */
+    test_against_mone_reference ("16 tokens, D 192", make_config (32, 32, 3, 1, 1, 8, 192, 1, 3, 768, 4, 10));
+    test_full_budget_is_plain_vit ("image 32x32x3", make_config (32, 32, 3, 1, 1, 8, 32, 2, 2, 64, 4, 10));
+    test_full_budget_is_plain_vit ("video T=4 tubelet=2", make_config (32, 32, 3, 4, 2, 8, 64, 2, 4, 128, 4, 5));
+  }
+  mone_isa_set_default (default_isa);
+}
+
 int
 main (void)
 {
-  /*                                       H   W  C  T  t  p   D  L  heads F  E   K */
-  test_against_mone_reference ("image 32x32x3, E=4", make_config (32, 32, 3, 1, 1, 8, 32, 2, 2, 64, 4, 10));
-  test_against_mone_reference ("grey 24x40, odd widths, E=3", make_config (24, 40, 1, 1, 1, 8, 48, 3, 3, 84, 3, 7));
-  test_against_mone_reference ("video T=4 tubelet=2", make_config (32, 32, 3, 4, 2, 8, 64, 2, 4, 128, 4, 5));
-  test_against_mone_reference ("100 tokens, E=2", make_config (80, 80, 3, 1, 1, 8, 32, 1, 2, 48, 2, 3));
-  test_against_mone_reference ("200 tokens, E=4, RGBA", make_config (40, 80, 4, 1, 1, 4, 64, 1, 4, 96, 4, 4));
-  /* Products large enough for the few-row kernel (the models above are all OpenBLAS small ones). */
-  test_against_mone_reference ("16 tokens, D 192", make_config (32, 32, 3, 1, 1, 8, 192, 1, 3, 768, 4, 10));
-  test_full_budget_is_plain_vit ("image 32x32x3", make_config (32, 32, 3, 1, 1, 8, 32, 2, 2, 64, 4, 10));
-  test_full_budget_is_plain_vit ("video T=4 tubelet=2", make_config (32, 32, 3, 4, 2, 8, 64, 2, 4, 128, 4, 5));
+  test_every_path ();
+  test_fma_paths_agree ();
   test_flops ();
   test_bad_arguments ();
   test_concurrent_streams ();

@@ -1,0 +1,61 @@
+/* The engine's own matrix products on weights packed once at load.
+ *
+ * Every projection of the forward pass is "tokens times weights^T": C (rows, n) = A (rows, k) W^T
+ * with W stored (out, in). Nested experts use a leading slice of W: the first k = d_j inputs (QKV,
+ * fc1) or the first n = d_j outputs (attention projection, fc2). OpenBLAS repacks that slice on
+ * every call; here each matrix is packed once, in a layout where every such slice is a prefix:
+ *
+ *   panels of MONE_PANEL_WIDTH consecutive outputs; inside a panel, input-major:
+ *   packed[p][i][c] = W[p * MONE_PANEL_WIDTH + c][i]      (panels, k, MONE_PANEL_WIDTH)
+ *   the last panel is zero-padded to the full width.
+ *
+ * Reading the first k' inputs reads the first k' rows of each panel (contiguous, stride k *
+ * MONE_PANEL_WIDTH between panels); producing the first n' outputs reads the first
+ * ceil(n' / MONE_PANEL_WIDTH) panels. One layout serves both slicings and every ISA.
+ *
+ * Kernels (AVX-512F, AVX2+FMA, portable C) are picked once per process from the CPU (cpu-isa.h),
+ * or forced with MONE_ISA=avx512|avx2|generic; MONE_ISA=openblas sends the projections to
+ * cblas_sgemm on the unpacked weights, as a reference. Every output element is one accumulation over k in
+ * increasing order, whatever the row blocking, so results do not depend on how rows are split
+ * over tasks (the FMA kernels agree bit for bit with each other too). */
+#ifndef MONE_GEMM_H
+#define MONE_GEMM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "cpu-isa.h"
+
+#define MONE_PANEL_WIDTH 16
+
+
+typedef struct {
+  const float *panels; /* (ceil(outputs / MONE_PANEL_WIDTH), inputs, MONE_PANEL_WIDTH) */
+  int outputs, inputs; /* the (out, in) shape of the original matrix */
+} MonePackedMatrix;
+
+/* Floats of the packed form of an (outputs, inputs) matrix. */
+size_t mone_packed_size (int outputs, int inputs);
+/* Packs w (outputs, inputs), row stride ldw, into panels (mone_packed_size floats). */
+void mone_pack_weights (int outputs, int inputs, const float *w, int ldw, float *panels);
+
+/* c (rows, n) = a (rows, k) W[:n, :k]^T [+ bias (n)] [+ c if accumulate], for n <= W.outputs and
+ * k <= W.inputs; a and c are row-major with strides lda, ldc and must not overlap. isa must be a
+ * kernel (not MONE_ISA_OPENBLAS) that this CPU runs. No allocation, no shared state: any number
+ * of threads may call it at once. */
+void mone_gemm_packed (MoneIsa isa, int rows, int n, int k, const float *a, int lda,
+    const MonePackedMatrix *w, const float *bias, bool accumulate, float *c, int ldc);
+
+/* The kernels, one per ISA (gemm-avx512.c, gemm-avx2.c, gemm.c); same contract as
+ * mone_gemm_packed, with the panels' stride between panels in floats. */
+typedef void (*MoneGemmKernel) (int rows, int n, int k, const float *a, int lda,
+    const float *panels, size_t panel_stride, const float *bias, bool accumulate, float *c,
+    int ldc);
+void mone_gemm_generic (int rows, int n, int k, const float *a, int lda, const float *panels,
+    size_t panel_stride, const float *bias, bool accumulate, float *c, int ldc);
+void mone_gemm_avx2 (int rows, int n, int k, const float *a, int lda, const float *panels,
+    size_t panel_stride, const float *bias, bool accumulate, float *c, int ldc);
+void mone_gemm_avx512 (int rows, int n, int k, const float *a, int lda, const float *panels,
+    size_t panel_stride, const float *bias, bool accumulate, float *c, int ldc);
+
+#endif

@@ -1,0 +1,187 @@
+/* The packed-weight kernels (gemm.h), every one this CPU runs, against a plain double-precision
+ * triple loop: random shapes with row, input and output counts that are not multiples of the
+ * register blocks, nested prefixes (the first k inputs, the first n outputs) of one packed
+ * matrix, bias and accumulation. Also: the FMA kernels agree bit for bit with each other, and a
+ * product does not depend on how its rows are split into calls. */
+#include <glib.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gemm.h"
+
+static int failures;
+#define CHECK(cond, ...)                                                                           \
+  do {                                                                                             \
+    if (!(cond)) {                                                                                 \
+      fprintf (stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);                   \
+      fprintf (stderr, __VA_ARGS__);                                                               \
+      fprintf (stderr, "\n");                                                                      \
+      failures++;                                                                                  \
+    }                                                                                              \
+  } while (0)
+
+static unsigned state = 12345;
+static float
+uniform (float lo, float hi)
+{
+  state = state * 1664525u + 1013904223u;
+  return lo + (hi - lo) * (state >> 8) / 16777216.0f;
+}
+
+static float *
+random_floats (size_t n)
+{
+  float *x = g_new (float, n);
+  for (size_t i = 0; i < n; i++)
+    x[i] = uniform (-1, 1);
+  return x;
+}
+
+/* want (rows, n) = a (rows, k) w[:n, :k]^T + bias + (accumulate ? c0 : 0), in double; also the
+ * scale sum |a||w| per element for the error bound. */
+static void
+reference (int rows, int n, int k, const float *a, int lda, const float *w, int ldw,
+    const float *bias, const float *c0, int ldc, double *want, double *scale)
+{
+  for (int r = 0; r < rows; r++)
+    for (int o = 0; o < n; o++) {
+      double sum = 0, abs_sum = 0;
+      for (int i = 0; i < k; i++) {
+        sum += (double) a[(size_t) r * lda + i] * w[(size_t) o * ldw + i];
+        abs_sum += fabs ((double) a[(size_t) r * lda + i] * w[(size_t) o * ldw + i]);
+      }
+      if (bias)
+        sum += bias[o];
+      if (c0)
+        sum += c0[(size_t) r * ldc + o];
+      want[(size_t) r * n + o] = sum;
+      scale[(size_t) r * n + o] = abs_sum + 1;
+    }
+}
+
+typedef struct {
+  int rows, outputs, inputs; /* the packed matrix is (outputs, inputs) */
+  int n, k;                  /* the product uses its first n outputs and first k inputs */
+  gboolean bias, accumulate;
+} Case;
+
+/* Runs one case on one kernel; returns the worst error relative to sum |a w| + 1, and leaves the
+ * output in c_out (rows, ldc) for cross-kernel comparison. */
+static double
+run_case (MoneIsa isa, const Case *t, const float *w, const float *panels, const float *a,
+    const float *bias, const float *c0, float *c_out, int ldc)
+{
+  const int lda = t->inputs + 3; /* row strides wider than the product, as in the forward pass */
+  MonePackedMatrix packed = { panels, t->outputs, t->inputs };
+  memcpy (c_out, c0, sizeof (float) * t->rows * ldc);
+  mone_gemm_packed (isa, t->rows, t->n, t->k, a, lda, &packed, t->bias ? bias : NULL,
+      t->accumulate, c_out, ldc);
+
+  double *want = g_new (double, (size_t) t->rows * t->n);
+  double *scale = g_new (double, (size_t) t->rows * t->n);
+  reference (t->rows, t->n, t->k, a, lda, w, t->inputs, t->bias ? bias : NULL,
+      t->accumulate ? c0 : NULL, ldc, want, scale);
+  double worst = 0;
+  for (int r = 0; r < t->rows; r++) {
+    for (int o = 0; o < t->n; o++) {
+      const double got = c_out[(size_t) r * ldc + o];
+      worst = fmax (worst, fabs (got - want[(size_t) r * t->n + o]) / scale[(size_t) r * t->n + o]);
+    }
+    /* Columns past n are not written. */
+    for (int o = t->n; o < ldc; o++)
+      if (c_out[(size_t) r * ldc + o] != c0[(size_t) r * ldc + o])
+        worst = INFINITY;
+  }
+  g_free (want);
+  g_free (scale);
+  return worst;
+}
+
+static void
+check_case (const Case *t)
+{
+  const int lda = t->inputs + 3, ldc = t->outputs + 5;
+  float *w = random_floats ((size_t) t->outputs * t->inputs);
+  float *panels = g_aligned_alloc (mone_packed_size (t->outputs, t->inputs), sizeof (float), 64);
+  mone_pack_weights (t->outputs, t->inputs, w, t->inputs, panels);
+  float *a = random_floats ((size_t) t->rows * lda + 1);
+  float *bias = random_floats (t->outputs);
+  float *c0 = random_floats ((size_t) t->rows * ldc + 1);
+  float *c[MONE_ISA_COUNT];
+  for (int isa = 0; isa < MONE_ISA_OPENBLAS; isa++) {
+    c[isa] = g_new (float, (size_t) t->rows * ldc + 1);
+    if (!mone_isa_supported (isa))
+      continue;
+    double err = run_case (isa, t, w, panels, a, bias, c0, c[isa], ldc);
+    CHECK (err < 1e-6, "%s rows %d, W (%d, %d), n %d, k %d, bias %d, accumulate %d: error %.3g",
+        mone_isa_name (isa), t->rows, t->outputs, t->inputs, t->n, t->k, t->bias, t->accumulate, err);
+  }
+  if (mone_isa_supported (MONE_ISA_AVX512) && mone_isa_supported (MONE_ISA_AVX2))
+    CHECK (memcmp (c[MONE_ISA_AVX2], c[MONE_ISA_AVX512], sizeof (float) * t->rows * ldc) == 0,
+        "avx2 and avx512 differ: rows %d, n %d, k %d", t->rows, t->n, t->k);
+
+  /* Split the rows into two calls at an odd place: the same bits. */
+  for (int isa = 0; isa < MONE_ISA_OPENBLAS && t->rows > 1; isa++) {
+    if (!mone_isa_supported (isa))
+      continue;
+    MonePackedMatrix packed = { panels, t->outputs, t->inputs };
+    float *split = g_new (float, (size_t) t->rows * ldc + 1);
+    memcpy (split, c0, sizeof (float) * t->rows * ldc);
+    const int first = t->rows / 2 | 1;
+    mone_gemm_packed (isa, first, t->n, t->k, a, lda, &packed, t->bias ? bias : NULL, t->accumulate,
+        split, ldc);
+    mone_gemm_packed (isa, t->rows - first, t->n, t->k, a + (size_t) first * lda, lda, &packed,
+        t->bias ? bias : NULL, t->accumulate, split + (size_t) first * ldc, ldc);
+    CHECK (memcmp (split, c[isa], sizeof (float) * t->rows * ldc) == 0,
+        "%s: rows split %d + %d differ from one call", mone_isa_name (isa), first, t->rows - first);
+    g_free (split);
+  }
+  for (int isa = 0; isa < MONE_ISA_OPENBLAS; isa++)
+    g_free (c[isa]);
+  g_free (w);
+  g_aligned_free (panels);
+  g_free (a);
+  g_free (bias);
+  g_free (c0);
+}
+
+int
+main (void)
+{
+  printf ("kernels this CPU runs:");
+  for (int isa = 0; isa < MONE_ISA_OPENBLAS; isa++)
+    if (mone_isa_supported (isa))
+      printf (" %s", mone_isa_name (isa));
+  printf ("; default %s\n", mone_isa_name (mone_isa_default ()));
+
+  /* Shapes of the forward pass: QKV and fc1 read the first d_j inputs, proj and fc2 write the
+   * first d_j outputs (D 192, d_j = 24..192; D 64, d_j = 8..64). */
+  const Case fixed[] = {
+    { 196, 576, 192, 576, 192, TRUE, FALSE }, { 6, 576, 192, 576, 24, TRUE, FALSE },
+    { 37, 768, 192, 768, 48, FALSE, FALSE },  { 15, 192, 768, 24, 768, FALSE, TRUE },
+    { 29, 192, 192, 96, 192, TRUE, TRUE },    { 1, 64, 256, 8, 256, FALSE, TRUE },
+    { 13, 192, 64, 192, 8, TRUE, FALSE },     { 14, 32, 32, 32, 32, FALSE, FALSE },
+    { 28, 48, 48, 48, 48, TRUE, TRUE },       { 3, 17, 5, 17, 5, TRUE, TRUE },
+    { 5, 7, 1, 7, 1, FALSE, FALSE },          { 2, 33, 7, 1, 0, TRUE, TRUE },
+  };
+  for (size_t i = 0; i < G_N_ELEMENTS (fixed); i++)
+    check_case (&fixed[i]);
+  for (int trial = 0; trial < 150; trial++) {
+    Case t;
+    t.rows = 1 + (int) uniform (0, 70);
+    t.outputs = 1 + (int) uniform (0, 100);
+    t.inputs = 1 + (int) uniform (0, 300);
+    t.n = 1 + (int) uniform (0, (float) t.outputs - 0.5f);
+    t.k = (int) uniform (0, (float) t.inputs + 0.5f);
+    t.bias = uniform (0, 1) < 0.5f;
+    t.accumulate = uniform (0, 1) < 0.5f;
+    check_case (&t);
+  }
+  if (failures)
+    fprintf (stderr, "%d checks failed\n", failures);
+  else
+    printf ("gemm: all checks passed\n");
+  return failures ? 1 : 0;
+}
