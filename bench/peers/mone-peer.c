@@ -7,7 +7,8 @@
  * without reloading anything:
  *   flops E        -> {"budget_used": .., "flops": ..}   mone_model_flops (what `mone info` prints)
  *   logits E       -> {"logits": [...]}                  the result for FRAME at budget E
- *   time E N       -> {"ms": [...]}                      wall time of N frames at budget E
+ *   time E N       -> {"ms": [...], "cpu_ms": [...]}     wall and process CPU time of N frames
+ *                                                        at budget E
  *   quit
  * The first line out is {"ready": true, "min_budget": .., "threads": ..}. */
 #include <stdio.h>
@@ -18,10 +19,10 @@
 #include "mone/mone.h"
 
 static double
-now_ms (void)
+now_ms (clockid_t clock)
 {
   struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
+  clock_gettime (clock, &ts);
   return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
 }
 
@@ -97,15 +98,23 @@ main (int argc, char **argv)
     } else if (n == 3 && !strcmp (words[0], "time") && parse_budget (words[1], &budget)
         && atoi (words[2]) > 0) {
       int frames = atoi (words[2]);
-      printf ("{\"ms\":[");
+      double *ms = g_new (double, 2 * frames), *cpu_ms = ms + frames;
       for (int f = 0; f < frames && !error; f++) {
-        double t0 = now_ms ();
-        if (mone_context_run (ctx, frame, budget, &r, &error))
-          printf ("%s%.6f", f ? "," : "", now_ms () - t0);
+        double c0 = now_ms (CLOCK_PROCESS_CPUTIME_ID), t0 = now_ms (CLOCK_MONOTONIC);
+        mone_context_run (ctx, frame, budget, &r, &error);
+        ms[f] = now_ms (CLOCK_MONOTONIC) - t0;
+        cpu_ms[f] = now_ms (CLOCK_PROCESS_CPUTIME_ID) - c0;
       }
+      for (int k = 0; k < 2 && !error; k++) {
+        printf (k ? ",\"cpu_ms\":[" : "{\"ms\":[");
+        for (int f = 0; f < frames; f++)
+          printf ("%s%.6f", f ? "," : "", ms[k * frames + f]);
+        printf ("]");
+      }
+      g_free (ms);
       if (error)
         break;
-      printf ("]}\n");
+      printf ("}\n");
     } else {
       fprintf (stderr, "mone-peer: bad command '%s'\n", line);
       status = 2;

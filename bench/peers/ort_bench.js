@@ -6,7 +6,8 @@
 // model on the CPU execution provider with THREADS intra-op threads, all graph optimisations, and
 // answers one JSON line per command line on stdin:
 //   logits          -> {"logits": [...]}   the model's output for FRAME
-//   time N          -> {"ms": [...]}       wall time of N runs on FRAME, one by one
+//   time N          -> {"ms": [...], "cpu_ms": [...]}   wall and process CPU time of N runs on
+//                      FRAME, one by one
 //   quit
 'use strict';
 
@@ -55,12 +56,16 @@ async function main() {
       say({ logits: Array.from(out[output].data) });
     } else if (cmd === 'time') {
       const ms = [];
+      const cpuMs = [];
       for (let i = 0; i < parseInt(arg, 10); i++) {
+        const c0 = process.cpuUsage();
         const t0 = process.hrtime.bigint();
         await session.run(feeds);
         ms.push(Number(process.hrtime.bigint() - t0) / 1e6);
+        const c = process.cpuUsage(c0);
+        cpuMs.push((c.user + c.system) / 1e3);
       }
-      say({ ms });
+      say({ ms, cpu_ms: cpuMs });
     } else if (cmd === 'quit') {
       break;
     } else {

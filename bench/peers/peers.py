@@ -155,10 +155,13 @@ def bench_model(name, args, work):
         slots += [("mone e = %g" % b, mn, "time %r %%d" % b) for b in budgets]
 
         # Warm-up (not counted), which also sizes the blocks: about slot_ms of work per slot.
-        warm = {}
+        # CPU time only where it measures latency: one thread (the sum over threads otherwise).
+        key = "cpu_ms" if args.clock == "cpu" and threads == 1 else "ms"
+        frames = {}
         for label, w, cmd in slots:
-            warm[label] = statistics.median(w.ask(cmd % 2)["ms"])
-        frames = args.frames or max(3, min(500, round(args.slot_ms / warm["mone e = 1"])))
+            warm = statistics.median(w.ask(cmd % 2)["ms"])
+            frames[label] = args.frames or max(3, min(500, round(args.slot_ms / warm)))
+        load = os.getloadavg()[0]
 
         times = {label: [] for label, _, _ in slots}        # every frame
         round_median = {label: [] for label, _, _ in slots}
@@ -166,7 +169,7 @@ def bench_model(name, args, work):
             # A B C ..., the order rotating from round to round
             for label, w, cmd in slots[r % len(slots):] + slots[:r % len(slots)]:
                 time.sleep(args.gap_ms / 1000)  # let the previous engine's idle threads stop spinning
-                ms = w.ask(cmd % frames)["ms"]
+                ms = w.ask(cmd % frames[label])[key]
                 times[label] += ms
                 round_median[label].append(statistics.median(ms))
         for w in workers:
@@ -176,8 +179,10 @@ def bench_model(name, args, work):
             """median over rounds of round_median[a] / round_median[b]"""
             return statistics.median(a / b for a, b in zip(round_median[label_a], round_median[label_b]))
 
-        print("  %d round%s x %d frames per engine, engines alternating; ms: median of all frames"
-              % (args.rounds, "s" if args.rounds > 1 else "", frames))
+        print("  %d round%s, engines alternating, %d-%d frames each per round; %s clock; ms: median of "
+              "all frames; load average %.1f -> %.1f"
+              % (args.rounds, "s" if args.rounds > 1 else "", min(frames.values()), max(frames.values()),
+                 "process CPU-time" if key == "cpu_ms" else "wall", load, os.getloadavg()[0]))
         print("  %-16s %7s %9s %8s %9s %8s %7s %9s" % ("engine", "GFLOPs", "ms/frame", "p90 ms",
                                                      "ORT/this", "speedup", "ideal", "sp/ideal"))
         rows = []
@@ -197,7 +202,7 @@ def bench_model(name, args, work):
                 print("  %-16s %7.3f %9.3f %8.3f %9.2f" % (label, flops[1.0] / 1e9, med, p90, ort_ratio))
             rows.append(row)
         results.append({"model": name, "file": model, "threads": threads, "rounds": args.rounds,
-                        "frames": frames, "rows": rows})
+                        "frames": frames, "clock": key, "rows": rows})
     return results
 
 
@@ -209,7 +214,7 @@ def main():
                     help="comma-separated: fashion, vit-ti16, vit-s16 or model files (default all three)")
     ap.add_argument("--threads", help="thread counts (default 1,2)")
     ap.add_argument("--rounds", type=int, help="rounds (default 7)")
-    ap.add_argument("--frames", type=int, help="frames per engine per round (default: about --slot-ms)")
+    ap.add_argument("--frames", type=int, help="frames per engine per round (default: about --slot-ms of its work, 3..500)")
     ap.add_argument("--slot-ms", type=float, default=250, help="work per engine per round (default 250 ms)")
     ap.add_argument("--gap-ms", type=float, default=200,
                     help="idle time before each engine's turn, for the previous one's threads to stop "
@@ -217,6 +222,9 @@ def main():
     ap.add_argument("--quick", action="store_true",
                     help="smoke test: the checks and one round of 2 frames; by default 1 thread, "
                          "Fashion and ViT-Ti/16")
+    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                    help="cpu: time one-thread runs by each process's CPU time, which leaves out time "
+                         "the scheduler gave to other jobs (a busy shared machine); more threads: wall")
     ap.add_argument("--json", help="also write the results to this file")
     args = ap.parse_args()
     defaults = dict(rounds=1, frames=2, threads="1", models="fashion,vit-ti16") if args.quick else \
