@@ -162,6 +162,10 @@ def bench_model(name, args, work):
             warm = statistics.median(w.ask(cmd % 2)["ms"])
             frames[label] = args.frames or max(3, min(500, round(args.slot_ms / warm)))
         load = os.getloadavg()[0]
+        if load > (os.cpu_count() or 1) - 0.5:
+            print("  WARNING: load average %.1f on %d cores: other jobs are running, %s"
+                  % (load, os.cpu_count() or 1, "two-thread figures mean little" if threads > 1
+                     else "one-thread figures are noisy (--clock cpu helps)"))
 
         times = {label: [] for label, _, _ in slots}        # every frame
         round_median = {label: [] for label, _, _ in slots}
