@@ -71,6 +71,17 @@ class Worker:
         self.proc.wait(timeout=60)
 
 
+def other_jobs(samples=20, interval=0.01):
+    """Runnable tasks besides this script (the workers are idle when it is called), averaged over
+    a few samples of /proc/stat's procs_running: what else competes for the cores now."""
+    total = 0
+    for _ in range(samples):
+        with open("/proc/stat") as f:
+            total += next(int(l.split()[1]) for l in f if l.startswith("procs_running")) - 1
+        time.sleep(interval)
+    return total / samples
+
+
 def compare(what, logits, reference):
     if len(logits) != len(reference):
         die("%s: %d logits, expected %d" % (what, len(logits), len(reference)))
@@ -161,11 +172,11 @@ def bench_model(name, args, work):
         for label, w, cmd in slots:
             warm = statistics.median(w.ask(cmd % 2)["ms"])
             frames[label] = args.frames or max(3, min(500, round(args.slot_ms / warm)))
-        load = os.getloadavg()[0]
-        if load > (os.cpu_count() or 1) - 0.5:
-            print("  WARNING: load average %.1f on %d cores: other jobs are running, %s"
-                  % (load, os.cpu_count() or 1, "two-thread figures mean little" if threads > 1
-                     else "one-thread figures are noisy (--clock cpu helps)"))
+        others = other_jobs()
+        if others >= 0.5:
+            print("  WARNING: about %.1f other runnable jobs on %d cores: %s"
+                  % (others, os.cpu_count() or 1, "figures with more than one thread mean little"
+                     if threads > 1 else "one-thread figures are noisy (--clock cpu helps)"))
 
         times = {label: [] for label, _, _ in slots}        # every frame
         round_median = {label: [] for label, _, _ in slots}
@@ -184,9 +195,9 @@ def bench_model(name, args, work):
             return statistics.median(a / b for a, b in zip(round_median[label_a], round_median[label_b]))
 
         print("  %d round%s, engines alternating, %d-%d frames each per round; %s clock; ms: median of "
-              "all frames; load average %.1f -> %.1f"
+              "all frames; other runnable jobs %.1f before, %.1f after"
               % (args.rounds, "s" if args.rounds > 1 else "", min(frames.values()), max(frames.values()),
-                 "process CPU-time" if key == "cpu_ms" else "wall", load, os.getloadavg()[0]))
+                 "process CPU-time" if key == "cpu_ms" else "wall", others, other_jobs()))
         print("  %-16s %7s %9s %8s %9s %8s %7s %9s" % ("engine", "GFLOPs", "ms/frame", "p90 ms",
                                                      "ORT/this", "speedup", "ideal", "sp/ideal"))
         rows = []
