@@ -8,7 +8,7 @@
 #
 # First installs onnxruntime-node (pinned below) with npm into
 # ${XDG_CACHE_HOME:-~/.cache}/gst-mone/peers, reused by later runs. Needs the build (meson setup
-# build && ninja -C build; MONE_BUILD_DIR to use another), Node >= 16 with npm, Debian's
+# build && ninja -C build; MONE_BUILD_DIR to use another), Node with npm (20 tested), Debian's
 # python3-torch and python3-onnx, taskset. Per model it exports the ONNX graph
 # (bench/peers/export_onnx.py, into BUILD/bench-peers/), checks that ONNX Runtime, PyTorch and the
 # engine give the logits of `mone run MODEL FRAME --budget 1` within 1e-4 of the largest logit
