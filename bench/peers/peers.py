@@ -77,7 +77,7 @@ def other_jobs(samples=20, interval=0.01):
     total = 0
     for _ in range(samples):
         with open("/proc/stat") as f:
-            total += next(int(l.split()[1]) for l in f if l.startswith("procs_running")) - 1
+            total += next(int(line.split()[1]) for line in f if line.startswith("procs_running")) - 1
         time.sleep(interval)
     return total / samples
 
