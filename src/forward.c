@@ -10,20 +10,23 @@
  *          token order before the permutation.
  *   L blocks; final LayerNorm, mean pool, head, softmax.
  *
- * Nested experts without copies or padding: expert j reads the leading d_j columns of a weight
- * matrix stored (out, in) row-major by passing the matrix with its full leading dimension and
- * k = d_j to sgemm, and produces only the leading d_j outputs by passing its leading d_j rows and
- * n = d_j. Every projection is one sgemm per (expert, row range).
+ * Nested experts without copies or padding: every projection (patch embedding, QKV, attention
+ * projection, fc1, fc2) multiplies weights packed once at load (gemm.h) in a layout where expert
+ * j's slice -- its leading d_j inputs (QKV, fc1) or leading d_j outputs (projection, fc2) -- is a
+ * prefix of each panel or a prefix of the panels, so it is one kernel call per (expert, row
+ * range), with no per-call packing. MONE_ISA=openblas multiplies the file layout with sgemm
+ * instead (k = d_j with the full leading dimension, or the leading d_j rows), as a reference.
  *
  * Threads: OpenBLAS is set to one thread and our own pool (threadpool.h) splits the work:
  * row ranges of each expert for the token-wise parts, (head, query block) pairs for attention.
  * Why not OpenBLAS's threads: its thread count is process-global, its per-call threshold decides
  * to thread or not by size, and at these sizes (N ~ 200, D ~ 200) most calls would stay serial
  * while LayerNorm, softmax and GELU -- a large share of the time at low budgets -- would not be
- * threaded at all. Splitting whole phases (LN + sgemm + GELU + sgemm on a row range) across our
- * own threads parallelises everything with 2 barriers per block. Each task writes disjoint rows with
- * a fixed order of operations, so results do not depend on the number of threads beyond the
- * rounding of sgemm on different row-block shapes.
+ * threaded at all. Splitting whole phases (LN + product + GELU + product on a row range) across
+ * our own threads parallelises everything with 2 barriers per block. Each task writes disjoint rows
+ * with a fixed order of operations and the packed kernels compute every output element in the
+ * same order whatever rows share its block, so results are the same bits for any number of
+ * threads (on the openblas path, up to sgemm's rounding on different row-block shapes).
  *
  * Time per frame: the token-wise phase of a block is fused (attention projection, residual, LN2,
  * fc1, GELU, fc2, residual, then the next block's LN1 and QKV), so each token row is loaded once
@@ -40,13 +43,12 @@
 
 /* Query rows per attention task: enough tasks to balance heads over threads. */
 #define ATTENTION_QUERY_BLOCK 64
-/* Upper bound on token rows per token-wise task. Every task repacks its expert's weight slices
- * inside OpenBLAS, so fewer, longer tasks are faster: with one thread a whole ViT-Ti group (196
- * rows) in one task ran e = 1 14% faster than 96-row pieces (`mone bench`, docs/engine.md), while
- * its hidden activations (rows x F) still fit a 1 MB L2. */
+/* Upper bound on token rows per token-wise task: each task streams its expert's weight slices
+ * once (on the openblas path, repacks them), so fewer, longer tasks are faster, while its hidden
+ * activations (rows x F) still fit a 1 MB L2. */
 #define ROW_BLOCK 256
-/* Groups of at most this many rows multiply without OpenBLAS (see mone_gemm_nt_few_rows): at
- * e = 0.25 on ViT-Ti this took the frame from 18.1 to 16.1 ms. */
+/* openblas path: groups of at most this many rows multiply with mone_gemm_nt_few_rows, which
+ * does not repack the weights (at e = 0.25 on ViT-Ti, 18.1 -> 16.1 ms). */
 #define FEW_ROWS 16
 /* ...but only products above this many multiply-adds: below it OpenBLAS (0.3.21 on x86-64) takes
  * its small-matrix path, which skips the repacking and beats the few-row kernel (the shipped

@@ -41,7 +41,7 @@ block (const int R, const bool HALF, int k, const float *a, int lda, const float
     bool accumulate, float *c, int ldc)
 {
   __m256 lo[ROWS], hi[ROWS];
-  _Pragma ("GCC unroll 16")
+  UNROLL_FULLY
   for (int r = 0; r < R; r++)
     lo[r] = hi[r] = _mm256_setzero_ps ();
   for (int i = 0; i < k; i++) {
@@ -49,7 +49,7 @@ block (const int R, const bool HALF, int k, const float *a, int lda, const float
       _mm_prefetch ((const char *) (b + (size_t) (i + PREFETCH_AHEAD) * 16), _MM_HINT_T0);
     const __m256 w_lo = _mm256_loadu_ps (b + (size_t) i * 16);
     const __m256 w_hi = HALF ? _mm256_setzero_ps () : _mm256_loadu_ps (b + (size_t) i * 16 + 8);
-    _Pragma ("GCC unroll 16")
+    UNROLL_FULLY
     for (int r = 0; r < R; r++) {
       const __m256 xr = _mm256_broadcast_ss (a + (size_t) r * lda + i);
       lo[r] = _mm256_fmadd_ps (xr, w_lo, lo[r]);
@@ -60,7 +60,7 @@ block (const int R, const bool HALF, int k, const float *a, int lda, const float
   const __m256i mask_lo = lanes_below (cols < 8 ? cols : 8);
   const __m256i mask_hi = lanes_below (cols > 8 ? cols - 8 : 0);
   const bool full = cols == 16;
-  _Pragma ("GCC unroll 16")
+  UNROLL_FULLY
   for (int r = 0; r < R; r++) {
     float *out = c + (size_t) r * ldc;
     const __m256 v_lo = finish (lo[r], bias, accumulate, out, mask_lo, full);

@@ -61,9 +61,9 @@ block (const int R, const int NP, const bool HALF, int k, const float *a, int ld
   const int FULL = HALF ? NP - 1 : NP; /* panels multiplied 16 wide */
   __m512 acc[ROWS][PANELS];
   __m256 acc_half[ROWS];
-  _Pragma ("GCC unroll 16")
+  UNROLL_FULLY
   for (int r = 0; r < R; r++) {
-    _Pragma ("GCC unroll 16")
+    UNROLL_FULLY
     for (int p = 0; p < FULL; p++)
       acc[r][p] = _mm512_setzero_ps ();
     acc_half[r] = _mm256_setzero_ps ();
@@ -71,7 +71,7 @@ block (const int R, const int NP, const bool HALF, int k, const float *a, int ld
   const float *b_half = b + FULL * panel_stride;
   for (int i = 0; i < k; i++) {
     __m512 w[PANELS];
-    _Pragma ("GCC unroll 16")
+    UNROLL_FULLY
     for (int p = 0; p < FULL; p++) {
       if (PREFETCH_AHEAD > 0 && i + PREFETCH_AHEAD < k)
         _mm_prefetch ((const char *) (b + p * panel_stride + (size_t) (i + PREFETCH_AHEAD) * 16),
@@ -79,20 +79,20 @@ block (const int R, const int NP, const bool HALF, int k, const float *a, int ld
       w[p] = _mm512_loadu_ps (b + p * panel_stride + (size_t) i * 16);
     }
     const __m256 w_half = HALF ? _mm256_loadu_ps (b_half + (size_t) i * 16) : _mm256_setzero_ps ();
-    _Pragma ("GCC unroll 16")
+    UNROLL_FULLY
     for (int r = 0; r < R; r++) {
       const __m512 xr = _mm512_set1_ps (a[(size_t) r * lda + i]);
-      _Pragma ("GCC unroll 16")
+      UNROLL_FULLY
       for (int p = 0; p < FULL; p++)
         acc[r][p] = _mm512_fmadd_ps (xr, w[p], acc[r][p]);
       if (HALF)
         acc_half[r] = _mm256_fmadd_ps (_mm512_castps512_ps256 (xr), w_half, acc_half[r]);
     }
   }
-  _Pragma ("GCC unroll 16")
+  UNROLL_FULLY
   for (int r = 0; r < R; r++) {
     float *out = c + (size_t) r * ldc;
-    _Pragma ("GCC unroll 16")
+    UNROLL_FULLY
     for (int p = 0; p < FULL; p++)
       finish_zmm (acc[r][p], cols - 16 * p, bias ? bias + 16 * p : NULL, accumulate, out + 16 * p);
     if (HALF)

@@ -53,7 +53,7 @@ generic_block (int rows, int cols, int k, const float *a, int lda, const float *
   for (int i = 0; i < k; i++) {
     const float *w = panel + (size_t) i * MONE_PANEL_WIDTH;
     const Float4 x0 = { a[i], a[i], a[i], a[i] }, x1 = { a1[i], a1[i], a1[i], a1[i] };
-    _Pragma ("GCC unroll 4")
+    UNROLL_FULLY
     for (int q = 0; q < QUARTERS; q++) {
       const Float4 wq = load4 (w + 4 * q);
       acc0[q] += x0 * wq;

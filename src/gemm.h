@@ -28,6 +28,14 @@
 
 #define MONE_PANEL_WIDTH 16
 
+/* Before a loop of a constant, small trip count in a kernel: its accumulators must become
+ * registers, which needs the loop unrolled (-O2 does not do it by itself). */
+#if defined(__clang__)
+#define UNROLL_FULLY _Pragma ("clang loop unroll(full)")
+#else
+#define UNROLL_FULLY _Pragma ("GCC unroll 16")
+#endif
+
 
 typedef struct {
   const float *panels; /* (ceil(outputs / MONE_PANEL_WIDTH), inputs, MONE_PANEL_WIDTH) */
