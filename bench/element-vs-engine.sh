@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The element-overhead bar of issue 4: `videotestsrc ! monefilter ! fakesink` at 640x480 against
+# The element's overhead: `videotestsrc ! monefilter ! fakesink` at 640x480 against
 # the bare engine (mone_context_run in a loop) on the same model and budget, e = 1 and e = 0.5,
 # medians of several alternating runs, ratio printed (bar: >= 95%).
 #

@@ -53,24 +53,25 @@
 #endif
 
 #include "gstmonefilter.h"
+#include "gstmonetsan.h"
 
 #include <errno.h>
 #include <glib/gstdio.h>
-#include <limits.h>
-#include <math.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include <mone/gstmonemeta.h>
-#include "mone-budget.h"
 
-#if HAVE_GST_ANALYTICS
-#include <gst/analytics/analytics.h>
-#endif
+/* The element is GObject, properties, caps, events and state; each frame goes through units of
+ * its own: gstmonescheduler (classify this frame? at which budget?), gstmoneinput (frame to model
+ * input), the engine (mone_context_run) and gstmoneresult (meta and message). Models come from
+ * gstmonemodelcache, shared by elements playing the same file. */
+#include "gstmoneinput.h"
+#include "gstmonemodelcache.h"
+#include "gstmoneresult.h"
+#include "gstmonescheduler.h"
 
-GST_DEBUG_CATEGORY_STATIC (gst_mone_filter_debug);
+/* Shared with the element's helper units (gstmonemodelcache.c). */
+GST_DEBUG_CATEGORY (gst_mone_filter_debug);
 #define GST_CAT_DEFAULT gst_mone_filter_debug
 
 /* Every raw format GstVideoConverter reads that a camera, decoder or test source commonly gives. */
@@ -101,6 +102,7 @@ enum
   PROP_LABELS,
   PROP_MIN_BUDGET,
   PROP_LAST_LATENCY,
+  PROP_INVALID_FRAMES,
   PROP_LAST_GFLOPS,
   PROP_LAST_BUDGET,
 };
@@ -117,12 +119,6 @@ enum
  * the element adds in the LATENCY query far from overflowing. */
 #define MAX_MAX_LATENCY (60 * GST_SECOND)
 
-/* Deadline in auto mode when neither max-latency nor the caps nor the buffers give a frame rate. */
-#define FALLBACK_FRAME_DURATION (GST_SECOND / 30)
-/* Longest run of frames auto mode lets share one result when even the minimum budget is late:
- * about a second of video at 30 fps. */
-#define MAX_OVERLOAD_INTERVAL 30
-
 /* The settings one frame is processed with, copied under the object lock. */
 typedef struct
 {
@@ -134,6 +130,18 @@ typedef struct
   gboolean post_messages;
   GstMoneFilterScaleMode scale_mode;
 } Settings;
+
+/* Everything one frame is processed with: the settings, the QoS handed over from the src pad,
+ * and the frame's times. Taken under the object lock, used outside it. */
+typedef struct
+{
+  Settings settings;
+  gboolean qos_pending;
+  gdouble qos_proportion;
+  gint64 qos_jitter;
+  GstMoneSchedulerFrame timing;
+  GstMoneFrameStamp stamp;
+} Snapshot;
 
 struct _GstMoneFilter
 {
@@ -148,6 +156,7 @@ struct _GstMoneFilter
   guint64 last_latency;
   gdouble last_gflops;
   gdouble last_budget;
+  guint64 invalid_frames;       /* frames whose logits were not finite, since start() */
   /* Latest downstream QoS event, handed from the src_event thread to the streaming thread. */
   gboolean qos_pending;
   gdouble qos_proportion;
@@ -158,31 +167,18 @@ struct _GstMoneFilter
   /* Pipeline latency from the LATENCY event sinks send upstream, or NONE: with the running time it
    * gives the clock time a frame is rendered at. */
   GstClockTime pipeline_latency;
+  /* From the caps, or NONE; the LATENCY query reads it from other threads. */
+  GstClockTime frame_duration;
 
   /* Between start() and stop(): used by the streaming thread only. */
   MoneModel *model;
   gchar *model_cache_key;       /* NULL when the model is not shared through the cache */
   MoneContext *context;
-  MoneBudgetController *controller;
-  gint model_width, model_height, model_channels, model_frames;
-  float *input;                 /* (T, C, H, W) the model input, oldest frame first */
-  guint frames_in_input;        /* frames converted into `input` since the stream (re)started */
+  GstMoneInput *input;          /* conversion and the frame window */
+  GstMoneScheduler *scheduler;  /* which frames to classify, at which budget */
   guint64 frame_count;
-  guint frames_since_result;
   GstStructure *last_result;    /* the latest fresh result, reused between classified frames */
-  gint *top_scratch;            /* (classes) */
-
-  /* From set_info (streaming thread). */
-  GstVideoInfo model_info;      /* GRAY8 or RGB at the model size */
-  gboolean luma_limited_range;  /* GRAY8 model_info holding limited-range (16-235) luma */
-  GstBuffer *model_buffer;      /* one converted frame */
-  GstVideoConverter *converter;
-  GstMoneFilterScaleMode converter_scale_mode;
-  GstBuffer *tiny_copy;         /* frames of a few pixels are converted from this copy */
-  GstClockTime frame_duration;  /* from the caps, or NONE; written under the object lock (the
-                                 * LATENCY query reads it from other threads) */
-  gdouble content_x, content_y, content_width, content_height;  /* frame pixels */
-  gdouble region_x, region_y, region_width, region_height;  /* model pixels */
+  gboolean invalid_warned;      /* a non-finite result was reported for this stream */
 };
 
 #define gst_mone_filter_parent_class parent_class
@@ -202,10 +198,12 @@ static gboolean gst_mone_filter_query (GstBaseTransform * trans, GstPadDirection
     GstQuery * query);
 static GstFlowReturn gst_mone_filter_prepare_output_buffer (GstBaseTransform * trans,
     GstBuffer * input, GstBuffer ** outbuf);
+static void gst_mone_filter_before_transform (GstBaseTransform * trans, GstBuffer * buffer);
 static gboolean gst_mone_filter_set_info (GstVideoFilter * filter, GstCaps * incaps,
     GstVideoInfo * in_info, GstCaps * outcaps, GstVideoInfo * out_info);
 static GstFlowReturn gst_mone_filter_transform_frame_ip (GstVideoFilter * filter,
     GstVideoFrame * frame);
+
 
 GType
 gst_mone_filter_budget_mode_get_type (void)
@@ -241,19 +239,6 @@ gst_mone_filter_scale_mode_get_type (void)
   return (GType) type;
 }
 
-static const gchar *
-scale_mode_nick (GstMoneFilterScaleMode mode)
-{
-  switch (mode) {
-    case GST_MONE_FILTER_SCALE_MODE_LETTERBOX:
-      return "letterbox";
-    case GST_MONE_FILTER_SCALE_MODE_CROP:
-      return "crop";
-    default:
-      return "stretch";
-  }
-}
-
 /* The shipped model: the installed copy, else the source tree's (running from the build tree). */
 static const gchar *
 built_in_model_path (void)
@@ -279,93 +264,6 @@ default_model_path (void)
 
   return g_strdup (from_env && *from_env ? from_env : built_in_model_path ());
 }
-
-/* ---- Process-wide model cache: instances playing the same file share one MoneModel. ---- */
-
-typedef struct
-{
-  MoneModel *model;
-  guint users;
-} SharedModel;
-
-static GMutex model_cache_lock;
-static GHashTable *model_cache;  /* key (owned) -> SharedModel* */
-
-/* Canonical path plus the file's identity (device, inode, size, modification time), so a file
- * replaced on disk is loaded afresh rather than served stale. NULL when the file cannot be
- * stat()ed; the loader then reports why. */
-static gchar *
-model_cache_key (const gchar * path)
-{
-  struct stat st;
-  char *canonical = realpath (path, NULL);
-  gchar *key = NULL;
-
-  if (canonical && stat (canonical, &st) == 0 && S_ISREG (st.st_mode))
-    key = g_strdup_printf ("%s|%ju:%ju:%jd:%jd.%09ld", canonical, (uintmax_t) st.st_dev,
-        (uintmax_t) st.st_ino, (intmax_t) st.st_size, (intmax_t) st.st_mtim.tv_sec,
-        (long) st.st_mtim.tv_nsec);
-  free (canonical);
-  return key;
-}
-
-/* Returns a model reference; *key_out is the cache key to release it with (NULL if uncached). */
-static MoneModel *
-model_cache_acquire (const gchar * path, gchar ** key_out, GError ** error)
-{
-  gchar *key = model_cache_key (path);
-  SharedModel *shared;
-  MoneModel *model;
-
-  *key_out = NULL;
-  if (!key)
-    return mone_model_load_file (path, error);
-
-  g_mutex_lock (&model_cache_lock);
-  if (!model_cache)
-    model_cache = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
-  shared = g_hash_table_lookup (model_cache, key);
-  if (shared) {
-    shared->users++;
-    model = mone_model_ref (shared->model);
-  } else {
-    /* Loading under the lock keeps two instances starting together from loading twice. */
-    model = mone_model_load_file (path, error);
-    if (model) {
-      GST_INFO ("loaded model file %s", key);
-      shared = g_new0 (SharedModel, 1);
-      shared->model = mone_model_ref (model);
-      shared->users = 1;
-      g_hash_table_insert (model_cache, g_strdup (key), shared);
-    }
-  }
-  g_mutex_unlock (&model_cache_lock);
-  if (model)
-    *key_out = key;
-  else
-    g_free (key);
-  return model;
-}
-
-static void
-model_cache_release (MoneModel * model, gchar * key)
-{
-  if (key) {
-    g_mutex_lock (&model_cache_lock);
-    SharedModel *shared = model_cache ? g_hash_table_lookup (model_cache, key) : NULL;
-    if (shared && --shared->users == 0) {
-      mone_model_unref (shared->model);
-      g_hash_table_remove (model_cache, key);
-      if (g_hash_table_size (model_cache) == 0)
-        g_clear_pointer (&model_cache, g_hash_table_unref);
-    }
-    g_mutex_unlock (&model_cache_lock);
-  }
-  mone_model_unref (model);
-  g_free (key);
-}
-
-/* ---- GObject ---- */
 
 static void
 gst_mone_filter_class_init (GstMoneFilterClass * klass)
@@ -449,6 +347,11 @@ gst_mone_filter_class_init (GstMoneFilterClass * klass)
       g_param_spec_uint64 ("last-latency", "Last latency",
           "Inference latency of the latest classified frame in nanoseconds (conversion included)",
           0, G_MAXUINT64, 0, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
+  g_object_class_install_property (gobject_class, PROP_INVALID_FRAMES,
+      g_param_spec_uint64 ("invalid-frames", "Invalid frames",
+          "Frames since start whose logits were NaN or infinite (the model overflowed): their meta "
+          "says valid=false and carries no class", 0, G_MAXUINT64, 0,
+          G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
   g_object_class_install_property (gobject_class, PROP_LAST_GFLOPS,
       g_param_spec_double ("last-gflops", "Last GFLOPs",
           "GFLOPs spent on the latest classified frame", 0.0, G_MAXDOUBLE, 0.0,
@@ -473,6 +376,7 @@ gst_mone_filter_class_init (GstMoneFilterClass * klass)
   trans_class->query = GST_DEBUG_FUNCPTR (gst_mone_filter_query);
   trans_class->prepare_output_buffer =
       GST_DEBUG_FUNCPTR (gst_mone_filter_prepare_output_buffer);
+  trans_class->before_transform = GST_DEBUG_FUNCPTR (gst_mone_filter_before_transform);
   /* The video is only read: passthrough, with transform_ip still called to add the meta. */
   trans_class->transform_ip_on_passthrough = TRUE;
   filter_class->set_info = GST_DEBUG_FUNCPTR (gst_mone_filter_set_info);
@@ -514,7 +418,8 @@ gst_mone_filter_finalize (GObject * object)
 }
 
 /* The auto-mode deadline the settings and caps give: max-latency, else the caps' frame duration,
- * else NONE. The streaming thread adds a fallback from the buffers; the LATENCY query does not. */
+ * else NONE. Per frame the scheduler falls back further, on the buffer's duration
+ * (gst_mone_scheduler_frame_deadline); the LATENCY query has no buffer to ask. */
 static GstClockTime
 gst_mone_filter_configured_deadline (GstMoneFilter * self, const Settings * settings)
 {
@@ -647,6 +552,9 @@ gst_mone_filter_get_property (GObject * object, guint prop_id, GValue * value,
     case PROP_LAST_GFLOPS:
       g_value_set_double (value, self->last_gflops);
       break;
+    case PROP_INVALID_FRAMES:
+      g_value_set_uint64 (value, self->invalid_frames);
+      break;
     case PROP_LAST_BUDGET:
       g_value_set_double (value, self->last_budget);
       break;
@@ -659,68 +567,97 @@ gst_mone_filter_get_property (GObject * object, guint prop_id, GValue * value,
 
 /* ---- Resources ---- */
 
+/* The frame window and the last result belong to the picture before: the next frame starts
+ * afresh. */
 static void
 gst_mone_filter_reset_stream (GstMoneFilter * self)
 {
-  self->frames_in_input = 0;
-  self->frames_since_result = 0;
+  if (self->input)
+    gst_mone_input_reset (self->input);
+  if (self->scheduler)
+    gst_mone_scheduler_reset (self->scheduler);
   g_clear_pointer (&self->last_result, gst_structure_free);
+  self->invalid_warned = FALSE;
 }
 
+/* Loads the model file, or shares it with other elements playing it. On failure *error says why
+ * to the user (GST_RESOURCE_ERROR) and *debug adds the detail. */
 static gboolean
-gst_mone_filter_start (GstBaseTransform * trans)
+gst_mone_filter_open_model (GstMoneFilter * self, const gchar * path, GError ** error,
+    gchar ** debug)
 {
-  GstMoneFilter *self = GST_MONE_FILTER (trans);
-  GError *error = NULL;
-  gchar *path;
-  gint threads;
+  g_autoptr (GError) load_error = NULL;
   const MoneConfig *config;
-  gchar **labels;
   GStatBuf st;
-  int stat_errno = 0;
+  int stat_errno;
 
-  GST_OBJECT_LOCK (self);
-  path = g_strdup (self->model_path);
-  threads = self->threads;
-  GST_OBJECT_UNLOCK (self);
-
-  if (!path || !*path)
-    goto no_path;
+  if (!path || !*path) {
+    g_set_error_literal (error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND,
+        "No MoNE model file given.");
+    *debug = g_strdup ("set the model property or MONE_MODEL");
+    return FALSE;
+  }
   if (g_stat (path, &st) != 0) {
     stat_errno = errno;
-    goto not_found;
+    g_set_error (error, GST_RESOURCE_ERROR, stat_errno == ENOENT ? GST_RESOURCE_ERROR_NOT_FOUND
+        : GST_RESOURCE_ERROR_OPEN_READ, "Could not load MoNE model \"%s\": %s.", path,
+        g_strerror (stat_errno));
+    *debug = g_strdup_printf ("%s: %s", path, g_strerror (stat_errno));
+    return FALSE;
   }
-
-  self->model = model_cache_acquire (path, &self->model_cache_key, &error);
-  if (!self->model)
-    goto load_failed;
+  self->model = gst_mone_model_cache_acquire (path, &self->model_cache_key, &load_error);
+  if (!self->model) {
+    /* The loader's messages start with the path; the user-facing text names it once. */
+    g_set_error (error, GST_RESOURCE_ERROR, g_error_matches (load_error, MONE_ERROR,
+            MONE_ERROR_IO) ? GST_RESOURCE_ERROR_OPEN_READ : GST_RESOURCE_ERROR_FAILED,
+        "Could not load MoNE model %s", load_error->message);
+    *debug = g_strdup (load_error->message);
+    return FALSE;
+  }
   config = mone_model_get_config (self->model);
-  if (config->channels != 1 && config->channels != 3)
-    goto bad_channels;
+  if (config->channels != 1 && config->channels != 3) {
+    g_set_error (error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_FAILED,
+        "Could not use MoNE model \"%s\": %d input channels (monefilter feeds 1 or 3).", path,
+        config->channels);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* What this element runs the model with: its own inference context, input and scheduler. */
+static gboolean
+gst_mone_filter_open_stream (GstMoneFilter * self, const gchar * path, gint threads,
+    GError ** error)
+{
+  g_autoptr (GError) context_error = NULL;
 
   /* More threads than cores only wait on each other at every fork-join of the engine. */
   if (threads > (gint) g_get_num_processors ()) {
     GST_INFO_OBJECT (self, "threads=%d capped at the %u cores", threads, g_get_num_processors ());
     threads = (gint) g_get_num_processors ();
   }
-  self->context = mone_context_new (self->model, threads, &error);
-  if (!self->context)
-    goto context_failed;
-  self->controller = mone_budget_controller_new (mone_model_min_budget (self->model));
-  self->model_width = config->width;
-  self->model_height = config->height;
-  self->model_channels = config->channels;
-  self->model_frames = config->frames;
-  self->input = g_new0 (float, (gsize) config->frames * config->channels * config->height *
-      config->width);
-  self->top_scratch = g_new (gint, config->classes);
+  self->context = mone_context_new (self->model, threads, &context_error);
+  if (!self->context) {
+    g_set_error (error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_FAILED,
+        "Could not prepare MoNE model \"%s\": %s", path, context_error->message);
+    return FALSE;
+  }
+  self->input = gst_mone_input_new (mone_model_get_config (self->model),
+      (guint) mone_context_get_threads (self->context));
+  self->scheduler = gst_mone_scheduler_new (mone_model_min_budget (self->model));
   self->frame_count = 0;
-  gst_mone_filter_reset_stream (self);
+  return TRUE;
+}
 
-  labels = g_new0 (gchar *, config->classes + 1);
+/* The read-only properties that describe the loaded model; the per-frame reports start over. */
+static void
+gst_mone_filter_publish_model (GstMoneFilter * self)
+{
+  const MoneConfig *config = mone_model_get_config (self->model);
+  gchar **labels = g_new0 (gchar *, config->classes + 1);
+
   for (int k = 0; k < config->classes; k++)
     labels[k] = g_strdup (mone_model_get_label (self->model, k));
-
   GST_OBJECT_LOCK (self);
   g_strfreev (self->labels);
   self->labels = labels;
@@ -732,77 +669,67 @@ gst_mone_filter_start (GstBaseTransform * trans)
   self->qos_seen = FALSE;
   self->pipeline_latency = GST_CLOCK_TIME_NONE;
   GST_OBJECT_UNLOCK (self);
+}
 
+static gboolean
+gst_mone_filter_start (GstBaseTransform * trans)
+{
+  GstMoneFilter *self = GST_MONE_FILTER (trans);
+  g_autofree gchar *path = NULL;
+  g_autofree gchar *debug = NULL;
+  g_autoptr (GError) error = NULL;
+  const MoneConfig *config;
+  gint threads;
+
+  GST_OBJECT_LOCK (self);
+  path = g_strdup (self->model_path);
+  threads = self->threads;
+  GST_OBJECT_UNLOCK (self);
+
+  if (!gst_mone_filter_open_model (self, path, &error, &debug)
+      || !gst_mone_filter_open_stream (self, path, threads, &error))
+    goto error;
+  gst_mone_filter_publish_model (self);
+  gst_mone_filter_reset_stream (self);
+  GST_OBJECT_LOCK (self);
+  self->invalid_frames = 0;
+  GST_OBJECT_UNLOCK (self);
+
+  config = mone_model_get_config (self->model);
   GST_INFO_OBJECT (self, "model %s: %dx%dx%d, %d frame(s), %d classes, %d experts, %d threads",
       path, config->width, config->height, config->channels, config->frames, config->classes,
       config->experts, mone_context_get_threads (self->context));
-  g_free (path);
   return TRUE;
 
-no_path:
-  GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND, ("No MoNE model file given."),
-      ("set the model property or MONE_MODEL"));
-  g_free (path);
-  return FALSE;
-not_found:
-  if (stat_errno == ENOENT)
-    GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND, ("Could not load MoNE model \"%s\": %s.", path,
-            g_strerror (stat_errno)), ("%s: %s", path, g_strerror (stat_errno)));
-  else
-    GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ, ("Could not load MoNE model \"%s\": %s.", path,
-            g_strerror (stat_errno)), ("%s: %s", path, g_strerror (stat_errno)));
-  g_free (path);
-  return FALSE;
-load_failed:
-  /* The loader's messages start with the path; the user-facing text names it once. */
-  if (g_error_matches (error, MONE_ERROR, MONE_ERROR_IO))
-    GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ, ("Could not load MoNE model %s", error->message),
-        ("%s", error->message));
-  else
-    GST_ELEMENT_ERROR (self, RESOURCE, FAILED, ("Could not load MoNE model %s", error->message),
-        ("%s", error->message));
-  g_clear_error (&error);
-  g_free (path);
-  return FALSE;
-bad_channels:
-  GST_ELEMENT_ERROR (self, RESOURCE, FAILED,
-      ("Could not use MoNE model \"%s\": %d input channels (monefilter feeds 1 or 3).", path,
-          config->channels), (NULL));
+error:
+  /* GST_ELEMENT_ERROR with the code the failing step chose. */
+  gst_element_message_full (GST_ELEMENT (self), GST_MESSAGE_ERROR, error->domain, error->code,
+      g_strdup (error->message), g_steal_pointer (&debug), __FILE__, GST_FUNCTION, __LINE__);
   gst_mone_filter_stop (trans);
-  g_free (path);
-  return FALSE;
-context_failed:
-  GST_ELEMENT_ERROR (self, RESOURCE, FAILED,
-      ("Could not prepare MoNE model \"%s\": %s", path, error->message), (NULL));
-  g_clear_error (&error);
-  gst_mone_filter_stop (trans);
-  g_free (path);
   return FALSE;
 }
 
+/* Undoes start(), also a start() that failed halfway. */
 static gboolean
 gst_mone_filter_stop (GstBaseTransform * trans)
 {
   GstMoneFilter *self = GST_MONE_FILTER (trans);
 
-  gst_mone_filter_reset_stream (self);
   GST_OBJECT_LOCK (self);
   self->frame_duration = GST_CLOCK_TIME_NONE;
   GST_OBJECT_UNLOCK (self);
-  g_clear_pointer (&self->converter, gst_video_converter_free);
-  gst_clear_buffer (&self->model_buffer);
-  gst_clear_buffer (&self->tiny_copy);
-  g_clear_pointer (&self->controller, mone_budget_controller_free);
+  g_clear_pointer (&self->last_result, gst_structure_free);
+  g_clear_pointer (&self->scheduler, gst_mone_scheduler_free);
+  g_clear_pointer (&self->input, gst_mone_input_free);
   g_clear_pointer (&self->context, mone_context_free);
-  g_clear_pointer (&self->input, g_free);
-  g_clear_pointer (&self->top_scratch, g_free);
   if (self->model) {
-    model_cache_release (self->model, self->model_cache_key);
+    gst_mone_model_cache_release (self->model, self->model_cache_key);
     self->model = NULL;
     self->model_cache_key = NULL;
   }
   return TRUE;
 }
+
 
 /* ---- Events ---- */
 
@@ -818,7 +745,7 @@ gst_mone_filter_src_event (GstBaseTransform * trans, GstEvent * event)
     GstClockTime timestamp;
 
     gst_event_parse_qos (event, &type, &proportion, &diff, &timestamp);
-    /* The controller belongs to the streaming thread; hand the event over. */
+    /* The scheduler belongs to the streaming thread; hand the event over. */
     GST_OBJECT_LOCK (self);
     self->qos_pending = TRUE;
     self->qos_seen = TRUE;
@@ -856,8 +783,8 @@ gst_mone_filter_sink_event (GstBaseTransform * trans, GstEvent * event)
       GST_OBJECT_LOCK (self);
       self->qos_pending = FALSE;
       GST_OBJECT_UNLOCK (self);
-      if (self->controller)
-        mone_budget_controller_flush (self->controller);
+      if (self->scheduler)
+        gst_mone_scheduler_flush (self->scheduler);
       /* fall through */
     case GST_EVENT_STREAM_START:
     case GST_EVENT_GAP:
@@ -917,83 +844,18 @@ gst_mone_filter_prepare_output_buffer (GstBaseTransform * trans, GstBuffer * inp
 
 /* ---- Negotiation ---- */
 
-/* Places the frame into the model input per scale-mode and builds the converter for it. */
-static gboolean
-gst_mone_filter_setup_converter (GstMoneFilter * self, const GstVideoInfo * in_info,
-    GstMoneFilterScaleMode mode)
+static void
+gst_mone_filter_log_geometry (GstMoneFilter * self)
 {
-  gint in_w = GST_VIDEO_INFO_WIDTH (in_info), in_h = GST_VIDEO_INFO_HEIGHT (in_info);
-  gint out_w = self->model_width, out_h = self->model_height;
-  gint par_n = MAX (GST_VIDEO_INFO_PAR_N (in_info), 1), par_d = MAX (GST_VIDEO_INFO_PAR_D (in_info), 1);
-  /* Display aspect of the frame and of the model input. */
-  gdouble in_aspect = (gdouble) in_w * par_n / ((gdouble) in_h * par_d);
-  gdouble out_aspect = (gdouble) out_w / out_h;
-  gint src_x = 0, src_y = 0, src_w = in_w, src_h = in_h;
-  gint dest_x = 0, dest_y = 0, dest_w = out_w, dest_h = out_h;
-  GstVideoConverter *converter;
-  GstStructure *options;
+  const GstMoneInputGeometry *g = gst_mone_input_get_geometry (self->input);
+  const GstVideoInfo *in_info = gst_mone_input_get_video_info (self->input);
+  const MoneConfig *config = mone_model_get_config (self->model);
 
-  if (mode == GST_MONE_FILTER_SCALE_MODE_LETTERBOX) {
-    if (in_aspect > out_aspect)
-      dest_h = CLAMP ((gint) (out_w / in_aspect + 0.5), 1, out_h);
-    else
-      dest_w = CLAMP ((gint) (out_h * in_aspect + 0.5), 1, out_w);
-    dest_x = (out_w - dest_w) / 2;
-    dest_y = (out_h - dest_h) / 2;
-  } else if (mode == GST_MONE_FILTER_SCALE_MODE_CROP) {
-    if (in_aspect > out_aspect)
-      src_w = CLAMP ((gint) (in_w * out_aspect / in_aspect + 0.5), 1, in_w);
-    else
-      src_h = CLAMP ((gint) (in_h * in_aspect / out_aspect + 0.5), 1, in_h);
-    src_x = (in_w - src_w) / 2;
-    src_y = (in_h - src_h) / 2;
-  }
-
-  options = gst_structure_new ("GstVideoConverter",
-      GST_VIDEO_CONVERTER_OPT_SRC_X, G_TYPE_INT, src_x,
-      GST_VIDEO_CONVERTER_OPT_SRC_Y, G_TYPE_INT, src_y,
-      GST_VIDEO_CONVERTER_OPT_SRC_WIDTH, G_TYPE_INT, src_w,
-      GST_VIDEO_CONVERTER_OPT_SRC_HEIGHT, G_TYPE_INT, src_h,
-      GST_VIDEO_CONVERTER_OPT_DEST_X, G_TYPE_INT, dest_x,
-      GST_VIDEO_CONVERTER_OPT_DEST_Y, G_TYPE_INT, dest_y,
-      GST_VIDEO_CONVERTER_OPT_DEST_WIDTH, G_TYPE_INT, dest_w,
-      GST_VIDEO_CONVERTER_OPT_DEST_HEIGHT, G_TYPE_INT, dest_h,
-      GST_VIDEO_CONVERTER_OPT_FILL_BORDER, G_TYPE_BOOLEAN, TRUE,
-      GST_VIDEO_CONVERTER_OPT_BORDER_ARGB, G_TYPE_UINT, 0xff000000u,
-      GST_VIDEO_CONVERTER_OPT_DITHER_METHOD, GST_TYPE_VIDEO_DITHER_METHOD,
-      GST_VIDEO_DITHER_NONE,
-      /* Bilinear (widened for downscaling) costs ~2/3 of the default cubic and is all a
-       * classifier needs: 640x480 I420 -> 224x224 RGB takes ~2 ms on one core. */
-      GST_VIDEO_CONVERTER_OPT_RESAMPLER_METHOD, GST_TYPE_VIDEO_RESAMPLER_METHOD,
-      GST_VIDEO_RESAMPLER_METHOD_LINEAR,
-      /* Fixed taps: the default widens the filter with the scale factor and blurs a large
-       * downscale far beyond the plain resize the models are trained on (cost 2 points of
-       * end-to-end accuracy, tests/pipelines/test-accuracy.c), and is 10x slower. */
-      GST_VIDEO_CONVERTER_OPT_RESAMPLER_TAPS, G_TYPE_UINT, 4,
-      GST_VIDEO_CONVERTER_OPT_CHROMA_RESAMPLER_METHOD, GST_TYPE_VIDEO_RESAMPLER_METHOD,
-      GST_VIDEO_RESAMPLER_METHOD_LINEAR,
-      /* Conversion and inference run one after the other: the engine's cores are free. */
-      GST_VIDEO_CONVERTER_OPT_THREADS, G_TYPE_UINT,
-      (guint) MAX (1, mone_context_get_threads (self->context)), NULL);
-  converter = gst_video_converter_new ((GstVideoInfo *) in_info, &self->model_info, options);
-  if (!converter)
-    return FALSE;
-
-  g_clear_pointer (&self->converter, gst_video_converter_free);
-  self->converter = converter;
-  self->converter_scale_mode = mode;
-  self->content_x = src_x;
-  self->content_y = src_y;
-  self->content_width = src_w;
-  self->content_height = src_h;
-  self->region_x = dest_x;
-  self->region_y = dest_y;
-  self->region_width = dest_w;
-  self->region_height = dest_h;
   GST_DEBUG_OBJECT (self, "%s: frame %dx%d region %d,%d %dx%d -> model %d,%d %dx%d of %dx%d",
-      scale_mode_nick (mode), in_w, in_h, src_x, src_y, src_w, src_h, dest_x, dest_y, dest_w,
-      dest_h, out_w, out_h);
-  return TRUE;
+      gst_mone_scale_mode_nick (gst_mone_input_get_scale_mode (self->input)),
+      GST_VIDEO_INFO_WIDTH (in_info), GST_VIDEO_INFO_HEIGHT (in_info), g->src_x, g->src_y,
+      g->src_width, g->src_height, g->dest_x, g->dest_y, g->dest_width, g->dest_height,
+      config->width, config->height);
 }
 
 static gboolean
@@ -1002,57 +864,25 @@ gst_mone_filter_set_info (GstVideoFilter * filter, GstCaps * incaps, GstVideoInf
 {
   GstMoneFilter *self = GST_MONE_FILTER (filter);
   GstMoneFilterScaleMode mode;
-  GstClockTime latency_before, latency_after;
+  GstClockTime frame_duration = GST_CLOCK_TIME_NONE, latency_before, latency_after;
 
-  if (!self->model)
+  if (!self->input)
     return FALSE;
 
   GST_OBJECT_LOCK (self);
   mode = self->settings.scale_mode;
   GST_OBJECT_UNLOCK (self);
-
-  gst_video_info_set_format (&self->model_info,
-      self->model_channels == 1 ? GST_VIDEO_FORMAT_GRAY8 : GST_VIDEO_FORMAT_RGB,
-      self->model_width, self->model_height);
-  /* Grey models from YUV: the converter copies Y into GRAY8 (GStreamer 1.22 does so even when
-   * told the ranges differ), so the model input is declared in the source's range, making that
-   * copy exact by definition, and limited range (16-235, what decoders and cameras deliver) is
-   * expanded when the bytes become floats. Without it the shipped grey model loses 3 points on the
-   * sample video (the four-expert one shipped before it 10). (Converting through RGB also expands
-   * it, but cost 13% of the element's frame rate on the four-expert model:
-   * bench/element-vs-engine.sh.) */
-  self->luma_limited_range = FALSE;
-  if (self->model_channels == 1 && GST_VIDEO_INFO_IS_YUV (in_info)) {
-    self->model_info.colorimetry.range = in_info->colorimetry.range;
-    self->luma_limited_range = in_info->colorimetry.range == GST_VIDEO_COLOR_RANGE_16_235;
-  }
-  /* GstVideoConverter converts pictures, not timing: it wants both sides to agree on these. */
-  GST_VIDEO_INFO_FPS_N (&self->model_info) = GST_VIDEO_INFO_FPS_N (in_info);
-  GST_VIDEO_INFO_FPS_D (&self->model_info) = GST_VIDEO_INFO_FPS_D (in_info);
-  GST_VIDEO_INFO_INTERLACE_MODE (&self->model_info) = GST_VIDEO_INFO_INTERLACE_MODE (in_info);
-  gst_clear_buffer (&self->model_buffer);
-  self->model_buffer = gst_buffer_new_allocate (NULL, GST_VIDEO_INFO_SIZE (&self->model_info),
-      NULL);
-  if (!gst_mone_filter_setup_converter (self, in_info, mode))
+  /* The conversion path for this format, chosen once for all its frames. */
+  if (!gst_mone_input_set_format (self->input, in_info, mode))
     goto no_converter;
-  /* GStreamer 1.22's converter keeps pointers to source lines between frames for some tiny
-   * frames (ARGB 1x3, found with valgrind): frames that small are converted from a copy that
-   * stays at one address. */
-  gst_clear_buffer (&self->tiny_copy);
-  if (GST_VIDEO_INFO_WIDTH (in_info) < 8 || GST_VIDEO_INFO_HEIGHT (in_info) < 8)
-  {
-    /* Zeroed: the converter also reads the row padding of such frames. */
-    self->tiny_copy = gst_buffer_new_allocate (NULL, GST_VIDEO_INFO_SIZE (in_info), NULL);
-    gst_buffer_memset (self->tiny_copy, 0, 0, GST_VIDEO_INFO_SIZE (in_info));
-  }
+  gst_mone_filter_log_geometry (self);
 
+  if (GST_VIDEO_INFO_FPS_N (in_info) > 0 && GST_VIDEO_INFO_FPS_D (in_info) > 0)
+    frame_duration = gst_util_uint64_scale_int (GST_SECOND, GST_VIDEO_INFO_FPS_D (in_info),
+        GST_VIDEO_INFO_FPS_N (in_info));
   GST_OBJECT_LOCK (self);
   latency_before = gst_mone_filter_own_latency_locked (self);
-  if (GST_VIDEO_INFO_FPS_N (in_info) > 0 && GST_VIDEO_INFO_FPS_D (in_info) > 0)
-    self->frame_duration = gst_util_uint64_scale_int (GST_SECOND,
-        GST_VIDEO_INFO_FPS_D (in_info), GST_VIDEO_INFO_FPS_N (in_info));
-  else
-    self->frame_duration = GST_CLOCK_TIME_NONE;
+  self->frame_duration = frame_duration;
   latency_after = gst_mone_filter_own_latency_locked (self);
   GST_OBJECT_UNLOCK (self);
   gst_mone_filter_latency_changed (self, latency_before, latency_after);
@@ -1077,221 +907,196 @@ monotonic_ns (void)
   return (gint64) ts.tv_sec * GST_SECOND + ts.tv_nsec;
 }
 
-/* Converts the frame to the model size and appends it, as floats in [0,1] (C, H, W), to the frame
- * window; the first frame of a stream fills every slot so that a video model answers at once. */
+/* Controlled properties (budget, interval) take their value for this frame before its snapshot. */
 static void
-gst_mone_filter_convert_frame (GstMoneFilter * self, GstVideoFrame * frame)
+gst_mone_filter_before_transform (GstBaseTransform * trans, GstBuffer * buffer)
 {
-  GstVideoFrame model_frame;
-  const gint w = self->model_width, h = self->model_height, c = self->model_channels;
-  const gsize slot = (gsize) c * h * w;
-  float *dest;
+  GstClockTime timestamp = GST_BUFFER_PTS (buffer), stream_time;
 
-  if (!gst_video_frame_map (&model_frame, &self->model_info, self->model_buffer, GST_MAP_WRITE))
+  if (!GST_CLOCK_TIME_IS_VALID (timestamp))
     return;
-  if (self->tiny_copy) {
-    GstVideoFrame copy;
-    /* Mapped with the caps' default strides (what tiny_copy was sized for), not the upstream
-     * buffer's own, which a GstVideoMeta may make far larger; the copy handles the difference. */
-    if (gst_video_frame_map (&copy, &GST_VIDEO_FILTER (self)->in_info, self->tiny_copy,
-            GST_MAP_WRITE)) {
-      gst_video_frame_copy (&copy, frame);
-      gst_video_converter_frame (self->converter, &copy, &model_frame);
-      gst_video_frame_unmap (&copy);
-    }
-  } else {
-    gst_video_converter_frame (self->converter, frame, &model_frame);
-  }
-
-  if (self->model_frames > 1 && self->frames_in_input > 0)
-    memmove (self->input, self->input + slot, slot * (self->model_frames - 1) * sizeof (float));
-  dest = self->input + slot * (self->model_frames - 1);
-
-  const guint8 *pixels = GST_VIDEO_FRAME_PLANE_DATA (&model_frame, 0);
-  const gint stride = GST_VIDEO_FRAME_PLANE_STRIDE (&model_frame, 0);
-  /* Bytes to [0,1]: full range v / 255; limited-range luma (v - 16) / 219, clamped. */
-  for (gint y = 0; y < h; y++) {
-    const guint8 *row = pixels + (gsize) y * stride;
-    if (self->luma_limited_range) {
-      for (gint x = 0; x < w; x++)
-        dest[(gsize) y * w + x] = CLAMP ((row[x] - 16.0f) * (1.0f / 219.0f), 0.0f, 1.0f);
-    } else {
-      for (gint x = 0; x < w; x++)
-        for (gint ch = 0; ch < c; ch++)
-          dest[((gsize) ch * h + y) * w + x] = row[x * c + ch] * (1.0f / 255.0f);
-    }
-  }
-  gst_video_frame_unmap (&model_frame);
-
-  if (self->frames_in_input == 0)
-    for (gint t = 0; t < self->model_frames - 1; t++)
-      memcpy (self->input + slot * t, dest, slot * sizeof (float));
-  self->frames_in_input++;
+  stream_time = gst_segment_to_stream_time (&trans->segment, GST_FORMAT_TIME, timestamp);
+  if (GST_CLOCK_TIME_IS_VALID (stream_time))
+    gst_object_sync_values (GST_OBJECT (trans), stream_time);
 }
 
-/* Indices of the k largest probabilities, best first (ties: lower index first). */
-static guint
-select_top_k (const float *probs, gint classes, guint k, gint * out)
-{
-  guint n = 0;
-
-  k = MIN (k, (guint) classes);
-  for (gint c = 0; c < classes; c++) {
-    if (n == k && probs[c] <= probs[out[n - 1]])
-      continue;
-    guint i = n < k ? n++ : n - 1;
-    while (i > 0 && probs[c] > probs[out[i - 1]]) {
-      out[i] = out[i - 1];
-      i--;
-    }
-    out[i] = c;
-  }
-  return n;
-}
-
-static GstStructure *
-gst_mone_filter_result_structure (GstMoneFilter * self, const MoneResult * result,
-    const Settings * settings, double budget_requested, gint64 latency_ns)
-{
-  const MoneConfig *config = mone_model_get_config (self->model);
-  MoneClassification c;
-  GstStructure *s;
-
-  gst_mone_classification_init (&c);
-  c.frame = c.result_frame = self->frame_count;
-  c.top_class = result->top_class;
-  c.label = mone_model_get_label (self->model, result->top_class);
-  c.top_score = result->probs[result->top_class];
-  c.top_k = select_top_k (result->probs, config->classes, settings->top_k, self->top_scratch);
-  for (guint i = 0; i < c.top_k; i++) {
-    c.top_classes[i] = self->top_scratch[i];
-    c.top_labels[i] = mone_model_get_label (self->model, self->top_scratch[i]);
-    c.top_scores[i] = result->probs[self->top_scratch[i]];
-  }
-  c.budget_auto = settings->budget_mode == GST_MONE_FILTER_BUDGET_MODE_AUTO;
-  c.budget_requested = budget_requested;
-  c.budget_used = result->budget_used;
-  c.gflops = result->flops * 1e-9;
-  c.latency_ns = latency_ns;
-  c.latency_ms = latency_ns * 1e-6;
-  c.experts = result->experts;
-  c.tokens = result->tokens;
-  for (gint j = 0; j < result->experts && j < MONE_MAX_EXPERTS; j++)
-    c.tokens_per_expert[j] = result->tokens_per_expert[j];
-  c.grid_width = config->grid_width;
-  c.grid_height = config->grid_height;
-  c.grid_slices = config->tokens / MAX (config->grid_width * config->grid_height, 1);
-  c.expert_grid = result->expert_of_token;
-  c.expert_grid_size = result->tokens;
-  c.scale_mode = scale_mode_nick (self->converter_scale_mode);
-  c.content_x = self->content_x;
-  c.content_y = self->content_y;
-  c.content_width = self->content_width;
-  c.content_height = self->content_height;
-  c.model_x = self->region_x;
-  c.model_y = self->region_y;
-  c.model_width = self->region_width;
-  c.model_height = self->region_height;
-  c.model_input_width = self->model_width;
-  c.model_input_height = self->model_height;
-  s = gst_mone_classification_to_structure (&c);
-  /* Not in MoneClassification (its size is the library's ABI): the structure only. */
-  gst_structure_set (s,
-      "frame-width", G_TYPE_INT, GST_VIDEO_INFO_WIDTH (&GST_VIDEO_FILTER (self)->in_info),
-      "frame-height", G_TYPE_INT, GST_VIDEO_INFO_HEIGHT (&GST_VIDEO_FILTER (self)->in_info),
-      "window-frames", G_TYPE_INT, config->frames,
-      "frames-per-slice", G_TYPE_INT, config->tubelet,
-      "window-filled", G_TYPE_INT, (gint) MIN (self->frames_in_input, (guint) config->frames),
-      NULL);
-  return s;
-}
-
-#if HAVE_GST_ANALYTICS
-/* GStreamer >= 1.24: the same top-k as a GstAnalyticsClsMtd for analytics-aware elements. */
+/* A discontinuity (frames lost, a non-flushing seek, a source restarting): like a flush, the
+ * window must not join pictures from both sides, nor may a result from before be reused after. */
 static void
-add_analytics_classification (GstBuffer * buffer, const GstStructure * s)
+gst_mone_filter_check_discont (GstMoneFilter * self, GstBuffer * buffer)
 {
-  MoneClassification c;
-  gfloat confidences[GST_MONE_META_MAX_TOP_K];
-  GQuark quarks[GST_MONE_META_MAX_TOP_K];
-  GstAnalyticsRelationMeta *relations;
-  GstAnalyticsClsMtd mtd;
-
-  if (!gst_mone_classification_from_structure (s, &c) || c.top_k == 0)
+  if (!GST_BUFFER_IS_DISCONT (buffer)
+      || (gst_mone_input_get_filled (self->input) == 0 && !self->last_result))
     return;
-  for (guint i = 0; i < c.top_k; i++) {
-    confidences[i] = c.top_scores[i];
-    quarks[i] = g_quark_from_string (c.top_labels[i]);
-  }
-  relations = (GstAnalyticsRelationMeta *) gst_buffer_get_meta (buffer,
-      GST_ANALYTICS_RELATION_META_API_TYPE);
-  if (!relations)
-    relations = gst_buffer_add_analytics_relation_meta (buffer);
-  if (relations)
-    gst_analytics_relation_meta_add_cls_mtd (relations, c.top_k, confidences, quarks, &mtd);
-}
-#endif
-
-/* Per-frame deadline of budget-mode=auto: max-latency, else the frame duration from the caps,
- * else the buffer's duration. */
-static gint64
-gst_mone_filter_auto_deadline (GstMoneFilter * self, const Settings * settings,
-    GstBuffer * buffer)
-{
-  GstClockTime deadline = gst_mone_filter_configured_deadline (self, settings);
-
-  if (!GST_CLOCK_TIME_IS_VALID (deadline) || deadline == 0)
-    deadline = GST_BUFFER_DURATION_IS_VALID (buffer) && GST_BUFFER_DURATION (buffer) > 0
-        ? GST_BUFFER_DURATION (buffer) : FALLBACK_FRAME_DURATION;
-  return (gint64) MIN (deadline, (GstClockTime) G_MAXINT64);
+  GST_DEBUG_OBJECT (self, "discontinuity at %" GST_TIME_FORMAT ": frame window and last result "
+      "reset", GST_TIME_ARGS (GST_BUFFER_PTS (buffer)));
+  gst_mone_filter_reset_stream (self);
 }
 
-/* When even the minimum budget is predicted to miss the deadline (a loaded machine, a stream
- * faster than the model), lowering the budget cannot keep up: classify only every Nth frame so
- * the inference time per frame fits again, and let the frames between carry the latest result
- * (flagged reused) rather than fall behind. 1 when the minimum fits. */
-static guint
-gst_mone_filter_overload_interval (GstMoneFilter * self, gint64 deadline)
+/* The clock a frame's render time is read from, when there is one worth racing: while PLAYING,
+ * with a pipeline latency from downstream and a sink that reports lateness (QoS). Called with the
+ * object lock held; the caller unrefs the clock. */
+static GstClock *
+gst_mone_filter_render_clock_locked (GstMoneFilter * self, GstClockTime * base_time,
+    GstClockTime * latency)
 {
-  MoneBudgetModel latency_model;
-  gint64 predicted = mone_budget_controller_predict (self->controller,
-      mone_model_min_budget (self->model));
-
-  if (predicted <= 0 || deadline <= 0)
-    return 1;
-  mone_budget_controller_get_model (self->controller, &latency_model);
-  gdouble needed = predicted * (1.0 + latency_model.margin) / (gdouble) deadline;
-  return needed <= 1.0 ? 1 : (guint) MIN (ceil (needed), MAX_OVERLOAD_INTERVAL);
+  if (GST_STATE (self) != GST_STATE_PLAYING || !self->qos_seen
+      || !GST_CLOCK_TIME_IS_VALID (self->pipeline_latency) || !GST_ELEMENT_CLOCK (self))
+    return NULL;
+  *base_time = GST_ELEMENT_CAST (self)->base_time;
+  *latency = self->pipeline_latency;
+  return gst_object_ref (GST_ELEMENT_CLOCK (self));
 }
 
-/* Time left in ns until the frame at `running_time` is due at the sink, when that is known: while
- * PLAYING, with a clock, a pipeline latency from downstream and a sink that reports lateness (QoS).
- * In a pipeline without a queue the sink holds the streaming thread until the previous frame's
- * render time, so this is the frame duration less however late the previous frame was: when a
- * frame overruns (a CPU hog starting), the next one gets less time rather than inheriting the
- * delay. Downstream elements' processing time is not known here and not subtracted. */
-static gboolean
-gst_mone_filter_time_to_render (GstMoneFilter * self, GstClockTime running_time,
-    gint64 * time_left)
+/* The frame's times, and under the object lock the settings, the pending QoS and what the render
+ * time is computed from. In a pipeline without a queue the sink holds the streaming thread until
+ * the previous frame's render time, so the time left is the frame duration less however late the
+ * previous frame was: a frame after an overrun gets less time rather than inheriting the delay.
+ * Downstream elements' processing time is not known here and not subtracted. */
+static void
+gst_mone_filter_snapshot (GstMoneFilter * self, GstBuffer * buffer, Snapshot * snap)
 {
+  GstSegment *segment = &GST_BASE_TRANSFORM (self)->segment;
+  GstMoneFrameStamp *stamp = &snap->stamp;
+  GstMoneSchedulerFrame *timing = &snap->timing;
+  GstClockTime base_time = 0, latency = 0;
   GstClock *clock = NULL;
-  GstClockTime base_time = 0, latency = 0, now;
 
-  if (!GST_CLOCK_TIME_IS_VALID (running_time))
-    return FALSE;
-  GST_OBJECT_LOCK (self);
-  if (GST_STATE (self) == GST_STATE_PLAYING && self->qos_seen
-      && GST_CLOCK_TIME_IS_VALID (self->pipeline_latency) && GST_ELEMENT_CLOCK (self)) {
-    clock = gst_object_ref (GST_ELEMENT_CLOCK (self));
-    base_time = GST_ELEMENT_CAST (self)->base_time;
-    latency = self->pipeline_latency;
+  stamp->frame = self->frame_count;
+  stamp->reused = FALSE;
+  stamp->timestamp = GST_BUFFER_PTS (buffer);
+  stamp->stream_time = stamp->running_time = GST_CLOCK_TIME_NONE;
+  stamp->duration = GST_BUFFER_DURATION (buffer);
+  if (GST_CLOCK_TIME_IS_VALID (stamp->timestamp)) {
+    stamp->stream_time = gst_segment_to_stream_time (segment, GST_FORMAT_TIME, stamp->timestamp);
+    stamp->running_time = gst_segment_to_running_time (segment, GST_FORMAT_TIME,
+        stamp->timestamp);
   }
+
+  GST_OBJECT_LOCK (self);
+  snap->settings = self->settings;
+  snap->qos_pending = self->qos_pending;
+  snap->qos_proportion = self->qos_proportion;
+  snap->qos_jitter = self->qos_jitter;
+  self->qos_pending = FALSE;
+  timing->auto_budget = self->settings.budget_mode == GST_MONE_FILTER_BUDGET_MODE_AUTO;
+  timing->budget = self->settings.budget;
+  timing->interval = self->settings.interval;
+  timing->max_latency = self->settings.max_latency;
+  timing->frame_duration = self->frame_duration;
+  timing->buffer_duration = stamp->duration;
+  timing->render_time_known = FALSE;
+  timing->time_left = 0;
+  if (timing->auto_budget && GST_CLOCK_TIME_IS_VALID (stamp->running_time))
+    clock = gst_mone_filter_render_clock_locked (self, &base_time, &latency);
   GST_OBJECT_UNLOCK (self);
-  if (!clock)
+
+  if (clock) {
+    timing->render_time_known = TRUE;
+    timing->time_left = GST_CLOCK_DIFF (gst_clock_get_time (clock),
+        base_time + stamp->running_time + latency);
+    gst_object_unref (clock);
+  }
+}
+
+/* Hands pending QoS to the scheduler and asks it about this frame. */
+static void
+gst_mone_filter_decide (GstMoneFilter * self, const Snapshot * snap,
+    GstMoneSchedulerDecision * decision)
+{
+  if (snap->qos_pending)
+    gst_mone_scheduler_qos (self->scheduler, snap->qos_proportion, snap->qos_jitter);
+  gst_mone_scheduler_decide (self->scheduler, &snap->timing, decision);
+  if (decision->catching_up)
+    GST_LOG_OBJECT (self, "frame %" G_GUINT64_FORMAT ": %.2f ms left, reusing the last result",
+        self->frame_count, decision->frame_deadline * 1e-6);
+}
+
+/* Follows a scale-mode change, then converts the frame into the window if the model will see it:
+ * a video model sees every frame of its window, classified or not. */
+static GstFlowReturn
+gst_mone_filter_convert (GstMoneFilter * self, const Snapshot * snap,
+    const GstMoneSchedulerDecision * decision, GstVideoFrame * frame)
+{
+  GstMoneFilterScaleMode mode = snap->settings.scale_mode;
+  const GstVideoInfo *in_info = &frame->info;
+
+  if (mode != gst_mone_input_get_scale_mode (self->input)) {
+    if (!gst_mone_input_set_scale_mode (self->input, mode))
+      goto no_converter;
+    gst_mone_filter_log_geometry (self);
+  }
+  if (!decision->fresh && mone_model_get_config (self->model)->frames == 1)
+    return GST_FLOW_OK;
+  if (!gst_mone_input_push (self->input, frame))
+    goto no_input;
+  return GST_FLOW_OK;
+
+no_converter:
+  GST_ELEMENT_ERROR (self, CORE, NEGOTIATION, (NULL),
+      ("cannot convert %s %dx%d to the model input with scale-mode %s",
+          gst_video_format_to_string (GST_VIDEO_INFO_FORMAT (in_info)),
+          GST_VIDEO_INFO_WIDTH (in_info), GST_VIDEO_INFO_HEIGHT (in_info),
+          gst_mone_scale_mode_nick (mode)));
+  return GST_FLOW_NOT_NEGOTIATED;
+no_input:
+  GST_ELEMENT_ERROR (self, CORE, FAILED, (NULL), ("could not map the model input buffer"));
+  return GST_FLOW_ERROR;
+}
+
+/* Once per stream: the model gave NaN or infinite logits (weights that overflow, or pixels it
+ * cannot take). The frames still pass, with a meta saying valid=false. */
+static void
+gst_mone_filter_warn_invalid (GstMoneFilter * self)
+{
+  g_autofree gchar *path = NULL;
+
+  if (self->invalid_warned)
+    return;
+  self->invalid_warned = TRUE;
+  GST_OBJECT_LOCK (self);
+  path = g_strdup (self->model_path);
+  GST_OBJECT_UNLOCK (self);
+  GST_ELEMENT_WARNING (self, STREAM, DECODE,
+      ("Model %s gave no answer for frame %" G_GUINT64_FORMAT ": its logits are not finite numbers",
+          path, self->frame_count),
+      ("the frame's meta says valid=false; the invalid-frames property counts such frames"));
+}
+
+/* Runs the model on the window at the decided budget; the result is kept for this frame and the
+ * ones that reuse it. `start`: when the frame's conversion began (latency includes it). */
+static gboolean
+gst_mone_filter_classify (GstMoneFilter * self, const Snapshot * snap,
+    const GstMoneSchedulerDecision * decision, gint64 start, GError ** error)
+{
+  GstMoneResultInfo info;
+  MoneResult result;
+
+  if (!mone_context_run (self->context, gst_mone_input_get_window (self->input),
+          decision->budget, &result, error))
     return FALSE;
-  now = gst_clock_get_time (clock);
-  gst_object_unref (clock);
-  *time_left = GST_CLOCK_DIFF (now, base_time + running_time + latency);
+  info.frame = self->frame_count;
+  info.top_k = snap->settings.top_k;
+  info.budget_auto = decision->auto_budget;
+  info.budget_requested = decision->budget;
+  info.latency_ns = monotonic_ns () - start;
+  gst_mone_scheduler_classified (self->scheduler, decision, result.budget_used, info.latency_ns);
+  g_clear_pointer (&self->last_result, gst_structure_free);
+  self->last_result = gst_mone_result_new (self->model, &result, self->input, &info);
+
+  GST_OBJECT_LOCK (self);
+  self->last_latency = info.latency_ns;
+  self->last_gflops = result.flops * 1e-9;
+  self->last_budget = result.budget_used;
+  self->invalid_frames += !result.finite;
+  GST_OBJECT_UNLOCK (self);
+  if (!result.finite)
+    gst_mone_filter_warn_invalid (self);
+  else
+    GST_LOG_OBJECT (self, "frame %" G_GUINT64_FORMAT ": class %d (%.3f), budget %.3f -> %.3f, "
+        "%.4f GFLOPs, %.3f ms", self->frame_count, result.top_class,
+        result.probs[result.top_class], decision->budget, result.budget_used, result.flops * 1e-9,
+        info.latency_ns * 1e-6);
   return TRUE;
 }
 
@@ -1299,147 +1104,36 @@ static GstFlowReturn
 gst_mone_filter_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * frame)
 {
   GstMoneFilter *self = GST_MONE_FILTER (filter);
-  GstBaseTransform *trans = GST_BASE_TRANSFORM (filter);
-  GstBuffer *buffer = frame->buffer;
-  GstClockTime timestamp = GST_BUFFER_PTS (buffer);
-  GstClockTime stream_time = GST_CLOCK_TIME_NONE, running_time = GST_CLOCK_TIME_NONE;
-  Settings settings;
-  gboolean qos_pending, fresh;
-  guint interval;
-  gint64 deadline = 0, frame_deadline = 0, time_left;
-  gdouble qos_proportion = 1.0;
-  gint64 qos_jitter = 0;
-  GstStructure *posted = NULL;
-  GstCustomMeta *meta;
-  GstStructure *meta_structure;
-  GError *error = NULL;
+  GstMoneSchedulerDecision decision;
+  GstStructure *message = NULL;
+  g_autoptr (GError) error = NULL;
+  Snapshot snap;
+  GstFlowReturn ret;
+  gint64 start;
 
-  /* A discontinuity (frames lost, a non-flushing seek, a source restarting): like a flush, the
-   * window must not join pictures from both sides, nor may a result from before be reused after. */
-  if (GST_BUFFER_IS_DISCONT (buffer) && (self->frames_in_input > 0 || self->last_result)) {
-    GST_DEBUG_OBJECT (self, "discontinuity at %" GST_TIME_FORMAT ": frame window and last result "
-        "reset", GST_TIME_ARGS (timestamp));
-    gst_mone_filter_reset_stream (self);
-  }
-
-  if (GST_CLOCK_TIME_IS_VALID (timestamp)) {
-    stream_time = gst_segment_to_stream_time (&trans->segment, GST_FORMAT_TIME, timestamp);
-    running_time = gst_segment_to_running_time (&trans->segment, GST_FORMAT_TIME, timestamp);
-    /* Controlled properties (budget, interval) take their value for this frame. */
-    if (GST_CLOCK_TIME_IS_VALID (stream_time))
-      gst_object_sync_values (GST_OBJECT (self), stream_time);
-  }
-
-  GST_OBJECT_LOCK (self);
-  settings = self->settings;
-  qos_pending = self->qos_pending;
-  if (qos_pending) {
-    qos_proportion = self->qos_proportion;
-    qos_jitter = self->qos_jitter;
-    self->qos_pending = FALSE;
-  }
-  GST_OBJECT_UNLOCK (self);
-
-  if (qos_pending)
-    mone_budget_controller_qos (self->controller, qos_proportion, qos_jitter);
-  if (settings.scale_mode != self->converter_scale_mode
-      && !gst_mone_filter_setup_converter (self, &filter->in_info, settings.scale_mode))
-    goto no_converter;
-
-  interval = settings.interval;
-  if (settings.budget_mode == GST_MONE_FILTER_BUDGET_MODE_AUTO) {
-    /* deadline: the time per frame the stream allows (what the element can sustain);
-     * frame_deadline: what this frame has left before it is due at the sink, never more. */
-    deadline = frame_deadline = gst_mone_filter_auto_deadline (self, &settings, buffer);
-    interval = MAX (interval, gst_mone_filter_overload_interval (self, deadline));
-    if (gst_mone_filter_time_to_render (self, running_time, &time_left))
-      frame_deadline = MIN (frame_deadline, time_left);
-  }
-  fresh = !self->last_result || self->frames_since_result + 1 >= interval;
-  /* Behind schedule (an earlier frame overran): when even the minimum budget would make this frame
-   * late although it fits a full frame's time, reuse the latest result for this frame and so catch
-   * up at once, instead of passing the delay on from frame to frame. Sustained overload is the
-   * interval's business (above); this only ever skips a frame after a short one. */
-  if (fresh && self->last_result && frame_deadline < deadline && interval == 1
-      && self->frames_since_result + 1 < MAX_OVERLOAD_INTERVAL
-      && (frame_deadline <= 0 || gst_mone_filter_overload_interval (self, frame_deadline) > 1)) {
-    GST_LOG_OBJECT (self, "frame %" G_GUINT64_FORMAT ": %.2f ms left, reusing the last result",
-        self->frame_count, frame_deadline * 1e-6);
-    fresh = FALSE;
-  }
-  /* A video model sees every frame of its window, classified or not. */
-  if (fresh || self->model_frames > 1) {
-    gint64 start = monotonic_ns ();
-    gst_mone_filter_convert_frame (self, frame);
-    self->frames_since_result++;
-    if (fresh) {
-      gdouble budget = settings.budget;
-      MoneResult result;
-
-      if (settings.budget_mode == GST_MONE_FILTER_BUDGET_MODE_AUTO)
-        budget = mone_budget_controller_choose (self->controller, settings.budget,
-            MAX (frame_deadline, 1));
-      if (!mone_context_run (self->context, self->input, budget, &result, &error))
-        goto run_failed;
-      gint64 latency = monotonic_ns () - start;
-      if (settings.budget_mode == GST_MONE_FILTER_BUDGET_MODE_AUTO)
-        mone_budget_controller_observe (self->controller, result.budget_used, latency);
-
-      g_clear_pointer (&self->last_result, gst_structure_free);
-      self->last_result = gst_mone_filter_result_structure (self, &result, &settings, budget,
-          latency);
-      self->frames_since_result = 0;
-
-      GST_OBJECT_LOCK (self);
-      self->last_latency = latency;
-      self->last_gflops = result.flops * 1e-9;
-      self->last_budget = result.budget_used;
-      GST_OBJECT_UNLOCK (self);
-      GST_LOG_OBJECT (self, "frame %" G_GUINT64_FORMAT ": class %d (%.3f), budget %.3f -> %.3f, "
-          "%.4f GFLOPs, %.3f ms", self->frame_count, result.top_class,
-          result.probs[result.top_class], budget, result.budget_used, result.flops * 1e-9,
-          latency * 1e-6);
-    }
-  } else {
-    self->frames_since_result++;
-  }
-
-  meta = gst_buffer_add_mone_meta (buffer, self->last_result);
-  if (!meta)
+  gst_mone_filter_check_discont (self, frame->buffer);
+  gst_mone_filter_snapshot (self, frame->buffer, &snap);
+  gst_mone_filter_decide (self, &snap, &decision);
+  start = monotonic_ns ();
+  if ((ret = gst_mone_filter_convert (self, &snap, &decision, frame)) != GST_FLOW_OK)
+    return ret;
+  if (decision.fresh && !gst_mone_filter_classify (self, &snap, &decision, start, &error))
+    goto run_failed;
+  if (!decision.fresh)
+    gst_mone_scheduler_reused (self->scheduler);
+  snap.stamp.reused = !decision.fresh;
+  if (!gst_mone_result_attach (frame->buffer, self->last_result, &snap.stamp,
+          snap.settings.post_messages ? &message : NULL))
     goto no_meta;
-  meta_structure = gst_custom_meta_get_structure (meta);
-  gst_structure_set (meta_structure,
-      "frame", G_TYPE_UINT64, self->frame_count,
-      "reused", G_TYPE_BOOLEAN, !fresh,
-      "timestamp", G_TYPE_UINT64, timestamp,
-      "stream-time", G_TYPE_UINT64, stream_time,
-      "running-time", G_TYPE_UINT64, running_time,
-      "duration", G_TYPE_UINT64, GST_BUFFER_DURATION (buffer), NULL);
-#if HAVE_GST_ANALYTICS
-  add_analytics_classification (buffer, meta_structure);
-#endif
-  if (settings.post_messages) {
-    posted = gst_structure_copy (meta_structure);
-    gst_structure_set_name (posted, GST_MONE_CLASSIFICATION_NAME);
-  }
   self->frame_count++;
-
-  if (posted)
+  if (message)
     gst_element_post_message (GST_ELEMENT (self),
-        gst_message_new_element (GST_OBJECT (self), posted));
+        gst_message_new_element (GST_OBJECT (self), message));
   return GST_FLOW_OK;
 
-no_converter:
-  GST_ELEMENT_ERROR (self, CORE, NEGOTIATION, (NULL),
-      ("cannot convert %s %dx%d to the model input with scale-mode %s",
-          gst_video_format_to_string (GST_VIDEO_INFO_FORMAT (&filter->in_info)),
-          GST_VIDEO_INFO_WIDTH (&filter->in_info), GST_VIDEO_INFO_HEIGHT (&filter->in_info),
-          scale_mode_nick (settings.scale_mode)));
-  return GST_FLOW_NOT_NEGOTIATED;
 run_failed:
   GST_ELEMENT_ERROR (self, STREAM, FAILED, ("MoNE inference failed: %s", error->message),
       (NULL));
-  g_clear_error (&error);
   return GST_FLOW_ERROR;
 no_meta:
   GST_ELEMENT_ERROR (self, CORE, FAILED, (NULL), ("could not attach the classification meta"));

@@ -37,6 +37,7 @@
 #endif
 
 #include "gstmoneoverlay.h"
+#include "gstmonetsan.h"
 
 #include <math.h>
 #include <string.h>
@@ -305,11 +306,14 @@ static gboolean
 read_overlay_info (GstBuffer * buffer, int frame_width, int frame_height, OverlayInfo * info)
 {
   MoneClassification result;
+  gboolean valid = TRUE;
 
   if (!gst_mone_meta_read (buffer, &result))
     return FALSE;
   memset (info, 0, sizeof (*info));
-  g_strlcpy (info->label, result.label ? result.label : "?", sizeof (info->label));
+  /* A model whose logits were not finite gave no class (monefilter's meta: valid=false). */
+  gst_structure_get_boolean (gst_buffer_get_mone_structure (buffer), "valid", &valid);
+  g_strlcpy (info->label, !valid ? "no answer" : result.label ? result.label : "?", sizeof (info->label));
   info->score = result.top_score;
   info->budget_requested = result.budget_requested;
   info->budget_used = result.budget_used;

@@ -3,20 +3,21 @@
 #
 #   pipelines/file.sh [-m MODEL] [-b BUDGET] [-c SCALE_MODE] [-i INTERVAL] [-s SINK] [FILE]
 #
-# FILE defaults to the sample video (pipelines/sample/fashion-mnist-test.webm, made by
-# pipelines/demo.sh or tools/mone-sample-video). SINK defaults to fakesink (as fast as the CPU
-# allows); `-s autovideosink` shows the video at its own rate, with moneoverlay drawing the
-# results when the plugin has it.
+# FILE defaults to the sample video (pipelines/sample/scene.mp4, made by pipelines/demo.sh or
+# tools/mone-sample-video). SCALE_MODE defaults to the element's stretch, as the scene model saw
+# camera frames (`-c crop` for full-frame samples, whose item is the centre square). SINK defaults
+# to fakesink (as fast as the CPU allows); `-s autovideosink` shows the video at its own rate,
+# with moneoverlay drawing the results when the plugin has it.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 
 model=${MONE_MODEL:-$mone_default_model}
 budget=1.0
 interval=1
-scale_mode=crop
+scale_mode=stretch
 sink=fakesink
 usage() {
-  sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
   echo "defaults: -m $model -b $budget -c $scale_mode -i $interval -s $sink"
 }
 while getopts "m:b:i:s:c:h" opt; do
@@ -36,7 +37,7 @@ if [ $# -gt 1 ]; then
   usage >&2
   exit 2
 fi
-file=${1:-$mone_repo/pipelines/sample/fashion-mnist-test.webm}
+file=${1:-$mone_repo/pipelines/sample/scene.mp4}
 if [ ! -r "$file" ]; then
   echo "file.sh: cannot read '$file' (make the sample with: bash pipelines/demo.sh)" >&2
   exit 1
@@ -46,8 +47,6 @@ mone_require_model "$model"
 mone_require_budget "$budget"
 mone_require_interval "$interval"
 
-# The sample video shows each item in the centre square of the frame: crop to it, as the model saw
-# its training images.
 tail=""
 if [ "$sink" != fakesink ] && gst-inspect-1.0 moneoverlay >/dev/null 2>&1; then
   tail="videoconvert ! moneoverlay ! videoconvert !"

@@ -8,8 +8,7 @@
  *   0.35          set the budget to a number in (0, 1]
  *   q             quit
  *
- *   mone-example --model models/fashion-mone.safetensors --scale-mode crop \
- *       --video pipelines/sample/fashion-mnist-test.webm
+ *   mone-example --model models/scene-mone.safetensors --video pipelines/sample/scene.mp4
  *   mone-example --model M --sweep 2 "videotestsrc is-live=true pattern=ball"
  *
  * --sweep S lowers the budget by 0.1 every S seconds (back to 1.0 after the minimum); the budget
@@ -182,7 +181,7 @@ main (int argc, char **argv)
     { "sweep", 's', 0, G_OPTION_ARG_DOUBLE, &sweep, "Lower the budget by 0.1 every S seconds (0 = off)", "S" },
     { "print-every", 'p', 0, G_OPTION_ARG_INT, &print_every, "Print every Nth result (default 1)", "N" },
     { "threads", 't', 0, G_OPTION_ARG_INT, &threads, "monefilter threads (0 = all cores)", "N" },
-    { "scale-mode", 0, 0, G_OPTION_ARG_STRING, &scale_mode, "stretch, letterbox or crop (the sample video: crop)", "MODE" },
+    { "scale-mode", 0, 0, G_OPTION_ARG_STRING, &scale_mode, "stretch, letterbox or crop (default: the element's stretch; full-frame samples: crop)", "MODE" },
     G_OPTION_ENTRY_NULL
   };
   GOptionContext *octx = g_option_context_new ("[SOURCE] - play a pipeline through monefilter "

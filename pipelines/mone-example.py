@@ -6,8 +6,7 @@ fields as the `mone-classification` bus message). This example plays a source th
 reads the structure in a pad probe on the filter's src pad, prints one line per fresh result, and
 lowers the budget every --sweep seconds while it plays.
 
-    pipelines/mone-example.py --model models/fashion-mone.safetensors --scale-mode crop \
-        --video pipelines/sample/fashion-mnist-test.webm
+    pipelines/mone-example.py --model models/scene-mone.safetensors --video pipelines/sample/scene.mp4
     pipelines/mone-example.py --model M --sweep 2 "videotestsrc is-live=true pattern=ball"
 
 Needs python3-gi and gir1.2-gstreamer-1.0 (Debian), and the plugin on GST_PLUGIN_PATH (the
@@ -56,7 +55,7 @@ def main():
     parser.add_argument("--sweep", "-s", type=float, default=0.0,
                         help="lower the budget by 0.1 every S seconds (0 = off)")
     parser.add_argument("--scale-mode", choices=("stretch", "letterbox", "crop"),
-                        help="how frames fit the model input (the sample video: crop)")
+                        help="how frames fit the model input (default: the element's stretch; full-frame samples: crop)")
     parser.add_argument("--frames", "-n", type=int, default=0,
                         help="stop after N results (0 = play to the end)")
     args = parser.parse_args()

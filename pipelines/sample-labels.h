@@ -12,6 +12,8 @@ typedef struct {
   int last_frame;
   int label;         /* recorded class id */
   char *label_name;
+  gboolean has_box;  /* the CSV has the box columns */
+  float box_x, box_y, box_w, box_h; /* the item's 28x28 cell in frame pixels, not clipped */
 } SampleItem;
 
 typedef struct {
@@ -20,7 +22,8 @@ typedef struct {
   int frames;        /* frames in the video: last_frame of the last item + 1 */
 } SampleLabels;
 
-/* Reads and checks the CSV (header, column count, numbers, items in order, contiguous frames). */
+/* Reads and checks the CSV (header, column count, numbers, items in order, contiguous frames).
+ * The box columns are optional: videos made before them have none (has_box FALSE). */
 gboolean sample_labels_load (const char *path, SampleLabels *out, GError **error);
 void sample_labels_clear (SampleLabels *labels);
 

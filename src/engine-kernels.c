@@ -1,4 +1,5 @@
-/* Element-wise kernels of the forward pass (see engine-kernels.h for why they are vectorised). */
+/* The few-row matrix product of the forward pass. The element-wise kernels declared in
+ * engine-kernels.h are compiled per instruction set (vector-kernels.c) and dispatched in kernels.c. */
 #include "engine-kernels.h"
 
 #include <math.h>
@@ -15,7 +16,7 @@
 #pragma GCC optimize ("fp-contract=fast")
 #endif
 
-/* Two builds of each public kernel, selected by the dynamic loader (ifunc) from the CPU. */
+/* Two builds of the product, selected by the dynamic loader (ifunc) from the CPU. */
 /* Not under sanitizers: their instrumentation of the generated resolver calls into the runtime
  * before the dynamic loader has relocated libmone (a TSan build crashes at load). */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__ELF__) \
@@ -37,12 +38,6 @@ load (const float *p)
   return v;
 }
 
-static inline __attribute__ ((always_inline)) void
-store (float *p, vf v)
-{
-  memcpy (p, &v, sizeof v);
-}
-
 static inline __attribute__ ((always_inline)) vf
 splat (float x)
 {
@@ -56,229 +51,6 @@ horizontal_sum (vf v)
   float a = (v[0] + v[4]) + (v[2] + v[6]);
   float b = (v[1] + v[5]) + (v[3] + v[7]);
   return a + b;
-}
-
-static inline __attribute__ ((always_inline)) float
-horizontal_max (vf v)
-{
-  float m = v[0];
-  for (int i = 1; i < LANES; i++)
-    m = v[i] > m ? v[i] : m;
-  return m;
-}
-
-static inline __attribute__ ((always_inline)) vf
-vmax (vf a, vf b)
-{
-  vi gt = a > b; /* -1 where true */
-  return (vf) ((gt & (vi) a) | (~gt & (vi) b));
-}
-
-static inline __attribute__ ((always_inline)) vf
-vmin (vf a, vf b)
-{
-  vi lt = a < b;
-  return (vf) ((lt & (vi) a) | (~lt & (vi) b));
-}
-
-/* exp(x) = 2^n e^r with n = round(x / ln 2), |r| <= ln2 / 2, e^r by its Taylor polynomial to r^6
- * (truncation error < 2e-7 relative). Inputs are clamped to [-87, 88] so 2^n stays a normal float:
- * below, the result is ~1.6e-38 instead of a denormal, which no caller can tell from 0. */
-static inline __attribute__ ((always_inline)) vf
-vexp (vf x)
-{
-  const vf round_magic = splat (12582912.0f); /* 1.5 * 2^23: adding it rounds to an integer */
-  x = vmin (vmax (x, splat (-87.0f)), splat (88.0f));
-  vf n = (x * splat (1.44269504088896341f) + round_magic) - round_magic;
-  /* r = x - n ln2 in two steps (Cody-Waite) so the subtraction is exact for |n| < 2^8. */
-  vf r = x - n * splat (0.693359375f);
-  r = r - n * splat (-2.12194440e-4f);
-  vf p = splat (1.0f / 720);
-  p = p * r + splat (1.0f / 120);
-  p = p * r + splat (1.0f / 24);
-  p = p * r + splat (1.0f / 6);
-  p = p * r + splat (0.5f);
-  p = p * r + splat (1.0f);
-  p = p * r + splat (1.0f);
-  vi bits = (__builtin_convertvector (n, vi) + 127) << 23;
-  return p * (vf) bits;
-}
-
-/* erf(x) = x P(x^2) / Q(x^2) on |x| <= 3.925 (beyond, erf is 1 to 3e-8), P and Q of degree 5:
- * a rational fit to erf made for this file (Sanathanan-Koerner iteration with Lawson weights on
- * Chebyshev nodes, coefficients rounded to float; max abs error 4.3e-8 before float rounding).
- * No exp and one division: GELU over N x F activations runs at every budget, so its cost matters
- * more as the nested matrix products shrink. */
-static inline __attribute__ ((always_inline)) vf
-verf (vf x)
-{
-  x = vmin (vmax (x, splat (-3.925f)), splat (3.925f));
-  vf t = x * x;
-  vf p = splat (2.030878932e-06f);
-  p = p * t + splat (2.874896745e-04f);
-  p = p * t + splat (3.876237199e-03f);
-  p = p * t + splat (5.308407545e-02f);
-  p = p * t + splat (1.929705143e-01f);
-  p = p * t + splat (1.128378987e+00f);
-  vf q = splat (3.803141590e-05f);
-  q = q * t + splat (1.189727336e-03f);
-  q = q * t + splat (1.518817712e-02f);
-  q = q * t + splat (1.151666045e-01f);
-  q = q * t + splat (5.043473244e-01f);
-  q = q * t + splat (1.0f);
-  return x * p / q;
-}
-
-VECTOR_CLONES void
-mone_exp_array (int n, const float *x, float *out)
-{
-  int i = 0;
-  for (; i + LANES <= n; i += LANES)
-    store (out + i, vexp (load (x + i)));
-  if (i < n) {
-    float tail[LANES] = { 0 };
-    memcpy (tail, x + i, sizeof (float) * (n - i));
-    store (tail, vexp (load (tail)));
-    memcpy (out + i, tail, sizeof (float) * (n - i));
-  }
-}
-
-VECTOR_CLONES void
-mone_erf_array (int n, const float *x, float *out)
-{
-  int i = 0;
-  for (; i + LANES <= n; i += LANES)
-    store (out + i, verf (load (x + i)));
-  if (i < n) {
-    float tail[LANES] = { 0 };
-    memcpy (tail, x + i, sizeof (float) * (n - i));
-    store (tail, verf (load (tail)));
-    memcpy (out + i, tail, sizeof (float) * (n - i));
-  }
-}
-
-VECTOR_CLONES void
-mone_layernorm_rows (int n_rows, int width, int out_width, const float *x, int ldx,
-    const float *weight, const float *bias, float eps, float *out, int ldout)
-{
-  for (int r = 0; r < n_rows; r++) {
-    const float *row = x + (size_t) r * ldx;   /* (width) */
-    float *dst = out + (size_t) r * ldout;     /* (out_width) */
-    vf acc = splat (0);
-    int c = 0;
-    for (; c + LANES <= width; c += LANES)
-      acc += load (row + c);
-    float sum = horizontal_sum (acc);
-    for (; c < width; c++)
-      sum += row[c];
-    const float mean = sum / width;
-    /* Two-pass variance: the residual stream can have a large mean relative to its spread. */
-    vf vmean = splat (mean);
-    acc = splat (0);
-    for (c = 0; c + LANES <= width; c += LANES) {
-      vf d = load (row + c) - vmean;
-      acc += d * d;
-    }
-    float sq = horizontal_sum (acc);
-    for (; c < width; c++)
-      sq += (row[c] - mean) * (row[c] - mean);
-    const float rstd = 1.0f / sqrtf (sq / width + eps);
-    vf vrstd = splat (rstd);
-    for (c = 0; c + LANES <= out_width; c += LANES)
-      store (dst + c, (load (row + c) - vmean) * vrstd * load (weight + c) + load (bias + c));
-    for (; c < out_width; c++)
-      dst[c] = (row[c] - mean) * rstd * weight[c] + bias[c];
-  }
-}
-
-VECTOR_CLONES void
-mone_softmax_rows (int n_rows, int n_cols, float scale, float *x, int ld, float *inverse_sums)
-{
-  const vf vscale = splat (scale);
-  for (int r = 0; r < n_rows; r++) {
-    float *row = x + (size_t) r * ld; /* (n_cols) */
-    int c = 0;
-    float max = -INFINITY;
-    if (n_cols >= LANES) {
-      vf vm = load (row);
-      for (c = LANES; c + LANES <= n_cols; c += LANES)
-        vm = vmax (vm, load (row + c));
-      max = horizontal_max (vm);
-    }
-    for (; c < n_cols; c++)
-      max = row[c] > max ? row[c] : max;
-    /* softmax(scale s) = exp(scale (s - max)) / sum, for scale > 0. */
-    const vf vmaxs = splat (max);
-    vf acc = splat (0);
-    for (c = 0; c + LANES <= n_cols; c += LANES) {
-      vf e = vexp ((load (row + c) - vmaxs) * vscale);
-      store (row + c, e);
-      acc += e;
-    }
-    float sum = horizontal_sum (acc);
-    if (c < n_cols) {
-      float tail[LANES];
-      for (int i = 0; i < LANES; i++)
-        tail[i] = c + i < n_cols ? (row[c + i] - max) * scale : -INFINITY;
-      vf e = vexp (load (tail));
-      for (int i = 0; c + i < n_cols; i++) {
-        row[c + i] = e[i];
-        sum += e[i];
-      }
-    }
-    if (inverse_sums) {
-      inverse_sums[r] = 1.0f / sum;
-      continue;
-    }
-    const vf inv = splat (1.0f / sum);
-    for (c = 0; c + LANES <= n_cols; c += LANES)
-      store (row + c, load (row + c) * inv);
-    for (; c < n_cols; c++)
-      row[c] *= inv[0];
-  }
-}
-
-static inline __attribute__ ((always_inline)) vf
-vgelu (vf v)
-{
-  return splat (0.5f) * v * (splat (1.0f) + verf (v * splat (0.70710678118654752f)));
-}
-
-VECTOR_CLONES void
-mone_bias_gelu_scale_rows (int n_rows, int n_cols, float *x, int ld, const float *bias,
-    const float *row_scale)
-{
-  for (int r = 0; r < n_rows; r++) {
-    float *row = x + (size_t) r * ld; /* (n_cols) */
-    const vf s = splat (row_scale ? row_scale[r] : 1.0f);
-    int c = 0;
-    /* Four independent vectors per iteration: one GELU is a long dependency chain (exp, divide,
-     * two polynomials), and out-of-order execution alone overlaps too few of them. */
-    for (; c + 4 * LANES <= n_cols; c += 4 * LANES) {
-      vf a = load (row + c) + load (bias + c);
-      vf b2 = load (row + c + LANES) + load (bias + c + LANES);
-      vf c2 = load (row + c + 2 * LANES) + load (bias + c + 2 * LANES);
-      vf d2 = load (row + c + 3 * LANES) + load (bias + c + 3 * LANES);
-      a = vgelu (a);
-      b2 = vgelu (b2);
-      c2 = vgelu (c2);
-      d2 = vgelu (d2);
-      store (row + c, a * s);
-      store (row + c + LANES, b2 * s);
-      store (row + c + 2 * LANES, c2 * s);
-      store (row + c + 3 * LANES, d2 * s);
-    }
-    for (; c + LANES <= n_cols; c += LANES)
-      store (row + c, vgelu (load (row + c) + load (bias + c)) * s);
-    if (c < n_cols) {
-      float tail[LANES] = { 0 };
-      for (int i = 0; c + i < n_cols; i++)
-        tail[i] = row[c + i] + bias[c + i];
-      vf g = vgelu (load (tail)) * s;
-      for (int i = 0; c + i < n_cols; i++)
-        row[c + i] = g[i];
-    }
-  }
 }
 
 /* ---------------------------------------------------------------------------------------------- */

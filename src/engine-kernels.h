@@ -1,10 +1,11 @@
-/* Element-wise kernels of the forward pass: LayerNorm, softmax, GELU, exp.
+/* Element-wise kernels of the forward pass: LayerNorm, softmax, GELU, exp, pixel normalisation;
+ * and the few-row matrix product.
  *
- * They run on every token at every budget (LayerNorm over full D, GELU over full F, softmax over
- * N x N scores per head), so at low budgets they are a large share of the time left after the
- * nested matrix products shrink. They are written with GCC vector extensions (8 floats) and built
- * for both baseline x86-64 and x86-64-v3 (AVX2+FMA), picked at load time, so the same binary is
- * fast where it can be and still runs everywhere. Results are independent of thread count: each
+ * The element-wise ones run on every token at every budget (LayerNorm over full D, GELU over full
+ * F), so at low budgets they are a large share of the time left after the nested matrix products
+ * shrink. They are compiled once per instruction set (vector-kernels.c: AVX-512, AVX2+FMA,
+ * generic) and dispatched on the CPU once per process (kernels.c, cpu-isa.h), so the same binary
+ * is fast where it can be and still runs everywhere. Results are independent of thread count: each
  * call works on its own rows with a fixed summation order. */
 #ifndef MONE_ENGINE_KERNELS_H
 #define MONE_ENGINE_KERNELS_H
@@ -32,6 +33,9 @@ void mone_bias_gelu_scale_rows (int n_rows, int n_cols, float *x, int ld, const 
 void mone_exp_array (int n, const float *x, float *out);
 /* out[i] = erf(x[i]) as used by the GELU above; for tests. */
 void mone_erf_array (int n, const float *x, float *out);
+
+/* out[i] = (x[i] - mean) * inv_std: the pixel normalisation of the patch embedding, per patch row. */
+void mone_normalize_array (int n, const float *x, float mean, float inv_std, float *out);
 
 /* C (n x m, ldc) = beta C + A B^T, row-major, A (n x k, lda), B (m x k, ldb): the engine's
  * "tokens times weights^T" product, read straight from the weights' (out, in) layout. For a handful

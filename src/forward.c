@@ -37,11 +37,11 @@
 #include <math.h>
 #include <string.h>
 
+#include "attention.h"
 #include "engine-kernels.h"
 #include "threadpool.h"
 
-/* Query rows per attention task: the task's score block (ATTENTION_QUERY_BLOCK x N) stays in L2
- * and there are enough tasks to balance heads over threads. */
+/* Query rows per attention task: enough tasks to balance heads over threads. */
 #define ATTENTION_QUERY_BLOCK 64
 /* Upper bound on token rows per token-wise task: each task streams its expert's weight slices
  * once (on the openblas path, repacks them), so fewer, longer tasks are faster, while its hidden
@@ -75,7 +75,7 @@ struct MoneContext {
   float *qkv;               /* (N, 3D) q | k | v per row, heads contiguous inside each */
   float *attention;         /* (N, D) attention output, heads concatenated */
   float *hidden;            /* (N, F) MLP hidden activations */
-  float *scores;            /* (threads, ATTENTION_QUERY_BLOCK, N) per-thread score blocks */
+  float *scores;            /* (threads, mone_attention_scratch_floats) per-thread attention scratch */
   float *router_probs;      /* (N, E) token order */
   float *gate;              /* (N) grouped rows: alpha g + 1 */
   float *pooled;            /* (D) */
@@ -218,7 +218,8 @@ mone_context_new (MoneModel *model, int n_threads, GError **error)
   ctx->qkv = workspace (N * 3 * D, &ok);
   ctx->attention = workspace (N * D, &ok);
   ctx->hidden = workspace (N * F, &ok);
-  ctx->scores = workspace ((size_t) n_threads * ATTENTION_QUERY_BLOCK * N, &ok);
+  ctx->scores = workspace (
+      (size_t) n_threads * mone_attention_scratch_floats ((int) N, (int) (D / c->heads)), &ok);
   ctx->router_probs = workspace (N * E, &ok);
   ctx->gate = workspace (N, &ok);
   ctx->pooled = workspace (D, &ok);
@@ -324,8 +325,7 @@ patchify_tokens (const MoneConfig *c, const float *input, int begin, int end, fl
           const float *src = plane + (size_t) (grid_row * p + py) * c->width + first_col * p;
           float *dst = out + (size_t) (token - begin) * P + ((ch * t + ti) * p + py) * p;
           for (int tok = token; tok < run_end; tok++, src += p, dst += P)
-            for (int px = 0; px < p; px++)
-              dst[px] = (src[px] - mean) * inv_std;
+            mone_normalize_array (p, src, mean, inv_std, dst);
         }
       }
     }
@@ -472,19 +472,10 @@ attention_task (void *data, int task, int thread)
   const float *q = ctx->qkv + (size_t) q0 * 3 * D + head * head_dim; /* (nq, head_dim), ld 3D */
   const float *k = ctx->qkv + D + head * head_dim;                   /* (N, head_dim), ld 3D */
   const float *v = ctx->qkv + 2 * D + head * head_dim;               /* (N, head_dim), ld 3D */
-  float *scores = ctx->scores + (size_t) thread * ATTENTION_QUERY_BLOCK * N; /* (nq, N) */
+  float *scratch = ctx->scores + (size_t) thread * mone_attention_scratch_floats (N, head_dim);
   float *out = ctx->attention + (size_t) q0 * D + head * head_dim;   /* (nq, head_dim), ld D */
 
-  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, nq, N, head_dim, 1.0f, q, 3 * D, k, 3 * D,
-      0.0f, scores, N);
-  float inverse_sums[ATTENTION_QUERY_BLOCK];
-  mone_softmax_rows (nq, N, 1.0f / sqrtf ((float) head_dim), scores, N, inverse_sums);
-  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, head_dim, N, 1.0f, scores, N, v, 3 * D,
-      0.0f, out, D);
-  /* The softmax normalisation, applied to the (nq, head_dim) product instead of the (nq, N) scores. */
-  for (int i = 0; i < nq; i++)
-    for (int k = 0; k < head_dim; k++)
-      out[(size_t) i * D + k] *= inverse_sums[i];
+  mone_attention_block (nq, N, head_dim, q, k, v, 3 * D, out, D, scratch);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -590,8 +581,13 @@ mone_context_run (MoneContext *ctx, const float *input, double budget, MoneResul
   for (int k = 0; k < K; k++)
     ctx->probs[k] = (float) (exp ((double) ctx->logits[k] - ctx->logits[top]) / sum);
 
+  /* The head's output is where any overflow upstream ends up: checking K values is enough. */
+  gboolean finite = TRUE;
+  for (int k = 0; k < K; k++)
+    finite &= isfinite (ctx->logits[k]) != 0;
   result->flops = flops_for_counts (c, counts);
-  result->top_class = top;
+  result->finite = finite;
+  result->top_class = finite ? top : -1;
   result->tokens = N;
   result->experts = E;
   for (int j = 0; j < E; j++)

@@ -13,9 +13,9 @@
  * MONE_PANEL_WIDTH between panels); producing the first n' outputs reads the first
  * ceil(n' / MONE_PANEL_WIDTH) panels. One layout serves both slicings and every ISA.
  *
- * Kernels (AVX-512F, AVX2+FMA, portable C) are picked once per process from the CPU, or forced
- * with MONE_ISA=avx512|avx2|generic; MONE_ISA=openblas sends the projections to cblas_sgemm on
- * the unpacked weights, as a reference. Every output element is one accumulation over k in
+ * Kernels (AVX-512F, AVX2+FMA, portable C) are picked once per process from the CPU (cpu-isa.h),
+ * or forced with MONE_ISA=avx512|avx2|generic; MONE_ISA=openblas sends the projections to
+ * cblas_sgemm on the unpacked weights, as a reference. Every output element is one accumulation over k in
  * increasing order, whatever the row blocking, so results do not depend on how rows are split
  * over tasks (the FMA kernels agree bit for bit with each other too). */
 #ifndef MONE_GEMM_H
@@ -23,6 +23,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+
+#include "cpu-isa.h"
 
 #define MONE_PANEL_WIDTH 16
 
@@ -34,13 +36,6 @@
 #define UNROLL_FULLY _Pragma ("GCC unroll 16")
 #endif
 
-typedef enum {
-  MONE_ISA_GENERIC,
-  MONE_ISA_AVX2,
-  MONE_ISA_AVX512,
-  MONE_ISA_OPENBLAS, /* not a kernel: the forward pass calls cblas_sgemm instead */
-  MONE_ISA_COUNT
-} MoneIsa;
 
 typedef struct {
   const float *panels; /* (ceil(outputs / MONE_PANEL_WIDTH), inputs, MONE_PANEL_WIDTH) */
@@ -58,17 +53,6 @@ void mone_pack_weights (int outputs, int inputs, const float *w, int ldw, float 
  * of threads may call it at once. */
 void mone_gemm_packed (MoneIsa isa, int rows, int n, int k, const float *a, int lda,
     const MonePackedMatrix *w, const float *bias, bool accumulate, float *c, int ldc);
-
-/* The path for new contexts: MONE_ISA if set and usable (a warning on stderr names the path taken
- * otherwise), else the best kernel this CPU runs. Decided once per process. */
-MoneIsa mone_isa_default (void);
-/* Whether this CPU (and build) can run the path. */
-bool mone_isa_supported (MoneIsa isa);
-/* "avx512", "avx2", "generic", "openblas". */
-const char *mone_isa_name (MoneIsa isa);
-/* For tests and benchmarks: the path contexts created from now on use. Returns false (and changes
- * nothing) if the CPU cannot run it. */
-bool mone_isa_set_default (MoneIsa isa);
 
 /* The kernels, one per ISA (gemm-avx512.c, gemm-avx2.c, gemm.c); same contract as
  * mone_gemm_packed, with the panels' stride between panels in floats. */

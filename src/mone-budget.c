@@ -1,4 +1,4 @@
-/* Online budget controller (issue 5): the largest budget whose predicted inference time fits the
+/* Online budget controller: the largest budget whose predicted inference time fits the
  * frame deadline.
  *
  * Latency model: latency(e) = scale * shape(e), shape(e) = overhead + slope * e, shape(1) = 1.

@@ -1,6 +1,6 @@
-/* `mone eval MODEL`: accuracy and GFLOPs per budget on both Fashion-MNIST protocols (or full-frame
- * on an image folder), the same model with random routing, the dense twin; CSV, plot and routing
- * maps (see docs/training.md). */
+/* `mone eval MODEL`: accuracy and GFLOPs per budget on the Fashion-MNIST protocols (full-frame,
+ * in-frame, scene; or full-frame on an image folder), the same model with random routing, the dense
+ * twin, and where the widest expert's tokens fall; CSV, plot and routing maps (see docs/training.md). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +32,35 @@ parse_budgets (const char *text, double min_budget, GArray *out, GError **error)
       ok = FALSE;
     } else {
       g_array_append_val (out, b);
+    }
+  }
+  g_strfreev (parts);
+  return ok;
+}
+
+/* A comma-separated list of protocol names, each once. */
+static gboolean
+parse_protocols (const char *text, MoneProtocol *out, int *n_out, GError **error)
+{
+  char **parts = g_strsplit (text, ",", -1);
+  gboolean ok = parts[0] != NULL;
+  *n_out = 0;
+  if (!ok)
+    g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT, "--protocols is empty");
+  for (int i = 0; parts[i] && ok; i++) {
+    MoneProtocol p;
+    if (!mone_protocol_from_name (g_strstrip (parts[i]), &p)) {
+      g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
+          "protocol '%s' is not one of full-frame, in-frame, scene", parts[i]);
+      ok = FALSE;
+    } else {
+      for (int j = 0; j < *n_out; j++)
+        if (out[j] == p) {
+          g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT, "protocol '%s' is listed twice", parts[i]);
+          ok = FALSE;
+        }
+      if (ok)
+        out[(*n_out)++] = p;
     }
   }
   g_strfreev (parts);
@@ -104,14 +133,15 @@ int
 mone_cmd_eval (int argc, char **argv)
 {
   char *data_dir = NULL, *images_dir = NULL, *dense_path = NULL, *csv = NULL, *plot = NULL, *maps = NULL;
-  char *budget_text = NULL, *split = NULL;
+  char *budget_text = NULL, *split = NULL, *protocol_text = NULL;
   int count = G_MININT, threads = 2; /* G_MININT: not given, the whole split */
   gboolean no_random = FALSE, item_box = FALSE;
   GOptionEntry entries[] = {
     { "data", 0, 0, G_OPTION_ARG_FILENAME, &data_dir, "Fashion-MNIST folder (default " MONE_FASHION_MNIST_DIR ")", "DIR" },
     { "dense", 0, 0, G_OPTION_ARG_FILENAME, &dense_path, "dense twin model (trained at e = 1) for reference", "MODEL" },
     { "images", 0, 0, G_OPTION_ARG_FILENAME, &images_dir,
-      "evaluate on an image folder (DIR/<class name>/<image>.png, as mone train --images) instead, full-frame only",
+      "evaluate on an image folder (DIR/<class name>/<image>.png, as mone train --images) instead: full-frame, "
+      "or scenes too with --protocols full-frame,scene",
       "DIR" },
     { "count", 'n', 0, G_OPTION_ARG_INT, &count,
       "evaluate the first N images of the split (default all: 10,000 test, 5,000 val)", "N" },
@@ -120,6 +150,8 @@ mone_cmd_eval (int argc, char **argv)
       "train or val (every 10th image of each class)", "SPLIT" },
     { "budgets", 'b', 0, G_OPTION_ARG_STRING, &budget_text,
       "comma-separated budgets (default min and the tenths from 0.2 to 1.0 above it)", "LIST" },
+    { "protocols", 0, 0, G_OPTION_ARG_STRING, &protocol_text,
+      "Fashion-MNIST render protocols to evaluate (default full-frame,in-frame,scene)", "LIST" },
     { "threads", 0, 0, G_OPTION_ARG_INT, &threads, "worker threads (default 2)", "N" },
     { "no-random", 0, 0, G_OPTION_ARG_NONE, &no_random, "skip the random-routing ablation", NULL },
     { "item-box", 0, 0, G_OPTION_ARG_NONE, &item_box,
@@ -177,11 +209,24 @@ mone_cmd_eval (int argc, char **argv)
     goto out;
   }
   if (images_dir && (maps || item_box)) {
-    fprintf (stderr, "mone eval: %s Fashion-MNIST's two protocols only, not an image folder\n",
-        maps ? "--maps draws" : "--item-box routes by the in-frame item's box:");
+    fprintf (stderr, "mone eval: %s Fashion-MNIST's protocols only, not an image folder\n",
+        maps ? "--maps draws" : "--item-box routes by the rendered item's box:");
     status = 2;
     goto out;
   }
+  /* In-frame blends grey items by brightness: Fashion-MNIST only (see data.h). An image folder is
+   * evaluated full-frame unless --protocols asks for scenes too. */
+  MoneProtocol protocols[MONE_N_PROTOCOLS] = { MONE_PROTOCOL_FULL_FRAME, MONE_PROTOCOL_IN_FRAME, MONE_PROTOCOL_SCENE };
+  int n_protocols = images_dir ? 1 : MONE_N_PROTOCOLS;
+  if (protocol_text && !parse_protocols (protocol_text, protocols, &n_protocols, &error))
+    goto fail;
+  for (int i = 0; i < n_protocols && images_dir; i++)
+    if (protocols[i] == MONE_PROTOCOL_IN_FRAME) {
+      fprintf (stderr, "mone eval: an image folder has no in-frame protocol (it blends grey items by brightness); "
+          "use full-frame and scene\n");
+      status = 2;
+      goto out;
+    }
   if (threads < 1 || threads > 16) {
     fprintf (stderr, "mone eval: --threads must be 1..16\n");
     status = 2;
@@ -241,40 +286,36 @@ mone_cmd_eval (int argc, char **argv)
     status = 2;
     goto out;
   }
-  /* In-frame blends grey items by brightness: Fashion-MNIST only (see data.h). */
-  const int n_protocols = images_dir ? 1 : 2;
 
   printf ("model %s: %dx%dx%d, patch %d (%d tokens), D %d, depth %d, E %d; %s split, %d images per protocol\n",
       argv[1], c->width, c->height, c->channels, c->patch, c->tokens, c->dim, c->depth, c->experts,
       split_name, count);
   /* NaN for a protocol not measured: the plot leaves it out. */
-  MoneDenseFigures dense_fig = { .accuracy = { NAN, NAN } };
+  MoneDenseFigures dense_fig = { .accuracy = { NAN, NAN, NAN } };
   if (dense) {
     dense_fig.present = TRUE;
     dense_fig.gflops = mone_model_flops (dense_engine, 1.0) / 1e9;
-    for (int p = 0; p < n_protocols; p++) {
+    printf ("dense twin %s at e=1: %.4f GFLOPs", dense_path, dense_fig.gflops);
+    for (int i = 0; i < n_protocols; i++) {
+      const MoneProtocol p = protocols[i];
       MoneEvalResult r;
-      if (!mone_evaluate (dense, &eval_set, count, (MoneProtocol) p, MONE_EVAL_RENDER_SEED, 1.0, MONE_ROUTING_EPR, 0,
-              threads, &r, &error))
+      if (!mone_evaluate (dense, &eval_set, count, p, MONE_EVAL_RENDER_SEED, 1.0, MONE_ROUTING_EPR, 0, threads, &r,
+              &error))
         goto fail;
       dense_fig.accuracy[p] = 100.0 * r.correct / r.total;
+      printf (", %s %.2f%%", mone_protocol_name (p), dense_fig.accuracy[p]);
     }
-    if (n_protocols == 2)
-      printf ("dense twin %s at e=1: %.4f GFLOPs, full-frame %.2f%%, in-frame %.2f%%\n", dense_path, dense_fig.gflops,
-          dense_fig.accuracy[0], dense_fig.accuracy[1]);
-    else
-      printf ("dense twin %s at e=1: %.4f GFLOPs, full-frame %.2f%%\n", dense_path, dense_fig.gflops,
-          dense_fig.accuracy[0]);
+    printf ("\n");
   }
 
   int n_rows = n_protocols * (int) budgets->len;
   rows = g_new0 (MoneEvalRow, n_rows);
-  printf ("%-10s %6s %9s %8s %8s%s  %s\n", "protocol", "budget", "GFLOPs", "acc%", "random%", item_box ? "     box%" : "",
-      "tokens per expert (share)");
+  printf ("%-10s %6s %9s %8s %8s%s %6s  %s\n", "protocol", "budget", "GFLOPs", "acc%", "random%",
+      item_box ? "     box%" : "", "lift", "tokens per expert (share)");
   for (int p = 0; p < n_protocols; p++)
     for (guint b = 0; b < budgets->len; b++) {
       MoneEvalRow *row = &rows[p * budgets->len + b];
-      row->protocol = (MoneProtocol) p;
+      row->protocol = protocols[p];
       row->budget = g_array_index (budgets, double, b);
       row->gflops = mone_model_flops (engine, row->budget) / 1e9;
       MoneEvalResult r;
@@ -282,6 +323,7 @@ mone_cmd_eval (int argc, char **argv)
               0, threads, &r, &error))
         goto fail;
       row->accuracy = 100.0 * r.correct / r.total;
+      row->widest_item_lift = r.widest_item_lift;
       memcpy (row->expert_share, r.expert_share, sizeof row->expert_share);
       row->random_accuracy = NAN;
       if (!no_random) {
@@ -301,6 +343,10 @@ mone_cmd_eval (int argc, char **argv)
           goto fail;
         printf ("%8.2f ", 100.0 * r.correct / r.total);
       }
+      if (isnan (row->widest_item_lift))
+        printf ("%6s ", "-");
+      else
+        printf ("%6.2f ", row->widest_item_lift);
       for (int j = 0; j < c->experts; j++)
         printf (" %.3f", row->expert_share[j]);
       printf ("\n");
@@ -318,19 +364,20 @@ mone_cmd_eval (int argc, char **argv)
       goto fail;
   }
   if (maps) {
-    /* The first test items of five different classes. */
-    int items[10], n_items = 0;
+    /* The first test items of ten different classes: two full-frame, then eight in the last
+     * protocol evaluated (scene by default), where routing has background to save on. */
+    int items[MONE_FASHION_MNIST_CLASSES], n_items = 0;
+    MoneProtocol item_protocols[MONE_FASHION_MNIST_CLASSES];
     gboolean seen[MONE_FASHION_MNIST_CLASSES] = { 0 };
-    for (int i = 0; i < eval_set.count && n_items < 5; i++)
+    for (int i = 0; i < eval_set.count && n_items < MONE_FASHION_MNIST_CLASSES; i++)
       if (!seen[eval_set.labels[i]]) {
         seen[eval_set.labels[i]] = TRUE;
+        item_protocols[n_items] = n_items < 2 ? MONE_PROTOCOL_FULL_FRAME : protocols[n_protocols - 1];
         items[n_items++] = i;
       }
-    for (int i = 0; i < 5; i++)
-      items[5 + i] = items[i];
     const double map_budgets[] = { 0.3, 0.5, 1.0 };
-    if (!mone_report_routing_maps (maps, model, &eval_set, items, 10, map_budgets, 3, mone_fashion_mnist_labels,
-            &error))
+    if (!mone_report_routing_maps (maps, model, &eval_set, items, item_protocols, n_items, map_budgets, 3,
+            mone_fashion_mnist_labels, &error))
       goto fail;
   }
   status = 0;
@@ -359,5 +406,6 @@ out:
   g_free (maps);
   g_free (budget_text);
   g_free (split);
+  g_free (protocol_text);
   return status;
 }

@@ -5,6 +5,7 @@
 #include "gemm.h"
 #include "init.h"
 #include "mone-commands.h"
+#include "tool-input.h"
 
 int
 mone_cmd_info (int argc, char **argv)
@@ -68,8 +69,11 @@ mone_cmd_info (int argc, char **argv)
     printf (" %d", c->dim >> (c->experts - 1 - j));
   printf (" (delta %g, beta %g)\n", c->delta, c->beta);
   printf ("classes:    %d (", c->classes);
-  for (int k = 0; k < c->classes && k < 5; k++)
-    printf ("%s%s", k ? ", " : "", mone_model_get_label (model, k));
+  for (int k = 0; k < c->classes && k < 5; k++) {
+    char *label = mone_tool_escape_text (mone_model_get_label (model, k));
+    printf ("%s%s", k ? ", " : "", label);
+    g_free (label);
+  }
   printf ("%s)\n", c->classes > 5 ? ", ..." : "");
   size_t params = mone_model_parameter_count (model);
   printf ("parameters: %zu (%.2f M, %.1f MB as F32)\n", params, params / 1e6, params * 4.0 / 1e6);

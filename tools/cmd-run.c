@@ -6,6 +6,9 @@
 
 #include "mone-commands.h"
 #include "mone/mone.h"
+#include "tool-input.h"
+
+#include <math.h>
 
 typedef struct {
   int index;
@@ -57,10 +60,11 @@ int
 mone_cmd_run (int argc, char **argv)
 {
   double budget = 1.0;
+  char *budget_text = NULL;
   int top = 5, threads = 1;
   gboolean show_logits = FALSE, json = FALSE;
   GOptionEntry entries[] = {
-    { "budget", 'e', 0, G_OPTION_ARG_DOUBLE, &budget, "compute budget in [r_0, 1] (default 1)", "E" },
+    { "budget", 'e', 0, G_OPTION_ARG_STRING, &budget_text, "compute budget in [r_0, 1] (default 1)", "E" },
     { "top", 'k', 0, G_OPTION_ARG_INT, &top, "classes to list (default 5)", "K" },
     { "threads", 't', 0, G_OPTION_ARG_INT, &threads, "threads (default 1; 0 = automatic: 1 for small models, else all cores)", "N" },
     { "logits", 0, 0, G_OPTION_ARG_NONE, &show_logits, "print every logit", NULL },
@@ -77,7 +81,6 @@ mone_cmd_run (int argc, char **argv)
   MoneModel *model = NULL;
   MoneContext *ctx = NULL;
   char *raw = NULL;
-  gsize raw_size = 0;
   Ranked *ranked = NULL;
   int status = 1;
 
@@ -91,6 +94,11 @@ mone_cmd_run (int argc, char **argv)
     status = 2;
     goto out;
   }
+  if (budget_text && !mone_tool_parse_decimal (budget_text, &budget)) {
+    fprintf (stderr, "mone run: --budget '%s' is not a decimal number\n", budget_text);
+    status = 2;
+    goto out;
+  }
   if (!(budget > 0 && budget <= 1)) {
     fprintf (stderr, "mone run: --budget %g is outside (0, 1]\n", budget);
     status = 2;
@@ -101,26 +109,32 @@ mone_cmd_run (int argc, char **argv)
     goto out;
   }
   const MoneConfig *c = mone_model_get_config (model);
-  if (!g_file_get_contents (argv[2], &raw, &raw_size, &error)) {
+  const size_t expected = (size_t) c->frames * c->channels * c->height * c->width * sizeof (float);
+  char *layout = g_strdup_printf ("float32 %d x %d x %d x %d: frames x channels x height x width", c->frames,
+      c->channels, c->height, c->width);
+  gboolean read_ok = mone_tool_read_exact (argv[2], expected, layout, &raw, &error);
+  g_free (layout);
+  if (!read_ok) {
     fprintf (stderr, "mone run: %s\n", error->message);
     goto out;
   }
-  const size_t expected = (size_t) c->frames * c->channels * c->height * c->width * sizeof (float);
-  if (raw_size != expected) {
-    fprintf (stderr, "mone run: %s has %zu bytes, expected %zu (float32 %d x %d x %d x %d: frames x "
-        "channels x height x width)\n", argv[2], (size_t) raw_size, expected, c->frames, c->channels,
-        c->height, c->width);
+  /* The buffer comes from malloc: aligned for float. */
+  const float *input = (const float *) raw;
+  size_t n_values = expected / sizeof (float), out_of_range = 0, not_finite = 0;
+  for (size_t i = 0; i < n_values; i++) {
+    if (!isfinite (input[i]))
+      not_finite++;
+    else if (!(input[i] >= 0.0f && input[i] <= 1.0f))
+      out_of_range++;
+  }
+  /* A NaN or infinite pixel makes every logit NaN: there would be no answer to print. */
+  if (not_finite) {
+    fprintf (stderr, "mone run: %s: %zu of %zu values are NaN or infinite; pixels must be numbers in [0, 1]\n",
+        argv[2], not_finite, n_values);
     goto out;
   }
-  /* g_file_get_contents' buffer comes from malloc: aligned for float. */
-  const float *input = (const float *) raw;
-  size_t n_values = expected / sizeof (float), out_of_range = 0;
-  for (size_t i = 0; i < n_values; i++)
-    if (!(input[i] >= 0.0f && input[i] <= 1.0f))
-      out_of_range++;
   if (out_of_range)
-    fprintf (stderr, "mone run: warning: %zu of %zu values are outside [0, 1] (or not numbers)\n",
-        out_of_range, n_values);
+    fprintf (stderr, "mone run: warning: %zu of %zu values are outside [0, 1]\n", out_of_range, n_values);
 
   if (!(ctx = mone_context_new (model, threads, &error))) {
     fprintf (stderr, "mone run: %s\n", error->message);
@@ -129,6 +143,12 @@ mone_cmd_run (int argc, char **argv)
   MoneResult r;
   if (!mone_context_run (ctx, input, budget, &r, &error)) {
     fprintf (stderr, "mone run: %s\n", error->message);
+    goto out;
+  }
+  if (!r.finite) {
+    fprintf (stderr, "mone run: model %s gave non-finite logits on %s (its weights overflow the forward pass): "
+        "no answer\n", argv[1], argv[2]);
+    status = 3;
     goto out;
   }
 
@@ -146,9 +166,12 @@ mone_cmd_run (int argc, char **argv)
   if (top > c->classes)
     top = c->classes;
   printf ("\ntop %d:\n", top);
-  for (int i = 0; i < top; i++)
-    printf ("  %6.2f%%  logit %8.4f  %4d  %s\n", 100 * ranked[i].prob, r.logits[ranked[i].index],
-        ranked[i].index, mone_model_get_label (model, ranked[i].index));
+  for (int i = 0; i < top; i++) {
+    char *label = mone_tool_escape_text (mone_model_get_label (model, ranked[i].index));
+    printf ("  %6.2f%%  logit %8.4f  %4d  %s\n", 100 * ranked[i].prob, r.logits[ranked[i].index], ranked[i].index,
+        label);
+    g_free (label);
+  }
   printf ("\ntokens per expert (width):\n");
   for (int j = 0; j < r.experts; j++)
     printf ("  expert %d (%4d): %5d tokens  %5.1f%%\n", j, c->dim >> (r.experts - 1 - j),
@@ -163,14 +186,18 @@ mone_cmd_run (int argc, char **argv)
   }
   if (show_logits) {
     printf ("\nlogits:\n");
-    for (int k = 0; k < c->classes; k++)
-      printf ("  %4d %10.5f  %s\n", k, r.logits[k], mone_model_get_label (model, k));
+    for (int k = 0; k < c->classes; k++) {
+      char *label = mone_tool_escape_text (mone_model_get_label (model, k));
+      printf ("  %4d %10.5f  %s\n", k, r.logits[k], label);
+      g_free (label);
+    }
   }
   status = 0;
 
 out:
   g_free (ranked);
   g_free (raw);
+  g_free (budget_text);
   mone_context_free (ctx);
   mone_model_unref (model);
   g_clear_error (&error);

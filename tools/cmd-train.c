@@ -68,6 +68,8 @@ train_options_valid (const MoneTrainOptions *o, const char *budget_text, gboolea
       || !option_in_range ("label-smoothing", o->label_smoothing, 0, FALSE, 1, TRUE)
       || !option_in_range ("max-sampled-budget", o->max_sampled_budget, 0.15, FALSE, 1, FALSE)
       || !option_in_range ("in-frame-fraction", o->in_frame_fraction, 0, FALSE, 1, FALSE)
+      || !option_in_range ("scene-fraction", o->scene_fraction, 0, FALSE, 1, FALSE)
+      || !option_in_range ("router-item-weight", o->router_item_weight, 0, FALSE, 100, FALSE)
       || !option_in_range ("train-images", o->train_images, 0, FALSE, G_MAXINT, FALSE)
       || !option_in_range ("max-steps", o->max_steps, 0, FALSE, G_MAXINT, FALSE)
       || !option_in_range ("log-every", o->log_every, 1, FALSE, G_MAXINT, FALSE)
@@ -78,9 +80,14 @@ train_options_valid (const MoneTrainOptions *o, const char *budget_text, gboolea
   if (o->alpha_min != -INFINITY && !option_in_range ("alpha-min", o->alpha_min, -10, FALSE, 10, FALSE))
     return FALSE;
   if (o->images_dir && o->in_frame_fraction > 0) {
-    fprintf (stderr, "mone train: --in-frame-fraction %g: an image folder trains full-frame only (in-frame blends an "
-        "item onto clutter by its brightness, which needs grey items on black like Fashion-MNIST's); leave it out "
-        "or give 0\n", o->in_frame_fraction);
+    fprintf (stderr, "mone train: --in-frame-fraction %g: an image folder has no in-frame samples (in-frame blends "
+        "an item onto clutter by its brightness, which needs grey items on black like Fashion-MNIST's; scenes paste "
+        "pictures by their alpha: --scene-fraction); leave it out or give 0\n", o->in_frame_fraction);
+    return FALSE;
+  }
+  if (o->scene_fraction + o->in_frame_fraction > 1 + 1e-12) {
+    fprintf (stderr, "mone train: --scene-fraction %g and --in-frame-fraction %g add up to more than 1\n",
+        o->scene_fraction, o->in_frame_fraction);
     return FALSE;
   }
   if (channels != 1 && channels != 3) {
@@ -114,7 +121,7 @@ mone_cmd_train (int argc, char **argv)
 {
   MoneTrainOptions o;
   mone_train_options_init (&o);
-  char *data_dir = NULL, *images_dir = NULL, *output = NULL, *checkpoint = NULL;
+  char *data_dir = NULL, *images_dir = NULL, *output = NULL, *checkpoint = NULL, *init_path = NULL;
   gboolean resume = FALSE, dense = FALSE;
   gint64 seed = 1;
   int size = 32, patch = 4, dim = 64, depth = 6, heads = 4, mlp_dim = 0, experts = 4, channels = 1;
@@ -124,8 +131,11 @@ mone_cmd_train (int argc, char **argv)
     { "data", 0, 0, G_OPTION_ARG_FILENAME, &data_dir, "Fashion-MNIST folder (default " MONE_FASHION_MNIST_DIR ")", "DIR" },
     { "images", 0, 0, G_OPTION_ARG_FILENAME, &images_dir,
       "train on your own pictures instead: DIR/<class name>/<image>.png, every 10th image of each class held out "
-      "for validation; full-frame only, each picture stretched to --size (see docs/training.md)", "DIR" },
+      "for validation; each picture stretched to --size, full-frame, or pasted into scenes by its alpha with "
+      "--scene-fraction (see docs/training.md)", "DIR" },
     { "output", 'o', 0, G_OPTION_ARG_FILENAME, &output, "model file to write (required)", "FILE" },
+    { "init", 0, 0, G_OPTION_ARG_FILENAME, &init_path,
+      "start from this model's weights (its architecture; a new head if its classes are not the data's)", "MODEL" },
     { "checkpoint", 0, 0, G_OPTION_ARG_FILENAME, &checkpoint, "checkpoint file, written every --checkpoint-every steps", "FILE" },
     { "resume", 0, 0, G_OPTION_ARG_NONE, &resume, "continue from --checkpoint if it exists", NULL },
     { "seed", 0, 0, G_OPTION_ARG_INT64, &seed, "random seed (default 1)", "N" },
@@ -143,7 +153,12 @@ mone_cmd_train (int argc, char **argv)
     { "max-sampled-budget", 0, 0, G_OPTION_ARG_DOUBLE, &o.max_sampled_budget,
       "sample only budgets up to X from {0.15, 0.25, ..., 0.95, 1.0} (default 1: all)", "X" },
     { "in-frame-fraction", 0, 0, G_OPTION_ARG_STRING, &in_frame_text,
-      "share of in-frame samples (default 0.5; 0 with --images, which trains full-frame only)", "X" },
+      "share of in-frame samples (default 0.5; 0 with --images, which has none)", "X" },
+    { "scene-fraction", 0, 0, G_OPTION_ARG_DOUBLE, &o.scene_fraction,
+      "share of samples rendered as camera scenes (default 0); an image folder's pictures are pasted by their "
+      "alpha (cut-outs as PNG with transparency)", "X" },
+    { "router-item-weight", 0, 0, G_OPTION_ARG_DOUBLE, &o.router_item_weight,
+      "teach the router where the item is on scene and in-frame samples, with this weight (default 0)", "X" },
     { "alpha-min", 0, 0, G_OPTION_ARG_DOUBLE, &o.alpha_min, "keep alpha >= X after every step (default: free)", "X" },
     { "self-distill", 0, 0, G_OPTION_ARG_NONE, &o.self_distill,
       "every step trains e = 1 on the labels and the sampled budget on e = 1's predictions", NULL },
@@ -167,6 +182,18 @@ mone_cmd_train (int argc, char **argv)
     { "beta", 0, 0, G_OPTION_ARG_DOUBLE, &beta, "capacity distribution: entropy weight (default 10)", "X" },
     G_OPTION_ENTRY_NULL,
   };
+  /* With --init the model file decides the architecture: an architecture option as well would be
+   * ignored or contradict it, so it is refused (looked for before parsing, which fills defaults). */
+  static const char *const architecture_options[] = { "size", "channels", "patch", "dim", "depth", "heads", "mlp-dim",
+    "experts", "mean", "std", "delta", "beta", NULL };
+  const char *architecture_given = NULL;
+  for (int i = 1; i < argc && !architecture_given; i++)
+    for (int k = 0; architecture_options[k]; k++) {
+      const size_t n = strlen (architecture_options[k]);
+      if (g_str_has_prefix (argv[i], "--") && !strncmp (argv[i] + 2, architecture_options[k], n)
+          && (argv[i][2 + n] == '\0' || argv[i][2 + n] == '='))
+        architecture_given = architecture_options[k];
+    }
   GOptionContext *ctx = g_option_context_new ("- train a MoNE model on Fashion-MNIST or on your own images (--images)");
   g_option_context_add_main_entries (ctx, entries, NULL);
   GError *error = NULL;
@@ -200,6 +227,12 @@ mone_cmd_train (int argc, char **argv)
     status = 2;
     goto out;
   }
+  if (init_path && architecture_given) {
+    fprintf (stderr, "mone train: --%s: with --init the model file decides the architecture; leave it out\n",
+        architecture_given);
+    status = 2;
+    goto out;
+  }
   if (!train_options_valid (&o, budget_text, dense, checkpoint, resume, mlp_dim, channels, &budget)) {
     status = 2;
     goto out;
@@ -228,6 +261,18 @@ mone_cmd_train (int argc, char **argv)
     fprintf (stderr, "mone train: %s\n", error->message);
     status = 2;
     goto out;
+  }
+  if (init_path) {
+    MoneModel *init = mone_model_load_file (init_path, &error);
+    if (!init) {
+      fprintf (stderr, "mone train: --init: %s\n", error->message);
+      goto out;
+    }
+    const int classes = c->classes;
+    *c = *mone_model_get_config (init);
+    c->classes = classes;
+    mone_model_unref (init);
+    o.init_path = init_path;
   }
   /* Below the smallest expert's cost every token is on expert 0 already: the budget would be
    * clamped, and the run would not be what was asked for. */
@@ -266,6 +311,7 @@ out:
   g_free (images_dir);
   g_free (output);
   g_free (checkpoint);
+  g_free (init_path);
   g_free (budget_text);
   g_free (in_frame_text);
   return status;

@@ -1,23 +1,36 @@
 /* mone-sample-video: renders Fashion-MNIST test items into an encoded video for the pipelines.
  *
- * Each chosen test item is drawn into the centre square of a grey frame (side = the frame's
- * shorter side unless --item-size says otherwise) and shown for --frames-per-item frames. The
- * frames go through appsrc ! videoconvert ! RGB ! videoconvert ! vp8enc ! webmmux ! filesink (real
- * limited-range I420, as decoders and cameras deliver), and a CSV next to the
- * video records which item is on which frames:
+ * Each chosen test item is shown for --frames-per-item frames, drawn by one of these placements:
  *
- *   item,test_index,first_frame,last_frame,label,label_name
+ *  - scene (default): the trainer's scene protocol drawn as a camera frame of the output's own
+ *    aspect (mone_render_scene_frame) at a camera-like small size, --scene-height rows (64) by
+ *    round(64 * width / height) columns (85 x 64 for 320 x 240), then enlarged bilinearly to the
+ *    output size: the item anywhere at 30-95% of the frame height on an uneven, textured background,
+ *    with the camera's and codec's traces, as a camera shows it to monefilter (default stretch);
+ *  - close-up: the item centred on black, its square about 80% of the frame height (--item-size);
+ *  - full-frame: the item fills the centre square of a grey frame (side = the shorter side unless
+ *    --item-size says otherwise), as `mone eval` renders it for a centre-cropping monefilter;
+ *  - in-frame: the item small on a cluttered canvas in that square, as the in-frame protocol.
+ *
+ * The frames go through appsrc ! videoconvert ! RGB ! videoconvert ! ENCODER ! MUX ! filesink (real
+ * limited-range I420, as decoders and cameras deliver): VP8 (vp8enc) in WebM or Matroska, or H.264
+ * (Debian's openh264enc, in gstreamer1.0-plugins-bad) in MP4 or Matroska; the codec follows
+ * --codec, else the file's extension (.mp4/.m4v/.mov: H.264). A CSV next to the video records which
+ * item is on which frames and where its box is, in frame pixels (the item's 28 x 28 cell; a
+ * scene's box may reach past the frame edge and is not clipped):
+ *
+ *   item,test_index,first_frame,last_frame,label,label_name,box_x,box_y,box_w,box_h
  *
  * The item choice is a seeded shuffle of the 10k test set and the pixels come from the trainer's
  * render protocols (src/train/data.h), so the same arguments give the same items, frames and CSV
- * on every machine. With the default placement (full-frame) a monefilter in centre-crop mode sees
- * exactly the item, as `mone eval` renders it; --placement in-frame draws the item small on a
- * cluttered canvas instead, as the in-frame protocol does.
+ * on every machine.
  *
- *   mone-sample-video --items 200 --output sample/fashion.webm
+ *   mone-sample-video --items 200 --output sample/scenes.webm
+ *   mone-sample-video --items 200 --output sample/scenes.mp4          # H.264
  */
 #include <errno.h>
 #include <glib/gstdio.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,16 +47,33 @@
 #define DEFAULT_HEIGHT 240
 #define DEFAULT_FPS 25
 #define DEFAULT_SEED 1
-#define DEFAULT_BACKGROUND 128
+#define DEFAULT_BACKGROUND 128    /* full-frame and in-frame; close-up is on black */
+#define DEFAULT_SCENE_HEIGHT 64   /* a small camera frame, about the scene model's input */
+#define CLOSE_UP_FRACTION 0.8     /* close-up item square / frame height */
 #define DEFAULT_BITRATE 1500000 /* bits/s: high for 320x240, so codec loss barely moves accuracy */
 
+typedef enum {
+  PLACEMENT_SCENE,
+  PLACEMENT_CLOSE_UP,
+  PLACEMENT_FULL_FRAME,
+  PLACEMENT_IN_FRAME,
+} Placement;
+
+static const char *const placement_names[] = { "scene", "close-up", "full-frame", "in-frame" };
+
+typedef enum { CODEC_VP8, CODEC_H264 } Codec;
+typedef enum { MUX_WEBM, MUX_MP4, MUX_MATROSKA } Container;
+
 typedef struct {
-  char *output;            /* the .webm file */
+  char *output;            /* the video file */
   char *labels;            /* the CSV; default: output with its extension replaced by .csv */
   char *data_dir;          /* Fashion-MNIST IDX folder; NULL = the Debian package's */
-  int items, frames_per_item, width, height, item_size, fps, background, bitrate;
+  int items, frames_per_item, width, height, item_size, fps, background, bitrate, scene_height;
+  int scene_width;         /* derived: the small scene frame's width at the output's aspect */
   gint64 seed;
-  MoneProtocol placement;
+  Placement placement;
+  Codec codec;
+  Container container;
   gboolean blocks;         /* full-frame: enlarge by pixel replication instead of bilinear */
 } SampleOptions;
 
@@ -67,64 +97,96 @@ choose_items (int total, int count, guint64 seed)
   return order;
 }
 
-/* Draws one item into a GRAY8 frame: grey background, the item rendered at item_size x item_size
- * in the centre. item_pixels is scratch of item_size^2 floats. */
+static inline guint8
+to_byte (float v)
+{
+  v = v * 255.0f + 0.5f;
+  return (guint8) (v < 0.0f ? 0.0f : v > 255.0f ? 255.0f : v);
+}
+
+/* Enlarges a (sh, sw) float plane to the whole GRAY8 frame bilinearly, pixel centres aligned and
+ * edges repeated: smooth, as a camera's own scaler would, with no block edges for the codec. */
+static void
+upscale_bilinear (const float *src, int sh, int sw, guint8 *frame, int stride, int height, int width)
+{
+  for (int y = 0; y < height; y++) {
+    float v = (y + 0.5f) * sh / height - 0.5f;
+    int y0 = (int) floorf (v);
+    float fy = v - y0;
+    int ya = CLAMP (y0, 0, sh - 1), yb = CLAMP (y0 + 1, 0, sh - 1);
+    guint8 *row = frame + (gsize) y * stride;
+
+    for (int x = 0; x < width; x++) {
+      float u = (x + 0.5f) * sw / width - 0.5f;
+      int x0 = (int) floorf (u);
+      float fx = u - x0;
+      int xa = CLAMP (x0, 0, sw - 1), xb = CLAMP (x0 + 1, 0, sw - 1);
+      float top = (1 - fx) * src[ya * sw + xa] + fx * src[ya * sw + xb];
+      float bottom = (1 - fx) * src[yb * sw + xa] + fx * src[yb * sw + xb];
+
+      row[x] = to_byte ((1 - fy) * top + fy * bottom);
+    }
+  }
+}
+
+/* Draws one item into a GRAY8 frame and reports its box in frame pixels. scratch holds at least
+ * MAX (item_size^2, scene_height * scene_width) floats. */
 static void
 draw_frame (const SampleOptions *opt, const MoneImageSet *set, int test_index,
-    const GstVideoInfo *info, guint8 *frame, float *item_pixels)
+    const GstVideoInfo *info, guint8 *frame, float *scratch, MoneItemBox *box)
 {
   int stride = GST_VIDEO_INFO_PLANE_STRIDE (info, 0);
   int side = opt->item_size;
   int x0 = (opt->width - side) / 2, y0 = (opt->height - side) / 2;
 
+  if (opt->placement == PLACEMENT_SCENE) {
+    MoneItemBox small;
+    float sx = (float) opt->width / opt->scene_width, sy = (float) opt->height / opt->scene_height;
+
+    mone_render_scene_frame (set, test_index, (uint64_t) opt->seed, opt->scene_height,
+        opt->scene_width, scratch, &small);
+    upscale_bilinear (scratch, opt->scene_height, opt->scene_width, frame, stride, opt->height,
+        opt->width);
+    *box = (MoneItemBox) { small.x * sx, small.y * sy, small.w * sx, small.h * sy };
+    return;
+  }
+
   for (int y = 0; y < opt->height; y++)
     memset (frame + (gsize) y * stride, opt->background, opt->width);
+  *box = (MoneItemBox) { (float) x0, (float) y0, (float) side, (float) side };
 
-  if (opt->blocks && opt->placement == MONE_PROTOCOL_FULL_FRAME) {
+  if (opt->blocks && opt->placement == PLACEMENT_FULL_FRAME) {
     /* each item pixel becomes a block: a downscaler that averages areas gets the item back */
     const guint8 *item = set->pixels + (gsize) test_index * set->rows * set->cols;
 
     for (int y = 0; y < side; y++)
       for (int x = 0; x < side; x++)
-        item_pixels[y * side + x] = item[(y * set->rows / side) * set->cols + x * set->cols / side]
+        scratch[y * side + x] = item[(y * set->rows / side) * set->cols + x * set->cols / side]
             / 255.0f;
+  } else if (opt->placement == PLACEMENT_IN_FRAME) {
+    MoneItemBox in_square;
+
+    mone_render_with_box (set, test_index, MONE_PROTOCOL_IN_FRAME, (uint64_t) opt->seed, FALSE, 1,
+        side, side, scratch, &in_square);
+    *box = (MoneItemBox) { x0 + in_square.x, y0 + in_square.y, in_square.w, in_square.h };
   } else {
-    mone_render (set, test_index, opt->placement, (uint64_t) opt->seed, FALSE, 1, side, side,
-        item_pixels);
+    /* full-frame and close-up: the item's cell fills the square (bilinear) */
+    mone_render (set, test_index, MONE_PROTOCOL_FULL_FRAME, (uint64_t) opt->seed, FALSE, 1, side,
+        side, scratch);
   }
   for (int y = 0; y < side; y++) {
     guint8 *row = frame + (gsize) (y0 + y) * stride + x0;
-    for (int x = 0; x < side; x++) {
-      float v = item_pixels[y * side + x] * 255.0f + 0.5f;
-      row[x] = (guint8) (v < 0.0f ? 0.0f : v > 255.0f ? 255.0f : v);
-    }
+    for (int x = 0; x < side; x++)
+      row[x] = to_byte (scratch[y * side + x]);
   }
 }
 
 static gboolean
-write_labels (const SampleOptions *opt, const char *path, const MoneImageSet *set, const int *chosen,
-    GError **error)
+labels_error (const char *path, GError **error)
 {
-  FILE *f = fopen (path, "w");
-
-  if (!f) {
-    g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (errno),
-        "cannot write labels file %s: %s", path, g_strerror (errno));
-    return FALSE;
-  }
-  fprintf (f, "item,test_index,first_frame,last_frame,label,label_name\n");
-  for (int i = 0; i < opt->items; i++) {
-    int label = set->labels[chosen[i]];
-    int first = i * opt->frames_per_item;
-    fprintf (f, "%d,%d,%d,%d,%d,%s\n", i, chosen[i], first, first + opt->frames_per_item - 1,
-        label, mone_fashion_mnist_labels[label]);
-  }
-  if (fclose (f) != 0) {
-    g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (errno),
-        "cannot write labels file %s: %s", path, g_strerror (errno));
-    return FALSE;
-  }
-  return TRUE;
+  g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (errno),
+      "cannot write labels file %s: %s", path, g_strerror (errno));
+  return FALSE;
 }
 
 static GstElement *
@@ -163,16 +225,63 @@ wait_for_eos (GstElement *pipeline, GError **error)
   return ok;
 }
 
+/* The encoder, and for H.264 the parser that turns its byte-stream into what the muxers store. */
 static gboolean
-encode_video (const SampleOptions *opt, const char *path, const MoneImageSet *set, const int *chosen,
-    GError **error)
+make_encoder (const SampleOptions *opt, GstElement **encoder, GstElement **parser, GError **error)
+{
+  *parser = NULL;
+  if (opt->codec == CODEC_VP8) {
+    if (!(*encoder = make_element ("vp8enc", "gstreamer1.0-plugins-good", error)))
+      return FALSE;
+    /* One encoder thread and a fixed good-quality deadline: the same frames give the same bytes.
+     * Every item starts with a keyframe-sized change anyway, so keyframes every second cost little. */
+    g_object_set (*encoder, "threads", 1, "deadline", (gint64) 20000, "cpu-used", 4,
+        "target-bitrate", opt->bitrate, "keyframe-max-dist", opt->fps, NULL);
+    return TRUE;
+  }
+  if (!(*encoder = make_element ("openh264enc", "gstreamer1.0-plugins-bad", error)))
+    return FALSE;
+  if (!(*parser = make_element ("h264parse", "gstreamer1.0-plugins-bad", error))) {
+    gst_object_unref (*encoder);
+    *encoder = NULL;
+    return FALSE;
+  }
+  /* One thread for the same bytes from the same frames; bit-rate control at the VP8 rate so the
+   * two codecs are compared at one bit rate; never skip frames (the CSV counts every one). */
+  g_object_set (*encoder, "multi-thread", 1, "bitrate", (guint) opt->bitrate,
+      "gop-size", (guint) opt->fps, "enable-frame-skip", FALSE, NULL);
+  gst_util_set_object_arg (G_OBJECT (*encoder), "rate-control", "bitrate");
+  gst_util_set_object_arg (G_OBJECT (*encoder), "usage-type", "camera");
+  return TRUE;
+}
+
+static GstElement *
+make_muxer (const SampleOptions *opt, GError **error)
+{
+  switch (opt->container) {
+    case MUX_WEBM:
+      return make_element ("webmmux", "gstreamer1.0-plugins-good", error);
+    case MUX_MP4:
+      return make_element ("mp4mux", "gstreamer1.0-plugins-good", error);
+    case MUX_MATROSKA:
+    default:
+      return make_element ("matroskamux", "gstreamer1.0-plugins-good", error);
+  }
+}
+
+/* Encodes the video to `path`, writing one CSV row per item to `labels` as it goes. */
+static gboolean
+encode_video (const SampleOptions *opt, const char *path, FILE *labels, const char *labels_path,
+    const MoneImageSet *set, const int *chosen, GError **error)
 {
   GstElement *pipeline = gst_pipeline_new ("sample-video");
-  GstElement *src = NULL, *to_rgb = NULL, *rgb_filter = NULL, *convert = NULL, *encoder = NULL, *mux = NULL;
-  GstElement *sink = NULL;
+  GstElement *src = NULL, *to_rgb = NULL, *rgb_filter = NULL, *convert = NULL, *encoder = NULL;
+  GstElement *parser = NULL, *mux = NULL, *sink = NULL;
   GstVideoInfo info;
   GstCaps *caps = NULL;
-  float *item_pixels = g_new (float, (gsize) opt->item_size * opt->item_size);
+  gsize scratch_size = MAX ((gsize) opt->item_size * opt->item_size,
+      (gsize) opt->scene_height * opt->scene_width);
+  float *scratch = g_new (float, scratch_size);
   gboolean ok = FALSE;
   guint64 frame_index = 0;
 
@@ -180,8 +289,8 @@ encode_video (const SampleOptions *opt, const char *path, const MoneImageSet *se
       || !(to_rgb = make_element ("videoconvert", "gstreamer1.0-plugins-base", error))
       || !(rgb_filter = make_element ("capsfilter", "libgstreamer1.0-0", error))
       || !(convert = make_element ("videoconvert", "gstreamer1.0-plugins-base", error))
-      || !(encoder = make_element ("vp8enc", "gstreamer1.0-plugins-good", error))
-      || !(mux = make_element ("webmmux", "gstreamer1.0-plugins-good", error))
+      || !make_encoder (opt, &encoder, &parser, error)
+      || !(mux = make_muxer (opt, error))
       || !(sink = make_element ("filesink", "gstreamer1.0-plugins-base", error)))
     goto done;
 
@@ -191,10 +300,6 @@ encode_video (const SampleOptions *opt, const char *path, const MoneImageSet *se
   caps = gst_video_info_to_caps (&info);
   g_object_set (src, "caps", caps, "format", GST_FORMAT_TIME, "block", TRUE,
       "max-bytes", (guint64) info.size * 8, NULL);
-  /* One encoder thread and a fixed good-quality deadline: the same frames give the same bytes.
-   * Every item starts with a keyframe-sized change anyway, so keyframes every second cost little. */
-  g_object_set (encoder, "threads", 1, "deadline", (gint64) 20000, "cpu-used", 4,
-      "target-bitrate", opt->bitrate, "keyframe-max-dist", opt->fps, NULL);
   g_object_set (sink, "location", path, NULL);
 
   /* Through RGB: GStreamer's converter would copy GRAY8 into the Y plane as it is (full range in a
@@ -204,10 +309,16 @@ encode_video (const SampleOptions *opt, const char *path, const MoneImageSet *se
   g_object_set (rgb_filter, "caps", rgb_caps, NULL);
   gst_caps_unref (rgb_caps);
   gst_bin_add_many (GST_BIN (pipeline), src, to_rgb, rgb_filter, convert, encoder, mux, sink, NULL);
-  if (!gst_element_link_many (src, to_rgb, rgb_filter, convert, encoder, mux, sink, NULL)) {
+  if (parser)
+    gst_bin_add (GST_BIN (pipeline), parser);
+  if (!gst_element_link_many (src, to_rgb, rgb_filter, convert, encoder, NULL)
+      || (parser && !gst_element_link_many (encoder, parser, mux, sink, NULL))
+      || (!parser && !gst_element_link_many (encoder, mux, sink, NULL))) {
     g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_NEGOTIATION,
-        "cannot link appsrc ! videoconvert ! video/x-raw,format=RGB ! videoconvert ! vp8enc ! webmmux ! filesink");
-    src = to_rgb = rgb_filter = convert = encoder = mux = sink = NULL;
+        "cannot link appsrc ! videoconvert ! video/x-raw,format=RGB ! videoconvert ! %s%s ! %s ! "
+        "filesink", GST_OBJECT_NAME (gst_element_get_factory (encoder)),
+        parser ? " ! h264parse" : "", GST_OBJECT_NAME (gst_element_get_factory (mux)));
+    src = to_rgb = rgb_filter = convert = encoder = parser = mux = sink = NULL;
     goto done;
   }
   if (gst_element_set_state (pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) {
@@ -221,10 +332,21 @@ encode_video (const SampleOptions *opt, const char *path, const MoneImageSet *se
   for (int i = 0; i < opt->items; i++) {
     GstBuffer *item_frame = gst_buffer_new_allocate (NULL, info.size, NULL);
     GstMapInfo map;
+    MoneItemBox box;
+    int label = set->labels[chosen[i]];
+    int first = i * opt->frames_per_item;
 
     gst_buffer_map (item_frame, &map, GST_MAP_WRITE);
-    draw_frame (opt, set, chosen[i], &info, map.data, item_pixels);
+    draw_frame (opt, set, chosen[i], &info, map.data, scratch, &box);
     gst_buffer_unmap (item_frame, &map);
+    if (fprintf (labels, "%d,%d,%d,%d,%d,%s,%.1f,%.1f,%.1f,%.1f\n", i, chosen[i], first,
+            first + opt->frames_per_item - 1, label, mone_fashion_mnist_labels[label], box.x, box.y,
+            box.w, box.h) < 0) {
+      gst_buffer_unref (item_frame);
+      labels_error (labels_path, error);
+      gst_app_src_end_of_stream (GST_APP_SRC (src));
+      goto stop;
+    }
 
     for (int k = 0; k < opt->frames_per_item; k++, frame_index++) {
       GstBuffer *buf = gst_buffer_copy (item_frame);
@@ -250,18 +372,19 @@ encode_video (const SampleOptions *opt, const char *path, const MoneImageSet *se
 
 stop:
   gst_element_set_state (pipeline, GST_STATE_NULL);
-  src = to_rgb = rgb_filter = convert = encoder = mux = sink = NULL; /* owned by the pipeline */
+  src = to_rgb = rgb_filter = convert = encoder = parser = mux = sink = NULL; /* the pipeline's */
 done:
   if (src) gst_object_unref (src);
   if (to_rgb) gst_object_unref (to_rgb);
   if (rgb_filter) gst_object_unref (rgb_filter);
   if (convert) gst_object_unref (convert);
   if (encoder) gst_object_unref (encoder);
+  if (parser) gst_object_unref (parser);
   if (mux) gst_object_unref (mux);
   if (sink) gst_object_unref (sink);
   if (caps) gst_caps_unref (caps);
   gst_object_unref (pipeline);
-  g_free (item_pixels);
+  g_free (scratch);
   return ok;
 }
 
@@ -281,39 +404,94 @@ default_labels_path (const char *output)
   return path;
 }
 
+static gboolean
+has_extension (const char *path, const char *const *extensions)
+{
+  char *lower = g_ascii_strdown (path, -1);
+  gboolean found = FALSE;
+
+  for (const char *const *e = extensions; *e && !found; e++)
+    found = g_str_has_suffix (lower, *e);
+  g_free (lower);
+  return found;
+}
+
+/* The codec from --codec, else from the extension; the container from the extension, else the
+ * codec's usual one. FALSE (with a message) for a pair no muxer here stores. */
+static gboolean
+choose_codec_and_container (SampleOptions *opt, const char *codec, GError **error)
+{
+  static const char *const mp4[] = { ".mp4", ".m4v", ".mov", NULL };
+  static const char *const webm[] = { ".webm", NULL };
+  static const char *const mkv[] = { ".mkv", NULL };
+
+  if (codec && !strcmp (codec, "vp8")) {
+    opt->codec = CODEC_VP8;
+  } else if (codec && !strcmp (codec, "h264")) {
+    opt->codec = CODEC_H264;
+  } else if (codec) {
+    g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+        "--codec must be vp8 or h264, not '%s'", codec);
+    return FALSE;
+  } else {
+    opt->codec = has_extension (opt->output, mp4) ? CODEC_H264 : CODEC_VP8;
+  }
+
+  if (has_extension (opt->output, webm))
+    opt->container = MUX_WEBM;
+  else if (has_extension (opt->output, mp4))
+    opt->container = MUX_MP4;
+  else if (has_extension (opt->output, mkv))
+    opt->container = MUX_MATROSKA;
+  else
+    opt->container = opt->codec == CODEC_VP8 ? MUX_WEBM : MUX_MP4;
+
+  if ((opt->container == MUX_WEBM && opt->codec != CODEC_VP8)
+      || (opt->container == MUX_MP4 && opt->codec != CODEC_H264)) {
+    g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+        "--codec %s does not go into %s: use .webm or .mkv for vp8, .mp4 or .mkv for h264",
+        opt->codec == CODEC_VP8 ? "vp8" : "h264", opt->output);
+    return FALSE;
+  }
+  return TRUE;
+}
+
 int
 main (int argc, char **argv)
 {
   SampleOptions opt = {
     .items = DEFAULT_ITEMS, .frames_per_item = DEFAULT_FRAMES_PER_ITEM,
     .width = DEFAULT_WIDTH, .height = DEFAULT_HEIGHT, .item_size = 0, .fps = DEFAULT_FPS,
-    .background = DEFAULT_BACKGROUND, .bitrate = DEFAULT_BITRATE, .seed = DEFAULT_SEED,
-    .placement = MONE_PROTOCOL_FULL_FRAME,
+    .background = -1, .bitrate = DEFAULT_BITRATE, .seed = DEFAULT_SEED,
+    .scene_height = 0, .placement = PLACEMENT_SCENE,
   };
-  char *placement = NULL;
+  char *placement = NULL, *codec = NULL;
   GOptionEntry entries[] = {
-    { "output", 'o', 0, G_OPTION_ARG_FILENAME, &opt.output, "Video file to write (WebM/VP8; required)", "FILE" },
+    { "output", 'o', 0, G_OPTION_ARG_FILENAME, &opt.output, "Video file to write (.webm: VP8, .mp4: H.264, .mkv: either; required)", "FILE" },
     { "labels", 'l', 0, G_OPTION_ARG_FILENAME, &opt.labels, "Labels CSV (default: FILE with .csv)", "CSV" },
     { "items", 'n', 0, G_OPTION_ARG_INT, &opt.items, "Test items to show (default 200)", "N" },
     { "frames-per-item", 'f', 0, G_OPTION_ARG_INT, &opt.frames_per_item, "Frames each item stays on screen (default 5)", "K" },
-    { "seed", 's', 0, G_OPTION_ARG_INT64, &opt.seed, "Seed of the item choice and the in-frame clutter (default 1)", "S" },
+    { "seed", 's', 0, G_OPTION_ARG_INT64, &opt.seed, "Seed of the item choice and the scenes or clutter (default 1)", "S" },
     { "width", 0, 0, G_OPTION_ARG_INT, &opt.width, "Frame width (default 320)", "W" },
     { "height", 0, 0, G_OPTION_ARG_INT, &opt.height, "Frame height (default 240)", "H" },
-    { "item-size", 0, 0, G_OPTION_ARG_INT, &opt.item_size, "Side of the item square (default: the shorter frame side)", "PX" },
+    { "placement", 'p', 0, G_OPTION_ARG_STRING, &placement, "scene (default: an item in a camera frame), close-up (centred on black, 80% of the height), full-frame (item fills the centre square) or in-frame (small, on clutter)", "P" },
+    { "scene-height", 0, 0, G_OPTION_ARG_INT, &opt.scene_height, "scene: rows of the small camera frame drawn before enlarging (default 64, at most H; columns = round(ROWS * W / H))", "ROWS" },
+    { "item-size", 0, 0, G_OPTION_ARG_INT, &opt.item_size, "Side of the item square (default: 80% of the height for close-up, else the shorter frame side)", "PX" },
     { "fps", 0, 0, G_OPTION_ARG_INT, &opt.fps, "Frame rate (default 25)", "FPS" },
-    { "background", 0, 0, G_OPTION_ARG_INT, &opt.background, "Grey level around the item, 0-255 (default 128)", "V" },
-    { "bitrate", 0, 0, G_OPTION_ARG_INT, &opt.bitrate, "VP8 target bitrate in bits/s (default 1500000)", "BPS" },
+    { "background", 0, 0, G_OPTION_ARG_INT, &opt.background, "Grey level around the item square, 0-255 (default 128; close-up 0)", "V" },
+    { "codec", 'c', 0, G_OPTION_ARG_STRING, &codec, "vp8 or h264 (default: by FILE's extension, .mp4 h264, else vp8)", "C" },
+    { "bitrate", 0, 0, G_OPTION_ARG_INT, &opt.bitrate, "Target bit rate in bits/s (default 1500000)", "BPS" },
     { "blocks", 0, 0, G_OPTION_ARG_NONE, &opt.blocks, "full-frame: enlarge the item by pixel replication (blocks) instead of bilinear", NULL },
-    { "placement", 'p', 0, G_OPTION_ARG_STRING, &placement, "full-frame (item fills the square) or in-frame (small, on clutter)", "P" },
     { "data-dir", 0, 0, G_OPTION_ARG_FILENAME, &opt.data_dir, "Fashion-MNIST IDX folder (default " MONE_FASHION_MNIST_DIR ")", "DIR" },
     G_OPTION_ENTRY_NULL
   };
-  GOptionContext *octx = g_option_context_new ("- render Fashion-MNIST test items into a VP8/WebM video");
+  GOptionContext *octx = g_option_context_new ("- render Fashion-MNIST test items into a VP8 or H.264 video");
   GError *error = NULL;
   MoneImageSet test_set = { 0 };
   int *chosen = NULL;
   int status = 1;
   char *labels_partial = NULL, *video_partial = NULL;
+  FILE *labels = NULL;
 
   g_option_context_add_main_entries (octx, entries, NULL);
   g_option_context_add_group (octx, gst_init_get_option_group ());
@@ -327,14 +505,24 @@ main (int argc, char **argv)
     status = 2;
     goto out;
   }
-  if (placement && !mone_protocol_from_name (placement, &opt.placement)) {
-    fprintf (stderr, "mone-sample-video: --placement must be full-frame or in-frame, not '%s'\n",
-        placement);
+  if (placement) {
+    guint p;
+
+    for (p = 0; p < G_N_ELEMENTS (placement_names) && strcmp (placement, placement_names[p]); p++)
+      ;
+    if (p == G_N_ELEMENTS (placement_names)) {
+      fprintf (stderr, "mone-sample-video: --placement must be scene, close-up, full-frame or "
+          "in-frame, not '%s'\n", placement);
+      status = 2;
+      goto out;
+    }
+    opt.placement = (Placement) p;
+  }
+  if (!choose_codec_and_container (&opt, codec, &error)) {
+    fprintf (stderr, "mone-sample-video: %s\n", error->message);
     status = 2;
     goto out;
   }
-  if (opt.item_size == 0)
-    opt.item_size = MIN (opt.width, opt.height);
   if (opt.width < 16 || opt.height < 16 || opt.width > 4096 || opt.height > 4096
       || opt.width % 2 || opt.height % 2) {
     fprintf (stderr, "mone-sample-video: frame size %dx%d: need even sides in 16..4096\n",
@@ -342,14 +530,30 @@ main (int argc, char **argv)
     status = 2;
     goto out;
   }
+  if (opt.item_size == 0)
+    opt.item_size = opt.placement == PLACEMENT_CLOSE_UP
+        ? (int) lround (CLOSE_UP_FRACTION * opt.height) : MIN (opt.width, opt.height);
   if (opt.item_size < 8 || opt.item_size > MIN (opt.width, opt.height)) {
     fprintf (stderr, "mone-sample-video: --item-size %d: need 8..%d (the shorter frame side)\n",
         opt.item_size, MIN (opt.width, opt.height));
     status = 2;
     goto out;
   }
+  /* The scene frame keeps the output's aspect, so enlarging it stretches nothing. */
+  if (opt.scene_height == 0)
+    opt.scene_height = MIN (DEFAULT_SCENE_HEIGHT, opt.height);
+  opt.scene_width = (int) lround ((double) opt.scene_height * opt.width / opt.height);
+  if (opt.scene_height < 8 || opt.scene_height > opt.height || opt.scene_width > MONE_SCENE_MAX_SIDE) {
+    fprintf (stderr, "mone-sample-video: --scene-height %d: need 8..%d rows and at most %d "
+        "columns (%d at this aspect)\n", opt.scene_height, opt.height, MONE_SCENE_MAX_SIDE,
+        opt.scene_width);
+    status = 2;
+    goto out;
+  }
+  if (opt.background < 0)
+    opt.background = opt.placement == PLACEMENT_CLOSE_UP ? 0 : DEFAULT_BACKGROUND;
   if (opt.frames_per_item < 1 || opt.frames_per_item > 1000 || opt.fps < 1 || opt.fps > 240
-      || opt.background < 0 || opt.background > 255 || opt.bitrate < 10000) {
+      || opt.background > 255 || opt.bitrate < 10000) {
     fprintf (stderr, "mone-sample-video: --frames-per-item 1..1000, --fps 1..240, "
         "--background 0..255, --bitrate >= 10000\n");
     status = 2;
@@ -372,11 +576,24 @@ main (int argc, char **argv)
 
   chosen = choose_items (test_set.count, opt.items, (guint64) opt.seed);
   /* Both files are written under temporary names and renamed when complete, the CSV last: an
-   * interrupted run leaves no video and CSV pair that looks finished. */
+   * interrupted run leaves no video and CSV pair that looks finished. The CSV is opened first so
+   * an unwritable path is refused before any encoding. */
   labels_partial = g_strconcat (opt.labels, ".partial", NULL);
   video_partial = g_strconcat (opt.output, ".partial", NULL);
-  if (!write_labels (&opt, labels_partial, &test_set, chosen, &error)
-      || !encode_video (&opt, video_partial, &test_set, chosen, &error)) {
+  if (!(labels = fopen (labels_partial, "w"))
+      || fprintf (labels, "item,test_index,first_frame,last_frame,label,label_name,"
+          "box_x,box_y,box_w,box_h\n") < 0) {
+    labels_error (opt.labels, &error);
+  } else if (encode_video (&opt, video_partial, labels, opt.labels, &test_set, chosen, &error)) {
+    int closed = fclose (labels);
+
+    labels = NULL;
+    if (closed != 0)
+      labels_error (opt.labels, &error);
+  }
+  if (labels)
+    fclose (labels);
+  if (error) {
     fprintf (stderr, "mone-sample-video: %s\n", error->message);
     g_unlink (labels_partial);
     g_unlink (video_partial);
@@ -389,9 +606,9 @@ main (int argc, char **argv)
     g_unlink (video_partial);
     goto out;
   }
-  printf ("wrote %s (%d items x %d frames, %dx%d @ %d fps, %s) and %s\n", opt.output, opt.items,
-      opt.frames_per_item, opt.width, opt.height, opt.fps, mone_protocol_name (opt.placement),
-      opt.labels);
+  printf ("wrote %s (%d items x %d frames, %dx%d @ %d fps, %s, %s) and %s\n", opt.output,
+      opt.items, opt.frames_per_item, opt.width, opt.height, opt.fps,
+      placement_names[opt.placement], opt.codec == CODEC_VP8 ? "VP8" : "H.264", opt.labels);
   status = 0;
 
 out:
@@ -402,6 +619,7 @@ out:
   mone_image_set_clear (&test_set);
   g_free (chosen);
   g_free (placement);
+  g_free (codec);
   g_free (opt.output);
   g_free (opt.labels);
   g_free (opt.data_dir);

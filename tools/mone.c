@@ -23,7 +23,7 @@ usage (FILE *out)
   fprintf (out, "usage: mone COMMAND [ARGS...]\n\ncommands:\n");
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
     fprintf (out, "  %-6s %s\n", commands[i].name, commands[i].summary);
-  fprintf (out, "\n'mone COMMAND --help' describes a command.\n");
+  fprintf (out, "\n'mone COMMAND --help' describes a command; 'mone --version' prints the version.\n");
 }
 
 int
@@ -32,6 +32,10 @@ main (int argc, char **argv)
   if (argc < 2 || !strcmp (argv[1], "--help") || !strcmp (argv[1], "-h")) {
     usage (argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
+  }
+  if (!strcmp (argv[1], "--version")) {
+    printf ("mone %s\n", MONE_VERSION);
+    return 0;
   }
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
     if (!strcmp (argv[1], commands[i].name))

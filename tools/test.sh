@@ -6,6 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 tools/install-deps.sh --tests
+# Debian 12's OpenBLAS 0.3.21 computes wrong results or crashes with its AVX-512 kernels on some
+# processors; the reference products in the tests run its AVX2 kernels unless the caller chose.
+export OPENBLAS_CORETYPE="${OPENBLAS_CORETYPE-Haswell}"
 builddir=${MONE_BUILD_DIR:-build-test}
 if [ ! -f "$builddir/build.ninja" ]; then
   meson setup "$builddir" --buildtype=debugoptimized

@@ -70,6 +70,10 @@
  *                                less than window-frames while the window fills after the start, a
  *                                flush, a discontinuity, a gap, a new stream or a caps change (the
  *                                older slots then repeat the first frame)
+ *   valid:             gboolean  FALSE when the model's logits were NaN or infinite (weights that
+ *                                overflow): then class-id is -1, label "", score 0 and the top-k
+ *                                lists are empty; monefilter warns once per stream and counts
+ *                                such frames in its invalid-frames property
  */
 #ifndef GST_MONE_META_H
 #define GST_MONE_META_H

@@ -99,7 +99,10 @@ typedef struct {
   double budget_requested;
   double budget_used;          /* after clamping to [r_0, 1] */
   double flops;                /* FLOPs actually spent on this frame */
-  int top_class;               /* argmax of probs */
+  /* FALSE when a logit is NaN or infinite (weights or pixels that overflow the forward pass): the
+   * frame has no answer, top_class is -1 and logits/probs must not be reported as scores. */
+  gboolean finite;
+  int top_class;               /* argmax of probs; -1 when !finite */
   int tokens;                  /* N */
   int experts;                 /* E */
   int tokens_per_expert[MONE_MAX_EXPERTS];

@@ -1,5 +1,6 @@
 /* Fashion-MNIST IDX reader and the seeded render protocols (see data.h). */
 #include "data.h"
+#include "scene.h"
 
 #include "mone/mone.h"
 
@@ -231,6 +232,7 @@ mone_image_set_clear (MoneImageSet *set)
     return;
   g_free (set->pixels);
   g_free (set->labels);
+  g_free (set->alpha);
   memset (set, 0, sizeof *set);
 }
 
@@ -242,6 +244,8 @@ mone_image_set_slice (const MoneImageSet *set, int first, int count)
   s.count = count;
   s.pixels = set->pixels + (size_t) first * set->channels * set->rows * set->cols;
   s.labels = set->labels + first;
+  if (set->alpha)
+    s.alpha = set->alpha + (size_t) first * set->rows * set->cols;
   return s;
 }
 
@@ -308,7 +312,14 @@ mone_train_rng_normal (MoneTrainRng *rng)
 const char *
 mone_protocol_name (MoneProtocol protocol)
 {
-  return protocol == MONE_PROTOCOL_IN_FRAME ? "in-frame" : "full-frame";
+  switch (protocol) {
+    case MONE_PROTOCOL_IN_FRAME:
+      return "in-frame";
+    case MONE_PROTOCOL_SCENE:
+      return "scene";
+    default:
+      return "full-frame";
+  }
 }
 
 gboolean
@@ -318,6 +329,8 @@ mone_protocol_from_name (const char *name, MoneProtocol *protocol)
     *protocol = MONE_PROTOCOL_FULL_FRAME;
   else if (!g_strcmp0 (name, "in-frame"))
     *protocol = MONE_PROTOCOL_IN_FRAME;
+  else if (!g_strcmp0 (name, "scene"))
+    *protocol = MONE_PROTOCOL_SCENE;
   else
     return FALSE;
   return TRUE;
@@ -325,8 +338,8 @@ mone_protocol_from_name (const char *name, MoneProtocol *protocol)
 
 /* Bilinear sample of item pixels at continuous source coordinates (pixel centres at integers),
  * zero outside, value in [0,1]. */
-static float
-item_sample (const guint8 *img, int rows, int cols, float u, float v)
+float
+mone_item_sample (const guint8 *img, int rows, int cols, float u, float v)
 {
   int u0 = (int) floorf (u), v0 = (int) floorf (v);
   float fu = u - u0, fv = v - v0;
@@ -345,8 +358,8 @@ item_sample (const guint8 *img, int rows, int cols, float u, float v)
 /* Area-correct resampling: the item's source rectangle [0,cols)x[0,rows) mapped onto the
  * destination rectangle (x0, y0, size w x h); value at destination pixel (x, y), supersampled
  * n x n when shrinking so small renders do not alias. */
-static float
-item_render_pixel (const guint8 *img, int rows, int cols, gboolean flip, float x0, float y0, float w,
+float
+mone_item_render_pixel (const guint8 *img, int rows, int cols, gboolean flip, float x0, float y0, float w,
     float h, int n, int x, int y)
 {
   float acc = 0;
@@ -356,7 +369,7 @@ item_render_pixel (const guint8 *img, int rows, int cols, gboolean flip, float x
       float u = (px - x0) * cols / w - 0.5f, v = (py - y0) * rows / h - 0.5f;
       if (flip)
         u = cols - 1 - u;
-      acc += item_sample (img, rows, cols, u, v);
+      acc += mone_item_sample (img, rows, cols, u, v);
     }
   return acc / (n * n);
 }
@@ -388,7 +401,7 @@ render_full_frame (const MoneImageSet *set, int index, MoneTrainRng *rng, gboole
     float *plane = out + (size_t) ch * height * width;
     for (int y = 0; y < height; y++)
       for (int x = 0; x < width; x++)
-        plane[y * width + x] = item_render_pixel (img, set->rows, set->cols, flip, shift_x, shift_y,
+        plane[y * width + x] = mone_item_render_pixel (img, set->rows, set->cols, flip, shift_x, shift_y,
             (float) width, (float) height, n, x, y);
   }
 }
@@ -440,7 +453,7 @@ render_in_frame (const MoneImageSet *set, int index, MoneTrainRng *rng, gboolean
     float gain = (float) (0.3 + 0.3 * mone_train_rng_uniform (rng));
     for (int y = 0; y < fsize && fy + y < height; y++)
       for (int x = 0; x < fsize && fx + x < width; x++) {
-        float v = item_sample (img, set->rows, set->cols, qx + (x + 0.5f) * (set->cols / 2.0f) / fsize - 0.5f,
+        float v = mone_item_sample (img, set->rows, set->cols, qx + (x + 0.5f) * (set->cols / 2.0f) / fsize - 0.5f,
             qy + (y + 0.5f) * (set->rows / 2.0f) / fsize - 0.5f);
         float a = clampf (v * 2.5f, 0, 1) * 0.7f;
         float *p = &plane[(fy + y) * width + fx + x];
@@ -455,11 +468,11 @@ render_in_frame (const MoneImageSet *set, int index, MoneTrainRng *rng, gboolean
   float iy = (float) (mone_train_rng_uniform (rng) * (height - size));
   float gain = (float) (0.75 + 0.25 * mone_train_rng_uniform (rng));
   gboolean flip = augment && mone_train_rng_uniform (rng) < 0.5;
-  *box = (MoneItemBox) { ix, iy, size };
+  *box = (MoneItemBox) { ix, iy, size, size };
   int n = MAX (1, (int) ceilf (set->cols / size));
   for (int y = MAX (0, (int) iy); y < MIN (height, (int) ceilf (iy + size)); y++)
     for (int x = MAX (0, (int) ix); x < MIN (width, (int) ceilf (ix + size)); x++) {
-      float v = item_render_pixel (img, set->rows, set->cols, flip, ix, iy, size, size, n, x, y);
+      float v = mone_item_render_pixel (img, set->rows, set->cols, flip, ix, iy, size, size, n, x, y);
       float a = clampf (v * 2.5f, 0, 1);
       plane[y * width + x] = (1 - a) * plane[y * width + x] + a * v * gain;
     }
@@ -482,17 +495,36 @@ mone_render_with_box (const MoneImageSet *set, int index, MoneProtocol protocol,
     gboolean augment, int channels, int height, int width, float *out, MoneItemBox *box)
 {
   /* A grey set fills one plane and is replicated below; a colour set fills them all. In-frame
-   * blends by brightness and needs grey items. */
-  g_return_if_fail (set->channels == 1 || (set->channels == channels && protocol == MONE_PROTOCOL_FULL_FRAME));
+   * blends by brightness and needs grey items; a scene of colour pictures needs their alpha. */
+  g_return_if_fail (set->channels == 1
+      || (set->channels == channels
+          && (protocol == MONE_PROTOCOL_FULL_FRAME || (protocol == MONE_PROTOCOL_SCENE && set->alpha))));
+  g_return_if_fail (protocol == MONE_PROTOCOL_FULL_FRAME || protocol == MONE_PROTOCOL_IN_FRAME
+      || protocol == MONE_PROTOCOL_SCENE);
   MoneTrainRng rng;
-  MoneItemBox where = { 0, 0, (float) MAX (width, height) };
+  MoneItemBox where = { 0, 0, (float) width, (float) height };
   mone_train_rng_seed (&rng, seed, ((uint64_t) protocol << 40) ^ ((uint64_t) augment << 39) ^ (uint64_t) index);
   if (protocol == MONE_PROTOCOL_IN_FRAME)
     render_in_frame (set, index, &rng, augment, height, width, out, &where);
+  else if (protocol == MONE_PROTOCOL_SCENE)
+    mone_render_scene (set, index, &rng, augment, 0.0f, height, width, out, &where);
   else
     render_full_frame (set, index, &rng, augment, height, width, out);
   if (box)
     *box = where;
   for (int c = set->channels; c < channels; c++)
     memcpy (out + (size_t) c * height * width, out, sizeof (float) * height * width);
+}
+
+void
+mone_render_scene_frame (const MoneImageSet *set, int index, uint64_t seed, int height, int width, float *out,
+    MoneItemBox *box)
+{
+  g_return_if_fail (set->channels == 1 && height <= MONE_SCENE_MAX_SIDE && width <= MONE_SCENE_MAX_SIDE);
+  MoneTrainRng rng;
+  MoneItemBox where;
+  mone_train_rng_seed (&rng, seed, ((uint64_t) MONE_PROTOCOL_SCENE << 40) ^ (1ull << 38) ^ (uint64_t) index);
+  mone_render_scene (set, index, &rng, FALSE, (float) width / height, height, width, out, &where);
+  if (box)
+    *box = where;
 }

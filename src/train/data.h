@@ -7,6 +7,10 @@
  *  - MONE_PROTOCOL_IN_FRAME: the item, at a random scale (40-70% of the shorter side) and position,
  *    is blended onto a cluttered canvas (background gradient, random bars and blobs, fragments of
  *    other items) with Gaussian noise, as an object appears in a camera frame.
+ *  - MONE_PROTOCOL_SCENE: a camera frame (4:3, 16:9 or 1:1) stretched to the model input as
+ *    monefilter's default scale-mode does, the item at 30-95% of the frame height anywhere (sometimes
+ *    cut by the edge), on a light or dark, unevenly lit background with texture, shapes and
+ *    fragments of other items, then contrast, gamma, blur, sensor noise and blocky compression.
  * Rendering is a pure function of (seed, protocol, index): the same arguments give the same pixels
  * on every machine, so test sets are reproducible. Output is float32 planar CHW in [0,1]; a grey
  * item is replicated over every channel. In-frame needs grey items (it uses brightness as the
@@ -30,6 +34,10 @@ typedef struct {
   int count, channels, rows, cols; /* channels: 1 (grey) or 3 (RGB planes) */
   guint8 *pixels; /* (count, channels, rows, cols) */
   guint8 *labels; /* (count) */
+  /* (count, rows, cols) how much of each pixel the picture covers (255: all), or NULL where items
+   * lie on black and their brightness is their coverage (Fashion-MNIST). Pixels of a set with
+   * alpha are composited over black (premultiplied), so pasting is bg * (1 - alpha) + pixel. */
+  guint8 *alpha;
 } MoneImageSet;
 
 extern const char *const mone_fashion_mnist_labels[10];
@@ -91,20 +99,23 @@ char *mone_image_folder_describe (const MoneImageFolder *folder, const char *dir
 typedef enum {
   MONE_PROTOCOL_FULL_FRAME = 0,
   MONE_PROTOCOL_IN_FRAME = 1,
+  MONE_PROTOCOL_SCENE = 2,
 } MoneProtocol;
+#define MONE_N_PROTOCOLS 3
 
 const char *mone_protocol_name (MoneProtocol protocol);
-/* Parses "full-frame" / "in-frame"; returns FALSE for anything else. */
+/* Parses "full-frame" / "in-frame" / "scene"; returns FALSE for anything else. */
 gboolean mone_protocol_from_name (const char *name, MoneProtocol *protocol);
 
-/* Where the item landed in a rendered frame: a square of side `size` pixels at (x, y) (top-left
- * corner, frame pixel units; the whole frame for full-frame renders). */
+/* Where the item landed in a rendered frame: a w x h rectangle with its top-left corner at (x, y), in
+ * model input pixels (the whole frame for full-frame renders). A scene's item may reach beyond the
+ * frame edge: the box is not clipped. */
 typedef struct {
-  float x, y, size;
+  float x, y, w, h;
 } MoneItemBox;
 
 /* Renders item `index` of `set` into out (channels, height, width), float32 in [0,1]. The set
- * has one channel (replicated over `channels`) or `channels` channels; in-frame needs one.
+ * has one channel (replicated over `channels`) or `channels` channels; in-frame and scene need one.
  * augment: training-time augmentation (random horizontal flip and a shift of up to 2 pixels for
  * full-frame); evaluation renders with augment = FALSE. */
 void mone_render (const MoneImageSet *set, int index, MoneProtocol protocol, uint64_t seed,
@@ -112,6 +123,14 @@ void mone_render (const MoneImageSet *set, int index, MoneProtocol protocol, uin
 /* The same render, also reporting where the item is (box may be NULL). */
 void mone_render_with_box (const MoneImageSet *set, int index, MoneProtocol protocol, uint64_t seed,
     gboolean augment, int channels, int height, int width, float *out, MoneItemBox *box);
+
+/* The largest side mone_render_scene_frame draws. */
+#define MONE_SCENE_MAX_SIDE 512
+/* A scene as a camera would deliver it, unstretched: the frame's aspect is width / height (a video
+ * frame at a camera-like size, e.g. 86 x 64, for tools that scale it up to a video). Grey, one plane
+ * (height, width), a pure function of (seed, index). */
+void mone_render_scene_frame (const MoneImageSet *set, int index, uint64_t seed, int height, int width, float *out,
+    MoneItemBox *box);
 
 /* Small deterministic random number generator (splitmix64 seeding, xoshiro128+-like stream). */
 typedef struct {

@@ -80,6 +80,11 @@ png_failure_reason (cairo_status_t status)
     case CAIRO_STATUS_NO_MEMORY:
       /* cairo 1.16 reports every libpng failure (bad signature, CRC, data) as out of memory. */
       return "corrupt or not PNG data, or too large to decode (cairo: out of memory)";
+#if CAIRO_VERSION >= CAIRO_VERSION_ENCODE(1, 17, 8)
+    case CAIRO_STATUS_PNG_ERROR:
+      /* Newer cairo (Debian 13) names libpng's failures. */
+      return "corrupt or not PNG data (cairo: libpng error)";
+#endif
     default:
       return cairo_status_to_string (status);
   }
@@ -157,12 +162,15 @@ resample_axis_clear (ResampleAxis *a)
   g_free (a->weight);
 }
 
-/* Converts an RGB24/ARGB32 surface to `channels` planes (3: R, G, B; 1: BT.601 luma) resized to
- * height x width, rounded to bytes, into out (channels, height, width). Rows first, then
- * columns, so a large picture never needs a float copy of its own size. */
+/* Converts an RGB24/ARGB32 surface to `channels` planes (3: R, G, B; 1: BT.601 luma) and its
+ * alpha, resized to height x width, rounded to bytes, into out (channels, height, width) and
+ * alpha (height, width). Rows first, then columns, so a large picture never needs a float copy of
+ * its own size. */
 static void
-surface_to_planes (cairo_surface_t *surface, int channels, int height, int width, guint8 *out)
+surface_to_planes (cairo_surface_t *surface, int channels, int height, int width, guint8 *out, guint8 *alpha)
 {
+  const gboolean has_alpha = cairo_image_surface_get_format (surface) == CAIRO_FORMAT_ARGB32;
+  channels += 1; /* the alpha plane rides along as the last one */
   const int src_w = cairo_image_surface_get_width (surface), src_h = cairo_image_surface_get_height (surface);
   const int stride = cairo_image_surface_get_stride (surface);
   const unsigned char *data = cairo_image_surface_get_data (surface);
@@ -177,13 +185,14 @@ surface_to_planes (cairo_surface_t *surface, int channels, int height, int width
     for (int x = 0; x < src_w; x++) {
       const float r = (float) ((pixels[x] >> 16) & 0xff), g = (float) ((pixels[x] >> 8) & 0xff),
                   b = (float) (pixels[x] & 0xff);
-      if (channels == 3) {
+      if (channels == 4) {
         row[x] = r;
         row[src_w + x] = g;
         row[2 * src_w + x] = b;
       } else {
         row[x] = 0.299f * r + 0.587f * g + 0.114f * b;
       }
+      row[(size_t) (channels - 1) * src_w + x] = has_alpha ? (float) (pixels[x] >> 24) : 255.0f;
     }
     for (int ch = 0; ch < channels; ch++)
       for (int ox = 0; ox < width; ox++) {
@@ -203,7 +212,8 @@ surface_to_planes (cairo_surface_t *surface, int channels, int height, int width
         float acc = 0;
         for (int t = 0; t < ay.n_taps; t++)
           acc += weight[t] * narrow[((size_t) ch * src_h + index[t]) * width + ox];
-        out[((size_t) ch * height + oy) * width + ox] = (guint8) CLAMP (floorf (acc + 0.5f), 0.0f, 255.0f);
+        guint8 *to = ch < channels - 1 ? out + ((size_t) ch * height + oy) * width : alpha + (size_t) oy * width;
+        to[ox] = (guint8) CLAMP (floorf (acc + 0.5f), 0.0f, 255.0f);
       }
     }
 
@@ -214,12 +224,13 @@ surface_to_planes (cairo_surface_t *surface, int channels, int height, int width
 }
 
 static gboolean
-png_read_resized (const char *path, int channels, int height, int width, guint8 *out, GError **error)
+png_read_resized (const char *path, int channels, int height, int width, guint8 *out, guint8 *alpha,
+    GError **error)
 {
   cairo_surface_t *surface = png_load (path, error);
   if (!surface)
     return FALSE;
-  surface_to_planes (surface, channels, height, width, out);
+  surface_to_planes (surface, channels, height, width, out, alpha);
   cairo_surface_destroy (surface);
   return TRUE;
 }
@@ -264,7 +275,7 @@ mone_image_folder_load (const char *dir, int height, int width, int channels, Mo
   GPtrArray **files = NULL; /* (n_files) per class, its PNG names */
   int n_files = 0;
   GArray *jobs = g_array_new (FALSE, FALSE, sizeof (ImageJob));
-  guint8 *pixels = NULL, *labels = NULL;
+  guint8 *pixels = NULL, *labels = NULL, *alpha = NULL;
   char *image_path = NULL;
   gboolean ok = FALSE;
 
@@ -329,7 +340,8 @@ mone_image_folder_load (const char *dir, int height, int width, int channels, Mo
   const size_t frame = (size_t) channels * height * width;
   pixels = g_try_malloc ((size_t) n_images * frame);
   labels = g_try_malloc ((size_t) n_images);
-  if (!pixels || !labels) {
+  alpha = g_try_malloc ((size_t) n_images * height * width);
+  if (!pixels || !labels || !alpha) {
     g_set_error (error, MONE_ERROR, MONE_ERROR_IO, "out of memory for %ld images of %dx%dx%d from '%s'", n_images,
         width, height, channels, dir);
     goto out;
@@ -338,14 +350,15 @@ mone_image_folder_load (const char *dir, int height, int width, int channels, Mo
     const ImageJob *job = &g_array_index (jobs, ImageJob, j);
     g_free (image_path);
     image_path = g_build_filename (job->class_dir, job->file, NULL);
-    if (!png_read_resized (image_path, channels, height, width, pixels + j * frame, error))
+    if (!png_read_resized (image_path, channels, height, width, pixels + j * frame,
+            alpha + (size_t) j * height * width, error))
       goto out;
     labels[j] = (guint8) job->label;
   }
 
   out->images = (MoneImageSet) { .count = (int) n_images, .channels = channels, .rows = height, .cols = width,
-    .pixels = pixels, .labels = labels };
-  pixels = labels = NULL;
+    .pixels = pixels, .labels = labels, .alpha = alpha };
+  pixels = labels = alpha = NULL;
   out->n_train = n_train;
   out->n_val = (int) n_images - n_train;
   out->classes = classes;
@@ -365,6 +378,7 @@ out:
   g_array_unref (jobs);
   g_free (pixels);
   g_free (labels);
+  g_free (alpha);
   g_free (image_path);
   if (!ok)
     memset (out, 0, sizeof *out);

@@ -800,6 +800,22 @@ mone_pass_correct (const MonePass *s, const guint8 *labels)
   return correct;
 }
 
+/* x0 = patches W_pe^T + b_pe + pos: from d loss / d x0 (s->dx0, image order) to the position and
+ * patch embeddings, and to the input pixels when dinput is given. */
+static void
+embedding_backward (MonePass *s, const MoneTrainTensors *w, MoneTrainTensors *gw, float *dinput)
+{
+  const MoneConfig *c = &s->config;
+  const int B = s->batch, N = c->tokens, D = c->dim, P = patch_size (c), R = B * N;
+  for (int b = 0; b < B; b++)
+    for (size_t i = 0; i < (size_t) N * D; i++)
+      gw->pos_embed[i] += s->dx0[(size_t) b * N * D + i];
+  linear_backward (dinput ? s->dpatches : NULL, gw->patch_embed_weight, gw->patch_embed_bias, s->dx0,
+      s->patches, w->patch_embed_weight, R, P, D);
+  if (dinput)
+    patchify_backward (dinput, s->dpatches, c, B);
+}
+
 void
 mone_pass_backward (MonePass *s, const MoneTrainModel *model, float loss_weight, float *grads,
     float *dinput)
@@ -809,7 +825,7 @@ mone_pass_backward (MonePass *s, const MoneTrainModel *model, float loss_weight,
   MoneTrainTensors gw;
   mone_train_tensors_bind (&gw, model, grads);
   const int B = s->batch, N = c->tokens, D = c->dim, F = c->mlp_dim, E = c->experts, H = c->heads,
-            K = c->classes, P = patch_size (c), R = B * N;
+            K = c->classes, R = B * N;
   const float alpha = w->alpha[0];
   double dalpha = 0;
   g_assert (s->labels != NULL || s->soft_targets != NULL);
@@ -859,14 +875,39 @@ mone_pass_backward (MonePass *s, const MoneTrainModel *model, float loss_weight,
     s->dg_image[s->row_of_group[r]] = s->dg[r];
   router_backward (s->dx0, gw.router_weight, gw.router_bias, s->drouter, s->dh, s->dg_image, s->expert,
       s->router_probs, s->x0, w->router_weight, R, D, E);
-
-  /* x0 = patches W_pe^T + b_pe + pos */
-  for (int b = 0; b < B; b++)
-    for (size_t i = 0; i < (size_t) N * D; i++)
-      gw.pos_embed[i] += s->dx0[(size_t) b * N * D + i];
-  linear_backward (dinput ? s->dpatches : NULL, gw.patch_embed_weight, gw.patch_embed_bias, s->dx0,
-      s->patches, w->patch_embed_weight, R, P, D);
-  if (dinput)
-    patchify_backward (dinput, s->dpatches, c, B);
+  embedding_backward (s, w, &gw, dinput);
   mone_train_tensors_clear (&gw);
+}
+
+double
+mone_pass_router_target_backward (MonePass *s, const MoneTrainModel *model, const float *target, float weight,
+    float *grads)
+{
+  const MoneConfig *c = &s->config;
+  const int B = s->batch, N = c->tokens, D = c->dim, E = c->experts, R = B * N, widest = E - 1;
+  double loss = 0;
+  for (int b = 0; b < B; b++)
+    for (int t = 0; t < N; t++) {
+      const size_t r = (size_t) b * N + t;
+      float *dl = s->drouter + r * E;
+      const float *p = s->router_probs + r * E;
+      const float y = target[r];
+      if (isnan (y)) {
+        memset (dl, 0, sizeof (float) * E);
+        continue;
+      }
+      /* Binary cross-entropy of "widest" against "any other": on the logits, (q - y) on the widest
+       * and -(q - y) p_e / (1 - q) on the others, q = p_widest. */
+      const double q = CLAMP ((double) p[widest], 1e-7, 1 - 1e-7);
+      loss += -(y * log (q) + (1 - y) * log (1 - q)) / N;
+      const float scale = weight / N;
+      for (int e = 0; e < E; e++)
+        dl[e] = e == widest ? scale * (float) (q - y) : -scale * (float) ((q - y) * p[e] / (1 - q));
+    }
+  MoneTrainTensors gw;
+  mone_train_tensors_bind (&gw, model, grads);
+  linear_backward (s->dx0, gw.router_weight, gw.router_bias, s->drouter, s->x0, model->t.router_weight, R, D, E);
+  embedding_backward (s, &model->t, &gw, NULL);
+  mone_train_tensors_clear (&gw);
+  return loss;
 }

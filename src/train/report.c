@@ -12,7 +12,8 @@ gboolean
 mone_report_write_csv (const char *path, const MoneEvalRow *rows, int n_rows, int experts,
     const MoneDenseFigures *dense, GError **error)
 {
-  GString *s = g_string_new ("protocol,budget,gflops_per_frame,accuracy,random_routing_accuracy,dense_twin_accuracy");
+  GString *s = g_string_new (
+      "protocol,budget,gflops_per_frame,accuracy,random_routing_accuracy,dense_twin_accuracy,widest_item_lift");
   for (int j = 0; j < experts; j++)
     g_string_append_printf (s, ",share_expert%d", j);
   g_string_append_c (s, '\n');
@@ -23,8 +24,11 @@ mone_report_write_csv (const char *path, const MoneEvalRow *rows, int n_rows, in
     if (!isnan (r->random_accuracy)) /* NaN: not measured (--no-random), an empty field */
       g_string_append_printf (s, "%.2f", r->random_accuracy);
     g_string_append_c (s, ',');
-    if (dense && dense->present && r->budget >= 0.9999)
+    if (dense && dense->present && r->budget >= 0.9999 && !isnan (dense->accuracy[r->protocol]))
       g_string_append_printf (s, "%.2f", dense->accuracy[r->protocol]);
+    g_string_append_c (s, ',');
+    if (!isnan (r->widest_item_lift))
+      g_string_append_printf (s, "%.3f", r->widest_item_lift);
     for (int j = 0; j < experts; j++)
       g_string_append_printf (s, ",%.4f", r->expert_share[j]);
     g_string_append_c (s, '\n');
@@ -54,14 +58,14 @@ mone_report_plot (const char *png_path, const MoneEvalRow *rows, int n_rows, con
   /* One gnuplot data block per protocol present (image folders have full-frame rows only): gflops
    * accuracy random_accuracy budget. gnuplot numbers blocks as they come (an empty one would merge
    * its separators with the next), so each present protocol gets the next index, the dense twin last. */
-  gboolean present[2] = { FALSE, FALSE };
+  gboolean present[MONE_N_PROTOCOLS] = { FALSE };
   for (int i = 0; i < n_rows; i++)
-    present[rows[i].protocol == MONE_PROTOCOL_IN_FRAME] = TRUE;
-  int block_of[2], n_blocks = 0;
-  for (int p = 0; p < 2; p++)
+    present[rows[i].protocol] = TRUE;
+  int block_of[MONE_N_PROTOCOLS], n_blocks = 0;
+  for (int p = 0; p < MONE_N_PROTOCOLS; p++)
     block_of[p] = present[p] ? n_blocks++ : -1;
   GString *d = g_string_new ("");
-  for (int p = 0; p < 2; p++) {
+  for (int p = 0; p < MONE_N_PROTOCOLS; p++) {
     if (!present[p])
       continue;
     g_string_append_printf (d, "# %s\n", mone_protocol_name ((MoneProtocol) p));
@@ -76,8 +80,8 @@ mone_report_plot (const char *png_path, const MoneEvalRow *rows, int n_rows, con
   for (int i = 0; i < n_rows; i++)
     with_random |= !isnan (rows[i].random_accuracy);
   if (with_dense)
-    g_string_append_printf (d, "# dense twin\n%.6f %.3f %.3f\n", dense->gflops, dense->accuracy[0],
-        dense->accuracy[1]);
+    g_string_append_printf (d, "# dense twin\n%.6f %.3f %.3f %.3f\n", dense->gflops, dense->accuracy[0],
+        dense->accuracy[1], dense->accuracy[2]);
 
   char *esc_data = g_strescape (data_path, NULL), *esc_png = g_strescape (png_path, NULL);
   char *esc_title = g_strescape (title ? title : "MoNE", NULL);
@@ -96,25 +100,25 @@ mone_report_plot (const char *png_path, const MoneEvalRow *rows, int n_rows, con
   static const struct {
     const char *colour;
     int pt_mone, pt_random, pt_dense;
-  } style[2] = { { "#1f77b4", 7, 6, 9 }, { "#d62728", 5, 4, 11 } };
+  } style[MONE_N_PROTOCOLS] = { { "#1f77b4", 7, 6, 9 }, { "#d62728", 5, 4, 11 }, { "#2ca02c", 13, 12, 3 } };
   gboolean first = TRUE;
 #define NEXT_SERIES() (g_string_append (g, first ? "" : ", \\\n     "), first = FALSE)
-  for (int p = 0; p < 2; p++)
+  for (int p = 0; p < MONE_N_PROTOCOLS; p++)
     if (present[p]) {
       NEXT_SERIES ();
       g_string_append_printf (g, "\"%s\" index %d using 1:2 with linespoints lw 2 pt %d lc rgb '%s' title 'MoNE %s'",
           esc_data, block_of[p], style[p].pt_mone, style[p].colour, mone_protocol_name ((MoneProtocol) p));
     }
   /* Only the series that were measured get a legend entry. */
-  for (int p = 0; p < 2 && with_random; p++)
+  for (int p = 0; p < MONE_N_PROTOCOLS && with_random; p++)
     if (present[p]) {
       NEXT_SERIES ();
       g_string_append_printf (g,
           "\"%s\" index %d using 1:3 with linespoints dt 2 pt %d lc rgb '%s' title 'random routing, %s'", esc_data,
           block_of[p], style[p].pt_random, style[p].colour, mone_protocol_name ((MoneProtocol) p));
     }
-  for (int p = 0; p < 2 && with_dense; p++)
-    if (present[p]) {
+  for (int p = 0; p < MONE_N_PROTOCOLS && with_dense; p++)
+    if (present[p] && !isnan (dense->accuracy[p])) {
       NEXT_SERIES ();
       g_string_append_printf (g, "\"%s\" index %d using 1:%d with points pt %d ps 2 lc rgb '%s' title 'dense twin, %s'",
           esc_data, n_blocks, 2 + p, style[p].pt_dense, style[p].colour, mone_protocol_name ((MoneProtocol) p));
@@ -161,8 +165,8 @@ static const double expert_rgb[MONE_MAX_EXPERTS][3] = {
 
 gboolean
 mone_report_routing_maps (const char *png_path, MoneTrainModel *model, const MoneImageSet *test,
-    const int *items, int n_items, const double *budgets, int n_budgets, const char *const *labels,
-    GError **error)
+    const int *items, const MoneProtocol *protocols, int n_items, const double *budgets, int n_budgets,
+    const char *const *labels, GError **error)
 {
   const MoneConfig *c = &model->config;
   const int cell = 6 * MAX (1, 192 / (6 * MAX (c->width, c->height))); /* screen pixels per input pixel */
@@ -180,16 +184,15 @@ mone_report_routing_maps (const char *png_path, MoneTrainModel *model, const Mon
 
   cairo_set_source_rgb (cr, 0, 0, 0);
   cairo_move_to (cr, left, 22);
-  cairo_show_text (cr, "Routing maps: each patch tinted by the expert that processed it (left half full-frame, "
-      "right half in-frame)");
+  cairo_show_text (cr, "Routing maps: each patch tinted by the expert that processed it; magenta: the item's box");
 
   MonePass *pass = mone_pass_new (c, n_items);
   float *input = g_new (float, n_items * frame);
   guint8 *item_labels = g_new (guint8, n_items);
+  MoneItemBox *boxes = g_new (MoneItemBox, n_items);
   for (int i = 0; i < n_items; i++) {
-    MoneProtocol protocol = i < (n_items + 1) / 2 ? MONE_PROTOCOL_FULL_FRAME : MONE_PROTOCOL_IN_FRAME;
-    mone_render (test, items[i], protocol, MONE_EVAL_RENDER_SEED, FALSE, c->channels, c->height, c->width,
-        input + i * frame);
+    mone_render_with_box (test, items[i], protocols[i], MONE_EVAL_RENDER_SEED, FALSE, c->channels, c->height,
+        c->width, input + i * frame, &boxes[i]);
     item_labels[i] = test->labels[items[i]];
   }
   unsigned char *pixels = cairo_image_surface_get_data (surface);
@@ -235,6 +238,17 @@ mone_report_routing_maps (const char *png_path, MoneTrainModel *model, const Mon
         cairo_line_to (cr, x0 + img_w, y0 + gy * c->patch * cell + 0.5);
       }
       cairo_stroke (cr);
+      /* The item's box where it does not fill the frame: what the widest experts should cover. */
+      if (protocols[i] != MONE_PROTOCOL_FULL_FRAME) {
+        cairo_save (cr);
+        cairo_rectangle (cr, x0, y0, img_w, img_h);
+        cairo_clip (cr);
+        cairo_set_source_rgb (cr, 1, 0.2, 0.8);
+        cairo_set_line_width (cr, 1.5);
+        cairo_rectangle (cr, x0 + boxes[i].x * cell, y0 + boxes[i].y * cell, boxes[i].w * cell, boxes[i].h * cell);
+        cairo_stroke (cr);
+        cairo_restore (cr);
+      }
       int best = 0;
       for (int k = 1; k < c->classes; k++)
         if (logits[i * c->classes + k] > logits[i * c->classes + best])
@@ -274,5 +288,6 @@ mone_report_routing_maps (const char *png_path, MoneTrainModel *model, const Mon
   mone_pass_free (pass);
   g_free (input);
   g_free (item_labels);
+  g_free (boxes);
   return ok;
 }

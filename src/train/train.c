@@ -97,9 +97,24 @@ data_order_epoch (DataOrder *d, int epoch)
   d->cached_epoch = epoch;
 }
 
-/* Renders global sample `sample` (= step * batch + k) into out and returns its label. */
+/* cover (N): the fraction of each token's p x p patch that lies inside the item's box. */
+static void
+item_cover (const MoneConfig *c, const MoneItemBox *box, float *cover)
+{
+  const int p = c->patch;
+  for (int t = 0; t < c->tokens; t++) {
+    const float x0 = (float) (t % c->grid_width) * p, y0 = (float) (t / c->grid_width) * p;
+    const float w = MAX (0.0f, MIN (x0 + p, box->x + box->w) - MAX (x0, box->x));
+    const float h = MAX (0.0f, MIN (y0 + p, box->y + box->h) - MAX (y0, box->y));
+    cover[t] = w * h / (float) (p * p);
+  }
+}
+
+/* Renders global sample `sample` (= step * batch + k) into out and returns its label. With
+ * router_target (N) not NULL, also where the item is: the share of each token's patch it covers, or
+ * NaN for full-frame samples (the item fills the frame: nothing to route by). */
 static guint8
-data_render_sample (DataOrder *d, long sample, float *out)
+data_render_sample (DataOrder *d, long sample, float *out, float *router_target)
 {
   const MoneConfig *c = &d->opts->config;
   int n = d->set->count;
@@ -108,10 +123,22 @@ data_render_sample (DataOrder *d, long sample, float *out)
   int index = d->perm[sample % n];
   MoneTrainRng rng;
   mone_train_rng_seed (&rng, d->opts->seed, 0x5A3F1E000000000ull + (uint64_t) sample);
-  MoneProtocol protocol =
-      mone_train_rng_uniform (&rng) < d->opts->in_frame_fraction ? MONE_PROTOCOL_IN_FRAME : MONE_PROTOCOL_FULL_FRAME;
+  /* One draw picks the protocol: [0, scene) scene, then [scene, scene + in-frame) in-frame. */
+  const double u = mone_train_rng_uniform (&rng);
+  const double scene = d->opts->scene_fraction, in_frame = d->opts->in_frame_fraction;
+  MoneProtocol protocol = u < scene ? MONE_PROTOCOL_SCENE
+      : u < scene + in_frame        ? MONE_PROTOCOL_IN_FRAME
+                                    : MONE_PROTOCOL_FULL_FRAME;
   uint64_t render_seed = d->opts->seed * 0x9E3779B97F4A7C15ull + (uint64_t) epoch * 7919u;
-  mone_render (d->set, index, protocol, render_seed, TRUE, c->channels, c->height, c->width, out);
+  MoneItemBox box;
+  mone_render_with_box (d->set, index, protocol, render_seed, TRUE, c->channels, c->height, c->width, out, &box);
+  if (router_target) {
+    if (protocol == MONE_PROTOCOL_FULL_FRAME)
+      for (int t = 0; t < c->tokens; t++)
+        router_target[t] = NAN;
+    else
+      item_cover (c, &box, router_target);
+  }
   return d->set->labels[index];
 }
 
@@ -124,6 +151,7 @@ typedef struct {
   double loss;        /* cross-entropy on the labels (at e = 1 with self-distillation) */
   double distill;     /* cross-entropy of the budget-e pass against the full model's predictions */
   double min_distill; /* the same for the smallest budget (min_budget_pass) */
+  double router;      /* router supervision (router_item_weight), per image */
   long correct;       /* of the label pass */
 } LossSums;
 
@@ -133,6 +161,7 @@ loss_sums_add (LossSums *to, const LossSums *from)
   to->loss += from->loss;
   to->distill += from->distill;
   to->min_distill += from->min_distill;
+  to->router += from->router;
   to->correct += from->correct;
 }
 
@@ -144,6 +173,7 @@ typedef struct {
   float *input;   /* (max_share, C, H, W) */
   guint8 *labels; /* (max_share) */
   float *teacher; /* (max_share, K) the full model's predictions (self-distillation) */
+  float *router_target; /* (max_share, N) item cover per token, NaN rows for full frames */
   float *grads;   /* (n_params) */
   /* Per-step job. */
   long first_sample;
@@ -164,7 +194,8 @@ worker_step (gpointer data)
   if (w->count == 0)
     return NULL;
   for (int k = 0; k < w->count; k++)
-    w->labels[k] = data_render_sample (&w->order, w->first_sample + k, w->input + k * frame);
+    w->labels[k] = data_render_sample (&w->order, w->first_sample + k, w->input + k * frame,
+        w->router_target ? w->router_target + (size_t) k * c->tokens : NULL);
   /* Self-distillation (the "sandwich" of slimmable networks): the full model learns from the labels
    * on every step, and the step's smaller budget learns to match the full model's predictions. */
   const double label_budget = w->opts->self_distill ? 1.0 : w->budget;
@@ -172,6 +203,10 @@ worker_step (gpointer data)
       MONE_ROUTING_EPR, 0, (float) w->opts->label_smoothing);
   w->sums.correct = mone_pass_correct (w->pass, w->labels);
   mone_pass_backward (w->pass, w->model, 1.0f / w->batch_total, w->grads, NULL);
+  /* The router's probabilities do not depend on the budget: supervising them once per step is enough. */
+  if (w->router_target)
+    w->sums.router = mone_pass_router_target_backward (w->pass, w->model, w->router_target,
+        (float) (w->opts->router_item_weight / w->batch_total), w->grads);
   if (w->opts->self_distill) {
     memcpy (w->teacher, mone_pass_probs (w->pass), sizeof (float) * w->count * c->classes);
     w->sums.distill = mone_pass_forward_distill (w->pass, w->model, w->input, w->teacher, w->count, w->budget);
@@ -200,8 +235,9 @@ typedef struct {
   uint64_t seed;
   int32_t batch, epochs, train_images, threads;
   int32_t self_distill, min_budget_pass;
-  double fixed_budget, in_frame_fraction, lr, alpha_min, max_sampled_budget;
+  double fixed_budget, in_frame_fraction, scene_fraction, router_item_weight, lr, alpha_min, max_sampled_budget;
   double min_lr, weight_decay, warmup_fraction, clip_norm, label_smoothing;
+  uint64_t init_checksum; /* of the --init model's parameters; 0: random start */
   MoneConfig config;
 } CheckpointHeader;
 
@@ -251,6 +287,8 @@ checkpoint_differences (const CheckpointHeader *was, const CheckpointHeader *now
   DIFFER_INT ("min-budget-pass", min_budget_pass);
   DIFFER_REAL ("budget", fixed_budget);
   DIFFER_REAL ("in-frame-fraction", in_frame_fraction);
+  DIFFER_REAL ("scene-fraction", scene_fraction);
+  DIFFER_REAL ("router-item-weight", router_item_weight);
   DIFFER_REAL ("lr", lr);
   DIFFER_REAL ("min-lr", min_lr);
   DIFFER_REAL ("weight-decay", weight_decay);
@@ -259,6 +297,9 @@ checkpoint_differences (const CheckpointHeader *was, const CheckpointHeader *now
   DIFFER_REAL ("label-smoothing", label_smoothing);
   DIFFER_REAL ("alpha-min", alpha_min);
   DIFFER_REAL ("max-sampled-budget", max_sampled_budget);
+  if (was->init_checksum != now->init_checksum)
+    g_string_append_printf (out, "%s--init %s (now %s)", out->len ? ", " : "",
+        was->init_checksum ? "another model" : "none", now->init_checksum ? "a model" : "none");
   DIFFER_INT ("size", config.height);
   DIFFER_INT ("channels", config.channels);
   DIFFER_INT ("patch", config.patch);
@@ -383,21 +424,26 @@ format_duration (char *buf, size_t size, double seconds)
   snprintf (buf, size, "%ld:%02ld:%02ld", s / 3600, (s / 60) % 60, s % 60);
 }
 
-/* n_protocols: 2 (full-frame and in-frame) for Fashion-MNIST, 1 (full-frame) for an image folder. */
+/* Accuracy per protocol at a few budgets on the validation images, one line on stderr. */
 static void
-report_validation (MoneTrainModel *model, const MoneImageSet *val, int n_protocols, int threads)
+report_validation (MoneTrainModel *model, const MoneImageSet *val, const MoneProtocol *protocols, int n_protocols,
+    int threads)
 {
   const double budgets[] = { 1.0, 0.5, 0.3 };
+  static const char *const short_name[MONE_N_PROTOCOLS] = { "full", "in", "scene" };
   if (val->count == 0)
     return;
   fprintf (stderr, "  validation (%d held-out training images):", val->count);
-  for (int p = 0; p < n_protocols; p++)
+  for (int i = 0; i < n_protocols; i++)
     for (size_t b = 0; b < G_N_ELEMENTS (budgets); b++) {
+      const MoneProtocol p = protocols[i];
       MoneEvalResult r;
-      if (!mone_evaluate (model, val, val->count, (MoneProtocol) p, MONE_EVAL_RENDER_SEED + 1, budgets[b],
-              MONE_ROUTING_EPR, 0, threads, &r, NULL))
+      if (!mone_evaluate (model, val, val->count, p, MONE_EVAL_RENDER_SEED + 1, budgets[b], MONE_ROUTING_EPR, 0,
+              threads, &r, NULL))
         continue;
-      fprintf (stderr, " %s e=%.2f %.2f%%", p ? "in" : "full", budgets[b], 100.0 * r.correct / r.total);
+      fprintf (stderr, " %s e=%.2f %.2f%%", short_name[p], budgets[b], 100.0 * r.correct / r.total);
+      if (p == MONE_PROTOCOL_SCENE && budgets[b] < 1 && !isnan (r.widest_item_lift))
+        fprintf (stderr, " (lift %.2f)", r.widest_item_lift);
     }
   fprintf (stderr, "\n");
 }
@@ -433,7 +479,9 @@ typedef struct {
   MoneImageSet train, val; /* views of one of the two */
   int classes;
   const char *const *labels; /* (classes) */
-  int n_protocols;         /* 2: full-frame and in-frame; 1: full-frame only (image folders) */
+  /* Validated on: Fashion-MNIST's three; an image folder's full-frame, and scenes if it trains on them. */
+  MoneProtocol protocols[MONE_N_PROTOCOLS];
+  int n_protocols;
 } TrainingData;
 
 static void
@@ -452,9 +500,9 @@ training_data_load (const MoneTrainOptions *opts, TrainingData *d, GError **erro
   if (opts->images_dir) {
     if (opts->in_frame_fraction > 0) {
       g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
-          "an image folder trains full-frame only: in-frame rendering blends an item onto clutter by its "
-          "brightness, which needs grey items on black like Fashion-MNIST's; in-frame fraction %g must be 0",
-          opts->in_frame_fraction);
+          "an image folder trains full-frame and scene samples only: in-frame rendering blends an item onto "
+          "clutter by its brightness, which needs grey items on black like Fashion-MNIST's; in-frame fraction %g "
+          "must be 0", opts->in_frame_fraction);
       return FALSE;
     }
     const gint64 t_read = g_get_monotonic_time ();
@@ -469,7 +517,9 @@ training_data_load (const MoneTrainOptions *opts, TrainingData *d, GError **erro
     d->val = mone_image_folder_val_set (&d->folder);
     d->classes = d->folder.classes;
     d->labels = (const char *const *) d->folder.class_names;
-    d->n_protocols = 1;
+    d->protocols[0] = MONE_PROTOCOL_FULL_FRAME;
+    d->protocols[1] = MONE_PROTOCOL_SCENE;
+    d->n_protocols = opts->scene_fraction > 0 ? 2 : 1;
   } else {
     if (c->classes != MONE_FASHION_MNIST_CLASSES) {
       g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
@@ -488,11 +538,76 @@ training_data_load (const MoneTrainOptions *opts, TrainingData *d, GError **erro
     d->val = mone_image_set_slice (&d->fashion, n_train, MONE_VALIDATION_SIZE);
     d->classes = MONE_FASHION_MNIST_CLASSES;
     d->labels = mone_fashion_mnist_labels;
-    d->n_protocols = 2;
+    for (int p = 0; p < MONE_N_PROTOCOLS; p++)
+      d->protocols[p] = (MoneProtocol) p;
+    d->n_protocols = MONE_N_PROTOCOLS;
   }
   if (opts->train_images > 0 && opts->train_images < d->train.count)
     d->train = mone_image_set_slice (&d->train, 0, opts->train_images);
   return TRUE;
+}
+
+/* FNV-1a over a model's parameters: tells one --init model from another in a checkpoint. */
+static uint64_t
+parameters_checksum (const MoneTrainModel *model)
+{
+  const unsigned char *bytes = (const unsigned char *) model->params;
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (size_t i = 0; i < model->n_params * sizeof (float); i++)
+    h = (h ^ bytes[i]) * 0x100000001b3ull;
+  return h ? h : 1;
+}
+
+/* The --init model: loaded, checked to be an image model, and its architecture put into
+ * resolved->config (the data decides the classes later). */
+static MoneTrainModel *
+init_model_load (MoneTrainOptions *resolved, char ***labels, GError **error)
+{
+  MoneModel *engine = mone_model_load_file (resolved->init_path, error);
+  if (!engine)
+    return NULL;
+  const MoneConfig *c = mone_model_get_config (engine);
+  MoneTrainModel *init = NULL;
+  if (c->frames != 1) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_MODEL, "--init '%s' is a video model (%d frames); the trainer "
+        "trains image models", resolved->init_path, c->frames);
+  } else if (resolved->images_dir == NULL && c->channels != 1 && c->channels != 3) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_MODEL, "--init '%s' takes %d channels; Fashion-MNIST is grey (1) or "
+        "replicated (3)", resolved->init_path, c->channels);
+  } else if ((init = mone_train_model_from_engine (engine, error)) != NULL) {
+    resolved->config = *c;
+    /* The data decides the classes (an image folder's are counted when it is read). */
+    if (!resolved->images_dir)
+      resolved->config.classes = MONE_FASHION_MNIST_CLASSES;
+    *labels = g_new0 (char *, c->classes + 1);
+    for (int k = 0; k < c->classes; k++)
+      (*labels)[k] = g_strdup (mone_model_get_label (engine, k));
+  }
+  mone_model_unref (engine);
+  return init;
+}
+
+/* Copies the --init weights into the freshly initialised model: everything, or everything but the
+ * head when the data's classes are not the init model's (the new head keeps its random init). */
+static void
+init_model_copy (MoneTrainModel *model, const MoneTrainModel *init, const char *const *init_labels,
+    const TrainingData *data)
+{
+  gboolean same_classes = init->config.classes == data->classes;
+  for (int k = 0; same_classes && k < data->classes; k++)
+    same_classes = g_strcmp0 (init_labels[k], data->labels[k]) == 0;
+  for (int i = 0; i < model->n_specs; i++) {
+    const gboolean head = g_str_has_prefix (model->specs[i].name, "head.");
+    if (head && !same_classes)
+      continue;
+    memcpy (model->params + model->offsets[i], init->params + init->offsets[i],
+        sizeof (float) * (size_t) model->specs[i].numel);
+  }
+  if (!same_classes)
+    fprintf (stderr, "starting from the weights of the --init model with a new head for %d classes (its own "
+        "classes differ)\n", data->classes);
+  else
+    fprintf (stderr, "starting from the weights of the --init model, head included\n");
 }
 
 gboolean
@@ -518,8 +633,15 @@ mone_train_run (const MoneTrainOptions *opts, GError **error)
   if ((opts->output && !mone_check_writable (opts->output, "the model", error))
       || (opts->checkpoint && !mone_check_writable (opts->checkpoint, "the checkpoint", error)))
     return FALSE;
-  if (!training_data_load (opts, &data, error))
+  /* With --init the model file decides the architecture: resolved replaces opts from here on. */
+  MoneTrainOptions resolved = *opts;
+  MoneTrainModel *init = NULL;
+  char **init_labels = NULL;
+  if (opts->init_path && !(init = init_model_load (&resolved, &init_labels, error)))
     return FALSE;
+  opts = &resolved;
+  if (!training_data_load (opts, &data, error))
+    goto out;
   const int n_train = data.train.count;
   MoneImageSet val_quick = mone_image_set_slice (&data.val, 0, MIN (1000, data.val.count)); /* per-epoch check */
 
@@ -529,6 +651,8 @@ mone_train_run (const MoneTrainOptions *opts, GError **error)
   if (!model)
     goto out;
   mone_train_model_init (model, opts->seed);
+  if (init)
+    init_model_copy (model, init, (const char *const *) init_labels, &data);
   const MoneConfig *c = &model->config;
   const size_t np = model->n_params;
   m = g_new0 (float, np);
@@ -549,6 +673,8 @@ mone_train_run (const MoneTrainOptions *opts, GError **error)
   header.threads = T;
   header.fixed_budget = opts->fixed_budget;
   header.in_frame_fraction = opts->in_frame_fraction;
+  header.scene_fraction = opts->scene_fraction;
+  header.router_item_weight = opts->router_item_weight;
   header.lr = opts->lr;
   header.alpha_min = opts->alpha_min;
   header.max_sampled_budget = opts->max_sampled_budget;
@@ -559,6 +685,7 @@ mone_train_run (const MoneTrainOptions *opts, GError **error)
   header.label_smoothing = opts->label_smoothing;
   header.self_distill = opts->self_distill ? 1 : 0;
   header.min_budget_pass = opts->min_budget_pass ? 1 : 0;
+  header.init_checksum = init ? parameters_checksum (init) : 0;
   header.config = *c;
 
   int64_t step = 0;
@@ -586,6 +713,7 @@ mone_train_run (const MoneTrainOptions *opts, GError **error)
     w->input = g_new (float, share * frame);
     w->labels = g_new (guint8, share);
     w->teacher = g_new (float, (size_t) share * c->classes);
+    w->router_target = opts->router_item_weight > 0 ? g_new (float, (size_t) share * c->tokens) : NULL;
     w->grads = g_new (float, np);
   }
 
@@ -660,6 +788,10 @@ mone_train_run (const MoneTrainOptions *opts, GError **error)
             sampled_budgets[0], interval.min_distill / seen_in_interval);
       else if (opts->self_distill)
         g_snprintf (distill, sizeof distill, "  distill %.4f", interval.distill / seen_in_interval);
+      if (opts->router_item_weight > 0) {
+        const size_t used = strlen (distill);
+        g_snprintf (distill + used, sizeof distill - used, "  route %.4f", interval.router / seen_in_interval);
+      }
       fprintf (stderr,
           "step %6lld/%ld  epoch %5.2f  lr %.2e  e %.2f  loss %.4f%s  acc %6.2f%%  |g| %.3f  alpha %+.3f  %6.1f img/s  ETA %s\n",
           (long long) step + 1, total_steps, (double) (first + batch) / n_train, lr, budget, interval.loss / seen_in_interval,
@@ -670,7 +802,7 @@ mone_train_run (const MoneTrainOptions *opts, GError **error)
     }
     long steps_per_epoch = n_train / opts->batch;
     if (steps_per_epoch > 0 && (step + 1) % steps_per_epoch == 0 && !last)
-      report_validation (model, &val_quick, data.n_protocols, T);
+      report_validation (model, &val_quick, data.protocols, data.n_protocols, T);
     if (opts->checkpoint && ((step + 1) % opts->checkpoint_every == 0 || last)) {
       header.step = step + 1;
       if (!checkpoint_write (opts->checkpoint, &header, model->params, m, v, error))
@@ -699,7 +831,7 @@ mone_train_run (const MoneTrainOptions *opts, GError **error)
     }
   }
   fprintf (stderr, "trained in %.1f s\n", g_get_monotonic_time () / 1e6 - t_start);
-  report_validation (model, &data.val, data.n_protocols, T);
+  report_validation (model, &data.val, data.protocols, data.n_protocols, T);
   if (opts->output && !mone_train_model_write (model, opts->output, data.labels, error))
     goto out;
   ok = TRUE;
@@ -712,6 +844,7 @@ out:
       g_free (workers[i].input);
       g_free (workers[i].labels);
       g_free (workers[i].teacher);
+      g_free (workers[i].router_target);
       g_free (workers[i].grads);
     }
   g_free (workers);
@@ -719,6 +852,8 @@ out:
   g_free (v);
   g_free (grads);
   mone_train_model_free (model);
+  mone_train_model_free (init);
+  g_strfreev (init_labels);
   training_data_clear (&data);
   return ok;
 }
@@ -739,24 +874,13 @@ typedef struct {
   MoneRouting routing;
   MonePass *pass;
   float *input;
-  float *item_cover; /* (EVAL_CHUNK, N) for MONE_ROUTING_ITEM_BOX */
+  float *item_cover; /* (EVAL_CHUNK, N) share of each token's patch inside the item's box */
   int correct, total;
   double loss;
   long expert_tokens[MONE_MAX_EXPERTS];
+  double widest_cover, all_cover; /* item cover summed over the widest expert's tokens, over all tokens */
+  int not_finite;                 /* images whose logits hold a NaN or an infinity */
 } EvalWorker;
-
-/* cover (N): the fraction of each token's p x p patch that lies inside the item's box. */
-static void
-item_cover (const MoneConfig *c, const MoneItemBox *box, float *cover)
-{
-  const int p = c->patch;
-  for (int t = 0; t < c->tokens; t++) {
-    const float x0 = (float) (t % c->grid_width) * p, y0 = (float) (t / c->grid_width) * p;
-    const float w = MAX (0.0f, MIN (x0 + p, box->x + box->size) - MAX (x0, box->x));
-    const float h = MAX (0.0f, MIN (y0 + p, box->y + box->size) - MAX (y0, box->y));
-    cover[t] = w * h / (float) (p * p);
-  }
-}
 
 static gpointer
 eval_worker (gpointer data)
@@ -770,16 +894,26 @@ eval_worker (gpointer data)
       MoneItemBox box;
       mone_render_with_box (w->set, start + k, w->protocol, w->render_seed, FALSE, c->channels, c->height,
           c->width, w->input + k * frame, &box);
-      if (w->routing == MONE_ROUTING_ITEM_BOX)
-        item_cover (c, &box, w->item_cover + (size_t) k * c->tokens);
+      item_cover (c, &box, w->item_cover + (size_t) k * c->tokens);
     }
     w->loss += mone_pass_forward (w->pass, w->model, w->input, w->set->labels + start, n, w->budget, w->routing,
         w->routing_seed ^ ((uint64_t) start << 20), 0.0f);
     w->correct += mone_pass_correct (w->pass, w->set->labels + start);
     w->total += n;
+    const float *logits = mone_pass_logits (w->pass);
+    for (int k = 0; k < n; k++) {
+      gboolean finite = TRUE;
+      for (int j = 0; j < c->classes; j++)
+        finite &= isfinite (logits[(size_t) k * c->classes + j]) != 0;
+      w->not_finite += !finite;
+    }
     const uint8_t *ex = mone_pass_experts (w->pass);
-    for (int i = 0; i < n * c->tokens; i++)
+    for (int i = 0; i < n * c->tokens; i++) {
       w->expert_tokens[ex[i]]++;
+      w->all_cover += w->item_cover[i];
+      if (ex[i] == c->experts - 1)
+        w->widest_cover += w->item_cover[i];
+    }
   }
   return NULL;
 }
@@ -801,10 +935,10 @@ mone_evaluate (MoneTrainModel *model, const MoneImageSet *set, int count, MonePr
         set->channels, c->channels);
     return FALSE;
   }
-  if (set->channels != 1 && protocol == MONE_PROTOCOL_IN_FRAME) {
+  if (set->channels != 1 && protocol != MONE_PROTOCOL_FULL_FRAME && !(protocol == MONE_PROTOCOL_SCENE && set->alpha)) {
     g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
-        "the in-frame protocol needs grey items (it blends them by brightness); these have %d channels",
-        set->channels);
+        "the %s protocol needs grey items (it blends them by brightness); these have %d channels",
+        mone_protocol_name (protocol), set->channels);
     return FALSE;
   }
   for (int i = 0; i < count; i++)
@@ -832,10 +966,14 @@ mone_evaluate (MoneTrainModel *model, const MoneImageSet *set, int count, MonePr
   }
   eval_worker (&w[0]);
   long tokens = 0;
-  double loss = 0;
+  double loss = 0, widest_cover = 0, all_cover = 0;
+  int not_finite = 0;
   for (int i = 0; i < threads; i++) {
     if (i > 0)
       g_thread_join (th[i]);
+    not_finite += w[i].not_finite;
+    widest_cover += w[i].widest_cover;
+    all_cover += w[i].all_cover;
     result->correct += w[i].correct;
     result->total += w[i].total;
     loss += w[i].loss;
@@ -852,5 +990,15 @@ mone_evaluate (MoneTrainModel *model, const MoneImageSet *set, int count, MonePr
     result->expert_share[j] = tokens ? (double) n / tokens : 0;
   }
   result->loss = loss / MAX (result->total, 1);
+  /* Mean item cover of a widest-expert token over that of any token. */
+  const double widest_share = result->expert_share[c->experts - 1];
+  result->widest_item_lift = widest_share > 0 && all_cover > 0 ? (widest_cover / widest_share) / all_cover : NAN;
+  /* A NaN logit is no answer: counting it as a wrong one would hide a broken model in a low score. */
+  if (not_finite) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_MODEL, "the model gave non-finite logits on %d of %d images (%s, "
+        "e = %g): its weights overflow the forward pass", not_finite, result->total, mone_protocol_name (protocol),
+        budget);
+    return FALSE;
+  }
   return TRUE;
 }

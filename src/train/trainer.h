@@ -112,6 +112,16 @@ int mone_pass_correct (const MonePass *pass, const guint8 *labels);
 void mone_pass_backward (MonePass *pass, const MoneTrainModel *model, float loss_weight, float *grads,
     float *dinput);
 
+/* Router supervision from where the item is, on the last forward (call before the next one): per
+ * token, the binary cross-entropy between the router's probability of the widest expert and
+ * target (batch, N) in [0, 1] (the share of the token's patch the item covers; NaN: no target),
+ * averaged over each image's tokens and multiplied by weight. Gradients are ADDED to grads: the
+ * router and, through the token embeddings, the patch and position embeddings. Returns the sum of
+ * the per-image losses (unweighted). Expert Preferred Routing fills the widest expert first, by
+ * this probability, so this teaches it to give the item the full width. */
+double mone_pass_router_target_backward (MonePass *pass, const MoneTrainModel *model, const float *target,
+    float weight, float *grads);
+
 /* ---------------------------------------------------------------------------------------------- */
 /* Training. */
 
@@ -119,8 +129,13 @@ typedef struct {
   const char *data_dir;        /* NULL = Debian's fashion-mnist folder */
   /* An image folder (DIR/<class>/<image>.png, data.h) to train on instead of Fashion-MNIST, or
    * NULL. Its class count replaces config.classes, its class names are the model's labels, and it
-   * trains full-frame only (in_frame_fraction must be 0). */
+   * trains full-frame and scene samples only (in_frame_fraction must be 0; scenes paste its pictures
+   * by their alpha). */
   const char *images_dir;
+  /* A model file to start from (a MoNE model, a dense twin, an import) instead of random weights:
+   * its architecture and pixel normalisation replace config's, and its head is kept when its
+   * labels are the data's, else a new head is initialised for the data's classes. NULL: random. */
+  const char *init_path;
   const char *output;          /* model file written at the end */
   const char *checkpoint;      /* checkpoint path (written every checkpoint_every steps), or NULL */
   gboolean resume;             /* continue from `checkpoint` if it exists */
@@ -134,6 +149,10 @@ typedef struct {
   /* Sampled budgets above this are left out (1 = all), so low budgets get more of the steps. */
   double max_sampled_budget;
   double in_frame_fraction;    /* share of training samples rendered with the in-frame protocol */
+  double scene_fraction;       /* share rendered as camera scenes; the rest is full-frame */
+  /* Weight of the router's supervision by the item's box (mone_pass_router_target_backward) on
+   * scene and in-frame samples; 0: the router learns only through its gate. */
+  double router_item_weight;
   /* Lower bound on alpha after every step (-inf: free). With alpha < 0 a high router probability
    * shrinks a token's MLP update, which pays the router to rank background highest. */
   double alpha_min;
@@ -182,6 +201,11 @@ typedef struct {
   double loss;  /* mean cross-entropy without smoothing */
   /* Fraction of tokens per expert (averaged over the set). */
   double expert_share[MONE_MAX_EXPERTS];
+  /* How much more of the item a widest-expert token covers than the average token: the mean share
+   * of a widest-expert token's patch inside the item's box over the mean share of all tokens'
+   * patches. 1 when routing ignores the item (and at e = 1, where every token is widest); NaN when no
+   * token went to the widest expert. Full-frame items cover every token: always 1 there. */
+  double widest_item_lift;
 } MoneEvalResult;
 
 gboolean mone_evaluate (MoneTrainModel *model, const MoneImageSet *set, int count, MoneProtocol protocol,

@@ -476,20 +476,64 @@ GST_START_TEST (test_odd_stride)
 
 GST_END_TEST;
 
-GST_START_TEST (test_properties)
+/* Every property reads back what was set, and starts at its declared default. */
+GST_START_TEST (test_properties_round_trip)
 {
   GstElement *overlay = gst_element_factory_make ("moneoverlay", NULL);
   gboolean show_map, show_text, show_legend;
   double alpha;
+  GParamSpecDouble *alpha_spec;
+
   fail_unless (overlay != NULL);
+  alpha_spec = G_PARAM_SPEC_DOUBLE (g_object_class_find_property (G_OBJECT_GET_CLASS (overlay),
+          "map-alpha"));
+  fail_unless (alpha_spec->minimum == 0.0 && alpha_spec->maximum == 1.0);
   g_object_get (overlay, "show-map", &show_map, "show-text", &show_text, "show-legend",
       &show_legend, "map-alpha", &alpha, NULL);
-  fail_unless (show_map && show_text && show_legend);
-  fail_unless (alpha > 0.0 && alpha < 1.0);
-  GParamSpecDouble *spec = G_PARAM_SPEC_DOUBLE (g_object_class_find_property
-      (G_OBJECT_GET_CLASS (overlay), "map-alpha"));
-  fail_unless (spec->minimum == 0.0 && spec->maximum == 1.0);
+  fail_unless (show_map && show_text && show_legend, "everything is drawn by default");
+  fail_unless_equals_float (alpha, alpha_spec->default_value);
+
+  g_object_set (overlay, "show-map", FALSE, "show-text", FALSE, "show-legend", FALSE,
+      "map-alpha", 0.8, NULL);
+  g_object_get (overlay, "show-map", &show_map, "show-text", &show_text, "show-legend",
+      &show_legend, "map-alpha", &alpha, NULL);
+  fail_unless (!show_map && !show_text && !show_legend, "a show-* property did not stick");
+  fail_unless_equals_float (alpha, 0.8);
   gst_object_unref (overlay);
+}
+
+GST_END_TEST;
+
+/* The red channel of a full-width (red) patch over grey 128 at map-alpha `alpha`. */
+static int
+red_patch_value (double alpha)
+{
+  const guint8 grid[4] = { 3, 3, 3, 3 };
+  GstHarness *h = overlay_harness (FORMAT_X, 32, 32);
+  GstBuffer *in = make_frame (FORMAT_X, 32, 32, 128, 0), *out;
+  GstMapInfo map;
+  int red;
+
+  g_object_set (h->element, "show-text", FALSE, "show-legend", FALSE, "map-alpha", alpha, NULL);
+  attach_meta (in, "Shirt", 2, 2, grid);
+  out = gst_harness_push_and_pull (h, in);
+  gst_buffer_map (out, &map, GST_MAP_READ);
+  red = pixel (&map, 128, 8, 8)[R_OFFSET];
+  gst_buffer_unmap (out, &map);
+  gst_buffer_unref (out);
+  gst_harness_teardown (h);
+  return red;
+}
+
+/* map-alpha is how strongly the map tints the picture: 0 leaves it, more tints more. */
+GST_START_TEST (test_map_alpha_sets_tint)
+{
+  int none = red_patch_value (0.0), light = red_patch_value (0.2), strong = red_patch_value (0.8);
+
+  fail_unless_equals_int (none, 128);
+  fail_unless (light > none + 10, "alpha 0.2 barely tints: red %d over 128", light);
+  fail_unless (strong > light + 40, "alpha 0.8 (red %d) not stronger than 0.2 (red %d)", strong,
+      light);
 }
 
 GST_END_TEST;
@@ -510,7 +554,8 @@ moneoverlay_suite (void)
   tcase_add_test (tc, test_no_meta_unchanged);
   tcase_add_test (tc, test_nothing_to_draw_unchanged);
   tcase_add_test (tc, test_odd_stride);
-  tcase_add_test (tc, test_properties);
+  tcase_add_test (tc, test_properties_round_trip);
+  tcase_add_test (tc, test_map_alpha_sets_tint);
   return s;
 }
 

@@ -1,7 +1,9 @@
 /* Zero heap allocations per frame after the first: this binary replaces malloc and friends for the
  * whole process (symbols in the executable take precedence over libc's for every shared object,
  * including libmone, GLib and OpenBLAS), counts calls while a flag is set, and runs frames at
- * changing budgets with 1 and 2 threads. Not run under valgrind, which replaces malloc itself. */
+ * changing budgets with 1 and 2 threads. Not run under valgrind, which replaces malloc itself.
+ * Under AddressSanitizer or ThreadSanitizer, whose allocator must stay the only one, the
+ * sanitizer's allocation hook counts instead. */
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -9,12 +11,6 @@
 #include <string.h>
 
 #include "init.h"
-
-extern void *__libc_malloc (size_t size);
-extern void *__libc_calloc (size_t n, size_t size);
-extern void *__libc_realloc (void *p, size_t size);
-extern void *__libc_memalign (size_t alignment, size_t size);
-extern void __libc_free (void *p);
 
 static atomic_int counting;
 static atomic_long allocations;
@@ -25,6 +21,35 @@ count (void)
   if (atomic_load_explicit (&counting, memory_order_relaxed))
     atomic_fetch_add (&allocations, 1);
 }
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+/* compiler-rt's allocator interface (GCC ships the function but not its header). */
+int __sanitizer_install_malloc_and_free_hooks (void (*malloc_hook) (const volatile void *, size_t),
+    void (*free_hook) (const volatile void *));
+
+static void
+on_malloc (const volatile void *p, size_t size)
+{
+  count ();
+}
+
+static void
+on_free (const volatile void *p)
+{
+}
+
+static void
+install_counter (void)
+{
+  __sanitizer_install_malloc_and_free_hooks (on_malloc, on_free);
+}
+#else
+extern void *__libc_malloc (size_t size);
+extern void *__libc_calloc (size_t n, size_t size);
+extern void *__libc_realloc (void *p, size_t size);
+extern void *__libc_memalign (size_t alignment, size_t size);
+extern void __libc_free (void *p);
+
 
 void *
 malloc (size_t size)
@@ -78,6 +103,12 @@ memalign (size_t alignment, size_t size)
   return __libc_memalign (alignment, size);
 }
 
+static void
+install_counter (void)
+{
+}
+#endif
+
 static long
 frames_allocations (const char *config_name, const char *const *overrides, int threads)
 {
@@ -129,10 +160,12 @@ frames_allocations (const char *config_name, const char *const *overrides, int t
 int
 main (void)
 {
+  install_counter ();
   /* The counter must see allocations at all, or a zero below would prove nothing. */
   atomic_store (&counting, 1);
-  void *probe = g_malloc (10);
+  void *probe = g_malloc (10), *probe2 = g_malloc (20);
   g_free (probe);
+  g_free (probe2);
   void *aligned = g_aligned_alloc (4, 4, 64);
   g_aligned_free (aligned);
   atomic_store (&counting, 0);

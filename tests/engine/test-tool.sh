@@ -6,6 +6,7 @@ dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 fail () { echo "FAIL: $*" >&2; exit 1; }
 
+"$mone" --version | grep -Eqx "mone [0-9]+\.[0-9]+\.[0-9]+" || fail "--version: $("$mone" --version)"
 "$mone" init --config tiny seed=5 frames=2 tubelet=2 "$dir/m.safetensors" >/dev/null
 "$mone" info "$dir/m.safetensors" > "$dir/info.txt"
 grep -q "tokens:     16" "$dir/info.txt" || fail "info: token count"
@@ -42,6 +43,61 @@ grep -q "unknown config 'nosuch'" "$dir/err.txt" || fail "unknown config: messag
 if "$mone" init dim=30 "$dir/x" 2> "$dir/err.txt"; then fail "dim=30 with 4 experts accepted"; fi
 grep -q "not divisible" "$dir/err.txt" || fail "dim=30: message: $(cat "$dir/err.txt")"
 if "$mone" info "$dir/missing.safetensors" 2>/dev/null; then fail "missing file accepted"; fi
+
+# Inputs that are not a file of the expected size are refused without reading them to the end.
+if timeout 20 "$mone" run "$dir/m.safetensors" /dev/zero 2> "$dir/err.txt"; then fail "/dev/zero accepted"; fi
+grep -q "holds more than 24576 bytes" "$dir/err.txt" || fail "/dev/zero: message: $(cat "$dir/err.txt")"
+mkfifo "$dir/fifo"
+head -c 100 "$dir/in.raw" > "$dir/fifo" &
+if timeout 20 "$mone" run "$dir/m.safetensors" "$dir/fifo" 2> "$dir/err.txt"; then fail "short FIFO accepted"; fi
+wait
+grep -q "holds 100 bytes, expected 24576" "$dir/err.txt" || fail "FIFO: message: $(cat "$dir/err.txt")"
+if "$mone" run "$dir/m.safetensors" "$dir" 2> "$dir/err.txt"; then fail "a directory accepted"; fi
+grep -q "is a directory" "$dir/err.txt" || fail "directory: message: $(cat "$dir/err.txt")"
+# A NaN pixel (0x7fc00000) is refused, not classified.
+{ printf '\000\000\300\177'; tail -c +5 "$dir/in.raw"; } > "$dir/nan.raw"
+if "$mone" run "$dir/m.safetensors" "$dir/nan.raw" 2> "$dir/err.txt"; then fail "NaN pixel accepted"; fi
+grep -q "1 of 6144 values are NaN or infinite" "$dir/err.txt" || fail "NaN pixel: message: $(cat "$dir/err.txt")"
+# Numbers are decimal: strtod's hexadecimal, inf and nan are refused.
+for b in 0x1 inf nan " 0.5" 0.5x; do
+  if "$mone" run "$dir/m.safetensors" "$dir/in.raw" --budget "$b" 2> "$dir/err.txt"; then fail "--budget '$b' accepted"; fi
+  grep -q "is not a decimal number" "$dir/err.txt" || fail "--budget '$b': message: $(cat "$dir/err.txt")"
+done
+"$mone" run "$dir/m.safetensors" "$dir/in.raw" --budget 5e-1 > /dev/null || fail "--budget 5e-1 refused"
+
+# A model whose weights are finite but overflow the forward pass: no answer, a non-zero exit.
+# Labels with a terminal escape sequence are printed escaped.
+python3 - "$dir/m.safetensors" "$dir/huge.safetensors" "$dir/esc.safetensors" <<'PY'
+import json, struct, sys
+src, huge_path, esc_path = sys.argv[1:4]
+raw = open(src, "rb").read()
+n = struct.unpack("<Q", raw[:8])[0]
+header = json.loads(raw[8:8 + n])
+data = bytearray(raw[8 + n:])
+def write(path, header, data):
+    h = json.dumps(header).encode()
+    open(path, "wb").write(struct.pack("<Q", len(h)) + h + bytes(data))
+begin, end = header["patch_embed.weight"]["data_offsets"]
+huge = bytearray(data)
+huge[begin:end] = struct.pack("<f", 3.4e38) * ((end - begin) // 4)
+write(huge_path, header, huge)
+labels = json.loads(header["__metadata__"]["mone.labels"])
+labels[0] = "\x1b[31mred\x1b[0m"
+header["__metadata__"]["mone.labels"] = json.dumps(labels)
+write(esc_path, header, data)
+PY
+set +e
+"$mone" run "$dir/huge.safetensors" "$dir/in.raw" > "$dir/out.txt" 2> "$dir/err.txt"
+status=$?
+set -e
+[ "$status" -eq 3 ] || fail "huge weights: exit status $status, expected 3"
+grep -q "non-finite logit" "$dir/err.txt" || fail "huge weights: message: $(cat "$dir/err.txt")"
+"$mone" info "$dir/esc.safetensors" > "$dir/info-esc.txt"
+"$mone" run "$dir/esc.safetensors" "$dir/in.raw" --logits > "$dir/run-esc.txt"
+if grep -q "$(printf '\033')" "$dir/info-esc.txt" "$dir/run-esc.txt"; then fail "a label's ESC reached the terminal"; fi
+grep -qF '\x1B[31mred\x1B[0m' "$dir/info-esc.txt" || fail "info: escaped label: $(grep classes "$dir/info-esc.txt")"
+grep -qF '\x1B[31mred\x1B[0m' "$dir/run-esc.txt" || fail "run: escaped label"
+
 "$mone" bench --config tiny --frames 2 --runs 2 --budgets 1,min > "$dir/bench.txt"
 grep -q "sp/ideal" "$dir/bench.txt" || fail "bench table"
 echo "tool: all checks passed"

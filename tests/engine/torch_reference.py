@@ -1,6 +1,6 @@
 """A second MoNE implementation, in PyTorch, written from the documents alone.
 
-Sources: ../shared/docs/mone.md (the method; "the spec" below), docs/model-format.md (the file),
+Sources: docs/mone.md (the method; "the spec" below), docs/model-format.md (the file),
 include/mone/mone.h and `mone run --help` (input layout). Nothing here was taken from src/: the
 point is an independent reading of the spec, so a disagreement with the C engine means one of the
 two (or the spec) is wrong. tests/engine/test-torch-reference.py compares the two.

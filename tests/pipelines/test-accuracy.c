@@ -1,36 +1,31 @@
-/* End-to-end accuracy through an encoded video matches the engine on the same items.
+/* End-to-end accuracy of camera-like scene videos through the element matches the engine on the
+ * same items.
  *
- * Renders ITEMS Fashion-MNIST test items (FRAMES_PER_ITEM frames each) into a VP8/WebM sample
- * video with mone-sample-video, plays it through
- *   filesrc ! decodebin ! videoconvert ! monefilter scale-mode=crop ! fakesink
- * and compares, per budget, the accuracy of the per-item predictions (majority of the item's
- * frames, pipelines/sample-labels.h) with the accuracy of the engine on the same items rendered
- * by the full-frame protocol at the model's input size (mone_render + mone_context_run: exactly
- * what `mone eval` does for the full-frame test set, restricted to these items). The two must be
- * within TOLERANCE_POINTS. What differs between them is the real path a camera or file takes:
- * upscaling to the frame, 4:2:0 colour and VP8 compression, decoding, and the element's own
- * crop and downscale. 1,000 items make one point ten items.
+ * Renders ITEMS Fashion-MNIST test items as scenes (mone-sample-video's default placement: the
+ * scene protocol drawn as a 4:3 camera frame of SCENE_ROWS x SCENE_COLS, enlarged bilinearly to
+ * WIDTH x HEIGHT) into two videos, VP8/WebM and H.264/MP4 (openh264enc), plays each through
+ *   filesrc ! decodebin ! videoconvert ! monefilter ! fakesink
+ * with the element's default properties (stretch), and compares, per codec and budget, the
+ * accuracy of the per-item predictions with that of the engine on the same scene frames stretched
+ * to the model input by area averaging (mone_render_scene_frame + mone_context_run: what the
+ * pipeline would deliver with no codec and an ideal scaler). The two must be within
+ * TOLERANCE_POINTS and agree on MIN_AGREEMENT of the items. What differs between them is the real
+ * path a camera or file takes: enlarging to the frame, 4:2:0 colour and compression, decoding, and
+ * the element's own downscale.
  *
- * Measured (shipped model of 3753f2e, monefilter of 23691cd): video 78.6% vs engine 79.7% at e = 1
- * (-1.1, fails), 76.6% vs 77.0% at e = 0.5; per-item agreement 94%. Almost all the disagreement
- * comes from the element's downscale: with the item drawn at the model's own size agreement is
- * 99.8%, and the VP8 bitrate (1.5 or 30 Mbit/s) changes nothing. GstVideoConverter's automatic
- * taps widen the kernel for a 120->28 reduction, blurring the input compared with the plain
- * bilinear resize the model was trained on; with RESAMPLER_TAPS = 4 in the element the same test
- * gives -0.5 and -0.1 points and 97% agreement.
+ * The model: MONE_TEST_MODEL (the scene model) when the tree has it, else
+ * MONE_TEST_MODEL_FALLBACK (the Fashion-MNIST close-up model, which scores low on scenes but still
+ * shows whether element and engine see the same frames); tests/pipelines/meson.build names both.
  *
- * Measured again (16-epoch shipped model of 7631e29, RESAMPLER_TAPS = 4): e = 1 82.7% vs 82.6%
- * (+0.1), e = 0.5 80.2% vs 81.3% (-1.1), agreement 95-96%; taps 2: -0.3 / -1.5; taps 6: +0.9 / -1.6.
- *
- * Measured again (49-token shipped model of 30 Nov 2026): e = 1 86.2% vs 86.7% (-0.5), e = 0.5
- * 84.9% vs 85.2% (-0.3), agreement 97.3% / 96.9%; the tolerance is back to the issue's 1 point.
- * Self-distilled shipped model (session 3): e = 1 90.0% vs 90.1% (-0.1), e = 0.5 87.3% vs 88.2%
- * (-0.9), agreement 96.9% / 96.4%. 48-epoch shipped model (session 4): e = 1 90.9% vs 91.0% (-0.1),
- * e = 0.5 89.3% vs 89.2% (+0.1), agreement 98.6% / 97.0%. Three-expert shipped model (session 10):
- * e = 1 91.6% vs 91.2% (+0.4), e = 0.5 90.5% vs 90.8% (-0.3), agreement 98.0% / 97.7%.
- *
- * Needs the shipped model (MONE_SHIPPED_MODEL): exits 77 (skipped) when it is not in the tree.
+ * Measured (3 Dec 2026, the fashion-mone fallback, which was trained on close-ups and scores about a
+ * third of scenes): element vs engine +0.67 / +0.53 points through VP8 at e = 1 / 0.5 (33.0% vs
+ * 32.3%, 31.9% vs 31.4%), +0.87 / +0.07 through H.264, per-item agreement 93.0-93.3%: an unsure
+ * model flips on small differences of the frame; the bars are the issue's 1 point and 90%.
+ * Earlier, full-frame close-ups through VP8 (1,000 items, centre crop) agreed with the engine on
+ * 96-99% of items and within 1 point once the element's scaler used fixed 4-tap linear resampling
+ * (GstVideoConverter's automatic taps widen the kernel for a large reduction and blur the input).
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,22 +38,62 @@
 #include "sample-labels.h"
 #include "train/data.h"
 
-#define ITEMS 1000
-#define FRAMES_PER_ITEM 1
-#define SEED "11"
-/* The bar. The per-item agreement guards against two different errors cancelling out. */
+#define ITEMS 1500
+#define SEED 11
+/* A quarter of the demo's 320x240: the same 4:3 scene enlarged less, at a quarter of the decoding
+ * cost. mone-sample-video draws the scene at 64 rows and round(64 * 4 / 3) = 85 columns. */
+#define WIDTH 160
+#define HEIGHT 120
+#define SCENE_ROWS 64
+#define SCENE_COLS 85
+/* The per-item agreement guards against two different errors cancelling out in the accuracy. */
 #define TOLERANCE_POINTS 1.0
-#define MIN_AGREEMENT 0.95
+#define MIN_AGREEMENT 0.90
 
 static const double budgets[] = { 1.0, 0.5 };
 
-/* Per-item predictions of the engine on the full-frame renders of the same test items. */
+typedef struct {
+  const char *name, *extension;
+} Codec;
+
+static const Codec codecs[] = { { "vp8", "webm" }, { "h264", "mp4" } };
+
+/* Area-averaging resize of one plane (sh, sw) -> (dh, dw): every destination pixel is the mean of
+ * the source area it covers, partial pixels weighted by their overlap. */
+static void
+resize_area (const float *src, int sh, int sw, float *dst, int dh, int dw)
+{
+  for (int y = 0; y < dh; y++) {
+    double y0 = (double) y * sh / dh, y1 = (double) (y + 1) * sh / dh;
+
+    for (int x = 0; x < dw; x++) {
+      double x0 = (double) x * sw / dw, x1 = (double) (x + 1) * sw / dw;
+      double sum = 0, area = 0;
+
+      for (int sy = (int) floor (y0); sy < (int) ceil (y1) && sy < sh; sy++) {
+        double wy = MIN (y1, sy + 1.0) - MAX (y0, (double) sy);
+
+        for (int sx = (int) floor (x0); sx < (int) ceil (x1) && sx < sw; sx++) {
+          double w = wy * (MIN (x1, sx + 1.0) - MAX (x0, (double) sx));
+
+          sum += w * src[sy * sw + sx];
+          area += w;
+        }
+      }
+      dst[y * dw + x] = (float) (sum / area);
+    }
+  }
+}
+
+/* The engine's per-item classes on the ideal frames of the same items. */
 static double
 engine_accuracy (MoneModel *model, const MoneImageSet *test_set, const SampleLabels *labels,
     double budget, int *engine_class)
 {
   const MoneConfig *cfg = mone_model_get_config (model);
-  float *input = g_new (float, (gsize) cfg->channels * cfg->height * cfg->width);
+  gsize plane = (gsize) cfg->height * cfg->width;
+  float *scene = g_new (float, SCENE_ROWS * SCENE_COLS);
+  float *input = g_new (float, (gsize) cfg->channels * plane);
   GError *error = NULL;
   MoneContext *ctx = mone_context_new (model, 0, &error);
   int correct = 0;
@@ -67,8 +102,12 @@ engine_accuracy (MoneModel *model, const MoneImageSet *test_set, const SampleLab
   for (int i = 0; i < labels->count; i++) {
     MoneResult result;
 
-    mone_render (test_set, labels->items[i].test_index, MONE_PROTOCOL_FULL_FRAME,
-        g_ascii_strtoull (SEED, NULL, 10), FALSE, cfg->channels, cfg->height, cfg->width, input);
+    mone_render_scene_frame (test_set, labels->items[i].test_index, SEED, SCENE_ROWS, SCENE_COLS,
+        scene, NULL);
+    resize_area (scene, SCENE_ROWS, SCENE_COLS, input, cfg->height, cfg->width);
+    /* a colour model sees the grey scene in every channel, as the element gives it grey video */
+    for (int c = 1; c < cfg->channels; c++)
+      memcpy (input + c * plane, input, sizeof (float) * plane);
     if (!mone_context_run (ctx, input, budget, &result, &error)) {
       fprintf (stderr, "engine: %s\n", error->message);
       exit (1);
@@ -78,29 +117,71 @@ engine_accuracy (MoneModel *model, const MoneImageSet *test_set, const SampleLab
   }
   mone_context_free (ctx);
   g_free (input);
+  g_free (scene);
   return (double) correct / labels->count;
+}
+
+/* The labels CSV must record the items the video shows: distinct test images with their true
+ * labels, one frame each, and the scene's box. */
+static gboolean
+check_labels (const SampleLabels *labels, const MoneImageSet *test_set)
+{
+  guint8 *seen = g_new0 (guint8, test_set->count);
+  gboolean ok = labels->count == ITEMS && labels->frames == ITEMS;
+
+  if (!ok)
+    fprintf (stderr, "labels CSV: %d items, %d frames; expected %d of each\n", labels->count,
+        labels->frames, ITEMS);
+  for (int i = 0; ok && i < labels->count; i++) {
+    const SampleItem *item = &labels->items[i];
+
+    if (item->test_index >= test_set->count || seen[item->test_index]++
+        || item->label != test_set->labels[item->test_index]
+        || strcmp (item->label_name, mone_fashion_mnist_labels[item->label]) != 0
+        || !item->has_box || item->box_h < 0.29 * HEIGHT || item->box_h > 0.96 * HEIGHT) {
+      fprintf (stderr, "labels CSV item %d: test index %d, label %d (%s), box height %.1f: wrong, "
+          "repeated or missing\n", i, item->test_index, item->label, item->label_name, item->box_h);
+      ok = FALSE;
+    }
+  }
+  g_free (seen);
+  return ok;
+}
+
+/* The model the test runs: the first of the environment's candidates that exists. */
+static const char *
+choose_model (void)
+{
+  const char *candidates[] = { g_getenv ("MONE_TEST_MODEL"), g_getenv ("MONE_TEST_MODEL_FALLBACK") };
+
+  for (guint i = 0; i < G_N_ELEMENTS (candidates); i++)
+    if (candidates[i] && g_file_test (candidates[i], G_FILE_TEST_IS_REGULAR))
+      return candidates[i];
+  return NULL;
 }
 
 int
 main (int argc, char **argv)
 {
   const char *tool = g_getenv ("MONE_SAMPLE_VIDEO_TOOL");
-  const char *model_path = g_getenv ("MONE_SHIPPED_MODEL");
+  const char *model_path;
   GError *error = NULL;
-  char *dir, *video, *labels_path, *quoted_video, *quoted_model;
-  SampleLabels labels;
+  char *dir, *quoted_model;
   MoneImageSet test_set = { 0 };
   MoneModel *model;
-  int failures = 0;
-  char items[16], frames[16];
+  int failures = 0, classes;
+  int *engine_class[G_N_ELEMENTS (budgets)];
+  double engine_acc[G_N_ELEMENTS (budgets)];
+  char items[16], seed[16], width[16], height[16];
 
   gst_init (&argc, &argv);
   if (!tool) {
     fprintf (stderr, "MONE_SAMPLE_VIDEO_TOOL is not set (run through meson test)\n");
     return 1;
   }
-  if (!model_path || !g_file_test (model_path, G_FILE_TEST_IS_REGULAR)) {
-    printf ("SKIP: the shipped model %s is not in the tree yet\n", model_path ? model_path : "");
+  if (!(model_path = choose_model ())) {
+    printf ("SKIP: neither %s nor %s is in the tree\n", g_getenv ("MONE_TEST_MODEL"),
+        g_getenv ("MONE_TEST_MODEL_FALLBACK"));
     return 77;
   }
   if (!(model = mone_model_load_file (model_path, &error))
@@ -108,125 +189,117 @@ main (int argc, char **argv)
     fprintf (stderr, "%s\n", error->message);
     return 1;
   }
-
+  classes = mone_model_get_config (model)->classes;
   dir = g_dir_make_tmp ("mone-accuracy-XXXXXX", &error);
   g_assert (dir != NULL);
-  video = g_build_filename (dir, "sample.webm", NULL);
-  labels_path = g_build_filename (dir, "sample.csv", NULL);
+  quoted_model = pipeline_quote (model_path);
   g_snprintf (items, sizeof items, "%d", ITEMS);
-  g_snprintf (frames, sizeof frames, "%d", FRAMES_PER_ITEM);
-  {
-    /* extra arguments go to mone-sample-video (experiments: --bitrate, --width, ...) */
+  g_snprintf (seed, sizeof seed, "%d", SEED);
+  g_snprintf (width, sizeof width, "%d", WIDTH);
+  g_snprintf (height, sizeof height, "%d", HEIGHT);
+
+  printf ("%d scene items x 1 frame, %dx%d, model %s\n", ITEMS, WIDTH, HEIGHT, model_path);
+  printf ("%-6s %-7s %10s %10s %10s %10s\n", "codec", "budget", "element", "engine", "diff", "agree");
+  for (guint c = 0; c < G_N_ELEMENTS (codecs); c++) {
+    char *name = g_strdup_printf ("scenes.%s", codecs[c].extension);
+    char *video = g_build_filename (dir, name, NULL);
+    char *labels_path = g_build_filename (dir, "scenes.csv", NULL);
+    char *quoted_video = pipeline_quote (video);
+    /* extra arguments go to mone-sample-video (experiments: --bitrate, ...) */
     GPtrArray *tool_argv = g_ptr_array_new ();
-    /* 160x120 frames: the item still fills a 120x120 square to be scaled down to the model's
-     * input, at a quarter of the rendering and decoding cost of the demo's 320x240 */
-    const char *fixed[] = { tool, "--output", video, "--items", items, "--frames-per-item",
-      frames, "--seed", SEED, "--width", "160", "--height", "120" };
+    const char *fixed[] = { tool, "--output", video, "--codec", codecs[c].name, "--items", items,
+      "--frames-per-item", "1", "--seed", seed, "--width", width, "--height", height,
+      "--placement", "scene" };
+    SampleLabels labels;
 
     for (guint i = 0; i < G_N_ELEMENTS (fixed); i++)
       g_ptr_array_add (tool_argv, (gpointer) fixed[i]);
     for (int i = 1; i < argc; i++)
       g_ptr_array_add (tool_argv, argv[i]);
     g_ptr_array_add (tool_argv, NULL);
-    if (!run_tool ((const char *const *) tool_argv->pdata, &error) || !sample_labels_load (labels_path, &labels, &error)) {
+    if (!run_tool ((const char *const *) tool_argv->pdata, &error)
+        || !sample_labels_load (labels_path, &labels, &error)) {
       fprintf (stderr, "%s\n", error->message);
       return 1;
     }
     g_ptr_array_free (tool_argv, TRUE);
-  }
-  /* the CSV must record the items the video shows: distinct test images with their true labels */
-  {
-    guint8 *seen = g_new0 (guint8, test_set.count);
-
-    if (labels.count != ITEMS || labels.frames != ITEMS * FRAMES_PER_ITEM) {
-      fprintf (stderr, "labels CSV: %d items, %d frames; expected %d, %d\n", labels.count,
-          labels.frames, ITEMS, ITEMS * FRAMES_PER_ITEM);
+    if (!check_labels (&labels, &test_set))
       return 1;
-    }
-    for (int i = 0; i < labels.count; i++) {
-      const SampleItem *item = &labels.items[i];
 
-      if (item->test_index >= test_set.count || seen[item->test_index]++
-          || item->label != test_set.labels[item->test_index]
-          || strcmp (item->label_name, mone_fashion_mnist_labels[item->label]) != 0) {
-        fprintf (stderr, "labels CSV item %d: test index %d, label %d (%s) is wrong or repeated\n",
-            i, item->test_index, item->label, item->label_name);
+    for (guint b = 0; b < G_N_ELEMENTS (budgets); b++) {
+      char *description = g_strdup_printf ("filesrc location=%s ! decodebin ! videoconvert ! "
+          "monefilter model=%s budget=%g ! fakesink name=sink", quoted_video, quoted_model,
+          budgets[b]);
+      PipelineRun run;
+      int *frame_class = g_new (int, labels.frames), *verdicts = g_new (int, labels.count);
+      float *frame_score = g_new0 (float, labels.frames);
+      double video_acc, diff_points;
+      int agree = 0;
+
+      if (c == 0) {
+        /* the engine's side depends on the items only: the same for both codecs */
+        engine_class[b] = g_new (int, labels.count);
+        engine_acc[b] = engine_accuracy (model, &test_set, &labels, budgets[b], engine_class[b]);
+      }
+      if (!pipeline_run (description, 50, &run, &error) || !run.eos
+          || (int) run.frames->len != labels.frames) {
+        fprintf (stderr, "%s, budget %g: %s (%u of %d frames, eos %d)\n", codecs[c].name,
+            budgets[b], error ? error->message : "incomplete run", run.frames ? run.frames->len : 0,
+            labels.frames, run.eos);
         return 1;
       }
-    }
-    g_free (seen);
-  }
-  quoted_video = pipeline_quote (video);
-  quoted_model = pipeline_quote (model_path);
+      for (int f = 0; f < labels.frames; f++) {
+        const FrameResult *r = &g_array_index (run.frames, FrameResult, f);
 
-  printf ("%d items x %d frames, model %s\n", ITEMS, FRAMES_PER_ITEM, model_path);
-  printf ("%-7s %10s %10s %10s %10s\n", "budget", "video", "engine", "diff", "agree");
-  for (guint b = 0; b < G_N_ELEMENTS (budgets); b++) {
-    char *description = g_strdup_printf ("filesrc location=%s ! decodebin ! videoconvert ! "
-        "monefilter model=%s budget=%g scale-mode=crop ! fakesink name=sink", quoted_video,
-        quoted_model, budgets[b]);
-    PipelineRun run;
-    int *frame_class = g_new (int, labels.frames), *verdicts = g_new (int, labels.count);
-    int *engine_class = g_new (int, labels.count);
-    float *frame_score = g_new0 (float, labels.frames);
-    double video_acc, direct_acc, diff_points;
-    int agree = 0;
-
-    if (!pipeline_run (description, 50, &run, &error) || !run.eos
-        || (int) run.frames->len != labels.frames) {
-      fprintf (stderr, "budget %g: %s (%u of %d frames, eos %d)\n", budgets[b],
-          error ? error->message : "incomplete run", run.frames ? run.frames->len : 0,
-          labels.frames, run.eos);
-      return 1;
-    }
-    for (int f = 0; f < labels.frames; f++) {
-      const FrameResult *r = &g_array_index (run.frames, FrameResult, f);
-
-      if (!r->has_meta) {
-        fprintf (stderr, "budget %g: frame %d has no meta\n", budgets[b], f);
-        return 1;
+        if (!r->has_meta) {
+          fprintf (stderr, "%s, budget %g: frame %d has no meta\n", codecs[c].name, budgets[b], f);
+          return 1;
+        }
+        frame_class[f] = r->top_class;
+        frame_score[f] = r->top_score;
       }
-      frame_class[f] = r->top_class;
-      frame_score[f] = r->top_score;
+      for (int i = 0; i < labels.count; i++) {
+        verdicts[i] = sample_item_verdict (&labels.items[i], frame_class, frame_score,
+            labels.frames, classes);
+        agree += verdicts[i] == engine_class[b][i];
+      }
+      video_acc = sample_labels_accuracy (&labels, verdicts);
+      diff_points = 100.0 * (video_acc - engine_acc[b]);
+      printf ("%-6s %-7g %9.2f%% %9.2f%% %+9.2f %9.1f%%\n", codecs[c].name, budgets[b],
+          100.0 * video_acc, 100.0 * engine_acc[b], diff_points, 100.0 * agree / labels.count);
+      fflush (stdout);
+      if ((double) agree / labels.count < MIN_AGREEMENT) {
+        fprintf (stderr, "FAIL: %s, budget %g: element and engine agree on %.1f%% of items, below "
+            "%.0f%%\n", codecs[c].name, budgets[b], 100.0 * agree / labels.count,
+            100.0 * MIN_AGREEMENT);
+        failures++;
+      }
+      if (fabs (diff_points) > TOLERANCE_POINTS) {
+        fprintf (stderr, "FAIL: %s, budget %g: accuracy through the element %.2f%% is %+.2f points "
+            "from the engine's %.2f%% (tolerance %.1f)\n", codecs[c].name, budgets[b],
+            100.0 * video_acc, diff_points, 100.0 * engine_acc[b], TOLERANCE_POINTS);
+        failures++;
+      }
+      pipeline_run_clear (&run);
+      g_free (description);
+      g_free (frame_class);
+      g_free (frame_score);
+      g_free (verdicts);
     }
-    for (int i = 0; i < labels.count; i++)
-      verdicts[i] = sample_item_verdict (&labels.items[i], frame_class, frame_score,
-          labels.frames, mone_model_get_config (model)->classes);
-    video_acc = sample_labels_accuracy (&labels, verdicts);
-    direct_acc = engine_accuracy (model, &test_set, &labels, budgets[b], engine_class);
-    for (int i = 0; i < labels.count; i++)
-      agree += verdicts[i] == engine_class[i];
-    diff_points = 100.0 * (video_acc - direct_acc);
-    printf ("%-7g %9.2f%% %9.2f%% %+9.2f %9.1f%%\n", budgets[b], 100.0 * video_acc,
-        100.0 * direct_acc, diff_points, 100.0 * agree / labels.count);
-    if ((double) agree / labels.count < MIN_AGREEMENT) {
-      fprintf (stderr, "FAIL: budget %g: video and engine agree on %.1f%% of items, below %.0f%%\n",
-          budgets[b], 100.0 * agree / labels.count, 100.0 * MIN_AGREEMENT);
-      failures++;
-    }
-    if (diff_points > TOLERANCE_POINTS || diff_points < -TOLERANCE_POINTS) {
-      fprintf (stderr, "FAIL: budget %g: accuracy through the video %.2f%% is %.2f points from "
-          "the engine's %.2f%% (tolerance %.1f)\n", budgets[b], 100.0 * video_acc, diff_points,
-          100.0 * direct_acc, TOLERANCE_POINTS);
-      failures++;
-    }
-    pipeline_run_clear (&run);
-    g_free (description);
-    g_free (frame_class);
-    g_free (frame_score);
-    g_free (verdicts);
-    g_free (engine_class);
+    g_unlink (video);
+    g_unlink (labels_path);
+    sample_labels_clear (&labels);
+    g_free (name);
+    g_free (video);
+    g_free (labels_path);
+    g_free (quoted_video);
   }
 
-  g_unlink (video);
-  g_unlink (labels_path);
+  for (guint b = 0; b < G_N_ELEMENTS (budgets); b++)
+    g_free (engine_class[b]);
   g_rmdir (dir);
-  g_free (video);
-  g_free (labels_path);
   g_free (dir);
-  g_free (quoted_video);
   g_free (quoted_model);
-  sample_labels_clear (&labels);
   mone_image_set_clear (&test_set);
   mone_model_unref (model);
   return failures ? 1 : 0;

@@ -39,6 +39,14 @@ bash "$file_sh" -b .5 -i 2 "$work/v.webm" >"$work/out" 2>&1 || fail "file.sh -b 
 
 model="$repo/models/fashion-mone.safetensors"
 expect_refusal 2 "--overlay-budget 2 is not in (0, 1]" "$demo" --video "$work/v.webm" --model "$model" --overlay-budget 2
+expect_refusal 2 "--repeat 0 is not in 1..100" "$demo" --video "$work/v.webm" --model "$model" --repeat 0
+expect_refusal 2 "--scale-mode 'fit' is not stretch, letterbox or crop" "$demo" --video "$work/v.webm" --model "$model" --scale-mode fit
+# A run prints the FLOPs saved and, beside them, the time saved in the element and the pipeline.
+"$demo" --video "$work/v.webm" --model "$model" --budgets 1,0.5 --repeat 2 --no-items >"$work/out" 2>&1 ||
+  fail "mone-demo: $(cat "$work/out")"
+grep -q "FLOPs saved | element ms time saved | pipeline ms time saved" "$work/out" ||
+  fail "mone-demo summary header: $(cat "$work/out")"
+[ "$(grep -cE '^(1|0\.5) ' "$work/out")" -eq 2 ] || fail "mone-demo: expected two budget rows: $(cat "$work/out")"
 # Labels for 6 items against a video of 4: refused, not scored.
 "$sample_tool" --output "$work/long.webm" --items 6 --frames-per-item 2 --width 64 --height 48 >/dev/null
 cp "$work/long.csv" "$work/v.csv"

@@ -310,6 +310,23 @@ main (int argc, char **argv)
     const char *eval_csv[] = { "eval", model10_path, "--data", split_dir, "--csv", "/nonexistent/dir/eval.csv", NULL };
     expect_tool_error ("mone eval, CSV folder missing (before evaluating)", tool, eval_csv,
         "cannot write the CSV to '/nonexistent/dir/eval.csv'");
+    /* Finite weights that overflow the forward pass: no answer, an error, not a low accuracy. */
+    {
+      GError *error = NULL;
+      MoneTrainModel *huge = mone_train_model_new (&c10, &error);
+      g_assert_no_error (error);
+      mone_train_model_init (huge, 1);
+      for (size_t i = 0; i < (size_t) c10.dim * c10.channels * c10.patch * c10.patch; i++)
+        huge->t.patch_embed_weight[i] = 3.4e38f;
+      char *huge_path = tmp_path ("huge.safetensors");
+      mone_train_model_write (huge, huge_path, mone_fashion_mnist_labels, &error);
+      g_assert_no_error (error);
+      mone_train_model_free (huge);
+      const char *eval_huge[] = { "eval", huge_path, "--data", split_dir, "-n", "3", "-b", "1", "--no-random", NULL };
+      expect_tool_error ("mone eval, weights that overflow", tool, eval_huge, "non-finite logits on 3 of 3 images");
+      g_unlink (huge_path);
+      g_free (huge_path);
+    }
     /* The default budget list starts at the model's own minimum: 0.25 for three experts, 1 for one. */
     for (int experts = 3; experts >= 1; experts -= 2) {
       MoneConfig c_experts = c10;

@@ -11,7 +11,9 @@
  *  - the three largest single coordinates.
  * Bound: |fd - analytic| <= REL_TOL * max(|fd|, |analytic|) + ABS_TOL. A tensor whose perturbation
  * changes the routing decisions (the loss is only piecewise smooth) is re-checked with a smaller step.
- * The last case replaces the labels by soft targets (the self-distillation loss). */
+ * One case replaces the labels by soft targets (the self-distillation loss); the last adds the
+ * router's supervision by the item's cover (mone_pass_router_target_backward), with one image
+ * without targets. */
 #include "trainer.h"
 
 #include <math.h>
@@ -51,6 +53,8 @@ typedef struct {
   const float *input;
   const guint8 *labels;
   const float *soft_targets; /* (batch, K) instead of labels, or NULL */
+  const float *router_target; /* (batch, N) item cover, NaN: none; NULL: no router supervision */
+  float router_weight;
   int batch;
   double budget;
   uint8_t *experts_ref; /* routing of the unperturbed forward */
@@ -61,9 +65,20 @@ typedef struct {
 static double
 problem_forward (Problem *p, const float *input)
 {
-  return p->soft_targets
+  double loss = p->soft_targets
       ? mone_pass_forward_distill (p->pass, p->model, input, p->soft_targets, p->batch, p->budget)
       : mone_pass_forward (p->pass, p->model, input, p->labels, p->batch, p->budget, MONE_ROUTING_EPR, 0, 0.1f);
+  if (p->router_target) {
+    /* Binary cross-entropy of the widest expert's router probability, mean over each image's tokens. */
+    const MoneConfig *c = &p->model->config;
+    const float *probs = mone_pass_router_probs (p->pass);
+    for (int r = 0; r < p->batch * c->tokens; r++) {
+      const double y = p->router_target[r], q = probs[(size_t) r * c->experts + c->experts - 1];
+      if (!isnan (y))
+        loss += p->router_weight * -(y * log (q) + (1 - y) * log (1 - q)) / c->tokens;
+    }
+  }
+  return loss;
 }
 
 /* Loss in double from the float forward; also reports whether routing matches the reference. */
@@ -179,8 +194,13 @@ main (void)
     input[i] = (float) mone_train_rng_uniform (&rng);
   guint8 labels[3] = { 1, 4, 0 };
   MonePass *pass = mone_pass_new (&model->config, B);
-  const double budgets[] = { 0.3, 0.6, 1.0, 0.45 };
-  const gboolean use_soft_targets[] = { FALSE, FALSE, FALSE, TRUE };
+  const double budgets[] = { 0.3, 0.6, 1.0, 0.45, 0.5 };
+  const gboolean use_soft_targets[] = { FALSE, FALSE, FALSE, TRUE, FALSE };
+  const gboolean use_router_target[] = { FALSE, FALSE, FALSE, FALSE, TRUE };
+  const int N = model->config.tokens;
+  float *router_target = g_new (float, (size_t) B * N);
+  for (int r = 0; r < B * N; r++)
+    router_target[r] = r < N ? NAN : (float) mone_train_rng_uniform (&rng);
   float *soft_targets = g_new (float, (size_t) B * c.classes);
   for (int b = 0; b < B; b++) {
     double sum = 0;
@@ -204,16 +224,20 @@ main (void)
     model->t.alpha[0] = 0.7f;
 
     Problem p = { .model = model, .pass = pass, .input = input, .labels = labels, .batch = B, .budget = budgets[b],
-      .soft_targets = use_soft_targets[b] ? soft_targets : NULL };
+      .soft_targets = use_soft_targets[b] ? soft_targets : NULL,
+      .router_target = use_router_target[b] ? router_target : NULL, .router_weight = 0.8f };
     p.n_tokens = B * model->config.tokens;
     problem_forward (&p, input);
     p.experts_ref = g_memdup2 (mone_pass_experts (pass), p.n_tokens);
     memset (grads, 0, sizeof (float) * model->n_params);
     mone_pass_backward (pass, model, 1.0f, grads, dinput);
+    if (p.router_target)
+      mone_pass_router_target_backward (pass, model, p.router_target, p.router_weight, grads);
     int hist[MONE_MAX_EXPERTS] = { 0 };
     for (int i = 0; i < p.n_tokens; i++)
       hist[p.experts_ref[i]]++;
-    printf ("budget %.2f%s: tokens per expert %d %d %d %d\n", budgets[b], p.soft_targets ? " (soft targets)" : "",
+    printf ("budget %.2f%s%s: tokens per expert %d %d %d %d\n", budgets[b], p.soft_targets ? " (soft targets)" : "",
+        p.router_target ? " (router supervised)" : "",
         hist[0], hist[1], hist[2], hist[3]);
 
     for (int i = 0; i < model->n_specs; i++) {
@@ -223,11 +247,14 @@ main (void)
       check_array (&p, what, model->params + model->offsets[i], gcopy, (size_t) model->specs[i].numel, input, &rng);
       g_free (gcopy);
     }
-    float *gin = g_memdup2 (dinput, sizeof (float) * B * frame);
-    float *x = g_memdup2 (input, sizeof (float) * B * frame);
-    check_array (&p, "input pixels", x, gin, B * frame, x, &rng);
-    g_free (gin);
-    g_free (x);
+    /* The router's supervision stops at the embeddings (it is a training signal, not a pixel loss). */
+    if (!p.router_target) {
+      float *gin = g_memdup2 (dinput, sizeof (float) * B * frame);
+      float *x = g_memdup2 (input, sizeof (float) * B * frame);
+      check_array (&p, "input pixels", x, gin, B * frame, x, &rng);
+      g_free (gin);
+      g_free (x);
+    }
     g_free (p.experts_ref);
   }
   printf ("%d checks, %d failures, %d skipped because routing changed (bound |fd - analytic| <= %.0e * max + %.0e)\n",
@@ -236,6 +263,7 @@ main (void)
   if (skipped * 20 > checks)
     failures++;
   g_free (soft_targets);
+  g_free (router_target);
   g_free (grads);
   g_free (dinput);
   g_free (input);

@@ -444,7 +444,7 @@ check_tool_options (const char *tool)
   expect_tool_error ("mone train --images with --data", tool, both, "give one of the two");
   const char *in_frame[] = { "train", "--images", shapes, "--in-frame-fraction", "0.3", "-o", out, NULL };
   expect_tool_error ("mone train --images with in-frame samples", tool, in_frame,
-      "--in-frame-fraction 0.3: an image folder trains full-frame only");
+      "--in-frame-fraction 0.3: an image folder has no in-frame samples");
 
   char *model = write_shapes_model ("shapes.safetensors", fixture_shape_classes);
   const char *other_labels[] = { "Square", "circle", "star" };
@@ -453,7 +453,7 @@ check_tool_options (const char *tool)
   expect_tool_error ("mone eval --images --split test", tool, split_test,
       "--split must be 'all', 'train' or 'val' for an image folder, not 'test'");
   const char *maps[] = { "eval", model, "--images", shapes, "--maps", out, NULL };
-  expect_tool_error ("mone eval --images --maps", tool, maps, "--maps draws Fashion-MNIST's two protocols only");
+  expect_tool_error ("mone eval --images --maps", tool, maps, "--maps draws Fashion-MNIST's protocols only");
   const char *old_count[] = { "eval", model, "--images", "500", NULL };
   expect_tool_error ("mone eval --images N (the old count option)", tool, old_count,
       "--images names an image folder; the number of images to evaluate is -n/--count");

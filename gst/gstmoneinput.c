@@ -1,0 +1,354 @@
+/* gst-mone: monefilter's input preparation.
+ *
+ * A frame reaches the model in two steps. GstVideoConverter scales and converts it, once, to the
+ * model's pixel format at the model's size (GRAY8 or RGB bytes), placing it per scale-mode; then
+ * the bytes become floats in [0, 1], planar, in the newest slot of the frame window. Both steps are
+ * chosen in gst_mone_input_set_format() for the negotiated format, so a frame takes its path
+ * without deciding anything.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include "gstmoneinput.h"
+
+#include <string.h>
+
+/* Frames smaller than this in either direction are converted from a copy (see set_format). */
+#define TINY_FRAME_SIZE 8
+
+typedef gboolean (*GstMoneInputConvertFunc) (GstMoneInput * input, GstVideoFrame * frame,
+    GstVideoFrame * model_frame);
+typedef void (*GstMoneInputUnpackFunc) (const GstVideoFrame * model_frame, gint width,
+    gint height, float *dest);
+
+struct _GstMoneInput
+{
+  gint width, height, channels, frames;        /* the model input: (T, C, H, W) */
+  guint threads;
+  float *window;                /* (T, C, H, W), oldest frame first */
+  guint filled;                 /* frames pushed since the last reset, at most T */
+
+  /* From set_format. */
+  GstVideoInfo in_info;         /* the caps' frames, with their default strides */
+  GstVideoInfo model_info;      /* GRAY8 or RGB at the model size */
+  GstBuffer *model_buffer;      /* one converted frame */
+  GstVideoConverter *converter;
+  GstMoneFilterScaleMode scale_mode;
+  GstMoneInputGeometry geometry;
+  GstBuffer *tiny_copy;         /* tiny frames are converted from this copy */
+  GstMoneInputConvertFunc convert;
+  GstMoneInputUnpackFunc unpack;
+};
+
+const gchar *
+gst_mone_scale_mode_nick (GstMoneFilterScaleMode mode)
+{
+  switch (mode) {
+    case GST_MONE_FILTER_SCALE_MODE_LETTERBOX:
+      return "letterbox";
+    case GST_MONE_FILTER_SCALE_MODE_CROP:
+      return "crop";
+    default:
+      return "stretch";
+  }
+}
+
+void
+gst_mone_input_fit (gint in_w, gint in_h, gint par_n, gint par_d, gint out_w, gint out_h,
+    GstMoneFilterScaleMode mode, GstMoneInputGeometry * g)
+{
+  /* Display aspect of the frame and of the model input. */
+  gdouble in_aspect = (gdouble) in_w * MAX (par_n, 1) / ((gdouble) in_h * MAX (par_d, 1));
+  gdouble out_aspect = (gdouble) out_w / out_h;
+
+  g->src_x = g->src_y = g->dest_x = g->dest_y = 0;
+  g->src_width = in_w;
+  g->src_height = in_h;
+  g->dest_width = out_w;
+  g->dest_height = out_h;
+  if (mode == GST_MONE_FILTER_SCALE_MODE_LETTERBOX) {
+    if (in_aspect > out_aspect)
+      g->dest_height = CLAMP ((gint) (out_w / in_aspect + 0.5), 1, out_h);
+    else
+      g->dest_width = CLAMP ((gint) (out_h * in_aspect + 0.5), 1, out_w);
+    g->dest_x = (out_w - g->dest_width) / 2;
+    g->dest_y = (out_h - g->dest_height) / 2;
+  } else if (mode == GST_MONE_FILTER_SCALE_MODE_CROP) {
+    if (in_aspect > out_aspect)
+      g->src_width = CLAMP ((gint) (in_w * out_aspect / in_aspect + 0.5), 1, in_w);
+    else
+      g->src_height = CLAMP ((gint) (in_h * in_aspect / out_aspect + 0.5), 1, in_h);
+    g->src_x = (in_w - g->src_width) / 2;
+    g->src_y = (in_h - g->src_height) / 2;
+  }
+}
+
+GstMoneInput *
+gst_mone_input_new (const MoneConfig * config, guint threads)
+{
+  GstMoneInput *input = g_new0 (GstMoneInput, 1);
+
+  input->width = config->width;
+  input->height = config->height;
+  input->channels = config->channels;
+  input->frames = config->frames;
+  input->threads = MAX (threads, 1);
+  input->window = g_new0 (float, (gsize) config->frames * config->channels * config->height *
+      config->width);
+  return input;
+}
+
+void
+gst_mone_input_free (GstMoneInput * input)
+{
+  if (!input)
+    return;
+  g_clear_pointer (&input->converter, gst_video_converter_free);
+  gst_clear_buffer (&input->model_buffer);
+  gst_clear_buffer (&input->tiny_copy);
+  g_free (input->window);
+  g_free (input);
+}
+
+/* ---- Bytes of the converted frame to floats ---- */
+
+/* Full range: v / 255. */
+static void
+unpack_grey (const GstVideoFrame * model_frame, gint w, gint h, float *dest)
+{
+  const guint8 *pixels = GST_VIDEO_FRAME_PLANE_DATA (model_frame, 0);
+  const gint stride = GST_VIDEO_FRAME_PLANE_STRIDE (model_frame, 0);
+
+  for (gint y = 0; y < h; y++) {
+    const guint8 *row = pixels + (gsize) y * stride;
+    for (gint x = 0; x < w; x++)
+      dest[(gsize) y * w + x] = row[x] * (1.0f / 255.0f);
+  }
+}
+
+/* Limited-range luma (black 16, white 235): (v - 16) / 219, clamped to [0, 1]. */
+static void
+unpack_grey_limited (const GstVideoFrame * model_frame, gint w, gint h, float *dest)
+{
+  const guint8 *pixels = GST_VIDEO_FRAME_PLANE_DATA (model_frame, 0);
+  const gint stride = GST_VIDEO_FRAME_PLANE_STRIDE (model_frame, 0);
+
+  for (gint y = 0; y < h; y++) {
+    const guint8 *row = pixels + (gsize) y * stride;
+    for (gint x = 0; x < w; x++)
+      dest[(gsize) y * w + x] = CLAMP ((row[x] - 16.0f) * (1.0f / 219.0f), 0.0f, 1.0f);
+  }
+}
+
+/* Packed RGB bytes to planar (3, H, W) floats, v / 255. */
+static void
+unpack_rgb (const GstVideoFrame * model_frame, gint w, gint h, float *dest)
+{
+  const guint8 *pixels = GST_VIDEO_FRAME_PLANE_DATA (model_frame, 0);
+  const gint stride = GST_VIDEO_FRAME_PLANE_STRIDE (model_frame, 0);
+
+  for (gint y = 0; y < h; y++) {
+    const guint8 *row = pixels + (gsize) y * stride;
+    for (gint x = 0; x < w; x++)
+      for (gint ch = 0; ch < 3; ch++)
+        dest[((gsize) ch * h + y) * w + x] = row[x * 3 + ch] * (1.0f / 255.0f);
+  }
+}
+
+/* ---- Frames to the model's pixel format ---- */
+
+static gboolean
+convert_direct (GstMoneInput * input, GstVideoFrame * frame, GstVideoFrame * model_frame)
+{
+  gst_video_converter_frame (input->converter, frame, model_frame);
+  return TRUE;
+}
+
+static gboolean
+convert_from_copy (GstMoneInput * input, GstVideoFrame * frame, GstVideoFrame * model_frame)
+{
+  GstVideoFrame copy;
+
+  /* Mapped with the caps' default strides (what tiny_copy was sized for), not the upstream
+   * buffer's own, which a GstVideoMeta may make far larger; the copy handles the difference. */
+  if (!gst_video_frame_map (&copy, &input->in_info, input->tiny_copy, GST_MAP_WRITE))
+    return FALSE;
+  gst_video_frame_copy (&copy, frame);
+  gst_video_converter_frame (input->converter, &copy, model_frame);
+  gst_video_frame_unmap (&copy);
+  return TRUE;
+}
+
+/* ---- Negotiation ---- */
+
+static GstVideoConverter *
+new_converter (const GstVideoInfo * in_info, const GstVideoInfo * model_info,
+    const GstMoneInputGeometry * g, guint threads)
+{
+  GstStructure *options = gst_structure_new ("GstVideoConverter",
+      GST_VIDEO_CONVERTER_OPT_SRC_X, G_TYPE_INT, g->src_x,
+      GST_VIDEO_CONVERTER_OPT_SRC_Y, G_TYPE_INT, g->src_y,
+      GST_VIDEO_CONVERTER_OPT_SRC_WIDTH, G_TYPE_INT, g->src_width,
+      GST_VIDEO_CONVERTER_OPT_SRC_HEIGHT, G_TYPE_INT, g->src_height,
+      GST_VIDEO_CONVERTER_OPT_DEST_X, G_TYPE_INT, g->dest_x,
+      GST_VIDEO_CONVERTER_OPT_DEST_Y, G_TYPE_INT, g->dest_y,
+      GST_VIDEO_CONVERTER_OPT_DEST_WIDTH, G_TYPE_INT, g->dest_width,
+      GST_VIDEO_CONVERTER_OPT_DEST_HEIGHT, G_TYPE_INT, g->dest_height,
+      GST_VIDEO_CONVERTER_OPT_FILL_BORDER, G_TYPE_BOOLEAN, TRUE,
+      GST_VIDEO_CONVERTER_OPT_BORDER_ARGB, G_TYPE_UINT, 0xff000000u,
+      GST_VIDEO_CONVERTER_OPT_DITHER_METHOD, GST_TYPE_VIDEO_DITHER_METHOD,
+      GST_VIDEO_DITHER_NONE,
+      /* Bilinear (widened for downscaling) costs ~2/3 of the default cubic and is all a
+       * classifier needs: 640x480 I420 -> 224x224 RGB takes ~2 ms on one core. */
+      GST_VIDEO_CONVERTER_OPT_RESAMPLER_METHOD, GST_TYPE_VIDEO_RESAMPLER_METHOD,
+      GST_VIDEO_RESAMPLER_METHOD_LINEAR,
+      /* Fixed taps: the default widens the filter with the scale factor and blurs a large
+       * downscale far beyond the plain resize the models are trained on (cost 2 points of
+       * end-to-end accuracy, tests/pipelines/test-accuracy.c), and is 10x slower. */
+      GST_VIDEO_CONVERTER_OPT_RESAMPLER_TAPS, G_TYPE_UINT, 4,
+      GST_VIDEO_CONVERTER_OPT_CHROMA_RESAMPLER_METHOD, GST_TYPE_VIDEO_RESAMPLER_METHOD,
+      GST_VIDEO_RESAMPLER_METHOD_LINEAR,
+      GST_VIDEO_CONVERTER_OPT_THREADS, G_TYPE_UINT, threads, NULL);
+
+  return gst_video_converter_new ((GstVideoInfo *) in_info, (GstVideoInfo *) model_info,
+      options);
+}
+
+gboolean
+gst_mone_input_set_scale_mode (GstMoneInput * input, GstMoneFilterScaleMode mode)
+{
+  const GstVideoInfo *in_info = &input->in_info;
+  GstMoneInputGeometry geometry;
+  GstVideoConverter *converter;
+
+  if (input->converter && mode == input->scale_mode)
+    return TRUE;
+  gst_mone_input_fit (GST_VIDEO_INFO_WIDTH (in_info), GST_VIDEO_INFO_HEIGHT (in_info),
+      GST_VIDEO_INFO_PAR_N (in_info), GST_VIDEO_INFO_PAR_D (in_info), input->width,
+      input->height, mode, &geometry);
+  converter = new_converter (in_info, &input->model_info, &geometry, input->threads);
+  if (!converter)
+    return FALSE;
+  g_clear_pointer (&input->converter, gst_video_converter_free);
+  input->converter = converter;
+  input->scale_mode = mode;
+  input->geometry = geometry;
+  return TRUE;
+}
+
+gboolean
+gst_mone_input_set_format (GstMoneInput * input, const GstVideoInfo * in_info,
+    GstMoneFilterScaleMode mode)
+{
+  gboolean limited_range = FALSE, tiny;
+
+  input->in_info = *in_info;
+  gst_video_info_set_format (&input->model_info,
+      input->channels == 1 ? GST_VIDEO_FORMAT_GRAY8 : GST_VIDEO_FORMAT_RGB, input->width,
+      input->height);
+  /* Grey models from YUV: the converter copies Y into GRAY8 (GStreamer 1.22 does so even when
+   * told the ranges differ), so the model input is declared in the source's range, making that
+   * copy exact by definition, and limited range (16-235, what decoders and cameras deliver) is
+   * expanded when the bytes become floats. Without it the shipped grey model loses 3 points on the
+   * sample video (the four-expert one shipped before it 10). (Converting through RGB also expands
+   * it, but cost 13% of the element's frame rate on the four-expert model:
+   * bench/element-vs-engine.sh.) */
+  if (input->channels == 1 && GST_VIDEO_INFO_IS_YUV (in_info)) {
+    input->model_info.colorimetry.range = in_info->colorimetry.range;
+    limited_range = in_info->colorimetry.range == GST_VIDEO_COLOR_RANGE_16_235;
+  }
+  /* GstVideoConverter converts pictures, not timing: it wants both sides to agree on these. */
+  GST_VIDEO_INFO_FPS_N (&input->model_info) = GST_VIDEO_INFO_FPS_N (in_info);
+  GST_VIDEO_INFO_FPS_D (&input->model_info) = GST_VIDEO_INFO_FPS_D (in_info);
+  GST_VIDEO_INFO_INTERLACE_MODE (&input->model_info) = GST_VIDEO_INFO_INTERLACE_MODE (in_info);
+  gst_clear_buffer (&input->model_buffer);
+  input->model_buffer = gst_buffer_new_allocate (NULL, GST_VIDEO_INFO_SIZE (&input->model_info),
+      NULL);
+  g_clear_pointer (&input->converter, gst_video_converter_free);
+  if (!gst_mone_input_set_scale_mode (input, mode))
+    return FALSE;
+
+  /* GStreamer 1.22's converter keeps pointers to source lines between frames for some tiny
+   * frames (ARGB 1x3, found with valgrind): frames that small are converted from a copy that
+   * stays at one address. */
+  tiny = GST_VIDEO_INFO_WIDTH (in_info) < TINY_FRAME_SIZE
+      || GST_VIDEO_INFO_HEIGHT (in_info) < TINY_FRAME_SIZE;
+  gst_clear_buffer (&input->tiny_copy);
+  if (tiny) {
+    /* Zeroed: the converter also reads the row padding of such frames. */
+    input->tiny_copy = gst_buffer_new_allocate (NULL, GST_VIDEO_INFO_SIZE (in_info), NULL);
+    gst_buffer_memset (input->tiny_copy, 0, 0, GST_VIDEO_INFO_SIZE (in_info));
+  }
+  input->convert = tiny ? convert_from_copy : convert_direct;
+  input->unpack = input->channels == 3 ? unpack_rgb
+      : limited_range ? unpack_grey_limited : unpack_grey;
+  gst_mone_input_reset (input);
+  return TRUE;
+}
+
+GstMoneFilterScaleMode
+gst_mone_input_get_scale_mode (const GstMoneInput * input)
+{
+  return input->scale_mode;
+}
+
+const GstMoneInputGeometry *
+gst_mone_input_get_geometry (const GstMoneInput * input)
+{
+  return &input->geometry;
+}
+
+const GstVideoInfo *
+gst_mone_input_get_video_info (const GstMoneInput * input)
+{
+  return &input->in_info;
+}
+
+/* ---- Frames ---- */
+
+gboolean
+gst_mone_input_push (GstMoneInput * input, GstVideoFrame * frame)
+{
+  const gsize slot = (gsize) input->channels * input->height * input->width;
+  GstVideoFrame model_frame;
+  float *newest = input->window + slot * (input->frames - 1);
+
+  if (!gst_video_frame_map (&model_frame, &input->model_info, input->model_buffer,
+          GST_MAP_WRITE))
+    return FALSE;
+  if (!input->convert (input, frame, &model_frame)) {
+    gst_video_frame_unmap (&model_frame);
+    return FALSE;
+  }
+  if (input->frames > 1 && input->filled > 0)
+    memmove (input->window, input->window + slot, slot * (input->frames - 1) * sizeof (float));
+  input->unpack (&model_frame, input->width, input->height, newest);
+  gst_video_frame_unmap (&model_frame);
+
+  if (input->filled == 0)
+    for (gint t = 0; t < input->frames - 1; t++)
+      memcpy (input->window + slot * t, newest, slot * sizeof (float));
+  input->filled = MIN (input->filled + 1, (guint) input->frames);
+  return TRUE;
+}
+
+const float *
+gst_mone_input_get_window (const GstMoneInput * input)
+{
+  return input->window;
+}
+
+guint
+gst_mone_input_get_filled (const GstMoneInput * input)
+{
+  return input->filled;
+}
+
+void
+gst_mone_input_reset (GstMoneInput * input)
+{
+  input->filled = 0;
+}

@@ -1,0 +1,160 @@
+/* gst-mone: monefilter's results, as the GstStructure its meta and its messages carry.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include "gstmoneresult.h"
+
+#include <mone/gstmonemeta.h>
+
+#if HAVE_GST_ANALYTICS
+#include <gst/analytics/analytics.h>
+#endif
+
+/* Indices of the k largest probabilities, best first (ties: lower index first); `out` holds k. */
+static guint
+select_top_k (const float *probs, gint classes, guint k, gint * out)
+{
+  guint n = 0;
+
+  k = MIN (k, (guint) classes);
+  for (gint c = 0; c < classes; c++) {
+    guint i;
+
+    if (n == k && probs[c] <= probs[out[n - 1]])
+      continue;
+    i = n < k ? n++ : n - 1;
+    while (i > 0 && probs[c] > probs[out[i - 1]]) {
+      out[i] = out[i - 1];
+      i--;
+    }
+    out[i] = c;
+  }
+  return n;
+}
+
+/* Where in the frame the model looked, and at which window. */
+static void
+set_input_fields (MoneClassification * c, const GstMoneInput * input)
+{
+  const GstMoneInputGeometry *g = gst_mone_input_get_geometry (input);
+
+  c->scale_mode = gst_mone_scale_mode_nick (gst_mone_input_get_scale_mode (input));
+  c->content_x = g->src_x;
+  c->content_y = g->src_y;
+  c->content_width = g->src_width;
+  c->content_height = g->src_height;
+  c->model_x = g->dest_x;
+  c->model_y = g->dest_y;
+  c->model_width = g->dest_width;
+  c->model_height = g->dest_height;
+}
+
+GstStructure *
+gst_mone_result_new (MoneModel * model, const MoneResult * result, const GstMoneInput * input,
+    const GstMoneResultInfo * info)
+{
+  const MoneConfig *config = mone_model_get_config (model);
+  const GstVideoInfo *in_info = gst_mone_input_get_video_info (input);
+  gint top[GST_MONE_META_MAX_TOP_K];
+  MoneClassification c;
+  GstStructure *s;
+
+  gst_mone_classification_init (&c);
+  c.frame = c.result_frame = info->frame;
+  /* Non-finite logits are no answer: no class, no label, no scores (valid=false below). */
+  c.top_class = result->finite ? result->top_class : -1;
+  c.label = result->finite ? mone_model_get_label (model, result->top_class) : "";
+  c.top_score = result->finite ? result->probs[result->top_class] : 0.0;
+  c.top_k = result->finite ? select_top_k (result->probs, config->classes,
+      MIN (info->top_k, GST_MONE_META_MAX_TOP_K), top) : 0;
+  for (guint i = 0; i < c.top_k; i++) {
+    c.top_classes[i] = top[i];
+    c.top_labels[i] = mone_model_get_label (model, top[i]);
+    c.top_scores[i] = result->probs[top[i]];
+  }
+  c.budget_auto = info->budget_auto;
+  c.budget_requested = info->budget_requested;
+  c.budget_used = result->budget_used;
+  c.gflops = result->flops * 1e-9;
+  c.latency_ns = info->latency_ns;
+  c.latency_ms = info->latency_ns * 1e-6;
+  c.experts = result->experts;
+  c.tokens = result->tokens;
+  for (gint j = 0; j < result->experts && j < MONE_MAX_EXPERTS; j++)
+    c.tokens_per_expert[j] = result->tokens_per_expert[j];
+  c.grid_width = config->grid_width;
+  c.grid_height = config->grid_height;
+  c.grid_slices = config->tokens / MAX (config->grid_width * config->grid_height, 1);
+  c.expert_grid = result->expert_of_token;
+  c.expert_grid_size = result->tokens;
+  set_input_fields (&c, input);
+  c.model_input_width = config->width;
+  c.model_input_height = config->height;
+  s = gst_mone_classification_to_structure (&c);
+  /* Not in MoneClassification (its size is the library's ABI): the structure only. */
+  gst_structure_set (s,
+      "frame-width", G_TYPE_INT, GST_VIDEO_INFO_WIDTH (in_info),
+      "frame-height", G_TYPE_INT, GST_VIDEO_INFO_HEIGHT (in_info),
+      "window-frames", G_TYPE_INT, config->frames,
+      "frames-per-slice", G_TYPE_INT, config->tubelet,
+      "window-filled", G_TYPE_INT, (gint) gst_mone_input_get_filled (input),
+      "valid", G_TYPE_BOOLEAN, result->finite, NULL);
+  return s;
+}
+
+#if HAVE_GST_ANALYTICS
+/* GStreamer >= 1.24: the same top-k as a GstAnalyticsClsMtd for analytics-aware elements. */
+static void
+add_analytics_classification (GstBuffer * buffer, const GstStructure * s)
+{
+  MoneClassification c;
+  gfloat confidences[GST_MONE_META_MAX_TOP_K];
+  GQuark quarks[GST_MONE_META_MAX_TOP_K];
+  GstAnalyticsRelationMeta *relations;
+  GstAnalyticsClsMtd mtd;
+
+  if (!gst_mone_classification_from_structure (s, &c) || c.top_k == 0)
+    return;
+  for (guint i = 0; i < c.top_k; i++) {
+    confidences[i] = c.top_scores[i];
+    quarks[i] = g_quark_from_string (c.top_labels[i]);
+  }
+  relations = (GstAnalyticsRelationMeta *) gst_buffer_get_meta (buffer,
+      GST_ANALYTICS_RELATION_META_API_TYPE);
+  if (!relations)
+    relations = gst_buffer_add_analytics_relation_meta (buffer);
+  if (relations)
+    gst_analytics_relation_meta_add_cls_mtd (relations, c.top_k, confidences, quarks, &mtd);
+}
+#endif
+
+gboolean
+gst_mone_result_attach (GstBuffer * buffer, const GstStructure * result,
+    const GstMoneFrameStamp * stamp, GstStructure ** message)
+{
+  GstCustomMeta *meta = gst_buffer_add_mone_meta (buffer, result);
+  GstStructure *fields;
+
+  if (!meta)
+    return FALSE;
+  fields = gst_custom_meta_get_structure (meta);
+  gst_structure_set (fields,
+      "frame", G_TYPE_UINT64, stamp->frame,
+      "reused", G_TYPE_BOOLEAN, stamp->reused,
+      "timestamp", G_TYPE_UINT64, stamp->timestamp,
+      "stream-time", G_TYPE_UINT64, stamp->stream_time,
+      "running-time", G_TYPE_UINT64, stamp->running_time,
+      "duration", G_TYPE_UINT64, stamp->duration, NULL);
+#if HAVE_GST_ANALYTICS
+  add_analytics_classification (buffer, fields);
+#endif
+  if (message) {
+    *message = gst_structure_copy (fields);
+    gst_structure_set_name (*message, GST_MONE_CLASSIFICATION_NAME);
+  }
+  return TRUE;
+}

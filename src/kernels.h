@@ -1,0 +1,42 @@
+/* The hand-written vector kernels, one table per instruction set.
+ *
+ * vector-kernels.c (LayerNorm, softmax, GELU, exp, erf) and attention.c are compiled once per
+ * MoneIsa with that ISA's flags (src/meson.build), each build defining its own table; the engine
+ * calls through the table of mone_isa_active() (engine-kernels.h and attention.h declare the calls
+ * the engine makes). Tests reach each table directly to check every path the machine can run. */
+#ifndef MONE_KERNELS_H
+#define MONE_KERNELS_H
+
+#include "cpu-isa.h"
+
+typedef struct {
+  /* Same contracts as mone_layernorm_rows, mone_softmax_rows, mone_bias_gelu_scale_rows,
+   * mone_exp_array, mone_erf_array, mone_normalize_array (engine-kernels.h) and mone_attention_block (attention.h). */
+  void (*layernorm_rows) (int n_rows, int width, int out_width, const float *x, int ldx,
+      const float *weight, const float *bias, float eps, float *out, int ldout);
+  void (*softmax_rows) (int n_rows, int n_cols, float scale, float *x, int ld, float *inverse_sums);
+  void (*bias_gelu_scale_rows) (int n_rows, int n_cols, float *x, int ld, const float *bias,
+      const float *row_scale);
+  void (*exp_array) (int n, const float *x, float *out);
+  void (*erf_array) (int n, const float *x, float *out);
+  void (*normalize_array) (int n, const float *x, float mean, float inv_std, float *out);
+  void (*attention_block) (int n_queries, int n_keys, int head_dim, const float *q, const float *k,
+      const float *v, int ld_qkv, float *out, int ld_out, float *scratch);
+  /* Whether mone_attention_block should use mone_attention_block_sgemm (with this table's softmax)
+   * instead of attention_block: true where OpenBLAS measured faster than our micro-kernels. */
+  int attention_prefers_sgemm;
+} MoneKernels;
+
+/* mone_attention_block through two OpenBLAS sgemm calls per 32 queries and kernels->softmax_rows,
+ * normalising the (queries, head_dim) product rather than the (queries, N) scores. */
+void mone_attention_block_sgemm (const MoneKernels *kernels, int n_queries, int n_keys,
+    int head_dim, const float *q, const float *k, const float *v, int ld_qkv, float *out,
+    int ld_out, float *scratch);
+
+/* The table for one instruction set, or NULL if it was not built or this CPU cannot run it. */
+const MoneKernels *mone_kernels_for_isa (MoneIsa isa);
+
+/* The table of mone_isa_active(). */
+const MoneKernels *mone_kernels (void);
+
+#endif

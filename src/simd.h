@@ -1,0 +1,258 @@
+/* Vector primitives for the kernels that are compiled once per instruction set (vector-kernels.c,
+ * attention.c; see kernels.h).
+ *
+ * The build compiles those files three times with different flags and one of
+ * MONE_KERNEL_BUILD_{AVX512,AVX2,GENERIC} defined. The kernels are written once against `vf`
+ * (LANES floats) and the few operations below; only the partial loads and stores at the ends of
+ * rows need instructions of their own (AVX-512 and AVX2 have masked moves, generic C copies
+ * through a small buffer). Include only from those files: every function here is static. */
+#ifndef MONE_SIMD_H
+#define MONE_SIMD_H
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(MONE_KERNEL_BUILD_AVX512)
+#if !defined(__AVX512F__) || !defined(__FMA__)
+#error "the avx512 kernel build needs -mavx512f -mfma"
+#endif
+#include <immintrin.h>
+#define LANES 16
+#define KERNEL(name) name##_avx512
+#elif defined(MONE_KERNEL_BUILD_AVX2)
+#if !defined(__AVX2__) || !defined(__FMA__)
+#error "the avx2 kernel build needs -mavx2 -mfma"
+#endif
+#include <immintrin.h>
+#define LANES 8
+#define KERNEL(name) name##_avx2
+#elif defined(MONE_KERNEL_BUILD_GENERIC)
+/* 4 floats: one register on every SIMD target (SSE2, NEON, ...); wider generic vectors are split
+ * by the compiler and their arrays end up on the stack. */
+#define LANES 4
+#define KERNEL(name) name##_generic
+#else
+#error "define one of MONE_KERNEL_BUILD_AVX512, _AVX2, _GENERIC"
+#endif
+
+/* Vectors never cross a non-inlined call except as pointers; the ABI note does not apply. */
+#pragma GCC diagnostic ignored "-Wpsabi"
+/* -std=c11 turns off a * b + c -> fma contraction; the kernels want it (fewer instructions,
+ * shorter dependency chains, one rounding instead of two). */
+#if defined(__clang__)
+#pragma clang fp contract (fast)
+#else
+#pragma GCC optimize ("fp-contract=fast")
+#endif
+
+#define ALWAYS_INLINE static inline __attribute__ ((always_inline))
+
+typedef float vf __attribute__ ((vector_size (LANES * sizeof (float))));
+typedef int32_t vi __attribute__ ((vector_size (LANES * sizeof (int32_t))));
+
+ALWAYS_INLINE vf
+vload (const float *p)
+{
+  vf v;
+  memcpy (&v, p, sizeof v); /* unaligned; one vector load */
+  return v;
+}
+
+ALWAYS_INLINE void
+vstore (float *p, vf v)
+{
+  memcpy (p, &v, sizeof v);
+}
+
+ALWAYS_INLINE vf
+splat (float x)
+{
+  return x - (vf) { 0 }; /* scalar - vector broadcasts the scalar */
+}
+
+/* Lane indices 0, 1, ..., LANES - 1. */
+ALWAYS_INLINE vi
+lane_index (void)
+{
+#if LANES == 16
+  return (vi) { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15 };
+#elif LANES == 8
+  return (vi) { 0, 1, 2, 3, 4, 5, 6, 7 };
+#else
+  return (vi) { 0, 1, 2, 3 };
+#endif
+}
+
+/* where ? a : b, lane by lane (where: -1 or 0 per lane, as vector comparisons give). */
+ALWAYS_INLINE vf
+vselect (vi where, vf a, vf b)
+{
+  return (vf) ((where & (vi) a) | (~where & (vi) b));
+}
+
+/* Lane-wise maximum and minimum (for NaN lanes, which of the two comes out is unspecified). */
+ALWAYS_INLINE vf
+vmax (vf a, vf b)
+{
+#if defined(MONE_KERNEL_BUILD_AVX512)
+  return (vf) _mm512_max_ps ((__m512) a, (__m512) b);
+#elif defined(MONE_KERNEL_BUILD_AVX2)
+  return (vf) _mm256_max_ps ((__m256) a, (__m256) b);
+#else
+  return vselect (a > b, a, b);
+#endif
+}
+
+ALWAYS_INLINE vf
+vmin (vf a, vf b)
+{
+#if defined(MONE_KERNEL_BUILD_AVX512)
+  return (vf) _mm512_min_ps ((__m512) a, (__m512) b);
+#elif defined(MONE_KERNEL_BUILD_AVX2)
+  return (vf) _mm256_min_ps ((__m256) a, (__m256) b);
+#else
+  return vselect (a < b, a, b);
+#endif
+}
+
+/* The first n (0..LANES) floats at p, zeros in the other lanes; reads nothing past p + n. */
+ALWAYS_INLINE vf
+vload_first (const float *p, int n)
+{
+#if defined(MONE_KERNEL_BUILD_AVX512)
+  return (vf) _mm512_maskz_loadu_ps ((__mmask16) ((1u << n) - 1), p);
+#elif defined(MONE_KERNEL_BUILD_AVX2)
+  return (vf) _mm256_maskload_ps (p, (__m256i) (lane_index () < n));
+#else
+  vf v = { 0 };
+  memcpy (&v, p, sizeof (float) * n);
+  return v;
+#endif
+}
+
+/* Writes the first n (0..LANES) lanes of v to p; touches nothing past p + n. */
+ALWAYS_INLINE void
+vstore_first (float *p, vf v, int n)
+{
+#if defined(MONE_KERNEL_BUILD_AVX512)
+  _mm512_mask_storeu_ps (p, (__mmask16) ((1u << n) - 1), (__m512) v);
+#elif defined(MONE_KERNEL_BUILD_AVX2)
+  _mm256_maskstore_ps (p, (__m256i) (lane_index () < n), (__m256) v);
+#else
+  memcpy (p, &v, sizeof (float) * n);
+#endif
+}
+
+/* Lane l (< n, which is 0..LANES) = p[l * stride], zeros after: one column of a row-major block. */
+ALWAYS_INLINE vf
+vgather_column (const float *p, int stride, int n)
+{
+#if defined(MONE_KERNEL_BUILD_AVX512)
+  const __m512i offsets = (__m512i) (lane_index () * stride);
+  return (vf) _mm512_mask_i32gather_ps (_mm512_setzero_ps (), (__mmask16) ((1u << n) - 1), offsets,
+      p, sizeof (float));
+#elif defined(MONE_KERNEL_BUILD_AVX2)
+  const vi index = lane_index ();
+  return (vf) _mm256_mask_i32gather_ps (_mm256_setzero_ps (), p, (__m256i) (index * stride),
+      (__m256) (index < n), sizeof (float));
+#else
+  vf v = { 0 };
+  for (int l = 0; l < n; l++)
+    v[l] = p[(size_t) l * stride];
+  return v;
+#endif
+}
+
+/* Sum of the lanes in a fixed pairwise order, so results depend on nothing but the data. */
+ALWAYS_INLINE float
+hsum (vf v)
+{
+#if LANES == 16
+  float a = ((v[0] + v[8]) + (v[4] + v[12])) + ((v[2] + v[10]) + (v[6] + v[14]));
+  float b = ((v[1] + v[9]) + (v[5] + v[13])) + ((v[3] + v[11]) + (v[7] + v[15]));
+#elif LANES == 8
+  float a = (v[0] + v[4]) + (v[2] + v[6]);
+  float b = (v[1] + v[5]) + (v[3] + v[7]);
+#else
+  float a = v[0] + v[2];
+  float b = v[1] + v[3];
+#endif
+  return a + b;
+}
+
+ALWAYS_INLINE float
+hmax (vf v)
+{
+  float m = v[0];
+  for (int i = 1; i < LANES; i++)
+    m = v[i] > m ? v[i] : m;
+  return m;
+}
+
+/* exp(x) = 2^n e^r with n = round(x / ln 2), |r| <= ln2 / 2, e^r by its Taylor polynomial to r^6
+ * (truncation error < 2e-7 relative). Inputs are clamped to [-87, 88] so 2^n stays a normal float:
+ * below, the result is ~1.6e-38 instead of a denormal, which no caller can tell from 0 (and
+ * exp(-inf), a masked score, is ~1.6e-38 too). */
+ALWAYS_INLINE vf
+vexp (vf x)
+{
+  x = vmin (vmax (x, splat (-87.0f)), splat (88.0f));
+#if defined(MONE_KERNEL_BUILD_AVX512)
+  /* Round and scale by 2^n in one instruction each (vrndscaleps, vscalefps). */
+  vf n = (vf) _mm512_roundscale_ps ((__m512) (x * splat (1.44269504088896341f)),
+      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+#else
+  const vf round_magic = splat (12582912.0f); /* 1.5 * 2^23: adding it rounds to an integer */
+  vf n = (x * splat (1.44269504088896341f) + round_magic) - round_magic;
+#endif
+  /* r = x - n ln2 in two steps (Cody-Waite) so the subtraction is exact for |n| < 2^8. */
+  vf r = x - n * splat (0.693359375f);
+  r = r - n * splat (-2.12194440e-4f);
+  vf p = splat (1.0f / 720);
+  p = p * r + splat (1.0f / 120);
+  p = p * r + splat (1.0f / 24);
+  p = p * r + splat (1.0f / 6);
+  p = p * r + splat (0.5f);
+  p = p * r + splat (1.0f);
+  p = p * r + splat (1.0f);
+#if defined(MONE_KERNEL_BUILD_AVX512)
+  return (vf) _mm512_scalef_ps ((__m512) p, (__m512) n);
+#else
+  vi bits = (__builtin_convertvector (n, vi) + 127) << 23;
+  return p * (vf) bits;
+#endif
+}
+
+/* erf(x) = x P(x^2) / Q(x^2) on |x| < 3.925, exactly +-1 beyond (erf(3.925) = 1 - 7e-9 rounds to
+ * 1 in float; the rational function there is 1 - 6e-8, and 1 + erf(x) would not reach 0 for large
+ * negative x, making GELU(x) ~ 3e-8 x instead of 0). P and Q of degree 5:
+ * a rational fit to erf made for this project (Sanathanan-Koerner iteration with Lawson weights on
+ * Chebyshev nodes, coefficients rounded to float; max abs error 4.3e-8 before float rounding,
+ * 2.9e-7 after). No exp and one division: GELU over N x F activations runs at every budget. */
+ALWAYS_INLINE vf
+verf (vf x)
+{
+  /* Odd: evaluate at |x| (clamped), saturate, then put x's sign back. */
+  const vi sign_bit = (vi) splat (-0.0f);
+  const vf limit = splat (3.925f);
+  const vf magnitude = (vf) ((vi) x & ~sign_bit);
+  const vf a = vmin (magnitude, limit);
+  vf t = a * a;
+  vf p = splat (2.030878932e-06f);
+  p = p * t + splat (2.874896745e-04f);
+  p = p * t + splat (3.876237199e-03f);
+  p = p * t + splat (5.308407545e-02f);
+  p = p * t + splat (1.929705143e-01f);
+  p = p * t + splat (1.128378987e+00f);
+  vf q = splat (3.803141590e-05f);
+  q = q * t + splat (1.189727336e-03f);
+  q = q * t + splat (1.518817712e-02f);
+  q = q * t + splat (1.151666045e-01f);
+  q = q * t + splat (5.043473244e-01f);
+  q = q * t + splat (1.0f);
+  const vf y = vselect (magnitude >= limit, splat (1.0f), a * p / q);
+  return (vf) ((vi) y | ((vi) x & sign_bit));
+}
+
+#endif

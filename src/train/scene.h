@@ -1,0 +1,28 @@
+/* The scene render protocol (scene.c) and the item sampling it shares with data.c. Internal to the
+ * trainer; the protocol is selected through mone_render (data.h). */
+#ifndef MONE_TRAIN_SCENE_H
+#define MONE_TRAIN_SCENE_H
+
+#include "data.h"
+
+G_BEGIN_DECLS
+
+/* Bilinear sample of a grey item (rows x cols bytes) at continuous source coordinates (pixel
+ * centres at integers), zero outside; value in [0,1]. */
+float mone_item_sample (const guint8 *img, int rows, int cols, float u, float v);
+
+/* The item's source rectangle mapped onto the destination rectangle at (x0, y0) of size w x h;
+ * the value at destination pixel (x, y), averaged over n x n samples so shrinking does not alias. */
+float mone_item_render_pixel (const guint8 *img, int rows, int cols, gboolean flip, float x0, float y0, float w,
+    float h, int n, int x, int y);
+
+/* Renders item `index` of a grey set as a camera scene into plane (height, width), drawing every
+ * random choice from rng; box receives where the item is (plane pixels, not clipped). aspect is
+ * the camera frame's width / height: <= 0 draws one of the camera aspects and stretches the frame
+ * to height x width (the protocol); width / height draws the frame as it is (a video frame). */
+void mone_render_scene (const MoneImageSet *set, int index, MoneTrainRng *rng, gboolean augment, float aspect,
+    int height, int width, float *plane, MoneItemBox *box);
+
+G_END_DECLS
+
+#endif /* MONE_TRAIN_SCENE_H */

@@ -1,0 +1,199 @@
+/* LayerNorm, softmax, GELU, exp and erf on vectors of LANES floats, compiled once per instruction
+ * set (simd.h, kernels.h). Row ends that are not a whole vector go through masked loads and
+ * stores, never past the row. Each call works on its own rows with a fixed order of operations, so
+ * results do not depend on the thread count (they differ between instruction sets in rounding). */
+#include "simd.h"
+
+#include "kernels.h"
+
+static void
+exp_array (int n, const float *x, float *out)
+{
+  int i = 0;
+  for (; i + LANES <= n; i += LANES)
+    vstore (out + i, vexp (vload (x + i)));
+  if (i < n)
+    vstore_first (out + i, vexp (vload_first (x + i, n - i)), n - i);
+}
+
+static void
+erf_array (int n, const float *x, float *out)
+{
+  int i = 0;
+  for (; i + LANES <= n; i += LANES)
+    vstore (out + i, verf (vload (x + i)));
+  if (i < n)
+    vstore_first (out + i, verf (vload_first (x + i, n - i)), n - i);
+}
+
+static void
+normalize_array (int n, const float *x, float mean, float inv_std, float *out)
+{
+  const vf vmean = splat (mean), vscale = splat (inv_std);
+  int i = 0;
+  for (; i + LANES <= n; i += LANES)
+    vstore (out + i, (vload (x + i) - vmean) * vscale);
+  if (i < n)
+    vstore_first (out + i, (vload_first (x + i, n - i) - vmean) * vscale, n - i);
+}
+
+/* Sum over the row: LANES running sums, then a fixed-order reduction. */
+ALWAYS_INLINE float
+row_sum (const float *row, int width)
+{
+  vf acc = splat (0);
+  int c = 0;
+  for (; c + LANES <= width; c += LANES)
+    acc += vload (row + c);
+  if (c < width)
+    acc += vload_first (row + c, width - c);
+  return hsum (acc);
+}
+
+/* Sum of (x - mean)^2 over the row. */
+ALWAYS_INLINE float
+row_squared_deviation (const float *row, int width, float mean)
+{
+  const vf vmean = splat (mean);
+  vf acc = splat (0);
+  int c = 0;
+  for (; c + LANES <= width; c += LANES) {
+    vf d = vload (row + c) - vmean;
+    acc += d * d;
+  }
+  if (c < width) {
+    /* Lanes past the row must add 0, not mean^2. */
+    vf d = vselect (lane_index () < width - c, vload_first (row + c, width - c) - vmean, splat (0));
+    acc += d * d;
+  }
+  return hsum (acc);
+}
+
+static void
+layernorm_rows (int n_rows, int width, int out_width, const float *x, int ldx,
+    const float *weight, const float *bias, float eps, float *out, int ldout)
+{
+  for (int r = 0; r < n_rows; r++) {
+    const float *row = x + (size_t) r * ldx; /* (width) */
+    float *dst = out + (size_t) r * ldout;   /* (out_width) */
+    const float mean = row_sum (row, width) / width;
+    /* Two passes: the residual stream can have a large mean relative to its spread. */
+    const float rstd = 1.0f / sqrtf (row_squared_deviation (row, width, mean) / width + eps);
+    const vf vmean = splat (mean), vrstd = splat (rstd);
+    int c = 0;
+    for (; c + LANES <= out_width; c += LANES)
+      vstore (dst + c, (vload (row + c) - vmean) * vrstd * vload (weight + c) + vload (bias + c));
+    if (c < out_width) {
+      const int n = out_width - c;
+      vf y = (vload_first (row + c, n) - vmean) * vrstd * vload_first (weight + c, n)
+          + vload_first (bias + c, n);
+      vstore_first (dst + c, y, n);
+    }
+  }
+}
+
+ALWAYS_INLINE float
+row_max (const float *row, int n_cols)
+{
+  vf m = splat (-INFINITY);
+  int c = 0;
+  for (; c + LANES <= n_cols; c += LANES)
+    m = vmax (m, vload (row + c));
+  if (c < n_cols)
+    m = vmax (m, vselect (lane_index () < n_cols - c, vload_first (row + c, n_cols - c),
+        splat (-INFINITY)));
+  return hmax (m);
+}
+
+static void
+softmax_rows (int n_rows, int n_cols, float scale, float *x, int ld, float *inverse_sums)
+{
+  const vf vscale = splat (scale);
+  for (int r = 0; r < n_rows; r++) {
+    float *row = x + (size_t) r * ld; /* (n_cols) */
+    /* softmax(scale s) = exp(scale (s - max)) / sum, for scale > 0. */
+    const vf vmaxs = splat (row_max (row, n_cols));
+    vf acc = splat (0);
+    int c = 0;
+    for (; c + LANES <= n_cols; c += LANES) {
+      vf e = vexp ((vload (row + c) - vmaxs) * vscale);
+      vstore (row + c, e);
+      acc += e;
+    }
+    if (c < n_cols) {
+      const int n = n_cols - c;
+      vf e = vexp ((vload_first (row + c, n) - vmaxs) * vscale);
+      e = vselect (lane_index () < n, e, splat (0));
+      vstore_first (row + c, e, n);
+      acc += e;
+    }
+    const float sum = hsum (acc);
+    if (inverse_sums) {
+      inverse_sums[r] = 1.0f / sum;
+      continue;
+    }
+    const vf inv = splat (1.0f / sum);
+    for (c = 0; c + LANES <= n_cols; c += LANES)
+      vstore (row + c, vload (row + c) * inv);
+    if (c < n_cols)
+      vstore_first (row + c, vload_first (row + c, n_cols - c) * inv, n_cols - c);
+  }
+}
+
+/* Exact-erf GELU, 0.5 v (1 + erf(v / sqrt 2)), the function the trainer uses. Error against
+ * double-precision erf over every float input: at most 1.1e-6 absolute, and at most
+ * 2.2e-7 max(1, |v|) (the absolute error peaks near |v| = 5.3, where it is two float ulps of v);
+ * for |v| >= 5.6 the result is v or 0 exactly. tests/engine/test-kernels.c checks both bounds on
+ * [-10, 10] in steps of 1e-4 and at the extremes of the float range, on every instruction set. */
+ALWAYS_INLINE vf
+vgelu (vf v)
+{
+  return splat (0.5f) * v * (splat (1.0f) + verf (v * splat (0.70710678118654752f)));
+}
+
+static void
+bias_gelu_scale_rows (int n_rows, int n_cols, float *x, int ld, const float *bias,
+    const float *row_scale)
+{
+  for (int r = 0; r < n_rows; r++) {
+    float *row = x + (size_t) r * ld; /* (n_cols) */
+    const vf s = splat (row_scale ? row_scale[r] : 1.0f);
+    int c = 0;
+    /* Four independent vectors per iteration: one GELU is a long dependency chain (a division and
+     * two polynomials), and out-of-order execution alone overlaps too few of them. */
+    for (; c + 4 * LANES <= n_cols; c += 4 * LANES) {
+      vf a = vgelu (vload (row + c) + vload (bias + c));
+      vf b = vgelu (vload (row + c + LANES) + vload (bias + c + LANES));
+      vf d = vgelu (vload (row + c + 2 * LANES) + vload (bias + c + 2 * LANES));
+      vf e = vgelu (vload (row + c + 3 * LANES) + vload (bias + c + 3 * LANES));
+      vstore (row + c, a * s);
+      vstore (row + c + LANES, b * s);
+      vstore (row + c + 2 * LANES, d * s);
+      vstore (row + c + 3 * LANES, e * s);
+    }
+    for (; c + LANES <= n_cols; c += LANES)
+      vstore (row + c, vgelu (vload (row + c) + vload (bias + c)) * s);
+    if (c < n_cols) {
+      const int n = n_cols - c;
+      vstore_first (row + c, vgelu (vload_first (row + c, n) + vload_first (bias + c, n)) * s, n);
+    }
+  }
+}
+
+void KERNEL (mone_attention_block) (int n_queries, int n_keys, int head_dim, const float *q,
+    const float *k, const float *v, int ld_qkv, float *out, int ld_out, float *scratch);
+
+const MoneKernels KERNEL (mone_kernels) = {
+  .layernorm_rows = layernorm_rows,
+  .softmax_rows = softmax_rows,
+  .bias_gelu_scale_rows = bias_gelu_scale_rows,
+  .exp_array = exp_array,
+  .erf_array = erf_array,
+  .normalize_array = normalize_array,
+  .attention_block = KERNEL (mone_attention_block),
+  /* OpenBLAS picks kernels for the CPU it runs on, wider than the generic build's 4-float vectors;
+   * ours are faster only with AVX-512 and AVX2 (ViT-Ti attention shapes, docs/engine.md). */
+#if defined(MONE_KERNEL_BUILD_GENERIC)
+  .attention_prefers_sgemm = 1,
+#endif
+};

@@ -1,0 +1,24 @@
+/* What the `mone` tool's commands share for reading input they do not trust: files of a known
+ * size, numbers written on the command line, and text from model files printed to a terminal. */
+#ifndef MONE_TOOL_INPUT_H
+#define MONE_TOOL_INPUT_H
+
+#include <glib.h>
+
+/* Reads exactly `size` bytes from path into a new buffer (g_free it; malloc-aligned). A regular
+ * file must have exactly that size; anything else that can be read (a pipe, a device) is read
+ * for at most size + 1 bytes, so /dev/zero or an endless FIFO is refused instead of read forever.
+ * A directory, a missing file or a short or long input is refused with a message naming path and
+ * `what` describes the expected content for that message ("float32 1 x 1 x 28 x 28"). */
+gboolean mone_tool_read_exact (const char *path, gsize size, const char *what, char **contents, GError **error);
+
+/* Parses a plain decimal number: optional sign, digits with at most one '.', optional exponent.
+ * Refuses what strtod would also take: hexadecimal, "inf", "nan", leading or trailing spaces,
+ * and values that overflow to infinity. */
+gboolean mone_tool_parse_decimal (const char *text, double *value);
+
+/* A copy of text safe to print on a terminal: control characters (ESC, CR, ...), DEL and invalid
+ * UTF-8 become \xNN escapes, backslashes are doubled; printable UTF-8 stays as it is. */
+char *mone_tool_escape_text (const char *text);
+
+#endif /* MONE_TOOL_INPUT_H */
