@@ -15,6 +15,7 @@
 #include "gemm.h"
 #include "init.h"
 #include "mone-commands.h"
+#include "tool-input.h"
 
 /* CLOCK_MONOTONIC (latency as a user sees it) or, with --clock cpu, CLOCK_PROCESS_CPUTIME_ID: the
  * CPU time this process got, which on a machine shared with other jobs leaves out the time the
@@ -143,12 +144,10 @@ parse_budget_list (const char *text, double min_budget, GArray *out, GError **er
   for (int i = 0; parts[i]; i++) {
     const char *s = g_strstrip (parts[i]);
     double b;
-    char *end = NULL;
     if (!strcmp (s, "min")) {
       b = min_budget;
     } else {
-      b = g_ascii_strtod (s, &end);
-      if (end == s || *end || !(b > 0 && b <= 1)) {
+      if (!mone_tool_parse_decimal (s, &b) || !(b > 0 && b <= 1)) {
         g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
             "budget '%s' is not a number in (0, 1] or 'min'", s);
         return FALSE;

@@ -8,6 +8,7 @@
 
 #include "mone-commands.h"
 #include "report.h"
+#include "tool-input.h"
 
 /* A budget below the model's smallest would run at the smallest and be reported as asked: refused. */
 static gboolean
@@ -18,11 +19,10 @@ parse_budgets (const char *text, double min_budget, GArray *out, GError **error)
   if (!ok)
     g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT, "--budgets is empty");
   for (int i = 0; parts[i] && ok; i++) {
-    char *end = NULL;
-    double b = g_ascii_strtod (parts[i], &end);
-    if (!g_strcmp0 (g_strstrip (parts[i]), "min"))
-      b = min_budget, end = parts[i] + 3;
-    if (end == parts[i] || *end != '\0' || !(b > 0 && b <= 1)) {
+    double b = NAN;
+    const char *item = g_strstrip (parts[i]);
+    gboolean number = !g_strcmp0 (item, "min") ? (b = min_budget, TRUE) : mone_tool_parse_decimal (item, &b);
+    if (!number || !(b > 0 && b <= 1)) {
       g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT, "budget '%s' is not a number in (0, 1] or 'min'",
           parts[i]);
       ok = FALSE;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "mone-commands.h"
+#include "tool-input.h"
 #include "trainer.h"
 
 static volatile sig_atomic_t stop_requested = 0;
@@ -194,6 +195,11 @@ mone_cmd_train (int argc, char **argv)
           && (argv[i][2 + n] == '\0' || argv[i][2 + n] == '='))
         architecture_given = architecture_options[k];
     }
+  static const char *const decimal_options[] = { "lr", "min-lr", "weight-decay", "warmup", "clip", "label-smoothing",
+    "budget", "max-sampled-budget", "in-frame-fraction", "scene-fraction", "router-item-weight", "alpha-min", "mean",
+    "std", "delta", "beta", NULL };
+  if (!mone_tool_check_decimal_options (argc, argv, decimal_options, "mone train"))
+    return 2;
   GOptionContext *ctx = g_option_context_new ("- train a MoNE model on Fashion-MNIST or on your own images (--images)");
   g_option_context_add_main_entries (ctx, entries, NULL);
   GError *error = NULL;

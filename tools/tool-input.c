@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -98,6 +99,33 @@ mone_tool_parse_decimal (const char *text, double *value)
   if (end != p || !isfinite (v))
     return FALSE;
   *value = v;
+  return TRUE;
+}
+
+gboolean
+mone_tool_check_decimal_options (int argc, char **argv, const char *const *names, const char *tool)
+{
+  for (int i = 1; i < argc; i++) {
+    if (!g_str_has_prefix (argv[i], "--"))
+      continue;
+    for (int k = 0; names[k]; k++) {
+      const size_t n = strlen (names[k]);
+      const char *value;
+      if (strncmp (argv[i] + 2, names[k], n) != 0)
+        continue;
+      if (argv[i][2 + n] == '=')
+        value = argv[i] + 3 + n;
+      else if (argv[i][2 + n] == '\0' && i + 1 < argc)
+        value = argv[i + 1];
+      else
+        continue;
+      double ignored;
+      if (!mone_tool_parse_decimal (value, &ignored)) {
+        fprintf (stderr, "%s: --%s '%s' is not a decimal number\n", tool, names[k], value);
+        return FALSE;
+      }
+    }
+  }
   return TRUE;
 }
 

@@ -17,6 +17,11 @@ gboolean mone_tool_read_exact (const char *path, gsize size, const char *what, c
  * and values that overflow to infinity. */
 gboolean mone_tool_parse_decimal (const char *text, double *value);
 
+/* Checks the values of the named options (long names without "--", given as "--name value" or
+ * "--name=value") in argv before GOption parses them: GOption's doubles take hexadecimal, inf and
+ * nan. Prints "TOOL: --NAME 'VALUE' is not a decimal number" and returns FALSE on the first bad one. */
+gboolean mone_tool_check_decimal_options (int argc, char **argv, const char *const *names, const char *tool);
+
 /* A copy of text safe to print on a terminal: control characters (ESC, CR, ...), DEL and invalid
  * UTF-8 become \xNN escapes, backslashes are doubled; printable UTF-8 stays as it is. */
 char *mone_tool_escape_text (const char *text);

@@ -64,6 +64,12 @@ for b in 0x1 inf nan " 0.5" 0.5x; do
   grep -q "is not a decimal number" "$dir/err.txt" || fail "--budget '$b': message: $(cat "$dir/err.txt")"
 done
 "$mone" run "$dir/m.safetensors" "$dir/in.raw" --budget 5e-1 > /dev/null || fail "--budget 5e-1 refused"
+if "$mone" bench --config tiny -b 0x1 2> "$dir/err.txt"; then fail "bench -b 0x1 accepted"; fi
+grep -q "budget '0x1' is not a number" "$dir/err.txt" || fail "bench -b 0x1: message: $(cat "$dir/err.txt")"
+for option in --lr=0x1 --clip=nan --scene-fraction=inf; do
+  if "$mone" train "$option" -o "$dir/t.safetensors" 2> "$dir/err.txt"; then fail "train $option accepted"; fi
+  grep -q "is not a decimal number" "$dir/err.txt" || fail "train $option: message: $(cat "$dir/err.txt")"
+done
 
 # A model whose weights are finite but overflow the forward pass: no answer, a non-zero exit.
 # Labels with a terminal escape sequence are printed escaped.
