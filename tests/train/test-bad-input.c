@@ -254,7 +254,7 @@ main (int argc, char **argv)
       const char *what, *option, *value, *needle;
     } refused[] = {
       { "budget out of range", "--budget", "1.5", "--budget 1.5 out of range (0, 1]" },
-      { "budget not a number", "--budget", "nan", "--budget nan out of range (0, 1]" },
+      { "budget not a number", "--budget", "nan", "--budget 'nan' is not a decimal number" },
       { "budget below the smallest expert's", "--budget", "0.01",
         "--budget 0.01 is below the smallest budget of a 4-expert model (0.125)" },
       { "negative learning rate", "--lr", "-1", "--lr -1 out of range (0, 1]" },
