@@ -2,18 +2,9 @@
 #include <math.h>
 #include <stdio.h>
 
+#include "engine-check.h"
 #include "mone/mone.h"
 
-static int failures;
-#define CHECK(cond, ...)                                                                           \
-  do {                                                                                             \
-    if (!(cond)) {                                                                                 \
-      fprintf (stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);                   \
-      fprintf (stderr, __VA_ARGS__);                                                               \
-      fprintf (stderr, "\n");                                                                      \
-      failures++;                                                                                  \
-    }                                                                                              \
-  } while (0)
 
 static double
 cost_of (int experts, const double *c)

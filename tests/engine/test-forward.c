@@ -12,18 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine-check.h"
 #include "mone-private.h"
 
-static int failures;
-#define CHECK(cond, ...)                                                                           \
-  do {                                                                                             \
-    if (!(cond)) {                                                                                 \
-      fprintf (stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);                   \
-      fprintf (stderr, __VA_ARGS__);                                                               \
-      fprintf (stderr, "\n");                                                                      \
-      failures++;                                                                                  \
-    }                                                                                              \
-  } while (0)
 
 /* ---------------------------------------------------------------------------------------------- */
 /* Random models */

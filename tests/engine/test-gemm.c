@@ -9,33 +9,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine-check.h"
 #include "gemm.h"
 
-static int failures;
-#define CHECK(cond, ...)                                                                           \
-  do {                                                                                             \
-    if (!(cond)) {                                                                                 \
-      fprintf (stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);                   \
-      fprintf (stderr, __VA_ARGS__);                                                               \
-      fprintf (stderr, "\n");                                                                      \
-      failures++;                                                                                  \
-    }                                                                                              \
-  } while (0)
 
-static unsigned state = 12345;
-static float
-uniform (float lo, float hi)
-{
-  state = state * 1664525u + 1013904223u;
-  return lo + (hi - lo) * (state >> 8) / 16777216.0f;
-}
 
 static float *
 random_floats (size_t n)
 {
   float *x = g_new (float, n);
   for (size_t i = 0; i < n; i++)
-    x[i] = uniform (-1, 1);
+    x[i] = check_uniform (-1, 1);
   return x;
 }
 
@@ -171,13 +155,13 @@ main (void)
     check_case (&fixed[i]);
   for (int trial = 0; trial < 150; trial++) {
     Case t;
-    t.rows = 1 + (int) uniform (0, 70);
-    t.outputs = 1 + (int) uniform (0, 100);
-    t.inputs = 1 + (int) uniform (0, 300);
-    t.n = 1 + (int) uniform (0, (float) t.outputs - 0.5f);
-    t.k = (int) uniform (0, (float) t.inputs + 0.5f);
-    t.bias = uniform (0, 1) < 0.5f;
-    t.accumulate = uniform (0, 1) < 0.5f;
+    t.rows = 1 + (int) check_uniform (0, 70);
+    t.outputs = 1 + (int) check_uniform (0, 100);
+    t.inputs = 1 + (int) check_uniform (0, 300);
+    t.n = 1 + (int) check_uniform (0, (float) t.outputs - 0.5f);
+    t.k = (int) check_uniform (0, (float) t.inputs + 0.5f);
+    t.bias = check_uniform (0, 1) < 0.5f;
+    t.accumulate = check_uniform (0, 1) < 0.5f;
     check_case (&t);
   }
   if (failures)

@@ -8,28 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine-check.h"
 #include "attention.h"
 #include "engine-kernels.h"
 #include "kernels.h"
 
-static int failures;
-#define CHECK(cond, ...)                                                                           \
-  do {                                                                                             \
-    if (!(cond)) {                                                                                 \
-      fprintf (stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);                   \
-      fprintf (stderr, __VA_ARGS__);                                                               \
-      fprintf (stderr, "\n");                                                                      \
-      failures++;                                                                                  \
-    }                                                                                              \
-  } while (0)
 
-static unsigned state = 99;
-static float
-uniform (float lo, float hi)
-{
-  state = state * 1664525u + 1013904223u;
-  return lo + (hi - lo) * (state >> 8) / 16777216.0f;
-}
 
 static const char *isa_label;
 
@@ -204,13 +188,13 @@ test_row_kernels (const MoneKernels *kernels)
     float *out = malloc (sizeof (float) * rows * ld), *gamma = malloc (sizeof (float) * w),
           *beta = malloc (sizeof (float) * w), *scale = malloc (sizeof (float) * rows);
     for (int i = 0; i < rows * ld; i++)
-      orig[i] = uniform (-6, 6) + 40.0f * (i % ld == 0); /* an outlier column */
+      orig[i] = check_uniform (-6, 6) + 40.0f * (i % ld == 0); /* an outlier column */
     for (int c = 0; c < w; c++) {
-      gamma[c] = uniform (0.5f, 1.5f);
-      beta[c] = uniform (-0.5f, 0.5f);
+      gamma[c] = check_uniform (0.5f, 1.5f);
+      beta[c] = check_uniform (-0.5f, 0.5f);
     }
     for (int r = 0; r < rows; r++)
-      scale[r] = uniform (0.5f, 2.0f);
+      scale[r] = check_uniform (0.5f, 2.0f);
 
     check_softmax (kernels, w, rows, ld, orig, m);
     /* Masking: -inf scores (all but column 0 of row 1, every other column of row 2) get 0. */
@@ -224,7 +208,7 @@ test_row_kernels (const MoneKernels *kernels)
       orig[3 * ld + c] *= 100.0f;
     check_softmax (kernels, w, rows, ld, orig, m);
     for (int i = 0; i < rows * ld; i++)
-      orig[i] = uniform (-6, 6);
+      orig[i] = check_uniform (-6, 6);
 
     check_gelu_rows (kernels, w, rows, ld, orig, m, beta, scale);
     /* Pixel normalisation: the same two float operations as a scalar loop, nothing past w. */
@@ -261,7 +245,7 @@ check_attention (const MoneKernels *kernels, gboolean sgemm, int n_queries, int 
   float *scratch = malloc (sizeof (float) * mone_attention_scratch_floats (n_keys, head_dim));
   double *p = malloc (sizeof (double) * n_keys);
   for (int i = 0; i < n * ld_qkv; i++)
-    qkv[i] = uniform (-1, 1) * score_scale;
+    qkv[i] = check_uniform (-1, 1) * score_scale;
   for (int i = 0; i < n_queries * ld_out; i++)
     out[i] = 777.0f;
   const float *q = qkv + offset, *k = qkv + width + offset, *v = qkv + 2 * width + offset;
@@ -333,11 +317,11 @@ test_few_rows (void)
           float *a = malloc (sizeof (float) * n * lda), *b = malloc (sizeof (float) * m * ldb);
           float *c = malloc (sizeof (float) * n * ldc), *before = malloc (sizeof (float) * n * ldc);
           for (int i = 0; i < n * lda; i++)
-            a[i] = uniform (-1, 1);
+            a[i] = check_uniform (-1, 1);
           for (int i = 0; i < m * ldb; i++)
-            b[i] = uniform (-1, 1);
+            b[i] = check_uniform (-1, 1);
           for (int i = 0; i < n * ldc; i++)
-            c[i] = beta_one ? uniform (0, 1) : NAN;
+            c[i] = beta_one ? check_uniform (0, 1) : NAN;
           memcpy (before, c, sizeof (float) * n * ldc);
           mone_gemm_nt_few_rows (n, m, k, a, lda, b, ldb, beta_one ? 1.0f : 0.0f, c, ldc);
           for (int r = 0; r < n; r++) {
@@ -365,6 +349,7 @@ test_few_rows (void)
 int
 main (void)
 {
+  uniform_state = 99; /* the inputs this test was written with */
   int paths = 0;
   for (MoneIsa isa = MONE_ISA_GENERIC; isa <= MONE_ISA_AVX512; isa++) {
     const MoneKernels *kernels = mone_kernels_for_isa (isa);
