@@ -27,8 +27,12 @@ static gchar *grey_video_model; /* the same with one channel: GRAY8 frames of it
 static gchar *corrupt_model;    /* not safetensors at all */
 static gchar *truncated_model;  /* rgb_model cut in half */
 
+/* A random model of the "tiny" config with the overrides, written to NAME in the test folder.
+ * overflow: every patch-embedding weight at 3.4e38, finite weights whose products overflow, so
+ * every logit is NaN or infinite. */
 static gchar *
-write_model (const gchar * name, int n_overrides, const char *const *overrides)
+write_model_full (const gchar * name, int n_overrides, const char *const *overrides,
+    gboolean overflow)
 {
   gchar *path = g_build_filename (tmp_dir, name, NULL);
   MoneConfig config;
@@ -41,6 +45,15 @@ write_model (const gchar * name, int n_overrides, const char *const *overrides)
       "config: %s", error ? error->message : "");
   params = mone_parameters_new_random (&config, seed, &error);
   fail_unless (params != NULL, "init: %s", error ? error->message : "");
+  if (overflow) {
+    int n_specs;
+    MoneTensorSpec *specs = mone_tensor_specs (&params->config, &n_specs);
+
+    fail_unless_equals_string (specs[0].name, "patch_embed.weight");
+    for (int64_t i = 0; i < specs[0].numel; i++)
+      params->tensors[0][i] = 3.4e38f;
+    g_free (specs);
+  }
   labels = g_new0 (gchar *, params->config.classes + 1);
   for (int k = 0; k < params->config.classes; k++)
     labels[k] = g_strdup_printf ("class-%d", k);
@@ -52,38 +65,10 @@ write_model (const gchar * name, int n_overrides, const char *const *overrides)
   return path;
 }
 
-/* rgb's configuration with every patch-embedding weight at 3.4e38: finite weights whose
- * products overflow, so every logit is NaN or infinite. */
 static gchar *
-write_overflowing_model (const gchar * name)
+write_model (const gchar * name, int n_overrides, const char *const *overrides)
 {
-  gchar *path = g_build_filename (tmp_dir, name, NULL);
-  static const char *const rgb[] = { "seed=11" };
-  MoneConfig config;
-  guint64 seed = 0;
-  GError *error = NULL;
-  MoneParameters *params;
-  gchar **labels;
-  int n_specs;
-  MoneTensorSpec *specs;
-
-  fail_unless (mone_config_from_args ("tiny", 1, rgb, &config, &seed, &error));
-  params = mone_parameters_new_random (&config, seed, &error);
-  fail_unless (params != NULL);
-  specs = mone_tensor_specs (&params->config, &n_specs);
-  fail_unless_equals_string (specs[0].name, "patch_embed.weight");
-  for (int64_t i = 0; i < specs[0].numel; i++)
-    params->tensors[0][i] = 3.4e38f;
-  labels = g_new0 (gchar *, params->config.classes + 1);
-  for (int k = 0; k < params->config.classes; k++)
-    labels[k] = g_strdup_printf ("class-%d", k);
-  fail_unless (mone_model_write (path, &params->config, (const char *const *) labels,
-          (const float *const *) params->tensors, &error), "write: %s",
-      error ? error->message : "");
-  g_strfreev (labels);
-  g_free (specs);
-  mone_parameters_free (params);
-  return path;
+  return write_model_full (name, n_overrides, overrides, FALSE);
 }
 
 static void
@@ -909,7 +894,8 @@ GST_END_TEST;
  * names the model, invalid-frames counts them; a new stream warns again. */
 GST_START_TEST (test_invalid_results)
 {
-  gchar *model = write_overflowing_model ("overflow.safetensors");
+  static const char *const rgb[] = { "seed=11" };
+  gchar *model = write_model_full ("overflow.safetensors", G_N_ELEMENTS (rgb), rgb, TRUE);
   GstElement *filter = make_filter (model);
   GstBus *bus = gst_bus_new ();
   GstHarness *h;
