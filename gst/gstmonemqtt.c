@@ -32,14 +32,19 @@ struct _MoneMqtt
   MoneMqttStateFunc state_func;
   gpointer user_data;
 
+  /* The streaming thread takes only `lock`, and only for a queue push: it never waits for
+   * libmosquitto, whose calls happen under `send_lock`. */
   GMutex lock;
   GCond cond;
   GQueue queue;                 /* GBytes, oldest first */
-  GHashTable *inflight;         /* mid -> 1: handed to libmosquitto, no PUBACK yet */
   gboolean connected;
-  gboolean stopping;
-  guint64 published;
+  gint stopping;                /* atomic; set under lock too, for the cond */
   guint64 dropped;
+
+  GMutex send_lock;
+  GCond send_cond;
+  GHashTable *inflight;         /* mid -> 1: handed to libmosquitto, no PUBACK yet */
+  guint64 published;
   GThread *sender;
 };
 
@@ -82,11 +87,11 @@ on_publish (struct mosquitto *mosq, void *obj, int mid)
 {
   MoneMqtt *m = obj;
 
-  g_mutex_lock (&m->lock);
+  g_mutex_lock (&m->send_lock);
   if (g_hash_table_remove (m->inflight, GINT_TO_POINTER (mid)))
     m->published++;
-  g_cond_broadcast (&m->cond);
-  g_mutex_unlock (&m->lock);
+  g_cond_broadcast (&m->send_cond);
+  g_mutex_unlock (&m->send_lock);
 }
 
 static gpointer
@@ -94,30 +99,41 @@ sender_thread (gpointer data)
 {
   MoneMqtt *m = data;
 
-  g_mutex_lock (&m->lock);
   while (TRUE) {
     GBytes *msg;
     int mid = 0, rc;
     gsize size;
     gconstpointer payload;
 
-    while (!m->stopping && (g_queue_is_empty (&m->queue) || !m->connected
-            || g_hash_table_size (m->inflight) >= MQTT_MAX_INFLIGHT))
+    g_mutex_lock (&m->lock);
+    while (!m->stopping && (g_queue_is_empty (&m->queue) || !m->connected))
       g_cond_wait (&m->cond, &m->lock);
-    if (m->stopping)
+    if (m->stopping) {
+      g_mutex_unlock (&m->lock);
       break;
+    }
     msg = g_queue_pop_head (&m->queue);
+    g_mutex_unlock (&m->lock);
+
     payload = g_bytes_get_data (msg, &size);
+    g_mutex_lock (&m->send_lock);
+    /* A bounded window of unacknowledged messages keeps the backlog in our bounded queue, not in
+     * libmosquitto's unbounded one. Re-checked every 100 ms so stopping is never held up. */
+    while (g_hash_table_size (m->inflight) >= MQTT_MAX_INFLIGHT && !g_atomic_int_get (&m->stopping))
+      g_cond_wait_until (&m->send_cond, &m->send_lock, g_get_monotonic_time () + 100000);
     /* Held across the call: on_publish may run on the network thread before mosquitto_publish
-     * returns, and must find the mid recorded. Only this thread and callbacks wait on it. */
+     * returns, and must find the mid recorded. */
     rc = mosquitto_publish (m->mosq, &mid, m->topic, (int) size, payload, 1, false);
     if (rc == MOSQ_ERR_SUCCESS)
       g_hash_table_add (m->inflight, GINT_TO_POINTER (mid));
-    else
+    g_mutex_unlock (&m->send_lock);
+    if (rc != MOSQ_ERR_SUCCESS) {
+      g_mutex_lock (&m->lock);
       m->dropped++;
+      g_mutex_unlock (&m->lock);
+    }
     g_bytes_unref (msg);
   }
-  g_mutex_unlock (&m->lock);
   return NULL;
 }
 
@@ -138,6 +154,8 @@ mone_mqtt_new (const gchar * host, gint port, const gchar * client_id, const gch
   g_mutex_init (&m->lock);
   g_cond_init (&m->cond);
   g_queue_init (&m->queue);
+  g_mutex_init (&m->send_lock);
+  g_cond_init (&m->send_cond);
   m->inflight = g_hash_table_new (NULL, NULL);
   m->topic = g_strdup (topic);
   m->max_queue = MAX (max_queue, 1);
@@ -200,24 +218,30 @@ gboolean
 mone_mqtt_flush (MoneMqtt * m, gint64 timeout_us)
 {
   gint64 end = g_get_monotonic_time () + timeout_us;
-  gboolean done;
+  gboolean queued = TRUE, inflight = TRUE;
 
-  g_mutex_lock (&m->lock);
-  while (!(done = g_queue_is_empty (&m->queue) && g_hash_table_size (m->inflight) == 0))
-    if (!g_cond_wait_until (&m->cond, &m->lock, end))
+  /* polled: the queue and the in-flight set are under different locks */
+  while (g_get_monotonic_time () < end) {
+    g_mutex_lock (&m->lock);
+    queued = !g_queue_is_empty (&m->queue);
+    g_mutex_unlock (&m->lock);
+    g_mutex_lock (&m->send_lock);
+    inflight = g_hash_table_size (m->inflight) > 0;
+    g_mutex_unlock (&m->send_lock);
+    if (!queued && !inflight)
       break;
-  done = g_queue_is_empty (&m->queue) && g_hash_table_size (m->inflight) == 0;
-  g_mutex_unlock (&m->lock);
-  return done;
+    g_usleep (10000);
+  }
+  return !queued && !inflight;
 }
 
 guint64
 mone_mqtt_get_published (MoneMqtt * m)
 {
   guint64 v;
-  g_mutex_lock (&m->lock);
+  g_mutex_lock (&m->send_lock);
   v = m->published;
-  g_mutex_unlock (&m->lock);
+  g_mutex_unlock (&m->send_lock);
   return v;
 }
 
@@ -237,7 +261,7 @@ mone_mqtt_free (MoneMqtt * m)
   if (!m)
     return;
   g_mutex_lock (&m->lock);
-  m->stopping = TRUE;
+  g_atomic_int_set (&m->stopping, TRUE);
   g_cond_broadcast (&m->cond);
   g_mutex_unlock (&m->lock);
   if (m->sender)
@@ -252,5 +276,7 @@ mone_mqtt_free (MoneMqtt * m)
   g_free (m->topic);
   g_mutex_clear (&m->lock);
   g_cond_clear (&m->cond);
+  g_mutex_clear (&m->send_lock);
+  g_cond_clear (&m->send_cond);
   g_free (m);
 }
