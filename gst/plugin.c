@@ -10,6 +10,7 @@
 
 #include "gstmonefilter.h"
 #include "gstmoneoverlay.h"
+#include "gstmonepublish.h"
 
 static gboolean
 plugin_init (GstPlugin * plugin)
@@ -18,6 +19,7 @@ plugin_init (GstPlugin * plugin)
 
   ret |= GST_ELEMENT_REGISTER (monefilter, plugin);
   ret |= GST_ELEMENT_REGISTER (moneoverlay, plugin);
+  ret |= GST_ELEMENT_REGISTER (monepublish, plugin);
   return ret;
 }
 

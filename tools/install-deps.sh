@@ -18,6 +18,8 @@ packages=(
   libglib2.0-dev libopenblas-dev zlib1g-dev
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev
   libcairo2-dev libpango1.0-dev
+  # monepublish: JSON (json-glib) and MQTT (libmosquitto, Debian's pkg-config name libmosquitto)
+  libjson-glib-dev libmosquitto-dev
   # run: plugins for decoding/encoding (vp8, webm; H.264 through openh264enc/openh264dec and
   # h264parse of gstreamer1.0-plugins-bad, which depends on libopenh264-7; mp4mux), RTSP, tools
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
@@ -29,6 +31,8 @@ test_packages=(
   # valgrind runs, Python GI example, PyTorch reference of the engine (tests/engine)
   valgrind python3 python3-gi python3-gst-1.0 gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
   python3-torch
+  # monepublish tests: a real MQTT broker on 127.0.0.1
+  mosquitto
 )
 # Further packages a caller needs on top (tools/debian13.sh: GStreamer 1.26's analytics library).
 read -r -a extra_packages <<< "${MONE_EXTRA_PACKAGES:-}"

@@ -1,0 +1,282 @@
+/* gst-mone: bounded-queue MQTT publisher (see gstmonemqtt.h).
+ *
+ * Why a sender thread: mosquitto_publish() takes the client's locks, which its network thread holds
+ * while writing to a slow socket; the streaming thread must not wait on that. So the streaming
+ * thread only touches our queue (one mutex, held for a pointer push), and this thread publishes.
+ *
+ * Accounting: a message counts as published when the broker acknowledges it (PUBACK, QoS 1). A
+ * message left unacknowledged when the connection drops stays in flight: libmosquitto resends it
+ * after the reconnect (at least once, so a consumer may see it twice). Drops happen only when the
+ * bounded queue overflows or libmosquitto refuses a message, so
+ * published + dropped + queued + in flight == enqueued at all times.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "gstmonemqtt.h"
+
+#include <mosquitto.h>
+#include <string.h>
+
+#define MQTT_KEEPALIVE_S 10
+#define MQTT_RECONNECT_MIN_S 1      /* libmosquitto takes whole seconds; backoff doubles to the cap */
+#define MQTT_RECONNECT_MAX_S 5
+/* Messages handed to libmosquitto but not yet acknowledged; beyond this the sender waits, which
+ * makes the bounded queue (not libmosquitto's unbounded one) absorb a slow broker. */
+#define MQTT_MAX_INFLIGHT 256
+
+struct _MoneMqtt
+{
+  struct mosquitto *mosq;
+  gchar *topic;
+  guint max_queue;
+  MoneMqttStateFunc state_func;
+  gpointer user_data;
+
+  /* The streaming thread takes only `lock`, and only for a queue push: it never waits for
+   * libmosquitto, whose calls happen under `send_lock`. */
+  GMutex lock;
+  GCond cond;
+  GQueue queue;                 /* GBytes, oldest first */
+  gboolean connected;
+  gint stopping;                /* atomic; set under lock too, for the cond */
+  guint64 dropped;
+
+  GMutex send_lock;
+  GCond send_cond;
+  GHashTable *inflight;         /* mid -> 1: handed to libmosquitto, no PUBACK yet */
+  guint64 published;
+  GThread *sender;
+};
+
+static void
+on_connect (struct mosquitto *mosq, void *obj, int rc)
+{
+  MoneMqtt *m = obj;
+  guint64 dropped;
+
+  if (rc != 0)
+    return;
+  g_mutex_lock (&m->lock);
+  m->connected = TRUE;
+  dropped = m->dropped;
+  g_cond_broadcast (&m->cond);
+  g_mutex_unlock (&m->lock);
+  if (m->state_func)
+    m->state_func (m->user_data, TRUE, dropped);
+}
+
+static void
+on_disconnect (struct mosquitto *mosq, void *obj, int rc)
+{
+  MoneMqtt *m = obj;
+  guint64 dropped;
+  gboolean was_connected;
+
+  g_mutex_lock (&m->lock);
+  was_connected = m->connected;
+  m->connected = FALSE;
+  dropped = m->dropped;
+  g_cond_broadcast (&m->cond);
+  g_mutex_unlock (&m->lock);
+  if (was_connected && m->state_func && !m->stopping)
+    m->state_func (m->user_data, FALSE, dropped);
+}
+
+static void
+on_publish (struct mosquitto *mosq, void *obj, int mid)
+{
+  MoneMqtt *m = obj;
+
+  g_mutex_lock (&m->send_lock);
+  if (g_hash_table_remove (m->inflight, GINT_TO_POINTER (mid)))
+    m->published++;
+  g_cond_broadcast (&m->send_cond);
+  g_mutex_unlock (&m->send_lock);
+}
+
+static gpointer
+sender_thread (gpointer data)
+{
+  MoneMqtt *m = data;
+
+  while (TRUE) {
+    GBytes *msg;
+    int mid = 0, rc;
+    gsize size;
+    gconstpointer payload;
+
+    g_mutex_lock (&m->lock);
+    while (!m->stopping && (g_queue_is_empty (&m->queue) || !m->connected))
+      g_cond_wait (&m->cond, &m->lock);
+    if (m->stopping) {
+      g_mutex_unlock (&m->lock);
+      break;
+    }
+    msg = g_queue_pop_head (&m->queue);
+    g_mutex_unlock (&m->lock);
+
+    payload = g_bytes_get_data (msg, &size);
+    g_mutex_lock (&m->send_lock);
+    /* A bounded window of unacknowledged messages keeps the backlog in our bounded queue, not in
+     * libmosquitto's unbounded one. Re-checked every 100 ms so stopping is never held up. */
+    while (g_hash_table_size (m->inflight) >= MQTT_MAX_INFLIGHT && !g_atomic_int_get (&m->stopping))
+      g_cond_wait_until (&m->send_cond, &m->send_lock, g_get_monotonic_time () + 100000);
+    /* Held across the call: on_publish may run on the network thread before mosquitto_publish
+     * returns, and must find the mid recorded. */
+    rc = mosquitto_publish (m->mosq, &mid, m->topic, (int) size, payload, 1, false);
+    if (rc == MOSQ_ERR_SUCCESS)
+      g_hash_table_add (m->inflight, GINT_TO_POINTER (mid));
+    g_mutex_unlock (&m->send_lock);
+    if (rc != MOSQ_ERR_SUCCESS) {
+      g_mutex_lock (&m->lock);
+      m->dropped++;
+      g_mutex_unlock (&m->lock);
+    }
+    g_bytes_unref (msg);
+  }
+  return NULL;
+}
+
+MoneMqtt *
+mone_mqtt_new (const gchar * host, gint port, const gchar * client_id, const gchar * topic,
+    guint max_queue, MoneMqttStateFunc state_func, gpointer user_data, GError ** error)
+{
+  static gsize lib_init = 0;
+  MoneMqtt *m;
+  int rc;
+
+  if (g_once_init_enter (&lib_init)) {
+    mosquitto_lib_init ();
+    g_once_init_leave (&lib_init, 1);
+  }
+
+  m = g_new0 (MoneMqtt, 1);
+  g_mutex_init (&m->lock);
+  g_cond_init (&m->cond);
+  g_queue_init (&m->queue);
+  g_mutex_init (&m->send_lock);
+  g_cond_init (&m->send_cond);
+  m->inflight = g_hash_table_new (NULL, NULL);
+  m->topic = g_strdup (topic);
+  m->max_queue = MAX (max_queue, 1);
+  m->state_func = state_func;
+  m->user_data = user_data;
+
+  /* clean session: a restarted broker holds nothing for us, and we resend nothing old */
+  m->mosq = mosquitto_new (client_id && *client_id ? client_id : NULL, true, m);
+  if (!m->mosq) {
+    g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_FAILED, "mosquitto_new failed (client-id '%s')",
+        client_id ? client_id : "");
+    goto error;
+  }
+  mosquitto_connect_callback_set (m->mosq, on_connect);
+  mosquitto_disconnect_callback_set (m->mosq, on_disconnect);
+  mosquitto_publish_callback_set (m->mosq, on_publish);
+  mosquitto_reconnect_delay_set (m->mosq, MQTT_RECONNECT_MIN_S, MQTT_RECONNECT_MAX_S, true);
+  mosquitto_int_option (m->mosq, MOSQ_OPT_SEND_MAXIMUM, MQTT_MAX_INFLIGHT);
+
+  rc = mosquitto_connect_async (m->mosq, host, port, MQTT_KEEPALIVE_S);
+  /* A broker that is down yet is fine: the network thread keeps retrying. A bad host name is not. */
+  if (rc != MOSQ_ERR_SUCCESS && rc != MOSQ_ERR_ERRNO && rc != MOSQ_ERR_CONN_REFUSED) {
+    g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_FAILED, "cannot connect to %s:%d: %s", host, port,
+        mosquitto_strerror (rc));
+    goto error;
+  }
+  rc = mosquitto_loop_start (m->mosq);
+  if (rc != MOSQ_ERR_SUCCESS) {
+    g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_FAILED, "mosquitto_loop_start: %s",
+        mosquitto_strerror (rc));
+    goto error;
+  }
+  m->sender = g_thread_new ("mone-mqtt-send", sender_thread, m);
+  return m;
+
+error:
+  if (m->mosq)
+    mosquitto_destroy (m->mosq);
+  m->mosq = NULL;
+  mone_mqtt_free (m);
+  return NULL;
+}
+
+void
+mone_mqtt_enqueue (MoneMqtt * m, const gchar * payload, gsize size)
+{
+  GBytes *msg = g_bytes_new (payload, size);
+
+  g_mutex_lock (&m->lock);
+  if (g_queue_get_length (&m->queue) >= m->max_queue) {
+    g_bytes_unref (g_queue_pop_head (&m->queue));
+    m->dropped++;
+  }
+  g_queue_push_tail (&m->queue, msg);
+  g_cond_broadcast (&m->cond);
+  g_mutex_unlock (&m->lock);
+}
+
+gboolean
+mone_mqtt_flush (MoneMqtt * m, gint64 timeout_us)
+{
+  gint64 end = g_get_monotonic_time () + timeout_us;
+  gboolean queued = TRUE, inflight = TRUE;
+
+  /* polled: the queue and the in-flight set are under different locks */
+  while (g_get_monotonic_time () < end) {
+    g_mutex_lock (&m->lock);
+    queued = !g_queue_is_empty (&m->queue);
+    g_mutex_unlock (&m->lock);
+    g_mutex_lock (&m->send_lock);
+    inflight = g_hash_table_size (m->inflight) > 0;
+    g_mutex_unlock (&m->send_lock);
+    if (!queued && !inflight)
+      break;
+    g_usleep (10000);
+  }
+  return !queued && !inflight;
+}
+
+guint64
+mone_mqtt_get_published (MoneMqtt * m)
+{
+  guint64 v;
+  g_mutex_lock (&m->send_lock);
+  v = m->published;
+  g_mutex_unlock (&m->send_lock);
+  return v;
+}
+
+guint64
+mone_mqtt_get_dropped (MoneMqtt * m)
+{
+  guint64 v;
+  g_mutex_lock (&m->lock);
+  v = m->dropped;
+  g_mutex_unlock (&m->lock);
+  return v;
+}
+
+void
+mone_mqtt_free (MoneMqtt * m)
+{
+  if (!m)
+    return;
+  g_mutex_lock (&m->lock);
+  g_atomic_int_set (&m->stopping, TRUE);
+  g_cond_broadcast (&m->cond);
+  g_mutex_unlock (&m->lock);
+  if (m->sender)
+    g_thread_join (m->sender);
+  if (m->mosq) {
+    mosquitto_disconnect (m->mosq);
+    mosquitto_loop_stop (m->mosq, false);
+    mosquitto_destroy (m->mosq);
+  }
+  g_queue_clear_full (&m->queue, (GDestroyNotify) g_bytes_unref);
+  g_hash_table_unref (m->inflight);
+  g_free (m->topic);
+  g_mutex_clear (&m->lock);
+  g_cond_clear (&m->cond);
+  g_mutex_clear (&m->send_lock);
+  g_cond_clear (&m->send_cond);
+  g_free (m);
+}
