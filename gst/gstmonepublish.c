@@ -62,13 +62,28 @@ enum
 
 #define DEFAULT_METHOD GST_MONE_PUBLISH_METHOD_FILE
 #define DEFAULT_FILE_PATH "-"
-#define DEFAULT_FILE_FORMAT "json-lines"
+#define DEFAULT_FILE_FORMAT 0 /* json-lines */
 #define DEFAULT_HOST "127.0.0.1"
 #define DEFAULT_PORT 1883
 #define DEFAULT_TOPIC "mone/classification"
 #define DEFAULT_CLIENT_ID ""
 #define DEFAULT_MAX_QUEUE 1000
 #define DEFAULT_SKIP_UNCLASSIFIED FALSE
+
+/* One format today, as an enum so that GLib refuses any other value where it is set. */
+#define GST_TYPE_MONE_PUBLISH_FILE_FORMAT (gst_mone_publish_file_format_get_type ())
+static GType
+gst_mone_publish_file_format_get_type (void)
+{
+  static GType type = 0;
+  static const GEnumValue values[] = {
+    {0, "One JSON object per line", "json-lines"},
+    {0, NULL, NULL},
+  };
+  if (g_once_init_enter (&type))
+    g_once_init_leave (&type, g_enum_register_static ("GstMonePublishFileFormat", values));
+  return type;
+}
 
 #define GST_TYPE_MONE_PUBLISH_METHOD (gst_mone_publish_method_get_type ())
 static GType
@@ -120,8 +135,8 @@ gst_mone_publish_class_init (GstMonePublishClass * klass)
           "File the JSON lines are appended to (method=file); \"-\" is stdout", DEFAULT_FILE_PATH,
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
   g_object_class_install_property (gobject_class, PROP_FILE_FORMAT,
-      g_param_spec_string ("file-format", "File format",
-          "Output format; only \"json-lines\" (one JSON object per line)", DEFAULT_FILE_FORMAT,
+      g_param_spec_enum ("file-format", "File format", "Output format",
+          GST_TYPE_MONE_PUBLISH_FILE_FORMAT, DEFAULT_FILE_FORMAT,
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
   g_object_class_install_property (gobject_class, PROP_HOST,
       g_param_spec_string ("host", "Host", "MQTT broker host name or address", DEFAULT_HOST,
@@ -217,10 +232,6 @@ gst_mone_publish_set_property (GObject * object, guint prop_id, const GValue * v
         self->file_path = g_strdup (DEFAULT_FILE_PATH);
       break;
     case PROP_FILE_FORMAT:
-      /* one format today; anything else is refused rather than silently ignored */
-      if (g_strcmp0 (g_value_get_string (value), DEFAULT_FILE_FORMAT) != 0)
-        GST_WARNING_OBJECT (self, "file-format '%s' not supported, keeping json-lines",
-            g_value_get_string (value));
       break;
     case PROP_HOST:
       g_free (self->host);
@@ -265,7 +276,7 @@ gst_mone_publish_get_property (GObject * object, guint prop_id, GValue * value,
       g_value_set_string (value, self->file_path);
       break;
     case PROP_FILE_FORMAT:
-      g_value_set_string (value, DEFAULT_FILE_FORMAT);
+      g_value_set_enum (value, DEFAULT_FILE_FORMAT);
       break;
     case PROP_HOST:
       g_value_set_string (value, self->host);
