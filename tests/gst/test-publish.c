@@ -483,6 +483,19 @@ mqtt_harness (Broker * b, guint max_queue)
   return h;
 }
 
+/* What an MQTT test started: the subscriber, the broker and what was received. */
+static void
+mqtt_test_clear (struct mosquitto *sub, Broker * b, Received * r)
+{
+  mosquitto_disconnect (sub);
+  mosquitto_loop_stop (sub, false);
+  mosquitto_destroy (sub);
+  broker_stop (b);
+  broker_clear (b);
+  g_ptr_array_unref (r->sent);
+  g_hash_table_unref (r->frames);
+}
+
 GST_START_TEST (test_mqtt_no_loss)
 {
   Broker b;
@@ -512,13 +525,7 @@ GST_START_TEST (test_mqtt_no_loss)
   fail_unless_equals_int64 (dropped, 0);
   fail_unless (!r.parse_failed, "a message did not parse or match its meta");
   gst_harness_teardown (h);
-  mosquitto_disconnect (sub);
-  mosquitto_loop_stop (sub, false);
-  mosquitto_destroy (sub);
-  broker_stop (&b);
-  broker_clear (&b);
-  g_ptr_array_unref (r.sent);
-  g_hash_table_unref (r.frames);
+  mqtt_test_clear (sub, &b, &r);
 }
 
 GST_END_TEST;
@@ -584,13 +591,7 @@ GST_START_TEST (test_mqtt_broker_restart)
   fail_unless (!r.parse_failed, "a message did not parse or match its meta");
   gst_harness_teardown (h);
   gst_object_unref (bus);
-  mosquitto_disconnect (sub);
-  mosquitto_loop_stop (sub, false);
-  mosquitto_destroy (sub);
-  broker_stop (&b);
-  broker_clear (&b);
-  g_ptr_array_unref (r.sent);
-  g_hash_table_unref (r.frames);
+  mqtt_test_clear (sub, &b, &r);
 }
 
 GST_END_TEST;
