@@ -10,7 +10,7 @@
  *     halfway (run under taskset so it shares the core). Prints late frames per half, the mean
  *     budget and a budget trace. */
 #include "mone/mone.h"
-#include "mone-budget.h"
+#include "gstmonebudget.h"
 
 #include <math.h>
 #include <signal.h>
@@ -83,8 +83,8 @@ main (int argc, char **argv)
     gboolean automatic = !strcmp (argv[5], "auto"), hog = !strcmp (argv[6], "hog");
     gint64 period_us = (gint64) (1e6 / fps);
     int frames = (int) (fps * seconds), half_frame = frames / 2;
-    MoneBudgetController *controller =
-        mone_budget_controller_new (mone_model_min_budget (model));
+    GstMoneBudgetController *controller =
+        gst_mone_budget_controller_new (mone_model_min_budget (model));
     int late[2] = { 0 }, counted[2] = { 0 };
     double budget_sum[2] = { 0 }, worst_ms[2] = { 0 };
     pid_t hog_pid = 0;
@@ -103,12 +103,12 @@ main (int argc, char **argv)
       if (now < arrival)
         g_usleep (arrival - now);
       double budget = automatic
-          ? mone_budget_controller_choose (controller, 1.0, period_us * 1000) : 1.0;
+          ? gst_mone_budget_controller_choose (controller, 1.0, period_us * 1000) : 1.0;
       gint64 begin = g_get_monotonic_time ();
       mone_context_run (ctx, input, budget, &result, NULL);
       gint64 end = g_get_monotonic_time ();
       if (automatic)
-        mone_budget_controller_observe (controller, result.budget_used, (end - begin) * 1000);
+        gst_mone_budget_controller_observe (controller, result.budget_used, (end - begin) * 1000);
       double lateness_ms = (end - (arrival + period_us)) / 1000.0;
       late[half] += lateness_ms > 0;
       worst_ms[half] = MAX (worst_ms[half], lateness_ms);
@@ -133,7 +133,7 @@ main (int argc, char **argv)
           worst_ms[half], budget_sum[half] / MAX (counted[half], 1));
     printf ("trace (mean budget per %d frames):%s\n", trace_every, trace->str);
     g_string_free (trace, TRUE);
-    mone_budget_controller_free (controller);
+    gst_mone_budget_controller_free (controller);
   } else {
     fprintf (stderr, "bad arguments\n");
     status = 2;

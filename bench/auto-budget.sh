@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue-5 bar: does budget-mode=auto hold a live frame rate that budget 1.0 cannot, with and without
+# Does budget-mode=auto hold a live frame rate that budget 1.0 cannot, with and without
 # a CPU hog on the same core?
 #
 #   bench/auto-budget.sh [SECONDS]        (default 20 s per run; needs a build with the plugin)
@@ -23,8 +23,9 @@
 #    being classified (`reused`: auto mode's answer when even the minimum budget cannot make a
 #    frame's render time) and the budget trace.
 # 4. For reference, the same controller driving the engine directly (bench/auto-budget-engine.c).
-# Env: BENCH_MEASURE_FRAMES (frames per rate measurement, default 100), MONE_BUILD_DIR (default build), BENCH_CPU (default: the last CPU), BENCH_OUT (scratch for
-# the model and helper; default inside the build folder).
+# Env: BENCH_MEASURE_FRAMES (frames per rate measurement, default 100), MONE_BUILD_DIR (default
+# build), BENCH_CPU (default: the last CPU), BENCH_OUT (scratch for the model; default inside the
+# build folder).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,7 +35,7 @@ out=${BENCH_OUT:-$build/bench-auto-budget}
 cpu=${BENCH_CPU:-$(( $(nproc) - 1 ))}
 mkdir -p "$out"
 
-if [ ! -x "$build/tools/mone" ] || ! ls "$build"/gst/*.so >/dev/null 2>&1; then
+if [ ! -x "$build/tools/mone" ] || [ ! -x "$build/bench/auto-budget-run" ] || ! ls "$build"/gst/*.so >/dev/null 2>&1; then
   echo "build first: meson setup $build && ninja -C $build" >&2
   exit 1
 fi
@@ -47,17 +48,8 @@ if [ ! -f "$model" ]; then
   "$build/tools/mone" init --config vit-ti16 seed=1 "$model"
 fi
 
-helper="$out/auto-budget-run"
-if [ ! -x "$helper" ] || [ bench/auto-budget-run.c -nt "$helper" ]; then
-  cc -O2 -Wall -o "$helper" bench/auto-budget-run.c \
-    $(pkg-config --cflags --libs gstreamer-1.0 gstreamer-base-1.0) -lm
-fi
-engine_helper="$out/auto-budget-engine"
-if [ ! -x "$engine_helper" ] || [ bench/auto-budget-engine.c -nt "$engine_helper" ] \
-    || [ "$build/src/libmone.so" -nt "$engine_helper" ]; then
-  cc -O2 -Wall -Iinclude -Isrc -o "$engine_helper" bench/auto-budget-engine.c \
-    $(pkg-config --cflags --libs glib-2.0) -L"$build/src" -lmone -Wl,-rpath,"$PWD/$build/src" -lm
-fi
+helper="$build/bench/auto-budget-run"
+engine_helper="$build/bench/auto-budget-engine"
 
 pinned() { taskset -c "$cpu" "$@"; }
 

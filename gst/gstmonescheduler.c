@@ -22,12 +22,12 @@
 #include <math.h>
 #include <string.h>
 
-#include "mone-budget.h"
+#include "gstmonebudget.h"
 
 struct _GstMoneScheduler
 {
   gdouble min_budget;
-  MoneBudgetController *controller;
+  GstMoneBudgetController *controller;
   gboolean have_result;         /* a result exists that frames may carry */
   guint frames_since_result;    /* frames that carried it */
 };
@@ -38,7 +38,7 @@ gst_mone_scheduler_new (gdouble min_budget)
   GstMoneScheduler *scheduler = g_new0 (GstMoneScheduler, 1);
 
   scheduler->min_budget = min_budget;
-  scheduler->controller = mone_budget_controller_new (min_budget);
+  scheduler->controller = gst_mone_budget_controller_new (min_budget);
   return scheduler;
 }
 
@@ -47,7 +47,7 @@ gst_mone_scheduler_free (GstMoneScheduler * scheduler)
 {
   if (!scheduler)
     return;
-  mone_budget_controller_free (scheduler->controller);
+  gst_mone_budget_controller_free (scheduler->controller);
   g_free (scheduler);
 }
 
@@ -61,14 +61,14 @@ gst_mone_scheduler_reset (GstMoneScheduler * scheduler)
 void
 gst_mone_scheduler_flush (GstMoneScheduler * scheduler)
 {
-  mone_budget_controller_flush (scheduler->controller);
+  gst_mone_budget_controller_flush (scheduler->controller);
   gst_mone_scheduler_reset (scheduler);
 }
 
 void
 gst_mone_scheduler_qos (GstMoneScheduler * scheduler, gdouble proportion, gint64 jitter)
 {
-  mone_budget_controller_qos (scheduler->controller, proportion, jitter);
+  gst_mone_budget_controller_qos (scheduler->controller, proportion, jitter);
 }
 
 gint64
@@ -85,7 +85,7 @@ gst_mone_scheduler_frame_deadline (const GstMoneSchedulerFrame * frame)
 gint64
 gst_mone_scheduler_predict (const GstMoneScheduler * scheduler, gdouble budget)
 {
-  return mone_budget_controller_predict (scheduler->controller, budget);
+  return gst_mone_budget_controller_predict (scheduler->controller, budget);
 }
 
 /* Frames per classification that make the minimum budget fit `deadline` (with the controller's
@@ -93,14 +93,14 @@ gst_mone_scheduler_predict (const GstMoneScheduler * scheduler, gdouble budget)
 static guint
 overload_interval (const GstMoneScheduler * scheduler, gint64 deadline)
 {
-  MoneBudgetModel latency_model;
-  gint64 predicted = mone_budget_controller_predict (scheduler->controller,
+  GstMoneBudgetModel latency_model;
+  gint64 predicted = gst_mone_budget_controller_predict (scheduler->controller,
       scheduler->min_budget);
   gdouble needed;
 
   if (predicted <= 0 || deadline <= 0)
     return 1;
-  mone_budget_controller_get_model (scheduler->controller, &latency_model);
+  gst_mone_budget_controller_get_model (scheduler->controller, &latency_model);
   needed = predicted * (1.0 + latency_model.margin) / (gdouble) deadline;
   return needed <= 1.0 ? 1 : (guint) MIN (ceil (needed), GST_MONE_SCHEDULER_MAX_OVERLOAD_INTERVAL);
 }
@@ -136,7 +136,7 @@ gst_mone_scheduler_decide (GstMoneScheduler * scheduler, const GstMoneSchedulerF
     d->catching_up = TRUE;
   }
   if (d->fresh && d->auto_budget)
-    d->budget = mone_budget_controller_choose (scheduler->controller, frame->budget,
+    d->budget = gst_mone_budget_controller_choose (scheduler->controller, frame->budget,
         MAX (d->frame_deadline, 1));
 }
 
@@ -145,7 +145,7 @@ gst_mone_scheduler_classified (GstMoneScheduler * scheduler,
     const GstMoneSchedulerDecision * decision, gdouble budget_used, gint64 latency_ns)
 {
   if (decision->auto_budget)
-    mone_budget_controller_observe (scheduler->controller, budget_used, latency_ns);
+    gst_mone_budget_controller_observe (scheduler->controller, budget_used, latency_ns);
   scheduler->have_result = TRUE;
   scheduler->frames_since_result = 0;
 }

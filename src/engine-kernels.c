@@ -107,8 +107,9 @@ dot (int k, const float *a, const float *b)
   return sum;
 }
 
-VECTOR_CLONES void
-mone_gemm_nt_few_rows (int n, int m, int k, const float *a, int lda, const float *b, int ldb,
+/* Static: target_clones makes an ifunc, which GCC would export whatever -fvisibility says. */
+static VECTOR_CLONES void
+gemm_nt_few_rows (int n, int m, int k, const float *a, int lda, const float *b, int ldb,
     float beta, float *c, int ldc)
 {
   const int k_vec = k - k % LANES;
@@ -164,4 +165,11 @@ mone_gemm_nt_few_rows (int n, int m, int k, const float *a, int lda, const float
       float *out = c + (size_t) r * ldc + o;
       *out = scaled_old (beta, *out) + dot (k, a + (size_t) r * lda, b + (size_t) o * ldb);
     }
+}
+
+void
+mone_gemm_nt_few_rows (int n, int m, int k, const float *a, int lda, const float *b, int ldb,
+    float beta, float *c, int ldc)
+{
+  gemm_nt_few_rows (n, m, k, a, lda, b, ldb, beta, c, ldc);
 }

@@ -223,7 +223,7 @@ parse_string_literal (Parser *p, char **bytes, size_t *len)
       case 'r': g_string_append_c (out, '\r'); break;
       case 't': g_string_append_c (out, '\t'); break;
       case 'u': {
-        uint32_t cp;
+        uint32_t cp = 0;
         if (!parse_hex4 (p, &cp))
           goto error;
         if (cp >= 0xdc00 && cp <= 0xdfff) {
@@ -237,7 +237,7 @@ parse_string_literal (Parser *p, char **bytes, size_t *len)
             goto error;
           }
           p->pos += 2;
-          uint32_t low;
+          uint32_t low = 0;
           if (!parse_hex4 (p, &low))
             goto error;
           if (low < 0xdc00 || low > 0xdfff) {

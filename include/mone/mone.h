@@ -15,11 +15,18 @@
 
 G_BEGIN_DECLS
 
+/* The library exports these declarations and nothing else (it is built with hidden visibility). */
+#if defined(__GNUC__)
+#define MONE_API __attribute__ ((visibility ("default")))
+#else
+#define MONE_API
+#endif
+
 #define MONE_MAX_EXPERTS 8
 #define MONE_MAX_CHANNELS 4
 
 #define MONE_ERROR (mone_error_quark ())
-GQuark mone_error_quark (void);
+MONE_API GQuark mone_error_quark (void);
 
 typedef enum {
   MONE_ERROR_IO,           /* the file could not be opened, read or written */
@@ -54,44 +61,45 @@ typedef struct MoneContext MoneContext;
 
 /* Loading. The file is read into memory once (replacing it later does not affect a loaded model);
  * F32 tensors are used in place, F16/BF16 converted once. */
-MoneModel *mone_model_load_file (const char *path, GError **error);
+MONE_API MoneModel *mone_model_load_file (const char *path, GError **error);
 /* Loads from a caller buffer. The bytes are copied, so the buffer may be freed afterwards. */
-MoneModel *mone_model_load_memory (const void *data, size_t size, GError **error);
-MoneModel *mone_model_ref (MoneModel *model);
-void mone_model_unref (MoneModel *model);
+MONE_API MoneModel *mone_model_load_memory (const void *data, size_t size, GError **error);
+MONE_API MoneModel *mone_model_ref (MoneModel *model);
+MONE_API void mone_model_unref (MoneModel *model);
 
-const MoneConfig *mone_model_get_config (const MoneModel *model);
+MONE_API const MoneConfig *mone_model_get_config (const MoneModel *model);
 /* Class label k (0 <= k < classes); never NULL for a valid k. */
-const char *mone_model_get_label (const MoneModel *model, int k);
-size_t mone_model_parameter_count (const MoneModel *model);
+MONE_API const char *mone_model_get_label (const MoneModel *model, int k);
+MONE_API size_t mone_model_parameter_count (const MoneModel *model);
 /* Smallest budget the model accepts: r_0 = 1 / 2^(E-1). */
-double mone_model_min_budget (const MoneModel *model);
+MONE_API double mone_model_min_budget (const MoneModel *model);
 /* Expected FLOPs (multiply-add = 2) of one forward pass at the given budget (clamped). */
-double mone_model_flops (const MoneModel *model, double budget);
+MONE_API double mone_model_flops (const MoneModel *model, double budget);
 
 /* Capacity distribution: fills capacity[0..E-1] (smallest expert first), sum 1, sum c_j r_j = budget.
  * Returns the clamped budget actually used. */
-double mone_capacity_from_budget (int experts, double delta, double beta, double budget,
+MONE_API double mone_capacity_from_budget (int experts, double delta, double beta, double budget,
     double *capacity);
 /* Token counts per expert from a capacity distribution: k_j = floor(c_j N + 1e-9) for j = E-1..1,
  * expert 0 takes the rest. The 1e-9 keeps an exactly integer c_j N (e.g. E = 5, e = 31/80, where
  * the optimum is uniform) from losing a token when the bisection leaves c_j an ulp low. */
-void mone_tokens_per_expert (int experts, const double *capacity, int tokens, int *counts);
+MONE_API void mone_tokens_per_expert (int experts, const double *capacity, int tokens,
+    int *counts);
 /* Expert Preferred Routing. router_probs is N x E row-major; writes expert_of_token[N].
  * For j = E-1 down to 1 expert j takes the counts[j] unassigned tokens with the highest
  * router_probs[:, j], ties broken by lower token index; the rest go to expert 0.
  * scratch must hold 2 * N ints. */
-void mone_route_tokens (int tokens, int experts, const float *router_probs, const int *counts,
-    uint8_t *expert_of_token, int *scratch);
+MONE_API void mone_route_tokens (int tokens, int experts, const float *router_probs,
+    const int *counts, uint8_t *expert_of_token, int *scratch);
 
 /* Per-stream context. n_threads <= 0 chooses: 1 for models under MONE_AUTO_THREADS_MIN_FLOPS per
  * frame at e = 1, else every processor. More threads than processors work but are slow: every
  * fork-join waits for descheduled threads. */
 #define MONE_AUTO_THREADS_MIN_FLOPS 2.5e8
-MoneContext *mone_context_new (MoneModel *model, int n_threads, GError **error);
-void mone_context_free (MoneContext *ctx);
-MoneModel *mone_context_get_model (MoneContext *ctx);
-int mone_context_get_threads (MoneContext *ctx);
+MONE_API MoneContext *mone_context_new (MoneModel *model, int n_threads, GError **error);
+MONE_API void mone_context_free (MoneContext *ctx);
+MONE_API MoneModel *mone_context_get_model (MoneContext *ctx);
+MONE_API int mone_context_get_threads (MoneContext *ctx);
 
 /* Output of one forward pass. Pointers refer to buffers owned by the context and stay valid until
  * the next mone_context_run on that context or its destruction. */
@@ -115,8 +123,8 @@ typedef struct {
 /* Runs one input: float32 planar pixels in [0,1], layout (T, C, H, W) with the model's exact
  * size (T = 1 for image models). Normalisation by mean/std is done inside. No heap allocation
  * after the first call. */
-gboolean mone_context_run (MoneContext *ctx, const float *input, double budget, MoneResult *result,
-    GError **error);
+MONE_API gboolean mone_context_run (MoneContext *ctx, const float *input, double budget,
+    MoneResult *result, GError **error);
 
 G_END_DECLS
 

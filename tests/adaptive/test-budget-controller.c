@@ -4,7 +4,7 @@
  * The deadline is a frame period; a frame is late when its latency exceeds it. Each test states the
  * number of frames the controller may take to settle, and checks both that it is never late after
  * that and that it uses the time it has (within the safety margin of the largest fitting budget). */
-#include "mone-budget.h"
+#include "gstmonebudget.h"
 
 #include <math.h>
 
@@ -50,16 +50,16 @@ typedef struct {
 
 /* Runs `frames` frames; statistics cover only frames from `settle` on. */
 static RunStats
-run_frames (MoneBudgetController *controller, SimulatedEngine *engine, int frames, int settle,
+run_frames (GstMoneBudgetController *controller, SimulatedEngine *engine, int frames, int settle,
     double ceiling, gint64 deadline_ns)
 {
   RunStats stats = { 0, INFINITY, -INFINITY, 0 };
   for (int frame = 0; frame < frames; frame++) {
-    double budget = mone_budget_controller_choose (controller, ceiling, deadline_ns);
+    double budget = gst_mone_budget_controller_choose (controller, ceiling, deadline_ns);
     g_assert_cmpfloat (budget, >=, MIN_BUDGET);
     g_assert_cmpfloat (budget, <=, MAX (ceiling, MIN_BUDGET) + 1e-12);
     gint64 latency = simulated_latency (engine, budget);
-    mone_budget_controller_observe (controller, budget, latency);
+    gst_mone_budget_controller_observe (controller, budget, latency);
     if (frame >= settle) {
       stats.late += latency > deadline_ns;
       stats.min_budget = MIN (stats.min_budget, budget);
@@ -75,7 +75,7 @@ run_frames (MoneBudgetController *controller, SimulatedEngine *engine, int frame
 static void
 test_converges_to_largest_fitting_budget (void)
 {
-  MoneBudgetController *controller = mone_budget_controller_new (MIN_BUDGET);
+  GstMoneBudgetController *controller = gst_mone_budget_controller_new (MIN_BUDGET);
   SimulatedEngine engine = { .load = 1.0 };
   RunStats warmup = run_frames (controller, &engine, 20, 0, 1.0, DEADLINE_NS);
   g_assert_cmpint (warmup.late, ==, 0);
@@ -85,13 +85,13 @@ test_converges_to_largest_fitting_budget (void)
   g_assert_cmpfloat (stats.max_budget, <=, best);
   g_assert_cmpfloat (stats.min_budget, >=, 0.85 * best);
 
-  MoneBudgetModel model;
-  mone_budget_controller_get_model (controller, &model);
+  GstMoneBudgetModel model;
+  gst_mone_budget_controller_get_model (controller, &model);
   g_assert_cmpfloat (fabs (model.slowdown * model.slope_ns - PER_BUDGET_NS), <, 0.05 * PER_BUDGET_NS);
   g_assert_cmpfloat (fabs (model.slowdown * model.overhead_ns - OVERHEAD_NS), <, 0.1 * OVERHEAD_NS);
-  gint64 predicted = mone_budget_controller_predict (controller, 0.5);
+  gint64 predicted = gst_mone_budget_controller_predict (controller, 0.5);
   g_assert_cmpfloat (fabs (predicted - (OVERHEAD_NS + 0.5 * PER_BUDGET_NS)), <, 0.05 * 6e6);
-  mone_budget_controller_free (controller);
+  gst_mone_budget_controller_free (controller);
 }
 
 /* Load x2 (a CPU hog on the same core): only the first frame under the new load is late (no
@@ -102,7 +102,7 @@ test_converges_to_largest_fitting_budget (void)
 static void
 test_follows_load_steps (void)
 {
-  MoneBudgetController *controller = mone_budget_controller_new (MIN_BUDGET);
+  GstMoneBudgetController *controller = gst_mone_budget_controller_new (MIN_BUDGET);
   SimulatedEngine engine = { .load = 1.0 };
   run_frames (controller, &engine, 200, 0, 1.0, DEADLINE_NS);
 
@@ -124,19 +124,19 @@ test_follows_load_steps (void)
   RunStats unloaded = run_frames (controller, &engine, 100, 0, 1.0, DEADLINE_NS);
   g_assert_cmpint (unloaded.late, ==, 0);
   g_assert_cmpfloat (unloaded.min_budget, >=, 0.85 * best);
-  mone_budget_controller_free (controller);
+  gst_mone_budget_controller_free (controller);
 }
 
 /* With +-5% seeded jitter the margin widens: after 20 frames under 1% of frames are late. */
 static void
 test_noisy_latency (void)
 {
-  MoneBudgetController *controller = mone_budget_controller_new (MIN_BUDGET);
+  GstMoneBudgetController *controller = gst_mone_budget_controller_new (MIN_BUDGET);
   SimulatedEngine engine = { .load = 1.0, .jitter = 0.05, .seed = 12345 };
   RunStats stats = run_frames (controller, &engine, 2000, 20, 1.0, DEADLINE_NS);
   g_assert_cmpint (stats.late, <=, 2000 / 100);
   g_assert_cmpfloat (stats.last_budget, >=, 0.7 * largest_fitting_budget (1.0, DEADLINE_NS, 1.0));
-  mone_budget_controller_free (controller);
+  gst_mone_budget_controller_free (controller);
 }
 
 /* Plenty of time: it climbs to the ceiling and never passes it, whatever the ceiling is. */
@@ -145,30 +145,30 @@ test_respects_ceiling (void)
 {
   const double ceilings[] = { 0.5, 0.2, MIN_BUDGET, 1.0 };
   for (guint i = 0; i < G_N_ELEMENTS (ceilings); i++) {
-    MoneBudgetController *controller = mone_budget_controller_new (MIN_BUDGET);
+    GstMoneBudgetController *controller = gst_mone_budget_controller_new (MIN_BUDGET);
     SimulatedEngine engine = { .load = 1.0 };
     RunStats stats = run_frames (controller, &engine, 100, 20, ceilings[i], 100 * DEADLINE_NS);
     g_assert_cmpfloat (stats.min_budget, ==, ceilings[i]);
     g_assert_cmpfloat (stats.max_budget, ==, ceilings[i]);
-    mone_budget_controller_free (controller);
+    gst_mone_budget_controller_free (controller);
   }
   /* A ceiling below the minimum or above 1 is clamped, not obeyed. */
-  MoneBudgetController *controller = mone_budget_controller_new (MIN_BUDGET);
+  GstMoneBudgetController *controller = gst_mone_budget_controller_new (MIN_BUDGET);
   SimulatedEngine engine = { .load = 1.0 };
   run_frames (controller, &engine, 10, 0, 1.0, 100 * DEADLINE_NS);
-  g_assert_cmpfloat (mone_budget_controller_choose (controller, 0.01, DEADLINE_NS), ==, MIN_BUDGET);
-  g_assert_cmpfloat (mone_budget_controller_choose (controller, 7.0, 100 * DEADLINE_NS), ==, 1.0);
-  g_assert_cmpfloat (mone_budget_controller_choose (controller, NAN, DEADLINE_NS), ==, MIN_BUDGET);
+  g_assert_cmpfloat (gst_mone_budget_controller_choose (controller, 0.01, DEADLINE_NS), ==, MIN_BUDGET);
+  g_assert_cmpfloat (gst_mone_budget_controller_choose (controller, 7.0, 100 * DEADLINE_NS), ==, 1.0);
+  g_assert_cmpfloat (gst_mone_budget_controller_choose (controller, NAN, DEADLINE_NS), ==, MIN_BUDGET);
   /* No deadline: nothing to trade, the ceiling it is. */
-  g_assert_cmpfloat (mone_budget_controller_choose (controller, 0.6, 0), ==, 0.6);
-  mone_budget_controller_free (controller);
+  g_assert_cmpfloat (gst_mone_budget_controller_choose (controller, 0.6, 0), ==, 0.6);
+  gst_mone_budget_controller_free (controller);
 }
 
 /* A deadline nothing fits: the minimum, never below it; and back up once the deadline relaxes. */
 static void
 test_respects_minimum (void)
 {
-  MoneBudgetController *controller = mone_budget_controller_new (MIN_BUDGET);
+  GstMoneBudgetController *controller = gst_mone_budget_controller_new (MIN_BUDGET);
   SimulatedEngine engine = { .load = 1.0 };
   RunStats stats = run_frames (controller, &engine, 100, 0, 1.0, 1000000);
   g_assert_cmpfloat (stats.min_budget, ==, MIN_BUDGET);
@@ -176,38 +176,38 @@ test_respects_minimum (void)
   RunStats relaxed = run_frames (controller, &engine, 100, 50, 1.0, DEADLINE_NS);
   g_assert_cmpint (relaxed.late, ==, 0);
   g_assert_cmpfloat (relaxed.min_budget, >=, 0.85 * largest_fitting_budget (1.0, DEADLINE_NS, 1.0));
-  mone_budget_controller_free (controller);
+  gst_mone_budget_controller_free (controller);
 }
 
 /* Downstream says we are late: the next choice is lower at once; without further QoS it recovers. */
 static void
 test_qos_reaction (void)
 {
-  MoneBudgetController *controller = mone_budget_controller_new (MIN_BUDGET);
+  GstMoneBudgetController *controller = gst_mone_budget_controller_new (MIN_BUDGET);
   SimulatedEngine engine = { .load = 1.0 };
   RunStats settled = run_frames (controller, &engine, 100, 0, 1.0, DEADLINE_NS);
 
-  mone_budget_controller_qos (controller, 1.5, DEADLINE_NS / 2);
-  double after_late = mone_budget_controller_choose (controller, 1.0, DEADLINE_NS);
+  gst_mone_budget_controller_qos (controller, 1.5, DEADLINE_NS / 2);
+  double after_late = gst_mone_budget_controller_choose (controller, 1.0, DEADLINE_NS);
   g_assert_cmpfloat (after_late, <, 0.8 * settled.last_budget);
-  MoneBudgetModel model;
-  mone_budget_controller_get_model (controller, &model);
+  GstMoneBudgetModel model;
+  gst_mone_budget_controller_get_model (controller, &model);
   g_assert_cmpfloat (model.deadline_scale, <, 1.0);
 
   /* Early buffers (negative jitter, proportion < 1) change nothing. */
-  MoneBudgetController *calm = mone_budget_controller_new (MIN_BUDGET);
+  GstMoneBudgetController *calm = gst_mone_budget_controller_new (MIN_BUDGET);
   SimulatedEngine calm_engine = { .load = 1.0 };
   run_frames (calm, &calm_engine, 100, 0, 1.0, DEADLINE_NS);
-  double before = mone_budget_controller_choose (calm, 1.0, DEADLINE_NS);
-  mone_budget_controller_qos (calm, 0.7, -DEADLINE_NS / 2);
-  g_assert_cmpfloat (fabs (mone_budget_controller_choose (calm, 1.0, DEADLINE_NS) - before), <, 1e-9);
-  mone_budget_controller_free (calm);
+  double before = gst_mone_budget_controller_choose (calm, 1.0, DEADLINE_NS);
+  gst_mone_budget_controller_qos (calm, 0.7, -DEADLINE_NS / 2);
+  g_assert_cmpfloat (fabs (gst_mone_budget_controller_choose (calm, 1.0, DEADLINE_NS) - before), <, 1e-9);
+  gst_mone_budget_controller_free (calm);
 
-  mone_budget_controller_observe (controller, after_late, simulated_latency (&engine, after_late));
+  gst_mone_budget_controller_observe (controller, after_late, simulated_latency (&engine, after_late));
   RunStats recovered = run_frames (controller, &engine, 100, 0, 1.0, DEADLINE_NS);
   g_assert_cmpint (recovered.late, ==, 0);
   g_assert_cmpfloat (recovered.last_budget, >=, 0.95 * settled.last_budget);
-  mone_budget_controller_free (controller);
+  gst_mone_budget_controller_free (controller);
 }
 
 /* A flush (seek) forgets the QoS tightening of the deadline at once but keeps the learned latency
@@ -217,23 +217,23 @@ test_qos_reaction (void)
 static void
 test_flush_forgets_qos (void)
 {
-  MoneBudgetController *controller = mone_budget_controller_new (MIN_BUDGET);
+  GstMoneBudgetController *controller = gst_mone_budget_controller_new (MIN_BUDGET);
   SimulatedEngine engine = { .load = 1.0 };
   RunStats settled = run_frames (controller, &engine, 100, 0, 1.0, DEADLINE_NS);
-  MoneBudgetModel before, after;
-  mone_budget_controller_get_model (controller, &before);
+  GstMoneBudgetModel before, after;
+  gst_mone_budget_controller_get_model (controller, &before);
 
-  mone_budget_controller_qos (controller, 1.8, 0);
-  g_assert_cmpfloat (mone_budget_controller_choose (controller, 1.0, DEADLINE_NS), <,
+  gst_mone_budget_controller_qos (controller, 1.8, 0);
+  g_assert_cmpfloat (gst_mone_budget_controller_choose (controller, 1.0, DEADLINE_NS), <,
       0.8 * settled.last_budget);
-  mone_budget_controller_flush (controller);
-  mone_budget_controller_get_model (controller, &after);
+  gst_mone_budget_controller_flush (controller);
+  gst_mone_budget_controller_get_model (controller, &after);
   g_assert_cmpfloat (after.deadline_scale, ==, 1.0);
   g_assert_cmpuint (after.observations, ==, before.observations);
   g_assert_cmpfloat (after.slope_ns, ==, before.slope_ns);
-  g_assert_cmpfloat (fabs (mone_budget_controller_choose (controller, 1.0, DEADLINE_NS) -
+  g_assert_cmpfloat (fabs (gst_mone_budget_controller_choose (controller, 1.0, DEADLINE_NS) -
           settled.last_budget), <, 0.01);
-  mone_budget_controller_free (controller);
+  gst_mone_budget_controller_free (controller);
 }
 
 /* A pipeline stuck behind (a late QoS event per frame for 200 frames while even the minimum does
@@ -242,54 +242,54 @@ test_flush_forgets_qos (void)
 static void
 test_qos_storm_recovers (void)
 {
-  MoneBudgetController *controller = mone_budget_controller_new (MIN_BUDGET);
+  GstMoneBudgetController *controller = gst_mone_budget_controller_new (MIN_BUDGET);
   SimulatedEngine engine = { .load = 4.0 };
   for (int frame = 0; frame < 200; frame++) {
-    double budget = mone_budget_controller_choose (controller, 1.0, DEADLINE_NS);
-    mone_budget_controller_observe (controller, budget, simulated_latency (&engine, budget));
-    mone_budget_controller_qos (controller, 1.8, 50 * (gint64) DEADLINE_NS);
+    double budget = gst_mone_budget_controller_choose (controller, 1.0, DEADLINE_NS);
+    gst_mone_budget_controller_observe (controller, budget, simulated_latency (&engine, budget));
+    gst_mone_budget_controller_qos (controller, 1.8, 50 * (gint64) DEADLINE_NS);
     g_assert_cmpfloat (budget, ==, MIN_BUDGET);
   }
-  MoneBudgetModel model;
-  mone_budget_controller_get_model (controller, &model);
+  GstMoneBudgetModel model;
+  gst_mone_budget_controller_get_model (controller, &model);
   g_assert_cmpfloat (model.slowdown, <=, 2.0 * 4.0 * 1.1);
   engine.load = 1.0;
   RunStats recovering = run_frames (controller, &engine, 60, 0, 1.0, DEADLINE_NS);
   g_assert_cmpint (recovering.late, ==, 0);
   g_assert_cmpfloat (recovering.last_budget, >=, 0.85 * largest_fitting_budget (1.0, DEADLINE_NS,
           1.0));
-  mone_budget_controller_free (controller);
+  gst_mone_budget_controller_free (controller);
 }
 
 /* Same inputs, same choices; reset forgets everything. */
 static void
 test_deterministic_and_reset (void)
 {
-  MoneBudgetController *a = mone_budget_controller_new (MIN_BUDGET);
-  MoneBudgetController *b = mone_budget_controller_new (MIN_BUDGET);
+  GstMoneBudgetController *a = gst_mone_budget_controller_new (MIN_BUDGET);
+  GstMoneBudgetController *b = gst_mone_budget_controller_new (MIN_BUDGET);
   SimulatedEngine engine_a = { .load = 1.3, .jitter = 0.1, .seed = 7 };
   SimulatedEngine engine_b = engine_a;
   for (int frame = 0; frame < 500; frame++) {
-    double budget_a = mone_budget_controller_choose (a, 1.0, DEADLINE_NS);
-    double budget_b = mone_budget_controller_choose (b, 1.0, DEADLINE_NS);
+    double budget_a = gst_mone_budget_controller_choose (a, 1.0, DEADLINE_NS);
+    double budget_b = gst_mone_budget_controller_choose (b, 1.0, DEADLINE_NS);
     g_assert_cmpfloat (budget_a, ==, budget_b);
-    mone_budget_controller_observe (a, budget_a, simulated_latency (&engine_a, budget_a));
-    mone_budget_controller_observe (b, budget_b, simulated_latency (&engine_b, budget_b));
+    gst_mone_budget_controller_observe (a, budget_a, simulated_latency (&engine_a, budget_a));
+    gst_mone_budget_controller_observe (b, budget_b, simulated_latency (&engine_b, budget_b));
   }
-  mone_budget_controller_reset (a);
-  MoneBudgetModel model;
-  mone_budget_controller_get_model (a, &model);
+  gst_mone_budget_controller_reset (a);
+  GstMoneBudgetModel model;
+  gst_mone_budget_controller_get_model (a, &model);
   g_assert_cmpuint (model.observations, ==, 0);
   g_assert_cmpfloat (model.slowdown, ==, 1.0);
-  g_assert_cmpint (mone_budget_controller_predict (a, 0.5), ==, -1);
-  g_assert_cmpfloat (mone_budget_controller_choose (a, 1.0, DEADLINE_NS), ==, MIN_BUDGET);
+  g_assert_cmpint (gst_mone_budget_controller_predict (a, 0.5), ==, -1);
+  g_assert_cmpfloat (gst_mone_budget_controller_choose (a, 1.0, DEADLINE_NS), ==, MIN_BUDGET);
   /* Nonsense measurements are ignored. */
-  mone_budget_controller_observe (a, 0.5, 0);
-  mone_budget_controller_observe (a, 0.5, -5);
-  mone_budget_controller_get_model (a, &model);
+  gst_mone_budget_controller_observe (a, 0.5, 0);
+  gst_mone_budget_controller_observe (a, 0.5, -5);
+  gst_mone_budget_controller_get_model (a, &model);
   g_assert_cmpuint (model.observations, ==, 0);
-  mone_budget_controller_free (a);
-  mone_budget_controller_free (b);
+  gst_mone_budget_controller_free (a);
+  gst_mone_budget_controller_free (b);
 }
 
 int

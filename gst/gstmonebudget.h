@@ -1,31 +1,31 @@
 /* Online budget controller: picks, per frame, the largest budget whose predicted inference time
  * fits a deadline. Pure logic with no clock of its own (callers pass measured times), so it can be
  * tested on a simulated clock. Not thread-safe: one controller per stream. */
-#ifndef MONE_BUDGET_H
-#define MONE_BUDGET_H
+#ifndef GST_MONE_BUDGET_H
+#define GST_MONE_BUDGET_H
 
 #include <glib.h>
 
 G_BEGIN_DECLS
 
-typedef struct MoneBudgetController MoneBudgetController;
+typedef struct GstMoneBudgetController GstMoneBudgetController;
 
 /* min_budget: the model's minimum (r_0). Budgets are chosen in [min_budget, ceiling]. */
-MoneBudgetController *mone_budget_controller_new (double min_budget);
-void mone_budget_controller_free (MoneBudgetController *controller);
-void mone_budget_controller_reset (MoneBudgetController *controller);
+GstMoneBudgetController *gst_mone_budget_controller_new (double min_budget);
+void gst_mone_budget_controller_free (GstMoneBudgetController *controller);
+void gst_mone_budget_controller_reset (GstMoneBudgetController *controller);
 /* A flush (seek): forgets what downstream QoS said about the old position (the deadline
  * tightening) and keeps the latency model, which describes the machine, not the position. */
-void mone_budget_controller_flush (MoneBudgetController *controller);
+void gst_mone_budget_controller_flush (GstMoneBudgetController *controller);
 
 /* Largest budget in [min_budget, ceiling] whose predicted latency fits deadline_ns. */
-double mone_budget_controller_choose (MoneBudgetController *controller, double ceiling,
+double gst_mone_budget_controller_choose (GstMoneBudgetController *controller, double ceiling,
     gint64 deadline_ns);
 /* Feeds back the measured inference latency of a frame run at `budget`. */
-void mone_budget_controller_observe (MoneBudgetController *controller, double budget,
+void gst_mone_budget_controller_observe (GstMoneBudgetController *controller, double budget,
     gint64 latency_ns);
 /* Feeds back a downstream QoS event (proportion and jitter as in gst_event_parse_qos). */
-void mone_budget_controller_qos (MoneBudgetController *controller, double proportion,
+void gst_mone_budget_controller_qos (GstMoneBudgetController *controller, double proportion,
     gint64 jitter_ns);
 
 /* The controller's current view, for debugging, element messages and tests. Latency is modelled as
@@ -38,13 +38,13 @@ typedef struct {
   double margin;           /* relative safety margin, grows with measured jitter */
   double deadline_scale;   /* (0, 1]: deadline tightening from downstream QoS */
   guint64 observations;    /* frames observed since creation or reset */
-} MoneBudgetModel;
+} GstMoneBudgetModel;
 
-void mone_budget_controller_get_model (const MoneBudgetController *controller,
-    MoneBudgetModel *model);
+void gst_mone_budget_controller_get_model (const GstMoneBudgetController *controller,
+    GstMoneBudgetModel *model);
 /* Predicted latency in ns of one frame at `budget` (slowdown included, margin not); -1 before the
  * first observation. */
-gint64 mone_budget_controller_predict (const MoneBudgetController *controller, double budget);
+gint64 gst_mone_budget_controller_predict (const GstMoneBudgetController *controller, double budget);
 
 G_END_DECLS
 

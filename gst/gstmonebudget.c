@@ -27,7 +27,7 @@
  * points can extrapolate far off.
  *
  * Deterministic: no clock (callers pass measured times), no randomness. */
-#include "mone-budget.h"
+#include "gstmonebudget.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -68,7 +68,7 @@ typedef struct {
   double latency;      /* EWMA of latency / level: shape units */
 } BudgetBin;
 
-struct MoneBudgetController {
+struct GstMoneBudgetController {
   double min_budget;
   BudgetBin bins[N_BINS];
   double shape_overhead, shape_slope;  /* fitted, shape_overhead + shape_slope = 1 */
@@ -85,28 +85,28 @@ struct MoneBudgetController {
   guint frames_since_probe;
 };
 
-MoneBudgetController *
-mone_budget_controller_new (double min_budget)
+GstMoneBudgetController *
+gst_mone_budget_controller_new (double min_budget)
 {
-  MoneBudgetController *controller = g_new0 (MoneBudgetController, 1);
+  GstMoneBudgetController *controller = g_new0 (GstMoneBudgetController, 1);
   if (!(min_budget > 0.0))
     min_budget = 1e-3;
   controller->min_budget = MIN (min_budget, 1.0);
-  mone_budget_controller_reset (controller);
+  gst_mone_budget_controller_reset (controller);
   return controller;
 }
 
 void
-mone_budget_controller_free (MoneBudgetController *controller)
+gst_mone_budget_controller_free (GstMoneBudgetController *controller)
 {
   g_free (controller);
 }
 
 void
-mone_budget_controller_reset (MoneBudgetController *controller)
+gst_mone_budget_controller_reset (GstMoneBudgetController *controller)
 {
   double min_budget = controller->min_budget;
-  *controller = (MoneBudgetController) { 0 };
+  *controller = (GstMoneBudgetController) { 0 };
   controller->min_budget = min_budget;
   controller->shape_slope = 1.0 / (1.0 + PRIOR_OVERHEAD);
   controller->shape_overhead = PRIOR_OVERHEAD * controller->shape_slope;
@@ -115,13 +115,13 @@ mone_budget_controller_reset (MoneBudgetController *controller)
 }
 
 void
-mone_budget_controller_flush (MoneBudgetController *controller)
+gst_mone_budget_controller_flush (GstMoneBudgetController *controller)
 {
   controller->deadline_scale = 1.0;
 }
 
 static double
-clamp_budget (const MoneBudgetController *controller, double budget)
+clamp_budget (const GstMoneBudgetController *controller, double budget)
 {
   if (!(budget >= controller->min_budget))  /* also catches NaN */
     return controller->min_budget;
@@ -129,7 +129,7 @@ clamp_budget (const MoneBudgetController *controller, double budget)
 }
 
 static int
-bin_of_budget (const MoneBudgetController *controller, double budget)
+bin_of_budget (const GstMoneBudgetController *controller, double budget)
 {
   double range = 1.0 - controller->min_budget;
   if (range <= 0.0)
@@ -139,7 +139,7 @@ bin_of_budget (const MoneBudgetController *controller, double budget)
 }
 
 static double
-shape_at (const MoneBudgetController *controller, double budget)
+shape_at (const GstMoneBudgetController *controller, double budget)
 {
   return controller->shape_overhead + controller->shape_slope * budget;
 }
@@ -148,7 +148,7 @@ shape_at (const MoneBudgetController *controller, double budget)
  * slope that grows with the budget; then the table and both scales are re-expressed so that the
  * fitted shape is 1 at budget 1 (predictions unchanged). */
 static void
-fit_shape (MoneBudgetController *controller)
+fit_shape (GstMoneBudgetController *controller)
 {
   double sw = 0, sb = 0, sl = 0, sbb = 0, sbl = 0;
   int used = 0;
@@ -205,7 +205,7 @@ compare_doubles (const void *a, const void *b)
 
 /* The margin that would have covered ERROR_QUANTILE of the recent under-predictions. */
 static void
-update_margin (MoneBudgetController *controller, double error)
+update_margin (GstMoneBudgetController *controller, double error)
 {
   controller->errors[controller->next_error] = error;
   controller->next_error = (controller->next_error + 1) % ERROR_WINDOW;
@@ -222,13 +222,13 @@ update_margin (MoneBudgetController *controller, double error)
 }
 
 static double
-current_margin (const MoneBudgetController *controller)
+current_margin (const GstMoneBudgetController *controller)
 {
   return controller->margin;
 }
 
 double
-mone_budget_controller_choose (MoneBudgetController *controller, double ceiling,
+gst_mone_budget_controller_choose (GstMoneBudgetController *controller, double ceiling,
     gint64 deadline_ns)
 {
   ceiling = clamp_budget (controller, ceiling);
@@ -263,7 +263,7 @@ mone_budget_controller_choose (MoneBudgetController *controller, double ceiling,
 }
 
 void
-mone_budget_controller_observe (MoneBudgetController *controller, double budget,
+gst_mone_budget_controller_observe (GstMoneBudgetController *controller, double budget,
     gint64 latency_ns)
 {
   if (latency_ns <= 0)
@@ -316,7 +316,7 @@ mone_budget_controller_observe (MoneBudgetController *controller, double budget,
 }
 
 void
-mone_budget_controller_qos (MoneBudgetController *controller, double proportion,
+gst_mone_budget_controller_qos (GstMoneBudgetController *controller, double proportion,
     gint64 jitter_ns)
 {
   gboolean late = FALSE;
@@ -339,7 +339,7 @@ mone_budget_controller_qos (MoneBudgetController *controller, double proportion,
 }
 
 void
-mone_budget_controller_get_model (const MoneBudgetController *controller, MoneBudgetModel *model)
+gst_mone_budget_controller_get_model (const GstMoneBudgetController *controller, GstMoneBudgetModel *model)
 {
   double level = controller->observations ? controller->level_ns : 0.0;
   model->overhead_ns = level * controller->shape_overhead;
@@ -351,7 +351,7 @@ mone_budget_controller_get_model (const MoneBudgetController *controller, MoneBu
 }
 
 gint64
-mone_budget_controller_predict (const MoneBudgetController *controller, double budget)
+gst_mone_budget_controller_predict (const GstMoneBudgetController *controller, double budget)
 {
   if (controller->observations == 0)
     return -1;
