@@ -55,6 +55,7 @@
 #include "gstmonefilter.h"
 #include "gstmonetsan.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <glib/gstdio.h>
 #include <time.h>
@@ -239,18 +240,26 @@ gst_mone_filter_scale_mode_get_type (void)
   return (GType) type;
 }
 
-/* The shipped model: the installed copy, else the source tree's (running from the build tree). */
+/* The shipped model as installed beside this plugin (libdir/gstreamer-1.0 -> datadir/gst-mone),
+ * else at the configured prefix. */
 static const gchar *
 built_in_model_path (void)
 {
   static gsize path = 0;
 
   if (g_once_init_enter (&path)) {
-    const gchar *chosen = MONE_INSTALLED_MODEL;
-    if (!g_file_test (chosen, G_FILE_TEST_EXISTS)
-        && g_file_test (MONE_SOURCE_TREE_MODEL, G_FILE_TEST_EXISTS))
-      chosen = MONE_SOURCE_TREE_MODEL;
-    g_once_init_leave (&path, (gsize) g_strdup (chosen));
+    gchar *chosen = NULL;
+    Dl_info self;
+    if (MONE_MODEL_FROM_PLUGIN_DIR[0] != '\0'
+        && dladdr ((const void *) built_in_model_path, &self) && self.dli_fname) {
+      gchar *plugin_dir = g_path_get_dirname (self.dli_fname);
+      gchar *beside = g_build_filename (plugin_dir, MONE_MODEL_FROM_PLUGIN_DIR, NULL);
+      if (g_file_test (beside, G_FILE_TEST_EXISTS))
+        chosen = g_canonicalize_filename (beside, NULL);
+      g_free (beside);
+      g_free (plugin_dir);
+    }
+    g_once_init_leave (&path, (gsize) (chosen ? chosen : g_strdup (MONE_INSTALLED_MODEL)));
   }
   return (const gchar *) path;
 }
@@ -283,8 +292,8 @@ gst_mone_filter_class_init (GstMoneFilterClass * klass)
   g_object_class_install_property (gobject_class, PROP_MODEL,
       g_param_spec_string ("model", "Model",
           "Path of the MoNE model file (safetensors). Default: $MONE_MODEL when the element is "
-          "created, else the installed fashion-mone.safetensors, else the source tree's "
-          "models/fashion-mone.safetensors", built_in_model_path (),
+          "created, else the model installed with the plugin (share/gst-mone)",
+          built_in_model_path (),
           G_PARAM_READWRITE | GST_PARAM_MUTABLE_READY | G_PARAM_STATIC_STRINGS));
   g_object_class_install_property (gobject_class, PROP_BUDGET,
       g_param_spec_double ("budget", "Budget",
