@@ -36,11 +36,16 @@ if [ "$exported" != "$declared" ]; then
 fi
 
 # No installed binary may depend on the trees it was built from (debug information aside).
+# A tree path counts only as a whole path: "/src/models" is one, but "../src/engine.c" (the relative
+# source names in assertion messages) is not, even when the source tree is /src.
 source_real=$(realpath "$source") build_real=$(realpath "$build")
+regex_quote () { sed 's/[][\\.*^$+?(){}|]/\\&/g' <<<"$1"; }
+tree_path="(^|[^[:alnum:]._/-])($(regex_quote "$source_real")|$(regex_quote "$build_real"))(/|$|[^[:alnum:]._-])"
 while IFS= read -r -d '' file; do
   if readelf -h "$file" >/dev/null 2>&1; then
     for section in .rodata .data .dynstr; do
-      if readelf -p "$section" "$file" 2>/dev/null | grep -q -e "$source_real" -e "$build_real"; then
+      # readelf -p prints each string as "  [offset]  text"; keep the text alone.
+      if readelf -p "$section" "$file" 2>/dev/null | sed -n 's/^ *\[ *[0-9a-f]*\]  //p' | grep -q -E "$tree_path"; then
         fail "$file holds a source- or build-tree path in $section"
       fi
     done
