@@ -216,25 +216,8 @@ mone_cmd_bench (int argc, char **argv)
     status = 2;
     goto out;
   }
-  if (config_name) {
-    MoneConfig config;
-    guint64 seed;
-    if (!mone_config_from_args (config_name, argc - 1, (const char *const *) argv + 1, &config, &seed,
-            &error) || !(model = mone_model_new_random (&config, seed, &error))) {
-      fprintf (stderr, "mone bench: %s\n", error->message);
-      goto out;
-    }
-  } else {
-    if (argc != 2) {
-      fprintf (stderr, "mone bench: expected one MODEL file (or --config NAME)\n");
-      status = 2;
-      goto out;
-    }
-    if (!(model = mone_model_load_file (argv[1], &error))) {
-      fprintf (stderr, "mone bench: %s\n", error->message);
-      goto out;
-    }
-  }
+  if (!(model = mone_tool_model_from_args ("bench", config_name, argc, argv, &status)))
+    goto out;
   const MoneConfig *c = mone_model_get_config (model);
   const double min_budget = mone_model_min_budget (model);
   if (!parse_budget_list (budget_text ? budget_text : "1,0.75,0.5,0.25,min", min_budget, budgets,

@@ -30,22 +30,8 @@ mone_cmd_info (int argc, char **argv)
     status = 2;
     goto out;
   }
-  if (config_name) {
-    MoneConfig config;
-    guint64 seed;
-    if (!mone_config_from_args (config_name, argc - 1, (const char *const *) argv + 1, &config, &seed,
-            &error) || !(model = mone_model_new_random (&config, seed, &error))) {
-      fprintf (stderr, "mone info: %s\n", error->message);
-      goto out;
-    }
-  } else if (argc != 2) {
-    fprintf (stderr, "mone info: expected one MODEL file (or --config NAME)\n");
-    status = 2;
+  if (!(model = mone_tool_model_from_args ("info", config_name, argc, argv, &status)))
     goto out;
-  } else if (!(model = mone_model_load_file (argv[1], &error))) {
-    fprintf (stderr, "mone info: %s\n", error->message);
-    goto out;
-  }
 
   const MoneConfig *c = mone_model_get_config (model);
   printf ("input:      %d x %d pixels, %d channel%s", c->width, c->height, c->channels,

@@ -1,6 +1,7 @@
 /* See tool-input.h. */
 #include "tool-input.h"
 
+#include "init.h"
 #include "mone/mone.h"
 
 #include <errno.h>
@@ -10,6 +11,33 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+MoneModel *
+mone_tool_model_from_args (const char *command, const char *config_name, int argc, char **argv, int *status)
+{
+  GError *error = NULL;
+  MoneModel *model = NULL;
+
+  *status = 1;
+  if (config_name) {
+    MoneConfig config;
+    guint64 seed;
+    if (mone_config_from_args (config_name, argc - 1, (const char *const *) argv + 1, &config, &seed,
+            &error))
+      model = mone_model_new_random (&config, seed, &error);
+  } else if (argc != 2) {
+    fprintf (stderr, "mone %s: expected one MODEL file (or --config NAME)\n", command);
+    *status = 2;
+    return NULL;
+  } else {
+    model = mone_model_load_file (argv[1], &error);
+  }
+  if (!model) {
+    fprintf (stderr, "mone %s: %s\n", command, error->message);
+    g_error_free (error);
+  }
+  return model;
+}
 
 gboolean
 mone_tool_read_exact (const char *path, gsize size, const char *what, char **contents, GError **error)

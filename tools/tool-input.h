@@ -1,9 +1,19 @@
-/* What the `mone` tool's commands share for reading input they do not trust: files of a known
- * size, numbers written on the command line, and text from model files printed to a terminal. */
+/* What the `mone` tool's commands share for reading input they do not trust: the model a command
+ * works on, files of a known size, numbers written on the command line, and text from model files
+ * printed to a terminal. */
 #ifndef MONE_TOOL_INPUT_H
 #define MONE_TOOL_INPUT_H
 
 #include <glib.h>
+
+#include "mone/mone.h"
+
+/* The model of a command that takes "MODEL | --config NAME [key=value...]": a random model of the
+ * named config with the key=value overrides when config_name is set, else the one MODEL file in
+ * argv[1] (argv[0] is the command). On failure prints "mone COMMAND: cause" and returns NULL with
+ * *status 2 for a usage error, 1 for a model that cannot be made or loaded. */
+MoneModel *mone_tool_model_from_args (const char *command, const char *config_name, int argc, char **argv,
+    int *status);
 
 /* Reads exactly `size` bytes from path into a new buffer (g_free it; malloc-aligned). A regular
  * file must have exactly that size; anything else that can be read (a pipe, a device) is read
