@@ -119,19 +119,15 @@ wait_for_eos (GstElement *pipeline, GError **error)
   return ok;
 }
 
-static char *
-quote_path (const char *path)
+/* Sets a string property of the element called `name` in the pipeline: paths are set this way
+ * rather than written into the launch description, so no quoting can go wrong. */
+static void
+set_element_string (GstElement *pipeline, const char *name, const char *property, const char *value)
 {
-  /* gst_parse_launch takes a description: quote the path and escape what would end the quote */
-  GString *s = g_string_new ("\"");
+  GstElement *element = gst_bin_get_by_name (GST_BIN (pipeline), name);
 
-  for (const char *p = path; *p; p++) {
-    if (*p == '"' || *p == '\\')
-      g_string_append_c (s, '\\');
-    g_string_append_c (s, *p);
-  }
-  g_string_append_c (s, '"');
-  return g_string_free (s, FALSE);
+  g_object_set (element, property, value, NULL);
+  gst_object_unref (element);
 }
 
 /* " scale-mode=MODE" when one was asked for; the element's default otherwise. */
@@ -147,26 +143,24 @@ static gboolean
 run_budget (const DemoOptions *opt, const SampleLabels *labels, BudgetRun *run, int pass,
     GError **error)
 {
-  char *video = quote_path (opt->video), *model = quote_path (opt->model_path);
   char *scale_mode = scale_mode_property (opt);
-  char *description = g_strdup_printf ("filesrc location=%s ! decodebin ! videoconvert ! "
-      "monefilter name=mone model=%s budget=%.17g threads=%d%s ! "
-      "fakesink name=sink sync=false", video, model, run->budget_requested, opt->threads,
-      scale_mode);
+  char *description = g_strdup_printf ("filesrc name=file ! decodebin ! videoconvert ! "
+      "monefilter name=mone budget=%.17g threads=%d%s ! fakesink name=sink sync=false",
+      run->budget_requested, opt->threads, scale_mode);
   GstElement *pipeline = gst_parse_launch (description, error);
   CollectState state = { .run = run, .n_frames = labels->frames };
   GstElement *sink;
   GstPad *pad;
   gboolean ok = FALSE;
 
-  g_free (video);
-  g_free (model);
   g_free (scale_mode);
   g_free (description);
   if (pipeline && error && *error)      /* a bad property value: a pipeline and an error */
     g_clear_object (&pipeline);
   if (!pipeline)
     return FALSE;
+  set_element_string (pipeline, "file", "location", opt->video);
+  set_element_string (pipeline, "mone", "model", opt->model_path);
   if (!run->frame_class) {
     run->frame_class = g_new (int, labels->frames);
     run->frame_score = g_new0 (float, labels->frames);
@@ -247,15 +241,12 @@ write_annotated (const DemoOptions *opt, const SampleLabels *labels, double budg
 {
   char *video_path = g_build_filename (opt->output_dir, "demo-annotated.webm", NULL);
   char *still_path = g_build_filename (opt->output_dir, "demo-still.png", NULL);
-  char *video = quote_path (opt->video), *model = quote_path (opt->model_path);
-  char *out = quote_path (video_path);
   char *scale_mode = scale_mode_property (opt);
-  char *description = g_strdup_printf ("filesrc location=%s ! decodebin ! videoscale ! "
+  char *description = g_strdup_printf ("filesrc name=file ! decodebin ! videoscale ! "
       "video/x-raw,width=640,height=480 ! videoconvert ! "
-      "monefilter model=%s budget=%.17g threads=%d%s ! videoconvert ! "
+      "monefilter name=mone budget=%.17g threads=%d%s ! videoconvert ! "
       "moneoverlay name=overlay ! videoconvert ! vp8enc threads=1 deadline=20000 cpu-used=4 "
-      "target-bitrate=2500000 ! webmmux ! filesink location=%s", video, model, budget,
-      opt->threads, scale_mode, out);
+      "target-bitrate=2500000 ! webmmux ! filesink name=out", budget, opt->threads, scale_mode);
   GstElement *pipeline = NULL, *overlay = NULL;
   StillState still = { .frame = 0, .still = NULL };
   GstSample *png = NULL;
@@ -263,9 +254,6 @@ write_annotated (const DemoOptions *opt, const SampleLabels *labels, double budg
   GstPad *pad;
   gboolean ok = FALSE;
 
-  g_free (video);
-  g_free (model);
-  g_free (out);
   g_free (scale_mode);
   if (g_mkdir_with_parents (opt->output_dir, 0755) != 0) {
     g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (errno), "cannot create %s: %s",
@@ -277,6 +265,9 @@ write_annotated (const DemoOptions *opt, const SampleLabels *labels, double budg
     g_clear_object (&pipeline);
   if (!pipeline)
     goto done;
+  set_element_string (pipeline, "file", "location", opt->video);
+  set_element_string (pipeline, "mone", "model", opt->model_path);
+  set_element_string (pipeline, "out", "location", video_path);
   still.still_frame = labels->items[CLAMP (still_item, 0, labels->count - 1)].last_frame;
   overlay = gst_bin_get_by_name (GST_BIN (pipeline), "overlay");
   pad = gst_element_get_static_pad (overlay, "src");

@@ -154,20 +154,6 @@ on_bus_message (GstBus *bus, GstMessage *msg, gpointer user_data)
   return G_SOURCE_CONTINUE;
 }
 
-static char *
-quote_path (const char *path)
-{
-  GString *s = g_string_new ("\"");
-
-  for (const char *p = path; *p; p++) {
-    if (*p == '"' || *p == '\\')
-      g_string_append_c (s, '\\');
-    g_string_append_c (s, *p);
-  }
-  g_string_append_c (s, '"');
-  return g_string_free (s, FALSE);
-}
-
 int
 main (int argc, char **argv)
 {
@@ -208,29 +194,14 @@ main (int argc, char **argv)
     app.status = 2;
     goto out;
   }
-  if (video) {
-    char *quoted = quote_path (video);
-
-    source = g_strdup_printf ("filesrc location=%s ! decodebin", quoted);
-    g_free (quoted);
-  } else {
-    source = g_strdup (argc > 1 ? argv[1] : "videotestsrc is-live=true pattern=ball");
-  }
-  {
-    char *model_prop = NULL;
-
-    if (model_path) {
-      char *quoted = quote_path (model_path);
-
-      model_prop = g_strdup_printf ("model=%s", quoted);
-      g_free (quoted);
-    }
-    /* sync=true: the file plays at its own frame rate, so there is time to type */
-    description = g_strdup_printf ("%s ! videoconvert ! monefilter name=mone %s budget=%.17g "
-        "threads=%d%s%s ! fakesink sync=true", source, model_prop ? model_prop : "", budget,
-        threads, scale_mode ? " scale-mode=" : "", scale_mode ? scale_mode : "");
-    g_free (model_prop);
-  }
+  /* Paths are set as properties once the pipeline exists, not written into the description,
+   * so no path needs quoting. */
+  source = g_strdup (video ? "filesrc name=file ! decodebin"
+      : argc > 1 ? argv[1] : "videotestsrc is-live=true pattern=ball");
+  /* sync=true: the file plays at its own frame rate, so there is time to type */
+  description = g_strdup_printf ("%s ! videoconvert ! monefilter name=mone budget=%.17g "
+      "threads=%d%s%s ! fakesink sync=true", source, budget, threads,
+      scale_mode ? " scale-mode=" : "", scale_mode ? scale_mode : "");
   printf ("pipeline: %s\n", description);
   /* a bad property value leaves a pipeline *and* an error: both mean "no" */
   if (!(app.pipeline = gst_parse_launch (description, &error)) || error) {
@@ -239,6 +210,14 @@ main (int argc, char **argv)
     goto out;
   }
   app.filter = gst_bin_get_by_name (GST_BIN (app.pipeline), "mone");
+  if (model_path)
+    g_object_set (app.filter, "model", model_path, NULL);
+  if (video) {
+    GstElement *file = gst_bin_get_by_name (GST_BIN (app.pipeline), "file");
+
+    g_object_set (file, "location", video, NULL);
+    gst_object_unref (file);
+  }
   app.loop = g_main_loop_new (NULL, FALSE);
   app.print_every = print_every;
 
