@@ -17,18 +17,8 @@ usage() {
   sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
   echo "defaults: -m $model -b $budget -c $scale_mode -d $device -s $sink"
 }
-while getopts "m:b:d:s:c:h" opt; do
-  case $opt in
-    m) model=$OPTARG ;;
-    b) budget=$OPTARG ;;
-    c) scale_mode=$OPTARG ;;
-    d) device=$OPTARG ;;
-    s) sink=$OPTARG ;;
-    h) usage; exit 0 ;;
-    *) usage >&2; exit 2 ;;
-  esac
-done
-shift $((OPTIND - 1))
+mone_parse_options "m:b:d:s:c:" "$@"
+set -- "${mone_operands[@]}"
 if [ $# -gt 0 ]; then
   echo "camera.sh: unexpected argument '$1'" >&2
   usage >&2

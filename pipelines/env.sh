@@ -40,6 +40,41 @@ mone_require_element() {
   fi
 }
 
+# Parses the options the classifying scripts share into the caller's variables model (-m), budget
+# (-b), scale_mode (-c), interval (-i), device (-d) and sink (-s); the caller sets their defaults
+# and a usage function first. $1 is the getopts spec of the options the script takes ("m:b:s:");
+# -h prints usage. What follows the options lands in the array mone_operands.
+mone_parse_options() {
+  local spec=$1 opt OPTIND=1
+  shift
+  while getopts "${spec}h" opt; do
+    case $opt in
+      m) model=$OPTARG ;;
+      b) budget=$OPTARG ;;
+      c) scale_mode=$OPTARG ;;
+      i) interval=$OPTARG ;;
+      d) device=$OPTARG ;;
+      s) sink=$OPTARG ;;
+      h) usage; exit 0 ;;
+      *) usage >&2; exit 2 ;;
+    esac
+  done
+  shift $((OPTIND - 1))
+  mone_operands=("$@")
+}
+
+# What goes between monefilter and a sink that shows the video: moneoverlay when the plugin has
+# it; nothing for fakesink.
+mone_display_chain() {
+  if [ "$1" = fakesink ]; then
+    echo ""
+  elif gst-inspect-1.0 moneoverlay >/dev/null 2>&1; then
+    echo "videoconvert ! moneoverlay ! videoconvert !"
+  else
+    echo "videoconvert !"
+  fi
+}
+
 # Option checks shared by the scripts: the element would only warn about an out-of-range value
 # and keep its default, so the run would not be what was asked for.
 mone_require_budget() {

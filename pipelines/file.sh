@@ -20,18 +20,8 @@ usage() {
   sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
   echo "defaults: -m $model -b $budget -c $scale_mode -i $interval -s $sink"
 }
-while getopts "m:b:i:s:c:h" opt; do
-  case $opt in
-    m) model=$OPTARG ;;
-    b) budget=$OPTARG ;;
-    c) scale_mode=$OPTARG ;;
-    i) interval=$OPTARG ;;
-    s) sink=$OPTARG ;;
-    h) usage; exit 0 ;;
-    *) usage >&2; exit 2 ;;
-  esac
-done
-shift $((OPTIND - 1))
+mone_parse_options "m:b:i:s:c:" "$@"
+set -- "${mone_operands[@]}"
 if [ $# -gt 1 ]; then
   echo "file.sh: one FILE at most (got $#)" >&2
   usage >&2
@@ -47,12 +37,7 @@ mone_require_model "$model"
 mone_require_budget "$budget"
 mone_require_interval "$interval"
 
-tail=""
-if [ "$sink" != fakesink ] && gst-inspect-1.0 moneoverlay >/dev/null 2>&1; then
-  tail="videoconvert ! moneoverlay ! videoconvert !"
-elif [ "$sink" != fakesink ]; then
-  tail="videoconvert !"
-fi
+tail=$(mone_display_chain "$sink")
 gst-launch-1.0 -m filesrc location="$file" ! decodebin ! videoconvert ! \
   monefilter model="$model" budget="$budget" interval="$interval" scale-mode="$scale_mode" message=true ! \
   $tail $sink | mone_print_results
