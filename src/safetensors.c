@@ -262,20 +262,21 @@ get_count (const MoneJson *v, const char *tensor, const char *what, int64_t *out
   return TRUE;
 }
 
+/* The three fields of a tensor entry, each exactly once and nothing else. */
 static gboolean
-parse_tensor (MoneSafetensorsTensor *t, const char *name, const MoneJson *info, size_t data_size,
-    GError **error)
+tensor_fields (const char *name, const MoneJson *info, const MoneJson **dtype, const MoneJson **shape,
+    const MoneJson **offsets, GError **error)
 {
   if (info->type != MONE_JSON_OBJECT) {
     FORMAT_ERROR ("tensor '%s': entry is a %s, expected an object", name, mone_json_type_name (info->type));
     return FALSE;
   }
-  const MoneJson *dtype = NULL, *shape = NULL, *offsets = NULL;
+  *dtype = *shape = *offsets = NULL;
   for (size_t i = 0; i < info->u.object.len; i++) {
     const MoneJsonMember *m = &info->u.object.members[i];
-    const MoneJson **slot = !strcmp (m->key, "dtype") ? &dtype
-        : !strcmp (m->key, "shape") ? &shape
-        : !strcmp (m->key, "data_offsets") ? &offsets : NULL;
+    const MoneJson **slot = !strcmp (m->key, "dtype") ? dtype
+        : !strcmp (m->key, "shape") ? shape
+        : !strcmp (m->key, "data_offsets") ? offsets : NULL;
     g_autofree char *field = printable_name (m->key, m->key_len);
     if (slot == NULL || strlen (m->key) != m->key_len) {
       FORMAT_ERROR ("tensor '%s': unknown field '%s'", name, field);
@@ -287,12 +288,17 @@ parse_tensor (MoneSafetensorsTensor *t, const char *name, const MoneJson *info, 
     }
     *slot = m->value;
   }
-  if (!dtype || !shape || !offsets) {
+  if (!*dtype || !*shape || !*offsets) {
     FORMAT_ERROR ("tensor '%s': missing field '%s'", name,
-        !dtype ? "dtype" : !shape ? "shape" : "data_offsets");
+        !*dtype ? "dtype" : !*shape ? "shape" : "data_offsets");
     return FALSE;
   }
+  return TRUE;
+}
 
+static gboolean
+tensor_dtype (MoneSafetensorsTensor *t, const char *name, const MoneJson *dtype, GError **error)
+{
   if (dtype->type != MONE_JSON_STRING) {
     FORMAT_ERROR ("tensor '%s': dtype is a %s, expected a string", name, mone_json_type_name (dtype->type));
     return FALSE;
@@ -314,7 +320,13 @@ parse_tensor (MoneSafetensorsTensor *t, const char *name, const MoneJson *info, 
     FORMAT_ERROR ("tensor '%s': unknown dtype '%s'", name, shown);
     return FALSE;
   }
+  return TRUE;
+}
 
+/* The shape and its element count, which must fit in 64 bits. */
+static gboolean
+tensor_shape (MoneSafetensorsTensor *t, const char *name, const MoneJson *shape, GError **error)
+{
   if (shape->type != MONE_JSON_ARRAY) {
     FORMAT_ERROR ("tensor '%s': shape is a %s, expected an array", name, mone_json_type_name (shape->type));
     return FALSE;
@@ -337,7 +349,14 @@ parse_tensor (MoneSafetensorsTensor *t, const char *name, const MoneJson *info, 
     }
     t->numel *= t->shape[d];
   }
+  return TRUE;
+}
 
+/* The byte range: ordered, inside the data region, and exactly numel elements of the dtype. */
+static gboolean
+tensor_offsets (MoneSafetensorsTensor *t, const char *name, const MoneJson *offsets, size_t data_size,
+    GError **error)
+{
   if (offsets->type != MONE_JSON_ARRAY || offsets->u.array.len != 2) {
     FORMAT_ERROR ("tensor '%s': data_offsets must be an array of two integers", name);
     return FALSE;
@@ -367,6 +386,17 @@ parse_tensor (MoneSafetensorsTensor *t, const char *name, const MoneJson *info, 
   t->begin = (uint64_t) begin;
   t->end = (uint64_t) end;
   return TRUE;
+}
+
+static gboolean
+parse_tensor (MoneSafetensorsTensor *t, const char *name, const MoneJson *info, size_t data_size,
+    GError **error)
+{
+  const MoneJson *dtype, *shape, *offsets;
+  return tensor_fields (name, info, &dtype, &shape, &offsets, error)
+      && tensor_dtype (t, name, dtype, error)
+      && tensor_shape (t, name, shape, error)
+      && tensor_offsets (t, name, offsets, data_size, error);
 }
 
 static int
@@ -511,17 +541,21 @@ error:
 
 /* ---- writer ---- */
 
-gboolean
-mone_safetensors_write (const char *path, const char *const *metadata_keys,
-    const char *const *metadata_values, int n_metadata, const MoneSafetensorsWriteTensor *tensors,
-    int n_tensors, MoneDtype dtype, GError **error)
+static uint64_t
+write_tensor_numel (const MoneSafetensorsWriteTensor *t)
+{
+  uint64_t numel = 1;
+  for (int d = 0; d < t->ndim; d++)
+    numel *= (uint64_t) t->shape[d];
+  return numel;
+}
+
+/* The JSON header: metadata first, then each tensor with its byte range in order. */
+static GString *
+write_header (const char *const *metadata_keys, const char *const *metadata_values, int n_metadata,
+    const MoneSafetensorsWriteTensor *tensors, int n_tensors, MoneDtype dtype)
 {
   GString *header = g_string_new ("{");
-  char *tmp_path = g_strconcat (path, ".XXXXXX", NULL);
-  FILE *out = NULL;
-  int fd = -1;
-  uint8_t *chunk = NULL;
-  gboolean ok = FALSE;
   const size_t elem = mone_dtype_size (dtype);
 
   if (n_metadata > 0) {
@@ -538,38 +572,33 @@ mone_safetensors_write (const char *path, const char *const *metadata_keys,
   uint64_t offset = 0;
   for (int i = 0; i < n_tensors; i++) {
     const MoneSafetensorsWriteTensor *t = &tensors[i];
-    uint64_t numel = 1;
+    const uint64_t bytes = write_tensor_numel (t) * elem;
     if (n_metadata > 0 || i)
       g_string_append_c (header, ',');
     mone_json_append_string (header, t->name, strlen (t->name));
     g_string_append_printf (header, ":{\"dtype\":\"%s\",\"shape\":[", mone_dtype_name (dtype));
-    for (int d = 0; d < t->ndim; d++) {
+    for (int d = 0; d < t->ndim; d++)
       g_string_append_printf (header, d ? ",%" G_GINT64_FORMAT : "%" G_GINT64_FORMAT, t->shape[d]);
-      numel *= (uint64_t) t->shape[d];
-    }
     g_string_append_printf (header, "],\"data_offsets\":[%" G_GUINT64_FORMAT ",%" G_GUINT64_FORMAT "]}",
-        offset, offset + numel * elem);
-    offset += numel * elem;
+        offset, offset + bytes);
+    offset += bytes;
   }
   g_string_append_c (header, '}');
   /* Spaces are JSON whitespace: padding the header to a multiple of 8 puts the data region (and
    * so every F32 tensor) on an 8-byte boundary of the file. */
   while (header->len % 8 != 0)
     g_string_append_c (header, ' ');
+  return header;
+}
 
-  fd = g_mkstemp_full (tmp_path, O_WRONLY | O_CREAT | O_EXCL, 0644);
-  if (fd < 0) {
-    int e = errno;
-    g_set_error (error, MONE_ERROR, MONE_ERROR_IO, "%s: cannot create: %s", path, g_strerror (e));
-    goto out;
-  }
-  out = fdopen (fd, "wb");
-  if (out == NULL) {
-    int e = errno;
-    close (fd);
-    g_set_error (error, MONE_ERROR, MONE_ERROR_IO, "%s: cannot write: %s", path, g_strerror (e));
-    goto out_unlink;
-  }
+/* The length field, the header and every tensor's little-endian element bytes, converted a chunk
+ * at a time. FALSE on the first short write (errno tells why). */
+static gboolean
+write_file_body (FILE *out, const GString *header, const MoneSafetensorsWriteTensor *tensors,
+    int n_tensors, MoneDtype dtype)
+{
+  enum { CHUNK_ELEMENTS = 16384 };
+  const size_t elem = mone_dtype_size (dtype);
   uint8_t length_field[8];
   uint64_t header_len = header->len;
   for (int i = 0; i < 8; i++)
@@ -577,14 +606,10 @@ mone_safetensors_write (const char *path, const char *const *metadata_keys,
   gboolean written = fwrite (length_field, 1, 8, out) == 8
       && fwrite (header->str, 1, header->len, out) == header->len;
 
-  /* Little-endian element bytes, converted a chunk at a time. */
-  enum { CHUNK_ELEMENTS = 16384 };
-  chunk = g_malloc (CHUNK_ELEMENTS * 4);
+  uint8_t *chunk = g_malloc (CHUNK_ELEMENTS * 4);
   for (int i = 0; written && i < n_tensors; i++) {
     const MoneSafetensorsWriteTensor *t = &tensors[i];
-    uint64_t numel = 1;
-    for (int d = 0; d < t->ndim; d++)
-      numel *= (uint64_t) t->shape[d];
+    const uint64_t numel = write_tensor_numel (t);
     for (uint64_t start = 0; written && start < numel; start += CHUNK_ELEMENTS) {
       size_t n = (size_t) MIN ((uint64_t) CHUNK_ELEMENTS, numel - start);
       for (size_t k = 0; k < n; k++) {
@@ -601,6 +626,38 @@ mone_safetensors_write (const char *path, const char *const *metadata_keys,
       written = fwrite (chunk, elem, n, out) == n;
     }
   }
+  int write_errno = errno;
+  g_free (chunk);
+  errno = write_errno;
+  return written;
+}
+
+gboolean
+mone_safetensors_write (const char *path, const char *const *metadata_keys,
+    const char *const *metadata_values, int n_metadata, const MoneSafetensorsWriteTensor *tensors,
+    int n_tensors, MoneDtype dtype, GError **error)
+{
+  GString *header = write_header (metadata_keys, metadata_values, n_metadata, tensors, n_tensors, dtype);
+  char *tmp_path = g_strconcat (path, ".XXXXXX", NULL);
+  FILE *out = NULL;
+  int fd = -1;
+  gboolean ok = FALSE;
+
+  /* Written beside the target and renamed into place: a reader never sees half a file. */
+  fd = g_mkstemp_full (tmp_path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+  if (fd < 0) {
+    int e = errno;
+    g_set_error (error, MONE_ERROR, MONE_ERROR_IO, "%s: cannot create: %s", path, g_strerror (e));
+    goto out;
+  }
+  out = fdopen (fd, "wb");
+  if (out == NULL) {
+    int e = errno;
+    close (fd);
+    g_set_error (error, MONE_ERROR, MONE_ERROR_IO, "%s: cannot write: %s", path, g_strerror (e));
+    goto out_unlink;
+  }
+  gboolean written = write_file_body (out, header, tensors, n_tensors, dtype);
   int write_errno = errno;
   if (fclose (out) != 0 && written) {
     written = FALSE;
@@ -622,7 +679,6 @@ mone_safetensors_write (const char *path, const char *const *metadata_keys,
 out_unlink:
   g_unlink (tmp_path);
 out:
-  g_free (chunk);
   g_free (tmp_path);
   g_string_free (header, TRUE);
   return ok;
