@@ -267,46 +267,38 @@ append_split_jobs (GArray *jobs, GPtrArray *class_dirs, GPtrArray **files, gbool
   }
 }
 
-gboolean
-mone_image_folder_load (const char *dir, int height, int width, int channels, MoneImageFolder *out,
-    GError **error)
+/* The class folders' names: at least 2, at most MONE_IMAGE_FOLDER_MAX_CLASSES. */
+static GPtrArray *
+list_classes (const char *dir, MoneImageFolder *out, GError **error)
 {
-  GPtrArray *class_names = NULL, *class_dirs = g_ptr_array_new_with_free_func (g_free);
-  GPtrArray **files = NULL; /* (n_files) per class, its PNG names */
-  int n_files = 0;
-  GArray *jobs = g_array_new (FALSE, FALSE, sizeof (ImageJob));
-  guint8 *pixels = NULL, *labels = NULL, *alpha = NULL;
-  char *image_path = NULL;
-  gboolean ok = FALSE;
-
-  memset (out, 0, sizeof *out);
-  if ((channels != 1 && channels != 3) || height < 1 || width < 1 || height > 8192 || width > 8192) {
-    g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
-        "image folder '%s': cannot read images at %dx%d with %d channels (1 or 3, sides 1..8192)", dir, width,
-        height, channels);
-    goto out;
-  }
-  class_names = list_entries (dir, "image folder", TRUE, &out->skipped_hidden, &out->skipped_other, error);
+  GPtrArray *class_names = list_entries (dir, "image folder", TRUE, &out->skipped_hidden,
+      &out->skipped_other, error);
   if (!class_names)
-    goto out;
+    return NULL;
   const int classes = (int) class_names->len;
   if (classes < 2) {
     g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT,
         classes == 0 ? "image folder '%s' has no class folders: expected %s/<class name>/<image>.png"
                      : "image folder '%s' has one class folder ('%s'); a classifier needs at least 2",
         dir, classes == 0 ? dir : (const char *) g_ptr_array_index (class_names, 0));
-    goto out;
-  }
-  if (classes > MONE_IMAGE_FOLDER_MAX_CLASSES) {
+  } else if (classes > MONE_IMAGE_FOLDER_MAX_CLASSES) {
     g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT,
         "image folder '%s' has %d class folders, more than the %d supported", dir, classes,
         MONE_IMAGE_FOLDER_MAX_CLASSES);
-    goto out;
+  } else {
+    return class_names;
   }
-  files = g_new0 (GPtrArray *, classes);
-  n_files = classes;
-  long n_images = 0;
-  for (int k = 0; k < classes; k++) {
+  g_ptr_array_unref (class_names);
+  return NULL;
+}
+
+/* Each class folder's path (into class_dirs) and PNG names (files[k]); *n_images their total. */
+static gboolean
+list_class_files (const char *dir, GPtrArray *class_names, GPtrArray *class_dirs, GPtrArray **files,
+    MoneImageFolder *out, long *n_images, GError **error)
+{
+  *n_images = 0;
+  for (guint k = 0; k < class_names->len; k++) {
     const char *name = g_ptr_array_index (class_names, k);
     char *class_dir = g_build_filename (dir, name, NULL);
     g_ptr_array_add (class_dirs, class_dir);
@@ -316,49 +308,87 @@ mone_image_folder_load (const char *dir, int height, int width, int channels, Mo
       g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT,
           "class folder '%s': its name is not UTF-8, so it cannot be a label", shown);
       g_free (shown);
-      goto out;
+      return FALSE;
     }
     files[k] = list_entries (class_dir, "class folder", FALSE, &out->skipped_hidden, &out->skipped_other, error);
     if (!files[k])
-      goto out;
+      return FALSE;
     if (files[k]->len == 0) {
       g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT, "class folder '%s' holds no PNG images (*.png)", class_dir);
-      goto out;
+      return FALSE;
     }
-    n_images += files[k]->len;
+    *n_images += files[k]->len;
   }
-  if (n_images > IMAGE_FOLDER_MAX_IMAGES) {
+  if (*n_images > IMAGE_FOLDER_MAX_IMAGES) {
     g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT, "image folder '%s' holds %ld images, more than the %d supported",
-        dir, n_images, IMAGE_FOLDER_MAX_IMAGES);
+        dir, *n_images, IMAGE_FOLDER_MAX_IMAGES);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* Reads every job's picture, resized, into `images` (whose buffers the caller allocated). */
+static gboolean
+read_images (const GArray *jobs, MoneImageSet *images, GError **error)
+{
+  const size_t plane = (size_t) images->rows * images->cols;
+  const size_t frame = images->channels * plane;
+  for (guint j = 0; j < jobs->len; j++) {
+    const ImageJob *job = &g_array_index (jobs, ImageJob, j);
+    g_autofree char *image_path = g_build_filename (job->class_dir, job->file, NULL);
+    if (!png_read_resized (image_path, images->channels, images->rows, images->cols, images->pixels + j * frame,
+            images->alpha + j * plane, error))
+      return FALSE;
+    images->labels[j] = (guint8) job->label;
+  }
+  return TRUE;
+}
+
+gboolean
+mone_image_folder_load (const char *dir, int height, int width, int channels, MoneImageFolder *out,
+    GError **error)
+{
+  GPtrArray *class_names = NULL, *class_dirs = g_ptr_array_new_with_free_func (g_free);
+  GPtrArray **files = NULL; /* (n_files) per class, its PNG names */
+  int n_files = 0;
+  GArray *jobs = g_array_new (FALSE, FALSE, sizeof (ImageJob));
+  MoneImageSet images = { .channels = channels, .rows = height, .cols = width };
+  gboolean ok = FALSE;
+
+  memset (out, 0, sizeof *out);
+  if ((channels != 1 && channels != 3) || height < 1 || width < 1 || height > 8192 || width > 8192) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
+        "image folder '%s': cannot read images at %dx%d with %d channels (1 or 3, sides 1..8192)", dir, width,
+        height, channels);
     goto out;
   }
+  if (!(class_names = list_classes (dir, out, error)))
+    goto out;
+  const int classes = (int) class_names->len;
+  files = g_new0 (GPtrArray *, classes);
+  n_files = classes;
+  long n_images;
+  if (!list_class_files (dir, class_names, class_dirs, files, out, &n_images, error))
+    goto out;
   append_split_jobs (jobs, class_dirs, files, FALSE);
   const int n_train = (int) jobs->len;
   append_split_jobs (jobs, class_dirs, files, TRUE);
   g_assert ((long) jobs->len == n_images);
 
-  const size_t frame = (size_t) channels * height * width;
-  pixels = g_try_malloc ((size_t) n_images * frame);
-  labels = g_try_malloc ((size_t) n_images);
-  alpha = g_try_malloc ((size_t) n_images * height * width);
-  if (!pixels || !labels || !alpha) {
+  images.count = (int) n_images;
+  images.pixels = g_try_malloc ((size_t) n_images * channels * height * width);
+  images.labels = g_try_malloc ((size_t) n_images);
+  images.alpha = g_try_malloc ((size_t) n_images * height * width);
+  if (!images.pixels || !images.labels || !images.alpha) {
     g_set_error (error, MONE_ERROR, MONE_ERROR_IO, "out of memory for %ld images of %dx%dx%d from '%s'", n_images,
         width, height, channels, dir);
     goto out;
   }
-  for (guint j = 0; j < jobs->len; j++) {
-    const ImageJob *job = &g_array_index (jobs, ImageJob, j);
-    g_free (image_path);
-    image_path = g_build_filename (job->class_dir, job->file, NULL);
-    if (!png_read_resized (image_path, channels, height, width, pixels + j * frame,
-            alpha + (size_t) j * height * width, error))
-      goto out;
-    labels[j] = (guint8) job->label;
-  }
+  if (!read_images (jobs, &images, error))
+    goto out;
 
-  out->images = (MoneImageSet) { .count = (int) n_images, .channels = channels, .rows = height, .cols = width,
-    .pixels = pixels, .labels = labels, .alpha = alpha };
-  pixels = labels = alpha = NULL;
+  out->images = images;
+  memset (&images, 0, sizeof images);
   out->n_train = n_train;
   out->n_val = (int) n_images - n_train;
   out->classes = classes;
@@ -376,10 +406,9 @@ out:
     g_ptr_array_unref (class_names);
   g_ptr_array_unref (class_dirs);
   g_array_unref (jobs);
-  g_free (pixels);
-  g_free (labels);
-  g_free (alpha);
-  g_free (image_path);
+  g_free (images.pixels);
+  g_free (images.labels);
+  g_free (images.alpha);
   if (!ok)
     memset (out, 0, sizeof *out);
   return ok;
