@@ -610,115 +610,106 @@ init_model_copy (MoneTrainModel *model, const MoneTrainModel *init, const char *
     fprintf (stderr, "starting from the weights of the --init model, head included\n");
 }
 
-gboolean
-mone_train_run (const MoneTrainOptions *opts, GError **error)
+/* A training run's state between its steps. */
+typedef struct {
+  const MoneTrainOptions *opts;   /* resolved: with --init the model file's architecture */
+  TrainingData data;
+  MoneImageSet val_quick;         /* the first 1,000 validation images: the per-epoch check */
+  MoneTrainModel *model;
+  int threads;
+  int share;                      /* samples per worker and step */
+  Worker *workers;                /* (threads) */
+  float *m, *v, *grads;           /* (n_params) AdamW moments, the step's summed gradient */
+  long total_steps;
+  CheckpointHeader header;        /* the run's options; .step set when written */
+  /* progress lines */
+  double t_log;
+  long seen_in_interval;          /* images since the last progress line */
+  LossSums interval;
+} TrainRun;
+
+/* The options a checkpoint records, so that a resume with any other value is refused. */
+static void
+checkpoint_header_fill (CheckpointHeader *header, const TrainRun *run, const MoneTrainModel *init)
 {
-  TrainingData data = { 0 };
-  MoneTrainModel *model = NULL;
-  Worker *workers = NULL;
-  float *m = NULL, *v = NULL, *grads = NULL;
-  gboolean ok = FALSE;
-  const int T = MAX (1, opts->threads);
+  const MoneTrainOptions *opts = run->opts;
+  memset (header, 0, sizeof *header);
+  memcpy (header->magic, CHECKPOINT_MAGIC, 8);
+  header->header_size = sizeof *header;
+  header->n_specs = (uint32_t) run->model->n_specs;
+  header->n_params = run->model->n_params;
+  header->total_steps = run->total_steps;
+  header->seed = opts->seed;
+  header->batch = opts->batch;
+  header->epochs = opts->epochs;
+  header->train_images = run->data.train.count;
+  header->threads = run->threads;
+  header->fixed_budget = opts->fixed_budget;
+  header->in_frame_fraction = opts->in_frame_fraction;
+  header->scene_fraction = opts->scene_fraction;
+  header->router_item_weight = opts->router_item_weight;
+  header->lr = opts->lr;
+  header->alpha_min = opts->alpha_min;
+  header->max_sampled_budget = opts->max_sampled_budget;
+  header->min_lr = opts->min_lr;
+  header->weight_decay = opts->weight_decay;
+  header->warmup_fraction = opts->warmup_fraction;
+  header->clip_norm = opts->clip_norm;
+  header->label_smoothing = opts->label_smoothing;
+  header->self_distill = opts->self_distill ? 1 : 0;
+  header->min_budget_pass = opts->min_budget_pass ? 1 : 0;
+  header->init_checksum = init ? parameters_checksum (init) : 0;
+  header->config = run->model->config;
+}
 
-  if (opts->epochs < 1) {
-    g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT, "epochs (%d) must be at least 1", opts->epochs);
-    return FALSE;
-  }
-  if (opts->batch < T) {
-    g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
-        "batch (%d) must be at least the number of threads (%d)", opts->batch, T);
-    return FALSE;
-  }
-  /* Found out now, not after an hour of training. */
-  if ((opts->output && !mone_check_writable (opts->output, "the model", error))
-      || (opts->checkpoint && !mone_check_writable (opts->checkpoint, "the checkpoint", error)))
-    return FALSE;
-  /* With --init the model file decides the architecture: resolved replaces opts from here on. */
-  MoneTrainOptions resolved = *opts;
-  MoneTrainModel *init = NULL;
-  char **init_labels = NULL;
-  if (opts->init_path && !(init = init_model_load (&resolved, &init_labels, error)))
-    return FALSE;
-  opts = &resolved;
-  if (!training_data_load (opts, &data, error))
-    goto out;
-  const int n_train = data.train.count;
-  MoneImageSet val_quick = mone_image_set_slice (&data.val, 0, MIN (1000, data.val.count)); /* per-epoch check */
-
-  MoneConfig config = opts->config;
-  config.classes = data.classes;
-  model = mone_train_model_new (&config, error);
-  if (!model)
-    goto out;
-  mone_train_model_init (model, opts->seed);
-  if (init)
-    init_model_copy (model, init, (const char *const *) init_labels, &data);
-  const MoneConfig *c = &model->config;
-  const size_t np = model->n_params;
-  m = g_new0 (float, np);
-  v = g_new0 (float, np);
-  grads = g_new0 (float, np);
-
-  const long total_steps = ((long) opts->epochs * n_train + opts->batch - 1) / opts->batch;
-  CheckpointHeader header = { 0 };
-  memcpy (header.magic, CHECKPOINT_MAGIC, 8);
-  header.header_size = sizeof header;
-  header.n_specs = (uint32_t) model->n_specs;
-  header.n_params = np;
-  header.total_steps = total_steps;
-  header.seed = opts->seed;
-  header.batch = opts->batch;
-  header.epochs = opts->epochs;
-  header.train_images = n_train;
-  header.threads = T;
-  header.fixed_budget = opts->fixed_budget;
-  header.in_frame_fraction = opts->in_frame_fraction;
-  header.scene_fraction = opts->scene_fraction;
-  header.router_item_weight = opts->router_item_weight;
-  header.lr = opts->lr;
-  header.alpha_min = opts->alpha_min;
-  header.max_sampled_budget = opts->max_sampled_budget;
-  header.min_lr = opts->min_lr;
-  header.weight_decay = opts->weight_decay;
-  header.warmup_fraction = opts->warmup_fraction;
-  header.clip_norm = opts->clip_norm;
-  header.label_smoothing = opts->label_smoothing;
-  header.self_distill = opts->self_distill ? 1 : 0;
-  header.min_budget_pass = opts->min_budget_pass ? 1 : 0;
-  header.init_checksum = init ? parameters_checksum (init) : 0;
-  header.config = *c;
-
-  int64_t step = 0;
-  if (opts->resume && opts->checkpoint && g_file_test (opts->checkpoint, G_FILE_TEST_EXISTS)) {
-    if (!checkpoint_read (opts->checkpoint, &header, &step, model->params, m, v, error))
-      goto out;
-    fprintf (stderr, "resuming from '%s' at step %lld of %ld\n", opts->checkpoint, (long long) step, total_steps);
-  }
-
-  /* Our workers each run single-threaded BLAS: at these matrix sizes splitting the batch beats
-   * splitting every sgemm (see docs/training.md). */
-  openblas_set_num_threads (1);
-  const int share = (opts->batch + T - 1) / T;
+/* One worker per thread, each with buffers for its share of a batch. */
+static void
+workers_new (TrainRun *run)
+{
+  const MoneConfig *c = &run->model->config;
+  const int share = run->share;
   const size_t frame = (size_t) c->channels * c->height * c->width;
-  workers = g_new0 (Worker, T);
-  for (int i = 0; i < T; i++) {
-    Worker *w = &workers[i];
-    w->opts = opts;
-    w->model = model;
+  run->workers = g_new0 (Worker, run->threads);
+  for (int i = 0; i < run->threads; i++) {
+    Worker *w = &run->workers[i];
+    w->opts = run->opts;
+    w->model = run->model;
     w->pass = mone_pass_new (c, share);
-    w->order.opts = opts;
-    w->order.set = &data.train;
+    w->order.opts = run->opts;
+    w->order.set = &run->data.train;
     w->order.cached_epoch = -1;
-    w->order.perm = g_new (int, n_train);
+    w->order.perm = g_new (int, run->data.train.count);
     w->input = g_new (float, share * frame);
     w->labels = g_new (guint8, share);
     w->teacher = g_new (float, (size_t) share * c->classes);
-    w->router_target = opts->router_item_weight > 0 ? g_new (float, (size_t) share * c->tokens) : NULL;
-    w->grads = g_new (float, np);
+    w->router_target = run->opts->router_item_weight > 0 ? g_new (float, (size_t) share * c->tokens) : NULL;
+    w->grads = g_new (float, run->model->n_params);
   }
+}
 
+static void
+workers_free (Worker *workers, int threads)
+{
+  if (!workers)
+    return;
+  for (int i = 0; i < threads; i++) {
+    mone_pass_free (workers[i].pass);
+    g_free (workers[i].order.perm);
+    g_free (workers[i].input);
+    g_free (workers[i].labels);
+    g_free (workers[i].teacher);
+    g_free (workers[i].router_target);
+    g_free (workers[i].grads);
+  }
+  g_free (workers);
+}
+
+static void
+print_run_banner (const TrainRun *run)
+{
+  const MoneConfig *c = &run->model->config;
   double mflops = 0;
-  MoneModel *engine = mone_train_model_to_engine (model, NULL, NULL);
+  MoneModel *engine = mone_train_model_to_engine (run->model, NULL, NULL);
   if (engine) {
     mflops = mone_model_flops (engine, 1.0) / 1e6;
     mone_model_unref (engine);
@@ -726,135 +717,255 @@ mone_train_run (const MoneTrainOptions *opts, GError **error)
   fprintf (stderr,
       "training %dx%dx%d patch %d D %d depth %d heads %d F %d E %d: %zu parameters, %.1f MFLOPs/frame at e=1; "
       "%d images, batch %d, %d epochs = %ld steps, %d threads\n",
-      c->width, c->height, c->channels, c->patch, c->dim, c->depth, c->heads, c->mlp_dim, c->experts, np,
-      mflops, n_train, opts->batch, opts->epochs, total_steps, T);
+      c->width, c->height, c->channels, c->patch, c->dim, c->depth, c->heads, c->mlp_dim, c->experts,
+      run->model->n_params, mflops, run->data.train.count, run->opts->batch, run->opts->epochs, run->total_steps,
+      run->threads);
+}
 
-  double t_start = g_get_monotonic_time () / 1e6, t_log = t_start;
-  long steps_in_run = 0, seen_in_interval = 0; /* images since the last progress line */
-  LossSums interval = { 0 };
-  for (; step < total_steps; step++) {
+/* Splits the step's batch over the workers, sums their losses and gradients, clips the norm and
+ * updates the parameters. *norm: the gradient norm before clipping; *lr: the step's rate. */
+static gboolean
+train_step (TrainRun *run, int64_t step, int batch, double budget, LossSums *step_sums, double *norm, double *lr,
+    GError **error)
+{
+  const MoneTrainOptions *opts = run->opts;
+  const size_t np = run->model->n_params;
+  const long first = step * (long) opts->batch;
+  GThread *threads[64] = { 0 };
+  int assigned = 0;
+  for (int i = 0; i < run->threads; i++) {
+    Worker *w = &run->workers[i];
+    w->first_sample = first + assigned;
+    w->count = MIN (run->share, batch - assigned);
+    assigned += w->count;
+    w->batch_total = batch;
+    w->budget = budget;
+    if (i > 0)
+      threads[i] = g_thread_new ("mone-train", worker_step, w);
+  }
+  worker_step (&run->workers[0]);
+  *step_sums = run->workers[0].sums;
+  memcpy (run->grads, run->workers[0].grads, sizeof (float) * np);
+  for (int i = 1; i < run->threads; i++) {
+    g_thread_join (threads[i]);
+    loss_sums_add (step_sums, &run->workers[i].sums);
+    for (size_t k = 0; k < np; k++)
+      run->grads[k] += run->workers[i].grads[k];
+  }
+
+  double norm2 = 0;
+  for (size_t k = 0; k < np; k++)
+    norm2 += (double) run->grads[k] * run->grads[k];
+  *norm = sqrt (norm2);
+  if (!isfinite (*norm)) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
+        "training diverged at step %lld (gradient norm is not finite); lower --lr", (long long) step);
+    return FALSE;
+  }
+  double scale = opts->clip_norm > 0 && *norm > opts->clip_norm ? opts->clip_norm / *norm : 1.0;
+  *lr = mone_train_lr (opts, step, run->total_steps);
+  mone_train_adamw_step (run->model, run->grads, run->m, run->v, *lr, opts->weight_decay, step + 1, scale);
+  if (run->model->t.alpha[0] < opts->alpha_min)
+    run->model->t.alpha[0] = (float) opts->alpha_min;
+  return TRUE;
+}
+
+/* The progress line every --log-every steps: means over the images since the previous line. */
+static void
+log_progress (TrainRun *run, int64_t step, long samples_done, double budget, double lr, double norm)
+{
+  const MoneTrainOptions *opts = run->opts;
+  const LossSums *sums = &run->interval;
+  const double seen = run->seen_in_interval;
+  double now = g_get_monotonic_time () / 1e6;
+  double ips = seen / MAX (now - run->t_log, 1e-9);
+  char eta[32];
+  format_duration (eta, sizeof eta, (run->total_steps - step - 1) * (double) opts->batch / MAX (ips, 1e-9));
+  char distill[64] = "";
+  if (opts->self_distill && opts->min_budget_pass)
+    g_snprintf (distill, sizeof distill, "  distill %.4f  at %.2f %.4f", sums->distill / seen,
+        sampled_budgets[0], sums->min_distill / seen);
+  else if (opts->self_distill)
+    g_snprintf (distill, sizeof distill, "  distill %.4f", sums->distill / seen);
+  if (opts->router_item_weight > 0) {
+    const size_t used = strlen (distill);
+    g_snprintf (distill + used, sizeof distill - used, "  route %.4f", sums->router / seen);
+  }
+  fprintf (stderr,
+      "step %6lld/%ld  epoch %5.2f  lr %.2e  e %.2f  loss %.4f%s  acc %6.2f%%  |g| %.3f  alpha %+.3f  %6.1f img/s  ETA %s\n",
+      (long long) step + 1, run->total_steps, (double) samples_done / run->data.train.count, lr, budget,
+      sums->loss / seen, distill, 100.0 * sums->correct / seen, norm, run->model->t.alpha[0], ips, eta);
+  run->t_log = now;
+  run->interval = (LossSums) { 0 };
+  run->seen_in_interval = 0;
+}
+
+static gboolean
+checkpoint_save (TrainRun *run, int64_t steps_done, GError **error)
+{
+  run->header.step = steps_done;
+  return checkpoint_write (run->opts->checkpoint, &run->header, run->model->params, run->m, run->v, error);
+}
+
+typedef enum { RUN_CONTINUE, RUN_PAUSED, RUN_FAILED } RunNext;
+
+/* After a step: checkpoints, and whether a signal or --max-steps ends this run early. */
+static RunNext
+after_step (TrainRun *run, int64_t step, long steps_in_run, gboolean last, GError **error)
+{
+  const MoneTrainOptions *opts = run->opts;
+  if (opts->checkpoint && ((step + 1) % opts->checkpoint_every == 0 || last)
+      && !checkpoint_save (run, step + 1, error))
+    return RUN_FAILED;
+  if (opts->stop_requested && *opts->stop_requested && !last) {
+    if (opts->checkpoint && !checkpoint_save (run, step + 1, error))
+      return RUN_FAILED;
+    if (opts->checkpoint)
+      g_set_error (error, MONE_ERROR, MONE_ERROR_INTERRUPTED,
+          "interrupted after step %lld of %ld; the checkpoint '%s' holds it: run the same command with --resume",
+          (long long) step + 1, run->total_steps, opts->checkpoint);
+    else
+      g_set_error (error, MONE_ERROR, MONE_ERROR_INTERRUPTED,
+          "interrupted after step %lld of %ld; nothing saved (no --checkpoint)", (long long) step + 1,
+          run->total_steps);
+    return RUN_FAILED;
+  }
+  if (opts->max_steps > 0 && steps_in_run >= opts->max_steps && !last) {
+    if (!checkpoint_save (run, step + 1, error))
+      return RUN_FAILED;
+    fprintf (stderr, "stopping after %ld steps (--max-steps); resume with --resume\n", steps_in_run);
+    return RUN_PAUSED;
+  }
+  return RUN_CONTINUE;
+}
+
+/* Steps from `step` to the end (or an early stop); FALSE on an error. */
+static gboolean
+train_steps (TrainRun *run, int64_t step, gboolean *finished, GError **error)
+{
+  const MoneTrainOptions *opts = run->opts;
+  const int n_train = run->data.train.count;
+  long steps_in_run = 0;
+
+  *finished = FALSE;
+  run->t_log = g_get_monotonic_time () / 1e6;
+  for (; step < run->total_steps; step++) {
     const long first = step * (long) opts->batch;
     const int batch = (int) MIN ((long) opts->batch, (long) opts->epochs * n_train - first);
     const double budget = mone_train_budget_for_step (opts, step);
-    GThread *threads[64] = { 0 };
-    int assigned = 0;
-    for (int i = 0; i < T; i++) {
-      Worker *w = &workers[i];
-      w->first_sample = first + assigned;
-      w->count = MIN (share, batch - assigned);
-      assigned += w->count;
-      w->batch_total = batch;
-      w->budget = budget;
-      if (i > 0)
-        threads[i] = g_thread_new ("mone-train", worker_step, w);
-    }
-    worker_step (&workers[0]);
-    LossSums step_sums = workers[0].sums;
-    memcpy (grads, workers[0].grads, sizeof (float) * np);
-    for (int i = 1; i < T; i++) {
-      g_thread_join (threads[i]);
-      loss_sums_add (&step_sums, &workers[i].sums);
-      for (size_t k = 0; k < np; k++)
-        grads[k] += workers[i].grads[k];
-    }
+    LossSums step_sums;
+    double norm, lr;
+    if (!train_step (run, step, batch, budget, &step_sums, &norm, &lr, error))
+      return FALSE;
 
-    double norm2 = 0;
-    for (size_t k = 0; k < np; k++)
-      norm2 += (double) grads[k] * grads[k];
-    double norm = sqrt (norm2);
-    if (!isfinite (norm)) {
-      g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
-          "training diverged at step %lld (gradient norm is not finite); lower --lr", (long long) step);
-      goto out;
-    }
-    double scale = opts->clip_norm > 0 && norm > opts->clip_norm ? opts->clip_norm / norm : 1.0;
-    double lr = mone_train_lr (opts, step, total_steps);
-    mone_train_adamw_step (model, grads, m, v, lr, opts->weight_decay, step + 1, scale);
-    if (model->t.alpha[0] < opts->alpha_min)
-      model->t.alpha[0] = (float) opts->alpha_min;
-
-    loss_sums_add (&interval, &step_sums);
-    seen_in_interval += batch;
+    loss_sums_add (&run->interval, &step_sums);
+    run->seen_in_interval += batch;
     steps_in_run++;
-    gboolean last = step + 1 == total_steps;
-    if ((step + 1) % opts->log_every == 0 || last) {
-      double now = g_get_monotonic_time () / 1e6;
-      double ips = seen_in_interval / MAX (now - t_log, 1e-9);
-      char eta[32];
-      format_duration (eta, sizeof eta, (total_steps - step - 1) * (double) opts->batch / MAX (ips, 1e-9));
-      char distill[64] = "";
-      if (opts->self_distill && opts->min_budget_pass)
-        g_snprintf (distill, sizeof distill, "  distill %.4f  at %.2f %.4f", interval.distill / seen_in_interval,
-            sampled_budgets[0], interval.min_distill / seen_in_interval);
-      else if (opts->self_distill)
-        g_snprintf (distill, sizeof distill, "  distill %.4f", interval.distill / seen_in_interval);
-      if (opts->router_item_weight > 0) {
-        const size_t used = strlen (distill);
-        g_snprintf (distill + used, sizeof distill - used, "  route %.4f", interval.router / seen_in_interval);
-      }
-      fprintf (stderr,
-          "step %6lld/%ld  epoch %5.2f  lr %.2e  e %.2f  loss %.4f%s  acc %6.2f%%  |g| %.3f  alpha %+.3f  %6.1f img/s  ETA %s\n",
-          (long long) step + 1, total_steps, (double) (first + batch) / n_train, lr, budget, interval.loss / seen_in_interval,
-          distill, 100.0 * interval.correct / seen_in_interval, norm, model->t.alpha[0], ips, eta);
-      t_log = now;
-      interval = (LossSums) { 0 };
-      seen_in_interval = 0;
-    }
+    const gboolean last = step + 1 == run->total_steps;
+    if ((step + 1) % opts->log_every == 0 || last)
+      log_progress (run, step, first + batch, budget, lr, norm);
     long steps_per_epoch = n_train / opts->batch;
     if (steps_per_epoch > 0 && (step + 1) % steps_per_epoch == 0 && !last)
-      report_validation (model, &val_quick, data.protocols, data.n_protocols, T);
-    if (opts->checkpoint && ((step + 1) % opts->checkpoint_every == 0 || last)) {
-      header.step = step + 1;
-      if (!checkpoint_write (opts->checkpoint, &header, model->params, m, v, error))
-        goto out;
-    }
-    if (opts->stop_requested && *opts->stop_requested && !last) {
-      header.step = step + 1;
-      if (opts->checkpoint && !checkpoint_write (opts->checkpoint, &header, model->params, m, v, error))
-        goto out;
-      if (opts->checkpoint)
-        g_set_error (error, MONE_ERROR, MONE_ERROR_INTERRUPTED,
-            "interrupted after step %lld of %ld; the checkpoint '%s' holds it: run the same command with --resume",
-            (long long) step + 1, total_steps, opts->checkpoint);
-      else
-        g_set_error (error, MONE_ERROR, MONE_ERROR_INTERRUPTED,
-            "interrupted after step %lld of %ld; nothing saved (no --checkpoint)", (long long) step + 1, total_steps);
-      goto out;
-    }
-    if (opts->max_steps > 0 && steps_in_run >= opts->max_steps && !last) {
-      header.step = step + 1;
-      if (!checkpoint_write (opts->checkpoint, &header, model->params, m, v, error))
-        goto out;
-      fprintf (stderr, "stopping after %ld steps (--max-steps); resume with --resume\n", steps_in_run);
-      ok = TRUE;
-      goto out;
+      report_validation (run->model, &run->val_quick, run->data.protocols, run->data.n_protocols, run->threads);
+    switch (after_step (run, step, steps_in_run, last, error)) {
+      case RUN_FAILED:
+        return FALSE;
+      case RUN_PAUSED:
+        return TRUE;
+      case RUN_CONTINUE:
+        break;
     }
   }
-  fprintf (stderr, "trained in %.1f s\n", g_get_monotonic_time () / 1e6 - t_start);
-  report_validation (model, &data.val, data.protocols, data.n_protocols, T);
-  if (opts->output && !mone_train_model_write (model, opts->output, data.labels, error))
+  *finished = TRUE;
+  return TRUE;
+}
+
+/* The argument checks that need no data, and the output paths tried before an hour of training. */
+static gboolean
+train_run_check (const MoneTrainOptions *opts, int threads, GError **error)
+{
+  if (opts->epochs < 1) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT, "epochs (%d) must be at least 1", opts->epochs);
+    return FALSE;
+  }
+  if (opts->batch < threads) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
+        "batch (%d) must be at least the number of threads (%d)", opts->batch, threads);
+    return FALSE;
+  }
+  return (!opts->output || mone_check_writable (opts->output, "the model", error))
+      && (!opts->checkpoint || mone_check_writable (opts->checkpoint, "the checkpoint", error));
+}
+
+gboolean
+mone_train_run (const MoneTrainOptions *opts, GError **error)
+{
+  TrainRun run = { .threads = MAX (1, opts->threads) };
+  MoneTrainModel *init = NULL;
+  char **init_labels = NULL;
+  gboolean ok = FALSE, finished;
+
+  if (!train_run_check (opts, run.threads, error))
+    return FALSE;
+  /* With --init the model file decides the architecture: resolved replaces opts from here on. */
+  MoneTrainOptions resolved = *opts;
+  if (opts->init_path && !(init = init_model_load (&resolved, &init_labels, error)))
+    return FALSE;
+  run.opts = opts = &resolved;
+  if (!training_data_load (opts, &run.data, error))
     goto out;
+  const int n_train = run.data.train.count;
+  run.val_quick = mone_image_set_slice (&run.data.val, 0, MIN (1000, run.data.val.count));
+
+  MoneConfig config = opts->config;
+  config.classes = run.data.classes;
+  if (!(run.model = mone_train_model_new (&config, error)))
+    goto out;
+  mone_train_model_init (run.model, opts->seed);
+  if (init)
+    init_model_copy (run.model, init, (const char *const *) init_labels, &run.data);
+  const size_t np = run.model->n_params;
+  run.m = g_new0 (float, np);
+  run.v = g_new0 (float, np);
+  run.grads = g_new0 (float, np);
+  run.total_steps = ((long) opts->epochs * n_train + opts->batch - 1) / opts->batch;
+  checkpoint_header_fill (&run.header, &run, init);
+
+  int64_t step = 0;
+  if (opts->resume && opts->checkpoint && g_file_test (opts->checkpoint, G_FILE_TEST_EXISTS)) {
+    if (!checkpoint_read (opts->checkpoint, &run.header, &step, run.model->params, run.m, run.v, error))
+      goto out;
+    fprintf (stderr, "resuming from '%s' at step %lld of %ld\n", opts->checkpoint, (long long) step,
+        run.total_steps);
+  }
+
+  /* Our workers each run single-threaded BLAS: at these matrix sizes splitting the batch beats
+   * splitting every sgemm (see docs/training.md). */
+  openblas_set_num_threads (1);
+  run.share = (opts->batch + run.threads - 1) / run.threads;
+  workers_new (&run);
+  print_run_banner (&run);
+
+  double t_start = g_get_monotonic_time () / 1e6;
+  if (!train_steps (&run, step, &finished, error))
+    goto out;
+  if (finished) {
+    fprintf (stderr, "trained in %.1f s\n", g_get_monotonic_time () / 1e6 - t_start);
+    report_validation (run.model, &run.data.val, run.data.protocols, run.data.n_protocols, run.threads);
+    if (opts->output && !mone_train_model_write (run.model, opts->output, run.data.labels, error))
+      goto out;
+  }
   ok = TRUE;
 
 out:
-  if (workers)
-    for (int i = 0; i < T; i++) {
-      mone_pass_free (workers[i].pass);
-      g_free (workers[i].order.perm);
-      g_free (workers[i].input);
-      g_free (workers[i].labels);
-      g_free (workers[i].teacher);
-      g_free (workers[i].router_target);
-      g_free (workers[i].grads);
-    }
-  g_free (workers);
-  g_free (m);
-  g_free (v);
-  g_free (grads);
-  mone_train_model_free (model);
+  workers_free (run.workers, run.threads);
+  g_free (run.m);
+  g_free (run.v);
+  g_free (run.grads);
+  mone_train_model_free (run.model);
   mone_train_model_free (init);
   g_strfreev (init_labels);
-  training_data_clear (&data);
+  training_data_clear (&run.data);
   return ok;
 }
 
