@@ -1,21 +1,28 @@
-/* What the engine tests share: a check that reports where it failed and counts, without stopping,
- * so every case of a table runs (main returns failures != 0), and a small deterministic stream of
- * floats for test inputs. Included once per test program. */
+/* What the engine tests share: a GTest check that names the table row it failed on and marks the
+ * running test case failed without stopping it, so every row of a table is tried; and a small
+ * deterministic stream of floats for test inputs. Included once per test program. */
 #ifndef MONE_ENGINE_CHECK_H
 #define MONE_ENGINE_CHECK_H
 
-#include <stdio.h>
+#include <glib.h>
 
-static int failures;
 #define CHECK(cond, ...)                                                                           \
-  do {                                                                                             \
-    if (!(cond)) {                                                                                 \
-      fprintf (stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);                   \
-      fprintf (stderr, __VA_ARGS__);                                                               \
-      fprintf (stderr, "\n");                                                                      \
-      failures++;                                                                                  \
-    }                                                                                              \
-  } while (0)
+  G_STMT_START {                                                                                   \
+    if (G_UNLIKELY (!(cond)))                                                                      \
+      check_failed (__FILE__, __LINE__, #cond, __VA_ARGS__);                                       \
+  } G_STMT_END
+
+static G_GNUC_PRINTF (4, 5) void
+check_failed (const char *file, int line, const char *cond, const char *format, ...)
+{
+  va_list args;
+  va_start (args, format);
+  g_autofree char *detail = g_strdup_vprintf (format, args);
+  va_end (args);
+  /* stderr as well as the test log: meson shows a failing test's stderr. */
+  g_printerr ("%s:%d: check failed: %s: %s\n", file, line, cond, detail);
+  g_test_fail_printf ("%s:%d: %s: %s", file, line, cond, detail);
+}
 
 /* Linear congruential stream; tests may set the state to pick their inputs. */
 static unsigned uniform_state = 12345;

@@ -157,11 +157,11 @@ frames_allocations (const char *config_name, const char *const *overrides, int t
   return later;
 }
 
-int
-main (void)
+/* The counter must see allocations at all, or a zero below would prove nothing. */
+static void
+test_counter_sees_allocations (void)
 {
-  install_counter ();
-  /* The counter must see allocations at all, or a zero below would prove nothing. */
+  atomic_store (&allocations, 0);
   atomic_store (&counting, 1);
   void *probe = g_malloc (10), *probe2 = g_malloc (20);
   g_free (probe);
@@ -169,22 +169,26 @@ main (void)
   void *aligned = g_aligned_alloc (4, 4, 64);
   g_aligned_free (aligned);
   atomic_store (&counting, 0);
-  if (atomic_load (&allocations) < 2) {
-    fprintf (stderr, "the malloc replacement does not see allocations (%ld)\n", allocations);
-    return 1;
-  }
+  g_assert_cmpint (atomic_load (&allocations), >=, 2);
   atomic_store (&allocations, 0);
+}
 
+static void
+test_no_allocation_per_frame (void)
+{
   static const char *const video[] = { "frames=4", "tubelet=2", "height=64", "width=64", NULL };
-  long total = 0;
   for (int threads = 1; threads <= 2; threads++) {
-    total += frames_allocations ("tiny", NULL, threads);
-    total += frames_allocations ("tiny", video, threads);
+    g_assert_cmpint (frames_allocations ("tiny", NULL, threads), ==, 0);
+    g_assert_cmpint (frames_allocations ("tiny", video, threads), ==, 0);
   }
-  if (total) {
-    fprintf (stderr, "%ld heap allocations after the first frame, expected 0\n", total);
-    return 1;
-  }
-  printf ("allocations: none after the first frame\n");
-  return 0;
+}
+
+int
+main (int argc, char **argv)
+{
+  install_counter ();
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/allocations/counter-sees-allocations", test_counter_sees_allocations);
+  g_test_add_func ("/allocations/none-per-frame", test_no_allocation_per_frame);
+  return g_test_run ();
 }

@@ -167,16 +167,13 @@ test_token_counts (void)
 }
 
 int
-main (void)
+main (int argc, char **argv)
 {
-  test_constraints ();
-  test_monotone ();
-  test_table ();
-  test_edges ();
-  test_token_counts ();
-  if (failures)
-    fprintf (stderr, "%d checks failed\n", failures);
-  else
-    printf ("capacity: all checks passed\n");
-  return failures ? 1 : 0;
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/capacity/constraints", test_constraints);
+  g_test_add_func ("/capacity/monotone", test_monotone);
+  g_test_add_func ("/capacity/table", test_table);
+  g_test_add_func ("/capacity/edges", test_edges);
+  g_test_add_func ("/capacity/token-counts", test_token_counts);
+  return g_test_run ();
 }

@@ -664,16 +664,13 @@ test_every_path (void)
 }
 
 int
-main (void)
+main (int argc, char **argv)
 {
-  test_every_path ();
-  test_fma_paths_agree ();
-  test_flops ();
-  test_bad_arguments ();
-  test_concurrent_streams ();
-  if (failures)
-    fprintf (stderr, "%d checks failed\n", failures);
-  else
-    printf ("forward: all checks passed\n");
-  return failures ? 1 : 0;
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/forward/every-path", test_every_path);
+  g_test_add_func ("/forward/fma-paths-agree", test_fma_paths_agree);
+  g_test_add_func ("/forward/flops", test_flops);
+  g_test_add_func ("/forward/bad-arguments", test_bad_arguments);
+  g_test_add_func ("/forward/concurrent-streams", test_concurrent_streams);
+  return g_test_run ();
 }

@@ -132,17 +132,11 @@ check_case (const Case *t)
   g_free (c0);
 }
 
-int
-main (void)
+/* Shapes of the forward pass: QKV and fc1 read the first d_j inputs, proj and fc2 write the
+ * first d_j outputs (D 192, d_j = 24..192; D 64, d_j = 8..64). */
+static void
+test_model_shapes (void)
 {
-  printf ("kernels this CPU runs:");
-  for (int isa = 0; isa < MONE_ISA_OPENBLAS; isa++)
-    if (mone_isa_supported (isa))
-      printf (" %s", mone_isa_name (isa));
-  printf ("; default %s\n", mone_isa_name (mone_isa_default ()));
-
-  /* Shapes of the forward pass: QKV and fc1 read the first d_j inputs, proj and fc2 write the
-   * first d_j outputs (D 192, d_j = 24..192; D 64, d_j = 8..64). */
   const Case fixed[] = {
     { 196, 576, 192, 576, 192, TRUE, FALSE }, { 6, 576, 192, 576, 24, TRUE, FALSE },
     { 37, 768, 192, 768, 48, FALSE, FALSE },  { 15, 192, 768, 24, 768, FALSE, TRUE },
@@ -153,6 +147,11 @@ main (void)
   };
   for (size_t i = 0; i < G_N_ELEMENTS (fixed); i++)
     check_case (&fixed[i]);
+}
+
+static void
+test_random_shapes (void)
+{
   for (int trial = 0; trial < 150; trial++) {
     Case t;
     t.rows = 1 + (int) check_uniform (0, 70);
@@ -164,9 +163,19 @@ main (void)
     t.accumulate = check_uniform (0, 1) < 0.5f;
     check_case (&t);
   }
-  if (failures)
-    fprintf (stderr, "%d checks failed\n", failures);
-  else
-    printf ("gemm: all checks passed\n");
-  return failures ? 1 : 0;
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  GString *isas = g_string_new ("kernels this CPU runs:");
+  for (int isa = 0; isa < MONE_ISA_OPENBLAS; isa++)
+    if (mone_isa_supported (isa))
+      g_string_append_printf (isas, " %s", mone_isa_name (isa));
+  g_test_message ("%s; default %s", isas->str, mone_isa_name (mone_isa_default ()));
+  g_string_free (isas, TRUE);
+  g_test_add_func ("/gemm/model-shapes", test_model_shapes);
+  g_test_add_func ("/gemm/random-shapes", test_random_shapes);
+  return g_test_run ();
 }

@@ -6,7 +6,6 @@
 
 #include "mone/mone.h"
 
-static int failures;
 
 /* The definition, literally: for j = E-1 down to 1, repeat counts[j] times "pick the unassigned token
  * with the highest p[:, j], lowest index among equals"; the rest go to expert 0. O(N^2 E). */
@@ -40,8 +39,10 @@ next_random (void)
   return rng_state;
 }
 
-int
-main (void)
+/* Random tables, many with ties: Expert Preferred Routing matches the naive reference and gives
+ * every expert its capacity. */
+static void
+test_random_tables (void)
 {
   int cases = 0;
   for (int trial = 0; trial < 400; trial++) {
@@ -76,18 +77,15 @@ main (void)
     if (memcmp (got, want, n) != 0) {
       for (int t = 0; t < n; t++)
         if (got[t] != want[t]) {
-          fprintf (stderr, "trial %d (E=%d N=%d levels=%d): token %d got expert %d, expected %d\n",
+          g_test_fail_printf ("trial %d (E=%d N=%d levels=%d): token %d got expert %d, expected %d",
               trial, experts, n, levels, t, got[t], want[t]);
           break;
         }
-      failures++;
     }
     for (int j = 0; j < experts; j++)
-      if (per_expert[j] != counts[j]) {
-        fprintf (stderr, "trial %d: expert %d has %d tokens, expected %d\n", trial, j, per_expert[j],
+      if (per_expert[j] != counts[j])
+        g_test_fail_printf ("trial %d: expert %d has %d tokens, expected %d", trial, j, per_expert[j],
             counts[j]);
-        failures++;
-      }
     free (p);
     free (got);
     free (want);
@@ -95,26 +93,31 @@ main (void)
     cases++;
   }
 
-  /* All probabilities equal: each expert takes the lowest-index remaining tokens. */
-  {
-    enum { N = 10, E = 3 };
-    float p[N * E];
-    for (int i = 0; i < N * E; i++)
-      p[i] = 1.0f / 3;
-    int counts[E] = { 3, 3, 4 };
-    uint8_t got[N];
-    int scratch[2 * N];
-    mone_route_tokens (N, E, p, counts, got, scratch);
-    static const uint8_t want[N] = { 2, 2, 2, 2, 1, 1, 1, 0, 0, 0 };
-    if (memcmp (got, want, N) != 0) {
-      fprintf (stderr, "all-ties case routed wrongly\n");
-      failures++;
-    }
-  }
+  g_test_message ("%d random cases", cases);
+}
 
-  if (failures)
-    fprintf (stderr, "%d of %d routing cases failed\n", failures, cases);
-  else
-    printf ("routing: %d random cases match the reference\n", cases);
-  return failures ? 1 : 0;
+static void
+test_all_ties (void)
+{
+  /* All probabilities equal: each expert takes the lowest-index remaining tokens. */
+  enum { N = 10, E = 3 };
+  float p[N * E];
+  for (int i = 0; i < N * E; i++)
+    p[i] = 1.0f / 3;
+  int counts[E] = { 3, 3, 4 };
+  uint8_t got[N];
+  int scratch[2 * N];
+  mone_route_tokens (N, E, p, counts, got, scratch);
+  static const uint8_t want[N] = { 2, 2, 2, 2, 1, 1, 1, 0, 0, 0 };
+  if (memcmp (got, want, N) != 0)
+    g_test_fail_printf ("all-ties case routed wrongly");
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/routing/random-tables", test_random_tables);
+  g_test_add_func ("/routing/all-ties", test_all_ties);
+  return g_test_run ();
 }
