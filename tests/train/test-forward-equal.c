@@ -4,12 +4,13 @@
  * expert per token and the same router probabilities, at every budget.
  * Bound: max |logit difference| <= 1e-4 * max(1, max |logit|). */
 #include "trainer.h"
+#include "train-test-helpers.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
-static int
+static void
 check_config (MoneConfig c, uint64_t seed)
 {
   GError *error = NULL;
@@ -35,7 +36,6 @@ check_config (MoneConfig c, uint64_t seed)
     input[i] = (float) mone_train_rng_uniform (&rng);
   MonePass *pass = mone_pass_new (cf, B);
   const double budgets[] = { 0.05, 0.125, 0.2, 0.3, 0.5, 0.75, 0.9, 1.0 };
-  int failures = 0;
   for (size_t bi = 0; bi < G_N_ELEMENTS (budgets); bi++) {
     mone_pass_forward (pass, model, input, NULL, B, budgets[bi], MONE_ROUTING_EPR, 0, 0);
     const float *logits = mone_pass_logits (pass);
@@ -45,10 +45,8 @@ check_config (MoneConfig c, uint64_t seed)
     int expert_mismatch = 0;
     for (int b = 0; b < B; b++) {
       MoneResult r;
-      if (!mone_context_run (ctx, input + b * frame, budgets[bi], &r, &error)) {
-        printf ("FAIL engine: %s\n", error->message);
-        return 1;
-      }
+      g_assert_true (mone_context_run (ctx, input + b * frame, budgets[bi], &r, &error));
+      g_assert_no_error (error);
       for (int k = 0; k < K; k++) {
         max_diff = fmax (max_diff, fabs (r.logits[k] - logits[b * K + k]));
         scale = fmax (scale, fabs (r.logits[k]));
@@ -60,9 +58,8 @@ check_config (MoneConfig c, uint64_t seed)
       }
     }
     gboolean ok = max_diff <= 1e-4 * scale && expert_mismatch == 0 && max_pdiff <= 1e-5;
-    printf ("%s D %d E %d N %d budget %.3f: max |dlogit| %.2e (scale %.2f), router prob diff %.2e, %d tokens routed differently\n",
-        ok ? "ok  " : "FAIL", cf->dim, E, N, budgets[bi], max_diff, scale, max_pdiff, expert_mismatch);
-    failures += !ok;
+    report_row (ok, "D %d E %d N %d budget %.3f: max |dlogit| %.2e (scale %.2f), router prob diff %.2e, "
+        "%d tokens routed differently", cf->dim, E, N, budgets[bi], max_diff, scale, max_pdiff, expert_mismatch);
   }
   /* Item-box routing (an evaluation diagnostic): the widest experts go to the covered tokens, most
    * covered first; the number of tokens per expert stays the budget's. */
@@ -78,9 +75,8 @@ check_config (MoneConfig c, uint64_t seed)
       for (int t = 0; t < N; t++)
         for (int u = 0; u < N; u++)
           inversions += ex[b * N + t] > ex[b * N + u] && cover[b * N + t] < cover[b * N + u];
-    printf ("%s item-box routing at budget %.3f: %d tokens with less cover on a wider expert\n",
-        inversions == 0 ? "ok  " : "FAIL", budgets[bi], inversions);
-    failures += inversions != 0;
+    report_row (inversions == 0, "item-box routing at budget %.3f: %d tokens with less cover on a wider expert",
+        budgets[bi], inversions);
   }
   g_free (cover);
   mone_pass_free (pass);
@@ -88,35 +84,32 @@ check_config (MoneConfig c, uint64_t seed)
   mone_context_free (ctx);
   mone_model_unref (engine);
   mone_train_model_free (model);
-  return failures;
 }
 
-int
-main (void)
+/* Grey, square grid, four experts. */
+static void
+test_grey (void)
 {
-  MoneConfig c = { 0 };
-  c.height = c.width = 16;
-  c.channels = 1;
-  c.frames = c.tubelet = 1;
-  c.patch = 4;
-  c.dim = 32;
-  c.depth = 2;
-  c.heads = 4;
-  c.mlp_dim = 64;
-  c.experts = 4;
-  c.classes = 10;
-  c.delta = 2;
-  c.beta = 10;
-  c.ln_eps = 1e-6f;
-  c.mean[0] = 0.5f;
-  c.std[0] = 0.5f;
-  int failures = check_config (c, 1);
+  check_config (small_grey_config (4), 1);
+}
 
-  /* RGB, non-square grid, 3 experts, F != 4D. */
+/* RGB, non-square grid, 3 experts, F != 4D. */
+static void
+test_rgb_non_square (void)
+{
+  MoneConfig c = small_grey_config (4);
   c.height = 24, c.width = 16, c.channels = 3, c.patch = 4, c.dim = 24, c.heads = 3, c.mlp_dim = 40;
   c.experts = 3, c.classes = 7, c.depth = 3;
   for (int ch = 0; ch < 3; ch++)
     c.mean[ch] = 0.4f + 0.05f * ch, c.std[ch] = 0.2f + 0.1f * ch;
-  failures += check_config (c, 2);
-  return failures ? 1 : 0;
+  check_config (c, 2);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/train/forward-equal/grey", test_grey);
+  g_test_add_func ("/train/forward-equal/rgb-non-square", test_rgb_non_square);
+  return g_test_run ();
 }

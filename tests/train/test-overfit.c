@@ -3,6 +3,7 @@
  * smoothing) the mean cross-entropy is below 0.05 at e = 1 and below 0.15 at e = 0.5 (the smaller
  * experts have less capacity to memorise). */
 #include "trainer.h"
+#include "train-test-helpers.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -10,31 +11,14 @@
 #define OVERFIT_IMAGES 32
 #define OVERFIT_STEPS 250
 
-int
-main (void)
+static void
+test_memorise_batch (void)
 {
   GError *error = NULL;
   MoneImageSet set;
-  if (!mone_fashion_mnist_load (NULL, TRUE, &set, &error)) {
-    printf ("FAIL %s\n", error->message);
-    return 1;
-  }
-  MoneConfig c = { 0 };
-  c.height = c.width = 16;
-  c.channels = 1;
-  c.frames = c.tubelet = 1;
-  c.patch = 4;
-  c.dim = 32;
-  c.depth = 2;
-  c.heads = 2;
-  c.mlp_dim = 64;
-  c.experts = 4;
-  c.classes = 10;
-  c.delta = 2;
-  c.beta = 10;
-  c.ln_eps = 1e-6f;
-  c.mean[0] = 0.5f;
-  c.std[0] = 0.5f;
+  g_assert_true (mone_fashion_mnist_load (NULL, TRUE, &set, &error));
+  g_assert_no_error (error);
+  MoneConfig c = small_grey_config (2);
   MoneTrainModel *model = mone_train_model_new (&c, &error);
   g_assert_no_error (error);
   mone_train_model_init (model, 3);
@@ -58,16 +42,14 @@ main (void)
     mone_pass_backward (pass, model, 1.0f / OVERFIT_IMAGES, grads, NULL);
     mone_train_adamw_step (model, grads, m, v, 3e-3, 0.0, step + 1, 1.0);
   }
-  int failures = 0;
   const double budgets[] = { 1.0, 0.5 }, bounds[] = { 0.05, 0.15 };
   for (int b = 0; b < 2; b++) {
     double loss = mone_pass_forward (pass, model, input, labels, OVERFIT_IMAGES, budgets[b], MONE_ROUTING_EPR, 0, 0.0f)
         / OVERFIT_IMAGES;
     int correct = mone_pass_correct (pass, labels);
     gboolean ok = loss < bounds[b];
-    printf ("%s e=%.1f: loss %.4f -> %.4f after %d steps (bound %.2f), %d/%d correct, alpha %+.3f\n", ok ? "ok  " : "FAIL",
+    report_row (ok, "e=%.1f: loss %.4f -> %.4f after %d steps (bound %.2f), %d/%d correct, alpha %+.3f",
         budgets[b], first_loss, loss, OVERFIT_STEPS, bounds[b], correct, OVERFIT_IMAGES, model->t.alpha[0]);
-    failures += !ok;
   }
   g_free (grads);
   g_free (m);
@@ -76,5 +58,12 @@ main (void)
   mone_pass_free (pass);
   mone_train_model_free (model);
   mone_image_set_clear (&set);
-  return failures ? 1 : 0;
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/train/overfit/memorise-batch", test_memorise_batch);
+  return g_test_run ();
 }

@@ -1,6 +1,7 @@
 #include "train-test-helpers.h"
 
 #include <glib.h>
+#include <stdarg.h>
 
 void
 tiny_train_options (MoneTrainOptions *o, int classes)
@@ -11,6 +12,44 @@ tiny_train_options (MoneTrainOptions *o, int classes)
   c->heads = 2, c->mlp_dim = 32, c->experts = 4, c->classes = classes, c->delta = 2, c->beta = 10, c->ln_eps = 1e-6f;
   c->mean[0] = 0.5f, c->std[0] = 0.5f;
   g_assert (mone_config_finalize (c, NULL));
+}
+
+MoneConfig
+small_grey_config (int heads)
+{
+  MoneConfig c = { 0 };
+  c.height = c.width = 16;
+  c.channels = 1;
+  c.frames = c.tubelet = 1;
+  c.patch = 4;
+  c.dim = 32;
+  c.depth = 2;
+  c.heads = heads;
+  c.mlp_dim = 64;
+  c.experts = 4;
+  c.classes = 10;
+  c.delta = 2;
+  c.beta = 10;
+  c.ln_eps = 1e-6f;
+  c.mean[0] = 0.5f;
+  c.std[0] = 0.5f;
+  return c;
+}
+
+void
+report_row (gboolean ok, const char *format, ...)
+{
+  va_list args;
+  va_start (args, format);
+  char *text = g_strdup_vprintf (format, args);
+  va_end (args);
+  if (ok) {
+    g_test_message ("ok: %s", text);
+  } else {
+    g_printerr ("FAIL: %s\n", text);
+    g_test_fail_printf ("%s", text);
+  }
+  g_free (text);
 }
 
 int

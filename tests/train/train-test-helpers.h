@@ -8,6 +8,14 @@
  * trains in seconds; tests set seed, length and data themselves. */
 void tiny_train_options (MoneTrainOptions *o, int classes);
 
+/* A small grey model (16x16, patch 4, D 32, depth 2, F 64, E 4, 10 classes) with `heads` heads,
+ * not finalized: big enough that every path of the forward and backward pass carries signal. */
+MoneConfig small_grey_config (int heads);
+
+/* One checked row of a table: logged when it holds; when it does not, the message goes to stderr
+ * and the running GTest case is marked failed and goes on, so every row is reported. */
+void report_row (gboolean ok, const char *format, ...) G_GNUC_PRINTF (2, 3);
+
 /* Runs a command-line tool of the project (`mone`) and returns its wait status. */
 
 /* args: NULL-terminated arguments after the program. Standard output is discarded; standard
