@@ -45,7 +45,7 @@ tiny_config (void)
   return c;
 }
 
-static int failures = 0, checks = 0, skipped = 0;
+static int checks = 0, skipped = 0;
 
 typedef struct {
   MoneTrainModel *model;
@@ -124,8 +124,9 @@ compare (const char *what, const char *kind, double fd, double analytic)
   double err = fabs (fd - analytic), bound = REL_TOL * fmax (fabs (fd), fabs (analytic)) + ABS_TOL;
   checks++;
   if (err > bound) {
-    failures++;
-    printf ("FAIL %-28s %-12s fd %+.6e analytic %+.6e (err %.2e > %.2e)\n", what, kind, fd, analytic, err, bound);
+    g_printerr ("FAIL %-28s %-12s fd %+.6e analytic %+.6e (err %.2e > %.2e)\n", what, kind, fd, analytic, err,
+        bound);
+    g_test_fail_printf ("%s %s: fd %+.6e analytic %+.6e", what, kind, fd, analytic);
   } else if (g_getenv ("GRADCHECK_VERBOSE")) {
     printf ("ok   %-28s %-12s fd %+.6e analytic %+.6e\n", what, kind, fd, analytic);
   }
@@ -178,8 +179,10 @@ check_array (Problem *p, const char *name, float *x, const float *g, size_t n, c
   g_free (dir);
 }
 
-int
-main (void)
+/* Every parameter tensor and the input pixels, at five budgets (soft targets and router
+ * supervision among them): analytic gradients against central finite differences. */
+static void
+test_every_parameter (void)
 {
   MoneConfig c = tiny_config ();
   GError *error = NULL;
@@ -257,11 +260,10 @@ main (void)
     }
     g_free (p.experts_ref);
   }
-  printf ("%d checks, %d failures, %d skipped because routing changed (bound |fd - analytic| <= %.0e * max + %.0e)\n",
-      checks, failures, skipped, REL_TOL, ABS_TOL);
+  g_test_message ("%d checks, %d skipped because routing changed (bound |fd - analytic| <= %.0e * max + %.0e)",
+      checks, skipped, REL_TOL, ABS_TOL);
   /* Routing flips must stay rare, or the check would prove little. */
-  if (skipped * 20 > checks)
-    failures++;
+  g_assert_cmpint (skipped * 20, <=, checks);
   g_free (soft_targets);
   g_free (router_target);
   g_free (grads);
@@ -269,5 +271,12 @@ main (void)
   g_free (input);
   mone_pass_free (pass);
   mone_train_model_free (model);
-  return failures ? 1 : 0;
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/train/gradcheck/every-parameter", test_every_parameter);
+  return g_test_run ();
 }

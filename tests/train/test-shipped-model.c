@@ -4,6 +4,7 @@
  * docs/training.md (lines "regression-figure PROTOCOL BUDGET ACCURACY").
  * argv[1] = model, argv[2] = docs/training.md. */
 #include "trainer.h"
+#include "train-test-helpers.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -12,34 +13,24 @@
 #define SUBSET 2000
 #define TOLERANCE 1.0
 
-int
-main (int argc, char **argv)
+static const char *model_path, *docs_path;
+
+static void
+test_documented_figures (void)
 {
-  if (argc != 3) {
-    fprintf (stderr, "usage: %s MODEL DOCS\n", argv[0]);
-    return 2;
-  }
   GError *error = NULL;
   char *docs = NULL;
-  if (!g_file_get_contents (argv[2], &docs, NULL, &error)) {
-    printf ("FAIL %s\n", error->message);
-    return 1;
-  }
-  MoneModel *model = mone_model_load_file (argv[1], &error);
-  if (!model) {
-    printf ("FAIL %s\n", error->message);
-    return 1;
-  }
+  g_assert_true (g_file_get_contents (docs_path, &docs, NULL, &error));
+  MoneModel *model = mone_model_load_file (model_path, &error);
+  g_assert_no_error (error);
   MoneContext *ctx = mone_context_new (model, 2, &error);
   g_assert_no_error (error);
   MoneImageSet test;
-  if (!mone_fashion_mnist_load (NULL, FALSE, &test, &error)) {
-    printf ("FAIL %s\n", error->message);
-    return 1;
-  }
+  g_assert_true (mone_fashion_mnist_load (NULL, FALSE, &test, &error));
+  g_assert_no_error (error);
   const MoneConfig *c = mone_model_get_config (model);
   float *frame = g_new (float, (size_t) c->channels * c->height * c->width);
-  int failures = 0, figures = 0;
+  int figures = 0;
   char **lines = g_strsplit (docs, "\n", -1);
   for (int i = 0; lines[i]; i++) {
     char protocol_name[32];
@@ -48,36 +39,40 @@ main (int argc, char **argv)
       continue;
     MoneProtocol protocol;
     if (!mone_protocol_from_name (protocol_name, &protocol)) {
-      printf ("FAIL unknown protocol '%s' in %s\n", protocol_name, argv[2]);
-      failures++;
+      report_row (FALSE, "unknown protocol '%s' in %s", protocol_name, docs_path);
       continue;
     }
     int correct = 0;
     for (int k = 0; k < SUBSET; k++) {
       mone_render (&test, k, protocol, MONE_EVAL_RENDER_SEED, FALSE, c->channels, c->height, c->width, frame);
       MoneResult r;
-      if (!mone_context_run (ctx, frame, budget, &r, &error)) {
-        printf ("FAIL %s\n", error->message);
-        return 1;
-      }
+      g_assert_true (mone_context_run (ctx, frame, budget, &r, &error));
       correct += r.top_class == test.labels[k];
     }
     double acc = 100.0 * correct / SUBSET;
-    gboolean ok = fabs (acc - documented) <= TOLERANCE;
-    printf ("%s %-10s e=%.2f: %.2f%% on the first %d test images, documented %.2f%% (tolerance %.1f)\n",
-        ok ? "ok  " : "FAIL", protocol_name, budget, acc, SUBSET, documented, TOLERANCE);
-    failures += !ok;
+    report_row (fabs (acc - documented) <= TOLERANCE, "%-10s e=%.2f: %.2f%% on the first %d test images, "
+        "documented %.2f%% (tolerance %.1f)", protocol_name, budget, acc, SUBSET, documented, TOLERANCE);
     figures++;
   }
   g_strfreev (lines);
-  if (figures < 4) {
-    printf ("FAIL only %d regression figures found in %s (expected 4)\n", figures, argv[2]);
-    failures++;
-  }
+  report_row (figures >= 4, "%d regression figures found in %s (expected 4)", figures, docs_path);
   g_free (frame);
   g_free (docs);
   mone_image_set_clear (&test);
   mone_context_free (ctx);
   mone_model_unref (model);
-  return failures ? 1 : 0;
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  if (argc != 3) {
+    g_printerr ("usage: %s MODEL DOCS\n", argv[0]);
+    return 2;
+  }
+  model_path = argv[1];
+  docs_path = argv[2];
+  g_test_add_func ("/train/shipped-model/documented-figures", test_documented_figures);
+  return g_test_run ();
 }
