@@ -38,22 +38,21 @@ resume_options (MoneTrainOptions *o, const char *output, const char *checkpoint)
   o->resume = TRUE;
 }
 
-/* A recipe that differs from the checkpoint's must not silently continue from it. 1 on failure. */
-static int
+/* A recipe that differs from the checkpoint's must not silently continue from it. */
+static void
 expect_resume_refused (const MoneTrainOptions *o, const char *what, const char *difference)
 {
   GError *error = NULL;
   gboolean ok = mone_train_run (o, &error);
   gboolean refused = !ok && error && strstr (error->message, "was made with other options")
       && strstr (error->message, difference);
-  printf ("%s resume with another %s: %s\n", refused ? "ok  " : "FAIL", what, error ? error->message : "accepted");
+  report_row (refused, "resume with another %s: %s", what, error ? error->message : "accepted");
   g_clear_error (&error);
-  return !refused;
 }
 
 /* Over 2,000 steps the sampler draws every budget of {0.15, ..., 1.0} allowed by the options and
- * nothing else. 1 on failure. */
-static int
+ * nothing else. */
+static void
 check_budget_sampler (gboolean self_distill, double max_sampled_budget, int expected_choices)
 {
   MoneTrainOptions o;
@@ -77,15 +76,14 @@ check_budget_sampler (gboolean self_distill, double max_sampled_budget, int expe
   for (int i = 0; i < 10; i++)
     distinct += seen[i] > 0;
   gboolean ok = outside == 0 && distinct == expected_choices;
-  printf ("%s budget sampler (self-distill %d, max %.2f): %d distinct budgets (expected %d), %d outside\n",
-      ok ? "ok  " : "FAIL", self_distill, max_sampled_budget, distinct, expected_choices, outside);
-  return !ok;
+  report_row (ok, "budget sampler (self-distill %d, max %.2f): %d distinct budgets (expected %d), %d outside",
+      self_distill, max_sampled_budget, distinct, expected_choices, outside);
 }
 
 /* A --self-distill run (with the third pass if min_budget_pass) interrupted after `interrupt_after`
  * steps and resumed must equal the uninterrupted run byte for byte, and differ from `other` (the
- * model of the recipe without this variant). The uninterrupted model goes to *model. 1 on failure. */
-static int
+ * model of the recipe without this variant). The uninterrupted model goes to *model. */
+static void
 check_variant_resumes (const char *dir, const char *output, const char *checkpoint, gboolean min_budget_pass,
     int interrupt_after, const char *name, GBytes *other, const char *other_name, GBytes **model)
 {
@@ -111,154 +109,192 @@ check_variant_resumes (const char *dir, const char *output, const char *checkpoi
   g_unlink (reference);
   g_free (reference);
   if (!ok) {
-    printf ("FAIL %s run: %s\n", name, error ? error->message : "?");
+    report_row (FALSE, "%s run: %s", name, error ? error->message : "?");
     g_clear_error (&error);
     g_free (resumed_data);
     g_free (reference_data);
     *model = g_bytes_new (NULL, 0);
-    return 1;
+    return;
   }
   *model = g_bytes_new_take (reference_data, reference_len);
   gboolean same = resumed_len == reference_len && memcmp (resumed_data, reference_data, reference_len) == 0;
   gboolean differs = !g_bytes_equal (*model, other);
-  printf ("%s %s: resumed run %s the uninterrupted one; %s %s model\n", same && differs ? "ok  " : "FAIL", name,
+  report_row (same && differs, "%s: resumed run %s the uninterrupted one; %s %s model", name,
       same ? "equals" : "differs from", differs ? "differs from" : "equals", other_name);
   g_free (resumed_data);
-  return !(same && differs);
+}
+
+/* What the cases share, in the order they run: the uninterrupted run's model (made by the
+ * first run case) is the reference of the later ones. */
+static struct {
+  char *dir, *a, *b, *ckpt;
+  GBytes *uninterrupted;
+} fixture;
+
+static void
+test_budget_sampler (void)
+{
+  check_budget_sampler (FALSE, 1.0, 10);
+  check_budget_sampler (TRUE, 1.0, 9);
+  check_budget_sampler (TRUE, 0.55, 5);
+  check_budget_sampler (FALSE, 0.15, 1);
+}
+
+static GBytes *
+file_bytes (const char *path)
+{
+  char *data = NULL;
+  gsize len = 0;
+  return g_file_get_contents (path, &data, &len, NULL) ? g_bytes_new_take (data, len) : g_bytes_new (NULL, 0);
+}
+
+static void
+test_interrupted_equals_uninterrupted (void)
+{
+  GError *error = NULL;
+  MoneTrainOptions o;
+  tiny_options (&o);
+  o.output = fixture.a;
+  g_assert_true (mone_train_run (&o, &error));
+  g_assert_no_error (error);
+  fixture.uninterrupted = file_bytes (fixture.a);
+  resume_options (&o, fixture.b, fixture.ckpt);
+  o.max_steps = 7;
+  g_assert_true (mone_train_run (&o, &error));
+  g_assert_false (g_file_test (fixture.b, G_FILE_TEST_EXISTS)); /* not before the run finished */
+  o.max_steps = 0;
+  g_assert_true (mone_train_run (&o, &error));
+  g_assert_no_error (error);
+  GBytes *resumed = file_bytes (fixture.b);
+  gboolean same = g_bytes_equal (resumed, fixture.uninterrupted);
+  report_row (same, "interrupted + resumed run %s the uninterrupted one (%zu bytes)", same ? "equals" : "differs from",
+      g_bytes_get_size (fixture.uninterrupted));
+  g_bytes_unref (resumed);
+}
+
+/* A stop request (what mone train's SIGINT/SIGTERM handler sets) checkpoints after the current
+ * step; resuming from there ends with the same model again. */
+static void
+test_stop_request (void)
+{
+  GError *error = NULL;
+  MoneTrainOptions o;
+  g_unlink (fixture.b);
+  g_unlink (fixture.ckpt);
+  volatile sig_atomic_t stop = 1;
+  resume_options (&o, fixture.b, fixture.ckpt);
+  o.stop_requested = &stop;
+  gboolean stopped = !mone_train_run (&o, &error) && g_error_matches (error, MONE_ERROR, MONE_ERROR_INTERRUPTED)
+      && strstr (error->message, "interrupted after step 1 of 16") && !g_file_test (fixture.b, G_FILE_TEST_EXISTS);
+  report_row (stopped, "stop request: %s", error ? error->message : "not stopped");
+  g_clear_error (&error);
+  stop = 0;
+  gboolean finished = mone_train_run (&o, &error);
+  GBytes *resumed = file_bytes (fixture.b);
+  gboolean same = finished && g_bytes_equal (resumed, fixture.uninterrupted);
+  report_row (same, "stopped + resumed run %s the uninterrupted one", same ? "equals" : "differs from");
+  g_clear_error (&error);
+  g_bytes_unref (resumed);
+}
+
+static void
+test_other_options_refused (void)
+{
+  MoneTrainOptions o;
+  resume_options (&o, fixture.b, fixture.ckpt);
+  o.seed = 6;
+  expect_resume_refused (&o, "seed", "--seed 5 (now 6)");
+  resume_options (&o, fixture.b, fixture.ckpt);
+  o.alpha_min = 0.25;
+  expect_resume_refused (&o, "alpha-min", "--alpha-min -inf (now 0.25)");
+  resume_options (&o, fixture.b, fixture.ckpt);
+  o.self_distill = TRUE;
+  expect_resume_refused (&o, "--self-distill setting", "--self-distill 0 (now 1)");
+  resume_options (&o, fixture.b, fixture.ckpt);
+  o.max_sampled_budget = 0.55;
+  expect_resume_refused (&o, "--max-sampled-budget", "--max-sampled-budget 1 (now 0.55)");
+  resume_options (&o, fixture.b, fixture.ckpt);
+  o.weight_decay = 0.5;
+  o.label_smoothing = 0;
+  expect_resume_refused (&o, "optimiser recipe", "--weight-decay 0.05 (now 0.5), --label-smoothing 0.1 (now 0)");
+}
+
+/* Self-distillation (two passes per step) and the sandwich's third pass (--min-budget-pass) each
+ * resume exactly too, and each trains a model of its own. */
+static void
+test_distill_variants (void)
+{
+  MoneTrainOptions o;
+  GBytes *two_pass = NULL, *three_pass = NULL;
+  g_unlink (fixture.ckpt);
+  check_variant_resumes (fixture.dir, fixture.b, fixture.ckpt, FALSE, 5, "self-distillation", fixture.uninterrupted,
+      "the plain recipe's", &two_pass);
+  resume_options (&o, fixture.b, fixture.ckpt);
+  o.self_distill = o.min_budget_pass = TRUE;
+  expect_resume_refused (&o, "--min-budget-pass setting", "--min-budget-pass 0 (now 1)");
+  g_unlink (fixture.ckpt);
+  check_variant_resumes (fixture.dir, fixture.b, fixture.ckpt, TRUE, 6, "min-budget pass", two_pass, "the two-pass",
+      &three_pass);
+  g_bytes_unref (two_pass);
+  g_bytes_unref (three_pass);
+}
+
+static float
+trained_alpha (const char *path)
+{
+  GError *error = NULL;
+  MoneModel *engine = mone_model_load_file (path, &error);
+  MoneTrainModel *trained = engine ? mone_train_model_from_engine (engine, &error) : NULL;
+  g_assert_no_error (error);
+  const float alpha = trained->t.alpha[0];
+  mone_train_model_free (trained);
+  mone_model_unref (engine);
+  return alpha;
+}
+
+/* Free alpha on this recipe ends below 0.25, so the bound has something to hold. */
+static void
+test_alpha_min (void)
+{
+  GError *error = NULL;
+  MoneTrainOptions o;
+  const float free_alpha = trained_alpha (fixture.a);
+  tiny_options (&o);
+  o.output = fixture.a;
+  o.alpha_min = 0.25;
+  g_assert_true (mone_train_run (&o, &error));
+  g_assert_no_error (error);
+  const float bounded_alpha = trained_alpha (fixture.a);
+  report_row (free_alpha < 0.25f && bounded_alpha >= 0.25f, "alpha free %.4f, with --alpha-min 0.25 %.4f",
+      free_alpha, bounded_alpha);
 }
 
 int
-main (void)
+main (int argc, char **argv)
 {
+  g_test_init (&argc, &argv, NULL);
   GError *error = NULL;
-  char *dir = g_dir_make_tmp ("mone-resume-XXXXXX", &error);
+  fixture.dir = g_dir_make_tmp ("mone-resume-XXXXXX", &error);
   g_assert_no_error (error);
-  char *a = g_build_filename (dir, "a.safetensors", NULL), *b = g_build_filename (dir, "b.safetensors", NULL);
-  char *ckpt = g_build_filename (dir, "b.ckpt", NULL);
-  MoneTrainOptions o;
-  int failures = 0;
-
-  failures += check_budget_sampler (FALSE, 1.0, 10);
-  failures += check_budget_sampler (TRUE, 1.0, 9);
-  failures += check_budget_sampler (TRUE, 0.55, 5);
-  failures += check_budget_sampler (FALSE, 0.15, 1);
-
-  tiny_options (&o);
-  o.output = a;
-  if (!mone_train_run (&o, &error)) {
-    printf ("FAIL uninterrupted run: %s\n", error->message);
-    return 1;
-  }
-  resume_options (&o, b, ckpt);
-  o.max_steps = 7;
-  if (!mone_train_run (&o, &error) || g_file_test (b, G_FILE_TEST_EXISTS)) {
-    printf ("FAIL interrupted run: %s\n", error ? error->message : "wrote the model before finishing");
-    return 1;
-  }
-  o.max_steps = 0;
-  if (!mone_train_run (&o, &error)) {
-    printf ("FAIL resumed run: %s\n", error->message);
-    return 1;
-  }
-  char *da = NULL, *db = NULL;
-  gsize la = 0, lb = 0;
-  g_file_get_contents (a, &da, &la, NULL);
-  g_file_get_contents (b, &db, &lb, NULL);
-  gboolean same = da && db && la == lb && memcmp (da, db, la) == 0;
-  printf ("%s interrupted + resumed run %s the uninterrupted one (%zu bytes)\n", same ? "ok  " : "FAIL",
-      same ? "equals" : "differs from", la);
-  failures += !same;
-
-  /* A stop request (what mone train's SIGINT/SIGTERM handler sets) checkpoints after the current
-   * step; resuming from there ends with the same model again. */
-  g_unlink (b);
-  g_unlink (ckpt);
-  volatile sig_atomic_t stop = 1;
-  resume_options (&o, b, ckpt);
-  o.stop_requested = &stop;
-  gboolean stopped = !mone_train_run (&o, &error) && g_error_matches (error, MONE_ERROR, MONE_ERROR_INTERRUPTED)
-      && strstr (error->message, "interrupted after step 1 of 16") && !g_file_test (b, G_FILE_TEST_EXISTS);
-  printf ("%s stop request: %s\n", stopped ? "ok  " : "FAIL", error ? error->message : "not stopped");
-  failures += !stopped;
-  g_clear_error (&error);
-  stop = 0;
-  char *dc = NULL;
-  gsize lc = 0;
-  gboolean same_after_stop = mone_train_run (&o, &error) && g_file_get_contents (b, &dc, &lc, NULL) && lc == la
-      && memcmp (dc, da, la) == 0;
-  printf ("%s stopped + resumed run %s the uninterrupted one\n", same_after_stop ? "ok  " : "FAIL",
-      same_after_stop ? "equals" : "differs from");
-  failures += !same_after_stop;
-  g_clear_error (&error);
-  g_free (dc);
-
-  resume_options (&o, b, ckpt);
-  o.seed = 6;
-  failures += expect_resume_refused (&o, "seed", "--seed 5 (now 6)");
-  resume_options (&o, b, ckpt);
-  o.alpha_min = 0.25;
-  failures += expect_resume_refused (&o, "alpha-min", "--alpha-min -inf (now 0.25)");
-  resume_options (&o, b, ckpt);
-  o.self_distill = TRUE;
-  failures += expect_resume_refused (&o, "--self-distill setting", "--self-distill 0 (now 1)");
-  resume_options (&o, b, ckpt);
-  o.max_sampled_budget = 0.55;
-  failures += expect_resume_refused (&o, "--max-sampled-budget", "--max-sampled-budget 1 (now 0.55)");
-  resume_options (&o, b, ckpt);
-  o.weight_decay = 0.5;
-  o.label_smoothing = 0;
-  failures += expect_resume_refused (&o, "optimiser recipe", "--weight-decay 0.05 (now 0.5), --label-smoothing 0.1 (now 0)");
-
-  /* Self-distillation (two passes per step) and the sandwich's third pass (--min-budget-pass) each
-   * resume exactly too, and each trains a model of its own. */
-  GBytes *plain = g_bytes_new (da, la), *two_pass = NULL, *three_pass = NULL;
-  g_unlink (ckpt);
-  failures += check_variant_resumes (dir, b, ckpt, FALSE, 5, "self-distillation", plain, "the plain recipe's",
-      &two_pass);
-  resume_options (&o, b, ckpt);
-  o.self_distill = o.min_budget_pass = TRUE;
-  failures += expect_resume_refused (&o, "--min-budget-pass setting", "--min-budget-pass 0 (now 1)");
-  g_unlink (ckpt);
-  failures += check_variant_resumes (dir, b, ckpt, TRUE, 6, "min-budget pass", two_pass, "the two-pass",
-      &three_pass);
-  g_bytes_unref (plain);
-  g_bytes_unref (two_pass);
-  g_bytes_unref (three_pass);
-
-  /* Free alpha on this recipe ends below 0.25 (so the bound below has something to hold). */
-  MoneModel *engine = mone_model_load_file (a, &error);
-  MoneTrainModel *trained = engine ? mone_train_model_from_engine (engine, &error) : NULL;
-  g_assert_no_error (error);
-  const float free_alpha = trained->t.alpha[0];
-  mone_train_model_free (trained);
-  mone_model_unref (engine);
-  tiny_options (&o);
-  o.output = a;
-  o.alpha_min = 0.25;
-  if (!mone_train_run (&o, &error)) {
-    printf ("FAIL run with alpha-min: %s\n", error->message);
-    return 1;
-  }
-  engine = mone_model_load_file (a, &error);
-  trained = engine ? mone_train_model_from_engine (engine, &error) : NULL;
-  g_assert_no_error (error);
-  const float bounded_alpha = trained->t.alpha[0];
-  gboolean bounded = free_alpha < 0.25f && bounded_alpha >= 0.25f;
-  printf ("%s alpha free %.4f, with --alpha-min 0.25 %.4f\n", bounded ? "ok  " : "FAIL", free_alpha,
-      bounded_alpha);
-  failures += !bounded;
-  mone_train_model_free (trained);
-  mone_model_unref (engine);
-
-  g_unlink (a);
-  g_unlink (b);
-  g_unlink (ckpt);
-  g_rmdir (dir);
-  g_free (da);
-  g_free (db);
-  g_free (a);
-  g_free (b);
-  g_free (ckpt);
-  g_free (dir);
-  return failures ? 1 : 0;
+  fixture.a = g_build_filename (fixture.dir, "a.safetensors", NULL);
+  fixture.b = g_build_filename (fixture.dir, "b.safetensors", NULL);
+  fixture.ckpt = g_build_filename (fixture.dir, "b.ckpt", NULL);
+  g_test_add_func ("/train/resume/budget-sampler", test_budget_sampler);
+  g_test_add_func ("/train/resume/interrupted-equals-uninterrupted", test_interrupted_equals_uninterrupted);
+  g_test_add_func ("/train/resume/stop-request", test_stop_request);
+  g_test_add_func ("/train/resume/other-options-refused", test_other_options_refused);
+  g_test_add_func ("/train/resume/distill-variants", test_distill_variants);
+  g_test_add_func ("/train/resume/alpha-min", test_alpha_min);
+  int status = g_test_run ();
+  g_unlink (fixture.a);
+  g_unlink (fixture.b);
+  g_unlink (fixture.ckpt);
+  g_rmdir (fixture.dir);
+  g_free (fixture.a);
+  g_free (fixture.b);
+  g_free (fixture.ckpt);
+  g_free (fixture.dir);
+  if (fixture.uninterrupted)
+    g_bytes_unref (fixture.uninterrupted);
+  return status;
 }
