@@ -11,19 +11,13 @@
 #include <string.h>
 #include <zlib.h>
 
-static int failures = 0;
 static char *tmpdir;
 
 static void
 expect_error (const char *what, gboolean ok, GError *error, const char *needle)
 {
-  if (ok || !error || !strstr (error->message, needle)) {
-    printf ("FAIL %s: expected an error containing '%s', got %s\n", what, needle,
-        ok ? "success" : error ? error->message : "no message");
-    failures++;
-  } else {
-    printf ("ok   %s: %s\n", what, error->message);
-  }
+  report_row (!ok && error && strstr (error->message, needle), "%s: expected an error containing '%s', got %s", what,
+      needle, ok ? "success" : error ? error->message : "no message");
 }
 
 static char *
@@ -72,20 +66,6 @@ check_idx (const char *what, GByteArray *images, GByteArray *labels, int max_lab
   g_free (lp);
 }
 
-static void
-expect_tool_error (const char *what, const char *tool, const char *const *args, const char *needle)
-{
-  char *err = NULL;
-  int status = run_tool (tool, args, &err);
-  if (status == 0 || !err || !strstr (err, needle)) {
-    printf ("FAIL %s: expected failure with '%s', got status %d, stderr: %s\n", what, needle, status, err);
-    failures++;
-  } else {
-    printf ("ok   %s: %s", what, err);
-  }
-  g_free (err);
-}
-
 /* A Fashion-MNIST folder whose two files differ in size only: `count` blank 28x28 images of
  * class 0 as {prefix}-images-idx3-ubyte.gz / {prefix}-labels-idx1-ubyte.gz (plain IDX bytes;
  * the reader takes plain files under the .gz names). */
@@ -130,20 +110,28 @@ write_blank_split (const char *dir, const char *prefix, uint32_t count)
   g_free (zeros);
 }
 
-int
-main (int argc, char **argv)
+/* What the cases share: the command under test, a Fashion-MNIST folder holding the real test
+ * split, and a five-class model config (the data has ten). */
+static const char *tool;
+static char *fm_dir;
+static MoneConfig five_classes;
+
+static void
+test_missing_folder (void)
 {
   GError *error = NULL;
-  tmpdir = g_dir_make_tmp ("mone-bad-input-XXXXXX", &error);
-  g_assert_no_error (error);
   MoneImageSet set;
-
-  /* Missing folder / files. */
   gboolean ok = mone_fashion_mnist_load ("/nonexistent/fashion", TRUE, &set, &error);
   expect_error ("missing folder", ok, error, "cannot open IDX file '/nonexistent/fashion/train-images-idx3-ubyte.gz'");
   g_clear_error (&error);
+}
 
-  /* Plain IDX files crafted byte by byte. */
+/* Plain IDX files crafted byte by byte. */
+static void
+test_idx_files (void)
+{
+  GError *error = NULL;
+  MoneImageSet set;
   guint8 pixels[3 * 2 * 2] = { 0 }, labels3[3] = { 1, 2, 3 }, bad_labels[3] = { 1, 12, 3 };
   uint32_t idims[3] = { 3, 2, 2 }, ldims[1] = { 3 }, ldims2[1] = { 2 };
   GByteArray *img = idx_bytes (3, idims, pixels, sizeof pixels), *lab = idx_bytes (1, ldims, labels3, 3);
@@ -152,14 +140,12 @@ main (int argc, char **argv)
     char *ip = tmp_path ("images.idx"), *lp = tmp_path ("labels.idx");
     write_file (ip, img->data, img->len);
     write_file (lp, lab->data, lab->len);
-    if (!mone_idx_load (ip, lp, 10, &set, &error) || set.count != 3 || set.rows != 2 || set.labels[2] != 3) {
-      printf ("FAIL valid control did not load: %s\n", error ? error->message : "wrong content");
-      failures++;
-      g_clear_error (&error);
-    } else {
-      printf ("ok   valid control loads\n");
+    gboolean loaded = mone_idx_load (ip, lp, 10, &set, &error);
+    report_row (loaded && set.count == 3 && set.rows == 2 && set.labels[2] == 3, "valid control loads: %s",
+        error ? error->message : loaded ? "as written" : "wrong content");
+    g_clear_error (&error);
+    if (loaded)
       mone_image_set_clear (&set);
-    }
     g_free (ip);
     g_free (lp);
   }
@@ -185,202 +171,246 @@ main (int argc, char **argv)
   g_byte_array_append (header_only, (const guint8 *) "\0\0\x08", 3);
   check_idx ("truncated header", header_only, lab, 10, "is truncated: the magic number needs 4 bytes");
 
-  /* Gzip files: truncated and corrupted copies of the real test labels. */
+  GByteArray *arrays[] = { img, lab, img_short, img_long, bad_magic, labels_as_images, lab2, lab_bad, img_zero,
+    header_only };
+  for (size_t i = 0; i < G_N_ELEMENTS (arrays); i++)
+    g_byte_array_unref (arrays[i]);
+  char *p1 = tmp_path ("images.idx"), *p2 = tmp_path ("labels.idx");
+  g_unlink (p1);
+  g_unlink (p2);
+  g_free (p1);
+  g_free (p2);
+}
+
+static char *
+fm_file (const char *name)
+{
+  return g_build_filename (fm_dir, name, NULL);
+}
+
+/* Gzip files: truncated and corrupted copies of the real test labels. */
+static void
+test_gzip_files (void)
+{
+  GError *error = NULL;
+  MoneImageSet set;
   char *contents = NULL;
   gsize len = 0;
-  if (!g_file_get_contents (MONE_FASHION_MNIST_DIR "/t10k-labels-idx1-ubyte.gz", &contents, &len, &error)) {
-    printf ("FAIL cannot read the Debian dataset: %s\n", error->message);
-    return 1;
-  }
-  char *dir = tmp_path ("fm");
-  g_mkdir (dir, 0700);
-  char *imgs_src = NULL;
-  gsize imgs_len = 0;
-  g_file_get_contents (MONE_FASHION_MNIST_DIR "/t10k-images-idx3-ubyte.gz", &imgs_src, &imgs_len, &error);
-  g_assert_no_error (error);
-  char *ip = g_build_filename (dir, "t10k-images-idx3-ubyte.gz", NULL);
-  char *lp = g_build_filename (dir, "t10k-labels-idx1-ubyte.gz", NULL);
-  write_file (ip, imgs_src, imgs_len);
+  g_assert_true (g_file_get_contents (MONE_FASHION_MNIST_DIR "/t10k-labels-idx1-ubyte.gz", &contents, &len, &error));
+  char *lp = fm_file ("t10k-labels-idx1-ubyte.gz");
   write_file (lp, contents, len / 2);
-  ok = mone_fashion_mnist_load (dir, FALSE, &set, &error);
+  gboolean ok = mone_fashion_mnist_load (fm_dir, FALSE, &set, &error);
   expect_error ("truncated gzip", ok, error, "is truncated");
   g_clear_error (&error);
   char *corrupt = g_memdup2 (contents, len);
   for (gsize i = len / 3; i < len / 3 + 64; i++)
     corrupt[i] ^= 0x5A;
   write_file (lp, corrupt, len);
-  ok = mone_fashion_mnist_load (dir, FALSE, &set, &error);
+  ok = mone_fashion_mnist_load (fm_dir, FALSE, &set, &error);
   expect_error ("corrupt gzip", ok, error, "is corrupt");
   g_clear_error (&error);
-
-  /* A model whose class count disagrees with the data. */
   write_file (lp, contents, len);
+  g_free (corrupt);
+  g_free (contents);
+  g_free (lp);
+}
+
+/* A model whose class count disagrees with the data. */
+static void
+test_class_count_mismatch (void)
+{
+  GError *error = NULL;
   MoneImageSet test;
-  ok = mone_fashion_mnist_load (dir, FALSE, &test, &error);
-  g_assert_no_error (error);
-  MoneConfig c = { 0 };
-  c.height = c.width = 28, c.channels = 1, c.frames = c.tubelet = 1, c.patch = 7, c.dim = 16, c.depth = 1;
-  c.heads = 2, c.mlp_dim = 32, c.experts = 4, c.classes = 5, c.delta = 2, c.beta = 10, c.ln_eps = 1e-6f;
-  c.mean[0] = 0.5f, c.std[0] = 0.5f;
-  MoneTrainModel *model = mone_train_model_new (&c, &error);
+  g_assert_true (mone_fashion_mnist_load (fm_dir, FALSE, &test, &error));
+  MoneTrainModel *model = mone_train_model_new (&five_classes, &error);
   g_assert_no_error (error);
   mone_train_model_init (model, 1);
   MoneEvalResult r;
-  ok = mone_evaluate (model, &test, 100, MONE_PROTOCOL_FULL_FRAME, 1, 1.0, MONE_ROUTING_EPR, 0, 1, &r, &error);
+  gboolean ok = mone_evaluate (model, &test, 100, MONE_PROTOCOL_FULL_FRAME, 1, 1.0, MONE_ROUTING_EPR, 0, 1, &r,
+      &error);
   expect_error ("evaluate with 5 classes", ok, error, "does not exist in a model with 5 classes");
   g_clear_error (&error);
   MoneTrainOptions opts;
   mone_train_options_init (&opts);
   opts.config = model->config;
-  opts.data_dir = dir;
+  opts.data_dir = fm_dir;
   ok = mone_train_run (&opts, &error);
   expect_error ("train with 5 classes", ok, error, "the model has 5 classes but Fashion-MNIST has 10");
   g_clear_error (&error);
-
-  if (argc > 1) {
-    const char *tool = argv[1];
-    char *model_path = tmp_path ("five.safetensors");
-    const char *labels5[] = { "a", "b", "c", "d", "e" };
-    ok = mone_train_model_write (model, model_path, labels5, &error);
-    g_assert_no_error (error);
-    const char *eval5[] = { "eval", model_path, "-n", "10", NULL };
-    expect_tool_error ("mone eval, 5-class model", tool, eval5, "has 5 classes but Fashion-MNIST has 10");
-    const char *eval_missing[] = { "eval", "/nonexistent/model.safetensors", NULL };
-    expect_tool_error ("mone eval, missing model", tool, eval_missing, "/nonexistent/model.safetensors");
-    const char *train_missing[] = { "train", "--data", "/nonexistent/fm", "-o", model_path, NULL };
-    expect_tool_error ("mone train, missing data", tool, train_missing, "cannot open IDX file '/nonexistent/fm/");
-    /* `mone train OPTION VALUE -o MODEL`: each refused before any data is read, naming the option. */
-    static const struct {
-      const char *what, *option, *value, *needle;
-    } refused[] = {
-      { "budget out of range", "--budget", "1.5", "--budget 1.5 out of range (0, 1]" },
-      { "budget not a number", "--budget", "nan", "--budget 'nan' is not a decimal number" },
-      { "budget below the smallest expert's", "--budget", "0.01",
-        "--budget 0.01 is below the smallest budget of a 4-expert model (0.125)" },
-      { "negative learning rate", "--lr", "-1", "--lr -1 out of range (0, 1]" },
-      { "no epochs", "--epochs", "0", "--epochs 0 out of range [1, 1000000]" },
-      { "label smoothing", "--label-smoothing", "2", "--label-smoothing 2 out of range [0, 1)" },
-      { "two channels", "--channels", "2", "--channels 2: the trainer and monefilter take 1" },
-      { "--max-steps without a checkpoint", "--max-steps", "3", "--max-steps needs --checkpoint FILE" },
-      { "capacity delta not positive", "--delta", "0", "mone.delta 0 out of range (0, 1000)" },
-      { "no sampled budget left", "--max-sampled-budget", "0.1", "--max-sampled-budget 0.1 out of range [0.15, 1]" },
-      { "min-budget pass without self-distillation", "--min-budget-pass", NULL,
-        "--min-budget-pass is a third pass of --self-distill" },
-    };
-    for (size_t i = 0; i < G_N_ELEMENTS (refused); i++) {
-      const char *args[] = { "train", refused[i].option, refused[i].value ? refused[i].value : "-o",
-        refused[i].value ? "-o" : model_path, refused[i].value ? model_path : NULL, NULL };
-      char *what = g_strdup_printf ("mone train, %s", refused[i].what);
-      expect_tool_error (what, tool, args, refused[i].needle);
-      g_free (what);
-    }
-    const char *train_output[] = { "train", "-o", "/nonexistent/dir/model.safetensors", NULL };
-    expect_tool_error ("mone train, output folder missing (before training)", tool, train_output,
-        "cannot write the model to '/nonexistent/dir/model.safetensors': No such file or directory");
-    g_unlink (model_path);
-    g_free (model_path);
-
-    /* Which file each split reads: 3 test images against 5,004 training images (the last 5,000
-     * of which are the validation split); the image count in the refusal names the file read. */
-    char *split_dir = tmp_path ("splits");
-    g_mkdir (split_dir, 0700);
-    write_blank_split (split_dir, "t10k", 3);
-    write_blank_split (split_dir, "train", MONE_VALIDATION_SIZE + 4);
-    MoneConfig c10 = c;
-    c10.classes = MONE_FASHION_MNIST_CLASSES;
-    char *model10_path = write_fashion_model (&c10, "ten.safetensors");
-    const char *eval_test[] = { "eval", model10_path, "--data", split_dir, "-n", "4", "--no-random", NULL };
-    expect_tool_error ("mone eval, test split reads t10k", tool, eval_test, "--count must be 1..3\n");
-    const char *eval_val[] = { "eval", model10_path, "--data", split_dir, "--split", "val", "-n", "5001",
-      "--no-random", NULL };
-    expect_tool_error ("mone eval, val split reads the training file's last 5,000", tool, eval_val,
-        "--count must be 1..5000\n");
-    const char *eval_test_ok[] = { "eval", model10_path, "--data", split_dir, "-n", "3", "-b", "1", "--no-random", NULL };
-    if (run_tool (tool, eval_test_ok, NULL) != 0) {
-      printf ("FAIL mone eval on the 3 test images of the split folder\n");
-      failures++;
-    }
-    const char *eval_low[] = { "eval", model10_path, "--data", split_dir, "-n", "3", "-b", "0.01", NULL };
-    expect_tool_error ("mone eval, budget below the model's smallest", tool, eval_low,
-        "budget 0.01 is below this model's smallest budget 0.125");
-    const char *eval_empty[] = { "eval", model10_path, "--data", split_dir, "-n", "3", "-b", "", NULL };
-    expect_tool_error ("mone eval, no budgets", tool, eval_empty, "--budgets is empty");
-    const char *eval_negative[] = { "eval", model10_path, "--data", split_dir, "-n", "-1", NULL };
-    expect_tool_error ("mone eval, negative image count", tool, eval_negative, "--count must be 1..3\n");
-    const char *eval_csv[] = { "eval", model10_path, "--data", split_dir, "--csv", "/nonexistent/dir/eval.csv", NULL };
-    expect_tool_error ("mone eval, CSV folder missing (before evaluating)", tool, eval_csv,
-        "cannot write the CSV to '/nonexistent/dir/eval.csv'");
-    /* Finite weights that overflow the forward pass: no answer, an error, not a low accuracy. */
-    {
-      GError *error = NULL;
-      MoneTrainModel *huge = mone_train_model_new (&c10, &error);
-      g_assert_no_error (error);
-      mone_train_model_init (huge, 1);
-      for (size_t i = 0; i < (size_t) c10.dim * c10.channels * c10.patch * c10.patch; i++)
-        huge->t.patch_embed_weight[i] = 3.4e38f;
-      char *huge_path = tmp_path ("huge.safetensors");
-      mone_train_model_write (huge, huge_path, mone_fashion_mnist_labels, &error);
-      g_assert_no_error (error);
-      mone_train_model_free (huge);
-      const char *eval_huge[] = { "eval", huge_path, "--data", split_dir, "-n", "3", "-b", "1", "--no-random", NULL };
-      expect_tool_error ("mone eval, weights that overflow", tool, eval_huge, "non-finite logits on 3 of 3 images");
-      g_unlink (huge_path);
-      g_free (huge_path);
-    }
-    /* The default budget list starts at the model's own minimum: 0.25 for three experts, 1 for one. */
-    for (int experts = 3; experts >= 1; experts -= 2) {
-      MoneConfig c_experts = c10;
-      c_experts.experts = experts;
-      char *experts_path = write_fashion_model (&c_experts, "experts.safetensors");
-      const char *eval_default[] = { "eval", experts_path, "--data", split_dir, "-n", "3", "--no-random", NULL };
-      char *err = NULL;
-      if (run_tool (tool, eval_default, &err) != 0) {
-        printf ("FAIL mone eval with the default budgets on a %d-expert model: %s\n", experts, err ? err : "");
-        failures++;
-      }
-      g_free (err);
-      g_unlink (experts_path);
-      g_free (experts_path);
-    }
-    /* Without -n each split is evaluated whole: 5,000 validation images, more than the test file has. */
-    const char *eval_val_whole[] = { "eval", model10_path, "--data", split_dir, "--split", "val", "-b", "1",
-      "--no-random", NULL };
-    if (run_tool (tool, eval_val_whole, NULL) != 0) {
-      printf ("FAIL mone eval --split val without -n\n");
-      failures++;
-    }
-    for (int i = 0; i < 4; i++) {
-      char *path = split_file (split_dir, i < 2 ? "t10k" : "train", i % 2 ? "labels-idx1" : "images-idx3");
-      g_unlink (path);
-      g_free (path);
-    }
-    g_rmdir (split_dir);
-    g_unlink (model10_path);
-    g_free (model10_path), g_free (split_dir);
-  }
-
   mone_train_model_free (model);
   mone_image_set_clear (&test);
-  g_unlink (ip);
-  g_unlink (lp);
-  g_rmdir (dir);
-  char *p1 = tmp_path ("images.idx"), *p2 = tmp_path ("labels.idx");
-  g_unlink (p1);
-  g_unlink (p2);
+}
+
+/* `mone eval` and `mone train` refuse bad models, data and options, naming them. */
+static void
+test_tool_refusals (void)
+{
+  GError *error = NULL;
+  char *model_path = tmp_path ("five.safetensors");
+  const char *labels5[] = { "a", "b", "c", "d", "e" };
+  MoneTrainModel *model = mone_train_model_new (&five_classes, &error);
+  g_assert_no_error (error);
+  mone_train_model_init (model, 1);
+  g_assert_true (mone_train_model_write (model, model_path, labels5, &error));
+  mone_train_model_free (model);
+  const char *eval5[] = { "eval", model_path, "-n", "10", NULL };
+  expect_tool_error ("mone eval, 5-class model", tool, eval5, "has 5 classes but Fashion-MNIST has 10");
+  const char *eval_missing[] = { "eval", "/nonexistent/model.safetensors", NULL };
+  expect_tool_error ("mone eval, missing model", tool, eval_missing, "/nonexistent/model.safetensors");
+  const char *train_missing[] = { "train", "--data", "/nonexistent/fm", "-o", model_path, NULL };
+  expect_tool_error ("mone train, missing data", tool, train_missing, "cannot open IDX file '/nonexistent/fm/");
+  /* `mone train OPTION VALUE -o MODEL`: each refused before any data is read, naming the option. */
+  static const struct {
+    const char *what, *option, *value, *needle;
+  } refused[] = {
+    { "budget out of range", "--budget", "1.5", "--budget 1.5 out of range (0, 1]" },
+    { "budget not a number", "--budget", "nan", "--budget 'nan' is not a decimal number" },
+    { "budget below the smallest expert's", "--budget", "0.01",
+      "--budget 0.01 is below the smallest budget of a 4-expert model (0.125)" },
+    { "negative learning rate", "--lr", "-1", "--lr -1 out of range (0, 1]" },
+    { "no epochs", "--epochs", "0", "--epochs 0 out of range [1, 1000000]" },
+    { "label smoothing", "--label-smoothing", "2", "--label-smoothing 2 out of range [0, 1)" },
+    { "two channels", "--channels", "2", "--channels 2: the trainer and monefilter take 1" },
+    { "--max-steps without a checkpoint", "--max-steps", "3", "--max-steps needs --checkpoint FILE" },
+    { "capacity delta not positive", "--delta", "0", "mone.delta 0 out of range (0, 1000)" },
+    { "no sampled budget left", "--max-sampled-budget", "0.1", "--max-sampled-budget 0.1 out of range [0.15, 1]" },
+    { "min-budget pass without self-distillation", "--min-budget-pass", NULL,
+      "--min-budget-pass is a third pass of --self-distill" },
+  };
+  for (size_t i = 0; i < G_N_ELEMENTS (refused); i++) {
+    const char *args[] = { "train", refused[i].option, refused[i].value ? refused[i].value : "-o",
+      refused[i].value ? "-o" : model_path, refused[i].value ? model_path : NULL, NULL };
+    char *what = g_strdup_printf ("mone train, %s", refused[i].what);
+    expect_tool_error (what, tool, args, refused[i].needle);
+    g_free (what);
+  }
+  const char *train_output[] = { "train", "-o", "/nonexistent/dir/model.safetensors", NULL };
+  expect_tool_error ("mone train, output folder missing (before training)", tool, train_output,
+      "cannot write the model to '/nonexistent/dir/model.safetensors': No such file or directory");
+  g_unlink (model_path);
+  g_free (model_path);
+
+}
+
+/* Which file each split reads: 3 test images against 5,004 training images (the last 5,000 of
+ * which are the validation split); the image count in the refusal names the file read. */
+static void
+test_tool_splits (void)
+{
+  MoneConfig c = five_classes;
+  char *split_dir = tmp_path ("splits");
+  g_mkdir (split_dir, 0700);
+  write_blank_split (split_dir, "t10k", 3);
+  write_blank_split (split_dir, "train", MONE_VALIDATION_SIZE + 4);
+  MoneConfig c10 = c;
+  c10.classes = MONE_FASHION_MNIST_CLASSES;
+  char *model10_path = write_fashion_model (&c10, "ten.safetensors");
+  const char *eval_test[] = { "eval", model10_path, "--data", split_dir, "-n", "4", "--no-random", NULL };
+  expect_tool_error ("mone eval, test split reads t10k", tool, eval_test, "--count must be 1..3\n");
+  const char *eval_val[] = { "eval", model10_path, "--data", split_dir, "--split", "val", "-n", "5001",
+    "--no-random", NULL };
+  expect_tool_error ("mone eval, val split reads the training file's last 5,000", tool, eval_val,
+      "--count must be 1..5000\n");
+  const char *eval_test_ok[] = { "eval", model10_path, "--data", split_dir, "-n", "3", "-b", "1", "--no-random", NULL };
+  report_row (run_tool (tool, eval_test_ok, NULL) == 0, "mone eval on the 3 test images of the split folder");
+  const char *eval_low[] = { "eval", model10_path, "--data", split_dir, "-n", "3", "-b", "0.01", NULL };
+  expect_tool_error ("mone eval, budget below the model's smallest", tool, eval_low,
+      "budget 0.01 is below this model's smallest budget 0.125");
+  const char *eval_empty[] = { "eval", model10_path, "--data", split_dir, "-n", "3", "-b", "", NULL };
+  expect_tool_error ("mone eval, no budgets", tool, eval_empty, "--budgets is empty");
+  const char *eval_negative[] = { "eval", model10_path, "--data", split_dir, "-n", "-1", NULL };
+  expect_tool_error ("mone eval, negative image count", tool, eval_negative, "--count must be 1..3\n");
+  const char *eval_csv[] = { "eval", model10_path, "--data", split_dir, "--csv", "/nonexistent/dir/eval.csv", NULL };
+  expect_tool_error ("mone eval, CSV folder missing (before evaluating)", tool, eval_csv,
+      "cannot write the CSV to '/nonexistent/dir/eval.csv'");
+  /* Finite weights that overflow the forward pass: no answer, an error, not a low accuracy. */
+  {
+    GError *error = NULL;
+    MoneTrainModel *huge = mone_train_model_new (&c10, &error);
+    g_assert_no_error (error);
+    mone_train_model_init (huge, 1);
+    for (size_t i = 0; i < (size_t) c10.dim * c10.channels * c10.patch * c10.patch; i++)
+      huge->t.patch_embed_weight[i] = 3.4e38f;
+    char *huge_path = tmp_path ("huge.safetensors");
+    mone_train_model_write (huge, huge_path, mone_fashion_mnist_labels, &error);
+    g_assert_no_error (error);
+    mone_train_model_free (huge);
+    const char *eval_huge[] = { "eval", huge_path, "--data", split_dir, "-n", "3", "-b", "1", "--no-random", NULL };
+    expect_tool_error ("mone eval, weights that overflow", tool, eval_huge, "non-finite logits on 3 of 3 images");
+    g_unlink (huge_path);
+    g_free (huge_path);
+  }
+  /* The default budget list starts at the model's own minimum: 0.25 for three experts, 1 for one. */
+  for (int experts = 3; experts >= 1; experts -= 2) {
+    MoneConfig c_experts = c10;
+    c_experts.experts = experts;
+    char *experts_path = write_fashion_model (&c_experts, "experts.safetensors");
+    const char *eval_default[] = { "eval", experts_path, "--data", split_dir, "-n", "3", "--no-random", NULL };
+    char *err = NULL;
+    report_row (run_tool (tool, eval_default, &err) == 0, "mone eval with the default budgets on a %d-expert model: %s",
+        experts, err ? err : "");
+    g_free (err);
+    g_unlink (experts_path);
+    g_free (experts_path);
+  }
+  /* Without -n each split is evaluated whole: 5,000 validation images, more than the test file has. */
+  const char *eval_val_whole[] = { "eval", model10_path, "--data", split_dir, "--split", "val", "-b", "1",
+    "--no-random", NULL };
+  report_row (run_tool (tool, eval_val_whole, NULL) == 0, "mone eval --split val without -n");
+  for (int i = 0; i < 4; i++) {
+    char *path = split_file (split_dir, i < 2 ? "t10k" : "train", i % 2 ? "labels-idx1" : "images-idx3");
+    g_unlink (path);
+    g_free (path);
+  }
+  g_rmdir (split_dir);
+  g_unlink (model10_path);
+  g_free (model10_path), g_free (split_dir);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  GError *error = NULL;
+  tmpdir = g_dir_make_tmp ("mone-bad-input-XXXXXX", &error);
+  g_assert_no_error (error);
+  tool = argc > 1 ? argv[1] : NULL;
+  fm_dir = tmp_path ("fm");
+  g_mkdir (fm_dir, 0700);
+  const char *const split_files[] = { "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz" };
+  for (size_t i = 0; i < G_N_ELEMENTS (split_files); i++) {
+    char *source = g_build_filename (MONE_FASHION_MNIST_DIR, split_files[i], NULL), *copy = fm_file (split_files[i]);
+    char *contents = NULL;
+    gsize len = 0;
+    g_file_get_contents (source, &contents, &len, &error);
+    g_assert_no_error (error);
+    write_file (copy, contents, len);
+    g_free (contents);
+    g_free (source);
+    g_free (copy);
+  }
+  MoneConfig *c = &five_classes;
+  c->height = c->width = 28, c->channels = 1, c->frames = c->tubelet = 1, c->patch = 7, c->dim = 16, c->depth = 1;
+  c->heads = 2, c->mlp_dim = 32, c->experts = 4, c->classes = 5, c->delta = 2, c->beta = 10, c->ln_eps = 1e-6f;
+  c->mean[0] = 0.5f, c->std[0] = 0.5f;
+
+  g_test_add_func ("/train/bad-input/missing-folder", test_missing_folder);
+  g_test_add_func ("/train/bad-input/idx-files", test_idx_files);
+  g_test_add_func ("/train/bad-input/gzip-files", test_gzip_files);
+  g_test_add_func ("/train/bad-input/class-count-mismatch", test_class_count_mismatch);
+  if (tool) {
+    g_test_add_func ("/train/bad-input/tool-refusals", test_tool_refusals);
+    g_test_add_func ("/train/bad-input/tool-splits", test_tool_splits);
+  }
+  int status = g_test_run ();
+  for (size_t i = 0; i < G_N_ELEMENTS (split_files); i++) {
+    char *copy = fm_file (split_files[i]);
+    g_unlink (copy);
+    g_free (copy);
+  }
+  g_rmdir (fm_dir);
   g_rmdir (tmpdir);
-  GByteArray *arrays[] = { img, lab, img_short, img_long, bad_magic, labels_as_images, lab2, lab_bad, img_zero,
-    header_only };
-  for (size_t i = 0; i < G_N_ELEMENTS (arrays); i++)
-    g_byte_array_unref (arrays[i]);
-  g_free (contents);
-  g_free (imgs_src);
-  g_free (corrupt);
-  g_free (ip);
-  g_free (lp);
-  g_free (dir);
-  g_free (p1);
-  g_free (p2);
+  g_free (fm_dir);
   g_free (tmpdir);
-  printf ("%d failures\n", failures);
-  return failures ? 1 : 0;
+  return status;
 }

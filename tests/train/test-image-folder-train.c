@@ -19,15 +19,6 @@
 
 #define MIN_ACCURACY 70.0 /* percent of the 30 held-out images; chance 33.3 */
 
-static int failures = 0;
-
-static void
-check (gboolean ok, const char *what, const char *detail)
-{
-  printf ("%s %s%s%s\n", ok ? "ok  " : "FAIL", what, detail ? ": " : "", detail ? detail : "");
-  if (!ok)
-    failures++;
-}
 
 /* Accuracy (percent) of the engine itself at e = 1 on the held-out images, rendered as mone eval
  * renders them. */
@@ -195,28 +186,52 @@ check_scenes (const char *dir, const char *tmpdir)
   g_free (scenes);
 }
 
+/* What the cases share: the command under test and a folder of 100 drawn shapes per class. */
+static struct {
+  const char *tool;
+  char *tmpdir, *dir, *model_path;
+} fixture;
+
+static void
+test_cli_training (void)
+{
+  check_cli_training (fixture.tool, fixture.dir, fixture.model_path);
+}
+
+static void
+test_resume (void)
+{
+  check_resume (fixture.dir, fixture.tmpdir);
+}
+
+static void
+test_scenes (void)
+{
+  check_scenes (fixture.dir, fixture.tmpdir);
+}
+
 int
 main (int argc, char **argv)
 {
+  g_test_init (&argc, &argv, NULL);
   if (argc < 2) {
-    fprintf (stderr, "usage: %s MONE_TOOL\n", argv[0]);
+    g_printerr ("usage: %s MONE_TOOL\n", argv[0]);
     return 2;
   }
   GError *error = NULL;
-  char *tmpdir = g_dir_make_tmp ("mone-image-train-XXXXXX", &error);
+  fixture.tool = argv[1];
+  fixture.tmpdir = g_dir_make_tmp ("mone-image-train-XXXXXX", &error);
   g_assert_no_error (error);
-  char *dir = g_build_filename (tmpdir, "shapes", NULL);
-  char *model_path = g_build_filename (tmpdir, "shapes.safetensors", NULL);
-  fixture_write_shapes (dir, 100);
-
-  check_cli_training (argv[1], dir, model_path);
-  check_resume (dir, tmpdir);
-  check_scenes (dir, tmpdir);
-
-  fixture_remove_tree (tmpdir);
-  g_free (model_path);
-  g_free (dir);
-  g_free (tmpdir);
-  printf ("%d failures\n", failures);
-  return failures ? 1 : 0;
+  fixture.dir = g_build_filename (fixture.tmpdir, "shapes", NULL);
+  fixture.model_path = g_build_filename (fixture.tmpdir, "shapes.safetensors", NULL);
+  fixture_write_shapes (fixture.dir, 100);
+  g_test_add_func ("/train/image-folder-train/cli-training", test_cli_training);
+  g_test_add_func ("/train/image-folder-train/resume", test_resume);
+  g_test_add_func ("/train/image-folder-train/scenes", test_scenes);
+  int status = g_test_run ();
+  fixture_remove_tree (fixture.tmpdir);
+  g_free (fixture.model_path);
+  g_free (fixture.dir);
+  g_free (fixture.tmpdir);
+  return status;
 }

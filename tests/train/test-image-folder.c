@@ -19,16 +19,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static int failures = 0;
 static char *tmpdir;
-
-static void
-check (gboolean ok, const char *what, const char *detail)
-{
-  printf ("%s %s%s%s\n", ok ? "ok  " : "FAIL", what, detail ? ": " : "", detail ? detail : "");
-  if (!ok)
-    failures++;
-}
 
 static char *
 tmp_path (const char *name)
@@ -368,20 +359,6 @@ expand (const char *needle, const char *dir)
 }
 
 static void
-expect_tool_error (const char *what, const char *tool, const char *const *args, const char *needle)
-{
-  char *err = NULL;
-  int status = run_tool (tool, args, &err);
-  gboolean ok = status != 0 && err && strstr (err, needle);
-  printf ("%s %s: %s", ok ? "ok  " : "FAIL", what, err && *err ? err : "(no message)\n");
-  if (!ok) {
-    printf ("     expected failure with '%s', status %d\n", needle, status);
-    failures++;
-  }
-  g_free (err);
-}
-
-static void
 check_bad_folders (const char *tool)
 {
   char *model_path = tmp_path ("bad.safetensors");
@@ -498,23 +475,36 @@ check_tool_options (const char *tool)
   g_free (out);
 }
 
+static const char *tool;
+
+static void
+test_bad_folders (void)
+{
+  check_bad_folders (tool);
+}
+
+static void
+test_tool_options (void)
+{
+  check_tool_options (tool);
+}
+
 int
 main (int argc, char **argv)
 {
+  g_test_init (&argc, &argv, NULL);
   GError *error = NULL;
   tmpdir = g_dir_make_tmp ("mone-image-folder-XXXXXX", &error);
   g_assert_no_error (error);
-  const char *tool = argc > 1 ? argv[1] : NULL;
-
-  check_layout ();
-  check_pixels ();
-  check_max_classes ();
-  check_bad_folders (tool);
+  tool = argc > 1 ? argv[1] : NULL;
+  g_test_add_func ("/train/image-folder/layout", check_layout);
+  g_test_add_func ("/train/image-folder/pixels", check_pixels);
+  g_test_add_func ("/train/image-folder/max-classes", check_max_classes);
+  g_test_add_func ("/train/image-folder/bad-folders", test_bad_folders);
   if (tool)
-    check_tool_options (tool);
-
+    g_test_add_func ("/train/image-folder/tool-options", test_tool_options);
+  int status = g_test_run ();
   fixture_remove_tree (tmpdir);
   g_free (tmpdir);
-  printf ("%d failures\n", failures);
-  return failures ? 1 : 0;
+  return status;
 }

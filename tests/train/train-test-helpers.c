@@ -2,6 +2,7 @@
 
 #include <glib.h>
 #include <stdarg.h>
+#include <string.h>
 
 void
 tiny_train_options (MoneTrainOptions *o, int classes)
@@ -52,6 +53,12 @@ report_row (gboolean ok, const char *format, ...)
   g_free (text);
 }
 
+void
+check (gboolean ok, const char *what, const char *detail)
+{
+  report_row (ok, "%s%s%s", what, detail ? ": " : "", detail ? detail : "");
+}
+
 int
 run_tool (const char *tool, const char *const *args, char **err_out)
 {
@@ -68,4 +75,15 @@ run_tool (const char *tool, const char *const *args, char **err_out)
   g_assert (ok);
   g_ptr_array_free (argv, TRUE);
   return status;
+}
+
+void
+expect_tool_error (const char *what, const char *tool, const char *const *args, const char *needle)
+{
+  char *err = NULL;
+  int status = run_tool (tool, args, &err);
+  const gboolean ok = status != 0 && err && strstr (err, needle);
+  report_row (ok, "%s: expected failure with '%s', got status %d, stderr: %s", what, needle, status,
+      err && *err ? g_strstrip (err) : "(none)");
+  g_free (err);
 }

@@ -16,11 +16,17 @@ MoneConfig small_grey_config (int heads);
  * and the running GTest case is marked failed and goes on, so every row is reported. */
 void report_row (gboolean ok, const char *format, ...) G_GNUC_PRINTF (2, 3);
 
+/* report_row for "WHAT" or "WHAT: DETAIL" (detail may be NULL). */
+void check (gboolean ok, const char *what, const char *detail);
+
 /* Runs a command-line tool of the project (`mone`) and returns its wait status. */
 
 /* args: NULL-terminated arguments after the program. Standard output is discarded; standard
  * error is returned in *err_out (g_free it) unless err_out is NULL. Aborts the test when the
  * program cannot be started at all. */
 int run_tool (const char *tool, const char *const *args, char **err_out);
+
+/* Runs the tool and reports (report_row) whether it failed with `needle` in its standard error. */
+void expect_tool_error (const char *what, const char *tool, const char *const *args, const char *needle);
 
 #endif
