@@ -43,8 +43,8 @@ int
 main (int argc, char **argv)
 {
   if (argc < 4) {
-    fprintf (stderr, "usage: %s MODEL measure FRAMES | MODEL run FPS SECONDS fixed|auto hog|nohog\n",
-        argv[0]);
+    fprintf (stderr,
+        "usage: %s MODEL measure FRAMES | MODEL run FPS SECONDS fixed|auto hog|nohog\n", argv[0]);
     return 2;
   }
   GError *error = NULL;
@@ -68,7 +68,7 @@ main (int argc, char **argv)
   if (!strcmp (argv[2], "measure")) {
     int frames = atoi (argv[3]);
     double *latencies = g_new (double, MAX (frames, 1));
-    mone_context_run (ctx, input, 1.0, &result, NULL);      /* warm-up */
+    mone_context_run (ctx, input, 1.0, &result, NULL); /* warm-up */
     for (int i = 0; i < frames; i++) {
       gint64 start = g_get_monotonic_time ();
       mone_context_run (ctx, input, 1.0, &result, NULL);
@@ -83,8 +83,8 @@ main (int argc, char **argv)
     gboolean automatic = !strcmp (argv[5], "auto"), hog = !strcmp (argv[6], "hog");
     gint64 period_us = (gint64) (1e6 / fps);
     int frames = (int) (fps * seconds), half_frame = frames / 2;
-    GstMoneBudgetController *controller =
-        gst_mone_budget_controller_new (mone_model_min_budget (model));
+    GstMoneBudgetController *controller = gst_mone_budget_controller_new (
+        mone_model_min_budget (model));
     int late[2] = { 0 }, counted[2] = { 0 };
     double budget_sum[2] = { 0 }, worst_ms[2] = { 0 };
     pid_t hog_pid = 0;
@@ -103,7 +103,8 @@ main (int argc, char **argv)
       if (now < arrival)
         g_usleep (arrival - now);
       double budget = automatic
-          ? gst_mone_budget_controller_choose (controller, 1.0, period_us * 1000) : 1.0;
+          ? gst_mone_budget_controller_choose (controller, 1.0, period_us * 1000)
+          : 1.0;
       gint64 begin = g_get_monotonic_time ();
       mone_context_run (ctx, input, budget, &result, NULL);
       gint64 end = g_get_monotonic_time ();

@@ -39,13 +39,13 @@ typedef struct {
 typedef struct {
   GstElement *pipeline;
   GstElement *sink;
-  GstClockTime half;         /* running time at which the second half starts */
+  GstClockTime half; /* running time at which the second half starts */
   /* Streaming thread (probes) */
-  guint produced[2];         /* buffers leaving the source */
-  GArray *arrivals;          /* Arrival per buffer reaching the sink */
+  guint produced[2]; /* buffers leaving the source */
+  GArray *arrivals;  /* Arrival per buffer reaching the sink */
   /* Computed after the run */
-  guint frames[2], late[2];  /* buffers reaching the sink, and the late ones among them */
-  guint reused[2];           /* of those, frames that carried an earlier result (not classified) */
+  guint frames[2], late[2]; /* buffers reaching the sink, and the late ones among them */
+  guint reused[2];          /* of those, frames that carried an earlier result (not classified) */
   GstClockTimeDiff worst_lateness[2];
   /* Main thread (bus) */
   double budget_sum[2];
@@ -54,7 +54,7 @@ typedef struct {
   guint trace_count[MAX_TRACE];
   guint qos_messages;
   gboolean error;
-  gboolean verbose;          /* AUTO_BUDGET_VERBOSE=1: a line per frame */
+  gboolean verbose; /* AUTO_BUDGET_VERBOSE=1: a line per frame */
 } RunStats;
 
 static GstPadProbeReturn
@@ -70,8 +70,8 @@ count_late (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
     gst_event_parse_segment (segment_event, &segment);
     GstClockTime running = gst_segment_to_running_time (segment, GST_FORMAT_TIME,
         GST_BUFFER_PTS (buffer));
-    Arrival arrival = { running, gst_clock_get_time (clock) -
-        gst_element_get_base_time (stats->sink), NAN, NAN, FALSE };
+    Arrival arrival = { running,
+      gst_clock_get_time (clock) - gst_element_get_base_time (stats->sink), NAN, NAN, FALSE };
     GstCustomMeta *meta = gst_buffer_get_custom_meta (buffer, "GstMoneMeta");
     if (meta) {
       GstStructure *s = gst_custom_meta_get_structure (meta);
@@ -146,7 +146,7 @@ start_hog (void)
 
 typedef struct {
   guint buffers;
-  gint64 first_us, last_us;   /* monotonic times at the WARMUP_FRAMES-th and the last buffer */
+  gint64 first_us, last_us; /* monotonic times at the WARMUP_FRAMES-th and the last buffer */
 } MeasureStats;
 
 static GstPadProbeReturn
@@ -164,12 +164,14 @@ static int
 measure (const char *model, int frames)
 {
   MeasureStats stats = { 0 };
-  char *description = g_strdup_printf ("videotestsrc num-buffers=%d pattern=smpte ! "
+  char *description = g_strdup_printf (
+      "videotestsrc num-buffers=%d pattern=smpte ! "
       "video/x-raw,format=RGB,width=224,height=224,framerate=30/1 ! "
       "monefilter model=\"%s\" budget=1.0 threads=1 ! fakesink name=sink sync=false",
       frames + WARMUP_FRAMES, model);
   GError *error = NULL;
-  GstElement *pipeline = gst_parse_launch_full (description, NULL, GST_PARSE_FLAG_FATAL_ERRORS, &error);
+  GstElement *pipeline = gst_parse_launch_full (description, NULL, GST_PARSE_FLAG_FATAL_ERRORS,
+      &error);
   g_free (description);
   if (!pipeline) {
     fprintf (stderr, "pipeline: %s\n", error->message);
@@ -194,7 +196,8 @@ measure (const char *model, int frames)
     g_error_free (err);
     status = 1;
   } else {
-    printf ("fps %.3f\n", (stats.buffers - WARMUP_FRAMES) / ((stats.last_us - stats.first_us) / 1e6));
+    printf ("fps %.3f\n",
+        (stats.buffers - WARMUP_FRAMES) / ((stats.last_us - stats.first_us) / 1e6));
   }
   gst_message_unref (msg);
   gst_object_unref (bus);
@@ -204,17 +207,17 @@ measure (const char *model, int frames)
 }
 
 static int
-run (const char *model, double fps, double seconds, const char *mode, gboolean hog,
-    gboolean queued)
+run (const char *model, double fps, double seconds, const char *mode, gboolean hog, gboolean queued)
 {
   RunStats stats = { 0 };
   int fps_num = (int) (fps * 1000 + 0.5), fps_den = 1000;
   int frames = (int) (fps * seconds);
-  char *description = g_strdup_printf ("videotestsrc name=source is-live=true num-buffers=%d pattern=smpte ! "
+  char *description = g_strdup_printf (
+      "videotestsrc name=source is-live=true num-buffers=%d pattern=smpte ! "
       "video/x-raw,format=RGB,width=224,height=224,framerate=%d/%d ! "
       "monefilter name=filter model=\"%s\" budget=1.0 threads=1 budget-mode=%s message=true ! "
-      "%s fakesink name=sink sync=true qos=true", frames, fps_num, fps_den, model, mode,
-      queued ? "queue !" : "");
+      "%s fakesink name=sink sync=true qos=true",
+      frames, fps_num, fps_den, model, mode, queued ? "queue !" : "");
   GError *error = NULL;
   stats.pipeline = gst_parse_launch_full (description, NULL, GST_PARSE_FLAG_FATAL_ERRORS, &error);
   g_free (description);
@@ -251,7 +254,7 @@ run (const char *model, double fps, double seconds, const char *mode, gboolean h
       case GST_MESSAGE_EOS:
         done = TRUE;
         break;
-      case GST_MESSAGE_ERROR:{
+      case GST_MESSAGE_ERROR: {
         GError *err;
         char *debug;
         gst_message_parse_error (msg, &err, &debug);
@@ -311,19 +314,22 @@ run (const char *model, double fps, double seconds, const char *mode, gboolean h
       hog ? "yes" : "no", queued ? "queue" : "direct", fps, seconds, latency / 1e6);
   for (int half = 0; half < 2; half++)
     printf ("half %d: produced %u dropped %u rendered %u late %u (late+dropped %.2f%%) "
-        "worst-lateness-ms %.2f mean-budget %.3f reused %u\n",
-        half + 1, stats.produced[half], stats.produced[half] - MIN (stats.frames[half],
-            stats.produced[half]), stats.frames[half], stats.late[half],
-        100.0 * (stats.late[half] + stats.produced[half] - MIN (stats.frames[half],
-                stats.produced[half])) / MAX (stats.produced[half], 1),
+            "worst-lateness-ms %.2f mean-budget %.3f reused %u\n",
+        half + 1, stats.produced[half],
+        stats.produced[half] - MIN (stats.frames[half], stats.produced[half]), stats.frames[half],
+        stats.late[half],
+        100.0
+            * (stats.late[half] + stats.produced[half]
+                - MIN (stats.frames[half], stats.produced[half]))
+            / MAX (stats.produced[half], 1),
         stats.worst_lateness[half] / 1e6,
         stats.budget_count[half] ? stats.budget_sum[half] / stats.budget_count[half] : NAN,
         stats.reused[half]);
   printf ("qos-messages %u\n", stats.qos_messages);
   printf ("trace (mean budget per %.2f s):", TRACE_STEP / 1e9);
   for (guint slot = 0; slot < MAX_TRACE && slot * TRACE_STEP < seconds * GST_SECOND; slot++)
-    printf (" %.2f", stats.trace_count[slot] ? stats.trace_sum[slot] / stats.trace_count[slot]
-        : NAN);
+    printf (" %.2f",
+        stats.trace_count[slot] ? stats.trace_sum[slot] / stats.trace_count[slot] : NAN);
   printf ("\n");
   return 0;
 }
@@ -337,7 +343,9 @@ main (int argc, char **argv)
   if ((argc == 7 || argc == 8) && !strcmp (argv[1], "run"))
     return run (argv[2], g_ascii_strtod (argv[3], NULL), g_ascii_strtod (argv[4], NULL), argv[5],
         !strcmp (argv[6], "hog"), argc == 8 && !strcmp (argv[7], "queue"));
-  fprintf (stderr, "usage: %s measure MODEL FRAMES\n"
-      "       %s run MODEL FPS SECONDS fixed|auto hog|nohog [direct|queue]\n", argv[0], argv[0]);
+  fprintf (stderr,
+      "usage: %s measure MODEL FRAMES\n"
+      "       %s run MODEL FPS SECONDS fixed|auto hog|nohog [direct|queue]\n",
+      argv[0], argv[0]);
   return 2;
 }

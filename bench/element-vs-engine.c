@@ -80,7 +80,8 @@ static double
 element_fps (const BenchOptions *opt, double budget, GError **error)
 {
   /* one extra buffer: the rate is measured over the gaps between `frames` + 1 arrivals */
-  char *description = g_strdup_printf ("videotestsrc num-buffers=%d pattern=%s ! "
+  char *description = g_strdup_printf (
+      "videotestsrc num-buffers=%d pattern=%s ! "
       "video/x-raw,format=%s,width=%d,height=%d,framerate=30/1 ! %s"
       "monefilter name=mone model=\"%s\" budget=%g threads=%d ! fakesink name=sink sync=false",
       opt->frames + 1, opt->pattern, opt->format, opt->width, opt->height,
@@ -94,7 +95,7 @@ element_fps (const BenchOptions *opt, double budget, GError **error)
   double fps = -1.0;
 
   g_free (description);
-  if (pipeline && error && *error)      /* a bad property value: a pipeline and an error */
+  if (pipeline && error && *error) /* a bad property value: a pipeline and an error */
     g_clear_object (&pipeline);
   if (!pipeline)
     return -1.0;
@@ -116,8 +117,8 @@ element_fps (const BenchOptions *opt, double budget, GError **error)
     g_error_free (err);
     g_free (debug);
   } else if (timing.buffers < 2) {
-    g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_FAILED, "only %" G_GUINT64_FORMAT
-        " buffers reached the sink", timing.buffers);
+    g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_FAILED,
+        "only %" G_GUINT64_FORMAT " buffers reached the sink", timing.buffers);
   } else {
     fps = (timing.buffers - 1) / ((timing.last_us - timing.first_us) * 1e-6);
   }
@@ -143,19 +144,24 @@ int
 main (int argc, char **argv)
 {
   BenchOptions opt = { .width = 640, .height = 480, .frames = 100, .runs = 5, .threads = 0 };
-  GOptionEntry entries[] = {
-    { "model", 'm', 0, G_OPTION_ARG_FILENAME, &opt.model_path, "Model file (required)", "FILE" },
-    { "budgets", 'b', 0, G_OPTION_ARG_STRING, &opt.budgets, "Comma-separated budgets (default 1,0.5)", "LIST" },
+  GOptionEntry entries[] = { { "model", 'm', 0, G_OPTION_ARG_FILENAME, &opt.model_path,
+                                 "Model file (required)", "FILE" },
+    { "budgets", 'b', 0, G_OPTION_ARG_STRING, &opt.budgets,
+        "Comma-separated budgets (default 1,0.5)", "LIST" },
     { "width", 0, 0, G_OPTION_ARG_INT, &opt.width, "Frame width (default 640)", "W" },
     { "height", 0, 0, G_OPTION_ARG_INT, &opt.height, "Frame height (default 480)", "H" },
-    { "format", 0, 0, G_OPTION_ARG_STRING, &opt.format, "videotestsrc format (default I420)", "FMT" },
+    { "format", 0, 0, G_OPTION_ARG_STRING, &opt.format, "videotestsrc format (default I420)",
+        "FMT" },
     { "frames", 'n', 0, G_OPTION_ARG_INT, &opt.frames, "Frames per run (default 100)", "N" },
-    { "runs", 'r', 0, G_OPTION_ARG_INT, &opt.runs, "Runs of each, medians reported (default 5)", "R" },
-    { "threads", 't', 0, G_OPTION_ARG_INT, &opt.threads, "Engine threads, both sides (0 = automatic: 1 for small models, else all cores)", "T" },
-    { "pattern", 0, 0, G_OPTION_ARG_STRING, &opt.pattern, "videotestsrc pattern (default smpte)", "P" },
-    { "queue", 'q', 0, G_OPTION_ARG_NONE, &opt.queue, "Put a queue after the source, so frames are made in another thread", NULL },
-    G_OPTION_ENTRY_NULL
-  };
+    { "runs", 'r', 0, G_OPTION_ARG_INT, &opt.runs, "Runs of each, medians reported (default 5)",
+        "R" },
+    { "threads", 't', 0, G_OPTION_ARG_INT, &opt.threads,
+        "Engine threads, both sides (0 = automatic: 1 for small models, else all cores)", "T" },
+    { "pattern", 0, 0, G_OPTION_ARG_STRING, &opt.pattern, "videotestsrc pattern (default smpte)",
+        "P" },
+    { "queue", 'q', 0, G_OPTION_ARG_NONE, &opt.queue,
+        "Put a queue after the source, so frames are made in another thread", NULL },
+    G_OPTION_ENTRY_NULL };
   GOptionContext *octx = g_option_context_new ("- monefilter frame rate against the bare engine");
   GError *error = NULL;
   MoneModel *model = NULL;
@@ -183,7 +189,8 @@ main (int argc, char **argv)
   if (!opt.pattern)
     opt.pattern = g_strdup ("smpte");
   if (!has_element ("monefilter")) {
-    fprintf (stderr, "element-vs-engine: element monefilter not found (set GST_PLUGIN_PATH to the "
+    fprintf (stderr,
+        "element-vs-engine: element monefilter not found (set GST_PLUGIN_PATH to the "
         "build's gst/ folder)\n");
     goto out;
   }
@@ -201,12 +208,13 @@ main (int argc, char **argv)
     input = g_new (float, n);
     for (gsize i = 0; i < n; i++)
       input[i] = 0.5f + 0.5f * sinf ((float) i * 0.01f);
-    printf ("model %s: %dx%dx%d, patch %d, D=%d, L=%d, E=%d; engine threads %d\n",
-        opt.model_path, cfg->channels, cfg->height, cfg->width, cfg->patch, cfg->dim, cfg->depth,
-        cfg->experts, mone_context_get_threads (ctx));
+    printf ("model %s: %dx%dx%d, patch %d, D=%d, L=%d, E=%d; engine threads %d\n", opt.model_path,
+        cfg->channels, cfg->height, cfg->width, cfg->patch, cfg->dim, cfg->depth, cfg->experts,
+        mone_context_get_threads (ctx));
     printf ("pipeline: videotestsrc pattern=%s ! video/x-raw,format=%s,width=%d,height=%d ! %s"
-        "monefilter ! fakesink; %d frames x %d runs each, medians\n\n", opt.pattern, opt.format,
-        opt.width, opt.height, opt.queue ? "queue ! " : "", opt.frames, opt.runs);
+            "monefilter ! fakesink; %d frames x %d runs each, medians\n\n",
+        opt.pattern, opt.format, opt.width, opt.height, opt.queue ? "queue ! " : "", opt.frames,
+        opt.runs);
   }
   printf ("%-8s %8s %12s %12s %8s\n", "budget", "GFLOPs", "engine fps", "element fps", "ratio");
 

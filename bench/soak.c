@@ -22,8 +22,8 @@
 typedef struct {
   guint64 buffers;
   guint64 sample_every;
-  GArray *rss_kb;      /* (samples) RSS at each sample, kB */
-  GstElement *filter;  /* monefilter, for the budget changes of the fixed mode */
+  GArray *rss_kb;     /* (samples) RSS at each sample, kB */
+  GstElement *filter; /* monefilter, for the budget changes of the fixed mode */
   gboolean vary_budget;
 } SoakProbe;
 
@@ -52,7 +52,8 @@ on_buffer (GstPad *pad, GstPadProbeInfo *info, gpointer data)
   /* Budgets 1, 0.75, 0.5, 0.3, the minimum in turn: every routing shape and capacity. */
   if (probe->vary_budget && probe->buffers % 1000 == 0) {
     static const double budgets[] = { 1.0, 0.75, 0.5, 0.3, 0.0 };
-    g_object_set (probe->filter, "budget", budgets[(probe->buffers / 1000) % G_N_ELEMENTS (budgets)], NULL);
+    g_object_set (probe->filter, "budget",
+        budgets[(probe->buffers / 1000) % G_N_ELEMENTS (budgets)], NULL);
   }
   return GST_PAD_PROBE_OK;
 }
@@ -60,11 +61,14 @@ on_buffer (GstPad *pad, GstPadProbeInfo *info, gpointer data)
 static char *
 pipeline_text (const char *mode, const char *model, guint64 frames)
 {
-  const char *filter = !strcmp (mode, "fixed") ? "monefilter name=f budget=0.5" : "monefilter name=f budget-mode=auto";
+  const char *filter = !strcmp (mode, "fixed") ? "monefilter name=f budget=0.5"
+                                               : "monefilter name=f budget-mode=auto";
   const char *overlay = !strcmp (mode, "overlay") ? " ! videoconvert ! moneoverlay" : "";
   char *model_prop = model ? g_strdup_printf (" model=\"%s\"", model) : g_strdup ("");
-  char *text = g_strdup_printf ("videotestsrc num-buffers=%" G_GUINT64_FORMAT " pattern=ball is-live=false ! "
-      "video/x-raw,format=I420,width=320,height=240,framerate=1000/1 ! %s%s%s ! fakesink name=sink sync=false",
+  char *text = g_strdup_printf ("videotestsrc num-buffers=%" G_GUINT64_FORMAT
+                                " pattern=ball is-live=false ! "
+                                "video/x-raw,format=I420,width=320,height=240,framerate=1000/1 ! "
+                                "%s%s%s ! fakesink name=sink sync=false",
       frames, filter, model_prop, overlay);
   g_free (model_prop);
   return text;
@@ -83,7 +87,9 @@ run_mode (const char *mode, const char *model, guint64 frames, guint64 sample_ev
     g_clear_error (&error);
     return FALSE;
   }
-  SoakProbe probe = { .sample_every = sample_every, .rss_kb = rss_kb, .vary_budget = !strcmp (mode, "fixed") };
+  SoakProbe probe = { .sample_every = sample_every,
+    .rss_kb = rss_kb,
+    .vary_budget = !strcmp (mode, "fixed") };
   probe.filter = gst_bin_get_by_name (GST_BIN (pipeline), "f");
   GstElement *sink = gst_bin_get_by_name (GST_BIN (pipeline), "sink");
   GstPad *pad = gst_element_get_static_pad (sink, "sink");
@@ -93,7 +99,8 @@ run_mode (const char *mode, const char *model, guint64 frames, guint64 sample_ev
 
   gst_element_set_state (pipeline, GST_STATE_PLAYING);
   GstBus *bus = gst_element_get_bus (pipeline);
-  GstMessage *msg = gst_bus_timed_pop_filtered (bus, GST_CLOCK_TIME_NONE, GST_MESSAGE_EOS | GST_MESSAGE_ERROR);
+  GstMessage *msg = gst_bus_timed_pop_filtered (bus, GST_CLOCK_TIME_NONE,
+      GST_MESSAGE_EOS | GST_MESSAGE_ERROR);
   gboolean ok = msg && GST_MESSAGE_TYPE (msg) == GST_MESSAGE_EOS;
   if (msg && !ok) {
     gchar *debug = NULL;
@@ -109,7 +116,8 @@ run_mode (const char *mode, const char *model, guint64 frames, guint64 sample_ev
   gst_object_unref (probe.filter);
   gst_object_unref (pipeline);
   if (ok && probe.buffers != frames) {
-    fprintf (stderr, "soak: %s: %" G_GUINT64_FORMAT " of %" G_GUINT64_FORMAT " frames reached the sink\n", mode,
+    fprintf (stderr,
+        "soak: %s: %" G_GUINT64_FORMAT " of %" G_GUINT64_FORMAT " frames reached the sink\n", mode,
         probe.buffers, frames);
     ok = FALSE;
   }
@@ -123,10 +131,14 @@ main (int argc, char **argv)
   char *modes = NULL, *model = NULL;
   GOptionEntry entries[] = {
     { "frames", 'n', 0, G_OPTION_ARG_INT64, &frames, "frames per mode (default 1000000)", "N" },
-    { "sample-every", 0, 0, G_OPTION_ARG_INT64, &sample_every, "frames between RSS samples (default 10000)", "N" },
-    { "modes", 0, 0, G_OPTION_ARG_STRING, &modes, "comma-separated: fixed, auto, overlay (default all)", "LIST" },
-    { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model, "model file (default: monefilter's default)", "FILE" },
-    { "limit-kb", 0, 0, G_OPTION_ARG_INT64, &limit_kb, "growth after warm-up counted as flat (default 1024)", "KB" },
+    { "sample-every", 0, 0, G_OPTION_ARG_INT64, &sample_every,
+        "frames between RSS samples (default 10000)", "N" },
+    { "modes", 0, 0, G_OPTION_ARG_STRING, &modes,
+        "comma-separated: fixed, auto, overlay (default all)", "LIST" },
+    { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model, "model file (default: monefilter's default)",
+        "FILE" },
+    { "limit-kb", 0, 0, G_OPTION_ARG_INT64, &limit_kb,
+        "growth after warm-up counted as flat (default 1024)", "KB" },
     G_OPTION_ENTRY_NULL,
   };
   GOptionContext *octx = g_option_context_new ("- RSS over a long stream through monefilter");
@@ -144,8 +156,8 @@ main (int argc, char **argv)
   }
   char **mode_list = g_strsplit (modes ? modes : "fixed,auto,overlay", ",", -1);
   int status = 0;
-  printf ("%-8s %10s %12s %12s %12s %10s  %s\n", "mode", "frames", "RSS warm kB", "RSS end kB", "growth kB",
-      "max-min", "verdict");
+  printf ("%-8s %10s %12s %12s %12s %10s  %s\n", "mode", "frames", "RSS warm kB", "RSS end kB",
+      "growth kB", "max-min", "verdict");
   for (int i = 0; mode_list[i]; i++) {
     const char *mode = mode_list[i];
     if (strcmp (mode, "fixed") && strcmp (mode, "auto") && strcmp (mode, "overlay")) {
@@ -162,15 +174,17 @@ main (int argc, char **argv)
     }
     /* Warm-up: the first tenth of the samples (caches, pools, the budget controller's history). */
     guint warm = rss->len / 10;
-    long at_warm = g_array_index (rss, long, warm), at_end = g_array_index (rss, long, rss->len - 1);
+    long at_warm = g_array_index (rss, long, warm),
+         at_end = g_array_index (rss, long, rss->len - 1);
     long lo = at_warm, hi = at_warm;
     for (guint k = warm; k < rss->len; k++) {
       lo = MIN (lo, g_array_index (rss, long, k));
       hi = MAX (hi, g_array_index (rss, long, k));
     }
     gboolean flat = at_end - at_warm < limit_kb && hi - lo < limit_kb;
-    printf ("%-8s %10" G_GINT64_FORMAT " %12ld %12ld %12ld %10ld  %s (%.0f s)\n", mode, frames, at_warm, at_end,
-        at_end - at_warm, hi - lo, flat ? "flat" : "GROWS", (g_get_monotonic_time () - t0) / 1e6);
+    printf ("%-8s %10" G_GINT64_FORMAT " %12ld %12ld %12ld %10ld  %s (%.0f s)\n", mode, frames,
+        at_warm, at_end, at_end - at_warm, hi - lo, flat ? "flat" : "GROWS",
+        (g_get_monotonic_time () - t0) / 1e6);
     fflush (stdout);
     if (!flat)
       status = 1;

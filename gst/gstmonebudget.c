@@ -62,23 +62,25 @@
 #define EXPLORE_PERIOD 30       /* frames between upward probes */
 #define EXPLORE_STEP 0.05       /* probe size, share of [min_budget, 1] */
 
-typedef struct {
-  double weight;       /* 0: never observed */
-  double budget;       /* EWMA of the budgets observed in this bin */
-  double latency;      /* EWMA of latency / level: shape units */
+typedef struct
+{
+  double weight;                /* 0: never observed */
+  double budget;                /* EWMA of the budgets observed in this bin */
+  double latency;               /* EWMA of latency / level: shape units */
 } BudgetBin;
 
-struct GstMoneBudgetController {
+struct GstMoneBudgetController
+{
   double min_budget;
   BudgetBin bins[N_BINS];
-  double shape_overhead, shape_slope;  /* fitted, shape_overhead + shape_slope = 1 */
-  double level_ns;             /* unbiased latency at budget 1 under the current load */
-  double guard_ns;             /* the same, biased up: what predictions use */
-  double measured_ns;          /* the latest measured / shape(e) */
-  double errors[ERROR_WINDOW]; /* ring: max (measured / predicted - 1, 0) of recent frames */
-  guint n_errors;              /* valid entries */
-  guint next_error;            /* ring position */
-  double margin;               /* from errors, refreshed per observation */
+  double shape_overhead, shape_slope;   /* fitted, shape_overhead + shape_slope = 1 */
+  double level_ns;              /* unbiased latency at budget 1 under the current load */
+  double guard_ns;              /* the same, biased up: what predictions use */
+  double measured_ns;           /* the latest measured / shape(e) */
+  double errors[ERROR_WINDOW];  /* ring: max (measured / predicted - 1, 0) of recent frames */
+  guint n_errors;               /* valid entries */
+  guint next_error;             /* ring position */
+  double margin;                /* from errors, refreshed per observation */
   double deadline_scale;
   gint64 last_deadline_ns;
   guint64 observations;
@@ -97,16 +99,17 @@ gst_mone_budget_controller_new (double min_budget)
 }
 
 void
-gst_mone_budget_controller_free (GstMoneBudgetController *controller)
+gst_mone_budget_controller_free (GstMoneBudgetController * controller)
 {
   g_free (controller);
 }
 
 void
-gst_mone_budget_controller_reset (GstMoneBudgetController *controller)
+gst_mone_budget_controller_reset (GstMoneBudgetController * controller)
 {
   double min_budget = controller->min_budget;
-  *controller = (GstMoneBudgetController) { 0 };
+  *controller = (GstMoneBudgetController) {
+  0};
   controller->min_budget = min_budget;
   controller->shape_slope = 1.0 / (1.0 + PRIOR_OVERHEAD);
   controller->shape_overhead = PRIOR_OVERHEAD * controller->shape_slope;
@@ -115,21 +118,21 @@ gst_mone_budget_controller_reset (GstMoneBudgetController *controller)
 }
 
 void
-gst_mone_budget_controller_flush (GstMoneBudgetController *controller)
+gst_mone_budget_controller_flush (GstMoneBudgetController * controller)
 {
   controller->deadline_scale = 1.0;
 }
 
 static double
-clamp_budget (const GstMoneBudgetController *controller, double budget)
+clamp_budget (const GstMoneBudgetController * controller, double budget)
 {
-  if (!(budget >= controller->min_budget))  /* also catches NaN */
+  if (!(budget >= controller->min_budget))      /* also catches NaN */
     return controller->min_budget;
   return MIN (budget, 1.0);
 }
 
 static int
-bin_of_budget (const GstMoneBudgetController *controller, double budget)
+bin_of_budget (const GstMoneBudgetController * controller, double budget)
 {
   double range = 1.0 - controller->min_budget;
   if (range <= 0.0)
@@ -139,7 +142,7 @@ bin_of_budget (const GstMoneBudgetController *controller, double budget)
 }
 
 static double
-shape_at (const GstMoneBudgetController *controller, double budget)
+shape_at (const GstMoneBudgetController * controller, double budget)
 {
   return controller->shape_overhead + controller->shape_slope * budget;
 }
@@ -148,7 +151,7 @@ shape_at (const GstMoneBudgetController *controller, double budget)
  * slope that grows with the budget; then the table and both scales are re-expressed so that the
  * fitted shape is 1 at budget 1 (predictions unchanged). */
 static void
-fit_shape (GstMoneBudgetController *controller)
+fit_shape (GstMoneBudgetController * controller)
 {
   double sw = 0, sb = 0, sl = 0, sbb = 0, sbl = 0;
   int used = 0;
@@ -205,7 +208,7 @@ compare_doubles (const void *a, const void *b)
 
 /* The margin that would have covered ERROR_QUANTILE of the recent under-predictions. */
 static void
-update_margin (GstMoneBudgetController *controller, double error)
+update_margin (GstMoneBudgetController * controller, double error)
 {
   controller->errors[controller->next_error] = error;
   controller->next_error = (controller->next_error + 1) % ERROR_WINDOW;
@@ -218,17 +221,18 @@ update_margin (GstMoneBudgetController *controller, double error)
   memcpy (sorted, controller->errors, controller->n_errors * sizeof (double));
   qsort (sorted, controller->n_errors, sizeof (double), compare_doubles);
   guint index = (guint) ceil (ERROR_QUANTILE * controller->n_errors) - 1;
-  controller->margin = MIN (MARGIN_BASE + sorted[MIN (index, controller->n_errors - 1)], MARGIN_MAX);
+  controller->margin =
+      MIN (MARGIN_BASE + sorted[MIN (index, controller->n_errors - 1)], MARGIN_MAX);
 }
 
 static double
-current_margin (const GstMoneBudgetController *controller)
+current_margin (const GstMoneBudgetController * controller)
 {
   return controller->margin;
 }
 
 double
-gst_mone_budget_controller_choose (GstMoneBudgetController *controller, double ceiling,
+gst_mone_budget_controller_choose (GstMoneBudgetController * controller, double ceiling,
     gint64 deadline_ns)
 {
   ceiling = clamp_budget (controller, ceiling);
@@ -263,14 +267,14 @@ gst_mone_budget_controller_choose (GstMoneBudgetController *controller, double c
 }
 
 void
-gst_mone_budget_controller_observe (GstMoneBudgetController *controller, double budget,
+gst_mone_budget_controller_observe (GstMoneBudgetController * controller, double budget,
     gint64 latency_ns)
 {
   if (latency_ns <= 0)
     return;
   budget = clamp_budget (controller, budget);
   double latency = (double) latency_ns;
-  double measured = latency / shape_at (controller, budget);     /* ns at budget 1, this frame */
+  double measured = latency / shape_at (controller, budget);    /* ns at budget 1, this frame */
   controller->measured_ns = measured;
 
   /* How far this frame is from the level: near 0 in steady state, large while the load changes. */
@@ -316,7 +320,7 @@ gst_mone_budget_controller_observe (GstMoneBudgetController *controller, double 
 }
 
 void
-gst_mone_budget_controller_qos (GstMoneBudgetController *controller, double proportion,
+gst_mone_budget_controller_qos (GstMoneBudgetController * controller, double proportion,
     gint64 jitter_ns)
 {
   gboolean late = FALSE;
@@ -339,7 +343,8 @@ gst_mone_budget_controller_qos (GstMoneBudgetController *controller, double prop
 }
 
 void
-gst_mone_budget_controller_get_model (const GstMoneBudgetController *controller, GstMoneBudgetModel *model)
+gst_mone_budget_controller_get_model (const GstMoneBudgetController * controller,
+    GstMoneBudgetModel * model)
 {
   double level = controller->observations ? controller->level_ns : 0.0;
   model->overhead_ns = level * controller->shape_overhead;
@@ -351,7 +356,7 @@ gst_mone_budget_controller_get_model (const GstMoneBudgetController *controller,
 }
 
 gint64
-gst_mone_budget_controller_predict (const GstMoneBudgetController *controller, double budget)
+gst_mone_budget_controller_predict (const GstMoneBudgetController * controller, double budget)
 {
   if (controller->observations == 0)
     return -1;

@@ -282,8 +282,7 @@ gst_mone_filter_class_init (GstMoneFilterClass * klass)
   GstBaseTransformClass *trans_class = GST_BASE_TRANSFORM_CLASS (klass);
   GstVideoFilterClass *filter_class = GST_VIDEO_FILTER_CLASS (klass);
 
-  GST_DEBUG_CATEGORY_INIT (gst_mone_filter_debug, "monefilter", 0,
-      "MoNE video classification");
+  GST_DEBUG_CATEGORY_INIT (gst_mone_filter_debug, "monefilter", 0, "MoNE video classification");
 
   gobject_class->finalize = gst_mone_filter_finalize;
   gobject_class->set_property = gst_mone_filter_set_property;
@@ -337,8 +336,7 @@ gst_mone_filter_class_init (GstMoneFilterClass * klass)
   g_object_class_install_property (gobject_class, PROP_MESSAGE,
       g_param_spec_boolean ("message", "Message",
           "Post a \"mone-classification\" element message per frame (same fields as the meta)",
-          DEFAULT_MESSAGE,
-          G_PARAM_READWRITE | GST_PARAM_MUTABLE_PLAYING | G_PARAM_STATIC_STRINGS));
+          DEFAULT_MESSAGE, G_PARAM_READWRITE | GST_PARAM_MUTABLE_PLAYING | G_PARAM_STATIC_STRINGS));
   g_object_class_install_property (gobject_class, PROP_SCALE_MODE,
       g_param_spec_enum ("scale-mode", "Scale mode",
           "How a frame is fitted to the model's input size",
@@ -383,8 +381,7 @@ gst_mone_filter_class_init (GstMoneFilterClass * klass)
   trans_class->src_event = GST_DEBUG_FUNCPTR (gst_mone_filter_src_event);
   trans_class->sink_event = GST_DEBUG_FUNCPTR (gst_mone_filter_sink_event);
   trans_class->query = GST_DEBUG_FUNCPTR (gst_mone_filter_query);
-  trans_class->prepare_output_buffer =
-      GST_DEBUG_FUNCPTR (gst_mone_filter_prepare_output_buffer);
+  trans_class->prepare_output_buffer = GST_DEBUG_FUNCPTR (gst_mone_filter_prepare_output_buffer);
   trans_class->before_transform = GST_DEBUG_FUNCPTR (gst_mone_filter_before_transform);
   /* The video is only read: passthrough, with transform_ip still called to add the meta. */
   trans_class->transform_ip_on_passthrough = TRUE;
@@ -515,8 +512,7 @@ gst_mone_filter_set_property (GObject * object, guint prop_id, const GValue * va
 }
 
 static void
-gst_mone_filter_get_property (GObject * object, guint prop_id, GValue * value,
-    GParamSpec * pspec)
+gst_mone_filter_get_property (GObject * object, guint prop_id, GValue * value, GParamSpec * pspec)
 {
   GstMoneFilter *self = GST_MONE_FILTER (object);
 
@@ -978,8 +974,7 @@ gst_mone_filter_snapshot (GstMoneFilter * self, GstBuffer * buffer, Snapshot * s
   stamp->duration = GST_BUFFER_DURATION (buffer);
   if (GST_CLOCK_TIME_IS_VALID (stamp->timestamp)) {
     stamp->stream_time = gst_segment_to_stream_time (segment, GST_FORMAT_TIME, stamp->timestamp);
-    stamp->running_time = gst_segment_to_running_time (segment, GST_FORMAT_TIME,
-        stamp->timestamp);
+    stamp->running_time = gst_segment_to_running_time (segment, GST_FORMAT_TIME, stamp->timestamp);
   }
 
   GST_OBJECT_LOCK (self);
@@ -1141,8 +1136,7 @@ gst_mone_filter_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * fra
   return GST_FLOW_OK;
 
 run_failed:
-  GST_ELEMENT_ERROR (self, STREAM, FAILED, ("MoNE inference failed: %s", error->message),
-      (NULL));
+  GST_ELEMENT_ERROR (self, STREAM, FAILED, ("MoNE inference failed: %s", error->message), (NULL));
   return GST_FLOW_ERROR;
 no_meta:
   GST_ELEMENT_ERROR (self, CORE, FAILED, (NULL), ("could not attach the classification meta"));

@@ -26,7 +26,7 @@ typedef void (*GstMoneInputUnpackFunc) (const GstVideoFrame * model_frame, gint 
 
 struct _GstMoneInput
 {
-  gint width, height, channels, frames;        /* the model input: (T, C, H, W) */
+  gint width, height, channels, frames; /* the model input: (T, C, H, W) */
   guint threads;
   float *window;                /* (T, C, H, W), oldest frame first */
   guint filled;                 /* frames pushed since the last reset, at most T */
@@ -213,8 +213,7 @@ new_converter (const GstVideoInfo * in_info, const GstVideoInfo * model_info,
       GST_VIDEO_RESAMPLER_METHOD_LINEAR,
       GST_VIDEO_CONVERTER_OPT_THREADS, G_TYPE_UINT, threads, NULL);
 
-  return gst_video_converter_new ((GstVideoInfo *) in_info, (GstVideoInfo *) model_info,
-      options);
+  return gst_video_converter_new ((GstVideoInfo *) in_info, (GstVideoInfo *) model_info, options);
 }
 
 gboolean
@@ -316,8 +315,7 @@ gst_mone_input_push (GstMoneInput * input, GstVideoFrame * frame)
   GstVideoFrame model_frame;
   float *newest = input->window + slot * (input->frames - 1);
 
-  if (!gst_video_frame_map (&model_frame, &input->model_info, input->model_buffer,
-          GST_MAP_WRITE))
+  if (!gst_video_frame_map (&model_frame, &input->model_info, input->model_buffer, GST_MAP_WRITE))
     return FALSE;
   if (!input->convert (input, frame, &model_frame)) {
     gst_video_frame_unmap (&model_frame);

@@ -18,7 +18,7 @@
 #include <string.h>
 
 #define MQTT_KEEPALIVE_S 10
-#define MQTT_RECONNECT_MIN_S 1      /* libmosquitto takes whole seconds; backoff doubles to the cap */
+#define MQTT_RECONNECT_MIN_S 1  /* libmosquitto takes whole seconds; backoff doubles to the cap */
 #define MQTT_RECONNECT_MAX_S 5
 /* Messages handed to libmosquitto but not yet acknowledged; beyond this the sender waits, which
  * makes the bounded queue (not libmosquitto's unbounded one) absorb a slow broker. */
@@ -178,8 +178,8 @@ mone_mqtt_new (const gchar * host, gint port, const gchar * client_id, const gch
   rc = mosquitto_connect_async (m->mosq, host, port, MQTT_KEEPALIVE_S);
   /* A broker that is down yet is fine: the network thread keeps retrying. A bad host name is not. */
   if (rc != MOSQ_ERR_SUCCESS && rc != MOSQ_ERR_ERRNO && rc != MOSQ_ERR_CONN_REFUSED) {
-    g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_FAILED, "cannot connect to %s:%d: %s", host, port,
-        mosquitto_strerror (rc));
+    g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_FAILED, "cannot connect to %s:%d: %s", host,
+        port, mosquitto_strerror (rc));
     goto error;
   }
   rc = mosquitto_loop_start (m->mosq);

@@ -152,16 +152,14 @@ gst_mone_overlay_class_init (GstMoneOverlayClass * klass)
 
   gst_element_class_set_static_metadata (element_class, "MoNE overlay",
       "Filter/Effect/Video",
-      "Draws the MoNE classification and per-patch expert map onto the video",
-      "gst-mone authors");
+      "Draws the MoNE classification and per-patch expert map onto the video", "gst-mone authors");
   gst_element_class_add_static_pad_template (element_class, &sink_template);
   gst_element_class_add_static_pad_template (element_class, &src_template);
 
   trans_class->start = GST_DEBUG_FUNCPTR (gst_mone_overlay_start);
   trans_class->stop = GST_DEBUG_FUNCPTR (gst_mone_overlay_stop);
   filter_class->set_info = GST_DEBUG_FUNCPTR (gst_mone_overlay_set_info);
-  filter_class->transform_frame_ip =
-      GST_DEBUG_FUNCPTR (gst_mone_overlay_transform_frame_ip);
+  filter_class->transform_frame_ip = GST_DEBUG_FUNCPTR (gst_mone_overlay_transform_frame_ip);
 }
 
 static void
@@ -204,8 +202,7 @@ gst_mone_overlay_set_property (GObject * object, guint prop_id, const GValue * v
 }
 
 static void
-gst_mone_overlay_get_property (GObject * object, guint prop_id, GValue * value,
-    GParamSpec * pspec)
+gst_mone_overlay_get_property (GObject * object, guint prop_id, GValue * value, GParamSpec * pspec)
 {
   GstMoneOverlay *self = GST_MONE_OVERLAY (object);
 
@@ -313,7 +310,8 @@ read_overlay_info (GstBuffer * buffer, int frame_width, int frame_height, Overla
   memset (info, 0, sizeof (*info));
   /* A model whose logits were not finite gave no class (monefilter's meta: valid=false). */
   gst_structure_get_boolean (gst_buffer_get_mone_structure (buffer), "valid", &valid);
-  g_strlcpy (info->label, !valid ? "no answer" : result.label ? result.label : "?", sizeof (info->label));
+  g_strlcpy (info->label, !valid ? "no answer" : result.label ? result.label : "?",
+      sizeof (info->label));
   info->score = result.top_score;
   info->budget_requested = result.budget_requested;
   info->budget_used = result.budget_used;
@@ -409,7 +407,9 @@ composite_layer (guint8 * frame, int frame_stride, const guint8 * layer, int lay
         const guint32 keep = 255 - (o >> 24);
         out = 0xffu << 24;
         for (int shift = 0; shift < 24; shift += 8)
-          out |= MIN (((o >> shift) & 0xff) + (((p >> shift) & 0xff) * keep + 127) / 255, 255u) << shift;
+          out |=
+              MIN (((o >> shift) & 0xff) + (((p >> shift) & 0xff) * keep + 127) / 255,
+              255u) << shift;
         memcpy (row + 4 * x, &out, 4);
         continue;
       }

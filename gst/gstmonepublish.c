@@ -62,7 +62,7 @@ enum
 
 #define DEFAULT_METHOD GST_MONE_PUBLISH_METHOD_FILE
 #define DEFAULT_FILE_PATH "-"
-#define DEFAULT_FILE_FORMAT 0 /* json-lines */
+#define DEFAULT_FILE_FORMAT 0   /* json-lines */
 #define DEFAULT_HOST "127.0.0.1"
 #define DEFAULT_PORT 1883
 #define DEFAULT_TOPIC "mone/classification"
@@ -262,8 +262,7 @@ gst_mone_publish_set_property (GObject * object, guint prop_id, const GValue * v
 }
 
 static void
-gst_mone_publish_get_property (GObject * object, guint prop_id, GValue * value,
-    GParamSpec * pspec)
+gst_mone_publish_get_property (GObject * object, guint prop_id, GValue * value, GParamSpec * pspec)
 {
   GstMonePublish *self = GST_MONE_PUBLISH (object);
 
@@ -342,8 +341,7 @@ gst_mone_publish_mqtt_state (gpointer user_data, gboolean connected, guint64 dro
   } else if (connected && was_outage) {
     gst_element_post_message (GST_ELEMENT (self),
         gst_message_new_element (GST_OBJECT (self),
-            gst_structure_new ("mone-publish-recovered", "dropped", G_TYPE_UINT64, dropped,
-                NULL)));
+            gst_structure_new ("mone-publish-recovered", "dropped", G_TYPE_UINT64, dropped, NULL)));
   }
 }
 #endif

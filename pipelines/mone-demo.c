@@ -46,23 +46,23 @@ typedef struct {
 /* What one budget's pass over the video produced. */
 typedef struct {
   double budget_requested;
-  double budget_used;        /* as reported in the meta (clamped by the element) */
-  int frames_seen;           /* buffers that reached the sink */
-  int frames_classified;     /* of which fresh results (not reused) */
+  double budget_used;    /* as reported in the meta (clamped by the element) */
+  int frames_seen;       /* buffers that reached the sink */
+  int frames_classified; /* of which fresh results (not reused) */
   double gflops_sum, latency_ms_sum;
-  double *element_ms;        /* (repeat) per pass: mean conversion + inference per classified frame */
-  double *pipeline_ms;       /* (repeat) per pass: sink-to-sink time per frame, decoding included */
-  int *frame_class;          /* (frames) top-1 class per frame, -1 if none */
-  float *frame_score;        /* (frames) its score */
-  int *verdicts;             /* (items) per-item prediction */
+  double *element_ms;  /* (repeat) per pass: mean conversion + inference per classified frame */
+  double *pipeline_ms; /* (repeat) per pass: sink-to-sink time per frame, decoding included */
+  int *frame_class;    /* (frames) top-1 class per frame, -1 if none */
+  float *frame_score;  /* (frames) its score */
+  int *verdicts;       /* (items) per-item prediction */
   double accuracy;
 } BudgetRun;
 
 typedef struct {
   BudgetRun *run;
   int n_frames;
-  int frame;                 /* index of the next buffer */
-  gint64 first_us, last_us;  /* when the first and the last buffer reached the sink */
+  int frame;                /* index of the next buffer */
+  gint64 first_us, last_us; /* when the first and the last buffer reached the sink */
   gboolean missing_meta;
 } CollectState;
 
@@ -145,7 +145,8 @@ run_budget (const DemoOptions *opt, const SampleLabels *labels, BudgetRun *run, 
 {
   char *scale_mode = scale_mode_property (opt);
   char *description = g_strdup_printf ("filesrc name=file ! decodebin ! videoconvert ! "
-      "monefilter name=mone budget=%.17g threads=%d%s ! fakesink name=sink sync=false",
+                                       "monefilter name=mone budget=%.17g threads=%d%s ! fakesink "
+                                       "name=sink sync=false",
       run->budget_requested, opt->threads, scale_mode);
   GstElement *pipeline = gst_parse_launch (description, error);
   CollectState state = { .run = run, .n_frames = labels->frames };
@@ -155,7 +156,7 @@ run_budget (const DemoOptions *opt, const SampleLabels *labels, BudgetRun *run, 
 
   g_free (scale_mode);
   g_free (description);
-  if (pipeline && error && *error)      /* a bad property value: a pipeline and an error */
+  if (pipeline && error && *error) /* a bad property value: a pipeline and an error */
     g_clear_object (&pipeline);
   if (!pipeline)
     return FALSE;
@@ -181,7 +182,8 @@ run_budget (const DemoOptions *opt, const SampleLabels *labels, BudgetRun *run, 
 
   if (gst_element_set_state (pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) {
     if (!wait_for_eos (pipeline, error) && error && !*error)
-      g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_STATE_CHANGE, "cannot play %s", opt->video);
+      g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_STATE_CHANGE, "cannot play %s",
+          opt->video);
     goto done;
   }
   if (!wait_for_eos (pipeline, error))
@@ -196,14 +198,16 @@ run_budget (const DemoOptions *opt, const SampleLabels *labels, BudgetRun *run, 
   if (state.frame != labels->frames) {
     g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_FAILED,
         "the video has %d frames but its labels file describes %d: make the sample again "
-        "(mone-sample-video)", state.frame, labels->frames);
+        "(mone-sample-video)",
+        state.frame, labels->frames);
     goto done;
   }
   /* From the first frame's arrival on, so model loading and preroll are not counted. */
   run->pipeline_ms[pass] = state.frame > 1
-      ? (state.last_us - state.first_us) * 1e-3 / (state.frame - 1) : 0.0;
-  run->element_ms[pass] = run->frames_classified
-      ? run->latency_ms_sum / run->frames_classified : 0.0;
+      ? (state.last_us - state.first_us) * 1e-3 / (state.frame - 1)
+      : 0.0;
+  run->element_ms[pass] = run->frames_classified ? run->latency_ms_sum / run->frames_classified
+                                                 : 0.0;
   ok = TRUE;
 
 done:
@@ -236,17 +240,19 @@ keep_still_frame (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
 }
 
 static gboolean
-write_annotated (const DemoOptions *opt, const SampleLabels *labels, double budget,
-    int still_item, char **video_out, char **still_out, GError **error)
+write_annotated (const DemoOptions *opt, const SampleLabels *labels, double budget, int still_item,
+    char **video_out, char **still_out, GError **error)
 {
   char *video_path = g_build_filename (opt->output_dir, "demo-annotated.webm", NULL);
   char *still_path = g_build_filename (opt->output_dir, "demo-still.png", NULL);
   char *scale_mode = scale_mode_property (opt);
-  char *description = g_strdup_printf ("filesrc name=file ! decodebin ! videoscale ! "
+  char *description = g_strdup_printf (
+      "filesrc name=file ! decodebin ! videoscale ! "
       "video/x-raw,width=640,height=480 ! videoconvert ! "
       "monefilter name=mone budget=%.17g threads=%d%s ! videoconvert ! "
       "moneoverlay name=overlay ! videoconvert ! vp8enc threads=1 deadline=20000 cpu-used=4 "
-      "target-bitrate=2500000 ! webmmux ! filesink name=out", budget, opt->threads, scale_mode);
+      "target-bitrate=2500000 ! webmmux ! filesink name=out",
+      budget, opt->threads, scale_mode);
   GstElement *pipeline = NULL, *overlay = NULL;
   StillState still = { .frame = 0, .still = NULL };
   GstSample *png = NULL;
@@ -278,8 +284,10 @@ write_annotated (const DemoOptions *opt, const SampleLabels *labels, double budg
   if (!wait_for_eos (pipeline, error))
     goto done;
   if (!still.still) {
-    g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_FAILED, "frame %d never reached the "
-        "overlay's output", still.still_frame);
+    g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_FAILED,
+        "frame %d never reached the "
+        "overlay's output",
+        still.still_frame);
     goto done;
   }
   /* gst_video_convert_sample runs videoconvert ! pngenc on the kept frame */
@@ -403,7 +411,7 @@ print_summary (const DemoOptions *opt, const SampleLabels *labels, const MoneMod
     const BudgetRun *runs, int n_runs)
 {
   double full_gflops = mone_model_flops ((MoneModel *) model, 1.0) * 1e-9;
-  double full_element = 0, full_pipeline = 0;   /* 0: no budget-1 run to compare with */
+  double full_element = 0, full_pipeline = 0; /* 0: no budget-1 run to compare with */
 
   for (int r = 0; r < n_runs; r++)
     if (runs[r].budget_used >= 1.0 && runs[r].frames_classified) {
@@ -413,7 +421,8 @@ print_summary (const DemoOptions *opt, const SampleLabels *labels, const MoneMod
     }
 
   printf ("\n%d items, %d frames each on average; an item's prediction is the class most of its "
-      "frames got\n", labels->count, labels->frames / labels->count);
+          "frames got\n",
+      labels->count, labels->frames / labels->count);
   /* Time saved lags FLOPs saved on a small model: attention, layer norms, the frame conversion
    * and decoding do not shrink with the budget (docs/engine.md). */
   printf ("%-7s %-7s %9s %10s %11s | %10s %10s | %11s %10s %7s\n", "budget", "used", "accuracy",
@@ -433,8 +442,8 @@ print_summary (const DemoOptions *opt, const SampleLabels *labels, const MoneMod
         pipeline > 0 ? 1000.0 / pipeline : 0.0);
   }
   printf ("element ms: conversion and inference per frame, as the element's meta reports; pipeline "
-      "ms: per frame at the sink, decoding included; the fastest of %d pass%s\n", opt->repeat,
-      opt->repeat == 1 ? "" : "es");
+          "ms: per frame at the sink, decoding included; the fastest of %d pass%s\n",
+      opt->repeat, opt->repeat == 1 ? "" : "es");
 }
 
 /* The still shows a correct prediction when the overlay budget was one of the runs: the first item
@@ -467,22 +476,39 @@ has_element (const char *name)
 int
 main (int argc, char **argv)
 {
-  DemoOptions opt = { .overlay_budget = DEFAULT_OVERLAY_BUDGET, .threads = 1, .still_item = 3,
+  DemoOptions opt = { .overlay_budget = DEFAULT_OVERLAY_BUDGET,
+    .threads = 1,
+    .still_item = 3,
     .repeat = DEFAULT_REPEAT };
-  GOptionEntry entries[] = {
-    { "video", 'v', 0, G_OPTION_ARG_FILENAME, &opt.video, "Sample video (required)", "FILE" },
-    { "labels", 'l', 0, G_OPTION_ARG_FILENAME, &opt.labels_path, "Labels CSV (default: the video's name with .csv)", "CSV" },
+  GOptionEntry entries[] = { { "video", 'v', 0, G_OPTION_ARG_FILENAME, &opt.video,
+                                 "Sample video (required)", "FILE" },
+    { "labels", 'l', 0, G_OPTION_ARG_FILENAME, &opt.labels_path,
+        "Labels CSV (default: the video's name with .csv)", "CSV" },
     { "model", 'm', 0, G_OPTION_ARG_FILENAME, &opt.model_path, "Model file (required)", "FILE" },
-    { "budgets", 'b', 0, G_OPTION_ARG_STRING, &opt.budgets, "Comma-separated budgets, 'min' = the model's minimum (default " DEFAULT_BUDGETS ")", "LIST" },
-    { "scale-mode", 'c', 0, G_OPTION_ARG_STRING, &opt.scale_mode, "monefilter scale-mode (default: the element's, stretch; crop for full-frame samples)", "MODE" },
-    { "repeat", 'r', 0, G_OPTION_ARG_INT, &opt.repeat, "Passes per budget, interleaved; timings are the fastest pass's (default 3)", "N" },
-    { "threads", 't', 0, G_OPTION_ARG_INT, &opt.threads, "monefilter threads (default 1: the shipped model is small enough that more threads only add synchronisation; 0 = all cores)", "N" },
-    { "output-dir", 'o', 0, G_OPTION_ARG_FILENAME, &opt.output_dir, "Where the annotated video and still go (needs moneoverlay; default: no annotated output)", "DIR" },
-    { "overlay-budget", 0, 0, G_OPTION_ARG_DOUBLE, &opt.overlay_budget, "Budget of the annotated video (default 0.5)", "E" },
-    { "still-item", 0, 0, G_OPTION_ARG_INT, &opt.still_item, "The PNG still shows the last frame of the first item from I on that the overlay budget's run got right (default 3)", "I" },
-    { "no-items", 0, 0, G_OPTION_ARG_NONE, &opt.no_items, "Print only the per-budget summary", NULL },
-    G_OPTION_ENTRY_NULL
-  };
+    { "budgets", 'b', 0, G_OPTION_ARG_STRING, &opt.budgets,
+        "Comma-separated budgets, 'min' = the model's minimum (default " DEFAULT_BUDGETS ")",
+        "LIST" },
+    { "scale-mode", 'c', 0, G_OPTION_ARG_STRING, &opt.scale_mode,
+        "monefilter scale-mode (default: the element's, stretch; crop for full-frame samples)",
+        "MODE" },
+    { "repeat", 'r', 0, G_OPTION_ARG_INT, &opt.repeat,
+        "Passes per budget, interleaved; timings are the fastest pass's (default 3)", "N" },
+    { "threads", 't', 0, G_OPTION_ARG_INT, &opt.threads,
+        "monefilter threads (default 1: the shipped model is small enough that more threads only "
+        "add synchronisation; 0 = all cores)",
+        "N" },
+    { "output-dir", 'o', 0, G_OPTION_ARG_FILENAME, &opt.output_dir,
+        "Where the annotated video and still go (needs moneoverlay; default: no annotated output)",
+        "DIR" },
+    { "overlay-budget", 0, 0, G_OPTION_ARG_DOUBLE, &opt.overlay_budget,
+        "Budget of the annotated video (default 0.5)", "E" },
+    { "still-item", 0, 0, G_OPTION_ARG_INT, &opt.still_item,
+        "The PNG still shows the last frame of the first item from I on that the overlay budget's "
+        "run got right (default 3)",
+        "I" },
+    { "no-items", 0, 0, G_OPTION_ARG_NONE, &opt.no_items, "Print only the per-budget summary",
+        NULL },
+    G_OPTION_ENTRY_NULL };
   GOptionContext *octx = g_option_context_new ("- classify the sample video at several budgets");
   GError *error = NULL;
   SampleLabels labels = { 0 };
@@ -533,7 +559,8 @@ main (int argc, char **argv)
   }
   /* Checked now rather than after every budget has been played. */
   if (opt.output_dir && g_mkdir_with_parents (opt.output_dir, 0755) != 0) {
-    g_printerr ("mone-demo: cannot create --output-dir %s: %s\n", opt.output_dir, g_strerror (errno));
+    g_printerr ("mone-demo: cannot create --output-dir %s: %s\n", opt.output_dir,
+        g_strerror (errno));
     goto out;
   }
   if (!g_file_test (opt.video, G_FILE_TEST_IS_REGULAR)) {
@@ -547,11 +574,11 @@ main (int argc, char **argv)
   }
   if (!has_element ("monefilter")) {
     g_printerr ("mone-demo: GStreamer element monefilter not found: set GST_PLUGIN_PATH to the "
-        "build's gst/ folder or install the plugin\n");
+                "build's gst/ folder or install the plugin\n");
     goto out;
   }
-  if (!parse_budgets (opt.budgets ? opt.budgets : DEFAULT_BUDGETS,
-          mone_model_min_budget (model), budgets, &error)) {
+  if (!parse_budgets (opt.budgets ? opt.budgets : DEFAULT_BUDGETS, mone_model_min_budget (model),
+          budgets, &error)) {
     g_printerr ("mone-demo: %s\n", error->message);
     status = 2;
     goto out;
@@ -585,8 +612,8 @@ main (int argc, char **argv)
 
     run->verdicts = g_new (int, labels.count);
     for (int i = 0; i < labels.count; i++)
-      run->verdicts[i] = sample_item_verdict (&labels.items[i], run->frame_class,
-          run->frame_score, labels.frames, classes);
+      run->verdicts[i] = sample_item_verdict (&labels.items[i], run->frame_class, run->frame_score,
+          labels.frames, classes);
     run->accuracy = sample_labels_accuracy (&labels, run->verdicts);
   }
 
@@ -600,8 +627,7 @@ main (int argc, char **argv)
     if (!has_element ("moneoverlay")) {
       printf ("\n(no annotated output: this build of the plugin has no moneoverlay element)\n");
     } else if (!write_annotated (&opt, &labels, opt.overlay_budget,
-            still_item_for (&opt, &labels, runs, n_runs), &video_out, &still_out,
-            &error)) {
+                   still_item_for (&opt, &labels, runs, n_runs), &video_out, &still_out, &error)) {
       g_printerr ("mone-demo: annotated output: %s\n", error->message);
       goto out;
     } else {

@@ -28,8 +28,8 @@ typedef struct {
   GstElement *pipeline;
   GstElement *filter;
   double min_budget;
-  int print_every;         /* print every Nth fresh result */
-  guint64 results;         /* fresh results seen (streaming thread) */
+  int print_every; /* print every Nth fresh result */
+  guint64 results; /* fresh results seen (streaming thread) */
   int status;
 } ExampleApp;
 
@@ -105,8 +105,8 @@ on_stdin (GIOChannel *channel, GIOCondition condition, gpointer user_data)
       set_budget (app, get_budget (app) - BUDGET_STEP);
     else if (!strcmp (cmd, "q"))
       g_main_loop_quit (app->loop);
-    else if (*cmd && (value = g_ascii_strtod (cmd, &end), end != cmd && !*end)
-        && value > 0.0 && value <= 1.0)
+    else if (*cmd && (value = g_ascii_strtod (cmd, &end), end != cmd && !*end) && value > 0.0
+        && value <= 1.0)
       set_budget (app, value);
     else if (*cmd)
       printf ("-- commands: + - q or a budget in (0, 1]; got '%s'\n", cmd);
@@ -135,13 +135,13 @@ on_bus_message (GstBus *bus, GstMessage *msg, gpointer user_data)
     case GST_MESSAGE_EOS:
       g_main_loop_quit (app->loop);
       break;
-    case GST_MESSAGE_ERROR:{
+    case GST_MESSAGE_ERROR: {
       GError *err = NULL;
       char *debug = NULL;
 
       gst_message_parse_error (msg, &err, &debug);
-      fprintf (stderr, "mone-example: %s: %s\n  (%s)\n", GST_OBJECT_NAME (msg->src),
-          err->message, debug ? debug : "no details");
+      fprintf (stderr, "mone-example: %s: %s\n  (%s)\n", GST_OBJECT_NAME (msg->src), err->message,
+          debug ? debug : "no details");
       g_error_free (err);
       g_free (debug);
       app->status = 1;
@@ -160,18 +160,22 @@ main (int argc, char **argv)
   char *model_path = NULL, *video = NULL, *scale_mode = NULL;
   double budget = 1.0, sweep = 0.0;
   int print_every = 1, threads = 0;
-  GOptionEntry entries[] = {
-    { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path, "Model file (default: monefilter's default model)", "FILE" },
-    { "video", 'v', 0, G_OPTION_ARG_FILENAME, &video, "Play this file (filesrc ! decodebin) instead of SOURCE", "FILE" },
+  GOptionEntry entries[] = { { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path,
+                                 "Model file (default: monefilter's default model)", "FILE" },
+    { "video", 'v', 0, G_OPTION_ARG_FILENAME, &video,
+        "Play this file (filesrc ! decodebin) instead of SOURCE", "FILE" },
     { "budget", 'b', 0, G_OPTION_ARG_DOUBLE, &budget, "Starting budget (default 1.0)", "E" },
-    { "sweep", 's', 0, G_OPTION_ARG_DOUBLE, &sweep, "Lower the budget by 0.1 every S seconds (0 = off)", "S" },
-    { "print-every", 'p', 0, G_OPTION_ARG_INT, &print_every, "Print every Nth result (default 1)", "N" },
+    { "sweep", 's', 0, G_OPTION_ARG_DOUBLE, &sweep,
+        "Lower the budget by 0.1 every S seconds (0 = off)", "S" },
+    { "print-every", 'p', 0, G_OPTION_ARG_INT, &print_every, "Print every Nth result (default 1)",
+        "N" },
     { "threads", 't', 0, G_OPTION_ARG_INT, &threads, "monefilter threads (0 = all cores)", "N" },
-    { "scale-mode", 0, 0, G_OPTION_ARG_STRING, &scale_mode, "stretch, letterbox or crop (default: the element's stretch; full-frame samples: crop)", "MODE" },
-    G_OPTION_ENTRY_NULL
-  };
+    { "scale-mode", 0, 0, G_OPTION_ARG_STRING, &scale_mode,
+        "stretch, letterbox or crop (default: the element's stretch; full-frame samples: crop)",
+        "MODE" },
+    G_OPTION_ENTRY_NULL };
   GOptionContext *octx = g_option_context_new ("[SOURCE] - play a pipeline through monefilter "
-      "and change its budget while it plays");
+                                               "and change its budget while it plays");
   ExampleApp app = { 0 };
   GError *error = NULL;
   char *source = NULL, *description = NULL;
@@ -189,7 +193,8 @@ main (int argc, char **argv)
   }
   if (!(budget > 0.0 && budget <= 1.0) || !(sweep >= 0.0) || print_every < 1 || threads < 0
       || threads > 256) {
-    fprintf (stderr, "mone-example: --budget in (0, 1], --sweep >= 0, --print-every >= 1, "
+    fprintf (stderr,
+        "mone-example: --budget in (0, 1], --sweep >= 0, --print-every >= 1, "
         "--threads 0..256\n");
     app.status = 2;
     goto out;
@@ -197,11 +202,12 @@ main (int argc, char **argv)
   /* Paths are set as properties once the pipeline exists, not written into the description,
    * so no path needs quoting. */
   source = g_strdup (video ? "filesrc name=file ! decodebin"
-      : argc > 1 ? argv[1] : "videotestsrc is-live=true pattern=ball");
+          : argc > 1       ? argv[1]
+                           : "videotestsrc is-live=true pattern=ball");
   /* sync=true: the file plays at its own frame rate, so there is time to type */
   description = g_strdup_printf ("%s ! videoconvert ! monefilter name=mone budget=%.17g "
-      "threads=%d%s%s ! fakesink sync=true", source, budget, threads,
-      scale_mode ? " scale-mode=" : "", scale_mode ? scale_mode : "");
+                                 "threads=%d%s%s ! fakesink sync=true",
+      source, budget, threads, scale_mode ? " scale-mode=" : "", scale_mode ? scale_mode : "");
   printf ("pipeline: %s\n", description);
   /* a bad property value leaves a pipeline *and* an error: both mean "no" */
   if (!(app.pipeline = gst_parse_launch (description, &error)) || error) {
@@ -230,7 +236,7 @@ main (int argc, char **argv)
   /* the model loads on READY->PAUSED; only then is its minimum budget known */
   if (gst_element_set_state (app.pipeline, GST_STATE_PAUSED) == GST_STATE_CHANGE_FAILURE
       || gst_element_get_state (app.pipeline, NULL, NULL, 30 * GST_SECOND)
-      == GST_STATE_CHANGE_FAILURE) {
+          == GST_STATE_CHANGE_FAILURE) {
     /* The state change can report failure before the element that failed has posted why. */
     GstMessage *msg = gst_bus_timed_pop_filtered (bus, 2 * GST_SECOND, GST_MESSAGE_ERROR);
 

@@ -66,9 +66,10 @@ sample_labels_load (const char *path, SampleLabels *out, GError **error)
         && parse_int (fields[1], &item.test_index) && parse_int (fields[2], &item.first_frame)
         && parse_int (fields[3], &item.last_frame) && parse_int (fields[4], &item.label)
         && item.item == (int) items->len && item.last_frame >= item.first_frame
-        && item.first_frame == (items->len ? g_array_index (items, SampleItem,
-                items->len - 1).last_frame + 1 : 0)
-        && (!has_box || (parse_float (fields[6], &item.box_x) && parse_float (fields[7], &item.box_y)
+        && item.first_frame
+            == (items->len ? g_array_index (items, SampleItem, items->len - 1).last_frame + 1 : 0)
+        && (!has_box
+            || (parse_float (fields[6], &item.box_x) && parse_float (fields[7], &item.box_y)
                 && parse_float (fields[8], &item.box_w) && parse_float (fields[9], &item.box_h)
                 && item.box_w > 0 && item.box_h > 0));
     item.has_box = has_box;
@@ -76,8 +77,10 @@ sample_labels_load (const char *path, SampleLabels *out, GError **error)
       item.label_name = g_strdup (fields[5]);
     g_strfreev (fields);
     if (!valid) {
-      g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_INVAL, "%s:%d: expected '%s' with items in "
-          "order, frames contiguous and a box of positive size", path, line_no + 1,
+      g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
+          "%s:%d: expected '%s' with items in "
+          "order, frames contiguous and a box of positive size",
+          path, line_no + 1,
           has_box ? SAMPLE_LABELS_HEADER SAMPLE_LABELS_BOX : SAMPLE_LABELS_HEADER);
       goto done;
     }
@@ -130,7 +133,8 @@ sample_item_verdict (const SampleItem *item, const int *frame_class, const float
     score[k] += frame_score[f];
   }
   for (int k = 0; k < n_classes; k++)
-    if (votes[k] > 0 && (best < 0 || votes[k] > votes[best]
+    if (votes[k] > 0
+        && (best < 0 || votes[k] > votes[best]
             || (votes[k] == votes[best] && score[k] > score[best])))
       best = k;
   g_free (votes);

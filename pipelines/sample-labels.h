@@ -6,20 +6,20 @@
 #include <glib.h>
 
 typedef struct {
-  int item;          /* position in the video, 0-based */
-  int test_index;    /* index in the Fashion-MNIST test set */
-  int first_frame;   /* first and last frame (inclusive, 0-based) showing the item */
+  int item;        /* position in the video, 0-based */
+  int test_index;  /* index in the Fashion-MNIST test set */
+  int first_frame; /* first and last frame (inclusive, 0-based) showing the item */
   int last_frame;
-  int label;         /* recorded class id */
+  int label; /* recorded class id */
   char *label_name;
-  gboolean has_box;  /* the CSV has the box columns */
+  gboolean has_box;                 /* the CSV has the box columns */
   float box_x, box_y, box_w, box_h; /* the item's 28x28 cell in frame pixels, not clipped */
 } SampleItem;
 
 typedef struct {
   SampleItem *items;
   int count;
-  int frames;        /* frames in the video: last_frame of the last item + 1 */
+  int frames; /* frames in the video: last_frame of the last item + 1 */
 } SampleLabels;
 
 /* Reads and checks the CSV (header, column count, numbers, items in order, contiguous frames).

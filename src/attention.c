@@ -120,9 +120,8 @@ strip_softmax (int n_vectors, int n_keys, float *st, float *inverse_sums)
 /* out (queries, n_vectors vectors of head_dim) = (st^T v) * inverse_sums for `queries` queries
  * starting at st's first column; the last vector holds last_lanes values when ragged. */
 ALWAYS_INLINE void
-times_v_tile (const int queries, const int n_vectors, const bool ragged, int last_lanes,
-    int n_keys, const float *st, const float *v, int ld_v, const float *inverse_sums, float *out,
-    int ld_out)
+times_v_tile (const int queries, const int n_vectors, const bool ragged, int last_lanes, int n_keys,
+    const float *st, const float *v, int ld_v, const float *inverse_sums, float *out, int ld_out)
 {
   vf acc[PV_ACCUMULATORS][PV_VECTORS];
 #pragma GCC unroll 16
@@ -163,9 +162,8 @@ times_v_tile (const int queries, const int n_vectors, const bool ragged, int las
 /* All n_queries rows of the strip for n_vectors head_dim vectors: full register tiles of queries,
  * at most one half tile, then one query at a time. */
 ALWAYS_INLINE void
-times_v_columns (const int n_vectors, const bool ragged, int last_lanes, int n_queries,
-    int n_keys, const float *st, const float *v, int ld_v, const float *inverse_sums, float *out,
-    int ld_out)
+times_v_columns (const int n_vectors, const bool ragged, int last_lanes, int n_queries, int n_keys,
+    const float *st, const float *v, int ld_v, const float *inverse_sums, float *out, int ld_out)
 {
   const int tile = PV_ACCUMULATORS / n_vectors;
   int i = 0;
@@ -196,8 +194,9 @@ strip_times_v (int n_queries, int n_keys, int head_dim, const float *st, const f
     const bool ragged = n_vectors == left && last_lanes < LANES;
     const float *v_chunk = v + c0 * LANES;
     float *out_chunk = out + c0 * LANES;
-#define TIMES_V(nv, rag) times_v_columns (nv, rag, last_lanes, n_queries, n_keys, st, v_chunk, \
-    ld_v, inverse_sums, out_chunk, ld_out)
+#define TIMES_V(nv, rag)                                                                           \
+  times_v_columns (nv, rag, last_lanes, n_queries, n_keys, st, v_chunk, ld_v, inverse_sums,        \
+      out_chunk, ld_out)
     /* Constant arguments, so each case compiles to its own fully unrolled register tile. */
     if (n_vectors == 4)
       ragged ? TIMES_V (4, true) : TIMES_V (4, false);
@@ -217,8 +216,8 @@ void
 KERNEL (mone_attention_block) (int n_queries, int n_keys, int head_dim, const float *q,
     const float *k, const float *v, int ld_qkv, float *out, int ld_out, float *scratch)
 {
-  float *qt = scratch;                        /* (head_dim, STRIP) */
-  float *st = qt + (size_t) head_dim * STRIP; /* (n_keys, STRIP) */
+  float *qt = scratch;                                /* (head_dim, STRIP) */
+  float *st = qt + (size_t) head_dim * STRIP;         /* (n_keys, STRIP) */
   float *inverse_sums = st + (size_t) n_keys * STRIP; /* (STRIP) */
   const float scale = 1.0f / sqrtf ((float) head_dim);
   for (int i0 = 0; i0 < n_queries; i0 += STRIP) {

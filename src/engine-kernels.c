@@ -11,15 +11,15 @@
 /* The project builds with -std=c11, which turns off a * b + c -> fma contraction; these kernels
  * want it (fewer instructions, shorter dependency chains, and no worse rounding). */
 #if defined(__clang__)
-#pragma clang fp contract (fast)
+#pragma clang fp contract(fast)
 #else
-#pragma GCC optimize ("fp-contract=fast")
+#pragma GCC optimize("fp-contract=fast")
 #endif
 
 /* Two builds of the product, selected by the dynamic loader (ifunc) from the CPU. */
 /* Not under sanitizers: their instrumentation of the generated resolver calls into the runtime
  * before the dynamic loader has relocated libmone (a TSan build crashes at load). */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__ELF__) \
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__ELF__)            \
     && !defined(__SANITIZE_THREAD__) && !defined(__SANITIZE_ADDRESS__)
 #define VECTOR_CLONES __attribute__ ((target_clones ("arch=x86-64-v3", "default")))
 #else
@@ -41,7 +41,7 @@ load (const float *p)
 static inline __attribute__ ((always_inline)) vf
 splat (float x)
 {
-  return (vf) { x, x, x, x, x, x, x, x };
+  return (vf){ x, x, x, x, x, x, x, x };
 }
 
 static inline __attribute__ ((always_inline)) float
@@ -58,11 +58,11 @@ horizontal_sum (vf v)
 
 /* Two-vector lane shuffle: GCC and clang spell it differently (the indices pick from a ++ b). */
 #if defined(__clang__)
-#define SHUFFLE2(a, b, i0, i1, i2, i3, i4, i5, i6, i7) \
+#define SHUFFLE2(a, b, i0, i1, i2, i3, i4, i5, i6, i7)                                             \
   __builtin_shufflevector (a, b, i0, i1, i2, i3, i4, i5, i6, i7)
 #else
-#define SHUFFLE2(a, b, i0, i1, i2, i3, i4, i5, i6, i7) \
-  __builtin_shuffle (a, b, (vi) { i0, i1, i2, i3, i4, i5, i6, i7 })
+#define SHUFFLE2(a, b, i0, i1, i2, i3, i4, i5, i6, i7)                                             \
+  __builtin_shuffle (a, b, (vi){ i0, i1, i2, i3, i4, i5, i6, i7 })
 #endif
 
 /* Pairwise sums of neighbouring lanes of a and b, in the lane order of x86's hadd:
@@ -80,7 +80,8 @@ sum_each_of_8 (const vf acc[8])
 {
   vf low = pair_sums (pair_sums (acc[0], acc[1]), pair_sums (acc[2], acc[3]));
   vf high = pair_sums (pair_sums (acc[4], acc[5]), pair_sums (acc[6], acc[7]));
-  return SHUFFLE2 (low, high, 0, 1, 2, 3, 8, 9, 10, 11) + SHUFFLE2 (low, high, 4, 5, 6, 7, 12, 13, 14, 15);
+  return SHUFFLE2 (low, high, 0, 1, 2, 3, 8, 9, 10, 11)
+      + SHUFFLE2 (low, high, 4, 5, 6, 7, 12, 13, 14, 15);
 }
 
 #define GEMM_ROWS 4    /* rows of A per register block */
@@ -109,8 +110,8 @@ dot (int k, const float *a, const float *b)
 
 /* Static: target_clones makes an ifunc, which GCC would export whatever -fvisibility says. */
 static VECTOR_CLONES void
-gemm_nt_few_rows (int n, int m, int k, const float *a, int lda, const float *b, int ldb,
-    float beta, float *c, int ldc)
+gemm_nt_few_rows (int n, int m, int k, const float *a, int lda, const float *b, int ldb, float beta,
+    float *c, int ldc)
 {
   const int k_vec = k - k % LANES;
   /* Outputs outermost: a pair of B rows stays in L1 while every row block of A (few rows, hot

@@ -62,32 +62,32 @@ typedef struct {
 
 struct MoneContext {
   MoneModel *model;
-  MoneConfig config;        /* copy: the hot loop reads it often */
+  MoneConfig config; /* copy: the hot loop reads it often */
   MoneThreadPool *pool;
   int n_threads;
-  MoneIsa isa;              /* which kernels multiply the projections (gemm.h) */
+  MoneIsa isa; /* which kernels multiply the projections (gemm.h) */
 
   /* Workspaces (N tokens, D width, F MLP width, P = C*t*p*p patch values, E experts, K classes). */
-  float *patches;           /* (N, P) normalised patch pixels, token order */
-  float *embedded;          /* (N, D) patch embedding + pos embedding, token order */
-  float *x;                 /* (N, D) residual stream, grouped rows */
-  float *normed;            /* (N, D) LayerNorm output; row of expert j uses its leading d_j */
-  float *qkv;               /* (N, 3D) q | k | v per row, heads contiguous inside each */
-  float *attention;         /* (N, D) attention output, heads concatenated */
-  float *hidden;            /* (N, F) MLP hidden activations */
-  float *scores;            /* (threads, mone_attention_scratch_floats) per-thread attention scratch */
-  float *router_probs;      /* (N, E) token order */
-  float *gate;              /* (N) grouped rows: alpha g + 1 */
-  float *pooled;            /* (D) */
-  float *logits;            /* (K) */
-  float *probs;             /* (K) */
-  int *row_token;           /* (N) grouped row -> token index */
-  int *route_scratch;       /* (2N) for mone_route_tokens */
+  float *patches;      /* (N, P) normalised patch pixels, token order */
+  float *embedded;     /* (N, D) patch embedding + pos embedding, token order */
+  float *x;            /* (N, D) residual stream, grouped rows */
+  float *normed;       /* (N, D) LayerNorm output; row of expert j uses its leading d_j */
+  float *qkv;          /* (N, 3D) q | k | v per row, heads contiguous inside each */
+  float *attention;    /* (N, D) attention output, heads concatenated */
+  float *hidden;       /* (N, F) MLP hidden activations */
+  float *scores;       /* (threads, mone_attention_scratch_floats) per-thread attention scratch */
+  float *router_probs; /* (N, E) token order */
+  float *gate;         /* (N) grouped rows: alpha g + 1 */
+  float *pooled;       /* (D) */
+  float *logits;       /* (K) */
+  float *probs;        /* (K) */
+  int *row_token;      /* (N) grouped row -> token index */
+  int *route_scratch;  /* (2N) for mone_route_tokens */
   uint8_t *expert_of_token; /* (N) token order */
 
   /* Per-frame schedule. */
   int group_begin[MONE_MAX_EXPERTS + 1]; /* grouped rows of expert j: [begin[j], begin[j+1]) */
-  RowTask *row_tasks;       /* (max_row_tasks) */
+  RowTask *row_tasks;                    /* (max_row_tasks) */
   int n_row_tasks, max_row_tasks;
   int n_patch_tasks;
   int post_block, pre_block; /* which block the running token-wise phase finishes / starts */
@@ -113,14 +113,13 @@ flops_for_counts (const MoneConfig *c, const int *counts)
   double token_width = 0;
   for (int j = 0; j < c->experts; j++)
     token_width += (double) counts[j] * expert_width (c, j);
-  double per_block = 2 * token_width * 3 * D  /* QKV: (n_j x d_j) x (d_j x 3D) */
-      + 2 * 2 * N * N * D                     /* scores and attention x V, full width */
-      + 2 * token_width * D                   /* proj: (n_j x D) x (D x d_j) */
-      + 2 * 2 * token_width * F;              /* fc1 and fc2 */
-  return 2 * N * P * D                        /* patch embedding */
-      + 2 * N * D * E                         /* router */
-      + c->depth * per_block
-      + 2 * D * K;                            /* head */
+  double per_block = 2 * token_width * 3 * D /* QKV: (n_j x d_j) x (d_j x 3D) */
+      + 2 * 2 * N * N * D                    /* scores and attention x V, full width */
+      + 2 * token_width * D                  /* proj: (n_j x D) x (D x d_j) */
+      + 2 * 2 * token_width * F;             /* fc1 and fc2 */
+  return 2 * N * P * D                       /* patch embedding */
+      + 2 * N * D * E                        /* router */
+      + c->depth * per_block + 2 * D * K;    /* head */
 }
 
 static void
@@ -192,7 +191,9 @@ mone_context_new (MoneModel *model, int n_threads, GError **error)
    * every processor otherwise (ViT-Ti/16: 30 ms -> 17 ms on two). An explicit count is honoured
    * (tests use more threads than cores to check results do not depend on them), capped at 256. */
   if (n_threads <= 0)
-    n_threads = mone_model_flops (model, 1.0) < MONE_AUTO_THREADS_MIN_FLOPS ? 1 : (int) g_get_num_processors ();
+    n_threads = mone_model_flops (model, 1.0) < MONE_AUTO_THREADS_MIN_FLOPS
+        ? 1
+        : (int) g_get_num_processors ();
   n_threads = CLAMP (n_threads, 1, 256);
 
   /* Our pool does the threading (see the top of this file). Process-global: set it only when it
@@ -218,8 +219,9 @@ mone_context_new (MoneModel *model, int n_threads, GError **error)
   ctx->qkv = workspace (N * 3 * D, &ok);
   ctx->attention = workspace (N * D, &ok);
   ctx->hidden = workspace (N * F, &ok);
-  ctx->scores = workspace (
-      (size_t) n_threads * mone_attention_scratch_floats ((int) N, (int) (D / c->heads)), &ok);
+  ctx->scores = workspace ((size_t) n_threads
+          * mone_attention_scratch_floats ((int) N, (int) (D / c->heads)),
+      &ok);
   ctx->router_probs = workspace (N * E, &ok);
   ctx->gate = workspace (N, &ok);
   ctx->pooled = workspace (D, &ok);
@@ -357,8 +359,8 @@ embed_task (void *data, int task, int thread)
     for (int d = 0; d < D; d++)
       row[d] = pos[d] + w->patch_embed_bias[d];
   }
-  tokens_times_weights (ctx, n, D, P, patches, P, &w->patch_embed_packed,
-      w->patch_embed_weight, NULL, true, embedded, D);
+  tokens_times_weights (ctx, n, D, P, patches, P, &w->patch_embed_packed, w->patch_embed_weight,
+      NULL, true, embedded, D);
 
   /* Router: p = softmax(W_r x + b_r), W_r (E, D). E is tiny: plain dot products in double. */
   for (int i = 0; i < n; i++) {
@@ -389,31 +391,30 @@ finish_block (MoneContext *ctx, const MoneBlockWeights *b, int d, int r0, int n)
 {
   const MoneConfig *c = &ctx->config;
   const int D = c->dim, F = c->mlp_dim;
-  float *x = ctx->x + (size_t) r0 * D;                 /* (n, D), leading d columns updated */
+  float *x = ctx->x + (size_t) r0 * D;                       /* (n, D), leading d columns updated */
   const float *attention = ctx->attention + (size_t) r0 * D; /* (n, D) */
-  float *normed = ctx->normed + (size_t) r0 * D;       /* (n, D), leading d columns used */
-  float *hidden = ctx->hidden + (size_t) r0 * F;       /* (n, F) */
-  const float *gate = ctx->gate + r0;                  /* (n) */
+  float *normed = ctx->normed + (size_t) r0 * D;             /* (n, D), leading d columns used */
+  float *hidden = ctx->hidden + (size_t) r0 * F;             /* (n, F) */
+  const float *gate = ctx->gate + r0;                        /* (n) */
 
   /* x[:, :d] += attention W_o[:d, :]^T + b_o[:d]; W_o (D, D), its leading d rows. */
-  tokens_times_weights (ctx, n, d, D, attention, D, &b->proj_packed, b->proj_weight,
-      b->proj_bias, true, x, D);
+  tokens_times_weights (ctx, n, d, D, attention, D, &b->proj_packed, b->proj_weight, b->proj_bias,
+      true, x, D);
 
   /* LN2 over all D channels; the expert reads only the leading d. */
   mone_layernorm_rows (n, D, d, x, D, b->norm2_weight, b->norm2_bias, c->ln_eps, normed, D);
 
   /* hidden = GELU(normed[:, :d] W_1[:, :d]^T + b_1) * gate; W_1 (F, D), its leading d columns.
    * The gate (alpha g + 1) is a per-row scale, so applying it to hidden scales fc2's output. */
-  tokens_times_weights (ctx, n, F, d, normed, D, &b->fc1_packed, b->fc1_weight, NULL,
-      false, hidden, F);
+  tokens_times_weights (ctx, n, F, d, normed, D, &b->fc1_packed, b->fc1_weight, NULL, false, hidden,
+      F);
   mone_bias_gelu_scale_rows (n, F, hidden, F, b->fc1_bias, gate);
 
   /* x[:, :d] += gate * b_2[:d] + hidden W_2[:d, :]^T; W_2 (D, F), its leading d rows. */
   for (int i = 0; i < n; i++)
     for (int k = 0; k < d; k++)
       x[(size_t) i * D + k] += gate[i] * b->fc2_bias[k];
-  tokens_times_weights (ctx, n, d, F, hidden, F, &b->fc2_packed, b->fc2_weight, NULL,
-      true, x, D);
+  tokens_times_weights (ctx, n, d, F, hidden, F, &b->fc2_packed, b->fc2_weight, NULL, true, x, D);
 }
 
 /* First half of block l for the task's rows: LN1 and the QKV projection (full 3D outputs, so
@@ -423,14 +424,14 @@ start_block (MoneContext *ctx, const MoneBlockWeights *b, int d, int r0, int n)
 {
   const MoneConfig *c = &ctx->config;
   const int D = c->dim;
-  const float *x = ctx->x + (size_t) r0 * D;      /* (n, D) */
-  float *normed = ctx->normed + (size_t) r0 * D;  /* (n, D), leading d columns written */
-  float *qkv = ctx->qkv + (size_t) r0 * 3 * D;    /* (n, 3D) */
+  const float *x = ctx->x + (size_t) r0 * D;     /* (n, D) */
+  float *normed = ctx->normed + (size_t) r0 * D; /* (n, D), leading d columns written */
+  float *qkv = ctx->qkv + (size_t) r0 * 3 * D;   /* (n, 3D) */
 
   mone_layernorm_rows (n, D, d, x, D, b->norm1_weight, b->norm1_bias, c->ln_eps, normed, D);
   /* qkv = b_qkv + normed[:, :d] W_qkv[:, :d]^T; W_qkv (3D, D), its leading d columns. */
-  tokens_times_weights (ctx, n, 3 * D, d, normed, D, &b->qkv_packed, b->qkv_weight,
-      b->qkv_bias, false, qkv, 3 * D);
+  tokens_times_weights (ctx, n, 3 * D, d, normed, D, &b->qkv_packed, b->qkv_weight, b->qkv_bias,
+      false, qkv, 3 * D);
 }
 
 static void
@@ -473,7 +474,7 @@ attention_task (void *data, int task, int thread)
   const float *k = ctx->qkv + D + head * head_dim;                   /* (N, head_dim), ld 3D */
   const float *v = ctx->qkv + 2 * D + head * head_dim;               /* (N, head_dim), ld 3D */
   float *scratch = ctx->scores + (size_t) thread * mone_attention_scratch_floats (N, head_dim);
-  float *out = ctx->attention + (size_t) q0 * D + head * head_dim;   /* (nq, head_dim), ld D */
+  float *out = ctx->attention + (size_t) q0 * D + head * head_dim; /* (nq, head_dim), ld D */
 
   mone_attention_block (nq, N, head_dim, q, k, v, 3 * D, out, D, scratch);
 }
@@ -529,8 +530,10 @@ mone_context_run (MoneContext *ctx, const float *input, double budget, MoneResul
     GError **error)
 {
   if (!ctx || !input || !result) {
-    g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
-        "mone_context_run: %s is NULL", !ctx ? "context" : !input ? "input" : "result");
+    g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT, "mone_context_run: %s is NULL",
+        !ctx         ? "context"
+            : !input ? "input"
+                     : "result");
     return FALSE;
   }
   const MoneConfig *c = &ctx->config;

@@ -70,8 +70,8 @@ block (const int R, const bool HALF, int k, const float *a, int lda, const float
       _mm256_maskstore_ps (out, mask_lo, v_lo);
     }
     if (!HALF) {
-      const __m256 v_hi =
-          finish (hi[r], bias ? bias + 8 : NULL, accumulate, out + 8, mask_hi, full);
+      const __m256 v_hi = finish (hi[r], bias ? bias + 8 : NULL, accumulate, out + 8, mask_hi,
+          full);
       if (full)
         _mm256_storeu_ps (out + 8, v_hi);
       else
@@ -86,15 +86,24 @@ block (const int R, const bool HALF, int k, const float *a, int lda, const float
   {                                                                                                \
     block (R, HALF, k, a, lda, b, cols, bias, accumulate, c, ldc);                                 \
   }
-#define DEFINE_BLOCKS(R) DEFINE_BLOCK (R, false, block_##R) DEFINE_BLOCK (R, true, block_##R##_half)
-DEFINE_BLOCKS (1) DEFINE_BLOCKS (2) DEFINE_BLOCKS (3) DEFINE_BLOCKS (4) DEFINE_BLOCKS (5)
+#define DEFINE_BLOCKS(R)                                                                           \
+  DEFINE_BLOCK (R, false, block_##R)                                                               \
+  DEFINE_BLOCK (R, true, block_##R##_half)
+DEFINE_BLOCKS (1)
+DEFINE_BLOCKS (2)
+DEFINE_BLOCKS (3)
+DEFINE_BLOCKS (4)
+DEFINE_BLOCKS (5)
 DEFINE_BLOCKS (6)
 /* [rows - 1][at most 8 outputs used] */
-#define BLOCK_ROW(R) { block_##R, block_##R##_half }
+#define BLOCK_ROW(R)                                                                               \
+  {                                                                                                \
+    block_##R, block_##R##_half                                                                    \
+  }
 static const BlockFunc blocks[ROWS][2] = { BLOCK_ROW (1), BLOCK_ROW (2), BLOCK_ROW (3),
   BLOCK_ROW (4), BLOCK_ROW (5), BLOCK_ROW (6) };
 
-_Static_assert (MONE_PANEL_WIDTH == 16, "two ymm per panel row");
+_Static_assert(MONE_PANEL_WIDTH == 16, "two ymm per panel row");
 
 void
 mone_gemm_avx2 (int rows, int n, int k, const float *a, int lda, const float *panels,

@@ -113,21 +113,51 @@ block (const int R, const int NP, const bool HALF, int k, const float *a, int ld
     block (R, NP, HALF, k, a, lda, b, panel_stride, cols, bias, accumulate, c, ldc);               \
   }
 #define DEFINE_BLOCKS(R)                                                                           \
-  DEFINE_BLOCK (R, 1, false, block_##R##_1) DEFINE_BLOCK (R, 2, false, block_##R##_2)              \
-  DEFINE_BLOCK (R, 1, true, block_##R##_half) DEFINE_BLOCK (R, 2, true, block_##R##_1_half)
-DEFINE_BLOCKS (1) DEFINE_BLOCKS (2) DEFINE_BLOCKS (3) DEFINE_BLOCKS (4) DEFINE_BLOCKS (5)
-DEFINE_BLOCKS (6) DEFINE_BLOCKS (7) DEFINE_BLOCKS (8) DEFINE_BLOCKS (9) DEFINE_BLOCKS (10)
-DEFINE_BLOCKS (11) DEFINE_BLOCKS (12) DEFINE_BLOCKS (13) DEFINE_BLOCKS (14)
+  DEFINE_BLOCK (R, 1, false, block_##R##_1)                                                        \
+  DEFINE_BLOCK (R, 2, false, block_##R##_2)                                                        \
+  DEFINE_BLOCK (R, 1, true, block_##R##_half)                                                      \
+  DEFINE_BLOCK (R, 2, true, block_##R##_1_half)
+DEFINE_BLOCKS (1)
+DEFINE_BLOCKS (2)
+DEFINE_BLOCKS (3)
+DEFINE_BLOCKS (4)
+DEFINE_BLOCKS (5)
+DEFINE_BLOCKS (6)
+DEFINE_BLOCKS (7)
+DEFINE_BLOCKS (8)
+DEFINE_BLOCKS (9)
+DEFINE_BLOCKS (10)
+DEFINE_BLOCKS (11)
+DEFINE_BLOCKS (12)
+DEFINE_BLOCKS (13)
+DEFINE_BLOCKS (14)
 
-#define BLOCK_ROW(R) { { block_##R##_1, block_##R##_2 }, { block_##R##_half, block_##R##_1_half } }
+#define BLOCK_ROW(R)                                                                               \
+  {                                                                                                \
+    { block_##R##_1, block_##R##_2 },                                                              \
+    {                                                                                              \
+      block_##R##_half, block_##R##_1_half                                                         \
+    }                                                                                              \
+  }
 /* [rows - 1][last panel half used][panels - 1] */
 static const BlockFunc blocks[ROWS][2][PANELS] = {
-  BLOCK_ROW (1), BLOCK_ROW (2), BLOCK_ROW (3), BLOCK_ROW (4), BLOCK_ROW (5), BLOCK_ROW (6),
-  BLOCK_ROW (7), BLOCK_ROW (8), BLOCK_ROW (9), BLOCK_ROW (10), BLOCK_ROW (11), BLOCK_ROW (12),
-  BLOCK_ROW (13), BLOCK_ROW (14),
+  BLOCK_ROW (1),
+  BLOCK_ROW (2),
+  BLOCK_ROW (3),
+  BLOCK_ROW (4),
+  BLOCK_ROW (5),
+  BLOCK_ROW (6),
+  BLOCK_ROW (7),
+  BLOCK_ROW (8),
+  BLOCK_ROW (9),
+  BLOCK_ROW (10),
+  BLOCK_ROW (11),
+  BLOCK_ROW (12),
+  BLOCK_ROW (13),
+  BLOCK_ROW (14),
 };
 
-_Static_assert (MONE_PANEL_WIDTH == 16, "one zmm per panel row");
+_Static_assert(MONE_PANEL_WIDTH == 16, "one zmm per panel row");
 
 void
 mone_gemm_avx512 (int rows, int n, int k, const float *a, int lda, const float *panels,

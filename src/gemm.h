@@ -36,7 +36,6 @@
 #define UNROLL_FULLY _Pragma ("GCC unroll 16")
 #endif
 
-
 typedef struct {
   const float *panels; /* (ceil(outputs / MONE_PANEL_WIDTH), inputs, MONE_PANEL_WIDTH) */
   int outputs, inputs; /* the (out, in) shape of the original matrix */

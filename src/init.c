@@ -114,8 +114,8 @@ mone_config_from_name (const char *name, MoneConfig *c, GError **error)
     c->classes = 10;
   } else {
     g_autofree char *known = g_strjoinv (", ", (char **) config_names);
-    g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
-        "unknown config '%s' (known: %s)", name ? name : "(null)", known);
+    g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT, "unknown config '%s' (known: %s)",
+        name ? name : "(null)", known);
     return FALSE;
   }
   return TRUE;
@@ -176,8 +176,8 @@ mone_config_apply_override (MoneConfig *c, const char *key_value, guint64 *seed,
 {
   const char *eq = strchr (key_value, '=');
   if (!eq || eq == key_value) {
-    g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
-        "'%s': expected key=value", key_value);
+    g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT, "'%s': expected key=value",
+        key_value);
     return FALSE;
   }
   g_autofree char *key = g_strndup (key_value, eq - key_value);
@@ -226,7 +226,8 @@ mone_config_apply_override (MoneConfig *c, const char *key_value, guint64 *seed,
   }
   g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
       "unknown key '%s' (known: height width channels frames tubelet patch dim depth heads mlp_dim "
-      "experts classes delta beta ln_eps mean std%s)", key, seed ? " seed" : "");
+      "experts classes delta beta ln_eps mean std%s)",
+      key, seed ? " seed" : "");
   return FALSE;
 }
 

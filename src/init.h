@@ -27,11 +27,11 @@ gboolean mone_config_apply_override (MoneConfig *config, const char *key_value, 
 
 /* All parameters of one model, in mone_tensor_specs order, in a single allocation. */
 typedef struct {
-  MoneConfig config;      /* finalized */
+  MoneConfig config; /* finalized */
   int n_tensors;
-  MoneTensorSpec *specs;  /* (n_tensors) */
-  float **tensors;        /* (n_tensors) pointers into storage, spec order */
-  float *storage;         /* (n_params) every parameter, contiguous, spec order */
+  MoneTensorSpec *specs; /* (n_tensors) */
+  float **tensors;       /* (n_tensors) pointers into storage, spec order */
+  float *storage;        /* (n_params) every parameter, contiguous, spec order */
   size_t n_params;
 } MoneParameters;
 

@@ -17,8 +17,7 @@ typedef struct {
   MoneJsonError *error;
 } Parser;
 
-static gboolean G_GNUC_PRINTF (3, 4)
-fail (Parser *p, size_t offset, const char *format, ...)
+static gboolean G_GNUC_PRINTF (3, 4) fail (Parser *p, size_t offset, const char *format, ...)
 {
   if (p->error) {
     va_list args;
@@ -48,7 +47,8 @@ static gboolean
 unexpected (Parser *p, const char *expected)
 {
   char buf[16];
-  return fail (p, p->pos, "expected %s, found %s", expected, describe_byte (p, p->pos, buf, sizeof buf));
+  return fail (p, p->pos, "expected %s, found %s", expected,
+      describe_byte (p, p->pos, buf, sizeof buf));
 }
 
 static void
@@ -82,23 +82,23 @@ mone_json_free (MoneJson *v)
   if (v == NULL)
     return;
   switch (v->type) {
-  case MONE_JSON_STRING:
-    g_free (v->u.string.bytes);
-    break;
-  case MONE_JSON_ARRAY:
-    for (size_t i = 0; i < v->u.array.len; i++)
-      mone_json_free (v->u.array.items[i]);
-    g_free (v->u.array.items);
-    break;
-  case MONE_JSON_OBJECT:
-    for (size_t i = 0; i < v->u.object.len; i++) {
-      g_free (v->u.object.members[i].key);
-      mone_json_free (v->u.object.members[i].value);
-    }
-    g_free (v->u.object.members);
-    break;
-  default:
-    break;
+    case MONE_JSON_STRING:
+      g_free (v->u.string.bytes);
+      break;
+    case MONE_JSON_ARRAY:
+      for (size_t i = 0; i < v->u.array.len; i++)
+        mone_json_free (v->u.array.items[i]);
+      g_free (v->u.array.items);
+      break;
+    case MONE_JSON_OBJECT:
+      for (size_t i = 0; i < v->u.object.len; i++) {
+        g_free (v->u.object.members[i].key);
+        mone_json_free (v->u.object.members[i].value);
+      }
+      g_free (v->u.object.members);
+      break;
+    default:
+      break;
   }
   g_free (v);
 }
@@ -214,47 +214,64 @@ parse_string_literal (Parser *p, char **bytes, size_t *len)
       }
       unsigned char e = p->text[p->pos++];
       switch (e) {
-      case '"': g_string_append_c (out, '"'); break;
-      case '\\': g_string_append_c (out, '\\'); break;
-      case '/': g_string_append_c (out, '/'); break;
-      case 'b': g_string_append_c (out, '\b'); break;
-      case 'f': g_string_append_c (out, '\f'); break;
-      case 'n': g_string_append_c (out, '\n'); break;
-      case 'r': g_string_append_c (out, '\r'); break;
-      case 't': g_string_append_c (out, '\t'); break;
-      case 'u': {
-        uint32_t cp = 0;
-        if (!parse_hex4 (p, &cp))
-          goto error;
-        if (cp >= 0xdc00 && cp <= 0xdfff) {
-          fail (p, escape_at, "unpaired low surrogate \\u%04X", (unsigned) cp);
-          goto error;
-        }
-        if (cp >= 0xd800 && cp <= 0xdbff) {
-          /* A high surrogate must be followed by an escaped low surrogate. */
-          if (p->len - p->pos < 2 || p->text[p->pos] != '\\' || p->text[p->pos + 1] != 'u') {
-            fail (p, escape_at, "unpaired high surrogate \\u%04X", (unsigned) cp);
+        case '"':
+          g_string_append_c (out, '"');
+          break;
+        case '\\':
+          g_string_append_c (out, '\\');
+          break;
+        case '/':
+          g_string_append_c (out, '/');
+          break;
+        case 'b':
+          g_string_append_c (out, '\b');
+          break;
+        case 'f':
+          g_string_append_c (out, '\f');
+          break;
+        case 'n':
+          g_string_append_c (out, '\n');
+          break;
+        case 'r':
+          g_string_append_c (out, '\r');
+          break;
+        case 't':
+          g_string_append_c (out, '\t');
+          break;
+        case 'u': {
+          uint32_t cp = 0;
+          if (!parse_hex4 (p, &cp))
+            goto error;
+          if (cp >= 0xdc00 && cp <= 0xdfff) {
+            fail (p, escape_at, "unpaired low surrogate \\u%04X", (unsigned) cp);
             goto error;
           }
-          p->pos += 2;
-          uint32_t low = 0;
-          if (!parse_hex4 (p, &low))
-            goto error;
-          if (low < 0xdc00 || low > 0xdfff) {
-            fail (p, escape_at, "high surrogate \\u%04X followed by \\u%04X, not a low surrogate",
-                (unsigned) cp, (unsigned) low);
-            goto error;
+          if (cp >= 0xd800 && cp <= 0xdbff) {
+            /* A high surrogate must be followed by an escaped low surrogate. */
+            if (p->len - p->pos < 2 || p->text[p->pos] != '\\' || p->text[p->pos + 1] != 'u') {
+              fail (p, escape_at, "unpaired high surrogate \\u%04X", (unsigned) cp);
+              goto error;
+            }
+            p->pos += 2;
+            uint32_t low = 0;
+            if (!parse_hex4 (p, &low))
+              goto error;
+            if (low < 0xdc00 || low > 0xdfff) {
+              fail (p, escape_at, "high surrogate \\u%04X followed by \\u%04X, not a low surrogate",
+                  (unsigned) cp, (unsigned) low);
+              goto error;
+            }
+            cp = 0x10000 + ((cp - 0xd800) << 10) + (low - 0xdc00);
           }
-          cp = 0x10000 + ((cp - 0xd800) << 10) + (low - 0xdc00);
+          append_utf8 (out, cp);
+          break;
         }
-        append_utf8 (out, cp);
-        break;
-      }
-      default: {
-        char buf[16];
-        fail (p, escape_at, "invalid escape sequence \\%s", describe_byte (p, p->pos - 1, buf, sizeof buf));
-        goto error;
-      }
+        default: {
+          char buf[16];
+          fail (p, escape_at, "invalid escape sequence \\%s",
+              describe_byte (p, p->pos - 1, buf, sizeof buf));
+          goto error;
+        }
       }
       continue;
     }
@@ -504,36 +521,36 @@ parse_value (Parser *p)
     return NULL;
   }
   switch (p->text[p->pos]) {
-  case '{':
-    return parse_object (p);
-  case '[':
-    return parse_array (p);
-  case '"': {
-    size_t start = p->pos;
-    char *bytes;
-    size_t len;
-    if (!parse_string_literal (p, &bytes, &len))
-      return NULL;
-    MoneJson *v = new_value (p, MONE_JSON_STRING, start);
-    if (v == NULL) {
-      g_free (bytes);
-      return NULL;
+    case '{':
+      return parse_object (p);
+    case '[':
+      return parse_array (p);
+    case '"': {
+      size_t start = p->pos;
+      char *bytes;
+      size_t len;
+      if (!parse_string_literal (p, &bytes, &len))
+        return NULL;
+      MoneJson *v = new_value (p, MONE_JSON_STRING, start);
+      if (v == NULL) {
+        g_free (bytes);
+        return NULL;
+      }
+      v->u.string.bytes = bytes;
+      v->u.string.len = len;
+      return v;
     }
-    v->u.string.bytes = bytes;
-    v->u.string.len = len;
-    return v;
-  }
-  case 't':
-    return parse_literal (p, "true", MONE_JSON_TRUE);
-  case 'f':
-    return parse_literal (p, "false", MONE_JSON_FALSE);
-  case 'n':
-    return parse_literal (p, "null", MONE_JSON_NULL);
-  default:
-    if (p->text[p->pos] == '-' || (p->text[p->pos] >= '0' && p->text[p->pos] <= '9'))
-      return parse_number (p);
-    unexpected (p, "a JSON value");
-    return NULL;
+    case 't':
+      return parse_literal (p, "true", MONE_JSON_TRUE);
+    case 'f':
+      return parse_literal (p, "false", MONE_JSON_FALSE);
+    case 'n':
+      return parse_literal (p, "null", MONE_JSON_NULL);
+    default:
+      if (p->text[p->pos] == '-' || (p->text[p->pos] >= '0' && p->text[p->pos] <= '9'))
+        return parse_number (p);
+      unexpected (p, "a JSON value");
+      return NULL;
   }
 }
 
@@ -555,7 +572,8 @@ mone_json_parse (const char *text, size_t len, const MoneJsonLimits *limits, Mon
   skip_whitespace (&p);
   if (p.pos != p.len) {
     char buf[16];
-    fail (&p, p.pos, "trailing %s after the JSON value", describe_byte (&p, p.pos, buf, sizeof buf));
+    fail (&p, p.pos, "trailing %s after the JSON value",
+        describe_byte (&p, p.pos, buf, sizeof buf));
     mone_json_free (v);
     return NULL;
   }
@@ -580,13 +598,19 @@ const char *
 mone_json_type_name (MoneJsonType type)
 {
   switch (type) {
-  case MONE_JSON_NULL: return "null";
-  case MONE_JSON_FALSE:
-  case MONE_JSON_TRUE: return "boolean";
-  case MONE_JSON_NUMBER: return "number";
-  case MONE_JSON_STRING: return "string";
-  case MONE_JSON_ARRAY: return "array";
-  case MONE_JSON_OBJECT: return "object";
+    case MONE_JSON_NULL:
+      return "null";
+    case MONE_JSON_FALSE:
+    case MONE_JSON_TRUE:
+      return "boolean";
+    case MONE_JSON_NUMBER:
+      return "number";
+    case MONE_JSON_STRING:
+      return "string";
+    case MONE_JSON_ARRAY:
+      return "array";
+    case MONE_JSON_OBJECT:
+      return "object";
   }
   return "?";
 }
@@ -598,16 +622,26 @@ mone_json_append_string (GString *out, const char *text, size_t len)
   for (size_t i = 0; i < len; i++) {
     unsigned char c = (unsigned char) text[i];
     switch (c) {
-    case '"': g_string_append (out, "\\\""); break;
-    case '\\': g_string_append (out, "\\\\"); break;
-    case '\n': g_string_append (out, "\\n"); break;
-    case '\r': g_string_append (out, "\\r"); break;
-    case '\t': g_string_append (out, "\\t"); break;
-    default:
-      if (c < 0x20)
-        g_string_append_printf (out, "\\u%04x", c);
-      else
-        g_string_append_c (out, (char) c);
+      case '"':
+        g_string_append (out, "\\\"");
+        break;
+      case '\\':
+        g_string_append (out, "\\\\");
+        break;
+      case '\n':
+        g_string_append (out, "\\n");
+        break;
+      case '\r':
+        g_string_append (out, "\\r");
+        break;
+      case '\t':
+        g_string_append (out, "\\t");
+        break;
+      default:
+        if (c < 0x20)
+          g_string_append_printf (out, "\\u%04x", c);
+        else
+          g_string_append_c (out, (char) c);
     }
   }
   g_string_append_c (out, '"');

@@ -28,19 +28,19 @@ typedef enum {
 typedef struct MoneJson MoneJson;
 
 typedef struct {
-  char *key;        /* decoded UTF-8, NUL-terminated (may also contain NUL from \u0000) */
-  size_t key_len;   /* bytes, without the terminating NUL */
+  char *key;         /* decoded UTF-8, NUL-terminated (may also contain NUL from \u0000) */
+  size_t key_len;    /* bytes, without the terminating NUL */
   size_t key_offset; /* byte offset of the key's opening quote in the parsed text */
   MoneJson *value;
 } MoneJsonMember;
 
 struct MoneJson {
   MoneJsonType type;
-  size_t offset;    /* byte offset of the value's first character in the parsed text */
+  size_t offset; /* byte offset of the value's first character in the parsed text */
   union {
     struct {
-      char *bytes;  /* decoded UTF-8, NUL-terminated */
-      size_t len;   /* bytes, without the terminating NUL */
+      char *bytes; /* decoded UTF-8, NUL-terminated */
+      size_t len;  /* bytes, without the terminating NUL */
     } string;
     struct {
       gboolean is_integer; /* written without fraction or exponent */
@@ -60,13 +60,13 @@ struct MoneJson {
 };
 
 typedef struct {
-  int max_depth;      /* nesting of arrays/objects; the top-level value is depth 1 */
-  size_t max_values;  /* total values, to bound memory on hostile input */
+  int max_depth;     /* nesting of arrays/objects; the top-level value is depth 1 */
+  size_t max_values; /* total values, to bound memory on hostile input */
 } MoneJsonLimits;
 
 typedef struct {
-  size_t offset;      /* byte offset in the parsed text where the problem was found */
-  char message[160];  /* the cause, without the offset */
+  size_t offset;     /* byte offset in the parsed text where the problem was found */
+  char message[160]; /* the cause, without the offset */
 } MoneJsonError;
 
 /* Parses text[0..len). Returns NULL and fills *error on failure. limits may be NULL (depth 64,

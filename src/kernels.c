@@ -105,8 +105,8 @@ mone_attention_block_sgemm (const MoneKernels *kernels, int n_queries, int n_key
     const float *q, const float *k, const float *v, int ld_qkv, float *out, int ld_out,
     float *scratch)
 {
-  float *scores = scratch;                                            /* (32, n_keys) */
-  float *inverse_sums = scores + (size_t) ATTENTION_STRIP * n_keys;   /* (32) */
+  float *scores = scratch;                                          /* (32, n_keys) */
+  float *inverse_sums = scores + (size_t) ATTENTION_STRIP * n_keys; /* (32) */
   const float scale = 1.0f / sqrtf ((float) head_dim);
   for (int i0 = 0; i0 < n_queries; i0 += ATTENTION_STRIP) {
     const int nq = MIN (ATTENTION_STRIP, n_queries - i0);

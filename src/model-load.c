@@ -140,8 +140,8 @@ parse_labels (const MoneSafetensors *st, int classes, GError **error)
   MoneJson *array = mone_json_parse (s, strlen (s), &limits, &json_error);
   char **labels = NULL;
   if (array == NULL) {
-    MODEL_ERROR ("metadata 'mone.labels' is not a JSON array of %d strings: %s at byte %zu", classes,
-        json_error.message, json_error.offset);
+    MODEL_ERROR ("metadata 'mone.labels' is not a JSON array of %d strings: %s at byte %zu",
+        classes, json_error.message, json_error.offset);
     return NULL;
   }
   if (array->type != MONE_JSON_ARRAY) {
@@ -150,8 +150,8 @@ parse_labels (const MoneSafetensors *st, int classes, GError **error)
     goto out;
   }
   if (array->u.array.len != (size_t) classes) {
-    MODEL_ERROR ("metadata 'mone.labels' has %zu labels, expected %d (mone.classes)", array->u.array.len,
-        classes);
+    MODEL_ERROR ("metadata 'mone.labels' has %zu labels, expected %d (mone.classes)",
+        array->u.array.len, classes);
     goto out;
   }
   for (int k = 0; k < classes; k++) {
@@ -197,10 +197,18 @@ parse_config (const MoneSafetensors *st, MoneConfig *c, GError **error)
     const char *key;
     int *field;
   } ints[] = {
-    { "mone.height", &c->height }, { "mone.width", &c->width }, { "mone.channels", &c->channels },
-    { "mone.frames", &c->frames }, { "mone.patch", &c->patch }, { "mone.tubelet", &c->tubelet },
-    { "mone.dim", &c->dim }, { "mone.depth", &c->depth }, { "mone.heads", &c->heads },
-    { "mone.mlp_dim", &c->mlp_dim }, { "mone.experts", &c->experts }, { "mone.classes", &c->classes },
+    { "mone.height", &c->height },
+    { "mone.width", &c->width },
+    { "mone.channels", &c->channels },
+    { "mone.frames", &c->frames },
+    { "mone.patch", &c->patch },
+    { "mone.tubelet", &c->tubelet },
+    { "mone.dim", &c->dim },
+    { "mone.depth", &c->depth },
+    { "mone.heads", &c->heads },
+    { "mone.mlp_dim", &c->mlp_dim },
+    { "mone.experts", &c->experts },
+    { "mone.classes", &c->classes },
   };
   for (size_t i = 0; i < G_N_ELEMENTS (ints); i++)
     if (!parse_metadata_int (st, ints[i].key, ints[i].field, error))
@@ -308,9 +316,15 @@ bind_tensors (MoneModel *m, const MoneSafetensors *st, GError **error)
       continue;
     }
     switch (t->dtype) {
-    case MONE_DTYPE_F32: mone_f32le_to_f32 (t->data, next, n); break;
-    case MONE_DTYPE_F16: mone_f16_to_f32 (t->data, next, n); break;
-    case MONE_DTYPE_BF16: mone_bf16_to_f32 (t->data, next, n); break;
+      case MONE_DTYPE_F32:
+        mone_f32le_to_f32 (t->data, next, n);
+        break;
+      case MONE_DTYPE_F16:
+        mone_f16_to_f32 (t->data, next, n);
+        break;
+      case MONE_DTYPE_BF16:
+        mone_bf16_to_f32 (t->data, next, n);
+        break;
     }
     pointers[s] = next;
     next += n;
@@ -321,8 +335,8 @@ bind_tensors (MoneModel *m, const MoneSafetensors *st, GError **error)
     const float *v = pointers[s];
     for (int64_t i = 0; i < specs[s].numel; i++)
       if (!isfinite (v[i])) {
-        MODEL_ERROR ("tensor '%s': element %" G_GINT64_FORMAT " is %s, weights must be finite", specs[s].name,
-            i, isnan (v[i]) ? "NaN" : "infinite");
+        MODEL_ERROR ("tensor '%s': element %" G_GINT64_FORMAT " is %s, weights must be finite",
+            specs[s].name, i, isnan (v[i]) ? "NaN" : "infinite");
         goto out;
       }
   }
@@ -345,8 +359,7 @@ load_from_bytes (MoneModel *m, const uint8_t *bytes, size_t size, GError **error
     return FALSE;
   gboolean ok = parse_config (&st, &m->config, error)
       && (m->labels = parse_labels (&st, m->config.classes, error)) != NULL
-      && bind_tensors (m, &st, error)
-      && mone_model_pack_weights (m, error);
+      && bind_tensors (m, &st, error) && mone_model_pack_weights (m, error);
   mone_safetensors_clear (&st);
   return ok;
 }
@@ -368,11 +381,13 @@ mone_model_load_file (const char *path, GError **error)
   GStatBuf st;
   if (g_stat (path, &st) != 0) {
     int saved_errno = errno;
-    g_set_error (error, MONE_ERROR, MONE_ERROR_IO, "%s: cannot open model: %s", path, g_strerror (saved_errno));
+    g_set_error (error, MONE_ERROR, MONE_ERROR_IO, "%s: cannot open model: %s", path,
+        g_strerror (saved_errno));
     return NULL;
   }
   if (!S_ISREG (st.st_mode)) {
-    g_set_error (error, MONE_ERROR, MONE_ERROR_IO, "%s: cannot open model: not a regular file", path);
+    g_set_error (error, MONE_ERROR, MONE_ERROR_IO, "%s: cannot open model: not a regular file",
+        path);
     return NULL;
   }
   /* Read into memory rather than mapped: a mapped file that is truncated or rewritten in place
@@ -381,7 +396,8 @@ mone_model_load_file (const char *path, GError **error)
   MoneModel *m = model_new_empty ();
   gsize size = 0;
   if (!g_file_get_contents (path, (char **) &m->owned_bytes, &size, &local)) {
-    g_set_error (error, MONE_ERROR, MONE_ERROR_IO, "%s: cannot read model: %s", path, local->message);
+    g_set_error (error, MONE_ERROR, MONE_ERROR_IO, "%s: cannot read model: %s", path,
+        local->message);
     g_error_free (local);
     goto error;
   }
@@ -405,7 +421,8 @@ mone_model_load_memory (const void *data, size_t size, GError **error)
     /* g_malloc memory is aligned for any type, so F32 tensors of a well-made file stay in place. */
     m->owned_bytes = g_try_malloc (size);
     if (m->owned_bytes == NULL) {
-      g_set_error (error, MONE_ERROR, MONE_ERROR_IO, "<memory>: out of memory copying %zu bytes", size);
+      g_set_error (error, MONE_ERROR, MONE_ERROR_IO, "<memory>: out of memory copying %zu bytes",
+          size);
       goto error;
     }
     memcpy (m->owned_bytes, data, size);

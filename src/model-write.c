@@ -89,15 +89,15 @@ mone_model_write_dtype (const char *path, const MoneConfig *config, const char *
   MoneConfig c = *config;
   GError *local = NULL;
   if (!mone_config_finalize (&c, &local)) {
-    g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT, "%s: not writing an invalid model: %s",
-        path, local->message);
+    g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
+        "%s: not writing an invalid model: %s", path, local->message);
     g_error_free (local);
     return FALSE;
   }
   for (int k = 0; labels && k < c.classes; k++)
     if (labels[k] && !g_utf8_validate (labels[k], -1, NULL)) {
-      g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT, "%s: label %d is not valid UTF-8",
-          path, k);
+      g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
+          "%s: label %d is not valid UTF-8", path, k);
       return FALSE;
     }
   int n_specs = 0;
@@ -111,8 +111,8 @@ mone_model_write_dtype (const char *path, const MoneConfig *config, const char *
   }
   char **keys, **values;
   mone_model_metadata (&c, labels, &keys, &values);
-  gboolean ok = mone_safetensors_write (path, (const char *const *) keys, (const char *const *) values,
-      (int) g_strv_length (keys), out, n_specs, dtype, error);
+  gboolean ok = mone_safetensors_write (path, (const char *const *) keys,
+      (const char *const *) values, (int) g_strv_length (keys), out, n_specs, dtype, error);
   g_strfreev (keys);
   g_strfreev (values);
   g_free (out);

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-G_DEFINE_QUARK (mone-error-quark, mone_error)
+G_DEFINE_QUARK (mone - error - quark, mone_error)
 
 gboolean
 mone_config_finalize (MoneConfig *c, GError **error)
@@ -21,31 +21,36 @@ mone_config_finalize (MoneConfig *c, GError **error)
    * needed: counts below are bounded individually and products are computed in int64). */
   REQUIRE (c->height > 0 && c->height <= 8192, "mone.height %d out of range 1..8192", c->height);
   REQUIRE (c->width > 0 && c->width <= 8192, "mone.width %d out of range 1..8192", c->width);
-  REQUIRE (c->channels >= 1 && c->channels <= MONE_MAX_CHANNELS, "mone.channels %d out of range 1..%d",
-      c->channels, MONE_MAX_CHANNELS);
+  REQUIRE (c->channels >= 1 && c->channels <= MONE_MAX_CHANNELS,
+      "mone.channels %d out of range 1..%d", c->channels, MONE_MAX_CHANNELS);
   REQUIRE (c->frames >= 1 && c->frames <= 256, "mone.frames %d out of range 1..256", c->frames);
   REQUIRE (c->patch >= 1 && c->patch <= 256, "mone.patch %d out of range 1..256", c->patch);
-  REQUIRE (c->tubelet >= 1 && c->tubelet <= c->frames, "mone.tubelet %d out of range 1..mone.frames (%d)",
-      c->tubelet, c->frames);
-  REQUIRE (c->height % c->patch == 0, "mone.height %d is not a multiple of mone.patch %d", c->height,
-      c->patch);
+  REQUIRE (c->tubelet >= 1 && c->tubelet <= c->frames,
+      "mone.tubelet %d out of range 1..mone.frames (%d)", c->tubelet, c->frames);
+  REQUIRE (c->height % c->patch == 0, "mone.height %d is not a multiple of mone.patch %d",
+      c->height, c->patch);
   REQUIRE (c->width % c->patch == 0, "mone.width %d is not a multiple of mone.patch %d", c->width,
       c->patch);
-  REQUIRE (c->frames % c->tubelet == 0, "mone.frames %d is not a multiple of mone.tubelet %d", c->frames,
-      c->tubelet);
+  REQUIRE (c->frames % c->tubelet == 0, "mone.frames %d is not a multiple of mone.tubelet %d",
+      c->frames, c->tubelet);
   REQUIRE (c->experts >= 1 && c->experts <= MONE_MAX_EXPERTS, "mone.experts %d out of range 1..%d",
       c->experts, MONE_MAX_EXPERTS);
   REQUIRE (c->dim >= 1 && c->dim <= 16384, "mone.dim %d out of range 1..16384", c->dim);
   REQUIRE (c->heads >= 1 && c->heads <= c->dim, "mone.heads %d out of range 1..mone.dim", c->heads);
-  REQUIRE (c->dim % c->heads == 0, "mone.dim %d is not divisible by mone.heads %d", c->dim, c->heads);
+  REQUIRE (c->dim % c->heads == 0, "mone.dim %d is not divisible by mone.heads %d", c->dim,
+      c->heads);
   REQUIRE (c->dim % (1 << (c->experts - 1)) == 0,
       "mone.dim %d is not divisible by 2^(mone.experts-1) = %d", c->dim, 1 << (c->experts - 1));
   REQUIRE (c->depth >= 1 && c->depth <= 1024, "mone.depth %d out of range 1..1024", c->depth);
-  REQUIRE (c->mlp_dim >= 1 && c->mlp_dim <= 65536, "mone.mlp_dim %d out of range 1..65536", c->mlp_dim);
-  REQUIRE (c->classes >= 1 && c->classes <= 100000, "mone.classes %d out of range 1..100000", c->classes);
+  REQUIRE (c->mlp_dim >= 1 && c->mlp_dim <= 65536, "mone.mlp_dim %d out of range 1..65536",
+      c->mlp_dim);
+  REQUIRE (c->classes >= 1 && c->classes <= 100000, "mone.classes %d out of range 1..100000",
+      c->classes);
   REQUIRE (c->beta > 0 && c->beta < 1e6f, "mone.beta %g out of range (0, 1e6)", (double) c->beta);
-  REQUIRE (c->delta > 0 && c->delta < 1e3f, "mone.delta %g out of range (0, 1000)", (double) c->delta);
-  REQUIRE (c->ln_eps > 0 && c->ln_eps < 1.0f, "mone.ln_eps %g out of range (0, 1)", (double) c->ln_eps);
+  REQUIRE (c->delta > 0 && c->delta < 1e3f, "mone.delta %g out of range (0, 1000)",
+      (double) c->delta);
+  REQUIRE (c->ln_eps > 0 && c->ln_eps < 1.0f, "mone.ln_eps %g out of range (0, 1)",
+      (double) c->ln_eps);
   /* Pixels are in [0, 1]; these bounds keep (pixel - mean) / std far from float overflow. */
   for (int ch = 0; ch < c->channels; ch++) {
     REQUIRE (c->mean[ch] >= -MONE_MAX_PIXEL_MEAN && c->mean[ch] <= MONE_MAX_PIXEL_MEAN,
@@ -59,7 +64,8 @@ mone_config_finalize (MoneConfig *c, GError **error)
   c->grid_width = c->width / c->patch;
   c->grid_height = c->height / c->patch;
   int64_t tokens = (int64_t) (c->frames / c->tubelet) * c->grid_width * c->grid_height;
-  REQUIRE (tokens <= 65536, "model has %lld tokens, more than the supported 65536", (long long) tokens);
+  REQUIRE (tokens <= 65536, "model has %lld tokens, more than the supported 65536",
+      (long long) tokens);
   c->tokens = (int) tokens;
   return TRUE;
 #undef REQUIRE
@@ -199,7 +205,7 @@ pack_into (MonePackedMatrix *packed, const float *source, int outputs, int input
 {
   float **next = data;
   mone_pack_weights (outputs, inputs, source, inputs, *next);
-  *packed = (MonePackedMatrix) { *next, outputs, inputs };
+  *packed = (MonePackedMatrix){ *next, outputs, inputs };
   /* Packed sizes are multiples of MONE_PANEL_WIDTH floats: every matrix starts 64-byte aligned. */
   *next += mone_packed_size (outputs, inputs);
 }

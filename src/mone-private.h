@@ -27,16 +27,17 @@ typedef struct {
 } MoneBlockWeights;
 
 typedef struct {
-  const float *patch_embed_weight; /* (D, C*t*p*p) flattened in (channel, time, row, column) order */
-  const float *patch_embed_bias;   /* (D) */
-  const float *pos_embed;          /* (N, D) */
-  const float *router_weight;      /* (E, D) */
-  const float *router_bias;        /* (E) */
-  const float *alpha;              /* (1) */
-  MoneBlockWeights *blocks;        /* (L) */
+  const float
+      *patch_embed_weight;       /* (D, C*t*p*p) flattened in (channel, time, row, column) order */
+  const float *patch_embed_bias; /* (D) */
+  const float *pos_embed;        /* (N, D) */
+  const float *router_weight;    /* (E, D) */
+  const float *router_bias;      /* (E) */
+  const float *alpha;            /* (1) */
+  MoneBlockWeights *blocks;      /* (L) */
   const float *norm_weight, *norm_bias; /* (D) */
-  const float *head_weight;        /* (K, D) */
-  const float *head_bias;          /* (K) */
+  const float *head_weight;             /* (K, D) */
+  const float *head_bias;               /* (K) */
   MonePackedMatrix patch_embed_packed;
 } MoneWeights;
 

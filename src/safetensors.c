@@ -17,8 +17,23 @@
 /* Every dtype name the safetensors format defines; only the float ones we can compute with are
  * accepted, the others get a precise "unsupported" message rather than "unknown". */
 static const char *const known_unsupported_dtypes[] = {
-  "BOOL", "U8", "I8", "I16", "U16", "I32", "U32", "I64", "U64", "F64", "C64",
-  "F8_E5M2", "F8_E4M3", "F8_E8M0", "F6_E2M3", "F6_E3M2", "F4",
+  "BOOL",
+  "U8",
+  "I8",
+  "I16",
+  "U16",
+  "I32",
+  "U32",
+  "I64",
+  "U64",
+  "F64",
+  "C64",
+  "F8_E5M2",
+  "F8_E4M3",
+  "F8_E8M0",
+  "F6_E2M3",
+  "F6_E3M2",
+  "F4",
 };
 
 size_t
@@ -31,9 +46,12 @@ const char *
 mone_dtype_name (MoneDtype dtype)
 {
   switch (dtype) {
-  case MONE_DTYPE_F32: return "F32";
-  case MONE_DTYPE_F16: return "F16";
-  case MONE_DTYPE_BF16: return "BF16";
+    case MONE_DTYPE_F32:
+      return "F32";
+    case MONE_DTYPE_F16:
+      return "F16";
+    case MONE_DTYPE_BF16:
+      return "BF16";
   }
   return "?";
 }
@@ -60,7 +78,7 @@ f16_to_f32 (uint16_t h)
 {
   uint32_t sign = (uint32_t) (h & 0x8000) << 16;
   uint32_t magnitude = h & 0x7fff; /* exponent and mantissa */
-  if (magnitude >= 0x7c00) /* infinity or NaN (payload kept) */
+  if (magnitude >= 0x7c00)         /* infinity or NaN (payload kept) */
     return f32_from_bits (sign | 0x7f800000u | ((magnitude & 0x3ff) << 13));
   if (magnitude >= 0x0400) /* normal: rebias the exponent by 127 - 15 */
     return f32_from_bits (sign | ((magnitude << 13) + ((127 - 15) << 23)));
@@ -147,8 +165,8 @@ mone_f32le_to_f32 (const uint8_t *src, float *dst, size_t n)
 #else
   for (size_t i = 0; i < n; i++) {
     const uint8_t *p = src + 4 * i;
-    dst[i] = f32_from_bits ((uint32_t) p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16
-        | (uint32_t) p[3] << 24);
+    dst[i] = f32_from_bits (
+        (uint32_t) p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16 | (uint32_t) p[3] << 24);
   }
 #endif
 }
@@ -220,7 +238,8 @@ parse_metadata (MoneSafetensors *st, const MoneJson *object, GError **error)
       goto out;
     }
     if (m->value->type != MONE_JSON_STRING) {
-      FORMAT_ERROR ("metadata '%s' is a %s, expected a string", key, mone_json_type_name (m->value->type));
+      FORMAT_ERROR ("metadata '%s' is a %s, expected a string", key,
+          mone_json_type_name (m->value->type));
       goto out;
     }
     if (strlen (m->value->u.string.bytes) != m->value->u.string.len) {
@@ -255,7 +274,8 @@ get_count (const MoneJson *v, const char *tensor, const char *what, int64_t *out
     return FALSE;
   }
   if (v->u.number.integer < 0) {
-    FORMAT_ERROR ("tensor '%s': %s %" G_GINT64_FORMAT " is negative", tensor, what, v->u.number.integer);
+    FORMAT_ERROR ("tensor '%s': %s %" G_GINT64_FORMAT " is negative", tensor, what,
+        v->u.number.integer);
     return FALSE;
   }
   *out = v->u.number.integer;
@@ -264,19 +284,21 @@ get_count (const MoneJson *v, const char *tensor, const char *what, int64_t *out
 
 /* The three fields of a tensor entry, each exactly once and nothing else. */
 static gboolean
-tensor_fields (const char *name, const MoneJson *info, const MoneJson **dtype, const MoneJson **shape,
-    const MoneJson **offsets, GError **error)
+tensor_fields (const char *name, const MoneJson *info, const MoneJson **dtype,
+    const MoneJson **shape, const MoneJson **offsets, GError **error)
 {
   if (info->type != MONE_JSON_OBJECT) {
-    FORMAT_ERROR ("tensor '%s': entry is a %s, expected an object", name, mone_json_type_name (info->type));
+    FORMAT_ERROR ("tensor '%s': entry is a %s, expected an object", name,
+        mone_json_type_name (info->type));
     return FALSE;
   }
   *dtype = *shape = *offsets = NULL;
   for (size_t i = 0; i < info->u.object.len; i++) {
     const MoneJsonMember *m = &info->u.object.members[i];
     const MoneJson **slot = !strcmp (m->key, "dtype") ? dtype
-        : !strcmp (m->key, "shape") ? shape
-        : !strcmp (m->key, "data_offsets") ? offsets : NULL;
+        : !strcmp (m->key, "shape")                   ? shape
+        : !strcmp (m->key, "data_offsets")            ? offsets
+                                                      : NULL;
     g_autofree char *field = printable_name (m->key, m->key_len);
     if (slot == NULL || strlen (m->key) != m->key_len) {
       FORMAT_ERROR ("tensor '%s': unknown field '%s'", name, field);
@@ -290,7 +312,9 @@ tensor_fields (const char *name, const MoneJson *info, const MoneJson **dtype, c
   }
   if (!*dtype || !*shape || !*offsets) {
     FORMAT_ERROR ("tensor '%s': missing field '%s'", name,
-        !*dtype ? "dtype" : !*shape ? "shape" : "data_offsets");
+        !*dtype       ? "dtype"
+            : !*shape ? "shape"
+                      : "data_offsets");
     return FALSE;
   }
   return TRUE;
@@ -300,7 +324,8 @@ static gboolean
 tensor_dtype (MoneSafetensorsTensor *t, const char *name, const MoneJson *dtype, GError **error)
 {
   if (dtype->type != MONE_JSON_STRING) {
-    FORMAT_ERROR ("tensor '%s': dtype is a %s, expected a string", name, mone_json_type_name (dtype->type));
+    FORMAT_ERROR ("tensor '%s': dtype is a %s, expected a string", name,
+        mone_json_type_name (dtype->type));
     return FALSE;
   }
   const char *dt = dtype->u.string.bytes;
@@ -314,7 +339,8 @@ tensor_dtype (MoneSafetensorsTensor *t, const char *name, const MoneJson *dtype,
     g_autofree char *shown = printable_name (dt, dtype->u.string.len);
     for (size_t i = 0; i < G_N_ELEMENTS (known_unsupported_dtypes); i++)
       if (!strcmp (dt, known_unsupported_dtypes[i])) {
-        FORMAT_ERROR ("tensor '%s': unsupported dtype '%s' (F32, F16 and BF16 are supported)", name, shown);
+        FORMAT_ERROR ("tensor '%s': unsupported dtype '%s' (F32, F16 and BF16 are supported)", name,
+            shown);
         return FALSE;
       }
     FORMAT_ERROR ("tensor '%s': unknown dtype '%s'", name, shown);
@@ -328,7 +354,8 @@ static gboolean
 tensor_shape (MoneSafetensorsTensor *t, const char *name, const MoneJson *shape, GError **error)
 {
   if (shape->type != MONE_JSON_ARRAY) {
-    FORMAT_ERROR ("tensor '%s': shape is a %s, expected an array", name, mone_json_type_name (shape->type));
+    FORMAT_ERROR ("tensor '%s': shape is a %s, expected an array", name,
+        mone_json_type_name (shape->type));
     return FALSE;
   }
   if (shape->u.array.len > MONE_SAFETENSORS_MAX_DIMS) {
@@ -354,8 +381,8 @@ tensor_shape (MoneSafetensorsTensor *t, const char *name, const MoneJson *shape,
 
 /* The byte range: ordered, inside the data region, and exactly numel elements of the dtype. */
 static gboolean
-tensor_offsets (MoneSafetensorsTensor *t, const char *name, const MoneJson *offsets, size_t data_size,
-    GError **error)
+tensor_offsets (MoneSafetensorsTensor *t, const char *name, const MoneJson *offsets,
+    size_t data_size, GError **error)
 {
   if (offsets->type != MONE_JSON_ARRAY || offsets->u.array.len != 2) {
     FORMAT_ERROR ("tensor '%s': data_offsets must be an array of two integers", name);
@@ -367,12 +394,14 @@ tensor_offsets (MoneSafetensorsTensor *t, const char *name, const MoneJson *offs
     return FALSE;
   if (end < begin) {
     FORMAT_ERROR ("tensor '%s': data_offsets [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT
-        ") end before begin", name, begin, end);
+                  ") end before begin",
+        name, begin, end);
     return FALSE;
   }
   if ((uint64_t) end > data_size) {
     FORMAT_ERROR ("tensor '%s': data_offsets [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT
-        ") outside the data region of %zu bytes", name, begin, end, data_size);
+                  ") outside the data region of %zu bytes",
+        name, begin, end, data_size);
     return FALSE;
   }
   /* numel * size cannot overflow uint64: numel < 2^63 and size <= 4 is checked by division. */
@@ -380,7 +409,8 @@ tensor_offsets (MoneSafetensorsTensor *t, const char *name, const MoneJson *offs
   size_t elem = mone_dtype_size (t->dtype);
   if ((uint64_t) t->numel > length / elem || (uint64_t) t->numel * elem != length) {
     FORMAT_ERROR ("tensor '%s': data length %" G_GUINT64_FORMAT " bytes, expected %" G_GINT64_FORMAT
-        " elements x %zu bytes", name, length, t->numel, elem);
+                  " elements x %zu bytes",
+        name, length, t->numel, elem);
     return FALSE;
   }
   t->begin = (uint64_t) begin;
@@ -394,8 +424,7 @@ parse_tensor (MoneSafetensorsTensor *t, const char *name, const MoneJson *info, 
 {
   const MoneJson *dtype, *shape, *offsets;
   return tensor_fields (name, info, &dtype, &shape, &offsets, error)
-      && tensor_dtype (t, name, dtype, error)
-      && tensor_shape (t, name, shape, error)
+      && tensor_dtype (t, name, dtype, error) && tensor_shape (t, name, shape, error)
       && tensor_offsets (t, name, offsets, data_size, error);
 }
 
@@ -426,21 +455,24 @@ check_tiling (const MoneSafetensors *st, GError **error)
     const MoneSafetensorsTensor *t = order[i];
     if (t->begin < covered) {
       FORMAT_ERROR ("tensor '%s': data_offsets [%" G_GUINT64_FORMAT ", %" G_GUINT64_FORMAT
-          ") overlap tensor '%s' [%" G_GUINT64_FORMAT ", %" G_GUINT64_FORMAT ")", t->name, t->begin,
-          t->end, previous->name, previous->begin, previous->end);
+                    ") overlap tensor '%s' [%" G_GUINT64_FORMAT ", %" G_GUINT64_FORMAT ")",
+          t->name, t->begin, t->end, previous->name, previous->begin, previous->end);
       goto out;
     }
     if (t->begin > covered) {
-      FORMAT_ERROR ("gap of %" G_GUINT64_FORMAT " bytes in the data region before tensor '%s' (offset %"
-          G_GUINT64_FORMAT ")", t->begin - covered, t->name, t->begin);
+      FORMAT_ERROR ("gap of %" G_GUINT64_FORMAT
+                    " bytes in the data region before tensor '%s' (offset %" G_GUINT64_FORMAT ")",
+          t->begin - covered, t->name, t->begin);
       goto out;
     }
     covered = t->end;
     previous = t;
   }
   if (covered != st->data_size) {
-    FORMAT_ERROR ("%" G_GUINT64_FORMAT " bytes of data after the last tensor (data region %zu bytes, "
-        "tensors cover %" G_GUINT64_FORMAT ")", (uint64_t) st->data_size - covered, st->data_size, covered);
+    FORMAT_ERROR ("%" G_GUINT64_FORMAT
+                  " bytes of data after the last tensor (data region %zu bytes, "
+                  "tensors cover %" G_GUINT64_FORMAT ")",
+        (uint64_t) st->data_size - covered, st->data_size, covered);
     goto out;
   }
   ok = TRUE;
@@ -470,8 +502,10 @@ mone_safetensors_parse (MoneSafetensors *st, const void *bytes, size_t size, GEr
     goto error;
   }
   if (header_len > size - 8) {
-    FORMAT_ERROR ("header length %" G_GUINT64_FORMAT " runs past the end of the file (%zu bytes after "
-        "the length field)", header_len, size - 8);
+    FORMAT_ERROR ("header length %" G_GUINT64_FORMAT
+                  " runs past the end of the file (%zu bytes after "
+                  "the length field)",
+        header_len, size - 8);
     goto error;
   }
   st->data = st->bytes + 8 + header_len;
@@ -483,7 +517,8 @@ mone_safetensors_parse (MoneSafetensors *st, const void *bytes, size_t size, GEr
   MoneJsonError json_error;
   root = mone_json_parse ((const char *) st->bytes + 8, (size_t) header_len, &limits, &json_error);
   if (root == NULL) {
-    FORMAT_ERROR ("header is not valid JSON: %s at header byte %zu", json_error.message, json_error.offset);
+    FORMAT_ERROR ("header is not valid JSON: %s at header byte %zu", json_error.message,
+        json_error.offset);
     goto error;
   }
   if (root->type != MONE_JSON_OBJECT) {
@@ -579,8 +614,9 @@ write_header (const char *const *metadata_keys, const char *const *metadata_valu
     g_string_append_printf (header, ":{\"dtype\":\"%s\",\"shape\":[", mone_dtype_name (dtype));
     for (int d = 0; d < t->ndim; d++)
       g_string_append_printf (header, d ? ",%" G_GINT64_FORMAT : "%" G_GINT64_FORMAT, t->shape[d]);
-    g_string_append_printf (header, "],\"data_offsets\":[%" G_GUINT64_FORMAT ",%" G_GUINT64_FORMAT "]}",
-        offset, offset + bytes);
+    g_string_append_printf (header,
+        "],\"data_offsets\":[%" G_GUINT64_FORMAT ",%" G_GUINT64_FORMAT "]}", offset,
+        offset + bytes);
     offset += bytes;
   }
   g_string_append_c (header, '}');
@@ -617,9 +653,11 @@ write_file_body (FILE *out, const GString *header, const MoneSafetensorsWriteTen
         uint8_t *p = chunk + k * elem;
         if (dtype == MONE_DTYPE_F32) {
           uint32_t b = f32_bits (v);
-          p[0] = (uint8_t) b, p[1] = (uint8_t) (b >> 8), p[2] = (uint8_t) (b >> 16), p[3] = (uint8_t) (b >> 24);
+          p[0] = (uint8_t) b, p[1] = (uint8_t) (b >> 8), p[2] = (uint8_t) (b >> 16),
+          p[3] = (uint8_t) (b >> 24);
         } else {
-          uint16_t b = dtype == MONE_DTYPE_F16 ? mone_f32_to_f16_bits (v) : mone_f32_to_bf16_bits (v);
+          uint16_t b = dtype == MONE_DTYPE_F16 ? mone_f32_to_f16_bits (v)
+                                               : mone_f32_to_bf16_bits (v);
           p[0] = (uint8_t) b, p[1] = (uint8_t) (b >> 8);
         }
       }
@@ -637,7 +675,8 @@ mone_safetensors_write (const char *path, const char *const *metadata_keys,
     const char *const *metadata_values, int n_metadata, const MoneSafetensorsWriteTensor *tensors,
     int n_tensors, MoneDtype dtype, GError **error)
 {
-  GString *header = write_header (metadata_keys, metadata_values, n_metadata, tensors, n_tensors, dtype);
+  GString *header = write_header (metadata_keys, metadata_values, n_metadata, tensors, n_tensors,
+      dtype);
   char *tmp_path = g_strconcat (path, ".XXXXXX", NULL);
   FILE *out = NULL;
   int fd = -1;
@@ -664,13 +703,14 @@ mone_safetensors_write (const char *path, const char *const *metadata_keys,
     write_errno = errno;
   }
   if (!written) {
-    g_set_error (error, MONE_ERROR, MONE_ERROR_IO, "%s: write failed: %s", path, g_strerror (write_errno));
+    g_set_error (error, MONE_ERROR, MONE_ERROR_IO, "%s: write failed: %s", path,
+        g_strerror (write_errno));
     goto out_unlink;
   }
   if (g_rename (tmp_path, path) != 0) {
     int e = errno;
-    g_set_error (error, MONE_ERROR, MONE_ERROR_IO, "%s: cannot rename the temporary file into place: %s",
-        path, g_strerror (e));
+    g_set_error (error, MONE_ERROR, MONE_ERROR_IO,
+        "%s: cannot rename the temporary file into place: %s", path, g_strerror (e));
     goto out_unlink;
   }
   ok = TRUE;

@@ -26,30 +26,31 @@ typedef enum {
 } MoneDtype;
 
 typedef struct {
-  char *name;            /* UTF-8, NUL-free */
+  char *name; /* UTF-8, NUL-free */
   MoneDtype dtype;
   int ndim;
   int64_t shape[MONE_SAFETENSORS_MAX_DIMS];
   int64_t numel;
-  uint64_t begin, end;   /* byte range inside the data region */
-  const uint8_t *data;   /* = data region + begin; little-endian elements, possibly unaligned */
+  uint64_t begin, end; /* byte range inside the data region */
+  const uint8_t *data; /* = data region + begin; little-endian elements, possibly unaligned */
 } MoneSafetensorsTensor;
 
 typedef struct {
-  const uint8_t *bytes;  /* the whole file (borrowed) */
+  const uint8_t *bytes; /* the whole file (borrowed) */
   size_t size;
-  const uint8_t *data;   /* start of the data region */
+  const uint8_t *data; /* start of the data region */
   size_t data_size;
   MoneSafetensorsTensor *tensors; /* in header order */
   int n_tensors;
-  char **metadata_keys;  /* n_metadata entries each, in header order */
+  char **metadata_keys; /* n_metadata entries each, in header order */
   char **metadata_values;
   int n_metadata;
 } MoneSafetensors;
 
 /* Parses and validates a complete file held in bytes[0..size). On success fills *st (which borrows
  * bytes) and returns TRUE; free it with mone_safetensors_clear. Errors are MONE_ERROR_FORMAT. */
-gboolean mone_safetensors_parse (MoneSafetensors *st, const void *bytes, size_t size, GError **error);
+gboolean mone_safetensors_parse (MoneSafetensors *st, const void *bytes, size_t size,
+    GError **error);
 void mone_safetensors_clear (MoneSafetensors *st);
 
 /* Value of a metadata key, or NULL. */
@@ -73,7 +74,7 @@ typedef struct {
   const char *name;
   int ndim;
   const int64_t *shape;
-  const float *values;   /* numel floats, numel = product of shape */
+  const float *values; /* numel floats, numel = product of shape */
 } MoneSafetensorsWriteTensor;
 
 /* Writes a safetensors file with the tensors in the given order (offsets increasing) and the
@@ -86,8 +87,8 @@ gboolean mone_safetensors_write (const char *path, const char *const *metadata_k
 
 /* Like mone_model_write, with the tensors stored as F32, F16 or BF16 (tests make F16/BF16 twins
  * of an F32 model with it). */
-gboolean mone_model_write_dtype (const char *path, const MoneConfig *config, const char *const *labels,
-    const float *const *tensors, MoneDtype dtype, GError **error);
+gboolean mone_model_write_dtype (const char *path, const MoneConfig *config,
+    const char *const *labels, const float *const *tensors, MoneDtype dtype, GError **error);
 
 /* The metadata pairs mone_model_write stores for a config and its labels (both arrays
  * NULL-terminated, free with g_strfreev). Exposed for tests that build files by hand. */

@@ -41,9 +41,9 @@
 /* -std=c11 turns off a * b + c -> fma contraction; the kernels want it (fewer instructions,
  * shorter dependency chains, one rounding instead of two). */
 #if defined(__clang__)
-#pragma clang fp contract (fast)
+#pragma clang fp contract(fast)
 #else
-#pragma GCC optimize ("fp-contract=fast")
+#pragma GCC optimize("fp-contract=fast")
 #endif
 
 #define ALWAYS_INLINE static inline __attribute__ ((always_inline))
@@ -68,7 +68,7 @@ vstore (float *p, vf v)
 ALWAYS_INLINE vf
 splat (float x)
 {
-  return x - (vf) { 0 }; /* scalar - vector broadcasts the scalar */
+  return x - (vf){ 0 }; /* scalar - vector broadcasts the scalar */
 }
 
 /* Lane indices 0, 1, ..., LANES - 1. */
@@ -76,11 +76,11 @@ ALWAYS_INLINE vi
 lane_index (void)
 {
 #if LANES == 16
-  return (vi) { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15 };
+  return (vi){ 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15 };
 #elif LANES == 8
-  return (vi) { 0, 1, 2, 3, 4, 5, 6, 7 };
+  return (vi){ 0, 1, 2, 3, 4, 5, 6, 7 };
 #else
-  return (vi) { 0, 1, 2, 3 };
+  return (vi){ 0, 1, 2, 3 };
 #endif
 }
 
@@ -219,7 +219,7 @@ vexp (vf x)
 #if defined(MONE_KERNEL_BUILD_AVX512)
   return (vf) _mm512_scalef_ps ((__m512) p, (__m512) n);
 #else
-  vi bits = (__builtin_convertvector (n, vi) + 127) << 23;
+  vi bits = (__builtin_convertvector(n, vi) + 127) << 23;
   return p * (vf) bits;
 #endif
 }

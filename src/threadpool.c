@@ -22,19 +22,19 @@
 
 struct MoneThreadPool {
   int n_threads;
-  pthread_t *workers;            /* (n_threads - 1) */
+  pthread_t *workers; /* (n_threads - 1) */
   int n_started;
 
   pthread_mutex_t lock;
-  pthread_cond_t job_posted;     /* generation changed or stopping */
-  pthread_cond_t job_finished;   /* busy reached 0 */
+  pthread_cond_t job_posted;   /* generation changed or stopping */
+  pthread_cond_t job_finished; /* busy reached 0 */
 
   /* The current job. Written by the caller before it bumps `generation`, read by workers after. */
   MoneTaskFunc fn;
   void *arg;
   int n_tasks;
   atomic_int next_task;
-  atomic_int busy;               /* workers still inside the current job */
+  atomic_int busy; /* workers still inside the current job */
   atomic_uint generation;
   atomic_bool stopping;
 };

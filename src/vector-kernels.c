@@ -70,8 +70,8 @@ row_squared_deviation (const float *row, int width, float mean)
 }
 
 static void
-layernorm_rows (int n_rows, int width, int out_width, const float *x, int ldx,
-    const float *weight, const float *bias, float eps, float *out, int ldout)
+layernorm_rows (int n_rows, int width, int out_width, const float *x, int ldx, const float *weight,
+    const float *bias, float eps, float *out, int ldout)
 {
   for (int r = 0; r < n_rows; r++) {
     const float *row = x + (size_t) r * ldx; /* (width) */
@@ -100,8 +100,8 @@ row_max (const float *row, int n_cols)
   for (; c + LANES <= n_cols; c += LANES)
     m = vmax (m, vload (row + c));
   if (c < n_cols)
-    m = vmax (m, vselect (lane_index () < n_cols - c, vload_first (row + c, n_cols - c),
-        splat (-INFINITY)));
+    m = vmax (m,
+        vselect (lane_index () < n_cols - c, vload_first (row + c, n_cols - c), splat (-INFINITY)));
   return hmax (m);
 }
 
@@ -191,7 +191,7 @@ const MoneKernels KERNEL (mone_kernels) = {
   .erf_array = erf_array,
   .normalize_array = normalize_array,
   .attention_block = KERNEL (mone_attention_block),
-  /* OpenBLAS picks kernels for the CPU it runs on, wider than the generic build's 4-float vectors;
+/* OpenBLAS picks kernels for the CPU it runs on, wider than the generic build's 4-float vectors;
    * ours are faster only with AVX-512 and AVX2 (ViT-Ti attention shapes, docs/engine.md). */
 #if defined(MONE_KERNEL_BUILD_GENERIC)
   .attention_prefers_sgemm = 1,

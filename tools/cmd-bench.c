@@ -81,13 +81,12 @@ sgemm_mix_block (SgemmMix *m)
 {
   const int N = m->N, D = m->D, F = m->F, hd = m->D / m->H;
   /* Row-major (M, K) x (N_out, K)^T like the model's (out, in) weights. */
-  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, N, 3 * D, D, 1, m->a, D, m->b, D, 0, m->c,
-      3 * D);
+  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, N, 3 * D, D, 1, m->a, D, m->b, D, 0, m->c, 3 * D);
   for (int h = 0; h < m->H; h++) {
-    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, N, N, hd, 1, m->a + h * hd, 3 * D,
-        m->b + h * hd, 3 * D, 0, m->c, N);
-    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, N, hd, N, 1, m->c, N, m->b + h * hd,
-        3 * D, 0, m->a + (size_t) N * 3 * D, D);
+    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, N, N, hd, 1, m->a + h * hd, 3 * D, m->b + h * hd, 3 * D, 0,
+        m->c, N);
+    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, N, hd, N, 1, m->c, N, m->b + h * hd, 3 * D, 0,
+        m->a + (size_t) N * 3 * D, D);
   }
   cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, N, D, D, 1, m->a, D, m->b, D, 0, m->c, D);
   cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, N, F, D, 1, m->a, D, m->b, D, 0, m->c, F);
@@ -121,8 +120,7 @@ sgemm_mix_clear (SgemmMix *m)
 static double
 square_sgemm_gflops (int n)
 {
-  float *a = g_new (float, (size_t) n * n), *b = g_new (float, (size_t) n * n),
-        *c = g_new (float, (size_t) n * n);
+  float *a = g_new (float, (size_t) n *n), *b = g_new (float, (size_t) n *n), *c = g_new (float, (size_t) n *n);
   for (size_t i = 0; i < (size_t) n * n; i++)
     a[i] = b[i] = (float) (i % 13) / 13.0f;
   double best = 0;
@@ -148,8 +146,8 @@ parse_budget_list (const char *text, double min_budget, GArray *out, GError **er
       b = min_budget;
     } else {
       if (!mone_tool_parse_decimal (s, &b) || !(b > 0 && b <= 1)) {
-        g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
-            "budget '%s' is not a number in (0, 1] or 'min'", s);
+        g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT, "budget '%s' is not a number in (0, 1] or 'min'",
+            s);
         return FALSE;
       }
     }
@@ -159,7 +157,7 @@ parse_budget_list (const char *text, double min_budget, GArray *out, GError **er
 }
 
 typedef struct {
-  double budget;        /* as requested */
+  double budget; /* as requested */
   double flops;
   GArray *latencies;    /* (double) seconds, every frame of every round */
   double *round_median; /* (rounds) */
@@ -172,16 +170,16 @@ mone_cmd_bench (int argc, char **argv)
   int threads = 1, frames = 20, rounds = 7, warmup = 3;
   GOptionEntry entries[] = {
     { "config", 0, 0, G_OPTION_ARG_STRING, &config_name,
-      "bench a random model of this config (vit-ti16, vit-s16, tiny) instead of a file; "
-      "key=value arguments override it", "NAME" },
+        "bench a random model of this config (vit-ti16, vit-s16, tiny) instead of a file; "
+        "key=value arguments override it",
+        "NAME" },
     { "threads", 't', 0, G_OPTION_ARG_INT, &threads, "threads of the context (default 1)", "N" },
     { "frames", 'f', 0, G_OPTION_ARG_INT, &frames, "frames per budget per round (default 20)", "N" },
     { "runs", 'r', 0, G_OPTION_ARG_INT, &rounds, "rounds, medians are over rounds (default 7)", "N" },
     { "clock", 0, 0, G_OPTION_ARG_STRING, &clock_name,
-      "wall (default) or cpu: time frames by this process's CPU time (for a busy shared machine)",
-      "CLOCK" },
+        "wall (default) or cpu: time frames by this process's CPU time (for a busy shared machine)", "CLOCK" },
     { "budgets", 'b', 0, G_OPTION_ARG_STRING, &budget_text,
-      "comma-separated budgets, 'min' = r_0 (default 1,0.75,0.5,0.25,min)", "LIST" },
+        "comma-separated budgets, 'min' = r_0 (default 1,0.75,0.5,0.25,min)", "LIST" },
     G_OPTION_ENTRY_NULL,
   };
   GOptionContext *opts = g_option_context_new ("MODEL | --config NAME [key=value...]");
@@ -220,8 +218,7 @@ mone_cmd_bench (int argc, char **argv)
     goto out;
   const MoneConfig *c = mone_model_get_config (model);
   const double min_budget = mone_model_min_budget (model);
-  if (!parse_budget_list (budget_text ? budget_text : "1,0.75,0.5,0.25,min", min_budget, budgets,
-          &error)) {
+  if (!parse_budget_list (budget_text ? budget_text : "1,0.75,0.5,0.25,min", min_budget, budgets, &error)) {
     fprintf (stderr, "mone bench: %s\n", error->message);
     status = 2;
     goto out;
@@ -265,12 +262,12 @@ mone_cmd_bench (int argc, char **argv)
   printf ("model: %dx%dx%d", c->width, c->height, c->channels);
   if (c->frames > 1)
     printf (" x %d frames (tubelet %d)", c->frames, c->tubelet);
-  printf (", patch %d, D %d, depth %d, heads %d, F %d, E %d, K %d, N %d tokens\n", c->patch, c->dim,
-      c->depth, c->heads, c->mlp_dim, c->experts, c->classes, c->tokens);
+  printf (", patch %d, D %d, depth %d, heads %d, F %d, E %d, K %d, N %d tokens\n", c->patch, c->dim, c->depth, c->heads,
+      c->mlp_dim, c->experts, c->classes, c->tokens);
   printf ("threads: %d (OpenBLAS at 1 thread, the context's pool splits the work)\n", threads);
-  printf ("projections: %s\n", mone_context_get_isa (ctx) == MONE_ISA_OPENBLAS
-      ? "openblas (cblas_sgemm on the unpacked weights)"
-      : mone_isa_name (mone_context_get_isa (ctx)));
+  printf ("projections: %s\n",
+      mone_context_get_isa (ctx) == MONE_ISA_OPENBLAS ? "openblas (cblas_sgemm on the unpacked weights)"
+                                                      : mone_isa_name (mone_context_get_isa (ctx)));
   printf ("%d rounds x %d frames per budget, budgets interleaved, %s clock\n", rounds, frames,
       bench_clock == CLOCK_MONOTONIC ? "wall" : "process CPU-time");
   fflush (stdout);
@@ -301,9 +298,10 @@ mone_cmd_bench (int argc, char **argv)
 
   double sgemm_rate = quantile (mix_rate, rounds, 0.5);
   printf ("one-thread sgemm on this model's block shapes (e = 1): %.1f GFLOP/s (median of rounds); "
-      "square 512: %.1f GFLOP/s\n\n", sgemm_rate, square_sgemm_gflops (512));
-  printf ("%8s %8s %10s %10s %9s %9s %9s %9s %9s\n", "budget", "GFLOPs", "median ms", "p90 ms",
-      "GFLOP/s", "of sgemm", "speedup", "ideal", "sp/ideal");
+          "square 512: %.1f GFLOP/s\n\n",
+      sgemm_rate, square_sgemm_gflops (512));
+  printf ("%8s %8s %10s %10s %9s %9s %9s %9s %9s\n", "budget", "GFLOPs", "median ms", "p90 ms", "GFLOP/s", "of sgemm",
+      "speedup", "ideal", "sp/ideal");
   double *ratio = g_new (double, rounds);
   for (int b = 0; b < n_budgets; b++) {
     BudgetStats *s = &stats[b];
@@ -317,12 +315,11 @@ mone_cmd_bench (int argc, char **argv)
       ratio[r] = stats[full_index].round_median[r] / s->round_median[r];
     double speedup = quantile (ratio, rounds, 0.5);
     double ideal = stats[full_index].flops / s->flops;
-    printf ("%8.4f %8.3f %10.3f %10.3f %9.1f %8.1f%% %9.2f %9.2f %9.2f\n", s->budget, s->flops / 1e9,
-        median * 1e3, p90 * 1e3, s->flops / median / 1e9, 100 * of_sgemm, speedup, ideal,
-        speedup / ideal);
+    printf ("%8.4f %8.3f %10.3f %10.3f %9.1f %8.1f%% %9.2f %9.2f %9.2f\n", s->budget, s->flops / 1e9, median * 1e3,
+        p90 * 1e3, s->flops / median / 1e9, 100 * of_sgemm, speedup, ideal, speedup / ideal);
   }
   printf ("\n'of sgemm': the budget's GFLOP/s over the sgemm reference (x threads), per round, median."
-      "\n'speedup': e = 1 latency over this budget's, per round, median; 'ideal': FLOP ratio.\n");
+          "\n'speedup': e = 1 latency over this budget's, per round, median; 'ideal': FLOP ratio.\n");
   g_free (ratio);
   g_free (mix_rate);
   g_free (frame_time);

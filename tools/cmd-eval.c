@@ -110,7 +110,8 @@ prepare_for_eval (MoneModel *engine, const char *path, const MoneImageFolder *fo
   const MoneConfig *c = mone_model_get_config (engine);
   if (folder && !labels_match_folder (engine, path, folder, folder_dir, error))
     return NULL;
-  if (folder && (c->height != folder->images.rows || c->width != folder->images.cols
+  if (folder
+      && (c->height != folder->images.rows || c->width != folder->images.cols
           || c->channels != folder->images.channels)) {
     g_set_error (error, MONE_ERROR, MONE_ERROR_MODEL, "model '%s' takes %dx%dx%d, the folder was read at %dx%dx%d",
         path, c->width, c->height, c->channels, folder->images.cols, folder->images.rows, folder->images.channels);
@@ -122,8 +123,8 @@ prepare_for_eval (MoneModel *engine, const char *path, const MoneImageFolder *fo
     return NULL;
   }
   if (c->frames != 1) {
-    g_set_error (error, MONE_ERROR, MONE_ERROR_MODEL, "model '%s' is a video model (%d frames); eval needs an image model",
-        path, c->frames);
+    g_set_error (error, MONE_ERROR, MONE_ERROR_MODEL,
+        "model '%s' is a video model (%d frames); eval needs an image model", path, c->frames);
     return NULL;
   }
   return mone_train_model_from_engine (engine, error);
@@ -137,32 +138,34 @@ mone_cmd_eval (int argc, char **argv)
   int count = G_MININT, threads = 2; /* G_MININT: not given, the whole split */
   gboolean no_random = FALSE, item_box = FALSE;
   GOptionEntry entries[] = {
-    { "data", 0, 0, G_OPTION_ARG_FILENAME, &data_dir, "Fashion-MNIST folder (default " MONE_FASHION_MNIST_DIR ")", "DIR" },
+    { "data", 0, 0, G_OPTION_ARG_FILENAME, &data_dir, "Fashion-MNIST folder (default " MONE_FASHION_MNIST_DIR ")",
+        "DIR" },
     { "dense", 0, 0, G_OPTION_ARG_FILENAME, &dense_path, "dense twin model (trained at e = 1) for reference", "MODEL" },
     { "images", 0, 0, G_OPTION_ARG_FILENAME, &images_dir,
-      "evaluate on an image folder (DIR/<class name>/<image>.png, as mone train --images) instead: full-frame, "
-      "or scenes too with --protocols full-frame,scene",
-      "DIR" },
+        "evaluate on an image folder (DIR/<class name>/<image>.png, as mone train --images) instead: full-frame, "
+        "or scenes too with --protocols full-frame,scene",
+        "DIR" },
     { "count", 'n', 0, G_OPTION_ARG_INT, &count,
-      "evaluate the first N images of the split (default all: 10,000 test, 5,000 val)", "N" },
+        "evaluate the first N images of the split (default all: 10,000 test, 5,000 val)", "N" },
     { "split", 0, 0, G_OPTION_ARG_STRING, &split,
-      "Fashion-MNIST: test (default) or val (the 5,000 held-out training images); image folder: all (default), "
-      "train or val (every 10th image of each class)", "SPLIT" },
+        "Fashion-MNIST: test (default) or val (the 5,000 held-out training images); image folder: all (default), "
+        "train or val (every 10th image of each class)",
+        "SPLIT" },
     { "budgets", 'b', 0, G_OPTION_ARG_STRING, &budget_text,
-      "comma-separated budgets (default min and the tenths from 0.2 to 1.0 above it)", "LIST" },
+        "comma-separated budgets (default min and the tenths from 0.2 to 1.0 above it)", "LIST" },
     { "protocols", 0, 0, G_OPTION_ARG_STRING, &protocol_text,
-      "Fashion-MNIST render protocols to evaluate (default full-frame,in-frame,scene)", "LIST" },
+        "Fashion-MNIST render protocols to evaluate (default full-frame,in-frame,scene)", "LIST" },
     { "threads", 0, 0, G_OPTION_ARG_INT, &threads, "worker threads (default 2)", "N" },
     { "no-random", 0, 0, G_OPTION_ARG_NONE, &no_random, "skip the random-routing ablation", NULL },
     { "item-box", 0, 0, G_OPTION_ARG_NONE, &item_box,
-      "also route by the item's box (tokens the item covers get the widest experts): a bound for the router", NULL },
+        "also route by the item's box (tokens the item covers get the widest experts): a bound for the router", NULL },
     { "csv", 0, 0, G_OPTION_ARG_FILENAME, &csv, "write the table as CSV", "FILE" },
     { "plot", 0, 0, G_OPTION_ARG_FILENAME, &plot, "write the compute-accuracy curve (PNG, gnuplot)", "FILE" },
     { "maps", 0, 0, G_OPTION_ARG_FILENAME, &maps, "write routing maps (PNG, cairo)", "FILE" },
     G_OPTION_ENTRY_NULL,
   };
-  GOptionContext *octx =
-      g_option_context_new ("MODEL - accuracy and GFLOPs per budget on Fashion-MNIST or an image folder (--images)");
+  GOptionContext *octx = g_option_context_new (
+      "MODEL - accuracy and GFLOPs per budget on Fashion-MNIST or an image folder (--images)");
   g_option_context_add_main_entries (octx, entries, NULL);
   GError *error = NULL;
   int status = 1;
@@ -222,7 +225,8 @@ mone_cmd_eval (int argc, char **argv)
     goto fail;
   for (int i = 0; i < n_protocols && images_dir; i++)
     if (protocols[i] == MONE_PROTOCOL_IN_FRAME) {
-      fprintf (stderr, "mone eval: an image folder has no in-frame protocol (it blends grey items by brightness); "
+      fprintf (stderr,
+          "mone eval: an image folder has no in-frame protocol (it blends grey items by brightness); "
           "use full-frame and scene\n");
       status = 2;
       goto out;
@@ -233,7 +237,8 @@ mone_cmd_eval (int argc, char **argv)
     goto out;
   }
   /* Output files are checked now, not after minutes of evaluation. */
-  if ((csv && !mone_check_writable (csv, "the CSV", &error)) || (plot && !mone_check_writable (plot, "the plot", &error))
+  if ((csv && !mone_check_writable (csv, "the CSV", &error))
+      || (plot && !mone_check_writable (plot, "the plot", &error))
       || (maps && !mone_check_writable (maps, "the routing maps", &error)))
     goto fail;
   if (!(engine = mone_model_load_file (argv[1], &error)))
@@ -265,8 +270,9 @@ mone_cmd_eval (int argc, char **argv)
     char *description = mone_image_folder_describe (&folder, images_dir);
     printf ("%s\n", description);
     g_free (description);
-    eval_set = use_val ? mone_image_folder_val_set (&folder) : use_train ? mone_image_folder_train_set (&folder)
-                                                                         : folder.images;
+    eval_set = use_val ? mone_image_folder_val_set (&folder)
+        : use_train    ? mone_image_folder_train_set (&folder)
+                       : folder.images;
     split_name = use_val ? "validation" : use_train ? "training" : "whole";
   } else {
     if (!mone_fashion_mnist_load (data_dir, use_val, &set, &error))
@@ -287,9 +293,8 @@ mone_cmd_eval (int argc, char **argv)
     goto out;
   }
 
-  printf ("model %s: %dx%dx%d, patch %d (%d tokens), D %d, depth %d, E %d; %s split, %d images per protocol\n",
-      argv[1], c->width, c->height, c->channels, c->patch, c->tokens, c->dim, c->depth, c->experts,
-      split_name, count);
+  printf ("model %s: %dx%dx%d, patch %d (%d tokens), D %d, depth %d, E %d; %s split, %d images per protocol\n", argv[1],
+      c->width, c->height, c->channels, c->patch, c->tokens, c->dim, c->depth, c->experts, split_name, count);
   /* NaN for a protocol not measured: the plot leaves it out. */
   MoneDenseFigures dense_fig = { .accuracy = { NAN, NAN, NAN } };
   if (dense) {
@@ -356,8 +361,9 @@ mone_cmd_eval (int argc, char **argv)
   if (csv && !mone_report_write_csv (csv, rows, n_rows, c->experts, &dense_fig, &error))
     goto fail;
   if (plot) {
-    char *title = images_dir ? g_strdup_printf ("MoNE on %s (%s split, %d images)", images_dir, split_name, count)
-                             : g_strdup_printf ("MoNE on Fashion-MNIST (%s, %d images per protocol)", split_name, count);
+    char *title = images_dir
+        ? g_strdup_printf ("MoNE on %s (%s split, %d images)", images_dir, split_name, count)
+        : g_strdup_printf ("MoNE on Fashion-MNIST (%s, %d images per protocol)", split_name, count);
     gboolean ok = mone_report_plot (plot, rows, n_rows, &dense_fig, title, &error);
     g_free (title);
     if (!ok)

@@ -13,12 +13,14 @@ mone_cmd_info (int argc, char **argv)
   char *config_name = NULL;
   GOptionEntry entries[] = {
     { "config", 0, 0, G_OPTION_ARG_STRING, &config_name,
-      "describe a named config (vit-ti16, vit-s16, tiny) instead of a file; key=value arguments "
-      "override it", "NAME" },
+        "describe a named config (vit-ti16, vit-s16, tiny) instead of a file; key=value arguments "
+        "override it",
+        "NAME" },
     G_OPTION_ENTRY_NULL,
   };
   GOptionContext *opts = g_option_context_new ("MODEL | --config NAME [key=value...]");
-  g_option_context_set_summary (opts, "Prints a model's config, parameter count, labels and the "
+  g_option_context_set_summary (opts,
+      "Prints a model's config, parameter count, labels and the "
       "GFLOPs of one forward pass at e = 1, 0.75, 0.5, 0.25 and its minimum budget.");
   g_option_context_add_main_entries (opts, entries, NULL);
   GError *error = NULL;
@@ -34,8 +36,7 @@ mone_cmd_info (int argc, char **argv)
     goto out;
 
   const MoneConfig *c = mone_model_get_config (model);
-  printf ("input:      %d x %d pixels, %d channel%s", c->width, c->height, c->channels,
-      c->channels > 1 ? "s" : "");
+  printf ("input:      %d x %d pixels, %d channel%s", c->width, c->height, c->channels, c->channels > 1 ? "s" : "");
   if (c->frames > 1)
     printf (", %d frames (tubelet %d)", c->frames, c->tubelet);
   printf ("\nnormalise:  mean");
@@ -44,12 +45,11 @@ mone_cmd_info (int argc, char **argv)
   printf (", std");
   for (int ch = 0; ch < c->channels; ch++)
     printf (" %g", c->std[ch]);
-  printf ("\ntokens:     %d (%d x %d patches of %d px", c->tokens, c->grid_width, c->grid_height,
-      c->patch);
+  printf ("\ntokens:     %d (%d x %d patches of %d px", c->tokens, c->grid_width, c->grid_height, c->patch);
   if (c->frames > 1)
     printf (", x %d time slices", c->frames / c->tubelet);
-  printf (")\ntransformer: D %d, depth %d, heads %d, MLP %d, LayerNorm eps %g\n", c->dim, c->depth,
-      c->heads, c->mlp_dim, c->ln_eps);
+  printf (")\ntransformer: D %d, depth %d, heads %d, MLP %d, LayerNorm eps %g\n", c->dim, c->depth, c->heads,
+      c->mlp_dim, c->ln_eps);
   printf ("experts:    %d, widths", c->experts);
   for (int j = 0; j < c->experts; j++)
     printf (" %d", c->dim >> (c->experts - 1 - j));
@@ -64,7 +64,7 @@ mone_cmd_info (int argc, char **argv)
   size_t params = mone_model_parameter_count (model);
   printf ("parameters: %zu (%.2f M, %.1f MB as F32)\n", params, params / 1e6, params * 4.0 / 1e6);
   printf ("projections: %s (this machine's choice; MONE_ISA=avx512|avx2|generic|openblas forces "
-      "one)\n\n",
+          "one)\n\n",
       mone_isa_name (mone_isa_default ()));
 
   const double min_budget = mone_model_min_budget (model);
@@ -87,7 +87,7 @@ mone_cmd_info (int argc, char **argv)
     printf ("%s\n", budgets[i] == min_budget ? "  (minimum)" : "");
   }
   printf ("\nGFLOPs count a multiply-add as 2 and include patch embedding, router, attention "
-      "(full width at every budget) and head.\n");
+          "(full width at every budget) and head.\n");
   status = 0;
 
 out:

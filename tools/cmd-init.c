@@ -10,8 +10,8 @@ mone_cmd_init (int argc, char **argv)
 {
   char *config_name = NULL;
   GOptionEntry entries[] = {
-    { "config", 'c', 0, G_OPTION_ARG_STRING, &config_name,
-      "named config: vit-ti16, vit-s16 or tiny (default tiny)", "NAME" },
+    { "config", 'c', 0, G_OPTION_ARG_STRING, &config_name, "named config: vit-ti16, vit-s16 or tiny (default tiny)",
+        "NAME" },
     G_OPTION_ENTRY_NULL,
   };
   GOptionContext *opts = g_option_context_new ("[key=value...] OUT");
@@ -39,8 +39,8 @@ mone_cmd_init (int argc, char **argv)
   const char *out_path = argv[argc - 1];
   MoneConfig config;
   guint64 seed;
-  if (!mone_config_from_args (config_name ? config_name : "tiny", argc - 2,
-          (const char *const *) argv + 1, &config, &seed, &error)
+  if (!mone_config_from_args (config_name ? config_name : "tiny", argc - 2, (const char *const *) argv + 1, &config,
+          &seed, &error)
       || !(params = mone_parameters_new_random (&config, seed, &error))) {
     fprintf (stderr, "mone init: %s\n", error->message);
     goto out;
@@ -49,14 +49,14 @@ mone_cmd_init (int argc, char **argv)
   labels = g_new0 (char *, c->classes + 1);
   for (int k = 0; k < c->classes; k++)
     labels[k] = g_strdup_printf ("class %d", k);
-  if (!mone_model_write (out_path, c, (const char *const *) labels,
-          (const float *const *) params->tensors, &error)) {
+  if (!mone_model_write (out_path, c, (const char *const *) labels, (const float *const *) params->tensors, &error)) {
     fprintf (stderr, "mone init: %s\n", error->message);
     goto out;
   }
   printf ("wrote %s: %d x %d x %d, patch %d, D %d, depth %d, heads %d, F %d, E %d, K %d, "
-      "%zu parameters, seed %" G_GUINT64_FORMAT "\n", out_path, c->width, c->height, c->channels,
-      c->patch, c->dim, c->depth, c->heads, c->mlp_dim, c->experts, c->classes, params->n_params, seed);
+          "%zu parameters, seed %" G_GUINT64_FORMAT "\n",
+      out_path, c->width, c->height, c->channels, c->patch, c->dim, c->depth, c->heads, c->mlp_dim, c->experts,
+      c->classes, params->n_params, seed);
   status = 0;
 
 out:

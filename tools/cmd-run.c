@@ -40,8 +40,8 @@ static void
 print_json (const MoneResult *r, const MoneConfig *c)
 {
   printf ("{\"budget_requested\":%.17g,\"budget_used\":%.17g,\"flops\":%.17g,\"top_class\":%d,"
-      "\"tokens\":%d,\"experts\":%d,\"tokens_per_expert\":[", r->budget_requested, r->budget_used,
-      r->flops, r->top_class, r->tokens, r->experts);
+          "\"tokens\":%d,\"experts\":%d,\"tokens_per_expert\":[",
+      r->budget_requested, r->budget_used, r->flops, r->top_class, r->tokens, r->experts);
   for (int j = 0; j < r->experts; j++)
     printf ("%s%d", j ? "," : "", r->tokens_per_expert[j]);
   printf ("],\n\"logits\":");
@@ -66,10 +66,13 @@ mone_cmd_run (int argc, char **argv)
   GOptionEntry entries[] = {
     { "budget", 'e', 0, G_OPTION_ARG_STRING, &budget_text, "compute budget in [r_0, 1] (default 1)", "E" },
     { "top", 'k', 0, G_OPTION_ARG_INT, &top, "classes to list (default 5)", "K" },
-    { "threads", 't', 0, G_OPTION_ARG_INT, &threads, "threads (default 1; 0 = automatic: 1 for small models, else all cores)", "N" },
+    { "threads", 't', 0, G_OPTION_ARG_INT, &threads,
+        "threads (default 1; 0 = automatic: 1 for small models, else all cores)", "N" },
     { "logits", 0, 0, G_OPTION_ARG_NONE, &show_logits, "print every logit", NULL },
-    { "json", 0, 0, G_OPTION_ARG_NONE, &json, "print the whole result as one JSON object instead "
-      "(exact: floats round-trip)", NULL },
+    { "json", 0, 0, G_OPTION_ARG_NONE, &json,
+        "print the whole result as one JSON object instead "
+        "(exact: floats round-trip)",
+        NULL },
     G_OPTION_ENTRY_NULL,
   };
   GOptionContext *opts = g_option_context_new ("MODEL RAW");
@@ -129,8 +132,8 @@ mone_cmd_run (int argc, char **argv)
   }
   /* A NaN or infinite pixel makes every logit NaN: there would be no answer to print. */
   if (not_finite) {
-    fprintf (stderr, "mone run: %s: %zu of %zu values are NaN or infinite; pixels must be numbers in [0, 1]\n",
-        argv[2], not_finite, n_values);
+    fprintf (stderr, "mone run: %s: %zu of %zu values are NaN or infinite; pixels must be numbers in [0, 1]\n", argv[2],
+        not_finite, n_values);
     goto out;
   }
   if (out_of_range)
@@ -146,8 +149,10 @@ mone_cmd_run (int argc, char **argv)
     goto out;
   }
   if (!r.finite) {
-    fprintf (stderr, "mone run: model %s gave non-finite logits on %s (its weights overflow the forward pass): "
-        "no answer\n", argv[1], argv[2]);
+    fprintf (stderr,
+        "mone run: model %s gave non-finite logits on %s (its weights overflow the forward pass): "
+        "no answer\n",
+        argv[1], argv[2]);
     status = 3;
     goto out;
   }
@@ -157,11 +162,10 @@ mone_cmd_run (int argc, char **argv)
     status = 0;
     goto out;
   }
-  printf ("budget %.4f (requested %.4f), %.4g GFLOPs\n", r.budget_used, r.budget_requested,
-      r.flops / 1e9);
+  printf ("budget %.4f (requested %.4f), %.4g GFLOPs\n", r.budget_used, r.budget_requested, r.flops / 1e9);
   ranked = g_new (Ranked, c->classes);
   for (int k = 0; k < c->classes; k++)
-    ranked[k] = (Ranked) { k, r.probs[k] };
+    ranked[k] = (Ranked){ k, r.probs[k] };
   qsort (ranked, c->classes, sizeof *ranked, by_probability);
   if (top > c->classes)
     top = c->classes;
@@ -174,8 +178,8 @@ mone_cmd_run (int argc, char **argv)
   }
   printf ("\ntokens per expert (width):\n");
   for (int j = 0; j < r.experts; j++)
-    printf ("  expert %d (%4d): %5d tokens  %5.1f%%\n", j, c->dim >> (r.experts - 1 - j),
-        r.tokens_per_expert[j], 100.0 * r.tokens_per_expert[j] / r.tokens);
+    printf ("  expert %d (%4d): %5d tokens  %5.1f%%\n", j, c->dim >> (r.experts - 1 - j), r.tokens_per_expert[j],
+        100.0 * r.tokens_per_expert[j] / r.tokens);
   /* Expert map of the first time slice: one character per token, laid out as the patch grid. */
   printf ("\nexpert of each token (first time slice, patch grid):\n");
   for (int y = 0; y < c->grid_height; y++) {

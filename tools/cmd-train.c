@@ -25,8 +25,8 @@ option_in_range (const char *option, double value, double lo, gboolean lo_open, 
 {
   gboolean ok = (lo_open ? value > lo : value >= lo) && (hi_open ? value < hi : value <= hi);
   if (!ok)
-    fprintf (stderr, "mone train: --%s %.10g out of range %c%.10g, %.10g%c\n", option, value, lo_open ? '(' : '[', lo, hi,
-        hi_open ? ')' : ']');
+    fprintf (stderr, "mone train: --%s %.10g out of range %c%.10g, %.10g%c\n", option, value, lo_open ? '(' : '[', lo,
+        hi, hi_open ? ')' : ']');
   return ok;
 }
 
@@ -81,9 +81,11 @@ train_options_valid (const MoneTrainOptions *o, const char *budget_text, gboolea
   if (o->alpha_min != -INFINITY && !option_in_range ("alpha-min", o->alpha_min, -10, FALSE, 10, FALSE))
     return FALSE;
   if (o->images_dir && o->in_frame_fraction > 0) {
-    fprintf (stderr, "mone train: --in-frame-fraction %g: an image folder has no in-frame samples (in-frame blends "
+    fprintf (stderr,
+        "mone train: --in-frame-fraction %g: an image folder has no in-frame samples (in-frame blends "
         "an item onto clutter by its brightness, which needs grey items on black like Fashion-MNIST's; scenes paste "
-        "pictures by their alpha: --scene-fraction); leave it out or give 0\n", o->in_frame_fraction);
+        "pictures by their alpha: --scene-fraction); leave it out or give 0\n",
+        o->in_frame_fraction);
     return FALSE;
   }
   if (o->scene_fraction + o->in_frame_fraction > 1 + 1e-12) {
@@ -96,12 +98,14 @@ train_options_valid (const MoneTrainOptions *o, const char *budget_text, gboolea
     return FALSE;
   }
   if (*budget > 0 && o->max_sampled_budget != 1.0) {
-    fprintf (stderr, "mone train: --max-sampled-budget limits the sampled budgets; with a fixed --budget or "
+    fprintf (stderr,
+        "mone train: --max-sampled-budget limits the sampled budgets; with a fixed --budget or "
         "--dense there are none\n");
     return FALSE;
   }
   if (o->self_distill && *budget >= 1.0) {
-    fprintf (stderr, "mone train: --self-distill trains e = 1 on every step already; it needs sampled budgets "
+    fprintf (stderr,
+        "mone train: --self-distill trains e = 1 on every step already; it needs sampled budgets "
         "or a fixed --budget below 1\n");
     return FALSE;
   }
@@ -129,15 +133,18 @@ mone_cmd_train (int argc, char **argv)
   char *budget_text = NULL, *in_frame_text = NULL;
   double budget = 0, mean = 0.5, std = 0.5, delta = 2, beta = 10;
   GOptionEntry entries[] = {
-    { "data", 0, 0, G_OPTION_ARG_FILENAME, &data_dir, "Fashion-MNIST folder (default " MONE_FASHION_MNIST_DIR ")", "DIR" },
+    { "data", 0, 0, G_OPTION_ARG_FILENAME, &data_dir, "Fashion-MNIST folder (default " MONE_FASHION_MNIST_DIR ")",
+        "DIR" },
     { "images", 0, 0, G_OPTION_ARG_FILENAME, &images_dir,
-      "train on your own pictures instead: DIR/<class name>/<image>.png, every 10th image of each class held out "
-      "for validation; each picture stretched to --size, full-frame, or pasted into scenes by its alpha with "
-      "--scene-fraction (see docs/training.md)", "DIR" },
+        "train on your own pictures instead: DIR/<class name>/<image>.png, every 10th image of each class held out "
+        "for validation; each picture stretched to --size, full-frame, or pasted into scenes by its alpha with "
+        "--scene-fraction (see docs/training.md)",
+        "DIR" },
     { "output", 'o', 0, G_OPTION_ARG_FILENAME, &output, "model file to write (required)", "FILE" },
     { "init", 0, 0, G_OPTION_ARG_FILENAME, &init_path,
-      "start from this model's weights (its architecture; a new head if its classes are not the data's)", "MODEL" },
-    { "checkpoint", 0, 0, G_OPTION_ARG_FILENAME, &checkpoint, "checkpoint file, written every --checkpoint-every steps", "FILE" },
+        "start from this model's weights (its architecture; a new head if its classes are not the data's)", "MODEL" },
+    { "checkpoint", 0, 0, G_OPTION_ARG_FILENAME, &checkpoint, "checkpoint file, written every --checkpoint-every steps",
+        "FILE" },
     { "resume", 0, 0, G_OPTION_ARG_NONE, &resume, "continue from --checkpoint if it exists", NULL },
     { "seed", 0, 0, G_OPTION_ARG_INT64, &seed, "random seed (default 1)", "N" },
     { "epochs", 0, 0, G_OPTION_ARG_INT, &o.epochs, "epochs over the training images (default 10)", "N" },
@@ -149,23 +156,26 @@ mone_cmd_train (int argc, char **argv)
     { "warmup", 0, 0, G_OPTION_ARG_DOUBLE, &o.warmup_fraction, "warm-up fraction of the steps (default 0.05)", "X" },
     { "clip", 0, 0, G_OPTION_ARG_DOUBLE, &o.clip_norm, "gradient-norm clip (default 1; 0 = off)", "X" },
     { "label-smoothing", 0, 0, G_OPTION_ARG_DOUBLE, &o.label_smoothing, "label smoothing (default 0.1)", "X" },
-    { "budget", 0, 0, G_OPTION_ARG_STRING, &budget_text, "train at this fixed budget instead of sampling per step", "E" },
+    { "budget", 0, 0, G_OPTION_ARG_STRING, &budget_text, "train at this fixed budget instead of sampling per step",
+        "E" },
     { "dense", 0, 0, G_OPTION_ARG_NONE, &dense, "the dense twin: same as --budget 1", NULL },
     { "max-sampled-budget", 0, 0, G_OPTION_ARG_DOUBLE, &o.max_sampled_budget,
-      "sample only budgets up to X from {0.15, 0.25, ..., 0.95, 1.0} (default 1: all)", "X" },
+        "sample only budgets up to X from {0.15, 0.25, ..., 0.95, 1.0} (default 1: all)", "X" },
     { "in-frame-fraction", 0, 0, G_OPTION_ARG_STRING, &in_frame_text,
-      "share of in-frame samples (default 0.5; 0 with --images, which has none)", "X" },
+        "share of in-frame samples (default 0.5; 0 with --images, which has none)", "X" },
     { "scene-fraction", 0, 0, G_OPTION_ARG_DOUBLE, &o.scene_fraction,
-      "share of samples rendered as camera scenes (default 0); an image folder's pictures are pasted by their "
-      "alpha (cut-outs as PNG with transparency)", "X" },
+        "share of samples rendered as camera scenes (default 0); an image folder's pictures are pasted by their "
+        "alpha (cut-outs as PNG with transparency)",
+        "X" },
     { "router-item-weight", 0, 0, G_OPTION_ARG_DOUBLE, &o.router_item_weight,
-      "teach the router where the item is on scene and in-frame samples, with this weight (default 0)", "X" },
+        "teach the router where the item is on scene and in-frame samples, with this weight (default 0)", "X" },
     { "alpha-min", 0, 0, G_OPTION_ARG_DOUBLE, &o.alpha_min, "keep alpha >= X after every step (default: free)", "X" },
     { "self-distill", 0, 0, G_OPTION_ARG_NONE, &o.self_distill,
-      "every step trains e = 1 on the labels and the sampled budget on e = 1's predictions", NULL },
+        "every step trains e = 1 on the labels and the sampled budget on e = 1's predictions", NULL },
     { "min-budget-pass", 0, 0, G_OPTION_ARG_NONE, &o.min_budget_pass,
-      "with --self-distill, every step also trains e = 0.15 on e = 1's predictions (sandwich rule)", NULL },
-    { "train-images", 0, 0, G_OPTION_ARG_INT, &o.train_images, "use only the first N training images (default 0: all)", "N" },
+        "with --self-distill, every step also trains e = 0.15 on e = 1's predictions (sandwich rule)", NULL },
+    { "train-images", 0, 0, G_OPTION_ARG_INT, &o.train_images, "use only the first N training images (default 0: all)",
+        "N" },
     { "max-steps", 0, 0, G_OPTION_ARG_INT, &o.max_steps, "stop this run after N steps (resume later)", "N" },
     { "log-every", 0, 0, G_OPTION_ARG_INT, &o.log_every, "steps between progress lines (default 20)", "N" },
     { "checkpoint-every", 0, 0, G_OPTION_ARG_INT, &o.checkpoint_every, "steps between checkpoints (default 200)", "N" },

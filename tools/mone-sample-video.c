@@ -47,9 +47,9 @@
 #define DEFAULT_HEIGHT 240
 #define DEFAULT_FPS 25
 #define DEFAULT_SEED 1
-#define DEFAULT_BACKGROUND 128    /* full-frame and in-frame; close-up is on black */
-#define DEFAULT_SCENE_HEIGHT 64   /* a small camera frame, about the scene model's input */
-#define CLOSE_UP_FRACTION 0.8     /* close-up item square / frame height */
+#define DEFAULT_BACKGROUND 128  /* full-frame and in-frame; close-up is on black */
+#define DEFAULT_SCENE_HEIGHT 64 /* a small camera frame, about the scene model's input */
+#define CLOSE_UP_FRACTION 0.8   /* close-up item square / frame height */
 #define DEFAULT_BITRATE 1500000 /* bits/s: high for 320x240, so codec loss barely moves accuracy */
 
 typedef enum {
@@ -65,16 +65,16 @@ typedef enum { CODEC_VP8, CODEC_H264 } Codec;
 typedef enum { MUX_WEBM, MUX_MP4, MUX_MATROSKA } Container;
 
 typedef struct {
-  char *output;            /* the video file */
-  char *labels;            /* the CSV; default: output with its extension replaced by .csv */
-  char *data_dir;          /* Fashion-MNIST IDX folder; NULL = the Debian package's */
+  char *output;   /* the video file */
+  char *labels;   /* the CSV; default: output with its extension replaced by .csv */
+  char *data_dir; /* Fashion-MNIST IDX folder; NULL = the Debian package's */
   int items, frames_per_item, width, height, item_size, fps, background, bitrate, scene_height;
-  int scene_width;         /* derived: the small scene frame's width at the output's aspect */
+  int scene_width; /* derived: the small scene frame's width at the output's aspect */
   gint64 seed;
   Placement placement;
   Codec codec;
   Container container;
-  gboolean blocks;         /* full-frame: enlarge by pixel replication instead of bilinear */
+  gboolean blocks; /* full-frame: enlarge by pixel replication instead of bilinear */
 } SampleOptions;
 
 /* Chooses `count` distinct indices of [0, total) by a partial Fisher-Yates shuffle. */
@@ -132,8 +132,8 @@ upscale_bilinear (const float *src, int sh, int sw, guint8 *frame, int stride, i
 /* Draws one item into a GRAY8 frame and reports its box in frame pixels. scratch holds at least
  * MAX (item_size^2, scene_height * scene_width) floats. */
 static void
-draw_frame (const SampleOptions *opt, const MoneImageSet *set, int test_index,
-    const GstVideoInfo *info, guint8 *frame, float *scratch, MoneItemBox *box)
+draw_frame (const SampleOptions *opt, const MoneImageSet *set, int test_index, const GstVideoInfo *info, guint8 *frame,
+    float *scratch, MoneItemBox *box)
 {
   int stride = GST_VIDEO_INFO_PLANE_STRIDE (info, 0);
   int side = opt->item_size;
@@ -143,17 +143,16 @@ draw_frame (const SampleOptions *opt, const MoneImageSet *set, int test_index,
     MoneItemBox small;
     float sx = (float) opt->width / opt->scene_width, sy = (float) opt->height / opt->scene_height;
 
-    mone_render_scene_frame (set, test_index, (uint64_t) opt->seed, opt->scene_height,
-        opt->scene_width, scratch, &small);
-    upscale_bilinear (scratch, opt->scene_height, opt->scene_width, frame, stride, opt->height,
-        opt->width);
-    *box = (MoneItemBox) { small.x * sx, small.y * sy, small.w * sx, small.h * sy };
+    mone_render_scene_frame (set, test_index, (uint64_t) opt->seed, opt->scene_height, opt->scene_width, scratch,
+        &small);
+    upscale_bilinear (scratch, opt->scene_height, opt->scene_width, frame, stride, opt->height, opt->width);
+    *box = (MoneItemBox){ small.x * sx, small.y * sy, small.w * sx, small.h * sy };
     return;
   }
 
   for (int y = 0; y < opt->height; y++)
     memset (frame + (gsize) y * stride, opt->background, opt->width);
-  *box = (MoneItemBox) { (float) x0, (float) y0, (float) side, (float) side };
+  *box = (MoneItemBox){ (float) x0, (float) y0, (float) side, (float) side };
 
   if (opt->blocks && opt->placement == PLACEMENT_FULL_FRAME) {
     /* each item pixel becomes a block: a downscaler that averages areas gets the item back */
@@ -161,18 +160,16 @@ draw_frame (const SampleOptions *opt, const MoneImageSet *set, int test_index,
 
     for (int y = 0; y < side; y++)
       for (int x = 0; x < side; x++)
-        scratch[y * side + x] = item[(y * set->rows / side) * set->cols + x * set->cols / side]
-            / 255.0f;
+        scratch[y * side + x] = item[(y * set->rows / side) * set->cols + x * set->cols / side] / 255.0f;
   } else if (opt->placement == PLACEMENT_IN_FRAME) {
     MoneItemBox in_square;
 
-    mone_render_with_box (set, test_index, MONE_PROTOCOL_IN_FRAME, (uint64_t) opt->seed, FALSE, 1,
-        side, side, scratch, &in_square);
-    *box = (MoneItemBox) { x0 + in_square.x, y0 + in_square.y, in_square.w, in_square.h };
+    mone_render_with_box (set, test_index, MONE_PROTOCOL_IN_FRAME, (uint64_t) opt->seed, FALSE, 1, side, side, scratch,
+        &in_square);
+    *box = (MoneItemBox){ x0 + in_square.x, y0 + in_square.y, in_square.w, in_square.h };
   } else {
     /* full-frame and close-up: the item's cell fills the square (bilinear) */
-    mone_render (set, test_index, MONE_PROTOCOL_FULL_FRAME, (uint64_t) opt->seed, FALSE, 1, side,
-        side, scratch);
+    mone_render (set, test_index, MONE_PROTOCOL_FULL_FRAME, (uint64_t) opt->seed, FALSE, 1, side, side, scratch);
   }
   for (int y = 0; y < side; y++) {
     guint8 *row = frame + (gsize) (y0 + y) * stride + x0;
@@ -184,8 +181,8 @@ draw_frame (const SampleOptions *opt, const MoneImageSet *set, int test_index,
 static gboolean
 labels_error (const char *path, GError **error)
 {
-  g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (errno),
-      "cannot write labels file %s: %s", path, g_strerror (errno));
+  g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (errno), "cannot write labels file %s: %s", path,
+      g_strerror (errno));
   return FALSE;
 }
 
@@ -205,8 +202,7 @@ static gboolean
 wait_for_eos (GstElement *pipeline, GError **error)
 {
   GstBus *bus = gst_element_get_bus (pipeline);
-  GstMessage *msg = gst_bus_timed_pop_filtered (bus, GST_CLOCK_TIME_NONE,
-      GST_MESSAGE_EOS | GST_MESSAGE_ERROR);
+  GstMessage *msg = gst_bus_timed_pop_filtered (bus, GST_CLOCK_TIME_NONE, GST_MESSAGE_EOS | GST_MESSAGE_ERROR);
   gboolean ok = TRUE;
 
   if (GST_MESSAGE_TYPE (msg) == GST_MESSAGE_ERROR) {
@@ -214,8 +210,8 @@ wait_for_eos (GstElement *pipeline, GError **error)
     char *debug = NULL;
 
     gst_message_parse_error (msg, &err, &debug);
-    g_set_error (error, err->domain, err->code, "%s: %s (%s)", GST_OBJECT_NAME (msg->src),
-        err->message, debug ? debug : "no details");
+    g_set_error (error, err->domain, err->code, "%s: %s (%s)", GST_OBJECT_NAME (msg->src), err->message,
+        debug ? debug : "no details");
     g_clear_error (&err);
     g_free (debug);
     ok = FALSE;
@@ -235,8 +231,8 @@ make_encoder (const SampleOptions *opt, GstElement **encoder, GstElement **parse
       return FALSE;
     /* One encoder thread and a fixed good-quality deadline: the same frames give the same bytes.
      * Every item starts with a keyframe-sized change anyway, so keyframes every second cost little. */
-    g_object_set (*encoder, "threads", 1, "deadline", (gint64) 20000, "cpu-used", 4,
-        "target-bitrate", opt->bitrate, "keyframe-max-dist", opt->fps, NULL);
+    g_object_set (*encoder, "threads", 1, "deadline", (gint64) 20000, "cpu-used", 4, "target-bitrate", opt->bitrate,
+        "keyframe-max-dist", opt->fps, NULL);
     return TRUE;
   }
   if (!(*encoder = make_element ("openh264enc", "gstreamer1.0-plugins-bad", error)))
@@ -248,8 +244,8 @@ make_encoder (const SampleOptions *opt, GstElement **encoder, GstElement **parse
   }
   /* One thread for the same bytes from the same frames; bit-rate control at the VP8 rate so the
    * two codecs are compared at one bit rate; never skip frames (the CSV counts every one). */
-  g_object_set (*encoder, "multi-thread", 1, "bitrate", (guint) opt->bitrate,
-      "gop-size", (guint) opt->fps, "enable-frame-skip", FALSE, NULL);
+  g_object_set (*encoder, "multi-thread", 1, "bitrate", (guint) opt->bitrate, "gop-size", (guint) opt->fps,
+      "enable-frame-skip", FALSE, NULL);
   gst_util_set_object_arg (G_OBJECT (*encoder), "rate-control", "bitrate");
   gst_util_set_object_arg (G_OBJECT (*encoder), "usage-type", "camera");
   return TRUE;
@@ -279,8 +275,7 @@ encode_video (const SampleOptions *opt, const char *path, FILE *labels, const ch
   GstElement *parser = NULL, *mux = NULL, *sink = NULL;
   GstVideoInfo info;
   GstCaps *caps = NULL;
-  gsize scratch_size = MAX ((gsize) opt->item_size * opt->item_size,
-      (gsize) opt->scene_height * opt->scene_width);
+  gsize scratch_size = MAX ((gsize) opt->item_size * opt->item_size, (gsize) opt->scene_height * opt->scene_width);
   float *scratch = g_new (float, scratch_size);
   gboolean ok = FALSE;
   guint64 frame_index = 0;
@@ -289,8 +284,7 @@ encode_video (const SampleOptions *opt, const char *path, FILE *labels, const ch
       || !(to_rgb = make_element ("videoconvert", "gstreamer1.0-plugins-base", error))
       || !(rgb_filter = make_element ("capsfilter", "libgstreamer1.0-0", error))
       || !(convert = make_element ("videoconvert", "gstreamer1.0-plugins-base", error))
-      || !make_encoder (opt, &encoder, &parser, error)
-      || !(mux = make_muxer (opt, error))
+      || !make_encoder (opt, &encoder, &parser, error) || !(mux = make_muxer (opt, error))
       || !(sink = make_element ("filesink", "gstreamer1.0-plugins-base", error)))
     goto done;
 
@@ -298,8 +292,8 @@ encode_video (const SampleOptions *opt, const char *path, FILE *labels, const ch
   GST_VIDEO_INFO_FPS_N (&info) = opt->fps;
   GST_VIDEO_INFO_FPS_D (&info) = 1;
   caps = gst_video_info_to_caps (&info);
-  g_object_set (src, "caps", caps, "format", GST_FORMAT_TIME, "block", TRUE,
-      "max-bytes", (guint64) info.size * 8, NULL);
+  g_object_set (src, "caps", caps, "format", GST_FORMAT_TIME, "block", TRUE, "max-bytes", (guint64) info.size * 8,
+      NULL);
   g_object_set (sink, "location", path, NULL);
 
   /* Through RGB: GStreamer's converter would copy GRAY8 into the Y plane as it is (full range in a
@@ -316,8 +310,9 @@ encode_video (const SampleOptions *opt, const char *path, FILE *labels, const ch
       || (!parser && !gst_element_link_many (encoder, mux, sink, NULL))) {
     g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_NEGOTIATION,
         "cannot link appsrc ! videoconvert ! video/x-raw,format=RGB ! videoconvert ! %s%s ! %s ! "
-        "filesink", GST_OBJECT_NAME (gst_element_get_factory (encoder)),
-        parser ? " ! h264parse" : "", GST_OBJECT_NAME (gst_element_get_factory (mux)));
+        "filesink",
+        GST_OBJECT_NAME (gst_element_get_factory (encoder)), parser ? " ! h264parse" : "",
+        GST_OBJECT_NAME (gst_element_get_factory (mux)));
     src = to_rgb = rgb_filter = convert = encoder = parser = mux = sink = NULL;
     goto done;
   }
@@ -340,8 +335,8 @@ encode_video (const SampleOptions *opt, const char *path, FILE *labels, const ch
     draw_frame (opt, set, chosen[i], &info, map.data, scratch, &box);
     gst_buffer_unmap (item_frame, &map);
     if (fprintf (labels, "%d,%d,%d,%d,%d,%s,%.1f,%.1f,%.1f,%.1f\n", i, chosen[i], first,
-            first + opt->frames_per_item - 1, label, mone_fashion_mnist_labels[label], box.x, box.y,
-            box.w, box.h) < 0) {
+            first + opt->frames_per_item - 1, label, mone_fashion_mnist_labels[label], box.x, box.y, box.w, box.h)
+        < 0) {
       gst_buffer_unref (item_frame);
       labels_error (labels_path, error);
       gst_app_src_end_of_stream (GST_APP_SRC (src));
@@ -352,8 +347,7 @@ encode_video (const SampleOptions *opt, const char *path, FILE *labels, const ch
       GstBuffer *buf = gst_buffer_copy (item_frame);
 
       GST_BUFFER_PTS (buf) = gst_util_uint64_scale (frame_index, GST_SECOND, opt->fps);
-      GST_BUFFER_DURATION (buf) = gst_util_uint64_scale (frame_index + 1, GST_SECOND, opt->fps)
-          - GST_BUFFER_PTS (buf);
+      GST_BUFFER_DURATION (buf) = gst_util_uint64_scale (frame_index + 1, GST_SECOND, opt->fps) - GST_BUFFER_PTS (buf);
       if (gst_app_src_push_buffer (GST_APP_SRC (src), buf) != GST_FLOW_OK) {
         gst_buffer_unref (item_frame);
         /* the pipeline stopped: its error message says why */
@@ -374,15 +368,24 @@ stop:
   gst_element_set_state (pipeline, GST_STATE_NULL);
   src = to_rgb = rgb_filter = convert = encoder = parser = mux = sink = NULL; /* the pipeline's */
 done:
-  if (src) gst_object_unref (src);
-  if (to_rgb) gst_object_unref (to_rgb);
-  if (rgb_filter) gst_object_unref (rgb_filter);
-  if (convert) gst_object_unref (convert);
-  if (encoder) gst_object_unref (encoder);
-  if (parser) gst_object_unref (parser);
-  if (mux) gst_object_unref (mux);
-  if (sink) gst_object_unref (sink);
-  if (caps) gst_caps_unref (caps);
+  if (src)
+    gst_object_unref (src);
+  if (to_rgb)
+    gst_object_unref (to_rgb);
+  if (rgb_filter)
+    gst_object_unref (rgb_filter);
+  if (convert)
+    gst_object_unref (convert);
+  if (encoder)
+    gst_object_unref (encoder);
+  if (parser)
+    gst_object_unref (parser);
+  if (mux)
+    gst_object_unref (mux);
+  if (sink)
+    gst_object_unref (sink);
+  if (caps)
+    gst_caps_unref (caps);
   gst_object_unref (pipeline);
   g_free (scratch);
   return ok;
@@ -430,8 +433,7 @@ choose_codec_and_container (SampleOptions *opt, const char *codec, GError **erro
   } else if (codec && !strcmp (codec, "h264")) {
     opt->codec = CODEC_H264;
   } else if (codec) {
-    g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
-        "--codec must be vp8 or h264, not '%s'", codec);
+    g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "--codec must be vp8 or h264, not '%s'", codec);
     return FALSE;
   } else {
     opt->codec = has_extension (opt->output, mp4) ? CODEC_H264 : CODEC_VP8;
@@ -460,31 +462,50 @@ int
 main (int argc, char **argv)
 {
   SampleOptions opt = {
-    .items = DEFAULT_ITEMS, .frames_per_item = DEFAULT_FRAMES_PER_ITEM,
-    .width = DEFAULT_WIDTH, .height = DEFAULT_HEIGHT, .item_size = 0, .fps = DEFAULT_FPS,
-    .background = -1, .bitrate = DEFAULT_BITRATE, .seed = DEFAULT_SEED,
-    .scene_height = 0, .placement = PLACEMENT_SCENE,
+    .items = DEFAULT_ITEMS,
+    .frames_per_item = DEFAULT_FRAMES_PER_ITEM,
+    .width = DEFAULT_WIDTH,
+    .height = DEFAULT_HEIGHT,
+    .item_size = 0,
+    .fps = DEFAULT_FPS,
+    .background = -1,
+    .bitrate = DEFAULT_BITRATE,
+    .seed = DEFAULT_SEED,
+    .scene_height = 0,
+    .placement = PLACEMENT_SCENE,
   };
   char *placement = NULL, *codec = NULL;
-  GOptionEntry entries[] = {
-    { "output", 'o', 0, G_OPTION_ARG_FILENAME, &opt.output, "Video file to write (.webm: VP8, .mp4: H.264, .mkv: either; required)", "FILE" },
+  GOptionEntry entries[] = { { "output", 'o', 0, G_OPTION_ARG_FILENAME, &opt.output,
+                                 "Video file to write (.webm: VP8, .mp4: H.264, .mkv: either; required)", "FILE" },
     { "labels", 'l', 0, G_OPTION_ARG_FILENAME, &opt.labels, "Labels CSV (default: FILE with .csv)", "CSV" },
     { "items", 'n', 0, G_OPTION_ARG_INT, &opt.items, "Test items to show (default 200)", "N" },
-    { "frames-per-item", 'f', 0, G_OPTION_ARG_INT, &opt.frames_per_item, "Frames each item stays on screen (default 5)", "K" },
-    { "seed", 's', 0, G_OPTION_ARG_INT64, &opt.seed, "Seed of the item choice and the scenes or clutter (default 1)", "S" },
+    { "frames-per-item", 'f', 0, G_OPTION_ARG_INT, &opt.frames_per_item, "Frames each item stays on screen (default 5)",
+        "K" },
+    { "seed", 's', 0, G_OPTION_ARG_INT64, &opt.seed, "Seed of the item choice and the scenes or clutter (default 1)",
+        "S" },
     { "width", 0, 0, G_OPTION_ARG_INT, &opt.width, "Frame width (default 320)", "W" },
     { "height", 0, 0, G_OPTION_ARG_INT, &opt.height, "Frame height (default 240)", "H" },
-    { "placement", 'p', 0, G_OPTION_ARG_STRING, &placement, "scene (default: an item in a camera frame), close-up (centred on black, 80% of the height), full-frame (item fills the centre square) or in-frame (small, on clutter)", "P" },
-    { "scene-height", 0, 0, G_OPTION_ARG_INT, &opt.scene_height, "scene: rows of the small camera frame drawn before enlarging (default 64, at most H; columns = round(ROWS * W / H))", "ROWS" },
-    { "item-size", 0, 0, G_OPTION_ARG_INT, &opt.item_size, "Side of the item square (default: 80% of the height for close-up, else the shorter frame side)", "PX" },
+    { "placement", 'p', 0, G_OPTION_ARG_STRING, &placement,
+        "scene (default: an item in a camera frame), close-up (centred on black, 80% of the height), full-frame (item "
+        "fills the centre square) or in-frame (small, on clutter)",
+        "P" },
+    { "scene-height", 0, 0, G_OPTION_ARG_INT, &opt.scene_height,
+        "scene: rows of the small camera frame drawn before enlarging (default 64, at most H; columns = round(ROWS * W "
+        "/ H))",
+        "ROWS" },
+    { "item-size", 0, 0, G_OPTION_ARG_INT, &opt.item_size,
+        "Side of the item square (default: 80% of the height for close-up, else the shorter frame side)", "PX" },
     { "fps", 0, 0, G_OPTION_ARG_INT, &opt.fps, "Frame rate (default 25)", "FPS" },
-    { "background", 0, 0, G_OPTION_ARG_INT, &opt.background, "Grey level around the item square, 0-255 (default 128; close-up 0)", "V" },
-    { "codec", 'c', 0, G_OPTION_ARG_STRING, &codec, "vp8 or h264 (default: by FILE's extension, .mp4 h264, else vp8)", "C" },
+    { "background", 0, 0, G_OPTION_ARG_INT, &opt.background,
+        "Grey level around the item square, 0-255 (default 128; close-up 0)", "V" },
+    { "codec", 'c', 0, G_OPTION_ARG_STRING, &codec, "vp8 or h264 (default: by FILE's extension, .mp4 h264, else vp8)",
+        "C" },
     { "bitrate", 0, 0, G_OPTION_ARG_INT, &opt.bitrate, "Target bit rate in bits/s (default 1500000)", "BPS" },
-    { "blocks", 0, 0, G_OPTION_ARG_NONE, &opt.blocks, "full-frame: enlarge the item by pixel replication (blocks) instead of bilinear", NULL },
-    { "data-dir", 0, 0, G_OPTION_ARG_FILENAME, &opt.data_dir, "Fashion-MNIST IDX folder (default " MONE_FASHION_MNIST_DIR ")", "DIR" },
-    G_OPTION_ENTRY_NULL
-  };
+    { "blocks", 0, 0, G_OPTION_ARG_NONE, &opt.blocks,
+        "full-frame: enlarge the item by pixel replication (blocks) instead of bilinear", NULL },
+    { "data-dir", 0, 0, G_OPTION_ARG_FILENAME, &opt.data_dir,
+        "Fashion-MNIST IDX folder (default " MONE_FASHION_MNIST_DIR ")", "DIR" },
+    G_OPTION_ENTRY_NULL };
   GOptionContext *octx = g_option_context_new ("- render Fashion-MNIST test items into a VP8 or H.264 video");
   GError *error = NULL;
   MoneImageSet test_set = { 0 };
@@ -511,8 +532,10 @@ main (int argc, char **argv)
     for (p = 0; p < G_N_ELEMENTS (placement_names) && strcmp (placement, placement_names[p]); p++)
       ;
     if (p == G_N_ELEMENTS (placement_names)) {
-      fprintf (stderr, "mone-sample-video: --placement must be scene, close-up, full-frame or "
-          "in-frame, not '%s'\n", placement);
+      fprintf (stderr,
+          "mone-sample-video: --placement must be scene, close-up, full-frame or "
+          "in-frame, not '%s'\n",
+          placement);
       status = 2;
       goto out;
     }
@@ -523,19 +546,17 @@ main (int argc, char **argv)
     status = 2;
     goto out;
   }
-  if (opt.width < 16 || opt.height < 16 || opt.width > 4096 || opt.height > 4096
-      || opt.width % 2 || opt.height % 2) {
-    fprintf (stderr, "mone-sample-video: frame size %dx%d: need even sides in 16..4096\n",
-        opt.width, opt.height);
+  if (opt.width < 16 || opt.height < 16 || opt.width > 4096 || opt.height > 4096 || opt.width % 2 || opt.height % 2) {
+    fprintf (stderr, "mone-sample-video: frame size %dx%d: need even sides in 16..4096\n", opt.width, opt.height);
     status = 2;
     goto out;
   }
   if (opt.item_size == 0)
-    opt.item_size = opt.placement == PLACEMENT_CLOSE_UP
-        ? (int) lround (CLOSE_UP_FRACTION * opt.height) : MIN (opt.width, opt.height);
+    opt.item_size = opt.placement == PLACEMENT_CLOSE_UP ? (int) lround (CLOSE_UP_FRACTION * opt.height)
+                                                        : MIN (opt.width, opt.height);
   if (opt.item_size < 8 || opt.item_size > MIN (opt.width, opt.height)) {
-    fprintf (stderr, "mone-sample-video: --item-size %d: need 8..%d (the shorter frame side)\n",
-        opt.item_size, MIN (opt.width, opt.height));
+    fprintf (stderr, "mone-sample-video: --item-size %d: need 8..%d (the shorter frame side)\n", opt.item_size,
+        MIN (opt.width, opt.height));
     status = 2;
     goto out;
   }
@@ -544,17 +565,19 @@ main (int argc, char **argv)
     opt.scene_height = MIN (DEFAULT_SCENE_HEIGHT, opt.height);
   opt.scene_width = (int) lround ((double) opt.scene_height * opt.width / opt.height);
   if (opt.scene_height < 8 || opt.scene_height > opt.height || opt.scene_width > MONE_SCENE_MAX_SIDE) {
-    fprintf (stderr, "mone-sample-video: --scene-height %d: need 8..%d rows and at most %d "
-        "columns (%d at this aspect)\n", opt.scene_height, opt.height, MONE_SCENE_MAX_SIDE,
-        opt.scene_width);
+    fprintf (stderr,
+        "mone-sample-video: --scene-height %d: need 8..%d rows and at most %d "
+        "columns (%d at this aspect)\n",
+        opt.scene_height, opt.height, MONE_SCENE_MAX_SIDE, opt.scene_width);
     status = 2;
     goto out;
   }
   if (opt.background < 0)
     opt.background = opt.placement == PLACEMENT_CLOSE_UP ? 0 : DEFAULT_BACKGROUND;
-  if (opt.frames_per_item < 1 || opt.frames_per_item > 1000 || opt.fps < 1 || opt.fps > 240
-      || opt.background > 255 || opt.bitrate < 10000) {
-    fprintf (stderr, "mone-sample-video: --frames-per-item 1..1000, --fps 1..240, "
+  if (opt.frames_per_item < 1 || opt.frames_per_item > 1000 || opt.fps < 1 || opt.fps > 240 || opt.background > 255
+      || opt.bitrate < 10000) {
+    fprintf (stderr,
+        "mone-sample-video: --frames-per-item 1..1000, --fps 1..240, "
         "--background 0..255, --bitrate >= 10000\n");
     status = 2;
     goto out;
@@ -563,13 +586,11 @@ main (int argc, char **argv)
     opt.labels = default_labels_path (opt.output);
 
   if (!mone_fashion_mnist_load (opt.data_dir, FALSE, &test_set, &error)) {
-    fprintf (stderr, "mone-sample-video: %s\n(Debian package dataset-fashion-mnist)\n",
-        error->message);
+    fprintf (stderr, "mone-sample-video: %s\n(Debian package dataset-fashion-mnist)\n", error->message);
     goto out;
   }
   if (opt.items < 1 || opt.items > test_set.count) {
-    fprintf (stderr, "mone-sample-video: --items %d: the test set has 1..%d items\n", opt.items,
-        test_set.count);
+    fprintf (stderr, "mone-sample-video: --items %d: the test set has 1..%d items\n", opt.items, test_set.count);
     status = 2;
     goto out;
   }
@@ -581,8 +602,10 @@ main (int argc, char **argv)
   labels_partial = g_strconcat (opt.labels, ".partial", NULL);
   video_partial = g_strconcat (opt.output, ".partial", NULL);
   if (!(labels = fopen (labels_partial, "w"))
-      || fprintf (labels, "item,test_index,first_frame,last_frame,label,label_name,"
-          "box_x,box_y,box_w,box_h\n") < 0) {
+      || fprintf (labels,
+             "item,test_index,first_frame,last_frame,label,label_name,"
+             "box_x,box_y,box_w,box_h\n")
+          < 0) {
     labels_error (opt.labels, &error);
   } else if (encode_video (&opt, video_partial, labels, opt.labels, &test_set, chosen, &error)) {
     int closed = fclose (labels);
@@ -600,15 +623,14 @@ main (int argc, char **argv)
     goto out;
   }
   if (g_rename (video_partial, opt.output) != 0 || g_rename (labels_partial, opt.labels) != 0) {
-    fprintf (stderr, "mone-sample-video: cannot rename the finished files into place: %s\n",
-        g_strerror (errno));
+    fprintf (stderr, "mone-sample-video: cannot rename the finished files into place: %s\n", g_strerror (errno));
     g_unlink (labels_partial);
     g_unlink (video_partial);
     goto out;
   }
-  printf ("wrote %s (%d items x %d frames, %dx%d @ %d fps, %s, %s) and %s\n", opt.output,
-      opt.items, opt.frames_per_item, opt.width, opt.height, opt.fps,
-      placement_names[opt.placement], opt.codec == CODEC_VP8 ? "VP8" : "H.264", opt.labels);
+  printf ("wrote %s (%d items x %d frames, %dx%d @ %d fps, %s, %s) and %s\n", opt.output, opt.items,
+      opt.frames_per_item, opt.width, opt.height, opt.fps, placement_names[opt.placement],
+      opt.codec == CODEC_VP8 ? "VP8" : "H.264", opt.labels);
   status = 0;
 
 out:

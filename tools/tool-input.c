@@ -22,8 +22,7 @@ mone_tool_model_from_args (const char *command, const char *config_name, int arg
   if (config_name) {
     MoneConfig config;
     guint64 seed;
-    if (mone_config_from_args (config_name, argc - 1, (const char *const *) argv + 1, &config, &seed,
-            &error))
+    if (mone_config_from_args (config_name, argc - 1, (const char *const *) argv + 1, &config, &seed, &error))
       model = mone_model_new_random (&config, seed, &error);
   } else if (argc != 2) {
     fprintf (stderr, "mone %s: expected one MODEL file (or --config NAME)\n", command);
@@ -60,8 +59,9 @@ mone_tool_read_exact (const char *path, gsize size, const char *what, char **con
     goto fail;
   }
   if (S_ISREG (st.st_mode) && (guint64) st.st_size != size) {
-    g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT, "'%s' has %" G_GUINT64_FORMAT " bytes, expected %" G_GSIZE_FORMAT
-        " (%s)", path, (guint64) st.st_size, size, what);
+    g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT,
+        "'%s' has %" G_GUINT64_FORMAT " bytes, expected %" G_GSIZE_FORMAT " (%s)", path, (guint64) st.st_size, size,
+        what);
     goto fail;
   }
   /* One byte more than expected tells a long stream from an exact one. */
@@ -79,8 +79,9 @@ mone_tool_read_exact (const char *path, gsize size, const char *what, char **con
     got += (gsize) n;
   }
   if (got != size) {
-    g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT, "'%s' holds %s%" G_GSIZE_FORMAT " bytes, expected %" G_GSIZE_FORMAT
-        " (%s)", path, got > size ? "more than " : "", got > size ? size : got, size, what);
+    g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT,
+        "'%s' holds %s%" G_GSIZE_FORMAT " bytes, expected %" G_GSIZE_FORMAT " (%s)", path,
+        got > size ? "more than " : "", got > size ? size : got, size, what);
     goto fail;
   }
   close (fd);

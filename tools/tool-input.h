@@ -12,8 +12,7 @@
  * named config with the key=value overrides when config_name is set, else the one MODEL file in
  * argv[1] (argv[0] is the command). On failure prints "mone COMMAND: cause" and returns NULL with
  * *status 2 for a usage error, 1 for a model that cannot be made or loaded. */
-MoneModel *mone_tool_model_from_args (const char *command, const char *config_name, int argc, char **argv,
-    int *status);
+MoneModel *mone_tool_model_from_args (const char *command, const char *config_name, int argc, char **argv, int *status);
 
 /* Reads exactly `size` bytes from path into a new buffer (g_free it; malloc-aligned). A regular
  * file must have exactly that size; anything else that can be read (a pipe, a device) is read

@@ -90,8 +90,7 @@ G_BEGIN_DECLS
 
 /* The meta's fields as C values. Strings and the expert grid point into the structure they were
  * read from: valid while that structure (the buffer holding the meta) is alive and unchanged. */
-typedef struct
-{
+typedef struct {
   guint64 frame;
   guint64 result_frame;
   gboolean reused;
@@ -100,12 +99,12 @@ typedef struct
   gint top_class;
   const gchar *label;
   gdouble top_score;
-  guint top_k;                  /* valid entries in the three arrays below */
+  guint top_k; /* valid entries in the three arrays below */
   gint top_classes[GST_MONE_META_MAX_TOP_K];
   const gchar *top_labels[GST_MONE_META_MAX_TOP_K];
   gdouble top_scores[GST_MONE_META_MAX_TOP_K];
 
-  gboolean budget_auto;         /* budget-mode == "auto" */
+  gboolean budget_auto; /* budget-mode == "auto" */
   gdouble budget_requested;
   gdouble budget_used;
   gdouble gflops;
@@ -116,8 +115,8 @@ typedef struct
   gint tokens;
   gint tokens_per_expert[MONE_MAX_EXPERTS];
   gint grid_width, grid_height, grid_slices;
-  const guint8 *expert_grid;    /* (grid_slices, grid_height, grid_width) expert indices */
-  gsize expert_grid_size;       /* bytes in expert_grid (== tokens) */
+  const guint8 *expert_grid; /* (grid_slices, grid_height, grid_width) expert indices */
+  gsize expert_grid_size;    /* bytes in expert_grid (== tokens) */
 
   const gchar *scale_mode;
   gdouble content_x, content_y, content_width, content_height;
@@ -129,30 +128,30 @@ typedef struct
 const GstMetaInfo *gst_mone_meta_get_info (void);
 
 /* Zeroes *result and sets the times to GST_CLOCK_TIME_NONE. */
-void gst_mone_classification_init (MoneClassification * result);
+void gst_mone_classification_init (MoneClassification *result);
 
 /* A new structure named "mone-classification" with every field of MoneClassification (expert_grid copied into a
  * GBytes; top-k arrays of result->top_k entries). Free with gst_structure_free. */
-GstStructure *gst_mone_classification_to_structure (const MoneClassification * result);
+GstStructure *gst_mone_classification_to_structure (const MoneClassification *result);
 
 /* Reads the fields back from a meta's or a message's structure. Returns FALSE (leaving *result
  * initialised but partial) when the structure has another name or lacks class-id, label, score, budget-used or expert-grid, or
  * when the grid size disagrees with the token count. */
-gboolean gst_mone_classification_from_structure (const GstStructure * structure,
-    MoneClassification * result);
+gboolean gst_mone_classification_from_structure (const GstStructure *structure,
+    MoneClassification *result);
 
 /* Attaches (or overwrites: one meta per buffer) the meta with a copy of the fields of `fields`
  * (named "mone-classification" or "GstMoneMeta"). The buffer must be writable. Returns the meta. */
-GstCustomMeta *gst_buffer_add_mone_meta (GstBuffer * buffer, const GstStructure * fields);
+GstCustomMeta *gst_buffer_add_mone_meta (GstBuffer *buffer, const GstStructure *fields);
 
 /* The buffer's meta, or NULL. */
-GstCustomMeta *gst_buffer_get_mone_meta (GstBuffer * buffer);
+GstCustomMeta *gst_buffer_get_mone_meta (GstBuffer *buffer);
 
 /* The meta's structure (owned by the buffer), or NULL when the buffer has no meta. */
-const GstStructure *gst_buffer_get_mone_structure (GstBuffer * buffer);
+const GstStructure *gst_buffer_get_mone_structure (GstBuffer *buffer);
 
 /* Shortcut: gst_mone_classification_from_structure on the buffer's meta. FALSE without meta. */
-gboolean gst_mone_meta_read (GstBuffer * buffer, MoneClassification * result);
+gboolean gst_mone_meta_read (GstBuffer *buffer, MoneClassification *result);
 
 G_END_DECLS
 

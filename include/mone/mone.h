@@ -29,31 +29,32 @@ G_BEGIN_DECLS
 MONE_API GQuark mone_error_quark (void);
 
 typedef enum {
-  MONE_ERROR_IO,           /* the file could not be opened, read or written */
-  MONE_ERROR_FORMAT,       /* the bytes are not a valid safetensors file */
-  MONE_ERROR_MODEL,        /* valid safetensors, but not a consistent MoNE model */
+  MONE_ERROR_IO,     /* the file could not be opened, read or written */
+  MONE_ERROR_FORMAT, /* the bytes are not a valid safetensors file */
+  MONE_ERROR_MODEL,  /* valid safetensors, but not a consistent MoNE model */
   MONE_ERROR_INVALID_ARGUMENT,
-  MONE_ERROR_INTERRUPTED,  /* a long job (training) was asked to stop before it finished */
+  MONE_ERROR_INTERRUPTED, /* a long job (training) was asked to stop before it finished */
 } MoneErrorCode;
 
 /* Model hyper-parameters, from the file's __metadata__. */
 typedef struct {
-  int height, width;       /* input frame size in pixels */
-  int channels;            /* C: 1 (grey) or 3 (RGB) */
-  int frames;              /* T: frames per input (1 for image models) */
-  int patch;               /* p: patch side in pixels */
-  int tubelet;             /* t: frames per tubelet (1 for image models) */
-  int dim;                 /* D: model width */
-  int depth;               /* L: number of transformer blocks */
-  int heads;               /* H: attention heads, D % H == 0 */
-  int mlp_dim;             /* F: MLP hidden width */
-  int experts;             /* E: nested experts, D % 2^(E-1) == 0 */
-  int classes;             /* K */
-  int tokens;              /* N = (T/t) * (height/p) * (width/p), derived */
+  int height, width;           /* input frame size in pixels */
+  int channels;                /* C: 1 (grey) or 3 (RGB) */
+  int frames;                  /* T: frames per input (1 for image models) */
+  int patch;                   /* p: patch side in pixels */
+  int tubelet;                 /* t: frames per tubelet (1 for image models) */
+  int dim;                     /* D: model width */
+  int depth;                   /* L: number of transformer blocks */
+  int heads;                   /* H: attention heads, D % H == 0 */
+  int mlp_dim;                 /* F: MLP hidden width */
+  int experts;                 /* E: nested experts, D % 2^(E-1) == 0 */
+  int classes;                 /* K */
+  int tokens;                  /* N = (T/t) * (height/p) * (width/p), derived */
   int grid_width, grid_height; /* tokens per row / column of one time slice, derived */
-  float delta, beta;       /* capacity-distribution constants */
-  float ln_eps;            /* LayerNorm epsilon */
-  float mean[MONE_MAX_CHANNELS], std[MONE_MAX_CHANNELS]; /* per-channel normalisation of [0,1] pixels */
+  float delta, beta;           /* capacity-distribution constants */
+  float ln_eps;                /* LayerNorm epsilon */
+  float mean[MONE_MAX_CHANNELS],
+      std[MONE_MAX_CHANNELS]; /* per-channel normalisation of [0,1] pixels */
 } MoneConfig;
 
 typedef struct MoneModel MoneModel;
@@ -83,8 +84,7 @@ MONE_API double mone_capacity_from_budget (int experts, double delta, double bet
 /* Token counts per expert from a capacity distribution: k_j = floor(c_j N + 1e-9) for j = E-1..1,
  * expert 0 takes the rest. The 1e-9 keeps an exactly integer c_j N (e.g. E = 5, e = 31/80, where
  * the optimum is uniform) from losing a token when the bisection leaves c_j an ulp low. */
-MONE_API void mone_tokens_per_expert (int experts, const double *capacity, int tokens,
-    int *counts);
+MONE_API void mone_tokens_per_expert (int experts, const double *capacity, int tokens, int *counts);
 /* Expert Preferred Routing. router_probs is N x E row-major; writes expert_of_token[N].
  * For j = E-1 down to 1 expert j takes the counts[j] unassigned tokens with the highest
  * router_probs[:, j], ties broken by lower token index; the rest go to expert 0.
@@ -105,19 +105,19 @@ MONE_API int mone_context_get_threads (MoneContext *ctx);
  * the next mone_context_run on that context or its destruction. */
 typedef struct {
   double budget_requested;
-  double budget_used;          /* after clamping to [r_0, 1] */
-  double flops;                /* FLOPs actually spent on this frame */
+  double budget_used; /* after clamping to [r_0, 1] */
+  double flops;       /* FLOPs actually spent on this frame */
   /* FALSE when a logit is NaN or infinite (weights or pixels that overflow the forward pass): the
    * frame has no answer, top_class is -1 and logits/probs must not be reported as scores. */
   gboolean finite;
-  int top_class;               /* argmax of probs; -1 when !finite */
-  int tokens;                  /* N */
-  int experts;                 /* E */
+  int top_class; /* argmax of probs; -1 when !finite */
+  int tokens;    /* N */
+  int experts;   /* E */
   int tokens_per_expert[MONE_MAX_EXPERTS];
-  const float *logits;         /* (K) */
-  const float *probs;          /* (K) softmax of logits */
+  const float *logits;            /* (K) */
+  const float *probs;             /* (K) softmax of logits */
   const uint8_t *expert_of_token; /* (N) expert index of each token, token order as patchified */
-  const float *router_probs;   /* (N, E) */
+  const float *router_probs;      /* (N, E) */
 } MoneResult;
 
 /* Runs one input: float32 planar pixels in [0,1], layout (T, C, H, W) with the model's exact

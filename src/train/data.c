@@ -12,8 +12,16 @@
 #include <zlib.h>
 
 const char *const mone_fashion_mnist_labels[10] = {
-  "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-  "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+  "T-shirt/top",
+  "Trouser",
+  "Pullover",
+  "Dress",
+  "Coat",
+  "Sandal",
+  "Shirt",
+  "Sneaker",
+  "Bag",
+  "Ankle boot",
 };
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -35,8 +43,7 @@ idx_open (IdxReader *r, const char *path, GError **error)
   int fd = open (path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     int e = errno;
-    g_set_error (error, MONE_ERROR, MONE_ERROR_IO, "cannot open IDX file '%s': %s", path,
-        g_strerror (e));
+    g_set_error (error, MONE_ERROR, MONE_ERROR_IO, "cannot open IDX file '%s': %s", path, g_strerror (e));
     return FALSE;
   }
   /* gzdopen reads plain (uncompressed) files transparently too. */
@@ -69,8 +76,8 @@ idx_read (IdxReader *r, void *buf, size_t n, const char *what, GError **error)
     if (got < 0) {
       int errnum = 0;
       const char *msg = gzerror (r->gz, &errnum);
-      g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT, "IDX file '%s' is corrupt (reading %s): %s",
-          r->path, what, msg ? msg : "zlib error");
+      g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT, "IDX file '%s' is corrupt (reading %s): %s", r->path, what,
+          msg ? msg : "zlib error");
       return FALSE;
     }
     if (got == 0) {
@@ -78,16 +85,15 @@ idx_read (IdxReader *r, void *buf, size_t n, const char *what, GError **error)
       const char *msg = gzerror (r->gz, &errnum);
       if (errnum == Z_BUF_ERROR)
         g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT,
-            "IDX file '%s' is truncated: the compressed stream ends after %zu of the %zu bytes of %s",
-            r->path, done, n, what);
+            "IDX file '%s' is truncated: the compressed stream ends after %zu of the %zu bytes of %s", r->path, done, n,
+            what);
       else if (errnum != Z_OK && errnum != Z_STREAM_END)
         g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT,
-            "IDX file '%s' is corrupt (reading %s after %zu of %zu bytes): %s", r->path, what, done,
-            n, msg ? msg : "zlib error");
+            "IDX file '%s' is corrupt (reading %s after %zu of %zu bytes): %s", r->path, what, done, n,
+            msg ? msg : "zlib error");
       else
         g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT,
-            "IDX file '%s' is truncated: %s needs %zu bytes, only %zu present", r->path, what, n,
-            done);
+            "IDX file '%s' is truncated: %s needs %zu bytes, only %zu present", r->path, what, n, done);
       return FALSE;
     }
     done += (size_t) got;
@@ -101,15 +107,15 @@ idx_expect_end (IdxReader *r, GError **error)
   char extra;
   int got = gzread (r->gz, &extra, 1);
   if (got > 0) {
-    g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT,
-        "IDX file '%s' has trailing bytes after the declared data", r->path);
+    g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT, "IDX file '%s' has trailing bytes after the declared data",
+        r->path);
     return FALSE;
   }
   int errnum = 0;
   const char *msg = gzerror (r->gz, &errnum);
   if (got < 0 || (errnum != Z_OK && errnum != Z_STREAM_END)) {
-    g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT, "IDX file '%s' is corrupt at its end: %s",
-        r->path, msg ? msg : "zlib error");
+    g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT, "IDX file '%s' is corrupt at its end: %s", r->path,
+        msg ? msg : "zlib error");
     return FALSE;
   }
   return TRUE;
@@ -125,8 +131,7 @@ idx_read_header (IdxReader *r, int expected_ndim, uint32_t *dims, GError **error
   if (magic[0] != 0 || magic[1] != 0 || magic[2] != 0x08 || magic[3] != expected_ndim) {
     g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT,
         "'%s' is not an IDX %s file: magic %02x %02x %02x %02x, expected 00 00 08 %02x", r->path,
-        expected_ndim == 1 ? "label" : "image", magic[0], magic[1], magic[2], magic[3],
-        expected_ndim);
+        expected_ndim == 1 ? "label" : "image", magic[0], magic[1], magic[2], magic[3], expected_ndim);
     return FALSE;
   }
   for (int i = 0; i < expected_ndim; i++) {
@@ -136,8 +141,8 @@ idx_read_header (IdxReader *r, int expected_ndim, uint32_t *dims, GError **error
     dims[i] = (uint32_t) b[0] << 24 | (uint32_t) b[1] << 16 | (uint32_t) b[2] << 8 | b[3];
   }
   if (dims[0] == 0 || dims[0] > IDX_MAX_ITEMS) {
-    g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT, "IDX file '%s': item count %u out of range 1..%d",
-        r->path, dims[0], IDX_MAX_ITEMS);
+    g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT, "IDX file '%s': item count %u out of range 1..%d", r->path,
+        dims[0], IDX_MAX_ITEMS);
     return FALSE;
   }
   for (int i = 1; i < expected_ndim; i++)
@@ -150,8 +155,7 @@ idx_read_header (IdxReader *r, int expected_ndim, uint32_t *dims, GError **error
 }
 
 gboolean
-mone_idx_load (const char *images_path, const char *labels_path, int max_label, MoneImageSet *out,
-    GError **error)
+mone_idx_load (const char *images_path, const char *labels_path, int max_label, MoneImageSet *out, GError **error)
 {
   IdxReader ri = { 0 }, rl = { 0 };
   uint32_t idims[3], ldims[1];
@@ -163,9 +167,8 @@ mone_idx_load (const char *images_path, const char *labels_path, int max_label, 
   if (!idx_open (&rl, labels_path, error) || !idx_read_header (&rl, 1, ldims, error))
     goto fail;
   if (idims[0] != ldims[0]) {
-    g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT,
-        "'%s' holds %u images but '%s' holds %u labels", images_path, idims[0], labels_path,
-        ldims[0]);
+    g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT, "'%s' holds %u images but '%s' holds %u labels", images_path,
+        idims[0], labels_path, ldims[0]);
     goto fail;
   }
   /* Bounded by IDX_MAX_ITEMS * IDX_MAX_SIDE^2 < 2^58: no overflow in size_t. */
@@ -173,8 +176,7 @@ mone_idx_load (const char *images_path, const char *labels_path, int max_label, 
   pixels = g_try_malloc (n_pixels);
   labels = g_try_malloc (ldims[0]);
   if (!pixels || !labels) {
-    g_set_error (error, MONE_ERROR, MONE_ERROR_IO, "out of memory for %zu pixels from '%s'", n_pixels,
-        images_path);
+    g_set_error (error, MONE_ERROR, MONE_ERROR_IO, "out of memory for %zu pixels from '%s'", n_pixels, images_path);
     goto fail;
   }
   if (!idx_read (&ri, pixels, n_pixels, "the pixels", error) || !idx_expect_end (&ri, error))
@@ -183,8 +185,8 @@ mone_idx_load (const char *images_path, const char *labels_path, int max_label, 
     goto fail;
   for (uint32_t i = 0; i < ldims[0]; i++)
     if (labels[i] >= max_label) {
-      g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT, "'%s': label %u of item %u is out of range 0..%d",
-          labels_path, labels[i], i, max_label - 1);
+      g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT, "'%s': label %u of item %u is out of range 0..%d", labels_path,
+          labels[i], i, max_label - 1);
       goto fail;
     }
   idx_close (&ri);
@@ -215,8 +217,8 @@ mone_fashion_mnist_load (const char *dir, gboolean train, MoneImageSet *out, GEr
   char *labels = g_strdup_printf ("%s/%s-labels-idx1-ubyte.gz", dir, prefix);
   gboolean ok = mone_idx_load (images, labels, MONE_FASHION_MNIST_CLASSES, out, error);
   if (ok && (out->rows != 28 || out->cols != 28)) {
-    g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT, "'%s': images are %dx%d, Fashion-MNIST is 28x28",
-        images, out->cols, out->rows);
+    g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT, "'%s': images are %dx%d, Fashion-MNIST is 28x28", images,
+        out->cols, out->rows);
     mone_image_set_clear (out);
     ok = FALSE;
   }
@@ -359,8 +361,8 @@ mone_item_sample (const guint8 *img, int rows, int cols, float u, float v)
  * destination rectangle (x0, y0, size w x h); value at destination pixel (x, y), supersampled
  * n x n when shrinking so small renders do not alias. */
 float
-mone_item_render_pixel (const guint8 *img, int rows, int cols, gboolean flip, float x0, float y0, float w,
-    float h, int n, int x, int y)
+mone_item_render_pixel (const guint8 *img, int rows, int cols, gboolean flip, float x0, float y0, float w, float h,
+    int n, int x, int y)
 {
   float acc = 0;
   for (int sy = 0; sy < n; sy++)
@@ -382,8 +384,8 @@ clampf (float v, float lo, float hi)
 
 /* Renders every channel of the item into out (set->channels planes of height x width). */
 static void
-render_full_frame (const MoneImageSet *set, int index, MoneTrainRng *rng, gboolean augment, int height,
-    int width, float *out)
+render_full_frame (const MoneImageSet *set, int index, MoneTrainRng *rng, gboolean augment, int height, int width,
+    float *out)
 {
   const size_t item_plane = (size_t) set->rows * set->cols;
   const guint8 *item = set->pixels + (size_t) index * set->channels * item_plane;
@@ -401,14 +403,14 @@ render_full_frame (const MoneImageSet *set, int index, MoneTrainRng *rng, gboole
     float *plane = out + (size_t) ch * height * width;
     for (int y = 0; y < height; y++)
       for (int x = 0; x < width; x++)
-        plane[y * width + x] = mone_item_render_pixel (img, set->rows, set->cols, flip, shift_x, shift_y,
-            (float) width, (float) height, n, x, y);
+        plane[y * width + x] = mone_item_render_pixel (img, set->rows, set->cols, flip, shift_x, shift_y, (float) width,
+            (float) height, n, x, y);
   }
 }
 
 static void
-render_in_frame (const MoneImageSet *set, int index, MoneTrainRng *rng, gboolean augment, int height,
-    int width, float *plane, MoneItemBox *box)
+render_in_frame (const MoneImageSet *set, int index, MoneTrainRng *rng, gboolean augment, int height, int width,
+    float *plane, MoneItemBox *box)
 {
   const int side = MIN (width, height);
 
@@ -428,9 +430,11 @@ render_in_frame (const MoneImageSet *set, int index, MoneTrainRng *rng, gboolean
     int h = 1 + (int) mone_train_rng_below (rng, (uint32_t) MAX (1, side / 3));
     if (mone_train_rng_uniform (rng) < 0.5) { /* thin bar */
       if (mone_train_rng_uniform (rng) < 0.5)
-        w = 1 + (int) mone_train_rng_below (rng, 2), h = side / 2 + (int) mone_train_rng_below (rng, (uint32_t) (side / 2));
+        w = 1 + (int) mone_train_rng_below (rng, 2),
+        h = side / 2 + (int) mone_train_rng_below (rng, (uint32_t) (side / 2));
       else
-        h = 1 + (int) mone_train_rng_below (rng, 2), w = side / 2 + (int) mone_train_rng_below (rng, (uint32_t) (side / 2));
+        h = 1 + (int) mone_train_rng_below (rng, 2),
+        w = side / 2 + (int) mone_train_rng_below (rng, (uint32_t) (side / 2));
     }
     int x0 = (int) mone_train_rng_below (rng, (uint32_t) width) - w / 2;
     int y0 = (int) mone_train_rng_below (rng, (uint32_t) height) - h / 2;
@@ -449,7 +453,8 @@ render_in_frame (const MoneImageSet *set, int index, MoneTrainRng *rng, gboolean
     int fsize = MAX (2, side / 4);
     int fx = (int) mone_train_rng_below (rng, (uint32_t) MAX (1, width - fsize));
     int fy = (int) mone_train_rng_below (rng, (uint32_t) MAX (1, height - fsize));
-    int qx = (int) mone_train_rng_below (rng, 2) * set->cols / 2, qy = (int) mone_train_rng_below (rng, 2) * set->rows / 2;
+    int qx = (int) mone_train_rng_below (rng, 2) * set->cols / 2,
+        qy = (int) mone_train_rng_below (rng, 2) * set->rows / 2;
     float gain = (float) (0.3 + 0.3 * mone_train_rng_uniform (rng));
     for (int y = 0; y < fsize && fy + y < height; y++)
       for (int x = 0; x < fsize && fx + x < width; x++) {
@@ -468,7 +473,7 @@ render_in_frame (const MoneImageSet *set, int index, MoneTrainRng *rng, gboolean
   float iy = (float) (mone_train_rng_uniform (rng) * (height - size));
   float gain = (float) (0.75 + 0.25 * mone_train_rng_uniform (rng));
   gboolean flip = augment && mone_train_rng_uniform (rng) < 0.5;
-  *box = (MoneItemBox) { ix, iy, size, size };
+  *box = (MoneItemBox){ ix, iy, size, size };
   int n = MAX (1, (int) ceilf (set->cols / size));
   for (int y = MAX (0, (int) iy); y < MIN (height, (int) ceilf (iy + size)); y++)
     for (int x = MAX (0, (int) ix); x < MIN (width, (int) ceilf (ix + size)); x++) {
@@ -484,23 +489,23 @@ render_in_frame (const MoneImageSet *set, int index, MoneTrainRng *rng, gboolean
 }
 
 void
-mone_render (const MoneImageSet *set, int index, MoneProtocol protocol, uint64_t seed,
-    gboolean augment, int channels, int height, int width, float *out)
+mone_render (const MoneImageSet *set, int index, MoneProtocol protocol, uint64_t seed, gboolean augment, int channels,
+    int height, int width, float *out)
 {
   mone_render_with_box (set, index, protocol, seed, augment, channels, height, width, out, NULL);
 }
 
 void
-mone_render_with_box (const MoneImageSet *set, int index, MoneProtocol protocol, uint64_t seed,
-    gboolean augment, int channels, int height, int width, float *out, MoneItemBox *box)
+mone_render_with_box (const MoneImageSet *set, int index, MoneProtocol protocol, uint64_t seed, gboolean augment,
+    int channels, int height, int width, float *out, MoneItemBox *box)
 {
   /* A grey set fills one plane and is replicated below; a colour set fills them all. In-frame
    * blends by brightness and needs grey items; a scene of colour pictures needs their alpha. */
   g_return_if_fail (set->channels == 1
       || (set->channels == channels
           && (protocol == MONE_PROTOCOL_FULL_FRAME || (protocol == MONE_PROTOCOL_SCENE && set->alpha))));
-  g_return_if_fail (protocol == MONE_PROTOCOL_FULL_FRAME || protocol == MONE_PROTOCOL_IN_FRAME
-      || protocol == MONE_PROTOCOL_SCENE);
+  g_return_if_fail (
+      protocol == MONE_PROTOCOL_FULL_FRAME || protocol == MONE_PROTOCOL_IN_FRAME || protocol == MONE_PROTOCOL_SCENE);
   MoneTrainRng rng;
   MoneItemBox where = { 0, 0, (float) width, (float) height };
   mone_train_rng_seed (&rng, seed, ((uint64_t) protocol << 40) ^ ((uint64_t) augment << 39) ^ (uint64_t) index);

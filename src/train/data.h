@@ -32,8 +32,8 @@ G_BEGIN_DECLS
 
 typedef struct {
   int count, channels, rows, cols; /* channels: 1 (grey) or 3 (RGB planes) */
-  guint8 *pixels; /* (count, channels, rows, cols) */
-  guint8 *labels; /* (count) */
+  guint8 *pixels;                  /* (count, channels, rows, cols) */
+  guint8 *labels;                  /* (count) */
   /* (count, rows, cols) how much of each pixel the picture covers (255: all), or NULL where items
    * lie on black and their brightness is their coverage (Fashion-MNIST). Pixels of a set with
    * alpha are composited over black (premultiplied), so pasting is bg * (1 - alpha) + pixel. */
@@ -47,8 +47,8 @@ extern const char *const mone_fashion_mnist_labels[10];
 gboolean mone_fashion_mnist_load (const char *dir, gboolean train, MoneImageSet *out, GError **error);
 
 /* Reads one gzip (or plain) IDX image/label file pair. max_label: labels must be < max_label. */
-gboolean mone_idx_load (const char *images_path, const char *labels_path, int max_label,
-    MoneImageSet *out, GError **error);
+gboolean mone_idx_load (const char *images_path, const char *labels_path, int max_label, MoneImageSet *out,
+    GError **error);
 
 void mone_image_set_clear (MoneImageSet *set);
 
@@ -78,9 +78,9 @@ typedef struct {
   MoneImageSet images;
   int n_train, n_val;
   int classes;
-  char **class_names;   /* (classes + 1) NULL-terminated, UTF-8, byte order */
-  int skipped_hidden;   /* entries whose name starts with '.' */
-  int skipped_other;    /* files not named *.png, folders inside class folders, files beside them */
+  char **class_names; /* (classes + 1) NULL-terminated, UTF-8, byte order */
+  int skipped_hidden; /* entries whose name starts with '.' */
+  int skipped_other;  /* files not named *.png, folders inside class folders, files beside them */
 } MoneImageFolder;
 
 /* Reads every image of an image folder at height x width with 1 or 3 channels. Refuses, naming
@@ -118,11 +118,11 @@ typedef struct {
  * has one channel (replicated over `channels`) or `channels` channels; in-frame and scene need one.
  * augment: training-time augmentation (random horizontal flip and a shift of up to 2 pixels for
  * full-frame); evaluation renders with augment = FALSE. */
-void mone_render (const MoneImageSet *set, int index, MoneProtocol protocol, uint64_t seed,
-    gboolean augment, int channels, int height, int width, float *out);
+void mone_render (const MoneImageSet *set, int index, MoneProtocol protocol, uint64_t seed, gboolean augment,
+    int channels, int height, int width, float *out);
 /* The same render, also reporting where the item is (box may be NULL). */
-void mone_render_with_box (const MoneImageSet *set, int index, MoneProtocol protocol, uint64_t seed,
-    gboolean augment, int channels, int height, int width, float *out, MoneItemBox *box);
+void mone_render_with_box (const MoneImageSet *set, int index, MoneProtocol protocol, uint64_t seed, gboolean augment,
+    int channels, int height, int width, float *out, MoneItemBox *box);
 
 /* The largest side mone_render_scene_frame draws. */
 #define MONE_SCENE_MAX_SIDE 512

@@ -101,8 +101,8 @@ png_load (const char *path, GError **error)
     cairo_format_t format = cairo_image_surface_get_format (surface);
     if (format != CAIRO_FORMAT_RGB24 && format != CAIRO_FORMAT_ARGB32) {
       /* Newer cairo (1.17.2 on) loads 16-bit PNGs as float formats: paint over black into RGB24. */
-      cairo_surface_t *flat = cairo_image_surface_create (CAIRO_FORMAT_RGB24,
-          cairo_image_surface_get_width (surface), cairo_image_surface_get_height (surface));
+      cairo_surface_t *flat = cairo_image_surface_create (CAIRO_FORMAT_RGB24, cairo_image_surface_get_width (surface),
+          cairo_image_surface_get_height (surface));
       cairo_t *cr = cairo_create (flat);
       cairo_set_source_surface (cr, surface, 0, 0);
       cairo_paint (cr);
@@ -177,8 +177,8 @@ surface_to_planes (cairo_surface_t *surface, int channels, int height, int width
   ResampleAxis ax, ay;
   resample_axis_init (&ax, src_w, width);
   resample_axis_init (&ay, src_h, height);
-  float *row = g_new (float, (size_t) channels * src_w);
-  float *narrow = g_new (float, (size_t) channels * src_h * width); /* (channels, src_h, width) */
+  float *row = g_new (float, (size_t) channels *src_w);
+  float *narrow = g_new (float, (size_t) channels *src_h *width); /* (channels, src_h, width) */
 
   for (int y = 0; y < src_h; y++) {
     const uint32_t *pixels = (const uint32_t *) (data + (size_t) y * stride);
@@ -224,8 +224,7 @@ surface_to_planes (cairo_surface_t *surface, int channels, int height, int width
 }
 
 static gboolean
-png_read_resized (const char *path, int channels, int height, int width, guint8 *out, guint8 *alpha,
-    GError **error)
+png_read_resized (const char *path, int channels, int height, int width, guint8 *out, guint8 *alpha, GError **error)
 {
   cairo_surface_t *surface = png_load (path, error);
   if (!surface)
@@ -271,8 +270,7 @@ append_split_jobs (GArray *jobs, GPtrArray *class_dirs, GPtrArray **files, gbool
 static GPtrArray *
 list_classes (const char *dir, MoneImageFolder *out, GError **error)
 {
-  GPtrArray *class_names = list_entries (dir, "image folder", TRUE, &out->skipped_hidden,
-      &out->skipped_other, error);
+  GPtrArray *class_names = list_entries (dir, "image folder", TRUE, &out->skipped_hidden, &out->skipped_other, error);
   if (!class_names)
     return NULL;
   const int classes = (int) class_names->len;
@@ -345,8 +343,7 @@ read_images (const GArray *jobs, MoneImageSet *images, GError **error)
 }
 
 gboolean
-mone_image_folder_load (const char *dir, int height, int width, int channels, MoneImageFolder *out,
-    GError **error)
+mone_image_folder_load (const char *dir, int height, int width, int channels, MoneImageFolder *out, GError **error)
 {
   GPtrArray *class_names = NULL, *class_dirs = g_ptr_array_new_with_free_func (g_free);
   GPtrArray **files = NULL; /* (n_files) per class, its PNG names */
@@ -358,8 +355,8 @@ mone_image_folder_load (const char *dir, int height, int width, int channels, Mo
   memset (out, 0, sizeof *out);
   if ((channels != 1 && channels != 3) || height < 1 || width < 1 || height > 8192 || width > 8192) {
     g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
-        "image folder '%s': cannot read images at %dx%d with %d channels (1 or 3, sides 1..8192)", dir, width,
-        height, channels);
+        "image folder '%s': cannot read images at %dx%d with %d channels (1 or 3, sides 1..8192)", dir, width, height,
+        channels);
     goto out;
   }
   if (!(class_names = list_classes (dir, out, error)))

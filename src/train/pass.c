@@ -35,8 +35,8 @@ linear_forward (float *out, const float *in, const float *W, const float *b, int
 
 /* dW (OUT, IN) += dout^T in; db (OUT) += column sums; din (R, IN) = dout W (if din). */
 static void
-linear_backward (float *din, float *dW, float *db, const float *dout, const float *in, const float *W,
-    int R, int IN, int OUT)
+linear_backward (float *din, float *dW, float *db, const float *dout, const float *in, const float *W, int R, int IN,
+    int OUT)
 {
   cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, OUT, IN, R, 1.0f, dout, OUT, in, IN, 1.0f, dW, IN);
   if (db)
@@ -58,8 +58,8 @@ nested_in_forward (float *out, const float *in, const float *W, const float *b, 
     int r0 = group_start[j], n = group_start[j + 1] - r0;
     if (n == 0)
       continue;
-    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, n, OUT, width[j], 1.0f, in + (size_t) r0 * D, D,
-        W, D, 0.0f, out + (size_t) r0 * OUT, OUT);
+    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, n, OUT, width[j], 1.0f, in + (size_t) r0 * D, D, W, D, 0.0f,
+        out + (size_t) r0 * OUT, OUT);
   }
   int R = group_start[E];
   for (int r = 0; r < R; r++)
@@ -79,8 +79,8 @@ nested_in_backward (float *din, float *dW, float *db, const float *dout, const f
       continue;
     cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, OUT, d, n, 1.0f, dout + (size_t) r0 * OUT, OUT,
         in + (size_t) r0 * D, D, 1.0f, dW, D);
-    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, n, d, OUT, 1.0f, dout + (size_t) r0 * OUT, OUT,
-        W, D, 0.0f, din + (size_t) r0 * D, D);
+    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, n, d, OUT, 1.0f, dout + (size_t) r0 * OUT, OUT, W, D, 0.0f,
+        din + (size_t) r0 * D, D);
     if (d < D)
       for (int r = r0; r < r0 + n; r++)
         memset (din + (size_t) r * D + d, 0, sizeof (float) * (D - d));
@@ -101,8 +101,8 @@ nested_out_forward (float *out, const float *in, const float *W, const float *b,
     int r0 = group_start[j], n = group_start[j + 1] - r0, d = width[j];
     if (n == 0)
       continue;
-    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, n, d, IN, 1.0f, in + (size_t) r0 * IN, IN, W, IN,
-        0.0f, out + (size_t) r0 * D, D);
+    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, n, d, IN, 1.0f, in + (size_t) r0 * IN, IN, W, IN, 0.0f,
+        out + (size_t) r0 * D, D);
     for (int r = r0; r < r0 + n; r++) {
       float *o = out + (size_t) r * D;
       for (int c = 0; c < d; c++)
@@ -125,8 +125,8 @@ nested_out_backward (float *din, float *dW, float *db, const float *dout, const 
       continue;
     cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, d, IN, n, 1.0f, dout + (size_t) r0 * D, D,
         in + (size_t) r0 * IN, IN, 1.0f, dW, IN);
-    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, n, IN, d, 1.0f, dout + (size_t) r0 * D, D, W, IN,
-        0.0f, din + (size_t) r0 * IN, IN);
+    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, n, IN, d, 1.0f, dout + (size_t) r0 * D, D, W, IN, 0.0f,
+        din + (size_t) r0 * IN, IN);
     for (int r = r0; r < r0 + n; r++)
       for (int c = 0; c < d; c++)
         db[c] += dout[(size_t) r * D + c];
@@ -135,8 +135,8 @@ nested_out_backward (float *din, float *dW, float *db, const float *dout, const 
 
 /* LayerNorm over D channels: out = (x - mean) * rstd * w + b. mean, rstd (R) saved for backward. */
 static void
-layernorm_forward (float *out, float *mean, float *rstd, const float *in, const float *w, const float *b,
-    int R, int D, float eps)
+layernorm_forward (float *out, float *mean, float *rstd, const float *in, const float *w, const float *b, int R, int D,
+    float eps)
 {
   for (int r = 0; r < R; r++) {
     const float *x = in + (size_t) r * D;
@@ -247,8 +247,8 @@ attention_forward (float *out, float *probs, const float *qkv, int B, int N, int
 
 /* dqkv (B, N, 3D) overwritten from dout (B, N, D); dp is (N, N) scratch. */
 static void
-attention_backward (float *dqkv, float *dp, const float *dout, const float *qkv, const float *probs, int B,
-    int N, int D, int H)
+attention_backward (float *dqkv, float *dp, const float *dout, const float *qkv, const float *probs, int B, int N,
+    int D, int H)
 {
   const int hd = D / H, ld = 3 * D;
   const float scale = 1.0f / sqrtf ((float) hd);
@@ -291,8 +291,8 @@ gated_residual_forward (float *out, const float *z, const float *m, const float 
 
 /* dm = (alpha g + 1) dout; dg += alpha <dout, m>; dalpha += g <dout, m>. dz is dout itself. */
 static void
-gated_residual_backward (float *dm, float *dg, double *dalpha, const float *dout, const float *m,
-    const float *g, float alpha, int R, int D)
+gated_residual_backward (float *dm, float *dg, double *dalpha, const float *dout, const float *m, const float *g,
+    float alpha, int R, int D)
 {
   double da = 0;
   for (int r = 0; r < R; r++) {
@@ -370,8 +370,8 @@ target_prob (const guint8 *labels, const float *soft_targets, int b, int k, int 
 /* Cross-entropy against q = target_prob: probs (B, K) written. Returns the sum of the per-image
  * losses (0 without targets). */
 static double
-crossentropy_forward (float *probs, const float *logits, const guint8 *labels, const float *soft_targets, int B,
-    int K, float ls)
+crossentropy_forward (float *probs, const float *logits, const guint8 *labels, const float *soft_targets, int B, int K,
+    float ls)
 {
   double total = 0;
   for (int b = 0; b < B; b++) {
@@ -405,65 +405,65 @@ crossentropy_backward (float *dlogits, const float *probs, const guint8 *labels,
 /* Activations of one pass. */
 
 typedef struct {
-  float *x_in;      /* (R, D) grouped: block input */
-  float *ln1;       /* (R, D) */
+  float *x_in;                /* (R, D) grouped: block input */
+  float *ln1;                 /* (R, D) */
   float *ln1_mean, *ln1_rstd; /* (R) */
-  float *qkv;       /* (R, 3D) image order */
-  float *att;       /* (B, H, N, N) attention probabilities */
-  float *att_out;   /* (R, D) grouped: attention output (proj input) */
-  float *z;         /* (R, D) grouped: x_in + proj output */
-  float *ln2;       /* (R, D) */
+  float *qkv;                 /* (R, 3D) image order */
+  float *att;                 /* (B, H, N, N) attention probabilities */
+  float *att_out;             /* (R, D) grouped: attention output (proj input) */
+  float *z;                   /* (R, D) grouped: x_in + proj output */
+  float *ln2;                 /* (R, D) */
   float *ln2_mean, *ln2_rstd; /* (R) */
-  float *fc1;       /* (R, F) pre-GELU */
-  float *gelu;      /* (R, F) */
-  float *gelu_cdf;  /* (R, F) Phi(fc1) */
-  float *mlp;       /* (R, D) fc2 output m (zero beyond d_j) */
+  float *fc1;                 /* (R, F) pre-GELU */
+  float *gelu;                /* (R, F) */
+  float *gelu_cdf;            /* (R, F) Phi(fc1) */
+  float *mlp;                 /* (R, D) fc2 output m (zero beyond d_j) */
 } BlockActs;
 
 struct MonePass {
   MoneConfig config;
   int max_batch;
-  int batch;            /* of the last forward */
+  int batch; /* of the last forward */
   float label_smoothing;
-  const guint8 *labels; /* of the last forward (caller's memory) */
+  const guint8 *labels;      /* of the last forward (caller's memory) */
   const float *soft_targets; /* (B, K) of the last forward instead of labels, or NULL (caller's memory) */
 
-  int counts[MONE_MAX_EXPERTS]; /* tokens per expert per image */
+  int counts[MONE_MAX_EXPERTS];          /* tokens per expert per image */
   int group_start[MONE_MAX_EXPERTS + 1]; /* (E+1) grouped row ranges */
-  int width[MONE_MAX_EXPERTS];  /* d_j */
+  int width[MONE_MAX_EXPERTS];           /* d_j */
 
-  float *patches;      /* (R, P) image order, normalised pixels */
-  float *x0;           /* (R, D) image order: patch embedding + position */
-  float *router_probs; /* (R, E) image order */
-  uint8_t *expert;     /* (R) image order: expert of each token */
-  int *row_of_group;   /* (R) grouped row -> image-order row */
-  int *image_of_row;   /* (R) grouped row -> image */
-  float *g;            /* (R) grouped: router probability of the chosen expert */
-  BlockActs *blocks;   /* (L) */
-  float *x_final;      /* (R, D) grouped: output of the last block */
-  float *lnf;          /* (R, D) */
+  float *patches;             /* (R, P) image order, normalised pixels */
+  float *x0;                  /* (R, D) image order: patch embedding + position */
+  float *router_probs;        /* (R, E) image order */
+  uint8_t *expert;            /* (R) image order: expert of each token */
+  int *row_of_group;          /* (R) grouped row -> image-order row */
+  int *image_of_row;          /* (R) grouped row -> image */
+  float *g;                   /* (R) grouped: router probability of the chosen expert */
+  BlockActs *blocks;          /* (L) */
+  float *x_final;             /* (R, D) grouped: output of the last block */
+  float *lnf;                 /* (R, D) */
   float *lnf_mean, *lnf_rstd; /* (R) */
-  float *pooled;       /* (B, D) */
-  float *logits;       /* (B, K) */
-  float *probs;        /* (B, K) */
-  int *route_scratch;  /* (2N) */
-  const float *item_cover; /* (B, N) for MONE_ROUTING_ITEM_BOX, caller's memory */
-  float *box_scores;   /* (N, E) ranking scores for MONE_ROUTING_ITEM_BOX */
+  float *pooled;              /* (B, D) */
+  float *logits;              /* (B, K) */
+  float *probs;               /* (B, K) */
+  int *route_scratch;         /* (2N) */
+  const float *item_cover;    /* (B, N) for MONE_ROUTING_ITEM_BOX, caller's memory */
+  float *box_scores;          /* (N, E) ranking scores for MONE_ROUTING_ITEM_BOX */
 
   /* Backward scratch. */
-  float *dx, *dz, *dh;     /* (R, D) */
-  float *dqkv_g, *dqkv;    /* (R, 3D) grouped / image order; also forward scratch for qkv */
-  float *datt, *datt_g;    /* (R, D) image / grouped order */
-  float *dfc, *dgelu;      /* (R, F) */
-  float *dmlp;             /* (R, D) */
-  float *dp;               /* (N, N) */
-  float *dg;               /* (R) grouped */
-  float *dg_image;         /* (R) image order */
-  float *dlogits;          /* (B, K) */
-  float *dpooled;          /* (B, D) */
-  float *drouter;          /* (R, E) */
-  float *dx0;              /* (R, D) image order */
-  float *dpatches;         /* (R, P) */
+  float *dx, *dz, *dh;  /* (R, D) */
+  float *dqkv_g, *dqkv; /* (R, 3D) grouped / image order; also forward scratch for qkv */
+  float *datt, *datt_g; /* (R, D) image / grouped order */
+  float *dfc, *dgelu;   /* (R, F) */
+  float *dmlp;          /* (R, D) */
+  float *dp;            /* (N, N) */
+  float *dg;            /* (R) grouped */
+  float *dg_image;      /* (R) image order */
+  float *dlogits;       /* (B, K) */
+  float *dpooled;       /* (B, D) */
+  float *drouter;       /* (R, E) */
+  float *dx0;           /* (R, D) image order */
+  float *dpatches;      /* (R, P) */
 };
 
 static int
@@ -479,11 +479,11 @@ mone_pass_new (const MoneConfig *config, int max_batch)
   const MoneConfig *c = &s->config;
   s->config = *config;
   s->max_batch = max_batch;
-  const size_t R = (size_t) max_batch * c->tokens, D = c->dim, F = c->mlp_dim, E = c->experts,
-               N = c->tokens, P = patch_size (c), B = max_batch, K = c->classes;
-  s->patches = g_new (float, R * P);
-  s->x0 = g_new (float, R * D);
-  s->router_probs = g_new (float, R * E);
+  const size_t R = (size_t) max_batch * c->tokens, D = c->dim, F = c->mlp_dim, E = c->experts, N = c->tokens,
+               P = patch_size (c), B = max_batch, K = c->classes;
+  s->patches = g_new (float, R *P);
+  s->x0 = g_new (float, R *D);
+  s->router_probs = g_new (float, R *E);
   s->expert = g_new (uint8_t, R);
   s->row_of_group = g_new (int, R);
   s->image_of_row = g_new (int, R);
@@ -491,49 +491,49 @@ mone_pass_new (const MoneConfig *config, int max_batch)
   s->blocks = g_new0 (BlockActs, c->depth);
   for (int l = 0; l < c->depth; l++) {
     BlockActs *a = &s->blocks[l];
-    a->x_in = g_new (float, R * D);
-    a->ln1 = g_new (float, R * D);
+    a->x_in = g_new (float, R *D);
+    a->ln1 = g_new (float, R *D);
     a->ln1_mean = g_new (float, R);
     a->ln1_rstd = g_new (float, R);
     a->qkv = g_new (float, R * 3 * D);
     a->att = g_new (float, B * c->heads * N * N);
-    a->att_out = g_new (float, R * D);
-    a->z = g_new (float, R * D);
-    a->ln2 = g_new (float, R * D);
+    a->att_out = g_new (float, R *D);
+    a->z = g_new (float, R *D);
+    a->ln2 = g_new (float, R *D);
     a->ln2_mean = g_new (float, R);
     a->ln2_rstd = g_new (float, R);
-    a->fc1 = g_new (float, R * F);
-    a->gelu = g_new (float, R * F);
-    a->gelu_cdf = g_new (float, R * F);
-    a->mlp = g_new (float, R * D);
+    a->fc1 = g_new (float, R *F);
+    a->gelu = g_new (float, R *F);
+    a->gelu_cdf = g_new (float, R *F);
+    a->mlp = g_new (float, R *D);
   }
-  s->x_final = g_new (float, R * D);
-  s->lnf = g_new (float, R * D);
+  s->x_final = g_new (float, R *D);
+  s->lnf = g_new (float, R *D);
   s->lnf_mean = g_new (float, R);
   s->lnf_rstd = g_new (float, R);
-  s->pooled = g_new (float, B * D);
-  s->logits = g_new (float, B * K);
-  s->probs = g_new (float, B * K);
+  s->pooled = g_new (float, B *D);
+  s->logits = g_new (float, B *K);
+  s->probs = g_new (float, B *K);
   s->route_scratch = g_new (int, 2 * N);
   s->box_scores = g_new (float, (size_t) N * c->experts);
-  s->dx = g_new (float, R * D);
-  s->dz = g_new (float, R * D);
-  s->dh = g_new (float, R * D);
+  s->dx = g_new (float, R *D);
+  s->dz = g_new (float, R *D);
+  s->dh = g_new (float, R *D);
   s->dqkv_g = g_new (float, R * 3 * D);
   s->dqkv = g_new (float, R * 3 * D);
-  s->datt = g_new (float, R * D);
-  s->datt_g = g_new (float, R * D);
-  s->dfc = g_new (float, R * F);
-  s->dgelu = g_new (float, R * F);
-  s->dmlp = g_new (float, R * D);
-  s->dp = g_new (float, N * N);
+  s->datt = g_new (float, R *D);
+  s->datt_g = g_new (float, R *D);
+  s->dfc = g_new (float, R *F);
+  s->dgelu = g_new (float, R *F);
+  s->dmlp = g_new (float, R *D);
+  s->dp = g_new (float, N *N);
   s->dg = g_new (float, R);
   s->dg_image = g_new (float, R);
-  s->dlogits = g_new (float, B * K);
-  s->dpooled = g_new (float, B * D);
-  s->drouter = g_new (float, R * E);
-  s->dx0 = g_new (float, R * D);
-  s->dpatches = g_new (float, R * P);
+  s->dlogits = g_new (float, B *K);
+  s->dpooled = g_new (float, B *D);
+  s->drouter = g_new (float, R *E);
+  s->dx0 = g_new (float, R *D);
+  s->dpatches = g_new (float, R *P);
   return s;
 }
 
@@ -561,10 +561,10 @@ mone_pass_free (MonePass *s)
     g_free (a->mlp);
   }
   g_free (s->blocks);
-  void *bufs[] = { s->patches, s->x0, s->router_probs, s->expert, s->row_of_group, s->image_of_row, s->g,
-    s->x_final, s->lnf, s->lnf_mean, s->lnf_rstd, s->pooled, s->logits, s->probs, s->route_scratch, s->box_scores, s->dx,
-    s->dz, s->dh, s->dqkv_g, s->dqkv, s->datt, s->datt_g, s->dfc, s->dgelu, s->dmlp, s->dp, s->dg,
-    s->dg_image, s->dlogits, s->dpooled, s->drouter, s->dx0, s->dpatches };
+  void *bufs[] = { s->patches, s->x0, s->router_probs, s->expert, s->row_of_group, s->image_of_row, s->g, s->x_final,
+    s->lnf, s->lnf_mean, s->lnf_rstd, s->pooled, s->logits, s->probs, s->route_scratch, s->box_scores, s->dx, s->dz,
+    s->dh, s->dqkv_g, s->dqkv, s->datt, s->datt_g, s->dfc, s->dgelu, s->dmlp, s->dp, s->dg, s->dg_image, s->dlogits,
+    s->dpooled, s->drouter, s->dx0, s->dpatches };
   for (size_t i = 0; i < G_N_ELEMENTS (bufs); i++)
     g_free (bufs[i]);
   g_free (s);
@@ -645,8 +645,7 @@ scatter_rows (float *dst, const float *src, const int *row_of_group, int R, int 
 
 static double
 pass_forward (MonePass *s, const MoneTrainModel *model, const float *input, const guint8 *labels,
-    const float *soft_targets, int B, double budget, MoneRouting routing, uint64_t routing_seed,
-    float label_smoothing)
+    const float *soft_targets, int B, double budget, MoneRouting routing, uint64_t routing_seed, float label_smoothing)
 {
   const MoneConfig *c = &s->config;
   const MoneTrainTensors *w = &model->t;
@@ -716,8 +715,7 @@ pass_forward (MonePass *s, const MoneTrainModel *model, const float *input, cons
     float *qkv_g = s->dqkv_g; /* forward scratch (R, 3D) */
     float *att_img = s->datt; /* forward scratch (R, D) */
 
-    layernorm_forward (a->ln1, a->ln1_mean, a->ln1_rstd, a->x_in, bw->norm1_weight, bw->norm1_bias, R, D,
-        c->ln_eps);
+    layernorm_forward (a->ln1, a->ln1_mean, a->ln1_rstd, a->x_in, bw->norm1_weight, bw->norm1_bias, R, D, c->ln_eps);
     nested_in_forward (qkv_g, a->ln1, bw->qkv_weight, bw->qkv_bias, s->group_start, s->width, E, D, 3 * D);
     scatter_rows (a->qkv, qkv_g, s->row_of_group, R, 3 * D);
     attention_forward (att_img, a->att, a->qkv, B, N, D, H);
@@ -726,24 +724,22 @@ pass_forward (MonePass *s, const MoneTrainModel *model, const float *input, cons
     for (size_t i = 0; i < (size_t) R * D; i++)
       a->z[i] += a->x_in[i];
 
-    layernorm_forward (a->ln2, a->ln2_mean, a->ln2_rstd, a->z, bw->norm2_weight, bw->norm2_bias, R, D,
-        c->ln_eps);
+    layernorm_forward (a->ln2, a->ln2_mean, a->ln2_rstd, a->z, bw->norm2_weight, bw->norm2_bias, R, D, c->ln_eps);
     nested_in_forward (a->fc1, a->ln2, bw->fc1_weight, bw->fc1_bias, s->group_start, s->width, E, D, F);
     gelu_forward (a->gelu, a->gelu_cdf, a->fc1, (size_t) R * F);
     nested_out_forward (a->mlp, a->gelu, bw->fc2_weight, bw->fc2_bias, s->group_start, s->width, E, F, D);
     gated_residual_forward (x_out, a->z, a->mlp, s->g, alpha, R, D);
   }
 
-  layernorm_forward (s->lnf, s->lnf_mean, s->lnf_rstd, s->x_final, w->norm_weight, w->norm_bias, R, D,
-      c->ln_eps);
+  layernorm_forward (s->lnf, s->lnf_mean, s->lnf_rstd, s->x_final, w->norm_weight, w->norm_bias, R, D, c->ln_eps);
   mean_pool_forward (s->pooled, s->lnf, s->image_of_row, B, N, D);
   linear_forward (s->logits, s->pooled, w->head_weight, w->head_bias, B, D, K);
   return crossentropy_forward (s->probs, s->logits, labels, soft_targets, B, K, label_smoothing);
 }
 
 double
-mone_pass_forward (MonePass *s, const MoneTrainModel *model, const float *input, const guint8 *labels,
-    int B, double budget, MoneRouting routing, uint64_t routing_seed, float label_smoothing)
+mone_pass_forward (MonePass *s, const MoneTrainModel *model, const float *input, const guint8 *labels, int B,
+    double budget, MoneRouting routing, uint64_t routing_seed, float label_smoothing)
 {
   return pass_forward (s, model, input, labels, NULL, B, budget, routing, routing_seed, label_smoothing);
 }
@@ -755,8 +751,8 @@ mone_pass_set_item_cover (MonePass *s, const float *cover)
 }
 
 double
-mone_pass_forward_distill (MonePass *s, const MoneTrainModel *model, const float *input,
-    const float *teacher_probs, int B, double budget)
+mone_pass_forward_distill (MonePass *s, const MoneTrainModel *model, const float *input, const float *teacher_probs,
+    int B, double budget)
 {
   return pass_forward (s, model, input, NULL, teacher_probs, B, budget, MONE_ROUTING_EPR, 0, 0.0f);
 }
@@ -810,22 +806,21 @@ embedding_backward (MonePass *s, const MoneTrainTensors *w, MoneTrainTensors *gw
   for (int b = 0; b < B; b++)
     for (size_t i = 0; i < (size_t) N * D; i++)
       gw->pos_embed[i] += s->dx0[(size_t) b * N * D + i];
-  linear_backward (dinput ? s->dpatches : NULL, gw->patch_embed_weight, gw->patch_embed_bias, s->dx0,
-      s->patches, w->patch_embed_weight, R, P, D);
+  linear_backward (dinput ? s->dpatches : NULL, gw->patch_embed_weight, gw->patch_embed_bias, s->dx0, s->patches,
+      w->patch_embed_weight, R, P, D);
   if (dinput)
     patchify_backward (dinput, s->dpatches, c, B);
 }
 
 void
-mone_pass_backward (MonePass *s, const MoneTrainModel *model, float loss_weight, float *grads,
-    float *dinput)
+mone_pass_backward (MonePass *s, const MoneTrainModel *model, float loss_weight, float *grads, float *dinput)
 {
   const MoneConfig *c = &s->config;
   const MoneTrainTensors *w = &model->t;
   MoneTrainTensors gw;
   mone_train_tensors_bind (&gw, model, grads);
-  const int B = s->batch, N = c->tokens, D = c->dim, F = c->mlp_dim, E = c->experts, H = c->heads,
-            K = c->classes, R = B * N;
+  const int B = s->batch, N = c->tokens, D = c->dim, F = c->mlp_dim, E = c->experts, H = c->heads, K = c->classes,
+            R = B * N;
   const float alpha = w->alpha[0];
   double dalpha = 0;
   g_assert (s->labels != NULL || s->soft_targets != NULL);
@@ -834,8 +829,8 @@ mone_pass_backward (MonePass *s, const MoneTrainModel *model, float loss_weight,
   linear_backward (s->dpooled, gw.head_weight, gw.head_bias, s->dlogits, s->pooled, w->head_weight, B, D, K);
   mean_pool_backward (s->dh, s->dpooled, s->image_of_row, B, N, D);
   memset (s->dx, 0, sizeof (float) * R * D);
-  layernorm_backward (s->dx, gw.norm_weight, gw.norm_bias, s->dh, s->x_final, w->norm_weight, s->lnf_mean,
-      s->lnf_rstd, R, D);
+  layernorm_backward (s->dx, gw.norm_weight, gw.norm_bias, s->dh, s->x_final, w->norm_weight, s->lnf_mean, s->lnf_rstd,
+      R, D);
   memset (s->dg, 0, sizeof (float) * R);
 
   /* s->dx holds d loss / d (output of block l). */
@@ -847,18 +842,18 @@ mone_pass_backward (MonePass *s, const MoneTrainModel *model, float loss_weight,
     /* x_out = z + (alpha g + 1) m: the residual passes dx straight to dz. */
     gated_residual_backward (s->dmlp, s->dg, &dalpha, s->dx, a->mlp, s->g, alpha, R, D);
     memcpy (s->dz, s->dx, sizeof (float) * R * D);
-    nested_out_backward (s->dgelu, gb->fc2_weight, gb->fc2_bias, s->dmlp, a->gelu, bw->fc2_weight,
-        s->group_start, s->width, E, F, D);
+    nested_out_backward (s->dgelu, gb->fc2_weight, gb->fc2_bias, s->dmlp, a->gelu, bw->fc2_weight, s->group_start,
+        s->width, E, F, D);
     gelu_backward (s->dfc, s->dgelu, a->fc1, a->gelu_cdf, (size_t) R * F);
-    nested_in_backward (s->dh, gb->fc1_weight, gb->fc1_bias, s->dfc, a->ln2, bw->fc1_weight, s->group_start,
-        s->width, E, D, F);
+    nested_in_backward (s->dh, gb->fc1_weight, gb->fc1_bias, s->dfc, a->ln2, bw->fc1_weight, s->group_start, s->width,
+        E, D, F);
     layernorm_backward (s->dz, gb->norm2_weight, gb->norm2_bias, s->dh, a->z, bw->norm2_weight, a->ln2_mean,
         a->ln2_rstd, R, D);
 
     /* z = x_in + proj(att): dz flows to dx_in directly and through attention. */
     memcpy (s->dx, s->dz, sizeof (float) * R * D);
-    nested_out_backward (s->datt_g, gb->proj_weight, gb->proj_bias, s->dz, a->att_out, bw->proj_weight,
-        s->group_start, s->width, E, D, D);
+    nested_out_backward (s->datt_g, gb->proj_weight, gb->proj_bias, s->dz, a->att_out, bw->proj_weight, s->group_start,
+        s->width, E, D, D);
     scatter_rows (s->datt, s->datt_g, s->row_of_group, R, D);
     attention_backward (s->dqkv, s->dp, s->datt, a->qkv, a->att, B, N, D, H);
     gather_rows (s->dqkv_g, s->dqkv, s->row_of_group, R, 3 * D);
@@ -873,8 +868,8 @@ mone_pass_backward (MonePass *s, const MoneTrainModel *model, float loss_weight,
   scatter_rows (s->dx0, s->dx, s->row_of_group, R, D);
   for (int r = 0; r < R; r++)
     s->dg_image[s->row_of_group[r]] = s->dg[r];
-  router_backward (s->dx0, gw.router_weight, gw.router_bias, s->drouter, s->dh, s->dg_image, s->expert,
-      s->router_probs, s->x0, w->router_weight, R, D, E);
+  router_backward (s->dx0, gw.router_weight, gw.router_bias, s->drouter, s->dh, s->dg_image, s->expert, s->router_probs,
+      s->x0, w->router_weight, R, D, E);
   embedding_backward (s, w, &gw, dinput);
   mone_train_tensors_clear (&gw);
 }

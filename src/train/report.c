@@ -65,8 +65,8 @@ plot_data (const MoneEvalRow *rows, int n_rows, const gboolean *present, const M
     g_string_append_printf (d, "# %s\n", mone_protocol_name ((MoneProtocol) p));
     for (int i = 0; i < n_rows; i++)
       if (rows[i].protocol == (MoneProtocol) p)
-        g_string_append_printf (d, "%.6f %.3f %.3f %.3f\n", rows[i].gflops, rows[i].accuracy,
-            rows[i].random_accuracy, rows[i].budget);
+        g_string_append_printf (d, "%.6f %.3f %.3f %.3f\n", rows[i].gflops, rows[i].accuracy, rows[i].random_accuracy,
+            rows[i].budget);
     g_string_append (d, "\n\n");
   }
   if (dense && dense->present)
@@ -78,8 +78,8 @@ plot_data (const MoneEvalRow *rows, int n_rows, const gboolean *present, const M
 /* The gnuplot script: per protocol the MoNE curve, the random-routing curve where it was measured
  * and the dense twin's point; only measured series get a legend entry. */
 static GString *
-plot_script (const char *data_path, const char *png_path, const char *title, const MoneEvalRow *rows,
-    int n_rows, const MoneDenseFigures *dense)
+plot_script (const char *data_path, const char *png_path, const char *title, const MoneEvalRow *rows, int n_rows,
+    const MoneDenseFigures *dense)
 {
   gboolean present[MONE_N_PROTOCOLS];
   int block_of[MONE_N_PROTOCOLS];
@@ -143,8 +143,8 @@ run_gnuplot (const char *script_path, const char *png_path, GError **error)
   char *argv[] = { (char *) "gnuplot", (char *) script_path, NULL };
   char *err_out = NULL;
   int status = 0;
-  gboolean ok = g_spawn_sync (NULL, argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL,
-      NULL, &err_out, &status, error);
+  gboolean ok = g_spawn_sync (NULL, argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, NULL,
+      &err_out, &status, error);
   if (ok && !g_spawn_check_wait_status (status, NULL)) {
     /* gnuplot spreads one error over several lines (the script line, a caret, the message). */
     char *one_line = g_strstrip (g_strdelimit (g_strdup (err_out ? err_out : ""), "\n", ' '));
@@ -194,16 +194,22 @@ mone_report_plot (const char *png_path, const MoneEvalRow *rows, int n_rows, con
 
 /* Expert colours, smallest to largest (up to MONE_MAX_EXPERTS). */
 static const double expert_rgb[MONE_MAX_EXPERTS][3] = {
-  { 0.20, 0.45, 0.95 }, { 0.15, 0.75, 0.35 }, { 0.98, 0.70, 0.10 }, { 0.90, 0.15, 0.15 },
-  { 0.60, 0.30, 0.80 }, { 0.10, 0.70, 0.70 }, { 0.55, 0.40, 0.20 }, { 0.95, 0.40, 0.70 },
+  { 0.20, 0.45, 0.95 },
+  { 0.15, 0.75, 0.35 },
+  { 0.98, 0.70, 0.10 },
+  { 0.90, 0.15, 0.15 },
+  { 0.60, 0.30, 0.80 },
+  { 0.10, 0.70, 0.70 },
+  { 0.55, 0.40, 0.20 },
+  { 0.95, 0.40, 0.70 },
 };
 
 /* Where the routing maps are drawn: tile sizes and margins of the grid (items across, budgets down). */
 typedef struct {
-  int cell;                    /* screen pixels per input pixel */
-  int img_w, img_h;            /* one tile */
+  int cell;         /* screen pixels per input pixel */
+  int img_w, img_h; /* one tile */
   int pad, label_h, left, top, legend_h;
-  int width, height;           /* the whole picture */
+  int width, height; /* the whole picture */
 } MapLayout;
 
 static MapLayout
@@ -221,8 +227,8 @@ map_layout (const MoneConfig *c, int n_items, int n_budgets)
 /* One tile at (x0, y0): the grey input (first channel) blended 35% toward each token's expert
  * colour, the patch grid, and the item's box where it does not fill the frame. */
 static void
-draw_routing_tile (cairo_t *cr, cairo_surface_t *surface, const MapLayout *l, const MoneConfig *c,
-    const float *image, const uint8_t *experts, MoneProtocol protocol, const MoneItemBox *box, int x0, int y0)
+draw_routing_tile (cairo_t *cr, cairo_surface_t *surface, const MapLayout *l, const MoneConfig *c, const float *image,
+    const uint8_t *experts, MoneProtocol protocol, const MoneItemBox *box, int x0, int y0)
 {
   unsigned char *pixels = cairo_image_surface_get_data (surface);
   const int stride = cairo_image_surface_get_stride (surface), cell = l->cell;
@@ -306,9 +312,9 @@ draw_expert_legend (cairo_t *cr, const MapLayout *l, const MoneConfig *c)
 }
 
 gboolean
-mone_report_routing_maps (const char *png_path, MoneTrainModel *model, const MoneImageSet *test,
-    const int *items, const MoneProtocol *protocols, int n_items, const double *budgets, int n_budgets,
-    const char *const *labels, GError **error)
+mone_report_routing_maps (const char *png_path, MoneTrainModel *model, const MoneImageSet *test, const int *items,
+    const MoneProtocol *protocols, int n_items, const double *budgets, int n_budgets, const char *const *labels,
+    GError **error)
 {
   const MoneConfig *c = &model->config;
   const MapLayout l = map_layout (c, n_items, n_budgets);
@@ -325,11 +331,11 @@ mone_report_routing_maps (const char *png_path, MoneTrainModel *model, const Mon
   cairo_show_text (cr, "Routing maps: each patch tinted by the expert that processed it; magenta: the item's box");
 
   MonePass *pass = mone_pass_new (c, n_items);
-  float *input = g_new (float, n_items * frame);
+  float *input = g_new (float, n_items *frame);
   MoneItemBox *boxes = g_new (MoneItemBox, n_items);
   for (int i = 0; i < n_items; i++)
-    mone_render_with_box (test, items[i], protocols[i], MONE_EVAL_RENDER_SEED, FALSE, c->channels, c->height,
-        c->width, input + i * frame, &boxes[i]);
+    mone_render_with_box (test, items[i], protocols[i], MONE_EVAL_RENDER_SEED, FALSE, c->channels, c->height, c->width,
+        input + i * frame, &boxes[i]);
   for (int bi = 0; bi < n_budgets; bi++) {
     mone_pass_forward (pass, model, input, NULL, n_items, budgets[bi], MONE_ROUTING_EPR, 0, 0);
     const uint8_t *experts = mone_pass_experts (pass);

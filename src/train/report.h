@@ -9,10 +9,10 @@ G_BEGIN_DECLS
 
 typedef struct {
   MoneProtocol protocol;
-  double budget;           /* as requested */
-  double gflops;           /* per frame, from mone_model_flops */
-  double accuracy;         /* percent, Expert Preferred Routing */
-  double random_accuracy;  /* percent, random routing with the same tokens per expert */
+  double budget;          /* as requested */
+  double gflops;          /* per frame, from mone_model_flops */
+  double accuracy;        /* percent, Expert Preferred Routing */
+  double random_accuracy; /* percent, random routing with the same tokens per expert */
   double expert_share[MONE_MAX_EXPERTS];
   double widest_item_lift; /* MoneEvalResult.widest_item_lift */
 } MoneEvalRow;
@@ -28,8 +28,8 @@ gboolean mone_report_write_csv (const char *path, const MoneEvalRow *rows, int n
 
 /* Runs gnuplot (pngcairo) on the rows: accuracy against GFLOPs per frame for each protocol, with
  * random routing and the dense twin for reference. */
-gboolean mone_report_plot (const char *png_path, const MoneEvalRow *rows, int n_rows,
-    const MoneDenseFigures *dense, const char *title, GError **error);
+gboolean mone_report_plot (const char *png_path, const MoneEvalRow *rows, int n_rows, const MoneDenseFigures *dense,
+    const char *title, GError **error);
 
 /* Draws a grid of routing maps: columns are test items, each rendered with its protocol
  * (protocols[i]), rows are budgets. Uses the trainer's forward pass (equal to the engine's). */

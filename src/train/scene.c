@@ -232,8 +232,8 @@ scene_blur (MoneTrainRng *rng, int planes, int height, int width, float *out)
       for (int y = 0; y < height; y++)
         line[y] = plane[(size_t) y * width + x];
       for (int y = 0; y < height; y++)
-        plane[(size_t) y * width + x] =
-            0.25f * line[MAX (0, y - 1)] + 0.5f * line[y] + 0.25f * line[MIN (height - 1, y + 1)];
+        plane[(size_t) y * width + x] = 0.25f * line[MAX (0, y - 1)] + 0.5f * line[y]
+            + 0.25f * line[MIN (height - 1, y + 1)];
     }
   }
 }
@@ -287,8 +287,8 @@ scene_tint (MoneTrainRng *rng, int planes, int height, int width, float *out)
  * already composited over black, so out = out * (1 - alpha) + pixel. A fragment keeps only the
  * part inside the clip rectangle (cx0, cy0)-(cx1, cy1). */
 static void
-scene_paste_cutout (const MoneImageSet *set, int index, gboolean flip, float x0, float y0, float w, float h,
-    float cx0, float cy0, float cx1, float cy1, int height, int width, float *out)
+scene_paste_cutout (const MoneImageSet *set, int index, gboolean flip, float x0, float y0, float w, float h, float cx0,
+    float cy0, float cx1, float cy1, int height, int width, float *out)
 {
   const size_t plane = (size_t) set->rows * set->cols, frame = (size_t) height * width;
   const guint8 *alpha = set->alpha + (size_t) index * plane;
@@ -307,8 +307,8 @@ scene_paste_cutout (const MoneImageSet *set, int index, gboolean flip, float x0,
 
 /* Fragments of other pictures, as scene_fragments draws them for grey items. */
 static void
-scene_fragments_cutout (const MoneImageSet *set, MoneTrainRng *rng, float item_h, float squeeze, int height,
-    int width, float *out)
+scene_fragments_cutout (const MoneImageSet *set, MoneTrainRng *rng, float item_h, float squeeze, int height, int width,
+    float *out)
 {
   const int n = (int) mone_train_rng_below (rng, 3);
   for (int f = 0; f < n; f++) {
@@ -323,8 +323,8 @@ scene_fragments_cutout (const MoneImageSet *set, MoneTrainRng *rng, float item_h
 }
 
 void
-mone_render_scene (const MoneImageSet *set, int index, MoneTrainRng *rng, gboolean augment, float aspect,
-    int height, int width, float *out, MoneItemBox *box)
+mone_render_scene (const MoneImageSet *set, int index, MoneTrainRng *rng, gboolean augment, float aspect, int height,
+    int width, float *out, MoneItemBox *box)
 {
   /* Grey items on black fill one plane (the caller replicates it); pictures with alpha fill one
    * plane per channel. */
@@ -352,8 +352,7 @@ mone_render_scene (const MoneImageSet *set, int index, MoneTrainRng *rng, gboole
   scene_place_item (rng, item_w, item_h, height, width, &x0, &y0);
   const gboolean flip = augment && mone_train_rng_uniform (rng) < 0.5;
   if (cutout) {
-    scene_paste_cutout (set, index, flip, x0, y0, item_w, item_h, x0, y0, x0 + item_w, y0 + item_h, height, width,
-        out);
+    scene_paste_cutout (set, index, flip, x0, y0, item_w, item_h, x0, y0, x0 + item_w, y0 + item_h, height, width, out);
   } else {
     /* The item stands out from what lies behind it: darker on light, brighter on dark, either way
      * on mid grey. */
@@ -361,10 +360,9 @@ mone_render_scene (const MoneImageSet *set, int index, MoneTrainRng *rng, gboole
     const gboolean darker = level > 0.65f || (level > 0.35f && mone_train_rng_uniform (rng) < 0.5);
     const float contrast = (darker ? -1.0f : 1.0f) * uniform (rng, 0.6, 1.0);
     const guint8 *img = set->pixels + (size_t) index * set->rows * set->cols;
-    scene_paste_item (img, set->rows, set->cols, flip, x0, y0, item_w, item_h, level, contrast, height, width,
-        plane);
+    scene_paste_item (img, set->rows, set->cols, flip, x0, y0, item_w, item_h, level, contrast, height, width, plane);
   }
-  *box = (MoneItemBox) { x0, y0, item_w, item_h };
+  *box = (MoneItemBox){ x0, y0, item_w, item_h };
 
   const int n = planes * height * width;
   for (int i = 0; i < n; i++)

@@ -6,7 +6,6 @@
 #include <math.h>
 #include <string.h>
 
-
 void
 mone_train_tensors_bind (MoneTrainTensors *t, const MoneTrainModel *m, float *base)
 {
@@ -55,8 +54,7 @@ mone_train_model_new (const MoneConfig *config, GError **error)
     return NULL;
   if (c.frames != 1 || c.tubelet != 1) {
     g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
-        "the trainer handles image models only (frames = tubelet = 1), got frames %d, tubelet %d", c.frames,
-        c.tubelet);
+        "the trainer handles image models only (frames = tubelet = 1), got frames %d, tubelet %d", c.frames, c.tubelet);
     return NULL;
   }
   MoneTrainModel *m = g_new0 (MoneTrainModel, 1);

@@ -75,7 +75,7 @@ typedef struct {
   const MoneTrainOptions *opts;
   const MoneImageSet *set; /* the training images (validation part excluded) */
   int cached_epoch;
-  int *perm;               /* (set->count) order of the cached epoch */
+  int *perm; /* (set->count) order of the cached epoch */
 } DataOrder;
 
 static void
@@ -170,11 +170,11 @@ typedef struct {
   MoneTrainModel *model;
   MonePass *pass;
   DataOrder order;
-  float *input;   /* (max_share, C, H, W) */
-  guint8 *labels; /* (max_share) */
-  float *teacher; /* (max_share, K) the full model's predictions (self-distillation) */
+  float *input;         /* (max_share, C, H, W) */
+  guint8 *labels;       /* (max_share) */
+  float *teacher;       /* (max_share, K) the full model's predictions (self-distillation) */
   float *router_target; /* (max_share, N) item cover per token, NaN rows for full frames */
-  float *grads;   /* (n_params) */
+  float *grads;         /* (n_params) */
   /* Per-step job. */
   long first_sample;
   int count;
@@ -190,7 +190,7 @@ worker_step (gpointer data)
   const MoneConfig *c = &w->model->config;
   size_t frame = (size_t) c->channels * c->height * c->width;
   memset (w->grads, 0, sizeof (float) * w->model->n_params);
-  w->sums = (LossSums) { 0 };
+  w->sums = (LossSums){ 0 };
   if (w->count == 0)
     return NULL;
   for (int k = 0; k < w->count; k++)
@@ -199,8 +199,8 @@ worker_step (gpointer data)
   /* Self-distillation (the "sandwich" of slimmable networks): the full model learns from the labels
    * on every step, and the step's smaller budget learns to match the full model's predictions. */
   const double label_budget = w->opts->self_distill ? 1.0 : w->budget;
-  w->sums.loss = mone_pass_forward (w->pass, w->model, w->input, w->labels, w->count, label_budget,
-      MONE_ROUTING_EPR, 0, (float) w->opts->label_smoothing);
+  w->sums.loss = mone_pass_forward (w->pass, w->model, w->input, w->labels, w->count, label_budget, MONE_ROUTING_EPR, 0,
+      (float) w->opts->label_smoothing);
   w->sums.correct = mone_pass_correct (w->pass, w->labels);
   mone_pass_backward (w->pass, w->model, 1.0f / w->batch_total, w->grads, NULL);
   /* The router's probabilities do not depend on the budget: supervising them once per step is enough. */
@@ -212,8 +212,8 @@ worker_step (gpointer data)
     w->sums.distill = mone_pass_forward_distill (w->pass, w->model, w->input, w->teacher, w->count, w->budget);
     mone_pass_backward (w->pass, w->model, 1.0f / w->batch_total, w->grads, NULL);
     if (w->opts->min_budget_pass) {
-      w->sums.min_distill =
-          mone_pass_forward_distill (w->pass, w->model, w->input, w->teacher, w->count, sampled_budgets[0]);
+      w->sums.min_distill = mone_pass_forward_distill (w->pass, w->model, w->input, w->teacher, w->count,
+          sampled_budgets[0]);
       mone_pass_backward (w->pass, w->model, 1.0f / w->batch_total, w->grads, NULL);
     }
   }
@@ -242,8 +242,8 @@ typedef struct {
 } CheckpointHeader;
 
 static gboolean
-checkpoint_write (const char *path, const CheckpointHeader *h, const float *params, const float *m,
-    const float *v, GError **error)
+checkpoint_write (const char *path, const CheckpointHeader *h, const float *params, const float *m, const float *v,
+    GError **error)
 {
   char *tmp = g_strdup_printf ("%s.tmp", path);
   FILE *f = fopen (tmp, "wb");
@@ -259,8 +259,7 @@ checkpoint_write (const char *path, const CheckpointHeader *h, const float *para
   if (ok && rename (tmp, path) != 0)
     ok = FALSE, saved_errno = errno;
   if (!ok) {
-    g_set_error (error, MONE_ERROR, MONE_ERROR_IO, "cannot write checkpoint '%s': %s", path,
-        g_strerror (saved_errno));
+    g_set_error (error, MONE_ERROR, MONE_ERROR_IO, "cannot write checkpoint '%s': %s", path, g_strerror (saved_errno));
     unlink (tmp);
   }
   g_free (tmp);
@@ -273,9 +272,9 @@ static GString *
 checkpoint_differences (const CheckpointHeader *was, const CheckpointHeader *now)
 {
   GString *out = g_string_new (NULL);
-#define DIFFER(option, a, b, fmt, cast)                                                            \
-  if (!((a) == (b)))                                                                               \
-    g_string_append_printf (out, "%s--%s " fmt " (now " fmt ")", out->len ? ", " : "", option, (cast) (a), (cast) (b))
+#define DIFFER(option, a, b, fmt, cast)                                                                                \
+  if (!((a) == (b)))                                                                                                   \
+  g_string_append_printf (out, "%s--%s " fmt " (now " fmt ")", out->len ? ", " : "", option, (cast) (a), (cast) (b))
 #define DIFFER_INT(option, field) DIFFER (option, was->field, now->field, "%lld", long long)
 #define DIFFER_REAL(option, field) DIFFER (option, was->field, now->field, "%g", double)
   DIFFER_INT ("seed", seed);
@@ -316,7 +315,8 @@ checkpoint_differences (const CheckpointHeader *was, const CheckpointHeader *now
 #undef DIFFER_INT
 #undef DIFFER
   /* Anything else in the config (set by code, not options) or a layout change. */
-  if (out->len == 0 && (memcmp (&was->config, &now->config, sizeof was->config) || was->n_params != now->n_params
+  if (out->len == 0
+      && (memcmp (&was->config, &now->config, sizeof was->config) || was->n_params != now->n_params
           || was->n_specs != now->n_specs))
     g_string_append (out, "a different model configuration");
   return out;
@@ -324,8 +324,8 @@ checkpoint_differences (const CheckpointHeader *was, const CheckpointHeader *now
 
 /* Reads a checkpoint written with the same model config and recipe; FALSE with a message otherwise. */
 static gboolean
-checkpoint_read (const char *path, const CheckpointHeader *expected, int64_t *step, float *params, float *m,
-    float *v, GError **error)
+checkpoint_read (const char *path, const CheckpointHeader *expected, int64_t *step, float *params, float *m, float *v,
+    GError **error)
 {
   CheckpointHeader h;
   FILE *f = fopen (path, "rb");
@@ -379,7 +379,8 @@ mone_train_checkpoint_load (const char *path, long *step, GError **error)
     return NULL;
   }
   MoneTrainModel *model = mone_train_model_new (&h.config, error);
-  if (model && (model->n_params != h.n_params
+  if (model
+      && (model->n_params != h.n_params
           || fread (model->params, sizeof (float), model->n_params, f) != model->n_params)) {
     g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT, "checkpoint '%s' is truncated or inconsistent", path);
     mone_train_model_free (model);
@@ -459,8 +460,7 @@ mone_check_writable (const char *path, const char *what, GError **error)
   int fd = g_mkstemp (probe);
   if (fd < 0) {
     int saved_errno = errno;
-    g_set_error (error, MONE_ERROR, MONE_ERROR_IO, "cannot write %s to '%s': %s", what, path,
-        g_strerror (saved_errno));
+    g_set_error (error, MONE_ERROR, MONE_ERROR_IO, "cannot write %s to '%s': %s", what, path, g_strerror (saved_errno));
     g_free (probe);
     return FALSE;
   }
@@ -502,7 +502,8 @@ training_data_load (const MoneTrainOptions *opts, TrainingData *d, GError **erro
       g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
           "an image folder trains full-frame and scene samples only: in-frame rendering blends an item onto "
           "clutter by its brightness, which needs grey items on black like Fashion-MNIST's; in-frame fraction %g "
-          "must be 0", opts->in_frame_fraction);
+          "must be 0",
+          opts->in_frame_fraction);
       return FALSE;
     }
     const gint64 t_read = g_get_monotonic_time ();
@@ -522,8 +523,8 @@ training_data_load (const MoneTrainOptions *opts, TrainingData *d, GError **erro
     d->n_protocols = opts->scene_fraction > 0 ? 2 : 1;
   } else {
     if (c->classes != MONE_FASHION_MNIST_CLASSES) {
-      g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
-          "the model has %d classes but Fashion-MNIST has %d", c->classes, MONE_FASHION_MNIST_CLASSES);
+      g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT, "the model has %d classes but Fashion-MNIST has %d",
+          c->classes, MONE_FASHION_MNIST_CLASSES);
       return FALSE;
     }
     if (!mone_fashion_mnist_load (opts->data_dir, TRUE, &d->fashion, error))
@@ -569,11 +570,15 @@ init_model_load (MoneTrainOptions *resolved, char ***labels, GError **error)
   const MoneConfig *c = mone_model_get_config (engine);
   MoneTrainModel *init = NULL;
   if (c->frames != 1) {
-    g_set_error (error, MONE_ERROR, MONE_ERROR_MODEL, "--init '%s' is a video model (%d frames); the trainer "
-        "trains image models", resolved->init_path, c->frames);
+    g_set_error (error, MONE_ERROR, MONE_ERROR_MODEL,
+        "--init '%s' is a video model (%d frames); the trainer "
+        "trains image models",
+        resolved->init_path, c->frames);
   } else if (resolved->images_dir == NULL && c->channels != 1 && c->channels != 3) {
-    g_set_error (error, MONE_ERROR, MONE_ERROR_MODEL, "--init '%s' takes %d channels; Fashion-MNIST is grey (1) or "
-        "replicated (3)", resolved->init_path, c->channels);
+    g_set_error (error, MONE_ERROR, MONE_ERROR_MODEL,
+        "--init '%s' takes %d channels; Fashion-MNIST is grey (1) or "
+        "replicated (3)",
+        resolved->init_path, c->channels);
   } else if ((init = mone_train_model_from_engine (engine, error)) != NULL) {
     resolved->config = *c;
     /* The data decides the classes (an image folder's are counted when it is read). */
@@ -604,27 +609,29 @@ init_model_copy (MoneTrainModel *model, const MoneTrainModel *init, const char *
         sizeof (float) * (size_t) model->specs[i].numel);
   }
   if (!same_classes)
-    fprintf (stderr, "starting from the weights of the --init model with a new head for %d classes (its own "
-        "classes differ)\n", data->classes);
+    fprintf (stderr,
+        "starting from the weights of the --init model with a new head for %d classes (its own "
+        "classes differ)\n",
+        data->classes);
   else
     fprintf (stderr, "starting from the weights of the --init model, head included\n");
 }
 
 /* A training run's state between its steps. */
 typedef struct {
-  const MoneTrainOptions *opts;   /* resolved: with --init the model file's architecture */
+  const MoneTrainOptions *opts; /* resolved: with --init the model file's architecture */
   TrainingData data;
-  MoneImageSet val_quick;         /* the first 1,000 validation images: the per-epoch check */
+  MoneImageSet val_quick; /* the first 1,000 validation images: the per-epoch check */
   MoneTrainModel *model;
   int threads;
-  int share;                      /* samples per worker and step */
-  Worker *workers;                /* (threads) */
-  float *m, *v, *grads;           /* (n_params) AdamW moments, the step's summed gradient */
+  int share;            /* samples per worker and step */
+  Worker *workers;      /* (threads) */
+  float *m, *v, *grads; /* (n_params) AdamW moments, the step's summed gradient */
   long total_steps;
-  CheckpointHeader header;        /* the run's options; .step set when written */
+  CheckpointHeader header; /* the run's options; .step set when written */
   /* progress lines */
   double t_log;
-  long seen_in_interval;          /* images since the last progress line */
+  long seen_in_interval; /* images since the last progress line */
   LossSums interval;
 } TrainRun;
 
@@ -679,7 +686,7 @@ workers_new (TrainRun *run)
     w->order.set = &run->data.train;
     w->order.cached_epoch = -1;
     w->order.perm = g_new (int, run->data.train.count);
-    w->input = g_new (float, share * frame);
+    w->input = g_new (float, share *frame);
     w->labels = g_new (guint8, share);
     w->teacher = g_new (float, (size_t) share * c->classes);
     w->router_target = run->opts->router_item_weight > 0 ? g_new (float, (size_t) share * c->tokens) : NULL;
@@ -783,8 +790,8 @@ log_progress (TrainRun *run, int64_t step, long samples_done, double budget, dou
   format_duration (eta, sizeof eta, (run->total_steps - step - 1) * (double) opts->batch / MAX (ips, 1e-9));
   char distill[64] = "";
   if (opts->self_distill && opts->min_budget_pass)
-    g_snprintf (distill, sizeof distill, "  distill %.4f  at %.2f %.4f", sums->distill / seen,
-        sampled_budgets[0], sums->min_distill / seen);
+    g_snprintf (distill, sizeof distill, "  distill %.4f  at %.2f %.4f", sums->distill / seen, sampled_budgets[0],
+        sums->min_distill / seen);
   else if (opts->self_distill)
     g_snprintf (distill, sizeof distill, "  distill %.4f", sums->distill / seen);
   if (opts->router_item_weight > 0) {
@@ -792,11 +799,12 @@ log_progress (TrainRun *run, int64_t step, long samples_done, double budget, dou
     g_snprintf (distill + used, sizeof distill - used, "  route %.4f", sums->router / seen);
   }
   fprintf (stderr,
-      "step %6lld/%ld  epoch %5.2f  lr %.2e  e %.2f  loss %.4f%s  acc %6.2f%%  |g| %.3f  alpha %+.3f  %6.1f img/s  ETA %s\n",
+      "step %6lld/%ld  epoch %5.2f  lr %.2e  e %.2f  loss %.4f%s  acc %6.2f%%  |g| %.3f  alpha %+.3f  %6.1f img/s  ETA "
+      "%s\n",
       (long long) step + 1, run->total_steps, (double) samples_done / run->data.train.count, lr, budget,
       sums->loss / seen, distill, 100.0 * sums->correct / seen, norm, run->model->t.alpha[0], ips, eta);
   run->t_log = now;
-  run->interval = (LossSums) { 0 };
+  run->interval = (LossSums){ 0 };
   run->seen_in_interval = 0;
 }
 
@@ -814,8 +822,7 @@ static RunNext
 after_step (TrainRun *run, int64_t step, long steps_in_run, gboolean last, GError **error)
 {
   const MoneTrainOptions *opts = run->opts;
-  if (opts->checkpoint && ((step + 1) % opts->checkpoint_every == 0 || last)
-      && !checkpoint_save (run, step + 1, error))
+  if (opts->checkpoint && ((step + 1) % opts->checkpoint_every == 0 || last) && !checkpoint_save (run, step + 1, error))
     return RUN_FAILED;
   if (opts->stop_requested && *opts->stop_requested && !last) {
     if (opts->checkpoint && !checkpoint_save (run, step + 1, error))
@@ -935,8 +942,7 @@ mone_train_run (const MoneTrainOptions *opts, GError **error)
   if (opts->resume && opts->checkpoint && g_file_test (opts->checkpoint, G_FILE_TEST_EXISTS)) {
     if (!checkpoint_read (opts->checkpoint, &run.header, &step, run.model->params, run.m, run.v, error))
       goto out;
-    fprintf (stderr, "resuming from '%s' at step %lld of %ld\n", opts->checkpoint, (long long) step,
-        run.total_steps);
+    fprintf (stderr, "resuming from '%s' at step %lld of %ld\n", opts->checkpoint, (long long) step, run.total_steps);
   }
 
   /* Our workers each run single-threaded BLAS: at these matrix sizes splitting the batch beats
@@ -1003,8 +1009,8 @@ eval_worker (gpointer data)
     int n = MIN (EVAL_CHUNK, w->count - start);
     for (int k = 0; k < n; k++) {
       MoneItemBox box;
-      mone_render_with_box (w->set, start + k, w->protocol, w->render_seed, FALSE, c->channels, c->height,
-          c->width, w->input + k * frame, &box);
+      mone_render_with_box (w->set, start + k, w->protocol, w->render_seed, FALSE, c->channels, c->height, c->width,
+          w->input + k * frame, &box);
       item_cover (c, &box, w->item_cover + (size_t) k * c->tokens);
     }
     w->loss += mone_pass_forward (w->pass, w->model, w->input, w->set->labels + start, n, w->budget, w->routing,
@@ -1030,9 +1036,8 @@ eval_worker (gpointer data)
 }
 
 gboolean
-mone_evaluate (MoneTrainModel *model, const MoneImageSet *set, int count, MoneProtocol protocol,
-    uint64_t render_seed, double budget, MoneRouting routing, uint64_t routing_seed, int threads,
-    MoneEvalResult *result, GError **error)
+mone_evaluate (MoneTrainModel *model, const MoneImageSet *set, int count, MoneProtocol protocol, uint64_t render_seed,
+    double budget, MoneRouting routing, uint64_t routing_seed, int threads, MoneEvalResult *result, GError **error)
 {
   const MoneConfig *c = &model->config;
   memset (result, 0, sizeof *result);
@@ -1065,11 +1070,18 @@ mone_evaluate (MoneTrainModel *model, const MoneImageSet *set, int count, MonePr
   GThread *th[16] = { 0 };
   size_t frame = (size_t) c->channels * c->height * c->width;
   for (int i = 0; i < threads; i++) {
-    w[i] = (EvalWorker) { .model = model, .set = set, .count = count, .threads = threads, .index = i,
-      .protocol = protocol, .render_seed = render_seed, .routing_seed = routing_seed, .budget = budget,
+    w[i] = (EvalWorker){ .model = model,
+      .set = set,
+      .count = count,
+      .threads = threads,
+      .index = i,
+      .protocol = protocol,
+      .render_seed = render_seed,
+      .routing_seed = routing_seed,
+      .budget = budget,
       .routing = routing };
     w[i].pass = mone_pass_new (c, EVAL_CHUNK);
-    w[i].input = g_new (float, EVAL_CHUNK * frame);
+    w[i].input = g_new (float, EVAL_CHUNK *frame);
     w[i].item_cover = g_new (float, (size_t) EVAL_CHUNK * c->tokens);
     mone_pass_set_item_cover (w[i].pass, w[i].item_cover);
     if (i > 0)
@@ -1106,9 +1118,10 @@ mone_evaluate (MoneTrainModel *model, const MoneImageSet *set, int count, MonePr
   result->widest_item_lift = widest_share > 0 && all_cover > 0 ? (widest_cover / widest_share) / all_cover : NAN;
   /* A NaN logit is no answer: counting it as a wrong one would hide a broken model in a low score. */
   if (not_finite) {
-    g_set_error (error, MONE_ERROR, MONE_ERROR_MODEL, "the model gave non-finite logits on %d of %d images (%s, "
-        "e = %g): its weights overflow the forward pass", not_finite, result->total, mone_protocol_name (protocol),
-        budget);
+    g_set_error (error, MONE_ERROR, MONE_ERROR_MODEL,
+        "the model gave non-finite logits on %d of %d images (%s, "
+        "e = %g): its weights overflow the forward pass",
+        not_finite, result->total, mone_protocol_name (protocol), budget);
     return FALSE;
   }
   return TRUE;

@@ -13,21 +13,22 @@
 #define PER_BUDGET_NS 8000000.0 /* +8 ms from budget 0 to 1 */
 #define DEADLINE_NS 8000000     /* 125 frames/s: budget 1 does not fit, 0.75 does */
 
-typedef struct {
+typedef struct
+{
   double load;
-  double jitter;      /* relative amplitude of the seeded noise, 0 for none */
+  double jitter;                /* relative amplitude of the seeded noise, 0 for none */
   guint32 seed;
 } SimulatedEngine;
 
 static double
-uniform_noise (SimulatedEngine *engine)
+uniform_noise (SimulatedEngine * engine)
 {
   engine->seed = engine->seed * 1664525u + 1013904223u;
   return (engine->seed >> 8) / (double) (1u << 24) * 2.0 - 1.0;
 }
 
 static gint64
-simulated_latency (SimulatedEngine *engine, double budget)
+simulated_latency (SimulatedEngine * engine, double budget)
 {
   double latency = engine->load * (OVERHEAD_NS + PER_BUDGET_NS * budget);
   if (engine->jitter > 0)
@@ -43,14 +44,15 @@ largest_fitting_budget (double load, double deadline_ns, double ceiling)
   return CLAMP (budget, MIN_BUDGET, ceiling);
 }
 
-typedef struct {
-  int late;           /* frames whose latency exceeded the deadline */
+typedef struct
+{
+  int late;                     /* frames whose latency exceeded the deadline */
   double min_budget, max_budget, last_budget;
 } RunStats;
 
 /* Runs `frames` frames; statistics cover only frames from `settle` on. */
 static RunStats
-run_frames (GstMoneBudgetController *controller, SimulatedEngine *engine, int frames, int settle,
+run_frames (GstMoneBudgetController * controller, SimulatedEngine * engine, int frames, int settle,
     double ceiling, gint64 deadline_ns)
 {
   RunStats stats = { 0, INFINITY, -INFINITY, 0 };
@@ -76,7 +78,7 @@ static void
 test_converges_to_largest_fitting_budget (void)
 {
   GstMoneBudgetController *controller = gst_mone_budget_controller_new (MIN_BUDGET);
-  SimulatedEngine engine = { .load = 1.0 };
+  SimulatedEngine engine = {.load = 1.0 };
   RunStats warmup = run_frames (controller, &engine, 20, 0, 1.0, DEADLINE_NS);
   g_assert_cmpint (warmup.late, ==, 0);
   RunStats stats = run_frames (controller, &engine, 300, 0, 1.0, DEADLINE_NS);
@@ -87,7 +89,8 @@ test_converges_to_largest_fitting_budget (void)
 
   GstMoneBudgetModel model;
   gst_mone_budget_controller_get_model (controller, &model);
-  g_assert_cmpfloat (fabs (model.slowdown * model.slope_ns - PER_BUDGET_NS), <, 0.05 * PER_BUDGET_NS);
+  g_assert_cmpfloat (fabs (model.slowdown * model.slope_ns - PER_BUDGET_NS), <,
+      0.05 * PER_BUDGET_NS);
   g_assert_cmpfloat (fabs (model.slowdown * model.overhead_ns - OVERHEAD_NS), <, 0.1 * OVERHEAD_NS);
   gint64 predicted = gst_mone_budget_controller_predict (controller, 0.5);
   g_assert_cmpfloat (fabs (predicted - (OVERHEAD_NS + 0.5 * PER_BUDGET_NS)), <, 0.05 * 6e6);
@@ -103,7 +106,7 @@ static void
 test_follows_load_steps (void)
 {
   GstMoneBudgetController *controller = gst_mone_budget_controller_new (MIN_BUDGET);
-  SimulatedEngine engine = { .load = 1.0 };
+  SimulatedEngine engine = {.load = 1.0 };
   run_frames (controller, &engine, 200, 0, 1.0, DEADLINE_NS);
 
   engine.load = 2.0;
@@ -132,7 +135,7 @@ static void
 test_noisy_latency (void)
 {
   GstMoneBudgetController *controller = gst_mone_budget_controller_new (MIN_BUDGET);
-  SimulatedEngine engine = { .load = 1.0, .jitter = 0.05, .seed = 12345 };
+  SimulatedEngine engine = {.load = 1.0,.jitter = 0.05,.seed = 12345 };
   RunStats stats = run_frames (controller, &engine, 2000, 20, 1.0, DEADLINE_NS);
   g_assert_cmpint (stats.late, <=, 2000 / 100);
   g_assert_cmpfloat (stats.last_budget, >=, 0.7 * largest_fitting_budget (1.0, DEADLINE_NS, 1.0));
@@ -146,7 +149,7 @@ test_respects_ceiling (void)
   const double ceilings[] = { 0.5, 0.2, MIN_BUDGET, 1.0 };
   for (guint i = 0; i < G_N_ELEMENTS (ceilings); i++) {
     GstMoneBudgetController *controller = gst_mone_budget_controller_new (MIN_BUDGET);
-    SimulatedEngine engine = { .load = 1.0 };
+    SimulatedEngine engine = {.load = 1.0 };
     RunStats stats = run_frames (controller, &engine, 100, 20, ceilings[i], 100 * DEADLINE_NS);
     g_assert_cmpfloat (stats.min_budget, ==, ceilings[i]);
     g_assert_cmpfloat (stats.max_budget, ==, ceilings[i]);
@@ -154,11 +157,14 @@ test_respects_ceiling (void)
   }
   /* A ceiling below the minimum or above 1 is clamped, not obeyed. */
   GstMoneBudgetController *controller = gst_mone_budget_controller_new (MIN_BUDGET);
-  SimulatedEngine engine = { .load = 1.0 };
+  SimulatedEngine engine = {.load = 1.0 };
   run_frames (controller, &engine, 10, 0, 1.0, 100 * DEADLINE_NS);
-  g_assert_cmpfloat (gst_mone_budget_controller_choose (controller, 0.01, DEADLINE_NS), ==, MIN_BUDGET);
-  g_assert_cmpfloat (gst_mone_budget_controller_choose (controller, 7.0, 100 * DEADLINE_NS), ==, 1.0);
-  g_assert_cmpfloat (gst_mone_budget_controller_choose (controller, NAN, DEADLINE_NS), ==, MIN_BUDGET);
+  g_assert_cmpfloat (gst_mone_budget_controller_choose (controller, 0.01, DEADLINE_NS), ==,
+      MIN_BUDGET);
+  g_assert_cmpfloat (gst_mone_budget_controller_choose (controller, 7.0, 100 * DEADLINE_NS), ==,
+      1.0);
+  g_assert_cmpfloat (gst_mone_budget_controller_choose (controller, NAN, DEADLINE_NS), ==,
+      MIN_BUDGET);
   /* No deadline: nothing to trade, the ceiling it is. */
   g_assert_cmpfloat (gst_mone_budget_controller_choose (controller, 0.6, 0), ==, 0.6);
   gst_mone_budget_controller_free (controller);
@@ -169,7 +175,7 @@ static void
 test_respects_minimum (void)
 {
   GstMoneBudgetController *controller = gst_mone_budget_controller_new (MIN_BUDGET);
-  SimulatedEngine engine = { .load = 1.0 };
+  SimulatedEngine engine = {.load = 1.0 };
   RunStats stats = run_frames (controller, &engine, 100, 0, 1.0, 1000000);
   g_assert_cmpfloat (stats.min_budget, ==, MIN_BUDGET);
   g_assert_cmpfloat (stats.max_budget, ==, MIN_BUDGET);
@@ -184,7 +190,7 @@ static void
 test_qos_reaction (void)
 {
   GstMoneBudgetController *controller = gst_mone_budget_controller_new (MIN_BUDGET);
-  SimulatedEngine engine = { .load = 1.0 };
+  SimulatedEngine engine = {.load = 1.0 };
   RunStats settled = run_frames (controller, &engine, 100, 0, 1.0, DEADLINE_NS);
 
   gst_mone_budget_controller_qos (controller, 1.5, DEADLINE_NS / 2);
@@ -196,14 +202,16 @@ test_qos_reaction (void)
 
   /* Early buffers (negative jitter, proportion < 1) change nothing. */
   GstMoneBudgetController *calm = gst_mone_budget_controller_new (MIN_BUDGET);
-  SimulatedEngine calm_engine = { .load = 1.0 };
+  SimulatedEngine calm_engine = {.load = 1.0 };
   run_frames (calm, &calm_engine, 100, 0, 1.0, DEADLINE_NS);
   double before = gst_mone_budget_controller_choose (calm, 1.0, DEADLINE_NS);
   gst_mone_budget_controller_qos (calm, 0.7, -DEADLINE_NS / 2);
-  g_assert_cmpfloat (fabs (gst_mone_budget_controller_choose (calm, 1.0, DEADLINE_NS) - before), <, 1e-9);
+  g_assert_cmpfloat (fabs (gst_mone_budget_controller_choose (calm, 1.0, DEADLINE_NS) - before), <,
+      1e-9);
   gst_mone_budget_controller_free (calm);
 
-  gst_mone_budget_controller_observe (controller, after_late, simulated_latency (&engine, after_late));
+  gst_mone_budget_controller_observe (controller, after_late, simulated_latency (&engine,
+          after_late));
   RunStats recovered = run_frames (controller, &engine, 100, 0, 1.0, DEADLINE_NS);
   g_assert_cmpint (recovered.late, ==, 0);
   g_assert_cmpfloat (recovered.last_budget, >=, 0.95 * settled.last_budget);
@@ -218,7 +226,7 @@ static void
 test_flush_forgets_qos (void)
 {
   GstMoneBudgetController *controller = gst_mone_budget_controller_new (MIN_BUDGET);
-  SimulatedEngine engine = { .load = 1.0 };
+  SimulatedEngine engine = {.load = 1.0 };
   RunStats settled = run_frames (controller, &engine, 100, 0, 1.0, DEADLINE_NS);
   GstMoneBudgetModel before, after;
   gst_mone_budget_controller_get_model (controller, &before);
@@ -243,7 +251,7 @@ static void
 test_qos_storm_recovers (void)
 {
   GstMoneBudgetController *controller = gst_mone_budget_controller_new (MIN_BUDGET);
-  SimulatedEngine engine = { .load = 4.0 };
+  SimulatedEngine engine = {.load = 4.0 };
   for (int frame = 0; frame < 200; frame++) {
     double budget = gst_mone_budget_controller_choose (controller, 1.0, DEADLINE_NS);
     gst_mone_budget_controller_observe (controller, budget, simulated_latency (&engine, budget));
@@ -267,7 +275,7 @@ test_deterministic_and_reset (void)
 {
   GstMoneBudgetController *a = gst_mone_budget_controller_new (MIN_BUDGET);
   GstMoneBudgetController *b = gst_mone_budget_controller_new (MIN_BUDGET);
-  SimulatedEngine engine_a = { .load = 1.3, .jitter = 0.1, .seed = 7 };
+  SimulatedEngine engine_a = {.load = 1.3,.jitter = 0.1,.seed = 7 };
   SimulatedEngine engine_b = engine_a;
   for (int frame = 0; frame < 500; frame++) {
     double budget_a = gst_mone_budget_controller_choose (a, 1.0, DEADLINE_NS);

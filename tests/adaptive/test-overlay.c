@@ -47,7 +47,7 @@ make_frame (const char *format, int width, int height, guint8 value, int stride)
   int row_stride = GST_VIDEO_INFO_PLANE_STRIDE (&info, 0);
   if (stride > 0) {
     row_stride = stride;
-    size = (gsize) stride * height;
+    size = (gsize) stride *height;
   }
   GstBuffer *buffer = gst_buffer_new_allocate (NULL, size, NULL);
   GstMapInfo map;
@@ -136,7 +136,7 @@ attach_letterbox_meta (GstBuffer * buffer, int frame_width, int frame_height, in
 static const guint8 *
 pixel (const GstMapInfo * map, int stride, int x, int y)
 {
-  return map->data + (gsize) y * stride + 4 * x;
+  return map->data + (gsize) y *stride + 4 * x;
 }
 
 GST_START_TEST (test_patch_tint)
@@ -195,7 +195,8 @@ GST_START_TEST (test_letterbox_geometry)
   GstMapInfo map;
   gst_buffer_map (out, &map, GST_MAP_READ);
   fail_unless (pixel (&map, 256, 10, 23)[B_OFFSET] > 170, "row 23 should be in the top (blue) row");
-  fail_unless (pixel (&map, 256, 10, 24)[R_OFFSET] > 170, "row 24 should be in the bottom (red) row");
+  fail_unless (pixel (&map, 256, 10, 24)[R_OFFSET] > 170,
+      "row 24 should be in the bottom (red) row");
   fail_unless (pixel (&map, 256, 10, 47)[R_OFFSET] > 170);
   fail_unless (pixel (&map, 256, 10, 0)[B_OFFSET] > 170);
   gst_buffer_unmap (out, &map);
@@ -241,7 +242,8 @@ GST_START_TEST (test_scaled_after_classification)
   out = gst_harness_push_and_pull (h, in);
   gst_buffer_map (out, &map, GST_MAP_READ);
   fail_unless (pixel (&map, 256, 60, 23)[B_OFFSET] > 170, "row 23 should be in the top (blue) row");
-  fail_unless (pixel (&map, 256, 60, 24)[R_OFFSET] > 170, "row 24 should be in the bottom (red) row");
+  fail_unless (pixel (&map, 256, 60, 24)[R_OFFSET] > 170,
+      "row 24 should be in the bottom (red) row");
   fail_unless (pixel (&map, 256, 63, 47)[R_OFFSET] > 170, "bottom right corner not tinted");
   gst_buffer_unmap (out, &map);
   gst_buffer_unref (out);

@@ -7,13 +7,15 @@
 #include <glib.h>
 
 #define CHECK(cond, ...)                                                                           \
-  G_STMT_START {                                                                                   \
+  G_STMT_START                                                                                     \
+  {                                                                                                \
     if (G_UNLIKELY (!(cond)))                                                                      \
       check_failed (__FILE__, __LINE__, #cond, __VA_ARGS__);                                       \
-  } G_STMT_END
+  }                                                                                                \
+  G_STMT_END
 
-static G_GNUC_PRINTF (4, 5) void
-check_failed (const char *file, int line, const char *cond, const char *format, ...)
+static G_GNUC_PRINTF (4, 5) void check_failed (const char *file, int line, const char *cond,
+    const char *format, ...)
 {
   va_list args;
   va_start (args, format);

@@ -50,7 +50,6 @@ extern void *__libc_realloc (void *p, size_t size);
 extern void *__libc_memalign (size_t alignment, size_t size);
 extern void __libc_free (void *p);
 
-
 void *
 malloc (size_t size)
 {
@@ -147,8 +146,8 @@ frames_allocations (const char *config_name, const char *const *overrides, int t
   }
   atomic_store (&counting, 0);
   long later = atomic_load (&allocations);
-  printf ("%-8s threads=%d: %ld allocations in frame 1, %ld in frames 2..31\n", config_name, threads,
-      first, later);
+  printf ("%-8s threads=%d: %ld allocations in frame 1, %ld in frames 2..31\n", config_name,
+      threads, first, later);
 
   mone_context_free (ctx);
   mone_model_unref (model);

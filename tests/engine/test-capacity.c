@@ -5,7 +5,6 @@
 #include "engine-check.h"
 #include "mone/mone.h"
 
-
 static double
 cost_of (int experts, const double *c)
 {
@@ -91,22 +90,23 @@ test_edges (void)
   for (size_t i = 0; i < G_N_ELEMENTS (below); i++) {
     double used = mone_capacity_from_budget (4, 2, 10, below[i], c);
     CHECK (used == 0.125, "budget %g clamped to %g", below[i], used);
-    CHECK (c[0] == 1 && c[1] == 0 && c[2] == 0 && c[3] == 0, "budget %g: %g %g %g %g", below[i], c[0],
-        c[1], c[2], c[3]);
+    CHECK (c[0] == 1 && c[1] == 0 && c[2] == 0 && c[3] == 0, "budget %g: %g %g %g %g", below[i],
+        c[0], c[1], c[2], c[3]);
   }
   static const double above[] = { 1.0, 1.0000001, 7.0, INFINITY, NAN };
   for (size_t i = 0; i < G_N_ELEMENTS (above); i++) {
     double used = mone_capacity_from_budget (4, 2, 10, above[i], c);
     CHECK (used == 1.0, "budget %g clamped to %g", above[i], used);
-    CHECK (c[0] == 0 && c[1] == 0 && c[2] == 0 && c[3] == 1, "budget %g: %g %g %g %g", above[i], c[0],
-        c[1], c[2], c[3]);
+    CHECK (c[0] == 0 && c[1] == 0 && c[2] == 0 && c[3] == 1, "budget %g: %g %g %g %g", above[i],
+        c[0], c[1], c[2], c[3]);
   }
   /* Just inside the range: still a valid distribution hitting the budget (exp must not overflow). */
   static const double near[] = { 0.125 + 1e-9, 1 - 1e-9, 0.125 + 1e-4, 1 - 1e-4 };
   for (size_t i = 0; i < G_N_ELEMENTS (near); i++) {
     mone_capacity_from_budget (4, 2, 10, near[i], c);
     CHECK (isfinite (c[0] + c[1] + c[2] + c[3]), "budget %.12g not finite", near[i]);
-    CHECK (fabs (cost_of (4, c) - near[i]) < 1e-6, "budget %.12g cost %.12g", near[i], cost_of (4, c));
+    CHECK (fabs (cost_of (4, c) - near[i]) < 1e-6, "budget %.12g cost %.12g", near[i],
+        cost_of (4, c));
   }
   /* Single expert: always the full model. */
   double one;
@@ -152,8 +152,14 @@ test_token_counts (void)
    * bisected to 199.99999999999994 for three experts (a literal floor gives 199,199,199,200 and
    * 203 on expert 0; found by tests/engine/test-torch-reference.py). E = 4, e = 15/32 is the
    * ViT-Ti/16 case: 49 tokens each of 196. */
-  const struct { int experts; double budget; int tokens, each; } uniform[] = {
-    { 5, 31.0 / 80, 1000, 200 }, { 4, 15.0 / 32, 196, 49 }, { 3, 7.0 / 12, 300, 100 },
+  const struct {
+    int experts;
+    double budget;
+    int tokens, each;
+  } uniform[] = {
+    { 5, 31.0 / 80, 1000, 200 },
+    { 4, 15.0 / 32, 196, 49 },
+    { 3, 7.0 / 12, 300, 100 },
   };
   for (size_t u = 0; u < G_N_ELEMENTS (uniform); u++) {
     double cu[MONE_MAX_EXPERTS];

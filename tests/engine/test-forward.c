@@ -15,7 +15,6 @@
 #include "engine-check.h"
 #include "mone-private.h"
 
-
 /* ---------------------------------------------------------------------------------------------- */
 /* Random models */
 
@@ -190,7 +189,8 @@ reference_head (TestModel *m, const double *x, double *logits)
   int N = c->tokens, D = c->dim;
   double *pooled = g_new0 (double, D), *y = g_new (double, D);
   for (int t = 0; t < N; t++) {
-    layernorm (x + (size_t) t * D, D, tensor (m, "norm.weight"), tensor (m, "norm.bias"), c->ln_eps, y);
+    layernorm (x + (size_t) t * D, D, tensor (m, "norm.weight"), tensor (m, "norm.bias"), c->ln_eps,
+        y);
     for (int i = 0; i < D; i++)
       pooled[i] += y[i] / N;
   }
@@ -225,16 +225,17 @@ reference_mone (TestModel *m, const float *input, double budget, double *logits,
 {
   const MoneConfig *c = &m->config;
   const int N = c->tokens, D = c->dim, F = c->mlp_dim, E = c->experts;
-  double *x = g_new0 (double, (size_t) N * D);
+  double *x = g_new0 (double, (size_t) N *D);
   double *qkv = g_new0 (double, (size_t) N * 3 * D);
-  double *attn = g_new0 (double, (size_t) N * D);
+  double *attn = g_new0 (double, (size_t) N *D);
   double *h = g_new (double, D), *o = g_new (double, D), *a = g_new (double, F);
   reference_embed (m, input, x);
 
   /* Router. */
   for (int t = 0; t < N; t++) {
     double logit[MONE_MAX_EXPERTS], sum = 0;
-    matvec (tensor (m, "router.weight"), tensor (m, "router.bias"), E, D, x + (size_t) t * D, logit);
+    matvec (tensor (m, "router.weight"), tensor (m, "router.bias"), E, D, x + (size_t) t * D,
+        logit);
     for (int j = 0; j < E; j++)
       sum += exp (logit[j]);
     for (int j = 0; j < E; j++)
@@ -252,7 +253,8 @@ reference_mone (TestModel *m, const float *input, double budget, double *logits,
     for (int k = 0; k < counts[j]; k++) {
       int best = -1;
       for (int t = 0; t < N; t++)
-        if (!taken[t] && (best < 0 || (float) router_probs[t * E + j] > (float) router_probs[best * E + j]))
+        if (!taken[t]
+            && (best < 0 || (float) router_probs[t * E + j] > (float) router_probs[best * E + j]))
           best = t;
       taken[best] = TRUE;
       experts[best] = (uint8_t) j;
@@ -267,8 +269,8 @@ reference_mone (TestModel *m, const float *input, double budget, double *logits,
           block_tensor (m, l, "norm1.bias"), c->ln_eps, h);
       for (int i = d; i < D; i++)
         h[i] = 0; /* explicit zero padding: the full matrix sees zeros beyond d_j */
-      matvec (block_tensor (m, l, "attn.qkv.weight"), block_tensor (m, l, "attn.qkv.bias"), 3 * D, D,
-          h, qkv + (size_t) t * 3 * D);
+      matvec (block_tensor (m, l, "attn.qkv.weight"), block_tensor (m, l, "attn.qkv.bias"), 3 * D,
+          D, h, qkv + (size_t) t * 3 * D);
     }
     reference_attention (N, D, c->heads, qkv, attn);
     for (int t = 0; t < N; t++) {
@@ -282,10 +284,12 @@ reference_mone (TestModel *m, const float *input, double budget, double *logits,
           c->ln_eps, h);
       for (int i = d; i < D; i++)
         h[i] = 0;
-      matvec (block_tensor (m, l, "mlp.fc1.weight"), block_tensor (m, l, "mlp.fc1.bias"), F, D, h, a);
+      matvec (block_tensor (m, l, "mlp.fc1.weight"), block_tensor (m, l, "mlp.fc1.bias"), F, D, h,
+          a);
       for (int i = 0; i < F; i++)
         a[i] = gelu (a[i]);
-      matvec (block_tensor (m, l, "mlp.fc2.weight"), block_tensor (m, l, "mlp.fc2.bias"), D, F, a, o);
+      matvec (block_tensor (m, l, "mlp.fc2.weight"), block_tensor (m, l, "mlp.fc2.bias"), D, F, a,
+          o);
       double g = router_probs[t * E + experts[t]];
       for (int i = 0; i < D; i++)
         xt[i] += i < d ? (alpha * g + 1) * o[i] : 0;
@@ -308,17 +312,17 @@ reference_vit (TestModel *m, const float *input, double *logits)
 {
   const MoneConfig *c = &m->config;
   const int N = c->tokens, D = c->dim, F = c->mlp_dim;
-  double *x = g_new0 (double, (size_t) N * D);
+  double *x = g_new0 (double, (size_t) N *D);
   double *qkv = g_new0 (double, (size_t) N * 3 * D);
-  double *attn = g_new0 (double, (size_t) N * D);
+  double *attn = g_new0 (double, (size_t) N *D);
   double *h = g_new (double, D), *o = g_new (double, D), *a = g_new (double, F);
   reference_embed (m, input, x);
   for (int l = 0; l < c->depth; l++) {
     for (int t = 0; t < N; t++) {
       layernorm (x + (size_t) t * D, D, block_tensor (m, l, "norm1.weight"),
           block_tensor (m, l, "norm1.bias"), c->ln_eps, h);
-      matvec (block_tensor (m, l, "attn.qkv.weight"), block_tensor (m, l, "attn.qkv.bias"), 3 * D, D,
-          h, qkv + (size_t) t * 3 * D);
+      matvec (block_tensor (m, l, "attn.qkv.weight"), block_tensor (m, l, "attn.qkv.bias"), 3 * D,
+          D, h, qkv + (size_t) t * 3 * D);
     }
     reference_attention (N, D, c->heads, qkv, attn);
     for (int t = 0; t < N; t++) {
@@ -329,10 +333,12 @@ reference_vit (TestModel *m, const float *input, double *logits)
         xt[i] += o[i];
       layernorm (xt, D, block_tensor (m, l, "norm2.weight"), block_tensor (m, l, "norm2.bias"),
           c->ln_eps, h);
-      matvec (block_tensor (m, l, "mlp.fc1.weight"), block_tensor (m, l, "mlp.fc1.bias"), F, D, h, a);
+      matvec (block_tensor (m, l, "mlp.fc1.weight"), block_tensor (m, l, "mlp.fc1.bias"), F, D, h,
+          a);
       for (int i = 0; i < F; i++)
         a[i] = gelu (a[i]);
-      matvec (block_tensor (m, l, "mlp.fc2.weight"), block_tensor (m, l, "mlp.fc2.bias"), D, F, a, o);
+      matvec (block_tensor (m, l, "mlp.fc2.weight"), block_tensor (m, l, "mlp.fc2.bias"), D, F, a,
+          o);
       for (int i = 0; i < D; i++)
         xt[i] += o[i];
     }
@@ -411,7 +417,7 @@ test_against_mone_reference (const char *label, MoneConfig config)
   const MoneConfig *c = &m->config;
   const int N = c->tokens, E = c->experts, K = c->classes;
   float *input = random_input (c);
-  double *want = g_new (double, K), *want_probs = g_new (double, (size_t) N * E);
+  double *want = g_new (double, K), *want_probs = g_new (double, (size_t) N *E);
   uint8_t *want_experts = g_new (uint8_t, N);
   float *logits_1thread = g_new (float, K);
   const double r0 = mone_model_min_budget (m->model);
@@ -449,8 +455,8 @@ test_against_mone_reference (const char *label, MoneConfig config)
           top = k;
       }
       CHECK (fabs (psum - 1) < 1e-5, "probs sum %g", psum);
-      CHECK (r.top_class == top || fabs (want[r.top_class] - want[top]) < 1e-5, "top class %d vs %d",
-          r.top_class, top);
+      CHECK (r.top_class == top || fabs (want[r.top_class] - want[top]) < 1e-5,
+          "top class %d vs %d", r.top_class, top);
       int hist[MONE_MAX_EXPERTS] = { 0 };
       for (int t = 0; t < N; t++)
         hist[r.expert_of_token[t]]++;
@@ -464,8 +470,8 @@ test_against_mone_reference (const char *label, MoneConfig config)
         for (int k = 0; k < K; k++)
           terr = fmax (terr, fabs (r.logits[k] - logits_1thread[k]));
         terr /= fmax (1e-3, max_abs (want, K));
-        CHECK (terr <= 1e-5, "%s e=%.3f: %d threads differ from 1 thread by %.3g", label, budgets[b],
-            threads, terr);
+        CHECK (terr <= 1e-5, "%s e=%.3f: %d threads differ from 1 thread by %.3g", label,
+            budgets[b], threads, terr);
         /* The packed kernels compute each output with one task in a fixed order: same bits. */
         if (mone_isa_default () != MONE_ISA_OPENBLAS)
           CHECK (memcmp (r.logits, logits_1thread, sizeof (float) * K) == 0,
@@ -504,7 +510,8 @@ test_full_budget_is_plain_vit (const char *label, MoneConfig config)
   mone_context_run (ctx, input, 1.0, &r, NULL);
   double err = relative_error (r.logits, want, K);
   CHECK (err <= 1e-4, "%s: e=1 differs from plain ViT by %.3g", label, err);
-  CHECK (r.tokens_per_expert[m->config.experts - 1] == m->config.tokens, "e=1 not all on the top expert");
+  CHECK (r.tokens_per_expert[m->config.experts - 1] == m->config.tokens,
+      "e=1 not all on the top expert");
   printf ("%-28s e=1 vs plain ViT: %.2e\n", label, err);
   mone_context_free (ctx);
   g_free (input);
@@ -529,8 +536,8 @@ test_flops (void)
   double block_min = (2.0 * 196 * 192 * 576 + 2.0 * 196 * 192 * 192 + 4.0 * 196 * 192 * 768) / 8
       + 4.0 * 196 * 196 * 192;
   double want_min = 2.0 * 196 * 768 * 192 + 2.0 * 196 * 192 * 4 + 2.0 * 192 * 1000 + 12 * block_min;
-  CHECK (fabs (mone_model_flops (m->model, 0.125) - want_min) < 1, "vit-ti16 min flops %.0f, expected %.0f",
-      mone_model_flops (m->model, 0.125), want_min);
+  CHECK (fabs (mone_model_flops (m->model, 0.125) - want_min) < 1,
+      "vit-ti16 min flops %.0f, expected %.0f", mone_model_flops (m->model, 0.125), want_min);
   double prev = 0;
   for (double e = 0.125; e <= 1.0; e += 0.0625) {
     double f = mone_model_flops (m->model, e);
@@ -551,7 +558,8 @@ test_bad_arguments (void)
   CHECK (error && error->code == MONE_ERROR_INVALID_ARGUMENT, "no error for NULL input");
   g_clear_error (&error);
   float input[256] = { 0 };
-  CHECK (mone_context_run (ctx, input, 7.0, &r, NULL) && r.budget_used == 1.0, "budget 7 not clamped");
+  CHECK (mone_context_run (ctx, input, 7.0, &r, NULL) && r.budget_used == 1.0,
+      "budget 7 not clamped");
   CHECK (mone_context_run (ctx, input, -1.0, &r, NULL) && r.budget_used == 0.5,
       "budget -1 not clamped to r_0 = 0.5");
   CHECK (mone_context_run (ctx, input, NAN, &r, NULL) && r.budget_used == 1.0, "NaN budget");
@@ -597,7 +605,7 @@ test_concurrent_streams (void)
   StreamJob jobs[3];
   GThread *threads[3];
   for (int i = 0; i < 3; i++) {
-    jobs[i] = (StreamJob) { m->model, input, { 0 }, FALSE };
+    jobs[i] = (StreamJob){ m->model, input, { 0 }, FALSE };
     threads[i] = g_thread_new ("stream", stream_thread, &jobs[i]);
   }
   for (int i = 0; i < 3; i++) {
@@ -650,15 +658,23 @@ test_every_path (void)
     }
     printf ("path %s\n", mone_isa_name (isa));
     /*                                       H   W  C  T  t  p   D  L  heads F  E   K */
-    test_against_mone_reference ("image 32x32x3, E=4", make_config (32, 32, 3, 1, 1, 8, 32, 2, 2, 64, 4, 10));
-    test_against_mone_reference ("grey 24x40, odd widths, E=3", make_config (24, 40, 1, 1, 1, 8, 48, 3, 3, 84, 3, 7));
-    test_against_mone_reference ("video T=4 tubelet=2", make_config (32, 32, 3, 4, 2, 8, 64, 2, 4, 128, 4, 5));
-    test_against_mone_reference ("100 tokens, E=2", make_config (80, 80, 3, 1, 1, 8, 32, 1, 2, 48, 2, 3));
-    test_against_mone_reference ("200 tokens, E=4, RGBA", make_config (40, 80, 4, 1, 1, 4, 64, 1, 4, 96, 4, 4));
+    test_against_mone_reference ("image 32x32x3, E=4",
+        make_config (32, 32, 3, 1, 1, 8, 32, 2, 2, 64, 4, 10));
+    test_against_mone_reference ("grey 24x40, odd widths, E=3",
+        make_config (24, 40, 1, 1, 1, 8, 48, 3, 3, 84, 3, 7));
+    test_against_mone_reference ("video T=4 tubelet=2",
+        make_config (32, 32, 3, 4, 2, 8, 64, 2, 4, 128, 4, 5));
+    test_against_mone_reference ("100 tokens, E=2",
+        make_config (80, 80, 3, 1, 1, 8, 32, 1, 2, 48, 2, 3));
+    test_against_mone_reference ("200 tokens, E=4, RGBA",
+        make_config (40, 80, 4, 1, 1, 4, 64, 1, 4, 96, 4, 4));
     /* Products large enough for OpenBLAS's path to use the few-row kernel. */
-    test_against_mone_reference ("16 tokens, D 192", make_config (32, 32, 3, 1, 1, 8, 192, 1, 3, 768, 4, 10));
-    test_full_budget_is_plain_vit ("image 32x32x3", make_config (32, 32, 3, 1, 1, 8, 32, 2, 2, 64, 4, 10));
-    test_full_budget_is_plain_vit ("video T=4 tubelet=2", make_config (32, 32, 3, 4, 2, 8, 64, 2, 4, 128, 4, 5));
+    test_against_mone_reference ("16 tokens, D 192",
+        make_config (32, 32, 3, 1, 1, 8, 192, 1, 3, 768, 4, 10));
+    test_full_budget_is_plain_vit ("image 32x32x3",
+        make_config (32, 32, 3, 1, 1, 8, 32, 2, 2, 64, 4, 10));
+    test_full_budget_is_plain_vit ("video T=4 tubelet=2",
+        make_config (32, 32, 3, 4, 2, 8, 64, 2, 4, 128, 4, 5));
   }
   mone_isa_set_default (default_isa);
 }

@@ -12,8 +12,6 @@
 #include "engine-check.h"
 #include "gemm.h"
 
-
-
 static float *
 random_floats (size_t n)
 {
@@ -60,8 +58,8 @@ run_case (MoneIsa isa, const Case *t, const float *w, const float *panels, const
   const int lda = t->inputs + 3; /* row strides wider than the product, as in the forward pass */
   MonePackedMatrix packed = { panels, t->outputs, t->inputs };
   memcpy (c_out, c0, sizeof (float) * t->rows * ldc);
-  mone_gemm_packed (isa, t->rows, t->n, t->k, a, lda, &packed, t->bias ? bias : NULL,
-      t->accumulate, c_out, ldc);
+  mone_gemm_packed (isa, t->rows, t->n, t->k, a, lda, &packed, t->bias ? bias : NULL, t->accumulate,
+      c_out, ldc);
 
   double *want = g_new (double, (size_t) t->rows * t->n);
   double *scale = g_new (double, (size_t) t->rows * t->n);
@@ -95,7 +93,7 @@ check_case (const Case *t)
   float *c0 = random_floats ((size_t) t->rows * ldc + 1);
   float *c[MONE_ISA_COUNT];
   for (int isa = 0; isa < MONE_ISA_OPENBLAS; isa++) {
-    c[isa] = g_new (float, (size_t) t->rows * ldc + 1);
+    c[isa] = g_new (float, (size_t) t->rows *ldc + 1);
     if (!mone_isa_supported (isa))
       continue;
     double err = run_case (isa, t, w, panels, a, bias, c0, c[isa], ldc);
@@ -112,7 +110,7 @@ check_case (const Case *t)
     if (!mone_isa_supported (isa))
       continue;
     MonePackedMatrix packed = { panels, t->outputs, t->inputs };
-    float *split = g_new (float, (size_t) t->rows * ldc + 1);
+    float *split = g_new (float, (size_t) t->rows *ldc + 1);
     memcpy (split, c0, sizeof (float) * t->rows * ldc);
     const int first = t->rows / 2 | 1;
     mone_gemm_packed (isa, first, t->n, t->k, a, lda, &packed, t->bias ? bias : NULL, t->accumulate,
@@ -138,12 +136,18 @@ static void
 test_model_shapes (void)
 {
   const Case fixed[] = {
-    { 196, 576, 192, 576, 192, TRUE, FALSE }, { 6, 576, 192, 576, 24, TRUE, FALSE },
-    { 37, 768, 192, 768, 48, FALSE, FALSE },  { 15, 192, 768, 24, 768, FALSE, TRUE },
-    { 29, 192, 192, 96, 192, TRUE, TRUE },    { 1, 64, 256, 8, 256, FALSE, TRUE },
-    { 13, 192, 64, 192, 8, TRUE, FALSE },     { 14, 32, 32, 32, 32, FALSE, FALSE },
-    { 28, 48, 48, 48, 48, TRUE, TRUE },       { 3, 17, 5, 17, 5, TRUE, TRUE },
-    { 5, 7, 1, 7, 1, FALSE, FALSE },          { 2, 33, 7, 1, 0, TRUE, TRUE },
+    { 196, 576, 192, 576, 192, TRUE, FALSE },
+    { 6, 576, 192, 576, 24, TRUE, FALSE },
+    { 37, 768, 192, 768, 48, FALSE, FALSE },
+    { 15, 192, 768, 24, 768, FALSE, TRUE },
+    { 29, 192, 192, 96, 192, TRUE, TRUE },
+    { 1, 64, 256, 8, 256, FALSE, TRUE },
+    { 13, 192, 64, 192, 8, TRUE, FALSE },
+    { 14, 32, 32, 32, 32, FALSE, FALSE },
+    { 28, 48, 48, 48, 48, TRUE, TRUE },
+    { 3, 17, 5, 17, 5, TRUE, TRUE },
+    { 5, 7, 1, 7, 1, FALSE, FALSE },
+    { 2, 33, 7, 1, 0, TRUE, TRUE },
   };
   for (size_t i = 0; i < G_N_ELEMENTS (fixed); i++)
     check_case (&fixed[i]);

@@ -13,8 +13,6 @@
 #include "engine-kernels.h"
 #include "kernels.h"
 
-
-
 static const char *isa_label;
 
 /* GELU error bounds over all float inputs, as stated in vector-kernels.c: absolute, and relative
@@ -58,8 +56,8 @@ test_erf_exp (const MoneKernels *kernels)
   float big[3] = { -1000.0f, 0.0f, -INFINITY }, big_out[4] = { 0, 0, 0, 42.0f };
   kernels->exp_array (3, big, big_out);
   CHECK (big_out[0] >= 0 && big_out[0] < 1e-30f && big_out[1] == 1.0f && big_out[2] < 1e-30f
-      && big_out[3] == 42.0f, "%s exp extremes %g %g %g %g", isa_label, big_out[0], big_out[1],
-      big_out[2], big_out[3]);
+          && big_out[3] == 42.0f,
+      "%s exp extremes %g %g %g %g", isa_label, big_out[0], big_out[1], big_out[2], big_out[3]);
   free (x);
   free (y);
 }
@@ -97,7 +95,8 @@ test_gelu_error_bound (const MoneKernels *kernels)
   CHECK (worst_scaled <= GELU_MAX_SCALED_ERROR, "%s gelu max error / max(1, |x|) %.3g", isa_label,
       worst_scaled);
   printf ("%-8s gelu: max abs error %.2e (at %g), max error / max(1, |x|) %.2e over [-10, 10] "
-      "and extremes\n", isa_label, worst, worst_at, worst_scaled);
+          "and extremes\n",
+      isa_label, worst, worst_at, worst_scaled);
   free (x);
   free (y);
   free (bias);

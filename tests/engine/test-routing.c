@@ -6,7 +6,6 @@
 
 #include "mone/mone.h"
 
-
 /* The definition, literally: for j = E-1 down to 1, repeat counts[j] times "pick the unassigned token
  * with the highest p[:, j], lowest index among equals"; the rest go to expert 0. O(N^2 E). */
 static void
@@ -54,7 +53,8 @@ test_random_tables (void)
     for (int t = 0; t < n; t++) {
       float sum = 0;
       for (int j = 0; j < experts; j++) {
-        float v = levels ? (float) (next_random () % levels + 1) : (next_random () % 1000000) / 1e6f;
+        float v = levels ? (float) (next_random () % levels + 1)
+                         : (next_random () % 1000000) / 1e6f;
         p[t * experts + j] = v;
         sum += v;
       }
@@ -84,8 +84,8 @@ test_random_tables (void)
     }
     for (int j = 0; j < experts; j++)
       if (per_expert[j] != counts[j])
-        g_test_fail_printf ("trial %d: expert %d has %d tokens, expected %d", trial, j, per_expert[j],
-            counts[j]);
+        g_test_fail_printf ("trial %d: expert %d has %d tokens, expected %d", trial, j,
+            per_expert[j], counts[j]);
     free (p);
     free (got);
     free (want);

@@ -45,9 +45,11 @@ only_cls_mtd (GstBuffer * buffer)
   gpointer state = NULL;
 
   fail_unless (relations != NULL, "no GstAnalyticsRelationMeta on a classified buffer");
-  fail_unless (gst_analytics_relation_meta_iterate (relations, &state, gst_analytics_cls_mtd_get_mtd_type (),
-          &mtd), "no GstAnalyticsClsMtd on a classified buffer");
-  fail_if (gst_analytics_relation_meta_iterate (relations, &state, gst_analytics_cls_mtd_get_mtd_type (), &next),
+  fail_unless (gst_analytics_relation_meta_iterate (relations, &state,
+          gst_analytics_cls_mtd_get_mtd_type (), &mtd),
+      "no GstAnalyticsClsMtd on a classified buffer");
+  fail_if (gst_analytics_relation_meta_iterate (relations, &state,
+          gst_analytics_cls_mtd_get_mtd_type (), &next),
       "more than one GstAnalyticsClsMtd on one buffer");
   return mtd;
 }
@@ -79,8 +81,8 @@ GST_START_TEST (test_cls_mtd_equals_top_k)
       fail_unless_equals_string (g_quark_to_string (gst_analytics_cls_mtd_get_quark (&mtd, i)),
           c.top_labels[i]);
       fail_unless (ABS (gst_analytics_cls_mtd_get_level (&mtd, i) - c.top_scores[i]) < 1e-6,
-          "frame %u, class %u: level %g, meta score %g", n, i, gst_analytics_cls_mtd_get_level (&mtd, i),
-          c.top_scores[i]);
+          "frame %u, class %u: level %g, meta score %g", n, i,
+          gst_analytics_cls_mtd_get_level (&mtd, i), c.top_scores[i]);
     }
     gst_buffer_unref (out);
   }

@@ -86,8 +86,7 @@ models_setup (void)
   rgb_model = write_model ("rgb.safetensors", G_N_ELEMENTS (rgb), rgb);
   grey_model = write_model ("grey.safetensors", G_N_ELEMENTS (grey), grey);
   video_model = write_model ("video.safetensors", G_N_ELEMENTS (video), video);
-  grey_video_model = write_model ("grey-video.safetensors", G_N_ELEMENTS (grey_video),
-      grey_video);
+  grey_video_model = write_model ("grey-video.safetensors", G_N_ELEMENTS (grey_video), grey_video);
 
   /* Read once, when the element class is first created (after this setup). */
   g_setenv ("MONE_MODEL", rgb_model, TRUE);
@@ -221,8 +220,7 @@ check_result_consistent (const MoneClassification * r, const gchar * what)
     gchar *label = g_strdup_printf ("class-%d", r->top_classes[i]);
 
     fail_unless_equals_string (r->top_labels[i], label);
-    fail_unless (i == 0 || r->top_scores[i] <= r->top_scores[i - 1], "%s: scores not sorted",
-        what);
+    fail_unless (i == 0 || r->top_scores[i] <= r->top_scores[i - 1], "%s: scores not sorted", what);
     sum += r->top_scores[i];
     g_free (label);
   }
@@ -796,8 +794,7 @@ GST_START_TEST (test_video_model_window_resets)
   check_video_window (h, context, make_frame (size, 20, 12 * GST_SECOND), gap, "GAP event");
 
   fail_unless (gst_harness_push_event (h, gst_event_new_stream_start ("second")));
-  gst_harness_set_src_caps_str (h, "video/x-raw,format=GRAY8,width=32,height=32,"
-      "framerate=30/1");
+  gst_harness_set_src_caps_str (h, "video/x-raw,format=GRAY8,width=32,height=32," "framerate=30/1");
   gst_segment_init (&segment, GST_FORMAT_TIME);
   fail_unless (gst_harness_push_event (h, gst_event_new_segment (&segment)));
   check_video_window (h, context, make_frame (size, 30, 0), stream, "new stream");
@@ -873,8 +870,7 @@ GST_START_TEST (test_messages)
     fail_unless (gst_structure_is_equal (gst_message_get_structure (message), from_meta),
         "message and meta differ");
     gst_structure_free (from_meta);
-    fail_unless (gst_mone_classification_from_structure (gst_message_get_structure (message),
-            &m));
+    fail_unless (gst_mone_classification_from_structure (gst_message_get_structure (message), &m));
     fail_unless_equals_uint64 (m.frame, i);
     gst_message_unref (message);
     gst_buffer_unref (out);
@@ -1227,8 +1223,7 @@ GST_START_TEST (test_auto_budget_smoke)
     out = push_pull (h, size, i, &r);
     gst_buffer_unref (out);
   }
-  fail_unless (fabs (r.budget_used - 0.9) < 1e-9, "stuck at %f after %u frames",
-      r.budget_used, i);
+  fail_unless (fabs (r.budget_used - 0.9) < 1e-9, "stuck at %f after %u frames", r.budget_used, i);
 
   /* 50 ms late against a 10 s deadline: taken, and still far inside the deadline. */
   fail_unless (gst_harness_push_upstream_event (h, gst_event_new_qos (GST_QOS_TYPE_UNDERFLOW,
@@ -1668,8 +1663,7 @@ GST_START_TEST (test_formats_equivalent_scaled)
           models[m], picture_formats[f], r.top_class, distance);
       fail_unless_equals_int (r.top_class, reference.top_class);
       fail_unless (distance < SCALED_PICTURE_TOLERANCE, "%s at 64x64: probabilities %.3g from "
-          "RGB's",
-          picture_formats[f], distance);
+          "RGB's", picture_formats[f], distance);
     }
   }
 }
@@ -1687,7 +1681,7 @@ GST_START_TEST (test_default_model_from_env)
 
   g_object_get (filter, "model", &model, NULL);
   fail_unless_equals_string (model, rgb_model);
-  g_object_set (filter, "threads", 1, "model", NULL, NULL);    /* NULL restores the default */
+  g_object_set (filter, "threads", 1, "model", NULL, NULL);     /* NULL restores the default */
   g_free (model);
   g_object_get (filter, "model", &model, NULL);
   fail_unless_equals_string (model, rgb_model);

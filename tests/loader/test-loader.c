@@ -29,9 +29,9 @@ model_tensors (const MoneModel *m, int *n)
   t[i++] = w->alpha;
   for (int l = 0; l < c->depth; l++) {
     const MoneBlockWeights *b = &w->blocks[l];
-    const float *block[] = { b->norm1_weight, b->norm1_bias, b->qkv_weight, b->qkv_bias, b->proj_weight,
-      b->proj_bias, b->norm2_weight, b->norm2_bias, b->fc1_weight, b->fc1_bias, b->fc2_weight,
-      b->fc2_bias };
+    const float *block[] = { b->norm1_weight, b->norm1_bias, b->qkv_weight, b->qkv_bias,
+      b->proj_weight, b->proj_bias, b->norm2_weight, b->norm2_bias, b->fc1_weight, b->fc1_bias,
+      b->fc2_weight, b->fc2_bias };
     for (int k = 0; k < 12; k++)
       t[i++] = block[k];
   }
@@ -43,7 +43,8 @@ model_tensors (const MoneModel *m, int *n)
   return t;
 }
 
-static const char *const tricky_labels[] = { "T-shirt/top", "say \"hi\"\\\n\ttab", "caf\xc3\xa9 \xf0\x9f\x91\x9f" };
+static const char *const tricky_labels[] = { "T-shirt/top", "say \"hi\"\\\n\ttab",
+  "caf\xc3\xa9 \xf0\x9f\x91\x9f" };
 
 static void
 assert_config_equal (const MoneConfig *a, const MoneConfig *b)
@@ -89,10 +90,12 @@ check_loaded (MoneModel *m, const MoneConfig *config, float **params, MoneDtype 
       else if (dtype == MONE_DTYPE_BF16)
         want = mone_bf16_bits_to_f32 (mone_f32_to_bf16_bits (want));
       if (loaded[i][j] != want)
-        g_error ("%s[%" G_GINT64_FORMAT "]: loaded %.9g, expected %.9g", specs[i].name, j, loaded[i][j], want);
+        g_error ("%s[%" G_GINT64_FORMAT "]: loaded %.9g, expected %.9g", specs[i].name, j,
+            loaded[i][j], want);
       /* Rounding error bounds of the format itself (values are in [-1, 1)). */
       double bound = dtype == MONE_DTYPE_F32 ? 0 : dtype == MONE_DTYPE_F16 ? 1.0 / 2048 : 1.0 / 256;
-      g_assert_cmpfloat (fabs (loaded[i][j] - params[i][j]), <=, bound * fabs (params[i][j]) + 1e-7);
+      g_assert_cmpfloat (fabs (loaded[i][j] - params[i][j]), <=,
+          bound * fabs (params[i][j]) + 1e-7);
     }
   g_free (loaded);
   g_free (specs);
@@ -155,10 +158,11 @@ test_half_twins (void)
   float **params = tiny_params_new (&c, 7, &n);
   const MoneDtype dtypes[] = { MONE_DTYPE_F16, MONE_DTYPE_BF16 };
   for (size_t i = 0; i < G_N_ELEMENTS (dtypes); i++) {
-    g_autofree char *path = g_strdup_printf ("%s/twin-%s.safetensors", tmp_dir, mone_dtype_name (dtypes[i]));
+    g_autofree char *path = g_strdup_printf ("%s/twin-%s.safetensors", tmp_dir,
+        mone_dtype_name (dtypes[i]));
     GError *error = NULL;
-    g_assert_true (mone_model_write_dtype (path, &c, tricky_labels, (const float *const *) params, dtypes[i],
-        &error));
+    g_assert_true (mone_model_write_dtype (path, &c, tricky_labels, (const float *const *) params,
+        dtypes[i], &error));
     MoneModel *m = mone_model_load_file (path, &error);
     g_assert_no_error (error);
     g_assert_nonnull (m->converted_storage);
@@ -211,7 +215,8 @@ test_unaligned_data_is_converted (void)
   char *shifted = g_strconcat (header, " ", NULL);
   GBytes *file = with_header ((const guint8 *) bytes, size, shifted);
   GError *error = NULL;
-  g_assert_true (g_file_set_contents (path, g_bytes_get_data (file, NULL), (gssize) g_bytes_get_size (file), NULL));
+  g_assert_true (g_file_set_contents (path, g_bytes_get_data (file, NULL),
+      (gssize) g_bytes_get_size (file), NULL));
   MoneModel *m = mone_model_load_file (path, &error);
   g_assert_no_error (error);
   g_assert_nonnull (m->converted_storage);
@@ -253,17 +258,19 @@ test_half_conversion (void)
   g_assert_cmphex (mone_f32_to_f16_bits (65519.0f), ==, 0x7bff);
   g_assert_cmphex (mone_f32_to_f16_bits (65520.0f), ==, 0x7c00);
   g_assert_cmphex (mone_f32_to_f16_bits (1e10f), ==, 0x7c00);
-  g_assert_cmphex (mone_f32_to_f16_bits (ldexpf (1.0f, -25)), ==, 0x0000);       /* tie to even (0) */
+  g_assert_cmphex (mone_f32_to_f16_bits (ldexpf (1.0f, -25)), ==, 0x0000); /* tie to even (0) */
   g_assert_cmphex (mone_f32_to_f16_bits (ldexpf (1.5f, -25)), ==, 0x0001);
-  g_assert_cmphex (mone_f32_to_f16_bits (ldexpf (3.0f, -25)), ==, 0x0002);       /* 1.5 ulp: tie to even */
+  g_assert_cmphex (mone_f32_to_f16_bits (ldexpf (3.0f, -25)), ==,
+      0x0002); /* 1.5 ulp: tie to even */
   g_assert_cmphex (mone_f32_to_f16_bits (1.0f + ldexpf (1.0f, -11)), ==, 0x3c00); /* tie to even */
   g_assert_cmphex (mone_f32_to_f16_bits (1.0f + ldexpf (3.0f, -11)), ==, 0x3c02);
-  g_assert_cmphex (mone_f32_to_f16_bits (ldexpf (2047.0f, -25)), ==, 0x0400);    /* rounds up to normal */
+  g_assert_cmphex (mone_f32_to_f16_bits (ldexpf (2047.0f, -25)), ==,
+      0x0400); /* rounds up to normal */
   g_assert_cmphex (mone_f32_to_f16_bits (-0.0f), ==, 0x8000);
   g_assert_cmphex (mone_f32_to_f16_bits (NAN) & 0x7c00, ==, 0x7c00);
   g_assert_cmphex (mone_f32_to_bf16_bits (1.0f + ldexpf (1.0f, -8)), ==, 0x3f80); /* tie to even */
   g_assert_cmphex (mone_f32_to_bf16_bits (1.0f + ldexpf (3.0f, -8)), ==, 0x3f82);
-  g_assert_cmphex (mone_f32_to_bf16_bits (3.4e38f), ==, 0x7f80);                 /* overflow */
+  g_assert_cmphex (mone_f32_to_bf16_bits (3.4e38f), ==, 0x7f80); /* overflow */
 }
 
 /* ---- JSON parser ---- */
@@ -282,15 +289,18 @@ expect_json_error (const char *text, const char *message, size_t offset)
   if (v != NULL)
     g_error ("'%s' parsed, expected error '%s'", text, message);
   if (strstr (error.message, message) == NULL || error.offset != offset)
-    g_error ("'%s': error '%s' at %zu, expected '%s' at %zu", text, error.message, error.offset, message, offset);
+    g_error ("'%s': error '%s' at %zu, expected '%s' at %zu", text, error.message, error.offset,
+        message, offset);
 }
 
 static void
 test_json (void)
 {
   MoneJsonError error;
-  MoneJson *v = parse (" {\"a\" : [1, -0, 9223372036854775807, -9223372036854775808, 9223372036854775808,"
-      " 1.5e3, true, false, null, \"x\\u00e9\\ud83d\\ude00\\n\\/\"], \"a\": {}} ", &error);
+  MoneJson *v =
+      parse (" {\"a\" : [1, -0, 9223372036854775807, -9223372036854775808, 9223372036854775808,"
+             " 1.5e3, true, false, null, \"x\\u00e9\\ud83d\\ude00\\n\\/\"], \"a\": {}} ",
+          &error);
   g_assert_nonnull (v);
   g_assert_cmpint (v->type, ==, MONE_JSON_OBJECT);
   g_assert_cmpuint (v->u.object.len, ==, 2); /* duplicate keys are kept, in order */
@@ -333,10 +343,10 @@ test_json (void)
   expect_json_error ("\"\\ud800\"", "unpaired high surrogate", 1);
   expect_json_error ("\"\\udc00\"", "unpaired low surrogate", 1);
   expect_json_error ("\"\\ud800\\u0041\"", "not a low surrogate", 1);
-  expect_json_error ("\"\xc0\xaf\"", "invalid UTF-8", 1);             /* overlong '/' */
-  expect_json_error ("\"\xed\xa0\x80\"", "invalid UTF-8", 1);         /* encoded surrogate */
-  expect_json_error ("\"\xf4\x90\x80\x80\"", "invalid UTF-8", 1);     /* above U+10FFFF */
-  expect_json_error ("\"\xe2\x82\"", "invalid UTF-8", 1);             /* truncated sequence */
+  expect_json_error ("\"\xc0\xaf\"", "invalid UTF-8", 1);         /* overlong '/' */
+  expect_json_error ("\"\xed\xa0\x80\"", "invalid UTF-8", 1);     /* encoded surrogate */
+  expect_json_error ("\"\xf4\x90\x80\x80\"", "invalid UTF-8", 1); /* above U+10FFFF */
+  expect_json_error ("\"\xe2\x82\"", "invalid UTF-8", 1);         /* truncated sequence */
   expect_json_error ("[tru]", "expected a JSON value", 1);
   expect_json_error ("\xef\xbb\xbf{}", "expected a JSON value, found byte 0xef", 0); /* no BOM */
 
@@ -381,7 +391,8 @@ test_hostile_files (void)
     g_assert_cmpuint (g_strv_length (fields), ==, 3);
     g_autofree char *path = g_build_filename (dir, fields[0], NULL);
     int code = !strcmp (fields[1], "FORMAT") ? MONE_ERROR_FORMAT
-        : !strcmp (fields[1], "MODEL") ? MONE_ERROR_MODEL : MONE_ERROR_IO;
+        : !strcmp (fields[1], "MODEL")       ? MONE_ERROR_MODEL
+                                             : MONE_ERROR_IO;
     GError *error = NULL;
     MoneModel *m = mone_model_load_file (path, &error);
     if (m != NULL)
@@ -400,7 +411,8 @@ test_hostile_files (void)
     g_assert_true (g_file_get_contents (path, &bytes, &size, NULL));
     m = mone_model_load_memory (bytes, size, &error);
     g_assert_null (m);
-    g_assert_true (g_str_has_prefix (error->message, "<memory>: ") && strstr (error->message, fields[2]));
+    g_assert_true (
+        g_str_has_prefix (error->message, "<memory>: ") && strstr (error->message, fields[2]));
     g_error_free (error);
     g_free (bytes);
     g_strfreev (fields);
@@ -420,7 +432,8 @@ test_valid_fixtures (void)
     g_test_skip ("MONE_HOSTILE_DIR not set");
     return;
   }
-  const char *names[] = { "valid-f32.safetensors", "valid-f16.safetensors", "valid-bf16.safetensors" };
+  const char *names[] = { "valid-f32.safetensors", "valid-f16.safetensors",
+    "valid-bf16.safetensors" };
   MoneModel *models[3];
   for (int i = 0; i < 3; i++) {
     g_autofree char *path = g_build_filename (dir, "..", names[i], NULL);
@@ -449,7 +462,8 @@ test_valid_fixtures (void)
   const float **mixed_tensors = model_tensors (mixed, &n);
   for (int i = 0; i < n; i++)
     for (int64_t j = 0; j < specs[i].numel; j++)
-      g_assert_cmpfloat (mixed_tensors[i][j], ==, !strcmp (specs[i].name, "alpha") ? f16[i][j] : f32[i][j]);
+      g_assert_cmpfloat (mixed_tensors[i][j], ==,
+          !strcmp (specs[i].name, "alpha") ? f16[i][j] : f32[i][j]);
   g_free (mixed_tensors);
   mone_model_unref (mixed);
 

@@ -10,9 +10,21 @@ static inline MoneConfig
 tiny_config (void)
 {
   MoneConfig c = {
-    .height = 8, .width = 8, .channels = 1, .frames = 1, .patch = 4, .tubelet = 1,
-    .dim = 4, .depth = 1, .heads = 2, .mlp_dim = 8, .experts = 2, .classes = 3,
-    .delta = 2.0f, .beta = 10.0f, .ln_eps = 1e-6f,
+    .height = 8,
+    .width = 8,
+    .channels = 1,
+    .frames = 1,
+    .patch = 4,
+    .tubelet = 1,
+    .dim = 4,
+    .depth = 1,
+    .heads = 2,
+    .mlp_dim = 8,
+    .experts = 2,
+    .classes = 3,
+    .delta = 2.0f,
+    .beta = 10.0f,
+    .ln_eps = 1e-6f,
   };
   c.mean[0] = 0.2860f;
   c.std[0] = 0.3530f;

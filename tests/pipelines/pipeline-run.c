@@ -7,10 +7,10 @@
 #include <mone/gstmonemeta.h>
 
 static GstPadProbeReturn
-collect_frame (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
+collect_frame (GstPad * pad, GstPadProbeInfo * info, gpointer user_data)
 {
   PipelineRun *run = user_data;
-  FrameResult frame = { .top_class = -1 };
+  FrameResult frame = {.top_class = -1 };
   MoneClassification result;
 
   if (gst_mone_meta_read (GST_PAD_PROBE_INFO_BUFFER (info), &result)) {
@@ -27,7 +27,7 @@ collect_frame (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
 }
 
 gboolean
-pipeline_run (const char *description, guint timeout_seconds, PipelineRun *run, GError **error)
+pipeline_run (const char *description, guint timeout_seconds, PipelineRun * run, GError ** error)
 {
   GstElement *pipeline = gst_parse_launch (description, error);
   GstElement *sink;
@@ -51,7 +51,7 @@ pipeline_run (const char *description, guint timeout_seconds, PipelineRun *run, 
 
   bus = gst_element_get_bus (pipeline);
   gst_element_set_state (pipeline, GST_STATE_PLAYING);
-  deadline = g_get_monotonic_time () + (gint64) timeout_seconds * G_USEC_PER_SEC;
+  deadline = g_get_monotonic_time () + (gint64) timeout_seconds *G_USEC_PER_SEC;
   while (TRUE) {
     gint64 left = deadline - g_get_monotonic_time ();
     GstMessage *msg;
@@ -91,7 +91,7 @@ pipeline_run (const char *description, guint timeout_seconds, PipelineRun *run, 
 }
 
 void
-pipeline_run_clear (PipelineRun *run)
+pipeline_run_clear (PipelineRun * run)
 {
   if (run->frames)
     g_array_free (run->frames, TRUE);
@@ -99,7 +99,7 @@ pipeline_run_clear (PipelineRun *run)
 }
 
 gboolean
-run_tool (const char *const *argv, GError **error)
+run_tool (const char *const *argv, GError ** error)
 {
   char *err_text = NULL;
   int wait_status = 0;

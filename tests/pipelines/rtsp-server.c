@@ -4,7 +4,8 @@
 
 #include <gst/rtsp-server/rtsp-server.h>
 
-struct TestRtspServer {
+struct TestRtspServer
+{
   GMainContext *context;
   GMainLoop *loop;
   GThread *thread;
@@ -25,7 +26,7 @@ run_server_loop (gpointer data)
 }
 
 TestRtspServer *
-test_rtsp_server_start (const char *launch, GError **error)
+test_rtsp_server_start (const char *launch, GError ** error)
 {
   TestRtspServer *self = g_new0 (TestRtspServer, 1);
   GstRTSPMountPoints *mounts;
@@ -34,7 +35,7 @@ test_rtsp_server_start (const char *launch, GError **error)
 
   self->server = gst_rtsp_server_new ();
   gst_rtsp_server_set_address (self->server, "127.0.0.1");
-  gst_rtsp_server_set_service (self->server, "0"); /* the kernel picks a free port */
+  gst_rtsp_server_set_service (self->server, "0");      /* the kernel picks a free port */
 
   factory = gst_rtsp_media_factory_new ();
   gst_rtsp_media_factory_set_launch (factory, launch);
@@ -61,13 +62,13 @@ test_rtsp_server_start (const char *launch, GError **error)
 }
 
 const char *
-test_rtsp_server_url (TestRtspServer *self)
+test_rtsp_server_url (TestRtspServer * self)
 {
   return self->url;
 }
 
 static GstRTSPFilterResult
-remove_client (GstRTSPServer *server, GstRTSPClient *client, gpointer user_data)
+remove_client (GstRTSPServer * server, GstRTSPClient * client, gpointer user_data)
 {
   return GST_RTSP_FILTER_REMOVE;
 }
@@ -83,7 +84,7 @@ quit_loop (gpointer data)
 }
 
 void
-test_rtsp_server_stop (TestRtspServer *self)
+test_rtsp_server_stop (TestRtspServer * self)
 {
   GSource *source;
 

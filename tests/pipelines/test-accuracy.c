@@ -52,11 +52,12 @@
 
 static const double budgets[] = { 1.0, 0.5 };
 
-typedef struct {
+typedef struct
+{
   const char *name, *extension;
 } Codec;
 
-static const Codec codecs[] = { { "vp8", "webm" }, { "h264", "mp4" } };
+static const Codec codecs[] = { {"vp8", "webm"}, {"h264", "mp4"} };
 
 /* Area-averaging resize of one plane (sh, sw) -> (dh, dw): every destination pixel is the mean of
  * the source area it covers, partial pixels weighted by their overlap. */
@@ -70,10 +71,10 @@ resize_area (const float *src, int sh, int sw, float *dst, int dh, int dw)
       double x0 = (double) x * sw / dw, x1 = (double) (x + 1) * sw / dw;
       double sum = 0, area = 0;
 
-      for (int sy = (int) floor (y0); sy < (int) ceil (y1) && sy < sh; sy++) {
+      for (int sy = (int)floor (y0); sy < (int) ceil (y1) && sy < sh; sy++) {
         double wy = MIN (y1, sy + 1.0) - MAX (y0, (double) sy);
 
-        for (int sx = (int) floor (x0); sx < (int) ceil (x1) && sx < sw; sx++) {
+        for (int sx = (int)floor (x0); sx < (int) ceil (x1) && sx < sw; sx++) {
           double w = wy * (MIN (x1, sx + 1.0) - MAX (x0, (double) sx));
 
           sum += w * src[sy * sw + sx];
@@ -87,7 +88,7 @@ resize_area (const float *src, int sh, int sw, float *dst, int dh, int dw)
 
 /* The engine's per-item classes on the ideal frames of the same items. */
 static double
-engine_accuracy (MoneModel *model, const MoneImageSet *test_set, const SampleLabels *labels,
+engine_accuracy (MoneModel * model, const MoneImageSet * test_set, const SampleLabels * labels,
     double budget, int *engine_class)
 {
   const MoneConfig *cfg = mone_model_get_config (model);
@@ -124,7 +125,7 @@ engine_accuracy (MoneModel *model, const MoneImageSet *test_set, const SampleLab
 /* The labels CSV must record the items the video shows: distinct test images with their true
  * labels, one frame each, and the scene's box. */
 static gboolean
-check_labels (const SampleLabels *labels, const MoneImageSet *test_set)
+check_labels (const SampleLabels * labels, const MoneImageSet * test_set)
 {
   guint8 *seen = g_new0 (guint8, test_set->count);
   gboolean ok = labels->count == ITEMS && labels->frames == ITEMS;
@@ -152,7 +153,8 @@ check_labels (const SampleLabels *labels, const MoneImageSet *test_set)
 static const char *
 choose_model (void)
 {
-  const char *candidates[] = { g_getenv ("MONE_TEST_MODEL"), g_getenv ("MONE_TEST_MODEL_FALLBACK") };
+  const char *candidates[] =
+      { g_getenv ("MONE_TEST_MODEL"), g_getenv ("MONE_TEST_MODEL_FALLBACK") };
 
   for (guint i = 0; i < G_N_ELEMENTS (candidates); i++)
     if (candidates[i] && g_file_test (candidates[i], G_FILE_TEST_IS_REGULAR))
@@ -199,7 +201,8 @@ main (int argc, char **argv)
   g_snprintf (height, sizeof height, "%d", HEIGHT);
 
   printf ("%d scene items x 1 frame, %dx%d, model %s\n", ITEMS, WIDTH, HEIGHT, model_path);
-  printf ("%-6s %-7s %10s %10s %10s %10s\n", "codec", "budget", "element", "engine", "diff", "agree");
+  printf ("%-6s %-7s %10s %10s %10s %10s\n", "codec", "budget", "element", "engine", "diff",
+      "agree");
   for (guint c = 0; c < G_N_ELEMENTS (codecs); c++) {
     char *name = g_strdup_printf ("scenes.%s", codecs[c].extension);
     char *video = g_build_filename (dir, name, NULL);
@@ -209,7 +212,8 @@ main (int argc, char **argv)
     GPtrArray *tool_argv = g_ptr_array_new ();
     const char *fixed[] = { tool, "--output", video, "--codec", codecs[c].name, "--items", items,
       "--frames-per-item", "1", "--seed", seed, "--width", width, "--height", height,
-      "--placement", "scene" };
+      "--placement", "scene"
+    };
     SampleLabels labels;
 
     for (guint i = 0; i < G_N_ELEMENTS (fixed); i++)

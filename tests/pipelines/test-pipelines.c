@@ -43,7 +43,8 @@ render_sample_video (void)
   } else {
     /* 28x28 grey like the shipped Fashion-MNIST model (coarser patches: a fallback only) */
     const char *argv[] = { g_getenv ("MONE_TOOL"), "init", "--config", "tiny", "seed=3",
-      "channels=1", "height=28", "width=28", "patch=7", NULL, NULL };
+      "channels=1", "height=28", "width=28", "patch=7", NULL, NULL
+    };
 
     model_path = g_build_filename (work_dir, "random-model.safetensors", NULL);
     argv[9] = model_path;
@@ -56,7 +57,8 @@ render_sample_video (void)
   {
     /* the same items and scenes in both (the CSV of the second replaces the first's) */
     const char *argv[] = { tool, "--output", video_path, "--items", items, "--frames-per-item",
-      frames, "--seed", "7", NULL };
+      frames, "--seed", "7", NULL
+    };
 
     fail_unless (run_tool (argv, &error), "%s", error ? error->message : "");
     argv[2] = h264_path;
@@ -83,7 +85,7 @@ remove_sample_video (void)
 }
 
 static void
-check_every_frame_classified (const PipelineRun *run, const char *what)
+check_every_frame_classified (const PipelineRun * run, const char *what)
 {
   fail_unless (run->eos, "%s: no EOS before the timeout", what);
   fail_unless_equals_int (run->frames->len, FRAMES);
@@ -102,7 +104,7 @@ check_every_frame_classified (const PipelineRun *run, const char *what)
 
 /* The file pipeline of pipelines/file.sh on one of the sample videos. */
 static void
-run_file_pipeline (const char *path, PipelineRun *run)
+run_file_pipeline (const char *path, PipelineRun * run)
 {
   char *video = pipeline_quote (path), *model = pipeline_quote (model_path);
   char *description = g_strdup_printf ("filesrc location=%s ! decodebin ! videoconvert ! "
@@ -125,6 +127,7 @@ GST_START_TEST (test_file_pipeline)
   fail_unless_equals_int (run.messages, FRAMES);
   pipeline_run_clear (&run);
 }
+
 GST_END_TEST;
 
 /* H.264 in MP4, as cameras and phones record (decoded by openh264dec of gstreamer1.0-plugins-bad
@@ -137,6 +140,7 @@ GST_START_TEST (test_h264_file_pipeline)
   fail_unless_equals_int (run.messages, FRAMES);
   pipeline_run_clear (&run);
 }
+
 GST_END_TEST;
 
 GST_START_TEST (test_rtsp_pipeline)
@@ -176,6 +180,7 @@ GST_START_TEST (test_rtsp_pipeline)
   g_free (video);
   g_free (model);
 }
+
 GST_END_TEST;
 
 static Suite *

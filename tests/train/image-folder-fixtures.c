@@ -32,8 +32,10 @@ write_shape (const char *path, int k, int index, GRand *rng)
 {
   const int w = g_rand_int_range (rng, 12, 41), h = g_rand_int_range (rng, 12, 41);
   const gboolean grey = index % 7 == 3, transparent = !grey && index % 3 == 2;
-  cairo_surface_t *surface =
-      cairo_image_surface_create (grey ? CAIRO_FORMAT_A8 : transparent ? CAIRO_FORMAT_ARGB32 : CAIRO_FORMAT_RGB24, w, h);
+  cairo_surface_t *surface = cairo_image_surface_create (grey ? CAIRO_FORMAT_A8
+          : transparent                                       ? CAIRO_FORMAT_ARGB32
+                                                              : CAIRO_FORMAT_RGB24,
+      w, h);
   cairo_t *cr = cairo_create (surface);
   /* An A8 surface is written as a grey PNG of its alpha values: draw with alpha as the grey level. */
   if (!transparent) {
@@ -113,8 +115,10 @@ fixture_write_flat_png (const char *path, int w, int h, guint32 argb, gboolean g
 {
   const double a = (argb >> 24) / 255.0, r = ((argb >> 16) & 0xff) / 255.0, g = ((argb >> 8) & 0xff) / 255.0,
                b = (argb & 0xff) / 255.0;
-  cairo_surface_t *surface =
-      cairo_image_surface_create (grey ? CAIRO_FORMAT_A8 : a < 1 ? CAIRO_FORMAT_ARGB32 : CAIRO_FORMAT_RGB24, w, h);
+  cairo_surface_t *surface = cairo_image_surface_create (grey ? CAIRO_FORMAT_A8
+          : a < 1                                             ? CAIRO_FORMAT_ARGB32
+                                                              : CAIRO_FORMAT_RGB24,
+      w, h);
   cairo_t *cr = cairo_create (surface);
   cairo_set_operator (cr, CAIRO_OPERATOR_SOURCE);
   if (grey)

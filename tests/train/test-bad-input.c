@@ -17,7 +17,10 @@ static void
 expect_error (const char *what, gboolean ok, GError *error, const char *needle)
 {
   report_row (!ok && error && strstr (error->message, needle), "%s: expected an error containing '%s', got %s", what,
-      needle, ok ? "success" : error ? error->message : "no message");
+      needle,
+      ok          ? "success"
+          : error ? error->message
+                  : "no message");
 }
 
 static char *
@@ -142,7 +145,9 @@ test_idx_files (void)
     write_file (lp, lab->data, lab->len);
     gboolean loaded = mone_idx_load (ip, lp, 10, &set, &error);
     report_row (loaded && set.count == 3 && set.rows == 2 && set.labels[2] == 3, "valid control loads: %s",
-        error ? error->message : loaded ? "as written" : "wrong content");
+        error        ? error->message
+            : loaded ? "as written"
+                     : "wrong content");
     g_clear_error (&error);
     if (loaded)
       mone_image_set_clear (&set);
@@ -226,8 +231,7 @@ test_class_count_mismatch (void)
   g_assert_no_error (error);
   mone_train_model_init (model, 1);
   MoneEvalResult r;
-  gboolean ok = mone_evaluate (model, &test, 100, MONE_PROTOCOL_FULL_FRAME, 1, 1.0, MONE_ROUTING_EPR, 0, 1, &r,
-      &error);
+  gboolean ok = mone_evaluate (model, &test, 100, MONE_PROTOCOL_FULL_FRAME, 1, 1.0, MONE_ROUTING_EPR, 0, 1, &r, &error);
   expect_error ("evaluate with 5 classes", ok, error, "does not exist in a model with 5 classes");
   g_clear_error (&error);
   MoneTrainOptions opts;
@@ -266,7 +270,7 @@ test_tool_refusals (void)
     { "budget out of range", "--budget", "1.5", "--budget 1.5 out of range (0, 1]" },
     { "budget not a number", "--budget", "nan", "--budget 'nan' is not a decimal number" },
     { "budget below the smallest expert's", "--budget", "0.01",
-      "--budget 0.01 is below the smallest budget of a 4-expert model (0.125)" },
+        "--budget 0.01 is below the smallest budget of a 4-expert model (0.125)" },
     { "negative learning rate", "--lr", "-1", "--lr -1 out of range (0, 1]" },
     { "no epochs", "--epochs", "0", "--epochs 0 out of range [1, 1000000]" },
     { "label smoothing", "--label-smoothing", "2", "--label-smoothing 2 out of range [0, 1)" },
@@ -275,7 +279,7 @@ test_tool_refusals (void)
     { "capacity delta not positive", "--delta", "0", "mone.delta 0 out of range (0, 1000)" },
     { "no sampled budget left", "--max-sampled-budget", "0.1", "--max-sampled-budget 0.1 out of range [0.15, 1]" },
     { "min-budget pass without self-distillation", "--min-budget-pass", NULL,
-      "--min-budget-pass is a third pass of --self-distill" },
+        "--min-budget-pass is a third pass of --self-distill" },
   };
   for (size_t i = 0; i < G_N_ELEMENTS (refused); i++) {
     const char *args[] = { "train", refused[i].option, refused[i].value ? refused[i].value : "-o",
@@ -289,7 +293,6 @@ test_tool_refusals (void)
       "cannot write the model to '/nonexistent/dir/model.safetensors': No such file or directory");
   g_unlink (model_path);
   g_free (model_path);
-
 }
 
 /* Which file each split reads: 3 test images against 5,004 training images (the last 5,000 of
@@ -307,8 +310,8 @@ test_tool_splits (void)
   char *model10_path = write_fashion_model (&c10, "ten.safetensors");
   const char *eval_test[] = { "eval", model10_path, "--data", split_dir, "-n", "4", "--no-random", NULL };
   expect_tool_error ("mone eval, test split reads t10k", tool, eval_test, "--count must be 1..3\n");
-  const char *eval_val[] = { "eval", model10_path, "--data", split_dir, "--split", "val", "-n", "5001",
-    "--no-random", NULL };
+  const char *eval_val[] = { "eval", model10_path, "--data", split_dir, "--split", "val", "-n", "5001", "--no-random",
+    NULL };
   expect_tool_error ("mone eval, val split reads the training file's last 5,000", tool, eval_val,
       "--count must be 1..5000\n");
   const char *eval_test_ok[] = { "eval", model10_path, "--data", split_dir, "-n", "3", "-b", "1", "--no-random", NULL };

@@ -31,7 +31,7 @@ check_config (MoneConfig c, uint64_t seed)
   const MoneConfig *cf = &model->config;
   const int B = 4, N = cf->tokens, E = cf->experts, K = cf->classes;
   const size_t frame = (size_t) cf->channels * cf->height * cf->width;
-  float *input = g_new (float, B * frame);
+  float *input = g_new (float, B *frame);
   for (size_t i = 0; i < B * frame; i++)
     input[i] = (float) mone_train_rng_uniform (&rng);
   MonePass *pass = mone_pass_new (cf, B);
@@ -58,12 +58,14 @@ check_config (MoneConfig c, uint64_t seed)
       }
     }
     gboolean ok = max_diff <= 1e-4 * scale && expert_mismatch == 0 && max_pdiff <= 1e-5;
-    report_row (ok, "D %d E %d N %d budget %.3f: max |dlogit| %.2e (scale %.2f), router prob diff %.2e, "
-        "%d tokens routed differently", cf->dim, E, N, budgets[bi], max_diff, scale, max_pdiff, expert_mismatch);
+    report_row (ok,
+        "D %d E %d N %d budget %.3f: max |dlogit| %.2e (scale %.2f), router prob diff %.2e, "
+        "%d tokens routed differently",
+        cf->dim, E, N, budgets[bi], max_diff, scale, max_pdiff, expert_mismatch);
   }
   /* Item-box routing (an evaluation diagnostic): the widest experts go to the covered tokens, most
    * covered first; the number of tokens per expert stays the budget's. */
-  float *cover = g_new (float, (size_t) B * N);
+  float *cover = g_new (float, (size_t) B *N);
   for (int i = 0; i < B * N; i++)
     cover[i] = (float) ((i * 7919) % 11) / 10.0f; /* eleven cover levels, scattered */
   mone_pass_set_item_cover (pass, cover);

@@ -30,8 +30,8 @@ tiny_config (void)
   c.height = c.width = 8;
   c.channels = 2;
   c.frames = c.tubelet = 1;
-  c.patch = 2;           /* 16 tokens */
-  c.dim = 16;            /* experts of width 2, 4, 8, 16 */
+  c.patch = 2; /* 16 tokens */
+  c.dim = 16;  /* experts of width 2, 4, 8, 16 */
   c.depth = 2;
   c.heads = 2;
   c.mlp_dim = 24;
@@ -52,7 +52,7 @@ typedef struct {
   MonePass *pass;
   const float *input;
   const guint8 *labels;
-  const float *soft_targets; /* (batch, K) instead of labels, or NULL */
+  const float *soft_targets;  /* (batch, K) instead of labels, or NULL */
   const float *router_target; /* (batch, N) item cover, NaN: none; NULL: no router supervision */
   float router_weight;
   int batch;
@@ -117,15 +117,13 @@ directional_fd (Problem *p, float *x, const float *dir, size_t n, const float *i
   return FALSE;
 }
 
-
 static void
 compare (const char *what, const char *kind, double fd, double analytic)
 {
   double err = fabs (fd - analytic), bound = REL_TOL * fmax (fabs (fd), fabs (analytic)) + ABS_TOL;
   checks++;
   if (err > bound) {
-    g_printerr ("FAIL %-28s %-12s fd %+.6e analytic %+.6e (err %.2e > %.2e)\n", what, kind, fd, analytic, err,
-        bound);
+    g_printerr ("FAIL %-28s %-12s fd %+.6e analytic %+.6e (err %.2e > %.2e)\n", what, kind, fd, analytic, err, bound);
     g_test_fail_printf ("%s %s: fd %+.6e analytic %+.6e", what, kind, fd, analytic);
   } else if (g_getenv ("GRADCHECK_VERBOSE")) {
     printf ("ok   %-28s %-12s fd %+.6e analytic %+.6e\n", what, kind, fd, analytic);
@@ -192,7 +190,7 @@ test_every_parameter (void)
   const size_t frame = (size_t) c.channels * c.height * c.width;
   MoneTrainRng rng;
   mone_train_rng_seed (&rng, 42, 0);
-  float *input = g_new (float, B * frame);
+  float *input = g_new (float, B *frame);
   for (size_t i = 0; i < B * frame; i++)
     input[i] = (float) mone_train_rng_uniform (&rng);
   guint8 labels[3] = { 1, 4, 0 };
@@ -201,10 +199,10 @@ test_every_parameter (void)
   const gboolean use_soft_targets[] = { FALSE, FALSE, FALSE, TRUE, FALSE };
   const gboolean use_router_target[] = { FALSE, FALSE, FALSE, FALSE, TRUE };
   const int N = model->config.tokens;
-  float *router_target = g_new (float, (size_t) B * N);
+  float *router_target = g_new (float, (size_t) B *N);
   for (int r = 0; r < B * N; r++)
     router_target[r] = r < N ? NAN : (float) mone_train_rng_uniform (&rng);
-  float *soft_targets = g_new (float, (size_t) B * c.classes);
+  float *soft_targets = g_new (float, (size_t) B *c.classes);
   for (int b = 0; b < B; b++) {
     double sum = 0;
     for (int k = 0; k < c.classes; k++)
@@ -213,7 +211,7 @@ test_every_parameter (void)
       soft_targets[b * c.classes + k] /= (float) sum;
   }
   float *grads = g_new (float, model->n_params);
-  float *dinput = g_new (float, B * frame);
+  float *dinput = g_new (float, B *frame);
 
   for (size_t b = 0; b < G_N_ELEMENTS (budgets); b++) {
     /* Larger weights than training init so every path carries a visible gradient. */
@@ -226,9 +224,15 @@ test_every_parameter (void)
           model->params[model->offsets[i] + k] += (float) (0.1 * mone_train_rng_normal (&rng));
     model->t.alpha[0] = 0.7f;
 
-    Problem p = { .model = model, .pass = pass, .input = input, .labels = labels, .batch = B, .budget = budgets[b],
+    Problem p = { .model = model,
+      .pass = pass,
+      .input = input,
+      .labels = labels,
+      .batch = B,
+      .budget = budgets[b],
       .soft_targets = use_soft_targets[b] ? soft_targets : NULL,
-      .router_target = use_router_target[b] ? router_target : NULL, .router_weight = 0.8f };
+      .router_target = use_router_target[b] ? router_target : NULL,
+      .router_weight = 0.8f };
     p.n_tokens = B * model->config.tokens;
     problem_forward (&p, input);
     p.experts_ref = g_memdup2 (mone_pass_experts (pass), p.n_tokens);
@@ -240,8 +244,7 @@ test_every_parameter (void)
     for (int i = 0; i < p.n_tokens; i++)
       hist[p.experts_ref[i]]++;
     printf ("budget %.2f%s%s: tokens per expert %d %d %d %d\n", budgets[b], p.soft_targets ? " (soft targets)" : "",
-        p.router_target ? " (router supervised)" : "",
-        hist[0], hist[1], hist[2], hist[3]);
+        p.router_target ? " (router supervised)" : "", hist[0], hist[1], hist[2], hist[3]);
 
     for (int i = 0; i < model->n_specs; i++) {
       char what[96];
@@ -260,8 +263,8 @@ test_every_parameter (void)
     }
     g_free (p.experts_ref);
   }
-  g_test_message ("%d checks, %d skipped because routing changed (bound |fd - analytic| <= %.0e * max + %.0e)",
-      checks, skipped, REL_TOL, ABS_TOL);
+  g_test_message ("%d checks, %d skipped because routing changed (bound |fd - analytic| <= %.0e * max + %.0e)", checks,
+      skipped, REL_TOL, ABS_TOL);
   /* Routing flips must stay rare, or the check would prove little. */
   g_assert_cmpint (skipped * 20, <=, checks);
   g_free (soft_targets);

@@ -19,7 +19,6 @@
 
 #define MIN_ACCURACY 70.0 /* percent of the 30 held-out images; chance 33.3 */
 
-
 /* Accuracy (percent) of the engine itself at e = 1 on the held-out images, rendered as mone eval
  * renders them. */
 static double
@@ -53,13 +52,14 @@ check_cli_training (const char *tool, const char *dir, const char *model_path)
   int status = 0;
   GError *error = NULL;
   gint64 t0 = g_get_monotonic_time ();
-  g_assert (g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, NULL, &err, &status,
-      &error));
+  g_assert (
+      g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, NULL, &err, &status, &error));
   printf ("%s", err);
   char took[64];
   g_snprintf (took, sizeof took, "%.1f s", (g_get_monotonic_time () - t0) / 1e6);
   check (g_spawn_check_wait_status (status, NULL), "mone train --images runs", took);
-  check (strstr (err, "3 classes (Square, circle, triangle), 300 images at 16x16x3: 270 training, 30 validation") != NULL,
+  check (strstr (err, "3 classes (Square, circle, triangle), 300 images at 16x16x3: 270 training, 30 validation")
+          != NULL,
       "it describes the folder", NULL);
   check (strstr (err, "validation (30 held-out training images): full e=1.00") != NULL && !strstr (err, " in e="),
       "it reports full-frame validation", NULL);

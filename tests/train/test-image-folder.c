@@ -440,7 +440,8 @@ check_tool_options (const char *tool)
   g_free (needle);
   const char *labels[] = { "eval", other, "--images", shapes, NULL };
   needle = g_strdup_printf ("model '%s' has label 'star' for class 2 but image folder '%s' has class folder "
-      "'triangle' there", other, shapes);
+                            "'triangle' there",
+      other, shapes);
   expect_tool_error ("mone eval, labels not the folder's classes", tool, labels, needle);
   g_free (needle);
   const char *count[] = { "eval", model, "--images", shapes, "--split", "val", "-n", "7", NULL };
@@ -458,7 +459,8 @@ check_tool_options (const char *tool)
   g_assert (status != 0 || g_file_get_contents (csv, &table, NULL, NULL));
   char **lines = table ? g_strsplit (table, "\n", -1) : NULL; /* header, 2 rows, "" after the last newline */
   check (lines && g_strv_length (lines) == 4 && !strstr (table, "in-frame")
-      && g_str_has_prefix (lines[2], "full-frame,1.000,"), "its CSV: two full-frame rows", NULL);
+          && g_str_has_prefix (lines[2], "full-frame,1.000,"),
+      "its CSV: two full-frame rows", NULL);
   g_strfreev (lines);
   if (with_plot)
     check (g_file_test (plot, G_FILE_TEST_EXISTS), "its plot (full-frame series only)", NULL);

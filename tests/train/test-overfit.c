@@ -23,7 +23,7 @@ test_memorise_batch (void)
   g_assert_no_error (error);
   mone_train_model_init (model, 3);
   const size_t frame = 16 * 16;
-  float *input = g_new (float, OVERFIT_IMAGES * frame);
+  float *input = g_new (float, OVERFIT_IMAGES *frame);
   for (int i = 0; i < OVERFIT_IMAGES; i++)
     mone_render (&set, i, MONE_PROTOCOL_FULL_FRAME, 1, FALSE, 1, 16, 16, input + i * frame);
   const guint8 *labels = set.labels;
@@ -48,8 +48,8 @@ test_memorise_batch (void)
         / OVERFIT_IMAGES;
     int correct = mone_pass_correct (pass, labels);
     gboolean ok = loss < bounds[b];
-    report_row (ok, "e=%.1f: loss %.4f -> %.4f after %d steps (bound %.2f), %d/%d correct, alpha %+.3f",
-        budgets[b], first_loss, loss, OVERFIT_STEPS, bounds[b], correct, OVERFIT_IMAGES, model->t.alpha[0]);
+    report_row (ok, "e=%.1f: loss %.4f -> %.4f after %d steps (bound %.2f), %d/%d correct, alpha %+.3f", budgets[b],
+        first_loss, loss, OVERFIT_STEPS, bounds[b], correct, OVERFIT_IMAGES, model->t.alpha[0]);
   }
   g_free (grads);
   g_free (m);

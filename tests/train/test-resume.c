@@ -265,8 +265,8 @@ test_alpha_min (void)
   g_assert_true (mone_train_run (&o, &error));
   g_assert_no_error (error);
   const float bounded_alpha = trained_alpha (fixture.a);
-  report_row (free_alpha < 0.25f && bounded_alpha >= 0.25f, "alpha free %.4f, with --alpha-min 0.25 %.4f",
-      free_alpha, bounded_alpha);
+  report_row (free_alpha < 0.25f && bounded_alpha >= 0.25f, "alpha free %.4f, with --alpha-min 0.25 %.4f", free_alpha,
+      bounded_alpha);
 }
 
 int

@@ -73,7 +73,8 @@ test_statistics (void)
         which = a;
     g_assert_cmpint (which, >=, 0);
     aspect_seen[which]++;
-    const float inside_w = MIN (box.x + box.w, SIDE) - MAX (box.x, 0), inside_h = MIN (box.y + box.h, SIDE) - MAX (box.y, 0);
+    const float inside_w = MIN (box.x + box.w, SIDE) - MAX (box.x, 0),
+                inside_h = MIN (box.y + box.h, SIDE) - MAX (box.y, 0);
     g_assert_cmpfloat (inside_w, >=, 0.7f * box.w - 1e-3f);
     g_assert_cmpfloat (inside_h, >=, 0.7f * box.h - 1e-3f);
     cut += inside_w < box.w - 1e-3f || inside_h < box.h - 1e-3f;
@@ -97,7 +98,7 @@ static void
 test_camera_frame (void)
 {
   const int height = 48, width = 85; /* 16:9 */
-  float *frame = g_new (float, height * width), *again = g_new (float, height * width);
+  float *frame = g_new (float, height *width), *again = g_new (float, height *width);
   for (int i = 0; i < 50; i++) {
     MoneItemBox box;
     mone_render_scene_frame (&test_set, i, 5, height, width, frame, &box);
@@ -146,7 +147,8 @@ test_cutout (void)
     for (int y = 0; y < SIDE; y++)
       for (int x = 0; x < SIDE; x++) {
         const float u = (x + 0.5f - cx) / (box.w / 2), v = (y + 0.5f - cy) / (box.h / 2);
-        const double redness = frame[y * SIDE + x] - 0.5 * (frame[plane + y * SIDE + x] + frame[2 * plane + y * SIDE + x]);
+        const double redness = frame[y * SIDE + x]
+            - 0.5 * (frame[plane + y * SIDE + x] + frame[2 * plane + y * SIDE + x]);
         const double grey = (frame[y * SIDE + x] + frame[plane + y * SIDE + x] + frame[2 * plane + y * SIDE + x]) / 3;
         const float r2 = u * u + v * v;
         if (r2 < 0.3f)
@@ -194,17 +196,18 @@ test_lift (void)
   mone_train_model_init (model, 3);
   MoneEvalResult r;
   const int count = 200;
-  g_assert_true (mone_evaluate (model, &test_set, count, MONE_PROTOCOL_SCENE, 1, 1.0, MONE_ROUTING_EPR, 0, 2, &r, &error));
+  g_assert_true (
+      mone_evaluate (model, &test_set, count, MONE_PROTOCOL_SCENE, 1, 1.0, MONE_ROUTING_EPR, 0, 2, &r, &error));
   g_assert_cmpfloat (fabs (r.widest_item_lift - 1), <, 1e-9);
-  g_assert_true (mone_evaluate (model, &test_set, count, MONE_PROTOCOL_FULL_FRAME, 1, 0.5, MONE_ROUTING_EPR, 0, 2, &r,
-      &error));
+  g_assert_true (
+      mone_evaluate (model, &test_set, count, MONE_PROTOCOL_FULL_FRAME, 1, 0.5, MONE_ROUTING_EPR, 0, 2, &r, &error));
   g_assert_cmpfloat (fabs (r.widest_item_lift - 1), <, 1e-6);
-  g_assert_true (mone_evaluate (model, &test_set, count, MONE_PROTOCOL_SCENE, 1, 0.5, MONE_ROUTING_RANDOM, 9, 2, &r,
-      &error));
+  g_assert_true (
+      mone_evaluate (model, &test_set, count, MONE_PROTOCOL_SCENE, 1, 0.5, MONE_ROUTING_RANDOM, 9, 2, &r, &error));
   g_test_message ("random routing lift %.3f", r.widest_item_lift);
   g_assert_cmpfloat (fabs (r.widest_item_lift - 1), <, 0.15);
-  g_assert_true (mone_evaluate (model, &test_set, count, MONE_PROTOCOL_SCENE, 1, 0.5, MONE_ROUTING_ITEM_BOX, 0, 2, &r,
-      &error));
+  g_assert_true (
+      mone_evaluate (model, &test_set, count, MONE_PROTOCOL_SCENE, 1, 0.5, MONE_ROUTING_ITEM_BOX, 0, 2, &r, &error));
   g_test_message ("item-box routing lift %.3f", r.widest_item_lift);
   g_assert_cmpfloat (r.widest_item_lift, >, 1.8);
   mone_train_model_free (model);

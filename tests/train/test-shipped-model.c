@@ -50,8 +50,10 @@ test_documented_figures (void)
       correct += r.top_class == test.labels[k];
     }
     double acc = 100.0 * correct / SUBSET;
-    report_row (fabs (acc - documented) <= TOLERANCE, "%-10s e=%.2f: %.2f%% on the first %d test images, "
-        "documented %.2f%% (tolerance %.1f)", protocol_name, budget, acc, SUBSET, documented, TOLERANCE);
+    report_row (fabs (acc - documented) <= TOLERANCE,
+        "%-10s e=%.2f: %.2f%% on the first %d test images, "
+        "documented %.2f%% (tolerance %.1f)",
+        protocol_name, budget, acc, SUBSET, documented, TOLERANCE);
     figures++;
   }
   g_strfreev (lines);

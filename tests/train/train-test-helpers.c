@@ -69,8 +69,8 @@ run_tool (const char *tool, const char *const *args, char **err_out)
   g_ptr_array_add (argv, NULL);
   int status = 0;
   GError *error = NULL;
-  gboolean ok = g_spawn_sync (NULL, (char **) argv->pdata, NULL, G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, NULL,
-      err_out, &status, &error);
+  gboolean ok = g_spawn_sync (NULL, (char **) argv->pdata, NULL, G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, NULL, err_out,
+      &status, &error);
   g_assert_no_error (error);
   g_assert (ok);
   g_ptr_array_free (argv, TRUE);
