@@ -142,7 +142,7 @@ mone_cmd_eval (int argc, char **argv)
         "DIR" },
     { "dense", 0, 0, G_OPTION_ARG_FILENAME, &dense_path, "dense twin model (trained at e = 1) for reference", "MODEL" },
     { "images", 0, 0, G_OPTION_ARG_FILENAME, &images_dir,
-        "evaluate on an image folder (DIR/<class name>/<image>.png, as mone train --images) instead: full-frame, "
+        "evaluate on an image folder (DIR/<class name>/<picture>, as mone train --images) instead: full-frame, "
         "or scenes too with --protocols full-frame,scene",
         "DIR" },
     { "count", 'n', 0, G_OPTION_ARG_INT, &count,

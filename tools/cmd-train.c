@@ -136,7 +136,8 @@ mone_cmd_train (int argc, char **argv)
     { "data", 0, 0, G_OPTION_ARG_FILENAME, &data_dir, "Fashion-MNIST folder (default " MONE_FASHION_MNIST_DIR ")",
         "DIR" },
     { "images", 0, 0, G_OPTION_ARG_FILENAME, &images_dir,
-        "train on your own pictures instead: DIR/<class name>/<image>.png, every 10th image of each class held out "
+        "train on your own pictures instead: DIR/<class name>/<picture> (PNG, JPEG, WebP, ...), every 10th image of "
+        "each class held out "
         "for validation; each picture stretched to --size, full-frame, or pasted into scenes by its alpha with "
         "--scene-fraction (see docs/training.md)",
         "DIR" },

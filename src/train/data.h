@@ -1,5 +1,5 @@
-/* Fashion-MNIST from the Debian package (gzip IDX files), image folders of PNG files
- * (DIR/<class>/<image>.png, read with cairo: image-folder.c), and the two seeded render protocols
+/* Fashion-MNIST from the Debian package (gzip IDX files), image folders of pictures
+ * (DIR/<class>/<picture>: PNG read with cairo, other formats through GStreamer; image-folder.c), and the two seeded render protocols
  * that turn an item into a model input.
  *
  * Protocols (documented in docs/training.md):
@@ -56,14 +56,15 @@ void mone_image_set_clear (MoneImageSet *set);
 MoneImageSet mone_image_set_slice (const MoneImageSet *set, int first, int count);
 
 /* ---------------------------------------------------------------------------------------------- */
-/* Image folders (the ImageFolder convention): DIR/<class name>/<file>.png. Class names, sorted by
+/* Image folders (the ImageFolder convention): DIR/<class name>/<picture>. Class names, sorted by
  * byte order (strcmp), are the labels; files are taken in byte order of their names too. Every
- * PNG (grey, RGB, palette, with or without alpha) is read with cairo, composited over black where
- * it has alpha, converted to the model's channels (3: RGB; 1: luma Y = 0.299 R + 0.587 G +
+ * PNG (grey, RGB, palette, with or without alpha) is read with cairo, every other picture (*.jpg,
+ * *.jpeg, *.webp, *.bmp, *.gif, *.tif, *.tiff) by the GStreamer decoders the machine has, each
+ * composited over black where it has alpha, converted to the model's channels (3: RGB; 1: luma Y = 0.299 R + 0.587 G +
  * 0.114 B, BT.601 on the stored sRGB values) and resized once, at load time, to the model input
  * by stretching (monefilter's default scale-mode, so training sees frames as the element
  * prepares them) with an area-correct resample (see image-folder.c). Hidden entries (names
- * starting with '.') and anything that is not a *.png file directly inside a class folder are
+ * starting with '.') and anything that is not a picture file directly inside a class folder are
  * skipped and counted. */
 
 /* Labels are guint8. */
@@ -80,7 +81,7 @@ typedef struct {
   int classes;
   char **class_names; /* (classes + 1) NULL-terminated, UTF-8, byte order */
   int skipped_hidden; /* entries whose name starts with '.' */
-  int skipped_other;  /* files not named *.png, folders inside class folders, files beside them */
+  int skipped_other;  /* files not named as pictures, folders inside class folders, files beside them */
 } MoneImageFolder;
 
 /* Reads every image of an image folder at height x width with 1 or 3 channels. Refuses, naming

@@ -1,10 +1,14 @@
-/* Image folders: DIR/<class>/<image>.png read with cairo, converted to the model's channels and
- * resized once to its input (see data.h for the convention and docs/training.md for users). */
+/* Image folders: DIR/<class>/<picture>, PNG read with cairo and every other picture format through
+ * GStreamer's decoders, converted to the model's channels and resized once to its input (see
+ * data.h for the convention and docs/training.md for users). */
 #include "data.h"
 
 #include "mone/mone.h"
 
 #include <cairo.h>
+#include <gst/app/gstappsink.h>
+#include <gst/gst.h>
+#include <gst/video/video.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -21,14 +25,27 @@ compare_names (gconstpointer a, gconstpointer b)
   return strcmp (*(char *const *) a, *(char *const *) b);
 }
 
+/* Picture files by name (any case). PNG goes through cairo; the others through GStreamer, whose
+ * decoders on the machine decide what can be read. */
+static const char *const picture_suffixes[] = { ".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff" };
+
 static gboolean
-has_png_suffix (const char *name)
+has_suffix (const char *name, const char *suffix)
 {
-  size_t n = strlen (name);
-  return n > 4 && g_ascii_strcasecmp (name + n - 4, ".png") == 0;
+  size_t n = strlen (name), k = strlen (suffix);
+  return n > k && g_ascii_strcasecmp (name + n - k, suffix) == 0;
 }
 
-/* The entries of `dir` that are folders (want_folders) or *.png files (otherwise), sorted in byte
+static gboolean
+has_picture_suffix (const char *name)
+{
+  for (size_t i = 0; i < G_N_ELEMENTS (picture_suffixes); i++)
+    if (has_suffix (name, picture_suffixes[i]))
+      return TRUE;
+  return FALSE;
+}
+
+/* The entries of `dir` that are folders (want_folders) or picture files (otherwise), sorted in byte
  * order. Hidden entries and everything else are counted, not listed. `what` names the folder's
  * role in messages. */
 static GPtrArray *
@@ -56,7 +73,7 @@ list_entries (const char *dir, const char *what, gboolean want_folders, int *hid
     char *path = g_build_filename (dir, name, NULL);
     gboolean is_folder = g_file_test (path, G_FILE_TEST_IS_DIR);
     g_free (path);
-    if (want_folders ? is_folder : !is_folder && has_png_suffix (name))
+    if (want_folders ? is_folder : !is_folder && has_picture_suffix (name))
       g_ptr_array_add (names, g_strdup (name));
     else
       (*other)++;
@@ -118,6 +135,103 @@ png_load (const char *path, GError **error)
     return NULL;
   }
   cairo_surface_flush (surface);
+  return surface;
+}
+
+/* Copies a decoded BGRA frame into an ARGB32 surface, premultiplying as cairo does, so that a
+ * picture with transparency becomes the same "colour over black" a PNG would. */
+static cairo_surface_t *
+surface_from_bgra (GstVideoFrame *frame)
+{
+  const int width = GST_VIDEO_FRAME_WIDTH (frame), height = GST_VIDEO_FRAME_HEIGHT (frame);
+  const int src_stride = GST_VIDEO_FRAME_PLANE_STRIDE (frame, 0);
+  const guint8 *src = GST_VIDEO_FRAME_PLANE_DATA (frame, 0);
+  cairo_surface_t *surface = cairo_image_surface_create (CAIRO_FORMAT_ARGB32, width, height);
+  if (cairo_surface_status (surface) != CAIRO_STATUS_SUCCESS)
+    return surface;
+  const int stride = cairo_image_surface_get_stride (surface);
+  unsigned char *data = cairo_image_surface_get_data (surface);
+  for (int y = 0; y < height; y++) {
+    const guint8 *in = src + (size_t) y * src_stride;
+    uint32_t *out = (uint32_t *) (data + (size_t) y * stride);
+    for (int x = 0; x < width; x++) {
+      const unsigned b = in[4 * x], g = in[4 * x + 1], r = in[4 * x + 2], a = in[4 * x + 3];
+      out[x] = (uint32_t) a << 24 | ((r * a + 127) / 255) << 16 | ((g * a + 127) / 255) << 8 | (b * a + 127) / 255;
+    }
+  }
+  cairo_surface_mark_dirty (surface);
+  return surface;
+}
+
+/* A picture in any format the machine's GStreamer decodes (decodebin picks the decoder), as an
+ * ARGB32 surface. The first error on the bus, or the missing decoder, names the cause. */
+static cairo_surface_t *
+gst_picture_load (const char *path, GError **error)
+{
+  GError *local = NULL;
+  GstElement *pipeline = NULL, *file = NULL, *sink = NULL;
+  GstSample *sample = NULL;
+  cairo_surface_t *surface = NULL;
+
+  if (!gst_init_check (NULL, NULL, &local)) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_IO, "cannot read picture '%s': GStreamer: %s", path, local->message);
+    g_error_free (local);
+    return NULL;
+  }
+  pipeline = gst_parse_launch ("filesrc name=file ! decodebin ! videoconvert ! video/x-raw,format=BGRA ! "
+                               "appsink name=sink sync=false max-buffers=1",
+      &local);
+  if (!pipeline || local) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_IO, "cannot read picture '%s': GStreamer elements missing: %s", path,
+        local ? local->message : "?");
+    g_clear_error (&local);
+    goto out;
+  }
+  file = gst_bin_get_by_name (GST_BIN (pipeline), "file");
+  sink = gst_bin_get_by_name (GST_BIN (pipeline), "sink");
+  g_object_set (file, "location", path, NULL);
+  /* A picture prerolls its only frame; an error (corrupt data, no decoder) fails the state change. */
+  gst_element_set_state (pipeline, GST_STATE_PAUSED);
+  if (gst_element_get_state (pipeline, NULL, NULL, 30 * GST_SECOND) == GST_STATE_CHANGE_SUCCESS)
+    sample = gst_app_sink_try_pull_preroll (GST_APP_SINK (sink), 0);
+  if (!sample) {
+    GstBus *bus = gst_element_get_bus (pipeline);
+    GstMessage *message = gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR);
+    GError *cause = NULL;
+    if (message)
+      gst_message_parse_error (message, &cause, NULL);
+    g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT, "cannot decode picture '%s': %s", path,
+        cause ? cause->message : "no frame decoded (not a picture GStreamer can decode here)");
+    g_clear_error (&cause);
+    if (message)
+      gst_message_unref (message);
+    gst_object_unref (bus);
+    goto out;
+  }
+  GstVideoInfo info;
+  GstVideoFrame frame;
+  if (!gst_video_info_from_caps (&info, gst_sample_get_caps (sample))
+      || !gst_video_frame_map (&frame, &info, gst_sample_get_buffer (sample), GST_MAP_READ)) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT, "cannot decode picture '%s': unreadable frame", path);
+    goto out;
+  }
+  surface = surface_from_bgra (&frame);
+  gst_video_frame_unmap (&frame);
+  if (cairo_surface_status (surface) != CAIRO_STATUS_SUCCESS) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT, "cannot read picture '%s': %s", path,
+        cairo_status_to_string (cairo_surface_status (surface)));
+    cairo_surface_destroy (surface);
+    surface = NULL;
+  }
+
+out:
+  if (sample)
+    gst_sample_unref (sample);
+  if (pipeline)
+    gst_element_set_state (pipeline, GST_STATE_NULL);
+  g_clear_object (&file);
+  g_clear_object (&sink);
+  g_clear_object (&pipeline);
   return surface;
 }
 
@@ -224,9 +338,9 @@ surface_to_planes (cairo_surface_t *surface, int channels, int height, int width
 }
 
 static gboolean
-png_read_resized (const char *path, int channels, int height, int width, guint8 *out, guint8 *alpha, GError **error)
+picture_read_resized (const char *path, int channels, int height, int width, guint8 *out, guint8 *alpha, GError **error)
 {
-  cairo_surface_t *surface = png_load (path, error);
+  cairo_surface_t *surface = has_suffix (path, ".png") ? png_load (path, error) : gst_picture_load (path, error);
   if (!surface)
     return FALSE;
   surface_to_planes (surface, channels, height, width, out, alpha);
@@ -276,7 +390,7 @@ list_classes (const char *dir, MoneImageFolder *out, GError **error)
   const int classes = (int) class_names->len;
   if (classes < 2) {
     g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT,
-        classes == 0 ? "image folder '%s' has no class folders: expected %s/<class name>/<image>.png"
+        classes == 0 ? "image folder '%s' has no class folders: expected %s/<class name>/<picture>.png (or .jpg, ...)"
                      : "image folder '%s' has one class folder ('%s'); a classifier needs at least 2",
         dir, classes == 0 ? dir : (const char *) g_ptr_array_index (class_names, 0));
   } else if (classes > MONE_IMAGE_FOLDER_MAX_CLASSES) {
@@ -290,7 +404,7 @@ list_classes (const char *dir, MoneImageFolder *out, GError **error)
   return NULL;
 }
 
-/* Each class folder's path (into class_dirs) and PNG names (files[k]); *n_images their total. */
+/* Each class folder's path (into class_dirs) and picture names (files[k]); *n_images their total. */
 static gboolean
 list_class_files (const char *dir, GPtrArray *class_names, GPtrArray *class_dirs, GPtrArray **files,
     MoneImageFolder *out, long *n_images, GError **error)
@@ -312,7 +426,8 @@ list_class_files (const char *dir, GPtrArray *class_names, GPtrArray *class_dirs
     if (!files[k])
       return FALSE;
     if (files[k]->len == 0) {
-      g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT, "class folder '%s' holds no PNG images (*.png)", class_dir);
+      g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT,
+          "class folder '%s' holds no pictures (*.png, *.jpg, *.jpeg, *.webp, *.bmp, *.gif, *.tif, *.tiff)", class_dir);
       return FALSE;
     }
     *n_images += files[k]->len;
@@ -334,7 +449,7 @@ read_images (const GArray *jobs, MoneImageSet *images, GError **error)
   for (guint j = 0; j < jobs->len; j++) {
     const ImageJob *job = &g_array_index (jobs, ImageJob, j);
     g_autofree char *image_path = g_build_filename (job->class_dir, job->file, NULL);
-    if (!png_read_resized (image_path, images->channels, images->rows, images->cols, images->pixels + j * frame,
+    if (!picture_read_resized (image_path, images->channels, images->rows, images->cols, images->pixels + j * frame,
             images->alpha + j * plane, error))
       return FALSE;
     images->labels[j] = (guint8) job->label;
@@ -346,7 +461,7 @@ gboolean
 mone_image_folder_load (const char *dir, int height, int width, int channels, MoneImageFolder *out, GError **error)
 {
   GPtrArray *class_names = NULL, *class_dirs = g_ptr_array_new_with_free_func (g_free);
-  GPtrArray **files = NULL; /* (n_files) per class, its PNG names */
+  GPtrArray **files = NULL; /* (n_files) per class, its picture names */
   int n_files = 0;
   GArray *jobs = g_array_new (FALSE, FALSE, sizeof (ImageJob));
   MoneImageSet images = { .channels = channels, .rows = height, .cols = width };
@@ -444,7 +559,7 @@ mone_image_folder_describe (const MoneImageFolder *folder, const char *dir)
       folder->classes > 8 ? ", ..." : "", folder->images.count, folder->images.cols, folder->images.rows,
       folder->images.channels, folder->n_train, folder->n_val, MONE_IMAGE_FOLDER_VAL_EVERY);
   if (folder->skipped_hidden || folder->skipped_other)
-    g_string_append_printf (s, "; skipped %d hidden entr%s and %d other entr%s (not *.png files in a class folder)",
+    g_string_append_printf (s, "; skipped %d hidden entr%s and %d other entr%s (not pictures in a class folder)",
         folder->skipped_hidden, folder->skipped_hidden == 1 ? "y" : "ies", folder->skipped_other,
         folder->skipped_other == 1 ? "y" : "ies");
   return g_string_free (s, FALSE);

@@ -1,13 +1,14 @@
 /* Image folders (mone_image_folder_load, `mone train --images`, `mone eval --images`), on folders
  * written with cairo while the test runs:
  *  - layout: classes in byte order, the split (every 10th image of each class), round-robin order,
- *    hidden and non-PNG entries skipped and counted, 256 classes accepted;
+ *    hidden entries and files that are not pictures skipped and counted, 256 classes accepted;
  *  - pixels: RGB kept, alpha composited over black, grey PNGs, BT.601 luma for 1 channel, a stretch
  *    that keeps halves apart, an area-correct shrink (a 1-pixel checkerboard averages to grey);
  *  - bad input, one row each, refused with a message naming the file or folder by the library and
  *    by `mone train --images` (argv[1] is the `mone` tool): missing folder, a file, no class
- *    folders, one class, an empty class folder, one of non-PNG files, corrupt / truncated / empty
- *    PNGs, 257 classes, a class name that is not UTF-8; and `mone train` / `mone eval` options that
+ *    folders, one class, an empty class folder, one without pictures, corrupt / truncated / empty
+ *    PNGs, a JPEG that is not one, 257 classes, a class name that is not UTF-8; JPEG and PNG mixed
+ *    in one folder load alike; and `mone train` / `mone eval` options that
  *    do not go with an image folder, a model whose labels are not the folder's classes.
  * Tagged memcheck: the library's failure paths run in this process. */
 #include "image-folder-fixtures.h"
@@ -17,6 +18,8 @@
 #include <cairo.h>
 #include <glib/gstdio.h>
 #include <stdio.h>
+#include <gst/gst.h>
+#include <stdlib.h>
 #include <string.h>
 
 static char *tmpdir;
@@ -186,6 +189,68 @@ check_pixels (void)
   g_free (dir);
 }
 
+/* Re-encodes a PNG as a JPEG with GStreamer's own encoder (quality 100). */
+static void
+png_to_jpeg (const char *png, const char *jpeg)
+{
+  GError *error = NULL;
+  g_assert_true (gst_init_check (NULL, NULL, &error));
+  GstElement *pipeline = gst_parse_launch ("filesrc name=in ! pngdec ! videoconvert ! jpegenc quality=100 ! "
+                                           "filesink name=out",
+      &error);
+  g_assert_no_error (error);
+  GstElement *in = gst_bin_get_by_name (GST_BIN (pipeline), "in"),
+             *out = gst_bin_get_by_name (GST_BIN (pipeline), "out");
+  g_object_set (in, "location", png, NULL);
+  g_object_set (out, "location", jpeg, NULL);
+  gst_element_set_state (pipeline, GST_STATE_PLAYING);
+  GstBus *bus = gst_element_get_bus (pipeline);
+  GstMessage *done = gst_bus_timed_pop_filtered (bus, 30 * GST_SECOND, GST_MESSAGE_EOS | GST_MESSAGE_ERROR);
+  g_assert_nonnull (done);
+  g_assert_cmpint (GST_MESSAGE_TYPE (done), ==, GST_MESSAGE_EOS);
+  gst_message_unref (done);
+  gst_object_unref (bus);
+  gst_element_set_state (pipeline, GST_STATE_NULL);
+  gst_object_unref (in);
+  gst_object_unref (out);
+  gst_object_unref (pipeline);
+}
+
+/* JPEG and PNG in one folder: a flat colour reads the same from both (JPEG within 3 levels). */
+static void
+check_mixed_formats (void)
+{
+  char *dir = tmp_path ("mixed"), *a = g_build_filename (dir, "a", NULL), *b = g_build_filename (dir, "b", NULL);
+  fixture_mkdir (dir);
+  fixture_mkdir (a);
+  fixture_mkdir (b);
+  char *png = g_build_filename (a, "flat.png", NULL), *jpeg = g_build_filename (b, "flat.JPG", NULL);
+  fixture_write_flat_png (png, 24, 16, 0xFF4080C0u, FALSE);
+  png_to_jpeg (png, jpeg);
+  MoneImageFolder f;
+  GError *error = NULL;
+  gboolean ok = mone_image_folder_load (dir, 4, 4, 3, &f, &error);
+  check (ok, "a folder of one PNG and one JPEG loads", error ? error->message : NULL);
+  g_clear_error (&error);
+  if (ok) {
+    int worst = 0;
+    const size_t frame = 3 * 4 * 4;
+    /* Round-robin order: the PNG of class a, then the JPEG of class b. */
+    for (size_t i = 0; i < frame; i++)
+      worst = MAX (worst, abs ((int) f.images.pixels[i] - (int) f.images.pixels[frame + i]));
+    char *detail = g_strdup_printf ("largest difference %d levels", worst);
+    check (worst <= 3 && f.images.pixels[0] == 0x40 && f.images.pixels[16] == 0x80,
+        "the JPEG's pixels match the PNG's (R 0x40, G 0x80, B 0xC0)", detail);
+    g_free (detail);
+    mone_image_folder_clear (&f);
+  }
+  g_free (png);
+  g_free (jpeg);
+  g_free (a);
+  g_free (b);
+  g_free (dir);
+}
+
 static void
 check_max_classes (void)
 {
@@ -244,12 +309,12 @@ setup_empty_class (const char *dir)
 }
 
 static void
-setup_non_png_class (const char *dir)
+setup_no_picture_class (const char *dir)
 {
   add_class (dir, "a");
   char *b = g_build_filename (dir, "b", NULL);
   fixture_mkdir (b);
-  const char *names[] = { "photo.jpg", ".hidden.png", "notes.txt" };
+  const char *names[] = { "photo.jpg.txt", ".hidden.png", "notes.txt" };
   for (size_t i = 0; i < G_N_ELEMENTS (names); i++) {
     char *p = g_build_filename (b, names[i], NULL);
     write_bytes (p, "x", 1);
@@ -257,6 +322,19 @@ setup_non_png_class (const char *dir)
   }
   char *p = g_build_filename (b, "folder.png", NULL);
   fixture_mkdir (p);
+  g_free (p);
+  g_free (b);
+}
+
+/* Class "a" valid, class "b" holding a file named like a JPEG that holds text. */
+static void
+setup_not_jpeg_data (const char *dir)
+{
+  add_class (dir, "a");
+  char *b = g_build_filename (dir, "b", NULL);
+  fixture_mkdir (b);
+  char *p = g_build_filename (b, "x.jpg", NULL);
+  write_bytes (p, "not a picture\n", 14);
   g_free (p);
   g_free (b);
 }
@@ -336,10 +414,12 @@ static const struct {
 } bad_folders[] = {
   { "missing", NULL, "image folder '@' does not exist" },
   { "a-file", setup_file, "image folder '@' is not a folder" },
-  { "no-classes", setup_no_classes, "image folder '@' has no class folders: expected @/<class name>/<image>.png" },
+  { "no-classes", setup_no_classes,
+      "image folder '@' has no class folders: expected @/<class name>/<picture>.png (or .jpg, ...)" },
   { "one-class", setup_one_class, "image folder '@' has one class folder ('only'); a classifier needs at least 2" },
-  { "empty-class", setup_empty_class, "class folder '@/b' holds no PNG images (*.png)" },
-  { "non-png-class", setup_non_png_class, "class folder '@/b' holds no PNG images (*.png)" },
+  { "empty-class", setup_empty_class, "class folder '@/b' holds no pictures (*.png, *.jpg" },
+  { "no-picture-class", setup_no_picture_class, "class folder '@/b' holds no pictures (*.png, *.jpg" },
+  { "not-jpeg-data", setup_not_jpeg_data, "cannot decode picture '@/b/x.jpg'" },
   { "not-png-data", setup_not_png_data, "cannot read PNG '@/b/x.png': corrupt or not PNG data" },
   { "truncated-png", setup_truncated_png, "cannot read PNG '@/b/x.png': truncated or unreadable" },
   { "corrupt-png", setup_corrupt_png, "cannot read PNG '@/b/x.png': corrupt or not PNG data" },
@@ -502,6 +582,7 @@ main (int argc, char **argv)
   g_test_add_func ("/train/image-folder/layout", check_layout);
   g_test_add_func ("/train/image-folder/pixels", check_pixels);
   g_test_add_func ("/train/image-folder/max-classes", check_max_classes);
+  g_test_add_func ("/train/image-folder/mixed-formats", check_mixed_formats);
   g_test_add_func ("/train/image-folder/bad-folders", test_bad_folders);
   if (tool)
     g_test_add_func ("/train/image-folder/tool-options", test_tool_options);
