@@ -225,6 +225,10 @@ worker_step (gpointer data)
 
 #define CHECKPOINT_MAGIC "MONECKP2"
 
+/* Below this many optimiser steps a run is warned about: the image-folder model of the docs needs
+ * about 500 to get past chance on a few hundred pictures. */
+#define MONE_TRAIN_FEW_STEPS 500
+
 typedef struct {
   char magic[8];
   uint32_t header_size;
@@ -727,6 +731,14 @@ print_run_banner (const TrainRun *run)
       c->width, c->height, c->channels, c->patch, c->dim, c->depth, c->heads, c->mlp_dim, c->experts,
       run->model->n_params, mflops, run->data.train.count, run->opts->batch, run->opts->epochs, run->total_steps,
       run->threads);
+  /* A few hundred pictures at the default epochs make a run of a few dozen steps, which learns
+   * little: say so, with the option that fixes it. */
+  if (run->total_steps < MONE_TRAIN_FEW_STEPS) {
+    const long steps_per_epoch = MAX (1, run->total_steps / run->opts->epochs);
+    fprintf (stderr,
+        "warning: only %ld training steps; a model learns little in fewer than %d: give --epochs %ld or more\n",
+        run->total_steps, MONE_TRAIN_FEW_STEPS, (MONE_TRAIN_FEW_STEPS + steps_per_epoch - 1) / steps_per_epoch);
+  }
 }
 
 /* Splits the step's batch over the workers, sums their losses and gradients, clips the norm and

@@ -63,6 +63,12 @@ check_cli_training (const char *tool, const char *dir, const char *model_path)
       "it describes the folder", NULL);
   check (strstr (err, "validation (30 held-out training images): full e=1.00") != NULL && !strstr (err, " in e="),
       "it reports full-frame validation", NULL);
+  /* 85 steps learn this easy folder, but a user's folder would not: the run says how to lengthen it. */
+  check (strstr (err,
+             "warning: only 85 training steps; a model learns little in fewer than 500: give --epochs 63 or "
+             "more")
+          != NULL,
+      "it warns that the run is short, naming --epochs", NULL);
   g_free (err);
 
   MoneModel *engine = mone_model_load_file (model_path, &error);
