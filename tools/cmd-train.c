@@ -121,6 +121,32 @@ train_options_valid (const MoneTrainOptions *o, const char *budget_text, gboolea
   return TRUE;
 }
 
+/* --mean / --std: one decimal for every channel, or one per channel ("0.485,0.456,0.406");
+ * NULL is the default 0.5. Each value must lie in [lo, hi]. */
+static gboolean
+channel_values (const char *option, const char *text, int channels, double lo, double hi, float *out)
+{
+  char **parts = g_strsplit (text ? text : "0.5", ",", -1);
+  const int n = (int) g_strv_length (parts);
+  gboolean ok = n == 1 || n == channels;
+  if (!ok)
+    fprintf (stderr, "mone train: --%s '%s': give one value or %d (one per channel)\n", option, text, channels);
+  for (int ch = 0; ok && ch < MONE_MAX_CHANNELS; ch++) {
+    const char *part = parts[n == 1 ? 0 : MIN (ch, n - 1)];
+    double value;
+    if (!mone_tool_parse_decimal (part, &value)) {
+      fprintf (stderr, "mone train: --%s '%s': '%s' is not a decimal number\n", option, text, part);
+      ok = FALSE;
+    } else if (!option_in_range (option, value, lo, FALSE, hi, FALSE)) {
+      ok = FALSE;
+    } else {
+      out[ch] = (float) value;
+    }
+  }
+  g_strfreev (parts);
+  return ok;
+}
+
 int
 mone_cmd_train (int argc, char **argv)
 {
@@ -131,7 +157,8 @@ mone_cmd_train (int argc, char **argv)
   gint64 seed = 1;
   int size = 32, patch = 4, dim = 64, depth = 6, heads = 4, mlp_dim = 0, experts = 4, channels = 1;
   char *budget_text = NULL, *in_frame_text = NULL;
-  double budget = 0, mean = 0.5, std = 0.5, delta = 2, beta = 10;
+  char *mean_text = NULL, *std_text = NULL;
+  double budget = 0, delta = 2, beta = 10;
   GOptionEntry entries[] = {
     { "data", 0, 0, G_OPTION_ARG_FILENAME, &data_dir, "Fashion-MNIST folder (default " MONE_FASHION_MNIST_DIR ")",
         "DIR" },
@@ -188,8 +215,11 @@ mone_cmd_train (int argc, char **argv)
     { "heads", 0, 0, G_OPTION_ARG_INT, &heads, "attention heads (default 4)", "N" },
     { "mlp-dim", 0, 0, G_OPTION_ARG_INT, &mlp_dim, "MLP width F (default 0: 4 D)", "N" },
     { "experts", 0, 0, G_OPTION_ARG_INT, &experts, "nested experts E (default 4)", "N" },
-    { "mean", 0, 0, G_OPTION_ARG_DOUBLE, &mean, "pixel mean used for normalisation (default 0.5)", "X" },
-    { "std", 0, 0, G_OPTION_ARG_DOUBLE, &std, "pixel std used for normalisation (default 0.5)", "X" },
+    { "mean", 0, 0, G_OPTION_ARG_STRING, &mean_text,
+        "pixel mean used for normalisation, one for every channel or one per channel (R,G,B) (default 0.5)",
+        "X[,X,X]" },
+    { "std", 0, 0, G_OPTION_ARG_STRING, &std_text,
+        "pixel std used for normalisation, one for every channel or one per channel (R,G,B) (default 0.5)", "X[,X,X]" },
     { "delta", 0, 0, G_OPTION_ARG_DOUBLE, &delta, "capacity distribution: reward for bigger experts (default 2)", "X" },
     { "beta", 0, 0, G_OPTION_ARG_DOUBLE, &beta, "capacity distribution: entropy weight (default 10)", "X" },
     G_OPTION_ENTRY_NULL,
@@ -207,8 +237,8 @@ mone_cmd_train (int argc, char **argv)
         architecture_given = architecture_options[k];
     }
   static const char *const decimal_options[] = { "lr", "min-lr", "weight-decay", "warmup", "clip", "label-smoothing",
-    "budget", "max-sampled-budget", "in-frame-fraction", "scene-fraction", "router-item-weight", "alpha-min", "mean",
-    "std", "delta", "beta", NULL };
+    "budget", "max-sampled-budget", "in-frame-fraction", "scene-fraction", "router-item-weight", "alpha-min", "delta",
+    "beta", NULL };
   if (!mone_tool_check_decimal_options (argc, argv, decimal_options, "mone train"))
     return 2;
   GOptionContext *ctx = g_option_context_new ("- train a MoNE model on Fashion-MNIST or on your own images (--images)");
@@ -270,9 +300,10 @@ mone_cmd_train (int argc, char **argv)
   c->delta = (float) delta;
   c->beta = (float) beta;
   c->ln_eps = 1e-6f;
-  for (int ch = 0; ch < MONE_MAX_CHANNELS; ch++) {
-    c->mean[ch] = (float) mean;
-    c->std[ch] = (float) std;
+  if (!channel_values ("mean", mean_text, channels, -1e6, 1e6, c->mean)
+      || !channel_values ("std", std_text, channels, 1e-6, 1e6, c->std)) {
+    status = 2;
+    goto out;
   }
   if (!mone_config_finalize (c, &error)) {
     fprintf (stderr, "mone train: %s\n", error->message);
@@ -331,5 +362,7 @@ out:
   g_free (init_path);
   g_free (budget_text);
   g_free (in_frame_text);
+  g_free (mean_text);
+  g_free (std_text);
   return status;
 }
