@@ -276,7 +276,7 @@ test_tool_refusals (void)
     { "label smoothing", "--label-smoothing", "2", "--label-smoothing 2 out of range [0, 1)" },
     { "two channels", "--channels", "2", "--channels 2: the trainer and monefilter take 1" },
     { "two means for one channel", "--mean", "0.4,0.5", "--mean '0.4,0.5': give one value or 1 (one per channel)" },
-    { "std not a number", "--std", "0.2,x", "--std '0.2,x': 'x' is not a decimal number" },
+    { "std not a number", "--std", "x", "--std 'x': 'x' is not a decimal number" },
     { "--max-steps without a checkpoint", "--max-steps", "3", "--max-steps needs --checkpoint FILE" },
     { "capacity delta not positive", "--delta", "0", "mone.delta 0 out of range (0, 1000)" },
     { "no sampled budget left", "--max-sampled-budget", "0.1", "--max-sampled-budget 0.1 out of range [0.15, 1]" },
