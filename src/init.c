@@ -64,7 +64,8 @@ mone_rng_normal (MoneRng *rng)
 /* ---------------------------------------------------------------------------------------------- */
 /* Named configurations */
 
-static const char *const config_names[] = { "vit-ti16", "vit-s16", "tiny", NULL };
+static const char *const config_names[] = { "vit-ti16", "vit-s16", "tiny", "small32", "fashion28",
+  "scene64", NULL };
 
 const char *const *
 mone_config_names (void)
@@ -111,6 +112,19 @@ mone_config_from_name (const char *name, MoneConfig *c, GError **error)
     c->heads = 2;
     c->mlp_dim = 64;
     c->depth = 2;
+    c->classes = 10;
+  } else if (!g_strcmp0 (name, "small32") || !g_strcmp0 (name, "fashion28")
+      || !g_strcmp0 (name, "scene64")) {
+    /* The trainer's grey models: `mone train`'s default (32x32, patch 4), the shipped Fashion-MNIST
+     * model's shape (28x28, patch 4) and the scene model's (64x64, patch 8); D 64, 6 blocks. */
+    const gboolean scene = !strcmp (name, "scene64");
+    c->height = c->width = scene ? 64 : !strcmp (name, "fashion28") ? 28 : 32;
+    c->channels = 1;
+    c->patch = scene ? 8 : 4;
+    c->dim = 64;
+    c->heads = 4;
+    c->mlp_dim = 256;
+    c->depth = 6;
     c->classes = 10;
   } else {
     g_autofree char *known = g_strjoinv (", ", (char **) config_names);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "init.h"
 #include "mone-commands.h"
 #include "tool-input.h"
 #include "trainer.h"
@@ -31,10 +32,10 @@ option_in_range (const char *option, double value, double lo, gboolean lo_open, 
 }
 
 /* Every option checked on its own, so the message names the one that is wrong. Model-shape
- * options are checked afterwards by mone_config_finalize. *budget gets the fixed budget (0: sampled). */
+ * arguments are checked afterwards by mone_config_from_args. *budget gets the fixed budget (0: sampled). */
 static gboolean
 train_options_valid (const MoneTrainOptions *o, const char *budget_text, gboolean dense, const char *checkpoint,
-    gboolean resume, int mlp_dim, int channels, double *budget)
+    gboolean resume, double *budget)
 {
   if (o->images_dir && o->data_dir) {
     fprintf (stderr,
@@ -74,8 +75,7 @@ train_options_valid (const MoneTrainOptions *o, const char *budget_text, gboolea
       || !option_in_range ("train-images", o->train_images, 0, FALSE, G_MAXINT, FALSE)
       || !option_in_range ("max-steps", o->max_steps, 0, FALSE, G_MAXINT, FALSE)
       || !option_in_range ("log-every", o->log_every, 1, FALSE, G_MAXINT, FALSE)
-      || !option_in_range ("checkpoint-every", o->checkpoint_every, 1, FALSE, G_MAXINT, FALSE)
-      || !option_in_range ("mlp-dim", mlp_dim, 0, FALSE, G_MAXINT, FALSE))
+      || !option_in_range ("checkpoint-every", o->checkpoint_every, 1, FALSE, G_MAXINT, FALSE))
     return FALSE;
   /* -inf (the default) leaves alpha free; a given bound must be a modest number. */
   if (o->alpha_min != -INFINITY && !option_in_range ("alpha-min", o->alpha_min, -10, FALSE, 10, FALSE))
@@ -91,10 +91,6 @@ train_options_valid (const MoneTrainOptions *o, const char *budget_text, gboolea
   if (o->scene_fraction + o->in_frame_fraction > 1 + 1e-12) {
     fprintf (stderr, "mone train: --scene-fraction %g and --in-frame-fraction %g add up to more than 1\n",
         o->scene_fraction, o->in_frame_fraction);
-    return FALSE;
-  }
-  if (channels != 1 && channels != 3) {
-    fprintf (stderr, "mone train: --channels %d: the trainer and monefilter take 1 (grey) or 3 (RGB)\n", channels);
     return FALSE;
   }
   if (*budget > 0 && o->max_sampled_budget != 1.0) {
@@ -121,32 +117,6 @@ train_options_valid (const MoneTrainOptions *o, const char *budget_text, gboolea
   return TRUE;
 }
 
-/* --mean / --std: one decimal for every channel, or one per channel ("0.485,0.456,0.406");
- * NULL is the default 0.5. Each value must lie in [lo, hi]. */
-static gboolean
-channel_values (const char *option, const char *text, int channels, double lo, double hi, float *out)
-{
-  char **parts = g_strsplit (text ? text : "0.5", ",", -1);
-  const int n = (int) g_strv_length (parts);
-  gboolean ok = n == 1 || n == channels;
-  if (!ok)
-    fprintf (stderr, "mone train: --%s '%s': give one value or %d (one per channel)\n", option, text, channels);
-  for (int ch = 0; ok && ch < MONE_MAX_CHANNELS; ch++) {
-    const char *part = parts[n == 1 ? 0 : MIN (ch, n - 1)];
-    double value;
-    if (!mone_tool_parse_decimal (part, &value)) {
-      fprintf (stderr, "mone train: --%s '%s': '%s' is not a decimal number\n", option, text, part);
-      ok = FALSE;
-    } else if (!option_in_range (option, value, lo, FALSE, hi, FALSE)) {
-      ok = FALSE;
-    } else {
-      out[ch] = (float) value;
-    }
-  }
-  g_strfreev (parts);
-  return ok;
-}
-
 int
 mone_cmd_train (int argc, char **argv)
 {
@@ -155,17 +125,16 @@ mone_cmd_train (int argc, char **argv)
   char *data_dir = NULL, *images_dir = NULL, *output = NULL, *checkpoint = NULL, *init_path = NULL;
   gboolean resume = FALSE, dense = FALSE;
   gint64 seed = 1;
-  int size = 32, patch = 4, dim = 64, depth = 6, heads = 4, mlp_dim = 0, experts = 4, channels = 1;
-  char *budget_text = NULL, *in_frame_text = NULL;
-  char *mean_text = NULL, *std_text = NULL;
-  double budget = 0, delta = 2, beta = 10;
+  char *budget_text = NULL, *in_frame_text = NULL, *config_name = NULL;
+  double budget = 0;
   GOptionEntry entries[] = {
     { "data", 0, 0, G_OPTION_ARG_FILENAME, &data_dir, "Fashion-MNIST folder (default " MONE_FASHION_MNIST_DIR ")",
         "DIR" },
     { "images", 0, 0, G_OPTION_ARG_FILENAME, &images_dir,
         "train on your own pictures instead: DIR/<class name>/<picture> (PNG, JPEG, WebP, ...), every 10th image of "
         "each class held out "
-        "for validation; each picture stretched to --size, full-frame, or pasted into scenes by its alpha with "
+        "for validation; each picture stretched to the config's size, full-frame, or pasted into scenes by its alpha "
+        "with "
         "--scene-fraction (see docs/training.md)",
         "DIR" },
     { "output", 'o', 0, G_OPTION_ARG_FILENAME, &output, "model file to write (required)", "FILE" },
@@ -207,41 +176,20 @@ mone_cmd_train (int argc, char **argv)
     { "max-steps", 0, 0, G_OPTION_ARG_INT, &o.max_steps, "stop this run after N steps (resume later)", "N" },
     { "log-every", 0, 0, G_OPTION_ARG_INT, &o.log_every, "steps between progress lines (default 20)", "N" },
     { "checkpoint-every", 0, 0, G_OPTION_ARG_INT, &o.checkpoint_every, "steps between checkpoints (default 200)", "N" },
-    { "size", 0, 0, G_OPTION_ARG_INT, &size, "input side in pixels (default 32)", "N" },
-    { "channels", 0, 0, G_OPTION_ARG_INT, &channels, "input channels, 1 or 3 (default 1)", "N" },
-    { "patch", 0, 0, G_OPTION_ARG_INT, &patch, "patch side (default 4)", "N" },
-    { "dim", 0, 0, G_OPTION_ARG_INT, &dim, "model width D (default 64)", "N" },
-    { "depth", 0, 0, G_OPTION_ARG_INT, &depth, "blocks (default 6)", "N" },
-    { "heads", 0, 0, G_OPTION_ARG_INT, &heads, "attention heads (default 4)", "N" },
-    { "mlp-dim", 0, 0, G_OPTION_ARG_INT, &mlp_dim, "MLP width F (default 0: 4 D)", "N" },
-    { "experts", 0, 0, G_OPTION_ARG_INT, &experts, "nested experts E (default 4)", "N" },
-    { "mean", 0, 0, G_OPTION_ARG_STRING, &mean_text,
-        "pixel mean used for normalisation, one for every channel or one per channel (R,G,B) (default 0.5)",
-        "X[,X,X]" },
-    { "std", 0, 0, G_OPTION_ARG_STRING, &std_text,
-        "pixel std used for normalisation, one for every channel or one per channel (R,G,B) (default 0.5)", "X[,X,X]" },
-    { "delta", 0, 0, G_OPTION_ARG_DOUBLE, &delta, "capacity distribution: reward for bigger experts (default 2)", "X" },
-    { "beta", 0, 0, G_OPTION_ARG_DOUBLE, &beta, "capacity distribution: entropy weight (default 10)", "X" },
+    { "config", 0, 0, G_OPTION_ARG_STRING, &config_name,
+        "the model's shape: a named config (small32, the default; fashion28; scene64; tiny; vit-ti16; vit-s16), "
+        "changed by key=value arguments after the options, as in mone init (channels=3 height=64 width=64 patch=8 "
+        "dim=64 depth=6 heads=4 mlp_dim=256 experts=4 mean=0.485,0.456,0.406 std=0.229,0.224,0.225 delta=2 "
+        "beta=10)",
+        "NAME" },
     G_OPTION_ENTRY_NULL,
   };
-  /* With --init the model file decides the architecture: an architecture option as well would be
-   * ignored or contradict it, so it is refused (looked for before parsing, which fills defaults). */
-  static const char *const architecture_options[] = { "size", "channels", "patch", "dim", "depth", "heads", "mlp-dim",
-    "experts", "mean", "std", "delta", "beta", NULL };
-  const char *architecture_given = NULL;
-  for (int i = 1; i < argc && !architecture_given; i++)
-    for (int k = 0; architecture_options[k]; k++) {
-      const size_t n = strlen (architecture_options[k]);
-      if (g_str_has_prefix (argv[i], "--") && !strncmp (argv[i] + 2, architecture_options[k], n)
-          && (argv[i][2 + n] == '\0' || argv[i][2 + n] == '='))
-        architecture_given = architecture_options[k];
-    }
   static const char *const decimal_options[] = { "lr", "min-lr", "weight-decay", "warmup", "clip", "label-smoothing",
-    "budget", "max-sampled-budget", "in-frame-fraction", "scene-fraction", "router-item-weight", "alpha-min", "delta",
-    "beta", NULL };
+    "budget", "max-sampled-budget", "in-frame-fraction", "scene-fraction", "router-item-weight", "alpha-min", NULL };
   if (!mone_tool_check_decimal_options (argc, argv, decimal_options, "mone train"))
     return 2;
-  GOptionContext *ctx = g_option_context_new ("- train a MoNE model on Fashion-MNIST or on your own images (--images)");
+  GOptionContext *ctx = g_option_context_new (
+      "[key=value...] - train a MoNE model on Fashion-MNIST or on your own images (--images)");
   g_option_context_add_main_entries (ctx, entries, NULL);
   GError *error = NULL;
   int status = 1;
@@ -264,47 +212,57 @@ mone_cmd_train (int argc, char **argv)
   } else if (images_dir) {
     o.in_frame_fraction = 0;
   }
-  if (argc > 1) {
-    fprintf (stderr, "mone train: unexpected argument '%s'\n", argv[1]);
-    status = 2;
-    goto out;
+  /* What follows the options changes the named config: key=value only, and the seed is --seed. */
+  for (int i = 1; i < argc; i++) {
+    if (!strchr (argv[i], '=') || argv[i][0] == '-') {
+      fprintf (stderr, "mone train: unexpected argument '%s' (the model's shape is --config NAME key=value...)\n",
+          argv[i]);
+      status = 2;
+      goto out;
+    }
+    if (g_str_has_prefix (argv[i], "seed=")) {
+      fprintf (stderr, "mone train: %s: the training seed is --seed N\n", argv[i]);
+      status = 2;
+      goto out;
+    }
   }
   if (!output) {
     fprintf (stderr, "mone train: --output FILE is required\n");
     status = 2;
     goto out;
   }
-  if (init_path && architecture_given) {
-    fprintf (stderr, "mone train: --%s: with --init the model file decides the architecture; leave it out\n",
-        architecture_given);
+  /* With --init the model file decides the architecture: a config as well would be ignored or
+   * contradict it. */
+  if (init_path && (config_name || argc > 1)) {
+    fprintf (stderr, "mone train: %s%s: with --init the model file decides the architecture; leave it out\n",
+        config_name ? "--config " : "", config_name ? config_name : argv[1]);
     status = 2;
     goto out;
   }
-  if (!train_options_valid (&o, budget_text, dense, checkpoint, resume, mlp_dim, channels, &budget)) {
+  if (!train_options_valid (&o, budget_text, dense, checkpoint, resume, &budget)) {
     status = 2;
     goto out;
   }
   MoneConfig *c = &o.config;
-  memset (c, 0, sizeof *c);
-  c->height = c->width = size;
-  c->channels = channels;
-  c->frames = c->tubelet = 1;
-  c->patch = patch;
-  c->dim = dim;
-  c->depth = depth;
-  c->heads = heads;
-  c->mlp_dim = mlp_dim > 0 ? mlp_dim : 4 * dim;
-  c->experts = experts;
-  /* An image folder's class count replaces this once the folder is read; 2 is its smallest. */
-  c->classes = images_dir ? 2 : MONE_FASHION_MNIST_CLASSES;
-  c->delta = (float) delta;
-  c->beta = (float) beta;
-  c->ln_eps = 1e-6f;
-  if (!channel_values ("mean", mean_text, channels, -1e6, 1e6, c->mean)
-      || !channel_values ("std", std_text, channels, 1e-6, 1e6, c->std)) {
+  guint64 unused_seed;
+  if (!mone_config_from_args (config_name ? config_name : "small32", argc - 1, (const char *const *) argv + 1, c,
+          &unused_seed, &error)) {
+    fprintf (stderr, "mone train: %s\n", error->message);
     status = 2;
     goto out;
   }
+  if (c->channels != 1 && c->channels != 3) {
+    fprintf (stderr, "mone train: channels=%d: the trainer and monefilter take 1 (grey) or 3 (RGB)\n", c->channels);
+    status = 2;
+    goto out;
+  }
+  if (c->frames != 1) {
+    fprintf (stderr, "mone train: frames=%d: the trainer trains image models (frames=1)\n", c->frames);
+    status = 2;
+    goto out;
+  }
+  /* An image folder's class count replaces this once the folder is read; 2 is its smallest. */
+  c->classes = images_dir ? 2 : MONE_FASHION_MNIST_CLASSES;
   if (!mone_config_finalize (c, &error)) {
     fprintf (stderr, "mone train: %s\n", error->message);
     status = 2;
@@ -362,7 +320,6 @@ out:
   g_free (init_path);
   g_free (budget_text);
   g_free (in_frame_text);
-  g_free (mean_text);
-  g_free (std_text);
+  g_free (config_name);
   return status;
 }

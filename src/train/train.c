@@ -270,7 +270,7 @@ checkpoint_write (const char *path, const CheckpointHeader *h, const float *para
   return ok;
 }
 
-/* "--dim 32 (now 64), --lr 0.001 (now 0.002)": every option a checkpoint was made with that differs
+/* "dim=32 (now 64), --lr 0.001 (now 0.002)": every option a checkpoint was made with that differs
  * from this run's; empty when the run may resume from it. */
 static GString *
 checkpoint_differences (const CheckpointHeader *was, const CheckpointHeader *now)
@@ -303,18 +303,25 @@ checkpoint_differences (const CheckpointHeader *was, const CheckpointHeader *now
   if (was->init_checksum != now->init_checksum)
     g_string_append_printf (out, "%s--init %s (now %s)", out->len ? ", " : "",
         was->init_checksum ? "another model" : "none", now->init_checksum ? "a model" : "none");
-  DIFFER_INT ("size", config.height);
-  DIFFER_INT ("channels", config.channels);
-  DIFFER_INT ("patch", config.patch);
-  DIFFER_INT ("dim", config.dim);
-  DIFFER_INT ("depth", config.depth);
-  DIFFER_INT ("heads", config.heads);
-  DIFFER_INT ("mlp-dim", config.mlp_dim);
-  DIFFER_INT ("experts", config.experts);
-  DIFFER_REAL ("mean", config.mean[0]);
-  DIFFER_REAL ("std", config.std[0]);
-  DIFFER_REAL ("delta", config.delta);
-  DIFFER_REAL ("beta", config.beta);
+    /* The model's shape, in the key=value words of --config. */
+#define DIFFER_KEY(key, field, fmt, cast)                                                                              \
+  if (!(was->config.field == now->config.field))                                                                       \
+  g_string_append_printf (out, "%s" key "=" fmt " (now " fmt ")", out->len ? ", " : "", (cast) was->config.field,      \
+      (cast) now->config.field)
+  DIFFER_KEY ("height", height, "%d", int);
+  DIFFER_KEY ("width", width, "%d", int);
+  DIFFER_KEY ("channels", channels, "%d", int);
+  DIFFER_KEY ("patch", patch, "%d", int);
+  DIFFER_KEY ("dim", dim, "%d", int);
+  DIFFER_KEY ("depth", depth, "%d", int);
+  DIFFER_KEY ("heads", heads, "%d", int);
+  DIFFER_KEY ("mlp_dim", mlp_dim, "%d", int);
+  DIFFER_KEY ("experts", experts, "%d", int);
+  DIFFER_KEY ("mean", mean[0], "%g", double);
+  DIFFER_KEY ("std", std[0], "%g", double);
+  DIFFER_KEY ("delta", delta, "%g", double);
+  DIFFER_KEY ("beta", beta, "%g", double);
+#undef DIFFER_KEY
 #undef DIFFER_REAL
 #undef DIFFER_INT
 #undef DIFFER

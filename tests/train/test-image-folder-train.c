@@ -2,13 +2,13 @@
  * red-ish discs, blue-ish triangles on dark backgrounds; every seventh picture grey, every third
  * RGBA with a transparent background; 12-40 pixels a side, not square), 100 PNGs per class drawn
  * with cairo at test time: 270 training and 30 held-out images.
- *  - `mone train --images DIR --channels 3` (argv[1] is the `mone` tool), a tiny model (16x16,
+ *  - `mone train --images DIR ... channels=3` (argv[1] is the `mone` tool), a tiny model (16x16,
  *    patch 4, D 32, depth 2, E 4) for 85 steps, prints the folder and its validation line;
  *  - the written model loads in the engine with the folder's class names as labels, and both the
  *    engine (e = 1) and the trainer's forward (e = 1 and the smallest budget 0.125) classify the 30
  *    held-out images at >= 70% (chance is 33.3%; about 90% measured);
  *  - a run interrupted after 5 steps and resumed writes the same bytes as the uninterrupted run
- *    (library, --channels 1, so the luma path trains too). */
+ *    (library, channels=1, so the luma path trains too). */
 #include "image-folder-fixtures.h"
 #include "train-test-helpers.h"
 #include "trainer.h"
@@ -45,9 +45,9 @@ engine_accuracy (MoneModel *engine, const MoneImageSet *val)
 static void
 check_cli_training (const char *tool, const char *dir, const char *model_path)
 {
-  const char *argv[] = { tool, "train", "--images", dir, "--channels", "3", "--size", "16", "--patch", "4", "--dim",
-    "32", "--depth", "2", "--heads", "2", "--experts", "4", "--batch", "32", "--epochs", "10", "--lr", "3e-3",
-    "--threads", "2", "--seed", "1", "--log-every", "40", "-o", model_path, NULL };
+  const char *argv[] = { tool, "train", "--images", dir, "--batch", "32", "--epochs", "10", "--lr", "3e-3", "--threads",
+    "2", "--seed", "1", "--log-every", "40", "-o", model_path, "--config", "small32", "channels=3", "height=16",
+    "width=16", "patch=4", "dim=32", "depth=2", "heads=2", "mlp_dim=128", "experts=4", NULL };
   char *err = NULL;
   int status = 0;
   GError *error = NULL;

@@ -460,7 +460,7 @@ check_bad_folders (const char *tool)
     g_clear_error (&error);
     g_free (what);
     if (tool) {
-      const char *args[] = { "train", "--images", dir, "--size", "8", "-o", model_path, NULL };
+      const char *args[] = { "train", "--images", dir, "-o", model_path, "height=8", "width=8", NULL };
       what = g_strdup_printf ("mone train --images %s", bad_folders[i].name);
       expect_tool_error (what, tool, args, needle);
       g_free (what);

@@ -154,10 +154,10 @@ static void
 test_tool_refuses_architecture (void)
 {
   char *start = write_start_model (), *out = tmp_path ("x.safetensors"), *err = NULL;
-  const char *args[] = { "train", "--init", start, "--dim", "32", "-o", out, NULL };
+  const char *args[] = { "train", "--init", start, "-o", out, "dim=32", NULL };
   int status = run_tool (tool, args, &err);
   g_assert_false (g_spawn_check_wait_status (status, NULL));
-  g_assert_nonnull (strstr (err, "--dim: with --init the model file decides the architecture"));
+  g_assert_nonnull (strstr (err, "dim=32: with --init the model file decides the architecture"));
   g_free (err);
   const char *missing[] = { "train", "--init", "/nonexistent/model.safetensors", "-o", out, NULL };
   status = run_tool (tool, missing, &err);
