@@ -53,6 +53,12 @@ report_row (gboolean ok, const char *format, ...)
   g_free (text);
 }
 
+gboolean
+under_valgrind (void)
+{
+  return g_getenv ("MONE_UNDER_VALGRIND") != NULL;
+}
+
 void
 check (gboolean ok, const char *what, const char *detail)
 {
