@@ -130,6 +130,21 @@ prepare_for_eval (MoneModel *engine, const char *path, const MoneImageFolder *fo
   return mone_train_model_from_engine (engine, error);
 }
 
+/* A model file, or a training checkpoint (*.ckpt) to look at a run in progress: its parameters stay
+ * in *checkpoint, which the engine model borrows; a ten-class checkpoint gets Fashion-MNIST's labels. */
+static MoneModel *
+load_model_or_checkpoint (const char *path, MoneTrainModel **checkpoint, GError **error)
+{
+  long step;
+  if (!g_str_has_suffix (path, ".ckpt"))
+    return mone_model_load_file (path, error);
+  if (!(*checkpoint = mone_train_checkpoint_load (path, &step, error)))
+    return NULL;
+  printf ("checkpoint %s: step %ld\n", path, step);
+  const gboolean fashion = (*checkpoint)->config.classes == MONE_FASHION_MNIST_CLASSES;
+  return mone_train_model_to_engine (*checkpoint, fashion ? mone_fashion_mnist_labels : NULL, error);
+}
+
 int
 mone_cmd_eval (int argc, char **argv)
 {
@@ -170,6 +185,7 @@ mone_cmd_eval (int argc, char **argv)
   GError *error = NULL;
   int status = 1;
   MoneModel *engine = NULL, *dense_engine = NULL;
+  MoneTrainModel *checkpoint = NULL, *dense_checkpoint = NULL;
   MoneTrainModel *model = NULL, *dense = NULL;
   MoneImageSet set = { 0 };
   MoneImageFolder folder = { 0 };
@@ -241,9 +257,9 @@ mone_cmd_eval (int argc, char **argv)
       || (plot && !mone_check_writable (plot, "the plot", &error))
       || (maps && !mone_check_writable (maps, "the routing maps", &error)))
     goto fail;
-  if (!(engine = mone_model_load_file (argv[1], &error)))
+  if (!(engine = load_model_or_checkpoint (argv[1], &checkpoint, &error)))
     goto fail;
-  if (dense_path && !(dense_engine = mone_model_load_file (dense_path, &error)))
+  if (dense_path && !(dense_engine = load_model_or_checkpoint (dense_path, &dense_checkpoint, &error)))
     goto fail;
   /* An image folder is read once, at the model's input size and channels. */
   if (images_dir) {
@@ -404,6 +420,8 @@ out:
     mone_model_unref (engine);
   if (dense_engine)
     mone_model_unref (dense_engine);
+  mone_train_model_free (checkpoint); /* after the engine models that borrow them */
+  mone_train_model_free (dense_checkpoint);
   g_free (data_dir);
   g_free (images_dir);
   g_free (dense_path);

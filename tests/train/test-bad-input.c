@@ -364,6 +364,33 @@ test_tool_splits (void)
   const char *eval_val_whole[] = { "eval", model10_path, "--data", split_dir, "--split", "val", "-b", "1",
     "--no-random", NULL };
   report_row (run_tool (tool, eval_val_whole, NULL) == 0, "mone eval --split val without -n");
+  /* A checkpoint of a run in progress evaluates like a model file; a damaged one is refused by name. */
+  {
+    GError *error = NULL;
+    MoneTrainOptions o;
+    mone_train_options_init (&o);
+    o.config = c10;
+    o.data_dir = split_dir;
+    o.train_images = 8;
+    o.batch = 4;
+    o.threads = 1;
+    o.max_steps = 1;
+    char *ckpt = tmp_path ("run.ckpt");
+    o.checkpoint = ckpt;
+    g_assert_true (mone_train_run (&o, &error));
+    g_assert_no_error (error);
+    const char *eval_ckpt[] = { "eval", ckpt, "--data", split_dir, "-n", "3", "-b", "1", "--no-random", NULL };
+    char *err = NULL;
+    report_row (run_tool (tool, eval_ckpt, &err) == 0, "mone eval on a checkpoint: %s", err ? err : "");
+    g_free (err);
+    write_file (ckpt, "MONECKP2", 8);
+    const char *eval_bad_ckpt[] = { "eval", ckpt, "--data", split_dir, "-n", "3", NULL };
+    char *needle = g_strdup_printf ("'%s' is not a mone checkpoint of this version", ckpt);
+    expect_tool_error ("mone eval, a truncated checkpoint", tool, eval_bad_ckpt, needle);
+    g_free (needle);
+    g_unlink (ckpt);
+    g_free (ckpt);
+  }
   for (int i = 0; i < 4; i++) {
     char *path = split_file (split_dir, i < 2 ? "t10k" : "train", i % 2 ? "labels-idx1" : "images-idx3");
     g_unlink (path);
