@@ -170,7 +170,7 @@ mone_cmd_bench (int argc, char **argv)
   int threads = 1, frames = 20, rounds = 7, warmup = 3;
   GOptionEntry entries[] = {
     { "config", 0, 0, G_OPTION_ARG_STRING, &config_name,
-        "bench a random model of this config (vit-ti16, vit-s16, tiny) instead of a file; "
+        "bench a random model of this config (vit-ti16, vit-s16, tiny, small32, fashion28, scene64) instead of a file; "
         "key=value arguments override it",
         "NAME" },
     { "threads", 't', 0, G_OPTION_ARG_INT, &threads, "threads of the context (default 1)", "N" },

@@ -13,7 +13,8 @@ mone_cmd_info (int argc, char **argv)
   char *config_name = NULL;
   GOptionEntry entries[] = {
     { "config", 0, 0, G_OPTION_ARG_STRING, &config_name,
-        "describe a named config (vit-ti16, vit-s16, tiny) instead of a file; key=value arguments "
+        "describe a named config (vit-ti16, vit-s16, tiny, small32, fashion28, scene64) instead of a file; key=value "
+        "arguments "
         "override it",
         "NAME" },
     G_OPTION_ENTRY_NULL,

@@ -10,8 +10,8 @@ mone_cmd_init (int argc, char **argv)
 {
   char *config_name = NULL;
   GOptionEntry entries[] = {
-    { "config", 'c', 0, G_OPTION_ARG_STRING, &config_name, "named config: vit-ti16, vit-s16 or tiny (default tiny)",
-        "NAME" },
+    { "config", 'c', 0, G_OPTION_ARG_STRING, &config_name,
+        "named config: vit-ti16, vit-s16, tiny (the default), small32, fashion28 or scene64", "NAME" },
     G_OPTION_ENTRY_NULL,
   };
   GOptionContext *opts = g_option_context_new ("[key=value...] OUT");
