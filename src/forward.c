@@ -268,6 +268,18 @@ mone_context_get_isa (MoneContext *ctx)
   return ctx->isa;
 }
 
+const char *
+mone_context_get_kernels (MoneContext *ctx)
+{
+  return mone_isa_name (ctx->isa);
+}
+
+const char *
+mone_default_kernels (void)
+{
+  return mone_isa_name (mone_isa_default ());
+}
+
 /* The reference path (MONE_ISA=openblas): c (n, m) = beta c + a (n, k) b^T, b (m, k) on the
  * unpacked weights. */
 static void

@@ -1,5 +1,5 @@
-/* Named configurations, key=value overrides and deterministic random initialisation (init.h). */
-#include "init.h"
+/* Named configurations, key=value overrides and deterministic random initialisation (include/mone/mone-authoring.h). */
+#include "mone-private.h"
 
 #include <errno.h>
 #include <math.h>

@@ -3,7 +3,7 @@
 #ifndef MONE_PRIVATE_H
 #define MONE_PRIVATE_H
 
-#include "mone/mone.h"
+#include "mone/mone-authoring.h"
 
 #include "gemm.h"
 
@@ -57,34 +57,10 @@ struct MoneModel {
  * by the engine, so a model must be created from final weights. */
 gboolean mone_model_pack_weights (MoneModel *m, GError **error);
 
-/* The complete list of tensors of a model with the given config, in canonical order:
- * the loader matches the file against it, the writer and the trainer lay parameters out by it. */
-typedef struct {
-  char name[64];
-  int ndim;
-  int64_t shape[2];
-  int64_t numel;
-} MoneTensorSpec;
-
-/* Returns a newly allocated array of specs (g_free it) and its length in *n_specs. */
-MoneTensorSpec *mone_tensor_specs (const MoneConfig *config, int *n_specs);
-
 /* Limits of the per-channel normalisation (pixels are in [0, 1]). */
 #define MONE_MAX_PIXEL_MEAN 1000.0
 #define MONE_MIN_PIXEL_STD 1e-4
 #define MONE_MAX_PIXEL_STD 1e4
-
-/* Validates a config (positive sizes, divisibility, channels <= MONE_MAX_CHANNELS, experts <=
- * MONE_MAX_EXPERTS, normalisation within the limits above, ...) and fills the derived fields
- * (tokens, grid_width, grid_height). */
-gboolean mone_config_finalize (MoneConfig *config, GError **error);
-/* The smallest budget, r_0 = 1 / 2^(E-1): every token on the narrowest expert. */
-double mone_config_min_budget (const MoneConfig *config);
-
-/* Writes a model file (F32) with every tensor of mone_tensor_specs(config) in that order.
- * tensors[i] points at specs[i].numel floats. labels has config->classes entries. */
-gboolean mone_model_write (const char *path, const MoneConfig *config, const char *const *labels,
-    const float *const *tensors, GError **error);
 
 /* Points the weight table at tensors given in mone_tensor_specs order (allocates w->blocks). */
 void mone_weights_bind (MoneWeights *w, const MoneConfig *config, const float *const *tensors);

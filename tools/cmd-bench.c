@@ -12,8 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "gemm.h"
-#include "init.h"
+#include "mone/mone-authoring.h"
 #include "mone-commands.h"
 #include "tool-input.h"
 
@@ -266,8 +265,8 @@ mone_cmd_bench (int argc, char **argv)
       c->mlp_dim, c->experts, c->classes, c->tokens);
   printf ("threads: %d (OpenBLAS at 1 thread, the context's pool splits the work)\n", threads);
   printf ("projections: %s\n",
-      mone_context_get_isa (ctx) == MONE_ISA_OPENBLAS ? "openblas (cblas_sgemm on the unpacked weights)"
-                                                      : mone_isa_name (mone_context_get_isa (ctx)));
+      strcmp (mone_context_get_kernels (ctx), "openblas") == 0 ? "openblas (cblas_sgemm on the unpacked weights)"
+                                                               : mone_context_get_kernels (ctx));
   printf ("%d rounds x %d frames per budget, budgets interleaved, %s clock\n", rounds, frames,
       bench_clock == CLOCK_MONOTONIC ? "wall" : "process CPU-time");
   fflush (stdout);

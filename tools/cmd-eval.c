@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "mone-commands.h"
-#include "report.h"
+#include "mone/mone-train.h"
 #include "tool-input.h"
 
 /* A budget below the model's smallest would run at the smallest and be reported as asked: refused. */
@@ -141,7 +141,7 @@ load_model_or_checkpoint (const char *path, MoneTrainModel **checkpoint, GError 
   if (!(*checkpoint = mone_train_checkpoint_load (path, &step, error)))
     return NULL;
   printf ("checkpoint %s: step %ld\n", path, step);
-  const gboolean fashion = (*checkpoint)->config.classes == MONE_FASHION_MNIST_CLASSES;
+  const gboolean fashion = mone_train_model_get_config (*checkpoint)->classes == MONE_FASHION_MNIST_CLASSES;
   return mone_train_model_to_engine (*checkpoint, fashion ? mone_fashion_mnist_labels : NULL, error);
 }
 
@@ -233,7 +233,7 @@ mone_cmd_eval (int argc, char **argv)
     status = 2;
     goto out;
   }
-  /* In-frame blends grey items by brightness: Fashion-MNIST only (see data.h). An image folder is
+  /* In-frame blends grey items by brightness: Fashion-MNIST only (see mone-train.h). An image folder is
    * evaluated full-frame unless --protocols asks for scenes too. */
   MoneProtocol protocols[MONE_N_PROTOCOLS] = { MONE_PROTOCOL_FULL_FRAME, MONE_PROTOCOL_IN_FRAME, MONE_PROTOCOL_SCENE };
   int n_protocols = images_dir ? 1 : MONE_N_PROTOCOLS;
@@ -272,7 +272,7 @@ mone_cmd_eval (int argc, char **argv)
     goto fail;
   if (dense_engine && !(dense = prepare_for_eval (dense_engine, dense_path, eval_folder, images_dir, &error)))
     goto fail;
-  const MoneConfig *c = &model->config;
+  const MoneConfig *c = mone_train_model_get_config (model);
   double min_budget = mone_model_min_budget (engine);
   char *default_budgets = default_budget_list (min_budget);
   gboolean budgets_ok = parse_budgets (budget_text ? budget_text : default_budgets, min_budget, budgets, &error);

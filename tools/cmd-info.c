@@ -2,8 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "gemm.h"
-#include "init.h"
+#include "mone/mone-authoring.h"
 #include "mone-commands.h"
 #include "tool-input.h"
 
@@ -66,7 +65,7 @@ mone_cmd_info (int argc, char **argv)
   printf ("parameters: %zu (%.2f M, %.1f MB as F32)\n", params, params / 1e6, params * 4.0 / 1e6);
   printf ("projections: %s (this machine's choice; MONE_ISA=avx512|avx2|generic|openblas forces "
           "one)\n\n",
-      mone_isa_name (mone_isa_default ()));
+      mone_default_kernels ());
 
   const double min_budget = mone_model_min_budget (model);
   const double budgets[] = { 1.0, 0.75, 0.5, 0.25, min_budget };

@@ -2,7 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "init.h"
+#include "mone/mone-authoring.h"
 #include "mone-commands.h"
 
 int

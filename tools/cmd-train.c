@@ -5,10 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "init.h"
+#include "mone/mone-authoring.h"
 #include "mone-commands.h"
 #include "tool-input.h"
-#include "trainer.h"
+#include "mone/mone-train.h"
 
 static volatile sig_atomic_t stop_requested = 0;
 

@@ -22,7 +22,7 @@
  *   item,test_index,first_frame,last_frame,label,label_name,box_x,box_y,box_w,box_h
  *
  * The item choice is a seeded shuffle of the 10k test set and the pixels come from the trainer's
- * render protocols (src/train/data.h), so the same arguments give the same items, frames and CSV
+ * render protocols (include/mone/mone-train.h), so the same arguments give the same items, frames and CSV
  * on every machine.
  *
  *   mone-sample-video --items 200 --output sample/scenes.webm
@@ -39,7 +39,7 @@
 #include <gst/gst.h>
 #include <gst/video/video.h>
 
-#include "train/data.h"
+#include "mone/mone-train.h"
 
 #define DEFAULT_ITEMS 200
 #define DEFAULT_FRAMES_PER_ITEM 5
@@ -82,14 +82,14 @@ static int *
 choose_items (int total, int count, guint64 seed)
 {
   int *order = g_new (int, total);
-  MoneRng rng;
+  MoneTrainRng rng;
 
   for (int i = 0; i < total; i++)
     order[i] = i;
   /* stream 0x5a4d: keep this sequence independent of the render protocols' use of the seed */
-  mone_rng_seed (&rng, seed, 0x5a4d);
+  mone_train_rng_seed (&rng, seed, 0x5a4d);
   for (int i = 0; i < count; i++) {
-    int j = i + (int) mone_rng_below (&rng, (uint32_t) (total - i));
+    int j = i + (int) mone_train_rng_below (&rng, (uint32_t) (total - i));
     int t = order[i];
     order[i] = order[j];
     order[j] = t;

@@ -1,7 +1,7 @@
 /* See tool-input.h. */
 #include "tool-input.h"
 
-#include "init.h"
+#include "mone/mone-authoring.h"
 #include "mone/mone.h"
 
 #include <errno.h>

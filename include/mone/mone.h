@@ -100,6 +100,12 @@ MONE_API MoneContext *mone_context_new (MoneModel *model, int n_threads, GError 
 MONE_API void mone_context_free (MoneContext *ctx);
 MONE_API MoneModel *mone_context_get_model (MoneContext *ctx);
 MONE_API int mone_context_get_threads (MoneContext *ctx);
+/* The matrix-product path of the context (fixed when it is created): "avx512", "avx2" or
+ * "generic", the best the CPU runs unless the environment variable MONE_ISA names another, or
+ * "openblas" (MONE_ISA=openblas: OpenBLAS on the unpacked weights, the reference). */
+MONE_API const char *mone_context_get_kernels (MoneContext *ctx);
+/* The path a context created now would take. */
+MONE_API const char *mone_default_kernels (void);
 
 /* Output of one forward pass. Pointers refer to buffers owned by the context and stay valid until
  * the next mone_context_run on that context or its destruction. */

@@ -1,5 +1,5 @@
-/* Fashion-MNIST IDX reader and the seeded render protocols (see data.h). */
-#include "data.h"
+/* Fashion-MNIST IDX reader and the seeded render protocols (see include/mone/mone-train.h). */
+#include "mone/mone-train.h"
 #include "scene.h"
 
 #include "mone/mone.h"

@@ -1,7 +1,7 @@
 /* Image folders: DIR/<class>/<picture>, PNG read with cairo and every other picture format through
  * GStreamer's decoders, converted to the model's channels and resized once to its input (see
- * data.h for the convention and docs/training.md for users). */
-#include "data.h"
+ * include/mone/mone-train.h for the convention and docs/training.md for users). */
+#include "mone/mone-train.h"
 
 #include "mone/mone.h"
 

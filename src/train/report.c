@@ -1,5 +1,5 @@
-/* CSV, gnuplot plot and cairo routing maps for `mone eval` (see report.h). */
-#include "report.h"
+/* CSV, gnuplot plot and cairo routing maps for `mone eval` (see include/mone/mone-train.h). */
+#include "trainer.h"
 
 #include <cairo.h>
 #include <errno.h>

@@ -1,9 +1,9 @@
 /* The scene render protocol (scene.c) and the item sampling it shares with data.c. Internal to the
- * trainer; the protocol is selected through mone_render (data.h). */
+ * trainer; the protocol is selected through mone_render (include/mone/mone-train.h). */
 #ifndef MONE_TRAIN_SCENE_H
 #define MONE_TRAIN_SCENE_H
 
-#include "data.h"
+#include "mone/mone-train.h"
 
 G_BEGIN_DECLS
 

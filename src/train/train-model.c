@@ -1,6 +1,6 @@
 /* MoneTrainModel: all parameters in one allocation laid out by mone_tensor_specs, so the same
  * offsets serve gradients, AdamW moments, checkpoints and the model file. */
-#include "init.h" /* before data.h: see its note on the PRNG names */
+#include "mone/mone-authoring.h"
 #include "trainer.h"
 
 #include <math.h>
@@ -89,6 +89,12 @@ mone_train_model_free (MoneTrainModel *m)
   g_free (m->offsets);
   g_free (m->specs);
   g_free (m);
+}
+
+const MoneConfig *
+mone_train_model_get_config (const MoneTrainModel *m)
+{
+  return &m->config;
 }
 
 void

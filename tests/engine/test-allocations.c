@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "init.h"
+#include "mone-private.h"
 
 static atomic_int counting;
 static atomic_long allocations;

@@ -17,7 +17,7 @@
 #include <gst/video/video.h>
 
 #include <mone/gstmonemeta.h>
-#include "init.h"
+#include "mone/mone-authoring.h"
 
 static gchar *tmp_dir;
 static gchar *rgb_model;        /* 32x32 RGB, 4 experts, 10 classes */

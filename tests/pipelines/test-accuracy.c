@@ -36,7 +36,7 @@
 
 #include "pipeline-run.h"
 #include "sample-labels.h"
-#include "train/data.h"
+#include "mone/mone-train.h"
 
 #define ITEMS 1500
 #define SEED 11
