@@ -184,6 +184,75 @@ parse_hex4 (Parser *p, uint32_t *out)
   return TRUE;
 }
 
+/* One escape sequence at p->pos (the backslash), decoded and appended to out as UTF-8: a
+ * \uD800-\uDBFF must be followed by an escaped low surrogate, and the pair becomes one code point. */
+static gboolean
+parse_escape (Parser *p, GString *out)
+{
+  size_t escape_at = p->pos;
+  p->pos++;
+  if (p->pos >= p->len) {
+    fail (p, escape_at, "unterminated escape sequence");
+    return FALSE;
+  }
+  unsigned char e = p->text[p->pos++];
+  switch (e) {
+    case '"':
+    case '\\':
+    case '/':
+      g_string_append_c (out, (char) e);
+      return TRUE;
+    case 'b':
+      g_string_append_c (out, '\b');
+      return TRUE;
+    case 'f':
+      g_string_append_c (out, '\f');
+      return TRUE;
+    case 'n':
+      g_string_append_c (out, '\n');
+      return TRUE;
+    case 'r':
+      g_string_append_c (out, '\r');
+      return TRUE;
+    case 't':
+      g_string_append_c (out, '\t');
+      return TRUE;
+    case 'u':
+      break;
+    default: {
+      char buf[16];
+      fail (p, escape_at, "invalid escape sequence \\%s",
+          describe_byte (p, p->pos - 1, buf, sizeof buf));
+      return FALSE;
+    }
+  }
+  uint32_t cp = 0;
+  if (!parse_hex4 (p, &cp))
+    return FALSE;
+  if (cp >= 0xdc00 && cp <= 0xdfff) {
+    fail (p, escape_at, "unpaired low surrogate \\u%04X", (unsigned) cp);
+    return FALSE;
+  }
+  if (cp >= 0xd800 && cp <= 0xdbff) {
+    if (p->len - p->pos < 2 || p->text[p->pos] != '\\' || p->text[p->pos + 1] != 'u') {
+      fail (p, escape_at, "unpaired high surrogate \\u%04X", (unsigned) cp);
+      return FALSE;
+    }
+    p->pos += 2;
+    uint32_t low = 0;
+    if (!parse_hex4 (p, &low))
+      return FALSE;
+    if (low < 0xdc00 || low > 0xdfff) {
+      fail (p, escape_at, "high surrogate \\u%04X followed by \\u%04X, not a low surrogate",
+          (unsigned) cp, (unsigned) low);
+      return FALSE;
+    }
+    cp = 0x10000 + ((cp - 0xd800) << 10) + (low - 0xdc00);
+  }
+  append_utf8 (out, cp);
+  return TRUE;
+}
+
 /* Parses a string literal at p->pos (which holds '"'); returns the decoded bytes. */
 static gboolean
 parse_string_literal (Parser *p, char **bytes, size_t *len)
@@ -206,73 +275,8 @@ parse_string_literal (Parser *p, char **bytes, size_t *len)
       goto error;
     }
     if (c == '\\') {
-      size_t escape_at = p->pos;
-      p->pos++;
-      if (p->pos >= p->len) {
-        fail (p, escape_at, "unterminated escape sequence");
+      if (!parse_escape (p, out))
         goto error;
-      }
-      unsigned char e = p->text[p->pos++];
-      switch (e) {
-        case '"':
-          g_string_append_c (out, '"');
-          break;
-        case '\\':
-          g_string_append_c (out, '\\');
-          break;
-        case '/':
-          g_string_append_c (out, '/');
-          break;
-        case 'b':
-          g_string_append_c (out, '\b');
-          break;
-        case 'f':
-          g_string_append_c (out, '\f');
-          break;
-        case 'n':
-          g_string_append_c (out, '\n');
-          break;
-        case 'r':
-          g_string_append_c (out, '\r');
-          break;
-        case 't':
-          g_string_append_c (out, '\t');
-          break;
-        case 'u': {
-          uint32_t cp = 0;
-          if (!parse_hex4 (p, &cp))
-            goto error;
-          if (cp >= 0xdc00 && cp <= 0xdfff) {
-            fail (p, escape_at, "unpaired low surrogate \\u%04X", (unsigned) cp);
-            goto error;
-          }
-          if (cp >= 0xd800 && cp <= 0xdbff) {
-            /* A high surrogate must be followed by an escaped low surrogate. */
-            if (p->len - p->pos < 2 || p->text[p->pos] != '\\' || p->text[p->pos + 1] != 'u') {
-              fail (p, escape_at, "unpaired high surrogate \\u%04X", (unsigned) cp);
-              goto error;
-            }
-            p->pos += 2;
-            uint32_t low = 0;
-            if (!parse_hex4 (p, &low))
-              goto error;
-            if (low < 0xdc00 || low > 0xdfff) {
-              fail (p, escape_at, "high surrogate \\u%04X followed by \\u%04X, not a low surrogate",
-                  (unsigned) cp, (unsigned) low);
-              goto error;
-            }
-            cp = 0x10000 + ((cp - 0xd800) << 10) + (low - 0xdc00);
-          }
-          append_utf8 (out, cp);
-          break;
-        }
-        default: {
-          char buf[16];
-          fail (p, escape_at, "invalid escape sequence \\%s",
-              describe_byte (p, p->pos - 1, buf, sizeof buf));
-          goto error;
-        }
-      }
       continue;
     }
     if (c < 0x80) {

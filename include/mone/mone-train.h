@@ -50,11 +50,12 @@ extern const char *const mone_fashion_mnist_labels[10];
 
 /* Reads {train,t10k}-{images-idx3,labels-idx1}-ubyte.gz from dir (NULL = the Debian package's
  * folder), validating magic numbers, dimensions, counts, truncation and the label range. */
-gboolean mone_fashion_mnist_load (const char *dir, gboolean train, MoneImageSet *out, GError **error);
+gboolean mone_fashion_mnist_load (const char *dir, gboolean train, MoneImageSet *out,
+    GError **error);
 
 /* Reads one gzip (or plain) IDX image/label file pair. max_label: labels must be < max_label. */
-gboolean mone_idx_load (const char *images_path, const char *labels_path, int max_label, MoneImageSet *out,
-    GError **error);
+gboolean mone_idx_load (const char *images_path, const char *labels_path, int max_label,
+    MoneImageSet *out, GError **error);
 
 void mone_image_set_clear (MoneImageSet *set);
 
@@ -87,15 +88,15 @@ typedef struct {
   int classes;
   char **class_names; /* (classes + 1) NULL-terminated, UTF-8, byte order */
   int skipped_hidden; /* entries whose name starts with '.' */
-  int skipped_other;  /* files not named as pictures, folders inside class folders, files beside them */
+  int skipped_other; /* files not named as pictures, folders inside class folders, files beside them */
 } MoneImageFolder;
 
 /* Reads every image of an image folder at height x width with 1 or 3 channels. Refuses, naming
  * the file or folder: an unreadable folder, a class name that is not UTF-8, fewer than 2 or more
  * than MONE_IMAGE_FOLDER_MAX_CLASSES classes, a class folder without PNG files, a PNG cairo cannot
  * read. */
-gboolean mone_image_folder_load (const char *dir, int height, int width, int channels, MoneImageFolder *out,
-    GError **error);
+gboolean mone_image_folder_load (const char *dir, int height, int width, int channels,
+    MoneImageFolder *out, GError **error);
 void mone_image_folder_clear (MoneImageFolder *folder);
 /* Views of the two parts (sharing the pixels). */
 MoneImageSet mone_image_folder_train_set (const MoneImageFolder *folder);
@@ -125,19 +126,19 @@ typedef struct {
  * has one channel (replicated over `channels`) or `channels` channels; in-frame and scene need one.
  * augment: training-time augmentation (random horizontal flip and a shift of up to 2 pixels for
  * full-frame); evaluation renders with augment = FALSE. */
-void mone_render (const MoneImageSet *set, int index, MoneProtocol protocol, uint64_t seed, gboolean augment,
-    int channels, int height, int width, float *out);
+void mone_render (const MoneImageSet *set, int index, MoneProtocol protocol, uint64_t seed,
+    gboolean augment, int channels, int height, int width, float *out);
 /* The same render, also reporting where the item is (box may be NULL). */
-void mone_render_with_box (const MoneImageSet *set, int index, MoneProtocol protocol, uint64_t seed, gboolean augment,
-    int channels, int height, int width, float *out, MoneItemBox *box);
+void mone_render_with_box (const MoneImageSet *set, int index, MoneProtocol protocol, uint64_t seed,
+    gboolean augment, int channels, int height, int width, float *out, MoneItemBox *box);
 
 /* The largest side mone_render_scene_frame draws. */
 #define MONE_SCENE_MAX_SIDE 512
 /* A scene as a camera would deliver it, unstretched: the frame's aspect is width / height (a video
  * frame at a camera-like size, e.g. 86 x 64, for tools that scale it up to a video). Grey, one plane
  * (height, width), a pure function of (seed, index). */
-void mone_render_scene_frame (const MoneImageSet *set, int index, uint64_t seed, int height, int width, float *out,
-    MoneItemBox *box);
+void mone_render_scene_frame (const MoneImageSet *set, int index, uint64_t seed, int height,
+    int width, float *out, MoneItemBox *box);
 
 /* Small deterministic random number generator (splitmix64 seeding, xoshiro128+-like stream). */
 typedef struct {
@@ -164,8 +165,10 @@ void mone_train_model_free (MoneTrainModel *model);
 /* Copies the weights of a loaded engine model. */
 MoneTrainModel *mone_train_model_from_engine (MoneModel *engine, GError **error);
 /* An engine model that borrows this model's parameters (they must outlive it). */
-MoneModel *mone_train_model_to_engine (MoneTrainModel *model, const char *const *labels, GError **error);
-gboolean mone_train_model_write (MoneTrainModel *model, const char *path, const char *const *labels, GError **error);
+MoneModel *mone_train_model_to_engine (MoneTrainModel *model, const char *const *labels,
+    GError **error);
+gboolean mone_train_model_write (MoneTrainModel *model, const char *path, const char *const *labels,
+    GError **error);
 /* The model's config (finalized). */
 const MoneConfig *mone_train_model_get_config (const MoneTrainModel *model);
 
@@ -252,9 +255,9 @@ typedef struct {
   double widest_item_lift;
 } MoneEvalResult;
 
-gboolean mone_evaluate (MoneTrainModel *model, const MoneImageSet *set, int count, MoneProtocol protocol,
-    uint64_t render_seed, double budget, MoneRouting routing, uint64_t routing_seed, int threads,
-    MoneEvalResult *result, GError **error);
+gboolean mone_evaluate (MoneTrainModel *model, const MoneImageSet *set, int count,
+    MoneProtocol protocol, uint64_t render_seed, double budget, MoneRouting routing,
+    uint64_t routing_seed, int threads, MoneEvalResult *result, GError **error);
 
 /* Seeds of the evaluation renders (the test sets are a pure function of these). */
 #define MONE_EVAL_RENDER_SEED 20260101u
@@ -285,14 +288,14 @@ gboolean mone_report_write_csv (const char *path, const MoneEvalRow *rows, int n
 
 /* Runs gnuplot (pngcairo) on the rows: accuracy against GFLOPs per frame for each protocol, with
  * random routing and the dense twin for reference. */
-gboolean mone_report_plot (const char *png_path, const MoneEvalRow *rows, int n_rows, const MoneDenseFigures *dense,
-    const char *title, GError **error);
+gboolean mone_report_plot (const char *png_path, const MoneEvalRow *rows, int n_rows,
+    const MoneDenseFigures *dense, const char *title, GError **error);
 
 /* Draws a grid of routing maps: columns are test items, each rendered with its protocol
  * (protocols[i]), rows are budgets. Uses the trainer's forward pass (equal to the engine's). */
-gboolean mone_report_routing_maps (const char *png_path, MoneTrainModel *model, const MoneImageSet *test,
-    const int *items, const MoneProtocol *protocols, int n_items, const double *budgets, int n_budgets,
-    const char *const *labels, GError **error);
+gboolean mone_report_routing_maps (const char *png_path, MoneTrainModel *model,
+    const MoneImageSet *test, const int *items, const MoneProtocol *protocols, int n_items,
+    const double *budgets, int n_budgets, const char *const *labels, GError **error);
 
 G_END_DECLS
 
