@@ -68,6 +68,7 @@
  * gstmonemodelcache, shared by elements playing the same file. */
 #include "gstmoneinput.h"
 #include "gstmonemodelcache.h"
+#include "gstmoneregions.h"
 #include "gstmoneresult.h"
 #include "gstmonescheduler.h"
 
@@ -106,6 +107,8 @@ enum
   PROP_INVALID_FRAMES,
   PROP_LAST_GFLOPS,
   PROP_LAST_BUDGET,
+  PROP_INFERENCE_REGION,
+  PROP_OBJECT_CLASS,
 };
 
 #define DEFAULT_BUDGET 1.0
@@ -116,6 +119,9 @@ enum
 #define DEFAULT_THREADS 0
 #define DEFAULT_MESSAGE FALSE
 #define DEFAULT_SCALE_MODE GST_MONE_FILTER_SCALE_MODE_STRETCH
+#define DEFAULT_INFERENCE_REGION GST_MONE_FILTER_INFERENCE_REGION_FULL_FRAME
+/* Region types object-class can name. */
+#define MAX_OBJECT_CLASSES 32
 /* A frame deadline beyond a minute means nothing for live video, and the bound keeps the latency
  * the element adds in the LATENCY query far from overflowing. */
 #define MAX_MAX_LATENCY (60 * GST_SECOND)
@@ -130,6 +136,9 @@ typedef struct
   guint top_k;
   gboolean post_messages;
   GstMoneFilterScaleMode scale_mode;
+  GstMoneFilterInferenceRegion inference_region;
+  GQuark object_classes[MAX_OBJECT_CLASSES];    /* region types to classify; none: all */
+  guint n_object_classes;
 } Settings;
 
 /* Everything one frame is processed with: the settings, the QoS handed over from the src pad,
@@ -150,6 +159,7 @@ struct _GstMoneFilter
 
   /* Properties and reported state, under the object lock. */
   gchar *model_path;
+  gchar *object_class;          /* as set; parsed into settings.object_classes */
   Settings settings;
   gint threads;
   gchar **labels;
@@ -179,6 +189,10 @@ struct _GstMoneFilter
   GstMoneScheduler *scheduler;  /* which frames to classify, at which budget */
   guint64 frame_count;
   GstStructure *last_result;    /* the latest fresh result, reused between classified frames */
+  /* inference-region=roi-list: each region's latest result, and the frame's results in order. */
+  GstMoneRegions *regions;
+  GPtrArray *region_results;    /* const GstStructure *, owned by `regions` */
+  GPtrArray *region_metas;      /* GstVideoRegionOfInterestMeta * of the same regions */
   gboolean invalid_warned;      /* a non-finite result was reported for this stream */
 };
 
@@ -237,6 +251,23 @@ gst_mone_filter_scale_mode_get_type (void)
 
   if (g_once_init_enter (&type))
     g_once_init_leave (&type, g_enum_register_static ("GstMoneFilterScaleMode", values));
+  return (GType) type;
+}
+
+GType
+gst_mone_filter_inference_region_get_type (void)
+{
+  static gsize type = 0;
+  static const GEnumValue values[] = {
+    {GST_MONE_FILTER_INFERENCE_REGION_FULL_FRAME, "Classify the whole frame", "full-frame"},
+    {GST_MONE_FILTER_INFERENCE_REGION_ROI_LIST,
+          "Classify each region of interest (GstVideoRegionOfInterestMeta) on the frame",
+        "roi-list"},
+    {0, NULL, NULL},
+  };
+
+  if (g_once_init_enter (&type))
+    g_once_init_leave (&type, g_enum_register_static ("GstMoneFilterInferenceRegion", values));
   return (GType) type;
 }
 
@@ -342,6 +373,19 @@ gst_mone_filter_class_init (GstMoneFilterClass * klass)
           "How a frame is fitted to the model's input size",
           GST_TYPE_MONE_FILTER_SCALE_MODE, DEFAULT_SCALE_MODE,
           G_PARAM_READWRITE | GST_PARAM_MUTABLE_PLAYING | G_PARAM_STATIC_STRINGS));
+  g_object_class_install_property (gobject_class, PROP_INFERENCE_REGION,
+      g_param_spec_enum ("inference-region", "Inference region",
+          "full-frame: classify the whole frame; roi-list: classify each region of interest an "
+          "upstream element put on the frame (GstVideoRegionOfInterestMeta), each fitted to the "
+          "model per scale-mode, the result added to the region and listed in the meta. "
+          "Needs an image model; applied when the element starts",
+          GST_TYPE_MONE_FILTER_INFERENCE_REGION, DEFAULT_INFERENCE_REGION,
+          G_PARAM_READWRITE | GST_PARAM_MUTABLE_READY | G_PARAM_STATIC_STRINGS));
+  g_object_class_install_property (gobject_class, PROP_OBJECT_CLASS,
+      g_param_spec_string ("object-class", "Object class",
+          "inference-region=roi-list: comma-separated region types (the regions' roi_type, "
+          "e.g. \"person,car\") to classify; empty: every region",
+          NULL, G_PARAM_READWRITE | GST_PARAM_MUTABLE_PLAYING | G_PARAM_STATIC_STRINGS));
   g_object_class_install_property (gobject_class, PROP_LABELS,
       g_param_spec_boxed ("labels", "Labels",
           "Class labels of the loaded model, by class index (known once the element has started)",
@@ -390,6 +434,7 @@ gst_mone_filter_class_init (GstMoneFilterClass * klass)
 
   gst_type_mark_as_plugin_api (GST_TYPE_MONE_FILTER_BUDGET_MODE, 0);
   gst_type_mark_as_plugin_api (GST_TYPE_MONE_FILTER_SCALE_MODE, 0);
+  gst_type_mark_as_plugin_api (GST_TYPE_MONE_FILTER_INFERENCE_REGION, 0);
   gst_mone_meta_get_info ();
 }
 
@@ -404,6 +449,7 @@ gst_mone_filter_init (GstMoneFilter * self)
   self->settings.top_k = DEFAULT_TOP_K;
   self->settings.post_messages = DEFAULT_MESSAGE;
   self->settings.scale_mode = DEFAULT_SCALE_MODE;
+  self->settings.inference_region = DEFAULT_INFERENCE_REGION;
   self->threads = DEFAULT_THREADS;
   self->frame_duration = GST_CLOCK_TIME_NONE;
   self->pipeline_latency = GST_CLOCK_TIME_NONE;
@@ -419,6 +465,7 @@ gst_mone_filter_finalize (GObject * object)
   GstMoneFilter *self = GST_MONE_FILTER (object);
 
   g_free (self->model_path);
+  g_free (self->object_class);
   g_strfreev (self->labels);
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }
@@ -455,6 +502,27 @@ gst_mone_filter_latency_changed (GstMoneFilter * self, GstClockTime before, GstC
   GST_DEBUG_OBJECT (self, "latency %" GST_TIME_FORMAT " -> %" GST_TIME_FORMAT,
       GST_TIME_ARGS (before), GST_TIME_ARGS (after));
   gst_element_post_message (GST_ELEMENT (self), gst_message_new_latency (GST_OBJECT (self)));
+}
+
+/* object-class into region types, called with the object lock held. */
+static void
+gst_mone_filter_parse_object_class (GstMoneFilter * self, const gchar * list)
+{
+  g_auto (GStrv) names = g_strsplit (list ? list : "", ",", -1);
+  Settings *settings = &self->settings;
+
+  settings->n_object_classes = 0;
+  for (guint i = 0; names[i]; i++) {
+    const gchar *name = g_strstrip (names[i]);
+    if (!*name)
+      continue;
+    if (settings->n_object_classes == MAX_OBJECT_CLASSES) {
+      GST_WARNING_OBJECT (self, "object-class: only the first %d types are used",
+          MAX_OBJECT_CLASSES);
+      break;
+    }
+    settings->object_classes[settings->n_object_classes++] = g_quark_from_string (name);
+  }
 }
 
 static void
@@ -502,6 +570,14 @@ gst_mone_filter_set_property (GObject * object, guint prop_id, const GValue * va
     case PROP_SCALE_MODE:
       self->settings.scale_mode = g_value_get_enum (value);
       break;
+    case PROP_INFERENCE_REGION:
+      self->settings.inference_region = g_value_get_enum (value);
+      break;
+    case PROP_OBJECT_CLASS:
+      g_free (self->object_class);
+      self->object_class = g_value_dup_string (value);
+      gst_mone_filter_parse_object_class (self, self->object_class);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -545,6 +621,12 @@ gst_mone_filter_get_property (GObject * object, guint prop_id, GValue * value, G
     case PROP_SCALE_MODE:
       g_value_set_enum (value, self->settings.scale_mode);
       break;
+    case PROP_INFERENCE_REGION:
+      g_value_set_enum (value, self->settings.inference_region);
+      break;
+    case PROP_OBJECT_CLASS:
+      g_value_set_string (value, self->object_class);
+      break;
     case PROP_LABELS:
       g_value_set_boxed (value, self->labels);
       break;
@@ -582,6 +664,8 @@ gst_mone_filter_reset_stream (GstMoneFilter * self)
   if (self->scheduler)
     gst_mone_scheduler_reset (self->scheduler);
   g_clear_pointer (&self->last_result, gst_structure_free);
+  if (self->regions)
+    gst_mone_regions_reset (self->regions);
   self->invalid_warned = FALSE;
 }
 
@@ -629,6 +713,21 @@ gst_mone_filter_open_model (GstMoneFilter * self, const gchar * path, GError ** 
   return TRUE;
 }
 
+/* Regions are classified one picture each: a video model's window has no meaning for them. */
+static gboolean
+gst_mone_filter_check_inference_region (GstMoneFilter * self, const gchar * path,
+    GstMoneFilterInferenceRegion region, GError ** error)
+{
+  const MoneConfig *config = mone_model_get_config (self->model);
+
+  if (region != GST_MONE_FILTER_INFERENCE_REGION_ROI_LIST || config->frames == 1)
+    return TRUE;
+  g_set_error (error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS,
+      "inference-region=roi-list needs an image model: \"%s\" takes %d frames per input.", path,
+      config->frames);
+  return FALSE;
+}
+
 /* What this element runs the model with: its own inference context, input and scheduler. */
 static gboolean
 gst_mone_filter_open_stream (GstMoneFilter * self, const gchar * path, gint threads,
@@ -650,6 +749,9 @@ gst_mone_filter_open_stream (GstMoneFilter * self, const gchar * path, gint thre
   self->input = gst_mone_input_new (mone_model_get_config (self->model),
       (guint) mone_context_get_threads (self->context));
   self->scheduler = gst_mone_scheduler_new (mone_model_min_budget (self->model));
+  self->regions = gst_mone_regions_new ();
+  self->region_results = g_ptr_array_new ();
+  self->region_metas = g_ptr_array_new ();
   self->frame_count = 0;
   return TRUE;
 }
@@ -683,15 +785,18 @@ gst_mone_filter_start (GstBaseTransform * trans)
   g_autofree gchar *path = NULL;
   g_autofree gchar *debug = NULL;
   g_autoptr (GError) error = NULL;
+  GstMoneFilterInferenceRegion region;
   const MoneConfig *config;
   gint threads;
 
   GST_OBJECT_LOCK (self);
   path = g_strdup (self->model_path);
   threads = self->threads;
+  region = self->settings.inference_region;
   GST_OBJECT_UNLOCK (self);
 
   if (!gst_mone_filter_open_model (self, path, &error, &debug)
+      || !gst_mone_filter_check_inference_region (self, path, region, &error)
       || !gst_mone_filter_open_stream (self, path, threads, &error))
     goto error;
   gst_mone_filter_publish_model (self);
@@ -724,6 +829,9 @@ gst_mone_filter_stop (GstBaseTransform * trans)
   self->frame_duration = GST_CLOCK_TIME_NONE;
   GST_OBJECT_UNLOCK (self);
   g_clear_pointer (&self->last_result, gst_structure_free);
+  g_clear_pointer (&self->region_results, g_ptr_array_unref);
+  g_clear_pointer (&self->region_metas, g_ptr_array_unref);
+  g_clear_pointer (&self->regions, gst_mone_regions_free);
   g_clear_pointer (&self->scheduler, gst_mone_scheduler_free);
   g_clear_pointer (&self->input, gst_mone_input_free);
   g_clear_pointer (&self->context, mone_context_free);
@@ -991,6 +1099,7 @@ gst_mone_filter_snapshot (GstMoneFilter * self, GstBuffer * buffer, Snapshot * s
   timing->buffer_duration = stamp->duration;
   timing->render_time_known = FALSE;
   timing->time_left = 0;
+  timing->runs = 1;
   if (timing->auto_budget && GST_CLOCK_TIME_IS_VALID (stamp->running_time))
     clock = gst_mone_filter_render_clock_locked (self, &base_time, &latency);
   GST_OBJECT_UNLOCK (self);
@@ -1016,36 +1125,40 @@ gst_mone_filter_decide (GstMoneFilter * self, const Snapshot * snap,
         self->frame_count, decision->frame_deadline * 1e-6);
 }
 
-/* Follows a scale-mode change, then converts the frame into the window if the model will see it:
- * a video model sees every frame of its window, classified or not. */
+/* Follows a scale-mode change: the converters depend on it. */
+static gboolean
+gst_mone_filter_follow_scale_mode (GstMoneFilter * self, GstMoneFilterScaleMode mode,
+    const GstVideoInfo * in_info)
+{
+  if (mode == gst_mone_input_get_scale_mode (self->input))
+    return TRUE;
+  if (!gst_mone_input_set_scale_mode (self->input, mode)) {
+    GST_ELEMENT_ERROR (self, CORE, NEGOTIATION, (NULL),
+        ("cannot convert %s %dx%d to the model input with scale-mode %s",
+            gst_video_format_to_string (GST_VIDEO_INFO_FORMAT (in_info)),
+            GST_VIDEO_INFO_WIDTH (in_info), GST_VIDEO_INFO_HEIGHT (in_info),
+            gst_mone_scale_mode_nick (mode)));
+    return FALSE;
+  }
+  gst_mone_filter_log_geometry (self);
+  return TRUE;
+}
+
+/* Converts the frame into the window if the model will see it: a video model sees every frame of
+ * its window, classified or not. */
 static GstFlowReturn
 gst_mone_filter_convert (GstMoneFilter * self, const Snapshot * snap,
     const GstMoneSchedulerDecision * decision, GstVideoFrame * frame)
 {
-  GstMoneFilterScaleMode mode = snap->settings.scale_mode;
-  const GstVideoInfo *in_info = &frame->info;
-
-  if (mode != gst_mone_input_get_scale_mode (self->input)) {
-    if (!gst_mone_input_set_scale_mode (self->input, mode))
-      goto no_converter;
-    gst_mone_filter_log_geometry (self);
-  }
+  if (!gst_mone_filter_follow_scale_mode (self, snap->settings.scale_mode, &frame->info))
+    return GST_FLOW_NOT_NEGOTIATED;
   if (!decision->fresh && mone_model_get_config (self->model)->frames == 1)
     return GST_FLOW_OK;
-  if (!gst_mone_input_push (self->input, frame))
-    goto no_input;
+  if (!gst_mone_input_push (self->input, frame)) {
+    GST_ELEMENT_ERROR (self, CORE, FAILED, (NULL), ("could not map the model input buffer"));
+    return GST_FLOW_ERROR;
+  }
   return GST_FLOW_OK;
-
-no_converter:
-  GST_ELEMENT_ERROR (self, CORE, NEGOTIATION, (NULL),
-      ("cannot convert %s %dx%d to the model input with scale-mode %s",
-          gst_video_format_to_string (GST_VIDEO_INFO_FORMAT (in_info)),
-          GST_VIDEO_INFO_WIDTH (in_info), GST_VIDEO_INFO_HEIGHT (in_info),
-          gst_mone_scale_mode_nick (mode)));
-  return GST_FLOW_NOT_NEGOTIATED;
-no_input:
-  GST_ELEMENT_ERROR (self, CORE, FAILED, (NULL), ("could not map the model input buffer"));
-  return GST_FLOW_ERROR;
 }
 
 /* Once per stream: the model gave NaN or infinite logits (weights that overflow, or pixels it
@@ -1067,30 +1180,30 @@ gst_mone_filter_warn_invalid (GstMoneFilter * self)
       ("the frame's meta says valid=false; the invalid-frames property counts such frames"));
 }
 
-/* Runs the model on the window at the decided budget; the result is kept for this frame and the
- * ones that reuse it. `start`: when the frame's conversion began (latency includes it). */
-static gboolean
-gst_mone_filter_classify (GstMoneFilter * self, const Snapshot * snap,
-    const GstMoneSchedulerDecision * decision, gint64 start, GError ** error)
+/* Runs the model on the input's window at `budget` and describes the result (for the whole frame,
+ * or for a region when `geometry` says where it came from); the reported properties follow it.
+ * `start`: when the input's conversion began (latency includes it). */
+static GstStructure *
+gst_mone_filter_run (GstMoneFilter * self, const Snapshot * snap, gdouble budget,
+    gboolean budget_auto, const GstMoneInputGeometry * geometry, gint64 start, gdouble * gflops,
+    GError ** error)
 {
   GstMoneResultInfo info;
   MoneResult result;
 
-  if (!mone_context_run (self->context, gst_mone_input_get_window (self->input),
-          decision->budget, &result, error))
-    return FALSE;
+  if (!mone_context_run (self->context, gst_mone_input_get_window (self->input), budget, &result,
+          error))
+    return NULL;
   info.frame = self->frame_count;
   info.top_k = snap->settings.top_k;
-  info.budget_auto = decision->auto_budget;
-  info.budget_requested = decision->budget;
+  info.budget_auto = budget_auto;
+  info.budget_requested = budget;
   info.latency_ns = monotonic_ns () - start;
-  gst_mone_scheduler_classified (self->scheduler, decision, result.budget_used, info.latency_ns);
-  g_clear_pointer (&self->last_result, gst_structure_free);
-  self->last_result = gst_mone_result_new (self->model, &result, self->input, &info);
+  info.geometry = geometry;
+  *gflops = result.flops * 1e-9;
 
   GST_OBJECT_LOCK (self);
-  self->last_latency = info.latency_ns;
-  self->last_gflops = result.flops * 1e-9;
+  self->last_gflops = *gflops;
   self->last_budget = result.budget_used;
   self->invalid_frames += !result.finite;
   GST_OBJECT_UNLOCK (self);
@@ -1099,9 +1212,140 @@ gst_mone_filter_classify (GstMoneFilter * self, const Snapshot * snap,
   else
     GST_LOG_OBJECT (self, "frame %" G_GUINT64_FORMAT ": class %d (%.3f), budget %.3f -> %.3f, "
         "%.4f GFLOPs, %.3f ms", self->frame_count, result.top_class,
-        result.probs[result.top_class], decision->budget, result.budget_used, result.flops * 1e-9,
+        result.probs[result.top_class], budget, result.budget_used, *gflops,
         info.latency_ns * 1e-6);
+  return gst_mone_result_new (self->model, &result, self->input, &info);
+}
+
+/* The whole frame at the decided budget; the result is kept for this frame and the ones that
+ * reuse it. */
+static gboolean
+gst_mone_filter_classify (GstMoneFilter * self, const Snapshot * snap,
+    const GstMoneSchedulerDecision * decision, gint64 start, GError ** error)
+{
+  GstStructure *result;
+  gdouble gflops, budget_used = 1.0;
+  guint64 latency_ns = 0;
+
+  result = gst_mone_filter_run (self, snap, decision->budget, decision->auto_budget, NULL, start,
+      &gflops, error);
+  if (!result)
+    return FALSE;
+  gst_structure_get_uint64 (result, "latency", &latency_ns);
+  gst_structure_get_double (result, "budget-used", &budget_used);
+  gst_mone_scheduler_classified (self->scheduler, decision, budget_used, (gint64) latency_ns);
+  g_clear_pointer (&self->last_result, gst_structure_free);
+  self->last_result = result;
+  GST_OBJECT_LOCK (self);
+  self->last_latency = latency_ns;
+  GST_OBJECT_UNLOCK (self);
   return TRUE;
+}
+
+/* ---- Regions of interest ---- */
+
+/* Classifies this frame's due regions at the decided budget (none when the scheduler says the
+ * frame carries results); every region with a result, fresh or carried, joins the frame's
+ * lists. */
+static gboolean
+gst_mone_filter_classify_regions (GstMoneFilter * self, const Snapshot * snap, GArray * regions,
+    const GstMoneSchedulerDecision * decision, GstVideoFrame * frame, GstMoneRegionsCost * cost,
+    GError ** error)
+{
+  const gint64 frame_start = monotonic_ns ();
+  gdouble budget_used = 1.0;
+
+  g_ptr_array_set_size (self->region_results, 0);
+  g_ptr_array_set_size (self->region_metas, 0);
+  for (guint i = 0; i < regions->len; i++) {
+    GstMoneRegion *region = &g_array_index (regions, GstMoneRegion, i);
+
+    if (region->due && decision->fresh) {
+      const gint64 start = monotonic_ns ();
+      GstMoneInputGeometry geometry;
+      GstStructure *result;
+      gdouble gflops;
+
+      if (!gst_mone_input_push_region (self->input, frame, region->x, region->y, region->width,
+              region->height, &geometry)) {
+        g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_FAILED,
+            "could not convert region %d (%d,%d %dx%d)", region->roi->id, region->x, region->y,
+            region->width, region->height);
+        return FALSE;
+      }
+      result = gst_mone_filter_run (self, snap, decision->budget, decision->auto_budget,
+          &geometry, start, &gflops, error);
+      if (!result)
+        return FALSE;
+      gst_mone_result_set_region (result, region->roi, region->x, region->y, region->width,
+          region->height);
+      gst_structure_get_double (result, "budget-used", &budget_used);
+      gst_mone_regions_classified (self->regions, i, result);
+      cost->classified++;
+      cost->gflops += gflops;
+    }
+    if (region->last) {
+      g_ptr_array_add (self->region_results, (gpointer) region->last);
+      g_ptr_array_add (self->region_metas, region->roi);
+    }
+  }
+  cost->latency_ns = monotonic_ns () - frame_start;
+  if (cost->classified > 0)
+    gst_mone_scheduler_classified (self->scheduler, decision, budget_used, cost->latency_ns);
+  return TRUE;
+}
+
+/* inference-region=roi-list: the regions on the frame, each classified every `interval` frames of
+ * its own; the scheduler shares the frame's time among those due. */
+static GstFlowReturn
+gst_mone_filter_process_regions (GstMoneFilter * self, Snapshot * snap, GstVideoFrame * frame)
+{
+  GstMoneSchedulerDecision decision = { 0, };
+  GstMoneRegionsCost cost = { 0, };
+  GstStructure *message = NULL;
+  g_autoptr (GError) error = NULL;
+  GArray *regions;
+  guint due = 0;
+
+  regions = gst_mone_regions_collect (self->regions, frame->buffer, GST_VIDEO_FRAME_WIDTH (frame),
+      GST_VIDEO_FRAME_HEIGHT (frame), snap->settings.object_classes,
+      snap->settings.n_object_classes, snap->settings.interval, &cost.skipped);
+  for (guint i = 0; i < regions->len; i++)
+    due += g_array_index (regions, GstMoneRegion, i).due;
+  if (!gst_mone_filter_follow_scale_mode (self, snap->settings.scale_mode, &frame->info))
+    return GST_FLOW_NOT_NEGOTIATED;
+  if (due > 0) {
+    snap->timing.interval = 1;
+    snap->timing.runs = due;
+    gst_mone_filter_decide (self, snap, &decision);
+  }
+  if (!gst_mone_filter_classify_regions (self, snap, regions, &decision, frame, &cost, &error))
+    goto run_failed;
+  if (due > 0 && cost.classified == 0)
+    gst_mone_scheduler_reused (self->scheduler);
+  gst_mone_input_end_regions (self->input);
+  if (!gst_mone_result_attach_regions (frame->buffer, self->region_results, self->region_metas,
+          &snap->stamp, &cost, snap->settings.post_messages ? &message : NULL))
+    goto no_meta;
+  gst_mone_regions_end_frame (self->regions);
+  if (cost.classified > 0) {
+    GST_OBJECT_LOCK (self);
+    self->last_latency = cost.latency_ns;
+    self->last_gflops = cost.gflops;
+    GST_OBJECT_UNLOCK (self);
+  }
+  self->frame_count++;
+  if (message)
+    gst_element_post_message (GST_ELEMENT (self),
+        gst_message_new_element (GST_OBJECT (self), message));
+  return GST_FLOW_OK;
+
+run_failed:
+  GST_ELEMENT_ERROR (self, STREAM, FAILED, ("MoNE inference failed: %s", error->message), (NULL));
+  return GST_FLOW_ERROR;
+no_meta:
+  GST_ELEMENT_ERROR (self, CORE, FAILED, (NULL), ("could not attach the classification meta"));
+  return GST_FLOW_ERROR;
 }
 
 static GstFlowReturn
@@ -1117,6 +1361,8 @@ gst_mone_filter_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * fra
 
   gst_mone_filter_check_discont (self, frame->buffer);
   gst_mone_filter_snapshot (self, frame->buffer, &snap);
+  if (snap.settings.inference_region == GST_MONE_FILTER_INFERENCE_REGION_ROI_LIST)
+    return gst_mone_filter_process_regions (self, &snap, frame);
   gst_mone_filter_decide (self, &snap, &decision);
   start = monotonic_ns ();
   if ((ret = gst_mone_filter_convert (self, &snap, &decision, frame)) != GST_FLOW_OK)

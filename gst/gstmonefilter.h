@@ -18,6 +18,7 @@ G_DECLARE_FINAL_TYPE (GstMoneFilter, gst_mone_filter, GST, MONE_FILTER, GstVideo
 
 #define GST_TYPE_MONE_FILTER_BUDGET_MODE (gst_mone_filter_budget_mode_get_type ())
 #define GST_TYPE_MONE_FILTER_SCALE_MODE (gst_mone_filter_scale_mode_get_type ())
+#define GST_TYPE_MONE_FILTER_INFERENCE_REGION (gst_mone_filter_inference_region_get_type ())
 
 typedef enum
 {
@@ -32,7 +33,14 @@ typedef enum
   GST_MONE_FILTER_SCALE_MODE_CROP,      /* centred crop with the model's aspect */
 } GstMoneFilterScaleMode;
 
+typedef enum
+{
+  GST_MONE_FILTER_INFERENCE_REGION_FULL_FRAME,  /* classify the whole frame */
+  GST_MONE_FILTER_INFERENCE_REGION_ROI_LIST,    /* classify each region of interest on it */
+} GstMoneFilterInferenceRegion;
+
 GType gst_mone_filter_budget_mode_get_type (void);
+GType gst_mone_filter_inference_region_get_type (void);
 GType gst_mone_filter_scale_mode_get_type (void);
 
 GST_ELEMENT_REGISTER_DECLARE (monefilter);

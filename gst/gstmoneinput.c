@@ -18,6 +18,8 @@
 
 /* Frames smaller than this in either direction are converted from a copy (see set_format). */
 #define TINY_FRAME_SIZE 8
+/* Region converters kept between frames; a frame with more regions creates the rest per use. */
+#define MAX_REGION_CONVERTERS 512
 
 typedef gboolean (*GstMoneInputConvertFunc) (GstMoneInput * input, GstVideoFrame * frame,
     GstVideoFrame * model_frame);
@@ -41,7 +43,16 @@ struct _GstMoneInput
   GstBuffer *tiny_copy;         /* tiny frames are converted from this copy */
   GstMoneInputConvertFunc convert;
   GstMoneInputUnpackFunc unpack;
+  GArray *region_converters;    /* RegionConverter, for gst_mone_input_push_region */
 };
+
+/* The converter of one region rectangle, kept while regions keep using it. */
+typedef struct
+{
+  GstMoneInputGeometry geometry;        /* what it converts: the key */
+  GstVideoConverter *converter;
+  gboolean used;                /* by a region of the current frame */
+} RegionConverter;
 
 const gchar *
 gst_mone_scale_mode_nick (GstMoneFilterScaleMode mode)
@@ -98,7 +109,17 @@ gst_mone_input_new (const MoneConfig * config, guint threads)
   input->threads = MAX (threads, 1);
   input->window = g_new0 (float, (gsize) config->frames * config->channels * config->height *
       config->width);
+  input->region_converters = g_array_new (FALSE, FALSE, sizeof (RegionConverter));
   return input;
+}
+
+static void
+clear_region_converters (GstMoneInput * input)
+{
+  for (guint i = 0; i < input->region_converters->len; i++)
+    gst_video_converter_free (g_array_index (input->region_converters, RegionConverter,
+            i).converter);
+  g_array_set_size (input->region_converters, 0);
 }
 
 void
@@ -107,6 +128,8 @@ gst_mone_input_free (GstMoneInput * input)
   if (!input)
     return;
   g_clear_pointer (&input->converter, gst_video_converter_free);
+  clear_region_converters (input);
+  g_array_free (input->region_converters, TRUE);
   gst_clear_buffer (&input->model_buffer);
   gst_clear_buffer (&input->tiny_copy);
   g_free (input->window);
@@ -232,6 +255,7 @@ gst_mone_input_set_scale_mode (GstMoneInput * input, GstMoneFilterScaleMode mode
   if (!converter)
     return FALSE;
   g_clear_pointer (&input->converter, gst_video_converter_free);
+  clear_region_converters (input);
   input->converter = converter;
   input->scale_mode = mode;
   input->geometry = geometry;
@@ -264,6 +288,7 @@ gst_mone_input_set_format (GstMoneInput * input, const GstVideoInfo * in_info,
   GST_VIDEO_INFO_FPS_D (&input->model_info) = GST_VIDEO_INFO_FPS_D (in_info);
   GST_VIDEO_INFO_INTERLACE_MODE (&input->model_info) = GST_VIDEO_INFO_INTERLACE_MODE (in_info);
   gst_clear_buffer (&input->model_buffer);
+  clear_region_converters (input);
   input->model_buffer = gst_buffer_new_allocate (NULL, GST_VIDEO_INFO_SIZE (&input->model_info),
       NULL);
   g_clear_pointer (&input->converter, gst_video_converter_free);
@@ -349,4 +374,97 @@ void
 gst_mone_input_reset (GstMoneInput * input)
 {
   input->filled = 0;
+}
+
+/* ---- Regions ---- */
+
+/* The kept converter for geometry g, or a new one (kept when there is room and the rectangle is
+ * not tiny: see TINY_FRAME_SIZE). *owned: the caller frees it after use. */
+static GstVideoConverter *
+region_converter (GstMoneInput * input, const GstMoneInputGeometry * g, gboolean * owned)
+{
+  GArray *kept = input->region_converters;
+  RegionConverter entry;
+
+  *owned = FALSE;
+  for (guint i = 0; i < kept->len; i++) {
+    RegionConverter *e = &g_array_index (kept, RegionConverter, i);
+    if (memcmp (&e->geometry, g, sizeof *g) == 0) {
+      e->used = TRUE;
+      return e->converter;
+    }
+  }
+  /* One thread: a region is small, and the engine's cores are idle only between regions. */
+  entry.converter = new_converter (&input->in_info, &input->model_info, g, 1);
+  if (!entry.converter)
+    return NULL;
+  if (kept->len >= MAX_REGION_CONVERTERS || g->src_width < TINY_FRAME_SIZE
+      || g->src_height < TINY_FRAME_SIZE) {
+    *owned = TRUE;
+    return entry.converter;
+  }
+  entry.geometry = *g;
+  entry.used = TRUE;
+  g_array_append_val (kept, entry);
+  return entry.converter;
+}
+
+gboolean
+gst_mone_input_push_region (GstMoneInput * input, GstVideoFrame * frame, gint x, gint y,
+    gint width, gint height, GstMoneInputGeometry * g)
+{
+  const GstVideoInfo *in_info = &input->in_info;
+  GstVideoFrame model_frame, copy;
+  GstVideoFrame *source = frame;
+  GstVideoConverter *converter;
+  gboolean owned, ok = FALSE;
+
+  g_return_val_if_fail (input->frames == 1, FALSE);
+  g_return_val_if_fail (x >= 0 && y >= 0 && width > 0 && height > 0
+      && x + width <= GST_VIDEO_INFO_WIDTH (in_info)
+      && y + height <= GST_VIDEO_INFO_HEIGHT (in_info), FALSE);
+  gst_mone_input_fit (width, height, GST_VIDEO_INFO_PAR_N (in_info),
+      GST_VIDEO_INFO_PAR_D (in_info), input->width, input->height, input->scale_mode, g);
+  g->src_x += x;
+  g->src_y += y;
+  if (!(converter = region_converter (input, g, &owned)))
+    return FALSE;
+  if (!gst_video_frame_map (&model_frame, &input->model_info, input->model_buffer, GST_MAP_WRITE))
+    goto done;
+  /* Tiny frames: from the copy, as convert_from_copy does for whole frames. */
+  if (input->tiny_copy) {
+    if (!gst_video_frame_map (&copy, in_info, input->tiny_copy, GST_MAP_WRITE)) {
+      gst_video_frame_unmap (&model_frame);
+      goto done;
+    }
+    gst_video_frame_copy (&copy, frame);
+    source = &copy;
+  }
+  gst_video_converter_frame (converter, source, &model_frame);
+  if (source == &copy)
+    gst_video_frame_unmap (&copy);
+  input->unpack (&model_frame, input->width, input->height, input->window);
+  gst_video_frame_unmap (&model_frame);
+  input->filled = 1;
+  ok = TRUE;
+done:
+  if (owned)
+    gst_video_converter_free (converter);
+  return ok;
+}
+
+void
+gst_mone_input_end_regions (GstMoneInput * input)
+{
+  GArray *kept = input->region_converters;
+
+  for (guint i = kept->len; i-- > 0;) {
+    RegionConverter *e = &g_array_index (kept, RegionConverter, i);
+    if (e->used) {
+      e->used = FALSE;
+      continue;
+    }
+    gst_video_converter_free (e->converter);
+    g_array_remove_index_fast (kept, i);
+  }
 }

@@ -58,6 +58,17 @@ guint gst_mone_input_get_filled (const GstMoneInput * input);
 /* The next frame starts the window afresh (new stream, flush, gap, discontinuity). */
 void gst_mone_input_reset (GstMoneInput * input);
 
+/* Regions of interest (image models only). The rectangle x, y, width x height (inside the frame,
+ * at least 1x1) is fitted to the model input per the scale-mode, as a whole frame of that size
+ * would be, and converted into the window's single slot; *geometry says where it came from, in
+ * frame pixels. A region converts exactly as the same pixels cut out as a frame of their own:
+ * GstVideoConverter reads only the rectangle. Converters are kept per rectangle between frames,
+ * so regions that stay put (a fixed region list, a steady tracker) cost no allocation;
+ * gst_mone_input_end_regions() after each frame drops those no region used. */
+gboolean gst_mone_input_push_region (GstMoneInput * input, GstVideoFrame * frame, gint x, gint y,
+    gint width, gint height, GstMoneInputGeometry * geometry);
+void gst_mone_input_end_regions (GstMoneInput * input);
+
 G_END_DECLS
 
 #endif /* __GST_MONE_INPUT_H__ */

@@ -297,3 +297,50 @@ gst_mone_meta_read (GstBuffer * buffer, MoneClassification * result)
   }
   return gst_mone_classification_from_structure (s, result);
 }
+
+static const GValue *
+regions_value (GstBuffer * buffer)
+{
+  const GstStructure *s = gst_buffer_get_mone_structure (buffer);
+  const GValue *v = s ? gst_structure_get_value (s, "regions") : NULL;
+
+  return v && GST_VALUE_HOLDS_ARRAY (v) ? v : NULL;
+}
+
+guint
+gst_mone_meta_get_region_count (GstBuffer * buffer)
+{
+  const GValue *v = regions_value (buffer);
+
+  return v ? gst_value_array_get_size (v) : 0;
+}
+
+const GstStructure *
+gst_mone_meta_get_region (GstBuffer * buffer, guint index)
+{
+  const GValue *v = regions_value (buffer);
+  const GValue *item;
+
+  if (!v || index >= gst_value_array_get_size (v))
+    return NULL;
+  item = gst_value_array_get_value (v, index);
+  return GST_VALUE_HOLDS_STRUCTURE (item) ? gst_value_get_structure (item) : NULL;
+}
+
+gboolean
+gst_mone_region_from_structure (const GstStructure * s, MoneRegion * region,
+    MoneClassification * result)
+{
+  memset (region, 0, sizeof *region);
+  gst_mone_classification_init (result);
+  if (!s || !gst_structure_get_int (s, "region-id", &region->id)
+      || !gst_structure_get_int (s, "region-x", &region->x)
+      || !gst_structure_get_int (s, "region-y", &region->y)
+      || !gst_structure_get_int (s, "region-width", &region->width)
+      || !gst_structure_get_int (s, "region-height", &region->height))
+    return FALSE;
+  region->type = gst_structure_get_string (s, "region-type");
+  if (!region->type)
+    region->type = "";
+  return gst_mone_classification_from_structure (s, result);
+}

@@ -8,6 +8,8 @@
 
 #include "gstmoneresult.h"
 
+#include <string.h>
+
 #include <mone/gstmonemeta.h>
 
 #if HAVE_GST_ANALYTICS
@@ -36,12 +38,11 @@ select_top_k (const float *probs, gint classes, guint k, gint * out)
   return n;
 }
 
-/* Where in the frame the model looked, and at which window. */
+/* Where in the frame the model looked. */
 static void
-set_input_fields (MoneClassification * c, const GstMoneInput * input)
+set_input_fields (MoneClassification * c, const GstMoneInput * input,
+    const GstMoneInputGeometry * g)
 {
-  const GstMoneInputGeometry *g = gst_mone_input_get_geometry (input);
-
   c->scale_mode = gst_mone_scale_mode_nick (gst_mone_input_get_scale_mode (input));
   c->content_x = g->src_x;
   c->content_y = g->src_y;
@@ -91,7 +92,8 @@ gst_mone_result_new (MoneModel * model, const MoneResult * result, const GstMone
   c.grid_slices = config->tokens / MAX (config->grid_width * config->grid_height, 1);
   c.expert_grid = result->expert_of_token;
   c.expert_grid_size = result->tokens;
-  set_input_fields (&c, input);
+  set_input_fields (&c, input, info->geometry ? info->geometry
+      : gst_mone_input_get_geometry (input));
   c.model_input_width = config->width;
   c.model_input_height = config->height;
   s = gst_mone_classification_to_structure (&c);
@@ -157,4 +159,76 @@ gst_mone_result_attach (GstBuffer * buffer, const GstStructure * result,
     gst_structure_set_name (*message, GST_MONE_CLASSIFICATION_NAME);
   }
   return TRUE;
+}
+
+void
+gst_mone_result_set_region (GstStructure * result, const GstVideoRegionOfInterestMeta * roi,
+    gint x, gint y, gint width, gint height)
+{
+  gst_structure_set (result,
+      "region-id", G_TYPE_INT, roi->id,
+      "region-type", G_TYPE_STRING, roi->roi_type ? g_quark_to_string (roi->roi_type) : "",
+      "region-x", G_TYPE_INT, x,
+      "region-y", G_TYPE_INT, y,
+      "region-width", G_TYPE_INT, width, "region-height", G_TYPE_INT, height, NULL);
+}
+
+/* A copy of a region's result for this frame: its stamp says which frame this is and whether the
+ * result was computed on it. */
+static GstStructure *
+stamped_region (const GstStructure * result, const GstMoneFrameStamp * stamp)
+{
+  GstStructure *s = gst_structure_copy (result);
+  guint64 result_frame = stamp->frame;
+
+  gst_structure_get_uint64 (s, "result-frame", &result_frame);
+  gst_structure_set (s,
+      "frame", G_TYPE_UINT64, stamp->frame,
+      "reused", G_TYPE_BOOLEAN, result_frame != stamp->frame,
+      "timestamp", G_TYPE_UINT64, stamp->timestamp,
+      "stream-time", G_TYPE_UINT64, stamp->stream_time,
+      "running-time", G_TYPE_UINT64, stamp->running_time,
+      "duration", G_TYPE_UINT64, stamp->duration, NULL);
+  return s;
+}
+
+gboolean
+gst_mone_result_attach_regions (GstBuffer * buffer, GPtrArray * results, GPtrArray * rois,
+    const GstMoneFrameStamp * stamp, const GstMoneRegionsCost * cost, GstStructure ** message)
+{
+  GstStructure *fields = gst_structure_new (GST_MONE_CLASSIFICATION_NAME,
+      "frame", G_TYPE_UINT64, stamp->frame,
+      "timestamp", G_TYPE_UINT64, stamp->timestamp,
+      "stream-time", G_TYPE_UINT64, stamp->stream_time,
+      "running-time", G_TYPE_UINT64, stamp->running_time,
+      "duration", G_TYPE_UINT64, stamp->duration,
+      "inference-region", G_TYPE_STRING, "roi-list",
+      "regions-classified", G_TYPE_UINT, cost->classified,
+      "regions-skipped", G_TYPE_UINT, cost->skipped,
+      "gflops", G_TYPE_DOUBLE, cost->gflops,
+      "latency", G_TYPE_UINT64, (guint64) cost->latency_ns,
+      "latency-ms", G_TYPE_DOUBLE, cost->latency_ns * 1e-6, NULL);
+  GValue list = G_VALUE_INIT, item = G_VALUE_INIT;
+  GstCustomMeta *meta;
+
+  gst_value_array_init (&list, results->len);
+  for (guint i = 0; i < results->len; i++) {
+    GstStructure *region = stamped_region (g_ptr_array_index (results, i), stamp);
+    GstVideoRegionOfInterestMeta *roi = g_ptr_array_index (rois, i);
+
+    gst_video_region_of_interest_meta_add_param (roi, gst_structure_copy (region));
+    g_value_init (&item, GST_TYPE_STRUCTURE);
+    g_value_take_boxed (&item, region);
+    gst_value_array_append_and_take_value (&list, &item);
+    memset (&item, 0, sizeof item);
+  }
+  gst_structure_take_value (fields, "regions", &list);
+  meta = gst_buffer_add_mone_meta (buffer, fields);
+  if (meta && message) {
+    *message = fields;
+    fields = NULL;
+  }
+  if (fields)
+    gst_structure_free (fields);
+  return meta != NULL;
 }

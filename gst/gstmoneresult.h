@@ -6,6 +6,7 @@
 #define __GST_MONE_RESULT_H__
 
 #include <gst/gst.h>
+#include <gst/video/video.h>
 
 #include <mone/mone.h>
 
@@ -21,6 +22,9 @@ typedef struct
   gboolean budget_auto;         /* the budget was chosen by budget-mode=auto */
   gdouble budget_requested;
   gint64 latency_ns;            /* conversion and inference */
+  /* Where the model input came from: a region's (gst_mone_input_push_region), or NULL for the
+   * input's whole-frame geometry. */
+  const GstMoneInputGeometry *geometry;
 } GstMoneResultInfo;
 
 /* Which frame a buffer is and whether it carries a result of its own. */
@@ -41,6 +45,28 @@ GstStructure *gst_mone_result_new (MoneModel * model, const MoneResult * result,
  * returns a copy named for an element message. FALSE when the meta cannot be attached. */
 gboolean gst_mone_result_attach (GstBuffer * buffer, const GstStructure * result,
     const GstMoneFrameStamp * stamp, GstStructure ** message);
+
+/* Marks a region's result (from gst_mone_result_new) with the region: its id, type and box. */
+void gst_mone_result_set_region (GstStructure * result, const GstVideoRegionOfInterestMeta * roi,
+    gint x, gint y, gint width, gint height);
+
+/* What a frame of regions cost, for the frame's own fields. */
+typedef struct
+{
+  guint classified;             /* regions run on this frame */
+  guint skipped;                /* regions left out: no area inside the frame */
+  gdouble gflops;               /* spent on this frame, all regions */
+  gint64 latency_ns;            /* conversion and inference of all regions */
+} GstMoneRegionsCost;
+
+/* inference-region=roi-list: attaches the buffer's GstMoneMeta with the frame's stamp and a
+ * "regions" array of the results in `results` (GstStructure, one per region, in the regions'
+ * order; each copied, stamped for this frame: reused unless computed on it), and adds each result
+ * to its region's GstVideoRegionOfInterestMeta as a parameter structure named
+ * "mone-classification". `rois` holds the regions' metas in the same order. With `message`
+ * non-NULL also returns a copy of the meta's fields named for an element message. */
+gboolean gst_mone_result_attach_regions (GstBuffer * buffer, GPtrArray * results, GPtrArray * rois,
+    const GstMoneFrameStamp * stamp, const GstMoneRegionsCost * cost, GstStructure ** message);
 
 G_END_DECLS
 

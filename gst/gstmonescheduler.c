@@ -88,10 +88,10 @@ gst_mone_scheduler_predict (const GstMoneScheduler * scheduler, gdouble budget)
   return gst_mone_budget_controller_predict (scheduler->controller, budget);
 }
 
-/* Frames per classification that make the minimum budget fit `deadline` (with the controller's
- * safety margin): 1 when it fits, at most GST_MONE_SCHEDULER_MAX_OVERLOAD_INTERVAL. */
+/* Frames per classification that make `runs` runs at the minimum budget fit `deadline` (with the
+ * controller's safety margin): 1 when they fit, at most GST_MONE_SCHEDULER_MAX_OVERLOAD_INTERVAL. */
 static guint
-overload_interval (const GstMoneScheduler * scheduler, gint64 deadline)
+overload_interval (const GstMoneScheduler * scheduler, gint64 deadline, guint runs)
 {
   GstMoneBudgetModel latency_model;
   gint64 predicted = gst_mone_budget_controller_predict (scheduler->controller,
@@ -101,7 +101,7 @@ overload_interval (const GstMoneScheduler * scheduler, gint64 deadline)
   if (predicted <= 0 || deadline <= 0)
     return 1;
   gst_mone_budget_controller_get_model (scheduler->controller, &latency_model);
-  needed = predicted * (1.0 + latency_model.margin) / (gdouble) deadline;
+  needed = predicted * (gdouble) runs *(1.0 + latency_model.margin) / (gdouble) deadline;
   return needed <= 1.0 ? 1 : (guint) MIN (ceil (needed), GST_MONE_SCHEDULER_MAX_OVERLOAD_INTERVAL);
 }
 
@@ -113,7 +113,7 @@ behind_schedule (const GstMoneScheduler * scheduler, const GstMoneSchedulerDecis
 {
   return d->frame_deadline < d->deadline && d->interval == 1
       && scheduler->frames_since_result + 1 < GST_MONE_SCHEDULER_MAX_OVERLOAD_INTERVAL
-      && (d->frame_deadline <= 0 || overload_interval (scheduler, d->frame_deadline) > 1);
+      && (d->frame_deadline <= 0 || overload_interval (scheduler, d->frame_deadline, d->runs) > 1);
 }
 
 void
@@ -124,9 +124,10 @@ gst_mone_scheduler_decide (GstMoneScheduler * scheduler, const GstMoneSchedulerF
   d->budget = frame->budget;
   d->auto_budget = frame->auto_budget;
   d->interval = frame->interval;
+  d->runs = MAX (frame->runs, 1);
   if (frame->auto_budget) {
     d->deadline = d->frame_deadline = gst_mone_scheduler_frame_deadline (frame);
-    d->interval = MAX (d->interval, overload_interval (scheduler, d->deadline));
+    d->interval = MAX (d->interval, overload_interval (scheduler, d->deadline, d->runs));
     if (frame->render_time_known)
       d->frame_deadline = MIN (d->frame_deadline, frame->time_left);
   }
@@ -135,9 +136,10 @@ gst_mone_scheduler_decide (GstMoneScheduler * scheduler, const GstMoneSchedulerF
     d->fresh = FALSE;
     d->catching_up = TRUE;
   }
+  /* Every run gets an equal share of the frame's time. */
   if (d->fresh && d->auto_budget)
     d->budget = gst_mone_budget_controller_choose (scheduler->controller, frame->budget,
-        MAX (d->frame_deadline, 1));
+        MAX (d->frame_deadline / d->runs, 1));
 }
 
 void
@@ -145,7 +147,8 @@ gst_mone_scheduler_classified (GstMoneScheduler * scheduler,
     const GstMoneSchedulerDecision * decision, gdouble budget_used, gint64 latency_ns)
 {
   if (decision->auto_budget)
-    gst_mone_budget_controller_observe (scheduler->controller, budget_used, latency_ns);
+    gst_mone_budget_controller_observe (scheduler->controller, budget_used,
+        latency_ns / MAX (decision->runs, 1));
   scheduler->have_result = TRUE;
   scheduler->frames_since_result = 0;
 }

@@ -29,6 +29,7 @@ typedef struct
   GstClockTime buffer_duration; /* of this buffer, or GST_CLOCK_TIME_NONE */
   gboolean render_time_known;   /* a synchronising sink downstream says when frames are due */
   gint64 time_left;             /* ns until this frame is due there (< 0: already late) */
+  guint runs;                   /* model runs classifying it takes (regions); 0 counts as 1 */
 } GstMoneSchedulerFrame;
 
 typedef struct
@@ -40,6 +41,7 @@ typedef struct
   gint64 deadline;              /* auto mode: ns per frame the stream allows; 0 in fixed mode */
   gint64 frame_deadline;        /* auto mode: ns this frame has, at most `deadline` */
   gboolean catching_up;         /* reused because an earlier frame overran */
+  guint runs;                   /* the frame's runs (at least 1): the deadline is shared by them */
 } GstMoneSchedulerDecision;
 
 typedef struct _GstMoneScheduler GstMoneScheduler;
@@ -64,8 +66,8 @@ gint64 gst_mone_scheduler_frame_deadline (const GstMoneSchedulerFrame * frame);
  * classified as decided, else with gst_mone_scheduler_reused(). */
 void gst_mone_scheduler_decide (GstMoneScheduler * scheduler, const GstMoneSchedulerFrame * frame,
     GstMoneSchedulerDecision * decision);
-/* The frame was classified at `budget_used` in `latency_ns` (conversion included): auto mode
- * learns from it; the result is the one later frames reuse. */
+/* The frame was classified at `budget_used` in `latency_ns` (conversion included, all its runs):
+ * auto mode learns the time of one run from it; the result is the one later frames reuse. */
 void gst_mone_scheduler_classified (GstMoneScheduler * scheduler,
     const GstMoneSchedulerDecision * decision, gdouble budget_used, gint64 latency_ns);
 /* The frame carried the latest result. */

@@ -74,6 +74,28 @@
  *                                overflow): then class-id is -1, label "", score 0 and the top-k
  *                                lists are empty; monefilter warns once per stream and counts
  *                                such frames in its invalid-frames property
+ *
+ * Regions (monefilter inference-region=roi-list). The meta then describes the frame and lists one
+ * result per region of interest (GstVideoRegionOfInterestMeta) that was classified on it or
+ * carries an earlier result; its structure has no class of its own (gst_mone_meta_read returns
+ * FALSE), only:
+ *   frame, timestamp, stream-time, running-time, duration   as above
+ *   inference-region:  gchararray "roi-list"
+ *   regions:           GstValueArray of GstStructure, one per region in the order of the buffer's
+ *                                region metas (types filtered by object-class; regions with no
+ *                                area inside the frame left out); each is named
+ *                                "mone-classification" and has every field above (content-* is
+ *                                the part of the region the model saw, in frame pixels; reused
+ *                                and result-frame as for whole frames, counted per region id),
+ *                                plus region-id (gint, the region meta's id), region-type
+ *                                (gchararray, its roi_type) and region-x, region-y, region-width,
+ *                                region-height (gint, the region clipped to the frame)
+ *   regions-classified: guint    regions run on this frame (the others carried earlier results)
+ *   regions-skipped:   guint     regions left out: nothing of them inside the frame
+ *   gflops:            gdouble   GFLOPs spent on this frame, all regions
+ *   latency, latency-ms          conversion and inference of all regions on this frame
+ * Each region's structure is also added to its GstVideoRegionOfInterestMeta as a parameter
+ * (gst_video_region_of_interest_meta_get_param (roi, "mone-classification")).
  */
 #ifndef GST_MONE_META_H
 #define GST_MONE_META_H
@@ -152,6 +174,23 @@ const GstStructure *gst_buffer_get_mone_structure (GstBuffer *buffer);
 
 /* Shortcut: gst_mone_classification_from_structure on the buffer's meta. FALSE without meta. */
 gboolean gst_mone_meta_read (GstBuffer *buffer, MoneClassification *result);
+
+/* A region's identity in a region result (inference-region=roi-list). type points into the
+ * structure it was read from. */
+typedef struct {
+  gint id;
+  const gchar *type;
+  gint x, y, width, height; /* frame pixels, clipped to the frame */
+} MoneRegion;
+
+/* Region results in the buffer's meta: 0 without meta or for a whole-frame result. */
+guint gst_mone_meta_get_region_count (GstBuffer *buffer);
+/* The index-th region result (owned by the buffer), or NULL. */
+const GstStructure *gst_mone_meta_get_region (GstBuffer *buffer, guint index);
+/* Reads a region result (from the meta's regions or a region meta's parameter): FALSE when it is
+ * not one (no region-id or box) or its classification fields are incomplete. */
+gboolean gst_mone_region_from_structure (const GstStructure *structure, MoneRegion *region,
+    MoneClassification *result);
 
 G_END_DECLS
 

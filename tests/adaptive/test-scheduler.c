@@ -3,7 +3,8 @@
  * A live source delivers frame i at i * PERIOD; a synchronising sink renders it at
  * i * PERIOD + LATENCY (the pipeline latency). The element starts a frame when it arrives or when
  * the previous one is done, whichever is later; classifying takes a simulated engine's time,
- * load * (OVERHEAD + SLOPE * budget); carrying the latest result takes none. A frame is late when
+ * load * (OVERHEAD + SLOPE * budget) per run (a frame of regions takes one run per region);
+ * carrying the latest result takes none. A frame is late when
  * it is done after its render time. The scheduler reads no clock, so all of this is exact and
  * deterministic.
  *
@@ -78,7 +79,7 @@ stream_step (SimulatedStream * s)
   s->frame.time_left = GST_CLOCK_DIFF (s->now, due);
   gst_mone_scheduler_decide (s->scheduler, &s->frame, &d);
   if (d.fresh) {
-    gint64 latency = engine_ns (s->load, d.budget);
+    gint64 latency = engine_ns (s->load, d.budget) * MAX (s->frame.runs, 1);
 
     s->now += latency;
     gst_mone_scheduler_classified (s->scheduler, &d, d.budget, latency);
@@ -238,6 +239,39 @@ GST_START_TEST (test_deadlines_met_below_ceiling)
 
 GST_END_TEST;
 
+/* Frames of 5 regions: the frame's 33 ms are shared by 5 runs, so each gets the largest budget
+ * whose run fits 6.7 ms; and what is learned is the time of one run. */
+GST_START_TEST (test_runs_share_deadline)
+{
+  SimulatedStream s;
+  const gdouble best = (PERIOD / 5.0 - OVERHEAD_NS) / SLOPE_NS;
+
+  stream_init (&s, TRUE, 1);
+  s.frame.runs = 5;
+  stream_run (&s, 100);
+  stream_reset_counts (&s);
+  stream_run (&s, 300);
+  fail_unless_equals_int (s.late, 0);
+  fail_unless_equals_int (s.reused, 0);
+  fail_unless (s.max_budget <= best, "budget %f above the largest that fits, %f", s.max_budget,
+      best);
+  fail_unless (s.min_budget >= 0.8 * best, "budget %f far under the largest that fits, %f",
+      s.min_budget, best);
+  fail_unless (fabs (gst_mone_scheduler_predict (s.scheduler, 0.5) - 6e6) < 0.6e6,
+      "predicts %" G_GINT64_FORMAT " ns per run at budget 0.5, a run takes 6 ms",
+      gst_mone_scheduler_predict (s.scheduler, 0.5));
+
+  /* One region per frame again: the full budget fits. */
+  s.frame.runs = 1;
+  stream_run (&s, 100);
+  stream_reset_counts (&s);
+  stream_run (&s, 100);
+  fail_unless_equals_float (s.min_budget, 1.0);
+  stream_clear (&s);
+}
+
+GST_END_TEST;
+
 /* Downstream reports lateness: the next budget is lower than before. */
 GST_START_TEST (test_qos_lowers_budget)
 {
@@ -373,6 +407,7 @@ scheduler_suite (void)
   tcase_add_test (tc, test_deadline_sources);
   tcase_add_test (tc, test_deadlines_met_at_ceiling);
   tcase_add_test (tc, test_deadlines_met_below_ceiling);
+  tcase_add_test (tc, test_runs_share_deadline);
   tcase_add_test (tc, test_qos_lowers_budget);
   tcase_add_test (tc, test_catch_up_reuses_late_frame);
   tcase_add_test (tc, test_no_catch_up_without_render_time);
