@@ -97,6 +97,9 @@ typedef struct
    * edges with letterboxing), and the part of the frame the model saw: the map is clipped to it. */
   double grid_x, grid_y, grid_span_x, grid_span_y;
   double clip_x, clip_y, clip_width, clip_height;
+  /* A region result (inference-region=roi-list): its box on this frame. */
+  gboolean is_region;
+  double region_x, region_y, region_width, region_height;
 } OverlayInfo;
 
 G_DEFINE_TYPE (GstMoneOverlay, gst_mone_overlay, GST_TYPE_VIDEO_FILTER);
@@ -297,19 +300,22 @@ gst_mone_overlay_set_info (GstVideoFilter * filter, GstCaps * incaps, GstVideoIn
   return TRUE;
 }
 
-/* Copies what the drawing needs out of the buffer's MoNE meta; FALSE when there is none.
- * The map shows the last time slice of the grid (the newest frame of a video model's window). */
+/* Copies what the drawing needs out of one result (the buffer's MoNE meta, or one of its regions);
+ * FALSE when it is incomplete. The map shows the last time slice of the grid (the newest frame of
+ * a video model's window). */
 static gboolean
-read_overlay_info (GstBuffer * buffer, int frame_width, int frame_height, OverlayInfo * info)
+read_overlay_info (const GstStructure * s, int frame_width, int frame_height, OverlayInfo * info)
 {
   MoneClassification result;
+  MoneRegion region;
   gboolean valid = TRUE;
 
-  if (!gst_mone_meta_read (buffer, &result))
-    return FALSE;
   memset (info, 0, sizeof (*info));
+  info->is_region = gst_mone_region_from_structure (s, &region, &result);
+  if (!info->is_region && !gst_mone_classification_from_structure (s, &result))
+    return FALSE;
   /* A model whose logits were not finite gave no class (monefilter's meta: valid=false). */
-  gst_structure_get_boolean (gst_buffer_get_mone_structure (buffer), "valid", &valid);
+  gst_structure_get_boolean (s, "valid", &valid);
   g_strlcpy (info->label, !valid ? "no answer" : result.label ? result.label : "?",
       sizeof (info->label));
   info->score = result.top_score;
@@ -332,21 +338,25 @@ read_overlay_info (GstBuffer * buffer, int frame_width, int frame_height, Overla
     info->expert_grid = result.expert_grid + slice * (slices - 1);
   }
 
-  /* content-* is in the pixels of the frame monefilter classified; an element between that scaled
-   * the picture (videoscale) leaves the meta as it was, so scale it to this frame. */
-  const GstStructure *s = gst_buffer_get_mone_structure (buffer);
+  /* content-* (and a region's box) are in the pixels of the frame monefilter classified; an
+   * element between that scaled the picture (videoscale) leaves the meta as it was, so scale them
+   * to this frame. */
   gint classified_width = 0, classified_height = 0;
+  double fx = 1.0, fy = 1.0;
   if (gst_structure_get_int (s, "frame-width", &classified_width)
       && gst_structure_get_int (s, "frame-height", &classified_height)
-      && classified_width > 0 && classified_height > 0
-      && (classified_width != frame_width || classified_height != frame_height)) {
-    double fx = (double) frame_width / classified_width;
-    double fy = (double) frame_height / classified_height;
-    result.content_x *= fx;
-    result.content_width *= fx;
-    result.content_y *= fy;
-    result.content_height *= fy;
+      && classified_width > 0 && classified_height > 0) {
+    fx = (double) frame_width / classified_width;
+    fy = (double) frame_height / classified_height;
   }
+  result.content_x *= fx;
+  result.content_width *= fx;
+  result.content_y *= fy;
+  result.content_height *= fy;
+  info->region_x = region.x * fx;
+  info->region_y = region.y * fy;
+  info->region_width = region.width * fx;
+  info->region_height = region.height * fy;
 
   /* Where the model input lies on the frame. The grid tiles the whole model input; the frame
    * region the model saw (content) sits at model_x.. inside it (letterbox bars around it, or
@@ -552,6 +562,66 @@ draw_legend (GstMoneOverlay * self, cairo_t * cr, const OverlayInfo * info, int 
   }
 }
 
+/* A region: its box, and its label on a box just inside its top-left corner. */
+static void
+draw_region (GstMoneOverlay * self, cairo_t * cr, const OverlayInfo * info, gboolean show_text)
+{
+  double line = MAX (self->font_px / 8.0, 1.0);
+
+  cairo_set_source_rgb (cr, 1.0, 0.85, 0.05);
+  cairo_set_line_width (cr, line);
+  cairo_rectangle (cr, info->region_x + line / 2, info->region_y + line / 2,
+      MAX (info->region_width - line, 0), MAX (info->region_height - line, 0));
+  cairo_stroke (cr);
+  if (show_text) {
+    char text[160];
+    g_snprintf (text, sizeof (text), "%s  %.0f%%%s", info->label, 100.0 * info->score,
+        info->reused ? " (reused)" : "");
+    draw_text_box (self, cr, text, info->region_x, info->region_y);
+  }
+}
+
+/* Top left, for a frame of regions: how many, at which budget, what they cost together. */
+static void
+draw_regions_summary (GstMoneOverlay * self, cairo_t * cr, const GstStructure * frame_fields,
+    guint n_regions, const OverlayInfo * first)
+{
+  char text[200];
+  guint classified = 0;
+  double gflops = 0, latency_ms = 0;
+
+  gst_structure_get_uint (frame_fields, "regions-classified", &classified);
+  gst_structure_get_double (frame_fields, "gflops", &gflops);
+  gst_structure_get_double (frame_fields, "latency-ms", &latency_ms);
+  g_snprintf (text, sizeof (text), "%u" NBSP "regions (%u" NBSP "classified)  budget" NBSP
+      "%.2f%s\n%.3g" NBSP "GFLOPs  %.1f" NBSP "ms", n_regions, classified,
+      n_regions ? first->budget_used : 0.0, n_regions && first->budget_auto ? NBSP "(auto)" : "",
+      gflops, latency_ms);
+  draw_text_box (self, cr, text, 0, 0);
+}
+
+/* Every region result of the frame: routing map inside the part of the region the model saw,
+ * box and label. */
+static void
+draw_regions (GstMoneOverlay * self, cairo_t * cr, GstBuffer * buffer, int width, int height,
+    gboolean show_map, gboolean show_text, double map_alpha)
+{
+  guint n = gst_mone_meta_get_region_count (buffer);
+  OverlayInfo info, first = { 0, };
+
+  for (guint i = 0; i < n; i++) {
+    if (!read_overlay_info (gst_mone_meta_get_region (buffer, i), width, height, &info))
+      continue;
+    if (i == 0)
+      first = info;
+    if (show_map && info.expert_grid && info.grid_width > 0 && info.grid_height > 0)
+      draw_expert_map (cr, &info, map_alpha);
+    draw_region (self, cr, &info, show_text);
+  }
+  if (show_text)
+    draw_regions_summary (self, cr, gst_buffer_get_mone_structure (buffer), n, &first);
+}
+
 static GstFlowReturn
 gst_mone_overlay_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * frame)
 {
@@ -574,17 +644,22 @@ gst_mone_overlay_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * fr
   map_alpha = self->map_alpha;
   GST_OBJECT_UNLOCK (self);
 
-  if (!read_overlay_info (frame->buffer, width, height, &info)) {
+  const GstStructure *fields = gst_buffer_get_mone_structure (frame->buffer);
+  const gchar *inference_region = fields ? gst_structure_get_string (fields,
+      "inference-region") : NULL;
+  gboolean regions = g_strcmp0 (inference_region, "roi-list") == 0;
+  if (!fields || (!regions && !read_overlay_info (fields, width, height, &info))) {
     GST_LOG_OBJECT (self, "no MoNE meta on %" GST_PTR_FORMAT, frame->buffer);
     return GST_FLOW_OK;
   }
-  gboolean map_valid = info.experts > 0 && info.grid_width > 0 && info.grid_height > 0
-      && info.expert_grid != NULL;
+  gboolean map_valid = regions || (info.experts > 0 && info.grid_width > 0
+      && info.grid_height > 0 && info.expert_grid != NULL);
   if (show_map && !map_valid)
     GST_LOG_OBJECT (self, "meta without an expert grid");
   show_map = show_map && map_valid;
-  show_legend = show_legend && show_map;
-  if (!show_map && !show_text)
+  /* Regions: every box is drawn (it is the result's place), the legend is not. */
+  show_legend = show_legend && show_map && !regions;
+  if (!show_map && !show_text && !regions)
     return GST_FLOW_OK;
 
   /* Cairo needs a 4-byte aligned stride at least as wide as its own; frames that do not have
@@ -621,11 +696,13 @@ gst_mone_overlay_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * fr
     pango_cairo_update_context (cr, self->pango_context);
     pango_layout_context_changed (self->layout);
 
-    if (show_map)
+    if (regions)
+      draw_regions (self, cr, frame->buffer, width, height, show_map, show_text, map_alpha);
+    if (!regions && show_map)
       draw_expert_map (cr, &info, map_alpha);
     if (show_legend)
       draw_legend (self, cr, &info, height);
-    if (show_text)
+    if (!regions && show_text)
       draw_text (self, cr, &info);
   }
   cairo_destroy (cr);

@@ -557,6 +557,49 @@ add_classification (JsonBuilder * b, const MoneClassification * r, const GstStru
   add_rect (b, "model", r->model_x, r->model_y, r->model_width, r->model_height);
 }
 
+/* inference-region=roi-list: the frame's totals and one object per region result, each its
+ * region (id, type, box) and the fields of add_classification. */
+static void
+add_regions (JsonBuilder * b, GstBuffer * buf, const GstStructure * frame_fields)
+{
+  guint classified = 0, skipped = 0, n = gst_mone_meta_get_region_count (buf);
+  gdouble gflops = 0, latency_ms = 0;
+
+  gst_structure_get_uint (frame_fields, "regions-classified", &classified);
+  gst_structure_get_uint (frame_fields, "regions-skipped", &skipped);
+  gst_structure_get_double (frame_fields, "gflops", &gflops);
+  gst_structure_get_double (frame_fields, "latency-ms", &latency_ms);
+  json_builder_set_member_name (b, "inference-region");
+  json_builder_add_string_value (b, "roi-list");
+  json_builder_set_member_name (b, "regions-classified");
+  json_builder_add_int_value (b, classified);
+  json_builder_set_member_name (b, "regions-skipped");
+  json_builder_add_int_value (b, skipped);
+  json_builder_set_member_name (b, "gflops");
+  json_builder_add_double_value (b, gflops);
+  json_builder_set_member_name (b, "latency-ms");
+  json_builder_add_double_value (b, latency_ms);
+  json_builder_set_member_name (b, "regions");
+  json_builder_begin_array (b);
+  for (guint i = 0; i < n; i++) {
+    const GstStructure *s = gst_mone_meta_get_region (buf, i);
+    MoneClassification r;
+    MoneRegion region;
+
+    if (!gst_mone_region_from_structure (s, &region, &r))
+      continue;
+    json_builder_begin_object (b);
+    json_builder_set_member_name (b, "region-id");
+    json_builder_add_int_value (b, region.id);
+    json_builder_set_member_name (b, "region-type");
+    json_builder_add_string_value (b, region.type);
+    add_rect (b, "region", region.x, region.y, region.width, region.height);
+    add_classification (b, &r, s);
+    json_builder_end_object (b);
+  }
+  json_builder_end_array (b);
+}
+
 /* One JSON object, newline-terminated, for this buffer; NULL when it is to be skipped. */
 static gchar *
 build_line (GstMonePublish * self, GstBuffer * buf, const gchar * stream_id, guint64 frame,
@@ -567,7 +610,10 @@ build_line (GstMonePublish * self, GstBuffer * buf, const gchar * stream_id, gui
   g_autoptr (JsonNode) root = NULL;
   MoneClassification r;
   GstCustomMeta *meta = gst_buffer_get_mone_meta (buf);
-  gboolean classified = meta && gst_mone_meta_read (buf, &r);
+  const GstStructure *fields = meta ? gst_custom_meta_get_structure (meta) : NULL;
+  gboolean regions = fields
+      && g_strcmp0 (gst_structure_get_string (fields, "inference-region"), "roi-list") == 0;
+  gboolean classified = regions || (meta && gst_mone_meta_read (buf, &r));
   gchar *json;
   GString *line;
 
@@ -588,10 +634,16 @@ build_line (GstMonePublish * self, GstBuffer * buf, const gchar * stream_id, gui
   json_builder_add_int_value (b, (gint64) frame);
   json_builder_set_member_name (b, "classified");
   json_builder_add_boolean_value (b, classified);
-  if (classified) {
+  if (regions) {
+    guint64 meta_frame = 0;
+    gst_structure_get_uint64 (fields, "frame", &meta_frame);
+    json_builder_set_member_name (b, "meta-frame");
+    json_builder_add_int_value (b, (gint64) meta_frame);
+    add_regions (b, buf, fields);
+  } else if (classified) {
     json_builder_set_member_name (b, "meta-frame");
     json_builder_add_int_value (b, (gint64) r.frame);
-    add_classification (b, &r, gst_custom_meta_get_structure (meta));
+    add_classification (b, &r, fields);
   }
   json_builder_end_object (b);
 

@@ -133,6 +133,54 @@ attach_letterbox_meta (GstBuffer * buffer, int frame_width, int frame_height, in
   gst_structure_free (fields);
 }
 
+/* inference-region=roi-list: a frame meta listing regions, each with a 2x2 grid all on the
+ * full-width expert and the model's input stretched over the region. */
+static void
+attach_regions_meta (GstBuffer * buffer, int frame_width, int frame_height, const int boxes[][4],
+    int n)
+{
+  static const guint8 grid[4] = { 3, 3, 3, 3 };
+  GstStructure *fields = gst_structure_new (GST_MONE_CLASSIFICATION_NAME,
+      "inference-region", G_TYPE_STRING, "roi-list",
+      "regions-classified", G_TYPE_UINT, (guint) n, "gflops", G_TYPE_DOUBLE, 0.1,
+      "latency-ms", G_TYPE_DOUBLE, 1.5, NULL);
+  GValue list = G_VALUE_INIT;
+
+  gst_value_array_init (&list, n);
+  for (int i = 0; i < n; i++) {
+    MoneClassification result;
+    GValue item = G_VALUE_INIT;
+    gst_mone_classification_init (&result);
+    result.label = i ? "Bag" : "Shirt";
+    result.top_score = 0.75;
+    result.budget_requested = result.budget_used = 1.0;
+    result.experts = 4;
+    result.grid_width = result.grid_height = 2;
+    result.grid_slices = 1;
+    result.tokens = result.tokens_per_expert[3] = 4;
+    result.expert_grid = grid;
+    result.expert_grid_size = 4;
+    result.scale_mode = "stretch";
+    result.content_x = boxes[i][0];
+    result.content_y = boxes[i][1];
+    result.content_width = boxes[i][2];
+    result.content_height = boxes[i][3];
+    result.model_width = result.model_height = 28;
+    result.model_input_width = result.model_input_height = 28;
+    GstStructure *region = gst_mone_classification_to_structure (&result);
+    gst_structure_set (region, "region-id", G_TYPE_INT, i, "region-type", G_TYPE_STRING, "item",
+        "region-x", G_TYPE_INT, boxes[i][0], "region-y", G_TYPE_INT, boxes[i][1],
+        "region-width", G_TYPE_INT, boxes[i][2], "region-height", G_TYPE_INT, boxes[i][3],
+        "frame-width", G_TYPE_INT, frame_width, "frame-height", G_TYPE_INT, frame_height, NULL);
+    g_value_init (&item, GST_TYPE_STRUCTURE);
+    g_value_take_boxed (&item, region);
+    gst_value_array_append_and_take_value (&list, &item);
+  }
+  gst_structure_take_value (fields, "regions", &list);
+  fail_unless (gst_buffer_add_mone_meta (buffer, fields) != NULL);
+  gst_structure_free (fields);
+}
+
 static const guint8 *
 pixel (const GstMapInfo * map, int stride, int x, int y)
 {
@@ -174,6 +222,41 @@ GST_START_TEST (test_patch_tint)
   fail_unless (pixel (&map, 256, 40, 32)[R_OFFSET] < 100);
   /* Every patch of one expert carries the same colour. */
   fail_unless (memcmp (pixel (&map, 256, 8, 8), pixel (&map, 256, 56, 56), 3) == 0);
+  gst_buffer_unmap (out, &map);
+  gst_buffer_unref (out);
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
+/* Regions: each region's box is outlined (yellow), the map tints only the part of the frame its
+ * region covers, and the picture outside every region and the summary text stays as it was. */
+GST_START_TEST (test_regions_drawn)
+{
+  const int boxes[2][4] = { {20, 40, 40, 40}, {100, 60, 50, 50} };
+  GstHarness *h = overlay_harness (FORMAT_X, 160, 120);
+  g_object_set (h->element, "map-alpha", 0.5, NULL);
+  GstBuffer *in = make_frame (FORMAT_X, 160, 120, 128, 0);
+  attach_regions_meta (in, 160, 120, boxes, 2);
+  GstBuffer *out = gst_harness_push_and_pull (h, in);
+  GstMapInfo map;
+  gst_buffer_map (out, &map, GST_MAP_READ);
+  const int stride = 160 * 4;
+
+  for (int i = 0; i < 2; i++) {
+    const guint8 *inside = pixel (&map, stride, boxes[i][0] + boxes[i][2] / 2,
+        boxes[i][1] + boxes[i][3] - 4);
+    fail_unless (inside[R_OFFSET] > 170 && inside[G_OFFSET] < 100,
+        "region %d not tinted red: R %d G %d B %d", i, inside[R_OFFSET], inside[G_OFFSET],
+        inside[B_OFFSET]);
+    const guint8 *edge = pixel (&map, stride, boxes[i][0], boxes[i][1] + boxes[i][3] - 2);
+    fail_unless (edge[R_OFFSET] > 200 && edge[G_OFFSET] > 170 && edge[B_OFFSET] < 80,
+        "region %d box not outlined: R %d G %d B %d", i, edge[R_OFFSET], edge[G_OFFSET],
+        edge[B_OFFSET]);
+  }
+  const guint8 *outside = pixel (&map, stride, 80, 110);
+  fail_unless (outside[R_OFFSET] == 128 && outside[G_OFFSET] == 128 && outside[B_OFFSET] == 128);
+  fail_unless (pixel (&map, stride, 155, 115)[G_OFFSET] == 128);
   gst_buffer_unmap (out, &map);
   gst_buffer_unref (out);
   gst_harness_teardown (h);
@@ -548,6 +631,7 @@ moneoverlay_suite (void)
   tcase_set_timeout (tc, 120);
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_patch_tint);
+  tcase_add_test (tc, test_regions_drawn);
   tcase_add_test (tc, test_letterbox_geometry);
   tcase_add_test (tc, test_scaled_after_classification);
   tcase_add_test (tc, test_label_changes_text);

@@ -7,6 +7,7 @@
 #include <gst/gst.h>
 #include <gst/check/gstcheck.h>
 #include <gst/check/gstharness.h>
+#include <gst/video/video.h>
 #include <json-glib/json-glib.h>
 #include <mone/gstmonemeta.h>
 #include <glib/gstdio.h>
@@ -211,6 +212,72 @@ GST_START_TEST (test_unclassified_buffer)
   g_object_unref (parser);
   g_unlink (path);
   g_free (path);
+}
+
+GST_END_TEST;
+
+/* monefilter inference-region=roi-list upstream: a line lists every region result of its buffer,
+ * each with its region and the same fields as the region's meta entry. */
+GST_START_TEST (test_region_lines_match_meta)
+{
+  gchar *path = temp_path ();
+  gchar *desc = g_strdup_printf ("monefilter model=\"%s\" threads=1 inference-region=roi-list "
+      "! monepublish file-path=\"%s\"", g_getenv ("MONE_TEST_MODEL"), path);
+  GstHarness *h = gst_harness_new_parse (desc);
+  JsonParser *parser = json_parser_new ();
+  GstBuffer *sent[3];
+  gchar *contents, **lines;
+
+  fail_unless (g_getenv ("MONE_TEST_MODEL") != NULL, "MONE_TEST_MODEL is not set");
+  gst_harness_set_src_caps_str (h, "video/x-raw,format=GRAY8,width=64,height=48,framerate=30/1");
+  for (guint i = 0; i < G_N_ELEMENTS (sent); i++) {
+    GstBuffer *in = gst_buffer_new_allocate (NULL, 64 * 48, NULL);
+    gst_buffer_memset (in, 0, (guint8) (40 * i), 64 * 48);
+    GST_BUFFER_PTS (in) = i * FRAME_NS;
+    for (guint k = 0; k <= i; k++)
+      gst_buffer_add_video_region_of_interest_meta (in, "item", 10 * k, 5 * k, 30, 30)->id =
+          (gint) k;
+    fail_unless_equals_int (gst_harness_push (h, in), GST_FLOW_OK);
+    sent[i] = gst_harness_pull (h);
+  }
+  gst_harness_teardown (h);
+
+  fail_unless (g_file_get_contents (path, &contents, NULL, NULL));
+  lines = g_strsplit (contents, "\n", -1);
+  fail_unless_equals_int (g_strv_length (lines), G_N_ELEMENTS (sent) + 1);
+  for (guint i = 0; i < G_N_ELEMENTS (sent); i++) {
+    JsonObject *o = parse_object (parser, lines[i], -1);
+    JsonArray *regions = json_object_get_array_member (o, "regions");
+
+    fail_unless (json_object_get_boolean_member (o, "classified"));
+    fail_unless_equals_string (json_object_get_string_member (o, "inference-region"), "roi-list");
+    fail_unless_equals_int (json_array_get_length (regions),
+        gst_mone_meta_get_region_count (sent[i]));
+    fail_unless_equals_int (json_array_get_length (regions), i + 1);
+    for (guint k = 0; k <= i; k++) {
+      JsonObject *e = json_array_get_object_element (regions, k);
+      JsonObject *box = json_object_get_object_member (e, "region");
+      MoneClassification r;
+      MoneRegion region;
+
+      fail_unless (gst_mone_region_from_structure (gst_mone_meta_get_region (sent[i], k),
+              &region, &r));
+      fail_unless_equals_int (json_object_get_int_member (e, "region-id"), region.id);
+      fail_unless_equals_string (json_object_get_string_member (e, "region-type"), "item");
+      fail_unless_equals_float (json_object_get_double_member (box, "x"), region.x);
+      fail_unless_equals_float (json_object_get_double_member (box, "width"), region.width);
+      fail_unless_equals_string (json_object_get_string_member (e, "label"), r.label);
+      fail_unless_equals_float (json_object_get_double_member (e, "score"), r.top_score);
+      fail_unless_equals_float (json_object_get_double_member (e, "gflops"), r.gflops);
+    }
+    gst_buffer_unref (sent[i]);
+  }
+  g_strfreev (lines);
+  g_free (contents);
+  g_object_unref (parser);
+  g_unlink (path);
+  g_free (path);
+  g_free (desc);
 }
 
 GST_END_TEST;
@@ -619,6 +686,7 @@ monepublish_suite (void)
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_lines_match_meta);
   tcase_add_test (tc, test_unclassified_buffer);
+  tcase_add_test (tc, test_region_lines_match_meta);
   tcase_add_test (tc, test_two_writers_one_file);
 #ifdef HAVE_MOSQUITTO
   tcase_add_test (tc, test_mqtt_no_loss);

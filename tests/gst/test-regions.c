@@ -446,8 +446,7 @@ GST_START_TEST (test_video_model_refused)
   GstMessage *msg;
   gchar *debug = NULL;
 
-  fail_unless (mone_config_from_args ("tiny", G_N_ELEMENTS (video), video, &config, &seed,
-          &error));
+  fail_unless (mone_config_from_args ("tiny", G_N_ELEMENTS (video), video, &config, &seed, &error));
   fail_unless ((params = mone_parameters_new_random (&config, seed, &error)) != NULL);
   fail_unless (mone_model_write (path, &params->config, labels,
           (const float *const *) params->tensors, &error));
