@@ -41,11 +41,19 @@
  * With #GstMoneFilter:message=true an element message "mone-classification" with the same fields
  * as the meta is posted for every frame.
  *
+ * With #GstMoneFilter:inference-region=roi-list the element classifies each region of interest on
+ * the frame (GstVideoRegionOfInterestMeta, from a detector upstream) whose type
+ * #GstMoneFilter:object-class lists, instead of the whole frame: each region clipped to the frame
+ * and fitted to the model per #GstMoneFilter:scale-mode, its result added to the region meta as a
+ * "mone-classification" parameter and listed in the buffer's meta. #GstMoneFilter:interval then
+ * counts per region id, and auto mode shares the frame's deadline among the regions due on it.
+ *
  * ## Example launch line
  * |[
  * gst-launch-1.0 -m videotestsrc ! monefilter budget=0.5 message=true ! fakesink
  * gst-launch-1.0 filesrc location=video.webm ! decodebin ! videoconvert ! \
  *     monefilter model=fashion-mone.safetensors budget-mode=auto ! moneoverlay ! autovideosink
+ * ... ! DETECTOR ! monefilter inference-region=roi-list object-class=item ! moneoverlay ! ...
  * ]|
  */
 #ifdef HAVE_CONFIG_H

@@ -3,6 +3,7 @@
 # anything: out-of-range budget and interval (the element would only warn and keep its default),
 # extra arguments, and a sample video shorter than its labels file (an interrupted
 # mone-sample-video), which would otherwise be scored as if its missing items were wrong.
+# Regions: pipelines/regions.sh classifies the sample's items as regions of interest.
 # Args: the repository, mone-sample-video, mone-demo. Env: MONE_BUILD_DIR (the build tree).
 set -euo pipefail
 repo=$1 sample_tool=$2 demo=$3
@@ -52,4 +53,16 @@ grep -q "FLOPs saved | element ms time saved | pipeline ms time saved" "$work/ou
 cp "$work/long.csv" "$work/v.csv"
 expect_refusal 1 "the video has 8 frames but its labels file describes 12" \
   "$demo" --video "$work/v.webm" --model "$model" --budgets 1 --no-items
+# Regions: every item's box as a region of interest. On camera-like scenes the close-up model
+# gets more items right from the regions than from the whole frames (deterministic: seeded video).
+"$sample_tool" --output "$work/scenes.webm" --items 60 >/dev/null
+bash "$repo/pipelines/regions.sh" -m "$model" -b 1 "$work/scenes.webm" >"$work/out" 2>&1 ||
+  fail "regions.sh: $(cat "$work/out")"
+region_acc=$(sed -n 's/^regions *budget 1.00 *\([0-9.]*\)% of 60 items.*per region.*/\1/p' "$work/out")
+frame_acc=$(sed -n 's/^whole frames budget 1.00 *\([0-9.]*\)% of 60 items.*per frame.*/\1/p' "$work/out")
+[ -n "$region_acc" ] && [ -n "$frame_acc" ] || fail "regions.sh output: $(cat "$work/out")"
+awk -v r="$region_acc" -v f="$frame_acc" 'BEGIN { exit !(r > f) }' ||
+  fail "regions ($region_acc%) not better than whole frames ($frame_acc%): $(cat "$work/out")"
+echo "ok   regions.sh: regions $region_acc%, whole frames $frame_acc%"
+expect_refusal 1 "no item boxes\|cannot read" bash "$repo/pipelines/regions.sh" -m "$model" "$work/missing.webm"
 echo "ok"

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Classifies regions of interest: the items of a sample video, their boxes put on the frames as
+# a detector upstream would (GstVideoRegionOfInterestMeta), through monefilter
+# inference-region=roi-list; prints per budget the items the regions got right beside the whole
+# frames, and what a region costs.
+#
+#   pipelines/regions.sh [-m MODEL] [-b BUDGETS] [-o ANNOTATED.mkv] [FILE]
+#
+# FILE defaults to the sample video (pipelines/sample/scene.mp4, made by pipelines/demo.sh or
+# tools/mone-sample-video), which must have its labels CSV beside it.
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+model=${MONE_MODEL:-$mone_default_model}
+budgets=1,0.5
+output=
+usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; }
+while getopts "m:b:o:h" opt; do
+  case $opt in
+    m) model=$OPTARG ;;
+    b) budgets=$OPTARG ;;
+    o) output=$OPTARG ;;
+    h) usage; exit 0 ;;
+    *) usage >&2; exit 2 ;;
+  esac
+done
+shift $((OPTIND - 1))
+file=${1:-$mone_repo/pipelines/sample/scene.mp4}
+if [ ! -r "$file" ]; then
+  echo "regions.sh: cannot read '$file' (make the sample with: bash pipelines/demo.sh)" >&2
+  exit 1
+fi
+mone_require_element monefilter "Build the plugin (ninja -C build) or set MONE_BUILD_DIR."
+mone_require_model "$model"
+regions=$mone_build_dir/pipelines/mone-regions
+[ -x "$regions" ] || { echo "regions.sh: $regions not built (ninja -C ${mone_build_dir:-build})" >&2; exit 1; }
+exec "$regions" --video "$file" --model "$model" --budgets "$budgets" ${output:+--output "$output"}
