@@ -38,8 +38,9 @@ add_regions (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
   guint rows = (run->regions + columns - 1) / columns;
   for (guint i = 0; i < run->regions; i++) {
     guint w = WIDTH / columns, h = HEIGHT / rows;
-    gst_buffer_add_video_region_of_interest_meta (buffer, "item", (i % columns) * w, (i / columns) * h, w, h)->id =
-        (gint) i;
+    gst_buffer_add_video_region_of_interest_meta (buffer, "item", (i % columns) * w,
+        (i / columns) * h, w, h)
+        ->id = (gint) i;
   }
   GST_PAD_PROBE_INFO_DATA (info) = buffer;
   return GST_PAD_PROBE_OK;
@@ -79,11 +80,12 @@ median (GArray *values)
 static gboolean
 run_stream (const char *model, double budget, guint regions, int frames, Run *run)
 {
-  char *launch = g_strdup_printf ("videotestsrc num-buffers=%d pattern=ball ! "
-                                  "video/x-raw,format=I420,width=%d,height=%d,framerate=30/1 ! "
-                                  "monefilter name=f model=\"%s\" threads=1 budget=%g inference-region=%s ! "
-                                  "fakesink name=sink",
-      frames, WIDTH, HEIGHT, model, budget, regions ? "roi-list" : "full-frame");
+  char *launch =
+      g_strdup_printf ("videotestsrc num-buffers=%d pattern=ball ! "
+                       "video/x-raw,format=I420,width=%d,height=%d,framerate=30/1 ! "
+                       "monefilter name=f model=\"%s\" threads=1 budget=%g inference-region=%s ! "
+                       "fakesink name=sink",
+          frames, WIDTH, HEIGHT, model, budget, regions ? "roi-list" : "full-frame");
   GError *error = NULL;
   GstElement *pipeline = gst_parse_launch (launch, &error);
   g_free (launch);
@@ -104,7 +106,8 @@ run_stream (const char *model, double budget, guint regions, int frames, Run *ru
 
   gst_element_set_state (pipeline, GST_STATE_PLAYING);
   GstBus *bus = gst_element_get_bus (pipeline);
-  GstMessage *msg = gst_bus_timed_pop_filtered (bus, GST_CLOCK_TIME_NONE, GST_MESSAGE_EOS | GST_MESSAGE_ERROR);
+  GstMessage *msg = gst_bus_timed_pop_filtered (bus, GST_CLOCK_TIME_NONE,
+      GST_MESSAGE_EOS | GST_MESSAGE_ERROR);
   gboolean ok = msg && GST_MESSAGE_TYPE (msg) == GST_MESSAGE_EOS;
   if (!ok && msg) {
     gst_message_parse_error (msg, &error, NULL);
@@ -160,8 +163,8 @@ main (int argc, char **argv)
       classified[b] = run.classified;
     }
 
-  printf ("model %s, %dx%d I420, %u regions per frame (grid), %d frames x %d rounds, 1 thread\n", model, WIDTH,
-      HEIGHT, regions, frames, rounds);
+  printf ("model %s, %dx%d I420, %u regions per frame (grid), %d frames x %d rounds, 1 thread\n",
+      model, WIDTH, HEIGHT, regions, frames, rounds);
   printf ("%-24s %12s %12s %14s %12s\n", "", "ms/frame", "ms/region", "GFLOPs/frame", "regions");
   for (int b = 0; b <= N_BUDGETS; b++) {
     double ms = median (per_budget[b]);

@@ -607,19 +607,23 @@ draw_regions (GstMoneOverlay * self, cairo_t * cr, GstBuffer * buffer, int width
     gboolean show_map, gboolean show_text, double map_alpha)
 {
   guint n = gst_mone_meta_get_region_count (buffer);
-  OverlayInfo info, first = { 0, };
+  OverlayInfo info;
 
+  /* The summary first: a region's label near the top stays readable on top of it. */
+  if (show_text) {
+    gboolean have_first = n > 0
+        && read_overlay_info (gst_mone_meta_get_region (buffer, 0), width, height, &info);
+    if (!have_first)
+      memset (&info, 0, sizeof info);
+    draw_regions_summary (self, cr, gst_buffer_get_mone_structure (buffer), n, &info);
+  }
   for (guint i = 0; i < n; i++) {
     if (!read_overlay_info (gst_mone_meta_get_region (buffer, i), width, height, &info))
       continue;
-    if (i == 0)
-      first = info;
     if (show_map && info.expert_grid && info.grid_width > 0 && info.grid_height > 0)
       draw_expert_map (cr, &info, map_alpha);
     draw_region (self, cr, &info, show_text);
   }
-  if (show_text)
-    draw_regions_summary (self, cr, gst_buffer_get_mone_structure (buffer), n, &first);
 }
 
 static GstFlowReturn

@@ -25,13 +25,13 @@
 
 typedef struct {
   const SampleLabels *labels;
-  gboolean regions;    /* inference-region=roi-list, boxes from the labels */
-  guint64 frames_in;   /* frames that reached monefilter */
-  int *frame_class;    /* (labels->frames) top-1 class per frame, -1 if none */
-  float *frame_score;  /* (labels->frames) its score */
-  GArray *region_ms;   /* double: the frame's latency per classified region */
-  double gflops_sum;   /* over classified regions (or frames) */
-  guint64 classified;  /* regions (or frames) classified */
+  gboolean regions;   /* inference-region=roi-list, boxes from the labels */
+  guint64 frames_in;  /* frames that reached monefilter */
+  int *frame_class;   /* (labels->frames) top-1 class per frame, -1 if none */
+  float *frame_score; /* (labels->frames) its score */
+  GArray *region_ms;  /* double: the frame's latency per classified region */
+  double gflops_sum;  /* over classified regions (or frames) */
+  guint64 classified; /* regions (or frames) classified */
 } RegionsRun;
 
 /* Before monefilter: the item on this frame, at its box, as a region of interest. */
@@ -51,7 +51,8 @@ add_item_region (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
     double x1 = item->box_x + item->box_w, y1 = item->box_y + item->box_h;
     if (x1 > x0 && y1 > y0)
       gst_buffer_add_video_region_of_interest_meta (buffer, "item", (guint) x0, (guint) y0,
-          (guint) (x1 - x0 + 0.5), (guint) (y1 - y0 + 0.5))->id = item->item;
+          (guint) (x1 - x0 + 0.5), (guint) (y1 - y0 + 0.5))
+          ->id = item->item;
     GST_PAD_PROBE_INFO_DATA (info) = buffer;
     break;
   }
@@ -104,12 +105,14 @@ play (const char *video, const char *model, double budget, const char *output, R
 {
   g_autofree char *tail = output
       ? g_strdup_printf ("moneoverlay ! videoconvert ! vp8enc deadline=1 ! matroskamux ! filesink "
-                         "location=\"%s\"", output)
+                         "location=\"%s\"",
+          output)
       : g_strdup ("fakesink");
-  g_autofree char *launch = g_strdup_printf ("filesrc name=src ! decodebin ! videoconvert ! "
-                                             "monefilter name=f threads=1 budget=%g inference-region=%s ! "
-                                             "identity name=out ! %s",
-      budget, run->regions ? "roi-list" : "full-frame", tail);
+  g_autofree char *launch =
+      g_strdup_printf ("filesrc name=src ! decodebin ! videoconvert ! "
+                       "monefilter name=f threads=1 budget=%g inference-region=%s ! "
+                       "identity name=out ! %s",
+          budget, run->regions ? "roi-list" : "full-frame", tail);
   GstElement *pipeline = gst_parse_launch (launch, error);
   if (!pipeline)
     return FALSE;
@@ -130,7 +133,8 @@ play (const char *video, const char *model, double budget, const char *output, R
 
   gst_element_set_state (pipeline, GST_STATE_PLAYING);
   GstBus *bus = gst_element_get_bus (pipeline);
-  GstMessage *msg = gst_bus_timed_pop_filtered (bus, GST_CLOCK_TIME_NONE, GST_MESSAGE_EOS | GST_MESSAGE_ERROR);
+  GstMessage *msg = gst_bus_timed_pop_filtered (bus, GST_CLOCK_TIME_NONE,
+      GST_MESSAGE_EOS | GST_MESSAGE_ERROR);
   gboolean ok = msg && GST_MESSAGE_TYPE (msg) == GST_MESSAGE_EOS;
   if (msg && !ok) {
     g_autofree char *debug = NULL;
@@ -171,11 +175,13 @@ report (const char *video, const char *model, double budget, gboolean regions, c
   ok = play (video, model, budget, output, &run, error);
   if (ok) {
     for (int i = 0; i < labels->count; i++)
-      verdicts[i] = sample_item_verdict (&labels->items[i], run.frame_class, run.frame_score, labels->frames, 256);
+      verdicts[i] = sample_item_verdict (&labels->items[i], run.frame_class, run.frame_score,
+          labels->frames, 256);
     g_array_sort (run.region_ms, compare_doubles);
     printf ("%-12s budget %.2f  %5.1f%% of %d items  %7.3f ms and %.4f GFLOPs per %s (median ms)\n",
-        regions ? "regions" : "whole frames", budget, 100.0 * sample_labels_accuracy (labels, verdicts),
-        labels->count, run.region_ms->len ? g_array_index (run.region_ms, double, run.region_ms->len / 2) : 0.0,
+        regions ? "regions" : "whole frames", budget,
+        100.0 * sample_labels_accuracy (labels, verdicts), labels->count,
+        run.region_ms->len ? g_array_index (run.region_ms, double, run.region_ms->len / 2) : 0.0,
         run.classified ? run.gflops_sum / run.classified : 0.0, regions ? "region" : "frame");
     fflush (stdout);
   }
@@ -189,19 +195,24 @@ report (const char *video, const char *model, double budget, gboolean regions, c
 int
 main (int argc, char **argv)
 {
-  g_autofree char *video = NULL, *labels_path = NULL, *model = NULL, *budget_list = NULL, *output = NULL;
+  g_autofree char *video = NULL, *labels_path = NULL, *model = NULL, *budget_list = NULL,
+                  *output = NULL;
   gboolean regions_only = FALSE;
   GOptionEntry entries[] = {
     { "video", 'v', 0, G_OPTION_ARG_FILENAME, &video, "Sample video (mone-sample-video)", "FILE" },
-    { "labels", 'l', 0, G_OPTION_ARG_FILENAME, &labels_path, "Its labels CSV (default: FILE with .csv)", "CSV" },
-    { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model, "Model file (default: the element's)", "MODEL" },
-    { "budgets", 'b', 0, G_OPTION_ARG_STRING, &budget_list, "Comma-separated budgets (default 1,0.5)", "LIST" },
+    { "labels", 'l', 0, G_OPTION_ARG_FILENAME, &labels_path,
+        "Its labels CSV (default: FILE with .csv)", "CSV" },
+    { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model, "Model file (default: the element's)",
+        "MODEL" },
+    { "budgets", 'b', 0, G_OPTION_ARG_STRING, &budget_list,
+        "Comma-separated budgets (default 1,0.5)", "LIST" },
     { "output", 'o', 0, G_OPTION_ARG_FILENAME, &output,
         "Also write the regions run, annotated by moneoverlay, to this Matroska file", "FILE" },
     { "regions-only", 0, 0, G_OPTION_ARG_NONE, &regions_only, "Skip the whole-frame runs", NULL },
     { NULL },
   };
-  GOptionContext *octx = g_option_context_new ("- classify the items of a sample video as regions of interest");
+  GOptionContext *octx = g_option_context_new (
+      "- classify the items of a sample video as regions of interest");
   GError *error = NULL;
   SampleLabels labels = { 0 };
   int status = 0;
@@ -217,11 +228,14 @@ main (int argc, char **argv)
   g_option_context_free (octx);
   if (!labels_path) {
     const char *dot = strrchr (video, '.');
-    labels_path = g_strdup_printf ("%.*s.csv", dot ? (int) (dot - video) : (int) strlen (video), video);
+    labels_path = g_strdup_printf ("%.*s.csv", dot ? (int) (dot - video) : (int) strlen (video),
+        video);
   }
-  if (!sample_labels_load (labels_path, &labels, &error) || labels.count == 0 || !labels.items[0].has_box) {
+  if (!sample_labels_load (labels_path, &labels, &error) || labels.count == 0
+      || !labels.items[0].has_box) {
     fprintf (stderr, "mone-regions: %s\n",
-        error ? error->message : "the labels CSV has no item boxes (made by an older mone-sample-video)");
+        error ? error->message
+              : "the labels CSV has no item boxes (made by an older mone-sample-video)");
     g_clear_error (&error);
     sample_labels_clear (&labels);
     return 1;
