@@ -13,7 +13,7 @@
 # annotated video and a PNG still to pipelines/output/.
 #
 # Environment: MONE_BUILD_DIR (default build), MONE_MODEL (default models/scene-mone.safetensors,
-# else models/fashion-mone.safetensors), MONE_DEMO_ITEMS (items in the sample video, default 200),
+# the element's default), MONE_DEMO_ITEMS (items in the sample video, default 200),
 # MONE_DEMO_PLACEMENT (scene, close-up, full-frame or in-frame; default scene), MONE_DEMO_CODEC
 # (h264 or vp8; default h264).
 set -euo pipefail
@@ -21,10 +21,7 @@ set -euo pipefail
 absolute() { case $1 in /*) printf '%s\n' "$1" ;; *) printf '%s\n' "$PWD/$1" ;; esac; }
 build=$(absolute "${MONE_BUILD_DIR:-$(cd "$(dirname "$0")/.." && pwd)/build}")
 repo=$(cd "$(dirname "$0")/.." && pwd)
-# The scene model once the tree has it; until then the close-up model, which scores low on scenes.
-default_model=$repo/models/scene-mone.safetensors
-[ -r "$default_model" ] || default_model=$repo/models/fashion-mone.safetensors
-model=$(absolute "${MONE_MODEL:-$default_model}")
+model=$(absolute "${MONE_MODEL:-$repo/models/scene-mone.safetensors}")
 cd "$repo"
 
 items=${MONE_DEMO_ITEMS:-200}

@@ -1,6 +1,6 @@
 # Sourced by the pipeline scripts: finds the repository, the build tree's plugin and the model.
 #   MONE_BUILD_DIR  build folder to take the plugin from (default: build, else the newest build-*)
-#   MONE_MODEL      model file (default: models/scene-mone.safetensors, else models/fashion-mone.safetensors)
+#   MONE_MODEL      model file (default: models/scene-mone.safetensors, the element's default)
 mone_repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 mone_find_build_dir() {
@@ -29,9 +29,7 @@ if [ -n "$mone_build_dir" ] && [ -d "$mone_build_dir/gst" ]; then
   export GST_PLUGIN_PATH="$(cd "$mone_build_dir/gst" && pwd)${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}"
 fi
 
-# The scene model (camera frames) once the tree has it, else the Fashion-MNIST close-up model.
 mone_default_model="$mone_repo/models/scene-mone.safetensors"
-[ -r "$mone_default_model" ] || mone_default_model="$mone_repo/models/fashion-mone.safetensors"
 
 mone_require_element() {
   if ! gst-inspect-1.0 "$1" >/dev/null 2>&1; then
