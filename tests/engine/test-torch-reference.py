@@ -355,14 +355,11 @@ class TimmLikeViT(torch.nn.Module):
         return self.head(x.mean(dim=1))  # global_pool='avg' over the patch tokens, no fc_norm
 
 
-def check_export():
-    install_safetensors_shim()
-    scope = {}
-    exec(doc_snippet(), scope)
-    torch.manual_seed(7)
-    C, size, patch = 3, (24, 32), 4
-    vit = TimmLikeViT(size, patch, C, dim=48, depth=2, heads=3, classes=6)
-    with torch.no_grad():  # weights large enough to matter (timm's init would give tiny logits)
+def random_timm_vit(seed, size, chans, patch=4, dim=48, depth=2, heads=3, classes=6):
+    """A TimmLikeViT with weights large enough to matter (timm's init would give tiny logits)."""
+    torch.manual_seed(seed)
+    vit = TimmLikeViT(size, patch, chans, dim=dim, depth=depth, heads=heads, classes=classes)
+    with torch.no_grad():
         for name, p in vit.named_parameters():
             if name.endswith("norm1.weight") or name.endswith("norm2.weight") or name == "norm.weight":
                 p.copy_(1 + 0.2 * torch.randn_like(p))
@@ -370,27 +367,89 @@ def check_export():
                 p.copy_(torch.randn_like(p) / math.sqrt(p[0].numel()))
             else:
                 p.copy_(0.3 * torch.randn_like(p))
-    vit.eval()
-    mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
-    labels = ["class %d" % k for k in range(6)]
-    path = os.path.join(TMP, "exported.safetensors")
-    scope["export"](vit, path, labels, mean, std)
+    return vit.eval()
 
+
+def check_against_module(tag, path, vit, mean, std):
+    """The engine at e = 1 on a model file made from vit gives vit's own logits; returns the pixels."""
+    C = len(mean)
     pixels = random_pixels(ref.Model(path), 11).to(torch.float32).to(torch.float64)
     norm = (pixels - torch.tensor(mean, dtype=torch.float64).reshape(1, C, 1, 1)) / torch.tensor(std, dtype=torch.float64).reshape(1, C, 1, 1)
     with torch.no_grad():
         want = vit.double()(norm)[0]
-    raw = os.path.join(TMP, "exported.raw")
+    vit.float()
+    raw = os.path.join(TMP, tag + ".raw")
     write_raw(raw, pixels)
     got = torch.tensor(engine(path, raw, 1.0)["logits"], dtype=torch.float64)
     scale = max(1.0, float(want.abs().max()))
     diff = float((got - want).abs().max())
-    print("  %-34s |dlogit| %.2e (scale %5.2f) against the torch module's own forward" % ("export e=1", diff, scale))
-    worst["export"] = [diff, diff / scale, 0, 0]
+    print("  %-34s |dlogit| %.2e (scale %5.2f) against the torch module's own forward" % (tag + " e=1", diff, scale))
+    worst[tag] = [diff, diff / scale, 0, 0]
     if not diff <= LOGIT_TOL * scale:
-        fail("exported timm-shaped model: engine logits differ from the torch module by %.3g" % diff)
+        fail("%s: engine logits differ from the torch module by %.3g" % (tag, diff))
+    return pixels
+
+
+def check_export():
+    install_safetensors_shim()
+    scope = {}
+    exec(doc_snippet(), scope)
+    vit = random_timm_vit(7, (24, 32), 3)
+    mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+    labels = ["class %d" % k for k in range(6)]
+    path = os.path.join(TMP, "exported.safetensors")
+    scope["export"](vit, path, labels, mean, std)
+    pixels = check_against_module("export", path, vit, mean, std)
     # The exported router is zero: every token ties, so below e = 1 routing is the tie rule alone.
     compare("export", path, ref.Model(path), pixels, [0.3, 0.5, 0.8])
+
+
+def run_importer(args):
+    return subprocess.run([sys.executable, os.path.join(ROOT, "tools", "mone-import.py")] + args,
+                          capture_output=True, text=True)
+
+
+def check_importer():
+    """tools/mone-import.py on timm-layout checkpoints: a torch.save state dict (RGB, square, labels
+    file) and a safetensors file (grey, non-square), both exact at e = 1; what it cannot map is
+    refused, naming the tensor."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("mone_import", os.path.join(ROOT, "tools", "mone-import.py"))
+    importer = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(importer)
+
+    vit = random_timm_vit(21, (32, 32), 3, dim=64, heads=4, classes=5)
+    pth = os.path.join(TMP, "timm-rgb.pth")
+    torch.save({"model": {"module." + k: v for k, v in vit.state_dict().items()}}, pth)
+    labels = os.path.join(TMP, "labels.txt")
+    with open(labels, "w") as f:
+        f.write("".join("label %d\n" % k for k in range(5)))
+    out = os.path.join(TMP, "imported-rgb.safetensors")
+    r = run_importer([pth, "-o", out, "--labels", labels, "--heads", "4"])
+    if r.returncode != 0:
+        fail("mone-import on a .pth: %s" % r.stderr)
+    check_against_module("import-pth", out, vit, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
+
+    vit = random_timm_vit(22, (16, 24), 1, dim=32, heads=2, classes=3)
+    st = os.path.join(TMP, "timm-grey.safetensors")
+    importer.write_safetensors(st, dict(vit.state_dict()), {})
+    out = os.path.join(TMP, "imported-grey.safetensors")
+    r = run_importer([st, "-o", out, "--heads", "2", "--height", "16", "--width", "24", "--mean", "0.3", "--std", "0.2"])
+    if r.returncode != 0:
+        fail("mone-import on a safetensors file: %s" % r.stderr)
+    check_against_module("import-safetensors", out, vit, [0.3], [0.2])
+
+    refusals = [("cls_token", torch.zeros(1, 1, 32), "class token"), ("fc_norm.weight", torch.ones(32), "fc_norm"),
+                ("blocks.0.ls1.gamma", torch.ones(32), "layer scale"), ("extra.weight", torch.ones(2), "extra.weight")]
+    for name, tensor, why in refusals:
+        sd = dict(vit.state_dict())
+        sd[name] = tensor
+        bad = os.path.join(TMP, "refused.pth")
+        torch.save(sd, bad)
+        r = run_importer([bad, "-o", os.path.join(TMP, "refused.safetensors"), "--heads", "2", "--height", "16", "--width", "24"])
+        if r.returncode == 0 or name not in r.stderr or why not in r.stderr:
+            fail("mone-import should refuse %s naming it (%s): rc %d, %s" % (name, why, r.returncode, r.stderr.strip()))
+        print("  import refuses %-20s %s" % (name, r.stderr.strip()[:90]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -459,6 +518,7 @@ def main():
         compare("fixture-%s" % dt, path, m, random_pixels(m, 0), [0.5, 0.6, 0.75, 0.9, 1.0])
 
     check_export()
+    check_importer()
     if LIBMONE and LIBMONE.endswith(".so"):
         check_routing_api(LIBMONE)
     else:
