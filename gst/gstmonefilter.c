@@ -1250,6 +1250,28 @@ gst_mone_filter_classify (GstMoneFilter * self, const Snapshot * snap,
   return TRUE;
 }
 
+/* The frame has its meta: count it and post its message (message=true). */
+static GstFlowReturn
+gst_mone_filter_frame_done (GstMoneFilter * self, GstStructure * message)
+{
+  self->frame_count++;
+  if (message)
+    gst_element_post_message (GST_ELEMENT (self),
+        gst_message_new_element (GST_OBJECT (self), message));
+  return GST_FLOW_OK;
+}
+
+/* The engine failed (error set), or the meta could not be attached (error NULL). */
+static GstFlowReturn
+gst_mone_filter_frame_failed (GstMoneFilter * self, const GError * error)
+{
+  if (error)
+    GST_ELEMENT_ERROR (self, STREAM, FAILED, ("MoNE inference failed: %s", error->message), (NULL));
+  else
+    GST_ELEMENT_ERROR (self, CORE, FAILED, (NULL), ("could not attach the classification meta"));
+  return GST_FLOW_ERROR;
+}
+
 /* ---- Regions of interest ---- */
 
 /* Classifies this frame's due regions at the decided budget (none when the scheduler says the
@@ -1342,18 +1364,12 @@ gst_mone_filter_process_regions (GstMoneFilter * self, Snapshot * snap, GstVideo
     self->last_gflops = cost.gflops;
     GST_OBJECT_UNLOCK (self);
   }
-  self->frame_count++;
-  if (message)
-    gst_element_post_message (GST_ELEMENT (self),
-        gst_message_new_element (GST_OBJECT (self), message));
-  return GST_FLOW_OK;
+  return gst_mone_filter_frame_done (self, message);
 
 run_failed:
-  GST_ELEMENT_ERROR (self, STREAM, FAILED, ("MoNE inference failed: %s", error->message), (NULL));
-  return GST_FLOW_ERROR;
+  return gst_mone_filter_frame_failed (self, error);
 no_meta:
-  GST_ELEMENT_ERROR (self, CORE, FAILED, (NULL), ("could not attach the classification meta"));
-  return GST_FLOW_ERROR;
+  return gst_mone_filter_frame_failed (self, NULL);
 }
 
 static GstFlowReturn
@@ -1383,16 +1399,10 @@ gst_mone_filter_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * fra
   if (!gst_mone_result_attach (frame->buffer, self->last_result, &snap.stamp,
           snap.settings.post_messages ? &message : NULL))
     goto no_meta;
-  self->frame_count++;
-  if (message)
-    gst_element_post_message (GST_ELEMENT (self),
-        gst_message_new_element (GST_OBJECT (self), message));
-  return GST_FLOW_OK;
+  return gst_mone_filter_frame_done (self, message);
 
 run_failed:
-  GST_ELEMENT_ERROR (self, STREAM, FAILED, ("MoNE inference failed: %s", error->message), (NULL));
-  return GST_FLOW_ERROR;
+  return gst_mone_filter_frame_failed (self, error);
 no_meta:
-  GST_ELEMENT_ERROR (self, CORE, FAILED, (NULL), ("could not attach the classification meta"));
-  return GST_FLOW_ERROR;
+  return gst_mone_filter_frame_failed (self, NULL);
 }

@@ -111,6 +111,26 @@ stream_clear (SimulatedStream * s)
   gst_mone_scheduler_free (s->scheduler);
 }
 
+/* After a warm-up, 300 frames: none late or reused, every budget at most `best` (the largest
+ * whose runs fit) and at least 0.8 of it; and what was learned of one run: 6 ms at budget 0.5,
+ * within 10%. */
+static void
+check_settles_below (SimulatedStream * s, gdouble best)
+{
+  stream_run (s, 100);
+  stream_reset_counts (s);
+  stream_run (s, 300);
+  fail_unless_equals_int (s->late, 0);
+  fail_unless_equals_int (s->reused, 0);
+  fail_unless (s->max_budget <= best, "budget %f above the largest that fits, %f", s->max_budget,
+      best);
+  fail_unless (s->min_budget >= 0.8 * best, "budget %f far under the largest that fits, %f",
+      s->min_budget, best);
+  fail_unless (fabs (gst_mone_scheduler_predict (s->scheduler, 0.5) - 6e6) < 0.6e6,
+      "predicts %" G_GINT64_FORMAT " ns per run at budget 0.5, a run takes 6 ms",
+      gst_mone_scheduler_predict (s->scheduler, 0.5));
+}
+
 /* ---- fixed mode ---- */
 
 GST_START_TEST (test_fixed_interval_counting)
@@ -221,19 +241,7 @@ GST_START_TEST (test_deadlines_met_below_ceiling)
 
   stream_init (&s, TRUE, 1);
   s.frame.max_latency = 8 * GST_MSECOND;
-  stream_run (&s, 100);
-  stream_reset_counts (&s);
-  stream_run (&s, 300);
-  fail_unless_equals_int (s.late, 0);
-  fail_unless_equals_int (s.reused, 0);
-  fail_unless (s.max_budget <= best, "budget %f above the largest that fits, %f", s.max_budget,
-      best);
-  fail_unless (s.min_budget >= 0.8 * best, "budget %f far under the largest that fits, %f",
-      s.min_budget, best);
-  /* What it learned of the engine: 6 ms at budget 0.5, within 10%. */
-  fail_unless (fabs (gst_mone_scheduler_predict (s.scheduler, 0.5) - 6e6) < 0.6e6,
-      "predicts %" G_GINT64_FORMAT " ns at budget 0.5, the engine takes 6 ms",
-      gst_mone_scheduler_predict (s.scheduler, 0.5));
+  check_settles_below (&s, best);
   stream_clear (&s);
 }
 
@@ -248,18 +256,7 @@ GST_START_TEST (test_runs_share_deadline)
 
   stream_init (&s, TRUE, 1);
   s.frame.runs = 5;
-  stream_run (&s, 100);
-  stream_reset_counts (&s);
-  stream_run (&s, 300);
-  fail_unless_equals_int (s.late, 0);
-  fail_unless_equals_int (s.reused, 0);
-  fail_unless (s.max_budget <= best, "budget %f above the largest that fits, %f", s.max_budget,
-      best);
-  fail_unless (s.min_budget >= 0.8 * best, "budget %f far under the largest that fits, %f",
-      s.min_budget, best);
-  fail_unless (fabs (gst_mone_scheduler_predict (s.scheduler, 0.5) - 6e6) < 0.6e6,
-      "predicts %" G_GINT64_FORMAT " ns per run at budget 0.5, a run takes 6 ms",
-      gst_mone_scheduler_predict (s.scheduler, 0.5));
+  check_settles_below (&s, best);
 
   /* One region per frame again: the full budget fits. */
   s.frame.runs = 1;
