@@ -211,6 +211,12 @@ gst_mone_result_attach_regions (GstBuffer * buffer, GPtrArray * results, GPtrArr
   GValue list = G_VALUE_INIT, item = G_VALUE_INIT;
   GstCustomMeta *meta;
 
+  /* The frame's fields first; the region list then goes straight into the meta's own structure
+   * (gst_buffer_add_mone_meta copies what it is given: every region again). */
+  meta = gst_buffer_add_mone_meta (buffer, fields);
+  gst_structure_free (fields);
+  if (!meta)
+    return FALSE;
   gst_value_array_init (&list, results->len);
   for (guint i = 0; i < results->len; i++) {
     GstStructure *region = stamped_region (g_ptr_array_index (results, i), stamp);
@@ -222,13 +228,11 @@ gst_mone_result_attach_regions (GstBuffer * buffer, GPtrArray * results, GPtrArr
     gst_value_array_append_and_take_value (&list, &item);
     memset (&item, 0, sizeof item);
   }
+  fields = gst_custom_meta_get_structure (meta);
   gst_structure_take_value (fields, "regions", &list);
-  meta = gst_buffer_add_mone_meta (buffer, fields);
-  if (meta && message) {
-    *message = fields;
-    fields = NULL;
+  if (message) {
+    *message = gst_structure_copy (fields);
+    gst_structure_set_name (*message, GST_MONE_CLASSIFICATION_NAME);
   }
-  if (fields)
-    gst_structure_free (fields);
-  return meta != NULL;
+  return TRUE;
 }

@@ -39,7 +39,7 @@ mone_require_element() {
 }
 
 # Parses the options the classifying scripts share into the caller's variables model (-m), budget
-# (-b), scale_mode (-c), interval (-i), device (-d) and sink (-s); the caller sets their defaults
+# (-b), scale_mode (-c), interval (-i), device (-d), sink (-s) and output (-o); the caller sets their defaults
 # and a usage function first. $1 is the getopts spec of the options the script takes ("m:b:s:");
 # -h prints usage. What follows the options lands in the array mone_operands.
 mone_parse_options() {
@@ -53,6 +53,7 @@ mone_parse_options() {
       i) interval=$OPTARG ;;
       d) device=$OPTARG ;;
       s) sink=$OPTARG ;;
+      o) output=$OPTARG ;;
       h) usage; exit 0 ;;
       *) usage >&2; exit 2 ;;
     esac

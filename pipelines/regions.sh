@@ -11,19 +11,11 @@
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 model=${MONE_MODEL:-$mone_default_model}
-budgets=1,0.5
+budget=1,0.5   # a list of budgets here
 output=
 usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; }
-while getopts "m:b:o:h" opt; do
-  case $opt in
-    m) model=$OPTARG ;;
-    b) budgets=$OPTARG ;;
-    o) output=$OPTARG ;;
-    h) usage; exit 0 ;;
-    *) usage >&2; exit 2 ;;
-  esac
-done
-shift $((OPTIND - 1))
+mone_parse_options "m:b:o:" "$@"
+set -- "${mone_operands[@]}"
 file=${1:-$mone_repo/pipelines/sample/scene.mp4}
 if [ ! -r "$file" ]; then
   echo "regions.sh: cannot read '$file' (make the sample with: bash pipelines/demo.sh)" >&2
@@ -33,4 +25,4 @@ mone_require_element monefilter "Build the plugin (ninja -C build) or set MONE_B
 mone_require_model "$model"
 regions=$mone_build_dir/pipelines/mone-regions
 [ -x "$regions" ] || { echo "regions.sh: $regions not built (ninja -C ${mone_build_dir:-build})" >&2; exit 1; }
-exec "$regions" --video "$file" --model "$model" --budgets "$budgets" ${output:+--output "$output"}
+exec "$regions" --video "$file" --model "$model" --budgets "$budget" ${output:+--output "$output"}
