@@ -30,6 +30,9 @@
 #endif
 /* head_dim vectors per softmax x V tile at most: strip_times_v takes chunks of 4, 2 and 1. */
 #define PV_VECTORS 4
+#ifndef PV_KEY_BLOCK
+#define PV_KEY_BLOCK 64
+#endif
 
 /* qt (head_dim, STRIP) = scale * q^T for the strip's n_queries rows of q (ld_q), zero columns after
  * them up to the strip's n_vectors vectors (their scores are computed and never used). */
@@ -47,10 +50,11 @@ pack_queries (int n_queries, int n_vectors, int head_dim, const float *q, int ld
 }
 
 /* st rows (keys, STRIP) for `keys` consecutive keys: st[j, i] = k[j, :] . qt[:, i], for the first
- * n_vectors vectors of query columns. */
+ * n_vectors vectors of query columns; max[c] <- lane-wise maximum of max[c] and the tile's column
+ * vector c (the softmax's maxima, taken while the scores are still in registers). */
 ALWAYS_INLINE void
 scores_tile (const int keys, const int n_vectors, int head_dim, const float *k, int ld_k,
-    const float *qt, float *st)
+    const float *qt, float *st, vf max[2])
 {
   vf acc[SCORE_KEYS][2];
 #pragma GCC unroll 16
@@ -70,46 +74,48 @@ scores_tile (const int keys, const int n_vectors, int head_dim, const float *k, 
 #pragma GCC unroll 16
   for (int r = 0; r < keys; r++) {
     vstore (st + r * STRIP, acc[r][0]);
-    if (n_vectors == 2)
+    max[0] = vmax (max[0], acc[r][0]);
+    if (n_vectors == 2) {
       vstore (st + r * STRIP + LANES, acc[r][1]);
+      max[1] = vmax (max[1], acc[r][1]);
+    }
   }
 }
 
 ALWAYS_INLINE void
 strip_scores_of_width (const int n_vectors, int n_keys, int head_dim, const float *k, int ld_k,
-    const float *qt, float *st)
+    const float *qt, float *st, vf max[2])
 {
   int j = 0;
   for (; j + SCORE_KEYS <= n_keys; j += SCORE_KEYS)
-    scores_tile (SCORE_KEYS, n_vectors, head_dim, k + (size_t) j * ld_k, ld_k, qt, st + j * STRIP);
+    scores_tile (SCORE_KEYS, n_vectors, head_dim, k + (size_t) j * ld_k, ld_k, qt, st + j * STRIP,
+        max);
   for (; j < n_keys; j++)
-    scores_tile (1, n_vectors, head_dim, k + (size_t) j * ld_k, ld_k, qt, st + j * STRIP);
+    scores_tile (1, n_vectors, head_dim, k + (size_t) j * ld_k, ld_k, qt, st + j * STRIP, max);
 }
 
-/* st (n_keys, STRIP) = k qt over all keys. */
+/* st (n_keys, STRIP) = k qt over all keys; max[c] = maximum of column vector c over the keys. */
 static void
 strip_scores (int n_vectors, int n_keys, int head_dim, const float *k, int ld_k, const float *qt,
-    float *st)
+    float *st, vf max[2])
 {
+  max[0] = max[1] = splat (-INFINITY);
   if (n_vectors == 2)
-    strip_scores_of_width (2, n_keys, head_dim, k, ld_k, qt, st);
+    strip_scores_of_width (2, n_keys, head_dim, k, ld_k, qt, st, max);
   else
-    strip_scores_of_width (1, n_keys, head_dim, k, ld_k, qt, st);
+    strip_scores_of_width (1, n_keys, head_dim, k, ld_k, qt, st, max);
 }
 
 /* Each query column of st (n_keys, STRIP) <- exp(column - its max), unnormalised;
  * inverse_sums[i] = 1 / sum of column i. */
 static void
-strip_softmax (int n_vectors, int n_keys, float *st, float *inverse_sums)
+strip_softmax (int n_vectors, int n_keys, const vf max[2], float *st, float *inverse_sums)
 {
   for (int c = 0; c < n_vectors; c++) {
     float *column = st + c * LANES;
-    vf max = splat (-INFINITY);
-    for (int j = 0; j < n_keys; j++)
-      max = vmax (max, vload (column + j * STRIP));
     vf sum = splat (0);
     for (int j = 0; j < n_keys; j++) {
-      const vf e = vexp (vload (column + j * STRIP) - max);
+      const vf e = vexp (vload (column + j * STRIP) - max[c]);
       vstore (column + j * STRIP, e);
       sum += e;
     }
@@ -117,18 +123,24 @@ strip_softmax (int n_vectors, int n_keys, float *st, float *inverse_sums)
   }
 }
 
-/* out (queries, n_vectors vectors of head_dim) = (st^T v) * inverse_sums for `queries` queries
- * starting at st's first column; the last vector holds last_lanes values when ragged. */
+/* out (queries, n_vectors vectors of head_dim) [+]= st^T v over n_keys keys for `queries` queries
+ * starting at st's first column, adding to out unless `first`, times inverse_sums if `last`; the
+ * last vector holds last_lanes values when ragged. */
 ALWAYS_INLINE void
 times_v_tile (const int queries, const int n_vectors, const bool ragged, int last_lanes, int n_keys,
-    const float *st, const float *v, int ld_v, const float *inverse_sums, float *out, int ld_out)
+    const float *st, const float *v, int ld_v, bool first, bool last, const float *inverse_sums,
+    float *out, int ld_out)
 {
   vf acc[PV_ACCUMULATORS][PV_VECTORS];
 #pragma GCC unroll 16
   for (int r = 0; r < queries; r++)
 #pragma GCC unroll 4
-    for (int c = 0; c < n_vectors; c++)
-      acc[r][c] = splat (0);
+    for (int c = 0; c < n_vectors; c++) {
+      const float *src = out + (size_t) r * ld_out + c * LANES;
+      acc[r][c] = first                  ? splat (0)
+          : ragged && c == n_vectors - 1 ? vload_first (src, last_lanes)
+                                         : vload (src);
+    }
   for (int j = 0; j < n_keys; j++) {
     const float *v_row = v + (size_t) j * ld_v;
     vf values[PV_VECTORS];
@@ -147,14 +159,15 @@ times_v_tile (const int queries, const int n_vectors, const bool ragged, int las
   }
 #pragma GCC unroll 16
   for (int r = 0; r < queries; r++) {
-    const vf inv = splat (inverse_sums[r]);
+    const vf inv = splat (last ? inverse_sums[r] : 1.0f);
     float *dst = out + (size_t) r * ld_out;
 #pragma GCC unroll 4
     for (int c = 0; c < n_vectors; c++) {
+      const vf value = last ? acc[r][c] * inv : acc[r][c];
       if (ragged && c == n_vectors - 1)
-        vstore_first (dst + c * LANES, acc[r][c] * inv, last_lanes);
+        vstore_first (dst + c * LANES, value, last_lanes);
       else
-        vstore (dst + c * LANES, acc[r][c] * inv);
+        vstore (dst + c * LANES, value);
     }
   }
 }
@@ -163,49 +176,56 @@ times_v_tile (const int queries, const int n_vectors, const bool ragged, int las
  * at most one half tile, then one query at a time. */
 ALWAYS_INLINE void
 times_v_columns (const int n_vectors, const bool ragged, int last_lanes, int n_queries, int n_keys,
-    const float *st, const float *v, int ld_v, const float *inverse_sums, float *out, int ld_out)
+    const float *st, const float *v, int ld_v, bool first, bool last, const float *inverse_sums,
+    float *out, int ld_out)
 {
   const int tile = PV_ACCUMULATORS / n_vectors;
   int i = 0;
   for (; i + tile <= n_queries; i += tile)
-    times_v_tile (tile, n_vectors, ragged, last_lanes, n_keys, st + i, v, ld_v, inverse_sums + i,
-        out + (size_t) i * ld_out, ld_out);
+    times_v_tile (tile, n_vectors, ragged, last_lanes, n_keys, st + i, v, ld_v, first, last,
+        inverse_sums + i, out + (size_t) i * ld_out, ld_out);
   if (tile >= 2 && i + tile / 2 <= n_queries) {
-    times_v_tile (tile / 2, n_vectors, ragged, last_lanes, n_keys, st + i, v, ld_v,
+    times_v_tile (tile / 2, n_vectors, ragged, last_lanes, n_keys, st + i, v, ld_v, first, last,
         inverse_sums + i, out + (size_t) i * ld_out, ld_out);
     i += tile / 2;
   }
   for (; i < n_queries; i++)
-    times_v_tile (1, n_vectors, ragged, last_lanes, n_keys, st + i, v, ld_v, inverse_sums + i,
-        out + (size_t) i * ld_out, ld_out);
+    times_v_tile (1, n_vectors, ragged, last_lanes, n_keys, st + i, v, ld_v, first, last,
+        inverse_sums + i, out + (size_t) i * ld_out, ld_out);
 }
 
 /* out (n_queries, head_dim) = normalised softmax x v for the strip, in column chunks of 4, 2 or 1
- * vectors. */
+ * vectors. Keys go in blocks whose rows of v stay in L1 while every query tile of the strip reads
+ * them; the partial sums wait in out between blocks. */
 static void
 strip_times_v (int n_queries, int n_keys, int head_dim, const float *st, const float *v, int ld_v,
     const float *inverse_sums, float *out, int ld_out)
 {
   const int total_vectors = (head_dim + LANES - 1) / LANES;
   const int last_lanes = head_dim - (total_vectors - 1) * LANES;
-  for (int c0 = 0; c0 < total_vectors;) {
-    const int left = total_vectors - c0;
-    const int n_vectors = left >= 4 ? 4 : left >= 2 ? 2 : 1;
-    const bool ragged = n_vectors == left && last_lanes < LANES;
-    const float *v_chunk = v + c0 * LANES;
-    float *out_chunk = out + c0 * LANES;
+  for (int j0 = 0; j0 < n_keys; j0 += PV_KEY_BLOCK) {
+    const int block_keys = n_keys - j0 < PV_KEY_BLOCK ? n_keys - j0 : PV_KEY_BLOCK;
+    const bool first = j0 == 0, last = j0 + block_keys == n_keys;
+    const float *st_block = st + (size_t) j0 * STRIP, *v_block = v + (size_t) j0 * ld_v;
+    for (int c0 = 0; c0 < total_vectors;) {
+      const int left = total_vectors - c0;
+      const int n_vectors = left >= 4 ? 4 : left >= 2 ? 2 : 1;
+      const bool ragged = n_vectors == left && last_lanes < LANES;
+      const float *v_chunk = v_block + c0 * LANES;
+      float *out_chunk = out + c0 * LANES;
 #define TIMES_V(nv, rag)                                                                           \
-  times_v_columns (nv, rag, last_lanes, n_queries, n_keys, st, v_chunk, ld_v, inverse_sums,        \
-      out_chunk, ld_out)
-    /* Constant arguments, so each case compiles to its own fully unrolled register tile. */
-    if (n_vectors == 4)
-      ragged ? TIMES_V (4, true) : TIMES_V (4, false);
-    else if (n_vectors == 2)
-      ragged ? TIMES_V (2, true) : TIMES_V (2, false);
-    else
-      ragged ? TIMES_V (1, true) : TIMES_V (1, false);
+  times_v_columns (nv, rag, last_lanes, n_queries, block_keys, st_block, v_chunk, ld_v, first,     \
+      last, inverse_sums, out_chunk, ld_out)
+      /* Constant arguments, so each case compiles to its own fully unrolled register tile. */
+      if (n_vectors == 4)
+        ragged ? TIMES_V (4, true) : TIMES_V (4, false);
+      else if (n_vectors == 2)
+        ragged ? TIMES_V (2, true) : TIMES_V (2, false);
+      else
+        ragged ? TIMES_V (1, true) : TIMES_V (1, false);
 #undef TIMES_V
-    c0 += n_vectors;
+      c0 += n_vectors;
+    }
   }
 }
 
@@ -224,8 +244,9 @@ KERNEL (mone_attention_block) (int n_queries, int n_keys, int head_dim, const fl
     const int nq = n_queries - i0 < STRIP ? n_queries - i0 : STRIP;
     const int n_vectors = nq > LANES ? 2 : 1;
     pack_queries (nq, n_vectors, head_dim, q + (size_t) i0 * ld_qkv, ld_qkv, scale, qt);
-    strip_scores (n_vectors, n_keys, head_dim, k, ld_qkv, qt, st);
-    strip_softmax (n_vectors, n_keys, st, inverse_sums);
+    vf max[2];
+    strip_scores (n_vectors, n_keys, head_dim, k, ld_qkv, qt, st, max);
+    strip_softmax (n_vectors, n_keys, max, st, inverse_sums);
     strip_times_v (nq, n_keys, head_dim, st, v, ld_qkv, inverse_sums, out + (size_t) i0 * ld_out,
         ld_out);
   }

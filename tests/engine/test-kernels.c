@@ -288,7 +288,7 @@ static void
 test_attention (const MoneKernels *kernels)
 {
   static const int queries[] = { 1, 3, 4, 7, 15, 16, 17, 31, 32, 33, 47, 64 };
-  static const int keys[] = { 1, 5, 17, 64, 197 };
+  static const int keys[] = { 1, 5, 17, 64, 65, 128, 197 };
   static const int head_dims[] = { 3, 8, 12, 16, 20, 24, 32, 48, 64, 72 };
   for (size_t qi = 0; qi < G_N_ELEMENTS (queries); qi++)
     for (size_t ki = 0; ki < G_N_ELEMENTS (keys); ki++)
