@@ -19,6 +19,8 @@
 #include <gst/gst.h>
 #include <mone/mone.h>
 
+#include "pipeline-timing.h"
+
 typedef struct {
   char *model_path;
   char *budgets;
@@ -27,25 +29,6 @@ typedef struct {
   int width, height, frames, runs, threads;
   gboolean queue;
 } BenchOptions;
-
-typedef struct {
-  guint64 buffers;
-  gint64 first_us, last_us;
-} SinkTiming;
-
-static int
-compare_doubles (const void *a, const void *b)
-{
-  double x = *(const double *) a, y = *(const double *) b;
-  return (x > y) - (x < y);
-}
-
-static double
-median (double *values, int n)
-{
-  qsort (values, n, sizeof *values, compare_doubles);
-  return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
-}
 
 /* Frames per second of `frames` engine runs on one input (after one warm-up run). */
 static double
@@ -63,18 +46,6 @@ engine_fps (MoneContext *ctx, const float *input, double budget, int frames, GEr
   return frames / ((g_get_monotonic_time () - start) * 1e-6);
 }
 
-static GstPadProbeReturn
-count_sink_buffer (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
-{
-  SinkTiming *timing = user_data;
-  gint64 now = g_get_monotonic_time ();
-
-  if (timing->buffers++ == 0)
-    timing->first_us = now;
-  timing->last_us = now;
-  return GST_PAD_PROBE_OK;
-}
-
 /* Frames per second of the element pipeline between the first and the last buffer at the sink. */
 static double
 element_fps (const BenchOptions *opt, double budget, GError **error)
@@ -86,58 +57,9 @@ element_fps (const BenchOptions *opt, double budget, GError **error)
       "monefilter name=mone model=\"%s\" budget=%g threads=%d ! fakesink name=sink sync=false",
       opt->frames + 1, opt->pattern, opt->format, opt->width, opt->height,
       opt->queue ? "queue max-size-buffers=4 ! " : "", opt->model_path, budget, opt->threads);
-  GstElement *pipeline = gst_parse_launch (description, error);
-  GstElement *sink;
-  GstPad *pad;
-  GstBus *bus;
-  GstMessage *msg;
-  SinkTiming timing = { 0 };
-  double fps = -1.0;
-
+  const double fps = bench_pipeline_fps (description, error);
   g_free (description);
-  if (pipeline && error && *error) /* a bad property value: a pipeline and an error */
-    g_clear_object (&pipeline);
-  if (!pipeline)
-    return -1.0;
-  sink = gst_bin_get_by_name (GST_BIN (pipeline), "sink");
-  pad = gst_element_get_static_pad (sink, "sink");
-  gst_pad_add_probe (pad, GST_PAD_PROBE_TYPE_BUFFER, count_sink_buffer, &timing, NULL);
-  gst_object_unref (pad);
-  gst_object_unref (sink);
-
-  gst_element_set_state (pipeline, GST_STATE_PLAYING);
-  bus = gst_element_get_bus (pipeline);
-  msg = gst_bus_timed_pop_filtered (bus, GST_CLOCK_TIME_NONE, GST_MESSAGE_EOS | GST_MESSAGE_ERROR);
-  if (GST_MESSAGE_TYPE (msg) == GST_MESSAGE_ERROR) {
-    GError *err = NULL;
-    char *debug = NULL;
-
-    gst_message_parse_error (msg, &err, &debug);
-    g_set_error (error, err->domain, err->code, "%s (%s)", err->message, debug ? debug : "");
-    g_error_free (err);
-    g_free (debug);
-  } else if (timing.buffers < 2) {
-    g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_FAILED,
-        "only %" G_GUINT64_FORMAT " buffers reached the sink", timing.buffers);
-  } else {
-    fps = (timing.buffers - 1) / ((timing.last_us - timing.first_us) * 1e-6);
-  }
-  gst_message_unref (msg);
-  gst_object_unref (bus);
-  gst_element_set_state (pipeline, GST_STATE_NULL);
-  gst_object_unref (pipeline);
   return fps;
-}
-
-/* TRUE when the registry has the element (any version). */
-static gboolean
-has_element (const char *name)
-{
-  GstElementFactory *factory = gst_element_factory_find (name);
-
-  if (factory)
-    gst_object_unref (factory);
-  return factory != NULL;
 }
 
 int
@@ -188,7 +110,7 @@ main (int argc, char **argv)
     opt.format = g_strdup ("I420");
   if (!opt.pattern)
     opt.pattern = g_strdup ("smpte");
-  if (!has_element ("monefilter")) {
+  if (!bench_has_element ("monefilter")) {
     fprintf (stderr,
         "element-vs-engine: element monefilter not found (set GST_PLUGIN_PATH to the "
         "build's gst/ folder)\n");
@@ -240,8 +162,8 @@ main (int argc, char **argv)
         goto out;
       }
     }
-    engine_median = median (engine, opt.runs);
-    element_median = median (element, opt.runs);
+    engine_median = bench_median (engine, opt.runs);
+    element_median = bench_median (element, opt.runs);
     printf ("%-8.3g %8.4f %12.1f %12.1f %7.1f%%\n", budget, mone_model_flops (model, budget) * 1e-9,
         engine_median, element_median, 100.0 * element_median / engine_median);
     fflush (stdout);

@@ -6,6 +6,7 @@
 # folder of the root. Needs root (debootstrap, chroot, mount).
 #
 #   tools/debian13.sh             # build or reuse the root, then build and test there
+#   tools/debian13.sh CMD ARGS... # ...or build there and run CMD (from the checkout) instead
 #   MONE_DEBIAN13_ROOT=DIR tools/debian13.sh
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -47,8 +48,16 @@ bind "$src" "$root/src" ro
 cp /etc/resolv.conf "$root/etc/resolv.conf"
 
 # The same test command as on Debian 12, plus the 1.26-only dependencies; the build folder lives
-# in the root, so the read-only checkout stays clean.
+# in the root, so the read-only checkout stays clean. With a command: the same packages and build,
+# then the command.
+command=("$@")
+if [ ${#command[@]} -eq 0 ]; then
+  run='tools/test.sh'
+else
+  run='tools/install-deps.sh --tests && { [ -f "$MONE_BUILD_DIR/build.ninja" ] ||
+    meson setup "$MONE_BUILD_DIR" --buildtype=debugoptimized; } && ninja -C "$MONE_BUILD_DIR" && "$@"'
+fi
 chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
-  OPENBLAS_CORETYPE="${OPENBLAS_CORETYPE:-Haswell}" MONE_BUILD_DIR=/var/tmp/gst-mone-build \
+  OPENBLAS_CORETYPE="${OPENBLAS_CORETYPE-Haswell}" MONE_BUILD_DIR=/var/tmp/gst-mone-build \
   MONE_EXTRA_PACKAGES="libgstreamer-plugins-bad1.0-dev gstreamer1.0-plugins-bad" \
-  bash -c 'cd /src && gst-launch-1.0 --version 2> /dev/null | head -1; tools/test.sh'
+  bash -c 'cd /src && gst-launch-1.0 --version 2> /dev/null | head -1; '"$run" bash "${command[@]}"
