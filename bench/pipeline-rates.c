@@ -70,7 +70,8 @@ main (int argc, char **argv)
     Pipeline *p = &pipelines[i];
     /* bench_median sorts: after it, fps[0] and fps[runs - 1] are the extremes. */
     const double ratio = bench_median (p->ratio, runs), fps = bench_median (p->fps, runs);
-    printf ("%-28s %10.1f %10.1f %10.1f %14.2f\n", p->name, fps, p->fps[0], p->fps[runs - 1], ratio);
+    printf ("%-28s %10.1f %10.1f %10.1f %14.2f\n", p->name, fps, p->fps[0], p->fps[runs - 1],
+        ratio);
   }
   status = 0;
 

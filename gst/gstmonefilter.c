@@ -42,10 +42,12 @@
  * as the meta is posted for every frame.
  *
  * With #GstMoneFilter:inference-region=roi-list the element classifies each region of interest on
- * the frame (GstVideoRegionOfInterestMeta, from a detector upstream) whose type
+ * the frame (GstVideoRegionOfInterestMeta from a detector upstream, and from GStreamer 1.24 on
+ * the object detections, GstAnalyticsODMtd, of its analytics relation meta) whose type
  * #GstMoneFilter:object-class lists, instead of the whole frame: each region clipped to the frame
  * and fitted to the model per #GstMoneFilter:scale-mode, its result added to the region meta as a
- * "mone-classification" parameter and listed in the buffer's meta. #GstMoneFilter:interval then
+ * "mone-classification" parameter (to a detection as a GstAnalyticsClsMtd it relates to) and
+ * listed in the buffer's meta. #GstMoneFilter:interval then
  * counts per region id, and auto mode shares the frame's deadline among the regions due on it.
  *
  * ## Example launch line
@@ -200,7 +202,7 @@ struct _GstMoneFilter
   /* inference-region=roi-list: each region's latest result, and the frame's results in order. */
   GstMoneRegions *regions;
   GPtrArray *region_results;    /* const GstStructure *, owned by `regions` */
-  GPtrArray *region_metas;      /* GstVideoRegionOfInterestMeta * of the same regions */
+  GPtrArray *region_entries;    /* const GstMoneRegion * of the same regions */
   gboolean invalid_warned;      /* a non-finite result was reported for this stream */
 };
 
@@ -269,7 +271,8 @@ gst_mone_filter_inference_region_get_type (void)
   static const GEnumValue values[] = {
     {GST_MONE_FILTER_INFERENCE_REGION_FULL_FRAME, "Classify the whole frame", "full-frame"},
     {GST_MONE_FILTER_INFERENCE_REGION_ROI_LIST,
-          "Classify each region of interest (GstVideoRegionOfInterestMeta) on the frame",
+          "Classify each region of interest (GstVideoRegionOfInterestMeta, GstAnalyticsODMtd) "
+          "on the frame",
         "roi-list"},
     {0, NULL, NULL},
   };
@@ -384,14 +387,15 @@ gst_mone_filter_class_init (GstMoneFilterClass * klass)
   g_object_class_install_property (gobject_class, PROP_INFERENCE_REGION,
       g_param_spec_enum ("inference-region", "Inference region",
           "full-frame: classify the whole frame; roi-list: classify each region of interest an "
-          "upstream element put on the frame (GstVideoRegionOfInterestMeta), each fitted to the "
-          "model per scale-mode, the result added to the region and listed in the meta. "
+          "upstream element put on the frame (GstVideoRegionOfInterestMeta; from GStreamer 1.24 "
+          "also GstAnalyticsODMtd), each fitted to the model per scale-mode, the result added to "
+          "the region (a detection: as a GstAnalyticsClsMtd it relates to) and listed in the meta. "
           "Needs an image model; applied when the element starts",
           GST_TYPE_MONE_FILTER_INFERENCE_REGION, DEFAULT_INFERENCE_REGION,
           G_PARAM_READWRITE | GST_PARAM_MUTABLE_READY | G_PARAM_STATIC_STRINGS));
   g_object_class_install_property (gobject_class, PROP_OBJECT_CLASS,
       g_param_spec_string ("object-class", "Object class",
-          "inference-region=roi-list: comma-separated region types (the regions' roi_type, "
+          "inference-region=roi-list: comma-separated region types (roi_type, a detection's type, "
           "e.g. \"person,car\") to classify; empty: every region",
           NULL, G_PARAM_READWRITE | GST_PARAM_MUTABLE_PLAYING | G_PARAM_STATIC_STRINGS));
   g_object_class_install_property (gobject_class, PROP_LABELS,
@@ -759,7 +763,7 @@ gst_mone_filter_open_stream (GstMoneFilter * self, const gchar * path, gint thre
   self->scheduler = gst_mone_scheduler_new (mone_model_min_budget (self->model));
   self->regions = gst_mone_regions_new ();
   self->region_results = g_ptr_array_new ();
-  self->region_metas = g_ptr_array_new ();
+  self->region_entries = g_ptr_array_new ();
   self->frame_count = 0;
   return TRUE;
 }
@@ -838,7 +842,7 @@ gst_mone_filter_stop (GstBaseTransform * trans)
   GST_OBJECT_UNLOCK (self);
   g_clear_pointer (&self->last_result, gst_structure_free);
   g_clear_pointer (&self->region_results, g_ptr_array_unref);
-  g_clear_pointer (&self->region_metas, g_ptr_array_unref);
+  g_clear_pointer (&self->region_entries, g_ptr_array_unref);
   g_clear_pointer (&self->regions, gst_mone_regions_free);
   g_clear_pointer (&self->scheduler, gst_mone_scheduler_free);
   g_clear_pointer (&self->input, gst_mone_input_free);
@@ -1286,7 +1290,7 @@ gst_mone_filter_classify_regions (GstMoneFilter * self, const Snapshot * snap, G
   gdouble budget_used = 1.0;
 
   g_ptr_array_set_size (self->region_results, 0);
-  g_ptr_array_set_size (self->region_metas, 0);
+  g_ptr_array_set_size (self->region_entries, 0);
   for (guint i = 0; i < regions->len; i++) {
     GstMoneRegion *region = &g_array_index (regions, GstMoneRegion, i);
 
@@ -1299,7 +1303,7 @@ gst_mone_filter_classify_regions (GstMoneFilter * self, const Snapshot * snap, G
       if (!gst_mone_input_push_region (self->input, frame, region->x, region->y, region->width,
               region->height, &geometry)) {
         g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_FAILED,
-            "could not convert region %d (%d,%d %dx%d)", region->roi->id, region->x, region->y,
+            "could not convert region %d (%d,%d %dx%d)", region->id, region->x, region->y,
             region->width, region->height);
         return FALSE;
       }
@@ -1307,8 +1311,7 @@ gst_mone_filter_classify_regions (GstMoneFilter * self, const Snapshot * snap, G
           &geometry, start, &gflops, error);
       if (!result)
         return FALSE;
-      gst_mone_result_set_region (result, region->roi, region->x, region->y, region->width,
-          region->height);
+      gst_mone_result_set_region (result, region);
       gst_structure_get_double (result, "budget-used", &budget_used);
       gst_mone_regions_classified (self->regions, i, result);
       cost->classified++;
@@ -1316,7 +1319,7 @@ gst_mone_filter_classify_regions (GstMoneFilter * self, const Snapshot * snap, G
     }
     if (region->last) {
       g_ptr_array_add (self->region_results, (gpointer) region->last);
-      g_ptr_array_add (self->region_metas, region->roi);
+      g_ptr_array_add (self->region_entries, region);
     }
   }
   cost->latency_ns = monotonic_ns () - frame_start;
@@ -1354,7 +1357,7 @@ gst_mone_filter_process_regions (GstMoneFilter * self, Snapshot * snap, GstVideo
   if (due > 0 && cost.classified == 0)
     gst_mone_scheduler_reused (self->scheduler);
   gst_mone_input_end_regions (self->input);
-  if (!gst_mone_result_attach_regions (frame->buffer, self->region_results, self->region_metas,
+  if (!gst_mone_result_attach_regions (frame->buffer, self->region_results, self->region_entries,
           &snap->stamp, &cost, snap->settings.post_messages ? &message : NULL))
     goto no_meta;
   gst_mone_regions_end_frame (self->regions);

@@ -593,6 +593,10 @@ add_regions (JsonBuilder * b, GstBuffer * buf, const GstStructure * frame_fields
     json_builder_add_int_value (b, region.id);
     json_builder_set_member_name (b, "region-type");
     json_builder_add_string_value (b, region.type);
+    if (gst_structure_has_field_typed (s, "region-source", G_TYPE_STRING)) {
+      json_builder_set_member_name (b, "region-source");
+      json_builder_add_string_value (b, gst_structure_get_string (s, "region-source"));
+    }
     add_rect (b, "region", region.x, region.y, region.width, region.height);
     add_classification (b, &r, s);
     json_builder_end_object (b);

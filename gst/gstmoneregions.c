@@ -8,6 +8,10 @@
 
 #include "gstmoneregions.h"
 
+#if HAVE_GST_ANALYTICS
+#include <gst/analytics/analytics.h>
+#endif
+
 /* What is remembered of a region id between frames. */
 typedef struct
 {
@@ -79,20 +83,34 @@ type_wanted (GQuark type, const GQuark * types, guint n_types)
 
 /* [start, start + length) clipped to [0, limit), in 64 bits: detectors may put boxes anywhere. */
 static gint
-clip_span (guint start, guint length, gint limit, gint * clipped_start)
+clip_span (gint64 start, gint64 length, gint limit, gint * clipped_start)
 {
-  gint64 a = MIN ((gint64) start, (gint64) limit);
-  gint64 b = MIN ((gint64) start + length, (gint64) limit);
+  gint64 a = CLAMP (start, 0, (gint64) limit);
+  gint64 b = CLAMP (start + MAX (length, 0), 0, (gint64) limit);
 
   *clipped_start = (gint) a;
   return (gint) (b - a);
+}
+
+/* Appends the region with box (x, y, w, h) clipped to the frame; FALSE (nothing appended) when
+ * nothing of it is inside. */
+static gboolean
+append_clipped (GstMoneRegions * regions, GstMoneRegion * region, gint64 x, gint64 y, gint64 w,
+    gint64 h, gint frame_width, gint frame_height)
+{
+  region->width = clip_span (x, w, frame_width, &region->x);
+  region->height = clip_span (y, h, frame_height, &region->y);
+  if (region->width <= 0 || region->height <= 0)
+    return FALSE;
+  g_array_append_val (regions->current, *region);
+  return TRUE;
 }
 
 /* Looks the region's id up; a second region with the same id on this frame makes both untracked. */
 static void
 track (GstMoneRegions * regions, GstMoneRegion * region, guint index, guint interval)
 {
-  gpointer key = GINT_TO_POINTER (region->roi->id);
+  gpointer key = GINT_TO_POINTER (region->id);
   RegionState *state = g_hash_table_lookup (regions->states, key);
 
   if (!state) {
@@ -115,6 +133,58 @@ track (GstMoneRegions * regions, GstMoneRegion * region, guint index, guint inte
   region->due = !state->result || state->frames_since >= MAX (interval, 1);
 }
 
+#if HAVE_GST_ANALYTICS
+/* The region meta already collected with exactly this box and type, or NULL. */
+static GstMoneRegion *
+same_region_meta (GstMoneRegions * regions, GQuark type, gint x, gint y, gint w, gint h)
+{
+  for (guint i = 0; i < regions->current->len; i++) {
+    GstMoneRegion *region = &g_array_index (regions->current, GstMoneRegion, i);
+    const GstVideoRegionOfInterestMeta *roi = region->roi;
+
+    if (roi && region->od_id < 0 && roi->roi_type == type && (gint64) roi->x == x
+        && (gint64) roi->y == y && (gint64) roi->w == w && (gint64) roi->h == h)
+      return region;
+  }
+  return NULL;
+}
+
+/* The object detections of the buffer's analytics relation meta: one a region meta already
+ * describes (same box and type) joins that region; the others become regions of their own. */
+static void
+collect_detections (GstMoneRegions * regions, GstBuffer * buffer, gint frame_width,
+    gint frame_height, const GQuark * types, guint n_types, guint * skipped)
+{
+  GstAnalyticsRelationMeta *relations = gst_buffer_get_analytics_relation_meta (buffer);
+  GstAnalyticsODMtd od;
+  gpointer state = NULL;
+
+  if (!relations)
+    return;
+  while (gst_analytics_relation_meta_iterate (relations, &state,
+          gst_analytics_od_mtd_get_mtd_type (), &od)) {
+    GstMoneRegion region = { 0, }, *same;
+    GQuark type = gst_analytics_od_mtd_get_obj_type (&od);
+    gint x, y, w, h;
+    gfloat confidence;
+
+    if (!type_wanted (type, types, n_types)
+        || !gst_analytics_od_mtd_get_location (&od, &x, &y, &w, &h, &confidence))
+      continue;
+    if ((same = same_region_meta (regions, type, x, y, w, h))) {
+      same->od_id = (gint) od.id;
+      continue;
+    }
+    region.od_id = (gint) od.id;
+    region.id = (gint) od.id;
+    region.type = type;
+    region.due = TRUE;
+    if (!append_clipped (regions, &region, x, y, w, h, frame_width, frame_height))
+      (*skipped)++;
+  }
+}
+#endif
+
 GArray *
 gst_mone_regions_collect (GstMoneRegions * regions, GstBuffer * buffer, gint frame_width,
     gint frame_height, const GQuark * types, guint n_types, guint interval, guint * skipped)
@@ -133,16 +203,20 @@ gst_mone_regions_collect (GstMoneRegions * regions, GstBuffer * buffer, gint fra
     if (!type_wanted (roi->roi_type, types, n_types))
       continue;
     region.roi = roi;
-    region.width = clip_span (roi->x, roi->w, frame_width, &region.x);
-    region.height = clip_span (roi->y, roi->h, frame_height, &region.y);
-    if (region.width <= 0 || region.height <= 0) {
+    region.od_id = -1;
+    region.id = roi->id;
+    region.type = roi->roi_type;
+    if (!append_clipped (regions, &region, roi->x, roi->y, roi->w, roi->h, frame_width,
+            frame_height)) {
       (*skipped)++;
       continue;
     }
-    g_array_append_val (regions->current, region);
     track (regions, &g_array_index (regions->current, GstMoneRegion, regions->current->len - 1),
         regions->current->len - 1, interval);
   }
+#if HAVE_GST_ANALYTICS
+  collect_detections (regions, buffer, frame_width, frame_height, types, n_types, skipped);
+#endif
   return regions->current;
 }
 
@@ -157,7 +231,7 @@ gst_mone_regions_classified (GstMoneRegions * regions, guint i, GstStructure * r
     g_ptr_array_add (regions->untracked_results, result);
     return;
   }
-  state = g_hash_table_lookup (regions->states, GINT_TO_POINTER (region->roi->id));
+  state = g_hash_table_lookup (regions->states, GINT_TO_POINTER (region->id));
   if (state->result)
     gst_structure_free (state->result);
   state->result = result;

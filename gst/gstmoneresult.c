@@ -109,9 +109,10 @@ gst_mone_result_new (MoneModel * model, const MoneResult * result, const GstMone
 }
 
 #if HAVE_GST_ANALYTICS
-/* GStreamer >= 1.24: the same top-k as a GstAnalyticsClsMtd for analytics-aware elements. */
+/* GStreamer >= 1.24: the same top-k as a GstAnalyticsClsMtd for analytics-aware elements; with
+ * `detection` >= 0 that detection (a GstAnalyticsODMtd of the same relation meta) relates to it. */
 static void
-add_analytics_classification (GstBuffer * buffer, const GstStructure * s)
+add_analytics_classification (GstBuffer * buffer, const GstStructure * s, gint detection)
 {
   MoneClassification c;
   gfloat confidences[GST_MONE_META_MAX_TOP_K];
@@ -125,12 +126,15 @@ add_analytics_classification (GstBuffer * buffer, const GstStructure * s)
     confidences[i] = c.top_scores[i];
     quarks[i] = g_quark_from_string (c.top_labels[i]);
   }
-  relations = (GstAnalyticsRelationMeta *) gst_buffer_get_meta (buffer,
-      GST_ANALYTICS_RELATION_META_API_TYPE);
+  relations = gst_buffer_get_analytics_relation_meta (buffer);
   if (!relations)
     relations = gst_buffer_add_analytics_relation_meta (buffer);
-  if (relations)
-    gst_analytics_relation_meta_add_cls_mtd (relations, c.top_k, confidences, quarks, &mtd);
+  if (!relations
+      || !gst_analytics_relation_meta_add_cls_mtd (relations, c.top_k, confidences, quarks, &mtd))
+    return;
+  if (detection >= 0)
+    gst_analytics_relation_meta_set_relation (relations, GST_ANALYTICS_REL_TYPE_RELATE_TO,
+        (guint) detection, mtd.id);
 }
 #endif
 
@@ -152,7 +156,7 @@ gst_mone_result_attach (GstBuffer * buffer, const GstStructure * result,
       "running-time", G_TYPE_UINT64, stamp->running_time,
       "duration", G_TYPE_UINT64, stamp->duration, NULL);
 #if HAVE_GST_ANALYTICS
-  add_analytics_classification (buffer, fields);
+  add_analytics_classification (buffer, fields, -1);
 #endif
   if (message) {
     *message = gst_structure_copy (fields);
@@ -162,15 +166,15 @@ gst_mone_result_attach (GstBuffer * buffer, const GstStructure * result,
 }
 
 void
-gst_mone_result_set_region (GstStructure * result, const GstVideoRegionOfInterestMeta * roi,
-    gint x, gint y, gint width, gint height)
+gst_mone_result_set_region (GstStructure * result, const GstMoneRegion * region)
 {
   gst_structure_set (result,
-      "region-id", G_TYPE_INT, roi->id,
-      "region-type", G_TYPE_STRING, roi->roi_type ? g_quark_to_string (roi->roi_type) : "",
-      "region-x", G_TYPE_INT, x,
-      "region-y", G_TYPE_INT, y,
-      "region-width", G_TYPE_INT, width, "region-height", G_TYPE_INT, height, NULL);
+      "region-id", G_TYPE_INT, region->id,
+      "region-type", G_TYPE_STRING, region->type ? g_quark_to_string (region->type) : "",
+      "region-source", G_TYPE_STRING, region->roi ? "roi-meta" : "od-mtd",
+      "region-x", G_TYPE_INT, region->x,
+      "region-y", G_TYPE_INT, region->y,
+      "region-width", G_TYPE_INT, region->width, "region-height", G_TYPE_INT, region->height, NULL);
 }
 
 /* A copy of a region's result for this frame: its stamp says which frame this is and whether the
@@ -193,7 +197,7 @@ stamped_region (const GstStructure * result, const GstMoneFrameStamp * stamp)
 }
 
 gboolean
-gst_mone_result_attach_regions (GstBuffer * buffer, GPtrArray * results, GPtrArray * rois,
+gst_mone_result_attach_regions (GstBuffer * buffer, GPtrArray * results, GPtrArray * regions,
     const GstMoneFrameStamp * stamp, const GstMoneRegionsCost * cost, GstStructure ** message)
 {
   GstStructure *fields = gst_structure_new (GST_MONE_CLASSIFICATION_NAME,
@@ -220,9 +224,14 @@ gst_mone_result_attach_regions (GstBuffer * buffer, GPtrArray * results, GPtrArr
   gst_value_array_init (&list, results->len);
   for (guint i = 0; i < results->len; i++) {
     GstStructure *region = stamped_region (g_ptr_array_index (results, i), stamp);
-    GstVideoRegionOfInterestMeta *roi = g_ptr_array_index (rois, i);
+    const GstMoneRegion *source = g_ptr_array_index (regions, i);
 
-    gst_video_region_of_interest_meta_add_param (roi, gst_structure_copy (region));
+    if (source->roi)
+      gst_video_region_of_interest_meta_add_param (source->roi, gst_structure_copy (region));
+#if HAVE_GST_ANALYTICS
+    if (source->od_id >= 0)
+      add_analytics_classification (buffer, region, source->od_id);
+#endif
     g_value_init (&item, GST_TYPE_STRUCTURE);
     g_value_take_boxed (&item, region);
     gst_value_array_append_and_take_value (&list, &item);

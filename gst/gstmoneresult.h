@@ -11,6 +11,7 @@
 #include <mone/mone.h>
 
 #include "gstmoneinput.h"
+#include "gstmoneregions.h"
 
 G_BEGIN_DECLS
 
@@ -46,9 +47,10 @@ GstStructure *gst_mone_result_new (MoneModel * model, const MoneResult * result,
 gboolean gst_mone_result_attach (GstBuffer * buffer, const GstStructure * result,
     const GstMoneFrameStamp * stamp, GstStructure ** message);
 
-/* Marks a region's result (from gst_mone_result_new) with the region: its id, type and box. */
-void gst_mone_result_set_region (GstStructure * result, const GstVideoRegionOfInterestMeta * roi,
-    gint x, gint y, gint width, gint height);
+/* Marks a region's result (from gst_mone_result_new) with the region: its id, type, box and
+ * source ("roi-meta" for a region meta, with or without a detection of the same box; "od-mtd" for
+ * a detection alone). */
+void gst_mone_result_set_region (GstStructure * result, const GstMoneRegion * region);
 
 /* What a frame of regions cost, for the frame's own fields. */
 typedef struct
@@ -63,10 +65,13 @@ typedef struct
  * "regions" array of the results in `results` (GstStructure, one per region, in the regions'
  * order; each copied, stamped for this frame: reused unless computed on it), and adds each result
  * to its region's GstVideoRegionOfInterestMeta as a parameter structure named
- * "mone-classification". `rois` holds the regions' metas in the same order. With `message`
- * non-NULL also returns a copy of the meta's fields named for an element message. */
-gboolean gst_mone_result_attach_regions (GstBuffer * buffer, GPtrArray * results, GPtrArray * rois,
-    const GstMoneFrameStamp * stamp, const GstMoneRegionsCost * cost, GstStructure ** message);
+ * "mone-classification" and, for a region with a detection (GStreamer >= 1.24), as a
+ * GstAnalyticsClsMtd the detection relates to. `regions` holds the GstMoneRegion of each result,
+ * in the same order. With `message` non-NULL also returns a copy of the meta's fields named for an
+ * element message. */
+gboolean gst_mone_result_attach_regions (GstBuffer * buffer, GPtrArray * results,
+    GPtrArray * regions, const GstMoneFrameStamp * stamp, const GstMoneRegionsCost * cost,
+    GstStructure ** message);
 
 G_END_DECLS
 
