@@ -25,7 +25,7 @@ TORCH_PYTHON = "/usr/bin/python3"   # Debian's python3-torch and python3-onnx
 BUDGETS = [1.0, 0.75, 0.5, 0.25, 0.125]
 TOLERANCE = 1e-4
 
-# `mone init --config NAME seed=1` models (random weights); "fashion" is the shipped model.
+# `mone init --config NAME seed=1` models (random weights); "scene" and "fashion" are the shipped ones.
 CONFIGS = ("vit-ti16", "vit-s16")
 
 
@@ -96,11 +96,15 @@ def compare(what, logits, reference):
             % (what, rel, TOLERANCE))
 
 
+# The models in the repository, by short name: the default scene model and the 28x28 one.
+SHIPPED = {"scene": "scene-mone.safetensors", "fashion": "fashion-mone.safetensors"}
+
+
 def prepare(name, args, work):
     """The model file and its ONNX export; returns (model, onnx, path for the frame)."""
     mone = os.path.join(args.build, "tools", "mone")
-    if name == "fashion":
-        model = os.path.join(SRC, "models", "fashion-mone.safetensors")
+    if name in SHIPPED:
+        model = os.path.join(SRC, "models", SHIPPED[name])
     elif name in CONFIGS:
         model = os.path.join(work, name + ".safetensors")
         if not os.path.exists(model):
@@ -226,7 +230,7 @@ def main():
     ap.add_argument("--build", required=True, help="meson build directory")
     ap.add_argument("--ort-modules", required=True, help="node_modules holding onnxruntime-node")
     ap.add_argument("--models",
-                    help="comma-separated: fashion, vit-ti16, vit-s16 or model files (default all three)")
+                    help="comma-separated: scene, fashion, vit-ti16, vit-s16 or model files (default all four)")
     ap.add_argument("--threads", help="thread counts (default 1,2)")
     ap.add_argument("--rounds", type=int, help="rounds (default 7)")
     ap.add_argument("--frames", type=int, help="frames per engine per round (default: about --slot-ms of its work, 3..500)")
@@ -242,8 +246,8 @@ def main():
                          "the scheduler gave to other jobs (a busy shared machine); more threads: wall")
     ap.add_argument("--json", help="also write the results to this file")
     args = ap.parse_args()
-    defaults = dict(rounds=1, frames=2, threads="1", models="fashion,vit-ti16") if args.quick else \
-        dict(rounds=7, frames=0, threads="1,2", models="fashion,vit-ti16,vit-s16")
+    defaults = dict(rounds=1, frames=2, threads="1", models="scene,vit-ti16") if args.quick else \
+        dict(rounds=7, frames=0, threads="1,2", models="scene,fashion,vit-ti16,vit-s16")
     for key, value in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, value)

@@ -2,7 +2,7 @@
 # The engine against its dense peers: ONNX Runtime (onnxruntime-node, CPU) and PyTorch eager run
 # the same model file as a plain ViT (the model at e = 1), the engine runs it at every budget.
 #
-#   bench/peers/run.sh [--quick] [--models fashion,vit-ti16,vit-s16] [--threads 1,2] [--rounds 7]
+#   bench/peers/run.sh [--quick] [--models scene,fashion,vit-ti16,vit-s16] [--threads 1,2] [--rounds 7]
 #                      [--slot-ms 250] [--frames N] [--json FILE]
 #   ninja -C build bench-peers          # the same, through meson (bench-peers-quick: --quick)
 #
@@ -16,7 +16,7 @@
 # engine told to use that many threads), alternates the engines round by round and prints ms per
 # frame, ONNX Runtime's time over each engine's, and the engine's speedup over its own e = 1 next
 # to the FLOP-ideal one. --quick (a smoke test for CI): the checks and one round of 2 frames,
-# 1 thread, Fashion and ViT-Ti/16. Timing wants an otherwise idle machine.
+# 1 thread, the scene model and ViT-Ti/16. Timing wants an otherwise idle machine.
 set -euo pipefail
 ORT_VERSION=1.30.0
 here=$(cd "$(dirname "$0")" && pwd)
