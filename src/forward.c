@@ -8,7 +8,13 @@
  *          permutation-equivariant and mean pooling permutation-invariant, so nothing needs to be
  *          put back, and the per-token outputs (experts, router probabilities) were produced in
  *          token order before the permutation.
- *   L blocks; final LayerNorm, mean pool, head, softmax.
+ *   L blocks; final LayerNorm, mean pool (or the class token's row), head, softmax.
+ *
+ * Class-token models (mone.pool = cls): the sequence is S = N + 1 rows, the class token (its own
+ * vector plus the first position embedding) before the N patch tokens. The budget routes the
+ * patch tokens; the class token always joins the widest expert, as the first row of its group,
+ * and the head reads its final LayerNorm row. Results (experts, router probabilities, counts)
+ * describe the N patch tokens.
  *
  * Nested experts without copies or padding: every projection (patch embedding, QKV, attention
  * projection, fc1, fc2) multiplies weights packed once at load (gemm.h) in a layout where expert
@@ -67,21 +73,23 @@ struct MoneContext {
   int n_threads;
   MoneIsa isa; /* which kernels multiply the projections (gemm.h) */
 
-  /* Workspaces (N tokens, D width, F MLP width, P = C*t*p*p patch values, E experts, K classes). */
+  /* Workspaces (N patch tokens, S = N + class token sequence rows, D width, F MLP width,
+   * P = C*t*p*p patch values, E experts, K classes). */
+  int seq;             /* S */
   float *patches;      /* (N, P) normalised patch pixels, token order */
-  float *embedded;     /* (N, D) patch embedding + pos embedding, token order */
-  float *x;            /* (N, D) residual stream, grouped rows */
-  float *normed;       /* (N, D) LayerNorm output; row of expert j uses its leading d_j */
-  float *qkv;          /* (N, 3D) q | k | v per row, heads contiguous inside each */
-  float *attention;    /* (N, D) attention output, heads concatenated */
-  float *hidden;       /* (N, F) MLP hidden activations */
+  float *embedded;     /* (S, D) patch embedding + pos embedding, class token first */
+  float *x;            /* (S, D) residual stream, grouped rows */
+  float *normed;       /* (S, D) LayerNorm output; row of expert j uses its leading d_j */
+  float *qkv;          /* (S, 3D) q | k | v per row, heads contiguous inside each */
+  float *attention;    /* (S, D) attention output, heads concatenated */
+  float *hidden;       /* (S, F) MLP hidden activations */
   float *scores;       /* (threads, mone_attention_scratch_floats) per-thread attention scratch */
-  float *router_probs; /* (N, E) token order */
-  float *gate;         /* (N) grouped rows: alpha g + 1 */
+  float *router_probs; /* (S, E) class token first, then the patch tokens in token order */
+  float *gate;         /* (S) grouped rows: alpha g + 1 */
   float *pooled;       /* (D) */
   float *logits;       /* (K) */
   float *probs;        /* (K) */
-  int *row_token;      /* (N) grouped row -> token index */
+  int *row_token;      /* (S) grouped row -> token index (-1: the class token) */
   int *route_scratch;  /* (2N) for mone_route_tokens */
   uint8_t *expert_of_token; /* (N) token order */
 
@@ -109,16 +117,17 @@ flops_for_counts (const MoneConfig *c, const int *counts)
 {
   const double N = c->tokens, D = c->dim, F = c->mlp_dim, E = c->experts, K = c->classes;
   const double P = (double) c->channels * c->tubelet * c->patch * c->patch;
+  const double S = N + (c->pool == MONE_POOL_CLS); /* the class token: widest expert */
   /* sum_j n_j d_j: the token-width product every nested projection scales with. */
-  double token_width = 0;
+  double token_width = (S - N) * D;
   for (int j = 0; j < c->experts; j++)
     token_width += (double) counts[j] * expert_width (c, j);
   double per_block = 2 * token_width * 3 * D /* QKV: (n_j x d_j) x (d_j x 3D) */
-      + 2 * 2 * N * N * D                    /* scores and attention x V, full width */
+      + 2 * 2 * S * S * D                    /* scores and attention x V, full width */
       + 2 * token_width * D                  /* proj: (n_j x D) x (D x d_j) */
       + 2 * 2 * token_width * F;             /* fc1 and fc2 */
   return 2 * N * P * D                       /* patch embedding */
-      + 2 * N * D * E                        /* router */
+      + 2 * S * D * E                        /* router */
       + c->depth * per_block + 2 * D * K;    /* head */
 }
 
@@ -205,7 +214,9 @@ mone_context_new (MoneModel *model, int n_threads, GError **error)
   const MoneConfig *c = &model->config;
   const size_t N = c->tokens, D = c->dim, F = c->mlp_dim, E = c->experts, K = c->classes;
   const size_t P = (size_t) c->channels * c->tubelet * c->patch * c->patch;
+  const size_t S = N + (c->pool == MONE_POOL_CLS);
   MoneContext *ctx = g_new0 (MoneContext, 1);
+  ctx->seq = (int) S;
   ctx->model = mone_model_ref (model);
   ctx->config = *c;
   ctx->n_threads = n_threads;
@@ -213,26 +224,26 @@ mone_context_new (MoneModel *model, int n_threads, GError **error)
 
   gboolean ok = TRUE;
   ctx->patches = workspace (N * P, &ok);
-  ctx->embedded = workspace (N * D, &ok);
-  ctx->x = workspace (N * D, &ok);
-  ctx->normed = workspace (N * D, &ok);
-  ctx->qkv = workspace (N * 3 * D, &ok);
-  ctx->attention = workspace (N * D, &ok);
-  ctx->hidden = workspace (N * F, &ok);
+  ctx->embedded = workspace (S * D, &ok);
+  ctx->x = workspace (S * D, &ok);
+  ctx->normed = workspace (S * D, &ok);
+  ctx->qkv = workspace (S * 3 * D, &ok);
+  ctx->attention = workspace (S * D, &ok);
+  ctx->hidden = workspace (S * F, &ok);
   ctx->scores = workspace ((size_t) n_threads
-          * mone_attention_scratch_floats ((int) N, (int) (D / c->heads)),
+          * mone_attention_scratch_floats ((int) S, (int) (D / c->heads)),
       &ok);
-  ctx->router_probs = workspace (N * E, &ok);
-  ctx->gate = workspace (N, &ok);
+  ctx->router_probs = workspace (S * E, &ok);
+  ctx->gate = workspace (S, &ok);
   ctx->pooled = workspace (D, &ok);
   ctx->logits = workspace (K, &ok);
   ctx->probs = workspace (K, &ok);
-  ctx->row_token = g_try_new0 (int, N);
+  ctx->row_token = g_try_new0 (int, S);
   ctx->route_scratch = g_try_new0 (int, 2 * N);
   ctx->expert_of_token = g_try_malloc0 (N);
   /* Each expert's rows split into at most max(threads, ceil(n_j / ROW_BLOCK)) tasks; the sum over
-   * experts is bounded by E * threads + N / ROW_BLOCK + E. */
-  ctx->max_row_tasks = (int) (E * n_threads + N / ROW_BLOCK + E + 1);
+   * experts is bounded by E * threads + S / ROW_BLOCK + E. */
+  ctx->max_row_tasks = (int) (E * n_threads + S / ROW_BLOCK + E + 1);
   ctx->row_tasks = g_try_new0 (RowTask, ctx->max_row_tasks);
   if (!ok || !ctx->row_token || !ctx->route_scratch || !ctx->expert_of_token || !ctx->row_tasks) {
     g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
@@ -347,6 +358,25 @@ patchify_tokens (const MoneConfig *c, const float *input, int begin, int end, fl
   }
 }
 
+/* Router: probs = softmax(W_r row + b_r), W_r (E, D). E is tiny: plain dot products in double. */
+static void
+route_row (const MoneWeights *w, int D, int E, const float *row, float *probs)
+{
+  double logit[MONE_MAX_EXPERTS], max = -INFINITY, sum = 0;
+  for (int j = 0; j < E; j++) {
+    double acc = w->router_bias[j];
+    const float *wr = w->router_weight + (size_t) j * D;
+    for (int d = 0; d < D; d++)
+      acc += (double) wr[d] * row[d];
+    logit[j] = acc;
+    max = acc > max ? acc : max;
+  }
+  for (int j = 0; j < E; j++)
+    sum += (logit[j] = exp (logit[j] - max));
+  for (int j = 0; j < E; j++)
+    probs[j] = (float) (logit[j] / sum);
+}
+
 static void
 embed_task (void *data, int task, int thread)
 {
@@ -361,12 +391,14 @@ embed_task (void *data, int task, int thread)
   if (n <= 0)
     return;
 
-  float *patches = ctx->patches + (size_t) begin * P;   /* (n, P) */
-  float *embedded = ctx->embedded + (size_t) begin * D; /* (n, D) */
+  /* Patch token t is sequence row t + cls (after the class token, when there is one). */
+  const int cls = ctx->seq - N;
+  float *patches = ctx->patches + (size_t) begin * P;           /* (n, P) */
+  float *embedded = ctx->embedded + (size_t) (begin + cls) * D; /* (n, D) */
   patchify_tokens (c, ctx->input, begin, end, patches);
   /* embedded = pos_embed + patch_embed_bias + patches W_pe^T; W_pe (D, P). */
   for (int i = 0; i < n; i++) {
-    const float *pos = w->pos_embed + (size_t) (begin + i) * D;
+    const float *pos = w->pos_embed + (size_t) (begin + cls + i) * D;
     float *row = embedded + (size_t) i * D;
     for (int d = 0; d < D; d++)
       row[d] = pos[d] + w->patch_embed_bias[d];
@@ -374,23 +406,9 @@ embed_task (void *data, int task, int thread)
   tokens_times_weights (ctx, n, D, P, patches, P, &w->patch_embed_packed, w->patch_embed_weight,
       NULL, true, embedded, D);
 
-  /* Router: p = softmax(W_r x + b_r), W_r (E, D). E is tiny: plain dot products in double. */
-  for (int i = 0; i < n; i++) {
-    const float *row = embedded + (size_t) i * D;
-    double logit[MONE_MAX_EXPERTS], max = -INFINITY, sum = 0;
-    for (int j = 0; j < E; j++) {
-      double acc = w->router_bias[j];
-      const float *wr = w->router_weight + (size_t) j * D;
-      for (int d = 0; d < D; d++)
-        acc += (double) wr[d] * row[d];
-      logit[j] = acc;
-      max = acc > max ? acc : max;
-    }
-    for (int j = 0; j < E; j++)
-      sum += (logit[j] = exp (logit[j] - max));
-    for (int j = 0; j < E; j++)
-      ctx->router_probs[(size_t) (begin + i) * E + j] = (float) (logit[j] / sum);
-  }
+  for (int i = 0; i < n; i++)
+    route_row (w, D, E, embedded + (size_t) i * D,
+        ctx->router_probs + (size_t) (begin + cls + i) * E);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -475,7 +493,7 @@ attention_task (void *data, int task, int thread)
 {
   MoneContext *ctx = data;
   const MoneConfig *c = &ctx->config;
-  const int N = c->tokens, D = c->dim, head_dim = D / c->heads;
+  const int N = ctx->seq, D = c->dim, head_dim = D / c->heads; /* every row, class token too */
   const int query_blocks = (N + ATTENTION_QUERY_BLOCK - 1) / ATTENTION_QUERY_BLOCK;
   /* Equal blocks (N = 196: 4 x 49 rather than 64, 64, 64, 4), so that tasks are alike in cost and
    * spread evenly over threads. */
@@ -500,9 +518,10 @@ static void
 group_tokens (MoneContext *ctx)
 {
   const MoneConfig *c = &ctx->config;
-  const int N = c->tokens, D = c->dim, E = c->experts;
+  const int N = c->tokens, D = c->dim, E = c->experts, cls = ctx->seq - N;
   int fill[MONE_MAX_EXPERTS];
   int count[MONE_MAX_EXPERTS] = { 0 };
+  count[E - 1] = cls; /* the class token: first row of the widest expert's group */
   for (int t = 0; t < N; t++)
     count[ctx->expert_of_token[t]]++;
   ctx->group_begin[0] = 0;
@@ -510,11 +529,12 @@ group_tokens (MoneContext *ctx)
     ctx->group_begin[j + 1] = ctx->group_begin[j] + count[j];
   for (int j = 0; j < E; j++)
     fill[j] = ctx->group_begin[j];
-  for (int t = 0; t < N; t++) {
-    const int j = ctx->expert_of_token[t], row = fill[j]++;
-    ctx->row_token[row] = t;
-    memcpy (ctx->x + (size_t) row * D, ctx->embedded + (size_t) t * D, sizeof (float) * D);
-    ctx->gate[row] = ctx->alpha * ctx->router_probs[(size_t) t * E + j] + 1.0f;
+  /* Sequence row i: the class token (i < cls), else patch token i - cls. */
+  for (int i = 0; i < ctx->seq; i++) {
+    const int j = i < cls ? E - 1 : ctx->expert_of_token[i - cls], row = fill[j]++;
+    ctx->row_token[row] = i - cls;
+    memcpy (ctx->x + (size_t) row * D, ctx->embedded + (size_t) i * D, sizeof (float) * D);
+    ctx->gate[row] = ctx->alpha * ctx->router_probs[(size_t) i * E + j] + 1.0f;
   }
 
   /* Big experts first so the longest tasks start early. Within an expert: enough pieces for every
@@ -562,13 +582,21 @@ mone_context_run (MoneContext *ctx, const float *input, double budget, MoneResul
   ctx->alpha = w->alpha[0];
   ctx->n_patch_tasks = MIN (ctx->n_threads, N);
   mone_thread_pool_run (ctx->pool, ctx->n_patch_tasks, embed_task, ctx);
+  const int cls = ctx->seq - N;
+  if (cls) {
+    /* The class token: its vector plus the first position, routed like any row (for its gate). */
+    for (int d = 0; d < D; d++)
+      ctx->embedded[d] = w->cls_token[d] + w->pos_embed[d];
+    route_row (w, D, E, ctx->embedded, ctx->router_probs);
+  }
 
-  /* Routing, once per frame. */
-  mone_route_tokens (N, E, ctx->router_probs, counts, ctx->expert_of_token, ctx->route_scratch);
+  /* Routing, once per frame: the budget decides for the patch tokens. */
+  const float *patch_probs = ctx->router_probs + (size_t) cls * E;
+  mone_route_tokens (N, E, patch_probs, counts, ctx->expert_of_token, ctx->route_scratch);
   group_tokens (ctx);
 
   /* Blocks: token-wise phase (finish block l-1, start block l), then attention of block l. */
-  const int query_blocks = (N + ATTENTION_QUERY_BLOCK - 1) / ATTENTION_QUERY_BLOCK;
+  const int query_blocks = (ctx->seq + ATTENTION_QUERY_BLOCK - 1) / ATTENTION_QUERY_BLOCK;
   for (int l = 0; l <= c->depth; l++) {
     ctx->post_block = l - 1;
     ctx->pre_block = l;
@@ -577,12 +605,17 @@ mone_context_run (MoneContext *ctx, const float *input, double budget, MoneResul
       mone_thread_pool_run (ctx->pool, c->heads * query_blocks, attention_task, ctx);
   }
 
-  /* Mean pool of the final LayerNorm output (in ctx->normed), head, softmax. */
-  for (int d = 0; d < D; d++)
-    ctx->pooled[d] = 0;
-  for (int row = 0; row < N; row++)
-    cblas_saxpy (D, 1.0f, ctx->normed + (size_t) row * D, 1, ctx->pooled, 1);
-  cblas_sscal (D, 1.0f / N, ctx->pooled, 1);
+  /* Mean pool of the final LayerNorm output (in ctx->normed), or the class token's row (the first
+   * of the widest expert's group), head, softmax. */
+  if (cls) {
+    memcpy (ctx->pooled, ctx->normed + (size_t) ctx->group_begin[E - 1] * D, sizeof (float) * D);
+  } else {
+    for (int d = 0; d < D; d++)
+      ctx->pooled[d] = 0;
+    for (int row = 0; row < N; row++)
+      cblas_saxpy (D, 1.0f, ctx->normed + (size_t) row * D, 1, ctx->pooled, 1);
+    cblas_sscal (D, 1.0f / N, ctx->pooled, 1);
+  }
   memcpy (ctx->logits, w->head_bias, sizeof (float) * K);
   cblas_sgemv (CblasRowMajor, CblasNoTrans, K, D, 1.0f, w->head_weight, D, ctx->pooled, 1, 1.0f,
       ctx->logits, 1);
@@ -610,6 +643,6 @@ mone_context_run (MoneContext *ctx, const float *input, double budget, MoneResul
   result->logits = ctx->logits;
   result->probs = ctx->probs;
   result->expert_of_token = ctx->expert_of_token;
-  result->router_probs = ctx->router_probs;
+  result->router_probs = patch_probs;
   return TRUE;
 }

@@ -222,6 +222,15 @@ mone_config_apply_override (MoneConfig *c, const char *key_value, guint64 *seed,
     return parse_float (key, value, &c->beta, error);
   if (!strcmp (key, "ln_eps"))
     return parse_float (key, value, &c->ln_eps, error);
+  if (!strcmp (key, "pool")) {
+    if (strcmp (value, "mean") && strcmp (value, "cls")) {
+      g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT, "pool=%s: expected mean or cls",
+          value);
+      return FALSE;
+    }
+    c->pool = strcmp (value, "cls") ? MONE_POOL_MEAN : MONE_POOL_CLS;
+    return TRUE;
+  }
   if (!strcmp (key, "mean"))
     return parse_channel_list (key, value, c->mean, error);
   if (!strcmp (key, "std"))
@@ -240,7 +249,7 @@ mone_config_apply_override (MoneConfig *c, const char *key_value, guint64 *seed,
   }
   g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
       "unknown key '%s' (known: height width channels frames tubelet patch dim depth heads mlp_dim "
-      "experts classes delta beta ln_eps mean std%s)",
+      "experts classes delta beta ln_eps mean std pool%s)",
       key, seed ? " seed" : "");
   return FALSE;
 }
@@ -303,8 +312,9 @@ mone_parameters_new_random (const MoneConfig *config, guint64 seed, GError **err
     if (is_norm && name_ends_with (s->name, ".weight")) {
       for (int64_t k = 0; k < s->numel; k++)
         t[k] = 1.0f;
-    } else if (s->ndim == 2 && !is_norm) {
-      /* Matrices and pos_embed. Rejection keeps |w| <= 2 std (the usual truncated normal). */
+    } else if ((s->ndim == 2 && !is_norm) || !strcmp (s->name, "cls_token")) {
+      /* Matrices, pos_embed and the class token. Rejection keeps |w| <= 2 std (the usual
+       * truncated normal). */
       for (int64_t k = 0; k < s->numel; k++) {
         double z;
         do

@@ -213,6 +213,13 @@ parse_config (const MoneSafetensors *st, MoneConfig *c, GError **error)
   for (size_t i = 0; i < G_N_ELEMENTS (ints); i++)
     if (!parse_metadata_int (st, ints[i].key, ints[i].field, error))
       return FALSE;
+  const char *pool = mone_safetensors_get_metadata (st, "mone.pool");
+  if (pool && strcmp (pool, "mean") && strcmp (pool, "cls")) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_MODEL,
+        "metadata mone.pool is \"%s\": expected \"mean\" or \"cls\"", pool);
+    return FALSE;
+  }
+  c->pool = pool && !strcmp (pool, "cls") ? MONE_POOL_CLS : MONE_POOL_MEAN;
   if (!parse_metadata_float (st, "mone.delta", 2.0f, &c->delta, error)
       || !parse_metadata_float (st, "mone.beta", 10.0f, &c->beta, error)
       || !parse_metadata_float (st, "mone.ln_eps", 1e-6f, &c->ln_eps, error))

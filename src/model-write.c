@@ -64,6 +64,9 @@ mone_model_metadata (const MoneConfig *c, const char *const *labels, char ***key
   ADD ("mone.ln_eps", format_float (c->ln_eps));
   ADD ("mone.mean", format_float_list (c->mean, c->channels));
   ADD ("mone.std", format_float_list (c->std, c->channels));
+  /* Mean pooling is the default: its files do not name it (and stay as they were). */
+  if (c->pool == MONE_POOL_CLS)
+    ADD ("mone.pool", g_strdup ("cls"));
   GString *json = g_string_new ("[");
   for (int k = 0; k < c->classes; k++) {
     char *fallback = labels && labels[k] ? NULL : g_strdup_printf ("class %d", k);

@@ -33,6 +33,8 @@ mone_config_finalize (MoneConfig *c, GError **error)
       c->patch);
   REQUIRE (c->frames % c->tubelet == 0, "mone.frames %d is not a multiple of mone.tubelet %d",
       c->frames, c->tubelet);
+  REQUIRE (c->pool == MONE_POOL_MEAN || c->pool == MONE_POOL_CLS,
+      "mone.pool %d is neither mean nor cls", c->pool);
   REQUIRE (c->experts >= 1 && c->experts <= MONE_MAX_EXPERTS, "mone.experts %d out of range 1..%d",
       c->experts, MONE_MAX_EXPERTS);
   REQUIRE (c->dim >= 1 && c->dim <= 16384, "mone.dim %d out of range 1..16384", c->dim);
@@ -87,13 +89,14 @@ mone_tensor_specs (const MoneConfig *c, int *n_specs)
 {
   const int64_t D = c->dim, F = c->mlp_dim, E = c->experts, K = c->classes, N = c->tokens;
   const int64_t patch_in = (int64_t) c->channels * c->tubelet * c->patch * c->patch;
-  MoneTensorSpec *specs = g_new0 (MoneTensorSpec, 6 + 12 * c->depth + 4);
+  MoneTensorSpec *specs = g_new0 (MoneTensorSpec, 6 + 12 * c->depth + 5);
   int n = 0;
   char name[64];
 
   add_spec (specs, &n, "patch_embed.weight", 2, D, patch_in);
   add_spec (specs, &n, "patch_embed.bias", 1, D, 0);
-  add_spec (specs, &n, "pos_embed", 2, N, D);
+  /* A class token has its own position, first. */
+  add_spec (specs, &n, "pos_embed", 2, N + (c->pool == MONE_POOL_CLS), D);
   add_spec (specs, &n, "router.weight", 2, E, D);
   add_spec (specs, &n, "router.bias", 1, E, 0);
   add_spec (specs, &n, "alpha", 1, 1, 0);
@@ -119,6 +122,9 @@ mone_tensor_specs (const MoneConfig *c, int *n_specs)
   add_spec (specs, &n, "norm.bias", 1, D, 0);
   add_spec (specs, &n, "head.weight", 2, K, D);
   add_spec (specs, &n, "head.bias", 1, K, 0);
+  /* Last, so that a mean-pool model's tensors keep their indices. */
+  if (c->pool == MONE_POOL_CLS)
+    add_spec (specs, &n, "cls_token", 1, D, 0);
   *n_specs = n;
   return specs;
 }
@@ -153,6 +159,7 @@ mone_weights_bind (MoneWeights *w, const MoneConfig *c, const float *const *t)
   w->norm_bias = t[i++];
   w->head_weight = t[i++];
   w->head_bias = t[i++];
+  w->cls_token = c->pool == MONE_POOL_CLS ? t[i++] : NULL;
 }
 
 MoneModel *

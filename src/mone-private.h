@@ -38,6 +38,7 @@ typedef struct {
   const float *norm_weight, *norm_bias; /* (D) */
   const float *head_weight;             /* (K, D) */
   const float *head_bias;               /* (K) */
+  const float *cls_token;               /* (D), mone.pool = cls only, else NULL */
   MonePackedMatrix patch_embed_packed;
 } MoneWeights;
 

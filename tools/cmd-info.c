@@ -48,8 +48,10 @@ mone_cmd_info (int argc, char **argv)
   printf ("\ntokens:     %d (%d x %d patches of %d px", c->tokens, c->grid_width, c->grid_height, c->patch);
   if (c->frames > 1)
     printf (", x %d time slices", c->frames / c->tubelet);
-  printf (")\ntransformer: D %d, depth %d, heads %d, MLP %d, LayerNorm eps %g\n", c->dim, c->depth, c->heads,
-      c->mlp_dim, c->ln_eps);
+  printf (")%s\ntransformer: D %d, depth %d, heads %d, MLP %d, LayerNorm eps %g\n",
+      c->pool == MONE_POOL_CLS ? " and a class token (always on the widest expert), read by the head"
+                               : ", their mean read by the head",
+      c->dim, c->depth, c->heads, c->mlp_dim, c->ln_eps);
   printf ("experts:    %d, widths", c->experts);
   for (int j = 0; j < c->experts; j++)
     printf (" %d", c->dim >> (c->experts - 1 - j));

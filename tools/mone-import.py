@@ -7,11 +7,13 @@
 CHECKPOINT is a state dict saved by torch.save (.pth, .pt, .bin; a dict holding it under
 "state_dict", "model" or "module" is unwrapped, a "module." prefix from DataParallel dropped) or a
 safetensors file (read here: Debian 12 packages no python3-safetensors). The names are timm's
-VisionTransformer's; the model must be one MoNE computes at e = 1: patch tokens only, learned
-absolute position embedding, pre-norm blocks, LayerNorm on every token, then the mean of the
-tokens into the head (timm: class_token=False, global_pool='avg', fc_norm=False). Everything else
-(a class, distillation or register token, relative position bias, layer scale, q/k norm, a norm
-after pooling) is refused, naming the tensor, rather than converted into a different network.
+VisionTransformer's; the model must be one MoNE computes at e = 1: patch tokens and at most a
+class token, learned absolute position embedding, pre-norm blocks, LayerNorm on every token, then
+the class token's output (timm: class_token=True, global_pool='token', the default; written as
+mone.pool = cls) or the mean of the patch tokens (class_token=False, global_pool='avg') into the
+head, without fc_norm. Everything else (a distillation or register token, relative position bias,
+layer scale, q/k norm, a norm after pooling) is refused, naming the tensor, rather than converted
+into a different network.
 
 The router is written as zeros and alpha as 0: the imported model gives the checkpoint's logits at
 e = 1, and its nested experts learn to serve lower budgets with
@@ -35,8 +37,6 @@ BLOCK_KEYS = ("norm1.weight", "norm1.bias", "attn.qkv.weight", "attn.qkv.bias", 
 TOP_KEYS = ("norm.weight", "norm.bias", "head.weight", "head.bias")
 # What timm models carry that this format cannot express, and why.
 REFUSED = (
-    (r"^cls_token$", "a class token: MoNE pools the mean of the patch tokens (train the model with "
-     "class_token=False, global_pool='avg')"),
     (r"^dist_token$", "a distillation token (DeiT)"),
     (r"^reg_token$", "register tokens"),
     (r"relative_position", "relative position bias (BEiT/Swin): MoNE has one absolute position "
@@ -134,7 +134,11 @@ def convert(sd, args):
         raise ImportError_("patch_embed.proj.weight has a %dx%d kernel: square patches only" % (p, p2))
     pos = need(sd, "pos_embed")
     pos = pos.reshape(-1, pos.shape[-1])
-    N = pos.shape[0]
+    cls = "cls_token" in sd
+    if cls and sd["cls_token"].numel() != D:
+        raise ImportError_("cls_token has shape %s, expected %d values" % (list(sd["cls_token"].shape), D))
+    # With a class token, pos_embed's first row is its position (timm: no_embed_class=False).
+    N = pos.shape[0] - cls
     if args.height and args.width:
         height, width = args.height, args.width
     else:
@@ -174,6 +178,9 @@ def convert(sd, args):
         "alpha": torch.zeros(1),
     }
     used = {"patch_embed.proj.weight", "patch_embed.proj.bias", "pos_embed"}
+    if cls:
+        out["cls_token"] = sd["cls_token"].reshape(D)
+        used.add("cls_token")
     for i in range(depth):
         for key in BLOCK_KEYS:
             name = "blocks.%d.%s" % (i, key)
@@ -195,6 +202,8 @@ def convert(sd, args):
         "mone.mean": ",".join(repr(float(v)) for v in mean), "mone.std": ",".join(repr(float(v)) for v in std),
         "mone.labels": json.dumps(labels, ensure_ascii=False), "source": "mone-import.py",
     }
+    if cls:
+        meta["mone.pool"] = "cls"
     return out, meta
 
 

@@ -55,7 +55,12 @@ typedef struct {
   float ln_eps;                /* LayerNorm epsilon */
   float mean[MONE_MAX_CHANNELS],
       std[MONE_MAX_CHANNELS]; /* per-channel normalisation of [0,1] pixels */
+  int pool; /* what the head reads: MONE_POOL_MEAN (the mean of the tokens) or MONE_POOL_CLS (a
+             * class token's output; the class token goes to the widest expert at every budget) */
 } MoneConfig;
+
+#define MONE_POOL_MEAN 0
+#define MONE_POOL_CLS 1
 
 typedef struct MoneModel MoneModel;
 typedef struct MoneContext MoneContext;

@@ -57,6 +57,12 @@ mone_train_model_new (const MoneConfig *config, GError **error)
         "the trainer handles image models only (frames = tubelet = 1), got frames %d, tubelet %d", c.frames, c.tubelet);
     return NULL;
   }
+  if (c.pool != MONE_POOL_MEAN) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
+        "the trainer handles mean-pool models only; this one reads a class token (mone.pool = "
+        "cls), which the engine runs but the trainer cannot train yet");
+    return NULL;
+  }
   MoneTrainModel *m = g_new0 (MoneTrainModel, 1);
   m->config = c;
   m->specs = mone_tensor_specs (&c, &m->n_specs);

@@ -295,8 +295,9 @@ def install_safetensors_shim():
 
 class TimmLikeViT(torch.nn.Module):
     """timm.models.vision_transformer.VisionTransformer(class_token=False, global_pool='avg',
-    fc_norm=False) reduced to what it computes: same module names, state-dict keys and attributes
-    (patch_embed.img_size/patch_size, attn.num_heads, norm eps 1e-6), same forward."""
+    fc_norm=False), or with class_token=True, global_pool='token' (timm's default), reduced to what
+    it computes: same module names, state-dict keys and attributes (patch_embed.img_size/patch_size,
+    attn.num_heads, norm eps 1e-6), same forward."""
 
     class PatchEmbed(torch.nn.Module):
         def __init__(self, img_size, patch, chans, dim):
@@ -340,30 +341,36 @@ class TimmLikeViT(torch.nn.Module):
             x = x + self.attn(self.norm1(x))
             return x + self.mlp(self.norm2(x))
 
-    def __init__(self, img_size, patch, chans, dim, depth, heads, classes, mlp_ratio=4):
+    def __init__(self, img_size, patch, chans, dim, depth, heads, classes, mlp_ratio=4, class_token=False):
         super().__init__()
         self.patch_embed = TimmLikeViT.PatchEmbed(img_size, patch, chans, dim)
         n = (img_size[0] // patch) * (img_size[1] // patch)
-        self.pos_embed = torch.nn.Parameter(torch.zeros(1, n, dim))
+        self.cls_token = torch.nn.Parameter(torch.zeros(1, 1, dim)) if class_token else None
+        self.pos_embed = torch.nn.Parameter(torch.zeros(1, n + class_token, dim))
         self.blocks = torch.nn.Sequential(*[TimmLikeViT.Block(dim, heads, mlp_ratio * dim) for _ in range(depth)])
         self.norm = torch.nn.LayerNorm(dim, eps=1e-6)
         self.head = torch.nn.Linear(dim, classes)
 
     def forward(self, x):
-        x = self.patch_embed(x) + self.pos_embed
-        x = self.norm(self.blocks(x))
+        x = self.patch_embed(x)
+        if self.cls_token is not None:   # timm's _pos_embed: the class token first, then positions
+            x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
+        x = self.norm(self.blocks(x + self.pos_embed))
+        if self.cls_token is not None:
+            return self.head(x[:, 0])    # global_pool='token'
         return self.head(x.mean(dim=1))  # global_pool='avg' over the patch tokens, no fc_norm
 
 
-def random_timm_vit(seed, size, chans, patch=4, dim=48, depth=2, heads=3, classes=6):
+def random_timm_vit(seed, size, chans, patch=4, dim=48, depth=2, heads=3, classes=6, class_token=False):
     """A TimmLikeViT with weights large enough to matter (timm's init would give tiny logits)."""
     torch.manual_seed(seed)
-    vit = TimmLikeViT(size, patch, chans, dim=dim, depth=depth, heads=heads, classes=classes)
+    vit = TimmLikeViT(size, patch, chans, dim=dim, depth=depth, heads=heads, classes=classes,
+                      class_token=class_token)
     with torch.no_grad():
         for name, p in vit.named_parameters():
             if name.endswith("norm1.weight") or name.endswith("norm2.weight") or name == "norm.weight":
                 p.copy_(1 + 0.2 * torch.randn_like(p))
-            elif p.dim() >= 2 and name != "pos_embed":
+            elif p.dim() >= 2 and name not in ("pos_embed", "cls_token"):
                 p.copy_(torch.randn_like(p) / math.sqrt(p[0].numel()))
             else:
                 p.copy_(0.3 * torch.randn_like(p))
@@ -439,7 +446,21 @@ def check_importer():
         fail("mone-import on a safetensors file: %s" % r.stderr)
     check_against_module("import-safetensors", out, vit, [0.3], [0.2])
 
-    refusals = [("cls_token", torch.zeros(1, 1, 32), "class token"), ("fc_norm.weight", torch.ones(32), "fc_norm"),
+    # timm's default ViT: a class token, pooled by taking its row (mone.pool = cls); below e = 1 the
+    # imported model (router 0) routes by the tie rule, the class token on the widest expert.
+    cls_vit = random_timm_vit(23, (24, 24), 3, dim=48, heads=3, classes=4, class_token=True)
+    pth = os.path.join(TMP, "timm-cls.pth")
+    torch.save(cls_vit.state_dict(), pth)
+    out = os.path.join(TMP, "imported-cls.safetensors")
+    r = run_importer([pth, "-o", out, "--heads", "3"])
+    if r.returncode != 0:
+        fail("mone-import on a class-token ViT: %s" % r.stderr)
+    if ref.Model(out).pool != "cls":
+        fail("mone-import wrote no mone.pool = cls for a class-token ViT")
+    pixels = check_against_module("import-cls", out, cls_vit, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
+    compare("import-cls", out, ref.Model(out), pixels, [0.3, 0.6])
+
+    refusals = [("dist_token", torch.zeros(1, 1, 32), "distillation token"), ("fc_norm.weight", torch.ones(32), "fc_norm"),
                 ("blocks.0.ls1.gamma", torch.ones(32), "layer scale"), ("extra.weight", torch.ones(2), "extra.weight")]
     for name, tensor, why in refusals:
         sd = dict(vit.state_dict())
@@ -485,6 +506,11 @@ def main():
                     "mlp_dim=32", "experts=5", "classes=4", "beta=20", "delta=1.5", "seed=5"], 1.0),
         ("img-e1", ["height=8", "width=12", "channels=1", "patch=4", "dim=8", "depth=2", "heads=2",
                     "mlp_dim=16", "experts=1", "classes=3", "seed=6"], 1.0),
+        # A class token (mone.pool = cls): on the widest expert at every budget, the head reads it.
+        ("img-cls-e4", ["height=20", "width=16", "channels=3", "patch=4", "dim=32", "depth=2", "heads=4",
+                        "mlp_dim=48", "experts=4", "classes=5", "pool=cls", "seed=7"], 0.6),
+        ("img-cls-e3", ["height=12", "width=12", "channels=1", "patch=4", "dim=24", "depth=3", "heads=2",
+                        "mlp_dim=32", "experts=3", "classes=3", "pool=cls", "seed=8"], -0.7),
     ]
     for k, (name, keys, alpha) in enumerate(configs):
         path, m = init_model(name, keys, alpha=alpha, seed=k)

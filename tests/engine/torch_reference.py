@@ -100,6 +100,9 @@ class Model:
         self.grid_h, self.grid_w = self.height // self.patch, self.width // self.patch
         self.slices = self.frames // self.tubelet
         self.tokens = self.slices * self.grid_h * self.grid_w
+        # mone.pool (docs/model-format.md): "mean" when absent, "cls" for a class token.
+        self.pool = meta.get("mone.pool", "mean")
+        assert self.pool in ("mean", "cls"), self.pool
         # Expert j has width d_j = D / 2^(E-1-j) (mone.md, "Notation").
         self.widths = [self.dim >> (self.experts - 1 - j) for j in range(self.experts)]
         self.ratios = [w / self.dim for w in self.widths]
@@ -224,17 +227,24 @@ def forward(model, pixels, budget):
     W = M.t
     pix = torch.as_tensor(pixels, dtype=torch.float64)
 
-    # 1. patch embedding + bias + position embedding
-    x = patchify(M, pix) @ W("patch_embed.weight").T + W("patch_embed.bias") + W("pos_embed")
+    # 1. patch embedding + bias + position embedding; a class token (mone.pool = cls) goes first,
+    # with the first position embedding
+    cls = 1 if M.pool == "cls" else 0
+    pos = W("pos_embed")
+    x = patchify(M, pix) @ W("patch_embed.weight").T + W("patch_embed.bias") + pos[cls:]
+    if cls:
+        x = torch.cat([(W("cls_token") + pos[0]).unsqueeze(0), x])
 
-    # 2. router, once, before layer 0
+    # 2. router, once, before layer 0 (every row; the class token's gives its gate)
     probs = torch.softmax(x @ W("router.weight").T + W("router.bias"), dim=-1)
 
-    # 3.-4. capacity, token counts, Expert Preferred Routing
+    # 3.-4. capacity, token counts, Expert Preferred Routing over the patch tokens; the class
+    # token always goes to the widest expert
     used, cap = capacity_from_budget(E, M.delta, M.beta, budget)
     counts = tokens_per_expert(cap, N)
-    expert = route(probs, counts)
-    a = torch.tensor(expert)
+    expert = route(probs[cls:], counts)
+    a = torch.tensor([E - 1] * cls + expert)
+    N = N + cls   # every row from here on
     g = probs[torch.arange(N), a]
     alpha = W("alpha").reshape(())
     groups = [(j, M.widths[j], (a == j).nonzero().flatten()) for j in range(E)]
@@ -263,15 +273,16 @@ def forward(model, pixels, budget):
             m[idx, :d] = hidden @ B("mlp.fc2.weight")[:d, :].T + B("mlp.fc2.bias")[:d]
         x = z + (alpha * g + 1.0).unsqueeze(1) * m
 
-    # 6. final LN per token, mean over tokens, head
-    pooled = layer_norm(x, W("norm.weight"), W("norm.bias"), M.ln_eps).mean(dim=0)
+    # 6. final LN per token, mean over the tokens (or the class token's row), head
+    final = layer_norm(x, W("norm.weight"), W("norm.bias"), M.ln_eps)
+    pooled = final[0] if cls else final.mean(dim=0)
     logits = pooled @ W("head.weight").T + W("head.bias")
     return {
         "budget_used": used,
         "capacity": cap,
         "tokens_per_expert": counts,
         "expert_of_token": expert,
-        "router_probs": probs,
+        "router_probs": probs[cls:],
         "logits": logits,
         "probs": torch.softmax(logits, dim=-1),
         "flops": flops(M, counts),
@@ -286,11 +297,13 @@ def flops(model, counts):
     norms, softmax, GELU and pooling are not counted."""
     M = model
     N, D, F = M.tokens, M.dim, M.mlp_dim
+    S = N + (1 if M.pool == "cls" else 0)                        # rows, class token included
     total = 2 * N * D * M.channels * M.tubelet * M.patch ** 2   # patch embedding
-    total += 2 * N * D * M.experts                               # router
-    per_block = 2 * 2 * N * N * D                                # q k^T and att v, full width
+    total += 2 * S * D * M.experts                               # router
+    per_block = 2 * 2 * S * S * D                                # q k^T and att v, full width
     for j, k in enumerate(counts):
         d = M.widths[j]
+        k += S - N if j == M.experts - 1 else 0                  # the class token: widest
         per_block += k * 2 * (3 * D * d + d * D + F * d + d * F)
     total += M.depth * per_block
     total += 2 * D * M.classes                                   # head

@@ -19,7 +19,7 @@ model_tensors (const MoneModel *m, int *n)
 {
   const MoneConfig *c = mone_model_get_config (m);
   const MoneWeights *w = &m->weights;
-  const float **t = g_new0 (const float *, 10 + 12 * c->depth);
+  const float **t = g_new0 (const float *, 11 + 12 * c->depth);
   int i = 0;
   t[i++] = w->patch_embed_weight;
   t[i++] = w->patch_embed_bias;
@@ -39,6 +39,8 @@ model_tensors (const MoneModel *m, int *n)
   t[i++] = w->norm_bias;
   t[i++] = w->head_weight;
   t[i++] = w->head_bias;
+  if (c->pool == MONE_POOL_CLS)
+    t[i++] = w->cls_token;
   *n = i;
   return t;
 }
@@ -62,6 +64,7 @@ assert_config_equal (const MoneConfig *a, const MoneConfig *b)
   g_assert_cmpint (a->experts, ==, b->experts);
   g_assert_cmpint (a->classes, ==, b->classes);
   g_assert_cmpint (a->tokens, ==, b->tokens);
+  g_assert_cmpint (a->pool, ==, b->pool);
   g_assert_true (a->delta == b->delta && a->beta == b->beta && a->ln_eps == b->ln_eps);
   for (int ch = 0; ch < a->channels; ch++)
     g_assert_true (a->mean[ch] == b->mean[ch] && a->std[ch] == b->std[ch]);
@@ -197,6 +200,44 @@ header_of (const guint8 *file)
   for (int i = 7; i >= 0; i--)
     len = len << 8 | file[i];
   return g_strndup ((const char *) file + 8, len);
+}
+
+/* A class-token model (mone.pool = cls): its metadata and its extra tensor (the class token, and
+ * one more position) survive the round trip; a pool the format does not know is refused, naming
+ * the key. */
+static void
+test_class_token (void)
+{
+  MoneConfig c = tiny_config ();
+  c.pool = MONE_POOL_CLS;
+  int n;
+  float **params = tiny_params_new (&c, 5, &n);
+  g_autofree char *path = g_build_filename (tmp_dir, "class-token.safetensors", NULL);
+  GError *error = NULL;
+  g_assert_true (mone_model_write (path, &c, tricky_labels, (const float *const *) params, &error));
+  g_assert_no_error (error);
+  MoneModel *m = mone_model_load_file (path, &error);
+  g_assert_no_error (error);
+  check_loaded (m, &c, params, MONE_DTYPE_F32);
+  g_assert_nonnull (m->weights.cls_token);
+  mone_model_unref (m);
+
+  gchar *bytes;
+  gsize size;
+  g_assert_true (g_file_get_contents (path, &bytes, &size, NULL));
+  char *header = header_of ((const guint8 *) bytes);
+  char *at = strstr (header, "\"mone.pool\":\"cls\"");
+  g_assert_nonnull (at);
+  memcpy (at + strlen ("\"mone.pool\":\""), "max", 3);
+  GBytes *file = with_header ((const guint8 *) bytes, size, header);
+  m = mone_model_load_memory (g_bytes_get_data (file, NULL), g_bytes_get_size (file), &error);
+  g_assert_null (m);
+  g_assert_nonnull (strstr (error->message, "mone.pool"));
+  g_clear_error (&error);
+  g_bytes_unref (file);
+  g_free (header);
+  g_free (bytes);
+  tiny_params_free (params);
 }
 
 static void
@@ -586,6 +627,7 @@ main (int argc, char **argv)
   g_assert_nonnull (tmp_dir);
   g_test_add_func ("/loader/round-trip", test_round_trip);
   g_test_add_func ("/loader/half-twins", test_half_twins);
+  g_test_add_func ("/loader/class-token", test_class_token);
   g_test_add_func ("/loader/unaligned-data", test_unaligned_data_is_converted);
   g_test_add_func ("/loader/half-conversion", test_half_conversion);
   g_test_add_func ("/loader/json", test_json);
