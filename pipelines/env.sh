@@ -47,6 +47,7 @@ mone_parse_options() {
   shift
   while getopts "${spec}h" opt; do
     case $opt in
+      a) detections=1 ;;
       m) model=$OPTARG ;;
       b) budget=$OPTARG ;;
       c) scale_mode=$OPTARG ;;

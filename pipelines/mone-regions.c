@@ -10,6 +10,9 @@
  *
  * and it prints, per budget, how many items the regions got right (each item's frames vote, as in
  * mone-demo), beside what the same model gets on the whole frames, and what a region costs.
+ * With --detections (GStreamer >= 1.24) the boxes are GstAnalyticsODMtd detections instead, as
+ * GStreamer's own detectors produce them, and --output draws them with GStreamer's
+ * objectdetectionoverlay, which labels each box with the classification monefilter related to it.
  *
  *   mone-regions --video pipelines/sample/scene.mp4 --budgets 1,0.5
  */
@@ -20,12 +23,16 @@
 #include <gst/gst.h>
 #include <gst/video/video.h>
 #include <mone/gstmonemeta.h>
+#if MONE_HAVE_ANALYTICS
+#include <gst/analytics/analytics.h>
+#endif
 
 #include "sample-labels.h"
 
 typedef struct {
   const SampleLabels *labels;
-  gboolean regions;   /* inference-region=roi-list, boxes from the labels */
+  gboolean regions;    /* inference-region=roi-list, boxes from the labels */
+  gboolean detections; /* ...as GstAnalyticsODMtd rather than GstVideoRegionOfInterestMeta */
   guint64 frames_in;  /* frames that reached monefilter */
   int *frame_class;   /* (labels->frames) top-1 class per frame, -1 if none */
   float *frame_score; /* (labels->frames) its score */
@@ -49,10 +56,20 @@ add_item_region (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
     /* The box may start before the frame edge (scenes): what lies inside it is the region. */
     double x0 = MAX (item->box_x, 0.0), y0 = MAX (item->box_y, 0.0);
     double x1 = item->box_x + item->box_w, y1 = item->box_y + item->box_h;
+    const guint x = (guint) x0, y = (guint) y0, w = (guint) (x1 - x0 + 0.5),
+                h = (guint) (y1 - y0 + 0.5);
+#if MONE_HAVE_ANALYTICS
+    if (run->detections && x1 > x0 && y1 > y0) {
+      GstAnalyticsRelationMeta *relations = gst_buffer_get_analytics_relation_meta (buffer);
+      GstAnalyticsODMtd od;
+      if (!relations)
+        relations = gst_buffer_add_analytics_relation_meta (buffer);
+      gst_analytics_relation_meta_add_od_mtd (relations, g_quark_from_static_string ("item"),
+          (gint) x, (gint) y, (gint) w, (gint) h, 1.0f, &od);
+    } else
+#endif
     if (x1 > x0 && y1 > y0)
-      gst_buffer_add_video_region_of_interest_meta (buffer, "item", (guint) x0, (guint) y0,
-          (guint) (x1 - x0 + 0.5), (guint) (y1 - y0 + 0.5))
-          ->id = item->item;
+      gst_buffer_add_video_region_of_interest_meta (buffer, "item", x, y, w, h)->id = item->item;
     GST_PAD_PROBE_INFO_DATA (info) = buffer;
     break;
   }
@@ -103,10 +120,11 @@ static gboolean
 play (const char *video, const char *model, double budget, const char *output, RegionsRun *run,
     GError **error)
 {
+  /* Detections are drawn by GStreamer's own overlay, region metas by moneoverlay. */
   g_autofree char *tail = output
-      ? g_strdup_printf ("moneoverlay ! videoconvert ! vp8enc deadline=1 ! matroskamux ! filesink "
+      ? g_strdup_printf ("%s ! videoconvert ! vp8enc deadline=1 ! matroskamux ! filesink "
                          "location=\"%s\"",
-          output)
+          run->detections ? "videoconvert ! objectdetectionoverlay" : "moneoverlay", output)
       : g_strdup ("fakesink");
   g_autofree char *launch =
       g_strdup_printf ("filesrc name=src ! decodebin ! videoconvert ! "
@@ -160,10 +178,10 @@ compare_doubles (const void *a, const void *b)
 
 /* Plays the video once and prints one line: items right, ms and GFLOPs per classification. */
 static gboolean
-report (const char *video, const char *model, double budget, gboolean regions, const char *output,
-    const SampleLabels *labels, GError **error)
+report (const char *video, const char *model, double budget, gboolean regions,
+    gboolean detections, const char *output, const SampleLabels *labels, GError **error)
 {
-  RegionsRun run = { .labels = labels, .regions = regions };
+  RegionsRun run = { .labels = labels, .regions = regions, .detections = regions && detections };
   int *verdicts = g_new (int, labels->count);
   gboolean ok;
 
@@ -197,7 +215,7 @@ main (int argc, char **argv)
 {
   g_autofree char *video = NULL, *labels_path = NULL, *model = NULL, *budget_list = NULL,
                   *output = NULL;
-  gboolean regions_only = FALSE;
+  gboolean regions_only = FALSE, detections = FALSE;
   GOptionEntry entries[] = {
     { "video", 'v', 0, G_OPTION_ARG_FILENAME, &video, "Sample video (mone-sample-video)", "FILE" },
     { "labels", 'l', 0, G_OPTION_ARG_FILENAME, &labels_path,
@@ -209,6 +227,9 @@ main (int argc, char **argv)
     { "output", 'o', 0, G_OPTION_ARG_FILENAME, &output,
         "Also write the regions run, annotated by moneoverlay, to this Matroska file", "FILE" },
     { "regions-only", 0, 0, G_OPTION_ARG_NONE, &regions_only, "Skip the whole-frame runs", NULL },
+    { "detections", 'd', 0, G_OPTION_ARG_NONE, &detections,
+        "Supply the boxes as GstAnalyticsODMtd detections (GStreamer >= 1.24), drawn with "
+        "objectdetectionoverlay", NULL },
     { NULL },
   };
   GOptionContext *octx = g_option_context_new (
@@ -226,6 +247,13 @@ main (int argc, char **argv)
     return 2;
   }
   g_option_context_free (octx);
+#if !MONE_HAVE_ANALYTICS
+  if (detections) {
+    fprintf (stderr, "mone-regions: --detections needs GStreamer's analytics library (>= 1.24), "
+                     "which this build did not find\n");
+    return 2;
+  }
+#endif
   if (!labels_path) {
     const char *dot = strrchr (video, '.');
     labels_path = g_strdup_printf ("%.*s.csv", dot ? (int) (dot - video) : (int) strlen (video),
@@ -249,8 +277,9 @@ main (int argc, char **argv)
       status = 2;
       break;
     }
-    if (!report (video, model, budget, TRUE, i == 0 ? output : NULL, &labels, &error)
-        || (!regions_only && !report (video, model, budget, FALSE, NULL, &labels, &error))) {
+    if (!report (video, model, budget, TRUE, detections, i == 0 ? output : NULL, &labels, &error)
+        || (!regions_only
+            && !report (video, model, budget, FALSE, FALSE, NULL, &labels, &error))) {
       fprintf (stderr, "mone-regions: %s\n", error ? error->message : "playback failed");
       g_clear_error (&error);
       status = 1;

@@ -64,5 +64,17 @@ frame_acc=$(sed -n 's/^whole frames budget 1.00 *\([0-9.]*\)% of 60 items.*per f
 awk -v r="$region_acc" -v f="$frame_acc" 'BEGIN { exit !(r > f) }' ||
   fail "regions ($region_acc%) not better than whole frames ($frame_acc%): $(cat "$work/out")"
 echo "ok   regions.sh: regions $region_acc%, whole frames $frame_acc%"
+# GStreamer >= 1.24: the same boxes as GstAnalyticsODMtd detections give the same answers, and
+# GStreamer's objectdetectionoverlay draws them into a video that plays back to the end.
+if gst-inspect-1.0 objectdetectionoverlay >/dev/null 2>&1; then
+  bash "$repo/pipelines/regions.sh" -a -m "$model" -b 1 -o "$work/detections.mkv" "$work/scenes.webm" \
+    >"$work/out" 2>&1 || fail "regions.sh -a: $(cat "$work/out")"
+  detection_acc=$(sed -n 's/^regions *budget 1.00 *\([0-9.]*\)% of 60 items.*/\1/p' "$work/out")
+  [ "$detection_acc" = "$region_acc" ] ||
+    fail "detections ($detection_acc%) differ from region metas ($region_acc%): $(cat "$work/out")"
+  gst-launch-1.0 -q filesrc location="$work/detections.mkv" ! decodebin ! fakesink >/dev/null 2>&1 ||
+    fail "regions.sh -a -o: the drawn video does not play"
+  echo "ok   regions.sh -a: detections $detection_acc%, drawn by objectdetectionoverlay"
+fi
 expect_refusal 1 "no item boxes\|cannot read" bash "$repo/pipelines/regions.sh" -m "$model" "$work/missing.webm"
 echo "ok"
