@@ -33,12 +33,12 @@ typedef struct {
   const SampleLabels *labels;
   gboolean regions;    /* inference-region=roi-list, boxes from the labels */
   gboolean detections; /* ...as GstAnalyticsODMtd rather than GstVideoRegionOfInterestMeta */
-  guint64 frames_in;  /* frames that reached monefilter */
-  int *frame_class;   /* (labels->frames) top-1 class per frame, -1 if none */
-  float *frame_score; /* (labels->frames) its score */
-  GArray *region_ms;  /* double: the frame's latency per classified region */
-  double gflops_sum;  /* over classified regions (or frames) */
-  guint64 classified; /* regions (or frames) classified */
+  guint64 frames_in;   /* frames that reached monefilter */
+  int *frame_class;    /* (labels->frames) top-1 class per frame, -1 if none */
+  float *frame_score;  /* (labels->frames) its score */
+  GArray *region_ms;   /* double: the frame's latency per classified region */
+  double gflops_sum;   /* over classified regions (or frames) */
+  guint64 classified;  /* regions (or frames) classified */
 } RegionsRun;
 
 /* Before monefilter: the item on this frame, at its box, as a region of interest. */
@@ -68,7 +68,7 @@ add_item_region (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
           (gint) x, (gint) y, (gint) w, (gint) h, 1.0f, &od);
     } else
 #endif
-    if (x1 > x0 && y1 > y0)
+        if (x1 > x0 && y1 > y0)
       gst_buffer_add_video_region_of_interest_meta (buffer, "item", x, y, w, h)->id = item->item;
     GST_PAD_PROBE_INFO_DATA (info) = buffer;
     break;
@@ -178,8 +178,8 @@ compare_doubles (const void *a, const void *b)
 
 /* Plays the video once and prints one line: items right, ms and GFLOPs per classification. */
 static gboolean
-report (const char *video, const char *model, double budget, gboolean regions,
-    gboolean detections, const char *output, const SampleLabels *labels, GError **error)
+report (const char *video, const char *model, double budget, gboolean regions, gboolean detections,
+    const char *output, const SampleLabels *labels, GError **error)
 {
   RegionsRun run = { .labels = labels, .regions = regions, .detections = regions && detections };
   int *verdicts = g_new (int, labels->count);
@@ -229,7 +229,8 @@ main (int argc, char **argv)
     { "regions-only", 0, 0, G_OPTION_ARG_NONE, &regions_only, "Skip the whole-frame runs", NULL },
     { "detections", 'd', 0, G_OPTION_ARG_NONE, &detections,
         "Supply the boxes as GstAnalyticsODMtd detections (GStreamer >= 1.24), drawn with "
-        "objectdetectionoverlay", NULL },
+        "objectdetectionoverlay",
+        NULL },
     { NULL },
   };
   GOptionContext *octx = g_option_context_new (
@@ -249,8 +250,9 @@ main (int argc, char **argv)
   g_option_context_free (octx);
 #if !MONE_HAVE_ANALYTICS
   if (detections) {
-    fprintf (stderr, "mone-regions: --detections needs GStreamer's analytics library (>= 1.24), "
-                     "which this build did not find\n");
+    fprintf (stderr,
+        "mone-regions: --detections needs GStreamer's analytics library (>= 1.24), "
+        "which this build did not find\n");
     return 2;
   }
 #endif
@@ -278,8 +280,7 @@ main (int argc, char **argv)
       break;
     }
     if (!report (video, model, budget, TRUE, detections, i == 0 ? output : NULL, &labels, &error)
-        || (!regions_only
-            && !report (video, model, budget, FALSE, FALSE, NULL, &labels, &error))) {
+        || (!regions_only && !report (video, model, budget, FALSE, FALSE, NULL, &labels, &error))) {
       fprintf (stderr, "mone-regions: %s\n", error ? error->message : "playback failed");
       g_clear_error (&error);
       status = 1;
