@@ -428,6 +428,9 @@ struct MonePass {
   const guint8 *labels;      /* of the last forward (caller's memory) */
   const float *soft_targets; /* (B, K) of the last forward instead of labels, or NULL (caller's memory) */
 
+  /* Rows per image: S = N patch tokens, after a class token (cls = 1) when the model has one.
+   * "Image order" below is (B, S); the class token is row 0 of its image. */
+  int seq, cls;
   int counts[MONE_MAX_EXPERTS];          /* tokens per expert per image */
   int group_start[MONE_MAX_EXPERTS + 1]; /* (E+1) grouped row ranges */
   int width[MONE_MAX_EXPERTS];           /* d_j */
@@ -436,6 +439,9 @@ struct MonePass {
   float *x0;                  /* (R, D) image order: patch embedding + position */
   float *router_probs;        /* (R, E) image order */
   uint8_t *expert;            /* (R) image order: expert of each token */
+  uint8_t *patch_expert;      /* (B, N) the patch tokens' experts (class-token models) */
+  float *patch_probs;         /* (B, N, E) their router probabilities (class-token models) */
+  int *cls_row;               /* (B) grouped row of each image's class token */
   int *row_of_group;          /* (R) grouped row -> image-order row */
   int *image_of_row;          /* (R) grouped row -> image */
   float *g;                   /* (R) grouped: router probability of the chosen expert */
@@ -456,7 +462,7 @@ struct MonePass {
   float *datt, *datt_g; /* (R, D) image / grouped order */
   float *dfc, *dgelu;   /* (R, F) */
   float *dmlp;          /* (R, D) */
-  float *dp;            /* (N, N) */
+  float *dp;            /* (S, S) */
   float *dg;            /* (R) grouped */
   float *dg_image;      /* (R) image order */
   float *dlogits;       /* (B, K) */
@@ -479,9 +485,14 @@ mone_pass_new (const MoneConfig *config, int max_batch)
   const MoneConfig *c = &s->config;
   s->config = *config;
   s->max_batch = max_batch;
-  const size_t R = (size_t) max_batch * c->tokens, D = c->dim, F = c->mlp_dim, E = c->experts, N = c->tokens,
+  s->cls = c->pool == MONE_POOL_CLS;
+  s->seq = c->tokens + s->cls;
+  const size_t R = (size_t) max_batch * s->seq, D = c->dim, F = c->mlp_dim, E = c->experts, N = c->tokens, S = s->seq,
                P = patch_size (c), B = max_batch, K = c->classes;
-  s->patches = g_new (float, R *P);
+  s->patches = g_new (float, B *N *P);
+  s->patch_expert = g_new (uint8_t, B * N);
+  s->patch_probs = g_new (float, B *N *E);
+  s->cls_row = g_new (int, B);
   s->x0 = g_new (float, R *D);
   s->router_probs = g_new (float, R *E);
   s->expert = g_new (uint8_t, R);
@@ -496,7 +507,7 @@ mone_pass_new (const MoneConfig *config, int max_batch)
     a->ln1_mean = g_new (float, R);
     a->ln1_rstd = g_new (float, R);
     a->qkv = g_new (float, R * 3 * D);
-    a->att = g_new (float, B * c->heads * N * N);
+    a->att = g_new (float, B * c->heads * S * S);
     a->att_out = g_new (float, R *D);
     a->z = g_new (float, R *D);
     a->ln2 = g_new (float, R *D);
@@ -526,14 +537,14 @@ mone_pass_new (const MoneConfig *config, int max_batch)
   s->dfc = g_new (float, R *F);
   s->dgelu = g_new (float, R *F);
   s->dmlp = g_new (float, R *D);
-  s->dp = g_new (float, N *N);
+  s->dp = g_new (float, S *S);
   s->dg = g_new (float, R);
   s->dg_image = g_new (float, R);
   s->dlogits = g_new (float, B *K);
   s->dpooled = g_new (float, B *D);
   s->drouter = g_new (float, R *E);
   s->dx0 = g_new (float, R *D);
-  s->dpatches = g_new (float, R *P);
+  s->dpatches = g_new (float, B *N *P);
   return s;
 }
 
@@ -564,7 +575,7 @@ mone_pass_free (MonePass *s)
   void *bufs[] = { s->patches, s->x0, s->router_probs, s->expert, s->row_of_group, s->image_of_row, s->g, s->x_final,
     s->lnf, s->lnf_mean, s->lnf_rstd, s->pooled, s->logits, s->probs, s->route_scratch, s->box_scores, s->dx, s->dz,
     s->dh, s->dqkv_g, s->dqkv, s->datt, s->datt_g, s->dfc, s->dgelu, s->dmlp, s->dp, s->dg, s->dg_image, s->dlogits,
-    s->dpooled, s->drouter, s->dx0, s->dpatches };
+    s->dpooled, s->drouter, s->dx0, s->dpatches, s->patch_expert, s->patch_probs, s->cls_row };
   for (size_t i = 0; i < G_N_ELEMENTS (bufs); i++)
     g_free (bufs[i]);
   g_free (s);
@@ -650,7 +661,7 @@ pass_forward (MonePass *s, const MoneTrainModel *model, const float *input, cons
   const MoneConfig *c = &s->config;
   const MoneTrainTensors *w = &model->t;
   const int N = c->tokens, D = c->dim, F = c->mlp_dim, E = c->experts, H = c->heads, K = c->classes;
-  const int P = patch_size (c), R = B * N;
+  const int S = s->seq, cls = s->cls, P = patch_size (c), R = B * S;
   g_assert (B >= 1 && B <= s->max_batch);
   s->batch = B;
   s->labels = labels;
@@ -664,31 +675,47 @@ pass_forward (MonePass *s, const MoneTrainModel *model, const float *input, cons
   for (int j = 0; j < E; j++)
     s->width[j] = D >> (E - 1 - j);
 
-  /* Embedding: x0 (R, D) = patches W_pe^T + b_pe + pos[t]. */
+  /* Embedding: x0 (R, D) = patches W_pe^T + b_pe + pos[t]; a class token is cls_token + pos[0],
+   * the patches follow it (their patch embedding computed in s->dx0, free until the backward). */
   patchify_forward (s->patches, input, c, B);
-  linear_forward (s->x0, s->patches, w->patch_embed_weight, w->patch_embed_bias, R, P, D);
-  for (int b = 0; b < B; b++)
-    for (size_t i = 0; i < (size_t) N * D; i++)
-      s->x0[(size_t) b * N * D + i] += w->pos_embed[i];
+  float *patch_rows = cls ? s->dx0 : s->x0;
+  linear_forward (patch_rows, s->patches, w->patch_embed_weight, w->patch_embed_bias, B * N, P, D);
+  for (int b = 0; b < B; b++) {
+    float *x = s->x0 + (size_t) b * S * D;
+    if (cls) {
+      memcpy (x + D, patch_rows + (size_t) b * N * D, sizeof (float) * N * D);
+      for (int i = 0; i < D; i++)
+        x[i] = w->cls_token[i];
+    }
+    for (size_t i = 0; i < (size_t) S * D; i++)
+      x[i] += w->pos_embed[i];
+  }
 
-  /* Route once per image. */
+  /* Route once per image: the patch tokens by the budget, a class token to the widest expert. */
   router_forward (s->router_probs, s->x0, w->router_weight, w->router_bias, R, D, E);
   for (int b = 0; b < B; b++) {
+    const float *probs = s->router_probs + ((size_t) b * S + cls) * E;
+    uint8_t *expert = s->expert + (size_t) b * S + cls;
+    if (cls)
+      s->expert[(size_t) b * S] = (uint8_t) (E - 1);
     if (routing == MONE_ROUTING_ITEM_BOX) {
       /* Cover decides; among equally covered tokens the router's own preference breaks the tie. */
       g_assert (s->item_cover != NULL);
-      const float *cover = s->item_cover + (size_t) b * N, *p = s->router_probs + (size_t) b * N * E;
+      const float *cover = s->item_cover + (size_t) b * N;
       for (int t = 0; t < N; t++)
         for (int j = 0; j < E; j++)
-          s->box_scores[(size_t) t * E + j] = cover[t] + 1e-3f * p[(size_t) t * E + j];
-      mone_route_tokens (N, E, s->box_scores, s->counts, s->expert + (size_t) b * N, s->route_scratch);
+          s->box_scores[(size_t) t * E + j] = cover[t] + 1e-3f * probs[(size_t) t * E + j];
+      mone_route_tokens (N, E, s->box_scores, s->counts, expert, s->route_scratch);
     } else if (routing == MONE_ROUTING_RANDOM) {
       MoneTrainRng rng;
       mone_train_rng_seed (&rng, routing_seed, (uint64_t) b);
-      route_random (N, E, s->counts, s->expert + (size_t) b * N, s->route_scratch, &rng);
+      route_random (N, E, s->counts, expert, s->route_scratch, &rng);
     } else {
-      mone_route_tokens (N, E, s->router_probs + (size_t) b * N * E, s->counts, s->expert + (size_t) b * N,
-          s->route_scratch);
+      mone_route_tokens (N, E, probs, s->counts, expert, s->route_scratch);
+    }
+    if (cls) {
+      memcpy (s->patch_expert + (size_t) b * N, expert, N);
+      memcpy (s->patch_probs + (size_t) b * N * E, probs, sizeof (float) * N * E);
     }
   }
   /* Grouped order: expert by expert, then image by image, then token order. */
@@ -698,8 +725,10 @@ pass_forward (MonePass *s, const MoneTrainModel *model, const float *input, cons
     for (int i = 0; i < R; i++)
       if (s->expert[i] == j) {
         s->row_of_group[r] = i;
-        s->image_of_row[r] = i / N;
+        s->image_of_row[r] = i / S;
         s->g[r] = s->router_probs[(size_t) i * E + j];
+        if (cls && i % S == 0)
+          s->cls_row[i / S] = r;
         r++;
       }
   }
@@ -718,7 +747,7 @@ pass_forward (MonePass *s, const MoneTrainModel *model, const float *input, cons
     layernorm_forward (a->ln1, a->ln1_mean, a->ln1_rstd, a->x_in, bw->norm1_weight, bw->norm1_bias, R, D, c->ln_eps);
     nested_in_forward (qkv_g, a->ln1, bw->qkv_weight, bw->qkv_bias, s->group_start, s->width, E, D, 3 * D);
     scatter_rows (a->qkv, qkv_g, s->row_of_group, R, 3 * D);
-    attention_forward (att_img, a->att, a->qkv, B, N, D, H);
+    attention_forward (att_img, a->att, a->qkv, B, S, D, H);
     gather_rows (a->att_out, att_img, s->row_of_group, R, D);
     nested_out_forward (a->z, a->att_out, bw->proj_weight, bw->proj_bias, s->group_start, s->width, E, D, D);
     for (size_t i = 0; i < (size_t) R * D; i++)
@@ -732,7 +761,11 @@ pass_forward (MonePass *s, const MoneTrainModel *model, const float *input, cons
   }
 
   layernorm_forward (s->lnf, s->lnf_mean, s->lnf_rstd, s->x_final, w->norm_weight, w->norm_bias, R, D, c->ln_eps);
-  mean_pool_forward (s->pooled, s->lnf, s->image_of_row, B, N, D);
+  if (cls)
+    for (int b = 0; b < B; b++)
+      memcpy (s->pooled + (size_t) b * D, s->lnf + (size_t) s->cls_row[b] * D, sizeof (float) * D);
+  else
+    mean_pool_forward (s->pooled, s->lnf, s->image_of_row, B, N, D);
   linear_forward (s->logits, s->pooled, w->head_weight, w->head_bias, B, D, K);
   return crossentropy_forward (s->probs, s->logits, labels, soft_targets, B, K, label_smoothing);
 }
@@ -772,13 +805,13 @@ mone_pass_logits (const MonePass *s)
 const uint8_t *
 mone_pass_experts (const MonePass *s)
 {
-  return s->expert;
+  return s->cls ? s->patch_expert : s->expert;
 }
 
 const float *
 mone_pass_router_probs (const MonePass *s)
 {
-  return s->router_probs;
+  return s->cls ? s->patch_probs : s->router_probs;
 }
 
 int
@@ -802,12 +835,23 @@ static void
 embedding_backward (MonePass *s, const MoneTrainTensors *w, MoneTrainTensors *gw, float *dinput)
 {
   const MoneConfig *c = &s->config;
-  const int B = s->batch, N = c->tokens, D = c->dim, P = patch_size (c), R = B * N;
-  for (int b = 0; b < B; b++)
-    for (size_t i = 0; i < (size_t) N * D; i++)
-      gw->pos_embed[i] += s->dx0[(size_t) b * N * D + i];
-  linear_backward (dinput ? s->dpatches : NULL, gw->patch_embed_weight, gw->patch_embed_bias, s->dx0, s->patches,
-      w->patch_embed_weight, R, P, D);
+  const int B = s->batch, N = c->tokens, S = s->seq, D = c->dim, P = patch_size (c);
+  float *dpatch_rows = s->dx0; /* (B * N, D): the patch tokens' rows, contiguous */
+  for (int b = 0; b < B; b++) {
+    const float *dx = s->dx0 + (size_t) b * S * D;
+    for (size_t i = 0; i < (size_t) S * D; i++)
+      gw->pos_embed[i] += dx[i];
+    if (s->cls)
+      for (int i = 0; i < D; i++)
+        gw->cls_token[i] += dx[i];
+  }
+  if (s->cls) {
+    dpatch_rows = s->dh; /* free once the router's backward is done */
+    for (int b = 0; b < B; b++)
+      memcpy (dpatch_rows + (size_t) b * N * D, s->dx0 + ((size_t) b * S + 1) * D, sizeof (float) * N * D);
+  }
+  linear_backward (dinput ? s->dpatches : NULL, gw->patch_embed_weight, gw->patch_embed_bias, dpatch_rows, s->patches,
+      w->patch_embed_weight, B * N, P, D);
   if (dinput)
     patchify_backward (dinput, s->dpatches, c, B);
 }
@@ -820,14 +864,20 @@ mone_pass_backward (MonePass *s, const MoneTrainModel *model, float loss_weight,
   MoneTrainTensors gw;
   mone_train_tensors_bind (&gw, model, grads);
   const int B = s->batch, N = c->tokens, D = c->dim, F = c->mlp_dim, E = c->experts, H = c->heads, K = c->classes,
-            R = B * N;
+            S = s->seq, R = B * S;
   const float alpha = w->alpha[0];
   double dalpha = 0;
   g_assert (s->labels != NULL || s->soft_targets != NULL);
 
   crossentropy_backward (s->dlogits, s->probs, s->labels, s->soft_targets, B, K, s->label_smoothing, loss_weight);
   linear_backward (s->dpooled, gw.head_weight, gw.head_bias, s->dlogits, s->pooled, w->head_weight, B, D, K);
-  mean_pool_backward (s->dh, s->dpooled, s->image_of_row, B, N, D);
+  if (s->cls) {
+    memset (s->dh, 0, sizeof (float) * R * D);
+    for (int b = 0; b < B; b++)
+      memcpy (s->dh + (size_t) s->cls_row[b] * D, s->dpooled + (size_t) b * D, sizeof (float) * D);
+  } else {
+    mean_pool_backward (s->dh, s->dpooled, s->image_of_row, B, N, D);
+  }
   memset (s->dx, 0, sizeof (float) * R * D);
   layernorm_backward (s->dx, gw.norm_weight, gw.norm_bias, s->dh, s->x_final, w->norm_weight, s->lnf_mean, s->lnf_rstd,
       R, D);
@@ -855,7 +905,7 @@ mone_pass_backward (MonePass *s, const MoneTrainModel *model, float loss_weight,
     nested_out_backward (s->datt_g, gb->proj_weight, gb->proj_bias, s->dz, a->att_out, bw->proj_weight, s->group_start,
         s->width, E, D, D);
     scatter_rows (s->datt, s->datt_g, s->row_of_group, R, D);
-    attention_backward (s->dqkv, s->dp, s->datt, a->qkv, a->att, B, N, D, H);
+    attention_backward (s->dqkv, s->dp, s->datt, a->qkv, a->att, B, S, D, H);
     gather_rows (s->dqkv_g, s->dqkv, s->row_of_group, R, 3 * D);
     nested_in_backward (s->dh, gb->qkv_weight, gb->qkv_bias, s->dqkv_g, a->ln1, bw->qkv_weight, s->group_start,
         s->width, E, D, 3 * D);
@@ -879,14 +929,17 @@ mone_pass_router_target_backward (MonePass *s, const MoneTrainModel *model, cons
     float *grads)
 {
   const MoneConfig *c = &s->config;
-  const int B = s->batch, N = c->tokens, D = c->dim, E = c->experts, R = B * N, widest = E - 1;
+  const int B = s->batch, N = c->tokens, D = c->dim, E = c->experts, S = s->seq, R = B * S, widest = E - 1;
   double loss = 0;
+  if (s->cls) /* no target for a class token */
+    for (int b = 0; b < B; b++)
+      memset (s->drouter + (size_t) b * S * E, 0, sizeof (float) * E);
   for (int b = 0; b < B; b++)
     for (int t = 0; t < N; t++) {
-      const size_t r = (size_t) b * N + t;
+      const size_t r = (size_t) b * S + s->cls + t;
       float *dl = s->drouter + r * E;
       const float *p = s->router_probs + r * E;
-      const float y = target[r];
+      const float y = target[(size_t) b * N + t];
       if (isnan (y)) {
         memset (dl, 0, sizeof (float) * E);
         continue;

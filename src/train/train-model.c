@@ -37,6 +37,7 @@ mone_train_tensors_bind (MoneTrainTensors *t, const MoneTrainModel *m, float *ba
   t->norm_bias = base + o[i++];
   t->head_weight = base + o[i++];
   t->head_bias = base + o[i++];
+  t->cls_token = m->config.pool == MONE_POOL_CLS ? base + o[i++] : NULL;
   g_assert (i == m->n_specs);
 }
 
@@ -55,12 +56,6 @@ mone_train_model_new (const MoneConfig *config, GError **error)
   if (c.frames != 1 || c.tubelet != 1) {
     g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
         "the trainer handles image models only (frames = tubelet = 1), got frames %d, tubelet %d", c.frames, c.tubelet);
-    return NULL;
-  }
-  if (c.pool != MONE_POOL_MEAN) {
-    g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
-        "the trainer handles mean-pool models only; this one reads a class token (mone.pool = "
-        "cls), which the engine runs but the trainer cannot train yet");
     return NULL;
   }
   MoneTrainModel *m = g_new0 (MoneTrainModel, 1);
@@ -122,7 +117,7 @@ mone_train_model_from_engine (MoneModel *engine, GError **error)
     return NULL;
   /* The engine's weight table is in spec order too; walk both. */
   const MoneWeights *w = &engine->weights;
-  const float *src[6 + 12 * 1024 + 4];
+  const float *src[6 + 12 * 1024 + 5];
   int n = 0;
   src[n++] = w->patch_embed_weight;
   src[n++] = w->patch_embed_bias;
@@ -149,6 +144,8 @@ mone_train_model_from_engine (MoneModel *engine, GError **error)
   src[n++] = w->norm_bias;
   src[n++] = w->head_weight;
   src[n++] = w->head_bias;
+  if (m->config.pool == MONE_POOL_CLS)
+    src[n++] = w->cls_token;
   g_assert (n == m->n_specs);
   for (int i = 0; i < n; i++)
     memcpy (m->params + m->offsets[i], src[i], sizeof (float) * m->specs[i].numel);

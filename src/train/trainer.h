@@ -32,7 +32,7 @@ typedef struct {
 typedef struct {
   float *patch_embed_weight;      /* (D, P) with P = C*p*p */
   float *patch_embed_bias;        /* (D) */
-  float *pos_embed;               /* (N, D) */
+  float *pos_embed;               /* (N, D); (N + 1, D) with a class token, its position first */
   float *router_weight;           /* (E, D) */
   float *router_bias;             /* (E) */
   float *alpha;                   /* (1) */
@@ -40,6 +40,7 @@ typedef struct {
   float *norm_weight, *norm_bias; /* (D) */
   float *head_weight;             /* (K, D) */
   float *head_bias;               /* (K) */
+  float *cls_token;               /* (D), mone.pool = cls only, else NULL */
 } MoneTrainTensors;
 
 struct MoneTrainModel {

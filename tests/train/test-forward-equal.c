@@ -107,11 +107,21 @@ test_rgb_non_square (void)
   check_config (c, 2);
 }
 
+/* A class token (mone.pool = cls), RGB, four experts. */
+static void
+test_class_token (void)
+{
+  MoneConfig c = small_grey_config (4);
+  c.pool = MONE_POOL_CLS;
+  check_config (c, 3);
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/train/forward-equal/grey", test_grey);
+  g_test_add_func ("/train/forward-equal/class-token", test_class_token);
   g_test_add_func ("/train/forward-equal/rgb-non-square", test_rgb_non_square);
   return g_test_run ();
 }
