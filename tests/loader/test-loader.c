@@ -104,6 +104,20 @@ check_loaded (MoneModel *m, const MoneConfig *config, float **params, MoneDtype 
   g_free (specs);
 }
 
+/* Writes the parameters as tmp_dir/name (F32) and loads the file back; both must succeed. */
+static MoneModel *
+write_and_load (const MoneConfig *c, float **params, const char *name, char **path_out)
+{
+  char *path = g_build_filename (tmp_dir, name, NULL);
+  GError *error = NULL;
+  g_assert_true (mone_model_write (path, c, tricky_labels, (const float *const *) params, &error));
+  g_assert_no_error (error);
+  MoneModel *m = mone_model_load_file (path, &error);
+  g_assert_no_error (error);
+  *path_out = path;
+  return m;
+}
+
 static void
 test_round_trip (void)
 {
@@ -116,13 +130,9 @@ test_round_trip (void)
   c.ln_eps = 1e-5f;
   int n;
   float **params = tiny_params_new (&c, 42, &n);
-  g_autofree char *path = g_build_filename (tmp_dir, "round-trip.safetensors", NULL);
+  g_autofree char *path = NULL;
   GError *error = NULL;
-  g_assert_true (mone_model_write (path, &c, tricky_labels, (const float *const *) params, &error));
-  g_assert_no_error (error);
-
-  MoneModel *m = mone_model_load_file (path, &error);
-  g_assert_no_error (error);
+  MoneModel *m = write_and_load (&c, params, "round-trip.safetensors", &path);
   check_loaded (m, &c, params, MONE_DTYPE_F32);
   /* F32 from an aligned file is used in place: nothing converted. */
   g_assert_null (m->converted_storage);
@@ -212,12 +222,9 @@ test_class_token (void)
   c.pool = MONE_POOL_CLS;
   int n;
   float **params = tiny_params_new (&c, 5, &n);
-  g_autofree char *path = g_build_filename (tmp_dir, "class-token.safetensors", NULL);
+  g_autofree char *path = NULL;
   GError *error = NULL;
-  g_assert_true (mone_model_write (path, &c, tricky_labels, (const float *const *) params, &error));
-  g_assert_no_error (error);
-  MoneModel *m = mone_model_load_file (path, &error);
-  g_assert_no_error (error);
+  MoneModel *m = write_and_load (&c, params, "class-token.safetensors", &path);
   check_loaded (m, &c, params, MONE_DTYPE_F32);
   g_assert_nonnull (m->weights.cls_token);
   mone_model_unref (m);
