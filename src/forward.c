@@ -101,6 +101,10 @@ struct MoneContext {
   int post_block, pre_block; /* which block the running token-wise phase finishes / starts */
   const float *input;
   float alpha;
+  /* The last budget's capacity solution: a stream keeps its budget for many frames, and the
+   * bisection (with pow per step) is a few percent of a small model's frame. */
+  double counted_budget, counted_used;
+  int counted[MONE_MAX_EXPERTS];
 };
 
 static inline int
@@ -217,6 +221,7 @@ mone_context_new (MoneModel *model, int n_threads, GError **error)
   const size_t S = N + (c->pool == MONE_POOL_CLS);
   MoneContext *ctx = g_new0 (MoneContext, 1);
   ctx->seq = (int) S;
+  ctx->counted_budget = NAN; /* nothing counted yet */
   ctx->model = mone_model_ref (model);
   ctx->config = *c;
   ctx->n_threads = n_threads;
@@ -575,7 +580,12 @@ mone_context_run (MoneContext *ctx, const float *input, double budget, MoneResul
   memset (result, 0, sizeof *result);
   result->budget_requested = budget;
   int counts[MONE_MAX_EXPERTS] = { 0 };
-  counts_for_budget (c, budget, &result->budget_used, counts);
+  if (budget != ctx->counted_budget) {
+    counts_for_budget (c, budget, &ctx->counted_used, ctx->counted);
+    ctx->counted_budget = budget;
+  }
+  result->budget_used = ctx->counted_used;
+  memcpy (counts, ctx->counted, sizeof counts);
 
   /* Embedding and router, token order. */
   ctx->input = input;
