@@ -116,6 +116,12 @@ read_result (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
   return GST_PAD_PROBE_OK;
 }
 
+/* GStreamer's overlay for detections; red (ARGB 0xffff3030) boxes and labels, which its default
+ * white would lose on light scenes. */
+#define DETECTION_OVERLAY                                                                          \
+  "videoconvert ! objectdetectionoverlay labels-color=4294914096 "                                 \
+  "object-detection-outline-color=4294914096"
+
 static gboolean
 play (const char *video, const char *model, double budget, const char *output, RegionsRun *run,
     GError **error)
@@ -124,7 +130,7 @@ play (const char *video, const char *model, double budget, const char *output, R
   g_autofree char *tail = output
       ? g_strdup_printf ("%s ! videoconvert ! vp8enc deadline=1 ! matroskamux ! filesink "
                          "location=\"%s\"",
-          run->detections ? "videoconvert ! objectdetectionoverlay" : "moneoverlay", output)
+          run->detections ? DETECTION_OVERLAY : "moneoverlay", output)
       : g_strdup ("fakesink");
   g_autofree char *launch =
       g_strdup_printf ("filesrc name=src ! decodebin ! videoconvert ! "
