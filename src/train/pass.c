@@ -654,27 +654,12 @@ scatter_rows (float *dst, const float *src, const int *row_of_group, int R, int 
     memcpy (dst + (size_t) row_of_group[r] * width, src + (size_t) r * width, sizeof (float) * width);
 }
 
-static double
-pass_forward (MonePass *s, const MoneTrainModel *model, const float *input, const guint8 *labels,
-    const float *soft_targets, int B, double budget, MoneRouting routing, uint64_t routing_seed, float label_smoothing)
+/* Embedding of a batch: s->x0 (B * S, D), image order. */
+static void
+embed_forward (MonePass *s, const MoneTrainTensors *w, const float *input, int B)
 {
   const MoneConfig *c = &s->config;
-  const MoneTrainTensors *w = &model->t;
-  const int N = c->tokens, D = c->dim, F = c->mlp_dim, E = c->experts, H = c->heads, K = c->classes;
-  const int S = s->seq, cls = s->cls, P = patch_size (c), R = B * S;
-  g_assert (B >= 1 && B <= s->max_batch);
-  s->batch = B;
-  s->labels = labels;
-  s->soft_targets = soft_targets;
-  s->label_smoothing = label_smoothing;
-
-  /* Capacity and token counts, shared by every image of the pass. */
-  double capacity[MONE_MAX_EXPERTS];
-  mone_capacity_from_budget (E, c->delta, c->beta, budget, capacity);
-  mone_tokens_per_expert (E, capacity, N, s->counts);
-  for (int j = 0; j < E; j++)
-    s->width[j] = D >> (E - 1 - j);
-
+  const int N = c->tokens, D = c->dim, S = s->seq, cls = s->cls, P = patch_size (c);
   /* Embedding: x0 (R, D) = patches W_pe^T + b_pe + pos[t]; a class token is cls_token + pos[0],
    * the patches follow it (their patch embedding computed in s->dx0, free until the backward). */
   patchify_forward (s->patches, input, c, B);
@@ -690,7 +675,15 @@ pass_forward (MonePass *s, const MoneTrainModel *model, const float *input, cons
     for (size_t i = 0; i < (size_t) S * D; i++)
       x[i] += w->pos_embed[i];
   }
+}
 
+/* Router probabilities of every row, and each image's routing: s->expert (image order), and the
+ * patch-token views of class-token models. */
+static void
+route_forward (MonePass *s, const MoneTrainTensors *w, int B, MoneRouting routing, uint64_t routing_seed)
+{
+  const MoneConfig *c = &s->config;
+  const int N = c->tokens, D = c->dim, E = c->experts, S = s->seq, cls = s->cls, R = B * S;
   /* Route once per image: the patch tokens by the budget, a class token to the widest expert. */
   router_forward (s->router_probs, s->x0, w->router_weight, w->router_bias, R, D, E);
   for (int b = 0; b < B; b++) {
@@ -718,6 +711,32 @@ pass_forward (MonePass *s, const MoneTrainModel *model, const float *input, cons
       memcpy (s->patch_probs + (size_t) b * N * E, probs, sizeof (float) * N * E);
     }
   }
+}
+
+static double
+pass_forward (MonePass *s, const MoneTrainModel *model, const float *input, const guint8 *labels,
+    const float *soft_targets, int B, double budget, MoneRouting routing, uint64_t routing_seed, float label_smoothing)
+{
+  const MoneConfig *c = &s->config;
+  const MoneTrainTensors *w = &model->t;
+  const int N = c->tokens, D = c->dim, F = c->mlp_dim, E = c->experts, H = c->heads, K = c->classes;
+  const int S = s->seq, cls = s->cls, R = B * S;
+  g_assert (B >= 1 && B <= s->max_batch);
+  s->batch = B;
+  s->labels = labels;
+  s->soft_targets = soft_targets;
+  s->label_smoothing = label_smoothing;
+
+  /* Capacity and token counts, shared by every image of the pass. */
+  double capacity[MONE_MAX_EXPERTS];
+  mone_capacity_from_budget (E, c->delta, c->beta, budget, capacity);
+  mone_tokens_per_expert (E, capacity, N, s->counts);
+  for (int j = 0; j < E; j++)
+    s->width[j] = D >> (E - 1 - j);
+
+  embed_forward (s, w, input, B);
+  route_forward (s, w, B, routing, routing_seed);
+
   /* Grouped order: expert by expert, then image by image, then token order. */
   int r = 0;
   for (int j = 0; j < E; j++) {
