@@ -89,7 +89,6 @@ struct MoneContext {
   float *pooled;       /* (D) */
   float *logits;       /* (K) */
   float *probs;        /* (K) */
-  int *row_token;      /* (S) grouped row -> token index (-1: the class token) */
   int *route_scratch;  /* (2N) for mone_route_tokens */
   uint8_t *expert_of_token; /* (N) token order */
 
@@ -155,6 +154,25 @@ mone_model_flops (const MoneModel *model, double budget)
 /* ---------------------------------------------------------------------------------------------- */
 /* Context */
 
+/* Router: probs = softmax(W_r row + b_r), W_r (E, D). E is tiny: plain dot products in double. */
+static void
+route_row (const MoneWeights *w, int D, int E, const float *row, float *probs)
+{
+  double logit[MONE_MAX_EXPERTS], max = -INFINITY, sum = 0;
+  for (int j = 0; j < E; j++) {
+    double acc = w->router_bias[j];
+    const float *wr = w->router_weight + (size_t) j * D;
+    for (int d = 0; d < D; d++)
+      acc += (double) wr[d] * row[d];
+    logit[j] = acc;
+    max = acc > max ? acc : max;
+  }
+  for (int j = 0; j < E; j++)
+    sum += (logit[j] = exp (logit[j] - max));
+  for (int j = 0; j < E; j++)
+    probs[j] = (float) (logit[j] / sum);
+}
+
 static float *
 workspace (size_t n_floats, gboolean *ok)
 {
@@ -184,7 +202,6 @@ mone_context_free (MoneContext *ctx)
   g_aligned_free (ctx->pooled);
   g_aligned_free (ctx->logits);
   g_aligned_free (ctx->probs);
-  g_free (ctx->row_token);
   g_free (ctx->route_scratch);
   g_free (ctx->expert_of_token);
   g_free (ctx->row_tasks);
@@ -243,18 +260,25 @@ mone_context_new (MoneModel *model, int n_threads, GError **error)
   ctx->pooled = workspace (D, &ok);
   ctx->logits = workspace (K, &ok);
   ctx->probs = workspace (K, &ok);
-  ctx->row_token = g_try_new0 (int, S);
   ctx->route_scratch = g_try_new0 (int, 2 * N);
   ctx->expert_of_token = g_try_malloc0 (N);
   /* Each expert's rows split into at most max(threads, ceil(n_j / ROW_BLOCK)) tasks; the sum over
    * experts is bounded by E * threads + S / ROW_BLOCK + E. */
   ctx->max_row_tasks = (int) (E * n_threads + S / ROW_BLOCK + E + 1);
   ctx->row_tasks = g_try_new0 (RowTask, ctx->max_row_tasks);
-  if (!ok || !ctx->row_token || !ctx->route_scratch || !ctx->expert_of_token || !ctx->row_tasks) {
+  if (!ok || !ctx->route_scratch || !ctx->expert_of_token || !ctx->row_tasks) {
     g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
         "mone_context_new: cannot allocate workspaces for %zu tokens of width %zu", N, D);
     mone_context_free (ctx);
     return NULL;
+  }
+  if (S > N) {
+    /* The class token's row is the same every frame (its vector plus the first position): embedded
+     * and routed once here; the frames write the patch rows after it. */
+    const MoneWeights *w = &model->weights;
+    for (size_t d = 0; d < D; d++)
+      ctx->embedded[d] = w->cls_token[d] + w->pos_embed[d];
+    route_row (w, (int) D, (int) E, ctx->embedded, ctx->router_probs);
   }
   ctx->pool = mone_thread_pool_new (n_threads);
   if (!ctx->pool) {
@@ -361,25 +385,6 @@ patchify_tokens (const MoneConfig *c, const float *input, int begin, int end, fl
     }
     token = run_end;
   }
-}
-
-/* Router: probs = softmax(W_r row + b_r), W_r (E, D). E is tiny: plain dot products in double. */
-static void
-route_row (const MoneWeights *w, int D, int E, const float *row, float *probs)
-{
-  double logit[MONE_MAX_EXPERTS], max = -INFINITY, sum = 0;
-  for (int j = 0; j < E; j++) {
-    double acc = w->router_bias[j];
-    const float *wr = w->router_weight + (size_t) j * D;
-    for (int d = 0; d < D; d++)
-      acc += (double) wr[d] * row[d];
-    logit[j] = acc;
-    max = acc > max ? acc : max;
-  }
-  for (int j = 0; j < E; j++)
-    sum += (logit[j] = exp (logit[j] - max));
-  for (int j = 0; j < E; j++)
-    probs[j] = (float) (logit[j] / sum);
 }
 
 static void
@@ -537,7 +542,6 @@ group_tokens (MoneContext *ctx)
   /* Sequence row i: the class token (i < cls), else patch token i - cls. */
   for (int i = 0; i < ctx->seq; i++) {
     const int j = i < cls ? E - 1 : ctx->expert_of_token[i - cls], row = fill[j]++;
-    ctx->row_token[row] = i - cls;
     memcpy (ctx->x + (size_t) row * D, ctx->embedded + (size_t) i * D, sizeof (float) * D);
     ctx->gate[row] = ctx->alpha * ctx->router_probs[(size_t) i * E + j] + 1.0f;
   }
@@ -579,13 +583,12 @@ mone_context_run (MoneContext *ctx, const float *input, double budget, MoneResul
 
   memset (result, 0, sizeof *result);
   result->budget_requested = budget;
-  int counts[MONE_MAX_EXPERTS] = { 0 };
   if (budget != ctx->counted_budget) {
     counts_for_budget (c, budget, &ctx->counted_used, ctx->counted);
     ctx->counted_budget = budget;
   }
   result->budget_used = ctx->counted_used;
-  memcpy (counts, ctx->counted, sizeof counts);
+  const int *counts = ctx->counted;
 
   /* Embedding and router, token order. */
   ctx->input = input;
@@ -593,12 +596,6 @@ mone_context_run (MoneContext *ctx, const float *input, double budget, MoneResul
   ctx->n_patch_tasks = MIN (ctx->n_threads, N);
   mone_thread_pool_run (ctx->pool, ctx->n_patch_tasks, embed_task, ctx);
   const int cls = ctx->seq - N;
-  if (cls) {
-    /* The class token: its vector plus the first position, routed like any row (for its gate). */
-    for (int d = 0; d < D; d++)
-      ctx->embedded[d] = w->cls_token[d] + w->pos_embed[d];
-    route_row (w, D, E, ctx->embedded, ctx->router_probs);
-  }
 
   /* Routing, once per frame: the budget decides for the patch tokens. */
   const float *patch_probs = ctx->router_probs + (size_t) cls * E;
