@@ -134,23 +134,24 @@ track (GstMoneRegions * regions, GstMoneRegion * region, guint index, guint inte
 }
 
 #if HAVE_GST_ANALYTICS
-/* The region meta already collected with exactly this box and type, or NULL. */
-static GstMoneRegion *
-same_region_meta (GstMoneRegions * regions, GQuark type, gint x, gint y, gint w, gint h)
+/* The buffer's region meta with exactly this box and type, or NULL. */
+static GstVideoRegionOfInterestMeta *
+same_region_meta (GstBuffer * buffer, GQuark type, gint x, gint y, gint w, gint h)
 {
-  for (guint i = 0; i < regions->current->len; i++) {
-    GstMoneRegion *region = &g_array_index (regions->current, GstMoneRegion, i);
-    const GstVideoRegionOfInterestMeta *roi = region->roi;
+  GstVideoRegionOfInterestMeta *roi;
+  gpointer iter = NULL;
 
-    if (roi && region->od_id < 0 && roi->roi_type == type && (gint64) roi->x == x
-        && (gint64) roi->y == y && (gint64) roi->w == w && (gint64) roi->h == h)
-      return region;
-  }
+  while ((roi = (GstVideoRegionOfInterestMeta *) gst_buffer_iterate_meta_filtered (buffer, &iter,
+              GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE)))
+    if (roi->roi_type == type && (gint64) roi->x == x && (gint64) roi->y == y
+        && (gint64) roi->w == w && (gint64) roi->h == h)
+      return roi;
   return NULL;
 }
 
-/* The object detections of the buffer's analytics relation meta: one a region meta already
- * describes (same box and type) joins that region; the others become regions of their own. */
+/* The object detections of the buffer's analytics relation meta: one a region meta describes
+ * (same box and type) is that region's object, counted once; the others become regions of their
+ * own. */
 static void
 collect_detections (GstMoneRegions * regions, GstBuffer * buffer, gint frame_width,
     gint frame_height, const GQuark * types, guint n_types, guint * skipped)
@@ -163,7 +164,8 @@ collect_detections (GstMoneRegions * regions, GstBuffer * buffer, gint frame_wid
     return;
   while (gst_analytics_relation_meta_iterate (relations, &state,
           gst_analytics_od_mtd_get_mtd_type (), &od)) {
-    GstMoneRegion region = { 0, }, *same;
+    GstMoneRegion region = { 0, };
+    GstVideoRegionOfInterestMeta *same;
     GQuark type = gst_analytics_od_mtd_get_obj_type (&od);
     gint x, y, w, h;
     gfloat confidence;
@@ -171,8 +173,11 @@ collect_detections (GstMoneRegions * regions, GstBuffer * buffer, gint frame_wid
     if (!type_wanted (type, types, n_types)
         || !gst_analytics_od_mtd_get_location (&od, &x, &y, &w, &h, &confidence))
       continue;
-    if ((same = same_region_meta (regions, type, x, y, w, h))) {
-      same->od_id = (gint) od.id;
+    if ((same = same_region_meta (buffer, type, x, y, w, h))) {
+      /* That region's object: its entry (none if it was skipped or counted) gets the detection. */
+      for (guint i = 0; i < regions->current->len; i++)
+        if (g_array_index (regions->current, GstMoneRegion, i).roi == same)
+          g_array_index (regions->current, GstMoneRegion, i).od_id = (gint) od.id;
       continue;
     }
     region.od_id = (gint) od.id;
