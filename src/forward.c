@@ -154,16 +154,25 @@ mone_model_flops (const MoneModel *model, double budget)
 /* ---------------------------------------------------------------------------------------------- */
 /* Context */
 
-/* Router: probs = softmax(W_r row + b_r), W_r (E, D). E is tiny: plain dot products in double. */
+/* Router: probs = softmax(W_r row + b_r), W_r (E, D). E is tiny: dot products in double, each
+ * summed in eight interleaved lanes (independent chains the compiler can vectorise without
+ * reordering anything, so every build and ISA gives the same bits), lanes added in order. */
 static void
 route_row (const MoneWeights *w, int D, int E, const float *row, float *probs)
 {
   double logit[MONE_MAX_EXPERTS], max = -INFINITY, sum = 0;
   for (int j = 0; j < E; j++) {
-    double acc = w->router_bias[j];
     const float *wr = w->router_weight + (size_t) j * D;
-    for (int d = 0; d < D; d++)
+    double lane[8] = { 0 };
+    int d = 0;
+    for (; d + 8 <= D; d += 8)
+      for (int k = 0; k < 8; k++)
+        lane[k] += (double) wr[d + k] * row[d + k];
+    double acc = w->router_bias[j];
+    for (; d < D; d++)
       acc += (double) wr[d] * row[d];
+    for (int k = 0; k < 8; k++)
+      acc += lane[k];
     logit[j] = acc;
     max = acc > max ? acc : max;
   }

@@ -109,6 +109,10 @@ train_options_valid (const MoneTrainOptions *o, const char *budget_text, gboolea
     fprintf (stderr, "mone train: --min-budget-pass is a third pass of --self-distill; add --self-distill\n");
     return FALSE;
   }
+  if (o->frozen_teacher && !o->self_distill) {
+    fprintf (stderr, "mone train: --frozen-teacher is the teacher of --self-distill; add --self-distill\n");
+    return FALSE;
+  }
   if ((resume || o->max_steps > 0) && !checkpoint) {
     fprintf (stderr, "mone train: %s needs --checkpoint FILE (where the run's state is kept)\n",
         resume ? "--resume" : "--max-steps");
@@ -140,6 +144,10 @@ mone_cmd_train (int argc, char **argv)
     { "output", 'o', 0, G_OPTION_ARG_FILENAME, &output, "model file to write (required)", "FILE" },
     { "init", 0, 0, G_OPTION_ARG_FILENAME, &init_path,
         "start from this model's weights (its architecture; a new head if its classes are not the data's)", "MODEL" },
+    { "principal-axes", 0, 0, G_OPTION_ARG_NONE, &o.principal_axes,
+        "with --init: first turn the model's residual stream onto its principal axes, so that the nested experts "
+        "start from the channels that carry the most (for a dense model or an import; the full model is unchanged)",
+        NULL },
     { "checkpoint", 0, 0, G_OPTION_ARG_FILENAME, &checkpoint, "checkpoint file, written every --checkpoint-every steps",
         "FILE" },
     { "resume", 0, 0, G_OPTION_ARG_NONE, &resume, "continue from --checkpoint if it exists", NULL },
@@ -171,6 +179,10 @@ mone_cmd_train (int argc, char **argv)
         "every step trains e = 1 on the labels and the sampled budget on e = 1's predictions", NULL },
     { "min-budget-pass", 0, 0, G_OPTION_ARG_NONE, &o.min_budget_pass,
         "with --self-distill, every step also trains e = 0.15 on e = 1's predictions (sandwich rule)", NULL },
+    { "frozen-teacher", 0, 0, G_OPTION_ARG_NONE, &o.frozen_teacher,
+        "with --self-distill and --init: the budgets below 1 learn the --init model's predictions (kept as it was) "
+        "instead of e = 1's",
+        NULL },
     { "train-images", 0, 0, G_OPTION_ARG_INT, &o.train_images, "use only the first N training images (default 0: all)",
         "N" },
     { "max-steps", 0, 0, G_OPTION_ARG_INT, &o.max_steps, "stop this run after N steps (resume later)", "N" },
@@ -236,6 +248,11 @@ mone_cmd_train (int argc, char **argv)
   if (init_path && (config_name || argc > 1)) {
     fprintf (stderr, "mone train: %s%s: with --init the model file decides the architecture; leave it out\n",
         config_name ? "--config " : "", config_name ? config_name : argv[1]);
+    status = 2;
+    goto out;
+  }
+  if (o.principal_axes && !init_path) {
+    fprintf (stderr, "mone train: --principal-axes turns the --init model; give --init MODEL\n");
     status = 2;
     goto out;
   }

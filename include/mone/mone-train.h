@@ -197,6 +197,10 @@ typedef struct {
    * its architecture and pixel normalisation replace config's, and its head is kept when its
    * labels are the data's, else a new head is initialised for the data's classes. NULL: random. */
   const char *init_path;
+  /* With init_path: first turn the model's residual stream onto the principal axes of its
+   * activations on the training images, so that each nested expert's leading channels carry the
+   * most (same function at full width). For models trained at full width: a dense twin, an import. */
+  gboolean principal_axes;
   const char *output;     /* model file written at the end */
   const char *checkpoint; /* checkpoint path (written every checkpoint_every steps), or NULL */
   gboolean resume;        /* continue from `checkpoint` if it exists */
@@ -224,6 +228,10 @@ typedef struct {
    * predictions, besides the sampled one (the "sandwich rule" of slimmable networks: largest,
    * smallest and one random width every step). */
   gboolean min_budget_pass;
+  /* With self_distill and init_path: the budgets below 1 learn the predictions of the starting
+   * model, kept frozen, instead of the full model's as it trains (the starting model must keep
+   * its head: the data's classes are its labels). */
+  gboolean frozen_teacher;
   int train_images;     /* 0 = all 55,000 non-validation images (all of an image folder's) */
   int checkpoint_every; /* steps */
   int log_every;        /* steps */

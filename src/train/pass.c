@@ -833,6 +833,39 @@ mone_pass_router_probs (const MonePass *s)
   return s->cls ? s->patch_probs : s->router_probs;
 }
 
+/* Sums the residual stream's rows of the last forward, each centred (its mean over the channels
+ * removed, as LayerNorm removes it), into moments (D, D) += sum over rows of row^T row: at every
+ * block's input and after its attention, and at the last block's output. */
+void
+mone_pass_add_residual_moments (const MonePass *s, double *moments)
+{
+  const int D = s->config.dim, R = s->batch * s->seq;
+  float *centred = g_new (float, (size_t) R *D);
+  float *product = g_new (float, (size_t) D *D);
+  for (int point = 0; point <= 2 * s->config.depth; point++) {
+    const int l = point / 2;
+    const float *x = point == 2 * s->config.depth ? s->x_final : point % 2 ? s->blocks[l].z : s->blocks[l].x_in;
+    for (int r = 0; r < R; r++) {
+      const float *row = x + (size_t) r * D;
+      double mean = 0;
+      for (int d = 0; d < D; d++)
+        mean += row[d];
+      mean /= D;
+      for (int d = 0; d < D; d++)
+        centred[(size_t) r * D + d] = (float) (row[d] - mean);
+    }
+    cblas_ssyrk (CblasRowMajor, CblasUpper, CblasTrans, D, R, 1.0f, centred, D, 0.0f, product, D);
+    for (int i = 0; i < D; i++)
+      for (int j = i; j < D; j++) {
+        moments[(size_t) i * D + j] += product[(size_t) i * D + j];
+        if (j != i)
+          moments[(size_t) j * D + i] += product[(size_t) i * D + j];
+      }
+  }
+  g_free (centred);
+  g_free (product);
+}
+
 int
 mone_pass_correct (const MonePass *s, const guint8 *labels)
 {

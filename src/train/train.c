@@ -168,6 +168,7 @@ loss_sums_add (LossSums *to, const LossSums *from)
 typedef struct {
   const MoneTrainOptions *opts;
   MoneTrainModel *model;
+  const MoneTrainModel *frozen_teacher; /* the --init model (frozen_teacher), or NULL */
   MonePass *pass;
   DataOrder order;
   float *input;         /* (max_share, C, H, W) */
@@ -199,6 +200,10 @@ worker_step (gpointer data)
   /* Self-distillation (the "sandwich" of slimmable networks): the full model learns from the labels
    * on every step, and the step's smaller budget learns to match the full model's predictions. */
   const double label_budget = w->opts->self_distill ? 1.0 : w->budget;
+  if (w->frozen_teacher) {
+    mone_pass_forward (w->pass, w->frozen_teacher, w->input, NULL, w->count, 1.0, MONE_ROUTING_EPR, 0, 0);
+    memcpy (w->teacher, mone_pass_probs (w->pass), sizeof (float) * w->count * c->classes);
+  }
   w->sums.loss = mone_pass_forward (w->pass, w->model, w->input, w->labels, w->count, label_budget, MONE_ROUTING_EPR, 0,
       (float) w->opts->label_smoothing);
   w->sums.correct = mone_pass_correct (w->pass, w->labels);
@@ -208,7 +213,8 @@ worker_step (gpointer data)
     w->sums.router = mone_pass_router_target_backward (w->pass, w->model, w->router_target,
         (float) (w->opts->router_item_weight / w->batch_total), w->grads);
   if (w->opts->self_distill) {
-    memcpy (w->teacher, mone_pass_probs (w->pass), sizeof (float) * w->count * c->classes);
+    if (!w->frozen_teacher)
+      memcpy (w->teacher, mone_pass_probs (w->pass), sizeof (float) * w->count * c->classes);
     w->sums.distill = mone_pass_forward_distill (w->pass, w->model, w->input, w->teacher, w->count, w->budget);
     mone_pass_backward (w->pass, w->model, 1.0f / w->batch_total, w->grads, NULL);
     if (w->opts->min_budget_pass) {
@@ -238,7 +244,7 @@ typedef struct {
   int64_t total_steps;
   uint64_t seed;
   int32_t batch, epochs, train_images, threads;
-  int32_t self_distill, min_budget_pass;
+  int32_t self_distill, min_budget_pass, frozen_teacher, unused;
   double fixed_budget, in_frame_fraction, scene_fraction, router_item_weight, lr, alpha_min, max_sampled_budget;
   double min_lr, weight_decay, warmup_fraction, clip_norm, label_smoothing;
   uint64_t init_checksum; /* of the --init model's parameters; 0: random start */
@@ -288,6 +294,7 @@ checkpoint_differences (const CheckpointHeader *was, const CheckpointHeader *now
   DIFFER_INT ("threads", threads);
   DIFFER_INT ("self-distill", self_distill);
   DIFFER_INT ("min-budget-pass", min_budget_pass);
+  DIFFER_INT ("frozen-teacher", frozen_teacher);
   DIFFER_REAL ("budget", fixed_budget);
   DIFFER_REAL ("in-frame-fraction", in_frame_fraction);
   DIFFER_REAL ("scene-fraction", scene_fraction);
@@ -604,8 +611,9 @@ init_model_load (MoneTrainOptions *resolved, char ***labels, GError **error)
 }
 
 /* Copies the --init weights into the freshly initialised model: everything, or everything but the
- * head when the data's classes are not the init model's (the new head keeps its random init). */
-static void
+ * head when the data's classes are not the init model's (the new head keeps its random init).
+ * Returns whether the head was kept. */
+static gboolean
 init_model_copy (MoneTrainModel *model, const MoneTrainModel *init, const char *const *init_labels,
     const TrainingData *data)
 {
@@ -626,6 +634,7 @@ init_model_copy (MoneTrainModel *model, const MoneTrainModel *init, const char *
         data->classes);
   else
     fprintf (stderr, "starting from the weights of the --init model, head included\n");
+  return same_classes;
 }
 
 /* A training run's state between its steps. */
@@ -634,6 +643,7 @@ typedef struct {
   TrainingData data;
   MoneImageSet val_quick; /* the first 1,000 validation images: the per-epoch check */
   MoneTrainModel *model;
+  const MoneTrainModel *frozen_teacher; /* the --init model with opts->frozen_teacher, else NULL */
   int threads;
   int share;            /* samples per worker and step */
   Worker *workers;      /* (threads) */
@@ -676,6 +686,7 @@ checkpoint_header_fill (CheckpointHeader *header, const TrainRun *run, const Mon
   header->label_smoothing = opts->label_smoothing;
   header->self_distill = opts->self_distill ? 1 : 0;
   header->min_budget_pass = opts->min_budget_pass ? 1 : 0;
+  header->frozen_teacher = opts->frozen_teacher ? 1 : 0;
   header->init_checksum = init ? parameters_checksum (init) : 0;
   header->config = run->model->config;
 }
@@ -691,6 +702,7 @@ workers_new (TrainRun *run)
   for (int i = 0; i < run->threads; i++) {
     Worker *w = &run->workers[i];
     w->opts = run->opts;
+    w->frozen_teacher = run->frozen_teacher;
     w->model = run->model;
     w->pass = mone_pass_new (c, share);
     w->order.opts = run->opts;
@@ -940,6 +952,11 @@ mone_train_run (const MoneTrainOptions *opts, GError **error)
   run.opts = opts = &resolved;
   if (!training_data_load (opts, &run.data, error))
     goto out;
+  if (init && opts->principal_axes) {
+    if (!mone_train_model_rotate_principal (init, &run.data.train, error))
+      goto out;
+    fprintf (stderr, "the --init model's residual stream turned onto its principal axes\n");
+  }
   const int n_train = run.data.train.count;
   run.val_quick = mone_image_set_slice (&run.data.val, 0, MIN (1000, run.data.val.count));
 
@@ -948,8 +965,14 @@ mone_train_run (const MoneTrainOptions *opts, GError **error)
   if (!(run.model = mone_train_model_new (&config, error)))
     goto out;
   mone_train_model_init (run.model, opts->seed);
-  if (init)
-    init_model_copy (run.model, init, (const char *const *) init_labels, &run.data);
+  const gboolean head_kept = init && init_model_copy (run.model, init, (const char *const *) init_labels, &run.data);
+  if (opts->frozen_teacher && !head_kept) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
+        init ? "--frozen-teacher: the --init model's classes are not the data's, so it cannot teach them"
+             : "--frozen-teacher: the teacher is the --init model; give one");
+    goto out;
+  }
+  run.frozen_teacher = opts->frozen_teacher ? init : NULL;
   const size_t np = run.model->n_params;
   run.m = g_new0 (float, np);
   run.v = g_new0 (float, np);

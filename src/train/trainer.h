@@ -85,6 +85,9 @@ const float *mone_pass_logits (const MonePass *pass);       /* (batch, K) */
 const float *mone_pass_probs (const MonePass *pass);        /* (batch, K) softmax of the logits */
 const uint8_t *mone_pass_experts (const MonePass *pass);    /* (batch, N) expert of each token */
 const float *mone_pass_router_probs (const MonePass *pass); /* (batch, N, E) */
+/* Adds to moments (D, D) the second moments of the last forward's residual stream, every row
+ * centred over its channels, taken at each block's input, after its attention and at the output. */
+void mone_pass_add_residual_moments (const MonePass *pass, double *moments);
 /* Number of images among the last forward's whose argmax equals the label. */
 int mone_pass_correct (const MonePass *pass, const guint8 *labels);
 
@@ -108,6 +111,14 @@ double mone_pass_router_target_backward (MonePass *pass, const MoneTrainModel *m
  * m and v are laid out like the parameters. */
 void mone_train_adamw_step (MoneTrainModel *model, const float *grads, float *m, float *v, double lr, double wd, long t,
     double grad_scale);
+
+/* Rotates a model's residual stream onto the principal axes of its own activations on the first
+ * images of `images` (full frames, budget 1), largest variance first, after folding every
+ * LayerNorm's scale and shift into the projection that reads it. The full-width model computes the
+ * same function up to rounding (and up to the router, which reads the stream before any
+ * LayerNorm); each nested expert's leading channels then carry most of the stream. See
+ * principal.c. */
+gboolean mone_train_model_rotate_principal (MoneTrainModel *model, const MoneImageSet *images, GError **error);
 
 /* Learning rate at `step` of `total`: linear warm-up then cosine decay to min_lr. */
 double mone_train_lr (const MoneTrainOptions *opts, long step, long total);

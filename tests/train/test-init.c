@@ -3,7 +3,11 @@
  *  - the file decides the architecture, even when the options say otherwise;
  *  - data with other classes gets a new head and keeps everything else;
  *  - a checkpoint remembers which model the run started from: resuming with another is refused;
- *  - the tool refuses architecture options beside --init, naming the option.
+ *  - the tool refuses architecture options beside --init, naming the option;
+ *  - --principal-axes keeps what the full model computes and puts the stream's variance in the
+ *    leading channels, the ones the nested experts use;
+ *  - --frozen-teacher changes what the budgets learn, is kept in the checkpoint, and is refused
+ *    where there is no teacher for the data's classes.
  * argv[1]: the `mone` tool. Needs Debian's dataset-fashion-mnist. */
 #include "image-folder-fixtures.h"
 #include "train-test-helpers.h"
@@ -167,6 +171,171 @@ test_tool_refuses_architecture (void)
   g_free (out);
 }
 
+/* Logits of a model at budget 1 on `count` images of set, full frames (count <= 32). */
+static float *
+full_width_logits (const MoneTrainModel *model, const MoneImageSet *set, int count)
+{
+  const MoneConfig *c = &model->config;
+  const size_t frame = (size_t) c->channels * c->height * c->width;
+  float *input = g_new (float, count *frame), *logits = g_new (float, count * c->classes);
+  for (int i = 0; i < count; i++)
+    mone_render (set, i, MONE_PROTOCOL_FULL_FRAME, 0, FALSE, c->channels, c->height, c->width, input + i * frame);
+  MonePass *pass = mone_pass_new (c, count);
+  mone_pass_forward (pass, model, input, NULL, count, 1.0, MONE_ROUTING_EPR, 0, 0);
+  memcpy (logits, mone_pass_logits (pass), sizeof (float) * count * c->classes);
+  mone_pass_free (pass);
+  g_free (input);
+  return logits;
+}
+
+/* Share of the residual stream's (centred) variance on the first `lead` channels. */
+static double
+leading_share (const MoneTrainModel *model, const MoneImageSet *set, int lead)
+{
+  const MoneConfig *c = &model->config;
+  const size_t frame = (size_t) c->channels * c->height * c->width;
+  const int count = 32, D = c->dim;
+  float *input = g_new (float, count *frame);
+  for (int i = 0; i < count; i++)
+    mone_render (set, i, MONE_PROTOCOL_FULL_FRAME, 0, FALSE, c->channels, c->height, c->width, input + i * frame);
+  MonePass *pass = mone_pass_new (c, count);
+  mone_pass_forward (pass, model, input, NULL, count, 1.0, MONE_ROUTING_EPR, 0, 0);
+  double *moments = g_new0 (double, (size_t) D *D), lead_sum = 0, all = 0;
+  mone_pass_add_residual_moments (pass, moments);
+  for (int d = 0; d < D; d++) {
+    all += moments[(size_t) d * D + d];
+    lead_sum += d < lead ? moments[(size_t) d * D + d] : 0;
+  }
+  mone_pass_free (pass);
+  g_free (moments);
+  g_free (input);
+  return lead_sum / all;
+}
+
+/* One model of each pooling kind, LayerNorms with scales and shifts far from 1 and 0 (so that
+ * folding them matters) and alpha 0 (the gate, the one thing the router's lost mean would move,
+ * is then 1): the same logits after the rotation, and the variance moved to the leading channels. */
+static void
+test_principal_axes (void)
+{
+  MoneImageSet train;
+  GError *error = NULL;
+  g_assert_true (mone_fashion_mnist_load (NULL, TRUE, &train, &error));
+  g_assert_no_error (error);
+  MoneImageSet images = mone_image_set_slice (&train, 0, 64);
+  for (int pool = MONE_POOL_MEAN; pool <= MONE_POOL_CLS; pool++) {
+    MoneConfig c = small_grey_config (2);
+    c.pool = pool;
+    g_assert_true (mone_config_finalize (&c, NULL));
+    MoneTrainModel *model = mone_train_model_new (&c, &error);
+    g_assert_no_error (error);
+    mone_train_model_init (model, 3);
+    MoneTrainRng rng;
+    mone_train_rng_seed (&rng, 11, 0);
+    for (int l = 0; l <= c.depth; l++) {
+      const int n_norms = l < c.depth ? 2 : 1;
+      for (int k = 0; k < n_norms; k++) {
+        float *scale = l < c.depth ? (k ? model->t.blocks[l].norm2_weight : model->t.blocks[l].norm1_weight)
+                                   : model->t.norm_weight;
+        float *shift = l < c.depth ? (k ? model->t.blocks[l].norm2_bias : model->t.blocks[l].norm1_bias)
+                                   : model->t.norm_bias;
+        for (int d = 0; d < c.dim; d++) {
+          scale[d] = (float) (0.3 + 2 * mone_train_rng_uniform (&rng));
+          shift[d] = (float) mone_train_rng_normal (&rng);
+        }
+      }
+    }
+    /* Some channels far louder than others, the way trained models have them. */
+    for (int d = 0; d < c.dim; d += 5)
+      for (int p = 0; p < c.channels * c.patch * c.patch; p++)
+        model->t.patch_embed_weight[(size_t) d * c.channels * c.patch * c.patch + p] *= 20;
+    model->t.alpha[0] = 0;
+
+    float *before = full_width_logits (model, &images, 16);
+    const double share_before = leading_share (model, &images, c.dim / 4);
+    g_assert_true (mone_train_model_rotate_principal (model, &images, &error));
+    g_assert_no_error (error);
+    float *after = full_width_logits (model, &images, 16);
+    const double share_after = leading_share (model, &images, c.dim / 4);
+    double scale = 0, worst = 0;
+    for (int i = 0; i < 16 * c.classes; i++) {
+      scale = fmax (scale, fabs (before[i]));
+      worst = fmax (worst, fabs (after[i] - before[i]));
+    }
+    g_test_message ("pool %d: |dlogit| %.3g of %.3g; variance on the first quarter %.3f -> %.3f", pool, worst, scale,
+        share_before, share_after);
+    g_assert_cmpfloat (worst, <=, 1e-4 * scale);
+    g_assert_cmpfloat (share_after, >, share_before + 0.2);
+    g_free (before);
+    g_free (after);
+    mone_train_model_free (model);
+  }
+  mone_image_set_clear (&train);
+}
+
+static void
+test_tool_principal_axes_needs_init (void)
+{
+  char *out = tmp_path ("y.safetensors");
+  const char *args[] = { "train", "--principal-axes", "-o", out, NULL };
+  expect_tool_error ("--principal-axes without --init", tool, args, "--principal-axes turns the --init model");
+  g_free (out);
+}
+
+/* A few steps of self-distillation from the start model, with its own predictions as the frozen
+ * teacher or the full model's: the targets differ, so the weights do. */
+static void
+test_frozen_teacher (void)
+{
+  char *start = write_start_model (), *own = tmp_path ("own.safetensors"), *frozen = tmp_path ("frozen.safetensors");
+  char *ckpt = tmp_path ("frozen.ckpt");
+  MoneTrainOptions o;
+  still_options (&o, start, own);
+  o.lr = 1e-3, o.min_lr = 1e-3, o.train_images = 128, o.self_distill = TRUE;
+  GError *error = NULL;
+  g_assert_true (mone_train_run (&o, &error));
+  g_assert_no_error (error);
+  o.output = frozen;
+  o.frozen_teacher = TRUE;
+  o.checkpoint = ckpt;
+  g_assert_true (mone_train_run (&o, &error));
+  g_assert_no_error (error);
+  MoneTrainModel *a = load_train_model (own), *b = load_train_model (frozen);
+  const double moved = max_difference (a, b, "", TRUE);
+  g_test_message ("largest difference between the two runs: %g", moved);
+  g_assert_cmpfloat (moved, >, 1e-5);
+  mone_train_model_free (a);
+  mone_train_model_free (b);
+
+  /* Resuming without it is another run. */
+  o.frozen_teacher = FALSE;
+  o.resume = TRUE;
+  g_assert_false (mone_train_run (&o, &error));
+  g_assert_nonnull (error);
+  g_assert_nonnull (strstr (error->message, "--frozen-teacher 1 (now 0)"));
+  g_clear_error (&error);
+
+  /* Other classes: the start model cannot teach them. */
+  char *dir = tmp_path ("shapes-teacher");
+  fixture_write_shapes (dir, 12);
+  still_options (&o, start, own);
+  o.images_dir = dir, o.in_frame_fraction = 0, o.train_images = 0, o.self_distill = TRUE, o.frozen_teacher = TRUE;
+  g_assert_false (mone_train_run (&o, &error));
+  g_assert_nonnull (error);
+  g_assert_nonnull (strstr (error->message, "--frozen-teacher: the --init model's classes are not the data's"));
+  g_clear_error (&error);
+
+  const char *args[] = { "train", "--init", start, "--frozen-teacher", "-o", own, NULL };
+  expect_tool_error ("--frozen-teacher without --self-distill", tool, args, "add --self-distill");
+  g_unlink (own);
+  g_unlink (frozen);
+  g_unlink (ckpt);
+  g_free (own);
+  g_free (frozen);
+  g_free (ckpt);
+  g_free (dir);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -183,6 +352,9 @@ main (int argc, char **argv)
   g_test_add_func ("/init/new-head", test_new_head);
   g_test_add_func ("/init/resume-needs-same-init", test_resume_needs_same_init);
   g_test_add_func ("/init/tool-refuses-architecture", test_tool_refuses_architecture);
+  g_test_add_func ("/init/principal-axes", test_principal_axes);
+  g_test_add_func ("/init/tool-principal-axes-needs-init", test_tool_principal_axes_needs_init);
+  g_test_add_func ("/init/frozen-teacher", test_frozen_teacher);
   int status = g_test_run ();
   fixture_remove_tree (tmpdir);
   g_free (tmpdir);
