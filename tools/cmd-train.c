@@ -180,8 +180,8 @@ mone_cmd_train (int argc, char **argv)
     { "min-budget-pass", 0, 0, G_OPTION_ARG_NONE, &o.min_budget_pass,
         "with --self-distill, every step also trains e = 0.15 on e = 1's predictions (sandwich rule)", NULL },
     { "frozen-teacher", 0, 0, G_OPTION_ARG_NONE, &o.frozen_teacher,
-        "with --self-distill and --init: the budgets below 1 learn the --init model's predictions (kept as it was) "
-        "instead of e = 1's",
+        "with --self-distill and --init: the --init model, kept as it was, teaches every pass (no pass on the labels; "
+        "the full model starts as the teacher)",
         NULL },
     { "train-images", 0, 0, G_OPTION_ARG_INT, &o.train_images, "use only the first N training images (default 0: all)",
         "N" },

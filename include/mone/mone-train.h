@@ -228,9 +228,10 @@ typedef struct {
    * predictions, besides the sampled one (the "sandwich rule" of slimmable networks: largest,
    * smallest and one random width every step). */
   gboolean min_budget_pass;
-  /* With self_distill and init_path: the budgets below 1 learn the predictions of the starting
-   * model, kept frozen, instead of the full model's as it trains (the starting model must keep
-   * its head: the data's classes are its labels). */
+  /* With self_distill and init_path: the starting model, kept as it was, is the teacher of every
+   * pass (the sampled budget's and the smallest's), and no pass learns the labels: the full model
+   * starts equal to the teacher. The starting model must keep its head (the data's classes are
+   * its labels). */
   gboolean frozen_teacher;
   int train_images;     /* 0 = all 55,000 non-validation images (all of an image folder's) */
   int checkpoint_every; /* steps */

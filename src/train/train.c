@@ -184,6 +184,16 @@ typedef struct {
   LossSums sums;
 } Worker;
 
+/* Router supervision on the model's last forward. The router's probabilities do not depend on the
+ * budget: once per step is enough. */
+static void
+supervise_router (Worker *w)
+{
+  if (w->router_target)
+    w->sums.router = mone_pass_router_target_backward (w->pass, w->model, w->router_target,
+        (float) (w->opts->router_item_weight / w->batch_total), w->grads);
+}
+
 static gpointer
 worker_step (gpointer data)
 {
@@ -198,25 +208,29 @@ worker_step (gpointer data)
     w->labels[k] = data_render_sample (&w->order, w->first_sample + k, w->input + k * frame,
         w->router_target ? w->router_target + (size_t) k * c->tokens : NULL);
   /* Self-distillation (the "sandwich" of slimmable networks): the full model learns from the labels
-   * on every step, and the step's smaller budget learns to match the full model's predictions. */
-  const double label_budget = w->opts->self_distill ? 1.0 : w->budget;
+   * on every step, and the step's smaller budget learns to match the full model's predictions.
+   * With a frozen teacher the starting model, as it was, teaches every pass instead: the full model
+   * starts equal to it, so no pass on the labels is needed to keep it there (a third of a step). */
   if (w->frozen_teacher) {
     mone_pass_forward (w->pass, w->frozen_teacher, w->input, NULL, w->count, 1.0, MONE_ROUTING_EPR, 0, 0);
     memcpy (w->teacher, mone_pass_probs (w->pass), sizeof (float) * w->count * c->classes);
-  }
-  w->sums.loss = mone_pass_forward (w->pass, w->model, w->input, w->labels, w->count, label_budget, MONE_ROUTING_EPR, 0,
-      (float) w->opts->label_smoothing);
-  w->sums.correct = mone_pass_correct (w->pass, w->labels);
-  mone_pass_backward (w->pass, w->model, 1.0f / w->batch_total, w->grads, NULL);
-  /* The router's probabilities do not depend on the budget: supervising them once per step is enough. */
-  if (w->router_target)
-    w->sums.router = mone_pass_router_target_backward (w->pass, w->model, w->router_target,
-        (float) (w->opts->router_item_weight / w->batch_total), w->grads);
-  if (w->opts->self_distill) {
-    if (!w->frozen_teacher)
-      memcpy (w->teacher, mone_pass_probs (w->pass), sizeof (float) * w->count * c->classes);
-    w->sums.distill = mone_pass_forward_distill (w->pass, w->model, w->input, w->teacher, w->count, w->budget);
+  } else {
+    const double label_budget = w->opts->self_distill ? 1.0 : w->budget;
+    w->sums.loss = mone_pass_forward (w->pass, w->model, w->input, w->labels, w->count, label_budget,
+        MONE_ROUTING_EPR, 0, (float) w->opts->label_smoothing);
+    w->sums.correct = mone_pass_correct (w->pass, w->labels);
     mone_pass_backward (w->pass, w->model, 1.0f / w->batch_total, w->grads, NULL);
+    supervise_router (w);
+    if (w->opts->self_distill)
+      memcpy (w->teacher, mone_pass_probs (w->pass), sizeof (float) * w->count * c->classes);
+  }
+  if (w->opts->self_distill) {
+    w->sums.distill = mone_pass_forward_distill (w->pass, w->model, w->input, w->teacher, w->count, w->budget);
+    if (w->frozen_teacher)
+      w->sums.correct = mone_pass_correct (w->pass, w->labels);
+    mone_pass_backward (w->pass, w->model, 1.0f / w->batch_total, w->grads, NULL);
+    if (w->frozen_teacher)
+      supervise_router (w);
     if (w->opts->min_budget_pass) {
       w->sums.min_distill = mone_pass_forward_distill (w->pass, w->model, w->input, w->teacher, w->count,
           sampled_budgets[0]);
@@ -829,11 +843,14 @@ log_progress (TrainRun *run, int64_t step, long samples_done, double budget, dou
     const size_t used = strlen (distill);
     g_snprintf (distill + used, sizeof distill - used, "  route %.4f", sums->router / seen);
   }
+  /* With a frozen teacher no pass learns the labels; the accuracy is the sampled budget's. */
+  char loss[32] = "";
+  if (!opts->frozen_teacher)
+    g_snprintf (loss, sizeof loss, "  loss %.4f", sums->loss / seen);
   fprintf (stderr,
-      "step %6lld/%ld  epoch %5.2f  lr %.2e  e %.2f  loss %.4f%s  acc %6.2f%%  |g| %.3f  alpha %+.3f  %6.1f img/s  ETA "
-      "%s\n",
-      (long long) step + 1, run->total_steps, (double) samples_done / run->data.train.count, lr, budget,
-      sums->loss / seen, distill, 100.0 * sums->correct / seen, norm, run->model->t.alpha[0], ips, eta);
+      "step %6lld/%ld  epoch %5.2f  lr %.2e  e %.2f%s%s  acc %6.2f%%  |g| %.3f  alpha %+.3f  %6.1f img/s  ETA %s\n",
+      (long long) step + 1, run->total_steps, (double) samples_done / run->data.train.count, lr, budget, loss, distill,
+      100.0 * sums->correct / seen, norm, run->model->t.alpha[0], ips, eta);
   run->t_log = now;
   run->interval = (LossSums){ 0 };
   run->seen_in_interval = 0;
