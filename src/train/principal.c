@@ -32,7 +32,7 @@
 static void
 symmetric_eigen (double *a, int n, double *values, double *vectors)
 {
-  double *v = g_new0 (double, (size_t) n * n); /* columns: eigenvectors */
+  double *v = g_new0 (double, (size_t) n *n); /* columns: eigenvectors */
   for (int i = 0; i < n; i++)
     v[(size_t) i * n + i] = 1;
   for (int sweep = 0; sweep < 100; sweep++) {
@@ -111,7 +111,7 @@ residual_moments (const MoneTrainModel *model, const MoneImageSet *set, double *
     return FALSE;
   }
   const size_t frame = (size_t) c->channels * c->height * c->width;
-  float *input = g_new (float, PRINCIPAL_BATCH * frame);
+  float *input = g_new (float, PRINCIPAL_BATCH *frame);
   MonePass *pass = mone_pass_new (c, PRINCIPAL_BATCH);
   for (int first = 0; first < count; first += PRINCIPAL_BATCH) {
     const int n = MIN (PRINCIPAL_BATCH, count - first);
@@ -139,7 +139,7 @@ principal_basis (double *moments, int D, float *basis)
     trace += moments[(size_t) i * D + i];
   for (size_t i = 0; i < (size_t) D * D; i++)
     moments[i] -= (trace + 1) / D;
-  double *values = g_new (double, D), *axes = g_new (double, (size_t) D * D);
+  double *values = g_new (double, D), *axes = g_new (double, (size_t) D *D);
   symmetric_eigen (moments, D, values, axes);
 
   /* Rows 0..D-2: the axes, made exactly orthogonal to u and to each other (Gram-Schmidt); the
@@ -195,24 +195,17 @@ principal_basis (double *moments, int D, float *basis)
   g_free (axes);
 }
 
-/* m (rows, cols) <- left (rows, rows) m. */
+/* m (rows, cols) <- basis m with on_left (basis (rows, rows)), else m basis^T (basis (cols, cols)). */
 static void
-multiply_left (const float *left, float *m, int rows, int cols)
+transform (float *m, int rows, int cols, const float *basis, gboolean on_left)
 {
-  float *product = g_new (float, (size_t) rows * cols);
-  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, cols, rows, 1.0f, left, rows, m, cols, 0.0f, product,
-      cols);
-  memcpy (m, product, sizeof (float) * (size_t) rows * cols);
-  g_free (product);
-}
-
-/* m (rows, cols) <- m right^T, right (cols, cols). */
-static void
-multiply_right_transposed (float *m, int rows, int cols, const float *right)
-{
-  float *product = g_new (float, (size_t) rows * cols);
-  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, rows, cols, cols, 1.0f, m, cols, right, cols, 0.0f, product,
-      cols);
+  float *product = g_new (float, (size_t) rows *cols);
+  if (on_left)
+    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, cols, rows, 1.0f, basis, rows, m, cols, 0.0f, product,
+        cols);
+  else
+    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, rows, cols, cols, 1.0f, m, cols, basis, cols, 0.0f, product,
+        cols);
   memcpy (m, product, sizeof (float) * (size_t) rows * cols);
   g_free (product);
 }
@@ -246,13 +239,13 @@ mone_train_model_rotate_principal (MoneTrainModel *model, const MoneImageSet *im
   const int S = c->tokens + (c->pool == MONE_POOL_CLS ? 1 : 0);
   MoneTrainTensors *t = &model->t;
 
-  double *moments = g_new0 (double, (size_t) D * D);
+  double *moments = g_new0 (double, (size_t) D *D);
   if (!residual_moments (model, images, moments, error)) {
     g_free (moments);
     return FALSE;
   }
-  float *basis = g_new (float, (size_t) D * D);  /* R: reads become W R^T */
-  float *writer = g_new (float, (size_t) D * D); /* R P: writes become R P W */
+  float *basis = g_new (float, (size_t) D *D);  /* R: reads become W R^T */
+  float *writer = g_new (float, (size_t) D *D); /* R P: writes become R P W */
   principal_basis (moments, D, basis);
   /* R P = R - (R u) u^T = R - u u^T, since R u = u. */
   for (int i = 0; i < D; i++)
@@ -263,21 +256,21 @@ mone_train_model_rotate_principal (MoneTrainModel *model, const MoneImageSet *im
     MoneTrainBlock *b = &t->blocks[l];
     fold_layernorm (b->norm1_weight, b->norm1_bias, b->qkv_weight, b->qkv_bias, 3 * D, D);
     fold_layernorm (b->norm2_weight, b->norm2_bias, b->fc1_weight, b->fc1_bias, F, D);
-    multiply_right_transposed (b->qkv_weight, 3 * D, D, basis);
-    multiply_right_transposed (b->fc1_weight, F, D, basis);
-    multiply_left (writer, b->proj_weight, D, D);
-    multiply_left (writer, b->proj_bias, D, 1);
-    multiply_left (writer, b->fc2_weight, D, F);
-    multiply_left (writer, b->fc2_bias, D, 1);
+    transform (b->qkv_weight, 3 * D, D, basis, FALSE);
+    transform (b->fc1_weight, F, D, basis, FALSE);
+    transform (b->proj_weight, D, D, writer, TRUE);
+    transform (b->proj_bias, D, 1, writer, TRUE);
+    transform (b->fc2_weight, D, F, writer, TRUE);
+    transform (b->fc2_bias, D, 1, writer, TRUE);
   }
   fold_layernorm (t->norm_weight, t->norm_bias, t->head_weight, t->head_bias, K, D);
-  multiply_right_transposed (t->head_weight, K, D, basis);
-  multiply_right_transposed (t->router_weight, E, D, basis);
-  multiply_left (writer, t->patch_embed_weight, D, P);
-  multiply_left (writer, t->patch_embed_bias, D, 1);
-  multiply_right_transposed (t->pos_embed, S, D, writer);
+  transform (t->head_weight, K, D, basis, FALSE);
+  transform (t->router_weight, E, D, basis, FALSE);
+  transform (t->patch_embed_weight, D, P, writer, TRUE);
+  transform (t->patch_embed_bias, D, 1, writer, TRUE);
+  transform (t->pos_embed, S, D, writer, FALSE);
   if (t->cls_token)
-    multiply_left (writer, t->cls_token, D, 1);
+    transform (t->cls_token, D, 1, writer, TRUE);
 
   g_free (moments);
   g_free (basis);

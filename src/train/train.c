@@ -216,8 +216,8 @@ worker_step (gpointer data)
     memcpy (w->teacher, mone_pass_probs (w->pass), sizeof (float) * w->count * c->classes);
   } else {
     const double label_budget = w->opts->self_distill ? 1.0 : w->budget;
-    w->sums.loss = mone_pass_forward (w->pass, w->model, w->input, w->labels, w->count, label_budget,
-        MONE_ROUTING_EPR, 0, (float) w->opts->label_smoothing);
+    w->sums.loss = mone_pass_forward (w->pass, w->model, w->input, w->labels, w->count, label_budget, MONE_ROUTING_EPR,
+        0, (float) w->opts->label_smoothing);
     w->sums.correct = mone_pass_correct (w->pass, w->labels);
     mone_pass_backward (w->pass, w->model, 1.0f / w->batch_total, w->grads, NULL);
     supervise_router (w);
