@@ -109,10 +109,6 @@ train_options_valid (const MoneTrainOptions *o, const char *budget_text, gboolea
     fprintf (stderr, "mone train: --min-budget-pass is a third pass of --self-distill; add --self-distill\n");
     return FALSE;
   }
-  if (o->frozen_teacher && !o->self_distill) {
-    fprintf (stderr, "mone train: --frozen-teacher is the teacher of --self-distill; add --self-distill\n");
-    return FALSE;
-  }
   if ((resume || o->max_steps > 0) && !checkpoint) {
     fprintf (stderr, "mone train: %s needs --checkpoint FILE (where the run's state is kept)\n",
         resume ? "--resume" : "--max-steps");
@@ -248,11 +244,6 @@ mone_cmd_train (int argc, char **argv)
   if (init_path && (config_name || argc > 1)) {
     fprintf (stderr, "mone train: %s%s: with --init the model file decides the architecture; leave it out\n",
         config_name ? "--config " : "", config_name ? config_name : argv[1]);
-    status = 2;
-    goto out;
-  }
-  if (o.principal_axes && !init_path) {
-    fprintf (stderr, "mone train: --principal-axes turns the --init model; give --init MODEL\n");
     status = 2;
     goto out;
   }

@@ -258,7 +258,7 @@ typedef struct {
   int64_t total_steps;
   uint64_t seed;
   int32_t batch, epochs, train_images, threads;
-  int32_t self_distill, min_budget_pass, frozen_teacher, unused;
+  int32_t self_distill, min_budget_pass, frozen_teacher, reserved; /* reserved: 0, keeps the doubles aligned */
   double fixed_budget, in_frame_fraction, scene_fraction, router_item_weight, lr, alpha_min, max_sampled_budget;
   double min_lr, weight_decay, warmup_fraction, clip_norm, label_smoothing;
   uint64_t init_checksum; /* of the --init model's parameters; 0: random start */
@@ -948,6 +948,18 @@ train_run_check (const MoneTrainOptions *opts, int threads, GError **error)
         "batch (%d) must be at least the number of threads (%d)", opts->batch, threads);
     return FALSE;
   }
+  /* Both options act on the starting model; without one they would do nothing, or (a teacher
+   * without self-distillation) leave every step without a pass. */
+  if ((opts->principal_axes || opts->frozen_teacher) && !opts->init_path) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT, "%s the --init model; give --init MODEL",
+        opts->principal_axes ? "--principal-axes turns" : "--frozen-teacher teaches from");
+    return FALSE;
+  }
+  if (opts->frozen_teacher && !opts->self_distill) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
+        "--frozen-teacher is the teacher of --self-distill; add --self-distill");
+    return FALSE;
+  }
   return (!opts->output || mone_check_writable (opts->output, "the model", error))
       && (!opts->checkpoint || mone_check_writable (opts->checkpoint, "the checkpoint", error));
 }
@@ -985,8 +997,7 @@ mone_train_run (const MoneTrainOptions *opts, GError **error)
   const gboolean head_kept = init && init_model_copy (run.model, init, (const char *const *) init_labels, &run.data);
   if (opts->frozen_teacher && !head_kept) {
     g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
-        init ? "--frozen-teacher: the --init model's classes are not the data's, so it cannot teach them"
-             : "--frozen-teacher: the teacher is the --init model; give one");
+        "--frozen-teacher: the --init model's classes are not the data's, so it cannot teach them");
     goto out;
   }
   run.frozen_teacher = opts->frozen_teacher ? init : NULL;

@@ -212,6 +212,16 @@ leading_share (const MoneTrainModel *model, const MoneImageSet *set, int lead)
   return lead_sum / all;
 }
 
+/* A LayerNorm's scale in [0.3, 2.3) and its shift normal: far from the identity it starts as. */
+static void
+perturb_layernorm (float *scale, float *shift, int D, MoneTrainRng *rng)
+{
+  for (int d = 0; d < D; d++) {
+    scale[d] = (float) (0.3 + 2 * mone_train_rng_uniform (rng));
+    shift[d] = (float) mone_train_rng_normal (rng);
+  }
+}
+
 /* One model of each pooling kind, LayerNorms with scales and shifts far from 1 and 0 (so that
  * folding them matters) and alpha 0 (the gate, the one thing the router's lost mean would move,
  * is then 1): the same logits after the rotation, and the variance moved to the leading channels. */
@@ -232,19 +242,11 @@ test_principal_axes (void)
     mone_train_model_init (model, 3);
     MoneTrainRng rng;
     mone_train_rng_seed (&rng, 11, 0);
-    for (int l = 0; l <= c.depth; l++) {
-      const int n_norms = l < c.depth ? 2 : 1;
-      for (int k = 0; k < n_norms; k++) {
-        float *scale = l < c.depth ? (k ? model->t.blocks[l].norm2_weight : model->t.blocks[l].norm1_weight)
-                                   : model->t.norm_weight;
-        float *shift = l < c.depth ? (k ? model->t.blocks[l].norm2_bias : model->t.blocks[l].norm1_bias)
-                                   : model->t.norm_bias;
-        for (int d = 0; d < c.dim; d++) {
-          scale[d] = (float) (0.3 + 2 * mone_train_rng_uniform (&rng));
-          shift[d] = (float) mone_train_rng_normal (&rng);
-        }
-      }
+    for (int l = 0; l < c.depth; l++) {
+      perturb_layernorm (model->t.blocks[l].norm1_weight, model->t.blocks[l].norm1_bias, c.dim, &rng);
+      perturb_layernorm (model->t.blocks[l].norm2_weight, model->t.blocks[l].norm2_bias, c.dim, &rng);
     }
+    perturb_layernorm (model->t.norm_weight, model->t.norm_bias, c.dim, &rng);
     /* Some channels far louder than others, the way trained models have them. */
     for (int d = 0; d < c.dim; d += 5)
       for (int p = 0; p < c.channels * c.patch * c.patch; p++)
@@ -323,6 +325,17 @@ test_frozen_teacher (void)
   g_assert_false (mone_train_run (&o, &error));
   g_assert_nonnull (error);
   g_assert_nonnull (strstr (error->message, "--frozen-teacher: the --init model's classes are not the data's"));
+  g_clear_error (&error);
+
+  /* No starting model, or no self-distillation to teach: refused before any work. */
+  still_options (&o, start, own);
+  o.self_distill = TRUE, o.frozen_teacher = TRUE, o.init_path = NULL;
+  g_assert_false (mone_train_run (&o, &error));
+  g_assert_nonnull (strstr (error->message, "--frozen-teacher teaches from the --init model"));
+  g_clear_error (&error);
+  o.init_path = start, o.self_distill = FALSE;
+  g_assert_false (mone_train_run (&o, &error));
+  g_assert_nonnull (strstr (error->message, "add --self-distill"));
   g_clear_error (&error);
 
   const char *args[] = { "train", "--init", start, "--frozen-teacher", "-o", own, NULL };
