@@ -85,6 +85,8 @@ struct MoneContext {
   float *hidden;       /* (S, F) MLP hidden activations */
   float *scores;       /* (threads, mone_attention_scratch_floats) per-thread attention scratch */
   float *router_probs; /* (S, E) class token first, then the patch tokens in token order */
+  float *router_input; /* (2, D) hidden-layer router: the frame's mean token, one centred row */
+  float *router_hidden; /* (R) its hidden units for one row */
   float *gate;         /* (S) grouped rows: alpha g + 1 */
   float *pooled;       /* (D) */
   float *logits;       /* (K) */
@@ -130,7 +132,7 @@ flops_for_counts (const MoneConfig *c, const int *counts)
       + 2 * token_width * D                  /* proj: (n_j x D) x (D x d_j) */
       + 2 * 2 * token_width * F;             /* fc1 and fc2 */
   return 2 * N * P * D                       /* patch embedding */
-      + 2 * S * D * E                        /* router */
+      + (c->router_hidden ? 2 * S * c->router_hidden * (D + E) : 2 * S * D * E) /* router */
       + c->depth * per_block + 2 * D * K;    /* head */
 }
 
@@ -154,32 +156,111 @@ mone_model_flops (const MoneModel *model, double budget)
 /* ---------------------------------------------------------------------------------------------- */
 /* Context */
 
-/* Router: probs = softmax(W_r row + b_r), W_r (E, D). E is tiny: dot products in double, each
- * summed in eight interleaved lanes (independent chains the compiler can vectorise without
- * reordering anything, so every build and ISA gives the same bits), lanes added in order. */
+/* The router's logits are dot products in double, each summed in eight interleaved lanes
+ * (independent chains the compiler can vectorise without reordering anything), lanes added in
+ * order. The router's code is compiled once, not per ISA, so every kernel path ranks the tokens
+ * from the same bits: routing is a ranking, and equal inputs must rank alike. */
+static double
+dot_float_lanes (const float *a, const float *b, int n, double init)
+{
+  double lane[8] = { 0 };
+  int d = 0;
+  for (; d + 8 <= n; d += 8)
+    for (int k = 0; k < 8; k++)
+      lane[k] += (double) a[d + k] * b[d + k];
+  for (; d < n; d++)
+    init += (double) a[d] * b[d];
+  for (int k = 0; k < 8; k++)
+    init += lane[k];
+  return init;
+}
+
+/* The hidden router's first layer in float: two 4-float vector chains (GCC vectors, compiled once
+ * for every ISA, so every path gives the same bits), then the tail, then the lanes in order. */
+typedef float RouterFloat4 __attribute__ ((vector_size (4 * sizeof (float))));
+
+static float
+dot_float4_chains (const float *a, const float *b, int n, float init)
+{
+  RouterFloat4 lo = { 0 }, hi = { 0 };
+  int d = 0;
+  for (; d + 8 <= n; d += 8) {
+    RouterFloat4 a0, a1, b0, b1;
+    memcpy (&a0, a + d, sizeof a0);
+    memcpy (&a1, a + d + 4, sizeof a1);
+    memcpy (&b0, b + d, sizeof b0);
+    memcpy (&b1, b + d + 4, sizeof b1);
+    lo += a0 * b0;
+    hi += a1 * b1;
+  }
+  for (; d < n; d++)
+    init += a[d] * b[d];
+  for (int k = 0; k < 4; k++)
+    init += lo[k] + hi[k];
+  return init;
+}
+
+/* probs = softmax(logits) of E router logits. */
+static void
+router_softmax (const double *logit_in, int E, float *probs)
+{
+  double logit[MONE_MAX_EXPERTS], max = -INFINITY, sum = 0;
+  for (int j = 0; j < E; j++)
+    max = logit_in[j] > max ? logit_in[j] : max;
+  for (int j = 0; j < E; j++)
+    sum += (logit[j] = exp (logit_in[j] - max));
+  for (int j = 0; j < E; j++)
+    probs[j] = (float) (logit[j] / sum);
+}
+
+/* Linear router: probs = softmax(W_r row + b_r), W_r (E, D). */
 static void
 route_row (const MoneWeights *w, int D, int E, const float *row, float *probs)
 {
-  double logit[MONE_MAX_EXPERTS], max = -INFINITY, sum = 0;
-  for (int j = 0; j < E; j++) {
-    const float *wr = w->router_weight + (size_t) j * D;
-    double lane[8] = { 0 };
-    int d = 0;
-    for (; d + 8 <= D; d += 8)
-      for (int k = 0; k < 8; k++)
-        lane[k] += (double) wr[d + k] * row[d + k];
-    double acc = w->router_bias[j];
-    for (; d < D; d++)
-      acc += (double) wr[d] * row[d];
-    for (int k = 0; k < 8; k++)
-      acc += lane[k];
-    logit[j] = acc;
-    max = acc > max ? acc : max;
+  double logit[MONE_MAX_EXPERTS];
+  for (int j = 0; j < E; j++)
+    logit[j] = dot_float_lanes (w->router_weight + (size_t) j * D, row, D, w->router_bias[j]);
+  router_softmax (logit, E, probs);
+}
+
+/* Router with a hidden layer (mone.router_hidden = R): probs = softmax(W_r h + b_r),
+ * h = GELU(W_h (row - center) + b_h), W_h (R, D), W_r (E, R); center is the frame's mean patch
+ * token, so the router sees how a token differs from the rest of its frame (an item stands out
+ * from a light background and from a dark one alike). centred (D) and hidden (R) are scratch. */
+static void
+route_row_hidden (const MoneWeights *w, int D, int R, int E, const float *row, const float *center, float *centred,
+    float *hidden, float *probs)
+{
+  for (int d = 0; d < D; d++)
+    centred[d] = row[d] - center[d];
+  for (int i = 0; i < R; i++) {
+    const float u = dot_float4_chains (w->router_hidden_weight + (size_t) i * D, centred, D, w->router_hidden_bias[i]);
+    hidden[i] = 0.5f * u * (1.0f + erff (u * (float) M_SQRT1_2));
   }
+  double logit[MONE_MAX_EXPERTS];
   for (int j = 0; j < E; j++)
-    sum += (logit[j] = exp (logit[j] - max));
-  for (int j = 0; j < E; j++)
-    probs[j] = (float) (logit[j] / sum);
+    logit[j] = dot_float_lanes (w->router_weight + (size_t) j * R, hidden, R, w->router_bias[j]);
+  router_softmax (logit, E, probs);
+}
+
+/* Every row's router probabilities with a hidden-layer router, after the embedding: the centre
+ * is the mean of the N patch rows (summed in double, token order). */
+static void
+route_frame_hidden (MoneContext *ctx)
+{
+  const MoneConfig *c = &ctx->config;
+  const MoneWeights *w = &ctx->model->weights;
+  const int N = c->tokens, D = c->dim, E = c->experts, S = ctx->seq, cls = S - N;
+  float *center = ctx->router_input, *centred = ctx->router_input + D;
+  for (int d = 0; d < D; d++) {
+    double sum = 0;
+    for (int t = 0; t < N; t++)
+      sum += ctx->embedded[(size_t) (cls + t) * D + d];
+    center[d] = (float) (sum / N);
+  }
+  for (int r = 0; r < S; r++)
+    route_row_hidden (w, D, c->router_hidden, E, ctx->embedded + (size_t) r * D, center, centred, ctx->router_hidden,
+        ctx->router_probs + (size_t) r * E);
 }
 
 static float *
@@ -207,6 +288,8 @@ mone_context_free (MoneContext *ctx)
   g_aligned_free (ctx->hidden);
   g_aligned_free (ctx->scores);
   g_aligned_free (ctx->router_probs);
+  g_aligned_free (ctx->router_input);
+  g_free (ctx->router_hidden);
   g_aligned_free (ctx->gate);
   g_aligned_free (ctx->pooled);
   g_aligned_free (ctx->logits);
@@ -265,6 +348,8 @@ mone_context_new (MoneModel *model, int n_threads, GError **error)
           * mone_attention_scratch_floats ((int) S, (int) (D / c->heads)),
       &ok);
   ctx->router_probs = workspace (S * E, &ok);
+  ctx->router_input = workspace (2 * D, &ok);
+  ctx->router_hidden = g_try_new0 (float, MAX (1, c->router_hidden));
   ctx->gate = workspace (S, &ok);
   ctx->pooled = workspace (D, &ok);
   ctx->logits = workspace (K, &ok);
@@ -275,7 +360,7 @@ mone_context_new (MoneModel *model, int n_threads, GError **error)
    * experts is bounded by E * threads + S / ROW_BLOCK + E. */
   ctx->max_row_tasks = (int) (E * n_threads + S / ROW_BLOCK + E + 1);
   ctx->row_tasks = g_try_new0 (RowTask, ctx->max_row_tasks);
-  if (!ok || !ctx->route_scratch || !ctx->expert_of_token || !ctx->row_tasks) {
+  if (!ok || !ctx->route_scratch || !ctx->expert_of_token || !ctx->row_tasks || !ctx->router_hidden) {
     g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
         "mone_context_new: cannot allocate workspaces for %zu tokens of width %zu", N, D);
     mone_context_free (ctx);
@@ -283,11 +368,13 @@ mone_context_new (MoneModel *model, int n_threads, GError **error)
   }
   if (S > N) {
     /* The class token's row is the same every frame (its vector plus the first position): embedded
-     * and routed once here; the frames write the patch rows after it. */
+     * once here, and routed once unless the router compares it with the frame's mean token; the
+     * frames write the patch rows after it. */
     const MoneWeights *w = &model->weights;
     for (size_t d = 0; d < D; d++)
       ctx->embedded[d] = w->cls_token[d] + w->pos_embed[d];
-    route_row (w, (int) D, (int) E, ctx->embedded, ctx->router_probs);
+    if (!c->router_hidden)
+      route_row (w, (int) D, (int) E, ctx->embedded, ctx->router_probs);
   }
   ctx->pool = mone_thread_pool_new (n_threads);
   if (!ctx->pool) {
@@ -425,9 +512,9 @@ embed_task (void *data, int task, int thread)
   tokens_times_weights (ctx, n, D, P, patches, P, &w->patch_embed_packed, w->patch_embed_weight,
       NULL, true, embedded, D);
 
-  for (int i = 0; i < n; i++)
-    route_row (w, D, E, embedded + (size_t) i * D,
-        ctx->router_probs + (size_t) (begin + cls + i) * E);
+  if (!c->router_hidden) /* else route_frame_hidden, once every row is embedded */
+    for (int i = 0; i < n; i++)
+      route_row (w, D, E, embedded + (size_t) i * D, ctx->router_probs + (size_t) (begin + cls + i) * E);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -604,6 +691,8 @@ mone_context_run (MoneContext *ctx, const float *input, double budget, MoneResul
   ctx->alpha = w->alpha[0];
   ctx->n_patch_tasks = MIN (ctx->n_threads, N);
   mone_thread_pool_run (ctx->pool, ctx->n_patch_tasks, embed_task, ctx);
+  if (c->router_hidden)
+    route_frame_hidden (ctx);
   const int cls = ctx->seq - N;
 
   /* Routing, once per frame: the budget decides for the patch tokens. */

@@ -212,6 +212,7 @@ mone_config_apply_override (MoneConfig *c, const char *key_value, guint64 *seed,
     { "mlp_dim", G_STRUCT_OFFSET (MoneConfig, mlp_dim) },
     { "experts", G_STRUCT_OFFSET (MoneConfig, experts) },
     { "classes", G_STRUCT_OFFSET (MoneConfig, classes) },
+    { "router_hidden", G_STRUCT_OFFSET (MoneConfig, router_hidden) },
   };
   for (size_t i = 0; i < G_N_ELEMENTS (int_fields); i++)
     if (!strcmp (key, int_fields[i].key))
@@ -249,7 +250,7 @@ mone_config_apply_override (MoneConfig *c, const char *key_value, guint64 *seed,
   }
   g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
       "unknown key '%s' (known: height width channels frames tubelet patch dim depth heads mlp_dim "
-      "experts classes delta beta ln_eps mean std pool%s)",
+      "experts classes router_hidden delta beta ln_eps mean std pool%s)",
       key, seed ? " seed" : "");
   return FALSE;
 }

@@ -220,6 +220,10 @@ parse_config (const MoneSafetensors *st, MoneConfig *c, GError **error)
     return FALSE;
   }
   c->pool = pool && !strcmp (pool, "cls") ? MONE_POOL_CLS : MONE_POOL_MEAN;
+  c->router_hidden = 0; /* a linear router unless the file names a hidden layer */
+  if (mone_safetensors_get_metadata (st, "mone.router_hidden")
+      && !parse_metadata_int (st, "mone.router_hidden", &c->router_hidden, error))
+    return FALSE;
   if (!parse_metadata_float (st, "mone.delta", 2.0f, &c->delta, error)
       || !parse_metadata_float (st, "mone.beta", 10.0f, &c->beta, error)
       || !parse_metadata_float (st, "mone.ln_eps", 1e-6f, &c->ln_eps, error))

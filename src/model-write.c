@@ -67,6 +67,8 @@ mone_model_metadata (const MoneConfig *c, const char *const *labels, char ***key
   /* Mean pooling is the default: its files do not name it (and stay as they were). */
   if (c->pool == MONE_POOL_CLS)
     ADD ("mone.pool", g_strdup ("cls"));
+  if (c->router_hidden)
+    ADD ("mone.router_hidden", g_strdup_printf ("%d", c->router_hidden));
   GString *json = g_string_new ("[");
   for (int k = 0; k < c->classes; k++) {
     char *fallback = labels && labels[k] ? NULL : g_strdup_printf ("class %d", k);

@@ -35,6 +35,8 @@ mone_config_finalize (MoneConfig *c, GError **error)
       c->frames, c->tubelet);
   REQUIRE (c->pool == MONE_POOL_MEAN || c->pool == MONE_POOL_CLS,
       "mone.pool %d is neither mean nor cls", c->pool);
+  REQUIRE (c->router_hidden >= 0 && c->router_hidden <= 4096, "mone.router_hidden %d out of range 0..4096",
+      c->router_hidden);
   REQUIRE (c->experts >= 1 && c->experts <= MONE_MAX_EXPERTS, "mone.experts %d out of range 1..%d",
       c->experts, MONE_MAX_EXPERTS);
   REQUIRE (c->dim >= 1 && c->dim <= 16384, "mone.dim %d out of range 1..16384", c->dim);
@@ -89,7 +91,8 @@ mone_tensor_specs (const MoneConfig *c, int *n_specs)
 {
   const int64_t D = c->dim, F = c->mlp_dim, E = c->experts, K = c->classes, N = c->tokens;
   const int64_t patch_in = (int64_t) c->channels * c->tubelet * c->patch * c->patch;
-  MoneTensorSpec *specs = g_new0 (MoneTensorSpec, 6 + 12 * c->depth + 5);
+  const int64_t R = c->router_hidden;
+  MoneTensorSpec *specs = g_new0 (MoneTensorSpec, 6 + 12 * c->depth + 7);
   int n = 0;
   char name[64];
 
@@ -97,7 +100,8 @@ mone_tensor_specs (const MoneConfig *c, int *n_specs)
   add_spec (specs, &n, "patch_embed.bias", 1, D, 0);
   /* A class token has its own position, first. */
   add_spec (specs, &n, "pos_embed", 2, N + (c->pool == MONE_POOL_CLS), D);
-  add_spec (specs, &n, "router.weight", 2, E, D);
+  /* The router's output layer reads the embedded token, or its hidden layer when it has one. */
+  add_spec (specs, &n, "router.weight", 2, E, R ? R : D);
   add_spec (specs, &n, "router.bias", 1, E, 0);
   add_spec (specs, &n, "alpha", 1, 1, 0);
   for (int i = 0; i < c->depth; i++) {
@@ -125,6 +129,10 @@ mone_tensor_specs (const MoneConfig *c, int *n_specs)
   /* Last, so that a mean-pool model's tensors keep their indices. */
   if (c->pool == MONE_POOL_CLS)
     add_spec (specs, &n, "cls_token", 1, D, 0);
+  if (R) {
+    add_spec (specs, &n, "router.hidden.weight", 2, R, D);
+    add_spec (specs, &n, "router.hidden.bias", 1, R, 0);
+  }
   *n_specs = n;
   return specs;
 }
@@ -160,6 +168,8 @@ mone_weights_bind (MoneWeights *w, const MoneConfig *c, const float *const *t)
   w->head_weight = t[i++];
   w->head_bias = t[i++];
   w->cls_token = c->pool == MONE_POOL_CLS ? t[i++] : NULL;
+  w->router_hidden_weight = c->router_hidden ? t[i++] : NULL;
+  w->router_hidden_bias = c->router_hidden ? t[i++] : NULL;
 }
 
 MoneModel *

@@ -31,8 +31,10 @@ typedef struct {
       *patch_embed_weight;       /* (D, C*t*p*p) flattened in (channel, time, row, column) order */
   const float *patch_embed_bias; /* (D) */
   const float *pos_embed;        /* (N, D) */
-  const float *router_weight;    /* (E, D) */
+  const float *router_weight;    /* (E, D), or (E, R) with a hidden layer */
   const float *router_bias;      /* (E) */
+  const float *router_hidden_weight; /* (R, D), mone.router_hidden = R > 0 only, else NULL */
+  const float *router_hidden_bias;   /* (R) */
   const float *alpha;            /* (1) */
   MoneBlockWeights *blocks;      /* (L) */
   const float *norm_weight, *norm_bias; /* (D) */

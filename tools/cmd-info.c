@@ -56,6 +56,10 @@ mone_cmd_info (int argc, char **argv)
   for (int j = 0; j < c->experts; j++)
     printf (" %d", c->dim >> (c->experts - 1 - j));
   printf (" (delta %g, beta %g)\n", c->delta, c->beta);
+  if (c->router_hidden)
+    printf ("router:     %d GELU units on each token minus the frame's mean token\n", c->router_hidden);
+  else
+    printf ("router:     one linear layer on each token\n");
   printf ("classes:    %d (", c->classes);
   for (int k = 0; k < c->classes && k < 5; k++) {
     char *label = mone_tool_escape_text (mone_model_get_label (model, k));

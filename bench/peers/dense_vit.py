@@ -55,6 +55,8 @@ class Config:
         self.mean = [f32(v) for v in meta["mone.mean"].split(",")]
         self.std = [f32(v) for v in meta["mone.std"].split(",")]
         self.tokens = (self.frames // self.tubelet) * (self.height // self.patch) * (self.width // self.patch)
+        assert meta.get("mone.pool", "mean") == "mean", "class-token models are not supported here"
+        self.router_hidden = int(meta.get("mone.router_hidden", "0"))
 
     def input_shape(self):
         return (self.frames, self.channels, self.height, self.width)
@@ -97,7 +99,10 @@ class DenseViT(nn.Module):
         self.register_buffer("mean", torch.tensor(c.mean).reshape(1, C, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(c.std).reshape(1, C, 1, 1), persistent=False)
         self.pos_embed = nn.Parameter(torch.zeros(1, c.tokens, D))
-        self.router = nn.Linear(D, c.experts)
+        # A router with hidden units reads each token minus the frame's mean token.
+        R = c.router_hidden
+        self.router_hidden = nn.Sequential(nn.Linear(D, R), nn.GELU()) if R else None
+        self.router = nn.Linear(R if R else D, c.experts)
         self.alpha = nn.Parameter(torch.zeros(1))
         self.blocks = nn.ModuleList(Block(c) for _ in range(c.depth))
         self.norm = nn.LayerNorm(D, eps=c.ln_eps)
@@ -111,6 +116,8 @@ class DenseViT(nn.Module):
             "pos_embed": tensors.pop("pos_embed").reshape(1, c.tokens, D),
             "router.weight": tensors.pop("router.weight"),
             "router.bias": tensors.pop("router.bias"),
+            **({"router_hidden.0.weight": tensors.pop("router.hidden.weight"),
+                "router_hidden.0.bias": tensors.pop("router.hidden.bias")} if R else {}),
             "alpha": tensors.pop("alpha").reshape(1),
             "norm.weight": tensors.pop("norm.weight"),
             "norm.bias": tensors.pop("norm.bias"),
@@ -137,7 +144,8 @@ class DenseViT(nn.Module):
         # (1, D, slices, rows, cols) -> tokens by time slice, row, column
         x = x.flatten(2).transpose(1, 2) + self.pos_embed
         # Router once, before the blocks; at e = 1 every token's expert is the last (widest) one.
-        g = torch.softmax(self.router(x), dim=-1)[..., -1:]
+        r = self.router_hidden(x - x.mean(dim=1, keepdim=True)) if self.router_hidden is not None else x
+        g = torch.softmax(self.router(r), dim=-1)[..., -1:]
         gate = self.alpha * g + 1.0
         for blk in self.blocks:
             x = blk(x, gate)

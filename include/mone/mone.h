@@ -57,6 +57,8 @@ typedef struct {
       std[MONE_MAX_CHANNELS]; /* per-channel normalisation of [0,1] pixels */
   int pool; /* what the head reads: MONE_POOL_MEAN (the mean of the tokens) or MONE_POOL_CLS (a
              * class token's output; the class token goes to the widest expert at every budget) */
+  int router_hidden; /* 0: the router is one linear layer on each embedded token; R > 0: it reads
+                      * the token minus the frame's mean token through R GELU units */
 } MoneConfig;
 
 #define MONE_POOL_MEAN 0

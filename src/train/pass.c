@@ -309,32 +309,6 @@ gated_residual_backward (float *dm, float *dg, double *dalpha, const float *dout
   *dalpha += da;
 }
 
-/* Router: probs (R, E) = softmax(x W_r^T + b_r), image order. */
-static void
-router_forward (float *probs, const float *x, const float *W, const float *b, int R, int D, int E)
-{
-  linear_forward (probs, x, W, b, R, D, E);
-  for (int r = 0; r < R; r++)
-    softmax_row (probs + (size_t) r * E, E);
-}
-
-/* The router only reaches the loss through g_r = probs[r, a_r]: dlogits[r, e] = dg_r g_r (1[e = a_r]
- * - probs[r, e]). dlogits (R, E) scratch; dx (R, D) += dlogits W_r. */
-static void
-router_backward (float *dx, float *dW, float *db, float *dlogits, float *dx_scratch, const float *dg_image,
-    const uint8_t *expert, const float *probs, const float *x, const float *W, int R, int D, int E)
-{
-  for (int r = 0; r < R; r++) {
-    const float *p = probs + (size_t) r * E;
-    float ga = p[expert[r]], d = dg_image[r];
-    for (int e = 0; e < E; e++)
-      dlogits[(size_t) r * E + e] = d * ga * ((e == expert[r] ? 1.0f : 0.0f) - p[e]);
-  }
-  linear_backward (dx_scratch, dW, db, dlogits, x, W, R, D, E);
-  for (size_t i = 0; i < (size_t) R * D; i++)
-    dx[i] += dx_scratch[i];
-}
-
 /* Mean over each image's N tokens: pooled (B, D); image_of_row (R). */
 static void
 mean_pool_forward (float *pooled, const float *x, const int *image_of_row, int B, int N, int D)
@@ -438,6 +412,8 @@ struct MonePass {
   float *patches;             /* (R, P) image order, normalised pixels */
   float *x0;                  /* (R, D) image order: patch embedding + position */
   float *router_probs;        /* (R, E) image order */
+  float *router_xc;           /* (R, D) image order, x0 minus its image's mean patch row (hidden router) */
+  float *router_pre, *router_h; /* (R, router_hidden) the hidden layer before and after GELU */
   uint8_t *expert;            /* (R) image order: expert of each token */
   uint8_t *patch_expert;      /* (B, N) the patch tokens' experts (class-token models) */
   float *patch_probs;         /* (B, N, E) their router probabilities (class-token models) */
@@ -468,6 +444,7 @@ struct MonePass {
   float *dlogits;       /* (B, K) */
   float *dpooled;       /* (B, D) */
   float *drouter;       /* (R, E) */
+  float *drouter_h;     /* (R, router_hidden) */
   float *dx0;           /* (R, D) image order */
   float *dpatches;      /* (R, P) */
 };
@@ -495,6 +472,12 @@ mone_pass_new (const MoneConfig *config, int max_batch)
   s->cls_row = g_new (int, B);
   s->x0 = g_new (float, R *D);
   s->router_probs = g_new (float, R *E);
+  if (c->router_hidden) {
+    s->router_xc = g_new (float, R *D);
+    s->router_pre = g_new (float, R * c->router_hidden);
+    s->router_h = g_new (float, R * c->router_hidden);
+    s->drouter_h = g_new (float, R * c->router_hidden);
+  }
   s->expert = g_new (uint8_t, R);
   s->row_of_group = g_new (int, R);
   s->image_of_row = g_new (int, R);
@@ -575,7 +558,8 @@ mone_pass_free (MonePass *s)
   void *bufs[] = { s->patches, s->x0, s->router_probs, s->expert, s->row_of_group, s->image_of_row, s->g, s->x_final,
     s->lnf, s->lnf_mean, s->lnf_rstd, s->pooled, s->logits, s->probs, s->route_scratch, s->box_scores, s->dx, s->dz,
     s->dh, s->dqkv_g, s->dqkv, s->datt, s->datt_g, s->dfc, s->dgelu, s->dmlp, s->dp, s->dg, s->dg_image, s->dlogits,
-    s->dpooled, s->drouter, s->dx0, s->dpatches, s->patch_expert, s->patch_probs, s->cls_row };
+    s->dpooled, s->drouter, s->dx0, s->dpatches, s->patch_expert, s->patch_probs, s->cls_row, s->router_xc,
+    s->router_pre, s->router_h, s->drouter_h };
   for (size_t i = 0; i < G_N_ELEMENTS (bufs); i++)
     g_free (bufs[i]);
   g_free (s);
@@ -677,15 +661,101 @@ embed_forward (MonePass *s, const MoneTrainTensors *w, const float *input, int B
   }
 }
 
+/* Router, image order: probs (R, E) = softmax(x W_r^T + b_r) with x = x0, or with a hidden layer
+ * (mone.router_hidden = H) x = GELU(xc W_h^T + b_h), xc = x0 minus its image's mean patch row. */
+static void
+router_forward (MonePass *s, const MoneTrainTensors *w, int B)
+{
+  const MoneConfig *c = &s->config;
+  const int N = c->tokens, D = c->dim, E = c->experts, H = c->router_hidden, S = s->seq, R = B * S;
+  if (!H) {
+    linear_forward (s->router_probs, s->x0, w->router_weight, w->router_bias, R, D, E);
+  } else {
+    for (int b = 0; b < B; b++) {
+      const float *x = s->x0 + (size_t) b * S * D;
+      float *xc = s->router_xc + (size_t) b * S * D;
+      for (int d = 0; d < D; d++) {
+        double sum = 0;
+        for (int t = 0; t < N; t++)
+          sum += x[(size_t) (s->cls + t) * D + d];
+        const float center = (float) (sum / N);
+        for (int r = 0; r < S; r++)
+          xc[(size_t) r * D + d] = x[(size_t) r * D + d] - center;
+      }
+    }
+    linear_forward (s->router_pre, s->router_xc, w->router_hidden_weight, w->router_hidden_bias, R, D, H);
+    for (size_t i = 0; i < (size_t) R * H; i++) {
+      const float u = s->router_pre[i];
+      s->router_h[i] = 0.5f * u * (1.0f + erff (u * (float) M_SQRT1_2));
+    }
+    linear_forward (s->router_probs, s->router_h, w->router_weight, w->router_bias, R, H, E);
+  }
+  for (int r = 0; r < R; r++)
+    softmax_row (s->router_probs + (size_t) r * E, E);
+}
+
+/* From the gradient of the router's logits, dlogits (R, E): the router's parameter gradients (added
+ * to gw), and dx (R, D) = the gradient on x0 (overwritten). */
+static void
+router_logits_backward (MonePass *s, const MoneTrainTensors *w, MoneTrainTensors *gw, const float *dlogits, float *dx,
+    int R)
+{
+  const MoneConfig *c = &s->config;
+  const int N = c->tokens, D = c->dim, E = c->experts, H = c->router_hidden, S = s->seq;
+  if (!H) {
+    linear_backward (dx, gw->router_weight, gw->router_bias, dlogits, s->x0, w->router_weight, R, D, E);
+    return;
+  }
+  linear_backward (s->drouter_h, gw->router_weight, gw->router_bias, dlogits, s->router_h, w->router_weight, R, H, E);
+  for (size_t i = 0; i < (size_t) R * H; i++) {
+    /* GELU'(u) = Phi(u) + u phi(u) */
+    const float u = s->router_pre[i];
+    const float cdf = 0.5f * (1.0f + erff (u * (float) M_SQRT1_2));
+    const float pdf = expf (-0.5f * u * u) * (float) (0.5 * M_2_SQRTPI * M_SQRT1_2);
+    s->drouter_h[i] *= cdf + u * pdf;
+  }
+  linear_backward (dx, gw->router_hidden_weight, gw->router_hidden_bias, s->drouter_h, s->router_xc,
+      w->router_hidden_weight, R, D, H);
+  /* xc = x0 - mean of the image's patch rows: each patch row also gets -1/N of the image's sum. */
+  for (int b = 0; b < R / S; b++) {
+    float *g = dx + (size_t) b * S * D;
+    for (int d = 0; d < D; d++) {
+      double sum = 0;
+      for (int r = 0; r < S; r++)
+        sum += g[(size_t) r * D + d];
+      const float share = (float) (sum / N);
+      for (int t = 0; t < N; t++)
+        g[(size_t) (s->cls + t) * D + d] -= share;
+    }
+  }
+}
+
+/* The router only reaches the loss through g_r = probs[r, a_r]: dlogits[r, e] = dg_r g_r (1[e = a_r]
+ * - probs[r, e]) (in s->drouter). dx0 += the gradient on x0, through s->dh as scratch. */
+static void
+router_backward (MonePass *s, const MoneTrainTensors *w, MoneTrainTensors *gw, int R)
+{
+  const int E = s->config.experts, D = s->config.dim;
+  for (int r = 0; r < R; r++) {
+    const float *p = s->router_probs + (size_t) r * E;
+    float ga = p[s->expert[r]], d = s->dg_image[r];
+    for (int e = 0; e < E; e++)
+      s->drouter[(size_t) r * E + e] = d * ga * ((e == s->expert[r] ? 1.0f : 0.0f) - p[e]);
+  }
+  router_logits_backward (s, w, gw, s->drouter, s->dh, R);
+  for (size_t i = 0; i < (size_t) R * D; i++)
+    s->dx0[i] += s->dh[i];
+}
+
 /* Router probabilities of every row, and each image's routing: s->expert (image order), and the
  * patch-token views of class-token models. */
 static void
 route_forward (MonePass *s, const MoneTrainTensors *w, int B, MoneRouting routing, uint64_t routing_seed)
 {
   const MoneConfig *c = &s->config;
-  const int N = c->tokens, D = c->dim, E = c->experts, S = s->seq, cls = s->cls, R = B * S;
+  const int N = c->tokens, E = c->experts, S = s->seq, cls = s->cls;
   /* Route once per image: the patch tokens by the budget, a class token to the widest expert. */
-  router_forward (s->router_probs, s->x0, w->router_weight, w->router_bias, R, D, E);
+  router_forward (s, w, B);
   for (int b = 0; b < B; b++) {
     const float *probs = s->router_probs + ((size_t) b * S + cls) * E;
     uint8_t *expert = s->expert + (size_t) b * S + cls;
@@ -970,8 +1040,7 @@ mone_pass_backward (MonePass *s, const MoneTrainModel *model, float loss_weight,
   scatter_rows (s->dx0, s->dx, s->row_of_group, R, D);
   for (int r = 0; r < R; r++)
     s->dg_image[s->row_of_group[r]] = s->dg[r];
-  router_backward (s->dx0, gw.router_weight, gw.router_bias, s->drouter, s->dh, s->dg_image, s->expert, s->router_probs,
-      s->x0, w->router_weight, R, D, E);
+  router_backward (s, w, &gw, R);
   embedding_backward (s, w, &gw, dinput);
   mone_train_tensors_clear (&gw);
 }
@@ -981,7 +1050,7 @@ mone_pass_router_target_backward (MonePass *s, const MoneTrainModel *model, cons
     float *grads)
 {
   const MoneConfig *c = &s->config;
-  const int B = s->batch, N = c->tokens, D = c->dim, E = c->experts, S = s->seq, R = B * S, widest = E - 1;
+  const int B = s->batch, N = c->tokens, E = c->experts, S = s->seq, R = B * S, widest = E - 1;
   double loss = 0;
   if (s->cls) /* no target for a class token */
     for (int b = 0; b < B; b++)
@@ -1006,7 +1075,7 @@ mone_pass_router_target_backward (MonePass *s, const MoneTrainModel *model, cons
     }
   MoneTrainTensors gw;
   mone_train_tensors_bind (&gw, model, grads);
-  linear_backward (s->dx0, gw.router_weight, gw.router_bias, s->drouter, s->x0, model->t.router_weight, R, D, E);
+  router_logits_backward (s, &model->t, &gw, s->drouter, s->dx0, R);
   embedding_backward (s, &model->t, &gw, NULL);
   mone_train_tensors_clear (&gw);
   return loss;

@@ -265,7 +265,11 @@ mone_train_model_rotate_principal (MoneTrainModel *model, const MoneImageSet *im
   }
   fold_layernorm (t->norm_weight, t->norm_bias, t->head_weight, t->head_bias, K, D);
   transform (t->head_weight, K, D, basis, FALSE);
-  transform (t->router_weight, E, D, basis, FALSE);
+  /* The router reads the stream too: its only layer, or its hidden layer. */
+  if (t->router_hidden_weight)
+    transform (t->router_hidden_weight, c->router_hidden, D, basis, FALSE);
+  else
+    transform (t->router_weight, E, D, basis, FALSE);
   transform (t->patch_embed_weight, D, P, writer, TRUE);
   transform (t->patch_embed_bias, D, 1, writer, TRUE);
   transform (t->pos_embed, S, D, writer, FALSE);

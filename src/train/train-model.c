@@ -38,6 +38,8 @@ mone_train_tensors_bind (MoneTrainTensors *t, const MoneTrainModel *m, float *ba
   t->head_weight = base + o[i++];
   t->head_bias = base + o[i++];
   t->cls_token = m->config.pool == MONE_POOL_CLS ? base + o[i++] : NULL;
+  t->router_hidden_weight = m->config.router_hidden ? base + o[i++] : NULL;
+  t->router_hidden_bias = m->config.router_hidden ? base + o[i++] : NULL;
   g_assert (i == m->n_specs);
 }
 
@@ -117,7 +119,7 @@ mone_train_model_from_engine (MoneModel *engine, GError **error)
     return NULL;
   /* The engine's weight table is in spec order too; walk both. */
   const MoneWeights *w = &engine->weights;
-  const float *src[6 + 12 * 1024 + 5];
+  const float *src[6 + 12 * 1024 + 7];
   int n = 0;
   src[n++] = w->patch_embed_weight;
   src[n++] = w->patch_embed_bias;
@@ -146,6 +148,10 @@ mone_train_model_from_engine (MoneModel *engine, GError **error)
   src[n++] = w->head_bias;
   if (m->config.pool == MONE_POOL_CLS)
     src[n++] = w->cls_token;
+  if (m->config.router_hidden) {
+    src[n++] = w->router_hidden_weight;
+    src[n++] = w->router_hidden_bias;
+  }
   g_assert (n == m->n_specs);
   for (int i = 0; i < n; i++)
     memcpy (m->params + m->offsets[i], src[i], sizeof (float) * m->specs[i].numel);

@@ -33,7 +33,7 @@ typedef struct {
   float *patch_embed_weight;      /* (D, P) with P = C*p*p */
   float *patch_embed_bias;        /* (D) */
   float *pos_embed;               /* (N, D); (N + 1, D) with a class token, its position first */
-  float *router_weight;           /* (E, D) */
+  float *router_weight;           /* (E, D), or (E, H) with a hidden layer */
   float *router_bias;             /* (E) */
   float *alpha;                   /* (1) */
   MoneTrainBlock *blocks;         /* (L) */
@@ -41,6 +41,8 @@ typedef struct {
   float *head_weight;             /* (K, D) */
   float *head_bias;               /* (K) */
   float *cls_token;               /* (D), mone.pool = cls only, else NULL */
+  float *router_hidden_weight;    /* (H, D), mone.router_hidden = H > 0 only, else NULL */
+  float *router_hidden_bias;      /* (H) */
 } MoneTrainTensors;
 
 struct MoneTrainModel {

@@ -59,7 +59,7 @@ test_model_new (MoneConfig config, float alpha)
         t[k] = (float) uniform (0.7, 1.3);
       else if (!strcmp (name, "pos_embed"))
         t[k] = (float) uniform (-0.5, 0.5);
-      else if (!strcmp (name, "router.weight"))
+      else if (!strcmp (name, "router.weight") || !strcmp (name, "router.hidden.weight"))
         t[k] = (float) uniform (-3, 3) / sqrt (fan_in);
       else if (s->ndim == 2)
         t[k] = (float) (uniform (-1.7, 1.7) / sqrt (fan_in));
@@ -231,16 +231,32 @@ reference_mone (TestModel *m, const float *input, double budget, double *logits,
   double *h = g_new (double, D), *o = g_new (double, D), *a = g_new (double, F);
   reference_embed (m, input, x);
 
-  /* Router. */
+  /* Router: one layer on the token, or (router_hidden) GELU units on the token minus the mean token. */
+  const int RH = c->router_hidden;
+  double *center = g_new0 (double, D), *centred = g_new (double, D), *hidden = g_new (double, MAX (1, RH));
+  for (int t = 0; t < N; t++)
+    for (int d = 0; d < D; d++)
+      center[d] += x[(size_t) t * D + d] / N;
   for (int t = 0; t < N; t++) {
     double logit[MONE_MAX_EXPERTS], sum = 0;
-    matvec (tensor (m, "router.weight"), tensor (m, "router.bias"), E, D, x + (size_t) t * D,
-        logit);
+    if (RH) {
+      for (int d = 0; d < D; d++)
+        centred[d] = x[(size_t) t * D + d] - center[d];
+      matvec (tensor (m, "router.hidden.weight"), tensor (m, "router.hidden.bias"), RH, D, centred, hidden);
+      for (int i = 0; i < RH; i++)
+        hidden[i] = 0.5 * hidden[i] * (1 + erf (hidden[i] / sqrt (2.0)));
+      matvec (tensor (m, "router.weight"), tensor (m, "router.bias"), E, RH, hidden, logit);
+    } else {
+      matvec (tensor (m, "router.weight"), tensor (m, "router.bias"), E, D, x + (size_t) t * D, logit);
+    }
     for (int j = 0; j < E; j++)
       sum += exp (logit[j]);
     for (int j = 0; j < E; j++)
       router_probs[t * E + j] = exp (logit[j]) / sum;
   }
+  g_free (center);
+  g_free (centred);
+  g_free (hidden);
   /* Capacity from the library (tested on its own), routing by brute force on the probabilities the
    * engine stores (float), so that near-ties do not depend on rounding. */
   double cap[MONE_MAX_EXPERTS];
@@ -668,6 +684,9 @@ test_every_path (void)
         make_config (80, 80, 3, 1, 1, 8, 32, 1, 2, 48, 2, 3));
     test_against_mone_reference ("200 tokens, E=4, RGBA",
         make_config (40, 80, 4, 1, 1, 4, 64, 1, 4, 96, 4, 4));
+    MoneConfig hidden_router = make_config (64, 64, 1, 1, 1, 8, 64, 2, 4, 128, 4, 10);
+    hidden_router.router_hidden = 24;
+    test_against_mone_reference ("router with 24 hidden units, E=4", hidden_router);
     /* Products large enough for OpenBLAS's path to use the few-row kernel. */
     test_against_mone_reference ("16 tokens, D 192",
         make_config (32, 32, 3, 1, 1, 8, 192, 1, 3, 768, 4, 10));

@@ -134,7 +134,7 @@ def init_model(name, keys, alpha=0.0, randomise=True, seed=0, edit=None):
                 tensors[k] = 1 + 0.2 * n(t.shape)
             elif k == "pos_embed":
                 tensors[k] = 0.5 * n(t.shape)
-            elif k == "router.weight":
+            elif k in ("router.weight", "router.hidden.weight"):
                 tensors[k] = 2.0 * n(t.shape) / math.sqrt(t.shape[1])
             elif t.dim() == 2:
                 tensors[k] = n(t.shape) / math.sqrt(t.shape[1])
@@ -511,6 +511,11 @@ def main():
                         "mlp_dim=48", "experts=4", "classes=5", "pool=cls", "seed=7"], 0.6),
         ("img-cls-e3", ["height=12", "width=12", "channels=1", "patch=4", "dim=24", "depth=3", "heads=2",
                         "mlp_dim=32", "experts=3", "classes=3", "pool=cls", "seed=8"], -0.7),
+        # A router with hidden units on the token minus the frame's mean token, mean pooling and cls.
+        ("img-rh-e4", ["height=24", "width=24", "channels=1", "patch=4", "dim=32", "depth=2", "heads=4",
+                       "mlp_dim=48", "experts=4", "classes=5", "router_hidden=12", "seed=9"], 0.9),
+        ("img-rh-cls-e3", ["height=16", "width=12", "channels=3", "patch=4", "dim=24", "depth=2", "heads=3",
+                           "mlp_dim=40", "experts=3", "classes=4", "router_hidden=8", "pool=cls", "seed=10"], -0.6),
     ]
     for k, (name, keys, alpha) in enumerate(configs):
         path, m = init_model(name, keys, alpha=alpha, seed=k)

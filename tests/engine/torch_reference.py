@@ -103,6 +103,8 @@ class Model:
         # mone.pool (docs/model-format.md): "mean" when absent, "cls" for a class token.
         self.pool = meta.get("mone.pool", "mean")
         assert self.pool in ("mean", "cls"), self.pool
+        # mone.router_hidden: 0 (absent) for a one-layer router, else its hidden units.
+        self.router_hidden = int(meta.get("mone.router_hidden", "0"))
         # Expert j has width d_j = D / 2^(E-1-j) (mone.md, "Notation").
         self.widths = [self.dim >> (self.experts - 1 - j) for j in range(self.experts)]
         self.ratios = [w / self.dim for w in self.widths]
@@ -235,8 +237,13 @@ def forward(model, pixels, budget):
     if cls:
         x = torch.cat([(W("cls_token") + pos[0]).unsqueeze(0), x])
 
-    # 2. router, once, before layer 0 (every row; the class token's gives its gate)
-    probs = torch.softmax(x @ W("router.weight").T + W("router.bias"), dim=-1)
+    # 2. router, once, before layer 0 (every row; the class token's gives its gate); with hidden
+    # units it reads each row minus the mean of the patch rows
+    if M.router_hidden:
+        h = gelu((x - x[cls:].mean(dim=0)) @ W("router.hidden.weight").T + W("router.hidden.bias"))
+        probs = torch.softmax(h @ W("router.weight").T + W("router.bias"), dim=-1)
+    else:
+        probs = torch.softmax(x @ W("router.weight").T + W("router.bias"), dim=-1)
 
     # 3.-4. capacity, token counts, Expert Preferred Routing over the patch tokens; the class
     # token always goes to the widest expert
@@ -299,7 +306,8 @@ def flops(model, counts):
     N, D, F = M.tokens, M.dim, M.mlp_dim
     S = N + (1 if M.pool == "cls" else 0)                        # rows, class token included
     total = 2 * N * D * M.channels * M.tubelet * M.patch ** 2   # patch embedding
-    total += 2 * S * D * M.experts                               # router
+    R = M.router_hidden
+    total += 2 * S * (R * (D + M.experts) if R else D * M.experts)  # router
     per_block = 2 * 2 * S * S * D                                # q k^T and att v, full width
     for j, k in enumerate(counts):
         d = M.widths[j]

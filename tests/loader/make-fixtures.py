@@ -253,6 +253,10 @@ def hostile_cases():
     yield "delta-huge.safetensors", "MODEL", "mone.delta 5000 out of range (0, 1000)", build(replace_meta("mone.delta", "5000"), model_entries())
     yield "format-not-mone.safetensors", "MODEL", "metadata 'format' is 'gguf', expected 'mone'", build(replace_meta("format", "gguf"), model_entries())
     yield "format-version.safetensors", "MODEL", "unsupported format_version '2' (this build reads version 1)", build(replace_meta("format_version", "2"), model_entries())
+    yield "router-hidden-range.safetensors", "MODEL", "mone.router_hidden 5000 out of range 0..4096", build(metadata() + [("mone.router_hidden", "5000")], model_entries())
+    yield "router-hidden-not-integer.safetensors", "MODEL", "metadata 'mone.router_hidden' = '-3' is not a decimal integer", build(metadata() + [("mone.router_hidden", "-3")], model_entries())
+    # A hidden layer named in the metadata but not in the tensors: the output layer's shape says so first.
+    yield "router-hidden-tensors-missing.safetensors", "MODEL", "tensor 'router.weight': shape [2, 4], expected [2, 3]", build(metadata() + [("mone.router_hidden", "3")], model_entries())
 
 
 def fixtures():

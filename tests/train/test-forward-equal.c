@@ -116,11 +116,23 @@ test_class_token (void)
   check_config (c, 3);
 }
 
+/* A router with a hidden layer, with and without a class token. */
+static void
+test_hidden_router (void)
+{
+  MoneConfig c = small_grey_config (4);
+  c.router_hidden = 16;
+  check_config (c, 4);
+  c.pool = MONE_POOL_CLS;
+  check_config (c, 5);
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/train/forward-equal/grey", test_grey);
+  g_test_add_func ("/train/forward-equal/hidden-router", test_hidden_router);
   g_test_add_func ("/train/forward-equal/class-token", test_class_token);
   g_test_add_func ("/train/forward-equal/rgb-non-square", test_rgb_non_square);
   return g_test_run ();

@@ -55,6 +55,7 @@ typedef struct {
   const float *soft_targets;  /* (batch, K) instead of labels, or NULL */
   const float *router_target; /* (batch, N) item cover, NaN: none; NULL: no router supervision */
   float router_weight;
+  gboolean router_only; /* the loss is the router's supervision alone (its gradient is not drowned) */
   int batch;
   double budget;
   uint8_t *experts_ref; /* routing of the unperturbed forward */
@@ -65,7 +66,9 @@ typedef struct {
 static double
 problem_forward (Problem *p, const float *input)
 {
-  double loss = p->soft_targets
+  double loss = p->router_only ? (mone_pass_forward (p->pass, p->model, input, NULL, p->batch, p->budget,
+                                         MONE_ROUTING_EPR, 0, 0.1f), 0.0)
+      : p->soft_targets
       ? mone_pass_forward_distill (p->pass, p->model, input, p->soft_targets, p->batch, p->budget)
       : mone_pass_forward (p->pass, p->model, input, p->labels, p->batch, p->budget, MONE_ROUTING_EPR, 0, 0.1f);
   if (p->router_target) {
@@ -207,10 +210,11 @@ check_every_parameter (MoneConfig c, gboolean quick_under_valgrind)
     input[i] = (float) mone_train_rng_uniform (&rng);
   guint8 labels[3] = { 1, 4, 0 };
   MonePass *pass = mone_pass_new (&model->config, B);
-  const double budgets[] = { 0.3, 0.6, 1.0, 0.45, 0.5 };
-  const gboolean use_soft_targets[] = { FALSE, FALSE, FALSE, TRUE, FALSE };
-  const gboolean use_router_target[] = { FALSE, FALSE, FALSE, FALSE, TRUE };
-  const gboolean quick[] = { TRUE, FALSE, FALSE, FALSE, TRUE };
+  const double budgets[] = { 0.3, 0.6, 1.0, 0.45, 0.5, 0.5 };
+  const gboolean use_soft_targets[] = { FALSE, FALSE, FALSE, TRUE, FALSE, FALSE };
+  const gboolean use_router_target[] = { FALSE, FALSE, FALSE, FALSE, TRUE, TRUE };
+  const gboolean router_only[] = { FALSE, FALSE, FALSE, FALSE, FALSE, TRUE };
+  const gboolean quick[] = { TRUE, FALSE, FALSE, FALSE, TRUE, TRUE };
   const gboolean only_quick = quick_under_valgrind && g_getenv ("MONE_UNDER_VALGRIND") != NULL;
   const int N = model->config.tokens;
   float *router_target = g_new (float, (size_t) B *N);
@@ -248,19 +252,21 @@ check_every_parameter (MoneConfig c, gboolean quick_under_valgrind)
       .budget = budgets[b],
       .soft_targets = use_soft_targets[b] ? soft_targets : NULL,
       .router_target = use_router_target[b] ? router_target : NULL,
-      .router_weight = 0.8f };
+      .router_weight = 0.8f,
+      .router_only = router_only[b] };
     p.n_tokens = B * model->config.tokens;
     problem_forward (&p, input);
     p.experts_ref = g_memdup2 (mone_pass_experts (pass), p.n_tokens);
     memset (grads, 0, sizeof (float) * model->n_params);
-    mone_pass_backward (pass, model, 1.0f, grads, dinput);
+    if (!p.router_only)
+      mone_pass_backward (pass, model, 1.0f, grads, dinput);
     if (p.router_target)
       mone_pass_router_target_backward (pass, model, p.router_target, p.router_weight, grads);
     int hist[MONE_MAX_EXPERTS] = { 0 };
     for (int i = 0; i < p.n_tokens; i++)
       hist[p.experts_ref[i]]++;
     printf ("budget %.2f%s%s: tokens per expert %d %d %d %d\n", budgets[b], p.soft_targets ? " (soft targets)" : "",
-        p.router_target ? " (router supervised)" : "", hist[0], hist[1], hist[2], hist[3]);
+        p.router_only ? " (router supervision alone)" : p.router_target ? " (router supervised)" : "", hist[0], hist[1], hist[2], hist[3]);
 
     for (int i = 0; i < model->n_specs; i++) {
       char what[96];
@@ -309,11 +315,24 @@ test_class_token (void)
   check_every_parameter (c, TRUE);
 }
 
+/* A router with a hidden layer on the token minus its image's mean token, with and without a class
+ * token (which is centred by the same mean but not part of it). */
+static void
+test_hidden_router (void)
+{
+  MoneConfig c = tiny_config ();
+  c.router_hidden = 6;
+  check_every_parameter (c, TRUE);
+  c.pool = MONE_POOL_CLS;
+  check_every_parameter (c, TRUE);
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/train/gradcheck/every-parameter", test_every_parameter);
   g_test_add_func ("/train/gradcheck/class-token", test_class_token);
+  g_test_add_func ("/train/gradcheck/hidden-router", test_hidden_router);
   return g_test_run ();
 }
