@@ -151,7 +151,7 @@ mone_cmd_eval (int argc, char **argv)
   char *data_dir = NULL, *images_dir = NULL, *dense_path = NULL, *csv = NULL, *plot = NULL, *maps = NULL;
   char *budget_text = NULL, *split = NULL, *protocol_text = NULL;
   int count = G_MININT, threads = 2; /* G_MININT: not given, the whole split */
-  gboolean no_random = FALSE, item_box = FALSE;
+  gboolean no_random = FALSE, item_box = FALSE, by_size = FALSE;
   GOptionEntry entries[] = {
     { "data", 0, 0, G_OPTION_ARG_FILENAME, &data_dir, "Fashion-MNIST folder (default " MONE_FASHION_MNIST_DIR ")",
         "DIR" },
@@ -174,6 +174,8 @@ mone_cmd_eval (int argc, char **argv)
     { "no-random", 0, 0, G_OPTION_ARG_NONE, &no_random, "skip the random-routing ablation", NULL },
     { "item-box", 0, 0, G_OPTION_ARG_NONE, &item_box,
         "also route by the item's box (tokens the item covers get the widest experts): a bound for the router", NULL },
+    { "by-size", 0, 0, G_OPTION_ARG_NONE, &by_size,
+        "after each row, accuracy by the item's height in tenths of the frame height (scenes: 0.3 to 0.95)", NULL },
     { "csv", 0, 0, G_OPTION_ARG_FILENAME, &csv, "write the table as CSV", "FILE" },
     { "plot", 0, 0, G_OPTION_ARG_FILENAME, &plot, "write the compute-accuracy curve (PNG, gnuplot)", "FILE" },
     { "maps", 0, 0, G_OPTION_ARG_FILENAME, &maps, "write routing maps (PNG, cairo)", "FILE" },
@@ -345,6 +347,7 @@ mone_cmd_eval (int argc, char **argv)
         goto fail;
       row->accuracy = 100.0 * r.correct / r.total;
       row->widest_item_lift = r.widest_item_lift;
+      MoneEvalResult by_height = r;
       memcpy (row->expert_share, r.expert_share, sizeof row->expert_share);
       row->random_accuracy = NAN;
       if (!no_random) {
@@ -371,6 +374,14 @@ mone_cmd_eval (int argc, char **argv)
       for (int j = 0; j < c->experts; j++)
         printf (" %.3f", row->expert_share[j]);
       printf ("\n");
+      if (by_size) {
+        printf ("  by item height:");
+        for (int h = 0; h < MONE_EVAL_HEIGHT_BINS; h++)
+          if (by_height.total_by_height[h])
+            printf ("  %.1f-%.1f %.2f%% (%d)", h / 10.0, (h + 1) / 10.0,
+                100.0 * by_height.correct_by_height[h] / by_height.total_by_height[h], by_height.total_by_height[h]);
+        printf ("\n");
+      }
       fflush (stdout);
     }
 

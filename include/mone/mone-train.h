@@ -252,6 +252,8 @@ gboolean mone_train_run (const MoneTrainOptions *opts, GError **error);
 /* ---------------------------------------------------------------------------------------------- */
 /* Evaluation: accuracy of a model on `count` images of a set rendered with a protocol. */
 
+#define MONE_EVAL_HEIGHT_BINS 10
+
 typedef struct {
   int correct, total;
   double loss; /* mean cross-entropy without smoothing */
@@ -262,6 +264,9 @@ typedef struct {
    * patches. 1 when routing ignores the item (and at e = 1, where every token is widest); NaN when no
    * token went to the widest expert. Full-frame items cover every token: always 1 there. */
   double widest_item_lift;
+  /* Accuracy by the item's height as a share of the frame's height, in tenths: bin i holds items
+   * from i/10 to (i+1)/10 of the frame height (the last also full frames, whose item is the frame). */
+  int correct_by_height[MONE_EVAL_HEIGHT_BINS], total_by_height[MONE_EVAL_HEIGHT_BINS];
 } MoneEvalResult;
 
 gboolean mone_evaluate (MoneTrainModel *model, const MoneImageSet *set, int count,
@@ -283,7 +288,10 @@ typedef struct {
   double accuracy;        /* percent, Expert Preferred Routing */
   double random_accuracy; /* percent, random routing with the same tokens per expert */
   double expert_share[MONE_MAX_EXPERTS];
-  double widest_item_lift; /* MoneEvalResult.widest_item_lift */
+  double widest_item_lift;
+  /* Accuracy by the item's height as a share of the frame's height, in tenths: bin i holds items
+   * from i/10 to (i+1)/10 of the frame height (the last also full frames, whose item is the frame). */
+  int correct_by_height[MONE_EVAL_HEIGHT_BINS], total_by_height[MONE_EVAL_HEIGHT_BINS]; /* MoneEvalResult.widest_item_lift */
 } MoneEvalRow;
 
 typedef struct {

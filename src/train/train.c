@@ -1067,6 +1067,7 @@ typedef struct {
   long expert_tokens[MONE_MAX_EXPERTS];
   double widest_cover, all_cover; /* item cover summed over the widest expert's tokens, over all tokens */
   int not_finite;                 /* images whose logits hold a NaN or an infinity */
+  int correct_by_height[MONE_EVAL_HEIGHT_BINS], total_by_height[MONE_EVAL_HEIGHT_BINS];
 } EvalWorker;
 
 static gpointer
@@ -1077,11 +1078,13 @@ eval_worker (gpointer data)
   size_t frame = (size_t) c->channels * c->height * c->width;
   for (int start = w->index * EVAL_CHUNK; start < w->count; start += w->threads * EVAL_CHUNK) {
     int n = MIN (EVAL_CHUNK, w->count - start);
+    int height_bin[EVAL_CHUNK];
     for (int k = 0; k < n; k++) {
       MoneItemBox box;
       mone_render_with_box (w->set, start + k, w->protocol, w->render_seed, FALSE, c->channels, c->height, c->width,
           w->input + k * frame, &box);
       item_cover (c, &box, w->item_cover + (size_t) k * c->tokens);
+      height_bin[k] = CLAMP ((int) (box.h / c->height * MONE_EVAL_HEIGHT_BINS), 0, MONE_EVAL_HEIGHT_BINS - 1);
     }
     w->loss += mone_pass_forward (w->pass, w->model, w->input, w->set->labels + start, n, w->budget, w->routing,
         w->routing_seed ^ ((uint64_t) start << 20), 0.0f);
@@ -1089,10 +1092,16 @@ eval_worker (gpointer data)
     w->total += n;
     const float *logits = mone_pass_logits (w->pass);
     for (int k = 0; k < n; k++) {
+      const float *l = logits + (size_t) k * c->classes;
       gboolean finite = TRUE;
-      for (int j = 0; j < c->classes; j++)
-        finite &= isfinite (logits[(size_t) k * c->classes + j]) != 0;
+      int best = 0;
+      for (int j = 0; j < c->classes; j++) {
+        finite &= isfinite (l[j]) != 0;
+        best = l[j] > l[best] ? j : best;
+      }
       w->not_finite += !finite;
+      w->total_by_height[height_bin[k]]++;
+      w->correct_by_height[height_bin[k]] += best == w->set->labels[start + k];
     }
     const uint8_t *ex = mone_pass_experts (w->pass);
     for (int i = 0; i < n * c->tokens; i++) {
@@ -1169,6 +1178,10 @@ mone_evaluate (MoneTrainModel *model, const MoneImageSet *set, int count, MonePr
     all_cover += w[i].all_cover;
     result->correct += w[i].correct;
     result->total += w[i].total;
+    for (int h = 0; h < MONE_EVAL_HEIGHT_BINS; h++) {
+      result->correct_by_height[h] += w[i].correct_by_height[h];
+      result->total_by_height[h] += w[i].total_by_height[h];
+    }
     loss += w[i].loss;
     for (int j = 0; j < c->experts; j++)
       tokens += w[i].expert_tokens[j];

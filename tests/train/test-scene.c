@@ -1,4 +1,5 @@
-/* The scene render protocol (src/train/scene.c) and the lift `mone eval` reports:
+/* The scene render protocol (src/train/scene.c) and the lift and accuracy by item height `mone eval`
+ * reports:
  *  - a scene is a pure function of (seed, index), pixels finite in [0, 1];
  *  - the item's box: 30-95% of the frame height, squeezed by the camera aspect (4:3, 16:9, 1:1) as a
  *    stretch to the model input does, at least 70% of it inside the frame, cut by an edge in about a
@@ -7,7 +8,8 @@
  *  - a camera-aspect frame (mone_render_scene_frame) keeps the item square;
  *  - colour pictures with alpha (cut-outs) are pasted by their alpha, in colour;
  *  - the lift of the widest expert on the item: exactly 1 at e = 1 and on full frames, about 1 with
- *    random routing, well above 1 when routing by the item's box.
+ *    random routing, well above 1 when routing by the item's box;
+ *  - accuracy by item height: every image counted in the bin of its own render's box.
  * argv: none; needs Debian's dataset-fashion-mnist. */
 #include "trainer.h"
 
@@ -199,9 +201,26 @@ test_lift (void)
   g_assert_true (
       mone_evaluate (model, &test_set, count, MONE_PROTOCOL_SCENE, 1, 1.0, MONE_ROUTING_EPR, 0, 2, &r, &error));
   g_assert_cmpfloat (fabs (r.widest_item_lift - 1), <, 1e-9);
+  /* Accuracy by item height: each image in the bin of its own render's box, the bins adding up. */
+  int want_by_height[MONE_EVAL_HEIGHT_BINS] = { 0 }, correct = 0;
+  float *frame = g_new (float, SIDE * SIDE);
+  for (int i = 0; i < count; i++) {
+    MoneItemBox box;
+    mone_render_with_box (&test_set, i, MONE_PROTOCOL_SCENE, 1, FALSE, 1, SIDE, SIDE, frame, &box);
+    want_by_height[MIN (MONE_EVAL_HEIGHT_BINS - 1, (int) (box.h / SIDE * MONE_EVAL_HEIGHT_BINS))]++;
+  }
+  g_free (frame);
+  for (int h = 0; h < MONE_EVAL_HEIGHT_BINS; h++) {
+    g_assert_cmpint (r.total_by_height[h], ==, want_by_height[h]);
+    g_assert_cmpint (r.correct_by_height[h], <=, r.total_by_height[h]);
+    correct += r.correct_by_height[h];
+  }
+  g_assert_cmpint (correct, ==, r.correct);
+  g_assert_cmpint (r.total_by_height[0] + r.total_by_height[1] + r.total_by_height[2], ==, 0);
   g_assert_true (
       mone_evaluate (model, &test_set, count, MONE_PROTOCOL_FULL_FRAME, 1, 0.5, MONE_ROUTING_EPR, 0, 2, &r, &error));
   g_assert_cmpfloat (fabs (r.widest_item_lift - 1), <, 1e-6);
+  g_assert_cmpint (r.total_by_height[MONE_EVAL_HEIGHT_BINS - 1], ==, count);
   g_assert_true (
       mone_evaluate (model, &test_set, count, MONE_PROTOCOL_SCENE, 1, 0.5, MONE_ROUTING_RANDOM, 9, 2, &r, &error));
   g_test_message ("random routing lift %.3f", r.widest_item_lift);
