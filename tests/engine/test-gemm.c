@@ -148,6 +148,11 @@ test_model_shapes (void)
     { 3, 17, 5, 17, 5, TRUE, TRUE },
     { 5, 7, 1, 7, 1, FALSE, FALSE },
     { 2, 33, 7, 1, 0, TRUE, TRUE },
+    /* Few rows across more than one group of wide blocks (AVX-512: up to 8 panels at a time). */
+    { 2, 576, 192, 576, 192, TRUE, FALSE },
+    { 3, 256, 64, 256, 8, FALSE, TRUE },
+    { 17, 300, 40, 300, 40, TRUE, TRUE },
+    { 1, 200, 31, 136, 31, TRUE, FALSE },
   };
   for (size_t i = 0; i < G_N_ELEMENTS (fixed); i++)
     check_case (&fixed[i]);
@@ -159,7 +164,7 @@ test_random_shapes (void)
   for (int trial = 0; trial < 150; trial++) {
     Case t;
     t.rows = 1 + (int) check_uniform (0, 70);
-    t.outputs = 1 + (int) check_uniform (0, 100);
+    t.outputs = 1 + (int) check_uniform (0, trial % 3 ? 100 : 300);
     t.inputs = 1 + (int) check_uniform (0, 300);
     t.n = 1 + (int) check_uniform (0, (float) t.outputs - 0.5f);
     t.k = (int) check_uniform (0, (float) t.inputs + 0.5f);
