@@ -136,14 +136,14 @@ mone_config_from_name (const char *name, MoneConfig *c, GError **error)
 }
 
 static gboolean
-parse_int (const char *key, const char *value, int *out, GError **error)
+parse_int (const char *key, const char *value, int minimum, int *out, GError **error)
 {
   char *end = NULL;
   errno = 0;
   long v = strtol (value, &end, 10);
-  if (errno || end == value || *end || v < 1 || v > G_MAXINT) {
-    g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
-        "%s=%s: expected a positive integer", key, value);
+  if (errno || end == value || *end || v < minimum || v > G_MAXINT) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT, "%s=%s: expected a %s integer", key, value,
+        minimum > 0 ? "positive" : "non-negative");
     return FALSE;
   }
   *out = (int) v;
@@ -199,24 +199,25 @@ mone_config_apply_override (MoneConfig *c, const char *key_value, guint64 *seed,
   static const struct {
     const char *key;
     size_t offset;
+    int minimum;
   } int_fields[] = {
-    { "height", G_STRUCT_OFFSET (MoneConfig, height) },
-    { "width", G_STRUCT_OFFSET (MoneConfig, width) },
-    { "channels", G_STRUCT_OFFSET (MoneConfig, channels) },
-    { "frames", G_STRUCT_OFFSET (MoneConfig, frames) },
-    { "tubelet", G_STRUCT_OFFSET (MoneConfig, tubelet) },
-    { "patch", G_STRUCT_OFFSET (MoneConfig, patch) },
-    { "dim", G_STRUCT_OFFSET (MoneConfig, dim) },
-    { "depth", G_STRUCT_OFFSET (MoneConfig, depth) },
-    { "heads", G_STRUCT_OFFSET (MoneConfig, heads) },
-    { "mlp_dim", G_STRUCT_OFFSET (MoneConfig, mlp_dim) },
-    { "experts", G_STRUCT_OFFSET (MoneConfig, experts) },
-    { "classes", G_STRUCT_OFFSET (MoneConfig, classes) },
-    { "router_hidden", G_STRUCT_OFFSET (MoneConfig, router_hidden) },
+    { "height", G_STRUCT_OFFSET (MoneConfig, height), 1 },
+    { "width", G_STRUCT_OFFSET (MoneConfig, width), 1 },
+    { "channels", G_STRUCT_OFFSET (MoneConfig, channels), 1 },
+    { "frames", G_STRUCT_OFFSET (MoneConfig, frames), 1 },
+    { "tubelet", G_STRUCT_OFFSET (MoneConfig, tubelet), 1 },
+    { "patch", G_STRUCT_OFFSET (MoneConfig, patch), 1 },
+    { "dim", G_STRUCT_OFFSET (MoneConfig, dim), 1 },
+    { "depth", G_STRUCT_OFFSET (MoneConfig, depth), 1 },
+    { "heads", G_STRUCT_OFFSET (MoneConfig, heads), 1 },
+    { "mlp_dim", G_STRUCT_OFFSET (MoneConfig, mlp_dim), 1 },
+    { "experts", G_STRUCT_OFFSET (MoneConfig, experts), 1 },
+    { "classes", G_STRUCT_OFFSET (MoneConfig, classes), 1 },
+    { "router_hidden", G_STRUCT_OFFSET (MoneConfig, router_hidden), 0 }, /* 0: a linear router */
   };
   for (size_t i = 0; i < G_N_ELEMENTS (int_fields); i++)
     if (!strcmp (key, int_fields[i].key))
-      return parse_int (key, value, G_STRUCT_MEMBER_P (c, int_fields[i].offset), error);
+      return parse_int (key, value, int_fields[i].minimum, G_STRUCT_MEMBER_P (c, int_fields[i].offset), error);
   if (!strcmp (key, "delta"))
     return parse_float (key, value, &c->delta, error);
   if (!strcmp (key, "beta"))

@@ -16,6 +16,15 @@ grep -q "(minimum)" "$dir/info.txt" || fail "info: minimum budget row"
 "$mone" info "$dir/e3.safetensors" > "$dir/info3.txt"
 grep -Eq '^ *0\.2500 .*\(minimum\)$' "$dir/info3.txt" || fail "info: a 3-expert model's minimum row"
 
+# A router with hidden units: described, round-trips through the file; 0 is the one-layer router.
+"$mone" init --config tiny seed=5 router_hidden=6 "$dir/rh.safetensors" >/dev/null
+"$mone" info "$dir/rh.safetensors" | grep -q "router:     6 GELU units" || fail "info: hidden router"
+"$mone" info "$dir/e3.safetensors" | grep -q "router:     one linear layer" || fail "info: linear router"
+"$mone" init --config tiny seed=5 experts=3 router_hidden=0 "$dir/e3b.safetensors" >/dev/null
+cmp -s "$dir/e3.safetensors" "$dir/e3b.safetensors" || fail "router_hidden=0 is not the default"
+if "$mone" init --config tiny router_hidden=-1 "$dir/x.safetensors" 2> "$dir/err.txt"; then fail "router_hidden=-1 accepted"; fi
+grep -q "router_hidden=-1: expected a non-negative integer" "$dir/err.txt" || fail "router_hidden=-1: $(cat "$dir/err.txt")"
+
 # 2 frames x 3 channels x 32 x 32 float32 of 0.25 (0x3e800000, little-endian)
 printf '\000\000\200\076' > "$dir/v.raw"
 for i in 1 2 3 4 5 6 7 8 9 10 11; do cat "$dir/v.raw" "$dir/v.raw" > "$dir/v2.raw"; mv "$dir/v2.raw" "$dir/v.raw"; done
