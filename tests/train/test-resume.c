@@ -1,6 +1,6 @@
 /* Checkpoints resume exactly: a run interrupted after 7 steps and resumed from its checkpoint
  * writes the same model file, byte for byte, as the uninterrupted run with the same seed, also
- * with --self-distill and --min-budget-pass; resuming with a different recipe (another seed,
+ * with --self-distill and --min-budget-pass, and with a hidden-layer router; resuming with a different recipe (another seed,
  * --alpha-min, --self-distill, --max-sampled-budget, --min-budget-pass, the optimiser's settings) is
  * refused with a message naming what differs. A stop request (SIGINT in mone train) checkpoints and
  * resumes exactly. A run with
@@ -80,18 +80,20 @@ check_budget_sampler (gboolean self_distill, double max_sampled_budget, int expe
       self_distill, max_sampled_budget, distinct, expected_choices, outside);
 }
 
-/* A --self-distill run (with the third pass if min_budget_pass) interrupted after `interrupt_after`
+/* A --self-distill run (with the third pass if min_budget_pass, a router with router_hidden hidden
+ * units if not 0) interrupted after `interrupt_after`
  * steps and resumed must equal the uninterrupted run byte for byte, and differ from `other` (the
  * model of the recipe without this variant). The uninterrupted model goes to *model. */
 static void
 check_variant_resumes (const char *dir, const char *output, const char *checkpoint, gboolean min_budget_pass,
-    int interrupt_after, const char *name, GBytes *other, const char *other_name, GBytes **model)
+    int router_hidden, int interrupt_after, const char *name, GBytes *other, const char *other_name, GBytes **model)
 {
   GError *error = NULL;
   MoneTrainOptions o;
   resume_options (&o, output, checkpoint);
   o.self_distill = TRUE;
   o.min_budget_pass = min_budget_pass;
+  o.config.router_hidden = router_hidden;
   o.max_steps = interrupt_after;
   gboolean ok = mone_train_run (&o, &error);
   o.max_steps = 0;
@@ -101,6 +103,7 @@ check_variant_resumes (const char *dir, const char *output, const char *checkpoi
   o.output = reference;
   o.self_distill = TRUE;
   o.min_budget_pass = min_budget_pass;
+  o.config.router_hidden = router_hidden;
   ok = ok && mone_train_run (&o, &error);
   char *resumed_data = NULL, *reference_data = NULL;
   gsize resumed_len = 0, reference_len = 0;
@@ -225,18 +228,26 @@ static void
 test_distill_variants (void)
 {
   MoneTrainOptions o;
-  GBytes *two_pass = NULL, *three_pass = NULL;
+  GBytes *two_pass = NULL, *three_pass = NULL, *hidden_router = NULL;
   g_unlink (fixture.ckpt);
-  check_variant_resumes (fixture.dir, fixture.b, fixture.ckpt, FALSE, 5, "self-distillation", fixture.uninterrupted,
+  check_variant_resumes (fixture.dir, fixture.b, fixture.ckpt, FALSE, 0, 5, "self-distillation", fixture.uninterrupted,
       "the plain recipe's", &two_pass);
   resume_options (&o, fixture.b, fixture.ckpt);
   o.self_distill = o.min_budget_pass = TRUE;
   expect_resume_refused (&o, "--min-budget-pass setting", "--min-budget-pass 0 (now 1)");
   g_unlink (fixture.ckpt);
-  check_variant_resumes (fixture.dir, fixture.b, fixture.ckpt, TRUE, 6, "min-budget pass", two_pass, "the two-pass",
+  check_variant_resumes (fixture.dir, fixture.b, fixture.ckpt, TRUE, 0, 6, "min-budget pass", two_pass, "the two-pass",
       &three_pass);
+  g_unlink (fixture.ckpt);
+  check_variant_resumes (fixture.dir, fixture.b, fixture.ckpt, TRUE, 6, 7, "hidden-layer router", three_pass,
+      "the one-layer router's", &hidden_router);
+  /* Its checkpoint holds other tensors: a one-layer router's run must not continue from it. */
+  resume_options (&o, fixture.b, fixture.ckpt);
+  o.self_distill = o.min_budget_pass = TRUE;
+  expect_resume_refused (&o, "model configuration (router_hidden)", "a different model configuration");
   g_bytes_unref (two_pass);
   g_bytes_unref (three_pass);
+  g_bytes_unref (hidden_router);
 }
 
 static float
