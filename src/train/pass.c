@@ -684,6 +684,8 @@ router_forward (MonePass *s, const MoneTrainTensors *w, int B)
       }
     }
     linear_forward (s->router_pre, s->router_xc, w->router_hidden_weight, w->router_hidden_bias, R, D, H);
+    /* erff, not gelu_forward's vector erf: the engine's router uses erff too, so trainer and
+     * engine rank tokens from the same GELU. */
     for (size_t i = 0; i < (size_t) R * H; i++) {
       const float u = s->router_pre[i];
       s->router_h[i] = 0.5f * u * (1.0f + erff (u * (float) M_SQRT1_2));
