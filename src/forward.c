@@ -45,6 +45,7 @@
 
 #include "attention.h"
 #include "engine-kernels.h"
+#include "kernels.h"
 #include "threadpool.h"
 
 /* Query rows per attention task: enough tasks to balance heads over threads. */
@@ -85,8 +86,11 @@ struct MoneContext {
   float *hidden;       /* (S, F) MLP hidden activations */
   float *scores;       /* (threads, mone_attention_scratch_floats) per-thread attention scratch */
   float *router_probs; /* (S, E) class token first, then the patch tokens in token order */
-  float *router_input; /* (2, D) hidden-layer router: the frame's mean token, one centred row */
-  float *router_hidden; /* (R) its hidden units for one row */
+  /* Hidden-layer router (R = router_hidden units). */
+  float *router_weight_t;    /* (D, R) W_h transposed */
+  double *router_center_sum; /* (D) */
+  float *router_center;      /* (D) the frame's mean patch token */
+  float *router_hidden;      /* (S, R) hidden units of every row */
   float *gate;         /* (S) grouped rows: alpha g + 1 */
   float *pooled;       /* (D) */
   float *logits;       /* (K) */
@@ -175,31 +179,6 @@ dot_float_lanes (const float *a, const float *b, int n, double init)
   return init;
 }
 
-/* The hidden router's first layer in float: two 4-float vector chains (GCC vectors, compiled once
- * for every ISA, so every path gives the same bits), then the tail, then the lanes in order. */
-typedef float RouterFloat4 __attribute__ ((vector_size (4 * sizeof (float))));
-
-static float
-dot_float4_chains (const float *a, const float *b, int n, float init)
-{
-  RouterFloat4 lo = { 0 }, hi = { 0 };
-  int d = 0;
-  for (; d + 8 <= n; d += 8) {
-    RouterFloat4 a0, a1, b0, b1;
-    memcpy (&a0, a + d, sizeof a0);
-    memcpy (&a1, a + d + 4, sizeof a1);
-    memcpy (&b0, b + d, sizeof b0);
-    memcpy (&b1, b + d + 4, sizeof b1);
-    lo += a0 * b0;
-    hi += a1 * b1;
-  }
-  for (; d < n; d++)
-    init += a[d] * b[d];
-  for (int k = 0; k < 4; k++)
-    init += lo[k] + hi[k];
-  return init;
-}
-
 /* probs = softmax(logits) of E router logits. */
 static void
 router_softmax (const double *logit_in, int E, float *probs)
@@ -226,41 +205,78 @@ route_row (const MoneWeights *w, int D, int E, const float *row, float *probs)
 /* Router with a hidden layer (mone.router_hidden = R): probs = softmax(W_r h + b_r),
  * h = GELU(W_h (row - center) + b_h), W_h (R, D), W_r (E, R); center is the frame's mean patch
  * token, so the router sees how a token differs from the rest of its frame (an item stands out
- * from a light background and from a dark one alike). centred (D) and hidden (R) are scratch. */
-static void
-route_row_hidden (const MoneWeights *w, int D, int R, int E, const float *row, const float *center, float *centred,
-    float *hidden, float *probs)
-{
-  for (int d = 0; d < D; d++)
-    centred[d] = row[d] - center[d];
-  for (int i = 0; i < R; i++) {
-    const float u = dot_float4_chains (w->router_hidden_weight + (size_t) i * D, centred, D, w->router_hidden_bias[i]);
-    hidden[i] = 0.5f * u * (1.0f + erff (u * (float) M_SQRT1_2));
-  }
-  double logit[MONE_MAX_EXPERTS];
-  for (int j = 0; j < E; j++)
-    logit[j] = dot_float_lanes (w->router_weight + (size_t) j * R, hidden, R, w->router_bias[j]);
-  router_softmax (logit, E, probs);
-}
+ * from a light background and from a dark one alike). Computed for every row after the embedding.
+ *
+ * Routing is a ranking, and equal inputs must rank alike on every kernel path, so none of this
+ * goes through the per-ISA kernels: the hidden layer is one multiply-add chain per unit over d in
+ * increasing order, in GCC vectors of 4 units compiled once for the baseline target, and its GELU
+ * is the generic build's (compiled once too). Laying W_h out as (D, R) in the context makes each
+ * step one broadcast of a centred input against R contiguous weights. */
+typedef float RouterFloat4 __attribute__ ((vector_size (4 * sizeof (float))));
 
-/* Every row's router probabilities with a hidden-layer router, after the embedding: the centre
- * is the mean of the N patch rows (summed in double, token order). */
 static void
 route_frame_hidden (MoneContext *ctx)
 {
   const MoneConfig *c = &ctx->config;
   const MoneWeights *w = &ctx->model->weights;
-  const int N = c->tokens, D = c->dim, E = c->experts, S = ctx->seq, cls = S - N;
-  float *center = ctx->router_input, *centred = ctx->router_input + D;
-  for (int d = 0; d < D; d++) {
-    double sum = 0;
-    for (int t = 0; t < N; t++)
-      sum += ctx->embedded[(size_t) (cls + t) * D + d];
-    center[d] = (float) (sum / N);
+  const int N = c->tokens, D = c->dim, E = c->experts, R = c->router_hidden, S = ctx->seq, cls = S - N;
+
+  /* center = mean of the patch rows, each channel summed in double in token order. */
+  double *sum = ctx->router_center_sum;
+  for (int d = 0; d < D; d++)
+    sum[d] = 0;
+  for (int t = 0; t < N; t++) {
+    const float *row = ctx->embedded + (size_t) (cls + t) * D;
+    for (int d = 0; d < D; d++)
+      sum[d] += row[d];
   }
-  for (int r = 0; r < S; r++)
-    route_row_hidden (w, D, c->router_hidden, E, ctx->embedded + (size_t) r * D, center, centred, ctx->router_hidden,
-        ctx->router_probs + (size_t) r * E);
+  float *center = ctx->router_center;
+  for (int d = 0; d < D; d++)
+    center[d] = (float) (sum[d] / N);
+
+  /* hidden (S, R) = (rows - center) W_h^T; W_h^T is ctx->router_weight_t (D, R). Units in blocks
+   * of 16 (four independent chains per row, so the adds' latency overlaps), a row at a time: every
+   * hidden value is the same chain whatever block computes it. */
+  const float *wt = ctx->router_weight_t;
+  for (int r = 0; r < S; r++) {
+    const float *row = ctx->embedded + (size_t) r * D;
+    float *h = ctx->router_hidden + (size_t) r * R;
+    int i = 0;
+    for (; i + 16 <= R; i += 16) {
+      RouterFloat4 acc0 = { 0 }, acc1 = { 0 }, acc2 = { 0 }, acc3 = { 0 }, w0, w1, w2, w3;
+      for (int d = 0; d < D; d++) {
+        const float x = row[d] - center[d];
+        const float *w_row = wt + (size_t) d * R + i;
+        memcpy (&w0, w_row, sizeof w0);
+        memcpy (&w1, w_row + 4, sizeof w1);
+        memcpy (&w2, w_row + 8, sizeof w2);
+        memcpy (&w3, w_row + 12, sizeof w3);
+        acc0 += x * w0;
+        acc1 += x * w1;
+        acc2 += x * w2;
+        acc3 += x * w3;
+      }
+      memcpy (h + i, &acc0, sizeof acc0);
+      memcpy (h + i + 4, &acc1, sizeof acc1);
+      memcpy (h + i + 8, &acc2, sizeof acc2);
+      memcpy (h + i + 12, &acc3, sizeof acc3);
+    }
+    for (; i < R; i++) {
+      float acc = 0;
+      for (int d = 0; d < D; d++)
+        acc += (row[d] - center[d]) * wt[(size_t) d * R + i];
+      h[i] = acc;
+    }
+  }
+  mone_kernels_for_isa (MONE_ISA_GENERIC)->bias_gelu_scale_rows (S, R, ctx->router_hidden, R, w->router_hidden_bias, NULL);
+
+  for (int r = 0; r < S; r++) {
+    double logit[MONE_MAX_EXPERTS];
+    for (int j = 0; j < E; j++)
+      logit[j] = dot_float_lanes (w->router_weight + (size_t) j * R, ctx->router_hidden + (size_t) r * R, R,
+          w->router_bias[j]);
+    router_softmax (logit, E, ctx->router_probs + (size_t) r * E);
+  }
 }
 
 static float *
@@ -288,8 +304,10 @@ mone_context_free (MoneContext *ctx)
   g_aligned_free (ctx->hidden);
   g_aligned_free (ctx->scores);
   g_aligned_free (ctx->router_probs);
-  g_aligned_free (ctx->router_input);
-  g_free (ctx->router_hidden);
+  g_aligned_free (ctx->router_weight_t);
+  g_free (ctx->router_center_sum);
+  g_aligned_free (ctx->router_center);
+  g_aligned_free (ctx->router_hidden);
   g_aligned_free (ctx->gate);
   g_aligned_free (ctx->pooled);
   g_aligned_free (ctx->logits);
@@ -348,8 +366,11 @@ mone_context_new (MoneModel *model, int n_threads, GError **error)
           * mone_attention_scratch_floats ((int) S, (int) (D / c->heads)),
       &ok);
   ctx->router_probs = workspace (S * E, &ok);
-  ctx->router_input = workspace (2 * D, &ok);
-  ctx->router_hidden = g_try_new0 (float, MAX (1, c->router_hidden));
+  const size_t R = (size_t) c->router_hidden;
+  ctx->router_weight_t = workspace (D * R, &ok);
+  ctx->router_center_sum = g_try_new0 (double, D);
+  ctx->router_center = workspace (D, &ok);
+  ctx->router_hidden = workspace (S * R, &ok);
   ctx->gate = workspace (S, &ok);
   ctx->pooled = workspace (D, &ok);
   ctx->logits = workspace (K, &ok);
@@ -360,12 +381,15 @@ mone_context_new (MoneModel *model, int n_threads, GError **error)
    * experts is bounded by E * threads + S / ROW_BLOCK + E. */
   ctx->max_row_tasks = (int) (E * n_threads + S / ROW_BLOCK + E + 1);
   ctx->row_tasks = g_try_new0 (RowTask, ctx->max_row_tasks);
-  if (!ok || !ctx->route_scratch || !ctx->expert_of_token || !ctx->row_tasks || !ctx->router_hidden) {
+  if (!ok || !ctx->route_scratch || !ctx->expert_of_token || !ctx->row_tasks || !ctx->router_center_sum) {
     g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
         "mone_context_new: cannot allocate workspaces for %zu tokens of width %zu", N, D);
     mone_context_free (ctx);
     return NULL;
   }
+  for (size_t i = 0; i < R; i++) /* the hidden router's W_h, transposed (route_frame_hidden) */
+    for (size_t d = 0; d < D; d++)
+      ctx->router_weight_t[d * R + i] = model->weights.router_hidden_weight[i * D + d];
   if (S > N) {
     /* The class token's row is the same every frame (its vector plus the first position): embedded
      * once here, and routed once unless the router compares it with the frame's mean token; the
