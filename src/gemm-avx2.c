@@ -7,6 +7,7 @@
 #include "gemm.h"
 
 #include <immintrin.h>
+#include <string.h>
 
 #define ROWS 6
 /* Panel rows to prefetch ahead: as in the AVX-512 kernel. */
@@ -117,5 +118,99 @@ mone_gemm_avx2 (int rows, int n, int k, const float *a, int lda, const float *pa
           panels + (size_t) (c0 / MONE_PANEL_WIDTH) * panel_stride, cols, bias ? bias + c0 : NULL,
           accumulate, c + (size_t) r0 * ldc + c0, ldc);
     }
+  }
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* At most 8 outputs, on the pair copy (gemm.h): per row, lo holds outputs 0-3 and hi outputs 4-7,
+ * lane 2 o + s of each output o's chain over the inputs of parity s, the same chains as the
+ * AVX-512 pair kernel (so both give the same bits). With HALF (cols <= 4) hi is not needed. */
+
+typedef void (*PairBlockFunc) (int k, const float *a, int lda, const float *pairs, int cols,
+    const float *bias, bool accumulate, float *c, int ldc);
+
+static inline __attribute__ ((always_inline)) void
+pair_block (const int R, const bool HALF, int k, const float *a, int lda, const float *pairs, int cols,
+    const float *bias, bool accumulate, float *c, int ldc)
+{
+  __m256 lo[ROWS], hi[ROWS];
+  UNROLL_FULLY
+  for (int r = 0; r < R; r++)
+    lo[r] = hi[r] = _mm256_setzero_ps ();
+  const int whole_pairs = k / 2;
+  for (int p = 0; p < whole_pairs; p++) {
+    if (PREFETCH_AHEAD > 0 && 2 * (p + PREFETCH_AHEAD) < k)
+      _mm_prefetch ((const char *) (pairs + (size_t) (p + PREFETCH_AHEAD) * 16), _MM_HINT_T0);
+    const __m256 w_lo = _mm256_loadu_ps (pairs + (size_t) p * 16);
+    const __m256 w_hi = HALF ? _mm256_setzero_ps () : _mm256_loadu_ps (pairs + (size_t) p * 16 + 8);
+    UNROLL_FULLY
+    for (int r = 0; r < R; r++) {
+      double two_inputs; /* a[r][2p], a[r][2p + 1] as one 64-bit value: broadcast by one load */
+      memcpy (&two_inputs, a + (size_t) r * lda + 2 * p, sizeof two_inputs);
+      const __m256 x = _mm256_castpd_ps (_mm256_set1_pd (two_inputs));
+      lo[r] = _mm256_fmadd_ps (x, w_lo, lo[r]);
+      if (!HALF)
+        hi[r] = _mm256_fmadd_ps (x, w_hi, hi[r]);
+    }
+  }
+  if (k % 2) {
+    /* The last input alone: the odd lanes multiply a zero input (as in the AVX-512 kernel). */
+    const __m256 w_lo = _mm256_loadu_ps (pairs + (size_t) whole_pairs * 16);
+    const __m256 w_hi = HALF ? _mm256_setzero_ps () : _mm256_loadu_ps (pairs + (size_t) whole_pairs * 16 + 8);
+    UNROLL_FULLY
+    for (int r = 0; r < R; r++) {
+      const __m256 x = _mm256_blend_ps (_mm256_setzero_ps (), _mm256_set1_ps (a[(size_t) r * lda + k - 1]), 0x55);
+      lo[r] = _mm256_fmadd_ps (x, w_lo, lo[r]);
+      if (!HALF)
+        hi[r] = _mm256_fmadd_ps (x, w_hi, hi[r]);
+    }
+  }
+  const __m256i mask = lanes_below (cols);
+  UNROLL_FULLY
+  for (int r = 0; r < R; r++) {
+    /* Output o = even chain + odd chain: add each lane to its neighbour, gather the even lanes of
+     * lo and hi in output order. */
+    const __m256 lo_sums = _mm256_add_ps (lo[r], _mm256_permute_ps (lo[r], 0xb1));
+    const __m256 hi_sums = _mm256_add_ps (hi[r], _mm256_permute_ps (hi[r], 0xb1));
+    const __m256 mixed = _mm256_shuffle_ps (lo_sums, hi_sums, _MM_SHUFFLE (2, 0, 2, 0));
+    const __m256 sums = _mm256_castpd_ps (_mm256_permute4x64_pd (_mm256_castps_pd (mixed), 0xd8));
+    float *out = c + (size_t) r * ldc;
+    _mm256_maskstore_ps (out, mask, finish (sums, bias, accumulate, out, mask, false));
+  }
+}
+
+#define DEFINE_PAIR_BLOCK(R, HALF, NAME)                                                           \
+  static void NAME (int k, const float *a, int lda, const float *pairs, int cols,                  \
+      const float *bias, bool accumulate, float *c, int ldc)                                       \
+  {                                                                                                \
+    pair_block (R, HALF, k, a, lda, pairs, cols, bias, accumulate, c, ldc);                        \
+  }
+#define DEFINE_PAIR_BLOCKS(R)                                                                      \
+  DEFINE_PAIR_BLOCK (R, false, pair_block_##R)                                                     \
+  DEFINE_PAIR_BLOCK (R, true, pair_block_##R##_half)
+DEFINE_PAIR_BLOCKS (1)
+DEFINE_PAIR_BLOCKS (2)
+DEFINE_PAIR_BLOCKS (3)
+DEFINE_PAIR_BLOCKS (4)
+DEFINE_PAIR_BLOCKS (5)
+DEFINE_PAIR_BLOCKS (6)
+/* [rows - 1][at most 4 outputs used] */
+static const PairBlockFunc pair_blocks[ROWS][2] = {
+  { pair_block_1, pair_block_1_half },
+  { pair_block_2, pair_block_2_half },
+  { pair_block_3, pair_block_3_half },
+  { pair_block_4, pair_block_4_half },
+  { pair_block_5, pair_block_5_half },
+  { pair_block_6, pair_block_6_half },
+};
+
+void
+mone_gemm_pairs_avx2 (int rows, int n, int k, const float *a, int lda, const float *pairs,
+    const float *bias, bool accumulate, float *c, int ldc)
+{
+  for (int r0 = 0; r0 < rows; r0 += ROWS) {
+    const int block_rows = rows - r0 < ROWS ? rows - r0 : ROWS;
+    pair_blocks[block_rows - 1][n <= 4](k, a + (size_t) r0 * lda, lda, pairs, n, bias, accumulate,
+        c + (size_t) r0 * ldc, ldc);
   }
 }

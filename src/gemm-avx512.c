@@ -11,6 +11,7 @@
 #include "gemm.h"
 
 #include <immintrin.h>
+#include <string.h>
 
 #define ROWS 14
 #define PANELS 2
@@ -174,5 +175,89 @@ mone_gemm_avx512 (int rows, int n, int k, const float *a, int lda, const float *
           panels + (size_t) (c0 / MONE_PANEL_WIDTH) * panel_stride, panel_stride, cols,
           bias ? bias + c0 : NULL, accumulate, c + (size_t) r0 * ldc + c0, ldc);
     }
+  }
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* At most 8 outputs, on the pair copy (gemm.h): one zmm accumulator per row, lane 2 o + s holding
+ * output o's chain over the inputs of parity s. Up to PAIR_ROWS rows share each pair row of
+ * weights; every FMA does 16 useful multiply-adds, where the panel kernel's 8-wide FMAs did 8. */
+
+#define PAIR_ROWS 14
+
+typedef void (*PairBlockFunc) (int k, const float *a, int lda, const float *pairs, int cols,
+    const float *bias, bool accumulate, float *c, int ldc);
+
+static inline __attribute__ ((always_inline)) void
+pair_block (const int R, int k, const float *a, int lda, const float *pairs, int cols,
+    const float *bias, bool accumulate, float *c, int ldc)
+{
+  __m512 acc[PAIR_ROWS];
+  UNROLL_FULLY
+  for (int r = 0; r < R; r++)
+    acc[r] = _mm512_setzero_ps ();
+  const int whole_pairs = k / 2;
+  for (int p = 0; p < whole_pairs; p++) {
+    if (PREFETCH_AHEAD > 0 && 2 * (p + PREFETCH_AHEAD) < k)
+      _mm_prefetch ((const char *) (pairs + (size_t) (p + PREFETCH_AHEAD) * 16), _MM_HINT_T0);
+    const __m512 w = _mm512_loadu_ps (pairs + (size_t) p * 16);
+    UNROLL_FULLY
+    for (int r = 0; r < R; r++) {
+      double two_inputs; /* a[r][2p], a[r][2p + 1] as one 64-bit value: broadcast by one load */
+      memcpy (&two_inputs, a + (size_t) r * lda + 2 * p, sizeof two_inputs);
+      acc[r] = _mm512_fmadd_ps (_mm512_castpd_ps (_mm512_set1_pd (two_inputs)), w, acc[r]);
+    }
+  }
+  if (k % 2) {
+    /* The last input alone: the odd lanes multiply a zero input (their weight is the next input's,
+     * or the copy's zero padding), as in the AVX2 kernel. */
+    const __m512 w = _mm512_loadu_ps (pairs + (size_t) whole_pairs * 16);
+    UNROLL_FULLY
+    for (int r = 0; r < R; r++)
+      acc[r] = _mm512_fmadd_ps (_mm512_maskz_mov_ps (0x5555, _mm512_set1_ps (a[(size_t) r * lda + k - 1])),
+          w, acc[r]);
+  }
+  /* Output o = even chain + odd chain: add each lane to its neighbour, keep the even lanes. */
+  const __m512i even_lanes = _mm512_setr_epi32 (0, 2, 4, 6, 8, 10, 12, 14, 0, 2, 4, 6, 8, 10, 12, 14);
+  UNROLL_FULLY
+  for (int r = 0; r < R; r++) {
+    const __m512 sums = _mm512_add_ps (acc[r], _mm512_permute_ps (acc[r], 0xb1));
+    finish_ymm (_mm512_castps512_ps256 (_mm512_permutexvar_ps (even_lanes, sums)), cols, bias, accumulate,
+        c + (size_t) r * ldc);
+  }
+}
+
+#define DEFINE_PAIR_BLOCK(R)                                                                       \
+  static void pair_block_##R (int k, const float *a, int lda, const float *pairs, int cols,        \
+      const float *bias, bool accumulate, float *c, int ldc)                                       \
+  {                                                                                                \
+    pair_block (R, k, a, lda, pairs, cols, bias, accumulate, c, ldc);                              \
+  }
+DEFINE_PAIR_BLOCK (1)
+DEFINE_PAIR_BLOCK (2)
+DEFINE_PAIR_BLOCK (3)
+DEFINE_PAIR_BLOCK (4)
+DEFINE_PAIR_BLOCK (5)
+DEFINE_PAIR_BLOCK (6)
+DEFINE_PAIR_BLOCK (7)
+DEFINE_PAIR_BLOCK (8)
+DEFINE_PAIR_BLOCK (9)
+DEFINE_PAIR_BLOCK (10)
+DEFINE_PAIR_BLOCK (11)
+DEFINE_PAIR_BLOCK (12)
+DEFINE_PAIR_BLOCK (13)
+DEFINE_PAIR_BLOCK (14)
+static const PairBlockFunc pair_blocks[PAIR_ROWS] = { pair_block_1, pair_block_2, pair_block_3,
+  pair_block_4, pair_block_5, pair_block_6, pair_block_7, pair_block_8, pair_block_9,
+  pair_block_10, pair_block_11, pair_block_12, pair_block_13, pair_block_14 };
+
+void
+mone_gemm_pairs_avx512 (int rows, int n, int k, const float *a, int lda, const float *pairs,
+    const float *bias, bool accumulate, float *c, int ldc)
+{
+  for (int r0 = 0; r0 < rows; r0 += PAIR_ROWS) {
+    const int block_rows = rows - r0 < PAIR_ROWS ? rows - r0 : PAIR_ROWS;
+    pair_blocks[block_rows - 1](k, a + (size_t) r0 * lda, lda, pairs, n, bias, accumulate,
+        c + (size_t) r0 * ldc, ldc);
   }
 }

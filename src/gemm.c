@@ -5,11 +5,23 @@
 #include <stdio.h>
 #include <string.h>
 
-size_t
-mone_packed_size (int outputs, int inputs)
+static size_t
+panel_floats (int outputs, int inputs)
 {
   const size_t panels = (size_t) (outputs + MONE_PANEL_WIDTH - 1) / MONE_PANEL_WIDTH;
   return panels * inputs * MONE_PANEL_WIDTH;
+}
+
+size_t
+mone_packed_size (int outputs, int inputs)
+{
+  return panel_floats (outputs, inputs) + (size_t) (inputs + 1) / 2 * MONE_PANEL_WIDTH;
+}
+
+const float *
+mone_packed_pairs (const MonePackedMatrix *w)
+{
+  return w->panels + panel_floats (w->outputs, w->inputs);
 }
 
 void
@@ -25,6 +37,13 @@ mone_pack_weights (int outputs, int inputs, const float *w, int ldw, float *pane
         panel[(size_t) i * MONE_PANEL_WIDTH + col] = out < outputs ? row[i] : 0.0f;
     }
   }
+  /* The pair layout of the first MONE_PAIR_OUTPUTS outputs (gemm.h). */
+  float *pairs = panels + panel_floats (outputs, inputs);
+  for (int pair = 0; pair < (inputs + 1) / 2; pair++)
+    for (int lane = 0; lane < MONE_PANEL_WIDTH; lane++) {
+      const int out = lane / 2, in = 2 * pair + lane % 2;
+      pairs[(size_t) pair * MONE_PANEL_WIDTH + lane] = out < outputs && in < inputs ? w[(size_t) out * ldw + in] : 0.0f;
+    }
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -104,10 +123,26 @@ mone_gemm_avx512 (int rows, int n, int k, const float *a, int lda, const float *
 {
   g_assert_not_reached ();
 }
+
+void
+mone_gemm_pairs_avx2 (int rows, int n, int k, const float *a, int lda, const float *pairs,
+    const float *bias, bool accumulate, float *c, int ldc)
+{
+  g_assert_not_reached ();
+}
+
+void
+mone_gemm_pairs_avx512 (int rows, int n, int k, const float *a, int lda, const float *pairs,
+    const float *bias, bool accumulate, float *c, int ldc)
+{
+  g_assert_not_reached ();
+}
 #endif
 
 static const MoneGemmKernel kernels[MONE_ISA_COUNT] = { mone_gemm_generic, mone_gemm_avx2,
   mone_gemm_avx512, NULL };
+static const MoneGemmPairKernel pair_kernels[MONE_ISA_COUNT] = { NULL, mone_gemm_pairs_avx2,
+  mone_gemm_pairs_avx512, NULL };
 
 void
 mone_gemm_packed (MoneIsa isa, int rows, int n, int k, const float *a, int lda,
@@ -116,6 +151,9 @@ mone_gemm_packed (MoneIsa isa, int rows, int n, int k, const float *a, int lda,
   g_assert (isa >= 0 && isa < MONE_ISA_OPENBLAS && n <= w->outputs && k <= w->inputs);
   if (rows <= 0 || n <= 0)
     return;
-  kernels[isa](rows, n, k, a, lda, w->panels, (size_t) w->inputs * MONE_PANEL_WIDTH, bias,
-      accumulate, c, ldc);
+  if (n <= MONE_PAIR_OUTPUTS && pair_kernels[isa])
+    pair_kernels[isa](rows, n, k, a, lda, mone_packed_pairs (w), bias, accumulate, c, ldc);
+  else
+    kernels[isa](rows, n, k, a, lda, w->panels, (size_t) w->inputs * MONE_PANEL_WIDTH, bias,
+        accumulate, c, ldc);
 }

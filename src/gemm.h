@@ -13,11 +13,21 @@
  * MONE_PANEL_WIDTH between panels); producing the first n' outputs reads the first
  * ceil(n' / MONE_PANEL_WIDTH) panels. One layout serves both slicings and every ISA.
  *
+ * Products with at most MONE_PAIR_OUTPUTS = 8 outputs (the narrowest experts' attention projection
+ * and fc2 when d_j <= 8) would use half of each 16-wide panel row; the x86 kernels read a second,
+ * small copy of the first 8 outputs instead, in input pairs:
+ *
+ *   pairs[p][2 o + s] = W[o][2 p + s]      (ceil(inputs / 2), 16), zero past the matrix
+ *
+ * so one 16-wide FMA takes two inputs of one row (the pair broadcast as a 64-bit value) for all 8
+ * outputs, and each output's even and odd inputs accumulate in separate chains, added at the end.
+ *
  * Kernels (AVX-512F, AVX2+FMA, portable C) are picked once per process from the CPU (cpu-isa.h),
  * or forced with MONE_ISA=avx512|avx2|generic; MONE_ISA=openblas sends the projections to
  * cblas_sgemm on the unpacked weights, as a reference. Every output element is one accumulation over k in
- * increasing order, whatever the row blocking, so results do not depend on how rows are split
- * over tasks (the FMA kernels agree bit for bit with each other too). */
+ * increasing order (for the pair kernels: its even inputs and its odd inputs, each in increasing
+ * order, then their sum), whatever the row blocking, so results do not depend on how rows are
+ * split over tasks (the FMA kernels agree bit for bit with each other too). */
 #ifndef MONE_GEMM_H
 #define MONE_GEMM_H
 
@@ -34,6 +44,14 @@
 #define UNROLL_FULLY _Pragma ("clang loop unroll(full)")
 #else
 #define UNROLL_FULLY _Pragma ("GCC unroll 16")
+/* The pair kernels (n <= MONE_PAIR_OUTPUTS), same contract, on mone_packed_pairs. */
+typedef void (*MoneGemmPairKernel) (int rows, int n, int k, const float *a, int lda,
+    const float *pairs, const float *bias, bool accumulate, float *c, int ldc);
+void mone_gemm_pairs_avx2 (int rows, int n, int k, const float *a, int lda, const float *pairs,
+    const float *bias, bool accumulate, float *c, int ldc);
+void mone_gemm_pairs_avx512 (int rows, int n, int k, const float *a, int lda, const float *pairs,
+    const float *bias, bool accumulate, float *c, int ldc);
+
 #endif
 
 typedef struct {
@@ -41,10 +59,15 @@ typedef struct {
   int outputs, inputs; /* the (out, in) shape of the original matrix */
 } MonePackedMatrix;
 
-/* Floats of the packed form of an (outputs, inputs) matrix. */
+#define MONE_PAIR_OUTPUTS 8
+
+/* Floats of the packed form of an (outputs, inputs) matrix: its panels, then its pair copy. */
 size_t mone_packed_size (int outputs, int inputs);
 /* Packs w (outputs, inputs), row stride ldw, into panels (mone_packed_size floats). */
 void mone_pack_weights (int outputs, int inputs, const float *w, int ldw, float *panels);
+
+/* The pair copy of the first MONE_PAIR_OUTPUTS outputs, after the panels. */
+const float *mone_packed_pairs (const MonePackedMatrix *w);
 
 /* c (rows, n) = a (rows, k) W[:n, :k]^T [+ bias (n)] [+ c if accumulate], for n <= W.outputs and
  * k <= W.inputs; a and c are row-major with strides lda, ldc and must not overlap. isa must be a
@@ -64,5 +87,13 @@ void mone_gemm_avx2 (int rows, int n, int k, const float *a, int lda, const floa
     size_t panel_stride, const float *bias, bool accumulate, float *c, int ldc);
 void mone_gemm_avx512 (int rows, int n, int k, const float *a, int lda, const float *panels,
     size_t panel_stride, const float *bias, bool accumulate, float *c, int ldc);
+
+/* The pair kernels (n <= MONE_PAIR_OUTPUTS), same contract, on mone_packed_pairs. */
+typedef void (*MoneGemmPairKernel) (int rows, int n, int k, const float *a, int lda,
+    const float *pairs, const float *bias, bool accumulate, float *c, int ldc);
+void mone_gemm_pairs_avx2 (int rows, int n, int k, const float *a, int lda, const float *pairs,
+    const float *bias, bool accumulate, float *c, int ldc);
+void mone_gemm_pairs_avx512 (int rows, int n, int k, const float *a, int lda, const float *pairs,
+    const float *bias, bool accumulate, float *c, int ldc);
 
 #endif

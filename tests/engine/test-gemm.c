@@ -153,6 +153,16 @@ test_model_shapes (void)
     { 3, 256, 64, 256, 8, FALSE, TRUE },
     { 17, 300, 40, 300, 40, TRUE, TRUE },
     { 1, 200, 31, 136, 31, TRUE, FALSE },
+    /* At most 8 outputs (the pair kernels): the narrowest scene expert's proj and fc2, odd and
+     * zero k, at most 4 outputs (AVX2's half pair block), row counts around both kernels' blocks. */
+    { 31, 64, 64, 8, 64, TRUE, TRUE },
+    { 31, 64, 256, 8, 256, FALSE, TRUE },
+    { 20, 64, 63, 8, 63, TRUE, FALSE },
+    { 15, 8, 9, 8, 9, TRUE, TRUE },
+    { 7, 5, 1, 5, 1, FALSE, TRUE },
+    { 6, 12, 10, 3, 7, TRUE, TRUE },
+    { 13, 9, 40, 4, 0, TRUE, TRUE },
+    { 29, 6, 301, 6, 301, FALSE, FALSE },
   };
   for (size_t i = 0; i < G_N_ELEMENTS (fixed); i++)
     check_case (&fixed[i]);
@@ -167,6 +177,8 @@ test_random_shapes (void)
     t.outputs = 1 + (int) check_uniform (0, trial % 3 ? 100 : 300);
     t.inputs = 1 + (int) check_uniform (0, 300);
     t.n = 1 + (int) check_uniform (0, (float) t.outputs - 0.5f);
+    if (trial % 4 == 0) /* every fourth: at most 8 outputs (the pair kernels) */
+      t.n = MIN (t.n, 1 + (int) check_uniform (0, 7.5f));
     t.k = (int) check_uniform (0, (float) t.inputs + 0.5f);
     t.bias = check_uniform (0, 1) < 0.5f;
     t.accumulate = check_uniform (0, 1) < 0.5f;
