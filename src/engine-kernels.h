@@ -29,6 +29,10 @@ void mone_softmax_rows (int n_rows, int n_cols, float scale, float *x, int ld, f
 void mone_bias_gelu_scale_rows (int n_rows, int n_cols, float *x, int ld, const float *bias,
     const float *row_scale);
 
+/* In place: x[i, c] += row_scale[i] * bias[c]: the fc2 bias under the MLP's gate. */
+void mone_scale_bias_add_rows (int n_rows, int n_cols, float *x, int ld, const float *bias,
+    const float *row_scale);
+
 /* out[i] = exp(x[i]) (relative error ~2e-7); for tests of the vector exp. */
 void mone_exp_array (int n, const float *x, float *out);
 /* out[i] = erf(x[i]) as used by the GELU above; for tests. */

@@ -571,9 +571,7 @@ finish_block (MoneContext *ctx, const MoneBlockWeights *b, int d, int r0, int n)
   mone_bias_gelu_scale_rows (n, F, hidden, F, b->fc1_bias, gate);
 
   /* x[:, :d] += gate * b_2[:d] + hidden W_2[:d, :]^T; W_2 (D, F), its leading d rows. */
-  for (int i = 0; i < n; i++)
-    for (int k = 0; k < d; k++)
-      x[(size_t) i * D + k] += gate[i] * b->fc2_bias[k];
+  mone_scale_bias_add_rows (n, d, x, D, b->fc2_bias, gate);
   tokens_times_weights (ctx, n, d, F, hidden, F, &b->fc2_packed, b->fc2_weight, NULL, true, x, D);
 }
 

@@ -71,6 +71,13 @@ mone_bias_gelu_scale_rows (int n_rows, int n_cols, float *x, int ld, const float
 }
 
 void
+mone_scale_bias_add_rows (int n_rows, int n_cols, float *x, int ld, const float *bias,
+    const float *row_scale)
+{
+  mone_kernels ()->scale_bias_add_rows (n_rows, n_cols, x, ld, bias, row_scale);
+}
+
+void
 mone_exp_array (int n, const float *x, float *out)
 {
   mone_kernels ()->exp_array (n, x, out);

@@ -180,6 +180,23 @@ bias_gelu_scale_rows (int n_rows, int n_cols, float *x, int ld, const float *bia
   }
 }
 
+/* x[r, c] += row_scale[r] * bias[c] (one FMA where the build has them, simd.h). */
+static void
+scale_bias_add_rows (int n_rows, int n_cols, float *x, int ld, const float *bias, const float *row_scale)
+{
+  for (int r = 0; r < n_rows; r++) {
+    float *row = x + (size_t) r * ld;
+    const vf s = splat (row_scale[r]);
+    int c = 0;
+    for (; c + LANES <= n_cols; c += LANES)
+      vstore (row + c, vload (row + c) + s * vload (bias + c));
+    if (c < n_cols) {
+      const int n = n_cols - c;
+      vstore_first (row + c, vload_first (row + c, n) + s * vload_first (bias + c, n), n);
+    }
+  }
+}
+
 void KERNEL (mone_attention_block) (int n_queries, int n_keys, int head_dim, const float *q,
     const float *k, const float *v, int ld_qkv, float *out, int ld_out, float *scratch);
 
@@ -187,6 +204,7 @@ const MoneKernels KERNEL (mone_kernels) = {
   .layernorm_rows = layernorm_rows,
   .softmax_rows = softmax_rows,
   .bias_gelu_scale_rows = bias_gelu_scale_rows,
+  .scale_bias_add_rows = scale_bias_add_rows,
   .exp_array = exp_array,
   .erf_array = erf_array,
   .normalize_array = normalize_array,

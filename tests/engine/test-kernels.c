@@ -217,6 +217,21 @@ test_row_kernels (const MoneKernels *kernels)
       CHECK (m[c] == (orig[c] - 0.45f) * (1.0f / 0.226f), "%s normalize w=%d [%d] %g", isa_label, w,
           c, m[c]);
     CHECK (m[w] == 55.0f, "%s normalize wrote past its row", isa_label);
+    /* Gated bias: one rounding per multiply and add, or one for both where the build contracts
+     * them into an FMA (every path but the generic one, simd.h); nothing past w in any row. */
+    const gboolean fused = kernels != mone_kernels_for_isa (MONE_ISA_GENERIC);
+    for (int i = 0; i < rows * ld; i++)
+      m[i] = orig[i];
+    kernels->scale_bias_add_rows (rows, w, m, ld, beta, scale);
+    for (int r = 0; r < rows; r++) {
+      for (int c = 0; c < w; c++) {
+        const float want = fused ? fmaf (scale[r], beta[c], orig[r * ld + c]) : orig[r * ld + c] + scale[r] * beta[c];
+        CHECK (m[r * ld + c] == want, "%s scale_bias_add w=%d [%d, %d] %g, want %g", isa_label, w, r, c,
+            m[r * ld + c], want);
+      }
+      for (int c = w; c < ld && r < rows - 1; c++)
+        CHECK (m[r * ld + c] == orig[r * ld + c], "%s scale_bias_add wrote past row %d", isa_label, r);
+    }
     check_layernorm (kernels, w, rows, ld, orig, out, gamma, beta, 0.0f, 1.0f);
     check_layernorm (kernels, w, rows, ld, orig, out, gamma, beta, 3e3f, 1.0f);
     check_layernorm (kernels, w, rows, ld, orig, out, gamma, beta, 0.0f, 1e-3f);
