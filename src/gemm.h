@@ -44,14 +44,6 @@
 #define UNROLL_FULLY _Pragma ("clang loop unroll(full)")
 #else
 #define UNROLL_FULLY _Pragma ("GCC unroll 16")
-/* The pair kernels (n <= MONE_PAIR_OUTPUTS), same contract, on mone_packed_pairs. */
-typedef void (*MoneGemmPairKernel) (int rows, int n, int k, const float *a, int lda,
-    const float *pairs, const float *bias, bool accumulate, float *c, int ldc);
-void mone_gemm_pairs_avx2 (int rows, int n, int k, const float *a, int lda, const float *pairs,
-    const float *bias, bool accumulate, float *c, int ldc);
-void mone_gemm_pairs_avx512 (int rows, int n, int k, const float *a, int lda, const float *pairs,
-    const float *bias, bool accumulate, float *c, int ldc);
-
 #endif
 
 typedef struct {
