@@ -91,6 +91,7 @@ struct MoneContext {
   double *router_center_sum; /* (D) */
   float *router_center;      /* (D) the frame's mean patch token */
   float *router_hidden;      /* (S, R) hidden units of every row */
+  const MoneKernels *router_kernels; /* the generic build's, whatever the ISA (route_frame_hidden) */
   float *gate;         /* (S) grouped rows: alpha g + 1 */
   float *pooled;       /* (D) */
   float *logits;       /* (K) */
@@ -268,7 +269,7 @@ route_frame_hidden (MoneContext *ctx)
       h[i] = acc;
     }
   }
-  mone_kernels_for_isa (MONE_ISA_GENERIC)->bias_gelu_scale_rows (S, R, ctx->router_hidden, R, w->router_hidden_bias, NULL);
+  ctx->router_kernels->bias_gelu_scale_rows (S, R, ctx->router_hidden, R, w->router_hidden_bias, NULL);
 
   for (int r = 0; r < S; r++) {
     double logit[MONE_MAX_EXPERTS];
@@ -387,6 +388,7 @@ mone_context_new (MoneModel *model, int n_threads, GError **error)
     mone_context_free (ctx);
     return NULL;
   }
+  ctx->router_kernels = mone_kernels_for_isa (MONE_ISA_GENERIC);
   for (size_t i = 0; i < R; i++) /* the hidden router's W_h, transposed (route_frame_hidden) */
     for (size_t d = 0; d < D; d++)
       ctx->router_weight_t[d * R + i] = model->weights.router_hidden_weight[i * D + d];
