@@ -714,6 +714,7 @@ mone_context_run (MoneContext *ctx, const float *input, double budget, MoneResul
   ctx->input = input;
   ctx->alpha = w->alpha[0];
   ctx->n_patch_tasks = MIN (ctx->n_threads, N);
+  mone_thread_pool_begin_series (ctx->pool);
   mone_thread_pool_run (ctx->pool, ctx->n_patch_tasks, embed_task, ctx);
   if (c->router_hidden)
     route_frame_hidden (ctx);
@@ -733,6 +734,7 @@ mone_context_run (MoneContext *ctx, const float *input, double budget, MoneResul
     if (l < c->depth)
       mone_thread_pool_run (ctx->pool, c->heads * query_blocks, attention_task, ctx);
   }
+  mone_thread_pool_end_series (ctx->pool);
 
   /* Mean pool of the final LayerNorm output (in ctx->normed), or the class token's row (the first
    * of the widest expert's group), head, softmax. */

@@ -1,10 +1,14 @@
-/* Fork-join pool (threadpool.h). Workers sleep on a condition variable between jobs, after a short
- * spin: a frame issues ~2 jobs per transformer block only tens of microseconds apart, and a
- * futex wake-up costs about as much as the job's smallest tasks. */
+/* Fork-join pool (threadpool.h). Between jobs, workers spin and then sleep on a condition variable.
+ * Inside a series (one frame: ~2 jobs per transformer block, microseconds apart) they keep
+ * spinning: waking a sleeping thread takes a futex call and, in a virtual machine, an
+ * inter-processor interrupt, tens of microseconds that the short spin alone did not bridge
+ * (docs/engine.md, Threads). Outside a series they sleep after the short spin, so an idle pool
+ * between frames does not hold a core. */
 #include "threadpool.h"
 
 #include <glib.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 
@@ -19,6 +23,10 @@
  * is some 10-50 us: long enough to bridge the gap between the jobs of one frame, short enough not
  * to burn a core that an oversubscribed machine needs for someone else. */
 #define SPIN_ITERATIONS 1000
+
+/* Inside a series, the longest a thread spins before sleeping anyway: a bound for a caller that
+ * stalls in the middle of its series, far above any gap between the jobs of a frame. */
+#define SERIES_SPIN_US 5000
 
 struct MoneThreadPool {
   int n_threads;
@@ -37,12 +45,51 @@ struct MoneThreadPool {
   atomic_int busy; /* workers still inside the current job */
   atomic_uint generation;
   atomic_bool stopping;
+  atomic_bool in_series; /* between mone_thread_pool_begin_series and _end_series */
 };
 
 typedef struct {
   MoneThreadPool *pool;
   int thread;
 } WorkerStart;
+
+/* Spins while `waiting (pool, value)` holds, for SPIN_ITERATIONS pauses, or up to SERIES_SPIN_US
+ * while the pool is in a series. Returns whether the wait is over (false: go to sleep). */
+static bool
+spin_while (MoneThreadPool *pool, bool (*waiting) (MoneThreadPool *, unsigned), unsigned value)
+{
+  gint64 deadline = 0;
+  for (int spins = 0; waiting (pool, value); spins++) {
+    if (spins >= SPIN_ITERATIONS && (spins & 63) == 0) {
+      if (!atomic_load_explicit (&pool->in_series, memory_order_relaxed))
+        return false;
+      const gint64 now = g_get_monotonic_time ();
+      if (!deadline)
+        deadline = now + SERIES_SPIN_US;
+      else if (now > deadline)
+        return false;
+      /* Past the short spin, let any other runnable thread on this core (an oversubscribed
+       * machine, another stream's pool) have it. */
+      sched_yield ();
+    }
+    cpu_relax ();
+  }
+  return true;
+}
+
+static bool
+no_new_job (MoneThreadPool *pool, unsigned seen)
+{
+  return atomic_load_explicit (&pool->generation, memory_order_acquire) == seen
+      && !atomic_load_explicit (&pool->stopping, memory_order_relaxed);
+}
+
+static bool
+workers_busy (MoneThreadPool *pool, unsigned unused)
+{
+  (void) unused;
+  return atomic_load_explicit (&pool->busy, memory_order_acquire) > 0;
+}
 
 static void
 run_tasks (MoneThreadPool *pool, int thread)
@@ -65,23 +112,17 @@ worker_main (void *data)
    * this thread got to run. */
   unsigned seen = 0;
   for (;;) {
-    /* Wait for a new generation: spin first, then sleep. */
-    unsigned gen;
-    int spins = 0;
-    while ((gen = atomic_load_explicit (&pool->generation, memory_order_acquire)) == seen
-        && !atomic_load (&pool->stopping) && spins < SPIN_ITERATIONS) {
-      cpu_relax ();
-      spins++;
-    }
-    if (gen == seen && !atomic_load (&pool->stopping)) {
+    /* Wait for a new generation: spin first, then sleep. It cannot move on again before this
+     * thread has finished the job (the caller waits for `busy`), so reading it once is enough. */
+    if (!spin_while (pool, no_new_job, seen)) {
       pthread_mutex_lock (&pool->lock);
-      while ((gen = atomic_load (&pool->generation)) == seen && !atomic_load (&pool->stopping))
+      while (no_new_job (pool, seen))
         pthread_cond_wait (&pool->job_posted, &pool->lock);
       pthread_mutex_unlock (&pool->lock);
     }
     if (atomic_load (&pool->stopping))
       return NULL;
-    seen = gen;
+    seen = atomic_load_explicit (&pool->generation, memory_order_acquire);
     run_tasks (pool, thread);
     if (atomic_fetch_sub_explicit (&pool->busy, 1, memory_order_acq_rel) == 1) {
       pthread_mutex_lock (&pool->lock);
@@ -105,6 +146,7 @@ mone_thread_pool_new (int n_threads)
   atomic_init (&pool->busy, 0);
   atomic_init (&pool->generation, 0);
   atomic_init (&pool->stopping, false);
+  atomic_init (&pool->in_series, false);
   pool->workers = g_new0 (pthread_t, n_threads);
   for (int i = 1; i < n_threads; i++) {
     WorkerStart *start = g_new (WorkerStart, 1);
@@ -167,15 +209,22 @@ mone_thread_pool_run (MoneThreadPool *pool, int n_tasks, MoneTaskFunc fn, void *
 
   run_tasks (pool, 0);
 
-  int spins = 0;
-  while (atomic_load_explicit (&pool->busy, memory_order_acquire) > 0 && spins < SPIN_ITERATIONS) {
-    cpu_relax ();
-    spins++;
-  }
-  if (atomic_load_explicit (&pool->busy, memory_order_acquire) > 0) {
+  if (!spin_while (pool, workers_busy, 0)) {
     pthread_mutex_lock (&pool->lock);
     while (atomic_load (&pool->busy) > 0)
       pthread_cond_wait (&pool->job_finished, &pool->lock);
     pthread_mutex_unlock (&pool->lock);
   }
+}
+
+void
+mone_thread_pool_begin_series (MoneThreadPool *pool)
+{
+  atomic_store_explicit (&pool->in_series, true, memory_order_relaxed);
+}
+
+void
+mone_thread_pool_end_series (MoneThreadPool *pool)
+{
+  atomic_store_explicit (&pool->in_series, false, memory_order_relaxed);
 }

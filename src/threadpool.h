@@ -21,4 +21,10 @@ int mone_thread_pool_get_threads (const MoneThreadPool *pool);
  * at a time (a pool belongs to one MoneContext). */
 void mone_thread_pool_run (MoneThreadPool *pool, int n_tasks, MoneTaskFunc fn, void *arg);
 
+/* Brackets a series of jobs that follow each other closely (one frame): inside it, idle workers
+ * wait for the next job spinning instead of sleeping, up to a few milliseconds. Outside it they
+ * sleep after a short spin. Only changes timing, never results. */
+void mone_thread_pool_begin_series (MoneThreadPool *pool);
+void mone_thread_pool_end_series (MoneThreadPool *pool);
+
 #endif
