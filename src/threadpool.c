@@ -19,9 +19,9 @@
 #define cpu_relax() ((void) 0)
 #endif
 
-/* Iterations of the spin before sleeping; each is a pause instruction (~10-140 cycles), so this
- * is some 10-50 us: long enough to bridge the gap between the jobs of one frame, short enough not
- * to burn a core that an oversubscribed machine needs for someone else. */
+/* Iterations of the short spin, each a pause instruction (~10-140 cycles), some 10-50 us: outside
+ * a series a waiting thread then sleeps, inside one it then yields its core between checks, so an
+ * oversubscribed machine gets the core back from it. */
 #define SPIN_ITERATIONS 1000
 
 /* Inside a series, the longest a thread spins before sleeping anyway: a bound for a caller that
