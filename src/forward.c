@@ -1,6 +1,7 @@
 /* The MoNE forward pass (docs/mone.md "Forward pass of an image model") and its per-stream context.
  *
  * Layout of one frame:
+ *   stem (mone.stem): S 3x3 stride-2 convolutions + GELU on every frame, one pool run per layer
  *   patchify + patch embed + pos embed + router     (rows in token order)
  *   capacity -> token counts -> Expert Preferred Routing
  *   group: permute the token rows so that each expert's tokens are contiguous (ascending token
@@ -24,7 +25,8 @@
  * instead (k = d_j with the full leading dimension, or the leading d_j rows), as a reference.
  *
  * Threads: OpenBLAS is set to one thread and our own pool (threadpool.h) splits the work:
- * row ranges of each expert for the token-wise parts, (head, query block) pairs for attention.
+ * row ranges of each expert for the token-wise parts, (head, query block) pairs for attention,
+ * output rows of a layer for the stem.
  * Why not OpenBLAS's threads: its thread count is process-global, its per-call threshold decides
  * to thread or not by size, and at these sizes (N ~ 200, D ~ 200) most calls would stay serial
  * while LayerNorm, softmax and GELU -- a large share of the time at low budgets -- would not be
@@ -54,6 +56,12 @@
  * once (on the openblas path, repacks them), so fewer, longer tasks are faster, while its hidden
  * activations (rows x F) still fit a 1 MB L2. */
 #define ROW_BLOCK 256
+/* Stem: each task builds the im2col rows of this many floats' worth of output pixels at a time in
+ * its own scratch (32 KB: it stays in L1/L2 while the product reads it), whatever the map's
+ * size. */
+#define STEM_CHUNK_FLOATS 8192
+/* ...and runs its GELU on rows of at least this many values (MoneContext.stem_bias_tiled). */
+#define STEM_GELU_ROW 64
 /* openblas path: groups of at most this many rows multiply with mone_gemm_nt_few_rows, which
  * does not repack the weights (at e = 0.25 on ViT-Ti, 18.1 -> 16.1 ms). */
 #define FEW_ROWS 16
@@ -75,9 +83,20 @@ struct MoneContext {
   MoneIsa isa; /* which kernels multiply the projections (gemm.h) */
 
   /* Workspaces (N patch tokens, S = N + class token sequence rows, D width, F MLP width,
-   * P = C*t*p*p patch values, E experts, K classes). */
+   * P = C'*t*p'*p' patch values (mone_patch_inputs), E experts, K classes). */
   int seq;             /* S */
-  float *patches;      /* (N, P) normalised patch pixels, token order */
+  /* Stem (mone.stem, layers i < c->stem_layers, C_i channels): feature maps channels last, so
+   * that a product's output rows (pixels) are the map's rows. */
+  float *stem_maps[MONE_MAX_STEM_LAYERS]; /* (T, H >> (i + 1), W >> (i + 1), C_i) */
+  float *stem_columns; /* (threads, stem_chunk_floats) each task's im2col rows */
+  size_t stem_chunk_floats;
+  /* Layer i's bias repeated for stem_gelu_pixels[i] pixels: its GELU then runs on rows of at
+   * least 64 values, where the kernel overlaps four vectors' dependency chains (rows of 16 or 32
+   * channels would run one vector at a time). GELU is element-wise: the same bits either way. */
+  float *stem_bias_tiled[MONE_MAX_STEM_LAYERS]; /* (stem_gelu_pixels[i] * C_i) */
+  int stem_gelu_pixels[MONE_MAX_STEM_LAYERS];
+  int stem_layer, n_stem_tasks; /* the layer the running stem tasks compute, and their number */
+  float *patches;      /* (N, P) normalised patch pixels or stem features, token order */
   float *embedded;     /* (S, D) patch embedding + pos embedding, class token first */
   float *x;            /* (S, D) residual stream, grouped rows */
   float *normed;       /* (S, D) LayerNorm output; row of expert j uses its leading d_j */
@@ -119,6 +138,14 @@ expert_width (const MoneConfig *c, int j)
   return c->dim >> (c->experts - 1 - j);
 }
 
+/* Output pixels per im2col chunk of a stem layer with K = 9 C_{i-1} inputs per pixel: at least a
+ * register block of the product's rows, or wide layers would stream their weights once per pixel. */
+static inline size_t
+stem_chunk_pixels (size_t K)
+{
+  return MAX (16, STEM_CHUNK_FLOATS / K);
+}
+
 /* ---------------------------------------------------------------------------------------------- */
 /* FLOPs (multiply-add = 2) of the matrix products; element-wise work is not counted. */
 
@@ -126,7 +153,7 @@ static double
 flops_for_counts (const MoneConfig *c, const int *counts)
 {
   const double N = c->tokens, D = c->dim, F = c->mlp_dim, E = c->experts, K = c->classes;
-  const double P = (double) c->channels * c->tubelet * c->patch * c->patch;
+  const double P = mone_patch_inputs (c);
   const double S = N + (c->pool == MONE_POOL_CLS); /* the class token: widest expert */
   /* sum_j n_j d_j: the token-width product every nested projection scales with. */
   double token_width = (S - N) * D;
@@ -136,7 +163,12 @@ flops_for_counts (const MoneConfig *c, const int *counts)
       + 2 * 2 * S * S * D                    /* scores and attention x V, full width */
       + 2 * token_width * D                  /* proj: (n_j x D) x (D x d_j) */
       + 2 * 2 * token_width * F;             /* fc1 and fc2 */
-  return 2 * N * P * D                       /* patch embedding */
+  /* Stem layer i: every output pixel of every frame reads 3x3 pixels of C_{i-1} channels. */
+  double stem = 0;
+  for (int i = 0, in = c->channels; i < c->stem_layers; in = c->stem_channels[i++])
+    stem += 2.0 * c->frames * (c->height >> (i + 1)) * (c->width >> (i + 1)) * c->stem_channels[i]
+        * in * 9;
+  return stem + 2 * N * P * D                /* patch embedding */
       + (c->router_hidden ? 2 * S * c->router_hidden * (D + E) : 2 * S * D * E) /* router */
       + c->depth * per_block + 2 * D * K;    /* head */
 }
@@ -296,6 +328,11 @@ mone_context_free (MoneContext *ctx)
   if (!ctx)
     return;
   mone_thread_pool_free (ctx->pool);
+  for (int i = 0; i < MONE_MAX_STEM_LAYERS; i++) {
+    g_aligned_free (ctx->stem_maps[i]);
+    g_aligned_free (ctx->stem_bias_tiled[i]);
+  }
+  g_aligned_free (ctx->stem_columns);
   g_aligned_free (ctx->patches);
   g_aligned_free (ctx->embedded);
   g_aligned_free (ctx->x);
@@ -345,7 +382,7 @@ mone_context_new (MoneModel *model, int n_threads, GError **error)
 
   const MoneConfig *c = &model->config;
   const size_t N = c->tokens, D = c->dim, F = c->mlp_dim, E = c->experts, K = c->classes;
-  const size_t P = (size_t) c->channels * c->tubelet * c->patch * c->patch;
+  const size_t P = (size_t) mone_patch_inputs (c);
   const size_t S = N + (c->pool == MONE_POOL_CLS);
   MoneContext *ctx = g_new0 (MoneContext, 1);
   ctx->seq = (int) S;
@@ -356,6 +393,18 @@ mone_context_new (MoneModel *model, int n_threads, GError **error)
   ctx->isa = mone_isa_default ();
 
   gboolean ok = TRUE;
+  for (int i = 0; i < c->stem_layers; i++)
+    ctx->stem_maps[i] = workspace ((size_t) c->frames * (c->height >> (i + 1))
+            * (c->width >> (i + 1)) * c->stem_channels[i],
+        &ok);
+  for (int i = 0; i < c->stem_layers; i++) {
+    const size_t K = 9 * (size_t) mone_stem_in_channels (c, i);
+    ctx->stem_chunk_floats = MAX (ctx->stem_chunk_floats, stem_chunk_pixels (K) * K);
+    ctx->stem_gelu_pixels[i] = (STEM_GELU_ROW + c->stem_channels[i] - 1) / c->stem_channels[i];
+    ctx->stem_bias_tiled[i] = workspace ((size_t) ctx->stem_gelu_pixels[i] * c->stem_channels[i],
+        &ok);
+  }
+  ctx->stem_columns = workspace (n_threads * ctx->stem_chunk_floats, &ok);
   ctx->patches = workspace (N * P, &ok);
   ctx->embedded = workspace (S * D, &ok);
   ctx->x = workspace (S * D, &ok);
@@ -389,6 +438,10 @@ mone_context_new (MoneModel *model, int n_threads, GError **error)
     return NULL;
   }
   ctx->router_kernels = mone_kernels_for_isa (MONE_ISA_GENERIC);
+  for (int i = 0; i < c->stem_layers; i++)
+    for (int k = 0; k < ctx->stem_gelu_pixels[i]; k++)
+      memcpy (ctx->stem_bias_tiled[i] + (size_t) k * c->stem_channels[i],
+          model->weights.stem_bias[i], sizeof (float) * c->stem_channels[i]);
   for (size_t i = 0; i < R; i++) /* the hidden router's W_h, transposed (route_frame_hidden) */
     for (size_t d = 0; d < D; d++)
       ctx->router_weight_t[d * R + i] = model->weights.router_hidden_weight[i * D + d];
@@ -476,6 +529,127 @@ tokens_times_weights (MoneContext *ctx, int n, int m, int k, const float *a, int
 }
 
 /* ---------------------------------------------------------------------------------------------- */
+/* Stem: layer i is a 3x3 convolution of stride 2 with zero padding 1, then GELU, on every frame;
+ * its output is (H >> (i + 1), W >> (i + 1)) (H and W are multiples of 2^S). Computed as im2col
+ * rows (one per output pixel, its 3x3 x C_{i-1} inputs in (row, column, channel) order) times the
+ * weight reordered to match at load (MoneWeights.stem_packed; the openblas path multiplies the
+ * unpacked stem_weight_taps): the output rows are the pixels of a channels-last map, which the
+ * next layer's im2col reads as runs of 3 C contiguous values. Each output value is one product in
+ * a fixed order, whatever task computes it, so thread counts give the same bits.
+ * Task = a range of output rows (all frames' rows in order). */
+
+/* Im2col rows of output pixels (oy, ox0 .. ox0 + n - 1) of stem layer 0 from one frame's
+ * (C, H, W) pixels, normalised as patchify_tokens does and zero outside the frame. Input row y and
+ * column x = 2 o - 1 + k for output o and tap k: only the top and left padding is ever read (H and
+ * W are even). */
+static void
+stem_columns_from_pixels (const MoneConfig *c, const float *frame_pixels, int oy, int ox0, int n,
+    float *columns)
+{
+  const int C = c->channels, H = c->height, W = c->width, K = 9 * C;
+  for (int ky = 0; ky < 3; ky++) {
+    const int y = 2 * oy - 1 + ky;
+    for (int ch = 0; ch < C; ch++) {
+      float *dst = columns + ky * 3 * C + ch; /* tap (ky, kx) of pixel i: dst[i * K + kx * C] */
+      if (y < 0) {
+        for (int i = 0; i < n; i++)
+          for (int kx = 0; kx < 3; kx++)
+            dst[(size_t) i * K + kx * C] = 0.0f;
+        continue;
+      }
+      const float mean = c->mean[ch], inv_std = 1.0f / c->std[ch];
+      const float *src = frame_pixels + ((size_t) ch * H + y) * W; /* (W) */
+      int i = 0;
+      if (ox0 == 0) { /* x = -1, 0, 1 */
+        dst[0] = 0.0f;
+        dst[C] = (src[0] - mean) * inv_std;
+        dst[2 * C] = (src[1] - mean) * inv_std;
+        i = 1;
+      }
+      for (; i < n; i++) {
+        const float *x = src + 2 * (ox0 + i) - 1;
+        float *d = dst + (size_t) i * K;
+        d[0] = (x[0] - mean) * inv_std;
+        d[C] = (x[1] - mean) * inv_std;
+        d[2 * C] = (x[2] - mean) * inv_std;
+      }
+    }
+  }
+}
+
+/* Im2col rows of output pixels (oy, ox0 .. ox0 + n - 1) of stem layer i > 0 from one frame of the
+ * previous layer's map (in_h, in_w, C), channels last: per tap row, one run of 3 C values. */
+static void
+stem_columns_from_map (const float *frame_map, int in_h, int in_w, int C, int oy, int ox0, int n,
+    float *columns)
+{
+  const int K = 9 * C;
+  for (int ky = 0; ky < 3; ky++) {
+    const int y = 2 * oy - 1 + ky;
+    float *dst = columns + ky * 3 * C; /* (3, C) of pixel i at dst + i * K */
+    if (y < 0) {
+      for (int i = 0; i < n; i++)
+        memset (dst + (size_t) i * K, 0, sizeof (float) * 3 * C);
+      continue;
+    }
+    const float *src = frame_map + (size_t) y * in_w * C; /* (in_w, C) */
+    int i = 0;
+    if (ox0 == 0) {
+      memset (dst, 0, sizeof (float) * C);
+      memcpy (dst + C, src, sizeof (float) * 2 * C);
+      i = 1;
+    }
+    for (; i < n; i++)
+      memcpy (dst + (size_t) i * K, src + (size_t) (2 * (ox0 + i) - 1) * C, sizeof (float) * 3 * C);
+  }
+}
+
+static void
+stem_task (void *data, int task, int thread)
+{
+  MoneContext *ctx = data;
+  const MoneConfig *c = &ctx->config;
+  const MoneWeights *w = &ctx->model->weights;
+  const int layer = ctx->stem_layer, in_channels = mone_stem_in_channels (c, layer);
+  const int out_channels = c->stem_channels[layer], K = 9 * in_channels;
+  const int in_h = c->height >> layer, in_w = c->width >> layer, out_h = in_h / 2, out_w = in_w / 2;
+  /* Pixel indices over all frames: up to 256 x 4096 x 4096, past int. */
+  const int64_t rows = (int64_t) c->frames * out_h; /* output rows of every frame, in order */
+  const int64_t first = rows * task / ctx->n_stem_tasks * out_w;
+  const int64_t end = rows * (task + 1) / ctx->n_stem_tasks * out_w;
+  const int chunk = (int) stem_chunk_pixels (K);
+  float *columns = ctx->stem_columns + (size_t) thread * ctx->stem_chunk_floats; /* (chunk, K) */
+
+  for (int64_t pixel = first; pixel < end; pixel += chunk) {
+    const int n = (int) MIN (chunk, end - pixel);
+    /* The chunk's im2col rows, a run of pixels on one output row at a time. */
+    for (int done = 0; done < n;) {
+      const int64_t p = pixel + done, frame = p / ((int64_t) out_w * out_h);
+      const int oy = (int) (p / out_w % out_h), ox = (int) (p % out_w);
+      const int run = MIN (n - done, out_w - ox);
+      float *run_columns = columns + (size_t) done * K;
+      const size_t frame_floats = (size_t) in_h * in_w * in_channels;
+      if (layer == 0)
+        stem_columns_from_pixels (c, ctx->input + frame * frame_floats, oy, ox, run, run_columns);
+      else
+        stem_columns_from_map (ctx->stem_maps[layer - 1] + frame * frame_floats, in_h, in_w,
+            in_channels, oy, ox, run, run_columns);
+      done += run;
+    }
+    /* out = GELU(columns W^T + b); W (C_i, K) reordered to match the columns. The GELU sees
+     * (n, C_i) as rows of `group` pixels, then the pixels left over. */
+    float *out = ctx->stem_maps[layer] + (size_t) pixel * out_channels; /* (n, C_i) */
+    tokens_times_weights (ctx, n, out_channels, K, columns, K, &w->stem_packed[layer],
+        w->stem_weight_taps[layer], NULL, false, out, out_channels);
+    const int group = ctx->stem_gelu_pixels[layer], grouped = n / group * group;
+    mone_bias_gelu_scale_rows (n / group, group * out_channels, out, group * out_channels,
+        ctx->stem_bias_tiled[layer], NULL);
+    mone_bias_gelu_scale_rows (n - grouped, out_channels, out + (size_t) grouped * out_channels,
+        out_channels, w->stem_bias[layer], NULL);
+  }
+}
+
+/* ---------------------------------------------------------------------------------------------- */
 /* Embedding: patchify, patch embed, pos embed, router. Task = a range of tokens (token order). */
 
 /* Normalised patch vectors of tokens [begin, end) into out (end - begin, P). Token order: time
@@ -509,6 +683,32 @@ patchify_tokens (const MoneConfig *c, const float *input, int begin, int end, fl
   }
 }
 
+/* Patch vectors of tokens [begin, end) into out (end - begin, P) from the stem's last map
+ * (T, H', W', C'), channels last, already normalised: the same token and (channel, time, row,
+ * column) orders as patchify_tokens, with patches of side p' = p / 2^S. */
+static void
+patchify_stem_tokens (const MoneConfig *c, const float *map, int begin, int end, float *out)
+{
+  const int p = mone_embed_patch (c), t = c->tubelet, C = mone_embed_channels (c);
+  const int P = C * t * p * p, channel_stride = t * p * p;
+  const int map_h = c->height >> c->stem_layers, map_w = c->width >> c->stem_layers;
+  const int per_slice = c->grid_width * c->grid_height;
+  for (int token = begin; token < end; token++) {
+    const int slice = token / per_slice, grid_row = token % per_slice / c->grid_width;
+    const int grid_col = token % c->grid_width;
+    float *dst = out + (size_t) (token - begin) * P;
+    for (int ti = 0; ti < t; ti++)
+      for (int py = 0; py < p; py++) {
+        const size_t map_row = (size_t) (slice * t + ti) * map_h + grid_row * p + py;
+        const float *src = map + (map_row * map_w + grid_col * p) * C; /* (p, C) */
+        float *dst_row = dst + (ti * p + py) * p; /* channel ch's p values at ch * channel_stride */
+        for (int px = 0; px < p; px++)
+          for (int ch = 0; ch < C; ch++)
+            dst_row[(size_t) ch * channel_stride + px] = src[px * C + ch];
+      }
+  }
+}
+
 static void
 embed_task (void *data, int task, int thread)
 {
@@ -516,7 +716,7 @@ embed_task (void *data, int task, int thread)
   const MoneConfig *c = &ctx->config;
   const MoneWeights *w = &ctx->model->weights;
   const int N = c->tokens, D = c->dim, E = c->experts;
-  const int P = c->channels * c->tubelet * c->patch * c->patch;
+  const int P = mone_patch_inputs (c);
   const int begin = (int) ((int64_t) N * task / ctx->n_patch_tasks);
   const int end = (int) ((int64_t) N * (task + 1) / ctx->n_patch_tasks);
   const int n = end - begin;
@@ -527,7 +727,10 @@ embed_task (void *data, int task, int thread)
   const int cls = ctx->seq - N;
   float *patches = ctx->patches + (size_t) begin * P;           /* (n, P) */
   float *embedded = ctx->embedded + (size_t) (begin + cls) * D; /* (n, D) */
-  patchify_tokens (c, ctx->input, begin, end, patches);
+  if (c->stem_layers)
+    patchify_stem_tokens (c, ctx->stem_maps[c->stem_layers - 1], begin, end, patches);
+  else
+    patchify_tokens (c, ctx->input, begin, end, patches);
   /* embedded = pos_embed + patch_embed_bias + patches W_pe^T; W_pe (D, P). */
   for (int i = 0; i < n; i++) {
     const float *pos = w->pos_embed + (size_t) (begin + cls + i) * D;
@@ -715,6 +918,13 @@ mone_context_run (MoneContext *ctx, const float *input, double budget, MoneResul
   ctx->alpha = w->alpha[0];
   ctx->n_patch_tasks = MIN (ctx->n_threads, N);
   mone_thread_pool_begin_series (ctx->pool);
+  /* Stem, a layer at a time (each reads the whole previous map); its output rows split over the
+   * threads. */
+  for (int i = 0; i < c->stem_layers; i++) {
+    ctx->stem_layer = i;
+    ctx->n_stem_tasks = MIN (ctx->n_threads, c->frames * (c->height >> (i + 1)));
+    mone_thread_pool_run (ctx->pool, ctx->n_stem_tasks, stem_task, ctx);
+  }
   mone_thread_pool_run (ctx->pool, ctx->n_patch_tasks, embed_task, ctx);
   if (c->router_hidden)
     route_frame_hidden (ctx);

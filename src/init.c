@@ -185,6 +185,32 @@ parse_channel_list (const char *key, const char *value, float *out, GError **err
   return TRUE;
 }
 
+/* "16,32": the stem's layer widths; "none": no stem. */
+static gboolean
+parse_stem (const char *value, MoneConfig *c, GError **error)
+{
+  if (!strcmp (value, "none")) {
+    c->stem_layers = 0;
+    return TRUE;
+  }
+  g_auto (GStrv) parts = g_strsplit (value, ",", -1);
+  int n = (int) g_strv_length (parts);
+  if (n < 1 || n > MONE_MAX_STEM_LAYERS) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
+        "stem=%s: expected 1 to %d comma-separated layer widths, or none", value,
+        MONE_MAX_STEM_LAYERS);
+    return FALSE;
+  }
+  int widths[MONE_MAX_STEM_LAYERS];
+  for (int i = 0; i < n; i++)
+    if (!parse_int ("stem", parts[i], 1, &widths[i], error))
+      return FALSE;
+  c->stem_layers = n;
+  for (int i = 0; i < n; i++)
+    c->stem_channels[i] = widths[i];
+  return TRUE;
+}
+
 gboolean
 mone_config_apply_override (MoneConfig *c, const char *key_value, guint64 *seed, GError **error)
 {
@@ -233,6 +259,8 @@ mone_config_apply_override (MoneConfig *c, const char *key_value, guint64 *seed,
     c->pool = strcmp (value, "cls") ? MONE_POOL_MEAN : MONE_POOL_CLS;
     return TRUE;
   }
+  if (!strcmp (key, "stem"))
+    return parse_stem (value, c, error);
   if (!strcmp (key, "mean"))
     return parse_channel_list (key, value, c->mean, error);
   if (!strcmp (key, "std"))
@@ -251,7 +279,7 @@ mone_config_apply_override (MoneConfig *c, const char *key_value, guint64 *seed,
   }
   g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
       "unknown key '%s' (known: height width channels frames tubelet patch dim depth heads mlp_dim "
-      "experts classes router_hidden delta beta ln_eps mean std pool%s)",
+      "experts classes router_hidden stem delta beta ln_eps mean std pool%s)",
       key, seed ? " seed" : "");
   return FALSE;
 }
@@ -314,6 +342,23 @@ mone_parameters_new_random (const MoneConfig *config, guint64 seed, GError **err
     if (is_norm && name_ends_with (s->name, ".weight")) {
       for (int64_t k = 0; k < s->numel; k++)
         t[k] = 1.0f;
+    } else if (g_str_has_prefix (s->name, "stem.") && s->ndim == 2) {
+      /* Stem convolutions: He (Kaiming-normal) variance 2 / fan_in, fan_in = 9 C_{i-1}, drawn from
+       * the same 2-sigma truncated normal, widened by 1 / 0.8796 (the truncated normal's std) so the
+       * variance is really 2 / fan_in. GELU passes about as much of a unit-variance input as ReLU,
+       * so every layer's pre-activation keeps about the variance of the normalised pixels and the
+       * patch embedding reads features of the pixels' scale; with std 0.02 the stem would start
+       * as a near-zero, near-linear map that starves the patch embedding and its own gradients.
+       * Biases stay 0. The stem's tensors come last in the specs, so every other tensor draws the
+       * same numbers as in the same model without a stem. */
+      const double he = sqrt (2.0 / (double) s->shape[1]) / 0.87962;
+      for (int64_t k = 0; k < s->numel; k++) {
+        double z;
+        do
+          z = mone_rng_normal (&rng);
+        while (fabs (z) > 2.0);
+        t[k] = (float) (he * z);
+      }
     } else if ((s->ndim == 2 && !is_norm) || !strcmp (s->name, "cls_token")) {
       /* Matrices, pos_embed and the class token. Rejection keeps |w| <= 2 std (the usual
        * truncated normal). */

@@ -128,6 +128,39 @@ parse_metadata_list (const MoneSafetensors *st, const char *key, int channels, f
   return ok;
 }
 
+/* mone.stem: "16,32", 1 to MONE_MAX_STEM_LAYERS strict decimal integers (spaces around commas
+ * allowed); their ranges are mone_config_finalize's. Absent: no stem. */
+static gboolean
+parse_metadata_stem (const MoneSafetensors *st, MoneConfig *c, GError **error)
+{
+  const char *s = mone_safetensors_get_metadata (st, "mone.stem");
+  c->stem_layers = 0;
+  if (s == NULL)
+    return TRUE;
+  g_auto (GStrv) items = g_strsplit (s, ",", -1);
+  int n = (int) g_strv_length (items);
+  if (n < 1 || n > MONE_MAX_STEM_LAYERS) {
+    MODEL_ERROR ("metadata 'mone.stem' has %d values, expected 1 to %d layer widths", n,
+        MONE_MAX_STEM_LAYERS);
+    return FALSE;
+  }
+  for (int i = 0; i < n; i++) {
+    g_strstrip (items[i]);
+    size_t len = strlen (items[i]);
+    gboolean ok = len > 0 && len <= 9 && !(len > 1 && items[i][0] == '0');
+    for (size_t k = 0; ok && k < len; k++)
+      ok = g_ascii_isdigit (items[i][k]);
+    if (!ok) {
+      g_autofree char *shown = g_strescape (items[i], NULL);
+      MODEL_ERROR ("metadata 'mone.stem' value %d '%.40s' is not a decimal integer", i, shown);
+      return FALSE;
+    }
+    c->stem_channels[i] = atoi (items[i]);
+  }
+  c->stem_layers = n;
+  return TRUE;
+}
+
 /* mone.labels: a JSON array of exactly `classes` strings without NUL characters. */
 static char **
 parse_labels (const MoneSafetensors *st, int classes, GError **error)
@@ -223,6 +256,8 @@ parse_config (const MoneSafetensors *st, MoneConfig *c, GError **error)
   c->router_hidden = 0; /* a linear router unless the file names a hidden layer */
   if (mone_safetensors_get_metadata (st, "mone.router_hidden")
       && !parse_metadata_int (st, "mone.router_hidden", &c->router_hidden, error))
+    return FALSE;
+  if (!parse_metadata_stem (st, c, error))
     return FALSE;
   if (!parse_metadata_float (st, "mone.delta", 2.0f, &c->delta, error)
       || !parse_metadata_float (st, "mone.beta", 10.0f, &c->beta, error)

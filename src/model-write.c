@@ -69,6 +69,12 @@ mone_model_metadata (const MoneConfig *c, const char *const *labels, char ***key
     ADD ("mone.pool", g_strdup ("cls"));
   if (c->router_hidden)
     ADD ("mone.router_hidden", g_strdup_printf ("%d", c->router_hidden));
+  if (c->stem_layers) {
+    GString *stem = g_string_new (NULL);
+    for (int i = 0; i < c->stem_layers; i++)
+      g_string_append_printf (stem, i ? ",%d" : "%d", c->stem_channels[i]);
+    ADD ("mone.stem", g_string_free (stem, FALSE));
+  }
   GString *json = g_string_new ("[");
   for (int k = 0; k < c->classes; k++) {
     char *fallback = labels && labels[k] ? NULL : g_strdup_printf ("class %d", k);

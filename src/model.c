@@ -37,6 +37,13 @@ mone_config_finalize (MoneConfig *c, GError **error)
       "mone.pool %d is neither mean nor cls", c->pool);
   REQUIRE (c->router_hidden >= 0 && c->router_hidden <= 4096, "mone.router_hidden %d out of range 0..4096",
       c->router_hidden);
+  REQUIRE (c->stem_layers >= 0 && c->stem_layers <= MONE_MAX_STEM_LAYERS,
+      "mone.stem has %d layers, at most %d are supported", c->stem_layers, MONE_MAX_STEM_LAYERS);
+  for (int i = 0; i < c->stem_layers; i++)
+    REQUIRE (c->stem_channels[i] >= 1 && c->stem_channels[i] <= 1024,
+        "mone.stem layer %d has %d channels, out of range 1..1024", i, c->stem_channels[i]);
+  REQUIRE (c->patch % (1 << c->stem_layers) == 0,
+      "mone.patch %d is not a multiple of 2^(stem layers) = %d", c->patch, 1 << c->stem_layers);
   REQUIRE (c->experts >= 1 && c->experts <= MONE_MAX_EXPERTS, "mone.experts %d out of range 1..%d",
       c->experts, MONE_MAX_EXPERTS);
   REQUIRE (c->dim >= 1 && c->dim <= 16384, "mone.dim %d out of range 1..16384", c->dim);
@@ -90,9 +97,9 @@ MoneTensorSpec *
 mone_tensor_specs (const MoneConfig *c, int *n_specs)
 {
   const int64_t D = c->dim, F = c->mlp_dim, E = c->experts, K = c->classes, N = c->tokens;
-  const int64_t patch_in = (int64_t) c->channels * c->tubelet * c->patch * c->patch;
+  const int64_t patch_in = mone_patch_inputs (c);
   const int64_t R = c->router_hidden;
-  MoneTensorSpec *specs = g_new0 (MoneTensorSpec, 6 + 12 * c->depth + 7);
+  MoneTensorSpec *specs = g_new0 (MoneTensorSpec, 6 + 12 * c->depth + 7 + 2 * MONE_MAX_STEM_LAYERS);
   int n = 0;
   char name[64];
 
@@ -133,6 +140,13 @@ mone_tensor_specs (const MoneConfig *c, int *n_specs)
     add_spec (specs, &n, "router.hidden.weight", 2, R, D);
     add_spec (specs, &n, "router.hidden.bias", 1, R, 0);
   }
+  for (int i = 0; i < c->stem_layers; i++) {
+    const int64_t in = i ? c->stem_channels[i - 1] : c->channels, out = c->stem_channels[i];
+    snprintf (name, sizeof name, "stem.%d.weight", i);
+    add_spec (specs, &n, name, 2, out, in * 9);
+    snprintf (name, sizeof name, "stem.%d.bias", i);
+    add_spec (specs, &n, name, 1, out, 0);
+  }
   *n_specs = n;
   return specs;
 }
@@ -170,6 +184,10 @@ mone_weights_bind (MoneWeights *w, const MoneConfig *c, const float *const *t)
   w->cls_token = c->pool == MONE_POOL_CLS ? t[i++] : NULL;
   w->router_hidden_weight = c->router_hidden ? t[i++] : NULL;
   w->router_hidden_bias = c->router_hidden ? t[i++] : NULL;
+  for (int l = 0; l < c->stem_layers; l++) {
+    w->stem_weight[l] = t[i++];
+    w->stem_bias[l] = t[i++];
+  }
 }
 
 MoneModel *
@@ -200,7 +218,7 @@ typedef void (*PackedMatrixFunc) (MonePackedMatrix *packed, const float *source,
 static void
 for_each_packed_matrix (MoneWeights *w, const MoneConfig *c, PackedMatrixFunc fn, void *data)
 {
-  const int D = c->dim, F = c->mlp_dim, P = c->channels * c->tubelet * c->patch * c->patch;
+  const int D = c->dim, F = c->mlp_dim, P = mone_patch_inputs (c);
   fn (&w->patch_embed_packed, w->patch_embed_weight, D, P, data);
   for (int l = 0; l < c->depth; l++) {
     MoneBlockWeights *b = &w->blocks[l];
@@ -209,6 +227,30 @@ for_each_packed_matrix (MoneWeights *w, const MoneConfig *c, PackedMatrixFunc fn
     fn (&b->fc1_packed, b->fc1_weight, F, D, data);
     fn (&b->fc2_packed, b->fc2_weight, D, F, data);
   }
+  for (int i = 0; i < c->stem_layers; i++)
+    fn (&w->stem_packed[i], w->stem_weight_taps[i], c->stem_channels[i],
+        9 * mone_stem_in_channels (c, i), data);
+}
+
+/* Floats of stem layer i's reordered weight, rounded up to whole cache lines so that what follows
+ * it in packed_storage stays 64-byte aligned. */
+static size_t
+stem_taps_floats (const MoneConfig *c, int layer)
+{
+  const size_t n = (size_t) c->stem_channels[layer] * 9 * mone_stem_in_channels (c, layer);
+  return (n + MONE_PANEL_WIDTH - 1) / MONE_PANEL_WIDTH * MONE_PANEL_WIDTH;
+}
+
+/* taps (out, 3, 3, in) = w (out, in, 3, 3): PyTorch's Conv2d order to the engine's channels-last
+ * order (MoneWeights.stem_weight_taps). */
+static void
+reorder_stem_weight (int outputs, int in_channels, const float *w, float *taps)
+{
+  for (int o = 0; o < outputs; o++)
+    for (int ch = 0; ch < in_channels; ch++)
+      for (int tap = 0; tap < 9; tap++)
+        taps[((size_t) o * 9 + tap) * in_channels + ch] =
+            w[((size_t) o * in_channels + ch) * 9 + tap];
 }
 
 static void
@@ -230,8 +272,11 @@ pack_into (MonePackedMatrix *packed, const float *source, int outputs, int input
 gboolean
 mone_model_pack_weights (MoneModel *m, GError **error)
 {
+  const MoneConfig *c = &m->config;
   size_t total = 0;
-  for_each_packed_matrix (&m->weights, &m->config, add_packed_size, &total);
+  for (int i = 0; i < c->stem_layers; i++)
+    total += stem_taps_floats (c, i);
+  for_each_packed_matrix (&m->weights, c, add_packed_size, &total);
   /* Not g_aligned_alloc, which aborts: a hostile file may ask for more than the machine has. */
   void *storage = NULL;
   if (posix_memalign (&storage, 64, MAX (total, 1) * sizeof (float)) != 0)
@@ -243,7 +288,14 @@ mone_model_pack_weights (MoneModel *m, GError **error)
     return FALSE;
   }
   float *next = m->packed_storage;
-  for_each_packed_matrix (&m->weights, &m->config, pack_into, &next);
+  /* The stem's reordered weights first: they are the sources of its packed matrices. */
+  for (int i = 0; i < c->stem_layers; i++) {
+    reorder_stem_weight (c->stem_channels[i], mone_stem_in_channels (c, i),
+        m->weights.stem_weight[i], next);
+    m->weights.stem_weight_taps[i] = next;
+    next += stem_taps_floats (c, i);
+  }
+  for_each_packed_matrix (&m->weights, c, pack_into, &next);
   return TRUE;
 }
 

@@ -41,7 +41,17 @@ typedef struct {
   const float *head_weight;             /* (K, D) */
   const float *head_bias;               /* (K) */
   const float *cls_token;               /* (D), mone.pool = cls only, else NULL */
+  /* Stem layer i: (C_i, C_{i-1} * 9), inputs flattened (channel, row, column) as PyTorch's
+   * Conv2d weight (C_i, C_{i-1}, 3, 3); C_{-1} is the model's channels. NULL past stem_layers. */
+  const float *stem_weight[MONE_MAX_STEM_LAYERS];
+  const float *stem_bias[MONE_MAX_STEM_LAYERS]; /* (C_i) */
   MonePackedMatrix patch_embed_packed;
+  /* The stem's weights as the engine multiplies them: inputs reordered to (row, column, channel),
+   * the order of its channels-last feature maps (forward.c), so that an output pixel's inputs are
+   * three runs of 3 C_{i-1} contiguous values. Made at load in packed_storage: unpacked (the
+   * openblas path multiplies these) and packed (gemm.h). */
+  const float *stem_weight_taps[MONE_MAX_STEM_LAYERS]; /* (C_i, 3 * 3 * C_{i-1}) */
+  MonePackedMatrix stem_packed[MONE_MAX_STEM_LAYERS];
 } MoneWeights;
 
 struct MoneModel {
@@ -51,14 +61,43 @@ struct MoneModel {
   MoneWeights weights;      /* pointers into the mapping or into converted_storage */
   void *owned_bytes;        /* the whole file, read or copied at load (tensors may point into it) */
   float *converted_storage; /* F16/BF16 tensors converted to F32, one allocation */
-  float *packed_storage;    /* every MonePackedMatrix of `weights`, one 64-byte aligned allocation
-                             * (posix_memalign, free) */
+  float *packed_storage;    /* every MonePackedMatrix of `weights` and the stem's reordered
+                             * weights, one 64-byte aligned allocation (posix_memalign, free) */
 };
 
-/* Packs the projection matrices of m->weights (bound already) into m->packed_storage. The
+/* Packs the projection matrices of m->weights (bound already), and the stem's after reordering
+ * them (stem_weight_taps), into m->packed_storage. The
  * packed copy is taken now: weights changed later (a trainer's borrowed parameters) are not seen
  * by the engine, so a model must be created from final weights. */
 gboolean mone_model_pack_weights (MoneModel *m, GError **error);
+
+/* What the patch embedding reads: the pixels, or the stem's last feature map at 1 / 2^S of the
+ * frame's size. */
+static inline int
+mone_embed_channels (const MoneConfig *c)
+{
+  return c->stem_layers ? c->stem_channels[c->stem_layers - 1] : c->channels;
+}
+
+static inline int
+mone_embed_patch (const MoneConfig *c)
+{
+  return c->patch >> c->stem_layers;
+}
+
+/* C_{i-1}: the channels stem layer i reads (the pixels' for the first layer). */
+static inline int
+mone_stem_in_channels (const MoneConfig *c, int layer)
+{
+  return layer ? c->stem_channels[layer - 1] : c->channels;
+}
+
+/* P: the patch embedding's inputs per token, (channel, time, row, column). */
+static inline int
+mone_patch_inputs (const MoneConfig *c)
+{
+  return mone_embed_channels (c) * c->tubelet * mone_embed_patch (c) * mone_embed_patch (c);
+}
 
 /* Limits of the per-channel normalisation (pixels are in [0, 1]). */
 #define MONE_MAX_PIXEL_MEAN 1000.0

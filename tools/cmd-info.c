@@ -45,6 +45,11 @@ mone_cmd_info (int argc, char **argv)
   printf (", std");
   for (int ch = 0; ch < c->channels; ch++)
     printf (" %g", c->std[ch]);
+  if (c->stem_layers) {
+    printf ("\nstem:       %d 3x3 stride-2 convolutions with GELU, channels", c->stem_layers);
+    for (int i = 0; i < c->stem_layers; i++)
+      printf (" %d", c->stem_channels[i]);
+  }
   printf ("\ntokens:     %d (%d x %d patches of %d px", c->tokens, c->grid_width, c->grid_height, c->patch);
   if (c->frames > 1)
     printf (", x %d time slices", c->frames / c->tubelet);

@@ -16,9 +16,10 @@ mone_cmd_init (int argc, char **argv)
   };
   GOptionContext *opts = g_option_context_new ("[key=value...] OUT");
   g_option_context_set_summary (opts,
-      "Writes a model with random weights (normal, std 0.02, truncated at 2 std; biases 0;\n"
-      "LayerNorm weights 1; alpha 0) for tests and benchmarks. Deterministic for a given seed.\n\n"
+      "Writes a model with random weights (normal, std 0.02, truncated at 2 std; stem convolutions\n"
+      "He-normal; biases 0; LayerNorm weights 1; alpha 0) for tests and benchmarks. Deterministic for a given seed.\n\n"
       "keys: height width channels frames tubelet patch dim depth heads mlp_dim experts classes\n"
+      "      router_hidden pool (mean or cls) stem (layer widths, e.g. 16,32)\n"
       "      delta beta ln_eps mean std (comma-separated per channel) seed");
   g_option_context_add_main_entries (opts, entries, NULL);
   GError *error = NULL;

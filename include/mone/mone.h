@@ -24,6 +24,7 @@ G_BEGIN_DECLS
 
 #define MONE_MAX_EXPERTS 8
 #define MONE_MAX_CHANNELS 4
+#define MONE_MAX_STEM_LAYERS 4
 
 #define MONE_ERROR (mone_error_quark ())
 MONE_API GQuark mone_error_quark (void);
@@ -59,6 +60,11 @@ typedef struct {
              * class token's output; the class token goes to the widest expert at every budget) */
   int router_hidden; /* 0: the router is one linear layer on each embedded token; R > 0: it reads
                       * the token minus the frame's mean token through R GELU units */
+  /* Convolutional stem: S = stem_layers 3x3 stride-2 convolutions (padding 1, GELU after each)
+   * run on every frame before the patch embedding, which then reads patches of side p / 2^S of
+   * the last layer's stem_channels[S - 1] channels. S = 0: the patch embedding reads the pixels. */
+  int stem_layers;
+  int stem_channels[MONE_MAX_STEM_LAYERS];
 } MoneConfig;
 
 #define MONE_POOL_MEAN 0

@@ -146,8 +146,9 @@ frames_allocations (const char *config_name, const char *const *overrides, int t
   }
   atomic_store (&counting, 0);
   long later = atomic_load (&allocations);
-  printf ("%-8s threads=%d: %ld allocations in frame 1, %ld in frames 2..31\n", config_name,
-      threads, first, later);
+  g_autofree char *shown = overrides ? g_strjoinv (" ", (char **) overrides) : NULL;
+  printf ("%-8s %s threads=%d: %ld allocations in frame 1, %ld in frames 2..31\n", config_name,
+      shown ? shown : "", threads, first, later);
 
   mone_context_free (ctx);
   mone_model_unref (model);
@@ -176,9 +177,15 @@ static void
 test_no_allocation_per_frame (void)
 {
   static const char *const video[] = { "frames=4", "tubelet=2", "height=64", "width=64", NULL };
+  /* Convolutional stems: their maps and im2col rows are context workspaces too. */
+  static const char *const stem[] = { "stem=16,32", NULL };
+  static const char *const video_stem[] = { "frames=4", "tubelet=2", "height=64", "width=64",
+    "stem=8,16", "pool=cls", NULL };
   for (int threads = 1; threads <= 2; threads++) {
     g_assert_cmpint (frames_allocations ("tiny", NULL, threads), ==, 0);
     g_assert_cmpint (frames_allocations ("tiny", video, threads), ==, 0);
+    g_assert_cmpint (frames_allocations ("scene64", stem, threads), ==, 0);
+    g_assert_cmpint (frames_allocations ("tiny", video_stem, threads), ==, 0);
   }
 }
 

@@ -1,12 +1,14 @@
 /* The optimised forward pass against references written here with plain loops in double precision:
  *  - a MoNE reference that follows docs/mone.md literally: every token multiplies the FULL weight
  *    matrices with its input zero-padded beyond d_j, and zeroes the outputs beyond d_j afterwards;
- *    routing by brute force;
+ *    routing by brute force; the convolutional stem (mone.stem) as a direct convolution, the class
+ *    token (mone.pool = cls) as the first row of the sequence;
  *  - a plain pre-LN ViT with mean pooling (no router, no experts), which e = 1 must equal when
  *    alpha = 0.
  * Random models of several shapes (odd widths, a video config with tubelets, more tokens than one
- * attention block), several budgets, 1, 2 and 3 threads, on every path of the projections this
- * CPU runs (MONE_ISA: avx512, avx2, generic kernels on packed weights, and openblas). */
+ * attention block, stems of 1 to 4 layers), several budgets, 1, 2 and 3 threads, on every path of
+ * the projections this CPU runs (MONE_ISA: avx512, avx2, generic kernels on packed weights, and
+ * openblas). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,20 +137,72 @@ gelu (double v)
   return 0.5 * v * (1 + erf (v / sqrt (2.0)));
 }
 
-/* Patch vector of token n, read straight from the (T, C, H, W) input by its definition. */
-static void
-reference_patch (const MoneConfig *c, const float *input, int n, double *out)
+/* What the patch embedding reads, (T, C', H', W'): the normalised pixels, then every stem layer i
+ * as PyTorch's Conv2d(C_{i-1}, C_i, 3, stride 2, padding 1) written out (every output pixel and
+ * channel sums its bias and the 3x3 taps of every input channel, zero outside the map), then
+ * GELU. */
+static double *
+reference_features (TestModel *m, const float *input)
 {
+  const MoneConfig *c = &m->config;
+  const int T = c->frames;
+  int C = c->channels, H = c->height, W = c->width;
+  double *map = g_new (double, (size_t) T * C * H * W);
+  for (int f = 0; f < T; f++)
+    for (int ch = 0; ch < C; ch++)
+      for (int i = 0; i < H * W; i++) {
+        size_t at = ((size_t) f * C + ch) * H * W + i;
+        map[at] = (input[at] - c->mean[ch]) / c->std[ch];
+      }
+  for (int layer = 0; layer < c->stem_layers; layer++) {
+    char name[64];
+    snprintf (name, sizeof name, "stem.%d.weight", layer);
+    const float *weight = tensor (m, name); /* (C_out, C, 3, 3) */
+    snprintf (name, sizeof name, "stem.%d.bias", layer);
+    const float *bias = tensor (m, name);
+    const int C_out = c->stem_channels[layer], H_out = H / 2, W_out = W / 2;
+    double *out = g_new (double, (size_t) T * C_out * H_out * W_out);
+    for (int f = 0; f < T; f++)
+      for (int oy = 0; oy < H_out; oy++)
+        for (int ox = 0; ox < W_out; ox++)
+          for (int o = 0; o < C_out; o++) {
+            double acc = bias[o];
+            for (int ch = 0; ch < C; ch++)
+              for (int ky = 0; ky < 3; ky++)
+                for (int kx = 0; kx < 3; kx++) {
+                  int y = 2 * oy - 1 + ky, x = 2 * ox - 1 + kx;
+                  if (y < 0 || y >= H || x < 0 || x >= W)
+                    continue; /* zero padding */
+                  acc += (double) weight[((o * C + ch) * 3 + ky) * 3 + kx]
+                      * map[(((size_t) f * C + ch) * H + y) * W + x];
+                }
+            out[(((size_t) f * C_out + o) * H_out + oy) * W_out + ox] = gelu (acc);
+          }
+    g_free (map);
+    map = out;
+    C = C_out;
+    H = H_out;
+    W = W_out;
+  }
+  return map;
+}
+
+/* Patch vector of token n, read straight from the (T, C', H', W') features by its definition:
+ * patches of side p' = p / 2^S. */
+static void
+reference_patch (const MoneConfig *c, const double *features, int n, double *out)
+{
+  const int C = mone_embed_channels (c), p = mone_embed_patch (c);
+  const int H = c->height >> c->stem_layers, W = c->width >> c->stem_layers;
   int per_slice = c->grid_width * c->grid_height;
   int slice = n / per_slice, gy = (n % per_slice) / c->grid_width, gx = n % c->grid_width;
   int i = 0;
-  for (int ch = 0; ch < c->channels; ch++)
+  for (int ch = 0; ch < C; ch++)
     for (int ti = 0; ti < c->tubelet; ti++)
-      for (int py = 0; py < c->patch; py++)
-        for (int px = 0; px < c->patch; px++) {
-          int frame = slice * c->tubelet + ti, y = gy * c->patch + py, x = gx * c->patch + px;
-          double v = input[(((size_t) frame * c->channels + ch) * c->height + y) * c->width + x];
-          out[i++] = (v - c->mean[ch]) / c->std[ch];
+      for (int py = 0; py < p; py++)
+        for (int px = 0; px < p; px++) {
+          int frame = slice * c->tubelet + ti, y = gy * p + py, x = gx * p + px;
+          out[i++] = features[(((size_t) frame * C + ch) * H + y) * W + x];
         }
 }
 
@@ -181,39 +235,55 @@ reference_attention (int N, int D, int H, const double *qkv, double *attn)
   g_free (s);
 }
 
-/* Final LN, mean pool, head: logits (K). */
+/* Final LN, mean pool over the patch rows (or the class token's row), head: logits (K). */
 static void
 reference_head (TestModel *m, const double *x, double *logits)
 {
   const MoneConfig *c = &m->config;
   int N = c->tokens, D = c->dim;
   double *pooled = g_new0 (double, D), *y = g_new (double, D);
-  for (int t = 0; t < N; t++) {
-    layernorm (x + (size_t) t * D, D, tensor (m, "norm.weight"), tensor (m, "norm.bias"), c->ln_eps,
-        y);
-    for (int i = 0; i < D; i++)
-      pooled[i] += y[i] / N;
+  if (c->pool == MONE_POOL_CLS) {
+    layernorm (x, D, tensor (m, "norm.weight"), tensor (m, "norm.bias"), c->ln_eps, pooled);
+  } else {
+    for (int t = 0; t < N; t++) {
+      layernorm (x + (size_t) t * D, D, tensor (m, "norm.weight"), tensor (m, "norm.bias"),
+          c->ln_eps, y);
+      for (int i = 0; i < D; i++)
+        pooled[i] += y[i] / N;
+    }
   }
   matvec (tensor (m, "head.weight"), tensor (m, "head.bias"), c->classes, D, pooled, logits);
   g_free (pooled);
   g_free (y);
 }
 
-/* Patch + pos embedding: x (N, D). */
+/* Sequence rows: the class token's (cls = 1 with mone.pool = cls), then the patch tokens'. */
+static int
+class_rows (const MoneConfig *c)
+{
+  return c->pool == MONE_POOL_CLS;
+}
+
+/* Patch + pos embedding: x (S, D), the class token (its vector + position 0) first if any. */
 static void
 reference_embed (TestModel *m, const float *input, double *x)
 {
   const MoneConfig *c = &m->config;
-  int D = c->dim, P = c->channels * c->tubelet * c->patch * c->patch;
+  const int D = c->dim, P = mone_patch_inputs (c), cls = class_rows (c);
+  const float *pos = tensor (m, "pos_embed"); /* (S, D) */
+  double *features = reference_features (m, input);
   double *patch = g_new (double, P);
+  for (int i = 0; i < cls * D; i++)
+    x[i] = (double) tensor (m, "cls_token")[i] + pos[i];
   for (int t = 0; t < c->tokens; t++) {
-    reference_patch (c, input, t, patch);
-    matvec (tensor (m, "patch_embed.weight"), tensor (m, "patch_embed.bias"), D, P, patch,
-        x + (size_t) t * D);
+    double *row = x + (size_t) (cls + t) * D;
+    reference_patch (c, features, t, patch);
+    matvec (tensor (m, "patch_embed.weight"), tensor (m, "patch_embed.bias"), D, P, patch, row);
     for (int i = 0; i < D; i++)
-      x[(size_t) t * D + i] += tensor (m, "pos_embed")[(size_t) t * D + i];
+      row[i] += pos[(size_t) (cls + t) * D + i];
   }
   g_free (patch);
+  g_free (features);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -225,35 +295,41 @@ reference_mone (TestModel *m, const float *input, double budget, double *logits,
 {
   const MoneConfig *c = &m->config;
   const int N = c->tokens, D = c->dim, F = c->mlp_dim, E = c->experts;
-  double *x = g_new0 (double, (size_t) N *D);
-  double *qkv = g_new0 (double, (size_t) N * 3 * D);
-  double *attn = g_new0 (double, (size_t) N *D);
+  const int cls = class_rows (c), S = N + cls; /* sequence row r: patch token r - cls */
+  double *x = g_new0 (double, (size_t) S * D);
+  double *qkv = g_new0 (double, (size_t) S * 3 * D);
+  double *attn = g_new0 (double, (size_t) S * D);
   double *h = g_new (double, D), *o = g_new (double, D), *a = g_new (double, F);
+  double *probs = g_new (double, (size_t) S * E); /* every row's; router_probs gets the patches' */
+  uint8_t *row_expert = g_new (uint8_t, S);
   reference_embed (m, input, x);
 
-  /* Router: one layer on the token, or (router_hidden) GELU units on the token minus the mean token. */
+  /* Router: one layer on the row, or (router_hidden) GELU units on the row minus the mean patch
+   * token; the class token's row is routed too (its probability gates its MLP). */
   const int RH = c->router_hidden;
   double *center = g_new0 (double, D), *centred = g_new (double, D), *hidden = g_new (double, MAX (1, RH));
   for (int t = 0; t < N; t++)
     for (int d = 0; d < D; d++)
-      center[d] += x[(size_t) t * D + d] / N;
-  for (int t = 0; t < N; t++) {
+      center[d] += x[(size_t) (cls + t) * D + d] / N;
+  for (int r = 0; r < S; r++) {
     double logit[MONE_MAX_EXPERTS], sum = 0;
     if (RH) {
       for (int d = 0; d < D; d++)
-        centred[d] = x[(size_t) t * D + d] - center[d];
+        centred[d] = x[(size_t) r * D + d] - center[d];
       matvec (tensor (m, "router.hidden.weight"), tensor (m, "router.hidden.bias"), RH, D, centred, hidden);
       for (int i = 0; i < RH; i++)
         hidden[i] = 0.5 * hidden[i] * (1 + erf (hidden[i] / sqrt (2.0)));
       matvec (tensor (m, "router.weight"), tensor (m, "router.bias"), E, RH, hidden, logit);
     } else {
-      matvec (tensor (m, "router.weight"), tensor (m, "router.bias"), E, D, x + (size_t) t * D, logit);
+      matvec (tensor (m, "router.weight"), tensor (m, "router.bias"), E, D, x + (size_t) r * D,
+          logit);
     }
     for (int j = 0; j < E; j++)
       sum += exp (logit[j]);
     for (int j = 0; j < E; j++)
-      router_probs[t * E + j] = exp (logit[j]) / sum;
+      probs[r * E + j] = exp (logit[j]) / sum;
   }
+  memcpy (router_probs, probs + cls * E, sizeof (double) * N * E);
   g_free (center);
   g_free (centred);
   g_free (hidden);
@@ -276,27 +352,30 @@ reference_mone (TestModel *m, const float *input, double budget, double *logits,
       experts[best] = (uint8_t) j;
     }
   g_free (taken);
+  /* The class token always goes to the widest expert. */
+  for (int r = 0; r < S; r++)
+    row_expert[r] = r < cls ? (uint8_t) (E - 1) : experts[r - cls];
 
   const double alpha = tensor (m, "alpha")[0];
   for (int l = 0; l < c->depth; l++) {
-    for (int t = 0; t < N; t++) {
-      int d = D >> (E - 1 - experts[t]);
-      layernorm (x + (size_t) t * D, D, block_tensor (m, l, "norm1.weight"),
+    for (int r = 0; r < S; r++) {
+      int d = D >> (E - 1 - row_expert[r]);
+      layernorm (x + (size_t) r * D, D, block_tensor (m, l, "norm1.weight"),
           block_tensor (m, l, "norm1.bias"), c->ln_eps, h);
       for (int i = d; i < D; i++)
         h[i] = 0; /* explicit zero padding: the full matrix sees zeros beyond d_j */
       matvec (block_tensor (m, l, "attn.qkv.weight"), block_tensor (m, l, "attn.qkv.bias"), 3 * D,
-          D, h, qkv + (size_t) t * 3 * D);
+          D, h, qkv + (size_t) r * 3 * D);
     }
-    reference_attention (N, D, c->heads, qkv, attn);
-    for (int t = 0; t < N; t++) {
-      int d = D >> (E - 1 - experts[t]);
-      double *xt = x + (size_t) t * D;
+    reference_attention (S, D, c->heads, qkv, attn);
+    for (int r = 0; r < S; r++) {
+      int d = D >> (E - 1 - row_expert[r]);
+      double *xr = x + (size_t) r * D;
       matvec (block_tensor (m, l, "attn.proj.weight"), block_tensor (m, l, "attn.proj.bias"), D, D,
-          attn + (size_t) t * D, o);
+          attn + (size_t) r * D, o);
       for (int i = 0; i < D; i++)
-        xt[i] += i < d ? o[i] : 0;
-      layernorm (xt, D, block_tensor (m, l, "norm2.weight"), block_tensor (m, l, "norm2.bias"),
+        xr[i] += i < d ? o[i] : 0;
+      layernorm (xr, D, block_tensor (m, l, "norm2.weight"), block_tensor (m, l, "norm2.bias"),
           c->ln_eps, h);
       for (int i = d; i < D; i++)
         h[i] = 0;
@@ -306,9 +385,9 @@ reference_mone (TestModel *m, const float *input, double budget, double *logits,
         a[i] = gelu (a[i]);
       matvec (block_tensor (m, l, "mlp.fc2.weight"), block_tensor (m, l, "mlp.fc2.bias"), D, F, a,
           o);
-      double g = router_probs[t * E + experts[t]];
+      double g = probs[r * E + row_expert[r]];
       for (int i = 0; i < D; i++)
-        xt[i] += i < d ? (alpha * g + 1) * o[i] : 0;
+        xr[i] += i < d ? (alpha * g + 1) * o[i] : 0;
     }
   }
   reference_head (m, x, logits);
@@ -318,6 +397,8 @@ reference_mone (TestModel *m, const float *input, double budget, double *logits,
   g_free (h);
   g_free (o);
   g_free (a);
+  g_free (probs);
+  g_free (row_expert);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -328,6 +409,7 @@ reference_vit (TestModel *m, const float *input, double *logits)
 {
   const MoneConfig *c = &m->config;
   const int N = c->tokens, D = c->dim, F = c->mlp_dim;
+  g_assert (c->pool == MONE_POOL_MEAN);
   double *x = g_new0 (double, (size_t) N *D);
   double *qkv = g_new0 (double, (size_t) N * 3 * D);
   double *attn = g_new0 (double, (size_t) N *D);
@@ -413,6 +495,16 @@ make_config (int height, int width, int channels, int frames, int tubelet, int p
     c.mean[ch] = 0.4f + 0.05f * ch;
     c.std[ch] = 0.25f + 0.02f * ch;
   }
+  return c;
+}
+
+/* config with one key=value override, as `mone init` takes them ("stem=4,8", "pool=cls"). */
+static MoneConfig
+with (MoneConfig c, const char *key_value)
+{
+  GError *error = NULL;
+  mone_config_apply_override (&c, key_value, NULL, &error);
+  g_assert_no_error (error);
   return c;
 }
 
@@ -561,6 +653,20 @@ test_flops (void)
     prev = f;
   }
   test_model_free (m);
+
+  /* A stem (scene64 with stem=16,32) adds its convolutions, 2 x 9 C_{i-1} C_i per output pixel,
+   * and changes the patch embedding's inputs from 1 x 8 x 8 pixels to 32 x 2 x 2 features. */
+  MoneConfig scene = make_config (64, 64, 1, 1, 1, 8, 64, 6, 4, 256, 4, 10);
+  TestModel *plain = test_model_new (scene, 0);
+  TestModel *stem = test_model_new (with (scene, "stem=16,32"), 0);
+  double added = 2.0 * 32 * 32 * 9 * 1 * 16 + 2.0 * 16 * 16 * 9 * 16 * 32
+      + 2.0 * 64 * 64 * (32 * 2 * 2 - 1 * 8 * 8);
+  for (double e = 0.125; e <= 1.0; e += 0.125) {
+    double diff = mone_model_flops (stem->model, e) - mone_model_flops (plain->model, e);
+    CHECK (fabs (diff - added) < 1, "stem flops at e=%g: %.0f more, expected %.0f", e, diff, added);
+  }
+  test_model_free (plain);
+  test_model_free (stem);
 }
 
 static void
@@ -636,7 +742,8 @@ test_concurrent_streams (void)
   test_model_free (m);
 }
 
-/* The FMA kernels (AVX2, AVX-512) round every product the same way: whole frames agree bit for bit. */
+/* The FMA kernels (AVX2, AVX-512) round every product the same way: whole frames agree bit for bit,
+ * with a stem too (im2col products with the pair kernels, then the panel kernels). */
 static void
 test_fma_paths_agree (void)
 {
@@ -644,23 +751,28 @@ test_fma_paths_agree (void)
     printf ("avx2 vs avx512: not both on this CPU, skipped\n");
     return;
   }
-  TestModel *m = test_model_new (make_config (40, 80, 4, 1, 1, 4, 64, 1, 4, 96, 4, 4), 0.5f);
-  float *input = random_input (&m->config);
-  const int K = m->config.classes;
-  float logits[2][4];
-  const MoneIsa paths[2] = { MONE_ISA_AVX2, MONE_ISA_AVX512 }, default_isa = mone_isa_default ();
-  for (int i = 0; i < 2; i++) {
-    mone_isa_set_default (paths[i]);
-    MoneContext *ctx = mone_context_new (m->model, 2, NULL);
-    MoneResult r;
-    mone_context_run (ctx, input, 0.4, &r, NULL);
-    memcpy (logits[i], r.logits, sizeof (float) * K);
-    mone_context_free (ctx);
+  const MoneConfig configs[] = { make_config (40, 80, 4, 1, 1, 4, 64, 1, 4, 96, 4, 4),
+    with (make_config (64, 64, 3, 1, 1, 8, 64, 1, 4, 96, 4, 4), "stem=8,24") };
+  for (size_t k = 0; k < G_N_ELEMENTS (configs); k++) {
+    TestModel *m = test_model_new (configs[k], 0.5f);
+    float *input = random_input (&m->config);
+    const int K = m->config.classes;
+    float logits[2][4];
+    const MoneIsa paths[2] = { MONE_ISA_AVX2, MONE_ISA_AVX512 }, default_isa = mone_isa_default ();
+    for (int i = 0; i < 2; i++) {
+      mone_isa_set_default (paths[i]);
+      MoneContext *ctx = mone_context_new (m->model, 2, NULL);
+      MoneResult r;
+      mone_context_run (ctx, input, 0.4, &r, NULL);
+      memcpy (logits[i], r.logits, sizeof (float) * K);
+      mone_context_free (ctx);
+    }
+    mone_isa_set_default (default_isa);
+    CHECK (memcmp (logits[0], logits[1], sizeof (float) * K) == 0,
+        "config %zu: avx2 and avx512 logits differ", k);
+    g_free (input);
+    test_model_free (m);
   }
-  mone_isa_set_default (default_isa);
-  CHECK (memcmp (logits[0], logits[1], sizeof (float) * K) == 0, "avx2 and avx512 logits differ");
-  g_free (input);
-  test_model_free (m);
 }
 
 static void
@@ -690,10 +802,33 @@ test_every_path (void)
     /* Products large enough for OpenBLAS's path to use the few-row kernel. */
     test_against_mone_reference ("16 tokens, D 192",
         make_config (32, 32, 3, 1, 1, 8, 192, 1, 3, 768, 4, 10));
+    test_against_mone_reference ("class token, E=4",
+        with (make_config (32, 32, 3, 1, 1, 8, 32, 2, 2, 64, 4, 10), "pool=cls"));
+    /* Convolutional stems (mone.stem). Up to 8 output channels the x86 paths multiply with the
+     * pair kernels, above with the panel kernels. */
+    test_against_mone_reference ("grey 32x32, stem 4,8",
+        with (make_config (32, 32, 1, 1, 1, 8, 32, 2, 2, 64, 4, 10), "stem=4,8"));
+    test_against_mone_reference ("RGB 32x48, stem 12",
+        with (make_config (32, 48, 3, 1, 1, 8, 48, 2, 3, 96, 4, 7), "stem=12"));
+    test_against_mone_reference ("video T=2 tubelet=2, stem 6,10",
+        with (make_config (32, 32, 3, 2, 2, 8, 64, 2, 4, 128, 4, 5), "stem=6,10"));
+    test_against_mone_reference ("class token, stem 4,8,8",
+        with (with (make_config (32, 32, 1, 1, 1, 8, 32, 2, 2, 64, 4, 10), "pool=cls"),
+            "stem=4,8,8"));
+    /* Im2col chunks that start and end inside output rows: 303 pixels of the first layer's rows
+     * of 24, 16 (8192 / (9 x 64) = 14, at least 16) of the second's rows of 12. And 4 layers
+     * reduce patches of 16 to single pixels. */
+    test_against_mone_reference ("RGB 64x48, stem 64,16",
+        with (make_config (64, 48, 3, 1, 1, 8, 32, 1, 2, 64, 4, 6), "stem=64,16"));
+    test_against_mone_reference ("4-layer stem, hidden router",
+        with (with (make_config (64, 64, 1, 1, 1, 16, 32, 1, 2, 64, 2, 3), "stem=4,4,8,8"),
+            "router_hidden=8"));
     test_full_budget_is_plain_vit ("image 32x32x3",
         make_config (32, 32, 3, 1, 1, 8, 32, 2, 2, 64, 4, 10));
     test_full_budget_is_plain_vit ("video T=4 tubelet=2",
         make_config (32, 32, 3, 4, 2, 8, 64, 2, 4, 128, 4, 5));
+    test_full_budget_is_plain_vit ("video T=4 tubelet=2, stem 8",
+        with (make_config (32, 32, 3, 4, 2, 8, 64, 2, 4, 128, 4, 5), "stem=8"));
   }
   mone_isa_set_default (default_isa);
 }

@@ -19,7 +19,7 @@ model_tensors (const MoneModel *m, int *n)
 {
   const MoneConfig *c = mone_model_get_config (m);
   const MoneWeights *w = &m->weights;
-  const float **t = g_new0 (const float *, 11 + 12 * c->depth);
+  const float **t = g_new0 (const float *, 13 + 12 * c->depth + 2 * MONE_MAX_STEM_LAYERS);
   int i = 0;
   t[i++] = w->patch_embed_weight;
   t[i++] = w->patch_embed_bias;
@@ -41,6 +41,14 @@ model_tensors (const MoneModel *m, int *n)
   t[i++] = w->head_bias;
   if (c->pool == MONE_POOL_CLS)
     t[i++] = w->cls_token;
+  if (c->router_hidden) {
+    t[i++] = w->router_hidden_weight;
+    t[i++] = w->router_hidden_bias;
+  }
+  for (int l = 0; l < c->stem_layers; l++) {
+    t[i++] = w->stem_weight[l];
+    t[i++] = w->stem_bias[l];
+  }
   *n = i;
   return t;
 }
@@ -65,6 +73,9 @@ assert_config_equal (const MoneConfig *a, const MoneConfig *b)
   g_assert_cmpint (a->classes, ==, b->classes);
   g_assert_cmpint (a->tokens, ==, b->tokens);
   g_assert_cmpint (a->pool, ==, b->pool);
+  g_assert_cmpint (a->stem_layers, ==, b->stem_layers);
+  for (int i = 0; i < a->stem_layers; i++)
+    g_assert_cmpint (a->stem_channels[i], ==, b->stem_channels[i]);
   g_assert_true (a->delta == b->delta && a->beta == b->beta && a->ln_eps == b->ln_eps);
   for (int ch = 0; ch < a->channels; ch++)
     g_assert_true (a->mean[ch] == b->mean[ch] && a->std[ch] == b->std[ch]);
@@ -242,6 +253,39 @@ test_class_token (void)
   g_assert_nonnull (strstr (error->message, "mone.pool"));
   g_clear_error (&error);
   g_bytes_unref (file);
+  g_free (header);
+  g_free (bytes);
+  tiny_params_free (params);
+}
+
+/* A convolutional stem (mone.stem) survives writing and loading; the engine packs its weights. */
+static void
+test_stem (void)
+{
+  MoneConfig c = tiny_config ();
+  c.height = c.width = 16;
+  c.stem_layers = 2;
+  c.stem_channels[0] = 3;
+  c.stem_channels[1] = 5;
+  int n;
+  float **params = tiny_params_new (&c, 11, &n);
+  g_autofree char *path = NULL;
+  MoneModel *m = write_and_load (&c, params, "stem.safetensors", &path);
+  check_loaded (m, &c, params, MONE_DTYPE_F32);
+  g_assert_cmpint (m->weights.stem_packed[1].outputs, ==, 5);
+  g_assert_cmpint (m->weights.stem_packed[1].inputs, ==, 3 * 9);
+  MoneContext *ctx = mone_context_new (m, 1, NULL);
+  float input[16 * 16] = { 0 };
+  MoneResult r;
+  g_assert_true (mone_context_run (ctx, input, 1.0, &r, NULL) && r.finite);
+  mone_context_free (ctx);
+  mone_model_unref (m);
+
+  gchar *bytes;
+  gsize size;
+  g_assert_true (g_file_get_contents (path, &bytes, &size, NULL));
+  char *header = header_of ((const guint8 *) bytes);
+  g_assert_nonnull (strstr (header, "\"mone.stem\":\"3,5\""));
   g_free (header);
   g_free (bytes);
   tiny_params_free (params);
@@ -515,6 +559,23 @@ test_valid_fixtures (void)
   g_free (mixed_tensors);
   mone_model_unref (mixed);
 
+  /* The same model with a one-layer stem (mone.stem = 4) written by the generator: every tensor
+   * but the stem's is valid-f32's. */
+  g_autofree char *stem_path = g_build_filename (dir, "..", "valid-stem.safetensors", NULL);
+  MoneModel *stem = mone_model_load_file (stem_path, &error);
+  g_assert_no_error (error);
+  const MoneConfig *stem_config = mone_model_get_config (stem);
+  g_assert_cmpint (stem_config->stem_layers, ==, 1);
+  g_assert_cmpint (stem_config->stem_channels[0], ==, 4);
+  int n_stem;
+  const float **stem_tensors = model_tensors (stem, &n_stem);
+  g_assert_cmpint (n_stem, ==, n + 2);
+  for (int i = 0; i < n; i++)
+    g_assert_true (memcmp (stem_tensors[i], f32[i], sizeof (float) * specs[i].numel) == 0);
+  g_assert_true (stem->weights.stem_weight[0] != NULL && stem->weights.stem_bias[0] != NULL);
+  g_free (stem_tensors);
+  mone_model_unref (stem);
+
   g_free (specs);
   g_free (f32);
   g_free (f16);
@@ -635,6 +696,7 @@ main (int argc, char **argv)
   g_test_add_func ("/loader/round-trip", test_round_trip);
   g_test_add_func ("/loader/half-twins", test_half_twins);
   g_test_add_func ("/loader/class-token", test_class_token);
+  g_test_add_func ("/loader/stem", test_stem);
   g_test_add_func ("/loader/unaligned-data", test_unaligned_data_is_converted);
   g_test_add_func ("/loader/half-conversion", test_half_conversion);
   g_test_add_func ("/loader/json", test_json);
