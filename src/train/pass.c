@@ -2,13 +2,18 @@
  *
  * Reads top to bottom: layers (each *_forward next to its *_backward), then the model pass.
  * Shapes: B images per pass, N tokens per image, R = B*N rows, D width, F MLP width, E experts,
- * H heads, K classes, P = C*p*p pixels per patch.
+ * H heads, K classes, P = C'*p'*p' inputs per patch (mone_patch_inputs: C*p*p pixels, or with a
+ * convolutional stem of S layers p' = p / 2^S pixels of its last map's C' channels).
  *
  * Row orders. After routing, the residual stream lives in "grouped" order: all rows of expert 0
  * (image by image, token order), then expert 1, ... so every nested projection is one sgemm per
  * expert on contiguous rows with the leading d_j columns (or rows) of the weight, exactly as the
  * engine does per frame. Attention needs each image's tokens together, so q/k/v are scattered into
  * "image" order (b*N + t) and the attention output gathered back.
+ *
+ * A convolutional stem (mone.stem) runs before the patch embedding on channels-last maps, each
+ * layer one sgemm over all its output pixels (im2col); mone_pass_stem_hold lets the passes of a
+ * training step share one stem forward and one stem backward.
  */
 #include "trainer.h"
 
@@ -409,7 +414,8 @@ struct MonePass {
   int group_start[MONE_MAX_EXPERTS + 1]; /* (E+1) grouped row ranges */
   int width[MONE_MAX_EXPERTS];           /* d_j */
 
-  float *patches;             /* (R, P) image order, normalised pixels */
+  float *pixel_inv_std;       /* (C) 1 / mone.std */
+  float *patches;             /* (B * N, P) image order: normalised pixels, or the stem's last map */
   float *x0;                  /* (R, D) image order: patch embedding + position */
   float *router_probs;        /* (R, E) image order */
   float *router_xc;           /* (R, D) image order, x0 minus its image's mean patch row (hidden router) */
@@ -446,13 +452,59 @@ struct MonePass {
   float *drouter;       /* (R, E) */
   float *drouter_h;     /* (R, router_hidden) */
   float *dx0;           /* (R, D) image order */
-  float *dpatches;      /* (R, P) */
+  float *dpatches;      /* (B * N, P) */
+
+  /* Convolutional stem (mone.stem): layer i < S maps (B, H_i, W_i) = (B, H >> (i + 1), W >> (i + 1))
+   * pixels, channels last, so that each is one sgemm with the pixels as rows. NULL past S. */
+  float *stem_col[MONE_MAX_STEM_LAYERS]; /* (B H_i W_i, 9 C_{i-1}) the layer's 3x3 input windows */
+  float *stem_window_weight[MONE_MAX_STEM_LAYERS]; /* (C_i, 9 C_{i-1}) the weights in window order */
+  float *stem_pre[MONE_MAX_STEM_LAYERS]; /* (B H_i W_i, C_i) before GELU */
+  float *stem_cdf[MONE_MAX_STEM_LAYERS]; /* (B H_i W_i, C_i) Phi(pre) */
+  float *stem_out[MONE_MAX_STEM_LAYERS]; /* (B H_i W_i, C_i) after GELU: the next layer's input */
+  float *dstem_out, *dstem_pre;          /* backward scratch, the largest (B H_i W_i, C_i) */
+  float *dstem_col;                      /* backward scratch, the largest (B H_i W_i, 9 C_{i-1}) */
+  float *dstem_window_weight;            /* backward scratch, the largest (C_i, 9 C_{i-1}) */
+  /* mone_pass_stem_hold: the stem's activations of the first forward serve the next ones
+   * (stem_ready, for stem_batch images), and the patches' gradients add up in dpatches
+   * (dpatches_pending) for one stem backward in mone_pass_stem_release. */
+  gboolean stem_held, stem_ready, dpatches_pending;
+  int stem_batch;
 };
 
-static int
-patch_size (const MoneConfig *c)
+/* A batch of maps through strides: value (b, ch, y, x) at
+ * data[b * image + ch * channel + y * row + x * column], normalised by (value - mean[ch]) * inv_std[ch]
+ * when mean is not NULL (the pixels: the patch embedding and the stem read them normalised). */
+typedef struct {
+  int channels, height, width;
+  size_t image, channel, row, column;
+  const float *mean, *inv_std; /* (channels) or NULL */
+} MapLayout;
+
+/* The input pixels, (B, C, H, W) planes. */
+static MapLayout
+pixel_layout (const MonePass *s)
 {
-  return c->channels * c->tubelet * c->patch * c->patch;
+  const MoneConfig *c = &s->config;
+  const size_t plane = (size_t) c->height * c->width;
+  return (MapLayout){ .channels = c->channels, .height = c->height, .width = c->width, .image = c->channels * plane,
+    .channel = plane, .row = c->width, .column = 1, .mean = c->mean, .inv_std = s->pixel_inv_std };
+}
+
+/* Stem layer i's output, (B, H_i, W_i, C_i): channels last, as its sgemm writes it. */
+static MapLayout
+stem_layout (const MonePass *s, int i)
+{
+  const MoneConfig *c = &s->config;
+  const int C = c->stem_channels[i], H = c->height >> (i + 1), W = c->width >> (i + 1);
+  return (MapLayout){ .channels = C, .height = H, .width = W, .image = (size_t) H * W * C, .channel = 1,
+    .row = (size_t) W * C, .column = C };
+}
+
+/* What the patch embedding reads: the pixels, or the stem's last map. */
+static MapLayout
+embed_layout (const MonePass *s)
+{
+  return s->config.stem_layers ? stem_layout (s, s->config.stem_layers - 1) : pixel_layout (s);
 }
 
 MonePass *
@@ -465,7 +517,10 @@ mone_pass_new (const MoneConfig *config, int max_batch)
   s->cls = c->pool == MONE_POOL_CLS;
   s->seq = c->tokens + s->cls;
   const size_t R = (size_t) max_batch * s->seq, D = c->dim, F = c->mlp_dim, E = c->experts, N = c->tokens, S = s->seq,
-               P = patch_size (c), B = max_batch, K = c->classes;
+               P = mone_patch_inputs (c), B = max_batch, K = c->classes;
+  s->pixel_inv_std = g_new (float, c->channels);
+  for (int ch = 0; ch < c->channels; ch++)
+    s->pixel_inv_std[ch] = 1.0f / c->std[ch];
   s->patches = g_new (float, B *N *P);
   s->patch_expert = g_new (uint8_t, B * N);
   s->patch_probs = g_new (float, B *N *E);
@@ -528,6 +583,25 @@ mone_pass_new (const MoneConfig *config, int max_batch)
   s->drouter = g_new (float, R *E);
   s->dx0 = g_new (float, R *D);
   s->dpatches = g_new (float, B *N *P);
+  size_t max_map = 0, max_col = 0, max_weight = 0;
+  for (int i = 0; i < c->stem_layers; i++) {
+    const size_t rows = B * (size_t) (c->height >> (i + 1)) * (size_t) (c->width >> (i + 1));
+    const size_t in = 9 * (size_t) (i ? c->stem_channels[i - 1] : c->channels), out = c->stem_channels[i];
+    s->stem_col[i] = g_new (float, rows *in);
+    s->stem_window_weight[i] = g_new (float, out *in);
+    max_weight = MAX (max_weight, out * in);
+    s->stem_pre[i] = g_new (float, rows *out);
+    s->stem_cdf[i] = g_new (float, rows *out);
+    s->stem_out[i] = g_new (float, rows *out);
+    max_map = MAX (max_map, rows * out);
+    max_col = MAX (max_col, rows * in);
+  }
+  if (c->stem_layers) {
+    s->dstem_out = g_new (float, max_map);
+    s->dstem_pre = g_new (float, max_map);
+    s->dstem_col = g_new (float, max_col);
+    s->dstem_window_weight = g_new (float, max_weight);
+  }
   return s;
 }
 
@@ -555,7 +629,14 @@ mone_pass_free (MonePass *s)
     g_free (a->mlp);
   }
   g_free (s->blocks);
-  void *bufs[] = { s->patches, s->x0, s->router_probs, s->expert, s->row_of_group, s->image_of_row, s->g, s->x_final,
+  for (int i = 0; i < s->config.stem_layers; i++) {
+    g_free (s->stem_col[i]);
+    g_free (s->stem_window_weight[i]);
+    g_free (s->stem_pre[i]);
+    g_free (s->stem_cdf[i]);
+    g_free (s->stem_out[i]);
+  }
+  void *bufs[] = { s->pixel_inv_std, s->dstem_out, s->dstem_pre, s->dstem_col, s->dstem_window_weight, s->patches, s->x0, s->router_probs, s->expert, s->row_of_group, s->image_of_row, s->g, s->x_final,
     s->lnf, s->lnf_mean, s->lnf_rstd, s->pooled, s->logits, s->probs, s->route_scratch, s->box_scores, s->dx, s->dz,
     s->dh, s->dqkv_g, s->dqkv, s->datt, s->datt_g, s->dfc, s->dgelu, s->dmlp, s->dp, s->dg, s->dg_image, s->dlogits,
     s->dpooled, s->drouter, s->dx0, s->dpatches, s->patch_expert, s->patch_probs, s->cls_row, s->router_xc,
@@ -565,42 +646,163 @@ mone_pass_free (MonePass *s)
   g_free (s);
 }
 
-/* Normalises pixels and cuts them into patches: patches (R, P) image order, row-major patch grid,
- * each patch flattened in (channel, row, column) order. */
+/* Cuts the maps in (layout l: the normalised pixels, or the stem's last map) into patches: patches
+ * (B * N, P) image order, row-major patch grid, each patch of side p' flattened in (channel, row,
+ * column) order. */
 static void
-patchify_forward (float *patches, const float *input, const MoneConfig *c, int B)
+patchify_forward (float *patches, const float *in, const MapLayout *l, const MoneConfig *c, int B)
 {
-  const int p = c->patch, C = c->channels, Hh = c->height, W = c->width, P = patch_size (c);
+  const int p = mone_embed_patch (c), P = mone_patch_inputs (c);
   for (int b = 0; b < B; b++)
     for (int gy = 0; gy < c->grid_height; gy++)
       for (int gx = 0; gx < c->grid_width; gx++) {
         float *dst = patches + ((size_t) b * c->tokens + gy * c->grid_width + gx) * P;
-        for (int ch = 0; ch < C; ch++) {
-          const float *plane = input + ((size_t) b * C + ch) * Hh * W;
-          float inv_std = 1.0f / c->std[ch];
+        for (int ch = 0; ch < l->channels; ch++) {
+          const float *plane = in + b * l->image + ch * l->channel;
+          const float mean = l->mean ? l->mean[ch] : 0.0f, inv_std = l->mean ? l->inv_std[ch] : 1.0f;
           for (int y = 0; y < p; y++)
             for (int x = 0; x < p; x++)
-              *dst++ = (plane[(gy * p + y) * W + gx * p + x] - c->mean[ch]) * inv_std;
+              *dst++ = (plane[(gy * p + y) * l->row + (gx * p + x) * l->column] - mean) * inv_std;
         }
       }
 }
 
+/* din (layout l) = the patches' gradient put back in place (overwritten: the patches tile the
+ * maps), through the normalisation. */
 static void
-patchify_backward (float *dinput, const float *dpatches, const MoneConfig *c, int B)
+patchify_backward (float *din, const float *dpatches, const MapLayout *l, const MoneConfig *c, int B)
 {
-  const int p = c->patch, C = c->channels, Hh = c->height, W = c->width, P = patch_size (c);
+  const int p = mone_embed_patch (c), P = mone_patch_inputs (c);
   for (int b = 0; b < B; b++)
     for (int gy = 0; gy < c->grid_height; gy++)
       for (int gx = 0; gx < c->grid_width; gx++) {
         const float *src = dpatches + ((size_t) b * c->tokens + gy * c->grid_width + gx) * P;
-        for (int ch = 0; ch < C; ch++) {
-          float *plane = dinput + ((size_t) b * C + ch) * Hh * W;
-          float inv_std = 1.0f / c->std[ch];
+        for (int ch = 0; ch < l->channels; ch++) {
+          float *plane = din + b * l->image + ch * l->channel;
+          const float inv_std = l->mean ? l->inv_std[ch] : 1.0f;
           for (int y = 0; y < p; y++)
             for (int x = 0; x < p; x++)
-              plane[(gy * p + y) * W + gx * p + x] = *src++ * inv_std;
+              plane[(gy * p + y) * l->row + (gx * p + x) * l->column] = *src++ * inv_std;
         }
       }
+}
+
+/* The input windows of a 3x3, stride-2, padding-1 convolution over the maps in (layout l, even
+ * sides): col (B * H/2 * W/2, 9 C), row (b, y, x), column (ky, kx, channel) = in at
+ * (2y + ky - 1, 2x + kx - 1), normalised, and 0 outside the map (zero padding in normalised units,
+ * as PyTorch pads the normalised tensor). The channel runs fastest, so on a channels-last map each
+ * window is nine copies of C floats; the weights are permuted to match (stem_weight_to_windows). */
+static void
+im2col_forward (float *col, const float *in, const MapLayout *l, int B)
+{
+  const int C = l->channels, Ho = l->height / 2, Wo = l->width / 2;
+  const gboolean channels_last = l->channel == 1 && !l->mean;
+  for (int b = 0; b < B; b++)
+    for (int y = 0; y < Ho; y++)
+      for (int x = 0; x < Wo; x++) {
+        float *window = col + (((size_t) b * Ho + y) * Wo + x) * 9 * C;
+        for (int ky = 0; ky < 3; ky++)
+          for (int kx = 0; kx < 3; kx++) {
+            const int iy = 2 * y + ky - 1, ix = 2 * x + kx - 1;
+            float *dst = window + (ky * 3 + kx) * C;
+            if (iy < 0 || iy >= l->height || ix < 0 || ix >= l->width) {
+              memset (dst, 0, sizeof (float) * C);
+              continue;
+            }
+            const float *src = in + b * l->image + iy * l->row + ix * l->column;
+            if (channels_last)
+              memcpy (dst, src, sizeof (float) * C);
+            else
+              for (int ch = 0; ch < C; ch++)
+                dst[ch] = l->mean ? (src[ch * l->channel] - l->mean[ch]) * l->inv_std[ch] : src[ch * l->channel];
+          }
+      }
+}
+
+/* din (layout l, dense; overwritten) = the sum over the windows that read each value of their
+ * gradient dcol (B * H/2 * W/2, 9 C), through the normalisation; padding takes none. */
+static void
+im2col_backward (float *din, const float *dcol, const MapLayout *l, int B)
+{
+  const int C = l->channels, Ho = l->height / 2, Wo = l->width / 2;
+  g_assert (l->image == (size_t) C * l->height * l->width);
+  memset (din, 0, sizeof (float) * B * l->image);
+  for (int b = 0; b < B; b++)
+    for (int y = 0; y < Ho; y++)
+      for (int x = 0; x < Wo; x++) {
+        const float *window = dcol + (((size_t) b * Ho + y) * Wo + x) * 9 * C;
+        for (int ky = 0; ky < 3; ky++)
+          for (int kx = 0; kx < 3; kx++) {
+            const int iy = 2 * y + ky - 1, ix = 2 * x + kx - 1;
+            if (iy < 0 || iy >= l->height || ix < 0 || ix >= l->width)
+              continue;
+            const float *src = window + (ky * 3 + kx) * C;
+            float *dst = din + b * l->image + iy * l->row + ix * l->column;
+            for (int ch = 0; ch < C; ch++)
+              dst[ch * l->channel] += l->mean ? src[ch] * l->inv_std[ch] : src[ch];
+          }
+      }
+}
+
+/* PyTorch's Conv2d weight W (OUT, C, 3, 3) -> Wp (OUT, 3, 3, C), im2col's column order. */
+static void
+stem_weight_to_windows (float *Wp, const float *W, int OUT, int C)
+{
+  for (int o = 0; o < OUT; o++)
+    for (int ch = 0; ch < C; ch++)
+      for (int k = 0; k < 9; k++)
+        Wp[((size_t) o * 9 + k) * C + ch] = W[((size_t) o * C + ch) * 9 + k];
+}
+
+/* dW (OUT, C, 3, 3) += dWp (OUT, 3, 3, C). */
+static void
+stem_weight_from_windows_add (float *dW, const float *dWp, int OUT, int C)
+{
+  for (int o = 0; o < OUT; o++)
+    for (int ch = 0; ch < C; ch++)
+      for (int k = 0; k < 9; k++)
+        dW[((size_t) o * C + ch) * 9 + k] += dWp[((size_t) o * 9 + k) * C + ch];
+}
+
+/* The convolutional stem: layer i, on the normalised pixels (i = 0) or layer i - 1's output,
+ * pre (B H_i W_i, C_i) = col Wp_i^T + b_i with col the 3x3 windows, then out = GELU(pre). */
+static void
+stem_forward (MonePass *s, const MoneTrainTensors *w, const float *input, int B)
+{
+  const MoneConfig *c = &s->config;
+  for (int i = 0; i < c->stem_layers; i++) {
+    const MapLayout in = i ? stem_layout (s, i - 1) : pixel_layout (s);
+    const int rows = B * (c->height >> (i + 1)) * (c->width >> (i + 1)), OUT = c->stem_channels[i];
+    stem_weight_to_windows (s->stem_window_weight[i], w->stem_weight[i], OUT, in.channels);
+    im2col_forward (s->stem_col[i], i ? s->stem_out[i - 1] : input, &in, B);
+    linear_forward (s->stem_pre[i], s->stem_col[i], s->stem_window_weight[i], w->stem_bias[i], rows, 9 * in.channels,
+        OUT);
+    gelu_forward (s->stem_out[i], s->stem_cdf[i], s->stem_pre[i], (size_t) rows * OUT);
+  }
+}
+
+/* From the patches' gradient (s->dpatches) back through the stem: dWp_i = dpre^T col, db_i, and
+ * dcol = dpre Wp_i folded back onto layer i - 1's output, or onto the pixels when dinput is given
+ * (overwritten; layer 0's dcol is not computed without it). */
+static void
+stem_backward (MonePass *s, MoneTrainTensors *gw, float *dinput)
+{
+  const MoneConfig *c = &s->config;
+  const int B = s->batch;
+  const MapLayout last = stem_layout (s, c->stem_layers - 1);
+  patchify_backward (s->dstem_out, s->dpatches, &last, c, B);
+  for (int i = c->stem_layers - 1; i >= 0; i--) {
+    const MapLayout in = i ? stem_layout (s, i - 1) : pixel_layout (s);
+    const int rows = B * (c->height >> (i + 1)) * (c->width >> (i + 1)), OUT = c->stem_channels[i], K = 9 * in.channels;
+    float *dcol = i || dinput ? s->dstem_col : NULL;
+    gelu_backward (s->dstem_pre, s->dstem_out, s->stem_pre[i], s->stem_cdf[i], (size_t) rows * OUT);
+    memset (s->dstem_window_weight, 0, sizeof (float) * OUT * K);
+    linear_backward (dcol, s->dstem_window_weight, gw->stem_bias[i], s->dstem_pre, s->stem_col[i],
+        s->stem_window_weight[i], rows, K, OUT);
+    stem_weight_from_windows_add (gw->stem_weight[i], s->dstem_window_weight, OUT, in.channels);
+    if (dcol) /* s->dstem_out is free again: it becomes layer i - 1's output gradient */
+      im2col_backward (i ? s->dstem_out : dinput, dcol, &in, B);
+  }
 }
 
 /* Random routing for the router ablation: the same number of tokens per expert as EPR, assigned by
@@ -643,10 +845,18 @@ static void
 embed_forward (MonePass *s, const MoneTrainTensors *w, const float *input, int B)
 {
   const MoneConfig *c = &s->config;
-  const int N = c->tokens, D = c->dim, S = s->seq, cls = s->cls, P = patch_size (c);
+  const int N = c->tokens, D = c->dim, S = s->seq, cls = s->cls, P = mone_patch_inputs (c);
   /* Embedding: x0 (R, D) = patches W_pe^T + b_pe + pos[t]; a class token is cls_token + pos[0],
-   * the patches follow it (their patch embedding computed in s->dx0, free until the backward). */
-  patchify_forward (s->patches, input, c, B);
+   * the patches follow it (their patch embedding computed in s->dx0, free until the backward).
+   * The patches are the normalised pixels', or those of the stem's last map. */
+  if (!s->stem_ready) {
+    stem_forward (s, w, input, B);
+    const MapLayout l = embed_layout (s);
+    patchify_forward (s->patches, c->stem_layers ? s->stem_out[c->stem_layers - 1] : input, &l, c, B);
+    s->stem_ready = s->stem_held;
+    s->stem_batch = B;
+  }
+  g_assert (B == s->stem_batch || !s->stem_held);
   float *patch_rows = cls ? s->dx0 : s->x0;
   linear_forward (patch_rows, s->patches, w->patch_embed_weight, w->patch_embed_bias, B * N, P, D);
   for (int b = 0; b < B; b++) {
@@ -954,12 +1164,13 @@ mone_pass_correct (const MonePass *s, const guint8 *labels)
 }
 
 /* x0 = patches W_pe^T + b_pe + pos: from d loss / d x0 (s->dx0, image order) to the position and
- * patch embeddings, and to the input pixels when dinput is given. */
+ * patch embeddings, the stem, and to the input pixels when dinput is given. While the stem is held
+ * (mone_pass_stem_hold) the patches' gradient is added up in s->dpatches instead, for release. */
 static void
 embedding_backward (MonePass *s, const MoneTrainTensors *w, MoneTrainTensors *gw, float *dinput)
 {
   const MoneConfig *c = &s->config;
-  const int B = s->batch, N = c->tokens, S = s->seq, D = c->dim, P = patch_size (c);
+  const int B = s->batch, N = c->tokens, S = s->seq, D = c->dim, P = mone_patch_inputs (c);
   float *dpatch_rows = s->dx0; /* (B * N, D): the patch tokens' rows, contiguous */
   for (int b = 0; b < B; b++) {
     const float *dx = s->dx0 + (size_t) b * S * D;
@@ -974,10 +1185,20 @@ embedding_backward (MonePass *s, const MoneTrainTensors *w, MoneTrainTensors *gw
     for (int b = 0; b < B; b++)
       memcpy (dpatch_rows + (size_t) b * N * D, s->dx0 + ((size_t) b * S + 1) * D, sizeof (float) * N * D);
   }
-  linear_backward (dinput ? s->dpatches : NULL, gw->patch_embed_weight, gw->patch_embed_bias, dpatch_rows, s->patches,
-      w->patch_embed_weight, B * N, P, D);
-  if (dinput)
-    patchify_backward (dinput, s->dpatches, c, B);
+  g_assert (!(dinput && s->stem_held));
+  linear_backward ((dinput || c->stem_layers) && !s->dpatches_pending ? s->dpatches : NULL, gw->patch_embed_weight,
+      gw->patch_embed_bias, dpatch_rows, s->patches, w->patch_embed_weight, B * N, P, D);
+  if (s->dpatches_pending) /* dpatches (B * N, P) += dpatch_rows W_pe */
+    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, B * N, P, D, 1.0f, dpatch_rows, D, w->patch_embed_weight, P,
+        1.0f, s->dpatches, P);
+  if (s->stem_held) {
+    s->dpatches_pending = TRUE;
+  } else if (c->stem_layers) {
+    stem_backward (s, gw, dinput);
+  } else if (dinput) {
+    const MapLayout l = pixel_layout (s);
+    patchify_backward (dinput, s->dpatches, &l, c, B);
+  }
 }
 
 void
@@ -1081,4 +1302,25 @@ mone_pass_router_target_backward (MonePass *s, const MoneTrainModel *model, cons
   embedding_backward (s, &model->t, &gw, NULL);
   mone_train_tensors_clear (&gw);
   return loss;
+}
+
+void
+mone_pass_stem_hold (MonePass *s)
+{
+  /* Without a stem the passes have nothing to share: everything stays as it is. */
+  s->stem_held = s->config.stem_layers > 0;
+  s->stem_ready = s->dpatches_pending = FALSE;
+}
+
+void
+mone_pass_stem_release (MonePass *s, const MoneTrainModel *model, float *grads)
+{
+  if (s->dpatches_pending) {
+    MoneTrainTensors gw;
+    mone_train_tensors_bind (&gw, model, grads);
+    s->batch = s->stem_batch;
+    stem_backward (s, &gw, NULL);
+    mone_train_tensors_clear (&gw);
+  }
+  s->stem_held = s->stem_ready = s->dpatches_pending = FALSE;
 }

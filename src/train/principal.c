@@ -235,7 +235,7 @@ mone_train_model_rotate_principal (MoneTrainModel *model, const MoneImageSet *im
 {
   const MoneConfig *c = &model->config;
   const int D = c->dim, F = c->mlp_dim, K = c->classes, E = c->experts;
-  const int P = c->channels * c->tubelet * c->patch * c->patch;
+  const int P = mone_patch_inputs (c); /* the stem, if any, is before the stream: left as it is */
   const int S = c->tokens + (c->pool == MONE_POOL_CLS ? 1 : 0);
   MoneTrainTensors *t = &model->t;
 

@@ -40,6 +40,10 @@ mone_train_tensors_bind (MoneTrainTensors *t, const MoneTrainModel *m, float *ba
   t->cls_token = m->config.pool == MONE_POOL_CLS ? base + o[i++] : NULL;
   t->router_hidden_weight = m->config.router_hidden ? base + o[i++] : NULL;
   t->router_hidden_bias = m->config.router_hidden ? base + o[i++] : NULL;
+  for (int l = 0; l < MONE_MAX_STEM_LAYERS; l++) {
+    t->stem_weight[l] = l < m->config.stem_layers ? base + o[i++] : NULL;
+    t->stem_bias[l] = l < m->config.stem_layers ? base + o[i++] : NULL;
+  }
   g_assert (i == m->n_specs);
 }
 
@@ -119,7 +123,7 @@ mone_train_model_from_engine (MoneModel *engine, GError **error)
     return NULL;
   /* The engine's weight table is in spec order too; walk both. */
   const MoneWeights *w = &engine->weights;
-  const float *src[6 + 12 * 1024 + 7];
+  const float *src[6 + 12 * 1024 + 7 + 2 * MONE_MAX_STEM_LAYERS];
   int n = 0;
   src[n++] = w->patch_embed_weight;
   src[n++] = w->patch_embed_bias;
@@ -151,6 +155,10 @@ mone_train_model_from_engine (MoneModel *engine, GError **error)
   if (m->config.router_hidden) {
     src[n++] = w->router_hidden_weight;
     src[n++] = w->router_hidden_bias;
+  }
+  for (int l = 0; l < m->config.stem_layers; l++) {
+    src[n++] = w->stem_weight[l];
+    src[n++] = w->stem_bias[l];
   }
   g_assert (n == m->n_specs);
   for (int i = 0; i < n; i++)

@@ -214,7 +214,11 @@ worker_step (gpointer data)
   if (w->frozen_teacher) {
     mone_pass_forward (w->pass, w->frozen_teacher, w->input, NULL, w->count, 1.0, MONE_ROUTING_EPR, 0, 0);
     memcpy (w->teacher, mone_pass_probs (w->pass), sizeof (float) * w->count * c->classes);
-  } else {
+  }
+  /* The model's passes below read the same images with the same parameters: a convolutional stem
+   * runs forward and backward once for all of them. */
+  mone_pass_stem_hold (w->pass);
+  if (!w->frozen_teacher) {
     const double label_budget = w->opts->self_distill ? 1.0 : w->budget;
     w->sums.loss = mone_pass_forward (w->pass, w->model, w->input, w->labels, w->count, label_budget, MONE_ROUTING_EPR,
         0, (float) w->opts->label_smoothing);
@@ -237,6 +241,7 @@ worker_step (gpointer data)
       mone_pass_backward (w->pass, w->model, 1.0f / w->batch_total, w->grads, NULL);
     }
   }
+  mone_pass_stem_release (w->pass, w->model, w->grads);
   return NULL;
 }
 
@@ -288,6 +293,18 @@ checkpoint_write (const char *path, const CheckpointHeader *h, const float *para
   }
   g_free (tmp);
   return ok;
+}
+
+/* The stem= value of a config: "16,32", or "none". */
+static char *
+stem_words (const MoneConfig *c)
+{
+  if (!c->stem_layers)
+    return g_strdup ("none");
+  GString *words = g_string_new (NULL);
+  for (int i = 0; i < c->stem_layers; i++)
+    g_string_append_printf (words, i ? ",%d" : "%d", c->stem_channels[i]);
+  return g_string_free (words, FALSE);
 }
 
 /* "dim=32 (now 64), --lr 0.001 (now 0.002)": every option a checkpoint was made with that differs
@@ -342,6 +359,11 @@ checkpoint_differences (const CheckpointHeader *was, const CheckpointHeader *now
   DIFFER_KEY ("std", std[0], "%g", double);
   DIFFER_KEY ("delta", delta, "%g", double);
   DIFFER_KEY ("beta", beta, "%g", double);
+  if (was->config.stem_layers != now->config.stem_layers
+      || memcmp (was->config.stem_channels, now->config.stem_channels, sizeof (int) * was->config.stem_layers)) {
+    g_autofree char *was_stem = stem_words (&was->config), *now_stem = stem_words (&now->config);
+    g_string_append_printf (out, "%sstem=%s (now %s)", out->len ? ", " : "", was_stem, now_stem);
+  }
 #undef DIFFER_KEY
 #undef DIFFER_REAL
 #undef DIFFER_INT
@@ -758,11 +780,12 @@ print_run_banner (const TrainRun *run)
     mflops = mone_model_flops (engine, 1.0) / 1e6;
     mone_model_unref (engine);
   }
+  g_autofree char *stem = c->stem_layers ? stem_words (c) : NULL;
   fprintf (stderr,
-      "training %dx%dx%d patch %d D %d depth %d heads %d F %d E %d: %zu parameters, %.1f MFLOPs/frame at e=1; "
+      "training %dx%dx%d%s%s patch %d D %d depth %d heads %d F %d E %d: %zu parameters, %.1f MFLOPs/frame at e=1; "
       "%d images, batch %d, %d epochs = %ld steps, %d threads\n",
-      c->width, c->height, c->channels, c->patch, c->dim, c->depth, c->heads, c->mlp_dim, c->experts,
-      run->model->n_params, mflops, run->data.train.count, run->opts->batch, run->opts->epochs, run->total_steps,
+      c->width, c->height, c->channels, stem ? " stem " : "", stem ? stem : "", c->patch, c->dim, c->depth, c->heads,
+      c->mlp_dim, c->experts, run->model->n_params, mflops, run->data.train.count, run->opts->batch, run->opts->epochs, run->total_steps,
       run->threads);
   /* A few hundred pictures at the default epochs make a run of a few dozen steps, which learns
    * little: say so, with the option that fixes it. */

@@ -30,7 +30,7 @@ typedef struct {
 } MoneTrainBlock;
 
 typedef struct {
-  float *patch_embed_weight;      /* (D, P) with P = C*p*p */
+  float *patch_embed_weight;      /* (D, P), P = C'*p'*p' (mone_patch_inputs): pixels or the stem's map */
   float *patch_embed_bias;        /* (D) */
   float *pos_embed;               /* (N, D); (N + 1, D) with a class token, its position first */
   float *router_weight;           /* (E, D), or (E, H) with a hidden layer */
@@ -43,6 +43,9 @@ typedef struct {
   float *cls_token;               /* (D), mone.pool = cls only, else NULL */
   float *router_hidden_weight;    /* (H, D), mone.router_hidden = H > 0 only, else NULL */
   float *router_hidden_bias;      /* (H) */
+  /* Stem layer i < S = mone.stem layers: (C_i, 9 C_{i-1}), inputs (channel, row, column); NULL past S. */
+  float *stem_weight[MONE_MAX_STEM_LAYERS];
+  float *stem_bias[MONE_MAX_STEM_LAYERS]; /* (C_i) */
 } MoneTrainTensors;
 
 struct MoneTrainModel {
@@ -69,7 +72,8 @@ typedef struct MonePass MonePass;
 MonePass *mone_pass_new (const MoneConfig *config, int max_batch);
 void mone_pass_free (MonePass *pass);
 
-/* Forward pass over `batch` images: input (batch, C, H, W) float32 in [0,1]. With labels (batch)
+/* Forward pass over `batch` images: input (batch, C, H, W) float32 in [0,1], normalised per channel,
+ * then through the convolutional stem if the model has one (mone.stem), then cut into patches. With labels (batch)
  * the label-smoothed cross-entropy is computed; returns the SUM of the per-image losses (0 without
  * labels). routing_seed seeds the per-image random routing (image b uses stream b). */
 double mone_pass_forward (MonePass *pass, const MoneTrainModel *model, const float *input, const guint8 *labels,
@@ -98,11 +102,21 @@ int mone_pass_correct (const MonePass *pass, const guint8 *labels);
  * gradient with respect to the input pixels, (batch, C, H, W). */
 void mone_pass_backward (MonePass *pass, const MoneTrainModel *model, float loss_weight, float *grads, float *dinput);
 
+/* A training step runs several passes on the same images with the same parameters (the labels'
+ * pass, the distilled budgets', the router's supervision). Between mone_pass_stem_hold and
+ * mone_pass_stem_release a convolutional stem runs forward once, in the first forward, whose
+ * output the later forwards reuse (their input must be the same images), and backward once, in
+ * release, on the sum of every backward's gradient at its output, which release adds to grads
+ * (the backwards must not ask for dinput meanwhile). The gradients are those of the passes run
+ * one by one, up to float rounding. Without a stem both do nothing. */
+void mone_pass_stem_hold (MonePass *pass);
+void mone_pass_stem_release (MonePass *pass, const MoneTrainModel *model, float *grads);
+
 /* Router supervision from where the item is, on the last forward (call before the next one): per
  * token, the binary cross-entropy between the router's probability of the widest expert and
  * target (batch, N) in [0, 1] (the share of the token's patch the item covers; NaN: no target),
  * averaged over each image's tokens and multiplied by weight. Gradients are ADDED to grads: the
- * router and, through the token embeddings, the patch and position embeddings. Returns the sum of
+ * router and, through the token embeddings, the patch and position embeddings and the stem. Returns the sum of
  * the per-image losses (unweighted). Expert Preferred Routing fills the widest expert first, by
  * this probability, so this teaches it to give the item the full width. */
 double mone_pass_router_target_backward (MonePass *pass, const MoneTrainModel *model, const float *target, float weight,

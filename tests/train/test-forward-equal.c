@@ -1,7 +1,8 @@
 /* The trainer's batched forward pass and the engine's per-frame mone_context_run are two
  * implementations of one definition (docs/mone.md). On the same weights (the engine borrows the
  * trainer's parameters through mone_model_new_borrowed) they must give the same logits, the same
- * expert per token and the same router probabilities, at every budget.
+ * expert per token and the same router probabilities, at every budget, also with a convolutional
+ * stem.
  * Bound: max |logit difference| <= 1e-4 * max(1, max |logit|). */
 #include "trainer.h"
 #include "train-test-helpers.h"
@@ -26,6 +27,13 @@ check_config (MoneConfig c, uint64_t seed)
 
   MoneModel *engine = mone_train_model_to_engine (model, NULL, &error);
   g_assert_no_error (error);
+  /* And back: every tensor (the stem's too) where the trainer's layout expects it. */
+  MoneTrainModel *back = mone_train_model_from_engine (engine, &error);
+  g_assert_no_error (error);
+  report_row (back->n_params == model->n_params
+          && memcmp (back->params, model->params, sizeof (float) * model->n_params) == 0,
+      "trainer -> engine -> trainer keeps all %zu parameters", model->n_params);
+  mone_train_model_free (back);
   MoneContext *ctx = mone_context_new (engine, 1, &error);
   g_assert_no_error (error);
   const MoneConfig *cf = &model->config;
@@ -127,6 +135,24 @@ test_hidden_router (void)
   check_config (c, 5);
 }
 
+/* A convolutional stem (mone.stem): grey 32x32 through two layers (16x16x6, 8x8x8) into 2x2
+ * patches; RGB 24x16 through one (12x8x5, 4x4 patches) with a class token. */
+static void
+test_stem (void)
+{
+  MoneConfig c = small_grey_config (4);
+  c.height = c.width = 32, c.patch = 8;
+  c.stem_layers = 2, c.stem_channels[0] = 6, c.stem_channels[1] = 8;
+  check_config (c, 6);
+  c = small_grey_config (4);
+  c.height = 24, c.width = 16, c.channels = 3, c.patch = 8, c.dim = 24, c.heads = 3, c.experts = 3;
+  for (int ch = 0; ch < 3; ch++)
+    c.mean[ch] = 0.4f + 0.05f * ch, c.std[ch] = 0.2f + 0.1f * ch;
+  c.pool = MONE_POOL_CLS;
+  c.stem_layers = 1, c.stem_channels[0] = 5;
+  check_config (c, 7);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -135,5 +161,6 @@ main (int argc, char **argv)
   g_test_add_func ("/train/forward-equal/hidden-router", test_hidden_router);
   g_test_add_func ("/train/forward-equal/class-token", test_class_token);
   g_test_add_func ("/train/forward-equal/rgb-non-square", test_rgb_non_square);
+  g_test_add_func ("/train/forward-equal/stem", test_stem);
   return g_test_run ();
 }

@@ -222,7 +222,8 @@ perturb_layernorm (float *scale, float *shift, int D, MoneTrainRng *rng)
   }
 }
 
-/* One model of each pooling kind, LayerNorms with scales and shifts far from 1 and 0 (so that
+/* One model of each pooling kind and one with a convolutional stem (outside the stream: the
+ * rotation leaves it alone but turns the patch embedding that reads it), LayerNorms with scales and shifts far from 1 and 0 (so that
  * folding them matters) and alpha 0 (the gate, the one thing the router's lost mean would move,
  * is then 1): the same logits after the rotation, and the variance moved to the leading channels. */
 static void
@@ -233,9 +234,11 @@ test_principal_axes (void)
   g_assert_true (mone_fashion_mnist_load (NULL, TRUE, &train, &error));
   g_assert_no_error (error);
   MoneImageSet images = mone_image_set_slice (&train, 0, 64);
-  for (int pool = MONE_POOL_MEAN; pool <= MONE_POOL_CLS; pool++) {
+  for (int variant = 0; variant < 3; variant++) {
     MoneConfig c = small_grey_config (2);
-    c.pool = pool;
+    c.pool = variant == 1 ? MONE_POOL_CLS : MONE_POOL_MEAN;
+    if (variant == 2)
+      c.stem_layers = 2, c.stem_channels[0] = 4, c.stem_channels[1] = 8;
     g_assert_true (mone_config_finalize (&c, NULL));
     MoneTrainModel *model = mone_train_model_new (&c, &error);
     g_assert_no_error (error);
@@ -248,9 +251,10 @@ test_principal_axes (void)
     }
     perturb_layernorm (model->t.norm_weight, model->t.norm_bias, c.dim, &rng);
     /* Some channels far louder than others, the way trained models have them. */
+    const int P = mone_patch_inputs (&c);
     for (int d = 0; d < c.dim; d += 5)
-      for (int p = 0; p < c.channels * c.patch * c.patch; p++)
-        model->t.patch_embed_weight[(size_t) d * c.channels * c.patch * c.patch + p] *= 20;
+      for (int p = 0; p < P; p++)
+        model->t.patch_embed_weight[(size_t) d * P + p] *= 20;
     model->t.alpha[0] = 0;
 
     float *before = full_width_logits (model, &images, 16);
@@ -264,8 +268,8 @@ test_principal_axes (void)
       scale = fmax (scale, fabs (before[i]));
       worst = fmax (worst, fabs (after[i] - before[i]));
     }
-    g_test_message ("pool %d: |dlogit| %.3g of %.3g; variance on the first quarter %.3f -> %.3f", pool, worst, scale,
-        share_before, share_after);
+    g_test_message ("pool %d, stem %d layers: |dlogit| %.3g of %.3g; variance on the first quarter %.3f -> %.3f", c.pool,
+        c.stem_layers, worst, scale, share_before, share_after);
     g_assert_cmpfloat (worst, <=, 1e-4 * scale);
     g_assert_cmpfloat (share_after, >, share_before + 0.2);
     g_free (before);

@@ -1,6 +1,6 @@
 /* Checkpoints resume exactly: a run interrupted after 7 steps and resumed from its checkpoint
  * writes the same model file, byte for byte, as the uninterrupted run with the same seed, also
- * with --self-distill and --min-budget-pass, and with a hidden-layer router; resuming with a different recipe (another seed,
+ * with --self-distill and --min-budget-pass, with a hidden-layer router and with a convolutional stem; resuming with a different recipe (another seed,
  * --alpha-min, --self-distill, --max-sampled-budget, --min-budget-pass, the optimiser's settings) is
  * refused with a message naming what differs. A stop request (SIGINT in mone train) checkpoints and
  * resumes exactly. A run with
@@ -80,20 +80,31 @@ check_budget_sampler (gboolean self_distill, double max_sampled_budget, int expe
       self_distill, max_sampled_budget, distinct, expected_choices, outside);
 }
 
-/* A --self-distill run (with the third pass if min_budget_pass, a router with router_hidden hidden
- * units if not 0) interrupted after `interrupt_after`
+/* The tiny model changed by `shape` (key=value as mone train's arguments, e.g. router_hidden=6 or
+ * stem=4,8; NULL: unchanged). */
+static void
+apply_shape (MoneTrainOptions *o, const char *shape)
+{
+  GError *error = NULL;
+  if (shape)
+    g_assert_true (mone_config_apply_override (&o->config, shape, NULL, &error));
+  g_assert_no_error (error);
+}
+
+/* A --self-distill run (with the third pass if min_budget_pass, the model changed by `shape`)
+ * interrupted after `interrupt_after`
  * steps and resumed must equal the uninterrupted run byte for byte, and differ from `other` (the
  * model of the recipe without this variant). The uninterrupted model goes to *model. */
 static void
 check_variant_resumes (const char *dir, const char *output, const char *checkpoint, gboolean min_budget_pass,
-    int router_hidden, int interrupt_after, const char *name, GBytes *other, const char *other_name, GBytes **model)
+    const char *shape, int interrupt_after, const char *name, GBytes *other, const char *other_name, GBytes **model)
 {
   GError *error = NULL;
   MoneTrainOptions o;
   resume_options (&o, output, checkpoint);
   o.self_distill = TRUE;
   o.min_budget_pass = min_budget_pass;
-  o.config.router_hidden = router_hidden;
+  apply_shape (&o, shape);
   o.max_steps = interrupt_after;
   gboolean ok = mone_train_run (&o, &error);
   o.max_steps = 0;
@@ -103,7 +114,7 @@ check_variant_resumes (const char *dir, const char *output, const char *checkpoi
   o.output = reference;
   o.self_distill = TRUE;
   o.min_budget_pass = min_budget_pass;
-  o.config.router_hidden = router_hidden;
+  apply_shape (&o, shape);
   ok = ok && mone_train_run (&o, &error);
   char *resumed_data = NULL, *reference_data = NULL;
   gsize resumed_len = 0, reference_len = 0;
@@ -228,26 +239,35 @@ static void
 test_distill_variants (void)
 {
   MoneTrainOptions o;
-  GBytes *two_pass = NULL, *three_pass = NULL, *hidden_router = NULL;
+  GBytes *two_pass = NULL, *three_pass = NULL, *hidden_router = NULL, *stem = NULL;
   g_unlink (fixture.ckpt);
-  check_variant_resumes (fixture.dir, fixture.b, fixture.ckpt, FALSE, 0, 5, "self-distillation", fixture.uninterrupted,
+  check_variant_resumes (fixture.dir, fixture.b, fixture.ckpt, FALSE, NULL, 5, "self-distillation", fixture.uninterrupted,
       "the plain recipe's", &two_pass);
   resume_options (&o, fixture.b, fixture.ckpt);
   o.self_distill = o.min_budget_pass = TRUE;
   expect_resume_refused (&o, "--min-budget-pass setting", "--min-budget-pass 0 (now 1)");
   g_unlink (fixture.ckpt);
-  check_variant_resumes (fixture.dir, fixture.b, fixture.ckpt, TRUE, 0, 6, "min-budget pass", two_pass, "the two-pass",
+  check_variant_resumes (fixture.dir, fixture.b, fixture.ckpt, TRUE, NULL, 6, "min-budget pass", two_pass, "the two-pass",
       &three_pass);
   g_unlink (fixture.ckpt);
-  check_variant_resumes (fixture.dir, fixture.b, fixture.ckpt, TRUE, 6, 7, "hidden-layer router", three_pass,
+  check_variant_resumes (fixture.dir, fixture.b, fixture.ckpt, TRUE, "router_hidden=6", 7, "hidden-layer router", three_pass,
       "the one-layer router's", &hidden_router);
   /* Its checkpoint holds other tensors: a one-layer router's run must not continue from it. */
   resume_options (&o, fixture.b, fixture.ckpt);
   o.self_distill = o.min_budget_pass = TRUE;
   expect_resume_refused (&o, "model configuration (router_hidden)", "a different model configuration");
+  /* A convolutional stem (two layers, 16x16 to 8x8x4 to 4x4x8, read as 1x1 patches) resumes exactly
+   * too; its checkpoint is refused to a run without one, naming the stem. */
+  g_unlink (fixture.ckpt);
+  check_variant_resumes (fixture.dir, fixture.b, fixture.ckpt, TRUE, "stem=4,8", 6, "convolutional stem", three_pass,
+      "the stemless", &stem);
+  resume_options (&o, fixture.b, fixture.ckpt);
+  o.self_distill = o.min_budget_pass = TRUE;
+  expect_resume_refused (&o, "model configuration (stem)", "stem=4,8 (now none)");
   g_bytes_unref (two_pass);
   g_bytes_unref (three_pass);
   g_bytes_unref (hidden_router);
+  g_bytes_unref (stem);
 }
 
 static float
