@@ -11,9 +11,13 @@ VisionTransformer's; the model must be one MoNE computes at e = 1: patch tokens 
 class token, learned absolute position embedding, pre-norm blocks, LayerNorm on every token, then
 the class token's output (timm: class_token=True, global_pool='token', the default; written as
 mone.pool = cls) or the mean of the patch tokens (class_token=False, global_pool='avg') into the
-head, without fc_norm. Everything else (a distillation or register token, relative position bias,
-layer scale, q/k norm, a norm after pooling) is refused, naming the tensor, rather than converted
-into a different network.
+head, without fc_norm. A convolutional stem before the patch embedding maps to mone.stem when it
+is a top-level `stem` Sequential(Conv2d(C, C_0, 3, 2, 1), GELU(), Conv2d(C_0, C_1, 3, 2, 1), ...)
+(stem.N.weight 3x3 kernels with stem.N.bias; a state dict records no strides, paddings or
+activations, so stride 2, padding 1 and exact GELU after each are assumed, as the blocks' GELU
+is). Everything else (a distillation or register token, relative position bias, layer scale, q/k
+norm, a norm after pooling, a stem with normalisation layers, timm's hybrid CNN backbones) is
+refused, naming the tensor, rather than converted into a different network.
 
 The router is written as zeros and alpha as 0: the imported model gives the checkpoint's logits at
 e = 1, and its nested experts learn to serve lower budgets with
@@ -44,7 +48,12 @@ REFUSED = (
     (r"\.ls[12]\.", "layer scale: MoNE blocks add the branches unscaled"),
     (r"\.(q_norm|k_norm)\.", "q/k normalisation"),
     (r"^fc_norm\.", "a LayerNorm after pooling (fc_norm): MoNE normalises each token before pooling"),
+    (r"^patch_embed\.backbone\.", "a CNN backbone (timm's hybrid ViT): the only convolutions MoNE runs "
+     "before the patch embedding are a stem of 3x3 stride-2 convolutions with GELU (stem.N.weight)"),
+    (r"^stem\.(?!\d+\.(weight|bias)$)", "the stem maps only as 3x3 convolutions with bias and GELU "
+     "between (stem.N.weight, stem.N.bias): no normalisation or other layer in it"),
 )
+MAX_STEM_LAYERS = 4  # mone.stem's limit (docs/model-format.md)
 
 SAFETENSORS_DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}
 
@@ -123,6 +132,29 @@ def need(sd, name, ndim=None):
     return t
 
 
+def stem_layers(sd):
+    """The stem's (name, weight [C_i, C_{i-1}, 3, 3], bias [C_i]) by Sequential index; [] without one."""
+    index = sorted({int(k.split(".")[1]) for k in sd if k.startswith("stem.")})
+    layers = []
+    for n in index:
+        name = "stem.%d" % n
+        w, b = sd.get(name + ".weight"), sd.get(name + ".bias")
+        if w is None or w.dim() != 4 or tuple(w.shape[2:]) != (3, 3):
+            raise ImportError_("cannot import %s: %s, a stem maps only as 3x3 convolutions with GELU between "
+                               "(no normalisation or other layer in it)" % (
+                                   name, "no weight" if w is None else "weight of shape %s" % list(w.shape)))
+        if b is None or list(b.shape) != [w.shape[0]]:
+            raise ImportError_("cannot import %s: a stem convolution needs a bias of %d values (mone.stem's "
+                               "convolutions have one)" % (name, w.shape[0]))
+        if layers and w.shape[1] != layers[-1][1].shape[0]:
+            raise ImportError_("%s.weight reads %d channels, the layer before gives %d"
+                               % (name, w.shape[1], layers[-1][1].shape[0]))
+        layers.append((name, w, b))
+    if len(layers) > MAX_STEM_LAYERS:
+        raise ImportError_("the stem has %d convolutions, mone.stem at most %d" % (len(layers), MAX_STEM_LAYERS))
+    return layers
+
+
 def convert(sd, args):
     for name in sd:
         for pattern, why in REFUSED:
@@ -132,6 +164,14 @@ def convert(sd, args):
     D, C, p, p2 = proj.shape
     if p != p2:
         raise ImportError_("patch_embed.proj.weight has a %dx%d kernel: square patches only" % (p, p2))
+    # With a stem of S stride-2 layers the patch embedding reads its last map in patches of p' = p / 2^S:
+    # the file's patch is the pixels p' covers, its channels the stem's input.
+    stem = stem_layers(sd)
+    if stem:
+        if stem[-1][1].shape[0] != C:
+            raise ImportError_("patch_embed.proj.weight reads %d channels, the stem's last layer gives %d"
+                               % (C, stem[-1][1].shape[0]))
+        C, p = stem[0][1].shape[1], p << len(stem)
     pos = need(sd, "pos_embed")
     pos = pos.reshape(-1, pos.shape[-1])
     cls = "cls_token" in sd
@@ -178,6 +218,10 @@ def convert(sd, args):
         "alpha": torch.zeros(1),
     }
     used = {"patch_embed.proj.weight", "patch_embed.proj.bias", "pos_embed"}
+    for i, (name, w, b) in enumerate(stem):
+        out["stem.%d.weight" % i] = w.reshape(w.shape[0], -1)  # [C_i, C_{i-1}, 3, 3] -> [C_i, C_{i-1}*9]
+        out["stem.%d.bias" % i] = b
+        used |= {name + ".weight", name + ".bias"}
     if cls:
         out["cls_token"] = sd["cls_token"].reshape(D)
         used.add("cls_token")
@@ -204,6 +248,8 @@ def convert(sd, args):
     }
     if cls:
         meta["mone.pool"] = "cls"
+    if stem:
+        meta["mone.stem"] = ",".join(str(w.shape[0]) for _, w, _ in stem)
     return out, meta
 
 
@@ -236,9 +282,10 @@ def main():
     except (ImportError_, OSError) as e:
         print("mone-import: %s" % e, file=sys.stderr)
         return 1
-    print("wrote %s: %sx%s, patch %s, D %s, depth %s, heads %s, %s classes, %s experts (router untrained: "
+    print("wrote %s: %sx%s, %spatch %s, D %s, depth %s, heads %s, %s classes, %s experts (router untrained: "
           "exact at e = 1; train the experts with mone train --init)" % (
-              args.output, meta["mone.width"], meta["mone.height"], meta["mone.patch"], meta["mone.dim"],
+              args.output, meta["mone.width"], meta["mone.height"],
+              "stem %s (assumed stride 2, padding 1, GELU), " % meta["mone.stem"] if "mone.stem" in meta else "", meta["mone.patch"], meta["mone.dim"],
               meta["mone.depth"], meta["mone.heads"], meta["mone.classes"], meta["mone.experts"]))
     return 0
 

@@ -5,7 +5,9 @@ width is D, so every nested slice is the whole matrix and MoNE is a standard pre
 pooling, except for the MLP branch's factor (alpha g + 1), where g is the router probability of
 the widest expert for that token. This module computes exactly that, in float32, written the way
 a timm ViT is (a strided convolution for the patch embedding, one qkv Linear, softmax attention),
-so that the ONNX export and PyTorch eager are the ordinary dense baselines.
+so that the ONNX export and PyTorch eager are the ordinary dense baselines. A stem (mone.stem) is
+what docs/model-format.md writes it as: Conv2d(3x3, stride 2, padding 1) + GELU layers on each
+frame, before the patch embedding.
 
 Input: one model input as the engine takes it (`mone run --help`): float32 (T, C, H, W) pixels
 in [0, 1]. The pixel normalisation (mean/std of the file's metadata) is part of the graph, as it
@@ -57,6 +59,8 @@ class Config:
         self.tokens = (self.frames // self.tubelet) * (self.height // self.patch) * (self.width // self.patch)
         assert meta.get("mone.pool", "mean") == "mean", "class-token models are not supported here"
         self.router_hidden = int(meta.get("mone.router_hidden", "0"))
+        # mone.stem "C_0,...,C_{S-1}": the patch embedding reads the last map in patches of p / 2^S.
+        self.stem = [int(v) for v in meta["mone.stem"].split(",")] if "mone.stem" in meta else []
 
     def input_shape(self):
         return (self.frames, self.channels, self.height, self.width)
@@ -91,11 +95,19 @@ class DenseViT(nn.Module):
         tensors, meta = read_safetensors(path)
         c = self.config = Config(meta)
         C, t, p, D = c.channels, c.tubelet, c.patch, c.dim
+        # The stem runs on every frame (time is its batch); the patch embedding then reads its C'
+        # channels in patches of side p' = p / 2^S, the same token grid.
+        layers, c_in = [], C
+        for c_out in c.stem:
+            layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.GELU()]
+            c_in = c_out
+        self.stem = nn.Sequential(*layers) if layers else None
+        Ce, pe = c_in, p >> len(c.stem)
         self.video = c.frames > 1
         if self.video:
-            self.patch_embed = nn.Conv3d(C, D, (t, p, p), stride=(t, p, p))
+            self.patch_embed = nn.Conv3d(Ce, D, (t, pe, pe), stride=(t, pe, pe))
         else:
-            self.patch_embed = nn.Conv2d(C, D, p, stride=p)
+            self.patch_embed = nn.Conv2d(Ce, D, pe, stride=pe)
         self.register_buffer("mean", torch.tensor(c.mean).reshape(1, C, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(c.std).reshape(1, C, 1, 1), persistent=False)
         self.pos_embed = nn.Parameter(torch.zeros(1, c.tokens, D))
@@ -110,7 +122,7 @@ class DenseViT(nn.Module):
 
         # Copy the file's tensors in; every one of them must be used exactly once.
         sd = {
-            # [D, C*t*p*p] flattened (channel, time, row, column) = the conv kernel's own order
+            # [D, C'*t*p'*p'] flattened (channel, time, row, column) = the conv kernel's own order
             "patch_embed.weight": tensors.pop("patch_embed.weight").reshape(self.patch_embed.weight.shape),
             "patch_embed.bias": tensors.pop("patch_embed.bias"),
             "pos_embed": tensors.pop("pos_embed").reshape(1, c.tokens, D),
@@ -124,6 +136,10 @@ class DenseViT(nn.Module):
             "head.weight": tensors.pop("head.weight"),
             "head.bias": tensors.pop("head.bias"),
         }
+        for i, conv in enumerate(m for m in layers if isinstance(m, nn.Conv2d)):
+            # stem.i.weight [C_i, C_{i-1}*9]: Conv2d's (C_i, C_{i-1}, 3, 3) flattened; GELUs sit between
+            sd["stem.%d.weight" % (2 * i)] = tensors.pop("stem.%d.weight" % i).reshape(conv.weight.shape)
+            sd["stem.%d.bias" % (2 * i)] = tensors.pop("stem.%d.bias" % i)
         rename = {"norm1": "norm1", "attn.qkv": "qkv", "attn.proj": "proj", "norm2": "norm2",
                   "mlp.fc1": "fc1", "mlp.fc2": "fc2"}
         for i in range(c.depth):
@@ -137,6 +153,8 @@ class DenseViT(nn.Module):
     def forward(self, pixels):
         """pixels: (T, C, H, W) float32 in [0, 1] -> logits (1, K)."""
         x = (pixels - self.mean) / self.std
+        if self.stem is not None:
+            x = self.stem(x)                                           # (T, C', H / 2^S, W / 2^S)
         if self.video:
             x = self.patch_embed(x.permute(1, 0, 2, 3).unsqueeze(0))  # (1, C, T, H, W)
         else:

@@ -6,9 +6,11 @@ Input `pixels`: float32 (T, C, H, W) in [0, 1], as `mone run` reads a raw frame;
 `logits`: (1, K). With --rgb8 (image models), the input is instead `image`, uint8 (1, H, W, 3)
 RGB bytes, what GStreamer's onnxinference hands a model (hwc), turned into the model's input in
 the graph (to [0, 1], and to grey with BT.601 luma weights for a one-channel model). Debian's torch 1.13 has only the TorchScript exporter (no dynamo), so the graph
-is traced at a fixed shape with opset 17, the first with a LayerNormalization operator. The
-result is checked with onnx.checker; that it computes the engine's logits is checked by run.sh
-(peers.py), which runs it in ONNX Runtime.
+is traced at a fixed shape with opset 17, the first with a LayerNormalization operator. A stem
+(mone.stem) is exported as it runs: one Conv (3x3, stride 2, padding 1) and Erf-based GELU per
+layer, before the patch embedding's Conv, so ONNX Runtime pays for it as the engine does. The
+result is checked with onnx.checker and for its Conv count; that it computes the engine's logits
+is checked by run.sh (peers.py), which runs it in ONNX Runtime.
 """
 
 import os
@@ -62,7 +64,12 @@ def export(model_path, onnx_path, rgb8=False):
         graph = onnx.load(tmp)
         graph.metadata_props.add(key="logits", value="gst-mone-logits")
         onnx.save(graph, tmp)
-    onnx.checker.check_model(onnx.load(tmp))
+    graph = onnx.load(tmp)
+    onnx.checker.check_model(graph)
+    # The stem's layers and the patch embedding, each a Conv of the graph (none folded away).
+    convs = sum(node.op_type == "Conv" for node in graph.graph.node)
+    c = (model.model if rgb8 else model).config
+    assert convs == len(c.stem) + 1, "%s: %d Conv nodes, expected %d" % (onnx_path, convs, len(c.stem) + 1)
     os.replace(tmp, onnx_path)
 
 

@@ -119,7 +119,7 @@ def prepare(name, args, work):
         run([TORCH_PYTHON, os.path.join(HERE, "export_onnx.py"), model, onnx_path])
         print("  exported %s (%.1f s)" % (onnx_path, time.time() - t0))
     for line in run([mone, "info", model]).splitlines():
-        if line.startswith(("input:", "tokens:", "transformer:", "experts:")):
+        if line.startswith(("input:", "stem:", "tokens:", "transformer:", "experts:")):
             print("  " + line.strip())
     return model, onnx_path, stem + ".f32"
 

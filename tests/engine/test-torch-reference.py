@@ -16,9 +16,10 @@ Compared for every (model, input, budget):
 With LIBMONE.so, also libmone's public capacity / token-count / routing functions (mone.h) through
 ctypes over thousands of budgets, delta/beta pairs and tie-heavy probability tables.
 Models: the shipped Fashion-MNIST model on test images; random `mone init` skeletons (image and
-tubelet video, non-square, 1..3 channels, E = 1..5, alpha != 0, non-default delta/beta/eps) with
-weights large enough that nothing is near-linear; models built for ties (router weights 0; zero
-position embedding with repeated patches); the committed F32/F16/BF16/mixed loader fixtures.
+tubelet video, non-square, 1..3 channels, E = 1..5, alpha != 0, non-default delta/beta/eps, class
+token, hidden-layer router, convolutional stems of 1..3 layers) with weights large enough that
+nothing is near-linear; models built for ties (router weights 0; zero position embedding with
+repeated patches); the committed F32/F16/BF16/mixed loader fixtures.
 """
 
 import gzip
@@ -297,7 +298,9 @@ class TimmLikeViT(torch.nn.Module):
     """timm.models.vision_transformer.VisionTransformer(class_token=False, global_pool='avg',
     fc_norm=False), or with class_token=True, global_pool='token' (timm's default), reduced to what
     it computes: same module names, state-dict keys and attributes (patch_embed.img_size/patch_size,
-    attn.num_heads, norm eps 1e-6), same forward."""
+    attn.num_heads, norm eps 1e-6), same forward. With stem=(C_0, ...), not timm's: a `stem`
+    Sequential(Conv2d(C, C_0, 3, 2, 1), GELU(), ...) first, mone.stem as docs/model-format.md
+    writes it in PyTorch, and the patch embedding on its last map in patches of patch / 2^S."""
 
     class PatchEmbed(torch.nn.Module):
         def __init__(self, img_size, patch, chans, dim):
@@ -341,9 +344,15 @@ class TimmLikeViT(torch.nn.Module):
             x = x + self.attn(self.norm1(x))
             return x + self.mlp(self.norm2(x))
 
-    def __init__(self, img_size, patch, chans, dim, depth, heads, classes, mlp_ratio=4, class_token=False):
+    def __init__(self, img_size, patch, chans, dim, depth, heads, classes, mlp_ratio=4, class_token=False, stem=()):
         super().__init__()
-        self.patch_embed = TimmLikeViT.PatchEmbed(img_size, patch, chans, dim)
+        layers = []
+        for c in stem:
+            layers += [torch.nn.Conv2d(chans, c, 3, stride=2, padding=1), torch.nn.GELU()]
+            chans = c
+        self.stem = torch.nn.Sequential(*layers) if stem else None
+        S = len(stem)
+        self.patch_embed = TimmLikeViT.PatchEmbed((img_size[0] >> S, img_size[1] >> S), patch >> S, chans, dim)
         n = (img_size[0] // patch) * (img_size[1] // patch)
         self.cls_token = torch.nn.Parameter(torch.zeros(1, 1, dim)) if class_token else None
         self.pos_embed = torch.nn.Parameter(torch.zeros(1, n + class_token, dim))
@@ -352,7 +361,7 @@ class TimmLikeViT(torch.nn.Module):
         self.head = torch.nn.Linear(dim, classes)
 
     def forward(self, x):
-        x = self.patch_embed(x)
+        x = self.patch_embed(self.stem(x) if self.stem is not None else x)
         if self.cls_token is not None:   # timm's _pos_embed: the class token first, then positions
             x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
         x = self.norm(self.blocks(x + self.pos_embed))
@@ -361,11 +370,11 @@ class TimmLikeViT(torch.nn.Module):
         return self.head(x.mean(dim=1))  # global_pool='avg' over the patch tokens, no fc_norm
 
 
-def random_timm_vit(seed, size, chans, patch=4, dim=48, depth=2, heads=3, classes=6, class_token=False):
+def random_timm_vit(seed, size, chans, patch=4, dim=48, depth=2, heads=3, classes=6, class_token=False, stem=()):
     """A TimmLikeViT with weights large enough to matter (timm's init would give tiny logits)."""
     torch.manual_seed(seed)
     vit = TimmLikeViT(size, patch, chans, dim=dim, depth=depth, heads=heads, classes=classes,
-                      class_token=class_token)
+                      class_token=class_token, stem=stem)
     with torch.no_grad():
         for name, p in vit.named_parameters():
             if name.endswith("norm1.weight") or name.endswith("norm2.weight") or name == "norm.weight":
@@ -460,17 +469,45 @@ def check_importer():
     pixels = check_against_module("import-cls", out, cls_vit, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
     compare("import-cls", out, ref.Model(out), pixels, [0.3, 0.6])
 
-    refusals = [("dist_token", torch.zeros(1, 1, 32), "distillation token"), ("fc_norm.weight", torch.ones(32), "fc_norm"),
-                ("blocks.0.ls1.gamma", torch.ones(32), "layer scale"), ("extra.weight", torch.ones(2), "extra.weight")]
-    for name, tensor, why in refusals:
-        sd = dict(vit.state_dict())
-        sd[name] = tensor
+    # A stem as docs/model-format.md writes it in PyTorch (stem.0, stem.2: GELUs between) -> mone.stem,
+    # the file's patch the 8 pixels the 2x2 patches of the stem's map cover.
+    stem_vit = random_timm_vit(24, (32, 40), 3, patch=8, dim=32, heads=4, classes=4, stem=(8, 12))
+    pth = os.path.join(TMP, "timm-stem.pth")
+    torch.save(stem_vit.state_dict(), pth)
+    out = os.path.join(TMP, "imported-stem.safetensors")
+    stem_args = ["--heads", "4", "--height", "32", "--width", "40"]
+    r = run_importer([pth, "-o", out] + stem_args)
+    if r.returncode != 0:
+        fail("mone-import on a ViT with a stem: %s" % r.stderr)
+    m = ref.Model(out)
+    if (m.stem, m.patch, m.channels) != ([8, 12], 8, 3):
+        fail("mone-import wrote stem %s, patch %d, channels %d for a 3 -> 8 -> 12 stem before 2x2 patches"
+             % (m.stem, m.patch, m.channels))
+    pixels = check_against_module("import-stem", out, stem_vit, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
+    compare("import-stem", out, m, pixels, [0.3, 0.6])
+
+    def refused(sd, args, name, why):
         bad = os.path.join(TMP, "refused.pth")
         torch.save(sd, bad)
-        r = run_importer([bad, "-o", os.path.join(TMP, "refused.safetensors"), "--heads", "2", "--height", "16", "--width", "24"])
+        r = run_importer([bad, "-o", os.path.join(TMP, "refused.safetensors")] + args)
         if r.returncode == 0 or name not in r.stderr or why not in r.stderr:
             fail("mone-import should refuse %s naming it (%s): rc %d, %s" % (name, why, r.returncode, r.stderr.strip()))
         print("  import refuses %-20s %s" % (name, r.stderr.strip()[:90]))
+
+    refusals = [("dist_token", torch.zeros(1, 1, 32), "distillation token"), ("fc_norm.weight", torch.ones(32), "fc_norm"),
+                ("blocks.0.ls1.gamma", torch.ones(32), "layer scale"), ("extra.weight", torch.ones(2), "extra.weight")]
+    for name, tensor, why in refusals:
+        refused({**vit.state_dict(), name: tensor}, ["--heads", "2", "--height", "16", "--width", "24"], name, why)
+    # Stems that are not mone.stem's: a BatchNorm in it, a convolution without bias, a 5x5 kernel,
+    # timm's hybrid CNN backbone.
+    sd = stem_vit.state_dict()
+    bn = {"stem.1.weight": torch.ones(8), "stem.1.bias": torch.zeros(8), "stem.1.running_mean": torch.zeros(8),
+          "stem.1.running_var": torch.ones(8)}
+    refused({**sd, **bn}, stem_args, "stem.1", "normalisation")
+    refused({k: v for k, v in sd.items() if k != "stem.2.bias"}, stem_args, "stem.2", "bias")
+    refused({**sd, "stem.0.weight": torch.zeros(8, 3, 5, 5)}, stem_args, "stem.0", "3x3")
+    refused({**sd, "patch_embed.backbone.stem.conv.weight": torch.zeros(8, 3, 7, 7)}, stem_args,
+            "patch_embed.backbone.stem.conv.weight", "backbone")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -516,6 +553,17 @@ def main():
                        "mlp_dim=48", "experts=4", "classes=5", "router_hidden=12", "seed=9"], 0.9),
         ("img-rh-cls-e3", ["height=16", "width=12", "channels=3", "patch=4", "dim=24", "depth=2", "heads=3",
                            "mlp_dim=40", "experts=3", "classes=4", "router_hidden=8", "pool=cls", "seed=10"], -0.6),
+        # Convolutional stems: 2 layers before 2x2 patches of the last map (RGB, non-square), 3
+        # layers before 1x1 patches with a class token and a hidden-layer router, one layer on the
+        # frames of a tubelet video (each frame convolved alone, then 2x2x2 tubelets).
+        ("img-stem-e4", ["height=32", "width=48", "channels=3", "patch=8", "dim=32", "depth=2", "heads=4",
+                         "mlp_dim=48", "experts=4", "classes=5", "stem=8,12", "mean=0.5,0.4,0.3",
+                         "std=0.25,0.2,0.3", "seed=11"], 0.7),
+        ("img-stem3-cls-e3", ["height=24", "width=16", "channels=1", "patch=8", "dim=24", "depth=2", "heads=3",
+                              "mlp_dim=40", "experts=3", "classes=4", "stem=4,8,6", "router_hidden=8",
+                              "pool=cls", "seed=12"], -0.8),
+        ("video-stem-e2", ["frames=4", "tubelet=2", "channels=2", "height=16", "width=12", "patch=4", "dim=16",
+                           "depth=2", "heads=2", "mlp_dim=24", "experts=2", "classes=3", "stem=5", "seed=13"], 1.2),
     ]
     for k, (name, keys, alpha) in enumerate(configs):
         path, m = init_model(name, keys, alpha=alpha, seed=k)
@@ -528,6 +576,8 @@ def main():
     # As `mone init` writes it: alpha 0, biases 0, std 0.02.
     path, m = init_model("init-tiny", ["--config", "tiny", "seed=9"], randomise=False)
     compare("init-tiny", path, m, random_pixels(m, 0), [0.3, 0.5, 1.0])
+    path, m = init_model("init-scene-stem", ["--config", "scene64", "stem=16,32", "seed=9"], randomise=False)
+    compare("init-scene-stem", path, m, random_pixels(m, 0), [0.3, 1.0])
 
     # Ties. Router weights 0: every token has the same probabilities, so the routing is the tie
     # rule alone (lowest indices to the biggest expert).
@@ -550,7 +600,8 @@ def main():
 
     check_export()
     check_importer()
-    if LIBMONE and LIBMONE.endswith(".so"):
+    # meson passes the versioned file (libmone.so.0.1.0); a static build's .a cannot be loaded
+    if LIBMONE and re.search(r"\.so(\.\d+)*$", LIBMONE):
         check_routing_api(LIBMONE)
     else:
         print("note: no shared libmone given, its routing API is not swept")

@@ -105,6 +105,13 @@ class Model:
         assert self.pool in ("mean", "cls"), self.pool
         # mone.router_hidden: 0 (absent) for a one-layer router, else its hidden units.
         self.router_hidden = int(meta.get("mone.router_hidden", "0"))
+        # mone.stem: "C_0,...,C_{S-1}", the output channels of S 3x3 stride-2 convolutions run on
+        # each frame first; absent: none. The patch embedding then reads the last map's C_{S-1}
+        # channels in patches of side p / 2^S (the same token grid).
+        self.stem = [int(v) for v in meta["mone.stem"].split(",")] if "mone.stem" in meta else []
+        assert self.patch % 2 ** len(self.stem) == 0, (self.patch, self.stem)
+        self.embed_channels = self.stem[-1] if self.stem else self.channels
+        self.embed_patch = self.patch >> len(self.stem)
         # Expert j has width d_j = D / 2^(E-1-j) (mone.md, "Notation").
         self.widths = [self.dim >> (self.experts - 1 - j) for j in range(self.experts)]
         self.ratios = [w / self.dim for w in self.widths]
@@ -192,17 +199,37 @@ def route(probs, counts):
 # ---------------------------------------------------------------------------------------------
 # Forward pass (mone.md, "Forward pass of an image model")
 
+def stem_forward(model, x):
+    """x: normalised frames (T, C, H, W) -> the stem's last map (T, C_{S-1}, H / 2^S, W / 2^S).
+
+    Each layer: Conv2d(C_{i-1}, C_i, 3, stride 2, padding 1) with zeros padded in normalised units,
+    then the exact GELU (docs/model-format.md); the frames are a batch, each convolved alone."""
+    c_in = model.channels
+    for i, c_out in enumerate(model.stem):
+        # [C_i, C_{i-1}*9] flattened (channel, row, column): PyTorch's weight layout reshaped
+        w = model.t("stem.%d.weight" % i).reshape(c_out, c_in, 3, 3)
+        x = gelu(torch.nn.functional.conv2d(x, w, model.t("stem.%d.bias" % i), stride=2, padding=1))
+        c_in = c_out
+    return x
+
+
 def patchify(model, pixels):
-    """pixels: float64 (T, C, H, W) in [0,1] -> normalised patch vectors (N, C*t*p*p).
+    """pixels: float64 (T, C, H, W) in [0,1] -> patch vectors (N, C'*t*p'*p') of the normalised
+    pixels, or of the stem's last map (C' channels, p' = p / 2^S) with a stem.
 
     Tokens are ordered (time slice, patch row, patch column); each vector is flattened in
     (channel, time, row, column) order, as the spec and docs/model-format.md say."""
     T, C, H, W = model.frames, model.channels, model.height, model.width
-    p, t = model.patch, model.tubelet
+    t = model.tubelet
     x = pixels.reshape(T, C, H, W)
     mean = torch.tensor(model.mean, dtype=torch.float64).reshape(1, C, 1, 1)
     std = torch.tensor(model.std, dtype=torch.float64).reshape(1, C, 1, 1)
     x = (x - mean) / std
+    if model.stem:
+        x = stem_forward(model, x)
+    C, p = model.embed_channels, model.embed_patch
+    H, W = H >> len(model.stem), W >> len(model.stem)
+    assert x.shape == (T, C, H, W), x.shape
     # (T, C, H, W) -> (slice, dt, C, gy, dy, gx, dx)
     x = x.reshape(T // t, t, C, H // p, p, W // p, p)
     # -> (slice, gy, gx, C, dt, dy, dx)
@@ -299,13 +326,18 @@ def forward(model, pixels, budget):
 def flops(model, counts):
     """FLOPs of one pass with this many tokens per expert, a multiply-add counted as 2.
 
-    What `mone info` says it counts: patch embedding, router, attention at full width, head.
+    What `mone info` says it counts: patch embedding, router, attention at full width, head; and
+    a stem's convolutions (docs/model-format.md).
     Expert j's share of qkv, proj, fc1 and fc2 costs r_j of the full projection (mone.md);
     norms, softmax, GELU and pooling are not counted."""
     M = model
     N, D, F = M.tokens, M.dim, M.mlp_dim
     S = N + (1 if M.pool == "cls" else 0)                        # rows, class token included
-    total = 2 * N * D * M.channels * M.tubelet * M.patch ** 2   # patch embedding
+    total = 2 * N * D * M.embed_channels * M.tubelet * M.embed_patch ** 2   # patch embedding
+    c_in = M.channels
+    for i, c_out in enumerate(M.stem):                           # stem: 9 C_{i-1} C_i per output pixel
+        total += 2 * 9 * c_in * c_out * M.frames * (M.height >> (i + 1)) * (M.width >> (i + 1))
+        c_in = c_out
     R = M.router_hidden
     total += 2 * S * (R * (D + M.experts) if R else D * M.experts)  # router
     per_block = 2 * 2 * S * S * D                                # q k^T and att v, full width
