@@ -376,6 +376,24 @@ checkpoint_differences (const CheckpointHeader *was, const CheckpointHeader *now
   return out;
 }
 
+/* The header as read (read_ok: fread got all of it) is this build's: FALSE with a message that
+ * tells another build's checkpoint (its header has another size) from a file that is none. */
+static gboolean
+checkpoint_header_valid (const char *path, const CheckpointHeader *h, gboolean read_ok, GError **error)
+{
+  if (read_ok && !memcmp (h->magic, CHECKPOINT_MAGIC, 8) && h->header_size != sizeof *h) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT,
+        "'%s' was written by another version of mone train (a %u-byte header, this build's is %zu): "
+        "resume it with that version, or start the run again", path, (unsigned) h->header_size, sizeof *h);
+    return FALSE;
+  }
+  if (!read_ok || memcmp (h->magic, CHECKPOINT_MAGIC, 8)) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT, "'%s' is not a mone checkpoint", path);
+    return FALSE;
+  }
+  return TRUE;
+}
+
 /* Reads a checkpoint written with the same model config and recipe; FALSE with a message otherwise. */
 static gboolean
 checkpoint_read (const char *path, const CheckpointHeader *expected, int64_t *step, float *params, float *m, float *v,
@@ -389,8 +407,7 @@ checkpoint_read (const char *path, const CheckpointHeader *expected, int64_t *st
   }
   size_t n = expected->n_params;
   gboolean ok = fread (&h, sizeof h, 1, f) == 1;
-  if (!ok || memcmp (h.magic, CHECKPOINT_MAGIC, 8) || h.header_size != sizeof h) {
-    g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT, "'%s' is not a mone checkpoint of this version", path);
+  if (!checkpoint_header_valid (path, &h, ok, error)) {
     fclose (f);
     return FALSE;
   }
@@ -427,8 +444,7 @@ mone_train_checkpoint_load (const char *path, long *step, GError **error)
     g_set_error (error, MONE_ERROR, MONE_ERROR_IO, "cannot open checkpoint '%s': %s", path, g_strerror (errno));
     return NULL;
   }
-  if (fread (&h, sizeof h, 1, f) != 1 || memcmp (h.magic, CHECKPOINT_MAGIC, 8) || h.header_size != sizeof h) {
-    g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT, "'%s' is not a mone checkpoint of this version", path);
+  if (!checkpoint_header_valid (path, &h, fread (&h, sizeof h, 1, f) == 1, error)) {
     fclose (f);
     return NULL;
   }

@@ -383,9 +383,21 @@ test_tool_splits (void)
     char *err = NULL;
     report_row (run_tool (tool, eval_ckpt, &err) == 0, "mone eval on a checkpoint: %s", err ? err : "");
     g_free (err);
-    write_file (ckpt, "MONECKP2", 8);
     const char *eval_bad_ckpt[] = { "eval", ckpt, "--data", split_dir, "-n", "3", NULL };
-    char *needle = g_strdup_printf ("'%s' is not a mone checkpoint of this version", ckpt);
+    /* Another build's checkpoint: the magic, then a header size (little-endian uint32) this
+     * build's header does not have. */
+    gchar *bytes = NULL;
+    gsize size = 0;
+    g_assert_true (g_file_get_contents (ckpt, &bytes, &size, NULL));
+    g_assert_cmpuint (size, >, 12);
+    bytes[8] = (char) (bytes[8] + 24);
+    write_file (ckpt, bytes, size);
+    g_free (bytes);
+    char *needle = g_strdup_printf ("'%s' was written by another version of mone train", ckpt);
+    expect_tool_error ("mone eval, another version's checkpoint", tool, eval_bad_ckpt, needle);
+    g_free (needle);
+    write_file (ckpt, "MONECKP2", 8);
+    needle = g_strdup_printf ("'%s' is not a mone checkpoint", ckpt);
     expect_tool_error ("mone eval, a truncated checkpoint", tool, eval_bad_ckpt, needle);
     g_free (needle);
     g_unlink (ckpt);
