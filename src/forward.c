@@ -88,7 +88,7 @@ struct MoneContext {
   /* Stem (mone.stem, layers i < c->stem_layers, C_i channels): feature maps channels last, so
    * that a product's output rows (pixels) are the map's rows. */
   float *stem_maps[MONE_MAX_STEM_LAYERS]; /* (T, H >> (i + 1), W >> (i + 1), C_i) */
-  float *stem_columns; /* (threads, stem_chunk_floats) each task's im2col rows */
+  float *stem_columns;                    /* (threads, stem_chunk_floats) each task's im2col rows */
   size_t stem_chunk_floats;
   /* Layer i's bias repeated for stem_gelu_pixels[i] pixels: its GELU then runs on rows of at
    * least 64 values, where the kernel overlaps four vectors' dependency chains (rows of 16 or 32
@@ -96,7 +96,7 @@ struct MoneContext {
   float *stem_bias_tiled[MONE_MAX_STEM_LAYERS]; /* (stem_gelu_pixels[i] * C_i) */
   int stem_gelu_pixels[MONE_MAX_STEM_LAYERS];
   int stem_layer, n_stem_tasks; /* the layer the running stem tasks compute, and their number */
-  float *patches;      /* (N, P) normalised patch pixels or stem features, token order */
+  float *patches;               /* (N, P) normalised patch pixels or stem features, token order */
   float *embedded;     /* (S, D) patch embedding + pos embedding, class token first */
   float *x;            /* (S, D) residual stream, grouped rows */
   float *normed;       /* (S, D) LayerNorm output; row of expert j uses its leading d_j */
@@ -168,9 +168,10 @@ flops_for_counts (const MoneConfig *c, const int *counts)
   for (int i = 0, in = c->channels; i < c->stem_layers; in = c->stem_channels[i++])
     stem += 2.0 * c->frames * (c->height >> (i + 1)) * (c->width >> (i + 1)) * c->stem_channels[i]
         * in * 9;
-  return stem + 2 * N * P * D                /* patch embedding */
-      + (c->router_hidden ? 2 * S * c->router_hidden * (D + E) : 2 * S * D * E) /* router */
-      + c->depth * per_block + 2 * D * K;    /* head */
+  const double patch_embedding = 2 * N * P * D;
+  const double router = c->router_hidden ? 2 * S * c->router_hidden * (D + E) : 2 * S * D * E;
+  const double head = 2 * D * K;
+  return stem + patch_embedding + router + c->depth * per_block + head;
 }
 
 static void

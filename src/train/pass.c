@@ -456,14 +456,14 @@ struct MonePass {
 
   /* Convolutional stem (mone.stem): layer i < S maps (B, H_i, W_i) = (B, H >> (i + 1), W >> (i + 1))
    * pixels, channels last, so that each is one sgemm with the pixels as rows. NULL past S. */
-  float *stem_col[MONE_MAX_STEM_LAYERS]; /* (B H_i W_i, 9 C_{i-1}) the layer's 3x3 input windows */
+  float *stem_col[MONE_MAX_STEM_LAYERS];           /* (B H_i W_i, 9 C_{i-1}) the layer's 3x3 input windows */
   float *stem_window_weight[MONE_MAX_STEM_LAYERS]; /* (C_i, 9 C_{i-1}) the weights in window order */
-  float *stem_pre[MONE_MAX_STEM_LAYERS]; /* (B H_i W_i, C_i) before GELU */
-  float *stem_cdf[MONE_MAX_STEM_LAYERS]; /* (B H_i W_i, C_i) Phi(pre) */
-  float *stem_out[MONE_MAX_STEM_LAYERS]; /* (B H_i W_i, C_i) after GELU: the next layer's input */
-  float *dstem_out, *dstem_pre;          /* backward scratch, the largest (B H_i W_i, C_i) */
-  float *dstem_col;                      /* backward scratch, the largest (B H_i W_i, 9 C_{i-1}) */
-  float *dstem_window_weight;            /* backward scratch, the largest (C_i, 9 C_{i-1}) */
+  float *stem_pre[MONE_MAX_STEM_LAYERS];           /* (B H_i W_i, C_i) before GELU */
+  float *stem_cdf[MONE_MAX_STEM_LAYERS];           /* (B H_i W_i, C_i) Phi(pre) */
+  float *stem_out[MONE_MAX_STEM_LAYERS];           /* (B H_i W_i, C_i) after GELU: the next layer's input */
+  float *dstem_out, *dstem_pre;                    /* backward scratch, the largest (B H_i W_i, C_i) */
+  float *dstem_col;                                /* backward scratch, the largest (B H_i W_i, 9 C_{i-1}) */
+  float *dstem_window_weight;                      /* backward scratch, the largest (C_i, 9 C_{i-1}) */
   /* mone_pass_stem_hold: the stem's activations of the first forward serve the next ones
    * (stem_ready, for stem_batch images), and the patches' gradients add up in dpatches
    * (dpatches_pending) for one stem backward in mone_pass_stem_release. */
@@ -486,8 +486,15 @@ pixel_layout (const MonePass *s)
 {
   const MoneConfig *c = &s->config;
   const size_t plane = (size_t) c->height * c->width;
-  return (MapLayout){ .channels = c->channels, .height = c->height, .width = c->width, .image = c->channels * plane,
-    .channel = plane, .row = c->width, .column = 1, .mean = c->mean, .inv_std = s->pixel_inv_std };
+  return (MapLayout){ .channels = c->channels,
+    .height = c->height,
+    .width = c->width,
+    .image = c->channels * plane,
+    .channel = plane,
+    .row = c->width,
+    .column = 1,
+    .mean = c->mean,
+    .inv_std = s->pixel_inv_std };
 }
 
 /* Stem layer i's output, (B, H_i, W_i, C_i): channels last, as its sgemm writes it. */
@@ -496,8 +503,13 @@ stem_layout (const MonePass *s, int i)
 {
   const MoneConfig *c = &s->config;
   const int C = c->stem_channels[i], H = c->height >> (i + 1), W = c->width >> (i + 1);
-  return (MapLayout){ .channels = C, .height = H, .width = W, .image = (size_t) H * W * C, .channel = 1,
-    .row = (size_t) W * C, .column = C };
+  return (MapLayout){ .channels = C,
+    .height = H,
+    .width = W,
+    .image = (size_t) H * W * C,
+    .channel = 1,
+    .row = (size_t) W * C,
+    .column = C };
 }
 
 /* What the patch embedding reads: the pixels, or the stem's last map. */
@@ -636,11 +648,12 @@ mone_pass_free (MonePass *s)
     g_free (s->stem_cdf[i]);
     g_free (s->stem_out[i]);
   }
-  void *bufs[] = { s->pixel_inv_std, s->dstem_out, s->dstem_pre, s->dstem_col, s->dstem_window_weight, s->patches, s->x0, s->router_probs, s->expert, s->row_of_group, s->image_of_row, s->g, s->x_final,
-    s->lnf, s->lnf_mean, s->lnf_rstd, s->pooled, s->logits, s->probs, s->route_scratch, s->box_scores, s->dx, s->dz,
-    s->dh, s->dqkv_g, s->dqkv, s->datt, s->datt_g, s->dfc, s->dgelu, s->dmlp, s->dp, s->dg, s->dg_image, s->dlogits,
-    s->dpooled, s->drouter, s->dx0, s->dpatches, s->patch_expert, s->patch_probs, s->cls_row, s->router_xc,
-    s->router_pre, s->router_h, s->drouter_h };
+  void *bufs[] = { s->pixel_inv_std, s->dstem_out, s->dstem_pre, s->dstem_col, s->dstem_window_weight, s->patches,
+    s->x0, s->router_probs, s->expert, s->row_of_group, s->image_of_row, s->g, s->x_final, s->lnf, s->lnf_mean,
+    s->lnf_rstd, s->pooled, s->logits, s->probs, s->route_scratch, s->box_scores, s->dx, s->dz, s->dh, s->dqkv_g,
+    s->dqkv, s->datt, s->datt_g, s->dfc, s->dgelu, s->dmlp, s->dp, s->dg, s->dg_image, s->dlogits, s->dpooled,
+    s->drouter, s->dx0, s->dpatches, s->patch_expert, s->patch_probs, s->cls_row, s->router_xc, s->router_pre,
+    s->router_h, s->drouter_h };
   for (size_t i = 0; i < G_N_ELEMENTS (bufs); i++)
     g_free (bufs[i]);
   g_free (s);

@@ -384,7 +384,8 @@ checkpoint_header_valid (const char *path, const CheckpointHeader *h, gboolean r
   if (read_ok && !memcmp (h->magic, CHECKPOINT_MAGIC, 8) && h->header_size != sizeof *h) {
     g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT,
         "'%s' was written by another version of mone train (a %u-byte header, this build's is %zu): "
-        "resume it with that version, or start the run again", path, (unsigned) h->header_size, sizeof *h);
+        "resume it with that version, or start the run again",
+        path, (unsigned) h->header_size, sizeof *h);
     return FALSE;
   }
   if (!read_ok || memcmp (h->magic, CHECKPOINT_MAGIC, 8)) {
@@ -801,8 +802,8 @@ print_run_banner (const TrainRun *run)
       "training %dx%dx%d%s%s patch %d D %d depth %d heads %d F %d E %d: %zu parameters, %.1f MFLOPs/frame at e=1; "
       "%d images, batch %d, %d epochs = %ld steps, %d threads\n",
       c->width, c->height, c->channels, stem ? " stem " : "", stem ? stem : "", c->patch, c->dim, c->depth, c->heads,
-      c->mlp_dim, c->experts, run->model->n_params, mflops, run->data.train.count, run->opts->batch, run->opts->epochs, run->total_steps,
-      run->threads);
+      c->mlp_dim, c->experts, run->model->n_params, mflops, run->data.train.count, run->opts->batch, run->opts->epochs,
+      run->total_steps, run->threads);
   /* A few hundred pictures at the default epochs make a run of a few dozen steps, which learns
    * little: say so, with the option that fixes it. */
   if (run->total_steps < MONE_TRAIN_FEW_STEPS) {

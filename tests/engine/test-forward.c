@@ -147,7 +147,7 @@ reference_features (TestModel *m, const float *input)
   const MoneConfig *c = &m->config;
   const int T = c->frames;
   int C = c->channels, H = c->height, W = c->width;
-  double *map = g_new (double, (size_t) T * C * H * W);
+  double *map = g_new (double, (size_t) T *C *H *W);
   for (int f = 0; f < T; f++)
     for (int ch = 0; ch < C; ch++)
       for (int i = 0; i < H * W; i++) {
@@ -161,7 +161,7 @@ reference_features (TestModel *m, const float *input)
     snprintf (name, sizeof name, "stem.%d.bias", layer);
     const float *bias = tensor (m, name);
     const int C_out = c->stem_channels[layer], H_out = H / 2, W_out = W / 2;
-    double *out = g_new (double, (size_t) T * C_out * H_out * W_out);
+    double *out = g_new (double, (size_t) T *C_out *H_out *W_out);
     for (int f = 0; f < T; f++)
       for (int oy = 0; oy < H_out; oy++)
         for (int ox = 0; ox < W_out; ox++)
@@ -296,11 +296,11 @@ reference_mone (TestModel *m, const float *input, double budget, double *logits,
   const MoneConfig *c = &m->config;
   const int N = c->tokens, D = c->dim, F = c->mlp_dim, E = c->experts;
   const int cls = class_rows (c), S = N + cls; /* sequence row r: patch token r - cls */
-  double *x = g_new0 (double, (size_t) S * D);
+  double *x = g_new0 (double, (size_t) S *D);
   double *qkv = g_new0 (double, (size_t) S * 3 * D);
-  double *attn = g_new0 (double, (size_t) S * D);
+  double *attn = g_new0 (double, (size_t) S *D);
   double *h = g_new (double, D), *o = g_new (double, D), *a = g_new (double, F);
-  double *probs = g_new (double, (size_t) S * E); /* every row's; router_probs gets the patches' */
+  double *probs = g_new (double, (size_t) S *E); /* every row's; router_probs gets the patches' */
   uint8_t *row_expert = g_new (uint8_t, S);
   reference_embed (m, input, x);
 

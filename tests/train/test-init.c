@@ -268,8 +268,8 @@ test_principal_axes (void)
       scale = fmax (scale, fabs (before[i]));
       worst = fmax (worst, fabs (after[i] - before[i]));
     }
-    g_test_message ("pool %d, stem %d layers: |dlogit| %.3g of %.3g; variance on the first quarter %.3f -> %.3f", c.pool,
-        c.stem_layers, worst, scale, share_before, share_after);
+    g_test_message ("pool %d, stem %d layers: |dlogit| %.3g of %.3g; variance on the first quarter %.3f -> %.3f",
+        c.pool, c.stem_layers, worst, scale, share_before, share_after);
     g_assert_cmpfloat (worst, <=, 1e-4 * scale);
     g_assert_cmpfloat (share_after, >, share_before + 0.2);
     g_free (before);

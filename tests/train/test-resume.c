@@ -241,17 +241,17 @@ test_distill_variants (void)
   MoneTrainOptions o;
   GBytes *two_pass = NULL, *three_pass = NULL, *hidden_router = NULL, *stem = NULL;
   g_unlink (fixture.ckpt);
-  check_variant_resumes (fixture.dir, fixture.b, fixture.ckpt, FALSE, NULL, 5, "self-distillation", fixture.uninterrupted,
-      "the plain recipe's", &two_pass);
+  check_variant_resumes (fixture.dir, fixture.b, fixture.ckpt, FALSE, NULL, 5, "self-distillation",
+      fixture.uninterrupted, "the plain recipe's", &two_pass);
   resume_options (&o, fixture.b, fixture.ckpt);
   o.self_distill = o.min_budget_pass = TRUE;
   expect_resume_refused (&o, "--min-budget-pass setting", "--min-budget-pass 0 (now 1)");
   g_unlink (fixture.ckpt);
-  check_variant_resumes (fixture.dir, fixture.b, fixture.ckpt, TRUE, NULL, 6, "min-budget pass", two_pass, "the two-pass",
-      &three_pass);
+  check_variant_resumes (fixture.dir, fixture.b, fixture.ckpt, TRUE, NULL, 6, "min-budget pass", two_pass,
+      "the two-pass", &three_pass);
   g_unlink (fixture.ckpt);
-  check_variant_resumes (fixture.dir, fixture.b, fixture.ckpt, TRUE, "router_hidden=6", 7, "hidden-layer router", three_pass,
-      "the one-layer router's", &hidden_router);
+  check_variant_resumes (fixture.dir, fixture.b, fixture.ckpt, TRUE, "router_hidden=6", 7, "hidden-layer router",
+      three_pass, "the one-layer router's", &hidden_router);
   /* Its checkpoint holds other tensors: a one-layer router's run must not continue from it. */
   resume_options (&o, fixture.b, fixture.ckpt);
   o.self_distill = o.min_budget_pass = TRUE;
