@@ -165,9 +165,9 @@ flops_for_counts (const MoneConfig *c, const int *counts)
       + 2 * 2 * token_width * F;             /* fc1 and fc2 */
   /* Stem layer i: every output pixel of every frame reads 3x3 pixels of C_{i-1} channels. */
   double stem = 0;
-  for (int i = 0, in = c->channels; i < c->stem_layers; in = c->stem_channels[i++])
+  for (int i = 0; i < c->stem_layers; i++)
     stem += 2.0 * c->frames * (c->height >> (i + 1)) * (c->width >> (i + 1)) * c->stem_channels[i]
-        * in * 9;
+        * mone_stem_in_channels (c, i) * 9;
   const double patch_embedding = 2 * N * P * D;
   const double router = c->router_hidden ? 2 * S * c->router_hidden * (D + E) : 2 * S * D * E;
   const double head = 2 * D * K;

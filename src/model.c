@@ -141,7 +141,7 @@ mone_tensor_specs (const MoneConfig *c, int *n_specs)
     add_spec (specs, &n, "router.hidden.bias", 1, R, 0);
   }
   for (int i = 0; i < c->stem_layers; i++) {
-    const int64_t in = i ? c->stem_channels[i - 1] : c->channels, out = c->stem_channels[i];
+    const int64_t in = mone_stem_in_channels (c, i), out = c->stem_channels[i];
     snprintf (name, sizeof name, "stem.%d.weight", i);
     add_spec (specs, &n, name, 2, out, in * 9);
     snprintf (name, sizeof name, "stem.%d.bias", i);

@@ -598,7 +598,7 @@ mone_pass_new (const MoneConfig *config, int max_batch)
   size_t max_map = 0, max_col = 0, max_weight = 0;
   for (int i = 0; i < c->stem_layers; i++) {
     const size_t rows = B * (size_t) (c->height >> (i + 1)) * (size_t) (c->width >> (i + 1));
-    const size_t in = 9 * (size_t) (i ? c->stem_channels[i - 1] : c->channels), out = c->stem_channels[i];
+    const size_t in = 9 * (size_t) mone_stem_in_channels (c, i), out = c->stem_channels[i];
     s->stem_col[i] = g_new (float, rows *in);
     s->stem_window_weight[i] = g_new (float, out *in);
     max_weight = MAX (max_weight, out * in);
