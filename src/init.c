@@ -185,6 +185,17 @@ parse_channel_list (const char *key, const char *value, float *out, GError **err
   return TRUE;
 }
 
+char *
+mone_config_stem_string (const MoneConfig *c)
+{
+  if (!c->stem_layers)
+    return g_strdup ("none");
+  GString *widths = g_string_new (NULL);
+  for (int i = 0; i < c->stem_layers; i++)
+    g_string_append_printf (widths, i ? ",%d" : "%d", c->stem_channels[i]);
+  return g_string_free (widths, FALSE);
+}
+
 /* "16,32": the stem's layer widths; "none": no stem. */
 static gboolean
 parse_stem (const char *value, MoneConfig *c, GError **error)

@@ -261,6 +261,10 @@ mone_cmd_bench (int argc, char **argv)
   printf ("model: %dx%dx%d", c->width, c->height, c->channels);
   if (c->frames > 1)
     printf (" x %d frames (tubelet %d)", c->frames, c->tubelet);
+  if (c->stem_layers) {
+    g_autofree char *stem = mone_config_stem_string (c);
+    printf (", stem %s", stem);
+  }
   printf (", patch %d, D %d, depth %d, heads %d, F %d, E %d, K %d, N %d tokens\n", c->patch, c->dim, c->depth, c->heads,
       c->mlp_dim, c->experts, c->classes, c->tokens);
   printf ("threads: %d (OpenBLAS at 1 thread, the context's pool splits the work)\n", threads);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "mone-commands.h"
+#include "mone/mone-authoring.h"
 #include "mone/mone-train.h"
 #include "tool-input.h"
 
@@ -311,8 +312,11 @@ mone_cmd_eval (int argc, char **argv)
     goto out;
   }
 
-  printf ("model %s: %dx%dx%d, patch %d (%d tokens), D %d, depth %d, E %d; %s split, %d images per protocol\n", argv[1],
-      c->width, c->height, c->channels, c->patch, c->tokens, c->dim, c->depth, c->experts, split_name, count);
+  char *stem = c->stem_layers ? mone_config_stem_string (c) : NULL;
+  printf ("model %s: %dx%dx%d%s%s, patch %d (%d tokens), D %d, depth %d, E %d; %s split, %d images per protocol\n",
+      argv[1], c->width, c->height, c->channels, stem ? ", stem " : "", stem ? stem : "", c->patch, c->tokens, c->dim,
+      c->depth, c->experts, split_name, count);
+  g_free (stem);
   /* NaN for a protocol not measured: the plot leaves it out. */
   MoneDenseFigures dense_fig = { .accuracy = { NAN, NAN, NAN } };
   if (dense) {

@@ -54,10 +54,12 @@ mone_cmd_init (int argc, char **argv)
     fprintf (stderr, "mone init: %s\n", error->message);
     goto out;
   }
-  printf ("wrote %s: %d x %d x %d, patch %d, D %d, depth %d, heads %d, F %d, E %d, K %d, "
+  char *stem = c->stem_layers ? mone_config_stem_string (c) : NULL;
+  printf ("wrote %s: %d x %d x %d%s%s, patch %d, D %d, depth %d, heads %d, F %d, E %d, K %d, "
           "%zu parameters, seed %" G_GUINT64_FORMAT "\n",
-      out_path, c->width, c->height, c->channels, c->patch, c->dim, c->depth, c->heads, c->mlp_dim, c->experts,
-      c->classes, params->n_params, seed);
+      out_path, c->width, c->height, c->channels, stem ? ", stem " : "", stem ? stem : "", c->patch, c->dim, c->depth,
+      c->heads, c->mlp_dim, c->experts, c->classes, params->n_params, seed);
+  g_free (stem);
   status = 0;
 
 out:

@@ -34,6 +34,9 @@ const char *const *mone_config_names (void);
 gboolean mone_config_apply_override (MoneConfig *config, const char *key_value, guint64 *seed,
     GError **error);
 
+/* The stem as `stem=` takes it: "16,32,64", or "none" without a stem. Free with g_free. */
+char *mone_config_stem_string (const MoneConfig *config);
+
 /* Config from a name and "key=value" overrides (seed= included, default seed 0):
  * the command-line form "vit-ti16 depth=6 seed=3". */
 gboolean mone_config_from_args (const char *name, int n_overrides, const char *const *overrides,

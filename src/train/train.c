@@ -295,18 +295,6 @@ checkpoint_write (const char *path, const CheckpointHeader *h, const float *para
   return ok;
 }
 
-/* The stem= value of a config: "16,32", or "none". */
-static char *
-stem_words (const MoneConfig *c)
-{
-  if (!c->stem_layers)
-    return g_strdup ("none");
-  GString *words = g_string_new (NULL);
-  for (int i = 0; i < c->stem_layers; i++)
-    g_string_append_printf (words, i ? ",%d" : "%d", c->stem_channels[i]);
-  return g_string_free (words, FALSE);
-}
-
 /* "dim=32 (now 64), --lr 0.001 (now 0.002)": every option a checkpoint was made with that differs
  * from this run's; empty when the run may resume from it. */
 static GString *
@@ -361,7 +349,8 @@ checkpoint_differences (const CheckpointHeader *was, const CheckpointHeader *now
   DIFFER_KEY ("beta", beta, "%g", double);
   if (was->config.stem_layers != now->config.stem_layers
       || memcmp (was->config.stem_channels, now->config.stem_channels, sizeof (int) * was->config.stem_layers)) {
-    g_autofree char *was_stem = stem_words (&was->config), *now_stem = stem_words (&now->config);
+    g_autofree char *was_stem = mone_config_stem_string (&was->config),
+                    *now_stem = mone_config_stem_string (&now->config);
     g_string_append_printf (out, "%sstem=%s (now %s)", out->len ? ", " : "", was_stem, now_stem);
   }
 #undef DIFFER_KEY
@@ -797,7 +786,7 @@ print_run_banner (const TrainRun *run)
     mflops = mone_model_flops (engine, 1.0) / 1e6;
     mone_model_unref (engine);
   }
-  g_autofree char *stem = c->stem_layers ? stem_words (c) : NULL;
+  g_autofree char *stem = c->stem_layers ? mone_config_stem_string (c) : NULL;
   fprintf (stderr,
       "training %dx%dx%d%s%s patch %d D %d depth %d heads %d F %d E %d: %zu parameters, %.1f MFLOPs/frame at e=1; "
       "%d images, batch %d, %d epochs = %ld steps, %d threads\n",
