@@ -21,4 +21,9 @@ size_t mone_attention_scratch_floats (int n_keys, int head_dim);
 void mone_attention_block (int n_queries, int n_keys, int head_dim, const float *q, const float *k,
     const float *v, int ld_qkv, float *out, int ld_out, float *scratch);
 
+/* Query count that blocks passed to mone_attention_block should be multiples of (except the last
+ * block of a head): the strips compute whole vectors of queries, so a block of 49 queries costs as
+ * much as one of 64 with 16-float vectors. */
+int mone_attention_query_granule (void);
+
 #endif

@@ -85,6 +85,8 @@ struct MoneContext {
   /* Workspaces (N patch tokens, S = N + class token sequence rows, D width, F MLP width,
    * P = C'*t*p'*p' patch values (mone_patch_inputs), E experts, K classes). */
   int seq;             /* S */
+  /* Attention tasks per head, and the query count their blocks are multiples of (but the last). */
+  int attention_query_blocks, attention_query_granule;
   /* Stem (mone.stem, layers i < c->stem_layers, C_i channels): feature maps channels last, so
    * that a product's output rows (pixels) are the map's rows. */
   float *stem_maps[MONE_MAX_STEM_LAYERS]; /* (T, H >> (i + 1), W >> (i + 1), C_i) */
@@ -387,6 +389,9 @@ mone_context_new (MoneModel *model, int n_threads, GError **error)
   const size_t S = N + (c->pool == MONE_POOL_CLS);
   MoneContext *ctx = g_new0 (MoneContext, 1);
   ctx->seq = (int) S;
+  ctx->attention_query_granule = mone_attention_query_granule ();
+  ctx->attention_query_blocks = (int) MIN ((S + ATTENTION_QUERY_BLOCK - 1) / ATTENTION_QUERY_BLOCK,
+      (S + ctx->attention_query_granule - 1) / ctx->attention_query_granule);
   ctx->counted_budget = NAN; /* nothing counted yet */
   ctx->model = mone_model_ref (model);
   ctx->config = *c;
@@ -828,12 +833,14 @@ attention_task (void *data, int task, int thread)
   MoneContext *ctx = data;
   const MoneConfig *c = &ctx->config;
   const int N = ctx->seq, D = c->dim, head_dim = D / c->heads; /* every row, class token too */
-  const int query_blocks = (N + ATTENTION_QUERY_BLOCK - 1) / ATTENTION_QUERY_BLOCK;
-  /* Equal blocks (N = 196: 4 x 49 rather than 64, 64, 64, 4), so that tasks are alike in cost and
-   * spread evenly over threads. */
-  const int head = task / query_blocks, block = task % query_blocks;
-  const int q0 = (int) ((int64_t) N * block / query_blocks);
-  const int nq = (int) ((int64_t) N * (block + 1) / query_blocks) - q0;
+  /* Blocks of about equal size (N = 196: 48, 48, 48, 52 with 16-query vectors rather than 64, 64,
+   * 64, 4), so that tasks are alike in cost and spread evenly over threads, cut at multiples of the
+   * kernel's query vector so that no block pays for a vector it barely fills. */
+  const int blocks = ctx->attention_query_blocks, granule = ctx->attention_query_granule;
+  const int head = task / blocks, block = task % blocks;
+  const int units = (N + granule - 1) / granule;
+  const int q0 = MIN (units * block / blocks * granule, N);
+  const int nq = MIN (units * (block + 1) / blocks * granule, N) - q0;
   const float *q = ctx->qkv + (size_t) q0 * 3 * D + head * head_dim; /* (nq, head_dim), ld 3D */
   const float *k = ctx->qkv + D + head * head_dim;                   /* (N, head_dim), ld 3D */
   const float *v = ctx->qkv + 2 * D + head * head_dim;               /* (N, head_dim), ld 3D */
@@ -937,13 +944,12 @@ mone_context_run (MoneContext *ctx, const float *input, double budget, MoneResul
   group_tokens (ctx);
 
   /* Blocks: token-wise phase (finish block l-1, start block l), then attention of block l. */
-  const int query_blocks = (ctx->seq + ATTENTION_QUERY_BLOCK - 1) / ATTENTION_QUERY_BLOCK;
   for (int l = 0; l <= c->depth; l++) {
     ctx->post_block = l - 1;
     ctx->pre_block = l;
     mone_thread_pool_run (ctx->pool, ctx->n_row_tasks, token_task, ctx);
     if (l < c->depth)
-      mone_thread_pool_run (ctx->pool, c->heads * query_blocks, attention_task, ctx);
+      mone_thread_pool_run (ctx->pool, c->heads * ctx->attention_query_blocks, attention_task, ctx);
   }
   mone_thread_pool_end_series (ctx->pool);
 

@@ -129,6 +129,13 @@ mone_attention_block_sgemm (const MoneKernels *kernels, int n_queries, int n_key
   }
 }
 
+int
+mone_attention_query_granule (void)
+{
+  const MoneKernels *kernels = mone_kernels ();
+  return kernels->attention_prefers_sgemm ? 1 : kernels->attention_query_granule;
+}
+
 void
 mone_attention_block (int n_queries, int n_keys, int head_dim, const float *q, const float *k,
     const float *v, int ld_qkv, float *out, int ld_out, float *scratch)

@@ -27,6 +27,9 @@ typedef struct {
   /* Whether mone_attention_block should use mone_attention_block_sgemm (with this table's softmax)
    * instead of attention_block: true where OpenBLAS measured faster than our micro-kernels. */
   int attention_prefers_sgemm;
+  /* Queries per vector of attention_block's strips: a block of queries whose size is a multiple
+   * of it fills every vector it computes (attention.h, mone_attention_query_granule). */
+  int attention_query_granule;
 } MoneKernels;
 
 /* mone_attention_block through two OpenBLAS sgemm calls per 32 queries and kernels->softmax_rows,

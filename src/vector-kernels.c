@@ -209,6 +209,7 @@ const MoneKernels KERNEL (mone_kernels) = {
   .erf_array = erf_array,
   .normalize_array = normalize_array,
   .attention_block = KERNEL (mone_attention_block),
+  .attention_query_granule = LANES,
 /* OpenBLAS picks kernels for the CPU it runs on, wider than the generic build's 4-float vectors;
    * ours are faster only with AVX-512 and AVX2 (ViT-Ti attention shapes, docs/engine.md). */
 #if defined(MONE_KERNEL_BUILD_GENERIC)
