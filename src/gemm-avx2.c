@@ -35,11 +35,12 @@ finish (__m256 v, const float *bias, bool accumulate, const float *out, __m256i 
   return v;
 }
 
-/* c (R, cols) = a (R, k; row stride lda) x b (k, 16) [+ bias] [+ c]. With HALF (cols <= 8) the
- * upper 8 outputs are not multiplied. */
+/* c (R, cols) = a (R, k; row stride lda) x b (k, 16) [+ bias] [+ c]; with A_TRANSPOSED, a is
+ * stored as its transpose (k, R; row stride lda). With HALF (cols <= 8) the upper 8 outputs are
+ * not multiplied. */
 static inline __attribute__ ((always_inline)) void
-block (const int R, const bool HALF, int k, const float *a, int lda, const float *b, int cols,
-    const float *bias, bool accumulate, float *c, int ldc)
+block (const int R, const bool HALF, const bool A_TRANSPOSED, int k, const float *a, int lda,
+    const float *b, int cols, const float *bias, bool accumulate, float *c, int ldc)
 {
   __m256 lo[ROWS], hi[ROWS];
   UNROLL_FULLY
@@ -52,7 +53,7 @@ block (const int R, const bool HALF, int k, const float *a, int lda, const float
     const __m256 w_hi = HALF ? _mm256_setzero_ps () : _mm256_loadu_ps (b + (size_t) i * 16 + 8);
     UNROLL_FULLY
     for (int r = 0; r < R; r++) {
-      const __m256 xr = _mm256_broadcast_ss (a + (size_t) r * lda + i);
+      const __m256 xr = _mm256_broadcast_ss (A_TRANSPOSED ? a + (size_t) i * lda + r : a + (size_t) r * lda + i);
       lo[r] = _mm256_fmadd_ps (xr, w_lo, lo[r]);
       if (!HALF)
         hi[r] = _mm256_fmadd_ps (xr, w_hi, hi[r]);
@@ -81,44 +82,65 @@ block (const int R, const bool HALF, int k, const float *a, int lda, const float
   }
 }
 
-#define DEFINE_BLOCK(R, HALF, NAME)                                                                \
+#define DEFINE_BLOCK(R, HALF, TRANSPOSED, NAME)                                                    \
   static void NAME (int k, const float *a, int lda, const float *b, int cols, const float *bias,   \
       bool accumulate, float *c, int ldc)                                                          \
   {                                                                                                \
-    block (R, HALF, k, a, lda, b, cols, bias, accumulate, c, ldc);                                 \
+    block (R, HALF, TRANSPOSED, k, a, lda, b, cols, bias, accumulate, c, ldc);                     \
   }
 #define DEFINE_BLOCKS(R)                                                                           \
-  DEFINE_BLOCK (R, false, block_##R)                                                               \
-  DEFINE_BLOCK (R, true, block_##R##_half)
+  DEFINE_BLOCK (R, false, false, block_##R)                                                        \
+  DEFINE_BLOCK (R, true, false, block_##R##_half)                                                  \
+  DEFINE_BLOCK (R, false, true, block_at_##R)                                                      \
+  DEFINE_BLOCK (R, true, true, block_at_##R##_half)
 DEFINE_BLOCKS (1)
 DEFINE_BLOCKS (2)
 DEFINE_BLOCKS (3)
 DEFINE_BLOCKS (4)
 DEFINE_BLOCKS (5)
 DEFINE_BLOCKS (6)
-/* [rows - 1][at most 8 outputs used] */
-#define BLOCK_ROW(R)                                                                               \
+/* [a transposed][rows - 1][at most 8 outputs used] */
+#define BLOCK_ROW(PREFIX, R)                                                                       \
   {                                                                                                \
-    block_##R, block_##R##_half                                                                    \
+    PREFIX##R, PREFIX##R##_half                                                                    \
   }
-static const BlockFunc blocks[ROWS][2] = { BLOCK_ROW (1), BLOCK_ROW (2), BLOCK_ROW (3),
-  BLOCK_ROW (4), BLOCK_ROW (5), BLOCK_ROW (6) };
+#define BLOCK_ROWS(PREFIX)                                                                         \
+  {                                                                                                \
+    BLOCK_ROW (PREFIX, 1), BLOCK_ROW (PREFIX, 2), BLOCK_ROW (PREFIX, 3), BLOCK_ROW (PREFIX, 4),     \
+        BLOCK_ROW (PREFIX, 5), BLOCK_ROW (PREFIX, 6)                                               \
+  }
+static const BlockFunc blocks[2][ROWS][2] = { BLOCK_ROWS (block_), BLOCK_ROWS (block_at_) };
 
 _Static_assert(MONE_PANEL_WIDTH == 16, "two ymm per panel row");
 
-void
-mone_gemm_avx2 (int rows, int n, int k, const float *a, int lda, const float *panels,
+static void
+gemm (bool a_transposed, int rows, int n, int k, const float *a, int lda, const float *panels,
     size_t panel_stride, const float *bias, bool accumulate, float *c, int ldc)
 {
   for (int r0 = 0; r0 < rows; r0 += ROWS) {
     const int block_rows = rows - r0 < ROWS ? rows - r0 : ROWS;
     for (int c0 = 0; c0 < n; c0 += MONE_PANEL_WIDTH) {
       const int cols = n - c0 < MONE_PANEL_WIDTH ? n - c0 : MONE_PANEL_WIDTH;
-      blocks[block_rows - 1][cols <= MONE_PANEL_WIDTH / 2](k, a + (size_t) r0 * lda, lda,
+      blocks[a_transposed][block_rows - 1][cols <= MONE_PANEL_WIDTH / 2](k,
+          a_transposed ? a + r0 : a + (size_t) r0 * lda, lda,
           panels + (size_t) (c0 / MONE_PANEL_WIDTH) * panel_stride, cols, bias ? bias + c0 : NULL,
           accumulate, c + (size_t) r0 * ldc + c0, ldc);
     }
   }
+}
+
+void
+mone_gemm_avx2 (int rows, int n, int k, const float *a, int lda, const float *panels,
+    size_t panel_stride, const float *bias, bool accumulate, float *c, int ldc)
+{
+  gemm (false, rows, n, k, a, lda, panels, panel_stride, bias, accumulate, c, ldc);
+}
+
+void
+mone_gemm_at_avx2 (int rows, int n, int k, const float *at, int ldat, const float *panels,
+    size_t panel_stride, const float *bias, bool accumulate, float *c, int ldc)
+{
+  gemm (true, rows, n, k, at, ldat, panels, panel_stride, bias, accumulate, c, ldc);
 }
 
 /* ---------------------------------------------------------------------------------------------- */

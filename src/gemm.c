@@ -1,6 +1,7 @@
 /* Weight packing, the portable kernel and the choice of kernel (gemm.h). */
 #include "gemm.h"
 
+#include <cblas.h>
 #include <glib.h>
 #include <stdio.h>
 #include <string.h>
@@ -63,15 +64,17 @@ load4 (const float *p)
   return v;
 }
 
+/* A's element (r, i) is a[r * row_step + i * input_step]. */
 static void
-generic_block (int rows, int cols, int k, const float *a, int lda, const float *panel,
-    const float *bias, bool accumulate, float *c, int ldc)
+generic_block (int rows, int cols, int k, const float *a, size_t row_step, size_t input_step,
+    const float *panel, const float *bias, bool accumulate, float *c, int ldc)
 {
   Float4 acc0[QUARTERS] = { 0 }, acc1[QUARTERS] = { 0 };
-  const float *a1 = rows > 1 ? a + lda : a; /* a duplicate row when there is one, never stored */
+  const float *a1 = rows > 1 ? a + row_step : a; /* a duplicate row when there is one, never stored */
   for (int i = 0; i < k; i++) {
     const float *w = panel + (size_t) i * MONE_PANEL_WIDTH;
-    const Float4 x0 = { a[i], a[i], a[i], a[i] }, x1 = { a1[i], a1[i], a1[i], a1[i] };
+    const float x0_i = a[i * input_step], x1_i = a1[i * input_step];
+    const Float4 x0 = { x0_i, x0_i, x0_i, x0_i }, x1 = { x1_i, x1_i, x1_i, x1_i };
     UNROLL_FULLY
     for (int q = 0; q < QUARTERS; q++) {
       const Float4 wq = load4 (w + 4 * q);
@@ -93,17 +96,31 @@ generic_block (int rows, int cols, int k, const float *a, int lda, const float *
   }
 }
 
-void
-mone_gemm_generic (int rows, int n, int k, const float *a, int lda, const float *panels,
-    size_t panel_stride, const float *bias, bool accumulate, float *c, int ldc)
+static void
+generic_gemm (int rows, int n, int k, const float *a, size_t row_step, size_t input_step,
+    const float *panels, size_t panel_stride, const float *bias, bool accumulate, float *c, int ldc)
 {
   for (int r0 = 0; r0 < rows; r0 += GENERIC_ROWS) {
     const int block_rows = MIN (GENERIC_ROWS, rows - r0);
     for (int c0 = 0; c0 < n; c0 += MONE_PANEL_WIDTH)
-      generic_block (block_rows, MIN (MONE_PANEL_WIDTH, n - c0), k, a + (size_t) r0 * lda, lda,
-          panels + (size_t) (c0 / MONE_PANEL_WIDTH) * panel_stride, bias ? bias + c0 : NULL,
-          accumulate, c + (size_t) r0 * ldc + c0, ldc);
+      generic_block (block_rows, MIN (MONE_PANEL_WIDTH, n - c0), k, a + r0 * row_step, row_step,
+          input_step, panels + (size_t) (c0 / MONE_PANEL_WIDTH) * panel_stride,
+          bias ? bias + c0 : NULL, accumulate, c + (size_t) r0 * ldc + c0, ldc);
   }
+}
+
+void
+mone_gemm_generic (int rows, int n, int k, const float *a, int lda, const float *panels,
+    size_t panel_stride, const float *bias, bool accumulate, float *c, int ldc)
+{
+  generic_gemm (rows, n, k, a, lda, 1, panels, panel_stride, bias, accumulate, c, ldc);
+}
+
+void
+mone_gemm_at_generic (int rows, int n, int k, const float *at, int ldat, const float *panels,
+    size_t panel_stride, const float *bias, bool accumulate, float *c, int ldc)
+{
+  generic_gemm (rows, n, k, at, 1, ldat, panels, panel_stride, bias, accumulate, c, ldc);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -119,6 +136,20 @@ mone_gemm_avx2 (int rows, int n, int k, const float *a, int lda, const float *pa
 
 void
 mone_gemm_avx512 (int rows, int n, int k, const float *a, int lda, const float *panels,
+    size_t panel_stride, const float *bias, bool accumulate, float *c, int ldc)
+{
+  g_assert_not_reached ();
+}
+
+void
+mone_gemm_at_avx2 (int rows, int n, int k, const float *at, int ldat, const float *panels,
+    size_t panel_stride, const float *bias, bool accumulate, float *c, int ldc)
+{
+  g_assert_not_reached ();
+}
+
+void
+mone_gemm_at_avx512 (int rows, int n, int k, const float *at, int ldat, const float *panels,
     size_t panel_stride, const float *bias, bool accumulate, float *c, int ldc)
 {
   g_assert_not_reached ();
@@ -141,6 +172,8 @@ mone_gemm_pairs_avx512 (int rows, int n, int k, const float *a, int lda, const f
 
 static const MoneGemmKernel kernels[MONE_ISA_COUNT] = { mone_gemm_generic, mone_gemm_avx2,
   mone_gemm_avx512, NULL };
+static const MoneGemmKernel transposed_kernels[MONE_ISA_COUNT] = { mone_gemm_at_generic,
+  mone_gemm_at_avx2, mone_gemm_at_avx512, NULL };
 static const MoneGemmPairKernel pair_kernels[MONE_ISA_COUNT] = { NULL, mone_gemm_pairs_avx2,
   mone_gemm_pairs_avx512, NULL };
 
@@ -156,4 +189,92 @@ mone_gemm_packed (MoneIsa isa, int rows, int n, int k, const float *a, int lda,
   else
     kernels[isa](rows, n, k, a, lda, w->panels, (size_t) w->inputs * MONE_PANEL_WIDTH, bias,
         accumulate, c, ldc);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* General products (the trainer's): op(B) packed per call, in chunks that stay in L2 */
+
+size_t
+mone_gemm_general_scratch_floats (void)
+{
+  return (size_t) MONE_GEMM_GENERAL_N_CHUNK * MONE_GEMM_GENERAL_K_CHUNK;
+}
+
+/* out[0:16] = alpha x in[0:16], four vectors at a time. */
+static inline void
+scale16 (float *out, const float *in, float alpha)
+{
+  const Float4 scale = { alpha, alpha, alpha, alpha };
+  for (int q = 0; q < QUARTERS; q++) {
+    const Float4 v = load4 (in + 4 * q) * scale;
+    memcpy (out + 4 * q, &v, sizeof v);
+  }
+}
+
+/* Panels of op(B)[k0 : k0 + kc, n0 : n0 + nc] x alpha, zero past n. Packing runs on every call
+ * here, and a product of few rows pays for it in full, so each source row is read once, front to
+ * back, and whole panel rows move as vectors. */
+static void
+pack_chunk (bool trans_b, int k0, int kc, int n0, int nc, float alpha, const float *b, int ldb,
+    float *panels)
+{
+  const int n_panels = (nc + MONE_PANEL_WIDTH - 1) / MONE_PANEL_WIDTH;
+  const int whole_panels = nc / MONE_PANEL_WIDTH, tail = nc - whole_panels * MONE_PANEL_WIDTH;
+  const size_t panel_floats = (size_t) kc * MONE_PANEL_WIDTH; /* (kc, MONE_PANEL_WIDTH) */
+  if (tail)
+    memset (panels + whole_panels * panel_floats, 0, sizeof (float) * panel_floats);
+  if (!trans_b) { /* op(B)[i][j] = b[i][j]: row i of the chunk feeds row i of every panel */
+    for (int i = 0; i < kc; i++) {
+      const float *row = b + (size_t) (k0 + i) * ldb + n0;
+      float *out = panels + (size_t) i * MONE_PANEL_WIDTH;
+      for (int p = 0; p < whole_panels; p++)
+        scale16 (out + p * panel_floats, row + p * MONE_PANEL_WIDTH, alpha);
+      for (int col = 0; col < tail; col++)
+        out[whole_panels * panel_floats + col] = alpha * row[whole_panels * MONE_PANEL_WIDTH + col];
+    }
+    return;
+  }
+  /* op(B)[i][j] = b[j][i]: each output's inputs are a row of b, read front to back into its lane
+   * of the panel, which (at most 256 x 16 floats) stays in L1 meanwhile. */
+  for (int p = 0; p < n_panels; p++) {
+    float *panel = panels + p * panel_floats;
+    const int cols = p < whole_panels ? MONE_PANEL_WIDTH : tail;
+    for (int col = 0; col < cols; col++) {
+      const float *row = b + (size_t) (n0 + p * MONE_PANEL_WIDTH + col) * ldb + k0;
+      for (int i = 0; i < kc; i++)
+        panel[(size_t) i * MONE_PANEL_WIDTH + col] = alpha * row[i];
+    }
+  }
+}
+
+void
+mone_gemm_general (MoneIsa isa, bool trans_a, bool trans_b, int m, int n, int k, float alpha,
+    const float *a, int lda, const float *b, int ldb, bool accumulate, float *c, int ldc,
+    float *scratch)
+{
+  g_assert (isa >= 0 && isa < MONE_ISA_COUNT);
+  if (m <= 0 || n <= 0)
+    return;
+  if (isa == MONE_ISA_OPENBLAS) {
+    cblas_sgemm (CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
+        m, n, k, alpha, a, lda, b, ldb, accumulate ? 1.0f : 0.0f, c, ldc);
+    return;
+  }
+  if (k <= 0) { /* an empty sum, as cblas_sgemm */
+    if (!accumulate)
+      for (int r = 0; r < m; r++)
+        memset (c + (size_t) r * ldc, 0, sizeof (float) * n);
+    return;
+  }
+  const MoneGemmKernel kernel = trans_a ? transposed_kernels[isa] : kernels[isa];
+  for (int n0 = 0; n0 < n; n0 += MONE_GEMM_GENERAL_N_CHUNK) {
+    const int nc = MIN (MONE_GEMM_GENERAL_N_CHUNK, n - n0);
+    for (int k0 = 0; k0 < k; k0 += MONE_GEMM_GENERAL_K_CHUNK) {
+      const int kc = MIN (MONE_GEMM_GENERAL_K_CHUNK, k - k0);
+      pack_chunk (trans_b, k0, kc, n0, nc, alpha, b, ldb, scratch);
+      const float *a_chunk = trans_a ? a + (size_t) k0 * lda : a + k0;
+      kernel (m, nc, kc, a_chunk, lda, scratch, (size_t) kc * MONE_PANEL_WIDTH, NULL,
+          accumulate || k0 > 0, c + n0, ldc);
+    }
+  }
 }

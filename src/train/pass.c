@@ -18,6 +18,7 @@
 #include "trainer.h"
 
 #include "engine-kernels.h"
+#include "gemm.h"
 
 #include <cblas.h>
 #include <limits.h>
@@ -27,11 +28,30 @@
 /* ---------------------------------------------------------------------------------------------- */
 /* Layers. */
 
+/* Where a pass's matrix products run: the engine's packed kernels for this CPU (AVX-512 or
+ * AVX2, about twice OpenBLAS's AVX2 kernels on these shapes), OpenBLAS where there is none or
+ * MONE_ISA=openblas asks for it (the path of the models trained before the kernels were used
+ * here, which it reproduces bit for bit). */
+typedef struct {
+  MoneIsa isa;
+  float *scratch; /* mone_gemm_general_scratch_floats () */
+} Gemm;
+
+/* cblas_sgemm's row-major product, for beta 0 or 1. */
+static void
+gemm (const Gemm *g, CBLAS_TRANSPOSE trans_a, CBLAS_TRANSPOSE trans_b, int m, int n, int k, float alpha,
+    const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc)
+{
+  g_assert (beta == 0.0f || beta == 1.0f);
+  mone_gemm_general (g->isa, trans_a == CblasTrans, trans_b == CblasTrans, m, n, k, alpha, a, lda, b, ldb,
+      beta == 1.0f, c, ldc, g->scratch);
+}
+
 /* Plain linear: out (R, OUT) = in (R, IN) W^T + b, W (OUT, IN). */
 static void
-linear_forward (float *out, const float *in, const float *W, const float *b, int R, int IN, int OUT)
+linear_forward (const Gemm *g, float *out, const float *in, const float *W, const float *b, int R, int IN, int OUT)
 {
-  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, R, OUT, IN, 1.0f, in, IN, W, IN, 0.0f, out, OUT);
+  gemm (g, CblasNoTrans, CblasTrans, R, OUT, IN, 1.0f, in, IN, W, IN, 0.0f, out, OUT);
   if (b)
     for (int r = 0; r < R; r++)
       for (int o = 0; o < OUT; o++)
@@ -40,30 +60,30 @@ linear_forward (float *out, const float *in, const float *W, const float *b, int
 
 /* dW (OUT, IN) += dout^T in; db (OUT) += column sums; din (R, IN) = dout W (if din). */
 static void
-linear_backward (float *din, float *dW, float *db, const float *dout, const float *in, const float *W, int R, int IN,
+linear_backward (const Gemm *g, float *din, float *dW, float *db, const float *dout, const float *in, const float *W, int R, int IN,
     int OUT)
 {
-  cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, OUT, IN, R, 1.0f, dout, OUT, in, IN, 1.0f, dW, IN);
+  gemm (g, CblasTrans, CblasNoTrans, OUT, IN, R, 1.0f, dout, OUT, in, IN, 1.0f, dW, IN);
   if (db)
     for (int r = 0; r < R; r++)
       for (int o = 0; o < OUT; o++)
         db[o] += dout[(size_t) r * OUT + o];
   if (din)
-    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, R, IN, OUT, 1.0f, dout, OUT, W, IN, 0.0f, din, IN);
+    gemm (g, CblasNoTrans, CblasNoTrans, R, IN, OUT, 1.0f, dout, OUT, W, IN, 0.0f, din, IN);
 }
 
 /* Nested projection with sliced INPUT (qkv, fc1): for the rows of expert j,
  * out[r] (OUT) = W[:, :d_j] in[r, :d_j] + b.   in (R, D), W (OUT, D), out (R, OUT).
  * group_start (E+1) delimits the experts' rows, width (E) gives d_j. */
 static void
-nested_in_forward (float *out, const float *in, const float *W, const float *b, const int *group_start,
+nested_in_forward (const Gemm *g, float *out, const float *in, const float *W, const float *b, const int *group_start,
     const int *width, int E, int D, int OUT)
 {
   for (int j = 0; j < E; j++) {
     int r0 = group_start[j], n = group_start[j + 1] - r0;
     if (n == 0)
       continue;
-    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, n, OUT, width[j], 1.0f, in + (size_t) r0 * D, D, W, D, 0.0f,
+    gemm (g, CblasNoTrans, CblasTrans, n, OUT, width[j], 1.0f, in + (size_t) r0 * D, D, W, D, 0.0f,
         out + (size_t) r0 * OUT, OUT);
   }
   int R = group_start[E];
@@ -75,16 +95,16 @@ nested_in_forward (float *out, const float *in, const float *W, const float *b, 
 /* dW[:, :d_j] += dout_j^T in_j[:, :d_j]; db += column sums; din (R, D) = dout_j W[:, :d_j] on the
  * leading d_j columns, zero beyond (the input's trailing channels did not take part). */
 static void
-nested_in_backward (float *din, float *dW, float *db, const float *dout, const float *in, const float *W,
+nested_in_backward (const Gemm *g, float *din, float *dW, float *db, const float *dout, const float *in, const float *W,
     const int *group_start, const int *width, int E, int D, int OUT)
 {
   for (int j = 0; j < E; j++) {
     int r0 = group_start[j], n = group_start[j + 1] - r0, d = width[j];
     if (n == 0)
       continue;
-    cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, OUT, d, n, 1.0f, dout + (size_t) r0 * OUT, OUT,
+    gemm (g, CblasTrans, CblasNoTrans, OUT, d, n, 1.0f, dout + (size_t) r0 * OUT, OUT,
         in + (size_t) r0 * D, D, 1.0f, dW, D);
-    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, n, d, OUT, 1.0f, dout + (size_t) r0 * OUT, OUT, W, D, 0.0f,
+    gemm (g, CblasNoTrans, CblasNoTrans, n, d, OUT, 1.0f, dout + (size_t) r0 * OUT, OUT, W, D, 0.0f,
         din + (size_t) r0 * D, D);
     if (d < D)
       for (int r = r0; r < r0 + n; r++)
@@ -99,14 +119,14 @@ nested_in_backward (float *din, float *dW, float *db, const float *dout, const f
 /* Nested projection with sliced OUTPUT (proj, fc2): for the rows of expert j,
  * out[r, :d_j] = W[:d_j, :] in[r] + b[:d_j], out[r, d_j:] = 0.   in (R, IN), W (D, IN), out (R, D). */
 static void
-nested_out_forward (float *out, const float *in, const float *W, const float *b, const int *group_start,
+nested_out_forward (const Gemm *g, float *out, const float *in, const float *W, const float *b, const int *group_start,
     const int *width, int E, int IN, int D)
 {
   for (int j = 0; j < E; j++) {
     int r0 = group_start[j], n = group_start[j + 1] - r0, d = width[j];
     if (n == 0)
       continue;
-    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, n, d, IN, 1.0f, in + (size_t) r0 * IN, IN, W, IN, 0.0f,
+    gemm (g, CblasNoTrans, CblasTrans, n, d, IN, 1.0f, in + (size_t) r0 * IN, IN, W, IN, 0.0f,
         out + (size_t) r0 * D, D);
     for (int r = r0; r < r0 + n; r++) {
       float *o = out + (size_t) r * D;
@@ -121,16 +141,16 @@ nested_out_forward (float *out, const float *in, const float *W, const float *b,
 /* dW[:d_j, :] += dout_j[:, :d_j]^T in_j; db[:d_j] += column sums; din (R, IN) = dout_j[:, :d_j] W[:d_j, :].
  * dout's trailing columns are ignored: those outputs were constant zeros. */
 static void
-nested_out_backward (float *din, float *dW, float *db, const float *dout, const float *in, const float *W,
+nested_out_backward (const Gemm *g, float *din, float *dW, float *db, const float *dout, const float *in, const float *W,
     const int *group_start, const int *width, int E, int IN, int D)
 {
   for (int j = 0; j < E; j++) {
     int r0 = group_start[j], n = group_start[j + 1] - r0, d = width[j];
     if (n == 0)
       continue;
-    cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, d, IN, n, 1.0f, dout + (size_t) r0 * D, D,
+    gemm (g, CblasTrans, CblasNoTrans, d, IN, n, 1.0f, dout + (size_t) r0 * D, D,
         in + (size_t) r0 * IN, IN, 1.0f, dW, IN);
-    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, n, IN, d, 1.0f, dout + (size_t) r0 * D, D, W, IN, 0.0f,
+    gemm (g, CblasNoTrans, CblasNoTrans, n, IN, d, 1.0f, dout + (size_t) r0 * D, D, W, IN, 0.0f,
         din + (size_t) r0 * IN, IN);
     for (int r = r0; r < r0 + n; r++)
       for (int c = 0; c < d; c++)
@@ -235,7 +255,7 @@ softmax_row (float *x, int n)
 /* Full-width multi-head attention per image. qkv (B, N, 3D) rows q|k|v in image order,
  * probs (B, H, N, N) saved, out (B, N, D). */
 static void
-attention_forward (float *out, float *probs, const float *qkv, int B, int N, int D, int H)
+attention_forward (const Gemm *g, float *out, float *probs, const float *qkv, int B, int N, int D, int H)
 {
   const int hd = D / H, ld = 3 * D;
   const float scale = 1.0f / sqrtf ((float) hd);
@@ -243,16 +263,16 @@ attention_forward (float *out, float *probs, const float *qkv, int B, int N, int
     for (int h = 0; h < H; h++) {
       const float *q = qkv + (size_t) b * N * ld + h * hd, *k = q + D, *v = q + 2 * D;
       float *p = probs + ((size_t) b * H + h) * N * N;
-      cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, N, N, hd, scale, q, ld, k, ld, 0.0f, p, N);
+      gemm (g, CblasNoTrans, CblasTrans, N, N, hd, scale, q, ld, k, ld, 0.0f, p, N);
       mone_softmax_rows (N, N, 1.0f, p, N, NULL);
-      cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, N, hd, N, 1.0f, p, N, v, ld, 0.0f,
+      gemm (g, CblasNoTrans, CblasNoTrans, N, hd, N, 1.0f, p, N, v, ld, 0.0f,
           out + (size_t) b * N * D + h * hd, D);
     }
 }
 
 /* dqkv (B, N, 3D) overwritten from dout (B, N, D); dp is (N, N) scratch. */
 static void
-attention_backward (float *dqkv, float *dp, const float *dout, const float *qkv, const float *probs, int B, int N,
+attention_backward (const Gemm *g, float *dqkv, float *dp, const float *dout, const float *qkv, const float *probs, int B, int N,
     int D, int H)
 {
   const int hd = D / H, ld = 3 * D;
@@ -265,8 +285,8 @@ attention_backward (float *dqkv, float *dp, const float *dout, const float *qkv,
       const float *p = probs + ((size_t) b * H + h) * N * N;
       const float *dO = dout + (size_t) b * N * D + h * hd;
       /* dP = dO V^T; dV = P^T dO */
-      cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, N, N, hd, 1.0f, dO, D, v, ld, 0.0f, dp, N);
-      cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, N, hd, N, 1.0f, p, N, dO, D, 0.0f, dv, ld);
+      gemm (g, CblasNoTrans, CblasTrans, N, N, hd, 1.0f, dO, D, v, ld, 0.0f, dp, N);
+      gemm (g, CblasTrans, CblasNoTrans, N, hd, N, 1.0f, p, N, dO, D, 0.0f, dv, ld);
       /* softmax backward: dS = P * (dP - rowsum(dP * P)) */
       for (int i = 0; i < N; i++) {
         const float *pi = p + (size_t) i * N;
@@ -278,8 +298,8 @@ attention_backward (float *dqkv, float *dp, const float *dout, const float *qkv,
           di[j] = pi[j] * (di[j] - (float) dot);
       }
       /* S = scale Q K^T: dQ = scale dS K; dK = scale dS^T Q */
-      cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, N, hd, N, scale, dp, N, k, ld, 0.0f, dq, ld);
-      cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, N, hd, N, scale, dp, N, q, ld, 0.0f, dk, ld);
+      gemm (g, CblasNoTrans, CblasNoTrans, N, hd, N, scale, dp, N, k, ld, 0.0f, dq, ld);
+      gemm (g, CblasTrans, CblasNoTrans, N, hd, N, scale, dp, N, q, ld, 0.0f, dk, ld);
     }
 }
 
@@ -401,6 +421,7 @@ typedef struct {
 
 struct MonePass {
   MoneConfig config;
+  Gemm gemm;
   int max_batch;
   int batch; /* of the last forward */
   float label_smoothing;
@@ -525,6 +546,8 @@ mone_pass_new (const MoneConfig *config, int max_batch)
   MonePass *s = g_new0 (MonePass, 1);
   const MoneConfig *c = &s->config;
   s->config = *config;
+  s->gemm.isa = mone_isa_default () == MONE_ISA_GENERIC ? MONE_ISA_OPENBLAS : mone_isa_default ();
+  s->gemm.scratch = g_new (float, mone_gemm_general_scratch_floats ());
   s->max_batch = max_batch;
   s->cls = c->pool == MONE_POOL_CLS;
   s->seq = c->tokens + s->cls;
@@ -622,6 +645,7 @@ mone_pass_free (MonePass *s)
 {
   if (!s)
     return;
+  g_free (s->gemm.scratch);
   for (int l = 0; l < s->config.depth; l++) {
     BlockActs *a = &s->blocks[l];
     g_free (a->x_in);
@@ -788,7 +812,7 @@ stem_forward (MonePass *s, const MoneTrainTensors *w, const float *input, int B)
     const int rows = B * (c->height >> (i + 1)) * (c->width >> (i + 1)), OUT = c->stem_channels[i];
     stem_weight_to_windows (s->stem_window_weight[i], w->stem_weight[i], OUT, in.channels);
     im2col_forward (s->stem_col[i], i ? s->stem_out[i - 1] : input, &in, B);
-    linear_forward (s->stem_pre[i], s->stem_col[i], s->stem_window_weight[i], w->stem_bias[i], rows, 9 * in.channels,
+    linear_forward (&s->gemm, s->stem_pre[i], s->stem_col[i], s->stem_window_weight[i], w->stem_bias[i], rows, 9 * in.channels,
         OUT);
     gelu_forward (s->stem_out[i], s->stem_cdf[i], s->stem_pre[i], (size_t) rows * OUT);
   }
@@ -810,7 +834,7 @@ stem_backward (MonePass *s, MoneTrainTensors *gw, float *dinput)
     float *dcol = i || dinput ? s->dstem_col : NULL;
     gelu_backward (s->dstem_pre, s->dstem_out, s->stem_pre[i], s->stem_cdf[i], (size_t) rows * OUT);
     memset (s->dstem_window_weight, 0, sizeof (float) * OUT * K);
-    linear_backward (dcol, s->dstem_window_weight, gw->stem_bias[i], s->dstem_pre, s->stem_col[i],
+    linear_backward (&s->gemm, dcol, s->dstem_window_weight, gw->stem_bias[i], s->dstem_pre, s->stem_col[i],
         s->stem_window_weight[i], rows, K, OUT);
     stem_weight_from_windows_add (gw->stem_weight[i], s->dstem_window_weight, OUT, in.channels);
     if (dcol) /* s->dstem_out is free again: it becomes layer i - 1's output gradient */
@@ -871,7 +895,7 @@ embed_forward (MonePass *s, const MoneTrainTensors *w, const float *input, int B
   }
   g_assert (B == s->stem_batch || !s->stem_held);
   float *patch_rows = cls ? s->dx0 : s->x0;
-  linear_forward (patch_rows, s->patches, w->patch_embed_weight, w->patch_embed_bias, B * N, P, D);
+  linear_forward (&s->gemm, patch_rows, s->patches, w->patch_embed_weight, w->patch_embed_bias, B * N, P, D);
   for (int b = 0; b < B; b++) {
     float *x = s->x0 + (size_t) b * S * D;
     if (cls) {
@@ -892,7 +916,7 @@ router_forward (MonePass *s, const MoneTrainTensors *w, int B)
   const MoneConfig *c = &s->config;
   const int N = c->tokens, D = c->dim, E = c->experts, H = c->router_hidden, S = s->seq, R = B * S;
   if (!H) {
-    linear_forward (s->router_probs, s->x0, w->router_weight, w->router_bias, R, D, E);
+    linear_forward (&s->gemm, s->router_probs, s->x0, w->router_weight, w->router_bias, R, D, E);
   } else {
     for (int b = 0; b < B; b++) {
       const float *x = s->x0 + (size_t) b * S * D;
@@ -906,14 +930,14 @@ router_forward (MonePass *s, const MoneTrainTensors *w, int B)
           xc[(size_t) r * D + d] = x[(size_t) r * D + d] - center;
       }
     }
-    linear_forward (s->router_pre, s->router_xc, w->router_hidden_weight, w->router_hidden_bias, R, D, H);
+    linear_forward (&s->gemm, s->router_pre, s->router_xc, w->router_hidden_weight, w->router_hidden_bias, R, D, H);
     /* erff, not gelu_forward's vector erf: the engine's router uses erff too, so trainer and
      * engine rank tokens from the same GELU. */
     for (size_t i = 0; i < (size_t) R * H; i++) {
       const float u = s->router_pre[i];
       s->router_h[i] = 0.5f * u * (1.0f + erff (u * (float) M_SQRT1_2));
     }
-    linear_forward (s->router_probs, s->router_h, w->router_weight, w->router_bias, R, H, E);
+    linear_forward (&s->gemm, s->router_probs, s->router_h, w->router_weight, w->router_bias, R, H, E);
   }
   for (int r = 0; r < R; r++)
     softmax_row (s->router_probs + (size_t) r * E, E);
@@ -928,10 +952,10 @@ router_logits_backward (MonePass *s, const MoneTrainTensors *w, MoneTrainTensors
   const MoneConfig *c = &s->config;
   const int N = c->tokens, D = c->dim, E = c->experts, H = c->router_hidden, S = s->seq;
   if (!H) {
-    linear_backward (dx, gw->router_weight, gw->router_bias, dlogits, s->x0, w->router_weight, R, D, E);
+    linear_backward (&s->gemm, dx, gw->router_weight, gw->router_bias, dlogits, s->x0, w->router_weight, R, D, E);
     return;
   }
-  linear_backward (s->drouter_h, gw->router_weight, gw->router_bias, dlogits, s->router_h, w->router_weight, R, H, E);
+  linear_backward (&s->gemm, s->drouter_h, gw->router_weight, gw->router_bias, dlogits, s->router_h, w->router_weight, R, H, E);
   for (size_t i = 0; i < (size_t) R * H; i++) {
     /* GELU'(u) = Phi(u) + u phi(u) */
     const float u = s->router_pre[i];
@@ -939,7 +963,7 @@ router_logits_backward (MonePass *s, const MoneTrainTensors *w, MoneTrainTensors
     const float pdf = expf (-0.5f * u * u) * (float) (0.5 * M_2_SQRTPI * M_SQRT1_2);
     s->drouter_h[i] *= cdf + u * pdf;
   }
-  linear_backward (dx, gw->router_hidden_weight, gw->router_hidden_bias, s->drouter_h, s->router_xc,
+  linear_backward (&s->gemm, dx, gw->router_hidden_weight, gw->router_hidden_bias, s->drouter_h, s->router_xc,
       w->router_hidden_weight, R, D, H);
   /* xc = x0 - mean of the image's patch rows: each patch row also gets -1/N of the image's sum. */
   for (int b = 0; b < R / S; b++) {
@@ -1059,18 +1083,18 @@ pass_forward (MonePass *s, const MoneTrainModel *model, const float *input, cons
     float *att_img = s->datt; /* forward scratch (R, D) */
 
     layernorm_forward (a->ln1, a->ln1_mean, a->ln1_rstd, a->x_in, bw->norm1_weight, bw->norm1_bias, R, D, c->ln_eps);
-    nested_in_forward (qkv_g, a->ln1, bw->qkv_weight, bw->qkv_bias, s->group_start, s->width, E, D, 3 * D);
+    nested_in_forward (&s->gemm, qkv_g, a->ln1, bw->qkv_weight, bw->qkv_bias, s->group_start, s->width, E, D, 3 * D);
     scatter_rows (a->qkv, qkv_g, s->row_of_group, R, 3 * D);
-    attention_forward (att_img, a->att, a->qkv, B, S, D, H);
+    attention_forward (&s->gemm, att_img, a->att, a->qkv, B, S, D, H);
     gather_rows (a->att_out, att_img, s->row_of_group, R, D);
-    nested_out_forward (a->z, a->att_out, bw->proj_weight, bw->proj_bias, s->group_start, s->width, E, D, D);
+    nested_out_forward (&s->gemm, a->z, a->att_out, bw->proj_weight, bw->proj_bias, s->group_start, s->width, E, D, D);
     for (size_t i = 0; i < (size_t) R * D; i++)
       a->z[i] += a->x_in[i];
 
     layernorm_forward (a->ln2, a->ln2_mean, a->ln2_rstd, a->z, bw->norm2_weight, bw->norm2_bias, R, D, c->ln_eps);
-    nested_in_forward (a->fc1, a->ln2, bw->fc1_weight, bw->fc1_bias, s->group_start, s->width, E, D, F);
+    nested_in_forward (&s->gemm, a->fc1, a->ln2, bw->fc1_weight, bw->fc1_bias, s->group_start, s->width, E, D, F);
     gelu_forward (a->gelu, a->gelu_cdf, a->fc1, (size_t) R * F);
-    nested_out_forward (a->mlp, a->gelu, bw->fc2_weight, bw->fc2_bias, s->group_start, s->width, E, F, D);
+    nested_out_forward (&s->gemm, a->mlp, a->gelu, bw->fc2_weight, bw->fc2_bias, s->group_start, s->width, E, F, D);
     gated_residual_forward (x_out, a->z, a->mlp, s->g, alpha, R, D);
   }
 
@@ -1080,7 +1104,7 @@ pass_forward (MonePass *s, const MoneTrainModel *model, const float *input, cons
       memcpy (s->pooled + (size_t) b * D, s->lnf + (size_t) s->cls_row[b] * D, sizeof (float) * D);
   else
     mean_pool_forward (s->pooled, s->lnf, s->image_of_row, B, N, D);
-  linear_forward (s->logits, s->pooled, w->head_weight, w->head_bias, B, D, K);
+  linear_forward (&s->gemm, s->logits, s->pooled, w->head_weight, w->head_bias, B, D, K);
   return crossentropy_forward (s->probs, s->logits, labels, soft_targets, B, K, label_smoothing);
 }
 
@@ -1199,10 +1223,10 @@ embedding_backward (MonePass *s, const MoneTrainTensors *w, MoneTrainTensors *gw
       memcpy (dpatch_rows + (size_t) b * N * D, s->dx0 + ((size_t) b * S + 1) * D, sizeof (float) * N * D);
   }
   g_assert (!(dinput && s->stem_held));
-  linear_backward ((dinput || c->stem_layers) && !s->dpatches_pending ? s->dpatches : NULL, gw->patch_embed_weight,
+  linear_backward (&s->gemm, (dinput || c->stem_layers) && !s->dpatches_pending ? s->dpatches : NULL, gw->patch_embed_weight,
       gw->patch_embed_bias, dpatch_rows, s->patches, w->patch_embed_weight, B * N, P, D);
   if (s->dpatches_pending) /* dpatches (B * N, P) += dpatch_rows W_pe */
-    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, B * N, P, D, 1.0f, dpatch_rows, D, w->patch_embed_weight, P,
+    gemm (&s->gemm, CblasNoTrans, CblasNoTrans, B * N, P, D, 1.0f, dpatch_rows, D, w->patch_embed_weight, P,
         1.0f, s->dpatches, P);
   if (s->stem_held) {
     s->dpatches_pending = TRUE;
@@ -1228,7 +1252,7 @@ mone_pass_backward (MonePass *s, const MoneTrainModel *model, float loss_weight,
   g_assert (s->labels != NULL || s->soft_targets != NULL);
 
   crossentropy_backward (s->dlogits, s->probs, s->labels, s->soft_targets, B, K, s->label_smoothing, loss_weight);
-  linear_backward (s->dpooled, gw.head_weight, gw.head_bias, s->dlogits, s->pooled, w->head_weight, B, D, K);
+  linear_backward (&s->gemm, s->dpooled, gw.head_weight, gw.head_bias, s->dlogits, s->pooled, w->head_weight, B, D, K);
   if (s->cls) {
     memset (s->dh, 0, sizeof (float) * R * D);
     for (int b = 0; b < B; b++)
@@ -1250,22 +1274,22 @@ mone_pass_backward (MonePass *s, const MoneTrainModel *model, float loss_weight,
     /* x_out = z + (alpha g + 1) m: the residual passes dx straight to dz. */
     gated_residual_backward (s->dmlp, s->dg, &dalpha, s->dx, a->mlp, s->g, alpha, R, D);
     memcpy (s->dz, s->dx, sizeof (float) * R * D);
-    nested_out_backward (s->dgelu, gb->fc2_weight, gb->fc2_bias, s->dmlp, a->gelu, bw->fc2_weight, s->group_start,
+    nested_out_backward (&s->gemm, s->dgelu, gb->fc2_weight, gb->fc2_bias, s->dmlp, a->gelu, bw->fc2_weight, s->group_start,
         s->width, E, F, D);
     gelu_backward (s->dfc, s->dgelu, a->fc1, a->gelu_cdf, (size_t) R * F);
-    nested_in_backward (s->dh, gb->fc1_weight, gb->fc1_bias, s->dfc, a->ln2, bw->fc1_weight, s->group_start, s->width,
+    nested_in_backward (&s->gemm, s->dh, gb->fc1_weight, gb->fc1_bias, s->dfc, a->ln2, bw->fc1_weight, s->group_start, s->width,
         E, D, F);
     layernorm_backward (s->dz, gb->norm2_weight, gb->norm2_bias, s->dh, a->z, bw->norm2_weight, a->ln2_mean,
         a->ln2_rstd, R, D);
 
     /* z = x_in + proj(att): dz flows to dx_in directly and through attention. */
     memcpy (s->dx, s->dz, sizeof (float) * R * D);
-    nested_out_backward (s->datt_g, gb->proj_weight, gb->proj_bias, s->dz, a->att_out, bw->proj_weight, s->group_start,
+    nested_out_backward (&s->gemm, s->datt_g, gb->proj_weight, gb->proj_bias, s->dz, a->att_out, bw->proj_weight, s->group_start,
         s->width, E, D, D);
     scatter_rows (s->datt, s->datt_g, s->row_of_group, R, D);
-    attention_backward (s->dqkv, s->dp, s->datt, a->qkv, a->att, B, S, D, H);
+    attention_backward (&s->gemm, s->dqkv, s->dp, s->datt, a->qkv, a->att, B, S, D, H);
     gather_rows (s->dqkv_g, s->dqkv, s->row_of_group, R, 3 * D);
-    nested_in_backward (s->dh, gb->qkv_weight, gb->qkv_bias, s->dqkv_g, a->ln1, bw->qkv_weight, s->group_start,
+    nested_in_backward (&s->gemm, s->dh, gb->qkv_weight, gb->qkv_bias, s->dqkv_g, a->ln1, bw->qkv_weight, s->group_start,
         s->width, E, D, 3 * D);
     layernorm_backward (s->dx, gb->norm1_weight, gb->norm1_bias, s->dh, a->x_in, bw->norm1_weight, a->ln1_mean,
         a->ln1_rstd, R, D);

@@ -2,7 +2,9 @@
  * triple loop: random shapes with row, input and output counts that are not multiples of the
  * register blocks, nested prefixes (the first k inputs, the first n outputs) of one packed
  * matrix, bias and accumulation. Also: the FMA kernels agree bit for bit with each other, and a
- * product does not depend on how its rows are split into calls. */
+ * product does not depend on how its rows are split into calls. The general products of the
+ * trainer (mone_gemm_general: either operand transposed, scaled, chunked) on every path, OpenBLAS
+ * included. */
 #include <glib.h>
 #include <math.h>
 #include <stdio.h>
@@ -186,6 +188,72 @@ test_random_shapes (void)
   }
 }
 
+/* One mone_gemm_general case on every path against the double triple loop, with operands stored
+ * at strides wider than the product and columns past n left alone. */
+static void
+check_general (int m, int n, int k, gboolean trans_a, gboolean trans_b, float alpha, gboolean accumulate)
+{
+  const int lda = (trans_a ? m : k) + 3, ldb = (trans_b ? k : n) + 2, ldc = n + 5;
+  float *a = random_floats ((size_t) (trans_a ? k : m) * lda + 1);
+  float *b = random_floats ((size_t) (trans_b ? n : k) * ldb + 1);
+  float *c0 = random_floats ((size_t) m * ldc + 1);
+  float *scratch = g_new (float, mone_gemm_general_scratch_floats ());
+  float *c[MONE_ISA_COUNT];
+  for (int isa = 0; isa < MONE_ISA_COUNT; isa++) {
+    c[isa] = g_memdup2 (c0, sizeof (float) * ((size_t) m * ldc + 1));
+    if (!mone_isa_supported (isa))
+      continue;
+    mone_gemm_general (isa, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, accumulate, c[isa], ldc,
+        scratch);
+    double worst = 0;
+    for (int r = 0; r < m; r++) {
+      for (int o = 0; o < n; o++) {
+        double sum = 0, abs_sum = 0;
+        for (int i = 0; i < k; i++) {
+          const double x = trans_a ? a[(size_t) i * lda + r] : a[(size_t) r * lda + i];
+          const double y = trans_b ? b[(size_t) o * ldb + i] : b[(size_t) i * ldb + o];
+          sum += alpha * x * y;
+          abs_sum += fabs (alpha * x * y);
+        }
+        if (accumulate)
+          sum += c0[(size_t) r * ldc + o];
+        worst = fmax (worst, fabs (c[isa][(size_t) r * ldc + o] - sum) / (abs_sum + 1));
+      }
+      for (int o = n; o < ldc; o++)
+        if (c[isa][(size_t) r * ldc + o] != c0[(size_t) r * ldc + o])
+          worst = INFINITY;
+    }
+    CHECK (worst < 1e-6, "%s: m %d n %d k %d, A%s B%s, alpha %g, accumulate %d: error %.3g",
+        mone_isa_name (isa), m, n, k, trans_a ? "^T" : "", trans_b ? "^T" : "", alpha, accumulate, worst);
+  }
+  if (mone_isa_supported (MONE_ISA_AVX512) && mone_isa_supported (MONE_ISA_AVX2))
+    CHECK (memcmp (c[MONE_ISA_AVX2], c[MONE_ISA_AVX512], sizeof (float) * m * ldc) == 0,
+        "general product: avx2 and avx512 differ (m %d n %d k %d)", m, n, k);
+  for (int isa = 0; isa < MONE_ISA_COUNT; isa++)
+    g_free (c[isa]);
+  g_free (a);
+  g_free (b);
+  g_free (c0);
+  g_free (scratch);
+}
+
+/* The trainer's shapes (rows of a worker's half batch, the scene model's widths, the stem's
+ * im2col products with k past one chunk, n past one chunk) and random ones, every transpose. */
+static void
+test_general (void)
+{
+  const int fixed[][3] = { { 2048, 192, 64 }, { 64, 64, 16 }, { 256, 64, 2048 }, { 8, 288, 600 },
+    { 300, 576, 128 }, { 33, 1, 7 }, { 5, 17, 0 }, { 1, 300, 513 } };
+  for (size_t i = 0; i < G_N_ELEMENTS (fixed); i++)
+    for (int t = 0; t < 4; t++)
+      check_general (fixed[i][0], fixed[i][1], fixed[i][2], t & 1, t >> 1, t == 2 ? 0.125f : 1.0f,
+          i % 2 == 1);
+  for (int trial = 0; trial < 40; trial++)
+    check_general (1 + (int) check_uniform (0, 80), 1 + (int) check_uniform (0, 300),
+        (int) check_uniform (0, 600), trial & 1, (trial >> 1) & 1,
+        trial % 3 ? 1.0f : check_uniform (-2, 2), check_uniform (0, 1) < 0.5f);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -198,5 +266,6 @@ main (int argc, char **argv)
   g_string_free (isas, TRUE);
   g_test_add_func ("/gemm/model-shapes", test_model_shapes);
   g_test_add_func ("/gemm/random-shapes", test_random_shapes);
+  g_test_add_func ("/gemm/general", test_general);
   return g_test_run ();
 }
