@@ -53,7 +53,8 @@ block (const int R, const bool HALF, const bool A_TRANSPOSED, int k, const float
     const __m256 w_hi = HALF ? _mm256_setzero_ps () : _mm256_loadu_ps (b + (size_t) i * 16 + 8);
     UNROLL_FULLY
     for (int r = 0; r < R; r++) {
-      const __m256 xr = _mm256_broadcast_ss (A_TRANSPOSED ? a + (size_t) i * lda + r : a + (size_t) r * lda + i);
+      const __m256 xr = _mm256_broadcast_ss (
+          A_TRANSPOSED ? a + (size_t) i * lda + r : a + (size_t) r * lda + i);
       lo[r] = _mm256_fmadd_ps (xr, w_lo, lo[r]);
       if (!HALF)
         hi[r] = _mm256_fmadd_ps (xr, w_hi, hi[r]);
@@ -106,7 +107,7 @@ DEFINE_BLOCKS (6)
   }
 #define BLOCK_ROWS(PREFIX)                                                                         \
   {                                                                                                \
-    BLOCK_ROW (PREFIX, 1), BLOCK_ROW (PREFIX, 2), BLOCK_ROW (PREFIX, 3), BLOCK_ROW (PREFIX, 4),     \
+    BLOCK_ROW (PREFIX, 1), BLOCK_ROW (PREFIX, 2), BLOCK_ROW (PREFIX, 3), BLOCK_ROW (PREFIX, 4),    \
         BLOCK_ROW (PREFIX, 5), BLOCK_ROW (PREFIX, 6)                                               \
   }
 static const BlockFunc blocks[2][ROWS][2] = { BLOCK_ROWS (block_), BLOCK_ROWS (block_at_) };

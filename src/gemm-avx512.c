@@ -89,7 +89,8 @@ block (const int R, const int NP, const bool HALF, const bool A_TRANSPOSED, int 
     const __m256 w_half = HALF ? _mm256_loadu_ps (b_half + (size_t) i * 16) : _mm256_setzero_ps ();
     UNROLL_FULLY
     for (int r = 0; r < R; r++) {
-      const __m512 xr = _mm512_set1_ps (A_TRANSPOSED ? a[(size_t) i * lda + r] : a[(size_t) r * lda + i]);
+      const __m512 xr = _mm512_set1_ps (
+          A_TRANSPOSED ? a[(size_t) i * lda + r] : a[(size_t) r * lda + i]);
       UNROLL_FULLY
       for (int p = 0; p < FULL; p++)
         acc[r][p] = _mm512_fmadd_ps (xr, w[p], acc[r][p]);
@@ -148,10 +149,11 @@ DEFINE_BLOCKS (14)
   }
 #define BLOCK_ROWS(PREFIX)                                                                         \
   {                                                                                                \
-    BLOCK_ROW (PREFIX, 1), BLOCK_ROW (PREFIX, 2), BLOCK_ROW (PREFIX, 3), BLOCK_ROW (PREFIX, 4),     \
-        BLOCK_ROW (PREFIX, 5), BLOCK_ROW (PREFIX, 6), BLOCK_ROW (PREFIX, 7), BLOCK_ROW (PREFIX, 8), \
-        BLOCK_ROW (PREFIX, 9), BLOCK_ROW (PREFIX, 10), BLOCK_ROW (PREFIX, 11),                     \
-        BLOCK_ROW (PREFIX, 12), BLOCK_ROW (PREFIX, 13), BLOCK_ROW (PREFIX, 14)                     \
+    BLOCK_ROW (PREFIX, 1), BLOCK_ROW (PREFIX, 2), BLOCK_ROW (PREFIX, 3), BLOCK_ROW (PREFIX, 4),    \
+        BLOCK_ROW (PREFIX, 5), BLOCK_ROW (PREFIX, 6), BLOCK_ROW (PREFIX, 7),                       \
+        BLOCK_ROW (PREFIX, 8), BLOCK_ROW (PREFIX, 9), BLOCK_ROW (PREFIX, 10),                      \
+        BLOCK_ROW (PREFIX, 11), BLOCK_ROW (PREFIX, 12), BLOCK_ROW (PREFIX, 13),                    \
+        BLOCK_ROW (PREFIX, 14)                                                                     \
   }
 /* [a transposed][rows - 1][last panel half used][panels - 1] */
 static const BlockFunc blocks[2][ROWS][2][PANELS] = { BLOCK_ROWS (block_), BLOCK_ROWS (block_at_) };

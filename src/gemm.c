@@ -70,7 +70,8 @@ generic_block (int rows, int cols, int k, const float *a, size_t row_step, size_
     const float *panel, const float *bias, bool accumulate, float *c, int ldc)
 {
   Float4 acc0[QUARTERS] = { 0 }, acc1[QUARTERS] = { 0 };
-  const float *a1 = rows > 1 ? a + row_step : a; /* a duplicate row when there is one, never stored */
+  const float *a1 = rows > 1 ? a + row_step
+                             : a; /* a duplicate row when there is one, never stored */
   for (int i = 0; i < k; i++) {
     const float *w = panel + (size_t) i * MONE_PANEL_WIDTH;
     const float x0_i = a[i * input_step], x1_i = a1[i * input_step];
@@ -256,8 +257,9 @@ mone_gemm_general (MoneIsa isa, bool trans_a, bool trans_b, int m, int n, int k,
   if (m <= 0 || n <= 0)
     return;
   if (isa == MONE_ISA_OPENBLAS) {
-    cblas_sgemm (CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
-        m, n, k, alpha, a, lda, b, ldb, accumulate ? 1.0f : 0.0f, c, ldc);
+    cblas_sgemm (CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+        trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb,
+        accumulate ? 1.0f : 0.0f, c, ldc);
     return;
   }
   if (k <= 0) { /* an empty sum, as cblas_sgemm */

@@ -44,19 +44,6 @@
 #define UNROLL_FULLY _Pragma ("clang loop unroll(full)")
 #else
 #define UNROLL_FULLY _Pragma ("GCC unroll 16")
-/* General row-major products for the trainer, whose weights change every step:
- * c (m, n) = alpha op(a) op(b) [+ c] as cblas_sgemm with beta 1 (accumulate) or 0, on isa's
- * kernel (MONE_ISA_OPENBLAS: cblas_sgemm itself). op(b) is packed into scratch
- * (mone_gemm_general_scratch_floats) in chunks of at most K_CHUNK inputs by N_CHUNK outputs, and
- * each output is summed chunk by chunk, k in increasing order: the bits depend on the chunk sizes
- * and on nothing else (not the ISA where both fuse multiply-adds, not the caller's threads). */
-#define MONE_GEMM_GENERAL_K_CHUNK 256
-#define MONE_GEMM_GENERAL_N_CHUNK 256
-size_t mone_gemm_general_scratch_floats (void);
-void mone_gemm_general (MoneIsa isa, bool trans_a, bool trans_b, int m, int n, int k, float alpha,
-    const float *a, int lda, const float *b, int ldb, bool accumulate, float *c, int ldc,
-    float *scratch);
-
 #endif
 
 typedef struct {

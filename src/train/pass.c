@@ -39,12 +39,12 @@ typedef struct {
 
 /* cblas_sgemm's row-major product, for beta 0 or 1. */
 static void
-gemm (const Gemm *g, CBLAS_TRANSPOSE trans_a, CBLAS_TRANSPOSE trans_b, int m, int n, int k, float alpha,
-    const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc)
+gemm (const Gemm *g, CBLAS_TRANSPOSE trans_a, CBLAS_TRANSPOSE trans_b, int m, int n, int k, float alpha, const float *a,
+    int lda, const float *b, int ldb, float beta, float *c, int ldc)
 {
   g_assert (beta == 0.0f || beta == 1.0f);
-  mone_gemm_general (g->isa, trans_a == CblasTrans, trans_b == CblasTrans, m, n, k, alpha, a, lda, b, ldb,
-      beta == 1.0f, c, ldc, g->scratch);
+  mone_gemm_general (g->isa, trans_a == CblasTrans, trans_b == CblasTrans, m, n, k, alpha, a, lda, b, ldb, beta == 1.0f,
+      c, ldc, g->scratch);
 }
 
 /* Plain linear: out (R, OUT) = in (R, IN) W^T + b, W (OUT, IN). */
@@ -60,8 +60,8 @@ linear_forward (const Gemm *g, float *out, const float *in, const float *W, cons
 
 /* dW (OUT, IN) += dout^T in; db (OUT) += column sums; din (R, IN) = dout W (if din). */
 static void
-linear_backward (const Gemm *g, float *din, float *dW, float *db, const float *dout, const float *in, const float *W, int R, int IN,
-    int OUT)
+linear_backward (const Gemm *g, float *din, float *dW, float *db, const float *dout, const float *in, const float *W,
+    int R, int IN, int OUT)
 {
   gemm (g, CblasTrans, CblasNoTrans, OUT, IN, R, 1.0f, dout, OUT, in, IN, 1.0f, dW, IN);
   if (db)
@@ -102,8 +102,8 @@ nested_in_backward (const Gemm *g, float *din, float *dW, float *db, const float
     int r0 = group_start[j], n = group_start[j + 1] - r0, d = width[j];
     if (n == 0)
       continue;
-    gemm (g, CblasTrans, CblasNoTrans, OUT, d, n, 1.0f, dout + (size_t) r0 * OUT, OUT,
-        in + (size_t) r0 * D, D, 1.0f, dW, D);
+    gemm (g, CblasTrans, CblasNoTrans, OUT, d, n, 1.0f, dout + (size_t) r0 * OUT, OUT, in + (size_t) r0 * D, D, 1.0f,
+        dW, D);
     gemm (g, CblasNoTrans, CblasNoTrans, n, d, OUT, 1.0f, dout + (size_t) r0 * OUT, OUT, W, D, 0.0f,
         din + (size_t) r0 * D, D);
     if (d < D)
@@ -126,8 +126,8 @@ nested_out_forward (const Gemm *g, float *out, const float *in, const float *W, 
     int r0 = group_start[j], n = group_start[j + 1] - r0, d = width[j];
     if (n == 0)
       continue;
-    gemm (g, CblasNoTrans, CblasTrans, n, d, IN, 1.0f, in + (size_t) r0 * IN, IN, W, IN, 0.0f,
-        out + (size_t) r0 * D, D);
+    gemm (g, CblasNoTrans, CblasTrans, n, d, IN, 1.0f, in + (size_t) r0 * IN, IN, W, IN, 0.0f, out + (size_t) r0 * D,
+        D);
     for (int r = r0; r < r0 + n; r++) {
       float *o = out + (size_t) r * D;
       for (int c = 0; c < d; c++)
@@ -141,17 +141,17 @@ nested_out_forward (const Gemm *g, float *out, const float *in, const float *W, 
 /* dW[:d_j, :] += dout_j[:, :d_j]^T in_j; db[:d_j] += column sums; din (R, IN) = dout_j[:, :d_j] W[:d_j, :].
  * dout's trailing columns are ignored: those outputs were constant zeros. */
 static void
-nested_out_backward (const Gemm *g, float *din, float *dW, float *db, const float *dout, const float *in, const float *W,
-    const int *group_start, const int *width, int E, int IN, int D)
+nested_out_backward (const Gemm *g, float *din, float *dW, float *db, const float *dout, const float *in,
+    const float *W, const int *group_start, const int *width, int E, int IN, int D)
 {
   for (int j = 0; j < E; j++) {
     int r0 = group_start[j], n = group_start[j + 1] - r0, d = width[j];
     if (n == 0)
       continue;
-    gemm (g, CblasTrans, CblasNoTrans, d, IN, n, 1.0f, dout + (size_t) r0 * D, D,
-        in + (size_t) r0 * IN, IN, 1.0f, dW, IN);
-    gemm (g, CblasNoTrans, CblasNoTrans, n, IN, d, 1.0f, dout + (size_t) r0 * D, D, W, IN, 0.0f,
-        din + (size_t) r0 * IN, IN);
+    gemm (g, CblasTrans, CblasNoTrans, d, IN, n, 1.0f, dout + (size_t) r0 * D, D, in + (size_t) r0 * IN, IN, 1.0f, dW,
+        IN);
+    gemm (g, CblasNoTrans, CblasNoTrans, n, IN, d, 1.0f, dout + (size_t) r0 * D, D, W, IN, 0.0f, din + (size_t) r0 * IN,
+        IN);
     for (int r = r0; r < r0 + n; r++)
       for (int c = 0; c < d; c++)
         db[c] += dout[(size_t) r * D + c];
@@ -265,15 +265,14 @@ attention_forward (const Gemm *g, float *out, float *probs, const float *qkv, in
       float *p = probs + ((size_t) b * H + h) * N * N;
       gemm (g, CblasNoTrans, CblasTrans, N, N, hd, scale, q, ld, k, ld, 0.0f, p, N);
       mone_softmax_rows (N, N, 1.0f, p, N, NULL);
-      gemm (g, CblasNoTrans, CblasNoTrans, N, hd, N, 1.0f, p, N, v, ld, 0.0f,
-          out + (size_t) b * N * D + h * hd, D);
+      gemm (g, CblasNoTrans, CblasNoTrans, N, hd, N, 1.0f, p, N, v, ld, 0.0f, out + (size_t) b * N * D + h * hd, D);
     }
 }
 
 /* dqkv (B, N, 3D) overwritten from dout (B, N, D); dp is (N, N) scratch. */
 static void
-attention_backward (const Gemm *g, float *dqkv, float *dp, const float *dout, const float *qkv, const float *probs, int B, int N,
-    int D, int H)
+attention_backward (const Gemm *g, float *dqkv, float *dp, const float *dout, const float *qkv, const float *probs,
+    int B, int N, int D, int H)
 {
   const int hd = D / H, ld = 3 * D;
   const float scale = 1.0f / sqrtf ((float) hd);
@@ -812,8 +811,8 @@ stem_forward (MonePass *s, const MoneTrainTensors *w, const float *input, int B)
     const int rows = B * (c->height >> (i + 1)) * (c->width >> (i + 1)), OUT = c->stem_channels[i];
     stem_weight_to_windows (s->stem_window_weight[i], w->stem_weight[i], OUT, in.channels);
     im2col_forward (s->stem_col[i], i ? s->stem_out[i - 1] : input, &in, B);
-    linear_forward (&s->gemm, s->stem_pre[i], s->stem_col[i], s->stem_window_weight[i], w->stem_bias[i], rows, 9 * in.channels,
-        OUT);
+    linear_forward (&s->gemm, s->stem_pre[i], s->stem_col[i], s->stem_window_weight[i], w->stem_bias[i], rows,
+        9 * in.channels, OUT);
     gelu_forward (s->stem_out[i], s->stem_cdf[i], s->stem_pre[i], (size_t) rows * OUT);
   }
 }
@@ -955,7 +954,8 @@ router_logits_backward (MonePass *s, const MoneTrainTensors *w, MoneTrainTensors
     linear_backward (&s->gemm, dx, gw->router_weight, gw->router_bias, dlogits, s->x0, w->router_weight, R, D, E);
     return;
   }
-  linear_backward (&s->gemm, s->drouter_h, gw->router_weight, gw->router_bias, dlogits, s->router_h, w->router_weight, R, H, E);
+  linear_backward (&s->gemm, s->drouter_h, gw->router_weight, gw->router_bias, dlogits, s->router_h, w->router_weight,
+      R, H, E);
   for (size_t i = 0; i < (size_t) R * H; i++) {
     /* GELU'(u) = Phi(u) + u phi(u) */
     const float u = s->router_pre[i];
@@ -1223,11 +1223,11 @@ embedding_backward (MonePass *s, const MoneTrainTensors *w, MoneTrainTensors *gw
       memcpy (dpatch_rows + (size_t) b * N * D, s->dx0 + ((size_t) b * S + 1) * D, sizeof (float) * N * D);
   }
   g_assert (!(dinput && s->stem_held));
-  linear_backward (&s->gemm, (dinput || c->stem_layers) && !s->dpatches_pending ? s->dpatches : NULL, gw->patch_embed_weight,
-      gw->patch_embed_bias, dpatch_rows, s->patches, w->patch_embed_weight, B * N, P, D);
+  linear_backward (&s->gemm, (dinput || c->stem_layers) && !s->dpatches_pending ? s->dpatches : NULL,
+      gw->patch_embed_weight, gw->patch_embed_bias, dpatch_rows, s->patches, w->patch_embed_weight, B * N, P, D);
   if (s->dpatches_pending) /* dpatches (B * N, P) += dpatch_rows W_pe */
-    gemm (&s->gemm, CblasNoTrans, CblasNoTrans, B * N, P, D, 1.0f, dpatch_rows, D, w->patch_embed_weight, P,
-        1.0f, s->dpatches, P);
+    gemm (&s->gemm, CblasNoTrans, CblasNoTrans, B * N, P, D, 1.0f, dpatch_rows, D, w->patch_embed_weight, P, 1.0f,
+        s->dpatches, P);
   if (s->stem_held) {
     s->dpatches_pending = TRUE;
   } else if (c->stem_layers) {
@@ -1274,23 +1274,23 @@ mone_pass_backward (MonePass *s, const MoneTrainModel *model, float loss_weight,
     /* x_out = z + (alpha g + 1) m: the residual passes dx straight to dz. */
     gated_residual_backward (s->dmlp, s->dg, &dalpha, s->dx, a->mlp, s->g, alpha, R, D);
     memcpy (s->dz, s->dx, sizeof (float) * R * D);
-    nested_out_backward (&s->gemm, s->dgelu, gb->fc2_weight, gb->fc2_bias, s->dmlp, a->gelu, bw->fc2_weight, s->group_start,
-        s->width, E, F, D);
+    nested_out_backward (&s->gemm, s->dgelu, gb->fc2_weight, gb->fc2_bias, s->dmlp, a->gelu, bw->fc2_weight,
+        s->group_start, s->width, E, F, D);
     gelu_backward (s->dfc, s->dgelu, a->fc1, a->gelu_cdf, (size_t) R * F);
-    nested_in_backward (&s->gemm, s->dh, gb->fc1_weight, gb->fc1_bias, s->dfc, a->ln2, bw->fc1_weight, s->group_start, s->width,
-        E, D, F);
+    nested_in_backward (&s->gemm, s->dh, gb->fc1_weight, gb->fc1_bias, s->dfc, a->ln2, bw->fc1_weight, s->group_start,
+        s->width, E, D, F);
     layernorm_backward (s->dz, gb->norm2_weight, gb->norm2_bias, s->dh, a->z, bw->norm2_weight, a->ln2_mean,
         a->ln2_rstd, R, D);
 
     /* z = x_in + proj(att): dz flows to dx_in directly and through attention. */
     memcpy (s->dx, s->dz, sizeof (float) * R * D);
-    nested_out_backward (&s->gemm, s->datt_g, gb->proj_weight, gb->proj_bias, s->dz, a->att_out, bw->proj_weight, s->group_start,
-        s->width, E, D, D);
+    nested_out_backward (&s->gemm, s->datt_g, gb->proj_weight, gb->proj_bias, s->dz, a->att_out, bw->proj_weight,
+        s->group_start, s->width, E, D, D);
     scatter_rows (s->datt, s->datt_g, s->row_of_group, R, D);
     attention_backward (&s->gemm, s->dqkv, s->dp, s->datt, a->qkv, a->att, B, S, D, H);
     gather_rows (s->dqkv_g, s->dqkv, s->row_of_group, R, 3 * D);
-    nested_in_backward (&s->gemm, s->dh, gb->qkv_weight, gb->qkv_bias, s->dqkv_g, a->ln1, bw->qkv_weight, s->group_start,
-        s->width, E, D, 3 * D);
+    nested_in_backward (&s->gemm, s->dh, gb->qkv_weight, gb->qkv_bias, s->dqkv_g, a->ln1, bw->qkv_weight,
+        s->group_start, s->width, E, D, 3 * D);
     layernorm_backward (s->dx, gb->norm1_weight, gb->norm1_bias, s->dh, a->x_in, bw->norm1_weight, a->ln1_mean,
         a->ln1_rstd, R, D);
   }

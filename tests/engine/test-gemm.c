@@ -191,7 +191,8 @@ test_random_shapes (void)
 /* One mone_gemm_general case on every path against the double triple loop, with operands stored
  * at strides wider than the product and columns past n left alone. */
 static void
-check_general (int m, int n, int k, gboolean trans_a, gboolean trans_b, float alpha, gboolean accumulate)
+check_general (int m, int n, int k, gboolean trans_a, gboolean trans_b, float alpha,
+    gboolean accumulate)
 {
   const int lda = (trans_a ? m : k) + 3, ldb = (trans_b ? k : n) + 2, ldc = n + 5;
   float *a = random_floats ((size_t) (trans_a ? k : m) * lda + 1);
@@ -203,8 +204,8 @@ check_general (int m, int n, int k, gboolean trans_a, gboolean trans_b, float al
     c[isa] = g_memdup2 (c0, sizeof (float) * ((size_t) m * ldc + 1));
     if (!mone_isa_supported (isa))
       continue;
-    mone_gemm_general (isa, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, accumulate, c[isa], ldc,
-        scratch);
+    mone_gemm_general (isa, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, accumulate, c[isa],
+        ldc, scratch);
     double worst = 0;
     for (int r = 0; r < m; r++) {
       for (int o = 0; o < n; o++) {
@@ -224,7 +225,8 @@ check_general (int m, int n, int k, gboolean trans_a, gboolean trans_b, float al
           worst = INFINITY;
     }
     CHECK (worst < 1e-6, "%s: m %d n %d k %d, A%s B%s, alpha %g, accumulate %d: error %.3g",
-        mone_isa_name (isa), m, n, k, trans_a ? "^T" : "", trans_b ? "^T" : "", alpha, accumulate, worst);
+        mone_isa_name (isa), m, n, k, trans_a ? "^T" : "", trans_b ? "^T" : "", alpha, accumulate,
+        worst);
   }
   if (mone_isa_supported (MONE_ISA_AVX512) && mone_isa_supported (MONE_ISA_AVX2))
     CHECK (memcmp (c[MONE_ISA_AVX2], c[MONE_ISA_AVX512], sizeof (float) * m * ldc) == 0,
