@@ -29,9 +29,8 @@
 /* Layers. */
 
 /* Where a pass's matrix products run: the engine's packed kernels for this CPU (AVX-512 or
- * AVX2, about twice OpenBLAS's AVX2 kernels on these shapes), OpenBLAS where there is none or
- * MONE_ISA=openblas asks for it (the path of the models trained before the kernels were used
- * here, which it reproduces bit for bit). */
+ * AVX2; training.md has the speed), OpenBLAS where there is none or MONE_ISA=openblas asks for it
+ * (the path the shipped models were trained on, which it reproduces bit for bit). */
 typedef struct {
   MoneIsa isa;
   float *scratch; /* mone_gemm_general_scratch_floats () */
