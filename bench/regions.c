@@ -87,7 +87,7 @@ run_stream (const char *model, double budget, guint regions, int frames, Run *ru
                        "fakesink name=sink",
           frames, WIDTH, HEIGHT, model, budget, regions ? "roi-list" : "full-frame");
   GError *error = NULL;
-  GstElement *pipeline = gst_parse_launch (launch, &error);
+  GstElement *pipeline = gst_parse_launch_full (launch, NULL, GST_PARSE_FLAG_FATAL_ERRORS, &error);
   g_free (launch);
   if (!pipeline) {
     fprintf (stderr, "regions: %s\n", error->message);

@@ -80,7 +80,7 @@ run_mode (const char *mode, const char *model, guint64 frames, guint64 sample_ev
 {
   char *text = pipeline_text (mode, model, frames);
   GError *error = NULL;
-  GstElement *pipeline = gst_parse_launch (text, &error);
+  GstElement *pipeline = gst_parse_launch_full (text, NULL, GST_PARSE_FLAG_FATAL_ERRORS, &error);
   g_free (text);
   if (!pipeline) {
     fprintf (stderr, "soak: %s: %s\n", mode, error->message);

@@ -148,7 +148,8 @@ run_budget (const DemoOptions *opt, const SampleLabels *labels, BudgetRun *run, 
                                        "monefilter name=mone budget=%.17g threads=%d%s ! fakesink "
                                        "name=sink sync=false",
       run->budget_requested, opt->threads, scale_mode);
-  GstElement *pipeline = gst_parse_launch (description, error);
+  GstElement *pipeline = gst_parse_launch_full (description, NULL, GST_PARSE_FLAG_FATAL_ERRORS,
+      error);
   CollectState state = { .run = run, .n_frames = labels->frames };
   GstElement *sink;
   GstPad *pad;
@@ -266,7 +267,7 @@ write_annotated (const DemoOptions *opt, const SampleLabels *labels, double budg
         opt->output_dir, g_strerror (errno));
     goto done;
   }
-  pipeline = gst_parse_launch (description, error);
+  pipeline = gst_parse_launch_full (description, NULL, GST_PARSE_FLAG_FATAL_ERRORS, error);
   if (pipeline && error && *error)
     g_clear_object (&pipeline);
   if (!pipeline)

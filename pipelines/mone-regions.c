@@ -137,7 +137,7 @@ play (const char *video, const char *model, double budget, const char *output, R
                        "monefilter name=f threads=1 budget=%g inference-region=%s ! "
                        "identity name=out ! %s",
           budget, run->regions ? "roi-list" : "full-frame", tail);
-  GstElement *pipeline = gst_parse_launch (launch, error);
+  GstElement *pipeline = gst_parse_launch_full (launch, NULL, GST_PARSE_FLAG_FATAL_ERRORS, error);
   if (!pipeline)
     return FALSE;
   GstElement *src = gst_bin_get_by_name (GST_BIN (pipeline), "src");
