@@ -30,7 +30,7 @@
 
 /* Where a pass's matrix products run: the engine's packed kernels for this CPU (AVX-512 or
  * AVX2; training.md has the speed), OpenBLAS where there is none or MONE_ISA=openblas asks for it
- * (the path the shipped models were trained on, which it reproduces bit for bit). */
+ * (the path the 28x28 models were trained on, which it reproduces bit for bit). */
 typedef struct {
   MoneIsa isa;
   float *scratch; /* mone_gemm_general_scratch_floats () */
