@@ -52,7 +52,7 @@ parse_protocols (const char *text, MoneProtocol *out, int *n_out, GError **error
     MoneProtocol p;
     if (!mone_protocol_from_name (g_strstrip (parts[i]), &p)) {
       g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
-          "protocol '%s' is not one of full-frame, in-frame, scene", parts[i]);
+          "protocol '%s' is not one of full-frame, in-frame, scene, close-up", parts[i]);
       ok = FALSE;
     } else {
       for (int j = 0; j < *n_out; j++)
@@ -170,7 +170,9 @@ mone_cmd_eval (int argc, char **argv)
     { "budgets", 'b', 0, G_OPTION_ARG_STRING, &budget_text,
         "comma-separated budgets (default min and the tenths from 0.2 to 1.0 above it)", "LIST" },
     { "protocols", 0, 0, G_OPTION_ARG_STRING, &protocol_text,
-        "Fashion-MNIST render protocols to evaluate (default full-frame,in-frame,scene)", "LIST" },
+        "Fashion-MNIST render protocols to evaluate: full-frame, in-frame, scene, close-up (default "
+        "full-frame,in-frame,scene)",
+        "LIST" },
     { "threads", 0, 0, G_OPTION_ARG_INT, &threads, "worker threads (default 2)", "N" },
     { "no-random", 0, 0, G_OPTION_ARG_NONE, &no_random, "skip the random-routing ablation", NULL },
     { "item-box", 0, 0, G_OPTION_ARG_NONE, &item_box,
@@ -239,7 +241,7 @@ mone_cmd_eval (int argc, char **argv)
   /* In-frame blends grey items by brightness: Fashion-MNIST only (see mone-train.h). An image folder is
    * evaluated full-frame unless --protocols asks for scenes too. */
   MoneProtocol protocols[MONE_N_PROTOCOLS] = { MONE_PROTOCOL_FULL_FRAME, MONE_PROTOCOL_IN_FRAME, MONE_PROTOCOL_SCENE };
-  int n_protocols = images_dir ? 1 : MONE_N_PROTOCOLS;
+  int n_protocols = images_dir ? 1 : 3;
   if (protocol_text && !parse_protocols (protocol_text, protocols, &n_protocols, &error))
     goto fail;
   for (int i = 0; i < n_protocols && images_dir; i++)

@@ -71,6 +71,7 @@ train_options_valid (const MoneTrainOptions *o, const char *budget_text, gboolea
       || !option_in_range ("max-sampled-budget", o->max_sampled_budget, 0.15, FALSE, 1, FALSE)
       || !option_in_range ("in-frame-fraction", o->in_frame_fraction, 0, FALSE, 1, FALSE)
       || !option_in_range ("scene-fraction", o->scene_fraction, 0, FALSE, 1, FALSE)
+      || !option_in_range ("close-up-fraction", o->close_up_fraction, 0, FALSE, 1, FALSE)
       || !option_in_range ("router-item-weight", o->router_item_weight, 0, FALSE, 100, FALSE)
       || !option_in_range ("train-images", o->train_images, 0, FALSE, G_MAXINT, FALSE)
       || !option_in_range ("max-steps", o->max_steps, 0, FALSE, G_MAXINT, FALSE)
@@ -88,9 +89,10 @@ train_options_valid (const MoneTrainOptions *o, const char *budget_text, gboolea
         o->in_frame_fraction);
     return FALSE;
   }
-  if (o->scene_fraction + o->in_frame_fraction > 1 + 1e-12) {
-    fprintf (stderr, "mone train: --scene-fraction %g and --in-frame-fraction %g add up to more than 1\n",
-        o->scene_fraction, o->in_frame_fraction);
+  if (o->scene_fraction + o->in_frame_fraction + o->close_up_fraction > 1 + 1e-12) {
+    fprintf (stderr,
+        "mone train: --scene-fraction %g, --in-frame-fraction %g and --close-up-fraction %g add up to more than 1\n",
+        o->scene_fraction, o->in_frame_fraction, o->close_up_fraction);
     return FALSE;
   }
   if (*budget > 0 && o->max_sampled_budget != 1.0) {
@@ -168,6 +170,10 @@ mone_cmd_train (int argc, char **argv)
         "share of samples rendered as camera scenes (default 0); an image folder's pictures are pasted by their "
         "alpha (cut-outs as PNG with transparency)",
         "X" },
+    { "close-up-fraction", 0, 0, G_OPTION_ARG_DOUBLE, &o.close_up_fraction,
+        "share of samples rendered as close-ups: the item filling most of a plain camera frame, stretched from "
+        "the frame's aspect like a scene (default 0)",
+        "X" },
     { "router-item-weight", 0, 0, G_OPTION_ARG_DOUBLE, &o.router_item_weight,
         "teach the router where the item is on scene and in-frame samples, with this weight (default 0)", "X" },
     { "alpha-min", 0, 0, G_OPTION_ARG_DOUBLE, &o.alpha_min, "keep alpha >= X after every step (default: free)", "X" },
@@ -193,7 +199,8 @@ mone_cmd_train (int argc, char **argv)
     G_OPTION_ENTRY_NULL,
   };
   static const char *const decimal_options[] = { "lr", "min-lr", "weight-decay", "warmup", "clip", "label-smoothing",
-    "budget", "max-sampled-budget", "in-frame-fraction", "scene-fraction", "router-item-weight", "alpha-min", NULL };
+    "budget", "max-sampled-budget", "in-frame-fraction", "scene-fraction", "close-up-fraction", "router-item-weight",
+    "alpha-min", NULL };
   if (!mone_tool_check_decimal_options (argc, argv, decimal_options, "mone train"))
     return 2;
   GOptionContext *ctx = g_option_context_new (

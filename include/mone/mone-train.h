@@ -16,6 +16,8 @@
  *    monefilter's default scale-mode does, the item at 30-95% of the frame height anywhere (sometimes
  *    cut by the edge), on a light or dark, unevenly lit background with texture, shapes and
  *    fragments of other items, then contrast, gamma, blur, sensor noise and blocky compression.
+ *  - MONE_PROTOCOL_CLOSE_UP: the same camera frame without clutter, the item at 60-100% of its
+ *    height near the centre on a plainly lit background (a garment held up to the camera).
  * Rendering is a pure function of (seed, protocol, index): the same arguments give the same pixels
  * on every machine, so test sets are reproducible. Output is float32 planar CHW in [0,1]; a grey
  * item is replicated over every channel. In-frame needs grey items (it uses brightness as the
@@ -108,11 +110,12 @@ typedef enum {
   MONE_PROTOCOL_FULL_FRAME = 0,
   MONE_PROTOCOL_IN_FRAME = 1,
   MONE_PROTOCOL_SCENE = 2,
+  MONE_PROTOCOL_CLOSE_UP = 3,
 } MoneProtocol;
-#define MONE_N_PROTOCOLS 3
+#define MONE_N_PROTOCOLS 4
 
 const char *mone_protocol_name (MoneProtocol protocol);
-/* Parses "full-frame" / "in-frame" / "scene"; returns FALSE for anything else. */
+/* Parses "full-frame" / "in-frame" / "scene" / "close-up"; returns FALSE for anything else. */
 gboolean mone_protocol_from_name (const char *name, MoneProtocol *protocol);
 
 /* Where the item landed in a rendered frame: a w x h rectangle with its top-left corner at (x, y), in
@@ -214,7 +217,8 @@ typedef struct {
   /* Sampled budgets above this are left out (1 = all), so low budgets get more of the steps. */
   double max_sampled_budget;
   double in_frame_fraction; /* share of training samples rendered with the in-frame protocol */
-  double scene_fraction;    /* share rendered as camera scenes; the rest is full-frame */
+  double scene_fraction;    /* share rendered as camera scenes */
+  double close_up_fraction; /* share rendered as close-ups; the rest is full-frame */
   /* Weight of the router's supervision by the item's box (mone_pass_router_target_backward) on
    * scene and in-frame samples; 0: the router learns only through its gate. */
   double router_item_weight;

@@ -319,6 +319,8 @@ mone_protocol_name (MoneProtocol protocol)
       return "in-frame";
     case MONE_PROTOCOL_SCENE:
       return "scene";
+    case MONE_PROTOCOL_CLOSE_UP:
+      return "close-up";
     default:
       return "full-frame";
   }
@@ -333,6 +335,8 @@ mone_protocol_from_name (const char *name, MoneProtocol *protocol)
     *protocol = MONE_PROTOCOL_IN_FRAME;
   else if (!g_strcmp0 (name, "scene"))
     *protocol = MONE_PROTOCOL_SCENE;
+  else if (!g_strcmp0 (name, "close-up"))
+    *protocol = MONE_PROTOCOL_CLOSE_UP;
   else
     return FALSE;
   return TRUE;
@@ -503,9 +507,10 @@ mone_render_with_box (const MoneImageSet *set, int index, MoneProtocol protocol,
    * blends by brightness and needs grey items; a scene of colour pictures needs their alpha. */
   g_return_if_fail (set->channels == 1
       || (set->channels == channels
-          && (protocol == MONE_PROTOCOL_FULL_FRAME || (protocol == MONE_PROTOCOL_SCENE && set->alpha))));
-  g_return_if_fail (
-      protocol == MONE_PROTOCOL_FULL_FRAME || protocol == MONE_PROTOCOL_IN_FRAME || protocol == MONE_PROTOCOL_SCENE);
+          && (protocol == MONE_PROTOCOL_FULL_FRAME
+              || ((protocol == MONE_PROTOCOL_SCENE || protocol == MONE_PROTOCOL_CLOSE_UP) && set->alpha))));
+  g_return_if_fail (protocol == MONE_PROTOCOL_FULL_FRAME || protocol == MONE_PROTOCOL_IN_FRAME
+      || protocol == MONE_PROTOCOL_SCENE || protocol == MONE_PROTOCOL_CLOSE_UP);
   MoneTrainRng rng;
   MoneItemBox where = { 0, 0, (float) width, (float) height };
   mone_train_rng_seed (&rng, seed, ((uint64_t) protocol << 40) ^ ((uint64_t) augment << 39) ^ (uint64_t) index);
@@ -513,6 +518,8 @@ mone_render_with_box (const MoneImageSet *set, int index, MoneProtocol protocol,
     render_in_frame (set, index, &rng, augment, height, width, out, &where);
   else if (protocol == MONE_PROTOCOL_SCENE)
     mone_render_scene (set, index, &rng, augment, 0.0f, height, width, out, &where);
+  else if (protocol == MONE_PROTOCOL_CLOSE_UP)
+    mone_render_close_up (set, index, &rng, augment, height, width, out, &where);
   else
     render_full_frame (set, index, &rng, augment, height, width, out);
   if (box)

@@ -106,7 +106,8 @@ plot_script (const char *data_path, const char *png_path, const char *title, con
   static const struct {
     const char *colour;
     int pt_mone, pt_random, pt_dense;
-  } style[MONE_N_PROTOCOLS] = { { "#1f77b4", 7, 6, 9 }, { "#d62728", 5, 4, 11 }, { "#2ca02c", 13, 12, 3 } };
+  } style[MONE_N_PROTOCOLS] = { { "#1f77b4", 7, 6, 9 }, { "#d62728", 5, 4, 11 }, { "#2ca02c", 13, 12, 3 },
+    { "#9467bd", 15, 14, 1 } };
   gboolean first = TRUE;
 #define NEXT_SERIES() (g_string_append (g, first ? "" : ", \\\n     "), first = FALSE)
   for (int p = 0; p < MONE_N_PROTOCOLS; p++)

@@ -11,6 +11,9 @@
  * brightness, like in-frame), then what the camera and the codec do to the whole frame: contrast,
  * brightness, gamma, blur, sensor noise and blocky compression. Every choice is drawn from the
  * render's own random stream, so a scene is a pure function of (seed, index).
+ *
+ * The close-up protocol is the same camera without the clutter: the item fills most of a plainly lit
+ * frame, near its centre (a garment held up to the camera; the sample video's close-ups).
  */
 #include "scene.h"
 
@@ -24,6 +27,11 @@
  * outside then. */
 #define SCENE_CUT_PROBABILITY 0.2
 #define SCENE_CUT_MAX 0.3
+/* Close-ups: the item's height as a fraction of the frame height, and how far its centre may be
+ * off the frame's centre (fraction of the frame side). */
+#define CLOSE_UP_ITEM_MIN 0.6
+#define CLOSE_UP_ITEM_MAX 1.0
+#define CLOSE_UP_OFF_CENTRE 0.05
 
 static inline float
 clampf (float v, float lo, float hi)
@@ -322,6 +330,38 @@ scene_fragments_cutout (const MoneImageSet *set, MoneTrainRng *rng, float item_h
   }
 }
 
+/* The item onto the frame at (x0, y0, w, h): a picture with alpha by its alpha, a grey item
+ * standing out from what lies behind it (darker on light, brighter on dark, either way on mid grey). */
+static void
+scene_item (const MoneImageSet *set, int index, MoneTrainRng *rng, gboolean flip, float x0, float y0, float w, float h,
+    int height, int width, float *out)
+{
+  if (set->alpha) {
+    scene_paste_cutout (set, index, flip, x0, y0, w, h, x0, y0, x0 + w, y0 + h, height, width, out);
+    return;
+  }
+  const float level = scene_mean (out, height, width, x0, y0, w, h);
+  const gboolean darker = level > 0.65f || (level > 0.35f && mone_train_rng_uniform (rng) < 0.5);
+  const float contrast = (darker ? -1.0f : 1.0f) * uniform (rng, 0.6, 1.0);
+  const guint8 *img = set->pixels + (size_t) index * set->rows * set->cols;
+  scene_paste_item (img, set->rows, set->cols, flip, x0, y0, w, h, level, contrast, height, width, out);
+}
+
+/* What the camera and the codec do to the whole frame: tone, focus, sensor noise, blocks. */
+static void
+scene_camera (MoneTrainRng *rng, int planes, int height, int width, float *out)
+{
+  const int n = planes * height * width;
+  for (int i = 0; i < n; i++)
+    out[i] = clampf (out[i], 0, 1);
+  scene_tone (rng, n, out);
+  scene_blur (rng, planes, height, width, out);
+  const float sigma = uniform (rng, 0.01, 0.06);
+  for (int i = 0; i < n; i++)
+    out[i] = clampf (out[i] + sigma * (float) mone_train_rng_normal (rng), 0, 1);
+  scene_blocks (rng, planes, height, width, out);
+}
+
 void
 mone_render_scene (const MoneImageSet *set, int index, MoneTrainRng *rng, gboolean augment, float aspect, int height,
     int width, float *out, MoneItemBox *box)
@@ -351,26 +391,28 @@ mone_render_scene (const MoneImageSet *set, int index, MoneTrainRng *rng, gboole
   float x0, y0;
   scene_place_item (rng, item_w, item_h, height, width, &x0, &y0);
   const gboolean flip = augment && mone_train_rng_uniform (rng) < 0.5;
-  if (cutout) {
-    scene_paste_cutout (set, index, flip, x0, y0, item_w, item_h, x0, y0, x0 + item_w, y0 + item_h, height, width, out);
-  } else {
-    /* The item stands out from what lies behind it: darker on light, brighter on dark, either way
-     * on mid grey. */
-    const float level = scene_mean (plane, height, width, x0, y0, item_w, item_h);
-    const gboolean darker = level > 0.65f || (level > 0.35f && mone_train_rng_uniform (rng) < 0.5);
-    const float contrast = (darker ? -1.0f : 1.0f) * uniform (rng, 0.6, 1.0);
-    const guint8 *img = set->pixels + (size_t) index * set->rows * set->cols;
-    scene_paste_item (img, set->rows, set->cols, flip, x0, y0, item_w, item_h, level, contrast, height, width, plane);
-  }
+  scene_item (set, index, rng, flip, x0, y0, item_w, item_h, height, width, out);
   *box = (MoneItemBox){ x0, y0, item_w, item_h };
+  scene_camera (rng, planes, height, width, out);
+}
 
-  const int n = planes * height * width;
-  for (int i = 0; i < n; i++)
-    out[i] = clampf (out[i], 0, 1);
-  scene_tone (rng, n, out);
-  scene_blur (rng, planes, height, width, out);
-  const float sigma = uniform (rng, 0.01, 0.06);
-  for (int i = 0; i < n; i++)
-    out[i] = clampf (out[i] + sigma * (float) mone_train_rng_normal (rng), 0, 1);
-  scene_blocks (rng, planes, height, width, out);
+void
+mone_render_close_up (const MoneImageSet *set, int index, MoneTrainRng *rng, gboolean augment, int height, int width,
+    float *out, MoneItemBox *box)
+{
+  const gboolean cutout = set->alpha != NULL;
+  g_return_if_fail ((cutout || set->channels == 1) && height <= MONE_SCENE_MAX_SIDE && width <= MONE_SCENE_MAX_SIDE);
+  const int planes = cutout ? set->channels : 1;
+  const float squeeze = (float) width / height / scene_aspect (rng);
+  const float item_h = uniform (rng, CLOSE_UP_ITEM_MIN, CLOSE_UP_ITEM_MAX) * height, item_w = item_h * squeeze;
+
+  scene_background (rng, height, width, out);
+  if (cutout)
+    scene_tint (rng, planes, height, width, out);
+  const float x0 = (width - item_w) / 2 + uniform (rng, -CLOSE_UP_OFF_CENTRE, CLOSE_UP_OFF_CENTRE) * width;
+  const float y0 = (height - item_h) / 2 + uniform (rng, -CLOSE_UP_OFF_CENTRE, CLOSE_UP_OFF_CENTRE) * height;
+  const gboolean flip = augment && mone_train_rng_uniform (rng) < 0.5;
+  scene_item (set, index, rng, flip, x0, y0, item_w, item_h, height, width, out);
+  *box = (MoneItemBox){ x0, y0, item_w, item_h };
+  scene_camera (rng, planes, height, width, out);
 }

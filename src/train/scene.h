@@ -1,4 +1,4 @@
-/* The scene render protocol (scene.c) and the item sampling it shares with data.c. Internal to the
+/* The scene and close-up render protocols (scene.c) and the item sampling it shares with data.c. Internal to the
  * trainer; the protocol is selected through mone_render (include/mone/mone-train.h). */
 #ifndef MONE_TRAIN_SCENE_H
 #define MONE_TRAIN_SCENE_H
@@ -22,6 +22,12 @@ float mone_item_render_pixel (const guint8 *img, int rows, int cols, gboolean fl
  * to height x width (the protocol); width / height draws the frame as it is (a video frame). */
 void mone_render_scene (const MoneImageSet *set, int index, MoneTrainRng *rng, gboolean augment, float aspect,
     int height, int width, float *plane, MoneItemBox *box);
+
+/* Renders item `index` as a close-up: a camera frame (aspect drawn as for scenes, stretched to
+ * height x width) with a lit plain background and the item at 60-100% of its height near the
+ * centre, then the scene's camera effects; box receives where the item is. */
+void mone_render_close_up (const MoneImageSet *set, int index, MoneTrainRng *rng, gboolean augment, int height,
+    int width, float *plane, MoneItemBox *box);
 
 G_END_DECLS
 

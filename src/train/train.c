@@ -123,12 +123,14 @@ data_render_sample (DataOrder *d, long sample, float *out, float *router_target)
   int index = d->perm[sample % n];
   MoneTrainRng rng;
   mone_train_rng_seed (&rng, d->opts->seed, 0x5A3F1E000000000ull + (uint64_t) sample);
-  /* One draw picks the protocol: [0, scene) scene, then [scene, scene + in-frame) in-frame. */
+  /* One draw picks the protocol: [0, scene) scene, then in-frame, then close-up, the rest full-frame. */
   const double u = mone_train_rng_uniform (&rng);
   const double scene = d->opts->scene_fraction, in_frame = d->opts->in_frame_fraction;
-  MoneProtocol protocol = u < scene ? MONE_PROTOCOL_SCENE
-      : u < scene + in_frame        ? MONE_PROTOCOL_IN_FRAME
-                                    : MONE_PROTOCOL_FULL_FRAME;
+  const double close_up = d->opts->close_up_fraction;
+  MoneProtocol protocol = u < scene     ? MONE_PROTOCOL_SCENE
+      : u < scene + in_frame            ? MONE_PROTOCOL_IN_FRAME
+      : u < scene + in_frame + close_up ? MONE_PROTOCOL_CLOSE_UP
+                                        : MONE_PROTOCOL_FULL_FRAME;
   uint64_t render_seed = d->opts->seed * 0x9E3779B97F4A7C15ull + (uint64_t) epoch * 7919u;
   MoneItemBox box;
   mone_render_with_box (d->set, index, protocol, render_seed, TRUE, c->channels, c->height, c->width, out, &box);
@@ -263,7 +265,9 @@ typedef struct {
   int64_t total_steps;
   uint64_t seed;
   int32_t batch, epochs, train_images, threads;
-  int32_t self_distill, min_budget_pass, frozen_teacher, reserved; /* reserved: 0, keeps the doubles aligned */
+  int32_t self_distill, min_budget_pass, frozen_teacher;
+  /* A float in what was a reserved zero word, so checkpoints made before it read as 0. */
+  float close_up_fraction;
   double fixed_budget, in_frame_fraction, scene_fraction, router_item_weight, lr, alpha_min, max_sampled_budget;
   double min_lr, weight_decay, warmup_fraction, clip_norm, label_smoothing;
   uint64_t init_checksum; /* of the --init model's parameters; 0: random start */
@@ -317,6 +321,7 @@ checkpoint_differences (const CheckpointHeader *was, const CheckpointHeader *now
   DIFFER_REAL ("budget", fixed_budget);
   DIFFER_REAL ("in-frame-fraction", in_frame_fraction);
   DIFFER_REAL ("scene-fraction", scene_fraction);
+  DIFFER_REAL ("close-up-fraction", close_up_fraction);
   DIFFER_REAL ("router-item-weight", router_item_weight);
   DIFFER_REAL ("lr", lr);
   DIFFER_REAL ("min-lr", min_lr);
@@ -491,7 +496,7 @@ report_validation (MoneTrainModel *model, const MoneImageSet *val, const MonePro
     int threads)
 {
   const double budgets[] = { 1.0, 0.5, 0.3 };
-  static const char *const short_name[MONE_N_PROTOCOLS] = { "full", "in", "scene" };
+  static const char *const short_name[MONE_N_PROTOCOLS] = { "full", "in", "scene", "close" };
   if (val->count == 0)
     return;
   fprintf (stderr, "  validation (%d held-out training images):", val->count);
@@ -539,7 +544,8 @@ typedef struct {
   MoneImageSet train, val; /* views of one of the two */
   int classes;
   const char *const *labels; /* (classes) */
-  /* Validated on: Fashion-MNIST's three; an image folder's full-frame, and scenes if it trains on them. */
+  /* Validated on: Fashion-MNIST's full-frame, in-frame and scenes; an image folder's full-frame, and
+   * scenes if it trains on them; close-ups too if the run trains on them. */
   MoneProtocol protocols[MONE_N_PROTOCOLS];
   int n_protocols;
 } TrainingData;
@@ -581,6 +587,8 @@ training_data_load (const MoneTrainOptions *opts, TrainingData *d, GError **erro
     d->protocols[0] = MONE_PROTOCOL_FULL_FRAME;
     d->protocols[1] = MONE_PROTOCOL_SCENE;
     d->n_protocols = opts->scene_fraction > 0 ? 2 : 1;
+    if (opts->close_up_fraction > 0)
+      d->protocols[d->n_protocols++] = MONE_PROTOCOL_CLOSE_UP;
   } else {
     if (c->classes != MONE_FASHION_MNIST_CLASSES) {
       g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT, "the model has %d classes but Fashion-MNIST has %d",
@@ -599,9 +607,10 @@ training_data_load (const MoneTrainOptions *opts, TrainingData *d, GError **erro
     d->val = mone_image_set_slice (&d->fashion, n_train, MONE_VALIDATION_SIZE);
     d->classes = MONE_FASHION_MNIST_CLASSES;
     d->labels = mone_fashion_mnist_labels;
+    d->n_protocols = 0;
     for (int p = 0; p < MONE_N_PROTOCOLS; p++)
-      d->protocols[p] = (MoneProtocol) p;
-    d->n_protocols = MONE_N_PROTOCOLS;
+      if (p != MONE_PROTOCOL_CLOSE_UP || opts->close_up_fraction > 0)
+        d->protocols[d->n_protocols++] = (MoneProtocol) p;
   }
   if (opts->train_images > 0 && opts->train_images < d->train.count)
     d->train = mone_image_set_slice (&d->train, 0, opts->train_images);
@@ -717,6 +726,7 @@ checkpoint_header_fill (CheckpointHeader *header, const TrainRun *run, const Mon
   header->fixed_budget = opts->fixed_budget;
   header->in_frame_fraction = opts->in_frame_fraction;
   header->scene_fraction = opts->scene_fraction;
+  header->close_up_fraction = (float) opts->close_up_fraction;
   header->router_item_weight = opts->router_item_weight;
   header->lr = opts->lr;
   header->alpha_min = opts->alpha_min;
@@ -1159,7 +1169,8 @@ mone_evaluate (MoneTrainModel *model, const MoneImageSet *set, int count, MonePr
         set->channels, c->channels);
     return FALSE;
   }
-  if (set->channels != 1 && protocol != MONE_PROTOCOL_FULL_FRAME && !(protocol == MONE_PROTOCOL_SCENE && set->alpha)) {
+  if (set->channels != 1 && protocol != MONE_PROTOCOL_FULL_FRAME
+      && !((protocol == MONE_PROTOCOL_SCENE || protocol == MONE_PROTOCOL_CLOSE_UP) && set->alpha)) {
     g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
         "the %s protocol needs grey items (it blends them by brightness); these have %d channels",
         mone_protocol_name (protocol), set->channels);

@@ -5,6 +5,7 @@
  *    stretch to the model input does, at least 70% of it inside the frame, cut by an edge in about a
  *    fifth of the scenes; all three aspects, light and dark backgrounds occur;
  *  - the item stands out: inside its box the frame follows the item's own pixels;
+ *  - close-ups: deterministic, the item at 60-100% of the height near the centre, every aspect;
  *  - a camera-aspect frame (mone_render_scene_frame) keeps the item square;
  *  - colour pictures with alpha (cut-outs) are pasted by their alpha, in colour;
  *  - the lift of the widest expert on the item: exactly 1 at e = 1 and on full frames, about 1 with
@@ -94,6 +95,42 @@ test_statistics (void)
   g_assert_cmpint (light, >, n / 5);
   g_assert_cmpint (dark, >, n / 5);
   g_assert_cmpint (visible, >, n * 3 / 4);
+}
+
+/* Close-ups: a pure function of (seed, index); the item at 60-100% of the frame height, squeezed
+ * by the camera aspect, its centre within 5% of the frame's; it is the frame's content. */
+static void
+test_close_up (void)
+{
+  const int n = 1000;
+  int aspect_seen[3] = { 0 }, visible = 0;
+  float frame[SIDE * SIDE], again[SIDE * SIDE];
+  for (int i = 0; i < n; i++) {
+    MoneItemBox box, box_again;
+    mone_render_with_box (&test_set, i, MONE_PROTOCOL_CLOSE_UP, MONE_EVAL_RENDER_SEED, FALSE, 1, SIDE, SIDE, frame,
+        &box);
+    mone_render_with_box (&test_set, i, MONE_PROTOCOL_CLOSE_UP, MONE_EVAL_RENDER_SEED, FALSE, 1, SIDE, SIDE, again,
+        &box_again);
+    g_assert_cmpmem (frame, sizeof frame, again, sizeof again);
+    g_assert_cmpmem (&box, sizeof box, &box_again, sizeof box_again);
+    for (int k = 0; k < SIDE * SIDE; k++)
+      g_assert_true (isfinite (frame[k]) && frame[k] >= 0 && frame[k] <= 1);
+    g_assert_cmpfloat (box.h, >=, 0.60f * SIDE - 1e-3f);
+    g_assert_cmpfloat (box.h, <=, 1.00f * SIDE + 1e-3f);
+    g_assert_cmpfloat (fabsf (box.x + box.w / 2 - SIDE / 2.0f), <=, 0.05f * SIDE + 1e-3f);
+    g_assert_cmpfloat (fabsf (box.y + box.h / 2 - SIDE / 2.0f), <=, 0.05f * SIDE + 1e-3f);
+    const float aspects[3] = { 4.0f / 3.0f, 16.0f / 9.0f, 1.0f };
+    for (int a = 0; a < 3; a++)
+      if (fabsf (box.h / box.w - aspects[a]) < 1e-3f)
+        aspect_seen[a]++;
+    visible += fabs (item_correlation (&test_set, i, frame, &box)) > 0.5;
+  }
+  g_test_message ("close-ups: aspects 4:3 %d, 16:9 %d, 1:1 %d; item correlation > 0.5 %d of %d", aspect_seen[0],
+      aspect_seen[1], aspect_seen[2], visible, n);
+  g_assert_cmpint (aspect_seen[0] + aspect_seen[1] + aspect_seen[2], ==, n);
+  for (int a = 0; a < 3; a++)
+    g_assert_cmpint (aspect_seen[a], >, n / 10);
+  g_assert_cmpint (visible, >, n * 9 / 10);
 }
 
 static void
@@ -243,6 +280,7 @@ main (int argc, char **argv)
   }
   g_test_add_func ("/scene/deterministic", test_deterministic);
   g_test_add_func ("/scene/statistics", test_statistics);
+  g_test_add_func ("/scene/close-up", test_close_up);
   g_test_add_func ("/scene/camera-frame", test_camera_frame);
   g_test_add_func ("/scene/cutout", test_cutout);
   g_test_add_func ("/scene/lift", test_lift);
