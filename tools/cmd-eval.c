@@ -1,6 +1,7 @@
 /* `mone eval MODEL`: accuracy and GFLOPs per budget on the Fashion-MNIST protocols (full-frame,
- * in-frame, scene; or full-frame on an image folder), the same model with random routing, the dense
- * twin, and where the widest expert's tokens fall; CSV, plot and routing maps (see docs/training.md). */
+ * in-frame and scene by default, close-up on request; or full-frame on an image folder), the same
+ * model with random routing, the dense twin, and where the widest expert's tokens fall; CSV, plot
+ * and routing maps (see docs/training.md). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
