@@ -7,7 +7,7 @@
  *  - the item stands out: inside its box the frame follows the item's own pixels;
  *  - close-ups: deterministic, the item at 60-100% of the height near the centre, every aspect;
  *  - a camera-aspect frame (mone_render_scene_frame) keeps the item square;
- *  - colour pictures with alpha (cut-outs) are pasted by their alpha, in colour;
+ *  - colour pictures with alpha (cut-outs) are pasted by their alpha, in colour, in scenes and close-ups;
  *  - the lift of the widest expert on the item: exactly 1 at e = 1 and on full frames, about 1 with
  *    random routing, well above 1 when routing by the item's box;
  *  - accuracy by item height: every image counted in the bin of its own render's box.
@@ -171,9 +171,11 @@ red_disc_set (void)
   return set;
 }
 
+/* data: the protocol (scene or close-up). */
 static void
-test_cutout (void)
+test_cutout (gconstpointer data)
 {
+  const MoneProtocol protocol = (MoneProtocol) GPOINTER_TO_INT (data);
   MoneImageSet set = red_disc_set ();
   const size_t plane = SIDE * SIDE;
   float *frame = g_new (float, 3 * plane);
@@ -181,7 +183,7 @@ test_cutout (void)
   int n_disc = 0, n_rest = 0, n_corner = 0, n_around = 0;
   for (int i = 0; i < 200; i++) {
     MoneItemBox box;
-    mone_render_with_box (&set, i % set.count, MONE_PROTOCOL_SCENE, 11, FALSE, 3, SIDE, SIDE, frame, &box);
+    mone_render_with_box (&set, i % set.count, protocol, 11, FALSE, 3, SIDE, SIDE, frame, &box);
     const float cx = box.x + box.w / 2, cy = box.y + box.h / 2;
     for (int y = 0; y < SIDE; y++)
       for (int x = 0; x < SIDE; x++) {
@@ -203,8 +205,8 @@ test_cutout (void)
   }
   disc_red /= MAX (n_disc, 1), rest_red /= MAX (n_rest, 1);
   corner_grey /= MAX (n_corner, 1), around_grey /= MAX (n_around, 1);
-  g_test_message ("redness inside the disc %.3f, elsewhere %.3f; grey in the transparent corners %.3f, around %.3f",
-      disc_red, rest_red, corner_grey, around_grey);
+  g_test_message ("%s: redness inside the disc %.3f, elsewhere %.3f; grey in the transparent corners %.3f, around %.3f",
+      mone_protocol_name (protocol), disc_red, rest_red, corner_grey, around_grey);
   g_assert_cmpfloat (disc_red, >, rest_red + 0.3);
   g_assert_cmpfloat (fabs (corner_grey - around_grey), <, 0.05);
   g_free (frame);
@@ -282,7 +284,8 @@ main (int argc, char **argv)
   g_test_add_func ("/scene/statistics", test_statistics);
   g_test_add_func ("/scene/close-up", test_close_up);
   g_test_add_func ("/scene/camera-frame", test_camera_frame);
-  g_test_add_func ("/scene/cutout", test_cutout);
+  g_test_add_data_func ("/scene/cutout", GINT_TO_POINTER (MONE_PROTOCOL_SCENE), test_cutout);
+  g_test_add_data_func ("/scene/cutout-close-up", GINT_TO_POINTER (MONE_PROTOCOL_CLOSE_UP), test_cutout);
   g_test_add_func ("/scene/lift", test_lift);
   int status = g_test_run ();
   mone_image_set_clear (&test_set);
