@@ -158,7 +158,7 @@ check_resume (const char *dir, const char *tmpdir)
   g_free (checkpoint);
 }
 
-/* Pictures pasted into scenes by their alpha, with the router taught where they are: the run
+/* Pictures pasted into scenes and close-ups by their alpha, with the router taught where they are: the run
  * completes and learns something else than the full-frame run with the same seed. */
 static void
 check_scenes (const char *dir, const char *tmpdir)
@@ -174,16 +174,17 @@ check_scenes (const char *dir, const char *tmpdir)
   grey_options (&o, dir);
   o.epochs = 1;
   o.output = scenes;
-  o.scene_fraction = 0.5;
+  o.scene_fraction = 0.4;
+  o.close_up_fraction = 0.2;
   o.router_item_weight = 0.3;
   ok = ok && mone_train_run (&o, &error);
-  check (ok, "an image folder trains on scenes with router supervision", error ? error->message : NULL);
+  check (ok, "an image folder trains on scenes and close-ups with router supervision", error ? error->message : NULL);
   g_clear_error (&error);
   char *a = NULL, *b = NULL;
   gsize na = 0, nb = 0;
   gboolean differ = ok && g_file_get_contents (plain, &a, &na, NULL) && g_file_get_contents (scenes, &b, &nb, NULL)
       && (na != nb || memcmp (a, b, na) != 0);
-  check (differ, "scene samples change what the run learns", NULL);
+  check (differ, "scene and close-up samples change what the run learns", NULL);
   g_free (a);
   g_free (b);
   g_unlink (plain);
