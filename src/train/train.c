@@ -266,7 +266,8 @@ typedef struct {
   uint64_t seed;
   int32_t batch, epochs, train_images, threads;
   int32_t self_distill, min_budget_pass, frozen_teacher;
-  /* A float in what was a reserved zero word, so checkpoints made before it read as 0. */
+  /* A float in the 4 bytes before the doubles: checkpoints of runs without close-ups hold 0 here,
+   * whichever version wrote them. */
   float close_up_fraction;
   double fixed_budget, in_frame_fraction, scene_fraction, router_item_weight, lr, alpha_min, max_sampled_budget;
   double min_lr, weight_decay, warmup_fraction, clip_norm, label_smoothing;
