@@ -241,8 +241,11 @@ mone_cmd_eval (int argc, char **argv)
   }
   /* In-frame blends grey items by brightness: Fashion-MNIST only (see mone-train.h). An image folder is
    * evaluated full-frame unless --protocols asks for scenes too. */
-  MoneProtocol protocols[MONE_N_PROTOCOLS] = { MONE_PROTOCOL_FULL_FRAME, MONE_PROTOCOL_IN_FRAME, MONE_PROTOCOL_SCENE };
-  int n_protocols = images_dir ? 1 : 3;
+  static const MoneProtocol default_protocols[] = { MONE_PROTOCOL_FULL_FRAME, MONE_PROTOCOL_IN_FRAME,
+    MONE_PROTOCOL_SCENE };
+  MoneProtocol protocols[MONE_N_PROTOCOLS];
+  int n_protocols = images_dir ? 1 : (int) G_N_ELEMENTS (default_protocols);
+  memcpy (protocols, default_protocols, sizeof default_protocols);
   if (protocol_text && !parse_protocols (protocol_text, protocols, &n_protocols, &error))
     goto fail;
   for (int i = 0; i < n_protocols && images_dir; i++)

@@ -175,7 +175,9 @@ mone_cmd_train (int argc, char **argv)
         "the frame's aspect like a scene (default 0)",
         "X" },
     { "router-item-weight", 0, 0, G_OPTION_ARG_DOUBLE, &o.router_item_weight,
-        "teach the router where the item is on scene and in-frame samples, with this weight (default 0)", "X" },
+        "teach the router where the item is on scene, in-frame and close-up samples, with this weight "
+        "(default 0)",
+        "X" },
     { "alpha-min", 0, 0, G_OPTION_ARG_DOUBLE, &o.alpha_min, "keep alpha >= X after every step (default: free)", "X" },
     { "self-distill", 0, 0, G_OPTION_ARG_NONE, &o.self_distill,
         "every step trains e = 1 on the labels and the sampled budget on e = 1's predictions", NULL },

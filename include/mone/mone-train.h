@@ -117,6 +117,10 @@ typedef enum {
 const char *mone_protocol_name (MoneProtocol protocol);
 /* Parses "full-frame" / "in-frame" / "scene" / "close-up"; returns FALSE for anything else. */
 gboolean mone_protocol_from_name (const char *name, MoneProtocol *protocol);
+/* Whether a set with this many channels (and alpha or not) can be rendered with the protocol:
+ * grey sets with every protocol; colour sets full-frame, and into scenes and close-ups only by
+ * their alpha (in-frame and a grey item's paste blend by brightness). */
+gboolean mone_protocol_renders (MoneProtocol protocol, const MoneImageSet *set);
 
 /* Where the item landed in a rendered frame: a w x h rectangle with its top-left corner at (x, y), in
  * model input pixels (the whole frame for full-frame renders). A scene's item may reach beyond the
@@ -220,7 +224,7 @@ typedef struct {
   double scene_fraction;    /* share rendered as camera scenes */
   double close_up_fraction; /* share rendered as close-ups; the rest is full-frame */
   /* Weight of the router's supervision by the item's box (mone_pass_router_target_backward) on
-   * scene and in-frame samples; 0: the router learns only through its gate. */
+   * scene, in-frame and close-up samples; 0: the router learns only through its gate. */
   double router_item_weight;
   /* Lower bound on alpha after every step (-inf: free). With alpha < 0 a high router probability
    * shrinks a token's MLP update, which pays the router to rank background highest. */

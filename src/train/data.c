@@ -327,6 +327,13 @@ mone_protocol_name (MoneProtocol protocol)
 }
 
 gboolean
+mone_protocol_renders (MoneProtocol protocol, const MoneImageSet *set)
+{
+  return set->channels == 1 || protocol == MONE_PROTOCOL_FULL_FRAME
+      || ((protocol == MONE_PROTOCOL_SCENE || protocol == MONE_PROTOCOL_CLOSE_UP) && set->alpha);
+}
+
+gboolean
 mone_protocol_from_name (const char *name, MoneProtocol *protocol)
 {
   if (!g_strcmp0 (name, "full-frame"))
@@ -505,10 +512,7 @@ mone_render_with_box (const MoneImageSet *set, int index, MoneProtocol protocol,
 {
   /* A grey set fills one plane and is replicated below; a colour set fills them all. In-frame
    * blends by brightness and needs grey items; a scene of colour pictures needs their alpha. */
-  g_return_if_fail (set->channels == 1
-      || (set->channels == channels
-          && (protocol == MONE_PROTOCOL_FULL_FRAME
-              || ((protocol == MONE_PROTOCOL_SCENE || protocol == MONE_PROTOCOL_CLOSE_UP) && set->alpha))));
+  g_return_if_fail ((set->channels == 1 || set->channels == channels) && mone_protocol_renders (protocol, set));
   g_return_if_fail (protocol == MONE_PROTOCOL_FULL_FRAME || protocol == MONE_PROTOCOL_IN_FRAME
       || protocol == MONE_PROTOCOL_SCENE || protocol == MONE_PROTOCOL_CLOSE_UP);
   MoneTrainRng rng;

@@ -362,15 +362,25 @@ scene_camera (MoneTrainRng *rng, int planes, int height, int width, float *out)
   scene_blocks (rng, planes, height, width, out);
 }
 
+/* Planes a camera frame of this set fills: grey items on black one (the caller replicates it),
+ * pictures with alpha one per channel; 0 for a set or size the renderer cannot draw. */
+static int
+camera_planes (const MoneImageSet *set, int height, int width)
+{
+  g_return_val_if_fail ((set->alpha || set->channels == 1) && height <= MONE_SCENE_MAX_SIDE
+          && width <= MONE_SCENE_MAX_SIDE,
+      0);
+  return set->alpha ? set->channels : 1;
+}
+
 void
 mone_render_scene (const MoneImageSet *set, int index, MoneTrainRng *rng, gboolean augment, float aspect, int height,
     int width, float *out, MoneItemBox *box)
 {
-  /* Grey items on black fill one plane (the caller replicates it); pictures with alpha fill one
-   * plane per channel. */
   const gboolean cutout = set->alpha != NULL;
-  g_return_if_fail ((cutout || set->channels == 1) && height <= MONE_SCENE_MAX_SIDE && width <= MONE_SCENE_MAX_SIDE);
-  const int planes = cutout ? set->channels : 1;
+  const int planes = camera_planes (set, height, width);
+  if (!planes)
+    return;
   float *plane = out; /* the first, where the background is drawn */
   if (aspect <= 0)
     aspect = scene_aspect (rng);
@@ -400,14 +410,14 @@ void
 mone_render_close_up (const MoneImageSet *set, int index, MoneTrainRng *rng, gboolean augment, int height, int width,
     float *out, MoneItemBox *box)
 {
-  const gboolean cutout = set->alpha != NULL;
-  g_return_if_fail ((cutout || set->channels == 1) && height <= MONE_SCENE_MAX_SIDE && width <= MONE_SCENE_MAX_SIDE);
-  const int planes = cutout ? set->channels : 1;
+  const int planes = camera_planes (set, height, width);
+  if (!planes)
+    return;
   const float squeeze = (float) width / height / scene_aspect (rng);
   const float item_h = uniform (rng, CLOSE_UP_ITEM_MIN, CLOSE_UP_ITEM_MAX) * height, item_w = item_h * squeeze;
 
   scene_background (rng, height, width, out);
-  if (cutout)
+  if (set->alpha)
     scene_tint (rng, planes, height, width, out);
   const float x0 = (width - item_w) / 2 + uniform (rng, -CLOSE_UP_OFF_CENTRE, CLOSE_UP_OFF_CENTRE) * width;
   const float y0 = (height - item_h) / 2 + uniform (rng, -CLOSE_UP_OFF_CENTRE, CLOSE_UP_OFF_CENTRE) * height;

@@ -1,5 +1,5 @@
-/* The scene and close-up render protocols (scene.c) and the item sampling it shares with data.c. Internal to the
- * trainer; the protocol is selected through mone_render (include/mone/mone-train.h). */
+/* The scene and close-up render protocols (scene.c) and the item sampling they share with data.c.
+ * Internal to the trainer; the protocol is selected through mone_render (include/mone/mone-train.h). */
 #ifndef MONE_TRAIN_SCENE_H
 #define MONE_TRAIN_SCENE_H
 

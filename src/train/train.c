@@ -1170,8 +1170,7 @@ mone_evaluate (MoneTrainModel *model, const MoneImageSet *set, int count, MonePr
         set->channels, c->channels);
     return FALSE;
   }
-  if (set->channels != 1 && protocol != MONE_PROTOCOL_FULL_FRAME
-      && !((protocol == MONE_PROTOCOL_SCENE || protocol == MONE_PROTOCOL_CLOSE_UP) && set->alpha)) {
+  if (!mone_protocol_renders (protocol, set)) {
     g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
         "the %s protocol needs grey items (it blends them by brightness); these have %d channels",
         mone_protocol_name (protocol), set->channels);

@@ -158,8 +158,8 @@ check_resume (const char *dir, const char *tmpdir)
   g_free (checkpoint);
 }
 
-/* Pictures pasted into scenes and close-ups by their alpha, with the router taught where they are: the run
- * completes and learns something else than the full-frame run with the same seed. */
+/* Pictures pasted into scenes and close-ups by their alpha, with the router taught where they are:
+ * the run completes and learns something else than the full-frame run with the same seed. */
 static void
 check_scenes (const char *dir, const char *tmpdir)
 {
