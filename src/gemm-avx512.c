@@ -11,6 +11,7 @@
 #include "gemm.h"
 
 #include <immintrin.h>
+#include <stdint.h>
 #include <string.h>
 
 #define ROWS 14
@@ -23,6 +24,23 @@
 #ifndef PREFETCH_AHEAD
 #define PREFETCH_AHEAD 48
 #endif
+
+/* Rows go in the fewest blocks of at most ROWS (PAIR_ROWS), their sizes differing by at most one:
+ * block b covers rows [row_block_start (rows, blocks, b), row_block_start (rows, blocks, b + 1)).
+ * Filling blocks of 14 first leaves short remainders (a narrow expert's 16 rows as 14 + 2), whose
+ * few accumulators cannot hide the FMA latency; 8 + 8 runs both blocks at full rate. Which rows
+ * share a block changes no output bit (each output is one chain over k). */
+static inline int
+row_block_count (int rows, int max_rows)
+{
+  return (rows + max_rows - 1) / max_rows;
+}
+
+static inline int
+row_block_start (int rows, int blocks, int b)
+{
+  return (int) ((int64_t) rows * b / blocks);
+}
 
 typedef void (*BlockFunc) (int k, const float *a, int lda, const float *b, size_t panel_stride,
     int cols, const float *bias, bool accumulate, float *c, int ldc);
@@ -165,8 +183,10 @@ gemm (bool a_transposed, int rows, int n, int k, const float *a, int lda, const 
     size_t panel_stride, const float *bias, bool accumulate, float *c, int ldc)
 {
   const int group_width = PANELS * MONE_PANEL_WIDTH;
-  for (int r0 = 0; r0 < rows; r0 += ROWS) {
-    const int block_rows = rows - r0 < ROWS ? rows - r0 : ROWS;
+  const int row_blocks = row_block_count (rows, ROWS);
+  for (int rb = 0; rb < row_blocks; rb++) {
+    const int r0 = row_block_start (rows, row_blocks, rb);
+    const int block_rows = row_block_start (rows, row_blocks, rb + 1) - r0;
     for (int c0 = 0; c0 < n; c0 += group_width) {
       const int cols = n - c0 < group_width ? n - c0 : group_width;
       const int n_panels = (cols + MONE_PANEL_WIDTH - 1) / MONE_PANEL_WIDTH;
@@ -270,8 +290,10 @@ void
 mone_gemm_pairs_avx512 (int rows, int n, int k, const float *a, int lda, const float *pairs,
     const float *bias, bool accumulate, float *c, int ldc)
 {
-  for (int r0 = 0; r0 < rows; r0 += PAIR_ROWS) {
-    const int block_rows = rows - r0 < PAIR_ROWS ? rows - r0 : PAIR_ROWS;
+  const int row_blocks = row_block_count (rows, PAIR_ROWS);
+  for (int rb = 0; rb < row_blocks; rb++) {
+    const int r0 = row_block_start (rows, row_blocks, rb);
+    const int block_rows = row_block_start (rows, row_blocks, rb + 1) - r0;
     pair_blocks[block_rows - 1](k, a + (size_t) r0 * lda, lda, pairs, n, bias, accumulate,
         c + (size_t) r0 * ldc, ldc);
   }
