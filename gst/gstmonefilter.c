@@ -146,7 +146,6 @@ typedef struct
   guint top_k;
   gboolean post_messages;
   GstMoneFilterScaleMode scale_mode;
-  GstMoneFilterInferenceRegion inference_region;
   GQuark object_classes[MAX_OBJECT_CLASSES];    /* region types to classify; none: all */
   guint n_object_classes;
 } Settings;
@@ -171,7 +170,8 @@ struct _GstMoneFilter
   gchar *model_path;
   gchar *object_class;          /* as set; parsed into settings.object_classes */
   Settings settings;
-  gint threads;
+  gint threads;                 /* applied by start() */
+  GstMoneFilterInferenceRegion inference_region;        /* applied by start() */
   gchar **labels;
   gdouble min_budget;
   guint64 last_latency;
@@ -197,6 +197,9 @@ struct _GstMoneFilter
   MoneContext *context;
   GstMoneInput *input;          /* conversion and the frame window */
   GstMoneScheduler *scheduler;  /* which frames to classify, at which budget */
+  /* inference-region as start() checked it against the model: a change while playing would
+   * switch paths under a scheduler and a last result the other path keeps. */
+  GstMoneFilterInferenceRegion active_region;
   guint64 frame_count;
   GstStructure *last_result;    /* the latest fresh result, reused between classified frames */
   /* inference-region=roi-list: each region's latest result, and the frame's results in order. */
@@ -461,7 +464,7 @@ gst_mone_filter_init (GstMoneFilter * self)
   self->settings.top_k = DEFAULT_TOP_K;
   self->settings.post_messages = DEFAULT_MESSAGE;
   self->settings.scale_mode = DEFAULT_SCALE_MODE;
-  self->settings.inference_region = DEFAULT_INFERENCE_REGION;
+  self->inference_region = DEFAULT_INFERENCE_REGION;
   self->threads = DEFAULT_THREADS;
   self->frame_duration = GST_CLOCK_TIME_NONE;
   self->pipeline_latency = GST_CLOCK_TIME_NONE;
@@ -583,7 +586,9 @@ gst_mone_filter_set_property (GObject * object, guint prop_id, const GValue * va
       self->settings.scale_mode = g_value_get_enum (value);
       break;
     case PROP_INFERENCE_REGION:
-      self->settings.inference_region = g_value_get_enum (value);
+      if (GST_STATE (self) > GST_STATE_READY)
+        GST_WARNING_OBJECT (self, "inference-region applies after the next READY->PAUSED");
+      self->inference_region = g_value_get_enum (value);
       break;
     case PROP_OBJECT_CLASS:
       g_free (self->object_class);
@@ -634,7 +639,7 @@ gst_mone_filter_get_property (GObject * object, guint prop_id, GValue * value, G
       g_value_set_enum (value, self->settings.scale_mode);
       break;
     case PROP_INFERENCE_REGION:
-      g_value_set_enum (value, self->settings.inference_region);
+      g_value_set_enum (value, self->inference_region);
       break;
     case PROP_OBJECT_CLASS:
       g_value_set_string (value, self->object_class);
@@ -804,13 +809,14 @@ gst_mone_filter_start (GstBaseTransform * trans)
   GST_OBJECT_LOCK (self);
   path = g_strdup (self->model_path);
   threads = self->threads;
-  region = self->settings.inference_region;
+  region = self->inference_region;
   GST_OBJECT_UNLOCK (self);
 
   if (!gst_mone_filter_open_model (self, path, &error, &debug)
       || !gst_mone_filter_check_inference_region (self, path, region, &error)
       || !gst_mone_filter_open_stream (self, path, threads, &error))
     goto error;
+  self->active_region = region;
   gst_mone_filter_publish_model (self);
   gst_mone_filter_reset_stream (self);
   GST_OBJECT_LOCK (self);
@@ -1388,7 +1394,7 @@ gst_mone_filter_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * fra
 
   gst_mone_filter_check_discont (self, frame->buffer);
   gst_mone_filter_snapshot (self, frame->buffer, &snap);
-  if (snap.settings.inference_region == GST_MONE_FILTER_INFERENCE_REGION_ROI_LIST)
+  if (self->active_region == GST_MONE_FILTER_INFERENCE_REGION_ROI_LIST)
     return gst_mone_filter_process_regions (self, &snap, frame);
   gst_mone_filter_decide (self, &snap, &decision);
   start = monotonic_ns ();

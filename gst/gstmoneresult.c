@@ -196,6 +196,26 @@ stamped_region (const GstStructure * result, const GstMoneFrameStamp * stamp)
   return s;
 }
 
+/* Puts a region's result on its region meta in place of any earlier one of the same name: a
+ * second monefilter on the same regions replaces the first one's result, which readers would
+ * otherwise keep finding (gst_video_region_of_interest_meta_get_param returns the first match). */
+static void
+replace_region_param (GstVideoRegionOfInterestMeta * roi, GstStructure * result)
+{
+  GList *link = roi->params;
+
+  while (link) {
+    GList *next = link->next;
+
+    if (gst_structure_has_name (link->data, gst_structure_get_name (result))) {
+      gst_structure_free (link->data);
+      roi->params = g_list_delete_link (roi->params, link);
+    }
+    link = next;
+  }
+  gst_video_region_of_interest_meta_add_param (roi, result);
+}
+
 gboolean
 gst_mone_result_attach_regions (GstBuffer * buffer, GPtrArray * results, GPtrArray * regions,
     const GstMoneFrameStamp * stamp, const GstMoneRegionsCost * cost, GstStructure ** message)
@@ -227,7 +247,7 @@ gst_mone_result_attach_regions (GstBuffer * buffer, GPtrArray * results, GPtrArr
     const GstMoneRegion *source = g_ptr_array_index (regions, i);
 
     if (source->roi)
-      gst_video_region_of_interest_meta_add_param (source->roi, gst_structure_copy (region));
+      replace_region_param (source->roi, gst_structure_copy (region));
 #if HAVE_GST_ANALYTICS
     if (source->od_id >= 0)
       add_analytics_classification (buffer, region, source->od_id);

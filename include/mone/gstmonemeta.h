@@ -95,7 +95,8 @@
  *   gflops:            gdouble   GFLOPs spent on this frame, all regions
  *   latency, latency-ms          conversion and inference of all regions on this frame
  * Each region's structure is also added to its GstVideoRegionOfInterestMeta as a parameter
- * (gst_video_region_of_interest_meta_get_param (roi, "mone-classification")).
+ * (gst_video_region_of_interest_meta_get_param (roi, "mone-classification")), in place of one an
+ * earlier monefilter put there.
  */
 #ifndef GST_MONE_META_H
 #define GST_MONE_META_H

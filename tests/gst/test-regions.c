@@ -478,6 +478,81 @@ GST_START_TEST (test_video_model_refused)
 
 GST_END_TEST;
 
+/* inference-region set while playing: the element keeps the path start() checked (with interval,
+ * the whole-frame path would find no result of its own to reuse) and takes the new one after the
+ * next READY->PAUSED. */
+GST_START_TEST (test_region_mode_fixed_while_playing)
+{
+  GstHarness *h = regions_harness ("GRAY8", 160, 120, "interval=5");
+  GstElement *filter = gst_harness_find_element (h, "monefilter");
+  GstSegment segment;
+  gint mode;
+
+  for (guint n = 0; n < 4; n++) {
+    GstBuffer *in = noise_frame ("GRAY8", 160, 120, n, n), *out;
+    guint classified, skipped;
+
+    if (n == 2)
+      g_object_set (filter, "inference-region", 0, NULL);
+    add_region (in, "item", 1, 10, 10, 60, 80);
+    out = push_pull (h, in);
+    frame_fields (out, &classified, &skipped);
+    gst_buffer_unref (out);
+  }
+  g_object_get (filter, "inference-region", &mode, NULL);
+  fail_unless_equals_int (mode, 0);
+  gst_object_unref (filter);
+
+  fail_unless (gst_element_set_state (h->element, GST_STATE_READY) == GST_STATE_CHANGE_SUCCESS);
+  fail_unless (gst_element_set_state (h->element, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+  gst_harness_set_src_caps_str (h, "video/x-raw,format=GRAY8,width=160,height=120,framerate=30/1");
+  gst_segment_init (&segment, GST_FORMAT_TIME);
+  fail_unless (gst_harness_push_event (h, gst_event_new_segment (&segment)));
+  {
+    GstBuffer *in = noise_frame ("GRAY8", 160, 120, 9, 9), *out;
+    MoneClassification whole;
+
+    add_region (in, "item", 1, 10, 10, 60, 80);
+    out = push_pull (h, in);
+    fail_unless (gst_mone_meta_read (out, &whole), "no whole-frame result after the restart");
+    gst_buffer_unref (out);
+  }
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
+/* Two monefilters on the same regions: each region meta carries one result, the second element's,
+ * the one GstMoneMeta lists. */
+GST_START_TEST (test_second_filter_replaces_region_result)
+{
+  gchar *launch = g_strdup_printf ("monefilter model=\"%s\" threads=1 inference-region=roi-list "
+      "top-k=1 ! monefilter model=\"%s\" threads=1 inference-region=roi-list top-k=3",
+      test_model (), test_model ());
+  GstHarness *h = gst_harness_new_parse (launch);
+  GstBuffer *in, *out;
+  GstVideoRegionOfInterestMeta *roi;
+  guint results = 0;
+
+  g_free (launch);
+  gst_harness_set_src_caps_str (h, "video/x-raw,format=GRAY8,width=160,height=120,framerate=30/1");
+  in = noise_frame ("GRAY8", 160, 120, 0, 0);
+  add_region (in, "item", 1, 10, 10, 60, 80);
+  out = push_pull (h, in);
+  roi = region_meta (out, 1);
+  fail_unless (roi != NULL);
+  for (GList * l = roi->params; l; l = l->next)
+    results += gst_structure_has_name (l->data, GST_MONE_CLASSIFICATION_NAME);
+  fail_unless_equals_int (results, 1);
+  fail_unless_equals_int (gst_mone_meta_get_region_count (out), 1);
+  fail_unless (gst_structure_is_equal (gst_video_region_of_interest_meta_get_param (roi,
+              GST_MONE_CLASSIFICATION_NAME), gst_mone_meta_get_region (out, 0)));
+  gst_buffer_unref (out);
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
 static Suite *
 regions_suite (void)
 {
@@ -493,6 +568,8 @@ regions_suite (void)
   tcase_add_test (tc, test_object_class_filter);
   tcase_add_test (tc, test_auto_budget_regions);
   tcase_add_test (tc, test_video_model_refused);
+  tcase_add_test (tc, test_region_mode_fixed_while_playing);
+  tcase_add_test (tc, test_second_filter_replaces_region_result);
   return s;
 }
 
