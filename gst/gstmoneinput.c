@@ -194,15 +194,19 @@ static gboolean
 convert_from_copy (GstMoneInput * input, GstVideoFrame * frame, GstVideoFrame * model_frame)
 {
   GstVideoFrame copy;
+  gboolean copied;
 
   /* Mapped with the caps' default strides (what tiny_copy was sized for), not the upstream
    * buffer's own, which a GstVideoMeta may make far larger; the copy handles the difference. */
   if (!gst_video_frame_map (&copy, &input->in_info, input->tiny_copy, GST_MAP_WRITE))
     return FALSE;
-  gst_video_frame_copy (&copy, frame);
-  gst_video_converter_frame (input->converter, &copy, model_frame);
+  /* Fails only when the frames disagree in format or size, which the caps rule out: say so
+   * rather than classify the copy's previous contents. */
+  copied = gst_video_frame_copy (&copy, frame);
+  if (copied)
+    gst_video_converter_frame (input->converter, &copy, model_frame);
   gst_video_frame_unmap (&copy);
-  return TRUE;
+  return copied;
 }
 
 /* ---- Negotiation ---- */
