@@ -117,8 +117,9 @@ png_load (const char *path, GError **error)
   if (status == CAIRO_STATUS_SUCCESS) {
     cairo_format_t format = cairo_image_surface_get_format (surface);
     if (format != CAIRO_FORMAT_RGB24 && format != CAIRO_FORMAT_ARGB32) {
-      /* Newer cairo (1.17.2 on) loads 16-bit PNGs as float formats: paint over black into RGB24. */
-      cairo_surface_t *flat = cairo_image_surface_create (CAIRO_FORMAT_RGB24, cairo_image_surface_get_width (surface),
+      /* Newer cairo (1.17.2 on) loads 16-bit PNGs as float formats: paint them into ARGB32 (created
+       * transparent), which keeps their alpha premultiplied as cairo's 8-bit loads do. */
+      cairo_surface_t *flat = cairo_image_surface_create (CAIRO_FORMAT_ARGB32, cairo_image_surface_get_width (surface),
           cairo_image_surface_get_height (surface));
       cairo_t *cr = cairo_create (flat);
       cairo_set_source_surface (cr, surface, 0, 0);

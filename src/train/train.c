@@ -282,14 +282,18 @@ checkpoint_write (const char *path, const CheckpointHeader *h, const float *para
   char *tmp = g_strdup_printf ("%s.tmp", path);
   FILE *f = fopen (tmp, "wb");
   gboolean ok = f != NULL;
+  int saved_errno = ok ? 0 : errno; /* of the first step that failed */
   size_t n = h->n_params;
   ok = ok && fwrite (h, sizeof *h, 1, f) == 1;
   ok = ok && fwrite (params, sizeof (float), n, f) == n;
   ok = ok && fwrite (m, sizeof (float), n, f) == n;
   ok = ok && fwrite (v, sizeof (float), n, f) == n;
-  int saved_errno = errno;
-  if (f && fclose (f) != 0)
-    ok = FALSE;
+  /* On disk before the rename: a crash then leaves the previous checkpoint or the whole new one. */
+  ok = ok && fflush (f) == 0 && fsync (fileno (f)) == 0;
+  if (!ok && saved_errno == 0)
+    saved_errno = errno;
+  if (f && fclose (f) != 0 && ok)
+    ok = FALSE, saved_errno = errno;
   if (ok && rename (tmp, path) != 0)
     ok = FALSE, saved_errno = errno;
   if (!ok) {
@@ -314,7 +318,9 @@ checkpoint_differences (const CheckpointHeader *was, const CheckpointHeader *now
   DIFFER_INT ("seed", seed);
   DIFFER_INT ("batch", batch);
   DIFFER_INT ("epochs", epochs);
-  DIFFER_INT ("train-images", train_images);
+  if (was->train_images != now->train_images) /* --train-images, or pictures added to an --images folder */
+    g_string_append_printf (out, "%s%d training images (now %d)", out->len ? ", " : "", was->train_images,
+        now->train_images);
   DIFFER_INT ("threads", threads);
   DIFFER_INT ("self-distill", self_distill);
   DIFFER_INT ("min-budget-pass", min_budget_pass);
@@ -383,7 +389,12 @@ checkpoint_header_valid (const char *path, const CheckpointHeader *h, gboolean r
         path, (unsigned) h->header_size, sizeof *h);
     return FALSE;
   }
-  if (!read_ok || memcmp (h->magic, CHECKPOINT_MAGIC, 8)) {
+  if (!read_ok) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT,
+        "'%s' is shorter than a checkpoint's header: not a mone checkpoint, or one cut short", path);
+    return FALSE;
+  }
+  if (memcmp (h->magic, CHECKPOINT_MAGIC, 8)) {
     g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT, "'%s' is not a mone checkpoint", path);
     return FALSE;
   }
@@ -417,6 +428,12 @@ checkpoint_read (const char *path, const CheckpointHeader *expected, int64_t *st
     return FALSE;
   }
   g_string_free (differences, TRUE);
+  if (h.step < 0 || h.step > h.total_steps) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT, "checkpoint '%s' is corrupt: step %lld of %lld", path,
+        (long long) h.step, (long long) h.total_steps);
+    fclose (f);
+    return FALSE;
+  }
   ok = fread (params, sizeof (float), n, f) == n && fread (m, sizeof (float), n, f) == n
       && fread (v, sizeof (float), n, f) == n;
   char extra;

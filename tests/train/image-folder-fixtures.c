@@ -1,6 +1,8 @@
 /* Image-folder fixtures drawn with cairo (see image-folder-fixtures.h). */
 #include "image-folder-fixtures.h"
 
+#include <zlib.h>
+
 #include <cairo.h>
 #include <glib/gstdio.h>
 #include <math.h>
@@ -128,6 +130,45 @@ fixture_write_flat_png (const char *path, int w, int h, guint32 argb, gboolean g
   cairo_paint (cr);
   cairo_destroy (cr);
   write_surface (surface, path);
+}
+
+/* One PNG chunk: length, type, data, CRC of type and data. */
+static void
+png_chunk (GByteArray *out, const char type[4], const guint8 *data, guint32 length)
+{
+  const guint8 be_length[4] = { length >> 24, length >> 16, length >> 8, length };
+  g_byte_array_append (out, be_length, 4);
+  g_byte_array_append (out, (const guint8 *) type, 4);
+  g_byte_array_append (out, data, length);
+  uLong crc = crc32 (crc32 (0L, (const Bytef *) type, 4), data, length);
+  const guint8 be_crc[4] = { crc >> 24, crc >> 16, crc >> 8, crc };
+  g_byte_array_append (out, be_crc, 4);
+}
+
+void
+fixture_write_flat_png16 (const char *path, int w, int h, guint32 argb)
+{
+  static const guint8 signature[8] = { 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n' };
+  const guint8 header[13] = { w >> 24, w >> 16, w >> 8, w, h >> 24, h >> 16, h >> 8, h, 16, 6, 0, 0, 0 };
+  const guint8 rgba[4] = { argb >> 16, argb >> 8, argb, argb >> 24 };
+  const size_t row_bytes = 1 + (size_t) w * 8; /* filter byte, then 4 channels of 2 bytes */
+  guint8 *rows = g_malloc0 (row_bytes * h);
+  for (int y = 0; y < h; y++)
+    for (int x = 0; x < w; x++)
+      for (int c = 0; c < 4; c++)
+        rows[y * row_bytes + 1 + x * 8 + 2 * c] = rows[y * row_bytes + 2 + x * 8 + 2 * c] = rgba[c];
+  uLongf packed_size = compressBound (row_bytes * h);
+  guint8 *packed = g_malloc (packed_size);
+  g_assert_cmpint (compress (packed, &packed_size, rows, row_bytes * h), ==, Z_OK);
+  GByteArray *png = g_byte_array_new ();
+  g_byte_array_append (png, signature, 8);
+  png_chunk (png, "IHDR", header, sizeof header);
+  png_chunk (png, "IDAT", packed, (guint32) packed_size);
+  png_chunk (png, "IEND", (const guint8 *) "", 0); /* not NULL: zlib's crc32 of NULL restarts at 0 */
+  g_assert_true (g_file_set_contents (path, (const char *) png->data, png->len, NULL));
+  g_byte_array_unref (png);
+  g_free (packed);
+  g_free (rows);
 }
 
 void

@@ -23,6 +23,10 @@ void fixture_write_shapes (const char *dir, int per_class);
  * 8-bit grey PNG of the colour's red byte, otherwise RGBA when alpha < 255, else RGB. */
 void fixture_write_flat_png (const char *path, int w, int h, guint32 argb, gboolean grey);
 
+/* The same as a 16-bit-per-channel RGBA PNG (each byte repeated: 0x80 -> 0x8080), written by hand
+ * since cairo writes 8-bit PNGs only; cairo 1.17.2 and later read these as a float format. */
+void fixture_write_flat_png16 (const char *path, int w, int h, guint32 argb);
+
 /* mkdir -p, asserting success. */
 void fixture_mkdir (const char *path);
 /* rm -r (the fixtures are small). */

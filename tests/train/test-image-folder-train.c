@@ -120,8 +120,27 @@ grey_options (MoneTrainOptions *o, const char *dir)
   o->checkpoint_every = 3;
 }
 
+/* `mone eval RUN.ckpt --images DIR`: a checkpoint keeps no class names, the folder's are taken. */
 static void
-check_resume (const char *dir, const char *tmpdir)
+check_eval_checkpoint (const char *tool, const char *dir, const char *checkpoint)
+{
+  const char *argv[] = { tool, "eval", checkpoint, "--images", dir, "--split", "val", "-n", "20", "-b", "1",
+    "--no-random", NULL };
+  char *err = NULL;
+  int status = 0;
+  GError *error = NULL;
+  gboolean ran = g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, NULL, &err, &status,
+      &error);
+  check (ran && g_spawn_check_wait_status (status, NULL), "mone eval on a checkpoint of an image-folder run",
+      err         ? err
+          : error ? error->message
+                  : NULL);
+  g_clear_error (&error);
+  g_free (err);
+}
+
+static void
+check_resume (const char *tool, const char *dir, const char *tmpdir)
 {
   char *whole = g_build_filename (tmpdir, "whole.safetensors", NULL);
   char *resumed = g_build_filename (tmpdir, "resumed.safetensors", NULL);
@@ -148,6 +167,7 @@ check_resume (const char *dir, const char *tmpdir)
   gboolean same = ok && g_file_get_contents (whole, &a, &na, NULL) && g_file_get_contents (resumed, &b, &nb, NULL)
       && na == nb && memcmp (a, b, na) == 0;
   check (same, "the resumed run writes the same model bytes", NULL);
+  check_eval_checkpoint (tool, dir, checkpoint);
   g_free (a);
   g_free (b);
   g_unlink (whole);
@@ -208,7 +228,7 @@ test_cli_training (void)
 static void
 test_resume (void)
 {
-  check_resume (fixture.dir, fixture.tmpdir);
+  check_resume (fixture.tool, fixture.dir, fixture.tmpdir);
 }
 
 static void

@@ -142,13 +142,16 @@ check_pixels (void)
   p = g_build_filename (b, "3-halves.png", NULL);
   write_pattern_png (p, 16, 3, left_half);
   g_free (p);
+  p = g_build_filename (b, "4-rgba16.png", NULL);
+  fixture_write_flat_png16 (p, 3, 3, 0x80FF0000u);
+  g_free (p);
 
   MoneImageFolder f;
   GError *error = NULL;
   gboolean ok = mone_image_folder_load (dir, 4, 4, 3, &f, &error);
   check (ok, "pixel folder loads with 3 channels", error ? error->message : NULL);
   if (ok) {
-    /* Round-robin: a/1-rgb, b/1-grey, a/2-rgba, b/2-checker, b/3-halves. */
+    /* Round-robin: a/1-rgb, b/1-grey, a/2-rgba, b/2-checker, b/3-halves, b/4-rgba16. */
     const MoneImageSet *s = &f.images;
     char detail[160];
     g_snprintf (detail, sizeof detail, "(%d, %d, %d) at both corners", pixel (s, 0, 0, 0, 0), pixel (s, 0, 1, 3, 3),
@@ -170,6 +173,11 @@ check_pixels (void)
         pixel (s, 4, 0, 2, 0), pixel (s, 4, 0, 3, 0));
     check (pixel (s, 4, 0, 1, 0) == 255 && pixel (s, 4, 0, 2, 0) == 0 && pixel (s, 4, 0, 1, 3) == 255,
         "white left half stays the left two columns", detail);
+    const guint8 alpha16 = s->alpha[(size_t) 5 * s->rows * s->cols + s->cols + 1];
+    g_snprintf (detail, sizeof detail, "(%d, %d, %d), alpha %d", pixel (s, 5, 0, 1, 1), pixel (s, 5, 1, 1, 1),
+        pixel (s, 5, 2, 1, 1), alpha16);
+    check (s->count == 6 && pixel (s, 5, 0, 1, 1) == 128 && pixel (s, 5, 1, 1, 1) == 0 && alpha16 == 128,
+        "a 16-bit RGBA PNG keeps its alpha: 50% red = (128, 0, 0), alpha 128", detail);
     mone_image_folder_clear (&f);
   }
   g_clear_error (&error);
