@@ -15,6 +15,7 @@
 #include "gstmonemqtt.h"
 
 #include <mosquitto.h>
+#include <pthread.h>
 #include <string.h>
 
 #define MQTT_KEEPALIVE_S 10
@@ -23,10 +24,13 @@
 /* Messages handed to libmosquitto but not yet acknowledged; beyond this the sender waits, which
  * makes the bounded queue (not libmosquitto's unbounded one) absorb a slow broker. */
 #define MQTT_MAX_INFLIGHT 256
+/* A broker not reached this long after start is reported, as a lost connection is. */
+#define MQTT_FIRST_CONNECT_S 5
 
 struct _MoneMqtt
 {
   struct mosquitto *mosq;
+  gchar *broker;                /* "host:port", for reports */
   gchar *topic;
   guint max_queue;
   MoneMqttStateFunc state_func;
@@ -38,6 +42,7 @@ struct _MoneMqtt
   GCond cond;
   GQueue queue;                 /* GBytes, oldest first */
   gboolean connected;
+  gboolean ever_connected;
   gint stopping;                /* atomic; set under lock too, for the cond */
   guint64 dropped;
 
@@ -48,56 +53,98 @@ struct _MoneMqtt
   GThread *sender;
 };
 
+/* Stopping cancels libmosquitto's network thread when it is not connected (it may then be blocked
+ * in connect() to an unreachable broker for minutes, or retry forever); the callbacks below run
+ * with cancellation disabled, so it never stops inside them or inside GStreamer, which they call. */
+static int
+callback_begin (void)
+{
+  int state;
+  pthread_setcancelstate (PTHREAD_CANCEL_DISABLE, &state);
+  return state;
+}
+
+static void
+callback_end (int state)
+{
+  pthread_setcancelstate (state, NULL);
+}
+
+static void
+report_state (MoneMqtt * m, gboolean connected, const gchar * reason)
+{
+  guint64 dropped;
+
+  g_mutex_lock (&m->lock);
+  dropped = m->dropped;
+  g_mutex_unlock (&m->lock);
+  if (m->state_func && !g_atomic_int_get (&m->stopping))
+    m->state_func (m->user_data, connected, dropped, reason);
+}
+
 static void
 on_connect (struct mosquitto *mosq, void *obj, int rc)
 {
   MoneMqtt *m = obj;
-  guint64 dropped;
+  const int cancel_state = callback_begin ();
 
-  if (rc != 0)
-    return;
-  g_mutex_lock (&m->lock);
-  m->connected = TRUE;
-  dropped = m->dropped;
-  g_cond_broadcast (&m->cond);
-  g_mutex_unlock (&m->lock);
-  if (m->state_func)
-    m->state_func (m->user_data, TRUE, dropped);
+  if (rc != 0) {
+    /* The broker answered and refused us (credentials, client id): as bad as no broker. */
+    gchar *reason = g_strdup_printf ("%s refused the connection: %s", m->broker,
+        mosquitto_connack_string (rc));
+    report_state (m, FALSE, reason);
+    g_free (reason);
+  } else {
+    g_mutex_lock (&m->lock);
+    m->connected = m->ever_connected = TRUE;
+    g_cond_broadcast (&m->cond);
+    g_mutex_unlock (&m->lock);
+    report_state (m, TRUE, NULL);
+  }
+  callback_end (cancel_state);
 }
 
 static void
 on_disconnect (struct mosquitto *mosq, void *obj, int rc)
 {
   MoneMqtt *m = obj;
-  guint64 dropped;
+  const int cancel_state = callback_begin ();
   gboolean was_connected;
 
   g_mutex_lock (&m->lock);
   was_connected = m->connected;
   m->connected = FALSE;
-  dropped = m->dropped;
   g_cond_broadcast (&m->cond);
   g_mutex_unlock (&m->lock);
-  if (was_connected && m->state_func && !m->stopping)
-    m->state_func (m->user_data, FALSE, dropped);
+  if (was_connected) {
+    gchar *reason = g_strdup_printf ("lost the connection to %s", m->broker);
+    report_state (m, FALSE, reason);
+    g_free (reason);
+  }
+  callback_end (cancel_state);
 }
 
 static void
 on_publish (struct mosquitto *mosq, void *obj, int mid)
 {
   MoneMqtt *m = obj;
+  const int cancel_state = callback_begin ();
 
   g_mutex_lock (&m->send_lock);
   if (g_hash_table_remove (m->inflight, GINT_TO_POINTER (mid)))
     m->published++;
   g_cond_broadcast (&m->send_cond);
   g_mutex_unlock (&m->send_lock);
+  callback_end (cancel_state);
 }
 
 static gpointer
 sender_thread (gpointer data)
 {
   MoneMqtt *m = data;
+  const gint64 first_connect_deadline = g_get_monotonic_time ()
+      + MQTT_FIRST_CONNECT_S * G_USEC_PER_SEC;
+  gboolean first_connect_reported = FALSE;
 
   while (TRUE) {
     GBytes *msg;
@@ -106,8 +153,21 @@ sender_thread (gpointer data)
     gconstpointer payload;
 
     g_mutex_lock (&m->lock);
-    while (!m->stopping && (g_queue_is_empty (&m->queue) || !m->connected))
-      g_cond_wait (&m->cond, &m->lock);
+    while (!m->stopping && (g_queue_is_empty (&m->queue) || !m->connected)) {
+      if (first_connect_reported || m->ever_connected) {
+        g_cond_wait (&m->cond, &m->lock);
+      } else if (!g_cond_wait_until (&m->cond, &m->lock, first_connect_deadline)
+          && !m->ever_connected && !m->stopping) {
+        /* Down from the start, or unreachable: otherwise nothing would say so. */
+        gchar *reason = g_strdup_printf ("no connection to %s within %d s", m->broker,
+            MQTT_FIRST_CONNECT_S);
+        first_connect_reported = TRUE;
+        g_mutex_unlock (&m->lock);
+        report_state (m, FALSE, reason);
+        g_free (reason);
+        g_mutex_lock (&m->lock);
+      }
+    }
     if (m->stopping) {
       g_mutex_unlock (&m->lock);
       break;
@@ -157,6 +217,7 @@ mone_mqtt_new (const gchar * host, gint port, const gchar * client_id, const gch
   g_mutex_init (&m->send_lock);
   g_cond_init (&m->send_cond);
   m->inflight = g_hash_table_new (NULL, NULL);
+  m->broker = g_strdup_printf ("%s:%d", host, port);
   m->topic = g_strdup (topic);
   m->max_queue = MAX (max_queue, 1);
   m->state_func = state_func;
@@ -267,13 +328,21 @@ mone_mqtt_free (MoneMqtt * m)
   if (m->sender)
     g_thread_join (m->sender);
   if (m->mosq) {
+    gboolean connected;
+
+    g_mutex_lock (&m->lock);
+    connected = m->connected;
+    g_mutex_unlock (&m->lock);
     mosquitto_disconnect (m->mosq);
-    mosquitto_loop_stop (m->mosq, false);
+    /* Connected, the network thread sends the DISCONNECT and ends; otherwise it may be blocked in
+     * connect() or sleeping between attempts, and is cancelled (see callback_begin). */
+    mosquitto_loop_stop (m->mosq, !connected);
     mosquitto_destroy (m->mosq);
   }
   g_queue_clear_full (&m->queue, (GDestroyNotify) g_bytes_unref);
   g_hash_table_unref (m->inflight);
   g_free (m->topic);
+  g_free (m->broker);
   g_mutex_clear (&m->lock);
   g_cond_clear (&m->cond);
   g_mutex_clear (&m->send_lock);

@@ -14,9 +14,11 @@ G_BEGIN_DECLS
 
 typedef struct _MoneMqtt MoneMqtt;
 
-/* Called from the client's threads when the connection comes or goes; `dropped` is the total of
- * messages dropped so far. */
-typedef void (*MoneMqttStateFunc) (gpointer user_data, gboolean connected, guint64 dropped);
+/* Called from the client's threads when the connection comes (reason NULL) or goes, is refused,
+ * or has not come within a few seconds of the start (reason says which, naming the broker);
+ * `dropped` is the total of messages dropped so far. Not called once stopping has begun. */
+typedef void (*MoneMqttStateFunc) (gpointer user_data, gboolean connected, guint64 dropped,
+    const gchar * reason);
 
 /* Starts connecting in the background; returns NULL with *error set when the library refuses the
  * settings (the broker being down is not an error: messages queue and then drop). */

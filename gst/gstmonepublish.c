@@ -10,8 +10,9 @@
  * attached. method=file appends one line per buffer to file-path ("-" is stdout); method=mqtt
  * publishes one message per buffer (QoS 1) to topic on host:port. The streaming thread never waits
  * on the network: messages go through a bounded queue (max-queue) whose oldest entry is dropped when
- * it is full; the property `dropped` counts them, a warning is posted once per broker outage and an
- * element message "mone-publish-recovered" with the count when the connection comes back.
+ * it is full; the property `dropped` counts them, a warning is posted once per broker outage
+ * (connection lost or refused, or not made within 5 s of starting) and an element message
+ * "mone-publish-recovered" with the count when the connection comes back.
  *
  * ## Example launch lines
  * |[
@@ -321,10 +322,11 @@ gst_mone_publish_get_property (GObject * object, guint prop_id, GValue * value, 
 }
 
 #ifdef HAVE_MOSQUITTO
-/* From libmosquitto's network thread: post the outage warning once, and the recovery with the
- * drop count. Never called with the object lock held. */
+/* From the MQTT client's threads: post the outage warning once, and the recovery with the drop
+ * count. Never called with the object lock held. */
 static void
-gst_mone_publish_mqtt_state (gpointer user_data, gboolean connected, guint64 dropped)
+gst_mone_publish_mqtt_state (gpointer user_data, gboolean connected, guint64 dropped,
+    const gchar * reason)
 {
   GstMonePublish *self = user_data;
   gboolean was_outage;
@@ -335,7 +337,7 @@ gst_mone_publish_mqtt_state (gpointer user_data, gboolean connected, guint64 dro
   GST_OBJECT_UNLOCK (self);
 
   if (!connected && !was_outage) {
-    GST_ELEMENT_WARNING (self, RESOURCE, WRITE, ("Lost the connection to the MQTT broker"),
+    GST_ELEMENT_WARNING (self, RESOURCE, WRITE, ("MQTT broker unavailable: %s", reason),
         ("reconnecting with backoff; results queue (then drop) meanwhile; %" G_GUINT64_FORMAT
             " dropped so far", dropped));
   } else if (connected && was_outage) {

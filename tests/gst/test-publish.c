@@ -674,6 +674,50 @@ GST_START_TEST (test_mqtt_broker_restart)
 }
 
 GST_END_TEST;
+
+/* No broker at all: a warning names the broker within seconds, frames still pass, and stopping
+ * does not wait for the client's connection attempts. */
+GST_START_TEST (test_mqtt_no_broker)
+{
+  Broker b = { 0 };
+  GstHarness *h;
+  GstBus *bus = gst_bus_new ();
+  GstMessage *msg = NULL;
+  gchar *broker;
+  gint64 deadline, t0;
+
+  b.port = free_port ();
+  broker = g_strdup_printf ("no connection to 127.0.0.1:%d", b.port);
+  h = mqtt_harness (&b, 10);
+  gst_element_set_bus (h->element, bus);
+  deadline = g_get_monotonic_time () + 15 * G_USEC_PER_SEC;
+  for (guint i = 0; !msg && g_get_monotonic_time () < deadline; i++) {
+    fail_unless_equals_int (gst_harness_push (h, gst_buffer_new_allocate (NULL, 48, NULL)),
+        GST_FLOW_OK);
+    gst_buffer_unref (gst_harness_pull (h));
+    msg = gst_bus_timed_pop_filtered (bus, 100 * GST_MSECOND, GST_MESSAGE_WARNING);
+  }
+  fail_unless (msg != NULL, "no warning 15 s after starting without a broker");
+  {
+    GError *err = NULL;
+    gchar *debug = NULL;
+
+    gst_message_parse_warning (msg, &err, &debug);
+    fail_unless (strstr (err->message, broker) != NULL, "unexpected warning: %s", err->message);
+    g_error_free (err);
+    g_free (debug);
+  }
+  gst_message_unref (msg);
+  t0 = g_get_monotonic_time ();
+  gst_harness_teardown (h);
+  /* The stop's 2 s flush of queued results, not a wait on the client's connection attempts. */
+  fail_unless (g_get_monotonic_time () - t0 < 4 * G_USEC_PER_SEC, "stopping took %.1f s",
+      (g_get_monotonic_time () - t0) / 1e6);
+  gst_object_unref (bus);
+  g_free (broker);
+}
+
+GST_END_TEST;
 #endif
 
 static Suite *
@@ -691,6 +735,7 @@ monepublish_suite (void)
 #ifdef HAVE_MOSQUITTO
   tcase_add_test (tc, test_mqtt_no_loss);
   tcase_add_test (tc, test_mqtt_broker_restart);
+  tcase_add_test (tc, test_mqtt_no_broker);
 #endif
   return s;
 }
