@@ -318,6 +318,13 @@ read_overlay_info (const GstStructure * s, int frame_width, int frame_height, Ov
   gst_structure_get_boolean (s, "valid", &valid);
   g_strlcpy (info->label, !valid ? "no answer" : result.label ? result.label : "?",
       sizeof (info->label));
+  /* Cut at a character boundary: Pango refuses a label ending inside a UTF-8 sequence. */
+  {
+    const gchar *end = NULL;
+
+    if (!g_utf8_validate (info->label, -1, &end))
+      info->label[end - info->label] = '\0';
+  }
   info->score = result.top_score;
   info->budget_requested = result.budget_requested;
   info->budget_used = result.budget_used;

@@ -388,9 +388,14 @@ gst_mone_publish_start (GstBaseTransform * trans)
 #ifdef HAVE_MOSQUITTO
   {
     GError *err = NULL;
-    self->mqtt = mone_mqtt_new (host, port, client_id, topic, max_queue,
+    MoneMqtt *mqtt = mone_mqtt_new (host, port, client_id, topic, max_queue,
         gst_mone_publish_mqtt_state, self, &err);
-    if (!self->mqtt) {
+
+    /* Under the lock: the published and dropped properties read it from other threads. */
+    GST_OBJECT_LOCK (self);
+    self->mqtt = mqtt;
+    GST_OBJECT_UNLOCK (self);
+    if (!mqtt) {
       GST_ELEMENT_ERROR (self, RESOURCE, OPEN_WRITE, ("Could not set up MQTT to %s:%d", host,
               port), ("%s", err->message));
       g_error_free (err);
@@ -692,20 +697,29 @@ gst_mone_publish_transform_ip (GstBaseTransform * trans, GstBuffer * buf)
   }
 #endif
   {
-    /* One write() per line: with O_APPEND, the kernel places it whole at the end of the file. */
-    ssize_t n;
-    do
-      n = write (self->fd, line, length);
-    while (n < 0 && errno == EINTR);
+    /* One write() per line: with O_APPEND, the kernel places it whole at the end of the file. A
+     * short write (a full disk, a file size limit, a signal on a pipe) is finished rather than
+     * left as half a line that the next one would be glued to. */
+    gsize done = 0;
+    ssize_t n = 0;
+    while (done < length) {
+      n = write (self->fd, line + done, length - done);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        break;
+      done += (gsize) n;
+    }
     GST_OBJECT_LOCK (self);
-    if (n == (ssize_t) length)
+    if (done == length)
       self->file_written++;
     else
       self->file_dropped++;
     GST_OBJECT_UNLOCK (self);
-    if (n < 0) {
+    if (done < length) {
       GST_ELEMENT_ERROR (self, RESOURCE, WRITE, ("Could not write results"),
-          ("write: %s", g_strerror (errno)));
+          ("write: %s after %" G_GSIZE_FORMAT " of %" G_GSIZE_FORMAT " bytes of a line",
+              n < 0 ? g_strerror (errno) : "nothing written", done, length));
       return GST_FLOW_ERROR;
     }
   }
