@@ -1017,6 +1017,13 @@ train_run_check (const MoneTrainOptions *opts, int threads, GError **error)
         "--frozen-teacher is the teacher of --self-distill; add --self-distill");
     return FALSE;
   }
+  /* Without --resume a run starts from step 0 and would overwrite the checkpoint of the run before,
+   * losing its progress to a command repeated without the flag. */
+  if (opts->checkpoint && !opts->resume && g_file_test (opts->checkpoint, G_FILE_TEST_EXISTS)) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
+        "checkpoint '%s' exists: add --resume to continue its run, or delete it to start a new one", opts->checkpoint);
+    return FALSE;
+  }
   return (!opts->output || mone_check_writable (opts->output, "the model", error))
       && (!opts->checkpoint || mone_check_writable (opts->checkpoint, "the checkpoint", error));
 }

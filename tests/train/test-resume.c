@@ -231,6 +231,18 @@ test_other_options_refused (void)
   o.weight_decay = 0.5;
   o.label_smoothing = 0;
   expect_resume_refused (&o, "optimiser recipe", "--weight-decay 0.05 (now 0.5), --label-smoothing 0.1 (now 0)");
+  /* The same command without --resume would start over and overwrite the checkpoint: refused. */
+  resume_options (&o, fixture.b, fixture.ckpt);
+  o.resume = FALSE;
+  GError *error = NULL;
+  GBytes *before = file_bytes (fixture.ckpt);
+  gboolean refused = !mone_train_run (&o, &error) && error && strstr (error->message, "add --resume");
+  GBytes *after = file_bytes (fixture.ckpt);
+  report_row (refused && g_bytes_equal (before, after), "an existing checkpoint without --resume: %s",
+      error ? error->message : "accepted");
+  g_clear_error (&error);
+  g_bytes_unref (before);
+  g_bytes_unref (after);
 }
 
 /* Self-distillation (two passes per step) and the sandwich's third pass (--min-budget-pass) each
