@@ -1051,6 +1051,13 @@ mone_train_run (const MoneTrainOptions *opts, GError **error)
     fprintf (stderr, "the --init model's residual stream turned onto its principal axes\n");
   }
   const int n_train = run.data.train.count;
+  /* A batch only repeats pictures beyond this, and its buffers (sized by the batch) could exhaust
+   * memory before the first step; say so instead. */
+  if (opts->batch > n_train) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
+        "--batch %d is larger than the %d training images; give --batch %d or less", opts->batch, n_train, n_train);
+    goto out;
+  }
   run.val_quick = mone_image_set_slice (&run.data.val, 0, MIN (1000, run.data.val.count));
 
   MoneConfig config = opts->config;

@@ -330,6 +330,12 @@ test_tool_splits (void)
   const char *eval_csv[] = { "eval", model10_path, "--data", split_dir, "--csv", "/nonexistent/dir/eval.csv", NULL };
   expect_tool_error ("mone eval, CSV folder missing (before evaluating)", tool, eval_csv,
       "cannot write the CSV to '/nonexistent/dir/eval.csv'");
+  char *batch_out = tmp_path ("batch.safetensors");
+  const char *train_batch[] = { "train", "--data", split_dir, "--batch", "8", "--config", "tiny", "-o", batch_out,
+    NULL };
+  expect_tool_error ("mone train, a batch larger than the data", tool, train_batch,
+      "--batch 8 is larger than the 4 training images");
+  g_free (batch_out);
   /* Finite weights that overflow the forward pass: no answer, an error, not a low accuracy. */
   {
     GError *error = NULL;
