@@ -43,7 +43,10 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "attention.h"
 #include "engine-kernels.h"
@@ -315,13 +318,39 @@ route_frame_hidden (MoneContext *ctx)
   }
 }
 
-static float *
-workspace (size_t n_floats, gboolean *ok)
+/* A context's workspaces are allocated against a bound, half the machine's memory: a model file
+ * whose shapes ask for more (tens of thousands of tokens times a wide MLP) gets an error, not an
+ * abort in the allocator (GLib's aborts) or the out-of-memory killer while pages are zeroed. */
+typedef struct {
+  size_t bytes_left;
+  size_t bytes_asked; /* for the message */
+  gboolean ok;
+} WorkspaceBudget;
+
+static WorkspaceBudget
+workspace_budget (void)
 {
-  /* 64-byte aligned so sgemm and the vector kernels start rows on cache lines. */
-  float *p = g_aligned_alloc0 (n_floats ? n_floats : 1, sizeof (float), 64);
-  if (!p)
-    *ok = FALSE;
+  const long pages = sysconf (_SC_PHYS_PAGES), page_size = sysconf (_SC_PAGESIZE);
+  WorkspaceBudget b = { .bytes_left = SIZE_MAX, .ok = TRUE };
+  if (pages > 0 && page_size > 0)
+    b.bytes_left = (size_t) pages / 2 * (size_t) page_size;
+  return b;
+}
+
+/* n_floats zeroed floats, 64-byte aligned so rows start on cache lines; freed with free(). */
+static float *
+workspace (size_t n_floats, WorkspaceBudget *budget)
+{
+  const size_t bytes = MAX (n_floats, 1) * sizeof (float);
+  void *p = NULL;
+  budget->bytes_asked += n_floats <= SIZE_MAX / 2 / sizeof (float) ? bytes : SIZE_MAX / 2;
+  if (!budget->ok || n_floats > SIZE_MAX / 2 / sizeof (float) || bytes > budget->bytes_left
+      || posix_memalign (&p, 64, bytes) != 0) {
+    budget->ok = FALSE;
+    return NULL;
+  }
+  budget->bytes_left -= bytes;
+  memset (p, 0, bytes);
   return p;
 }
 
@@ -332,27 +361,27 @@ mone_context_free (MoneContext *ctx)
     return;
   mone_thread_pool_free (ctx->pool);
   for (int i = 0; i < MONE_MAX_STEM_LAYERS; i++) {
-    g_aligned_free (ctx->stem_maps[i]);
-    g_aligned_free (ctx->stem_bias_tiled[i]);
+    free (ctx->stem_maps[i]);
+    free (ctx->stem_bias_tiled[i]);
   }
-  g_aligned_free (ctx->stem_columns);
-  g_aligned_free (ctx->patches);
-  g_aligned_free (ctx->embedded);
-  g_aligned_free (ctx->x);
-  g_aligned_free (ctx->normed);
-  g_aligned_free (ctx->qkv);
-  g_aligned_free (ctx->attention);
-  g_aligned_free (ctx->hidden);
-  g_aligned_free (ctx->scores);
-  g_aligned_free (ctx->router_probs);
-  g_aligned_free (ctx->router_weight_t);
+  free (ctx->stem_columns);
+  free (ctx->patches);
+  free (ctx->embedded);
+  free (ctx->x);
+  free (ctx->normed);
+  free (ctx->qkv);
+  free (ctx->attention);
+  free (ctx->hidden);
+  free (ctx->scores);
+  free (ctx->router_probs);
+  free (ctx->router_weight_t);
   g_free (ctx->router_center_sum);
-  g_aligned_free (ctx->router_center);
-  g_aligned_free (ctx->router_hidden);
-  g_aligned_free (ctx->gate);
-  g_aligned_free (ctx->pooled);
-  g_aligned_free (ctx->logits);
-  g_aligned_free (ctx->probs);
+  free (ctx->router_center);
+  free (ctx->router_hidden);
+  free (ctx->gate);
+  free (ctx->pooled);
+  free (ctx->logits);
+  free (ctx->probs);
   g_free (ctx->route_scratch);
   g_free (ctx->expert_of_token);
   g_free (ctx->row_tasks);
@@ -398,7 +427,7 @@ mone_context_new (MoneModel *model, int n_threads, GError **error)
   ctx->n_threads = n_threads;
   ctx->isa = mone_isa_default ();
 
-  gboolean ok = TRUE;
+  WorkspaceBudget ok = workspace_budget ();
   for (int i = 0; i < c->stem_layers; i++)
     ctx->stem_maps[i] = workspace ((size_t) c->frames * (c->height >> (i + 1))
             * (c->width >> (i + 1)) * c->stem_channels[i],
@@ -437,9 +466,13 @@ mone_context_new (MoneModel *model, int n_threads, GError **error)
    * experts is bounded by E * threads + S / ROW_BLOCK + E. */
   ctx->max_row_tasks = (int) (E * n_threads + S / ROW_BLOCK + E + 1);
   ctx->row_tasks = g_try_new0 (RowTask, ctx->max_row_tasks);
-  if (!ok || !ctx->route_scratch || !ctx->expert_of_token || !ctx->row_tasks || !ctx->router_center_sum) {
-    g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
-        "mone_context_new: cannot allocate workspaces for %zu tokens of width %zu", N, D);
+  if (!ok.ok || !ctx->route_scratch || !ctx->expert_of_token || !ctx->row_tasks
+      || !ctx->router_center_sum) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_MODEL,
+        "mone_context_new: cannot allocate the workspaces of a model of %zu tokens, width %zu, MLP "
+        "%zu "
+        "(at least %.1f MB, of at most half the machine's memory)",
+        N, D, F, ok.bytes_asked / 1e6);
     mone_context_free (ctx);
     return NULL;
   }

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "engine-check.h"
 #include "mone-private.h"
@@ -689,6 +690,20 @@ test_bad_arguments (void)
   g_clear_error (&error);
   mone_context_free (ctx);
   test_model_free (m);
+
+  /* A valid model whose workspaces exceed the machine: 65,536 tokens times an MLP of 65,536 is 17
+   * GB of hidden units. An error naming the shape, not an abort. Skipped where half the memory
+   * would hold it (the context would then be made, zeroing 17 GB). */
+  const long pages = sysconf (_SC_PHYS_PAGES), page_size = sysconf (_SC_PAGESIZE);
+  if (pages > 0 && page_size > 0 && (double) pages * page_size / 2 < 17e9) {
+    m = test_model_new (make_config (256, 256, 1, 1, 1, 1, 4, 1, 1, 65536, 1, 2), 0);
+    ctx = mone_context_new (m->model, 1, &error);
+    CHECK (ctx == NULL && error && strstr (error->message, "cannot allocate the workspaces"),
+        "huge workspaces: %s", error ? error->message : "a context was made");
+    g_clear_error (&error);
+    mone_context_free (ctx);
+    test_model_free (m);
+  }
 }
 
 /* One model, several streams: contexts on different threads give the same logits as one context
