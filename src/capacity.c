@@ -44,6 +44,7 @@ double
 mone_capacity_from_budget (int experts, double delta, double beta, double budget, double *capacity)
 {
   g_return_val_if_fail (experts >= 1 && experts <= MONE_MAX_EXPERTS, 1.0);
+  g_return_val_if_fail (isfinite (delta) && delta > 0 && isfinite (beta) && beta > 0, 1.0);
   const double min_budget = expert_cost (experts, 0);
 
   /* Clamp; NaN counts as the full budget (the caller asked for something meaningless, and the
@@ -88,7 +89,7 @@ mone_tokens_per_expert (int experts, const double *capacity, int tokens, int *co
   for (int j = experts - 1; j >= 1; j--) {
     /* The small slack keeps c_j N = 49.999999999 (rounding in the bisection) from losing a token. */
     double share = floor (capacity[j] * tokens + 1e-9);
-    int k = share > remaining ? remaining : share < 0 ? 0 : (int) share;
+    int k = !(share >= 0) ? 0 : share > remaining ? remaining : (int) share; /* NaN: none */
     counts[j] = k;
     remaining -= k;
   }

@@ -78,6 +78,13 @@ mone_config_finalize (MoneConfig *c, GError **error)
   REQUIRE (tokens <= 65536, "model has %lld tokens, more than the supported 65536",
       (long long) tokens);
   c->tokens = (int) tokens;
+  /* P = C' t p' p' (mone_patch_inputs, an int): bounded here in 64 bits before anyone multiplies
+   * it in int; 2^24 inputs per token is far beyond any model and far from overflow. */
+  const int64_t patch_inputs = (int64_t) mone_embed_channels (c) * c->tubelet * mone_embed_patch (c)
+      * mone_embed_patch (c);
+  REQUIRE (patch_inputs <= (1 << 24),
+      "model has %lld patch-embedding inputs per token, more than the supported %d",
+      (long long) patch_inputs, 1 << 24);
   return TRUE;
 #undef REQUIRE
 }

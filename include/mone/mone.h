@@ -91,7 +91,8 @@ MONE_API double mone_model_min_budget (const MoneModel *model);
 MONE_API double mone_model_flops (const MoneModel *model, double budget);
 
 /* Capacity distribution: fills capacity[0..E-1] (smallest expert first), sum 1, sum c_j r_j = budget.
- * Returns the clamped budget actually used. */
+ * Returns the clamped budget actually used. experts in 1..MONE_MAX_EXPERTS, delta and beta finite
+ * and > 0 (a model's: MoneConfig); otherwise a critical warning, 1.0 and capacity untouched. */
 MONE_API double mone_capacity_from_budget (int experts, double delta, double beta, double budget,
     double *capacity);
 /* Token counts per expert from a capacity distribution: k_j = floor(c_j N + 1e-9) for j = E-1..1,

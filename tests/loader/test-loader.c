@@ -584,6 +584,36 @@ test_valid_fixtures (void)
     mone_model_unref (models[i]);
 }
 
+/* Metadata whose patch-embedding inputs per token (channels x tubelet x patch^2 after the stem)
+ * would pass 2^32 and wrap the int they are multiplied in: refused, naming the count. */
+static void
+test_patch_inputs_bounded (void)
+{
+  MoneConfig c = { .height = 256,
+    .width = 256,
+    .channels = 1,
+    .frames = 256,
+    .tubelet = 256,
+    .patch = 256,
+    .dim = 8,
+    .heads = 1,
+    .depth = 1,
+    .mlp_dim = 8,
+    .experts = 1,
+    .classes = 2,
+    .delta = 2,
+    .beta = 10,
+    .ln_eps = 1e-6f,
+    .stem_layers = 1,
+    .stem_channels = { 1024 } };
+  c.std[0] = 1;
+  GError *error = NULL;
+  g_assert_false (mone_config_finalize (&c, &error));
+  g_assert_error (error, MONE_ERROR, MONE_ERROR_MODEL);
+  g_assert_nonnull (strstr (error->message, "4294967296 patch-embedding inputs per token"));
+  g_clear_error (&error);
+}
+
 static void
 test_missing_file (void)
 {
@@ -703,6 +733,7 @@ main (int argc, char **argv)
   g_test_add_func ("/loader/hostile-files", test_hostile_files);
   g_test_add_func ("/loader/valid-fixtures", test_valid_fixtures);
   g_test_add_func ("/loader/missing-file", test_missing_file);
+  g_test_add_func ("/loader/patch-inputs-bounded", test_patch_inputs_bounded);
   g_test_add_func ("/loader/write-errors", test_write_errors);
   g_test_add_func ("/loader/truncations-and-flips", test_truncations_and_flips);
   int status = g_test_run ();
