@@ -24,8 +24,9 @@
 /* Messages handed to libmosquitto but not yet acknowledged; beyond this the sender waits, which
  * makes the bounded queue (not libmosquitto's unbounded one) absorb a slow broker. */
 #define MQTT_MAX_INFLIGHT 256
-/* A broker not reached this long after start is reported, as a lost connection is. */
-#define MQTT_FIRST_CONNECT_S 5
+/* A broker not reached this long after start is reported, as a lost connection is (libmosquitto
+ * calls no callback for a failed attempt). */
+#define MQTT_FIRST_CONNECT_S 3
 
 struct _MoneMqtt
 {
@@ -43,6 +44,7 @@ struct _MoneMqtt
   GQueue queue;                 /* GBytes, oldest first */
   gboolean connected;
   gboolean ever_connected;
+  gboolean unreachable_reported;  /* never connected, and said so */
   gint stopping;                /* atomic; set under lock too, for the cond */
   guint64 dropped;
 
@@ -111,6 +113,7 @@ on_disconnect (struct mosquitto *mosq, void *obj, int rc)
   const int cancel_state = callback_begin ();
   gboolean was_connected;
 
+
   g_mutex_lock (&m->lock);
   was_connected = m->connected;
   m->connected = FALSE;
@@ -144,7 +147,6 @@ sender_thread (gpointer data)
   MoneMqtt *m = data;
   const gint64 first_connect_deadline = g_get_monotonic_time ()
       + MQTT_FIRST_CONNECT_S * G_USEC_PER_SEC;
-  gboolean first_connect_reported = FALSE;
 
   while (TRUE) {
     GBytes *msg;
@@ -154,14 +156,14 @@ sender_thread (gpointer data)
 
     g_mutex_lock (&m->lock);
     while (!m->stopping && (g_queue_is_empty (&m->queue) || !m->connected)) {
-      if (first_connect_reported || m->ever_connected) {
+      if (m->unreachable_reported || m->ever_connected) {
         g_cond_wait (&m->cond, &m->lock);
       } else if (!g_cond_wait_until (&m->cond, &m->lock, first_connect_deadline)
-          && !m->ever_connected && !m->stopping) {
-        /* Down from the start, or unreachable: otherwise nothing would say so. */
+          && !m->ever_connected && !m->unreachable_reported && !m->stopping) {
+        /* Still trying (a connect() to an unreachable host blocks): otherwise nothing would say so. */
         gchar *reason = g_strdup_printf ("no connection to %s within %d s", m->broker,
             MQTT_FIRST_CONNECT_S);
-        first_connect_reported = TRUE;
+        m->unreachable_reported = TRUE;
         g_mutex_unlock (&m->lock);
         report_state (m, FALSE, reason);
         g_free (reason);
@@ -304,6 +306,25 @@ mone_mqtt_get_published (MoneMqtt * m)
   v = m->published;
   g_mutex_unlock (&m->send_lock);
   return v;
+}
+
+guint
+mone_mqtt_get_pending (MoneMqtt * m)
+{
+  guint queued, inflight;
+  g_mutex_lock (&m->lock);
+  queued = g_queue_get_length (&m->queue);
+  g_mutex_unlock (&m->lock);
+  g_mutex_lock (&m->send_lock);
+  inflight = g_hash_table_size (m->inflight);
+  g_mutex_unlock (&m->send_lock);
+  return queued + inflight;
+}
+
+const gchar *
+mone_mqtt_get_broker (MoneMqtt * m)
+{
+  return m->broker;
 }
 
 guint64

@@ -34,6 +34,8 @@ void mone_mqtt_enqueue (MoneMqtt * mqtt, const gchar * payload, gsize size);
 gboolean mone_mqtt_flush (MoneMqtt * mqtt, gint64 timeout_us);
 
 guint64 mone_mqtt_get_published (MoneMqtt * mqtt);   /* acknowledged by the broker (PUBACK) */
+guint mone_mqtt_get_pending (MoneMqtt * mqtt);       /* queued or in flight, not acknowledged */
+const gchar *mone_mqtt_get_broker (MoneMqtt * mqtt); /* "host:port" */
 guint64 mone_mqtt_get_dropped (MoneMqtt * mqtt);     /* dropped: queue full or lost in flight */
 
 void mone_mqtt_free (MoneMqtt * mqtt);

@@ -458,6 +458,17 @@ gst_mone_publish_sink_event (GstBaseTransform * trans, GstEvent * event)
     self->stream_id = g_strdup (stream_id);
     GST_OBJECT_UNLOCK (self);
   }
+#ifdef HAVE_MOSQUITTO
+  /* At the end of the stream, while the pipeline still reports: a short file can end before the
+   * client says the broker is unreachable, and the results would then go unnoticed. */
+  if (GST_EVENT_TYPE (event) == GST_EVENT_EOS && self->mqtt
+      && !mone_mqtt_flush (self->mqtt, 2 * G_USEC_PER_SEC)) {
+    GST_ELEMENT_WARNING (self, RESOURCE, WRITE, ("%u results not delivered to the MQTT broker %s",
+            mone_mqtt_get_pending (self->mqtt), mone_mqtt_get_broker (self->mqtt)),
+        ("%" G_GUINT64_FORMAT " delivered, %" G_GUINT64_FORMAT " dropped from the queue",
+            mone_mqtt_get_published (self->mqtt), mone_mqtt_get_dropped (self->mqtt)));
+  }
+#endif
   return GST_BASE_TRANSFORM_CLASS (gst_mone_publish_parent_class)->sink_event (trans, event);
 }
 

@@ -17,6 +17,15 @@
 # MONE_DEMO_PLACEMENT (scene, close-up, full-frame or in-frame; default scene), MONE_DEMO_CODEC
 # (h264 or vp8; default h264).
 set -euo pipefail
+# Help before anything is installed or built: this header, and mone-demo's options if it exists.
+for arg in "$@"; do
+  case $arg in -h | --help | -\?)
+    sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
+    demo=${MONE_BUILD_DIR:-$(dirname "$0")/../build}/pipelines/mone-demo
+    if [ -x "$demo" ]; then "$demo" --help; else echo; echo "(mone-demo's options: after the first run, $demo --help)"; fi
+    exit 0 ;;
+  esac
+done
 # Paths from the environment are the caller's: resolve them before moving to the repository.
 absolute() { case $1 in /*) printf '%s\n' "$1" ;; *) printf '%s\n' "$PWD/$1" ;; esac; }
 build=$(absolute "${MONE_BUILD_DIR:-$(cd "$(dirname "$0")/.." && pwd)/build}")

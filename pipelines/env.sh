@@ -30,6 +30,11 @@ if [ -n "$mone_build_dir" ] && [ -d "$mone_build_dir/gst" ]; then
 fi
 
 mone_default_model="$mone_repo/models/scene-mone.safetensors"
+# The element's own default is the installed model (share/gst-mone), absent from a build tree:
+# applications started after sourcing this file (mone-example, yours) find the repository's.
+if [ -z "${MONE_MODEL:-}" ] && [ -r "$mone_default_model" ]; then
+  export MONE_MODEL="$mone_default_model"
+fi
 
 mone_require_element() {
   if ! gst-inspect-1.0 "$1" >/dev/null 2>&1; then
@@ -55,6 +60,9 @@ mone_parse_options() {
       d) device=$OPTARG ;;
       s) sink=$OPTARG ;;
       o) output=$OPTARG ;;
+      H) host=$OPTARG ;;
+      p) port=$OPTARG ;;
+      t) topic=$OPTARG ;;
       h) usage; exit 0 ;;
       *) usage >&2; exit 2 ;;
     esac
@@ -65,6 +73,25 @@ mone_parse_options() {
 
 # What goes between monefilter and a sink that shows the video: moneoverlay when the plugin has
 # it; nothing for fakesink.
+# The FILE operand of a script (at most one): the sample video by default, the H.264 one or else
+# the VP8 one (demo.sh with MONE_DEMO_CODEC=vp8). Sets mone_file, or exits saying why.
+mone_take_file() {
+  if [ $# -gt 1 ]; then
+    echo "$(basename "$0"): one FILE at most (got $#)" >&2
+    usage >&2
+    exit 2
+  fi
+  local sample=$mone_repo/pipelines/sample/scene.mp4
+  if [ ! -r "$sample" ] && [ -r "${sample%.mp4}.webm" ]; then
+    sample=${sample%.mp4}.webm
+  fi
+  mone_file=${1:-$sample}
+  if [ ! -r "$mone_file" ]; then
+    echo "$(basename "$0"): cannot read '$mone_file' (make the sample with: bash pipelines/demo.sh)" >&2
+    exit 1
+  fi
+}
+
 mone_display_chain() {
   if [ "$1" = fakesink ]; then
     echo ""

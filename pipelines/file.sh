@@ -21,17 +21,8 @@ usage() {
   echo "defaults: -m $model -b $budget -c $scale_mode -i $interval -s $sink"
 }
 mone_parse_options "m:b:i:s:c:" "$@"
-set -- "${mone_operands[@]}"
-if [ $# -gt 1 ]; then
-  echo "file.sh: one FILE at most (got $#)" >&2
-  usage >&2
-  exit 2
-fi
-file=${1:-$mone_repo/pipelines/sample/scene.mp4}
-if [ ! -r "$file" ]; then
-  echo "file.sh: cannot read '$file' (make the sample with: bash pipelines/demo.sh)" >&2
-  exit 1
-fi
+mone_take_file "${mone_operands[@]}"
+file=$mone_file
 mone_require_element monefilter "Build the plugin (ninja -C build) or set MONE_BUILD_DIR."
 mone_require_model "$model"
 mone_require_budget "$budget"

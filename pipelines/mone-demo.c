@@ -530,13 +530,8 @@ main (int argc, char **argv)
     status = 2;
     goto out;
   }
-  if (!opt.labels_path) {
-    const char *dot = strrchr (opt.video, '.');
-    const char *slash = strrchr (opt.video, '/');
-    gsize stem = dot && (!slash || dot > slash) ? (gsize) (dot - opt.video) : strlen (opt.video);
-
-    opt.labels_path = g_strdup_printf ("%.*s.csv", (int) stem, opt.video);
-  }
+  if (!opt.labels_path)
+    opt.labels_path = sample_labels_path_for (opt.video);
   if (!(opt.overlay_budget > 0 && opt.overlay_budget <= 1)) {
     g_printerr ("mone-demo: --overlay-budget %g is not in (0, 1]\n", opt.overlay_budget);
     status = 2;

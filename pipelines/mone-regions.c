@@ -33,7 +33,8 @@ typedef struct {
   const SampleLabels *labels;
   gboolean regions;    /* inference-region=roi-list, boxes from the labels */
   gboolean detections; /* ...as GstAnalyticsODMtd rather than GstVideoRegionOfInterestMeta */
-  guint64 frames_in;   /* frames that reached monefilter */
+  guint64 frames_in;   /* frames that reached monefilter (region runs) */
+  guint64 frames_out;  /* frames that left it */
   int *frame_class;    /* (labels->frames) top-1 class per frame, -1 if none */
   float *frame_score;  /* (labels->frames) its score */
   GArray *region_ms;   /* double: the frame's latency per classified region */
@@ -87,6 +88,7 @@ read_result (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
   MoneRegion region;
   guint64 frame;
 
+  run->frames_out++;
   if (!fields || !gst_structure_get_uint64 (fields, "frame", &frame)
       || frame >= (guint64) run->labels->frames)
     return GST_PAD_PROBE_OK;
@@ -128,9 +130,8 @@ play (const char *video, const char *model, double budget, const char *output, R
 {
   /* Detections are drawn by GStreamer's own overlay, region metas by moneoverlay. */
   g_autofree char *tail = output
-      ? g_strdup_printf ("%s ! videoconvert ! vp8enc deadline=1 ! matroskamux ! filesink "
-                         "location=\"%s\"",
-          run->detections ? DETECTION_OVERLAY : "moneoverlay", output)
+      ? g_strdup_printf ("%s ! videoconvert ! vp8enc deadline=1 ! matroskamux ! filesink name=sink",
+          run->detections ? DETECTION_OVERLAY : "moneoverlay")
       : g_strdup ("fakesink");
   g_autofree char *launch =
       g_strdup_printf ("filesrc name=src ! decodebin ! videoconvert ! "
@@ -145,6 +146,11 @@ play (const char *video, const char *model, double budget, const char *output, R
   GstElement *out = gst_bin_get_by_name (GST_BIN (pipeline), "out");
   /* Paths as properties: no quoting in the launch line. */
   g_object_set (src, "location", video, NULL);
+  if (output) {
+    GstElement *sink = gst_bin_get_by_name (GST_BIN (pipeline), "sink");
+    g_object_set (sink, "location", output, NULL);
+    gst_object_unref (sink);
+  }
   if (model)
     g_object_set (filter, "model", model, NULL);
   GstPad *in_pad = gst_element_get_static_pad (filter, "sink");
@@ -197,6 +203,15 @@ report (const char *video, const char *model, double budget, gboolean regions, g
   for (int f = 0; f < labels->frames; f++)
     run.frame_class[f] = -1;
   ok = play (video, model, budget, output, &run, error);
+  /* A video cut short, or the labels of another render, would count frames never seen as wrong. */
+  if (ok && run.frames_out != (guint64) labels->frames) {
+    g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_FAILED,
+        "the video has %" G_GUINT64_FORMAT
+        " frames but its labels file describes %d: make the sample "
+        "again (mone-sample-video), or give its own --labels",
+        run.frames_out, labels->frames);
+    ok = FALSE;
+  }
   if (ok) {
     for (int i = 0; i < labels->count; i++)
       verdicts[i] = sample_item_verdict (&labels->items[i], run.frame_class, run.frame_score,
@@ -262,11 +277,8 @@ main (int argc, char **argv)
     return 2;
   }
 #endif
-  if (!labels_path) {
-    const char *dot = strrchr (video, '.');
-    labels_path = g_strdup_printf ("%.*s.csv", dot ? (int) (dot - video) : (int) strlen (video),
-        video);
-  }
+  if (!labels_path)
+    labels_path = sample_labels_path_for (video);
   if (!sample_labels_load (labels_path, &labels, &error) || labels.count == 0
       || !labels.items[0].has_box) {
     fprintf (stderr, "mone-regions: %s\n",

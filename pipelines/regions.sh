@@ -18,12 +18,8 @@ output=
 detections=
 usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
 mone_parse_options "am:b:o:" "$@"
-set -- "${mone_operands[@]}"
-file=${1:-$mone_repo/pipelines/sample/scene.mp4}
-if [ ! -r "$file" ]; then
-  echo "regions.sh: cannot read '$file' (make the sample with: bash pipelines/demo.sh)" >&2
-  exit 1
-fi
+mone_take_file "${mone_operands[@]}"
+file=$mone_file
 mone_require_element monefilter "Build the plugin (ninja -C build) or set MONE_BUILD_DIR."
 mone_require_model "$model"
 regions=$mone_build_dir/pipelines/mone-regions

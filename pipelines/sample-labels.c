@@ -33,6 +33,16 @@ parse_int (const char *text, int *value)
   return TRUE;
 }
 
+char *
+sample_labels_path_for (const char *video)
+{
+  const char *dot = strrchr (video, '.');
+  const char *slash = strrchr (video, '/');
+  const size_t stem = dot && (!slash || dot > slash) ? (size_t) (dot - video) : strlen (video);
+
+  return g_strdup_printf ("%.*s.csv", (int) stem, video);
+}
+
 gboolean
 sample_labels_load (const char *path, SampleLabels *out, GError **error)
 {

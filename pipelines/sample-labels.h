@@ -22,6 +22,9 @@ typedef struct {
   int frames; /* frames in the video: last_frame of the last item + 1 */
 } SampleLabels;
 
+/* The labels file mone-sample-video writes beside a video: the video's path with its extension
+ * (if its last component has one) replaced by ".csv". Free with g_free. */
+char *sample_labels_path_for (const char *video);
 /* Reads and checks the CSV (header, column count, numbers, items in order, contiguous frames).
  * The box columns are optional: videos made before them have none (has_box FALSE). */
 gboolean sample_labels_load (const char *path, SampleLabels *out, GError **error);

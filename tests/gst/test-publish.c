@@ -675,8 +675,8 @@ GST_START_TEST (test_mqtt_broker_restart)
 
 GST_END_TEST;
 
-/* No broker at all: a warning names the broker within seconds, frames still pass, and stopping
- * does not wait for the client's connection attempts. */
+/* No broker at all: a warning names the broker within seconds, frames still pass, EOS says how many
+ * results were not delivered, and stopping does not wait for the client's connection attempts. */
 GST_START_TEST (test_mqtt_no_broker)
 {
   Broker b = { 0 };
@@ -704,6 +704,22 @@ GST_START_TEST (test_mqtt_no_broker)
 
     gst_message_parse_warning (msg, &err, &debug);
     fail_unless (strstr (err->message, broker) != NULL, "unexpected warning: %s", err->message);
+    g_error_free (err);
+    g_free (debug);
+  }
+  gst_message_unref (msg);
+  /* The end of the stream says what was not delivered (a short file ends before the warning
+   * above would come). */
+  fail_unless (gst_harness_push_event (h, gst_event_new_eos ()));
+  msg = gst_bus_timed_pop_filtered (bus, 5 * GST_SECOND, GST_MESSAGE_WARNING);
+  fail_unless (msg != NULL, "no warning at EOS with results undelivered");
+  {
+    GError *err = NULL;
+    gchar *debug = NULL;
+
+    gst_message_parse_warning (msg, &err, &debug);
+    fail_unless (strstr (err->message, "results not delivered to the MQTT broker") != NULL,
+        "unexpected warning: %s", err->message);
     g_error_free (err);
     g_free (debug);
   }
