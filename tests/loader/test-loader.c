@@ -589,24 +589,11 @@ test_valid_fixtures (void)
 static void
 test_patch_inputs_bounded (void)
 {
-  MoneConfig c = { .height = 256,
-    .width = 256,
-    .channels = 1,
-    .frames = 256,
-    .tubelet = 256,
-    .patch = 256,
-    .dim = 8,
-    .heads = 1,
-    .depth = 1,
-    .mlp_dim = 8,
-    .experts = 1,
-    .classes = 2,
-    .delta = 2,
-    .beta = 10,
-    .ln_eps = 1e-6f,
-    .stem_layers = 1,
-    .stem_channels = { 1024 } };
-  c.std[0] = 1;
+  MoneConfig c = tiny_config ();
+  c.height = c.width = c.patch = 256;
+  c.frames = c.tubelet = 256;
+  c.stem_layers = 1;
+  c.stem_channels[0] = 1024; /* 1024 x 256 x 128^2 = 2^32 */
   GError *error = NULL;
   g_assert_false (mone_config_finalize (&c, &error));
   g_assert_error (error, MONE_ERROR, MONE_ERROR_MODEL);
