@@ -113,7 +113,6 @@ on_disconnect (struct mosquitto *mosq, void *obj, int rc)
   const int cancel_state = callback_begin ();
   gboolean was_connected;
 
-
   g_mutex_lock (&m->lock);
   was_connected = m->connected;
   m->connected = FALSE;
