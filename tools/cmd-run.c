@@ -97,6 +97,11 @@ mone_cmd_run (int argc, char **argv)
     status = 2;
     goto out;
   }
+  if (top < 1 || threads < 0 || threads > 256) {
+    fprintf (stderr, "mone run: --top must be >= 1, --threads in 0..256\n");
+    status = 2;
+    goto out;
+  }
   if (budget_text && !mone_tool_parse_decimal (budget_text, &budget)) {
     fprintf (stderr, "mone run: --budget '%s' is not a decimal number\n", budget_text);
     status = 2;

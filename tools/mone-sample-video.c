@@ -198,25 +198,51 @@ make_element (const char *factory, const char *package, GError **error)
 }
 
 /* Returns TRUE on EOS; FALSE with the pipeline's error message otherwise. */
+/* *error from an ERROR message: the element that failed, its message and its details. */
+static void
+set_error_from_message (GstMessage *msg, GError **error)
+{
+  GError *err = NULL;
+  char *debug = NULL;
+
+  gst_message_parse_error (msg, &err, &debug);
+  g_set_error (error, err->domain, err->code, "%s: %s (%s)", GST_OBJECT_NAME (msg->src), err->message,
+      debug ? debug : "no details");
+  g_clear_error (&err);
+  g_free (debug);
+}
+
 static gboolean
 wait_for_eos (GstElement *pipeline, GError **error)
 {
   GstBus *bus = gst_element_get_bus (pipeline);
   GstMessage *msg = gst_bus_timed_pop_filtered (bus, GST_CLOCK_TIME_NONE, GST_MESSAGE_EOS | GST_MESSAGE_ERROR);
+  gboolean ok = GST_MESSAGE_TYPE (msg) != GST_MESSAGE_ERROR;
+
+  if (!ok)
+    set_error_from_message (msg, error);
+  gst_message_unref (msg);
+  gst_object_unref (bus);
+  return ok;
+}
+
+/* Waits while appsrc holds `queue_bytes` or more; FALSE with *error when the pipeline failed
+ * meanwhile. Backpressure by hand rather than appsrc's block=TRUE: a downstream error (a full
+ * disk) stops the pipeline, and a push blocked on a full queue would then wait forever. */
+static gboolean
+wait_for_room (GstElement *pipeline, GstAppSrc *src, guint64 queue_bytes, GError **error)
+{
+  GstBus *bus = gst_element_get_bus (pipeline);
   gboolean ok = TRUE;
 
-  if (GST_MESSAGE_TYPE (msg) == GST_MESSAGE_ERROR) {
-    GError *err = NULL;
-    char *debug = NULL;
-
-    gst_message_parse_error (msg, &err, &debug);
-    g_set_error (error, err->domain, err->code, "%s: %s (%s)", GST_OBJECT_NAME (msg->src), err->message,
-        debug ? debug : "no details");
-    g_clear_error (&err);
-    g_free (debug);
-    ok = FALSE;
+  while (ok && gst_app_src_get_current_level_bytes (src) >= queue_bytes) {
+    GstMessage *msg = gst_bus_timed_pop_filtered (bus, 10 * GST_MSECOND, GST_MESSAGE_ERROR);
+    if (msg) {
+      set_error_from_message (msg, error);
+      gst_message_unref (msg);
+      ok = FALSE;
+    }
   }
-  gst_message_unref (msg);
   gst_object_unref (bus);
   return ok;
 }
@@ -292,8 +318,8 @@ encode_video (const SampleOptions *opt, const char *path, FILE *labels, const ch
   GST_VIDEO_INFO_FPS_N (&info) = opt->fps;
   GST_VIDEO_INFO_FPS_D (&info) = 1;
   caps = gst_video_info_to_caps (&info);
-  g_object_set (src, "caps", caps, "format", GST_FORMAT_TIME, "block", TRUE, "max-bytes", (guint64) info.size * 8,
-      NULL);
+  const guint64 queue_bytes = (guint64) info.size * 8;
+  g_object_set (src, "caps", caps, "format", GST_FORMAT_TIME, "max-bytes", queue_bytes, NULL);
   g_object_set (sink, "location", path, NULL);
 
   /* Through RGB: GStreamer's converter would copy GRAY8 into the Y plane as it is (full range in a
@@ -348,6 +374,11 @@ encode_video (const SampleOptions *opt, const char *path, FILE *labels, const ch
 
       GST_BUFFER_PTS (buf) = gst_util_uint64_scale (frame_index, GST_SECOND, opt->fps);
       GST_BUFFER_DURATION (buf) = gst_util_uint64_scale (frame_index + 1, GST_SECOND, opt->fps) - GST_BUFFER_PTS (buf);
+      if (!wait_for_room (pipeline, GST_APP_SRC (src), queue_bytes, error)) {
+        gst_buffer_unref (buf);
+        gst_buffer_unref (item_frame);
+        goto stop;
+      }
       if (gst_app_src_push_buffer (GST_APP_SRC (src), buf) != GST_FLOW_OK) {
         gst_buffer_unref (item_frame);
         /* the pipeline stopped: its error message says why */
@@ -564,9 +595,10 @@ main (int argc, char **argv)
   if (opt.scene_height == 0)
     opt.scene_height = MIN (DEFAULT_SCENE_HEIGHT, opt.height);
   opt.scene_width = (int) lround ((double) opt.scene_height * opt.width / opt.height);
-  if (opt.scene_height < 8 || opt.scene_height > opt.height || opt.scene_width > MONE_SCENE_MAX_SIDE) {
+  if (opt.scene_height < 8 || opt.scene_height > opt.height || opt.scene_width < 8
+      || opt.scene_width > MONE_SCENE_MAX_SIDE) {
     fprintf (stderr,
-        "mone-sample-video: --scene-height %d: need 8..%d rows and at most %d "
+        "mone-sample-video: --scene-height %d: need 8..%d rows and 8..%d "
         "columns (%d at this aspect)\n",
         opt.scene_height, opt.height, MONE_SCENE_MAX_SIDE, opt.scene_width);
     status = 2;
@@ -584,6 +616,14 @@ main (int argc, char **argv)
   }
   if (!opt.labels)
     opt.labels = default_labels_path (opt.output);
+  if (strcmp (opt.labels, opt.output) == 0) {
+    fprintf (stderr,
+        "mone-sample-video: the labels file and the video are both '%s': name the video "
+        "with its extension (.webm, .mp4) or give --labels\n",
+        opt.output);
+    status = 2;
+    goto out;
+  }
 
   if (!mone_fashion_mnist_load (opt.data_dir, FALSE, &test_set, &error)) {
     fprintf (stderr, "mone-sample-video: %s\n(Debian package dataset-fashion-mnist)\n", error->message);

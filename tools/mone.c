@@ -1,4 +1,5 @@
 /* `mone`: command-line front end of libmone. Each subcommand lives in its own cmd-*.c file. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -38,8 +39,15 @@ main (int argc, char **argv)
     return 0;
   }
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-    if (!strcmp (argv[1], commands[i].name))
-      return commands[i].run (argc - 1, argv + 1);
+    if (!strcmp (argv[1], commands[i].name)) {
+      int status = commands[i].run (argc - 1, argv + 1);
+      /* Results printed to a full disk or a closed pipe are lost: not a success (--json readers). */
+      if (fflush (stdout) != 0 || ferror (stdout)) {
+        fprintf (stderr, "mone %s: cannot write the output: %s\n", argv[1], strerror (errno));
+        return status ? status : 1;
+      }
+      return status;
+    }
   fprintf (stderr, "mone: unknown command '%s'\n", argv[1]);
   usage (stderr);
   return 2;

@@ -113,6 +113,13 @@ if grep -q "$(printf '\033')" "$dir/info-esc.txt" "$dir/run-esc.txt"; then fail 
 grep -qF '\x1B[31mred\x1B[0m' "$dir/info-esc.txt" || fail "info: escaped label: $(grep classes "$dir/info-esc.txt")"
 grep -qF '\x1B[31mred\x1B[0m' "$dir/run-esc.txt" || fail "run: escaped label"
 
+# Output that cannot be written is a failure, not a success (readers of --json depend on it).
+if [ -w /dev/full ]; then
+  if "$mone" info "$dir/m.safetensors" > /dev/full 2> "$dir/err.txt"; then fail "info to a full disk: exit 0"; fi
+  grep -q "cannot write the output" "$dir/err.txt" || fail "info to a full disk: $(cat "$dir/err.txt")"
+fi
+if "$mone" run "$dir/m.safetensors" "$dir/in.raw" --top 0 > /dev/null 2> "$dir/err.txt"; then fail "--top 0 accepted"; fi
+
 "$mone" bench --config tiny --frames 2 --runs 2 --budgets 1,min > "$dir/bench.txt"
 grep -q "sp/ideal" "$dir/bench.txt" || fail "bench table"
 echo "tool: all checks passed"

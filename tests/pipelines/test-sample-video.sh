@@ -74,5 +74,7 @@ expect_refusal "does not go into" --output "$work/x.webm" --codec h264
 expect_refusal "does not go into" --output "$work/x.mp4" --codec vp8
 expect_refusal "t10k-images" --output "$work/x.webm" --data-dir "$work"
 expect_refusal "labels file" --output "$work/no/such/dir/x.webm"
+expect_refusal "are both" --output "$work/clip.csv" --items 2
+expect_refusal "0 at this aspect" --output "$work/x.webm" --width 16 --height 512 --scene-height 8
 [ -z "$(find "$work" -name '*.partial')" ] || fail "partial files left behind"
 echo "ok"
