@@ -11,7 +11,7 @@
  * publishes one message per buffer (QoS 1) to topic on host:port. The streaming thread never waits
  * on the network: messages go through a bounded queue (max-queue) whose oldest entry is dropped when
  * it is full; the property `dropped` counts them, a warning is posted once per broker outage
- * (connection lost or refused, or not made within 5 s of starting) and an element message
+ * (connection lost or refused, or not made within 3 s of starting) and an element message
  * "mone-publish-recovered" with the count when the connection comes back.
  *
  * ## Example launch lines

@@ -240,7 +240,7 @@ def main():
                          "spinning (OpenBLAS's spin up to about 2^28 cycles; default 200)")
     ap.add_argument("--quick", action="store_true",
                     help="smoke test: the checks and one round of 2 frames; by default 1 thread, "
-                         "Fashion and ViT-Ti/16")
+                         "the scene model and ViT-Ti/16")
     ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                     help="cpu: time one-thread runs by each process's CPU time, which leaves out time "
                          "the scheduler gave to other jobs (a busy shared machine); more threads: wall")
