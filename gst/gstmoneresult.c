@@ -246,6 +246,9 @@ gst_mone_result_attach_regions (GstBuffer * buffer, GPtrArray * results, GPtrArr
     GstStructure *region = stamped_region (g_ptr_array_index (results, i), stamp);
     const GstMoneRegion *source = g_ptr_array_index (regions, i);
 
+    /* This frame's box: a result carried from an earlier frame follows its region as it moves. */
+    gst_mone_result_set_region (region, source);
+
     if (source->roi)
       replace_region_param (source->roi, gst_structure_copy (region));
 #if HAVE_GST_ANALYTICS

@@ -85,11 +85,12 @@
  *                                region metas (types filtered by object-class; regions with no
  *                                area inside the frame left out); each is named
  *                                "mone-classification" and has every field above (content-* is
- *                                the part of the region the model saw, in frame pixels; reused
- *                                and result-frame as for whole frames, counted per region id),
- *                                plus region-id (gint, the region meta's id), region-type
- *                                (gchararray, its roi_type) and region-x, region-y, region-width,
- *                                region-height (gint, the region clipped to the frame)
+ *                                the part of the region the model saw, in frame pixels, on the
+ *                                frame the result was computed on; reused and result-frame as for
+ *                                whole frames, counted per region id), plus region-id (gint, the
+ *                                region meta's id), region-type (gchararray, its roi_type) and
+ *                                region-x, region-y, region-width, region-height (gint, the region
+ *                                on this frame, clipped to it, also when its result is carried)
  *   regions-classified: guint    regions run on this frame (the others carried earlier results)
  *   regions-skipped:   guint     regions left out: nothing of them inside the frame
  *   gflops:            gdouble   GFLOPs spent on this frame, all regions

@@ -316,6 +316,22 @@ region_fresh (GstBuffer * buffer, gint id)
   return FALSE;
 }
 
+/* The x of region `id`'s box in the buffer's meta. */
+static gint
+region_x (GstBuffer * buffer, gint id)
+{
+  for (guint i = 0; i < gst_mone_meta_get_region_count (buffer); i++) {
+    MoneClassification c;
+    MoneRegion r;
+
+    fail_unless (gst_mone_region_from_structure (gst_mone_meta_get_region (buffer, i), &r, &c));
+    if (r.id == id)
+      return r.x;
+  }
+  fail ("region %d missing", id);
+  return -1;
+}
+
 /* interval counts per region id: a region is classified on its first frame and then every
  * interval-th frame of its own; a region that leaves and comes back starts afresh. Regions that
  * share an id are classified on every frame. */
@@ -336,6 +352,8 @@ GST_START_TEST (test_interval_per_region)
       add_region (in, "item", 2, 80, 20, 50, 50);
     out = push_pull (h, in);
     fail_unless_equals_int (region_fresh (out, 1), expect[n][0]);
+    /* Carried or fresh, the result names this frame's box (region 1 moves a pixel a frame). */
+    fail_unless_equals_int (region_x (out, 1), 10 + n);
     if (expect[n][1])
       fail_unless_equals_int (region_fresh (out, 2), expect[n][2]);
     gst_buffer_unref (out);
