@@ -1357,6 +1357,16 @@ gst_mone_filter_process_regions (GstMoneFilter * self, Snapshot * snap, GstVideo
     snap->timing.interval = 1;
     snap->timing.runs = due;
     gst_mone_filter_decide (self, snap, &decision);
+  } else if (snap->qos_pending) {
+    /* Nothing to decide on this frame: hand the QoS the snapshot took back for the next frame
+     * that decides, unless a newer one has come since. */
+    GST_OBJECT_LOCK (self);
+    if (!self->qos_pending) {
+      self->qos_pending = TRUE;
+      self->qos_proportion = snap->qos_proportion;
+      self->qos_jitter = snap->qos_jitter;
+    }
+    GST_OBJECT_UNLOCK (self);
   }
   if (!gst_mone_filter_classify_regions (self, snap, regions, &decision, frame, &cost, &error))
     goto run_failed;
