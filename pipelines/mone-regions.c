@@ -252,7 +252,7 @@ main (int argc, char **argv)
         "Supply the boxes as GstAnalyticsODMtd detections (GStreamer >= 1.24), drawn with "
         "objectdetectionoverlay",
         NULL },
-    { NULL },
+    G_OPTION_ENTRY_NULL,
   };
   GOptionContext *octx = g_option_context_new (
       "- classify the items of a sample video as regions of interest");
