@@ -24,6 +24,7 @@ typedef struct
 struct _GstMoneRegions
 {
   GHashTable *states;           /* region id (GINT_TO_POINTER) -> RegionState */
+  GHashTable *shared_ids;       /* ids two regions of one frame had: they name no object */
   GArray *current;              /* GstMoneRegion, the current frame's */
   GPtrArray *untracked_results; /* results of this frame's untracked regions */
   guint64 serial;               /* frames collected */
@@ -45,6 +46,7 @@ gst_mone_regions_new (void)
   GstMoneRegions *regions = g_new0 (GstMoneRegions, 1);
 
   regions->states = g_hash_table_new_full (NULL, NULL, NULL, region_state_free);
+  regions->shared_ids = g_hash_table_new (NULL, NULL);
   regions->current = g_array_new (FALSE, FALSE, sizeof (GstMoneRegion));
   regions->untracked_results = g_ptr_array_new_with_free_func ((GDestroyNotify)
       gst_structure_free);
@@ -57,6 +59,7 @@ gst_mone_regions_free (GstMoneRegions * regions)
   if (!regions)
     return;
   g_hash_table_destroy (regions->states);
+  g_hash_table_destroy (regions->shared_ids);
   g_array_free (regions->current, TRUE);
   g_ptr_array_free (regions->untracked_results, TRUE);
   g_free (regions);
@@ -66,6 +69,7 @@ void
 gst_mone_regions_reset (GstMoneRegions * regions)
 {
   g_hash_table_remove_all (regions->states);
+  g_hash_table_remove_all (regions->shared_ids);
   g_array_set_size (regions->current, 0);
   g_ptr_array_set_size (regions->untracked_results, 0);
 }
@@ -106,13 +110,20 @@ append_clipped (GstMoneRegions * regions, GstMoneRegion * region, gint64 x, gint
   return TRUE;
 }
 
-/* Looks the region's id up; a second region with the same id on this frame makes both untracked. */
+/* Looks the region's id up. A second region with the same id on this frame makes both untracked,
+ * and the id too for the rest of the stream: it numbers no object (a detector that numbers nothing
+ * leaves every id at 0), so a lone region with it on a later frame is no earlier one's either. */
 static void
 track (GstMoneRegions * regions, GstMoneRegion * region, guint index, guint interval)
 {
   gpointer key = GINT_TO_POINTER (region->id);
   RegionState *state = g_hash_table_lookup (regions->states, key);
 
+  if (g_hash_table_contains (regions->shared_ids, key)) {
+    region->tracked = FALSE;
+    region->due = TRUE;
+    return;
+  }
   if (!state) {
     state = g_new0 (RegionState, 1);
     g_hash_table_insert (regions->states, key, state);
@@ -123,6 +134,8 @@ track (GstMoneRegions * regions, GstMoneRegion * region, guint index, guint inte
     first->last = NULL;
     region->tracked = FALSE;
     region->due = TRUE;
+    g_hash_table_add (regions->shared_ids, key);
+    g_hash_table_remove (regions->states, key); /* and the result kept under it */
     return;
   }
   state->seen = regions->serial;

@@ -28,9 +28,9 @@ typedef struct
   /* Its latest result (owned by the tracker) or NULL. */
   const GstStructure *last;
   /* Its id is its own on this frame, so the result is kept for the frames that follow. Regions
-   * that share an id (a detector that numbers nothing leaves every id at 0) are classified on
-   * every frame, and so are detections without a region meta: their ids number one buffer's
-   * metadata, not objects across frames. */
+   * that share an id (a detector that numbers nothing leaves every id at 0), and from then on
+   * every region with that id, are classified on every frame, and so are detections without a
+   * region meta: their ids number one buffer's metadata, not objects across frames. */
   gboolean tracked;
 } GstMoneRegion;
 

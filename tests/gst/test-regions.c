@@ -571,6 +571,29 @@ GST_START_TEST (test_second_filter_replaces_region_result)
 
 GST_END_TEST;
 
+/* A detector that numbers nothing (every id 0): once two regions shared the id on a frame, a lone
+ * region with it on a later frame is classified afresh, not given the earlier object's result. */
+GST_START_TEST (test_shared_id_stays_untracked)
+{
+  GstHarness *h = regions_harness ("GRAY8", 160, 120, "interval=3");
+  const guint counts[3] = { 1, 2, 1 };
+
+  for (guint n = 0; n < G_N_ELEMENTS (counts); n++) {
+    GstBuffer *in = noise_frame ("GRAY8", 160, 120, n, n), *out;
+    guint classified, skipped;
+
+    for (guint i = 0; i < counts[n]; i++)
+      add_region (in, "item", 0, 10 + 70 * i, 10, 60, 80);
+    out = push_pull (h, in);
+    frame_fields (out, &classified, &skipped);
+    fail_unless_equals_int (classified, counts[n]);
+    gst_buffer_unref (out);
+  }
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
 static Suite *
 regions_suite (void)
 {
@@ -588,6 +611,7 @@ regions_suite (void)
   tcase_add_test (tc, test_video_model_refused);
   tcase_add_test (tc, test_region_mode_fixed_while_playing);
   tcase_add_test (tc, test_second_filter_replaces_region_result);
+  tcase_add_test (tc, test_shared_id_stays_untracked);
   return s;
 }
 
