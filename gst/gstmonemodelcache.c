@@ -31,35 +31,41 @@ static GMutex cache_lock;
 static GHashTable *cache;       /* key (owned) -> GstMoneSharedModel* (owned) */
 
 /* Canonical path plus the file's identity (device, inode, size, modification time), so a file
- * replaced on disk is loaded afresh rather than served stale. NULL when the file cannot be
- * stat()ed as a regular file; the loader then reports why. */
+ * replaced on disk is loaded afresh rather than served stale; *canonical (free()) is the path the
+ * key names, which the caller loads: a symlink switched after this call cannot put another file's
+ * weights under the key. NULL when the file cannot be stat()ed as a regular file; the loader then
+ * reports why. */
 static gchar *
-gst_mone_model_cache_key (const gchar * path)
+gst_mone_model_cache_key (const gchar * path, char **canonical)
 {
   struct stat st;
-  char *canonical = realpath (path, NULL);
   gchar *key = NULL;
 
-  if (canonical && stat (canonical, &st) == 0 && S_ISREG (st.st_mode))
-    key = g_strdup_printf ("%s|%ju:%ju:%jd:%jd.%09ld", canonical, (uintmax_t) st.st_dev,
+  *canonical = realpath (path, NULL);
+  if (*canonical && stat (*canonical, &st) == 0 && S_ISREG (st.st_mode))
+    key = g_strdup_printf ("%s|%ju:%ju:%jd:%jd.%09ld", *canonical, (uintmax_t) st.st_dev,
         (uintmax_t) st.st_ino, (intmax_t) st.st_size, (intmax_t) st.st_mtim.tv_sec,
         (long) st.st_mtim.tv_nsec);
-  free (canonical);
   return key;
 }
 
 MoneModel *
 gst_mone_model_cache_acquire (const gchar * path, gchar ** key_out, GError ** error)
 {
-  gchar *key = gst_mone_model_cache_key (path);
   GstMoneSharedModel *shared;
   MoneModel *model;
+  char *canonical = NULL;
+  gchar *key;
 
   *key_out = NULL;
-  if (!key)
-    return mone_model_load_file (path, error);
-
+  /* The key is taken under the lock, just before the load it names: waiting for the lock (another
+   * element loading a large model) between the two would let the file change in between. */
   g_mutex_lock (&cache_lock);
+  if (!(key = gst_mone_model_cache_key (path, &canonical))) {
+    g_mutex_unlock (&cache_lock);
+    free (canonical);
+    return mone_model_load_file (path, error);
+  }
   if (!cache)
     cache = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   shared = g_hash_table_lookup (cache, key);
@@ -68,7 +74,7 @@ gst_mone_model_cache_acquire (const gchar * path, gchar ** key_out, GError ** er
     model = mone_model_ref (shared->model);
   } else {
     /* Loading under the lock keeps two instances starting together from loading twice. */
-    model = mone_model_load_file (path, error);
+    model = mone_model_load_file (canonical, error);
     if (model) {
       GST_INFO ("loaded model file %s", key);
       shared = g_new0 (GstMoneSharedModel, 1);
@@ -78,6 +84,7 @@ gst_mone_model_cache_acquire (const gchar * path, gchar ** key_out, GError ** er
     }
   }
   g_mutex_unlock (&cache_lock);
+  free (canonical);
   if (model)
     *key_out = key;
   else
