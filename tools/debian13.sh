@@ -18,6 +18,7 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 2
 fi
 if ! command -v debootstrap > /dev/null; then
+  apt-get update
   DEBIAN_FRONTEND=noninteractive apt-get install -y debootstrap
 fi
 if [ ! -x "$root/usr/bin/apt-get" ]; then

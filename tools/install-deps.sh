@@ -14,7 +14,8 @@ esac
 
 packages=(
   # build
-  gcc libc6-dev meson ninja-build pkg-config
+  # dpkg-dev: meson asks its dpkg-architecture for Debian's multiarch lib/<triplet> directory
+  gcc libc6-dev dpkg-dev meson ninja-build pkg-config
   libglib2.0-dev libopenblas-dev zlib1g-dev
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev
   libcairo2-dev libpango1.0-dev
@@ -51,7 +52,8 @@ if [ ${#missing[@]} -eq 0 ] && [ ${#missing_tests[@]} -eq 0 ]; then
 fi
 echo "install-deps: installing ${missing[*]} ${missing_tests[*]}"
 sudo=""
-[ "$(id -u)" -eq 0 ] || sudo="sudo"
+# Through sudo, whose env_reset would drop DEBIAN_FRONTEND and let a package ask a question.
+[ "$(id -u)" -eq 0 ] || sudo="sudo env DEBIAN_FRONTEND=noninteractive"
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update
 [ ${#missing[@]} -eq 0 ] || $sudo apt-get install -y "${missing[@]}"

@@ -45,7 +45,8 @@ while IFS= read -r -d '' file; do
   if readelf -h "$file" >/dev/null 2>&1; then
     for section in .rodata .data .dynstr; do
       # readelf -p prints each string as "  [offset]  text"; keep the text alone.
-      if readelf -p "$section" "$file" 2>/dev/null | sed -n 's/^ *\[ *[0-9a-f]*\]  //p' | grep -q -E "$tree_path"; then
+      # grep without -q: an early match must not end the pipe under readelf (pipefail, SIGPIPE).
+      if readelf -p "$section" "$file" 2>/dev/null | sed -n 's/^ *\[ *[0-9a-f]*\]  //p' | grep -E "$tree_path" >/dev/null; then
         fail "$file holds a source- or build-tree path in $section"
       fi
     done
