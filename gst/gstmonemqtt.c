@@ -280,21 +280,14 @@ gboolean
 mone_mqtt_flush (MoneMqtt * m, gint64 timeout_us)
 {
   gint64 end = g_get_monotonic_time () + timeout_us;
-  gboolean queued = TRUE, inflight = TRUE;
 
   /* polled: the queue and the in-flight set are under different locks */
-  while (g_get_monotonic_time () < end) {
-    g_mutex_lock (&m->lock);
-    queued = !g_queue_is_empty (&m->queue);
-    g_mutex_unlock (&m->lock);
-    g_mutex_lock (&m->send_lock);
-    inflight = g_hash_table_size (m->inflight) > 0;
-    g_mutex_unlock (&m->send_lock);
-    if (!queued && !inflight)
-      break;
+  while (mone_mqtt_get_pending (m) > 0) {
+    if (g_get_monotonic_time () >= end)
+      return FALSE;
     g_usleep (10000);
   }
-  return !queued && !inflight;
+  return TRUE;
 }
 
 guint64
