@@ -21,6 +21,17 @@ if ! command -v debootstrap > /dev/null; then
   apt-get update
   DEBIAN_FRONTEND=noninteractive apt-get install -y debootstrap
 fi
+# debootstrap keeps its work folder in the root until it succeeds: a root that still has it was
+# interrupted, and is built again (after checking that nothing is still mounted inside it).
+if [ -d "$root/debootstrap" ]; then
+  if grep -q " $root/" /proc/mounts; then
+    echo "debian13.sh: $root is an interrupted root with file systems still mounted in it;" \
+      "unmount them (grep $root /proc/mounts) and run again" >&2
+    exit 1
+  fi
+  echo "debian13.sh: $root was left unfinished by an interrupted debootstrap; building it again"
+  rm -rf --one-file-system "$root"
+fi
 if [ ! -x "$root/usr/bin/apt-get" ]; then
   echo "debian13.sh: creating a Debian 13 root in $root"
   mkdir -p "$root"
