@@ -14,7 +14,9 @@
  */
 #include "gstmonemqtt.h"
 
+#include <errno.h>
 #include <mosquitto.h>
+#include <netdb.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -45,6 +47,7 @@ struct _MoneMqtt
   gboolean connected;
   gboolean ever_connected;
   gboolean unreachable_reported;  /* never connected, and said so */
+  gchar *first_failure;         /* why the first attempt failed, when it is worth saying */
   gint stopping;                /* atomic; set under lock too, for the cond */
   guint64 dropped;
 
@@ -160,8 +163,9 @@ sender_thread (gpointer data)
       } else if (!g_cond_wait_until (&m->cond, &m->lock, first_connect_deadline)
           && !m->ever_connected && !m->unreachable_reported && !m->stopping) {
         /* Still trying (a connect() to an unreachable host blocks): otherwise nothing would say so. */
-        gchar *reason = g_strdup_printf ("no connection to %s within %d s", m->broker,
-            MQTT_FIRST_CONNECT_S);
+        gchar *reason = g_strdup_printf ("no connection to %s within %d s%s%s%s", m->broker,
+            MQTT_FIRST_CONNECT_S, m->first_failure ? " (" : "",
+            m->first_failure ? m->first_failure : "", m->first_failure ? ")" : "");
         m->unreachable_reported = TRUE;
         g_mutex_unlock (&m->lock);
         report_state (m, FALSE, reason);
@@ -204,7 +208,7 @@ mone_mqtt_new (const gchar * host, gint port, const gchar * client_id, const gch
 {
   static gsize lib_init = 0;
   MoneMqtt *m;
-  int rc;
+  int rc, lookup_status;
 
   if (g_once_init_enter (&lib_init)) {
     mosquitto_lib_init ();
@@ -237,9 +241,18 @@ mone_mqtt_new (const gchar * host, gint port, const gchar * client_id, const gch
   mosquitto_reconnect_delay_set (m->mosq, MQTT_RECONNECT_MIN_S, MQTT_RECONNECT_MAX_S, true);
   mosquitto_int_option (m->mosq, MOSQ_OPT_SEND_MAXIMUM, MQTT_MAX_INFLIGHT);
 
+  errno = 0;
   rc = mosquitto_connect_async (m->mosq, host, port, MQTT_KEEPALIVE_S);
-  /* A broker that is down yet is fine: the network thread keeps retrying. A bad host name is not. */
-  if (rc != MOSQ_ERR_SUCCESS && rc != MOSQ_ERR_ERRNO && rc != MOSQ_ERR_CONN_REFUSED) {
+  lookup_status = errno;        /* libmosquitto leaves getaddrinfo's code there with MOSQ_ERR_EAI */
+  /* A broker that is down yet is fine: the network thread keeps retrying, looking the name up
+   * again each time, so a name server that cannot answer yet is too. A bad host name is not. */
+  if (rc == MOSQ_ERR_EAI && lookup_status == EAI_AGAIN) {
+    m->first_failure = g_strdup_printf ("looking up %s: %s", host, gai_strerror (lookup_status));
+  } else if (rc == MOSQ_ERR_EAI) {
+    g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_FAILED, "cannot connect to %s:%d: %s", host,
+        port, lookup_status ? gai_strerror (lookup_status) : mosquitto_strerror (rc));
+    goto error;
+  } else if (rc != MOSQ_ERR_SUCCESS && rc != MOSQ_ERR_ERRNO && rc != MOSQ_ERR_CONN_REFUSED) {
     g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_FAILED, "cannot connect to %s:%d: %s", host,
         port, mosquitto_strerror (rc));
     goto error;
@@ -356,6 +369,7 @@ mone_mqtt_free (MoneMqtt * m)
   g_hash_table_unref (m->inflight);
   g_free (m->topic);
   g_free (m->broker);
+  g_free (m->first_failure);
   g_mutex_clear (&m->lock);
   g_cond_clear (&m->cond);
   g_mutex_clear (&m->send_lock);

@@ -396,8 +396,8 @@ gst_mone_publish_start (GstBaseTransform * trans)
     self->mqtt = mqtt;
     GST_OBJECT_UNLOCK (self);
     if (!mqtt) {
-      GST_ELEMENT_ERROR (self, RESOURCE, OPEN_WRITE, ("Could not set up MQTT to %s:%d", host,
-              port), ("%s", err->message));
+      GST_ELEMENT_ERROR (self, RESOURCE, OPEN_WRITE, ("Could not set up MQTT: %s", err->message),
+          (NULL));
       g_error_free (err);
       return FALSE;
     }

@@ -19,7 +19,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #ifdef HAVE_MOSQUITTO
+#include <dlfcn.h>
 #include <mosquitto.h>
+#include <netdb.h>
 #endif
 
 #define FRAME_NS (GST_SECOND / 100)     /* 10 ms frames: the restart test's blocking bar */
@@ -736,6 +738,99 @@ GST_START_TEST (test_mqtt_no_broker)
 GST_END_TEST;
 #endif
 
+#ifdef HAVE_MOSQUITTO
+/* Name lookups the tests control: this program's getaddrinfo (exported, so libmosquitto's calls
+ * reach it) fails for two reserved names as a name server that cannot answer yet and one that
+ * knows no such host would, and hands every other name to the C library's. */
+#define HOST_LOOKUP_AGAIN "lookup-again.mone-test.invalid"
+#define HOST_UNKNOWN "unknown.mone-test.invalid"
+
+int
+getaddrinfo (const char *node, const char *service, const struct addrinfo *hints,
+    struct addrinfo **res)
+{
+  typedef int (*GetaddrinfoFunc) (const char *, const char *, const struct addrinfo *,
+      struct addrinfo **);
+  static GetaddrinfoFunc next;
+
+  if (node && strcmp (node, HOST_LOOKUP_AGAIN) == 0)
+    return EAI_AGAIN;
+  if (node && strcmp (node, HOST_UNKNOWN) == 0)
+    return EAI_NONAME;
+  if (!next)
+    next = (GetaddrinfoFunc) dlsym (RTLD_NEXT, "getaddrinfo");
+  return next (node, service, hints, res);
+}
+
+/* A name server that cannot answer at start is a broker not reached yet: the element starts,
+ * frames pass, and the warning names the broker and the failed lookup. */
+GST_START_TEST (test_mqtt_lookup_again)
+{
+  GstHarness *h = gst_harness_new_parse ("monepublish method=mqtt host=" HOST_LOOKUP_AGAIN
+      " port=1883 topic=mone/test");
+  GstBus *bus = gst_bus_new ();
+  GstMessage *msg = NULL;
+  gint64 deadline = g_get_monotonic_time () + 15 * G_USEC_PER_SEC;
+
+  gst_harness_set_src_caps_str (h, "video/x-raw,format=RGB,width=4,height=4,framerate=100/1");
+  gst_element_set_bus (h->element, bus);
+  while (!msg && g_get_monotonic_time () < deadline) {
+    fail_unless_equals_int (gst_harness_push (h, gst_buffer_new_allocate (NULL, 48, NULL)),
+        GST_FLOW_OK);
+    gst_buffer_unref (gst_harness_pull (h));
+    msg = gst_bus_timed_pop_filtered (bus, 100 * GST_MSECOND, GST_MESSAGE_WARNING);
+  }
+  fail_unless (msg != NULL, "no warning 15 s after a failed lookup");
+  {
+    GError *err = NULL;
+    gchar *debug = NULL;
+
+    gst_message_parse_warning (msg, &err, &debug);
+    fail_unless (strstr (err->message, "no connection to " HOST_LOOKUP_AGAIN ":1883") != NULL
+        && strstr (err->message, gai_strerror (EAI_AGAIN)) != NULL, "unexpected warning: %s",
+        err->message);
+    g_error_free (err);
+    g_free (debug);
+  }
+  gst_message_unref (msg);
+  gst_harness_teardown (h);
+  gst_object_unref (bus);
+}
+
+GST_END_TEST;
+
+/* A host name that does not exist fails the start, naming the host and the lookup's answer. */
+GST_START_TEST (test_mqtt_unknown_host)
+{
+  GstElement *publish = gst_element_factory_make ("monepublish", NULL);
+  GstBus *bus = gst_bus_new ();
+  GstMessage *msg;
+  GError *err = NULL;
+  gchar *debug = NULL;
+
+  fail_unless (publish != NULL);
+  gst_util_set_object_arg (G_OBJECT (publish), "method", "mqtt");
+  g_object_set (publish, "host", HOST_UNKNOWN, "topic", "mone/test", NULL);
+  gst_element_set_bus (publish, bus);
+  fail_unless_equals_int (gst_element_set_state (publish, GST_STATE_PAUSED),
+      GST_STATE_CHANGE_FAILURE);
+  msg = gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR);
+  fail_unless (msg != NULL, "no error message for an unknown host");
+  gst_message_parse_error (msg, &err, &debug);
+  fail_unless (strstr (err->message, HOST_UNKNOWN ":1883") != NULL
+      && strstr (err->message, gai_strerror (EAI_NONAME)) != NULL, "unexpected error: %s",
+      err->message);
+  g_error_free (err);
+  g_free (debug);
+  gst_message_unref (msg);
+  gst_element_set_state (publish, GST_STATE_NULL);
+  gst_object_unref (publish);
+  gst_object_unref (bus);
+}
+
+GST_END_TEST;
+#endif
+
 static Suite *
 monepublish_suite (void)
 {
@@ -752,6 +847,8 @@ monepublish_suite (void)
   tcase_add_test (tc, test_mqtt_no_loss);
   tcase_add_test (tc, test_mqtt_broker_restart);
   tcase_add_test (tc, test_mqtt_no_broker);
+  tcase_add_test (tc, test_mqtt_lookup_again);
+  tcase_add_test (tc, test_mqtt_unknown_host);
 #endif
   return s;
 }
