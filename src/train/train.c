@@ -248,9 +248,19 @@ worker_step (gpointer data)
 }
 
 /* ---------------------------------------------------------------------------------------------- */
-/* Checkpoints: fixed header, then params, AdamW m and v (float32, native byte order). */
+/* Checkpoints: fixed header, then params, AdamW m and v (float32, native byte order), then a
+ * trailer naming the classes (older checkpoints end after v and resume without that check). */
 
 #define CHECKPOINT_MAGIC "MONECKP2"
+#define CHECKPOINT_CLASSES_MAGIC "MONECLS1"
+
+/* What a checkpoint's trailer holds: the run's class names, hashed in order, so that a resumed
+ * image-folder run whose class folders were renamed (same counts, other labels or another order)
+ * is refused instead of training its classes under the wrong names. */
+typedef struct {
+  char magic[8];
+  uint64_t classes_checksum;
+} CheckpointTrailer;
 
 /* Below this many optimiser steps a run is warned about: the image-folder model of the docs needs
  * about 500 to get past chance on a few hundred pictures. */
@@ -277,8 +287,10 @@ typedef struct {
 
 static gboolean
 checkpoint_write (const char *path, const CheckpointHeader *h, const float *params, const float *m, const float *v,
-    GError **error)
+    uint64_t classes_checksum, GError **error)
 {
+  CheckpointTrailer trailer = { .classes_checksum = classes_checksum };
+  memcpy (trailer.magic, CHECKPOINT_CLASSES_MAGIC, 8);
   char *tmp = g_strdup_printf ("%s.tmp", path);
   FILE *f = fopen (tmp, "wb");
   gboolean ok = f != NULL;
@@ -288,6 +300,7 @@ checkpoint_write (const char *path, const CheckpointHeader *h, const float *para
   ok = ok && fwrite (params, sizeof (float), n, f) == n;
   ok = ok && fwrite (m, sizeof (float), n, f) == n;
   ok = ok && fwrite (v, sizeof (float), n, f) == n;
+  ok = ok && fwrite (&trailer, sizeof trailer, 1, f) == 1;
   /* On disk before the rename: a crash then leaves the previous checkpoint or the whole new one. */
   ok = ok && fflush (f) == 0 && fsync (fileno (f)) == 0;
   if (!ok && saved_errno == 0)
@@ -401,10 +414,11 @@ checkpoint_header_valid (const char *path, const CheckpointHeader *h, gboolean r
   return TRUE;
 }
 
-/* Reads a checkpoint written with the same model config and recipe; FALSE with a message otherwise. */
+/* Reads a checkpoint written with the same model config, recipe and classes; FALSE with a message
+ * otherwise. */
 static gboolean
-checkpoint_read (const char *path, const CheckpointHeader *expected, int64_t *step, float *params, float *m, float *v,
-    GError **error)
+checkpoint_read (const char *path, const CheckpointHeader *expected, uint64_t classes_checksum, int64_t *step,
+    float *params, float *m, float *v, GError **error)
 {
   CheckpointHeader h;
   FILE *f = fopen (path, "rb");
@@ -436,12 +450,25 @@ checkpoint_read (const char *path, const CheckpointHeader *expected, int64_t *st
   }
   ok = fread (params, sizeof (float), n, f) == n && fread (m, sizeof (float), n, f) == n
       && fread (v, sizeof (float), n, f) == n;
+  /* The trailer, or nothing (a checkpoint from before trailers), and then the end of the file. */
+  CheckpointTrailer trailer;
+  const size_t trailer_read = ok ? fread (&trailer, 1, sizeof trailer, f) : 0;
+  const gboolean has_trailer = trailer_read == sizeof trailer;
   char extra;
+  if (ok && trailer_read != 0 && (!has_trailer || memcmp (trailer.magic, CHECKPOINT_CLASSES_MAGIC, 8) != 0))
+    ok = FALSE;
   if (ok && fread (&extra, 1, 1, f) != 0)
     ok = FALSE;
   fclose (f);
   if (!ok) {
     g_set_error (error, MONE_ERROR, MONE_ERROR_FORMAT, "checkpoint '%s' is truncated or has trailing bytes", path);
+    return FALSE;
+  }
+  if (has_trailer && trailer.classes_checksum != classes_checksum) {
+    g_set_error (error, MONE_ERROR, MONE_ERROR_INVALID_ARGUMENT,
+        "checkpoint '%s' was made on classes with other names or in another order (an image folder's class "
+        "folders renamed?); resume on the same classes or delete it",
+        path);
     return FALSE;
   }
   *step = h.step;
@@ -633,6 +660,20 @@ training_data_load (const MoneTrainOptions *opts, TrainingData *d, GError **erro
   if (opts->train_images > 0 && opts->train_images < d->train.count)
     d->train = mone_image_set_slice (&d->train, 0, opts->train_images);
   return TRUE;
+}
+
+/* FNV-1a over the class names, each ended by its NUL: the checkpoint trailer's check. */
+static uint64_t
+class_names_checksum (const char *const *labels, int classes)
+{
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (int k = 0; k < classes; k++) {
+    const unsigned char *name = (const unsigned char *) labels[k];
+    do
+      h = (h ^ *name) * 0x100000001b3ull;
+    while (*name++);
+  }
+  return h;
 }
 
 /* FNV-1a over a model's parameters: tells one --init model from another in a checkpoint. */
@@ -917,7 +958,8 @@ static gboolean
 checkpoint_save (TrainRun *run, int64_t steps_done, GError **error)
 {
   run->header.step = steps_done;
-  return checkpoint_write (run->opts->checkpoint, &run->header, run->model->params, run->m, run->v, error);
+  return checkpoint_write (run->opts->checkpoint, &run->header, run->model->params, run->m, run->v,
+      class_names_checksum (run->data.labels, run->data.classes), error);
 }
 
 typedef enum { RUN_CONTINUE, RUN_PAUSED, RUN_FAILED } RunNext;
@@ -1081,7 +1123,8 @@ mone_train_run (const MoneTrainOptions *opts, GError **error)
 
   int64_t step = 0;
   if (opts->resume && opts->checkpoint && g_file_test (opts->checkpoint, G_FILE_TEST_EXISTS)) {
-    if (!checkpoint_read (opts->checkpoint, &run.header, &step, run.model->params, run.m, run.v, error))
+    if (!checkpoint_read (opts->checkpoint, &run.header, class_names_checksum (run.data.labels, run.data.classes),
+            &step, run.model->params, run.m, run.v, error))
       goto out;
     fprintf (stderr, "resuming from '%s' at step %lld of %ld\n", opts->checkpoint, (long long) step, run.total_steps);
   }

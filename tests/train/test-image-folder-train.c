@@ -8,7 +8,8 @@
  *    engine (e = 1) and the trainer's forward (e = 1 and the smallest budget 0.125) classify the 30
  *    held-out images at >= 70% (chance is 33.3%; about 90% measured);
  *  - a run interrupted after 5 steps and resumed writes the same bytes as the uninterrupted run
- *    (library, channels=1, so the luma path trains too). */
+ *    (library, channels=1, so the luma path trains too), also from a checkpoint without the
+ *    trailer naming the classes; a resume with a class folder renamed is refused. */
 #include "image-folder-fixtures.h"
 #include "train-test-helpers.h"
 #include "trainer.h"
@@ -16,6 +17,8 @@
 #include <glib/gstdio.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define MIN_ACCURACY 70.0 /* percent of the 30 held-out images; chance 33.3 */
 
@@ -139,6 +142,23 @@ check_eval_checkpoint (const char *tool, const char *dir, const char *checkpoint
   g_free (err);
 }
 
+/* The run of o, stopped, is resumed with a class folder renamed ("Square" to "square": the same
+ * counts, another name and another class order): refused, naming the classes. */
+static void
+check_resume_refused_renamed_class (const MoneTrainOptions *o, const char *dir)
+{
+  char *from = g_build_filename (dir, fixture_shape_classes[0], NULL);
+  char *to = g_build_filename (dir, "square", NULL);
+  GError *error = NULL;
+  g_assert_cmpint (g_rename (from, to), ==, 0);
+  gboolean refused = !mone_train_run (o, &error) && error && strstr (error->message, "classes with other names");
+  check (refused, "a resume with a class folder renamed is refused", error ? error->message : "it resumed");
+  g_clear_error (&error);
+  g_assert_cmpint (g_rename (to, from), ==, 0);
+  g_free (from);
+  g_free (to);
+}
+
 static void
 check_resume (const char *tool, const char *dir, const char *tmpdir)
 {
@@ -159,6 +179,10 @@ check_resume (const char *tool, const char *dir, const char *tmpdir)
   o.max_steps = 5;
   ok = ok && mone_train_run (&o, &error);
   o.max_steps = 0;
+  check_resume_refused_renamed_class (&o, dir);
+  /* A checkpoint from before the trailer naming the classes (the same bytes without it) resumes. */
+  struct stat st;
+  ok = ok && g_stat (checkpoint, &st) == 0 && truncate (checkpoint, st.st_size - 16) == 0;
   ok = ok && mone_train_run (&o, &error);
   check (ok, "grey run stopped after 5 steps and resumed", error ? error->message : NULL);
   g_clear_error (&error);
