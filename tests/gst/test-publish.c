@@ -677,6 +677,30 @@ GST_START_TEST (test_mqtt_broker_restart)
 
 GST_END_TEST;
 
+/* Pushes frames through h until a warning reaches bus, for at most 15 s: its text, or NULL. */
+static gchar *
+push_until_warning (GstHarness * h, GstBus * bus)
+{
+  gint64 deadline = g_get_monotonic_time () + 15 * G_USEC_PER_SEC;
+  GstMessage *msg = NULL;
+  GError *err = NULL;
+  gchar *text;
+
+  while (!msg && g_get_monotonic_time () < deadline) {
+    fail_unless_equals_int (gst_harness_push (h, gst_buffer_new_allocate (NULL, 48, NULL)),
+        GST_FLOW_OK);
+    gst_buffer_unref (gst_harness_pull (h));
+    msg = gst_bus_timed_pop_filtered (bus, 100 * GST_MSECOND, GST_MESSAGE_WARNING);
+  }
+  if (!msg)
+    return NULL;
+  gst_message_parse_warning (msg, &err, NULL);
+  text = g_strdup (err->message);
+  g_error_free (err);
+  gst_message_unref (msg);
+  return text;
+}
+
 /* No broker at all: a warning names the broker within seconds, frames still pass, EOS says how many
  * results were not delivered, and stopping does not wait for the client's connection attempts. */
 GST_START_TEST (test_mqtt_no_broker)
@@ -685,31 +709,17 @@ GST_START_TEST (test_mqtt_no_broker)
   GstHarness *h;
   GstBus *bus = gst_bus_new ();
   GstMessage *msg = NULL;
-  gchar *broker;
-  gint64 deadline, t0;
+  gchar *broker, *warning;
+  gint64 t0;
 
   b.port = free_port ();
   broker = g_strdup_printf ("no connection to 127.0.0.1:%d", b.port);
   h = mqtt_harness (&b, 10);
   gst_element_set_bus (h->element, bus);
-  deadline = g_get_monotonic_time () + 15 * G_USEC_PER_SEC;
-  for (guint i = 0; !msg && g_get_monotonic_time () < deadline; i++) {
-    fail_unless_equals_int (gst_harness_push (h, gst_buffer_new_allocate (NULL, 48, NULL)),
-        GST_FLOW_OK);
-    gst_buffer_unref (gst_harness_pull (h));
-    msg = gst_bus_timed_pop_filtered (bus, 100 * GST_MSECOND, GST_MESSAGE_WARNING);
-  }
-  fail_unless (msg != NULL, "no warning 15 s after starting without a broker");
-  {
-    GError *err = NULL;
-    gchar *debug = NULL;
-
-    gst_message_parse_warning (msg, &err, &debug);
-    fail_unless (strstr (err->message, broker) != NULL, "unexpected warning: %s", err->message);
-    g_error_free (err);
-    g_free (debug);
-  }
-  gst_message_unref (msg);
+  warning = push_until_warning (h, bus);
+  fail_unless (warning != NULL, "no warning 15 s after starting without a broker");
+  fail_unless (strstr (warning, broker) != NULL, "unexpected warning: %s", warning);
+  g_free (warning);
   /* The end of the stream says what was not delivered (a short file ends before the warning
    * above would come). */
   fail_unless (gst_harness_push_event (h, gst_event_new_eos ()));
@@ -769,30 +779,15 @@ GST_START_TEST (test_mqtt_lookup_again)
   GstHarness *h = gst_harness_new_parse ("monepublish method=mqtt host=" HOST_LOOKUP_AGAIN
       " port=1883 topic=mone/test");
   GstBus *bus = gst_bus_new ();
-  GstMessage *msg = NULL;
-  gint64 deadline = g_get_monotonic_time () + 15 * G_USEC_PER_SEC;
+  gchar *warning;
 
   gst_harness_set_src_caps_str (h, "video/x-raw,format=RGB,width=4,height=4,framerate=100/1");
   gst_element_set_bus (h->element, bus);
-  while (!msg && g_get_monotonic_time () < deadline) {
-    fail_unless_equals_int (gst_harness_push (h, gst_buffer_new_allocate (NULL, 48, NULL)),
-        GST_FLOW_OK);
-    gst_buffer_unref (gst_harness_pull (h));
-    msg = gst_bus_timed_pop_filtered (bus, 100 * GST_MSECOND, GST_MESSAGE_WARNING);
-  }
-  fail_unless (msg != NULL, "no warning 15 s after a failed lookup");
-  {
-    GError *err = NULL;
-    gchar *debug = NULL;
-
-    gst_message_parse_warning (msg, &err, &debug);
-    fail_unless (strstr (err->message, "no connection to " HOST_LOOKUP_AGAIN ":1883") != NULL
-        && strstr (err->message, gai_strerror (EAI_AGAIN)) != NULL, "unexpected warning: %s",
-        err->message);
-    g_error_free (err);
-    g_free (debug);
-  }
-  gst_message_unref (msg);
+  warning = push_until_warning (h, bus);
+  fail_unless (warning != NULL, "no warning 15 s after a failed lookup");
+  fail_unless (strstr (warning, "no connection to " HOST_LOOKUP_AGAIN ":1883") != NULL
+      && strstr (warning, gai_strerror (EAI_AGAIN)) != NULL, "unexpected warning: %s", warning);
+  g_free (warning);
   gst_harness_teardown (h);
   gst_object_unref (bus);
 }
