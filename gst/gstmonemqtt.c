@@ -47,7 +47,7 @@ struct _MoneMqtt
   gboolean connected;
   gboolean ever_connected;
   gboolean unreachable_reported;  /* never connected, and said so */
-  gchar *first_failure;         /* why the first attempt failed, when it is worth saying */
+  gchar *first_failure;         /* " (why the first attempt failed)" when worth saying, else "" */
   gint stopping;                /* atomic; set under lock too, for the cond */
   guint64 dropped;
 
@@ -163,9 +163,8 @@ sender_thread (gpointer data)
       } else if (!g_cond_wait_until (&m->cond, &m->lock, first_connect_deadline)
           && !m->ever_connected && !m->unreachable_reported && !m->stopping) {
         /* Still trying (a connect() to an unreachable host blocks): otherwise nothing would say so. */
-        gchar *reason = g_strdup_printf ("no connection to %s within %d s%s%s%s", m->broker,
-            MQTT_FIRST_CONNECT_S, m->first_failure ? " (" : "",
-            m->first_failure ? m->first_failure : "", m->first_failure ? ")" : "");
+        gchar *reason = g_strdup_printf ("no connection to %s within %d s%s", m->broker,
+            MQTT_FIRST_CONNECT_S, m->first_failure);
         m->unreachable_reported = TRUE;
         g_mutex_unlock (&m->lock);
         report_state (m, FALSE, reason);
@@ -247,16 +246,15 @@ mone_mqtt_new (const gchar * host, gint port, const gchar * client_id, const gch
   /* A broker that is down yet is fine: the network thread keeps retrying, looking the name up
    * again each time, so a name server that cannot answer yet is too. A bad host name is not. */
   if (rc == MOSQ_ERR_EAI && lookup_status == EAI_AGAIN) {
-    m->first_failure = g_strdup_printf ("looking up %s: %s", host, gai_strerror (lookup_status));
-  } else if (rc == MOSQ_ERR_EAI) {
-    g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_FAILED, "cannot connect to %s:%d: %s", host,
-        port, lookup_status ? gai_strerror (lookup_status) : mosquitto_strerror (rc));
-    goto error;
+    m->first_failure = g_strdup_printf (" (looking up %s: %s)", host, gai_strerror (lookup_status));
   } else if (rc != MOSQ_ERR_SUCCESS && rc != MOSQ_ERR_ERRNO && rc != MOSQ_ERR_CONN_REFUSED) {
     g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_FAILED, "cannot connect to %s:%d: %s", host,
-        port, mosquitto_strerror (rc));
+        port, rc == MOSQ_ERR_EAI && lookup_status ? gai_strerror (lookup_status) :
+        mosquitto_strerror (rc));
     goto error;
   }
+  if (!m->first_failure)
+    m->first_failure = g_strdup ("");
   rc = mosquitto_loop_start (m->mosq);
   if (rc != MOSQ_ERR_SUCCESS) {
     g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_FAILED, "mosquitto_loop_start: %s",

@@ -662,28 +662,33 @@ training_data_load (const MoneTrainOptions *opts, TrainingData *d, GError **erro
   return TRUE;
 }
 
-/* FNV-1a over the class names, each ended by its NUL: the checkpoint trailer's check. */
+#define FNV1A_START 0xcbf29ce484222325ull
+
+/* FNV-1a: h continued over n bytes. */
 static uint64_t
-class_names_checksum (const char *const *labels, int classes)
+fnv1a (uint64_t h, const void *data, size_t n)
 {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (int k = 0; k < classes; k++) {
-    const unsigned char *name = (const unsigned char *) labels[k];
-    do
-      h = (h ^ *name) * 0x100000001b3ull;
-    while (*name++);
-  }
+  const unsigned char *bytes = data;
+  for (size_t i = 0; i < n; i++)
+    h = (h ^ bytes[i]) * 0x100000001b3ull;
   return h;
 }
 
-/* FNV-1a over a model's parameters: tells one --init model from another in a checkpoint. */
+/* The class names in order, each with its NUL: the checkpoint trailer's check. */
+static uint64_t
+class_names_checksum (const char *const *labels, int classes)
+{
+  uint64_t h = FNV1A_START;
+  for (int k = 0; k < classes; k++)
+    h = fnv1a (h, labels[k], strlen (labels[k]) + 1);
+  return h;
+}
+
+/* A model's parameters: tells one --init model from another in a checkpoint (0 means none). */
 static uint64_t
 parameters_checksum (const MoneTrainModel *model)
 {
-  const unsigned char *bytes = (const unsigned char *) model->params;
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (size_t i = 0; i < model->n_params * sizeof (float); i++)
-    h = (h ^ bytes[i]) * 0x100000001b3ull;
+  const uint64_t h = fnv1a (FNV1A_START, model->params, model->n_params * sizeof (float));
   return h ? h : 1;
 }
 
@@ -760,6 +765,7 @@ typedef struct {
   float *m, *v, *grads; /* (n_params) AdamW moments, the step's summed gradient */
   long total_steps;
   CheckpointHeader header; /* the run's options; .step set when written */
+  uint64_t classes_checksum; /* of data.labels: the checkpoint trailer */
   /* progress lines */
   double t_log;
   long seen_in_interval; /* images since the last progress line */
@@ -959,7 +965,7 @@ checkpoint_save (TrainRun *run, int64_t steps_done, GError **error)
 {
   run->header.step = steps_done;
   return checkpoint_write (run->opts->checkpoint, &run->header, run->model->params, run->m, run->v,
-      class_names_checksum (run->data.labels, run->data.classes), error);
+      run->classes_checksum, error);
 }
 
 typedef enum { RUN_CONTINUE, RUN_PAUSED, RUN_FAILED } RunNext;
@@ -1120,11 +1126,12 @@ mone_train_run (const MoneTrainOptions *opts, GError **error)
   run.grads = g_new0 (float, np);
   run.total_steps = ((long) opts->epochs * n_train + opts->batch - 1) / opts->batch;
   checkpoint_header_fill (&run.header, &run, init);
+  run.classes_checksum = class_names_checksum (run.data.labels, run.data.classes);
 
   int64_t step = 0;
   if (opts->resume && opts->checkpoint && g_file_test (opts->checkpoint, G_FILE_TEST_EXISTS)) {
-    if (!checkpoint_read (opts->checkpoint, &run.header, class_names_checksum (run.data.labels, run.data.classes),
-            &step, run.model->params, run.m, run.v, error))
+    if (!checkpoint_read (opts->checkpoint, &run.header, run.classes_checksum, &step, run.model->params, run.m,
+            run.v, error))
       goto out;
     fprintf (stderr, "resuming from '%s' at step %lld of %ld\n", opts->checkpoint, (long long) step, run.total_steps);
   }

@@ -746,9 +746,7 @@ GST_START_TEST (test_mqtt_no_broker)
 }
 
 GST_END_TEST;
-#endif
 
-#ifdef HAVE_MOSQUITTO
 /* Name lookups the tests control: this program's getaddrinfo (exported, so libmosquitto's calls
  * reach it) fails for two reserved names as a name server that cannot answer yet and one that
  * knows no such host would, and hands every other name to the C library's. */
