@@ -4,10 +4,11 @@ At e = 1 every token goes to the widest expert (docs/mone.md, "Capacity distribu
 width is D, so every nested slice is the whole matrix and MoNE is a standard pre-LN ViT with mean
 pooling, except for the MLP branch's factor (alpha g + 1), where g is the router probability of
 the widest expert for that token. This module computes exactly that, in float32, written the way
-a timm ViT is (a strided convolution for the patch embedding, one qkv Linear, softmax attention),
-so that the ONNX export and PyTorch eager are the ordinary dense baselines. A stem (mone.stem) is
-what docs/model-format.md writes it as: Conv2d(3x3, stride 2, padding 1) + GELU layers on each
-frame, before the patch embedding.
+a timm ViT is (a strided convolution for the patch embedding, one qkv Linear, softmax attention,
+a class token in front of the patch tokens when mone.pool is cls), so that the ONNX export and
+PyTorch eager are the ordinary dense baselines. A stem (mone.stem) is what docs/model-format.md
+writes it as: Conv2d(3x3, stride 2, padding 1) + GELU layers on each frame, before the patch
+embedding.
 
 Input: one model input as the engine takes it (`mone run --help`): float32 (T, C, H, W) pixels
 in [0, 1]. The pixel normalisation (mean/std of the file's metadata) is part of the graph, as it
@@ -57,7 +58,10 @@ class Config:
         self.mean = [f32(v) for v in meta["mone.mean"].split(",")]
         self.std = [f32(v) for v in meta["mone.std"].split(",")]
         self.tokens = (self.frames // self.tubelet) * (self.height // self.patch) * (self.width // self.patch)
-        assert meta.get("mone.pool", "mean") == "mean", "class-token models are not supported here"
+        self.pool = meta.get("mone.pool", "mean")
+        assert self.pool in ("mean", "cls"), "unknown mone.pool %r" % self.pool
+        # The class token, when there is one, is sequence row 0, in front of the patch tokens.
+        self.seq = self.tokens + (self.pool == "cls")
         self.router_hidden = int(meta.get("mone.router_hidden", "0"))
         # mone.stem "C_0,...,C_{S-1}": the patch embedding reads the last map in patches of p / 2^S.
         self.stem = [int(v) for v in meta["mone.stem"].split(",")] if "mone.stem" in meta else []
@@ -70,7 +74,7 @@ class Block(nn.Module):
     def __init__(self, c):
         super().__init__()
         # Fixed sizes (one input at a time): the traced graph then has no shape arithmetic.
-        self.tokens, self.dim, self.heads = c.tokens, c.dim, c.heads
+        self.tokens, self.dim, self.heads = c.seq, c.dim, c.heads
         self.scale = 1.0 / math.sqrt(c.dim // c.heads)
         self.norm1 = nn.LayerNorm(c.dim, eps=c.ln_eps)
         self.qkv = nn.Linear(c.dim, 3 * c.dim)
@@ -110,7 +114,8 @@ class DenseViT(nn.Module):
             self.patch_embed = nn.Conv2d(Ce, D, pe, stride=pe)
         self.register_buffer("mean", torch.tensor(c.mean).reshape(1, C, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(c.std).reshape(1, C, 1, 1), persistent=False)
-        self.pos_embed = nn.Parameter(torch.zeros(1, c.tokens, D))
+        self.pos_embed = nn.Parameter(torch.zeros(1, c.seq, D))
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, D)) if c.pool == "cls" else None
         # A router with hidden units reads each token minus the frame's mean token.
         R = c.router_hidden
         self.router_hidden = nn.Sequential(nn.Linear(D, R), nn.GELU()) if R else None
@@ -125,7 +130,8 @@ class DenseViT(nn.Module):
             # [D, C'*t*p'*p'] flattened (channel, time, row, column) = the conv kernel's own order
             "patch_embed.weight": tensors.pop("patch_embed.weight").reshape(self.patch_embed.weight.shape),
             "patch_embed.bias": tensors.pop("patch_embed.bias"),
-            "pos_embed": tensors.pop("pos_embed").reshape(1, c.tokens, D),
+            "pos_embed": tensors.pop("pos_embed").reshape(1, c.seq, D),
+            **({"cls_token": tensors.pop("cls_token").reshape(1, 1, D)} if c.pool == "cls" else {}),
             "router.weight": tensors.pop("router.weight"),
             "router.bias": tensors.pop("router.bias"),
             **({"router_hidden.0.weight": tensors.pop("router.hidden.weight"),
@@ -160,14 +166,20 @@ class DenseViT(nn.Module):
         else:
             x = self.patch_embed(x)                                    # T = 1: (1, C, H, W)
         # (1, D, slices, rows, cols) -> tokens by time slice, row, column
-        x = x.flatten(2).transpose(1, 2) + self.pos_embed
+        x = x.flatten(2).transpose(1, 2)
+        if self.cls_token is not None:
+            x = torch.cat([self.cls_token, x], dim=1)
+        x = x + self.pos_embed
         # Router once, before the blocks; at e = 1 every token's expert is the last (widest) one.
-        r = self.router_hidden(x - x.mean(dim=1, keepdim=True)) if self.router_hidden is not None else x
+        # A hidden router subtracts the mean of the patch tokens (the class token not among them).
+        first = 1 if self.cls_token is not None else 0
+        r = self.router_hidden(x - x[:, first:].mean(dim=1, keepdim=True)) if self.router_hidden is not None else x
         g = torch.softmax(self.router(r), dim=-1)[..., -1:]
         gate = self.alpha * g + 1.0
         for blk in self.blocks:
             x = blk(x, gate)
-        return self.head(self.norm(x).mean(dim=1))
+        x = self.norm(x)
+        return self.head(x[:, 0] if self.cls_token is not None else x.mean(dim=1))
 
 
 def read_frame(config, path):
