@@ -168,6 +168,11 @@ flops_for_counts (const MoneConfig *c, const int *counts)
       + 2 * 2 * S * S * D                    /* scores and attention x V, full width */
       + 2 * token_width * D                  /* proj: (n_j x D) x (D x d_j) */
       + 2 * 2 * token_width * F;             /* fc1 and fc2 */
+  /* With a class token the head reads only its row, so the last block runs every row's QKV (the
+   * keys and values) and then the class token's row alone (mone_context_run). */
+  double last_block = per_block;
+  if (S > N)
+    last_block = 2 * token_width * 3 * D + 2 * 2 * S * D + 2 * D * D + 2 * 2 * D * F;
   /* Stem layer i: every output pixel of every frame reads 3x3 pixels of C_{i-1} channels. */
   double stem = 0;
   for (int i = 0; i < c->stem_layers; i++)
@@ -176,7 +181,7 @@ flops_for_counts (const MoneConfig *c, const int *counts)
   const double patch_embedding = 2 * N * P * D;
   const double router = c->router_hidden ? 2 * S * c->router_hidden * (D + E) : 2 * S * D * E;
   const double head = 2 * D * K;
-  return stem + patch_embedding + router + c->depth * per_block + head;
+  return stem + patch_embedding + router + (c->depth - 1) * per_block + last_block + head;
 }
 
 static void
@@ -836,6 +841,17 @@ start_block (MoneContext *ctx, const MoneBlockWeights *b, int d, int r0, int n)
       false, qkv, 3 * D);
 }
 
+/* After the last block: the final LayerNorm over all D channels of n rows from r0, for pooling. */
+static void
+final_layernorm (MoneContext *ctx, int r0, int n)
+{
+  const MoneConfig *c = &ctx->config;
+  const MoneWeights *w = &ctx->model->weights;
+  const int D = c->dim;
+  mone_layernorm_rows (n, D, D, ctx->x + (size_t) r0 * D, D, w->norm_weight, w->norm_bias,
+      c->ln_eps, ctx->normed + (size_t) r0 * D, D);
+}
+
 static void
 token_task (void *data, int task, int thread)
 {
@@ -847,14 +863,10 @@ token_task (void *data, int task, int thread)
 
   if (ctx->post_block >= 0)
     finish_block (ctx, &w->blocks[ctx->post_block], d, t->row_begin, n);
-  if (ctx->pre_block < c->depth) {
+  if (ctx->pre_block < c->depth)
     start_block (ctx, &w->blocks[ctx->pre_block], d, t->row_begin, n);
-  } else {
-    /* After the last block: the final LayerNorm over all D channels, for pooling. */
-    mone_layernorm_rows (n, c->dim, c->dim, ctx->x + (size_t) t->row_begin * c->dim, c->dim,
-        w->norm_weight, w->norm_bias, c->ln_eps, ctx->normed + (size_t) t->row_begin * c->dim,
-        c->dim);
-  }
+  else
+    final_layernorm (ctx, t->row_begin, n);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -881,6 +893,24 @@ attention_task (void *data, int task, int thread)
   float *out = ctx->attention + (size_t) q0 * D + head * head_dim; /* (nq, head_dim), ld D */
 
   mone_attention_block (nq, N, head_dim, q, k, v, 3 * D, out, D, scratch);
+}
+
+/* The last block of a class-token model: the class token's query alone, one task per head. Its row
+ * comes out the same as in a block of queries (each query's scores, softmax and sum over the keys
+ * are its own). */
+static void
+class_token_attention_task (void *data, int head, int thread)
+{
+  MoneContext *ctx = data;
+  const MoneConfig *c = &ctx->config;
+  const int N = ctx->seq, D = c->dim, head_dim = D / c->heads;
+  const int row = ctx->group_begin[c->experts - 1]; /* the class token: first of the widest group */
+  const float *q = ctx->qkv + (size_t) row * 3 * D + head * head_dim;
+  const float *k = ctx->qkv + D + head * head_dim; /* (N, head_dim), ld 3D */
+  const float *v = ctx->qkv + 2 * D + head * head_dim;
+  float *scratch = ctx->scores + (size_t) thread * mone_attention_scratch_floats (N, head_dim);
+  mone_attention_block (1, N, head_dim, q, k, v, 3 * D,
+      ctx->attention + (size_t) row * D + head * head_dim, D, scratch);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -976,13 +1006,27 @@ mone_context_run (MoneContext *ctx, const float *input, double budget, MoneResul
   mone_route_tokens (N, E, patch_probs, counts, ctx->expert_of_token, ctx->route_scratch);
   group_tokens (ctx);
 
-  /* Blocks: token-wise phase (finish block l-1, start block l), then attention of block l. */
-  for (int l = 0; l <= c->depth; l++) {
+  /* Blocks: token-wise phase (finish block l-1, start block l), then attention of block l. A
+   * class-token model's head reads only the class token's row: after the last block's QKV (every
+   * row's keys and values) its attention and second half run for that row alone. */
+  const int last = c->depth - 1;
+  for (int l = 0; l <= last; l++) {
     ctx->post_block = l - 1;
     ctx->pre_block = l;
     mone_thread_pool_run (ctx->pool, ctx->n_row_tasks, token_task, ctx);
-    if (l < c->depth)
+    if (cls && l == last)
+      mone_thread_pool_run (ctx->pool, c->heads, class_token_attention_task, ctx);
+    else
       mone_thread_pool_run (ctx->pool, c->heads * ctx->attention_query_blocks, attention_task, ctx);
+  }
+  if (cls) {
+    const int row = ctx->group_begin[E - 1];
+    finish_block (ctx, &w->blocks[last], D, row, 1);
+    final_layernorm (ctx, row, 1);
+  } else {
+    ctx->post_block = last;
+    ctx->pre_block = c->depth;
+    mone_thread_pool_run (ctx->pool, ctx->n_row_tasks, token_task, ctx);
   }
   mone_thread_pool_end_series (ctx->pool);
 

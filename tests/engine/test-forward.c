@@ -655,6 +655,18 @@ test_flops (void)
   }
   test_model_free (m);
 
+  /* With a class token: 197 rows, and the last block runs its attention, proj and MLP for the
+   * class token's row alone (the keys and values still need every row's QKV). */
+  m = test_model_new (with (c, "pool=cls"), 0);
+  double cls_block = 2.0 * 197 * 192 * 576 + 4.0 * 197 * 197 * 192 + 2.0 * 197 * 192 * 192
+      + 4.0 * 197 * 192 * 768;
+  double cls_last = 2.0 * 197 * 192 * 576 + 4.0 * 197 * 192 + 2.0 * 192 * 192 + 4.0 * 192 * 768;
+  double want_cls = 2.0 * 196 * 768 * 192 + 2.0 * 197 * 192 * 4 + 2.0 * 192 * 1000 + 11 * cls_block
+      + cls_last;
+  CHECK (fabs (mone_model_flops (m->model, 1.0) - want_cls) < 1,
+      "vit-ti16 pool=cls flops %.0f, expected %.0f", mone_model_flops (m->model, 1.0), want_cls);
+  test_model_free (m);
+
   /* A stem (scene64 with stem=16,32) adds its convolutions, 2 x 9 C_{i-1} C_i per output pixel,
    * and changes the patch embedding's inputs from 1 x 8 x 8 pixels to 32 x 2 x 2 features. */
   MoneConfig scene = make_config (64, 64, 1, 1, 1, 8, 64, 6, 4, 256, 4, 10);

@@ -329,7 +329,8 @@ def flops(model, counts):
     What `mone info` says it counts: patch embedding, router, attention at full width, head; and
     a stem's convolutions (docs/model-format.md).
     Expert j's share of qkv, proj, fc1 and fc2 costs r_j of the full projection (mone.md);
-    norms, softmax, GELU and pooling are not counted."""
+    norms, softmax, GELU and pooling are not counted, nor what a class-token model's last block
+    skips (its output rows other than the class token's, which nothing reads)."""
     M = model
     N, D, F = M.tokens, M.dim, M.mlp_dim
     S = N + (1 if M.pool == "cls" else 0)                        # rows, class token included
@@ -340,12 +341,17 @@ def flops(model, counts):
         c_in = c_out
     R = M.router_hidden
     total += 2 * S * (R * (D + M.experts) if R else D * M.experts)  # router
-    per_block = 2 * 2 * S * S * D                                # q k^T and att v, full width
+    qkv = rest = 0
     for j, k in enumerate(counts):
         d = M.widths[j]
         k += S - N if j == M.experts - 1 else 0                  # the class token: widest
-        per_block += k * 2 * (3 * D * d + d * D + F * d + d * F)
-    total += M.depth * per_block
+        qkv += k * 2 * 3 * D * d
+        rest += k * 2 * (d * D + F * d + d * F)                  # proj, fc1, fc2
+    per_block = qkv + 2 * 2 * S * S * D + rest                   # q k^T and att v, full width
+    # With a class token the head reads its row alone: the last block computes every row's keys
+    # and values, then attention, proj and MLP for the class token (full width) only.
+    last_block = qkv + 2 * 2 * S * D + 2 * (D * D + 2 * F * D) if S > N else per_block
+    total += (M.depth - 1) * per_block + last_block
     total += 2 * D * M.classes                                   # head
     return float(total)
 
