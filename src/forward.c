@@ -164,15 +164,13 @@ flops_for_counts (const MoneConfig *c, const int *counts)
   double token_width = (S - N) * D;
   for (int j = 0; j < c->experts; j++)
     token_width += (double) counts[j] * expert_width (c, j);
-  double per_block = 2 * token_width * 3 * D /* QKV: (n_j x d_j) x (d_j x 3D) */
-      + 2 * 2 * S * S * D                    /* scores and attention x V, full width */
-      + 2 * token_width * D                  /* proj: (n_j x D) x (D x d_j) */
-      + 2 * 2 * token_width * F;             /* fc1 and fc2 */
+  const double qkv = 2 * token_width * 3 * D; /* (n_j x d_j) x (d_j x 3D) */
+  /* Per query row: scores and attention x V over S keys at full width, then proj ((1 x D) x
+   * (D x d_j)), fc1 and fc2, token_width being the rows' sum of d_j. */
+  const double per_block = qkv + 2 * 2 * S * S * D + 2 * token_width * D + 2 * 2 * token_width * F;
   /* With a class token the head reads only its row, so the last block runs every row's QKV (the
    * keys and values) and then the class token's row alone (mone_context_run). */
-  double last_block = per_block;
-  if (S > N)
-    last_block = 2 * token_width * 3 * D + 2 * 2 * S * D + 2 * D * D + 2 * 2 * D * F;
+  const double last_block = S > N ? qkv + 2 * 2 * S * D + 2 * D * D + 2 * 2 * D * F : per_block;
   /* Stem layer i: every output pixel of every frame reads 3x3 pixels of C_{i-1} channels. */
   double stem = 0;
   for (int i = 0; i < c->stem_layers; i++)
@@ -872,12 +870,32 @@ token_task (void *data, int task, int thread)
 /* ---------------------------------------------------------------------------------------------- */
 /* Attention. Task = (head, block of query rows); all N keys, full head width. */
 
+/* One head's attention for the nq query rows from q0 (sequence rows, expert order) over all rows'
+ * keys and values, into ctx->attention. */
+static void
+attend_rows (MoneContext *ctx, int head, int q0, int nq, int thread)
+{
+  const int N = ctx->seq, D = ctx->config.dim, head_dim = D / ctx->config.heads;
+  const float *q = ctx->qkv + (size_t) q0 * 3 * D + head * head_dim; /* (nq, head_dim), ld 3D */
+  const float *k = ctx->qkv + D + head * head_dim;                   /* (N, head_dim), ld 3D */
+  const float *v = ctx->qkv + 2 * D + head * head_dim;               /* (N, head_dim), ld 3D */
+  float *scratch = ctx->scores + (size_t) thread * mone_attention_scratch_floats (N, head_dim);
+  float *out = ctx->attention + (size_t) q0 * D + head * head_dim; /* (nq, head_dim), ld D */
+  mone_attention_block (nq, N, head_dim, q, k, v, 3 * D, out, D, scratch);
+}
+
+/* A class-token model's class token: the first row of the widest expert's group. */
+static inline int
+class_token_row (const MoneContext *ctx)
+{
+  return ctx->group_begin[ctx->config.experts - 1];
+}
+
 static void
 attention_task (void *data, int task, int thread)
 {
   MoneContext *ctx = data;
-  const MoneConfig *c = &ctx->config;
-  const int N = ctx->seq, D = c->dim, head_dim = D / c->heads; /* every row, class token too */
+  const int N = ctx->seq; /* every row, class token too */
   /* Blocks of about equal size (N = 196: 48, 48, 48, 52 with 16-query vectors rather than 64, 64,
    * 64, 4), so that tasks are alike in cost and spread evenly over threads, cut at multiples of the
    * kernel's query vector so that no block pays for a vector it barely fills. */
@@ -886,13 +904,7 @@ attention_task (void *data, int task, int thread)
   const int units = (N + granule - 1) / granule;
   const int q0 = MIN (units * block / blocks * granule, N);
   const int nq = MIN (units * (block + 1) / blocks * granule, N) - q0;
-  const float *q = ctx->qkv + (size_t) q0 * 3 * D + head * head_dim; /* (nq, head_dim), ld 3D */
-  const float *k = ctx->qkv + D + head * head_dim;                   /* (N, head_dim), ld 3D */
-  const float *v = ctx->qkv + 2 * D + head * head_dim;               /* (N, head_dim), ld 3D */
-  float *scratch = ctx->scores + (size_t) thread * mone_attention_scratch_floats (N, head_dim);
-  float *out = ctx->attention + (size_t) q0 * D + head * head_dim; /* (nq, head_dim), ld D */
-
-  mone_attention_block (nq, N, head_dim, q, k, v, 3 * D, out, D, scratch);
+  attend_rows (ctx, head, q0, nq, thread);
 }
 
 /* The last block of a class-token model: the class token's query alone, one task per head. Its row
@@ -902,15 +914,7 @@ static void
 class_token_attention_task (void *data, int head, int thread)
 {
   MoneContext *ctx = data;
-  const MoneConfig *c = &ctx->config;
-  const int N = ctx->seq, D = c->dim, head_dim = D / c->heads;
-  const int row = ctx->group_begin[c->experts - 1]; /* the class token: first of the widest group */
-  const float *q = ctx->qkv + (size_t) row * 3 * D + head * head_dim;
-  const float *k = ctx->qkv + D + head * head_dim; /* (N, head_dim), ld 3D */
-  const float *v = ctx->qkv + 2 * D + head * head_dim;
-  float *scratch = ctx->scores + (size_t) thread * mone_attention_scratch_floats (N, head_dim);
-  mone_attention_block (1, N, head_dim, q, k, v, 3 * D,
-      ctx->attention + (size_t) row * D + head * head_dim, D, scratch);
+  attend_rows (ctx, head, class_token_row (ctx), 1, thread);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -1020,7 +1024,7 @@ mone_context_run (MoneContext *ctx, const float *input, double budget, MoneResul
       mone_thread_pool_run (ctx->pool, c->heads * ctx->attention_query_blocks, attention_task, ctx);
   }
   if (cls) {
-    const int row = ctx->group_begin[E - 1];
+    const int row = class_token_row (ctx);
     finish_block (ctx, &w->blocks[last], D, row, 1);
     final_layernorm (ctx, row, 1);
   } else {
@@ -1033,7 +1037,7 @@ mone_context_run (MoneContext *ctx, const float *input, double budget, MoneResul
   /* Mean pool of the final LayerNorm output (in ctx->normed), or the class token's row (the first
    * of the widest expert's group), head, softmax. */
   if (cls) {
-    memcpy (ctx->pooled, ctx->normed + (size_t) ctx->group_begin[E - 1] * D, sizeof (float) * D);
+    memcpy (ctx->pooled, ctx->normed + (size_t) class_token_row (ctx) * D, sizeof (float) * D);
   } else {
     for (int d = 0; d < D; d++)
       ctx->pooled[d] = 0;
