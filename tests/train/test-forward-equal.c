@@ -136,7 +136,8 @@ test_hidden_router (void)
 }
 
 /* A convolutional stem (mone.stem): grey 32x32 through two layers (16x16x6, 8x8x8) into 2x2
- * patches; RGB 24x16 through one (12x8x5, 4x4 patches) with a class token. */
+ * patches; RGB 24x16 through one (12x8x5, 4x4 patches) with a class token; grey 64x64 through four
+ * (down to 4x4x10), each token one pixel of the last map, as the 128x128 scene shape has it. */
 static void
 test_stem (void)
 {
@@ -151,6 +152,10 @@ test_stem (void)
   c.pool = MONE_POOL_CLS;
   c.stem_layers = 1, c.stem_channels[0] = 5;
   check_config (c, 7);
+  c = small_grey_config (4);
+  c.height = c.width = 64, c.patch = 16;
+  c.stem_layers = 4, c.stem_channels[0] = 4, c.stem_channels[1] = 6, c.stem_channels[2] = 8, c.stem_channels[3] = 10;
+  check_config (c, 8);
 }
 
 int
