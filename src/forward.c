@@ -907,16 +907,6 @@ attention_task (void *data, int task, int thread)
   attend_rows (ctx, head, q0, nq, thread);
 }
 
-/* The last block of a class-token model: the class token's query alone, one task per head. Its row
- * comes out the same as in a block of queries (each query's scores, softmax and sum over the keys
- * are its own). */
-static void
-class_token_attention_task (void *data, int head, int thread)
-{
-  MoneContext *ctx = data;
-  attend_rows (ctx, head, class_token_row (ctx), 1, thread);
-}
-
 /* ---------------------------------------------------------------------------------------------- */
 /* One frame */
 
@@ -1018,13 +1008,16 @@ mone_context_run (MoneContext *ctx, const float *input, double budget, MoneResul
     ctx->post_block = l - 1;
     ctx->pre_block = l;
     mone_thread_pool_run (ctx->pool, ctx->n_row_tasks, token_task, ctx);
-    if (cls && l == last)
-      mone_thread_pool_run (ctx->pool, c->heads, class_token_attention_task, ctx);
-    else
+    if (!cls || l < last)
       mone_thread_pool_run (ctx->pool, c->heads * ctx->attention_query_blocks, attention_task, ctx);
   }
   if (cls) {
+    /* One query per head and one row: too little to hand to the pool, so this thread (the pool's
+     * thread 0, whose scratch it uses) does it. Each query's attention is its own, so the row comes
+     * out as it would in a block of queries. */
     const int row = class_token_row (ctx);
+    for (int head = 0; head < c->heads; head++)
+      attend_rows (ctx, head, row, 1, 0);
     finish_block (ctx, &w->blocks[last], D, row, 1);
     final_layernorm (ctx, row, 1);
   } else {
