@@ -2,18 +2,16 @@
  * same items.
  *
  * Renders ITEMS Fashion-MNIST test items as scenes (mone-sample-video's default placement: the
- * scene protocol drawn as a 4:3 camera frame of SCENE_ROWS x SCENE_COLS, enlarged bilinearly to
- * WIDTH x HEIGHT) into two videos, VP8/WebM and H.264/MP4 (openh264enc), plays each through
+ * scene protocol drawn as a 4:3 camera frame at the video's own size, WIDTH x HEIGHT) into two
+ * videos, VP8/WebM and H.264/MP4 (openh264enc), plays each through
  *   filesrc ! decodebin ! videoconvert ! monefilter ! fakesink
  * with the element's default properties (stretch), and compares, per codec and budget, the
  * accuracy of the per-item predictions with that of the engine on the same scene frames stretched
  * to the model input by area averaging (mone_render_scene_frame + mone_context_run: what the
  * pipeline would deliver with no codec and an ideal scaler). The element may not lose more than
  * TOLERANCE_POINTS against the engine, and the two must agree on MIN_AGREEMENT of the items. What
- * differs between them is the real path a camera or file takes: enlarging to the frame, 4:2:0
- * colour and compression, decoding, and the element's own downscale. (The element may come out
- * ahead: its 4-tap downscale of the enlarged frame is closer to how the trainer stretches scenes
- * than the reference's area averaging of the small frame; pipelines/README.md has the figures.)
+ * differs between them is the real path a camera or file takes: 4:2:0 colour and compression,
+ * decoding, and the element's own scaling.
  *
  * The model: MONE_TEST_MODEL, the shipped scene model.
  */
@@ -32,12 +30,13 @@
 
 #define ITEMS 1500
 #define SEED 11
-/* A quarter of the demo's 320x240: the same 4:3 scene enlarged less, at a quarter of the decoding
- * cost. mone-sample-video draws the scene at 64 rows and round(64 * 4 / 3) = 85 columns. */
+/* A quarter of the demo's 320x240, at a quarter of the decoding cost. The scene is drawn at the
+ * video's size (--scene-height HEIGHT), so the element and the reference below start from the same
+ * pixels, whatever the model's input. */
 #define WIDTH 160
 #define HEIGHT 120
-#define SCENE_ROWS 64
-#define SCENE_COLS 85
+#define SCENE_ROWS HEIGHT
+#define SCENE_COLS WIDTH
 /* The per-item agreement guards against two different errors cancelling out in the accuracy. */
 #define TOLERANCE_POINTS 1.0
 #define MIN_AGREEMENT 0.90
@@ -190,7 +189,7 @@ main (int argc, char **argv)
     GPtrArray *tool_argv = g_ptr_array_new ();
     const char *fixed[] = { tool, "--output", video, "--codec", codecs[c].name, "--items", items,
       "--frames-per-item", "1", "--seed", seed, "--width", width, "--height", height,
-      "--placement", "scene"
+      "--placement", "scene", "--scene-height", height
     };
     SampleLabels labels;
 
