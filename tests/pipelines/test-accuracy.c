@@ -35,8 +35,6 @@
  * pixels, whatever the model's input. */
 #define WIDTH 160
 #define HEIGHT 120
-#define SCENE_ROWS HEIGHT
-#define SCENE_COLS WIDTH
 /* The per-item agreement guards against two different errors cancelling out in the accuracy. */
 #define TOLERANCE_POINTS 1.0
 #define MIN_AGREEMENT 0.90
@@ -84,7 +82,7 @@ engine_accuracy (MoneModel * model, const MoneImageSet * test_set, const SampleL
 {
   const MoneConfig *cfg = mone_model_get_config (model);
   gsize plane = (gsize) cfg->height * cfg->width;
-  float *scene = g_new (float, SCENE_ROWS * SCENE_COLS);
+  float *scene = g_new (float, HEIGHT * WIDTH);
   float *input = g_new (float, (gsize) cfg->channels * plane);
   GError *error = NULL;
   MoneContext *ctx = mone_context_new (model, 0, &error);
@@ -94,9 +92,9 @@ engine_accuracy (MoneModel * model, const MoneImageSet * test_set, const SampleL
   for (int i = 0; i < labels->count; i++) {
     MoneResult result;
 
-    mone_render_scene_frame (test_set, labels->items[i].test_index, SEED, SCENE_ROWS, SCENE_COLS,
+    mone_render_scene_frame (test_set, labels->items[i].test_index, SEED, HEIGHT, WIDTH,
         scene, NULL);
-    resize_area (scene, SCENE_ROWS, SCENE_COLS, input, cfg->height, cfg->width);
+    resize_area (scene, HEIGHT, WIDTH, input, cfg->height, cfg->width);
     /* a colour model sees the grey scene in every channel, as the element gives it grey video */
     for (int c = 1; c < cfg->channels; c++)
       memcpy (input + c * plane, input, sizeof (float) * plane);

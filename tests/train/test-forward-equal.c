@@ -154,7 +154,8 @@ test_stem (void)
   check_config (c, 7);
   c = small_grey_config (4);
   c.height = c.width = 64, c.patch = 16;
-  c.stem_layers = 4, c.stem_channels[0] = 4, c.stem_channels[1] = 6, c.stem_channels[2] = 8, c.stem_channels[3] = 10;
+  c.stem_layers = 4;
+  c.stem_channels[0] = 4, c.stem_channels[1] = 6, c.stem_channels[2] = 8, c.stem_channels[3] = 10;
   check_config (c, 8);
 }
 
