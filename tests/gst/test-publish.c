@@ -618,7 +618,7 @@ GST_START_TEST (test_mqtt_broker_restart)
   GstHarness *h;
   GstBus *bus = gst_bus_new ();
   GstMessage *msg;
-  guint i, n = 1000, got, warnings = 0, recovered = 0;
+  guint i, n = 1000, got, warnings = 0, recovered = 0, slow_pushes = 0;
   guint64 published = 0, dropped = 0, max_push_ns = 0, recovered_count = 0;
   gint64 start = g_get_monotonic_time ();
 
@@ -631,6 +631,7 @@ GST_START_TEST (test_mqtt_broker_restart)
   gst_element_set_bus (h->element, bus);
   for (i = 0; i < n; i++) {
     gint64 t0, due = start + (gint64) i * (FRAME_NS / 1000);
+    guint64 push_ns;
     if (g_get_monotonic_time () < due)
       g_usleep (due - g_get_monotonic_time ());
     if (i == 150)
@@ -640,7 +641,9 @@ GST_START_TEST (test_mqtt_broker_restart)
     t0 = g_get_monotonic_time ();
     fail_unless_equals_int (gst_harness_push (h, gst_buffer_ref (g_ptr_array_index (r.sent, i))),
         GST_FLOW_OK);
-    max_push_ns = MAX (max_push_ns, (guint64) (g_get_monotonic_time () - t0) * 1000);
+    push_ns = (guint64) (g_get_monotonic_time () - t0) * 1000;
+    max_push_ns = MAX (max_push_ns, push_ns);
+    slow_pushes += push_ns >= FRAME_NS * timing_slack ();
     gst_buffer_unref (gst_harness_pull (h));
   }
   get_counts (h, &published, &dropped);
@@ -657,16 +660,21 @@ GST_START_TEST (test_mqtt_broker_restart)
     gst_message_unref (msg);
   }
   g_print ("mqtt restart: sent %u, received %u unique, gap %u, dropped %" G_GUINT64_FORMAT
-      ", longest push %.3f ms (frame %.3f ms), warnings %u, recovered messages %u\n", n, got,
-      n - got, dropped, max_push_ns / 1e6, FRAME_NS / 1e6, warnings, recovered);
+      ", longest push %.3f ms (frame %.3f ms), pushes over a frame %u, warnings %u, recovered "
+      "messages %u\n", n, got, n - got, dropped, max_push_ns / 1e6, FRAME_NS / 1e6, slow_pushes,
+      warnings, recovered);
   fail_unless (dropped > 0, "the outage should have overflowed the queue");
   /* publishing resumed: the last frame, pushed seconds after the broker came back, arrived */
   g_mutex_lock (&r.lock);
   fail_unless (g_hash_table_contains (r.frames, GSIZE_TO_POINTER (n)), "last frame missing");
   g_mutex_unlock (&r.lock);
   fail_unless_equals_int64 (n - got, dropped);
-  fail_unless (max_push_ns < FRAME_NS * timing_slack (), "a push blocked %" G_GUINT64_FORMAT
-      " ns (bar %.0f ns)", max_push_ns, FRAME_NS * timing_slack ());
+  /* The streaming thread must not wait for the broker: a push that did (a connect or a write to
+   * the dead socket) would take many frames, or every push of the outage would take one. A push
+   * that loses the core to another process for a few ms on a busy machine is neither. */
+  fail_unless (max_push_ns < 5 * FRAME_NS * timing_slack (), "a push blocked %" G_GUINT64_FORMAT
+      " ns (bar %.0f ns)", max_push_ns, 5 * FRAME_NS * timing_slack ());
+  fail_unless (slow_pushes <= n / 100, "%u of %u pushes took a frame or more", slow_pushes, n);
   fail_unless_equals_int (warnings, 1);
   fail_unless_equals_int (recovered, 1);
   fail_unless (!r.parse_failed, "a message did not parse or match its meta");
