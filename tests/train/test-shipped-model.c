@@ -1,7 +1,8 @@
-/* Regression guard for the shipped model: evaluated through the ENGINE (mone_model_load_file +
+/* Regression guard for a shipped model: evaluated through the ENGINE (mone_model_load_file +
  * mone_context_run, one frame at a time) on a fixed subset of 2,000 test images per protocol at
  * e = 1 and e = 0.5, its accuracy must be within 1 point of the figures documented in
- * docs/training.md (lines "regression-figure PROTOCOL BUDGET ACCURACY").
+ * docs/training.md (lines "regression-figure MODEL PROTOCOL BUDGET ACCURACY", MODEL the file's
+ * name without ".safetensors").
  * argv[1] = model, argv[2] = docs/training.md. */
 #include "trainer.h"
 #include "train-test-helpers.h"
@@ -30,12 +31,18 @@ test_documented_figures (void)
   g_assert_no_error (error);
   const MoneConfig *c = mone_model_get_config (model);
   float *frame = g_new (float, (size_t) c->channels * c->height * c->width);
+  char *model_name = g_path_get_basename (model_path);
+  if (g_str_has_suffix (model_name, ".safetensors"))
+    model_name[strlen (model_name) - strlen (".safetensors")] = '\0';
   int figures = 0;
   char **lines = g_strsplit (docs, "\n", -1);
   for (int i = 0; lines[i]; i++) {
-    char protocol_name[32];
+    char figure_model[64], protocol_name[32];
     double budget, documented;
-    if (sscanf (lines[i], "regression-figure %31s %lf %lf", protocol_name, &budget, &documented) != 3)
+    if (sscanf (lines[i], "regression-figure %63s %31s %lf %lf", figure_model, protocol_name, &budget,
+            &documented)
+            != 4
+        || strcmp (figure_model, model_name) != 0)
       continue;
     MoneProtocol protocol;
     if (!mone_protocol_from_name (protocol_name, &protocol)) {
@@ -57,7 +64,9 @@ test_documented_figures (void)
     figures++;
   }
   g_strfreev (lines);
-  report_row (figures >= 4, "%d regression figures found in %s (expected 4)", figures, docs_path);
+  report_row (figures >= 4, "%d regression figures of %s found in %s (expected at least 4)", figures,
+      model_name, docs_path);
+  g_free (model_name);
   g_free (frame);
   g_free (docs);
   mone_image_set_clear (&test);
