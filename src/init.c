@@ -116,7 +116,8 @@ mone_config_from_name (const char *name, MoneConfig *c, GError **error)
   } else if (!g_strcmp0 (name, "small32") || !g_strcmp0 (name, "fashion28")
       || !g_strcmp0 (name, "scene64")) {
     /* The trainer's grey models: `mone train`'s default (32x32, patch 4), the shipped Fashion-MNIST
-     * model's shape (28x28, patch 4) and the scene model's (64x64, patch 8); D 64, 6 blocks. */
+     * model's shape (28x28, patch 4) and the scene recipe's base (64x64, patch 8; the shipped scene
+     * model takes it to 128x128 by key=value); D 64, 6 blocks. */
     const gboolean scene = !strcmp (name, "scene64");
     c->height = c->width = scene ? 64 : !strcmp (name, "fashion28") ? 28 : 32;
     c->channels = 1;

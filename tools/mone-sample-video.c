@@ -3,8 +3,8 @@
  * Each chosen test item is shown for --frames-per-item frames, drawn by one of these placements:
  *
  *  - scene (default): the trainer's scene protocol drawn as a camera frame of the output's own
- *    aspect (mone_render_scene_frame) at a camera-like small size, --scene-height rows (64) by
- *    round(64 * width / height) columns (85 x 64 for 320 x 240), then enlarged bilinearly to the
+ *    aspect (mone_render_scene_frame) at a camera-like small size, --scene-height rows (128) by
+ *    round(128 * width / height) columns (171 x 128 for 320 x 240), then enlarged bilinearly to the
  *    output size: the item anywhere at 30-95% of the frame height on an uneven, textured background,
  *    with the camera's and codec's traces, as a camera shows it to monefilter (default stretch);
  *  - close-up: the item centred on black, its square about 80% of the frame height (--item-size);
@@ -48,7 +48,7 @@
 #define DEFAULT_FPS 25
 #define DEFAULT_SEED 1
 #define DEFAULT_BACKGROUND 128  /* full-frame and in-frame; close-up is on black */
-#define DEFAULT_SCENE_HEIGHT 64 /* a small camera frame, about the scene model's input */
+#define DEFAULT_SCENE_HEIGHT 128 /* a small camera frame, the scene model's input height */
 #define CLOSE_UP_FRACTION 0.8   /* close-up item square / frame height */
 #define DEFAULT_BITRATE 1500000 /* bits/s: high for 320x240, so codec loss barely moves accuracy */
 
@@ -521,8 +521,8 @@ main (int argc, char **argv)
         "fills the centre square) or in-frame (small, on clutter)",
         "P" },
     { "scene-height", 0, 0, G_OPTION_ARG_INT, &opt.scene_height,
-        "scene: rows of the small camera frame drawn before enlarging (default 64, at most H; columns = round(ROWS * W "
-        "/ H))",
+        "scene: rows of the small camera frame drawn before enlarging (default 128, at most H; "
+        "columns = round(ROWS * W / H))",
         "ROWS" },
     { "item-size", 0, 0, G_OPTION_ARG_INT, &opt.item_size,
         "Side of the item square (default: 80% of the height for close-up, else the shorter frame side)", "PX" },
