@@ -137,6 +137,15 @@ struct MoneContext {
   int counted[MONE_MAX_EXPERTS];
 };
 
+/* Whether the stem's last map, read in order, already is the patch vectors in token order: one
+ * pixel per patch and one frame per tubelet, its channels the vector (patchify_stem_tokens would copy it
+ * as it is), so the patch embedding reads the map in place. */
+static bool
+stem_map_is_patches (const MoneConfig *c)
+{
+  return c->stem_layers && mone_embed_patch (c) == 1 && c->tubelet == 1;
+}
+
 static inline int
 expert_width (const MoneConfig *c, int j)
 {
@@ -443,7 +452,8 @@ mone_context_new (MoneModel *model, int n_threads, GError **error)
         &ok);
   }
   ctx->stem_columns = workspace (n_threads * ctx->stem_chunk_floats, &ok);
-  ctx->patches = workspace (N * P, &ok);
+  if (!stem_map_is_patches (c)) /* else the patch embedding reads the stem's last map */
+    ctx->patches = workspace (N * P, &ok);
   ctx->embedded = workspace (S * D, &ok);
   ctx->x = workspace (S * D, &ok);
   ctx->normed = workspace (S * D, &ok);
@@ -767,12 +777,14 @@ embed_task (void *data, int task, int thread)
 
   /* Patch token t is sequence row t + cls (after the class token, when there is one). */
   const int cls = ctx->seq - N;
-  float *patches = ctx->patches + (size_t) begin * P;           /* (n, P) */
+  const float *patches = ctx->patches + (size_t) begin * P;     /* (n, P) */
   float *embedded = ctx->embedded + (size_t) (begin + cls) * D; /* (n, D) */
-  if (c->stem_layers)
-    patchify_stem_tokens (c, ctx->stem_maps[c->stem_layers - 1], begin, end, patches);
+  if (stem_map_is_patches (c))
+    patches = ctx->stem_maps[c->stem_layers - 1] + (size_t) begin * P;
+  else if (c->stem_layers)
+    patchify_stem_tokens (c, ctx->stem_maps[c->stem_layers - 1], begin, end, ctx->patches + (size_t) begin * P);
   else
-    patchify_tokens (c, ctx->input, begin, end, patches);
+    patchify_tokens (c, ctx->input, begin, end, ctx->patches + (size_t) begin * P);
   /* embedded = pos_embed + patch_embed_bias + patches W_pe^T; W_pe (D, P). */
   for (int i = 0; i < n; i++) {
     const float *pos = w->pos_embed + (size_t) (begin + cls + i) * D;

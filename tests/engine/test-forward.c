@@ -850,6 +850,10 @@ test_every_path (void)
     test_against_mone_reference ("4-layer stem, hidden router",
         with (with (make_config (64, 64, 1, 1, 1, 16, 32, 1, 2, 64, 2, 3), "stem=4,4,8,8"),
             "router_hidden=8"));
+    /* Patches reduced to single pixels over several frames: the embedding reads the last map in
+     * place, frame after frame. */
+    test_against_mone_reference ("video T=3 tubelet=1, stem 4,8 to single pixels",
+        with (make_config (32, 32, 1, 3, 1, 4, 32, 1, 2, 64, 4, 5), "stem=4,8"));
     test_full_budget_is_plain_vit ("image 32x32x3",
         make_config (32, 32, 3, 1, 1, 8, 32, 2, 2, 64, 4, 10));
     test_full_budget_is_plain_vit ("video T=4 tubelet=2",
