@@ -4,7 +4,10 @@
  * Noise on a shared machine hits everything measured at the same time alike, so the program
  * interleaves: each round measures the sgemm reference once and then every budget (in an order
  * that rotates from round to round); ratios (fraction of sgemm, speedup) are computed within a
- * round and their median over rounds is reported. Latency median and p90 are over all frames. */
+ * round and their median over rounds is reported. Latency median and p90 are over all frames.
+ * With --baseline-threads a second context with that many threads runs every budget right after
+ * the first in each round, so that the speedup of more threads is a ratio measured side by side
+ * too (on a shared virtual machine one core's speed can drift by 15% within minutes). */
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
@@ -160,19 +163,40 @@ typedef struct {
   double flops;
   GArray *latencies;    /* (double) seconds, every frame of every round */
   double *round_median; /* (rounds) */
+  double *baseline_round_median; /* (rounds) the --baseline-threads context's, or NULL */
 } BudgetStats;
+
+/* Runs `frames` frames of one budget, each on a fresh pixel, appending their latencies to
+ * `latencies` (if not NULL); returns their median. */
+static double
+time_frames (MoneContext *ctx, float *input, size_t n_input, MoneRng *rng, double budget, int frames,
+    double *frame_time, GArray *latencies)
+{
+  MoneResult result;
+  for (int f = 0; f < frames; f++) {
+    input[f % n_input] = (float) mone_rng_uniform (rng); /* a new frame each time */
+    double t0 = now_seconds ();
+    mone_context_run (ctx, input, budget, &result, NULL);
+    frame_time[f] = now_seconds () - t0;
+    if (latencies)
+      g_array_append_val (latencies, frame_time[f]);
+  }
+  return quantile (frame_time, frames, 0.5);
+}
 
 int
 mone_cmd_bench (int argc, char **argv)
 {
   char *config_name = NULL, *budget_text = NULL, *clock_name = NULL;
-  int threads = 1, frames = 20, rounds = 7, warmup = 3;
+  int threads = 1, baseline_threads = 0, frames = 20, rounds = 7, warmup = 3;
   GOptionEntry entries[] = {
     { "config", 0, 0, G_OPTION_ARG_STRING, &config_name,
         "bench a random model of this config (vit-ti16, vit-s16, tiny, small32, fashion28, scene64) instead of a file; "
         "key=value arguments override it",
         "NAME" },
     { "threads", 't', 0, G_OPTION_ARG_INT, &threads, "threads of the context (default 1)", "N" },
+    { "baseline-threads", 0, 0, G_OPTION_ARG_INT, &baseline_threads,
+        "also run a context of N threads, interleaved, and print the speedup of --threads over it", "N" },
     { "frames", 'f', 0, G_OPTION_ARG_INT, &frames, "frames per budget per round (default 20)", "N" },
     { "runs", 'r', 0, G_OPTION_ARG_INT, &rounds, "rounds, medians are over rounds (default 7)", "N" },
     { "clock", 0, 0, G_OPTION_ARG_STRING, &clock_name,
@@ -189,7 +213,7 @@ mone_cmd_bench (int argc, char **argv)
   g_option_context_add_main_entries (opts, entries, NULL);
   GError *error = NULL;
   MoneModel *model = NULL;
-  MoneContext *ctx = NULL;
+  MoneContext *ctx = NULL, *baseline_ctx = NULL;
   GArray *budgets = g_array_new (FALSE, FALSE, sizeof (double));
   BudgetStats *stats = NULL;
   float *input = NULL;
@@ -208,8 +232,14 @@ mone_cmd_bench (int argc, char **argv)
   }
   if (clock_name && !strcmp (clock_name, "cpu"))
     bench_clock = CLOCK_PROCESS_CPUTIME_ID;
-  if (frames < 1 || rounds < 1 || threads < 0 || threads > 256) {
-    fprintf (stderr, "mone bench: --frames and --runs must be >= 1, --threads in 0..256\n");
+  if (frames < 1 || rounds < 1 || threads < 0 || threads > 256 || baseline_threads < 0 || baseline_threads > 256) {
+    fprintf (stderr, "mone bench: --frames and --runs must be >= 1, --threads and --baseline-threads in 0..256\n");
+    status = 2;
+    goto out;
+  }
+  if (baseline_threads && bench_clock != CLOCK_MONOTONIC) {
+    /* Process CPU time sums the threads: it cannot show a speedup from more of them. */
+    fprintf (stderr, "mone bench: --baseline-threads needs the wall clock, not --clock cpu\n");
     status = 2;
     goto out;
   }
@@ -235,6 +265,13 @@ mone_cmd_bench (int argc, char **argv)
     goto out;
   }
   threads = mone_context_get_threads (ctx);
+  if (baseline_threads) {
+    if (!(baseline_ctx = mone_context_new (model, baseline_threads, &error))) {
+      fprintf (stderr, "mone bench: %s\n", error->message);
+      goto out;
+    }
+    baseline_threads = mone_context_get_threads (baseline_ctx);
+  }
 
   size_t n_input = (size_t) c->frames * c->channels * c->height * c->width;
   input = g_new (float, n_input);
@@ -251,6 +288,7 @@ mone_cmd_bench (int argc, char **argv)
     stats[b].flops = mone_model_flops (model, stats[b].budget);
     stats[b].latencies = g_array_new (FALSE, FALSE, sizeof (double));
     stats[b].round_median = g_new0 (double, rounds);
+    stats[b].baseline_round_median = baseline_ctx ? g_new0 (double, rounds) : NULL;
     if (stats[b].budget == 1.0)
       full_index = b;
   }
@@ -267,7 +305,10 @@ mone_cmd_bench (int argc, char **argv)
   }
   printf (", patch %d, D %d, depth %d, heads %d, F %d, E %d, K %d, N %d tokens\n", c->patch, c->dim, c->depth, c->heads,
       c->mlp_dim, c->experts, c->classes, c->tokens);
-  printf ("threads: %d (OpenBLAS at 1 thread, the context's pool splits the work)\n", threads);
+  printf ("threads: %d (OpenBLAS at 1 thread, the context's pool splits the work)", threads);
+  if (baseline_ctx)
+    printf ("; against a context of %d, interleaved", baseline_threads);
+  printf ("\n");
   printf ("projections: %s\n",
       strcmp (mone_context_get_kernels (ctx), "openblas") == 0 ? "openblas (cblas_sgemm on the unpacked weights)"
                                                                : mone_context_get_kernels (ctx));
@@ -278,8 +319,11 @@ mone_cmd_bench (int argc, char **argv)
   /* Warm-up: page in weights, let the CPU clock settle. */
   MoneResult result;
   for (int b = 0; b < n_budgets; b++)
-    for (int f = 0; f < warmup; f++)
+    for (int f = 0; f < warmup; f++) {
       mone_context_run (ctx, input, stats[b].budget, &result, NULL);
+      if (baseline_ctx)
+        mone_context_run (baseline_ctx, input, stats[b].budget, &result, NULL);
+    }
   sgemm_mix_gflops (&mix, c->depth, 1);
 
   for (int r = 0; r < rounds; r++) {
@@ -288,14 +332,11 @@ mone_cmd_bench (int argc, char **argv)
     mix_rate[r] = sgemm_mix_gflops (&mix, c->depth, 3);
     for (int i = 0; i < n_budgets; i++) {
       int b = (i + r) % n_budgets;
-      for (int f = 0; f < frames; f++) {
-        input[f % n_input] = (float) mone_rng_uniform (&rng); /* a new frame each time */
-        double t0 = now_seconds ();
-        mone_context_run (ctx, input, stats[b].budget, &result, NULL);
-        frame_time[f] = now_seconds () - t0;
-        g_array_append_val (stats[b].latencies, frame_time[f]);
-      }
-      stats[b].round_median[r] = quantile (frame_time, frames, 0.5);
+      stats[b].round_median[r] = time_frames (ctx, input, n_input, &rng, stats[b].budget, frames, frame_time,
+          stats[b].latencies);
+      if (baseline_ctx)
+        stats[b].baseline_round_median[r] = time_frames (baseline_ctx, input, n_input, &rng, stats[b].budget, frames,
+            frame_time, NULL);
     }
   }
 
@@ -303,8 +344,13 @@ mone_cmd_bench (int argc, char **argv)
   printf ("one-thread sgemm on this model's block shapes (e = 1): %.1f GFLOP/s (median of rounds); "
           "square 512: %.1f GFLOP/s\n\n",
       sgemm_rate, square_sgemm_gflops (512));
-  printf ("%8s %8s %10s %10s %9s %9s %9s %9s %9s\n", "budget", "GFLOPs", "median ms", "p90 ms", "GFLOP/s", "of sgemm",
+  char baseline_heading[32];
+  snprintf (baseline_heading, sizeof baseline_heading, "vs %d thr", baseline_threads);
+  printf ("%8s %8s %10s %10s %9s %9s %9s %9s %9s", "budget", "GFLOPs", "median ms", "p90 ms", "GFLOP/s", "of sgemm",
       "speedup", "ideal", "sp/ideal");
+  if (baseline_ctx)
+    printf (" %9s", baseline_heading);
+  printf ("\n");
   double *ratio = g_new (double, rounds);
   for (int b = 0; b < n_budgets; b++) {
     BudgetStats *s = &stats[b];
@@ -318,11 +364,20 @@ mone_cmd_bench (int argc, char **argv)
       ratio[r] = stats[full_index].round_median[r] / s->round_median[r];
     double speedup = quantile (ratio, rounds, 0.5);
     double ideal = stats[full_index].flops / s->flops;
-    printf ("%8.4f %8.3f %10.3f %10.3f %9.1f %8.1f%% %9.2f %9.2f %9.2f\n", s->budget, s->flops / 1e9, median * 1e3,
+    printf ("%8.4f %8.3f %10.3f %10.3f %9.1f %8.1f%% %9.2f %9.2f %9.2f", s->budget, s->flops / 1e9, median * 1e3,
         p90 * 1e3, s->flops / median / 1e9, 100 * of_sgemm, speedup, ideal, speedup / ideal);
+    if (baseline_ctx) {
+      for (int r = 0; r < rounds; r++)
+        ratio[r] = s->baseline_round_median[r] / s->round_median[r];
+      printf (" %9.2f", quantile (ratio, rounds, 0.5));
+    }
+    printf ("\n");
   }
   printf ("\n'of sgemm': the budget's GFLOP/s over the sgemm reference (x threads), per round, median."
           "\n'speedup': e = 1 latency over this budget's, per round, median; 'ideal': FLOP ratio.\n");
+  if (baseline_ctx)
+    printf ("'vs %d thr': the %d-thread context's latency over this one's at the same budget, per round, median.\n",
+        baseline_threads, baseline_threads);
   g_free (ratio);
   g_free (mix_rate);
   g_free (frame_time);
@@ -333,12 +388,14 @@ out:
     for (guint b = 0; b < budgets->len; b++) {
       g_array_unref (stats[b].latencies);
       g_free (stats[b].round_median);
+      g_free (stats[b].baseline_round_median);
     }
   g_free (stats);
   sgemm_mix_clear (&mix);
   g_free (input);
   g_array_unref (budgets);
   mone_context_free (ctx);
+  mone_context_free (baseline_ctx);
   mone_model_unref (model);
   g_clear_error (&error);
   g_free (config_name);

@@ -122,4 +122,13 @@ if "$mone" run "$dir/m.safetensors" "$dir/in.raw" --top 0 > /dev/null 2> "$dir/e
 
 "$mone" bench --config tiny --frames 2 --runs 2 --budgets 1,min > "$dir/bench.txt"
 grep -q "sp/ideal" "$dir/bench.txt" || fail "bench table"
+# Two contexts side by side: a speedup column with one value per budget, and no CPU-time clock.
+"$mone" bench --config tiny --frames 2 --runs 2 --budgets 1,min --threads 2 --baseline-threads 1 > "$dir/bench2.txt"
+grep -q "vs 1 thr" "$dir/bench2.txt" || fail "bench --baseline-threads: no column: $(cat "$dir/bench2.txt")"
+[ "$(awk '$1 == "1.0000" && NF == 10' "$dir/bench2.txt" | wc -l)" = 1 ] \
+  || fail "bench --baseline-threads: e = 1 row: $(cat "$dir/bench2.txt")"
+if "$mone" bench --config tiny --frames 2 --runs 2 --baseline-threads 1 --clock cpu > /dev/null 2> "$dir/err.txt"; then
+  fail "bench --baseline-threads with --clock cpu accepted"
+fi
+grep -q "needs the wall clock" "$dir/err.txt" || fail "bench --baseline-threads --clock cpu: $(cat "$dir/err.txt")"
 echo "tool: all checks passed"
