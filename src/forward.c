@@ -137,9 +137,9 @@ struct MoneContext {
   int counted[MONE_MAX_EXPERTS];
 };
 
-/* Whether the stem's last map, read in order, already is the patch vectors in token order: one
- * pixel per patch and one frame per tubelet, its channels the vector (patchify_stem_tokens would copy it
- * as it is), so the patch embedding reads the map in place. */
+/* Whether the stem's last map, read in order, already is the patch vectors in token order (one
+ * pixel per patch and one frame per tubelet, its channels the vector: patchify_stem_tokens would
+ * copy it as it is), so that the patch embedding can read the map in place. */
 static bool
 stem_map_is_patches (const MoneConfig *c)
 {
@@ -791,7 +791,8 @@ embed_task (void *data, int task, int thread)
   if (stem_map_is_patches (c))
     patches = ctx->stem_maps[c->stem_layers - 1] + (size_t) begin * P;
   else if (c->stem_layers)
-    patchify_stem_tokens (c, ctx->stem_maps[c->stem_layers - 1], begin, end, ctx->patches + (size_t) begin * P);
+    patchify_stem_tokens (c, ctx->stem_maps[c->stem_layers - 1], begin, end,
+        ctx->patches + (size_t) begin * P);
   else
     patchify_tokens (c, ctx->input, begin, end, ctx->patches + (size_t) begin * P);
   /* embedded = pos_embed + patch_embed_bias + patches W_pe^T; W_pe (D, P). */
