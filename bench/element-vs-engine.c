@@ -9,7 +9,7 @@
  * The element's rate is taken between the first and the last buffer reaching the sink, so model
  * loading and negotiation are not counted; the engine's after one warm-up run, likewise.
  *
- *   element-vs-engine --model models/fashion-mone.safetensors --budgets 1,0.5
+ *   element-vs-engine --model models/scene-mone.safetensors --budgets 1,0.5
  */
 #include <math.h>
 #include <stdio.h>

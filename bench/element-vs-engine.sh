@@ -5,8 +5,8 @@
 #
 #   bench/element-vs-engine.sh [element-vs-engine options...]
 #
-# Runs two models: the shipped Fashion-MNIST model (if present) and a generated ViT-Ti/16-shaped
-# one (224x224, `mone init --config vit-ti16`). Env: MONE_BUILD_DIR (default build),
+# Runs two models: the shipped default, the 128x128 scene model (if present), and a generated
+# ViT-Ti/16-shaped one (224x224, `mone init --config vit-ti16`). Env: MONE_BUILD_DIR (default build),
 # BENCH_THREADS (engine threads on both sides; default 1), BENCH_RUNS (default 5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,9 +34,9 @@ run() {
   "$bench" --model "$model" --budgets 1,0.5 --threads "$threads" --runs "$runs" --frames "$frames" "$@"
   echo
 }
-if [ -f models/fashion-mone.safetensors ]; then
-  run models/fashion-mone.safetensors 1000 "$@"
+if [ -f models/scene-mone.safetensors ]; then
+  run models/scene-mone.safetensors 1000 "$@"
   # the same with the frames made in another thread: what the source itself costs
-  run models/fashion-mone.safetensors 1000 --queue "$@"
+  run models/scene-mone.safetensors 1000 --queue "$@"
 fi
 run "$vit" 60 "$@"
