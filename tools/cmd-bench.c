@@ -196,7 +196,9 @@ mone_cmd_bench (int argc, char **argv)
         "NAME" },
     { "threads", 't', 0, G_OPTION_ARG_INT, &threads, "threads of the context (default 1)", "N" },
     { "baseline-threads", 0, 0, G_OPTION_ARG_INT, &baseline_threads,
-        "also run a context of N threads (0, the default: none), interleaved, and print the speedup of --threads over it", "N" },
+        "also run a context of N threads (0, the default: none), interleaved, "
+        "and print the speedup of --threads over it",
+        "N" },
     { "frames", 'f', 0, G_OPTION_ARG_INT, &frames, "frames per budget per round (default 20)", "N" },
     { "runs", 'r', 0, G_OPTION_ARG_INT, &rounds, "rounds, medians are over rounds (default 7)", "N" },
     { "clock", 0, 0, G_OPTION_ARG_STRING, &clock_name,
