@@ -786,15 +786,18 @@ embed_task (void *data, int task, int thread)
 
   /* Patch token t is sequence row t + cls (after the class token, when there is one). */
   const int cls = ctx->seq - N;
-  const float *patches = ctx->patches + (size_t) begin * P;     /* (n, P) */
   float *embedded = ctx->embedded + (size_t) (begin + cls) * D; /* (n, D) */
-  if (stem_map_is_patches (c))
+  const float *patches;                                         /* (n, P) */
+  if (stem_map_is_patches (c)) {
     patches = ctx->stem_maps[c->stem_layers - 1] + (size_t) begin * P;
-  else if (c->stem_layers)
-    patchify_stem_tokens (c, ctx->stem_maps[c->stem_layers - 1], begin, end,
-        ctx->patches + (size_t) begin * P);
-  else
-    patchify_tokens (c, ctx->input, begin, end, ctx->patches + (size_t) begin * P);
+  } else { /* ctx->patches exists only on this path */
+    float *copy = ctx->patches + (size_t) begin * P;
+    if (c->stem_layers)
+      patchify_stem_tokens (c, ctx->stem_maps[c->stem_layers - 1], begin, end, copy);
+    else
+      patchify_tokens (c, ctx->input, begin, end, copy);
+    patches = copy;
+  }
   /* embedded = pos_embed + patch_embed_bias + patches W_pe^T; W_pe (D, P). */
   for (int i = 0; i < n; i++) {
     const float *pos = w->pos_embed + (size_t) (begin + cls + i) * D;
