@@ -5,8 +5,8 @@
  * interleaves: each round measures the sgemm reference once and then every budget (in an order
  * that rotates from round to round); ratios (fraction of sgemm, speedup) are computed within a
  * round and their median over rounds is reported. Latency median and p90 are over all frames.
- * With --baseline-threads a second context with that many threads runs every budget right after
- * the first in each round, so that the speedup of more threads is a ratio measured side by side
+ * With --baseline-threads a second context with that many threads runs every budget beside the
+ * first in each round (which of the two goes first alternates by round), so that the speedup of more threads is a ratio measured side by side
  * too (on a shared virtual machine one core's speed can drift by 15% within minutes). */
 #include <cblas.h>
 #include <math.h>
@@ -334,11 +334,16 @@ mone_cmd_bench (int argc, char **argv)
     mix_rate[r] = sgemm_mix_gflops (&mix, c->depth, 3);
     for (int i = 0; i < n_budgets; i++) {
       int b = (i + r) % n_budgets;
-      stats[b].round_median[r] = time_frames (ctx, input, n_input, &rng, stats[b].budget, frames, frame_time,
-          stats[b].latencies);
-      if (baseline_ctx)
-        stats[b].baseline_round_median[r] = time_frames (baseline_ctx, input, n_input, &rng, stats[b].budget, frames,
-            frame_time, NULL);
+      /* With a baseline, the context that runs first alternates from round to round, so that
+       * neither always meets the caches and clock the other left. */
+      for (int turn = 0; turn < (baseline_ctx ? 2 : 1); turn++) {
+        if (baseline_ctx && (turn + r) % 2)
+          stats[b].baseline_round_median[r] = time_frames (baseline_ctx, input, n_input, &rng, stats[b].budget, frames,
+              frame_time, NULL);
+        else
+          stats[b].round_median[r] = time_frames (ctx, input, n_input, &rng, stats[b].budget, frames, frame_time,
+              stats[b].latencies);
+      }
     }
   }
 
