@@ -6,8 +6,9 @@
  * that rotates from round to round); ratios (fraction of sgemm, speedup) are computed within a
  * round and their median over rounds is reported. Latency median and p90 are over all frames.
  * With --baseline-threads a second context with that many threads runs every budget beside the
- * first in each round (which of the two goes first alternates by round), so that the speedup of more threads is a ratio measured side by side
- * too (on a shared virtual machine one core's speed can drift by 15% within minutes). */
+ * first in each round (which of the two goes first alternates by round), so that the speedup of
+ * more threads is a ratio measured side by side too (on a shared virtual machine one core's speed
+ * can drift by 15% within minutes). */
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
