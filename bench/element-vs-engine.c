@@ -3,8 +3,10 @@
  * For each budget, alternates R runs of
  *   engine:  mone_context_run in a loop on one model-sized input (the floor of any element), and
  *   element: videotestsrc num-buffers=N ! video/x-raw,width=W,height=H ! monefilter ! fakesink,
- * and prints the median frames per second of each and their ratio (element / engine). The two are
- * measured side by side in one process, alternating, so machine load affects both alike.
+ * and prints the median frames per second of each and the median of the runs' ratios (element /
+ * engine, each element run over the engine run just before it). The two are measured side by side
+ * in one process, alternating, so that a change in the machine's speed between runs, which moves
+ * both medians, cancels in the ratio of neighbouring runs.
  *
  * The element's rate is taken between the first and the last buffer reaching the sink, so model
  * loading and negotiation are not counted; the engine's after one warm-up run, likewise.
@@ -145,12 +147,14 @@ main (int argc, char **argv)
     char *end;
     double budget = g_ascii_strtod (*b, &end);
     double *engine = g_new (double, opt.runs), *element = g_new (double, opt.runs);
+    double *ratio = g_new (double, opt.runs);
     double engine_median, element_median;
 
     if (end == *b || *end || !(budget > 0.0 && budget <= 1.0)) {
       fprintf (stderr, "element-vs-engine: budget '%s' is not a number in (0, 1]\n", *b);
       g_free (engine);
       g_free (element);
+      g_free (ratio);
       goto out;
     }
     for (int r = 0; r < opt.runs; r++) {
@@ -159,16 +163,19 @@ main (int argc, char **argv)
         fprintf (stderr, "element-vs-engine: budget %g: %s\n", budget, error->message);
         g_free (engine);
         g_free (element);
+        g_free (ratio);
         goto out;
       }
+      ratio[r] = element[r] / engine[r];
     }
     engine_median = bench_median (engine, opt.runs);
     element_median = bench_median (element, opt.runs);
     printf ("%-8.3g %8.4f %12.1f %12.1f %7.1f%%\n", budget, mone_model_flops (model, budget) * 1e-9,
-        engine_median, element_median, 100.0 * element_median / engine_median);
+        engine_median, element_median, 100.0 * bench_median (ratio, opt.runs));
     fflush (stdout);
     g_free (engine);
     g_free (element);
+    g_free (ratio);
   }
   status = 0;
 
