@@ -1,10 +1,12 @@
 /* gst-mone: monefilter's input preparation.
  *
- * A frame reaches the model in two steps. GstVideoConverter scales and converts it, once, to the
- * model's pixel format at the model's size (GRAY8 or RGB bytes), placing it per scale-mode; then
- * the bytes become floats in [0, 1], planar, in the newest slot of the frame window. Both steps are
- * chosen in gst_mone_input_set_format() for the negotiated format, so a frame takes its path
- * without deciding anything.
+ * A frame reaches the model in two steps. GstVideoConverter scales and converts it to the model's
+ * pixel format at the model's size (GRAY8 or RGB bytes), placing it per scale-mode; then the bytes
+ * become floats in [0, 1], planar, in the newest slot of the frame window. For an RGB model and a
+ * frame of another 8-bit format the converter runs twice: it scales the frame in its own format
+ * to the model's size, then converts that small frame to RGB: converting first would convert every
+ * pixel of the large frame, several times the work (docs/engine.md). The steps are chosen in gst_mone_input_set_format() for the
+ * negotiated format, so a frame takes its path without deciding anything.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -37,7 +39,12 @@ struct _GstMoneInput
   GstVideoInfo in_info;         /* the caps' frames, with their default strides */
   GstVideoInfo model_info;      /* GRAY8 or RGB at the model size */
   GstBuffer *model_buffer;      /* one converted frame */
-  GstVideoConverter *converter;
+  GstVideoConverter *converter;        /* the frame, placed per scale-mode, to scaled_info */
+  /* Two-stage conversion (see the top): the frame's format at the model size, and its converter
+   * to model_info. NULL to_model: one stage, scaled_info is model_info. */
+  GstVideoInfo scaled_info;
+  GstBuffer *scaled_buffer;
+  GstVideoConverter *to_model;
   GstMoneFilterScaleMode scale_mode;
   GstMoneInputGeometry geometry;
   GstBuffer *tiny_copy;         /* tiny frames are converted from this copy */
@@ -128,9 +135,11 @@ gst_mone_input_free (GstMoneInput * input)
   if (!input)
     return;
   g_clear_pointer (&input->converter, gst_video_converter_free);
+  g_clear_pointer (&input->to_model, gst_video_converter_free);
   clear_region_converters (input);
   g_array_free (input->region_converters, TRUE);
   gst_clear_buffer (&input->model_buffer);
+  gst_clear_buffer (&input->scaled_buffer);
   gst_clear_buffer (&input->tiny_copy);
   g_free (input->window);
   g_free (input);
@@ -183,11 +192,31 @@ unpack_rgb (const GstVideoFrame * model_frame, gint w, gint h, float *dest)
 
 /* ---- Frames to the model's pixel format ---- */
 
+/* One of the input's geometry converters (whole frame or region) on frame, then, for two stages,
+ * the scaled frame to the model's format. */
+static gboolean
+run_converter (GstMoneInput * input, GstVideoConverter * converter, GstVideoFrame * frame,
+    GstVideoFrame * model_frame)
+{
+  GstVideoFrame scaled;
+
+  if (!input->to_model) {
+    gst_video_converter_frame (converter, frame, model_frame);
+    return TRUE;
+  }
+  if (!gst_video_frame_map (&scaled, &input->scaled_info, input->scaled_buffer,
+          GST_MAP_READWRITE))
+    return FALSE;
+  gst_video_converter_frame (converter, frame, &scaled);
+  gst_video_converter_frame (input->to_model, &scaled, model_frame);
+  gst_video_frame_unmap (&scaled);
+  return TRUE;
+}
+
 static gboolean
 convert_direct (GstMoneInput * input, GstVideoFrame * frame, GstVideoFrame * model_frame)
 {
-  gst_video_converter_frame (input->converter, frame, model_frame);
-  return TRUE;
+  return run_converter (input, input->converter, frame, model_frame);
 }
 
 static gboolean
@@ -202,9 +231,8 @@ convert_from_copy (GstMoneInput * input, GstVideoFrame * frame, GstVideoFrame * 
     return FALSE;
   /* Fails only when the frames disagree in format or size, which the caps rule out: say so
    * rather than classify the copy's previous contents. */
-  copied = gst_video_frame_copy (&copy, frame);
-  if (copied)
-    gst_video_converter_frame (input->converter, &copy, model_frame);
+  copied = gst_video_frame_copy (&copy, frame) && run_converter (input, input->converter, &copy,
+      model_frame);
   gst_video_frame_unmap (&copy);
   return copied;
 }
@@ -228,8 +256,8 @@ new_converter (const GstVideoInfo * in_info, const GstVideoInfo * model_info,
       GST_VIDEO_CONVERTER_OPT_BORDER_ARGB, G_TYPE_UINT, 0xff000000u,
       GST_VIDEO_CONVERTER_OPT_DITHER_METHOD, GST_TYPE_VIDEO_DITHER_METHOD,
       GST_VIDEO_DITHER_NONE,
-      /* Bilinear (widened for downscaling) costs ~2/3 of the default cubic and is all a
-       * classifier needs: 640x480 I420 -> 224x224 RGB takes ~2 ms on one core. */
+      /* Bilinear (widened for downscaling) costs about 2/3 of the default cubic and is all a
+       * classifier needs. */
       GST_VIDEO_CONVERTER_OPT_RESAMPLER_METHOD, GST_TYPE_VIDEO_RESAMPLER_METHOD,
       GST_VIDEO_RESAMPLER_METHOD_LINEAR,
       /* Fixed taps: the default widens the filter with the scale factor and blurs a large
@@ -255,7 +283,7 @@ gst_mone_input_set_scale_mode (GstMoneInput * input, GstMoneFilterScaleMode mode
   gst_mone_input_fit (GST_VIDEO_INFO_WIDTH (in_info), GST_VIDEO_INFO_HEIGHT (in_info),
       GST_VIDEO_INFO_PAR_N (in_info), GST_VIDEO_INFO_PAR_D (in_info), input->width,
       input->height, mode, &geometry);
-  converter = new_converter (in_info, &input->model_info, &geometry, input->threads);
+  converter = new_converter (in_info, &input->scaled_info, &geometry, input->threads);
   if (!converter)
     return FALSE;
   g_clear_pointer (&input->converter, gst_video_converter_free);
@@ -263,6 +291,55 @@ gst_mone_input_set_scale_mode (GstMoneInput * input, GstMoneFilterScaleMode mode
   input->converter = converter;
   input->scale_mode = mode;
   input->geometry = geometry;
+  return TRUE;
+}
+
+/* Whether scaling frames of this format in their own format before converting them saves time:
+ * 8 bits per component, progressive, not already the model's format. (Formats of more bits
+ * convert to 8-bit RGB about as fast as they scale in their own format.) */
+static gboolean
+scales_in_own_format (const GstVideoInfo * in_info, const GstVideoInfo * model_info)
+{
+  const GstVideoFormatInfo *finfo = in_info->finfo;
+
+  if (GST_VIDEO_INFO_FORMAT (in_info) == GST_VIDEO_INFO_FORMAT (model_info)
+      || GST_VIDEO_INFO_INTERLACE_MODE (in_info) != GST_VIDEO_INTERLACE_MODE_PROGRESSIVE
+      || GST_VIDEO_FORMAT_INFO_IS_COMPLEX (finfo) || GST_VIDEO_FORMAT_INFO_IS_TILED (finfo)
+      || GST_VIDEO_FORMAT_INFO_HAS_PALETTE (finfo))
+    return FALSE;
+  for (guint c = 0; c < GST_VIDEO_FORMAT_INFO_N_COMPONENTS (finfo); c++)
+    if (GST_VIDEO_FORMAT_INFO_DEPTH (finfo, c) != 8)
+      return FALSE;
+  return TRUE;
+}
+
+/* scaled_info, scaled_buffer and to_model for one stage (scaled_info = model_info) or, when
+ * allowed and it pays, two. */
+static gboolean
+set_up_stages (GstMoneInput * input, gboolean two_allowed)
+{
+  const GstVideoInfo *in_info = &input->in_info;
+  const GstMoneInputGeometry whole = { 0, 0, input->width, input->height,
+    0, 0, input->width, input->height
+  };
+
+  g_clear_pointer (&input->to_model, gst_video_converter_free);
+  gst_clear_buffer (&input->scaled_buffer);
+  input->scaled_info = input->model_info;
+  if (!two_allowed || !scales_in_own_format (in_info, &input->model_info))
+    return TRUE;
+  gst_video_info_set_interlaced_format (&input->scaled_info, GST_VIDEO_INFO_FORMAT (in_info),
+      GST_VIDEO_INTERLACE_MODE_PROGRESSIVE, input->width, input->height);
+  input->scaled_info.colorimetry = in_info->colorimetry;
+  input->scaled_info.chroma_site = in_info->chroma_site;
+  GST_VIDEO_INFO_FPS_N (&input->scaled_info) = GST_VIDEO_INFO_FPS_N (in_info);
+  GST_VIDEO_INFO_FPS_D (&input->scaled_info) = GST_VIDEO_INFO_FPS_D (in_info);
+  input->to_model = new_converter (&input->scaled_info, &input->model_info, &whole,
+      input->threads);
+  if (!input->to_model)
+    return FALSE;
+  input->scaled_buffer = gst_buffer_new_allocate (NULL, GST_VIDEO_INFO_SIZE (&input->scaled_info),
+      NULL);
   return TRUE;
 }
 
@@ -296,14 +373,17 @@ gst_mone_input_set_format (GstMoneInput * input, const GstVideoInfo * in_info,
   input->model_buffer = gst_buffer_new_allocate (NULL, GST_VIDEO_INFO_SIZE (&input->model_info),
       NULL);
   g_clear_pointer (&input->converter, gst_video_converter_free);
-  if (!gst_mone_input_set_scale_mode (input, mode))
-    return FALSE;
 
   /* GStreamer 1.22's converter keeps pointers to source lines between frames for some tiny
    * frames (ARGB 1x3, found with valgrind): frames that small are converted from a copy that
    * stays at one address. */
   tiny = GST_VIDEO_INFO_WIDTH (in_info) < TINY_FRAME_SIZE
       || GST_VIDEO_INFO_HEIGHT (in_info) < TINY_FRAME_SIZE;
+  if (!set_up_stages (input, !tiny && input->channels == 3))
+    return FALSE;
+  if (!gst_mone_input_set_scale_mode (input, mode))
+    return FALSE;
+
   gst_clear_buffer (&input->tiny_copy);
   if (tiny) {
     /* Zeroed: the converter also reads the row padding of such frames. */
@@ -399,7 +479,7 @@ region_converter (GstMoneInput * input, const GstMoneInputGeometry * g, gboolean
     }
   }
   /* One thread: a region is small, and the engine's cores are idle only between regions. */
-  entry.converter = new_converter (&input->in_info, &input->model_info, g, 1);
+  entry.converter = new_converter (&input->in_info, &input->scaled_info, g, 1);
   if (!entry.converter)
     return NULL;
   if (kept->len >= MAX_REGION_CONVERTERS || g->src_width < TINY_FRAME_SIZE
@@ -444,13 +524,14 @@ gst_mone_input_push_region (GstMoneInput * input, GstVideoFrame * frame, gint x,
     gst_video_frame_copy (&copy, frame);
     source = &copy;
   }
-  gst_video_converter_frame (converter, source, &model_frame);
+  ok = run_converter (input, converter, source, &model_frame);
   if (source == &copy)
     gst_video_frame_unmap (&copy);
-  input->unpack (&model_frame, input->width, input->height, input->window);
+  if (ok) {
+    input->unpack (&model_frame, input->width, input->height, input->window);
+    input->filled = 1;
+  }
   gst_video_frame_unmap (&model_frame);
-  input->filled = 1;
-  ok = TRUE;
 done:
   if (owned)
     gst_video_converter_free (converter);
