@@ -4,9 +4,10 @@
  * pixel format at the model's size (GRAY8 or RGB bytes), placing it per scale-mode; then the bytes
  * become floats in [0, 1], planar, in the newest slot of the frame window. For an RGB model and a
  * frame of another 8-bit format the converter runs twice: it scales the frame in its own format
- * to the model's size, then converts that small frame to RGB: converting first would convert every
- * pixel of the large frame, several times the work (docs/engine.md). The steps are chosen in gst_mone_input_set_format() for the
- * negotiated format, so a frame takes its path without deciding anything.
+ * to the model's size, then converts that small frame to RGB (converting first would convert
+ * every pixel of the large frame, several times the work: docs/engine.md). The steps are chosen
+ * in gst_mone_input_set_format() for the negotiated format, so a frame takes its path without
+ * deciding anything.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -39,7 +40,7 @@ struct _GstMoneInput
   GstVideoInfo in_info;         /* the caps' frames, with their default strides */
   GstVideoInfo model_info;      /* GRAY8 or RGB at the model size */
   GstBuffer *model_buffer;      /* one converted frame */
-  GstVideoConverter *converter;        /* the frame, placed per scale-mode, to scaled_info */
+  GstVideoConverter *converter; /* the frame, placed per scale-mode, to scaled_info */
   /* Two-stage conversion (see the top): the frame's format at the model size, and its converter
    * to model_info. NULL to_model: one stage, scaled_info is model_info. */
   GstVideoInfo scaled_info;
