@@ -205,8 +205,7 @@ run_converter (GstMoneInput * input, GstVideoConverter * converter, GstVideoFram
     gst_video_converter_frame (converter, frame, model_frame);
     return TRUE;
   }
-  if (!gst_video_frame_map (&scaled, &input->scaled_info, input->scaled_buffer,
-          GST_MAP_READWRITE))
+  if (!gst_video_frame_map (&scaled, &input->scaled_info, input->scaled_buffer, GST_MAP_READWRITE))
     return FALSE;
   gst_video_converter_frame (converter, frame, &scaled);
   gst_video_converter_frame (input->to_model, &scaled, model_frame);
@@ -335,8 +334,7 @@ set_up_stages (GstMoneInput * input, gboolean two_allowed)
   input->scaled_info.chroma_site = in_info->chroma_site;
   GST_VIDEO_INFO_FPS_N (&input->scaled_info) = GST_VIDEO_INFO_FPS_N (in_info);
   GST_VIDEO_INFO_FPS_D (&input->scaled_info) = GST_VIDEO_INFO_FPS_D (in_info);
-  input->to_model = new_converter (&input->scaled_info, &input->model_info, &whole,
-      input->threads);
+  input->to_model = new_converter (&input->scaled_info, &input->model_info, &whole, input->threads);
   if (!input->to_model)
     return FALSE;
   input->scaled_buffer = gst_buffer_new_allocate (NULL, GST_VIDEO_INFO_SIZE (&input->scaled_info),
