@@ -27,7 +27,7 @@
 typedef gboolean (*GstMoneInputConvertFunc) (GstMoneInput * input, GstVideoFrame * frame,
     GstVideoFrame * model_frame);
 typedef void (*GstMoneInputUnpackFunc) (const GstVideoFrame * model_frame, gint width,
-    gint height, float *dest);
+    gint height, const float *byte_values, float *dest);
 
 struct _GstMoneInput
 {
@@ -51,6 +51,7 @@ struct _GstMoneInput
   GstBuffer *tiny_copy;         /* tiny frames are converted from this copy */
   GstMoneInputConvertFunc convert;
   GstMoneInputUnpackFunc unpack;
+  float byte_values[256];       /* what a converted byte means to the model, in [0, 1] */
   GArray *region_converters;    /* RegionConverter, for gst_mone_input_push_region */
 };
 
@@ -148,46 +149,41 @@ gst_mone_input_free (GstMoneInput * input)
 
 /* ---- Bytes of the converted frame to floats ---- */
 
-/* Full range: v / 255. */
+/* Bytes through a table (the value of each of the 256 bytes for this format and range): one load
+ * per pixel instead of arithmetic and a clamp, which a small model's frame notices. */
+
 static void
-unpack_grey (const GstVideoFrame * model_frame, gint w, gint h, float *dest)
+unpack_grey (const GstVideoFrame * model_frame, gint w, gint h, const float *byte_values,
+    float *dest)
 {
   const guint8 *pixels = GST_VIDEO_FRAME_PLANE_DATA (model_frame, 0);
   const gint stride = GST_VIDEO_FRAME_PLANE_STRIDE (model_frame, 0);
 
   for (gint y = 0; y < h; y++) {
     const guint8 *row = pixels + (gsize) y * stride;
+    float *out = dest + (gsize) y * w;
     for (gint x = 0; x < w; x++)
-      dest[(gsize) y * w + x] = row[x] * (1.0f / 255.0f);
+      out[x] = byte_values[row[x]];
   }
 }
 
-/* Limited-range luma (black 16, white 235): (v - 16) / 219, clamped to [0, 1]. */
+/* Packed RGB bytes to planar (3, H, W) floats. */
 static void
-unpack_grey_limited (const GstVideoFrame * model_frame, gint w, gint h, float *dest)
+unpack_rgb (const GstVideoFrame * model_frame, gint w, gint h, const float *byte_values,
+    float *dest)
 {
   const guint8 *pixels = GST_VIDEO_FRAME_PLANE_DATA (model_frame, 0);
   const gint stride = GST_VIDEO_FRAME_PLANE_STRIDE (model_frame, 0);
+  const gsize plane = (gsize) w * h;
 
   for (gint y = 0; y < h; y++) {
     const guint8 *row = pixels + (gsize) y * stride;
-    for (gint x = 0; x < w; x++)
-      dest[(gsize) y * w + x] = CLAMP ((row[x] - 16.0f) * (1.0f / 219.0f), 0.0f, 1.0f);
-  }
-}
-
-/* Packed RGB bytes to planar (3, H, W) floats, v / 255. */
-static void
-unpack_rgb (const GstVideoFrame * model_frame, gint w, gint h, float *dest)
-{
-  const guint8 *pixels = GST_VIDEO_FRAME_PLANE_DATA (model_frame, 0);
-  const gint stride = GST_VIDEO_FRAME_PLANE_STRIDE (model_frame, 0);
-
-  for (gint y = 0; y < h; y++) {
-    const guint8 *row = pixels + (gsize) y * stride;
-    for (gint x = 0; x < w; x++)
-      for (gint ch = 0; ch < 3; ch++)
-        dest[((gsize) ch * h + y) * w + x] = row[x * 3 + ch] * (1.0f / 255.0f);
+    float *red = dest + (gsize) y * w, *green = red + plane, *blue = green + plane;
+    for (gint x = 0; x < w; x++) {
+      red[x] = byte_values[row[3 * x]];
+      green[x] = byte_values[row[3 * x + 1]];
+      blue[x] = byte_values[row[3 * x + 2]];
+    }
   }
 }
 
@@ -390,8 +386,11 @@ gst_mone_input_set_format (GstMoneInput * input, const GstVideoInfo * in_info,
     gst_buffer_memset (input->tiny_copy, 0, 0, GST_VIDEO_INFO_SIZE (in_info));
   }
   input->convert = tiny ? convert_from_copy : convert_direct;
-  input->unpack = input->channels == 3 ? unpack_rgb
-      : limited_range ? unpack_grey_limited : unpack_grey;
+  input->unpack = input->channels == 3 ? unpack_rgb : unpack_grey;
+  /* Full range: v / 255. Limited-range luma (black 16, white 235): (v - 16) / 219 in [0, 1]. */
+  for (gint v = 0; v < 256; v++)
+    input->byte_values[v] = limited_range ? CLAMP ((v - 16.0f) * (1.0f / 219.0f), 0.0f, 1.0f)
+        : v * (1.0f / 255.0f);
   gst_mone_input_reset (input);
   return TRUE;
 }
@@ -431,7 +430,7 @@ gst_mone_input_push (GstMoneInput * input, GstVideoFrame * frame)
   }
   if (input->frames > 1 && input->filled > 0)
     memmove (input->window, input->window + slot, slot * (input->frames - 1) * sizeof (float));
-  input->unpack (&model_frame, input->width, input->height, newest);
+  input->unpack (&model_frame, input->width, input->height, input->byte_values, newest);
   gst_video_frame_unmap (&model_frame);
 
   if (input->filled == 0)
@@ -527,7 +526,7 @@ gst_mone_input_push_region (GstMoneInput * input, GstVideoFrame * frame, gint x,
   if (source == &copy)
     gst_video_frame_unmap (&copy);
   if (ok) {
-    input->unpack (&model_frame, input->width, input->height, input->window);
+    input->unpack (&model_frame, input->width, input->height, input->byte_values, input->window);
     input->filled = 1;
   }
   gst_video_frame_unmap (&model_frame);
