@@ -267,6 +267,25 @@ new_converter (const GstVideoInfo * in_info, const GstVideoInfo * model_info,
   return gst_video_converter_new ((GstVideoInfo *) in_info, (GstVideoInfo *) model_info, options);
 }
 
+/* A converter writing a subsampled format places the picture at offsets that are multiples of the
+ * subsampling only (GStreamer rounds others down): for the two-step conversion's first step, take
+ * that position here, so that the geometry the element reports is where the picture is. */
+static void
+align_to_scaled_format (const GstMoneInput * input, GstMoneInputGeometry * g)
+{
+  const GstVideoFormatInfo *finfo = input->scaled_info.finfo;
+  gint x_mask = 0, y_mask = 0;
+
+  if (!input->to_model)
+    return;
+  for (guint c = 0; c < GST_VIDEO_FORMAT_INFO_N_COMPONENTS (finfo); c++) {
+    x_mask |= (1 << GST_VIDEO_FORMAT_INFO_W_SUB (finfo, c)) - 1;
+    y_mask |= (1 << GST_VIDEO_FORMAT_INFO_H_SUB (finfo, c)) - 1;
+  }
+  g->dest_x &= ~x_mask;
+  g->dest_y &= ~y_mask;
+}
+
 gboolean
 gst_mone_input_set_scale_mode (GstMoneInput * input, GstMoneFilterScaleMode mode)
 {
@@ -279,6 +298,7 @@ gst_mone_input_set_scale_mode (GstMoneInput * input, GstMoneFilterScaleMode mode
   gst_mone_input_fit (GST_VIDEO_INFO_WIDTH (in_info), GST_VIDEO_INFO_HEIGHT (in_info),
       GST_VIDEO_INFO_PAR_N (in_info), GST_VIDEO_INFO_PAR_D (in_info), input->width,
       input->height, mode, &geometry);
+  align_to_scaled_format (input, &geometry);
   converter = new_converter (in_info, &input->scaled_info, &geometry, input->threads);
   if (!converter)
     return FALSE;
@@ -509,6 +529,7 @@ gst_mone_input_push_region (GstMoneInput * input, GstVideoFrame * frame, gint x,
       GST_VIDEO_INFO_PAR_D (in_info), input->width, input->height, input->scale_mode, g);
   g->src_x += x;
   g->src_y += y;
+  align_to_scaled_format (input, g);
   if (!(converter = region_converter (input, g, &owned)))
     return FALSE;
   if (!gst_video_frame_map (&model_frame, &input->model_info, input->model_buffer, GST_MAP_WRITE))

@@ -316,6 +316,43 @@ GST_START_TEST (test_negotiation_odd_sizes)
 
 GST_END_TEST;
 
+/* A letterbox whose centred position is odd (640x360 into 32x32: 18 rows from row 7): where the
+ * picture is written in a subsampled format first (I420 into an RGB model: scaled as I420, then
+ * converted), it lands on the even row above, and the meta says so; RGB frames and grey models
+ * keep row 7. */
+GST_START_TEST (test_letterbox_odd_offset)
+{
+  static const struct
+  {
+    const gchar *format;
+    gboolean grey;
+    gdouble model_y;
+  } cases[] = {
+    {"I420", FALSE, 6}, {"NV12", FALSE, 6}, {"YUY2", FALSE, 7}, {"RGB", FALSE, 7},
+    {"I420", TRUE, 7},
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
+    GstElement *filter = make_filter (cases[i].grey ? grey_model : rgb_model);
+    gchar *caps = caps_string (cases[i].format, 640, 360);
+    MoneClassification r;
+    GstHarness *h;
+    GstBuffer *out;
+
+    gst_util_set_object_arg (G_OBJECT (filter), "scale-mode", "letterbox");
+    h = harness_for (filter, caps);
+    out = push_pull (h, frame_size (cases[i].format, 640, 360), 0, &r);
+    fail_unless_equals_float (r.model_height, 18);
+    fail_unless (r.model_y == cases[i].model_y, "%s into the %s model: picture at row %g, not %g",
+        cases[i].format, cases[i].grey ? "grey" : "RGB", r.model_y, cases[i].model_y);
+    gst_buffer_unref (out);
+    gst_harness_teardown (h);
+    g_free (caps);
+  }
+}
+
+GST_END_TEST;
+
 /* Passthrough: the buffer downstream shares the very memory pushed, even when the pusher holds a
  * reference (then only the GstBuffer is new, for the meta). */
 GST_START_TEST (test_passthrough_no_copy)
@@ -1719,6 +1756,7 @@ monefilter_suite (void)
   tcase_add_test (tc, test_passthrough_no_copy);
   tcase_add_test (tc, test_meta_fields);
   tcase_add_test (tc, test_scale_modes);
+  tcase_add_test (tc, test_letterbox_odd_offset);
   tcase_add_test (tc, test_padded_strides);
   tcase_add_test (tc, test_limited_range_expanded);
   tcase_add_test (tc, test_formats_known_answer);
