@@ -91,6 +91,7 @@ main (int argc, char **argv)
   MoneModel *model = NULL;
   MoneContext *ctx = NULL;
   float *input = NULL;
+  double *engine = NULL, *element = NULL, *ratio = NULL; /* per run, reused for every budget */
   char **budget_list = NULL;
   int status = 1;
 
@@ -143,27 +144,22 @@ main (int argc, char **argv)
   printf ("%-8s %8s %12s %12s %8s\n", "budget", "GFLOPs", "engine fps", "element fps", "ratio");
 
   budget_list = g_strsplit (opt.budgets, ",", -1);
+  engine = g_new (double, opt.runs);
+  element = g_new (double, opt.runs);
+  ratio = g_new (double, opt.runs);
   for (char **b = budget_list; *b; b++) {
     char *end;
     double budget = g_ascii_strtod (*b, &end);
-    double *engine = g_new (double, opt.runs), *element = g_new (double, opt.runs);
-    double *ratio = g_new (double, opt.runs);
     double engine_median, element_median;
 
     if (end == *b || *end || !(budget > 0.0 && budget <= 1.0)) {
       fprintf (stderr, "element-vs-engine: budget '%s' is not a number in (0, 1]\n", *b);
-      g_free (engine);
-      g_free (element);
-      g_free (ratio);
       goto out;
     }
     for (int r = 0; r < opt.runs; r++) {
       if ((engine[r] = engine_fps (ctx, input, budget, opt.frames, &error)) < 0
           || (element[r] = element_fps (&opt, budget, &error)) < 0) {
         fprintf (stderr, "element-vs-engine: budget %g: %s\n", budget, error->message);
-        g_free (engine);
-        g_free (element);
-        g_free (ratio);
         goto out;
       }
       ratio[r] = element[r] / engine[r];
@@ -173,14 +169,14 @@ main (int argc, char **argv)
     printf ("%-8.3g %8.4f %12.1f %12.1f %7.1f%%\n", budget, mone_model_flops (model, budget) * 1e-9,
         engine_median, element_median, 100.0 * bench_median (ratio, opt.runs));
     fflush (stdout);
-    g_free (engine);
-    g_free (element);
-    g_free (ratio);
   }
   status = 0;
 
 out:
   g_clear_error (&error);
+  g_free (engine);
+  g_free (element);
+  g_free (ratio);
   g_strfreev (budget_list);
   g_free (input);
   if (ctx)

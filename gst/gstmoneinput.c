@@ -267,17 +267,22 @@ new_converter (const GstVideoInfo * in_info, const GstVideoInfo * model_info,
   return gst_video_converter_new ((GstVideoInfo *) in_info, (GstVideoInfo *) model_info, options);
 }
 
-/* A converter writing a subsampled format places the picture at offsets that are multiples of the
- * subsampling only (GStreamer rounds others down): for the two-step conversion's first step, take
- * that position here, so that the geometry the element reports is where the picture is. */
+/* The geometry of the frame's rectangle (x, y, width, height) in `mode`, as the input's converters
+ * place it. A converter writing a subsampled format (the two-step conversion's first step) puts
+ * the picture at offsets that are multiples of the subsampling only (GStreamer rounds others
+ * down): the geometry takes that position, so that what the element reports is where the picture
+ * is. */
 static void
-align_to_scaled_format (const GstMoneInput * input, GstMoneInputGeometry * g)
+fit_rectangle (const GstMoneInput * input, gint x, gint y, gint width, gint height,
+    GstMoneFilterScaleMode mode, GstMoneInputGeometry * g)
 {
   const GstVideoFormatInfo *finfo = input->scaled_info.finfo;
   gint x_mask = 0, y_mask = 0;
 
-  if (!input->to_model)
-    return;
+  gst_mone_input_fit (width, height, GST_VIDEO_INFO_PAR_N (&input->in_info),
+      GST_VIDEO_INFO_PAR_D (&input->in_info), input->width, input->height, mode, g);
+  g->src_x += x;
+  g->src_y += y;
   for (guint c = 0; c < GST_VIDEO_FORMAT_INFO_N_COMPONENTS (finfo); c++) {
     x_mask |= (1 << GST_VIDEO_FORMAT_INFO_W_SUB (finfo, c)) - 1;
     y_mask |= (1 << GST_VIDEO_FORMAT_INFO_H_SUB (finfo, c)) - 1;
@@ -295,10 +300,8 @@ gst_mone_input_set_scale_mode (GstMoneInput * input, GstMoneFilterScaleMode mode
 
   if (input->converter && mode == input->scale_mode)
     return TRUE;
-  gst_mone_input_fit (GST_VIDEO_INFO_WIDTH (in_info), GST_VIDEO_INFO_HEIGHT (in_info),
-      GST_VIDEO_INFO_PAR_N (in_info), GST_VIDEO_INFO_PAR_D (in_info), input->width,
-      input->height, mode, &geometry);
-  align_to_scaled_format (input, &geometry);
+  fit_rectangle (input, 0, 0, GST_VIDEO_INFO_WIDTH (in_info), GST_VIDEO_INFO_HEIGHT (in_info), mode,
+      &geometry);
   converter = new_converter (in_info, &input->scaled_info, &geometry, input->threads);
   if (!converter)
     return FALSE;
@@ -308,6 +311,19 @@ gst_mone_input_set_scale_mode (GstMoneInput * input, GstMoneFilterScaleMode mode
   input->scale_mode = mode;
   input->geometry = geometry;
   return TRUE;
+}
+
+/* info for frames of `format` at the model size that agree with the caps' frames on what
+ * GstVideoConverter wants both sides to agree on (it converts pictures, not timing). */
+static void
+set_model_size_info (const GstMoneInput * input, GstVideoFormat format, GstVideoInfo * info)
+{
+  const GstVideoInfo *in_info = &input->in_info;
+
+  gst_video_info_set_format (info, format, input->width, input->height);
+  GST_VIDEO_INFO_FPS_N (info) = GST_VIDEO_INFO_FPS_N (in_info);
+  GST_VIDEO_INFO_FPS_D (info) = GST_VIDEO_INFO_FPS_D (in_info);
+  GST_VIDEO_INFO_INTERLACE_MODE (info) = GST_VIDEO_INFO_INTERLACE_MODE (in_info);
 }
 
 /* Whether scaling frames of this format in their own format before converting them saves time:
@@ -344,12 +360,9 @@ set_up_stages (GstMoneInput * input, gboolean two_allowed)
   input->scaled_info = input->model_info;
   if (!two_allowed || !scales_in_own_format (in_info, &input->model_info))
     return TRUE;
-  gst_video_info_set_interlaced_format (&input->scaled_info, GST_VIDEO_INFO_FORMAT (in_info),
-      GST_VIDEO_INTERLACE_MODE_PROGRESSIVE, input->width, input->height);
+  set_model_size_info (input, GST_VIDEO_INFO_FORMAT (in_info), &input->scaled_info);
   input->scaled_info.colorimetry = in_info->colorimetry;
   input->scaled_info.chroma_site = in_info->chroma_site;
-  GST_VIDEO_INFO_FPS_N (&input->scaled_info) = GST_VIDEO_INFO_FPS_N (in_info);
-  GST_VIDEO_INFO_FPS_D (&input->scaled_info) = GST_VIDEO_INFO_FPS_D (in_info);
   input->to_model = new_converter (&input->scaled_info, &input->model_info, &whole, input->threads);
   if (!input->to_model)
     return FALSE;
@@ -365,9 +378,8 @@ gst_mone_input_set_format (GstMoneInput * input, const GstVideoInfo * in_info,
   gboolean limited_range = FALSE, tiny;
 
   input->in_info = *in_info;
-  gst_video_info_set_format (&input->model_info,
-      input->channels == 1 ? GST_VIDEO_FORMAT_GRAY8 : GST_VIDEO_FORMAT_RGB, input->width,
-      input->height);
+  set_model_size_info (input, input->channels == 1 ? GST_VIDEO_FORMAT_GRAY8 : GST_VIDEO_FORMAT_RGB,
+      &input->model_info);
   /* Grey models from YUV: the converter copies Y into GRAY8 (GStreamer 1.22 does so even when
    * told the ranges differ), so the model input is declared in the source's range, making that
    * copy exact by definition, and limited range (16-235, what decoders and cameras deliver) is
@@ -379,10 +391,6 @@ gst_mone_input_set_format (GstMoneInput * input, const GstVideoInfo * in_info,
     input->model_info.colorimetry.range = in_info->colorimetry.range;
     limited_range = in_info->colorimetry.range == GST_VIDEO_COLOR_RANGE_16_235;
   }
-  /* GstVideoConverter converts pictures, not timing: it wants both sides to agree on these. */
-  GST_VIDEO_INFO_FPS_N (&input->model_info) = GST_VIDEO_INFO_FPS_N (in_info);
-  GST_VIDEO_INFO_FPS_D (&input->model_info) = GST_VIDEO_INFO_FPS_D (in_info);
-  GST_VIDEO_INFO_INTERLACE_MODE (&input->model_info) = GST_VIDEO_INFO_INTERLACE_MODE (in_info);
   gst_clear_buffer (&input->model_buffer);
   clear_region_converters (input);
   input->model_buffer = gst_buffer_new_allocate (NULL, GST_VIDEO_INFO_SIZE (&input->model_info),
@@ -525,11 +533,7 @@ gst_mone_input_push_region (GstMoneInput * input, GstVideoFrame * frame, gint x,
   g_return_val_if_fail (x >= 0 && y >= 0 && width > 0 && height > 0
       && x + width <= GST_VIDEO_INFO_WIDTH (in_info)
       && y + height <= GST_VIDEO_INFO_HEIGHT (in_info), FALSE);
-  gst_mone_input_fit (width, height, GST_VIDEO_INFO_PAR_N (in_info),
-      GST_VIDEO_INFO_PAR_D (in_info), input->width, input->height, input->scale_mode, g);
-  g->src_x += x;
-  g->src_y += y;
-  align_to_scaled_format (input, g);
+  fit_rectangle (input, x, y, width, height, input->scale_mode, g);
   if (!(converter = region_converter (input, g, &owned)))
     return FALSE;
   if (!gst_video_frame_map (&model_frame, &input->model_info, input->model_buffer, GST_MAP_WRITE))
