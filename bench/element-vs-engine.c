@@ -2,14 +2,18 @@
  *
  * For each budget, alternates R runs of
  *   engine:  mone_context_run in a loop on one model-sized input (the floor of any element), and
- *   element: videotestsrc num-buffers=N ! video/x-raw,width=W,height=H ! monefilter ! fakesink,
+ *   element: videotestsrc num-buffers=1 ! video/x-raw,width=W,height=H ! imagefreeze num-buffers=N
+ *            ! monefilter ! fakesink,
  * and prints the median frames per second of each and the median of the runs' ratios (element /
  * engine, each element run over the engine run just before it). The two are measured side by side
  * in one process, alternating, so that a change in the machine's speed between runs, which moves
  * both medians, cancels in the ratio of neighbouring runs.
  *
  * The element's rate is taken between the first and the last buffer reaching the sink, so model
- * loading and negotiation are not counted; the engine's after one warm-up run, likewise.
+ * loading and negotiation are not counted; the engine's after one warm-up run, likewise. The
+ * source repeats one frame (imagefreeze passes references to it), so that the rate is the
+ * element's alone; with --draw, videotestsrc draws every frame in the element's thread, which
+ * costs far more than zero for most patterns (about 0.2 ms per 640x480 smpte frame).
  *
  *   element-vs-engine --model models/scene-mone.safetensors --budgets 1,0.5
  */
@@ -29,7 +33,7 @@ typedef struct {
   char *format;
   char *pattern;
   int width, height, frames, runs, threads;
-  gboolean queue;
+  gboolean queue, draw;
 } BenchOptions;
 
 /* Frames per second of `frames` engine runs on one input (after one warm-up run). */
@@ -53,14 +57,20 @@ static double
 element_fps (const BenchOptions *opt, double budget, GError **error)
 {
   /* one extra buffer: the rate is measured over the gaps between `frames` + 1 arrivals */
+  char *source = opt->draw
+      ? g_strdup_printf ("videotestsrc num-buffers=%d pattern=%s", opt->frames + 1, opt->pattern)
+      : g_strdup_printf ("videotestsrc num-buffers=1 pattern=%s", opt->pattern);
+  char *repeat = opt->draw ? g_strdup ("")
+      : g_strdup_printf ("imagefreeze num-buffers=%d ! ", opt->frames + 1);
   char *description = g_strdup_printf (
-      "videotestsrc num-buffers=%d pattern=%s ! "
-      "video/x-raw,format=%s,width=%d,height=%d,framerate=30/1 ! %s"
+      "%s ! video/x-raw,format=%s,width=%d,height=%d,framerate=30/1 ! %s%s"
       "monefilter name=mone model=\"%s\" budget=%g threads=%d ! fakesink name=sink sync=false",
-      opt->frames + 1, opt->pattern, opt->format, opt->width, opt->height,
+      source, opt->format, opt->width, opt->height, repeat,
       opt->queue ? "queue max-size-buffers=4 ! " : "", opt->model_path, budget, opt->threads);
   const double fps = bench_pipeline_fps (description, error);
   g_free (description);
+  g_free (repeat);
+  g_free (source);
   return fps;
 }
 
@@ -83,8 +93,10 @@ main (int argc, char **argv)
         "Engine threads, both sides (0 = automatic: 1 for small models, else all cores)", "T" },
     { "pattern", 0, 0, G_OPTION_ARG_STRING, &opt.pattern, "videotestsrc pattern (default smpte)",
         "P" },
+    { "draw", 0, 0, G_OPTION_ARG_NONE, &opt.draw,
+        "Draw every frame in the source instead of repeating one", NULL },
     { "queue", 'q', 0, G_OPTION_ARG_NONE, &opt.queue,
-        "Put a queue after the source, so frames are made in another thread", NULL },
+        "Put a queue before the element, so frames are made in another thread", NULL },
     G_OPTION_ENTRY_NULL };
   GOptionContext *octx = g_option_context_new ("- monefilter frame rate against the bare engine");
   GError *error = NULL;
@@ -136,10 +148,10 @@ main (int argc, char **argv)
     printf ("model %s: %dx%dx%d, patch %d, D=%d, L=%d, E=%d; engine threads %d\n", opt.model_path,
         cfg->channels, cfg->height, cfg->width, cfg->patch, cfg->dim, cfg->depth, cfg->experts,
         mone_context_get_threads (ctx));
-    printf ("pipeline: videotestsrc pattern=%s ! video/x-raw,format=%s,width=%d,height=%d ! %s"
+    printf ("pipeline: videotestsrc pattern=%s ! video/x-raw,format=%s,width=%d,height=%d ! %s%s"
             "monefilter ! fakesink; %d frames x %d runs each, medians\n\n",
-        opt.pattern, opt.format, opt.width, opt.height, opt.queue ? "queue ! " : "", opt.frames,
-        opt.runs);
+        opt.pattern, opt.format, opt.width, opt.height, opt.draw ? "" : "imagefreeze ! ",
+        opt.queue ? "queue ! " : "", opt.frames, opt.runs);
   }
   printf ("%-8s %8s %12s %12s %8s\n", "budget", "GFLOPs", "engine fps", "element fps", "ratio");
 

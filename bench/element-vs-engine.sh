@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The element's overhead: `videotestsrc ! monefilter ! fakesink` at 640x480 against
-# the bare engine (mone_context_run in a loop) on the same model and budget, e = 1 and e = 0.5,
-# medians of several alternating runs, ratio printed (bar: >= 95%).
+# The element's overhead: `videotestsrc ! imagefreeze ! monefilter ! fakesink` at 640x480 (one
+# frame repeated, so the source costs nothing) against the bare engine (mone_context_run in a
+# loop) on the same model and budget, e = 1 and e = 0.5, medians of several alternating runs,
+# ratio printed (bar: >= 95%). `--draw` has the source draw every frame in the element's thread.
 #
 #   bench/element-vs-engine.sh [element-vs-engine options...]
 #
@@ -36,7 +37,5 @@ run() {
 }
 if [ -f models/scene-mone.safetensors ]; then
   run models/scene-mone.safetensors 1000 "$@"
-  # the same with the frames made in another thread: what the source itself costs
-  run models/scene-mone.safetensors 1000 --queue "$@"
 fi
 run "$vit" 60 "$@"

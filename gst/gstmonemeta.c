@@ -241,6 +241,14 @@ gst_mone_classification_from_structure (const GstStructure * s, MoneClassificati
   return complete;
 }
 
+/* By quark: no lookup of the field's name, once to read it and once to write it. */
+static gboolean
+copy_field (GQuark field, const GValue * value, gpointer dest)
+{
+  gst_structure_id_set_value (dest, field, value);
+  return TRUE;
+}
+
 GstCustomMeta *
 gst_buffer_add_mone_meta (GstBuffer * buffer, const GstStructure * fields)
 {
@@ -264,10 +272,7 @@ gst_buffer_add_mone_meta (GstBuffer * buffer, const GstStructure * fields)
   if (s == fields)              /* the meta's own structure: already in place */
     return meta;
   gst_structure_remove_all_fields (s);
-  for (guint i = 0, n = gst_structure_n_fields (fields); i < n; i++) {
-    const gchar *name = gst_structure_nth_field_name (fields, i);
-    gst_structure_set_value (s, name, gst_structure_get_value (fields, name));
-  }
+  gst_structure_foreach (fields, copy_field, s);
   return meta;
 }
 
