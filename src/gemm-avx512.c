@@ -24,6 +24,8 @@
 #ifndef PREFETCH_AHEAD
 #define PREFETCH_AHEAD 48
 #endif
+/* A product whose panels exceed this many bytes prefetches across panel groups (gemm). */
+#define STREAMED_BYTES (256 * 1024)
 
 /* Rows go in the fewest blocks of at most ROWS (PAIR_ROWS), their sizes differing by at most one:
  * block b covers rows [row_block_start (rows, blocks, b), row_block_start (rows, blocks, b + 1)).
@@ -43,7 +45,7 @@ row_block_start (int rows, int blocks, int b)
 }
 
 typedef void (*BlockFunc) (int k, const float *a, int lda, const float *b, size_t panel_stride,
-    int cols, const float *bias, bool accumulate, float *c, int ldc);
+    const float *next, int cols, const float *bias, bool accumulate, float *c, int ldc);
 
 static inline __attribute__ ((always_inline)) __mmask16
 lanes_below (int cols)
@@ -81,8 +83,8 @@ finish_ymm (__m256 v, int lanes, const float *bias, bool accumulate, float *out)
  * ymm FMAs (AMD Zen 4), that makes the narrowest experts' n = 24 products 4/3 as fast. */
 static inline __attribute__ ((always_inline)) void
 block (const int R, const int NP, const bool HALF, const bool A_TRANSPOSED, int k, const float *a,
-    int lda, const float *b, size_t panel_stride, int cols, const float *bias, bool accumulate,
-    float *c, int ldc)
+    int lda, const float *b, size_t panel_stride, const float *next, int cols, const float *bias,
+    bool accumulate, float *c, int ldc)
 {
   const int FULL = HALF ? NP - 1 : NP; /* panels multiplied 16 wide */
   __m512 acc[ROWS][PANELS];
@@ -102,6 +104,9 @@ block (const int R, const int NP, const bool HALF, const bool A_TRANSPOSED, int 
       if (PREFETCH_AHEAD > 0 && i + PREFETCH_AHEAD < k)
         _mm_prefetch ((const char *) (b + p * panel_stride + (size_t) (i + PREFETCH_AHEAD) * 16),
             _MM_HINT_T0);
+      else if (PREFETCH_AHEAD > 0 && next && i + PREFETCH_AHEAD - k < k)
+        _mm_prefetch ((const char *) (next + p * panel_stride
+                + (size_t) (i + PREFETCH_AHEAD - k) * 16), _MM_HINT_T0);
       w[p] = _mm512_loadu_ps (b + p * panel_stride + (size_t) i * 16);
     }
     const __m256 w_half = HALF ? _mm256_loadu_ps (b_half + (size_t) i * 16) : _mm256_setzero_ps ();
@@ -129,10 +134,11 @@ block (const int R, const int NP, const bool HALF, const bool A_TRANSPOSED, int 
 }
 
 #define DEFINE_BLOCK(R, NP, HALF, TRANSPOSED, NAME)                                                \
-  static void NAME (int k, const float *a, int lda, const float *b, size_t panel_stride, int cols, \
-      const float *bias, bool accumulate, float *c, int ldc)                                       \
+  static void NAME (int k, const float *a, int lda, const float *b, size_t panel_stride,          \
+      const float *next, int cols, const float *bias, bool accumulate, float *c, int ldc)          \
   {                                                                                                \
-    block (R, NP, HALF, TRANSPOSED, k, a, lda, b, panel_stride, cols, bias, accumulate, c, ldc);   \
+    block (R, NP, HALF, TRANSPOSED, k, a, lda, b, panel_stride, next, cols, bias, accumulate, c,   \
+        ldc);                                                                                      \
   }
 #define DEFINE_BLOCKS(R)                                                                           \
   DEFINE_BLOCK (R, 1, false, false, block_##R##_1)                                                 \
@@ -184,6 +190,10 @@ gemm (bool a_transposed, int rows, int n, int k, const float *a, int lda, const 
 {
   const int group_width = PANELS * MONE_PANEL_WIDTH;
   const int row_blocks = row_block_count (rows, ROWS);
+  /* Panels this large come from L3 or memory: the last rows of each group prefetch the next
+   * group's first ones. Smaller ones stay in L2 between uses, where that only costs. */
+  const bool streamed = (size_t) (n + MONE_PANEL_WIDTH - 1) / MONE_PANEL_WIDTH * panel_stride
+      * sizeof (float) > STREAMED_BYTES;
   for (int rb = 0; rb < row_blocks; rb++) {
     const int r0 = row_block_start (rows, row_blocks, rb);
     const int block_rows = row_block_start (rows, row_blocks, rb + 1) - r0;
@@ -191,9 +201,10 @@ gemm (bool a_transposed, int rows, int n, int k, const float *a, int lda, const 
       const int cols = n - c0 < group_width ? n - c0 : group_width;
       const int n_panels = (cols + MONE_PANEL_WIDTH - 1) / MONE_PANEL_WIDTH;
       const bool half = cols - (n_panels - 1) * MONE_PANEL_WIDTH <= MONE_PANEL_WIDTH / 2;
+      const float *group = panels + (size_t) (c0 / MONE_PANEL_WIDTH) * panel_stride;
       blocks[a_transposed][block_rows - 1][half][n_panels - 1](k,
-          a_transposed ? a + r0 : a + (size_t) r0 * lda, lda,
-          panels + (size_t) (c0 / MONE_PANEL_WIDTH) * panel_stride, panel_stride, cols,
+          a_transposed ? a + r0 : a + (size_t) r0 * lda, lda, group, panel_stride,
+          streamed && c0 + group_width < n ? group + PANELS * panel_stride : NULL, cols,
           bias ? bias + c0 : NULL, accumulate, c + (size_t) r0 * ldc + c0, ldc);
     }
   }
