@@ -80,7 +80,9 @@ finish_ymm (__m256 v, int lanes, const float *bias, bool accumulate, float *out)
 /* c (R, cols) = a (R, k; row stride lda) x b (NP panels of (k, 16)) [+ bias] [+ c]; with
  * A_TRANSPOSED, a is stored as its transpose (k, R; row stride lda). With HALF,
  * the last panel has at most 8 outputs in use and is multiplied 8 wide: where a zmm FMA costs two
- * ymm FMAs (AMD Zen 4), that makes the narrowest experts' n = 24 products 4/3 as fast. */
+ * ymm FMAs (AMD Zen 4), that makes the narrowest experts' n = 24 products 4/3 as fast. With
+ * `next` (the following group's panels, or NULL), the last PREFETCH_AHEAD inputs prefetch its first
+ * rows. */
 static inline __attribute__ ((always_inline)) void
 block (const int R, const int NP, const bool HALF, const bool A_TRANSPOSED, int k, const float *a,
     int lda, const float *b, size_t panel_stride, const float *next, int cols, const float *bias,
