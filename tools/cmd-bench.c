@@ -162,8 +162,8 @@ parse_budget_list (const char *text, double min_budget, GArray *out, GError **er
 typedef struct {
   double budget; /* as requested */
   double flops;
-  GArray *latencies;    /* (double) seconds, every frame of every round */
-  double *round_median; /* (rounds) */
+  GArray *latencies;             /* (double) seconds, every frame of every round */
+  double *round_median;          /* (rounds) */
   double *baseline_round_median; /* (rounds) the --baseline-threads context's, or NULL */
 } BudgetStats;
 
@@ -190,6 +190,7 @@ mone_cmd_bench (int argc, char **argv)
 {
   char *config_name = NULL, *budget_text = NULL, *clock_name = NULL;
   int threads = 1, baseline_threads = 0, frames = 20, rounds = 7, warmup = 3;
+  gboolean only = FALSE;
   GOptionEntry entries[] = {
     { "config", 0, 0, G_OPTION_ARG_STRING, &config_name,
         "bench a random model of this config (vit-ti16, vit-s16, tiny, small32, fashion28, scene64) instead of a file; "
@@ -206,6 +207,10 @@ mone_cmd_bench (int argc, char **argv)
         "wall (default) or cpu: time frames by this process's CPU time (for a busy shared machine)", "CLOCK" },
     { "budgets", 'b', 0, G_OPTION_ARG_STRING, &budget_text,
         "comma-separated budgets, 'min' = r_0 (default 1,0.75,0.5,0.25,min)", "LIST" },
+    { "only", 0, 0, G_OPTION_ARG_NONE, &only,
+        "run --frames frames of the first budget in --budgets and nothing else (no e = 1, no sgemm "
+        "reference): the command to run under a profiler",
+        NULL },
     G_OPTION_ENTRY_NULL,
   };
   GOptionContext *opts = g_option_context_new ("MODEL | --config NAME [key=value...]");
@@ -240,6 +245,11 @@ mone_cmd_bench (int argc, char **argv)
     status = 2;
     goto out;
   }
+  if (only && baseline_threads) {
+    fprintf (stderr, "mone bench: --only runs one context: no --baseline-threads\n");
+    status = 2;
+    goto out;
+  }
   if (baseline_threads && bench_clock != CLOCK_MONOTONIC) {
     /* Process CPU time sums the threads: it cannot show a speedup from more of them. */
     fprintf (stderr, "mone bench: --baseline-threads needs the wall clock, not --clock cpu\n");
@@ -255,8 +265,10 @@ mone_cmd_bench (int argc, char **argv)
     status = 2;
     goto out;
   }
+  if (only)
+    g_array_set_size (budgets, 1);
   /* e = 1 is the reference for speedups: make sure it is measured, first in the list. */
-  gboolean has_full = FALSE;
+  gboolean has_full = only;
   for (guint i = 0; i < budgets->len; i++)
     has_full |= g_array_index (budgets, double, i) == 1.0;
   if (!has_full) {
@@ -315,12 +327,29 @@ mone_cmd_bench (int argc, char **argv)
   printf ("projections: %s\n",
       strcmp (mone_context_get_kernels (ctx), "openblas") == 0 ? "openblas (cblas_sgemm on the unpacked weights)"
                                                                : mone_context_get_kernels (ctx));
-  printf ("%d rounds x %d frames per budget, budgets interleaved, %s clock\n", rounds, frames,
-      bench_clock == CLOCK_MONOTONIC ? "wall" : "process CPU-time");
+  const char *clock_label = bench_clock == CLOCK_MONOTONIC ? "wall" : "process CPU-time";
+  if (only)
+    printf ("%d frames of budget %.4f alone, %s clock\n", frames, stats[0].budget, clock_label);
+  else
+    printf ("%d rounds x %d frames per budget, budgets interleaved, %s clock\n", rounds, frames, clock_label);
   fflush (stdout);
 
-  /* Warm-up: page in weights, let the CPU clock settle. */
   MoneResult result;
+  if (only) {
+    /* For a profiler: after the warm-up, this budget's frames are all the process does. */
+    for (int f = 0; f < warmup; f++)
+      mone_context_run (ctx, input, stats[0].budget, &result, NULL);
+    const double median = time_frames (ctx, input, n_input, &rng, stats[0].budget, frames, frame_time, NULL);
+    printf ("%8s %8s %10s %10s %9s\n", "budget", "GFLOPs", "median ms", "p90 ms", "GFLOP/s");
+    printf ("%8.4f %8.3f %10.3f %10.3f %9.1f\n", stats[0].budget, stats[0].flops / 1e9, median * 1e3,
+        quantile (frame_time, frames, 0.9) * 1e3, stats[0].flops / median / 1e9);
+    g_free (mix_rate);
+    g_free (frame_time);
+    status = 0;
+    goto out;
+  }
+
+  /* Warm-up: page in weights, let the CPU clock settle. */
   for (int b = 0; b < n_budgets; b++)
     for (int f = 0; f < warmup; f++) {
       mone_context_run (ctx, input, stats[b].budget, &result, NULL);

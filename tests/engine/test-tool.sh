@@ -131,4 +131,13 @@ if "$mone" bench --config tiny --frames 2 --runs 2 --baseline-threads 1 --clock 
   fail "bench --baseline-threads with --clock cpu accepted"
 fi
 grep -q "needs the wall clock" "$dir/err.txt" || fail "bench --baseline-threads --clock cpu: $(cat "$dir/err.txt")"
+# --only: the first budget and nothing else (one row, no e = 1 row, no sgemm reference).
+"$mone" bench --config tiny --only --frames 3 --budgets 0.5,1 > "$dir/bench3.txt"
+[ "$(awk '$1 ~ /^[0-9]\.[0-9]+$/' "$dir/bench3.txt" | awk '{print $1}')" = "0.5000" ] \
+  || fail "bench --only: rows: $(cat "$dir/bench3.txt")"
+if grep -q "sgemm" "$dir/bench3.txt"; then fail "bench --only ran the sgemm reference"; fi
+if "$mone" bench --config tiny --only --baseline-threads 1 > /dev/null 2> "$dir/err.txt"; then
+  fail "bench --only with --baseline-threads accepted"
+fi
+grep -q "runs one context" "$dir/err.txt" || fail "bench --only --baseline-threads: $(cat "$dir/err.txt")"
 echo "tool: all checks passed"
