@@ -229,30 +229,54 @@ vexp (vf x)
  * negative x, making GELU(x) ~ 3e-8 x instead of 0). P and Q of degree 5:
  * a rational fit to erf made for this project (Sanathanan-Koerner iteration with Lawson weights on
  * Chebyshev nodes, coefficients rounded to float; max abs error 4.3e-8 before float rounding,
- * 2.9e-7 after). No exp and one division: GELU over N x F activations runs at every budget. */
+ * 2.9e-7 after). No exp and one division: GELU over N x F activations runs at every budget.
+ * ERF_P(i, s) and ERF_Q(i, s) are the coefficients of t^i for erf(x / s) as a function of x
+ * (t = x^2): rescaling them costs nothing at run time, where a multiply by 1 / s would not. */
+#define ERF_P_COEFF(i)                                                                             \
+  ((const double[]){ 1.128378987e+00, 1.929705143e-01, 5.308407545e-02, 3.876237199e-03,           \
+      2.874896745e-04, 2.030878932e-06 }[i])
+#define ERF_Q_COEFF(i)                                                                             \
+  ((const double[]){ 1.0, 5.043473244e-01, 1.151666045e-01, 1.518817712e-02, 1.189727336e-03,      \
+      3.803141590e-05 }[i])
+#define ERF_P(i, s) ((float) (ERF_P_COEFF (i) / (__builtin_pow ((s) * (s), (i)) * (s))))
+#define ERF_Q(i, s) ((float) (ERF_Q_COEFF (i) / __builtin_pow ((s) * (s), (i))))
+
+/* erf(x / s), s a compile-time constant. */
+#define verf_of_scaled(x, s)                                                                       \
+  verf_rational ((x), 3.925f * (s), ERF_P (5, s), ERF_P (4, s), ERF_P (3, s), ERF_P (2, s),        \
+      ERF_P (1, s), ERF_P (0, s), ERF_Q (5, s), ERF_Q (4, s), ERF_Q (3, s), ERF_Q (2, s),          \
+      ERF_Q (1, s), ERF_Q (0, s))
+
 ALWAYS_INLINE vf
-verf (vf x)
+verf_rational (vf x, float limit, float p5, float p4, float p3, float p2, float p1, float p0,
+    float q5, float q4, float q3, float q2, float q1, float q0)
 {
   /* Odd: evaluate at |x| (clamped), saturate, then put x's sign back. */
   const vi sign_bit = (vi) splat (-0.0f);
-  const vf limit = splat (3.925f);
+  const vf vlimit = splat (limit);
   const vf magnitude = (vf) ((vi) x & ~sign_bit);
-  const vf a = vmin (magnitude, limit);
+  const vf a = vmin (magnitude, vlimit);
   vf t = a * a;
-  vf p = splat (2.030878932e-06f);
-  p = p * t + splat (2.874896745e-04f);
-  p = p * t + splat (3.876237199e-03f);
-  p = p * t + splat (5.308407545e-02f);
-  p = p * t + splat (1.929705143e-01f);
-  p = p * t + splat (1.128378987e+00f);
-  vf q = splat (3.803141590e-05f);
-  q = q * t + splat (1.189727336e-03f);
-  q = q * t + splat (1.518817712e-02f);
-  q = q * t + splat (1.151666045e-01f);
-  q = q * t + splat (5.043473244e-01f);
-  q = q * t + splat (1.0f);
-  const vf y = vselect (magnitude >= limit, splat (1.0f), a * p / q);
+  vf p = splat (p5);
+  p = p * t + splat (p4);
+  p = p * t + splat (p3);
+  p = p * t + splat (p2);
+  p = p * t + splat (p1);
+  p = p * t + splat (p0);
+  vf q = splat (q5);
+  q = q * t + splat (q4);
+  q = q * t + splat (q3);
+  q = q * t + splat (q2);
+  q = q * t + splat (q1);
+  q = q * t + splat (q0);
+  const vf y = vselect (magnitude >= vlimit, splat (1.0f), a * p / q);
   return (vf) ((vi) y | ((vi) x & sign_bit));
+}
+
+ALWAYS_INLINE vf
+verf (vf x)
+{
+  return verf_of_scaled (x, 1.0);
 }
 
 #endif
