@@ -247,6 +247,18 @@ vexp (vf x)
       ERF_P (1, s), ERF_P (0, s), ERF_Q (5, s), ERF_Q (4, s), ERF_Q (3, s), ERF_Q (2, s),          \
       ERF_Q (1, s), ERF_Q (0, s))
 
+/* c5 t^5 + ... + c0 by Horner's rule. */
+ALWAYS_INLINE vf
+vpoly5 (vf t, float c5, float c4, float c3, float c2, float c1, float c0)
+{
+  vf r = splat (c5);
+  r = r * t + splat (c4);
+  r = r * t + splat (c3);
+  r = r * t + splat (c2);
+  r = r * t + splat (c1);
+  return r * t + splat (c0);
+}
+
 ALWAYS_INLINE vf
 verf_rational (vf x, float limit, float p5, float p4, float p3, float p2, float p1, float p0,
     float q5, float q4, float q3, float q2, float q1, float q0)
@@ -257,18 +269,7 @@ verf_rational (vf x, float limit, float p5, float p4, float p3, float p2, float 
   const vf magnitude = (vf) ((vi) x & ~sign_bit);
   const vf a = vmin (magnitude, vlimit);
   vf t = a * a;
-  vf p = splat (p5);
-  p = p * t + splat (p4);
-  p = p * t + splat (p3);
-  p = p * t + splat (p2);
-  p = p * t + splat (p1);
-  p = p * t + splat (p0);
-  vf q = splat (q5);
-  q = q * t + splat (q4);
-  q = q * t + splat (q3);
-  q = q * t + splat (q2);
-  q = q * t + splat (q1);
-  q = q * t + splat (q0);
+  const vf p = vpoly5 (t, p5, p4, p3, p2, p1, p0), q = vpoly5 (t, q5, q4, q3, q2, q1, q0);
   const vf y = vselect (magnitude >= vlimit, splat (1.0f), a * p / q);
   return (vf) ((vi) y | ((vi) x & sign_bit));
 }
