@@ -225,6 +225,7 @@ mone_cmd_bench (int argc, char **argv)
   GArray *budgets = g_array_new (FALSE, FALSE, sizeof (double));
   BudgetStats *stats = NULL;
   float *input = NULL;
+  double *mix_rate = NULL, *frame_time = NULL;
   SgemmMix mix = { 0 };
   int status = 1;
 
@@ -308,8 +309,8 @@ mone_cmd_bench (int argc, char **argv)
       full_index = b;
   }
   sgemm_mix_init (&mix, c);
-  double *mix_rate = g_new0 (double, rounds);
-  double *frame_time = g_new (double, frames);
+  mix_rate = g_new0 (double, rounds);
+  frame_time = g_new (double, frames);
 
   printf ("model: %dx%dx%d", c->width, c->height, c->channels);
   if (c->frames > 1)
@@ -343,8 +344,6 @@ mone_cmd_bench (int argc, char **argv)
     printf ("%8s %8s %10s %10s %9s\n", "budget", "GFLOPs", "median ms", "p90 ms", "GFLOP/s");
     printf ("%8.4f %8.3f %10.3f %10.3f %9.1f\n", stats[0].budget, stats[0].flops / 1e9, median * 1e3,
         quantile (frame_time, frames, 0.9) * 1e3, stats[0].flops / median / 1e9);
-    g_free (mix_rate);
-    g_free (frame_time);
     status = 0;
     goto out;
   }
@@ -416,11 +415,11 @@ mone_cmd_bench (int argc, char **argv)
     printf ("'vs %d thr': the %d-thread context's latency over this one's at the same budget, per round, median.\n",
         baseline_threads, baseline_threads);
   g_free (ratio);
-  g_free (mix_rate);
-  g_free (frame_time);
   status = 0;
 
 out:
+  g_free (mix_rate);
+  g_free (frame_time);
   if (stats)
     for (guint b = 0; b < budgets->len; b++) {
       g_array_unref (stats[b].latencies);
