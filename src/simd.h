@@ -230,8 +230,15 @@ vexp (vf x)
  * a rational fit to erf made for this project (Sanathanan-Koerner iteration with Lawson weights on
  * Chebyshev nodes, coefficients rounded to float; max abs error 4.3e-8 before float rounding,
  * 2.9e-7 after). No exp and one division: GELU over N x F activations runs at every budget.
- * ERF_P(i, s) and ERF_Q(i, s) are the coefficients of t^i for erf(x / s) as a function of x
- * (t = x^2): rescaling them costs nothing at run time, where a multiply by 1 / s would not. */
+ * ErfRational holds the coefficients of erf(x / s) as a function of x, for a compile-time
+ * constant s (ERF_RATIONAL): rescaled at compile time, where a multiply by 1 / s would cost one per
+ * vector. */
+typedef struct {
+  float limit; /* |x| from which erf(x / s) is +-1 */
+  float p[6];  /* P's coefficient of t^i, t = x^2 */
+  float q[6];  /* Q's */
+} ErfRational;
+
 #define ERF_P_COEFF(i)                                                                             \
   ((const double[]){ 1.128378987e+00, 1.929705143e-01, 5.308407545e-02, 3.876237199e-03,           \
       2.874896745e-04, 2.030878932e-06 }[i])
@@ -240,44 +247,41 @@ vexp (vf x)
       3.803141590e-05 }[i])
 #define ERF_P(i, s) ((float) (ERF_P_COEFF (i) / (__builtin_pow ((s) * (s), (i)) * (s))))
 #define ERF_Q(i, s) ((float) (ERF_Q_COEFF (i) / __builtin_pow ((s) * (s), (i))))
+#define ERF_RATIONAL(s)                                                                            \
+  ((ErfRational){ 3.925f * (s),                                                                    \
+      { ERF_P (0, s), ERF_P (1, s), ERF_P (2, s), ERF_P (3, s), ERF_P (4, s), ERF_P (5, s) },      \
+      { ERF_Q (0, s), ERF_Q (1, s), ERF_Q (2, s), ERF_Q (3, s), ERF_Q (4, s), ERF_Q (5, s) } })
 
-/* erf(x / s), s a compile-time constant. */
-#define verf_of_scaled(x, s)                                                                       \
-  verf_rational ((x), 3.925f * (s), ERF_P (5, s), ERF_P (4, s), ERF_P (3, s), ERF_P (2, s),        \
-      ERF_P (1, s), ERF_P (0, s), ERF_Q (5, s), ERF_Q (4, s), ERF_Q (3, s), ERF_Q (2, s),          \
-      ERF_Q (1, s), ERF_Q (0, s))
-
-/* c5 t^5 + ... + c0 by Horner's rule. */
+/* c[5] t^5 + ... + c[0] by Horner's rule. */
 ALWAYS_INLINE vf
-vpoly5 (vf t, float c5, float c4, float c3, float c2, float c1, float c0)
+vpoly5 (vf t, const float c[6])
 {
-  vf r = splat (c5);
-  r = r * t + splat (c4);
-  r = r * t + splat (c3);
-  r = r * t + splat (c2);
-  r = r * t + splat (c1);
-  return r * t + splat (c0);
+  vf r = splat (c[5]);
+  r = r * t + splat (c[4]);
+  r = r * t + splat (c[3]);
+  r = r * t + splat (c[2]);
+  r = r * t + splat (c[1]);
+  return r * t + splat (c[0]);
 }
 
+/* erf(x / s) for the coefficients of ERF_RATIONAL (s). */
 ALWAYS_INLINE vf
-verf_rational (vf x, float limit, float p5, float p4, float p3, float p2, float p1, float p0,
-    float q5, float q4, float q3, float q2, float q1, float q0)
+verf_rational (vf x, const ErfRational c)
 {
   /* Odd: evaluate at |x| (clamped), saturate, then put x's sign back. */
   const vi sign_bit = (vi) splat (-0.0f);
-  const vf vlimit = splat (limit);
+  const vf limit = splat (c.limit);
   const vf magnitude = (vf) ((vi) x & ~sign_bit);
-  const vf a = vmin (magnitude, vlimit);
-  vf t = a * a;
-  const vf p = vpoly5 (t, p5, p4, p3, p2, p1, p0), q = vpoly5 (t, q5, q4, q3, q2, q1, q0);
-  const vf y = vselect (magnitude >= vlimit, splat (1.0f), a * p / q);
+  const vf a = vmin (magnitude, limit);
+  const vf t = a * a;
+  const vf y = vselect (magnitude >= limit, splat (1.0f), a * vpoly5 (t, c.p) / vpoly5 (t, c.q));
   return (vf) ((vi) y | ((vi) x & sign_bit));
 }
 
 ALWAYS_INLINE vf
 verf (vf x)
 {
-  return verf_of_scaled (x, 1.0);
+  return verf_rational (x, ERF_RATIONAL (1.0));
 }
 
 #endif

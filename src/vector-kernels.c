@@ -151,7 +151,7 @@ vgelu (vf v, vf half_scale)
   /* scale GELU(v) = h + h erf(v / sqrt 2) with h = scale v / 2: the 1 / sqrt 2 lives in the
    * rational's coefficients and the scale in h, two multiplies fewer per vector. */
   const vf h = v * half_scale;
-  return h + h * verf_of_scaled (v, 1.41421356237309505);
+  return h + h * verf_rational (v, ERF_RATIONAL (1.41421356237309505));
 }
 
 static void
@@ -160,25 +160,26 @@ bias_gelu_scale_rows (int n_rows, int n_cols, float *x, int ld, const float *bia
 {
   for (int r = 0; r < n_rows; r++) {
     float *row = x + (size_t) r * ld; /* (n_cols) */
-    const vf s = splat (0.5f * (row_scale ? row_scale[r] : 1.0f));
+    const vf half_scale = splat (0.5f * (row_scale ? row_scale[r] : 1.0f));
     int c = 0;
     /* Four independent vectors per iteration: one GELU is a long dependency chain (a division and
      * two polynomials), and out-of-order execution alone overlaps too few of them. */
     for (; c + 4 * LANES <= n_cols; c += 4 * LANES) {
-      vf a = vgelu (vload (row + c) + vload (bias + c), s);
-      vf b = vgelu (vload (row + c + LANES) + vload (bias + c + LANES), s);
-      vf d = vgelu (vload (row + c + 2 * LANES) + vload (bias + c + 2 * LANES), s);
-      vf e = vgelu (vload (row + c + 3 * LANES) + vload (bias + c + 3 * LANES), s);
+      vf a = vgelu (vload (row + c) + vload (bias + c), half_scale);
+      vf b = vgelu (vload (row + c + LANES) + vload (bias + c + LANES), half_scale);
+      vf d = vgelu (vload (row + c + 2 * LANES) + vload (bias + c + 2 * LANES), half_scale);
+      vf e = vgelu (vload (row + c + 3 * LANES) + vload (bias + c + 3 * LANES), half_scale);
       vstore (row + c, a);
       vstore (row + c + LANES, b);
       vstore (row + c + 2 * LANES, d);
       vstore (row + c + 3 * LANES, e);
     }
     for (; c + LANES <= n_cols; c += LANES)
-      vstore (row + c, vgelu (vload (row + c) + vload (bias + c), s));
+      vstore (row + c, vgelu (vload (row + c) + vload (bias + c), half_scale));
     if (c < n_cols) {
       const int n = n_cols - c;
-      vstore_first (row + c, vgelu (vload_first (row + c, n) + vload_first (bias + c, n), s), n);
+      vstore_first (row + c,
+          vgelu (vload_first (row + c, n) + vload_first (bias + c, n), half_scale), n);
     }
   }
 }
