@@ -16,6 +16,7 @@
 #endif
 
 #include "gstmoneinput.h"
+#include "gstmoneluma.h"
 
 #include <string.h>
 
@@ -38,6 +39,12 @@ struct _GstMoneInput
 
   /* From set_format. */
   GstVideoInfo in_info;         /* the caps' frames, with their default strides */
+  /* What the converters read: in_info, or for a grey model its luma as GRAY8 (gstmoneluma.h),
+   * viewed in place or copied into luma_copy (packed formats, and rectangles the converter
+   * cannot read in place). */
+  GstVideoInfo source_info;
+  gboolean luma, luma_packed;
+  guint8 *luma_copy;
   GstVideoInfo model_info;      /* GRAY8 or RGB at the model size */
   GstBuffer *model_buffer;      /* one converted frame */
   GstVideoConverter *converter; /* the frame, placed per scale-mode, to scaled_info */
@@ -143,6 +150,7 @@ gst_mone_input_free (GstMoneInput * input)
   gst_clear_buffer (&input->model_buffer);
   gst_clear_buffer (&input->scaled_buffer);
   gst_clear_buffer (&input->tiny_copy);
+  g_free (input->luma_copy);
   g_free (input->window);
   g_free (input);
 }
@@ -213,6 +221,27 @@ static gboolean
 convert_direct (GstMoneInput * input, GstVideoFrame * frame, GstVideoFrame * model_frame)
 {
   return run_converter (input, input->converter, frame, model_frame);
+}
+
+/* The frame's luma, at least inside the rectangle of g, for the converters. */
+static void
+luma_source (GstMoneInput * input, const GstVideoFrame * frame, const GstMoneInputGeometry * g,
+    GstVideoFrame * luma)
+{
+  const gboolean copy = input->luma_packed || gst_mone_luma_view_unsafe (frame, g->src_x, g->src_y,
+      g->src_width, g->src_height, g->dest_width, g->dest_height);
+
+  gst_mone_luma_frame (frame, &input->source_info, copy ? input->luma_copy : NULL, g->src_x,
+      g->src_y, g->src_width, g->src_height, luma);
+}
+
+static gboolean
+convert_luma (GstMoneInput * input, GstVideoFrame * frame, GstVideoFrame * model_frame)
+{
+  GstVideoFrame luma;
+
+  luma_source (input, frame, &input->geometry, &luma);
+  return run_converter (input, input->converter, &luma, model_frame);
 }
 
 static gboolean
@@ -302,7 +331,7 @@ gst_mone_input_set_scale_mode (GstMoneInput * input, GstMoneFilterScaleMode mode
     return TRUE;
   fit_rectangle (input, 0, 0, GST_VIDEO_INFO_WIDTH (in_info), GST_VIDEO_INFO_HEIGHT (in_info), mode,
       &geometry);
-  converter = new_converter (in_info, &input->scaled_info, &geometry, input->threads);
+  converter = new_converter (&input->source_info, &input->scaled_info, &geometry, input->threads);
   if (!converter)
     return FALSE;
   g_clear_pointer (&input->converter, gst_video_converter_free);
@@ -402,6 +431,14 @@ gst_mone_input_set_format (GstMoneInput * input, const GstVideoInfo * in_info,
    * stays at one address. */
   tiny = GST_VIDEO_INFO_WIDTH (in_info) < TINY_FRAME_SIZE
       || GST_VIDEO_INFO_HEIGHT (in_info) < TINY_FRAME_SIZE;
+  input->luma = input->channels == 1 && !tiny && gst_mone_luma_usable (in_info);
+  g_clear_pointer (&input->luma_copy, g_free);
+  input->source_info = *in_info;
+  if (input->luma) {
+    gst_mone_luma_info (in_info, &input->source_info);
+    input->luma_packed = gst_mone_luma_is_packed (in_info);
+    input->luma_copy = g_malloc (gst_mone_luma_copy_size (&input->source_info));
+  }
   if (!set_up_stages (input, !tiny && input->channels == 3))
     return FALSE;
   if (!gst_mone_input_set_scale_mode (input, mode))
@@ -413,7 +450,7 @@ gst_mone_input_set_format (GstMoneInput * input, const GstVideoInfo * in_info,
     input->tiny_copy = gst_buffer_new_allocate (NULL, GST_VIDEO_INFO_SIZE (in_info), NULL);
     gst_buffer_memset (input->tiny_copy, 0, 0, GST_VIDEO_INFO_SIZE (in_info));
   }
-  input->convert = tiny ? convert_from_copy : convert_direct;
+  input->convert = tiny ? convert_from_copy : input->luma ? convert_luma : convert_direct;
   input->unpack = input->channels == 3 ? unpack_rgb : unpack_grey;
   /* Full range: v / 255. Limited-range luma (black 16, white 235): (v - 16) / 219 in [0, 1]. */
   for (gint v = 0; v < 256; v++)
@@ -505,7 +542,7 @@ region_converter (GstMoneInput * input, const GstMoneInputGeometry * g, gboolean
     }
   }
   /* One thread: a region is small, and the engine's cores are idle only between regions. */
-  entry.converter = new_converter (&input->in_info, &input->scaled_info, g, 1);
+  entry.converter = new_converter (&input->source_info, &input->scaled_info, g, 1);
   if (!entry.converter)
     return NULL;
   if (kept->len >= MAX_REGION_CONVERTERS || g->src_width < TINY_FRAME_SIZE
@@ -524,7 +561,7 @@ gst_mone_input_push_region (GstMoneInput * input, GstVideoFrame * frame, gint x,
     gint width, gint height, GstMoneInputGeometry * g)
 {
   const GstVideoInfo *in_info = &input->in_info;
-  GstVideoFrame model_frame, copy;
+  GstVideoFrame model_frame, copy, luma;
   GstVideoFrame *source = frame;
   GstVideoConverter *converter;
   gboolean owned, ok = FALSE;
@@ -546,6 +583,10 @@ gst_mone_input_push_region (GstMoneInput * input, GstVideoFrame * frame, gint x,
     }
     gst_video_frame_copy (&copy, frame);
     source = &copy;
+  }
+  if (input->luma) {
+    luma_source (input, frame, g, &luma);
+    source = &luma;
   }
   ok = run_converter (input, converter, source, &model_frame);
   if (source == &copy)

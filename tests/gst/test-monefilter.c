@@ -1625,7 +1625,9 @@ probability_distance (const MoneClassification * r, const float *probs)
   return d;
 }
 
-static const gchar *const picture_formats[] = { "RGB", "BGRx", "I420", "NV12", "GRAY8" };
+static const gchar *const picture_formats[] = { "RGB", "BGRx", "I420", "NV12", "YUY2", "AYUV",
+  "GRAY8"
+};
 
 /* The tiny random test models spread their probabilities thinly (about 0.1 each; two different
  * pictures differ by some 1e-3), so the tolerance is tight: at the model's size every format must
@@ -1708,6 +1710,82 @@ GST_START_TEST (test_formats_equivalent_scaled)
 
 GST_END_TEST;
 
+/* A full-range frame of `format` whose luma is a fixed texture and whose other components are
+ * 128: what a grey model sees of it is the texture alone. */
+static GstBuffer *
+luma_texture_frame (const gchar * format, gint width, gint height)
+{
+  GstVideoInfo info;
+  GstVideoFrame frame;
+  GstBuffer *buffer;
+
+  gst_video_info_set_format (&info, gst_video_format_from_string (format), width, height);
+  buffer = gst_buffer_new_allocate (NULL, GST_VIDEO_INFO_SIZE (&info), NULL);
+  gst_buffer_memset (buffer, 0, 128, GST_VIDEO_INFO_SIZE (&info));
+  fail_unless (gst_video_frame_map (&frame, &info, buffer, GST_MAP_WRITE));
+  {
+    guint8 *data = GST_VIDEO_FRAME_COMP_DATA (&frame, 0);
+    const gint stride = GST_VIDEO_FRAME_COMP_STRIDE (&frame, 0);
+    const gint pstride = GST_VIDEO_FRAME_COMP_PSTRIDE (&frame, 0);
+
+    for (gint y = 0; y < height; y++)
+      for (gint x = 0; x < width; x++)
+        data[(gsize) y * stride + (gsize) x * pstride] = (guint8) ((x * 7 + y * 3) % 251
+            + ((x / 8 + y / 8) % 2) * 4);
+  }
+  gst_video_frame_unmap (&frame);
+  GST_BUFFER_PTS (buffer) = 0;
+  GST_BUFFER_DURATION (buffer) = GST_SECOND / 30;
+  return buffer;
+}
+
+/* A grey model reads only the luma, so the same luma in any 8-bit YUV layout (planar, semi-planar,
+ * packed, subsampled or not) classifies exactly as GRAY8 does, in every scale-mode: the element
+ * scales a view of the luma plane, or of a copy of the packed samples, which must hold the whole
+ * rectangle the mode reads (crop reads the middle of a wide frame, letterbox all of it). */
+GST_START_TEST (test_grey_model_luma_layouts)
+{
+  static const gchar *const formats[] = { "I420", "YV12", "NV12", "NV21", "Y42B", "Y444", "YUY2",
+    "UYVY", "YVYU", "Y41B", "AYUV"
+  };
+  static const gchar *const modes[] = { "stretch", "crop", "letterbox" };
+  const gint width = 150, height = 64;
+
+  for (guint m = 0; m < G_N_ELEMENTS (modes); m++) {
+    MoneClassification reference = { 0 };
+
+    for (gint f = -1; f < (gint) G_N_ELEMENTS (formats); f++) {
+      const gchar *format = f < 0 ? "GRAY8" : formats[f];
+      gchar *caps = g_strdup_printf ("video/x-raw,format=%s,width=%d,height=%d,framerate=30/1%s",
+          format, width, height, f < 0 ? "" : ",colorimetry=1:4:0:0");
+      GstElement *filter = make_filter (grey_model);
+      MoneClassification r;
+      GstHarness *h;
+      GstBuffer *out;
+
+      g_object_set (filter, "top-k", 10, NULL);
+      gst_util_set_object_arg (G_OBJECT (filter), "scale-mode", modes[m]);
+      h = harness_for (filter, caps);
+      fail_unless_equals_int (gst_harness_push (h, luma_texture_frame (format, width, height)),
+          GST_FLOW_OK);
+      out = gst_harness_pull (h);
+      fail_unless (gst_mone_meta_read (out, &r), "%s: no meta", caps);
+      if (f < 0)
+        reference = r;
+      for (guint i = 0; i < r.top_k; i++) {
+        fail_unless_equals_int (r.top_classes[i], reference.top_classes[i]);
+        fail_unless (r.top_scores[i] == reference.top_scores[i], "%s, %s: class %d %.9g, GRAY8 "
+            "%.9g", format, modes[m], r.top_classes[i], r.top_scores[i], reference.top_scores[i]);
+      }
+      gst_buffer_unref (out);
+      gst_harness_teardown (h);
+      g_free (caps);
+    }
+  }
+}
+
+GST_END_TEST;
+
 /* Without the model property the element uses $MONE_MODEL (the installed model otherwise). */
 GST_START_TEST (test_default_model_from_env)
 {
@@ -1761,6 +1839,7 @@ monefilter_suite (void)
   tcase_add_test (tc, test_limited_range_expanded);
   tcase_add_test (tc, test_formats_known_answer);
   tcase_add_test (tc, test_formats_equivalent_scaled);
+  tcase_add_test (tc, test_grey_model_luma_layouts);
   tcase_add_test (tc, test_result_follows_picture);
   tcase_add_test (tc, test_interval);
   tcase_add_test (tc, test_budget_change_next_frame);
