@@ -6,7 +6,8 @@
 #
 #   bench/element-vs-engine.sh [element-vs-engine options...]
 #
-# Runs two models: the shipped default, the 128x128 scene model (if present), and a generated
+# Runs two models: the shipped default, the 128x128 scene model (if present; also from 1280x720
+# NV12), and a generated
 # ViT-Ti/16-shaped one (224x224, `mone init --config vit-ti16`). Env: MONE_BUILD_DIR (default build),
 # BENCH_THREADS (engine threads on both sides; default 1), BENCH_RUNS (default 5).
 set -euo pipefail
@@ -37,5 +38,7 @@ run() {
 }
 if [ -f models/scene-mone.safetensors ]; then
   run models/scene-mone.safetensors 1000 "$@"
+  # what hardware decoders and many cameras deliver, larger than the model by far
+  run models/scene-mone.safetensors 1000 --format NV12 --width 1280 --height 720 "$@"
 fi
 run "$vit" 60 "$@"
