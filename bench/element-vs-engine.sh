@@ -7,8 +7,9 @@
 #   bench/element-vs-engine.sh [element-vs-engine options...]
 #
 # Runs two models: the shipped default, the 128x128 scene model (if present; also from 1280x720
-# NV12), and a generated ViT-Ti/16-shaped one (224x224, `mone init --config vit-ti16`). Env: MONE_BUILD_DIR (default build),
-# BENCH_THREADS (engine threads on both sides; default 1), BENCH_RUNS (default 5).
+# NV12), and a generated ViT-Ti/16-shaped one (224x224, `mone init --config vit-ti16`).
+# Env: MONE_BUILD_DIR (default build), BENCH_THREADS (engine threads on both sides; default 1),
+# BENCH_RUNS (default 5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${MONE_BUILD_DIR:-build}
