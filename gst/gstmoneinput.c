@@ -18,6 +18,7 @@
 #endif
 
 #include "gstmoneinput.h"
+#include "gstmonegreyscale.h"
 #include "gstmoneluma.h"
 
 #include <string.h>
@@ -47,6 +48,12 @@ struct _GstMoneInput
   GstVideoInfo source_info;
   gboolean luma, luma_packed;
   guint8 *luma_copy;
+  /* Whole frames of a grey model from the luma: scaled straight into floats, the converter and the
+   * bytes-to-floats step in one (NULL: the converter's path). A luma byte v means
+   * CLAMP ((v - luma_black) * luma_scale, 0, 1). */
+  GstMoneGreyScaler *grey_scaler;
+  gfloat luma_black, luma_scale;
+  gint luma_step;               /* bytes between the samples it reads: 1, 2 (YUY2), or 1 of a copy */
   GstVideoInfo model_info;      /* GRAY8 or RGB at the model size */
   GstBuffer *model_buffer;      /* one converted frame */
   GstVideoConverter *converter; /* the frame, placed per scale-mode, to scaled_info */
@@ -64,13 +71,22 @@ struct _GstMoneInput
   GArray *region_converters;    /* RegionConverter, for gst_mone_input_push_region */
 };
 
-/* The converter of one region rectangle, kept while regions keep using it. */
+/* The conversion of one region rectangle, kept while regions keep using it: the grey scaler
+ * where whole frames use one too, else a converter. */
 typedef struct
 {
   GstMoneInputGeometry geometry;        /* what it converts: the key */
   GstVideoConverter *converter;
+  GstMoneGreyScaler *grey_scaler;
   gboolean used;                /* by a region of the current frame */
 } RegionConverter;
+
+static void
+region_converter_clear (RegionConverter * entry)
+{
+  g_clear_pointer (&entry->converter, gst_video_converter_free);
+  g_clear_pointer (&entry->grey_scaler, gst_mone_grey_scaler_free);
+}
 
 const gchar *
 gst_mone_scale_mode_nick (GstMoneFilterScaleMode mode)
@@ -135,8 +151,7 @@ static void
 clear_region_converters (GstMoneInput * input)
 {
   for (guint i = 0; i < input->region_converters->len; i++)
-    gst_video_converter_free (g_array_index (input->region_converters, RegionConverter,
-            i).converter);
+    region_converter_clear (&g_array_index (input->region_converters, RegionConverter, i));
   g_array_set_size (input->region_converters, 0);
 }
 
@@ -147,6 +162,7 @@ gst_mone_input_free (GstMoneInput * input)
     return;
   g_clear_pointer (&input->converter, gst_video_converter_free);
   g_clear_pointer (&input->to_model, gst_video_converter_free);
+  g_clear_pointer (&input->grey_scaler, gst_mone_grey_scaler_free);
   clear_region_converters (input);
   g_array_free (input->region_converters, TRUE);
   gst_clear_buffer (&input->model_buffer);
@@ -341,6 +357,13 @@ gst_mone_input_set_scale_mode (GstMoneInput * input, GstMoneFilterScaleMode mode
   input->converter = converter;
   input->scale_mode = mode;
   input->geometry = geometry;
+  /* NULL for rectangles under four pixels across: those take the converter. */
+  g_clear_pointer (&input->grey_scaler, gst_mone_grey_scaler_free);
+  if (input->luma)
+    input->grey_scaler = gst_mone_grey_scaler_new (geometry.src_width, geometry.src_height,
+        input->luma_step, geometry.dest_x, geometry.dest_y, geometry.dest_width,
+        geometry.dest_height, input->width, input->height, input->luma_black, input->luma_scale,
+        GST_MONE_GREY_SCALER_BEST);
   return TRUE;
 }
 
@@ -406,7 +429,7 @@ gboolean
 gst_mone_input_set_format (GstMoneInput * input, const GstVideoInfo * in_info,
     GstMoneFilterScaleMode mode)
 {
-  gboolean limited_range = FALSE, tiny;
+  gboolean limited_range = FALSE, limited_luma, tiny;
 
   input->in_info = *in_info;
   set_model_size_info (input, input->channels == 1 ? GST_VIDEO_FORMAT_GRAY8 : GST_VIDEO_FORMAT_RGB,
@@ -439,7 +462,13 @@ gst_mone_input_set_format (GstMoneInput * input, const GstVideoInfo * in_info,
   if (input->luma) {
     gst_mone_luma_info (in_info, &input->source_info);
     input->luma_packed = gst_mone_luma_is_packed (in_info);
+    input->luma_step = GST_VIDEO_FORMAT_INFO_PSTRIDE (in_info->finfo, 0) <= 2
+        ? GST_VIDEO_FORMAT_INFO_PSTRIDE (in_info->finfo, 0) : 1;
     input->luma_copy = g_malloc (gst_mone_luma_copy_size (&input->source_info));
+    /* as byte_values below, for the luma's own range */
+    limited_luma = in_info->colorimetry.range == GST_VIDEO_COLOR_RANGE_16_235;
+    input->luma_black = limited_luma ? 16.0f : 0.0f;
+    input->luma_scale = limited_luma ? 1.0f / 219.0f : 1.0f / 255.0f;
   }
   if (!set_up_stages (input, !tiny && input->channels == 3))
     return FALSE;
@@ -482,24 +511,60 @@ gst_mone_input_get_video_info (const GstMoneInput * input)
 
 /* ---- Frames ---- */
 
-gboolean
-gst_mone_input_push (GstMoneInput * input, GstVideoFrame * frame)
+/* The rectangle of g of the frame's luma, through `scaler` (made for g), into dest: read in place,
+ * or from a copy when its samples are further apart than the scaler's step. */
+static void
+scale_luma (GstMoneInput * input, GstMoneGreyScaler * scaler, const GstMoneInputGeometry * g,
+    GstVideoFrame * frame, float *dest)
 {
-  const gsize slot = (gsize) input->channels * input->height * input->width;
-  GstVideoFrame model_frame;
-  float *newest = input->window + slot * (input->frames - 1);
+  GstVideoFrame luma;
+  const GstVideoFrame *source = frame;
+  const gint pstride = GST_VIDEO_FRAME_COMP_PSTRIDE (frame, 0);
+  gsize stride;
 
+  if (pstride != input->luma_step) {
+    gst_mone_luma_frame (frame, &input->source_info, input->luma_copy, g->src_x, g->src_y,
+        g->src_width, g->src_height, &luma);
+    source = &luma;
+  }
+  stride = GST_VIDEO_FRAME_COMP_STRIDE (source, 0);
+  gst_mone_grey_scaler_run (scaler, (const guint8 *) GST_VIDEO_FRAME_COMP_DATA (source, 0)
+      + g->src_y * stride + (gsize) g->src_x * input->luma_step, stride, dest);
+}
+
+/* The frame, converted, as floats (C, H, W) into dest. */
+static gboolean
+prepare_frame (GstMoneInput * input, GstVideoFrame * frame, float *dest)
+{
+  GstVideoFrame model_frame;
+
+  if (input->grey_scaler) {
+    scale_luma (input, input->grey_scaler, &input->geometry, frame, dest);
+    return TRUE;
+  }
   if (!gst_video_frame_map (&model_frame, &input->model_info, input->model_buffer, GST_MAP_WRITE))
     return FALSE;
   if (!input->convert (input, frame, &model_frame)) {
     gst_video_frame_unmap (&model_frame);
     return FALSE;
   }
+  input->unpack (&model_frame, input->width, input->height, input->byte_values, dest);
+  gst_video_frame_unmap (&model_frame);
+  return TRUE;
+}
+
+gboolean
+gst_mone_input_push (GstMoneInput * input, GstVideoFrame * frame)
+{
+  const gsize slot = (gsize) input->channels * input->height * input->width;
+  float *newest = input->window + slot * (input->frames - 1);
+
   if (input->frames > 1 && input->filled > 0)
     memmove (input->window, input->window + slot, slot * (input->frames - 1) * sizeof (float));
-  input->unpack (&model_frame, input->width, input->height, input->byte_values, newest);
-  gst_video_frame_unmap (&model_frame);
-
+  if (!prepare_frame (input, frame, newest)) {
+    input->filled = 0;          /* the window has moved: start afresh */
+    return FALSE;
+  }
   if (input->filled == 0)
     for (gint t = 0; t < input->frames - 1; t++)
       memcpy (input->window + slot * t, newest, slot * sizeof (float));
@@ -527,35 +592,41 @@ gst_mone_input_reset (GstMoneInput * input)
 
 /* ---- Regions ---- */
 
-/* The kept converter for geometry g, or a new one (kept when there is room and the rectangle is
- * not tiny: see TINY_FRAME_SIZE). *owned: the caller frees it after use. */
-static GstVideoConverter *
-region_converter (GstMoneInput * input, const GstMoneInputGeometry * g, gboolean * owned)
+/* The kept conversion for geometry g, or a new one in *spare, kept as well when there is room and
+ * the rectangle is not tiny (see TINY_FRAME_SIZE); *owned: the caller clears *spare after use. */
+static RegionConverter *
+region_converter (GstMoneInput * input, const GstMoneInputGeometry * g, RegionConverter * spare,
+    gboolean * owned)
 {
   GArray *kept = input->region_converters;
-  RegionConverter entry;
 
   *owned = FALSE;
   for (guint i = 0; i < kept->len; i++) {
     RegionConverter *e = &g_array_index (kept, RegionConverter, i);
     if (memcmp (&e->geometry, g, sizeof *g) == 0) {
       e->used = TRUE;
-      return e->converter;
+      return e;
     }
   }
+  memset (spare, 0, sizeof *spare);
+  spare->geometry = *g;
+  spare->used = TRUE;
+  if (input->grey_scaler)
+    spare->grey_scaler = gst_mone_grey_scaler_new (g->src_width, g->src_height, input->luma_step,
+        g->dest_x,
+        g->dest_y, g->dest_width, g->dest_height, input->width, input->height, input->luma_black,
+        input->luma_scale, GST_MONE_GREY_SCALER_BEST);
   /* One thread: a region is small, and the engine's cores are idle only between regions. */
-  entry.converter = new_converter (&input->source_info, &input->scaled_info, g, 1);
-  if (!entry.converter)
+  if (!spare->grey_scaler
+      && !(spare->converter = new_converter (&input->source_info, &input->scaled_info, g, 1)))
     return NULL;
   if (kept->len >= MAX_REGION_CONVERTERS || g->src_width < TINY_FRAME_SIZE
       || g->src_height < TINY_FRAME_SIZE) {
     *owned = TRUE;
-    return entry.converter;
+    return spare;
   }
-  entry.geometry = *g;
-  entry.used = TRUE;
-  g_array_append_val (kept, entry);
-  return entry.converter;
+  g_array_append_val (kept, *spare);
+  return &g_array_index (kept, RegionConverter, kept->len - 1);
 }
 
 gboolean
@@ -565,7 +636,7 @@ gst_mone_input_push_region (GstMoneInput * input, GstVideoFrame * frame, gint x,
   const GstVideoInfo *in_info = &input->in_info;
   GstVideoFrame model_frame, copy, luma;
   GstVideoFrame *source = frame;
-  GstVideoConverter *converter;
+  RegionConverter spare, *conversion;
   gboolean owned, ok = FALSE;
 
   g_return_val_if_fail (input->frames == 1, FALSE);
@@ -573,8 +644,14 @@ gst_mone_input_push_region (GstMoneInput * input, GstVideoFrame * frame, gint x,
       && x + width <= GST_VIDEO_INFO_WIDTH (in_info)
       && y + height <= GST_VIDEO_INFO_HEIGHT (in_info), FALSE);
   fit_rectangle (input, x, y, width, height, input->scale_mode, g);
-  if (!(converter = region_converter (input, g, &owned)))
+  if (!(conversion = region_converter (input, g, &spare, &owned)))
     return FALSE;
+  if (conversion->grey_scaler) {
+    scale_luma (input, conversion->grey_scaler, g, frame, input->window);
+    input->filled = 1;
+    ok = TRUE;
+    goto done;
+  }
   if (!gst_video_frame_map (&model_frame, &input->model_info, input->model_buffer, GST_MAP_WRITE))
     goto done;
   /* Tiny frames: from the copy, as convert_from_copy does for whole frames. */
@@ -590,7 +667,7 @@ gst_mone_input_push_region (GstMoneInput * input, GstVideoFrame * frame, gint x,
     luma_source (input, frame, g, &luma);
     source = &luma;
   }
-  ok = run_converter (input, converter, source, &model_frame);
+  ok = run_converter (input, conversion->converter, source, &model_frame);
   if (source == &copy)
     gst_video_frame_unmap (&copy);
   if (ok) {
@@ -600,7 +677,7 @@ gst_mone_input_push_region (GstMoneInput * input, GstVideoFrame * frame, gint x,
   gst_video_frame_unmap (&model_frame);
 done:
   if (owned)
-    gst_video_converter_free (converter);
+    region_converter_clear (&spare);
   return ok;
 }
 
@@ -615,7 +692,7 @@ gst_mone_input_end_regions (GstMoneInput * input)
       e->used = FALSE;
       continue;
     }
-    gst_video_converter_free (e->converter);
+    region_converter_clear (e);
     g_array_remove_index_fast (kept, i);
   }
 }

@@ -1,0 +1,385 @@
+/* gst-mone: 8-bit luma scaled straight into a grey model's floats (see the header).
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include "gstmonegreyscale.h"
+
+#include <string.h>
+
+#include <gst/video/video.h>
+#include <mone/mone.h>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define HAVE_AVX2_PATH 1
+#define AVX2_FMA __attribute__((target ("avx2,fma")))
+#endif
+
+/* The converter's filter: GST_VIDEO_RESAMPLER_METHOD_LINEAR with this many taps (gstmoneinput.c). */
+#define TAPS 4
+
+typedef void (*VerticalFunc) (const guint8 * src, gsize stride, gint step,
+    const gfloat * weights, gfloat * out, gint n);
+typedef void (*VerticalTapsFunc) (const guint8 * src, gsize stride, gint step,
+    const gfloat * weights, const gint * columns, gfloat * out, gint n);
+typedef void (*HorizontalFunc) (const gfloat * row, const gint * offsets, const gfloat * weights,
+    gint n, gfloat black, gfloat scale, gfloat * out);
+
+struct _GstMoneGreyScaler
+{
+  gint src_width, src_height, step;
+  gint dest_x, dest_y, dest_width, dest_height, out_width, out_height;
+  gfloat black, scale;
+  gint *row_offsets;            /* (dest_height) first source row of each output row */
+  gfloat *row_weights;          /* (dest_height, TAPS) */
+  gint *column_offsets;         /* (dest_width) first source column of each output column */
+  gfloat *column_weights;       /* (dest_width, TAPS) */
+  /* One output row filtered vertically: every column of the rectangle (src_width), or, for large
+   * reductions, only the TAPS columns each output reads (dest_width, TAPS); then horizontal
+   * reads it at row_offsets_of_taps instead of column_offsets. */
+  gfloat *row;
+  gboolean taps_only;
+  gint *taps_offsets;           /* (dest_width) TAPS * x */
+  VerticalFunc vertical;
+  VerticalTapsFunc vertical_taps;
+  HorizontalFunc horizontal;
+  const gchar *path_name;
+};
+
+/* ---- Portable C (vectorised by the compiler at -O3: gst/meson.build) ---- */
+
+/* out[x] = sum_t weights[t] * src[t * stride + x * step]: TAPS source rows into one row of
+ * floats. */
+static void
+vertical_generic (const guint8 * src, gsize stride, gint step, const gfloat * weights,
+    gfloat * out, gint n)
+{
+  const guint8 *restrict r0 = src, *restrict r1 = src + stride, *restrict r2 = src + 2 * stride,
+      *restrict r3 = src + 3 * stride;
+  const gfloat w0 = weights[0], w1 = weights[1], w2 = weights[2], w3 = weights[3];
+
+  if (step == 1) {              /* the common case, in a loop the compiler vectorises */
+    for (gint x = 0; x < n; x++)
+      out[x] = w0 * r0[x] + w1 * r1[x] + w2 * r2[x] + w3 * r3[x];
+    return;
+  }
+  for (gint x = 0; x < n; x++) {
+    const gsize i = (gsize) x * step;
+    out[x] = w0 * r0[i] + w1 * r1[i] + w2 * r2[i] + w3 * r3[i];
+  }
+}
+
+/* For output x, out[TAPS x + t] = sum_r weights[r] * src[r * stride + (columns[x] + t) * step]:
+ * only the columns the horizontal taps read. */
+static void
+vertical_taps_generic (const guint8 * src, gsize stride, gint step, const gfloat * weights,
+    const gint * columns, gfloat * out, gint n)
+{
+  const gfloat w0 = weights[0], w1 = weights[1], w2 = weights[2], w3 = weights[3];
+
+  for (gint x = 0; x < n; x++)
+    for (gint t = 0; t < TAPS; t++) {
+      const guint8 *p = src + (gsize) (columns[x] + t) * step;
+      out[TAPS * x + t] = w0 * p[0] + w1 * p[stride] + w2 * p[2 * stride] + w3 * p[3 * stride];
+    }
+}
+
+static inline gfloat
+map_value (gfloat v, gfloat black, gfloat scale)
+{
+  return CLAMP ((v - black) * scale, 0.0f, 1.0f);
+}
+
+/* out[x] = map (sum_t weights[x, t] * row[offsets[x] + t]) for n outputs. */
+static void
+horizontal_generic (const gfloat * row, const gint * offsets, const gfloat * weights, gint n,
+    gfloat black, gfloat scale, gfloat * out)
+{
+  for (gint x = 0; x < n; x++) {
+    const gfloat *p = row + offsets[x], *w = weights + TAPS * x;
+    out[x] = map_value (w[0] * p[0] + w[1] * p[1] + w[2] * p[2] + w[3] * p[3], black, scale);
+  }
+}
+
+/* ---- AVX2 + FMA ---- */
+
+#ifdef HAVE_AVX2_PATH
+/* Eight consecutive samples as floats. */
+static inline __m256 AVX2_FMA
+bytes_to_floats (const guint8 * p)
+{
+  return _mm256_cvtepi32_ps (_mm256_cvtepu8_epi32 (_mm_loadl_epi64 ((const __m128i *) p)));
+}
+
+/* Eight samples two bytes apart (the luma of YUY2 and the like) as floats: the 16 bytes from p
+ * as 16-bit words, their first bytes kept. */
+static inline __m256 AVX2_FMA
+even_bytes_to_floats (const guint8 * p)
+{
+  const __m128i words = _mm_and_si128 (_mm_loadu_si128 ((const __m128i *) p),
+      _mm_set1_epi16 (0xff));
+  return _mm256_cvtepi32_ps (_mm256_cvtepu16_epi32 (words));
+}
+
+static void AVX2_FMA
+vertical_avx2 (const guint8 * src, gsize stride, gint step, const gfloat * weights, gfloat * out,
+    gint n)
+{
+  const __m256 w0 = _mm256_set1_ps (weights[0]), w1 = _mm256_set1_ps (weights[1]),
+      w2 = _mm256_set1_ps (weights[2]), w3 = _mm256_set1_ps (weights[3]);
+  gint x = 0;
+
+  if (step == 1) {
+    for (; x + 8 <= n; x += 8) {
+      const guint8 *p = src + x;
+      __m256 sum = _mm256_mul_ps (bytes_to_floats (p), w0);
+      sum = _mm256_fmadd_ps (bytes_to_floats (p + stride), w1, sum);
+      sum = _mm256_fmadd_ps (bytes_to_floats (p + 2 * stride), w2, sum);
+      sum = _mm256_fmadd_ps (bytes_to_floats (p + 3 * stride), w3, sum);
+      _mm256_storeu_ps (out + x, sum);
+    }
+  } else if (step == 2) {
+    /* The 16-byte loads reach one byte past the eighth sample: the last eight stay scalar, so
+     * nothing is read beyond the rectangle's last sample. */
+    for (; x + 8 < n; x += 8) {
+      const guint8 *p = src + 2 * (gsize) x;
+      __m256 sum = _mm256_mul_ps (even_bytes_to_floats (p), w0);
+      sum = _mm256_fmadd_ps (even_bytes_to_floats (p + stride), w1, sum);
+      sum = _mm256_fmadd_ps (even_bytes_to_floats (p + 2 * stride), w2, sum);
+      sum = _mm256_fmadd_ps (even_bytes_to_floats (p + 3 * stride), w3, sum);
+      _mm256_storeu_ps (out + x, sum);
+    }
+  }
+  if (x < n)
+    vertical_generic (src + (gsize) x * step, stride, step, weights, out + x, n - x);
+}
+
+/* The TAPS samples of outputs x and x + 1 in one source row, as floats. */
+static inline __m256 AVX2_FMA
+two_outputs_samples (const guint8 * row, gint step, const gint * columns, gint x)
+{
+  if (step == 1) {
+    gint32 a, b;
+    memcpy (&a, row + columns[x], 4);
+    memcpy (&b, row + columns[x + 1], 4);
+    return _mm256_cvtepi32_ps (_mm256_cvtepu8_epi32 (_mm_setr_epi32 (a, b, 0, 0)));
+  } else {                      /* 2: each sample the first byte of a 16-bit word */
+    gint64 a, b;
+    memcpy (&a, row + 2 * (gsize) columns[x], 8);
+    memcpy (&b, row + 2 * (gsize) columns[x + 1], 8);
+    return _mm256_cvtepi32_ps (_mm256_cvtepu16_epi32 (_mm_and_si128 (_mm_set_epi64x (b, a),
+                _mm_set1_epi16 (0xff))));
+  }
+}
+
+static void AVX2_FMA
+vertical_taps_avx2 (const guint8 * src, gsize stride, gint step, const gfloat * weights,
+    const gint * columns, gfloat * out, gint n)
+{
+  const __m256 w0 = _mm256_set1_ps (weights[0]), w1 = _mm256_set1_ps (weights[1]),
+      w2 = _mm256_set1_ps (weights[2]), w3 = _mm256_set1_ps (weights[3]);
+  gint x = 0;
+
+  /* With a step of 2 the 8-byte loads reach one byte past an output's last sample: the last
+   * output stays scalar, so nothing is read beyond the rectangle. */
+  if (step <= 2)
+    for (; x + 2 < n || (step == 1 && x + 2 <= n); x += 2) {
+      __m256 sum = _mm256_mul_ps (two_outputs_samples (src, step, columns, x), w0);
+      sum = _mm256_fmadd_ps (two_outputs_samples (src + stride, step, columns, x), w1, sum);
+      sum = _mm256_fmadd_ps (two_outputs_samples (src + 2 * stride, step, columns, x), w2, sum);
+      sum = _mm256_fmadd_ps (two_outputs_samples (src + 3 * stride, step, columns, x), w3, sum);
+      _mm256_storeu_ps (out + TAPS * x, sum);
+    }
+  if (x < n)
+    vertical_taps_generic (src, stride, step, weights, columns + x, out + TAPS * x, n - x);
+}
+
+/* The taps of outputs x and x + 1 (four floats each, anywhere in the row) times their weights. */
+static inline __m256 AVX2_FMA
+two_outputs_taps (const gfloat * row, const gint * offsets, const gfloat * weights, gint x)
+{
+  const __m256 taps = _mm256_insertf128_ps (_mm256_castps128_ps256 (_mm_loadu_ps (row +
+              offsets[x])), _mm_loadu_ps (row + offsets[x + 1]), 1);
+  return _mm256_mul_ps (taps, _mm256_loadu_ps (weights + TAPS * x));
+}
+
+static void AVX2_FMA
+horizontal_avx2 (const gfloat * row, const gint * offsets, const gfloat * weights, gint n,
+    gfloat black, gfloat scale, gfloat * out)
+{
+  /* After three pairwise additions the 128-bit halves hold outputs 0 2 4 6 and 1 3 5 7. */
+  const __m256i order = _mm256_setr_epi32 (0, 4, 1, 5, 2, 6, 3, 7);
+  const __m256 vblack = _mm256_set1_ps (black), vscale = _mm256_set1_ps (scale);
+  const __m256 zero = _mm256_setzero_ps (), one = _mm256_set1_ps (1.0f);
+  gint x = 0;
+
+  for (; x + 8 <= n; x += 8) {
+    const __m256 p01 = two_outputs_taps (row, offsets, weights, x);
+    const __m256 p23 = two_outputs_taps (row, offsets, weights, x + 2);
+    const __m256 p45 = two_outputs_taps (row, offsets, weights, x + 4);
+    const __m256 p67 = two_outputs_taps (row, offsets, weights, x + 6);
+    __m256 sums = _mm256_hadd_ps (_mm256_hadd_ps (p01, p23), _mm256_hadd_ps (p45, p67));
+    sums = _mm256_permutevar8x32_ps (sums, order);
+    sums = _mm256_mul_ps (_mm256_sub_ps (sums, vblack), vscale);
+    _mm256_storeu_ps (out + x, _mm256_min_ps (_mm256_max_ps (sums, zero), one));
+  }
+  if (x < n)
+    horizontal_generic (row, offsets + x, weights + TAPS * x, n - x, black, scale, out + x);
+}
+#endif
+
+/* ---- Setup ---- */
+
+/* GstVideoScaler's taps for in_size -> out_size as the converter uses them; FALSE when an output
+ * has other than TAPS taps or they reach outside the input. The converter leaves a direction of
+ * equal sizes unscaled (the scaler's taps would blur it): there, each output takes its one input. */
+static gboolean
+axis_taps (gint in_size, gint out_size, gint * offsets, gfloat * weights)
+{
+  GstVideoScaler *scaler;
+  gboolean ok;
+
+  if (in_size == out_size) {
+    for (gint o = 0; o < out_size; o++) {
+      offsets[o] = MIN (o, in_size - TAPS);
+      for (gint t = 0; t < TAPS; t++)
+        weights[TAPS * o + t] = offsets[o] + t == o ? 1.0f : 0.0f;
+    }
+    return TRUE;
+  }
+  scaler = gst_video_scaler_new (GST_VIDEO_RESAMPLER_METHOD_LINEAR, GST_VIDEO_SCALER_FLAG_NONE,
+      TAPS, in_size, out_size, NULL);
+  ok = scaler != NULL;
+
+  for (gint o = 0; ok && o < out_size; o++) {
+    guint offset, n_taps;
+    const gdouble *coeff = gst_video_scaler_get_coeff (scaler, o, &offset, &n_taps);
+
+    ok = coeff && n_taps == TAPS && offset + TAPS <= (guint) in_size;
+    for (gint t = 0; ok && t < TAPS; t++)
+      weights[TAPS * o + t] = (gfloat) coeff[t];
+    offsets[o] = (gint) offset;
+  }
+  if (scaler)
+    gst_video_scaler_free (scaler);
+  return ok;
+}
+
+GstMoneGreyScaler *
+gst_mone_grey_scaler_new (gint src_width, gint src_height, gint step, gint dest_x, gint dest_y,
+    gint dest_width, gint dest_height, gint out_width, gint out_height, gfloat black,
+    gfloat scale, GstMoneGreyScalerPath path)
+{
+  GstMoneGreyScaler *s;
+
+  if (step < 1 || src_width < TAPS || src_height < TAPS || dest_width < 1 || dest_height < 1
+      || dest_x < 0 || dest_y < 0 || dest_x + dest_width > out_width
+      || dest_y + dest_height > out_height)
+    return NULL;
+  s = g_new0 (GstMoneGreyScaler, 1);
+  s->src_width = src_width;
+  s->src_height = src_height;
+  s->step = step;
+  s->dest_x = dest_x;
+  s->dest_y = dest_y;
+  s->dest_width = dest_width;
+  s->dest_height = dest_height;
+  s->out_width = out_width;
+  s->out_height = out_height;
+  s->black = black;
+  s->scale = scale;
+  s->row_offsets = g_new (gint, dest_height);
+  s->row_weights = g_new (gfloat, (gsize) TAPS * dest_height);
+  s->column_offsets = g_new (gint, dest_width);
+  s->column_weights = g_new (gfloat, (gsize) TAPS * dest_width);
+  s->row = g_new (gfloat, MAX (src_width, TAPS * dest_width));
+  s->taps_offsets = g_new (gint, dest_width);
+  for (gint x = 0; x < dest_width; x++)
+    s->taps_offsets[x] = TAPS * x;
+  if (!axis_taps (src_height, dest_height, s->row_offsets, s->row_weights)
+      || !axis_taps (src_width, dest_width, s->column_offsets, s->column_weights)) {
+    gst_mone_grey_scaler_free (s);
+    return NULL;
+  }
+
+  s->vertical = vertical_generic;
+  s->vertical_taps = vertical_taps_generic;
+  s->horizontal = horizontal_generic;
+  s->path_name = "generic";
+#ifdef HAVE_AVX2_PATH
+  if (path == GST_MONE_GREY_SCALER_BEST) {
+    const gchar *kernels = mone_default_kernels ();
+    if (g_str_equal (kernels, "avx2") || g_str_equal (kernels, "avx512"))
+      path = GST_MONE_GREY_SCALER_AVX2;
+  }
+  if (path == GST_MONE_GREY_SCALER_AVX2 && __builtin_cpu_supports ("avx2")
+      && __builtin_cpu_supports ("fma")) {
+    s->vertical = vertical_avx2;
+    s->vertical_taps = vertical_taps_avx2;
+    s->horizontal = horizontal_avx2;
+    s->path_name = "avx2";
+    /* Filtering only the columns the taps read costs about eight times as much per column there
+     * (short gathers instead of contiguous runs): it pays for reductions beyond that. The
+     * portable path's gathers are scalar: it always filters every column. */
+    s->taps_only = src_width > 8 * dest_width;
+  }
+#endif
+  return s;
+}
+
+void
+gst_mone_grey_scaler_free (GstMoneGreyScaler * scaler)
+{
+  if (!scaler)
+    return;
+  g_free (scaler->row_offsets);
+  g_free (scaler->row_weights);
+  g_free (scaler->column_offsets);
+  g_free (scaler->column_weights);
+  g_free (scaler->row);
+  g_free (scaler->taps_offsets);
+  g_free (scaler);
+}
+
+const gchar *
+gst_mone_grey_scaler_path_name (const GstMoneGreyScaler * scaler)
+{
+  return scaler->path_name;
+}
+
+void
+gst_mone_grey_scaler_run (GstMoneGreyScaler * s, const guint8 * src, gsize stride, gfloat * dest)
+{
+  const gsize out_width = s->out_width;
+
+  /* The border (letterbox bars): black, 0 after the range mapping. */
+  for (gint y = 0; y < s->out_height; y++) {
+    gfloat *out = dest + y * out_width;
+    if (y < s->dest_y || y >= s->dest_y + s->dest_height) {
+      memset (out, 0, out_width * sizeof (gfloat));
+      continue;
+    }
+    memset (out, 0, s->dest_x * sizeof (gfloat));
+    memset (out + s->dest_x + s->dest_width, 0,
+        (out_width - s->dest_x - s->dest_width) * sizeof (gfloat));
+  }
+  for (gint y = 0; y < s->dest_height; y++) {
+    const guint8 *rows = src + (gsize) s->row_offsets[y] * stride;
+    const gfloat *weights = s->row_weights + TAPS * y;
+    gfloat *out = dest + (s->dest_y + y) * out_width + s->dest_x;
+
+    if (s->taps_only) {
+      s->vertical_taps (rows, stride, s->step, weights, s->column_offsets, s->row, s->dest_width);
+      s->horizontal (s->row, s->taps_offsets, s->column_weights, s->dest_width, s->black,
+          s->scale, out);
+    } else {
+      s->vertical (rows, stride, s->step, weights, s->row, s->src_width);
+      s->horizontal (s->row, s->column_offsets, s->column_weights, s->dest_width, s->black,
+          s->scale, out);
+    }
+  }
+}

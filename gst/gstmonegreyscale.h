@@ -1,0 +1,46 @@
+/* gst-mone: 8-bit luma scaled straight into a grey model's floats.
+ *
+ * The same filter as the element's GstVideoConverter (linear, four taps per output in each
+ * direction, the taps and weights GstVideoScaler computes), run in floats: vertical first over
+ * contiguous rows, then four-tap dot products along each row, then the bytes' range mapping,
+ * written into the model's input with the letterbox border. It replaces the converter and the
+ * bytes-to-floats step for whole frames of grey models, which were most of the element's cost
+ * beyond the engine's (docs/engine.md, "Into the model"). AVX2+FMA or portable C, chosen once
+ * with the engine's kernels (MONE_ISA=generic forces the portable path).
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#ifndef __GST_MONE_GREY_SCALE_H__
+#define __GST_MONE_GREY_SCALE_H__
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+typedef struct _GstMoneGreyScaler GstMoneGreyScaler;
+
+typedef enum
+{
+  GST_MONE_GREY_SCALER_GENERIC,
+  GST_MONE_GREY_SCALER_AVX2,
+  GST_MONE_GREY_SCALER_BEST,    /* AVX2 when the engine's kernels use it or AVX-512 */
+} GstMoneGreyScalerPath;
+
+/* A scaler of a src_width x src_height rectangle of samples, `step` bytes apart in a row (1, or 2
+ * for the luma of YUY2 and UYVY; others work but are not vectorised), to dest_width x dest_height
+ * at (dest_x, dest_y) of an out_width x out_height input, everything else 0. A sample v becomes
+ * CLAMP ((v - black) * scale, 0, 1). NULL when the rectangle has fewer than four rows or columns
+ * (the filter's taps) or the destination does not fit. */
+GstMoneGreyScaler *gst_mone_grey_scaler_new (gint src_width, gint src_height, gint step,
+    gint dest_x,
+    gint dest_y, gint dest_width, gint dest_height, gint out_width, gint out_height, gfloat black,
+    gfloat scale, GstMoneGreyScalerPath path);
+void gst_mone_grey_scaler_free (GstMoneGreyScaler * scaler);
+const gchar *gst_mone_grey_scaler_path_name (const GstMoneGreyScaler * scaler);
+
+/* src: the rectangle's first sample, rows `stride` bytes apart; dest: out_height x out_width. */
+void gst_mone_grey_scaler_run (GstMoneGreyScaler * scaler, const guint8 * src, gsize stride,
+    gfloat * dest);
+
+G_END_DECLS
+#endif /* __GST_MONE_GREY_SCALE_H__ */
