@@ -6,10 +6,10 @@
  * frame of another 8-bit format the converter runs twice: it scales the frame in its own format
  * to the model's size, then converts that small frame to RGB (converting first would convert
  * every pixel of the large frame, several times the work: docs/engine.md). A grey model from an
- * 8-bit YUV or grey frame gets only the frame's luma, handed to the converter as GRAY8
- * (gstmoneluma.h), which GStreamer scales on a path many times faster than YUV into GRAY8. The
- * steps are chosen in gst_mone_input_set_format() for the negotiated format, so a frame takes its
- * path without deciding anything.
+ * 8-bit YUV or grey frame skips the converter: the element's own scaler (gstmonegreyscale.h, the
+ * converter's filter) reads the frame's luma and writes the model's floats in one pass. The steps
+ * are chosen in gst_mone_input_set_format() for the negotiated format, so a frame takes its path
+ * without deciding anything.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */

@@ -1,10 +1,11 @@
 /* gst-mone: the luma of 8-bit YUV and grey frames as a GRAY8 frame, for grey models.
  *
- * GStreamer 1.22's converter scales GRAY8 to GRAY8 on a fast path at any size, but takes a slow
- * general path for most YUV formats into GRAY8 (NV12 or YUY2 at 640x480, I420 at 1280x720: ten
- * times the time; docs/engine.md, "Into the model"). A grey model needs only the luma, so the
- * element hands the converter a GRAY8 frame of it instead: a view of the frame's own luma plane
- * (planar formats: no copy), or the luma samples copied out of a packed format.
+ * A grey model needs only the luma. The element's own scaler (gstmonegreyscale.h) reads it in
+ * place from planar formats and YUY2-like ones, and from a copy made here from the others (AYUV).
+ * Where the element still uses GStreamer's converter (rectangles under four pixels across), it
+ * hands it the luma as a GRAY8 frame: GStreamer 1.22 scales GRAY8 to GRAY8 on a fast path, but
+ * most YUV formats into GRAY8 on a general path ten times slower (docs/engine.md, "Into the
+ * model").
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
