@@ -982,11 +982,11 @@ gst_mone_filter_log_geometry (GstMoneFilter * self)
   const GstVideoInfo *in_info = gst_mone_input_get_video_info (self->input);
   const MoneConfig *config = mone_model_get_config (self->model);
 
-  GST_DEBUG_OBJECT (self, "%s: frame %dx%d region %d,%d %dx%d -> model %d,%d %dx%d of %dx%d",
+  GST_DEBUG_OBJECT (self, "%s: frame %dx%d region %d,%d %dx%d -> model %d,%d %dx%d of %dx%d, by %s",
       gst_mone_scale_mode_nick (gst_mone_input_get_scale_mode (self->input)),
       GST_VIDEO_INFO_WIDTH (in_info), GST_VIDEO_INFO_HEIGHT (in_info), g->src_x, g->src_y,
       g->src_width, g->src_height, g->dest_x, g->dest_y, g->dest_width, g->dest_height,
-      config->width, config->height);
+      config->width, config->height, gst_mone_input_get_path (self->input));
 }
 
 static gboolean

@@ -509,6 +509,15 @@ gst_mone_input_get_video_info (const GstMoneInput * input)
   return &input->in_info;
 }
 
+const gchar *
+gst_mone_input_get_path (const GstMoneInput * input)
+{
+  if (input->grey_scaler)
+    return g_str_equal (gst_mone_grey_scaler_path_name (input->grey_scaler), "avx2")
+        ? "luma scaler (avx2)" : "luma scaler (generic)";
+  return input->to_model ? "converter, two steps" : "converter";
+}
+
 /* ---- Frames ---- */
 
 /* The rectangle of g of the frame's luma, through `scaler` (made for g), into dest: read in place,

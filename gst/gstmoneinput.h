@@ -47,6 +47,8 @@ gboolean gst_mone_input_set_scale_mode (GstMoneInput * input, GstMoneFilterScale
 GstMoneFilterScaleMode gst_mone_input_get_scale_mode (const GstMoneInput * input);
 const GstMoneInputGeometry *gst_mone_input_get_geometry (const GstMoneInput * input);
 const GstVideoInfo *gst_mone_input_get_video_info (const GstMoneInput * input);
+/* How frames reach the model: "converter", "converter, two steps" or "luma scaler (ISA)". */
+const gchar *gst_mone_input_get_path (const GstMoneInput * input);
 
 /* Converts `frame` and appends it to the window as floats in [0, 1], (C, H, W); the first frame
  * after a reset fills every slot, so a video model answers at once. */
