@@ -310,7 +310,9 @@ gst_mone_grey_scaler_new (gint src_width, gint src_height, gint step, gint dest_
   s->vertical_taps = vertical_taps_generic;
   s->horizontal = horizontal_generic;
   s->path_name = "generic";
-#ifdef HAVE_AVX2_PATH
+#ifndef HAVE_AVX2_PATH
+  (void) path;
+#else
   if (path == GST_MONE_GREY_SCALER_BEST) {
     const gchar *kernels = mone_default_kernels ();
     if (g_str_equal (kernels, "avx2") || g_str_equal (kernels, "avx512"))
