@@ -434,10 +434,11 @@ gst_mone_input_set_format (GstMoneInput * input, const GstVideoInfo * in_info,
   input->in_info = *in_info;
   set_model_size_info (input, input->channels == 1 ? GST_VIDEO_FORMAT_GRAY8 : GST_VIDEO_FORMAT_RGB,
       &input->model_info);
-  /* Grey models from YUV: the converter copies Y into GRAY8 (GStreamer 1.22 does so even when
-   * told the ranges differ), so the model input is declared in the source's range, making that
-   * copy exact by definition, and limited range (16-235, what decoders and cameras deliver) is
-   * expanded when the bytes become floats. Without it the shipped grey model loses 3 points on the
+  /* Grey models from YUV through the converter (frames under TINY_FRAME_SIZE, interlaced ones;
+   * the luma scaler below maps the range itself): it copies Y into GRAY8 (GStreamer 1.22 does so
+   * even when told the ranges differ), so the model input is declared in the source's range,
+   * making that copy exact by definition, and limited range (16-235, what decoders and cameras
+   * deliver) is expanded when the bytes become floats. Without it the shipped grey model loses 3 points on the
    * sample video (the four-expert one shipped before it 10). (Converting through RGB also expands
    * it, but cost 13% of the element's frame rate on the four-expert model:
    * bench/element-vs-engine.sh.) */
