@@ -7,7 +7,9 @@
  * to the model's size, then converts that small frame to RGB (converting first would convert
  * every pixel of the large frame, several times the work: docs/engine.md). A grey model from an
  * 8-bit YUV or grey frame skips the converter: the element's own scaler (gstmonegreyscale.h, the
- * converter's filter) reads the frame's luma and writes the model's floats in one pass. The steps
+ * converter's filter) reads the frame's luma and writes the model's floats in one pass; an RGB
+ * model from planar or semi-planar YUV gets the three planes through it and the colour matrix
+ * (gstmoneyuvscale.h). The steps
  * are chosen in gst_mone_input_set_format() for the negotiated format, so a frame takes its path
  * without deciding anything.
  *
@@ -20,6 +22,7 @@
 #include "gstmoneinput.h"
 #include "gstmonegreyscale.h"
 #include "gstmoneluma.h"
+#include "gstmoneyuvscale.h"
 
 #include <string.h>
 
@@ -54,6 +57,10 @@ struct _GstMoneInput
   GstMoneGreyScaler *grey_scaler;
   gfloat luma_black, luma_scale;
   gint luma_step;               /* bytes between the samples it reads: 1, 2 (YUY2), or 1 of a copy */
+  /* Whole frames of an RGB model from planar or semi-planar YUV: the same, with the colour matrix
+   * (gstmoneyuvscale.h). NULL: the converter's path. */
+  gboolean yuv;
+  GstMoneYuvScaler *yuv_scaler;
   GstVideoInfo model_info;      /* GRAY8 or RGB at the model size */
   GstBuffer *model_buffer;      /* one converted frame */
   GstVideoConverter *converter; /* the frame, placed per scale-mode, to scaled_info */
@@ -78,6 +85,7 @@ typedef struct
   GstMoneInputGeometry geometry;        /* what it converts: the key */
   GstVideoConverter *converter;
   GstMoneGreyScaler *grey_scaler;
+  GstMoneYuvScaler *yuv_scaler;
   gboolean used;                /* by a region of the current frame */
 } RegionConverter;
 
@@ -86,6 +94,7 @@ region_converter_clear (RegionConverter * entry)
 {
   g_clear_pointer (&entry->converter, gst_video_converter_free);
   g_clear_pointer (&entry->grey_scaler, gst_mone_grey_scaler_free);
+  g_clear_pointer (&entry->yuv_scaler, gst_mone_yuv_scaler_free);
 }
 
 const gchar *
@@ -163,6 +172,7 @@ gst_mone_input_free (GstMoneInput * input)
   g_clear_pointer (&input->converter, gst_video_converter_free);
   g_clear_pointer (&input->to_model, gst_video_converter_free);
   g_clear_pointer (&input->grey_scaler, gst_mone_grey_scaler_free);
+  g_clear_pointer (&input->yuv_scaler, gst_mone_yuv_scaler_free);
   clear_region_converters (input);
   g_array_free (input->region_converters, TRUE);
   gst_clear_buffer (&input->model_buffer);
@@ -338,6 +348,14 @@ fit_rectangle (const GstMoneInput * input, gint x, gint y, gint width, gint heig
   g->dest_y &= ~y_mask;
 }
 
+static GstMoneYuvScaler *
+new_yuv_scaler (const GstMoneInput * input, const GstMoneInputGeometry * g)
+{
+  return gst_mone_yuv_scaler_new (&input->in_info, g->src_x, g->src_y, g->src_width, g->src_height,
+      g->dest_x, g->dest_y, g->dest_width, g->dest_height, input->width, input->height,
+      GST_MONE_GREY_SCALER_BEST);
+}
+
 gboolean
 gst_mone_input_set_scale_mode (GstMoneInput * input, GstMoneFilterScaleMode mode)
 {
@@ -364,6 +382,9 @@ gst_mone_input_set_scale_mode (GstMoneInput * input, GstMoneFilterScaleMode mode
         input->luma_step, geometry.dest_x, geometry.dest_y, geometry.dest_width,
         geometry.dest_height, input->width, input->height, input->luma_black, input->luma_scale,
         GST_MONE_GREY_SCALER_BEST);
+  g_clear_pointer (&input->yuv_scaler, gst_mone_yuv_scaler_free);
+  if (input->yuv)
+    input->yuv_scaler = new_yuv_scaler (input, &geometry);
   return TRUE;
 }
 
@@ -458,6 +479,7 @@ gst_mone_input_set_format (GstMoneInput * input, const GstVideoInfo * in_info,
   tiny = GST_VIDEO_INFO_WIDTH (in_info) < TINY_FRAME_SIZE
       || GST_VIDEO_INFO_HEIGHT (in_info) < TINY_FRAME_SIZE;
   input->luma = input->channels == 1 && !tiny && gst_mone_luma_usable (in_info);
+  input->yuv = input->channels == 3 && !tiny && gst_mone_yuv_scaler_usable (in_info);
   g_clear_pointer (&input->luma_copy, g_free);
   input->source_info = *in_info;
   if (input->luma) {
@@ -516,6 +538,8 @@ gst_mone_input_get_path (const GstMoneInput * input)
   if (input->grey_scaler)
     return g_str_equal (gst_mone_grey_scaler_path_name (input->grey_scaler), "avx2")
         ? "luma scaler (avx2)" : "luma scaler (generic)";
+  if (input->yuv_scaler)
+    return "YUV scaler";
   return input->to_model ? "converter, two steps" : "converter";
 }
 
@@ -550,6 +574,10 @@ prepare_frame (GstMoneInput * input, GstVideoFrame * frame, float *dest)
 
   if (input->grey_scaler) {
     scale_luma (input, input->grey_scaler, &input->geometry, frame, dest);
+    return TRUE;
+  }
+  if (input->yuv_scaler) {
+    gst_mone_yuv_scaler_run (input->yuv_scaler, frame, dest);
     return TRUE;
   }
   if (!gst_video_frame_map (&model_frame, &input->model_info, input->model_buffer, GST_MAP_WRITE))
@@ -626,8 +654,10 @@ region_converter (GstMoneInput * input, const GstMoneInputGeometry * g, RegionCo
         g->dest_x,
         g->dest_y, g->dest_width, g->dest_height, input->width, input->height, input->luma_black,
         input->luma_scale, GST_MONE_GREY_SCALER_BEST);
+  if (input->yuv_scaler)
+    spare->yuv_scaler = new_yuv_scaler (input, g);
   /* One thread: a region is small, and the engine's cores are idle only between regions. */
-  if (!spare->grey_scaler
+  if (!spare->grey_scaler && !spare->yuv_scaler
       && !(spare->converter = new_converter (&input->source_info, &input->scaled_info, g, 1)))
     return NULL;
   if (kept->len >= MAX_REGION_CONVERTERS || g->src_width < TINY_FRAME_SIZE
@@ -656,8 +686,11 @@ gst_mone_input_push_region (GstMoneInput * input, GstVideoFrame * frame, gint x,
   fit_rectangle (input, x, y, width, height, input->scale_mode, g);
   if (!(conversion = region_converter (input, g, &spare, &owned)))
     return FALSE;
-  if (conversion->grey_scaler) {
-    scale_luma (input, conversion->grey_scaler, g, frame, input->window);
+  if (conversion->grey_scaler || conversion->yuv_scaler) {
+    if (conversion->grey_scaler)
+      scale_luma (input, conversion->grey_scaler, g, frame, input->window);
+    else
+      gst_mone_yuv_scaler_run (conversion->yuv_scaler, frame, input->window);
     input->filled = 1;
     ok = TRUE;
     goto done;
