@@ -163,6 +163,39 @@ GST_START_TEST (test_paths_match_reference)
 
 GST_END_TEST;
 
+/* `in` (in_info) converted by GStreamer with the element's options into the rectangle dest_x,
+ * dest_y, dest_width x dest_height of out_info. */
+static GstBuffer *
+convert (GstBuffer * in, const GstVideoInfo * in_info, const GstVideoInfo * out_info, gint dest_x,
+    gint dest_y, gint dest_width, gint dest_height)
+{
+  GstBuffer *out = gst_buffer_new_allocate (NULL, out_info->size, NULL);
+  GstVideoConverter *converter = gst_video_converter_new ((GstVideoInfo *) in_info,
+      (GstVideoInfo *) out_info, gst_structure_new ("GstVideoConverter",
+          GST_VIDEO_CONVERTER_OPT_DEST_X, G_TYPE_INT, dest_x,
+          GST_VIDEO_CONVERTER_OPT_DEST_Y, G_TYPE_INT, dest_y,
+          GST_VIDEO_CONVERTER_OPT_DEST_WIDTH, G_TYPE_INT, dest_width,
+          GST_VIDEO_CONVERTER_OPT_DEST_HEIGHT, G_TYPE_INT, dest_height,
+          GST_VIDEO_CONVERTER_OPT_FILL_BORDER, G_TYPE_BOOLEAN, TRUE,
+          GST_VIDEO_CONVERTER_OPT_BORDER_ARGB, G_TYPE_UINT, 0xff000000u,
+          GST_VIDEO_CONVERTER_OPT_DITHER_METHOD, GST_TYPE_VIDEO_DITHER_METHOD,
+          GST_VIDEO_DITHER_NONE,
+          GST_VIDEO_CONVERTER_OPT_RESAMPLER_METHOD, GST_TYPE_VIDEO_RESAMPLER_METHOD,
+          GST_VIDEO_RESAMPLER_METHOD_LINEAR,
+          GST_VIDEO_CONVERTER_OPT_RESAMPLER_TAPS, G_TYPE_UINT, TAPS,
+          GST_VIDEO_CONVERTER_OPT_CHROMA_RESAMPLER_METHOD, GST_TYPE_VIDEO_RESAMPLER_METHOD,
+          GST_VIDEO_RESAMPLER_METHOD_LINEAR, NULL));
+  GstVideoFrame in_frame, out_frame;
+
+  fail_unless (gst_video_frame_map (&in_frame, in_info, in, GST_MAP_READ));
+  fail_unless (gst_video_frame_map (&out_frame, out_info, out, GST_MAP_WRITE));
+  gst_video_converter_frame (converter, &in_frame, &out_frame);
+  gst_video_frame_unmap (&out_frame);
+  gst_video_frame_unmap (&in_frame);
+  gst_video_converter_free (converter);
+  return out;
+}
+
 /* GStreamer's converter with the element's options (GRAY8 to GRAY8) gives the same picture up to
  * its rounding: it quantises the weights and rounds to bytes between and after its two passes
  * (measured: at most 3 levels of 255 on these cases). Exact halving is left out: there the
@@ -175,9 +208,8 @@ GST_START_TEST (test_matches_converter)
     const gsize n = (gsize) c->out_width * c->out_height;
     guint8 *bytes = make_bytes (c);
     GstVideoInfo in_info, out_info;
-    GstVideoFrame in_frame, out_frame;
+    GstVideoFrame out_frame;
     GstBuffer *in_buffer, *out_buffer;
-    GstVideoConverter *converter;
     GstMoneGreyScaler *s;
     gfloat *out = g_new (gfloat, n);
     gdouble d = 0;
@@ -194,22 +226,9 @@ GST_START_TEST (test_matches_converter)
     gst_video_info_set_format (&out_info, GST_VIDEO_FORMAT_GRAY8, c->out_width, c->out_height);
     in_buffer = gst_buffer_new_wrapped_full (GST_MEMORY_FLAG_READONLY, bytes, in_info.size, 0,
         in_info.size, NULL, NULL);
-    out_buffer = gst_buffer_new_allocate (NULL, out_info.size, NULL);
-    converter = gst_video_converter_new (&in_info, &out_info,
-        gst_structure_new ("GstVideoConverter",
-            GST_VIDEO_CONVERTER_OPT_DEST_X, G_TYPE_INT, c->dest_x,
-            GST_VIDEO_CONVERTER_OPT_DEST_Y, G_TYPE_INT, c->dest_y,
-            GST_VIDEO_CONVERTER_OPT_DEST_WIDTH, G_TYPE_INT, c->dest_width,
-            GST_VIDEO_CONVERTER_OPT_DEST_HEIGHT, G_TYPE_INT, c->dest_height,
-            GST_VIDEO_CONVERTER_OPT_FILL_BORDER, G_TYPE_BOOLEAN, TRUE,
-            GST_VIDEO_CONVERTER_OPT_BORDER_ARGB, G_TYPE_UINT, 0xff000000u,
-            GST_VIDEO_CONVERTER_OPT_RESAMPLER_METHOD, GST_TYPE_VIDEO_RESAMPLER_METHOD,
-            GST_VIDEO_RESAMPLER_METHOD_LINEAR,
-            GST_VIDEO_CONVERTER_OPT_RESAMPLER_TAPS, G_TYPE_UINT, TAPS, NULL));
-    fail_unless (converter != NULL);
-    fail_unless (gst_video_frame_map (&in_frame, &in_info, in_buffer, GST_MAP_READ));
-    fail_unless (gst_video_frame_map (&out_frame, &out_info, out_buffer, GST_MAP_WRITE));
-    gst_video_converter_frame (converter, &in_frame, &out_frame);
+    out_buffer = convert (in_buffer, &in_info, &out_info, c->dest_x, c->dest_y, c->dest_width,
+        c->dest_height);
+    fail_unless (gst_video_frame_map (&out_frame, &out_info, out_buffer, GST_MAP_READ));
 
     s = gst_mone_grey_scaler_new (c->src_width, c->src_height, 1, c->dest_x, c->dest_y,
         c->dest_width, c->dest_height, c->out_width, c->out_height, 0.0f, 1.0f / 255.0f,
@@ -226,8 +245,6 @@ GST_START_TEST (test_matches_converter)
 
     gst_mone_grey_scaler_free (s);
     gst_video_frame_unmap (&out_frame);
-    gst_video_frame_unmap (&in_frame);
-    gst_video_converter_free (converter);
     gst_buffer_unref (out_buffer);
     gst_buffer_unref (in_buffer);
     g_free (out);
@@ -269,37 +286,6 @@ colour_picture (gint width, gint height, GstVideoInfo * info)
     }
   gst_video_frame_unmap (&frame);
   return rgb;
-}
-
-/* `in` (in_info) converted by GStreamer with the element's options to out_info, letterboxed at
- * dest_y, dest_height. */
-static GstBuffer *
-convert (GstBuffer * in, const GstVideoInfo * in_info, const GstVideoInfo * out_info, gint dest_y,
-    gint dest_height)
-{
-  GstBuffer *out = gst_buffer_new_allocate (NULL, out_info->size, NULL);
-  GstVideoConverter *converter = gst_video_converter_new ((GstVideoInfo *) in_info,
-      (GstVideoInfo *) out_info, gst_structure_new ("GstVideoConverter",
-          GST_VIDEO_CONVERTER_OPT_DEST_Y, G_TYPE_INT, dest_y,
-          GST_VIDEO_CONVERTER_OPT_DEST_HEIGHT, G_TYPE_INT, dest_height,
-          GST_VIDEO_CONVERTER_OPT_FILL_BORDER, G_TYPE_BOOLEAN, TRUE,
-          GST_VIDEO_CONVERTER_OPT_BORDER_ARGB, G_TYPE_UINT, 0xff000000u,
-          GST_VIDEO_CONVERTER_OPT_DITHER_METHOD, GST_TYPE_VIDEO_DITHER_METHOD,
-          GST_VIDEO_DITHER_NONE,
-          GST_VIDEO_CONVERTER_OPT_RESAMPLER_METHOD, GST_TYPE_VIDEO_RESAMPLER_METHOD,
-          GST_VIDEO_RESAMPLER_METHOD_LINEAR,
-          GST_VIDEO_CONVERTER_OPT_RESAMPLER_TAPS, G_TYPE_UINT, TAPS,
-          GST_VIDEO_CONVERTER_OPT_CHROMA_RESAMPLER_METHOD, GST_TYPE_VIDEO_RESAMPLER_METHOD,
-          GST_VIDEO_RESAMPLER_METHOD_LINEAR, NULL));
-  GstVideoFrame in_frame, out_frame;
-
-  fail_unless (gst_video_frame_map (&in_frame, in_info, in, GST_MAP_READ));
-  fail_unless (gst_video_frame_map (&out_frame, out_info, out, GST_MAP_WRITE));
-  gst_video_converter_frame (converter, &in_frame, &out_frame);
-  gst_video_frame_unmap (&out_frame);
-  gst_video_frame_unmap (&in_frame);
-  gst_video_converter_free (converter);
-  return out;
 }
 
 /* Largest difference, in levels of 255, between planar float RGB and packed RGB bytes. */
@@ -346,9 +332,9 @@ GST_START_TEST (test_yuv_matches_picture)
       gdouble d;
 
       gst_video_info_set_format (&info, gst_video_format_from_string (formats[f]), width, height);
-      yuv = convert (picture, &rgb_info, &info, 0, height);
-      expected = convert (picture, &rgb_info, &out_info, dest_y, dest_height);
-      by_converter = convert (yuv, &info, &out_info, dest_y, dest_height);
+      yuv = convert (picture, &rgb_info, &info, 0, 0, width, height);
+      expected = convert (picture, &rgb_info, &out_info, 0, dest_y, out_size, dest_height);
+      by_converter = convert (yuv, &info, &out_info, 0, dest_y, out_size, dest_height);
       fail_unless (gst_mone_yuv_scaler_usable (&info), "%s", formats[f]);
       s = gst_mone_yuv_scaler_new (&info, 0, 0, width, height, 0, dest_y, out_size, dest_height,
           out_size, out_size, GST_MONE_GREY_SCALER_BEST);
