@@ -19,7 +19,7 @@
 #define AVX2_FMA __attribute__((target ("avx2,fma")))
 #endif
 
-/* The converter's filter: GST_VIDEO_RESAMPLER_METHOD_LINEAR with this many taps (gstmoneinput.c). */
+/* The converter's filter: GST_VIDEO_RESAMPLER_METHOD_LINEAR, this many taps (gstmoneinput.c). */
 #define TAPS 4
 
 typedef void (*VerticalFunc) (const guint8 * src, gsize stride, gint step,
@@ -32,7 +32,7 @@ typedef void (*HorizontalFunc) (const gfloat * row, const gint * offsets, const 
 struct _GstMoneGreyScaler
 {
   gint src_width, src_height, step;
-  gint dest_x, dest_y, dest_width, dest_height, out_width, out_height;
+  GstMoneScalerTarget target;
   gfloat black, scale;
   gint *row_offsets;            /* (dest_height) first source row of each output row */
   gfloat *row_weights;          /* (dest_height, TAPS) */
@@ -44,6 +44,9 @@ struct _GstMoneGreyScaler
   gfloat *row;
   gboolean taps_only;
   gint *taps_offsets;           /* (dest_width) TAPS * x */
+  /* Steps beyond 2: the TAPS source rows of an output row, their samples made contiguous, so that
+   * the vectorised step-1 code reads them. NULL for steps 1 and 2. */
+  guint8 *gathered;             /* (TAPS, src_width) */
   VerticalFunc vertical;
   VerticalTapsFunc vertical_taps;
   HorizontalFunc horizontal;
@@ -236,7 +239,7 @@ horizontal_avx2 (const gfloat * row, const gint * offsets, const gfloat * weight
 
 /* GstVideoScaler's taps for in_size -> out_size as the converter uses them; FALSE when an output
  * has other than TAPS taps or they reach outside the input. The converter leaves a direction of
- * equal sizes unscaled (the scaler's taps would blur it): there, each output takes its one input. */
+ * equal sizes unscaled (the scaler's taps would blur it): each output takes its one input. */
 static gboolean
 axis_taps (gint in_size, gint out_size, gint * offsets, gfloat * weights)
 {
@@ -269,29 +272,39 @@ axis_taps (gint in_size, gint out_size, gint * offsets, gfloat * weights)
   return ok;
 }
 
-GstMoneGreyScaler *
-gst_mone_grey_scaler_new (gint src_width, gint src_height, gint step, gint dest_x, gint dest_y,
-    gint dest_width, gint dest_height, gint out_width, gint out_height, gfloat black,
-    gfloat scale, GstMoneGreyScalerPath path)
+gboolean
+gst_mone_grey_scaler_usable (const GstVideoInfo * in_info)
 {
+  const GstVideoFormatInfo *finfo = in_info->finfo;
+
+  return (GST_VIDEO_FORMAT_INFO_IS_YUV (finfo) || GST_VIDEO_FORMAT_INFO_IS_GRAY (finfo))
+      && GST_VIDEO_FORMAT_INFO_DEPTH (finfo, 0) == 8 && GST_VIDEO_FORMAT_INFO_BITS (finfo) == 8
+      && GST_VIDEO_FORMAT_INFO_W_SUB (finfo, 0) == 0 && GST_VIDEO_FORMAT_INFO_H_SUB (finfo, 0) == 0
+      && !GST_VIDEO_FORMAT_INFO_IS_COMPLEX (finfo) && !GST_VIDEO_FORMAT_INFO_IS_TILED (finfo)
+      && !GST_VIDEO_FORMAT_INFO_HAS_PALETTE (finfo)
+      && GST_VIDEO_INFO_INTERLACE_MODE (in_info) == GST_VIDEO_INTERLACE_MODE_PROGRESSIVE;
+}
+
+GstMoneGreyScaler *
+gst_mone_grey_scaler_new (gint src_width, gint src_height, gint step,
+    const GstMoneScalerTarget * target, gfloat black, gfloat scale, GstMoneGreyScalerPath path)
+{
+  const gint dest_width = target->width, dest_height = target->height;
   GstMoneGreyScaler *s;
 
   if (step < 1 || src_width < TAPS || src_height < TAPS || dest_width < 1 || dest_height < 1
-      || dest_x < 0 || dest_y < 0 || dest_x + dest_width > out_width
-      || dest_y + dest_height > out_height)
+      || target->x < 0 || target->y < 0 || target->x + dest_width > target->out_width
+      || target->y + dest_height > target->out_height)
     return NULL;
   s = g_new0 (GstMoneGreyScaler, 1);
   s->src_width = src_width;
   s->src_height = src_height;
   s->step = step;
-  s->dest_x = dest_x;
-  s->dest_y = dest_y;
-  s->dest_width = dest_width;
-  s->dest_height = dest_height;
-  s->out_width = out_width;
-  s->out_height = out_height;
+  s->target = *target;
   s->black = black;
   s->scale = scale;
+  if (step > 2)
+    s->gathered = g_new (guint8, (gsize) TAPS * src_width);
   s->row_offsets = g_new (gint, dest_height);
   s->row_weights = g_new (gfloat, (gsize) TAPS * dest_height);
   s->column_offsets = g_new (gint, dest_width);
@@ -344,6 +357,7 @@ gst_mone_grey_scaler_free (GstMoneGreyScaler * scaler)
   g_free (scaler->column_weights);
   g_free (scaler->row);
   g_free (scaler->taps_offsets);
+  g_free (scaler->gathered);
   g_free (scaler);
 }
 
@@ -356,32 +370,55 @@ gst_mone_grey_scaler_path_name (const GstMoneGreyScaler * scaler)
 void
 gst_mone_grey_scaler_run (GstMoneGreyScaler * s, const guint8 * src, gsize stride, gfloat * dest)
 {
-  const gsize out_width = s->out_width;
+  const GstMoneScalerTarget *t = &s->target;
+  const gsize out_width = t->out_width;
 
   /* The border (letterbox bars): black, 0 after the range mapping. */
-  for (gint y = 0; y < s->out_height; y++) {
+  for (gint y = 0; y < t->out_height; y++) {
     gfloat *out = dest + y * out_width;
-    if (y < s->dest_y || y >= s->dest_y + s->dest_height) {
+    if (y < t->y || y >= t->y + t->height) {
       memset (out, 0, out_width * sizeof (gfloat));
       continue;
     }
-    memset (out, 0, s->dest_x * sizeof (gfloat));
-    memset (out + s->dest_x + s->dest_width, 0,
-        (out_width - s->dest_x - s->dest_width) * sizeof (gfloat));
+    memset (out, 0, t->x * sizeof (gfloat));
+    memset (out + t->x + t->width, 0, (out_width - t->x - t->width) * sizeof (gfloat));
   }
-  for (gint y = 0; y < s->dest_height; y++) {
+  for (gint y = 0; y < t->height; y++) {
     const guint8 *rows = src + (gsize) s->row_offsets[y] * stride;
     const gfloat *weights = s->row_weights + TAPS * y;
-    gfloat *out = dest + (s->dest_y + y) * out_width + s->dest_x;
+    gfloat *out = dest + (t->y + y) * out_width + t->x;
+    gsize rows_stride = stride;
+    gint step = s->step;
 
+    if (s->gathered) {
+      for (gint r = 0; r < TAPS; r++) {
+        const guint8 *row = rows + r * stride;
+        guint8 *copy = s->gathered + (gsize) r * s->src_width;
+        for (gint x = 0; x < s->src_width; x++)
+          copy[x] = row[(gsize) x * step];
+      }
+      rows = s->gathered;
+      rows_stride = s->src_width;
+      step = 1;
+    }
     if (s->taps_only) {
-      s->vertical_taps (rows, stride, s->step, weights, s->column_offsets, s->row, s->dest_width);
-      s->horizontal (s->row, s->taps_offsets, s->column_weights, s->dest_width, s->black,
-          s->scale, out);
+      s->vertical_taps (rows, rows_stride, step, weights, s->column_offsets, s->row, t->width);
+      s->horizontal (s->row, s->taps_offsets, s->column_weights, t->width, s->black, s->scale, out);
     } else {
-      s->vertical (rows, stride, s->step, weights, s->row, s->src_width);
-      s->horizontal (s->row, s->column_offsets, s->column_weights, s->dest_width, s->black,
-          s->scale, out);
+      s->vertical (rows, rows_stride, step, weights, s->row, s->src_width);
+      s->horizontal (s->row, s->column_offsets, s->column_weights, t->width, s->black, s->scale,
+          out);
     }
   }
+}
+
+void
+gst_mone_grey_scaler_run_frame (GstMoneGreyScaler * scaler, const GstVideoFrame * frame,
+    guint component, gint x, gint y, gfloat * dest)
+{
+  const gint stride = GST_VIDEO_FRAME_COMP_STRIDE (frame, component);
+  const guint8 *first = (const guint8 *) GST_VIDEO_FRAME_COMP_DATA (frame, component)
+      + (gsize) y * stride + (gsize) x * GST_VIDEO_FRAME_COMP_PSTRIDE (frame, component);
+
+  gst_mone_grey_scaler_run (scaler, first, stride, dest);
 }

@@ -4,8 +4,9 @@
  * direction, the taps and weights GstVideoScaler computes), run in floats: vertical first over
  * contiguous rows, then four-tap dot products along each row, then the bytes' range mapping,
  * written into the model's input with the letterbox border. It replaces the converter and the
- * bytes-to-floats step for whole frames of grey models, which were most of the element's cost
- * beyond the engine's (docs/engine.md, "Into the model"). AVX2+FMA or portable C, chosen once
+ * bytes-to-floats step for grey models' frames and regions, and for each plane of YUV frames to RGB
+ * models (gstmoneyuvscale.h): they were most of the element's cost beyond the engine's
+ * (docs/engine.md, "Into the model"). AVX2+FMA or portable C, chosen once
  * with the engine's kernels (MONE_ISA=generic forces the portable path).
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
@@ -13,7 +14,7 @@
 #ifndef __GST_MONE_GREY_SCALE_H__
 #define __GST_MONE_GREY_SCALE_H__
 
-#include <glib.h>
+#include <gst/video/video.h>
 
 G_BEGIN_DECLS
 
@@ -26,21 +27,33 @@ typedef enum
   GST_MONE_GREY_SCALER_BEST,    /* AVX2 when the engine's kernels use it or AVX-512 */
 } GstMoneGreyScalerPath;
 
-/* A scaler of a src_width x src_height rectangle of samples, `step` bytes apart in a row (1, or 2
- * for the luma of YUY2 and UYVY; others work but are not vectorised), to dest_width x dest_height
- * at (dest_x, dest_y) of an out_width x out_height input, everything else 0. A sample v becomes
- * CLAMP ((v - black) * scale, 0, 1). NULL when the rectangle has fewer than four rows or columns
- * (the filter's taps) or the destination does not fit. */
+/* Where a scaler writes: the rectangle x, y, width x height of an out_width x out_height input. */
+typedef struct
+{
+  gint x, y, width, height;
+  gint out_width, out_height;
+} GstMoneScalerTarget;
+
+/* Whether frames of in_info have a luma of 8 bits, whole-resolution, that a grey model can read
+ * through this scaler (YUV or grey, progressive, not tiled or otherwise complex). */
+gboolean gst_mone_grey_scaler_usable (const GstVideoInfo * in_info);
+
+/* A scaler of a src_width x src_height rectangle of samples, `step` bytes apart in a row, into
+ * `target`, everything else 0. Steps of 1 and 2 (the luma of YUY2 and UYVY) are read in place;
+ * larger ones (AYUV) row by row through a copy. A sample v becomes CLAMP ((v - black) * scale,
+ * 0, 1). NULL when the rectangle has fewer than four rows or columns (the filter's taps) or the
+ * target does not fit. */
 GstMoneGreyScaler *gst_mone_grey_scaler_new (gint src_width, gint src_height, gint step,
-    gint dest_x,
-    gint dest_y, gint dest_width, gint dest_height, gint out_width, gint out_height, gfloat black,
-    gfloat scale, GstMoneGreyScalerPath path);
+    const GstMoneScalerTarget * target, gfloat black, gfloat scale, GstMoneGreyScalerPath path);
 void gst_mone_grey_scaler_free (GstMoneGreyScaler * scaler);
 const gchar *gst_mone_grey_scaler_path_name (const GstMoneGreyScaler * scaler);
 
 /* src: the rectangle's first sample, rows `stride` bytes apart; dest: out_height x out_width. */
 void gst_mone_grey_scaler_run (GstMoneGreyScaler * scaler, const guint8 * src, gsize stride,
     gfloat * dest);
+/* The same on component `component` of a frame, the rectangle starting at its sample x, y. */
+void gst_mone_grey_scaler_run_frame (GstMoneGreyScaler * scaler, const GstVideoFrame * frame,
+    guint component, gint x, gint y, gfloat * dest);
 
 G_END_DECLS
 #endif /* __GST_MONE_GREY_SCALE_H__ */

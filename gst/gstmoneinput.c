@@ -9,9 +9,9 @@
  * 8-bit YUV or grey frame skips the converter: the element's own scaler (gstmonegreyscale.h, the
  * converter's filter) reads the frame's luma and writes the model's floats in one pass; an RGB
  * model from planar or semi-planar YUV gets the three planes through it and the colour matrix
- * (gstmoneyuvscale.h). The steps
- * are chosen in gst_mone_input_set_format() for the negotiated format, so a frame takes its path
- * without deciding anything.
+ * (gstmoneyuvscale.h). Regions take the same path as whole frames, except rectangles too small for
+ * a scaler's taps. The steps are chosen in gst_mone_input_set_format() for the negotiated format,
+ * so a frame takes its path without deciding anything.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -21,20 +21,35 @@
 
 #include "gstmoneinput.h"
 #include "gstmonegreyscale.h"
-#include "gstmoneluma.h"
 #include "gstmoneyuvscale.h"
 
 #include <string.h>
 
 /* Frames smaller than this in either direction are converted from a copy (see set_format). */
 #define TINY_FRAME_SIZE 8
-/* Region converters kept between frames; a frame with more regions creates the rest per use. */
-#define MAX_REGION_CONVERTERS 512
+/* Region conversions kept between frames; a frame with more regions creates the rest per use. */
+#define MAX_REGION_CONVERSIONS 512
 
-typedef gboolean (*GstMoneInputConvertFunc) (GstMoneInput * input, GstVideoFrame * frame,
-    GstVideoFrame * model_frame);
 typedef void (*GstMoneInputUnpackFunc) (const GstVideoFrame * model_frame, gint width,
     gint height, const float *byte_values, float *dest);
+
+/* How one rectangle of the frame reaches the model: a scaler of the element's own where one
+ * applies (see the top), else GstVideoConverter (then, for two stages, to_model) and the bytes'
+ * table. */
+typedef struct
+{
+  GstMoneInputGeometry geometry;
+  GstMoneGreyScaler *grey_scaler;
+  GstMoneYuvScaler *yuv_scaler;
+  GstVideoConverter *converter; /* when neither scaler applies */
+} Conversion;
+
+/* A region rectangle's conversion, kept while regions keep using it. */
+typedef struct
+{
+  Conversion conversion;        /* its geometry is the key */
+  gboolean used;                /* by a region of the current frame */
+} RegionConversion;
 
 struct _GstMoneInput
 {
@@ -45,56 +60,37 @@ struct _GstMoneInput
 
   /* From set_format. */
   GstVideoInfo in_info;         /* the caps' frames, with their default strides */
-  /* What the converters read: in_info, or for a grey model its luma as GRAY8 (gstmoneluma.h),
-   * viewed in place or copied into luma_copy (packed formats, and rectangles the converter
-   * cannot read in place). */
-  GstVideoInfo source_info;
-  gboolean luma, luma_packed;
-  guint8 *luma_copy;
-  /* Whole frames of a grey model from the luma: scaled straight into floats, the converter and the
-   * bytes-to-floats step in one (NULL: the converter's path). A luma byte v means
-   * CLAMP ((v - luma_black) * luma_scale, 0, 1). */
-  GstMoneGreyScaler *grey_scaler;
+  /* Which scaler the frames take (gstmonegreyscale.h, gstmoneyuvscale.h), if any; for the grey
+   * one, what a luma byte v means: CLAMP ((v - luma_black) * luma_scale, 0, 1). */
+  gboolean grey, yuv;
   gfloat luma_black, luma_scale;
-  gint luma_step;               /* bytes between the samples it reads: 1, 2 (YUY2), or 1 of a copy */
-  /* Whole frames of an RGB model from planar or semi-planar YUV: the same, with the colour matrix
-   * (gstmoneyuvscale.h). NULL: the converter's path. */
-  gboolean yuv;
-  GstMoneYuvScaler *yuv_scaler;
   GstVideoInfo model_info;      /* GRAY8 or RGB at the model size */
   GstBuffer *model_buffer;      /* one converted frame */
-  GstVideoConverter *converter; /* the frame, placed per scale-mode, to scaled_info */
   /* Two-stage conversion (see the top): the frame's format at the model size, and its converter
    * to model_info. NULL to_model: one stage, scaled_info is model_info. */
   GstVideoInfo scaled_info;
   GstBuffer *scaled_buffer;
   GstVideoConverter *to_model;
   GstMoneFilterScaleMode scale_mode;
-  GstMoneInputGeometry geometry;
+  Conversion frame_conversion;  /* the whole frame, placed per scale-mode */
   GstBuffer *tiny_copy;         /* tiny frames are converted from this copy */
-  GstMoneInputConvertFunc convert;
   GstMoneInputUnpackFunc unpack;
   float byte_values[256];       /* what a converted byte means to the model, in [0, 1] */
-  GArray *region_converters;    /* RegionConverter, for gst_mone_input_push_region */
+  GArray *region_conversions;   /* RegionConversion, for gst_mone_input_push_region */
 };
 
-/* The conversion of one region rectangle, kept while regions keep using it: the grey scaler
- * where whole frames use one too, else a converter. */
-typedef struct
+static gboolean
+conversion_ready (const Conversion * conversion)
 {
-  GstMoneInputGeometry geometry;        /* what it converts: the key */
-  GstVideoConverter *converter;
-  GstMoneGreyScaler *grey_scaler;
-  GstMoneYuvScaler *yuv_scaler;
-  gboolean used;                /* by a region of the current frame */
-} RegionConverter;
+  return conversion->grey_scaler || conversion->yuv_scaler || conversion->converter;
+}
 
 static void
-region_converter_clear (RegionConverter * entry)
+conversion_clear (Conversion * conversion)
 {
-  g_clear_pointer (&entry->converter, gst_video_converter_free);
-  g_clear_pointer (&entry->grey_scaler, gst_mone_grey_scaler_free);
-  g_clear_pointer (&entry->yuv_scaler, gst_mone_yuv_scaler_free);
+  g_clear_pointer (&conversion->grey_scaler, gst_mone_grey_scaler_free);
+  g_clear_pointer (&conversion->yuv_scaler, gst_mone_yuv_scaler_free);
+  g_clear_pointer (&conversion->converter, gst_video_converter_free);
 }
 
 const gchar *
@@ -152,16 +148,16 @@ gst_mone_input_new (const MoneConfig * config, guint threads)
   input->threads = MAX (threads, 1);
   input->window = g_new0 (float, (gsize) config->frames * config->channels * config->height *
       config->width);
-  input->region_converters = g_array_new (FALSE, FALSE, sizeof (RegionConverter));
+  input->region_conversions = g_array_new (FALSE, FALSE, sizeof (RegionConversion));
   return input;
 }
 
 static void
-clear_region_converters (GstMoneInput * input)
+clear_region_conversions (GstMoneInput * input)
 {
-  for (guint i = 0; i < input->region_converters->len; i++)
-    region_converter_clear (&g_array_index (input->region_converters, RegionConverter, i));
-  g_array_set_size (input->region_converters, 0);
+  for (guint i = 0; i < input->region_conversions->len; i++)
+    conversion_clear (&g_array_index (input->region_conversions, RegionConversion, i).conversion);
+  g_array_set_size (input->region_conversions, 0);
 }
 
 void
@@ -169,16 +165,13 @@ gst_mone_input_free (GstMoneInput * input)
 {
   if (!input)
     return;
-  g_clear_pointer (&input->converter, gst_video_converter_free);
+  conversion_clear (&input->frame_conversion);
   g_clear_pointer (&input->to_model, gst_video_converter_free);
-  g_clear_pointer (&input->grey_scaler, gst_mone_grey_scaler_free);
-  g_clear_pointer (&input->yuv_scaler, gst_mone_yuv_scaler_free);
-  clear_region_converters (input);
-  g_array_free (input->region_converters, TRUE);
+  clear_region_conversions (input);
+  g_array_free (input->region_conversions, TRUE);
   gst_clear_buffer (&input->model_buffer);
   gst_clear_buffer (&input->scaled_buffer);
   gst_clear_buffer (&input->tiny_copy);
-  g_free (input->luma_copy);
   g_free (input->window);
   g_free (input);
 }
@@ -221,73 +214,6 @@ unpack_rgb (const GstVideoFrame * model_frame, gint w, gint h, const float *byte
       blue[x] = byte_values[row[3 * x + 2]];
     }
   }
-}
-
-/* ---- Frames to the model's pixel format ---- */
-
-/* One of the input's geometry converters (whole frame or region) on frame, then, for two stages,
- * the scaled frame to the model's format. */
-static gboolean
-run_converter (GstMoneInput * input, GstVideoConverter * converter, GstVideoFrame * frame,
-    GstVideoFrame * model_frame)
-{
-  GstVideoFrame scaled;
-
-  if (!input->to_model) {
-    gst_video_converter_frame (converter, frame, model_frame);
-    return TRUE;
-  }
-  if (!gst_video_frame_map (&scaled, &input->scaled_info, input->scaled_buffer, GST_MAP_READWRITE))
-    return FALSE;
-  gst_video_converter_frame (converter, frame, &scaled);
-  gst_video_converter_frame (input->to_model, &scaled, model_frame);
-  gst_video_frame_unmap (&scaled);
-  return TRUE;
-}
-
-static gboolean
-convert_direct (GstMoneInput * input, GstVideoFrame * frame, GstVideoFrame * model_frame)
-{
-  return run_converter (input, input->converter, frame, model_frame);
-}
-
-/* The frame's luma, at least inside the rectangle of g, for the converters. */
-static void
-luma_source (GstMoneInput * input, const GstVideoFrame * frame, const GstMoneInputGeometry * g,
-    GstVideoFrame * luma)
-{
-  const gboolean copy = input->luma_packed || gst_mone_luma_view_unsafe (frame, g->src_x, g->src_y,
-      g->src_width, g->src_height, g->dest_width, g->dest_height);
-
-  gst_mone_luma_frame (frame, &input->source_info, copy ? input->luma_copy : NULL, g->src_x,
-      g->src_y, g->src_width, g->src_height, luma);
-}
-
-static gboolean
-convert_luma (GstMoneInput * input, GstVideoFrame * frame, GstVideoFrame * model_frame)
-{
-  GstVideoFrame luma;
-
-  luma_source (input, frame, &input->geometry, &luma);
-  return run_converter (input, input->converter, &luma, model_frame);
-}
-
-static gboolean
-convert_from_copy (GstMoneInput * input, GstVideoFrame * frame, GstVideoFrame * model_frame)
-{
-  GstVideoFrame copy;
-  gboolean copied;
-
-  /* Mapped with the caps' default strides (what tiny_copy was sized for), not the upstream
-   * buffer's own, which a GstVideoMeta may make far larger; the copy handles the difference. */
-  if (!gst_video_frame_map (&copy, &input->in_info, input->tiny_copy, GST_MAP_WRITE))
-    return FALSE;
-  /* Fails only when the frames disagree in format or size, which the caps rule out: say so
-   * rather than classify the copy's previous contents. */
-  copied = gst_video_frame_copy (&copy, frame) && run_converter (input, input->converter, &copy,
-      model_frame);
-  gst_video_frame_unmap (&copy);
-  return copied;
 }
 
 /* ---- Negotiation ---- */
@@ -348,12 +274,29 @@ fit_rectangle (const GstMoneInput * input, gint x, gint y, gint width, gint heig
   g->dest_y &= ~y_mask;
 }
 
-static GstMoneYuvScaler *
-new_yuv_scaler (const GstMoneInput * input, const GstMoneInputGeometry * g)
+/* The conversion of the rectangle of g: a scaler where the frames take one and the rectangle is
+ * large enough for it, else a converter using `threads`. FALSE when there is none. */
+static gboolean
+conversion_init (const GstMoneInput * input, const GstMoneInputGeometry * g, guint threads,
+    Conversion * conversion)
 {
-  return gst_mone_yuv_scaler_new (&input->in_info, g->src_x, g->src_y, g->src_width, g->src_height,
-      g->dest_x, g->dest_y, g->dest_width, g->dest_height, input->width, input->height,
-      GST_MONE_GREY_SCALER_BEST);
+  const GstMoneScalerTarget target = { g->dest_x, g->dest_y, g->dest_width, g->dest_height,
+    input->width, input->height
+  };
+
+  memset (conversion, 0, sizeof *conversion);
+  conversion->geometry = *g;
+  if (input->grey)
+    conversion->grey_scaler = gst_mone_grey_scaler_new (g->src_width, g->src_height,
+        GST_VIDEO_FORMAT_INFO_PSTRIDE (input->in_info.finfo, 0), &target, input->luma_black,
+        input->luma_scale, GST_MONE_GREY_SCALER_BEST);
+  else if (input->yuv)
+    conversion->yuv_scaler = gst_mone_yuv_scaler_new (&input->in_info, g->src_x, g->src_y,
+        g->src_width, g->src_height, &target, GST_MONE_GREY_SCALER_BEST);
+  if (conversion->grey_scaler || conversion->yuv_scaler)
+    return TRUE;
+  conversion->converter = new_converter (&input->in_info, &input->scaled_info, g, threads);
+  return conversion->converter != NULL;
 }
 
 gboolean
@@ -361,30 +304,18 @@ gst_mone_input_set_scale_mode (GstMoneInput * input, GstMoneFilterScaleMode mode
 {
   const GstVideoInfo *in_info = &input->in_info;
   GstMoneInputGeometry geometry;
-  GstVideoConverter *converter;
+  Conversion conversion;
 
-  if (input->converter && mode == input->scale_mode)
+  if (conversion_ready (&input->frame_conversion) && mode == input->scale_mode)
     return TRUE;
   fit_rectangle (input, 0, 0, GST_VIDEO_INFO_WIDTH (in_info), GST_VIDEO_INFO_HEIGHT (in_info), mode,
       &geometry);
-  converter = new_converter (&input->source_info, &input->scaled_info, &geometry, input->threads);
-  if (!converter)
+  if (!conversion_init (input, &geometry, input->threads, &conversion))
     return FALSE;
-  g_clear_pointer (&input->converter, gst_video_converter_free);
-  clear_region_converters (input);
-  input->converter = converter;
+  conversion_clear (&input->frame_conversion);
+  clear_region_conversions (input);
+  input->frame_conversion = conversion;
   input->scale_mode = mode;
-  input->geometry = geometry;
-  /* NULL for rectangles under four pixels across: those take the converter. */
-  g_clear_pointer (&input->grey_scaler, gst_mone_grey_scaler_free);
-  if (input->luma)
-    input->grey_scaler = gst_mone_grey_scaler_new (geometry.src_width, geometry.src_height,
-        input->luma_step, geometry.dest_x, geometry.dest_y, geometry.dest_width,
-        geometry.dest_height, input->width, input->height, input->luma_black, input->luma_scale,
-        GST_MONE_GREY_SCALER_BEST);
-  g_clear_pointer (&input->yuv_scaler, gst_mone_yuv_scaler_free);
-  if (input->yuv)
-    input->yuv_scaler = new_yuv_scaler (input, &geometry);
   return TRUE;
 }
 
@@ -446,53 +377,53 @@ set_up_stages (GstMoneInput * input, gboolean two_allowed)
   return TRUE;
 }
 
+/* What a byte means to the model: v / 255, or in limited range (black 16, white 235, what
+ * decoders and cameras deliver) (v - 16) / 219; either clamped to [0, 1]. */
+static void
+byte_range (gboolean limited, gfloat * black, gfloat * scale)
+{
+  *black = limited ? 16.0f : 0.0f;
+  *scale = limited ? 1.0f / 219.0f : 1.0f / 255.0f;
+}
+
 gboolean
 gst_mone_input_set_format (GstMoneInput * input, const GstVideoInfo * in_info,
     GstMoneFilterScaleMode mode)
 {
-  gboolean limited_range = FALSE, limited_luma, tiny;
+  gboolean limited_range = FALSE, tiny;
+  gfloat black, scale;
 
   input->in_info = *in_info;
   set_model_size_info (input, input->channels == 1 ? GST_VIDEO_FORMAT_GRAY8 : GST_VIDEO_FORMAT_RGB,
       &input->model_info);
   /* Grey models from YUV through the converter (frames under TINY_FRAME_SIZE, interlaced ones;
-   * the luma scaler below maps the range itself): it copies Y into GRAY8 (GStreamer 1.22 does so
+   * the grey scaler maps the range itself, below): it copies Y into GRAY8 (GStreamer 1.22 does so
    * even when told the ranges differ), so the model input is declared in the source's range,
    * making that copy exact by definition, and limited range (16-235, what decoders and cameras
-   * deliver) is expanded when the bytes become floats. Without it the shipped grey model loses 3 points on the
-   * sample video (the four-expert one shipped before it 10). (Converting through RGB also expands
-   * it, but cost 13% of the element's frame rate on the four-expert model:
+   * deliver) is expanded when the bytes become floats. Without it the shipped grey model loses 3
+   * points on the sample video (the four-expert one shipped before it 10). (Converting through RGB
+   * also expands it, but cost 13% of the element's frame rate on the four-expert model:
    * bench/element-vs-engine.sh.) */
   if (input->channels == 1 && GST_VIDEO_INFO_IS_YUV (in_info)) {
     input->model_info.colorimetry.range = in_info->colorimetry.range;
     limited_range = in_info->colorimetry.range == GST_VIDEO_COLOR_RANGE_16_235;
   }
   gst_clear_buffer (&input->model_buffer);
-  clear_region_converters (input);
+  clear_region_conversions (input);
   input->model_buffer = gst_buffer_new_allocate (NULL, GST_VIDEO_INFO_SIZE (&input->model_info),
       NULL);
-  g_clear_pointer (&input->converter, gst_video_converter_free);
+  conversion_clear (&input->frame_conversion);
 
   /* GStreamer 1.22's converter keeps pointers to source lines between frames for some tiny
    * frames (ARGB 1x3, found with valgrind): frames that small are converted from a copy that
    * stays at one address. */
   tiny = GST_VIDEO_INFO_WIDTH (in_info) < TINY_FRAME_SIZE
       || GST_VIDEO_INFO_HEIGHT (in_info) < TINY_FRAME_SIZE;
-  input->luma = input->channels == 1 && !tiny && gst_mone_luma_usable (in_info);
+  input->grey = input->channels == 1 && !tiny && gst_mone_grey_scaler_usable (in_info);
   input->yuv = input->channels == 3 && !tiny && gst_mone_yuv_scaler_usable (in_info);
-  g_clear_pointer (&input->luma_copy, g_free);
-  input->source_info = *in_info;
-  if (input->luma) {
-    gst_mone_luma_info (in_info, &input->source_info);
-    input->luma_packed = gst_mone_luma_is_packed (in_info);
-    input->luma_step = GST_VIDEO_FORMAT_INFO_PSTRIDE (in_info->finfo, 0) <= 2
-        ? GST_VIDEO_FORMAT_INFO_PSTRIDE (in_info->finfo, 0) : 1;
-    input->luma_copy = g_malloc (gst_mone_luma_copy_size (&input->source_info));
-    /* as byte_values below, for the luma's own range */
-    limited_luma = in_info->colorimetry.range == GST_VIDEO_COLOR_RANGE_16_235;
-    input->luma_black = limited_luma ? 16.0f : 0.0f;
-    input->luma_scale = limited_luma ? 1.0f / 219.0f : 1.0f / 255.0f;
-  }
+  /* The grey scaler reads the luma in its own range. */
+  byte_range (in_info->colorimetry.range == GST_VIDEO_COLOR_RANGE_16_235, &input->luma_black,
+      &input->luma_scale);
   if (!set_up_stages (input, !tiny && input->channels == 3))
     return FALSE;
   if (!gst_mone_input_set_scale_mode (input, mode))
@@ -504,12 +435,10 @@ gst_mone_input_set_format (GstMoneInput * input, const GstVideoInfo * in_info,
     input->tiny_copy = gst_buffer_new_allocate (NULL, GST_VIDEO_INFO_SIZE (in_info), NULL);
     gst_buffer_memset (input->tiny_copy, 0, 0, GST_VIDEO_INFO_SIZE (in_info));
   }
-  input->convert = tiny ? convert_from_copy : input->luma ? convert_luma : convert_direct;
   input->unpack = input->channels == 3 ? unpack_rgb : unpack_grey;
-  /* Full range: v / 255. Limited-range luma (black 16, white 235): (v - 16) / 219 in [0, 1]. */
+  byte_range (limited_range, &black, &scale);
   for (gint v = 0; v < 256; v++)
-    input->byte_values[v] = limited_range ? CLAMP ((v - 16.0f) * (1.0f / 219.0f), 0.0f, 1.0f)
-        : v * (1.0f / 255.0f);
+    input->byte_values[v] = CLAMP ((v - black) * scale, 0.0f, 1.0f);
   gst_mone_input_reset (input);
   return TRUE;
 }
@@ -523,7 +452,7 @@ gst_mone_input_get_scale_mode (const GstMoneInput * input)
 const GstMoneInputGeometry *
 gst_mone_input_get_geometry (const GstMoneInput * input)
 {
-  return &input->geometry;
+  return &input->frame_conversion.geometry;
 }
 
 const GstVideoInfo *
@@ -535,60 +464,67 @@ gst_mone_input_get_video_info (const GstMoneInput * input)
 const gchar *
 gst_mone_input_get_path (const GstMoneInput * input)
 {
-  if (input->grey_scaler)
-    return g_str_equal (gst_mone_grey_scaler_path_name (input->grey_scaler), "avx2")
+  const Conversion *conversion = &input->frame_conversion;
+
+  if (conversion->grey_scaler)
+    return g_str_equal (gst_mone_grey_scaler_path_name (conversion->grey_scaler), "avx2")
         ? "luma scaler (avx2)" : "luma scaler (generic)";
-  if (input->yuv_scaler)
+  if (conversion->yuv_scaler)
     return "YUV scaler";
   return input->to_model ? "converter, two steps" : "converter";
 }
 
 /* ---- Frames ---- */
 
-/* The rectangle of g of the frame's luma, through `scaler` (made for g), into dest: read in place,
- * or from a copy when its samples are further apart than the scaler's step. */
-static void
-scale_luma (GstMoneInput * input, GstMoneGreyScaler * scaler, const GstMoneInputGeometry * g,
-    GstVideoFrame * frame, float *dest)
-{
-  GstVideoFrame luma;
-  const GstVideoFrame *source = frame;
-  const gint pstride = GST_VIDEO_FRAME_COMP_PSTRIDE (frame, 0);
-  gsize stride;
-
-  if (pstride != input->luma_step) {
-    gst_mone_luma_frame (frame, &input->source_info, input->luma_copy, g->src_x, g->src_y,
-        g->src_width, g->src_height, &luma);
-    source = &luma;
-  }
-  stride = GST_VIDEO_FRAME_COMP_STRIDE (source, 0);
-  gst_mone_grey_scaler_run (scaler, (const guint8 *) GST_VIDEO_FRAME_COMP_DATA (source, 0)
-      + g->src_y * stride + (gsize) g->src_x * input->luma_step, stride, dest);
-}
-
-/* The frame, converted, as floats (C, H, W) into dest. */
+/* The rectangle of `conversion` of the frame as floats (C, H, W) into dest. */
 static gboolean
-prepare_frame (GstMoneInput * input, GstVideoFrame * frame, float *dest)
+conversion_run (GstMoneInput * input, const Conversion * conversion, GstVideoFrame * frame,
+    float *dest)
 {
-  GstVideoFrame model_frame;
+  const GstMoneInputGeometry *g = &conversion->geometry;
+  GstVideoFrame model_frame, copy, scaled;
+  GstVideoFrame *source = frame;
+  gboolean ok = FALSE;
 
-  if (input->grey_scaler) {
-    scale_luma (input, input->grey_scaler, &input->geometry, frame, dest);
+  if (conversion->grey_scaler) {
+    gst_mone_grey_scaler_run_frame (conversion->grey_scaler, frame, 0, g->src_x, g->src_y, dest);
     return TRUE;
   }
-  if (input->yuv_scaler) {
-    gst_mone_yuv_scaler_run (input->yuv_scaler, frame, dest);
+  if (conversion->yuv_scaler) {
+    gst_mone_yuv_scaler_run (conversion->yuv_scaler, frame, dest);
     return TRUE;
   }
   if (!gst_video_frame_map (&model_frame, &input->model_info, input->model_buffer, GST_MAP_WRITE))
     return FALSE;
-  if (!input->convert (input, frame, &model_frame)) {
-    gst_video_frame_unmap (&model_frame);
-    return FALSE;
+  /* Tiny frames from their copy (see set_format), mapped with the caps' default strides (what
+   * tiny_copy was sized for), not the upstream buffer's own, which a GstVideoMeta may make far
+   * larger; the copy handles the difference. It fails only when the frames disagree in format or
+   * size, which the caps rule out: then say so rather than classify the copy's old contents. */
+  if (input->tiny_copy) {
+    if (!gst_video_frame_map (&copy, &input->in_info, input->tiny_copy, GST_MAP_WRITE))
+      goto unmap_model;
+    source = &copy;
+    if (!gst_video_frame_copy (&copy, frame))
+      goto unmap_copy;
+  }
+  if (!input->to_model) {
+    gst_video_converter_frame (conversion->converter, source, &model_frame);
+  } else {
+    if (!gst_video_frame_map (&scaled, &input->scaled_info, input->scaled_buffer,
+            GST_MAP_READWRITE))
+      goto unmap_copy;
+    gst_video_converter_frame (conversion->converter, source, &scaled);
+    gst_video_converter_frame (input->to_model, &scaled, &model_frame);
+    gst_video_frame_unmap (&scaled);
   }
   input->unpack (&model_frame, input->width, input->height, input->byte_values, dest);
+  ok = TRUE;
+unmap_copy:
+  if (source == &copy)
+    gst_video_frame_unmap (&copy);
+unmap_model:
   gst_video_frame_unmap (&model_frame);
-  return TRUE;
+  return ok;
 }
 
 gboolean
@@ -599,7 +535,7 @@ gst_mone_input_push (GstMoneInput * input, GstVideoFrame * frame)
 
   if (input->frames > 1 && input->filled > 0)
     memmove (input->window, input->window + slot, slot * (input->frames - 1) * sizeof (float));
-  if (!prepare_frame (input, frame, newest)) {
+  if (!conversion_run (input, &input->frame_conversion, frame, newest)) {
     input->filled = 0;          /* the window has moved: start afresh */
     return FALSE;
   }
@@ -632,41 +568,33 @@ gst_mone_input_reset (GstMoneInput * input)
 
 /* The kept conversion for geometry g, or a new one in *spare, kept as well when there is room and
  * the rectangle is not tiny (see TINY_FRAME_SIZE); *owned: the caller clears *spare after use. */
-static RegionConverter *
-region_converter (GstMoneInput * input, const GstMoneInputGeometry * g, RegionConverter * spare,
+static const Conversion *
+region_conversion (GstMoneInput * input, const GstMoneInputGeometry * g, Conversion * spare,
     gboolean * owned)
 {
-  GArray *kept = input->region_converters;
+  GArray *kept = input->region_conversions;
+  RegionConversion entry;
 
   *owned = FALSE;
   for (guint i = 0; i < kept->len; i++) {
-    RegionConverter *e = &g_array_index (kept, RegionConverter, i);
-    if (memcmp (&e->geometry, g, sizeof *g) == 0) {
+    RegionConversion *e = &g_array_index (kept, RegionConversion, i);
+    if (memcmp (&e->conversion.geometry, g, sizeof *g) == 0) {
       e->used = TRUE;
-      return e;
+      return &e->conversion;
     }
   }
-  memset (spare, 0, sizeof *spare);
-  spare->geometry = *g;
-  spare->used = TRUE;
-  if (input->grey_scaler)
-    spare->grey_scaler = gst_mone_grey_scaler_new (g->src_width, g->src_height, input->luma_step,
-        g->dest_x,
-        g->dest_y, g->dest_width, g->dest_height, input->width, input->height, input->luma_black,
-        input->luma_scale, GST_MONE_GREY_SCALER_BEST);
-  if (input->yuv_scaler)
-    spare->yuv_scaler = new_yuv_scaler (input, g);
   /* One thread: a region is small, and the engine's cores are idle only between regions. */
-  if (!spare->grey_scaler && !spare->yuv_scaler
-      && !(spare->converter = new_converter (&input->source_info, &input->scaled_info, g, 1)))
+  if (!conversion_init (input, g, 1, spare))
     return NULL;
-  if (kept->len >= MAX_REGION_CONVERTERS || g->src_width < TINY_FRAME_SIZE
+  if (kept->len >= MAX_REGION_CONVERSIONS || g->src_width < TINY_FRAME_SIZE
       || g->src_height < TINY_FRAME_SIZE) {
     *owned = TRUE;
     return spare;
   }
-  g_array_append_val (kept, *spare);
-  return &g_array_index (kept, RegionConverter, kept->len - 1);
+  entry.conversion = *spare;
+  entry.used = TRUE;
+  g_array_append_val (kept, entry);
+  return &g_array_index (kept, RegionConversion, kept->len - 1).conversion;
 }
 
 gboolean
@@ -674,68 +602,37 @@ gst_mone_input_push_region (GstMoneInput * input, GstVideoFrame * frame, gint x,
     gint width, gint height, GstMoneInputGeometry * g)
 {
   const GstVideoInfo *in_info = &input->in_info;
-  GstVideoFrame model_frame, copy, luma;
-  GstVideoFrame *source = frame;
-  RegionConverter spare, *conversion;
-  gboolean owned, ok = FALSE;
+  const Conversion *conversion;
+  Conversion spare;
+  gboolean owned, ok;
 
   g_return_val_if_fail (input->frames == 1, FALSE);
   g_return_val_if_fail (x >= 0 && y >= 0 && width > 0 && height > 0
       && x + width <= GST_VIDEO_INFO_WIDTH (in_info)
       && y + height <= GST_VIDEO_INFO_HEIGHT (in_info), FALSE);
   fit_rectangle (input, x, y, width, height, input->scale_mode, g);
-  if (!(conversion = region_converter (input, g, &spare, &owned)))
+  if (!(conversion = region_conversion (input, g, &spare, &owned)))
     return FALSE;
-  if (conversion->grey_scaler || conversion->yuv_scaler) {
-    if (conversion->grey_scaler)
-      scale_luma (input, conversion->grey_scaler, g, frame, input->window);
-    else
-      gst_mone_yuv_scaler_run (conversion->yuv_scaler, frame, input->window);
+  ok = conversion_run (input, conversion, frame, input->window);
+  if (ok)
     input->filled = 1;
-    ok = TRUE;
-    goto done;
-  }
-  if (!gst_video_frame_map (&model_frame, &input->model_info, input->model_buffer, GST_MAP_WRITE))
-    goto done;
-  /* Tiny frames: from the copy, as convert_from_copy does for whole frames. */
-  if (input->tiny_copy) {
-    if (!gst_video_frame_map (&copy, in_info, input->tiny_copy, GST_MAP_WRITE)) {
-      gst_video_frame_unmap (&model_frame);
-      goto done;
-    }
-    gst_video_frame_copy (&copy, frame);
-    source = &copy;
-  }
-  if (input->luma) {
-    luma_source (input, frame, g, &luma);
-    source = &luma;
-  }
-  ok = run_converter (input, conversion->converter, source, &model_frame);
-  if (source == &copy)
-    gst_video_frame_unmap (&copy);
-  if (ok) {
-    input->unpack (&model_frame, input->width, input->height, input->byte_values, input->window);
-    input->filled = 1;
-  }
-  gst_video_frame_unmap (&model_frame);
-done:
   if (owned)
-    region_converter_clear (&spare);
+    conversion_clear (&spare);
   return ok;
 }
 
 void
 gst_mone_input_end_regions (GstMoneInput * input)
 {
-  GArray *kept = input->region_converters;
+  GArray *kept = input->region_conversions;
 
   for (guint i = kept->len; i-- > 0;) {
-    RegionConverter *e = &g_array_index (kept, RegionConverter, i);
+    RegionConversion *e = &g_array_index (kept, RegionConversion, i);
     if (e->used) {
       e->used = FALSE;
       continue;
     }
-    region_converter_clear (e);
+    conversion_clear (&e->conversion);
     g_array_remove_index_fast (kept, i);
   }
 }

@@ -15,7 +15,7 @@ struct _GstMoneYuvScaler
 {
   GstMoneGreyScaler *planes[3]; /* Y, U, V, each into [0, 1] as byte / 255 */
   gint src_x[3], src_y[3];      /* each plane's part of the rectangle, in its own samples */
-  gint dest_x, dest_y, dest_width, dest_height, out_width, out_height;
+  GstMoneScalerTarget target;
   /* (byte / 255 - offset) * scale per component, then the matrix's coefficients */
   gfloat offset[3], scale[3];
   gfloat r_from_v, g_from_u, g_from_v, b_from_u;
@@ -41,8 +41,7 @@ gst_mone_yuv_scaler_usable (const GstVideoInfo * in_info)
 
 GstMoneYuvScaler *
 gst_mone_yuv_scaler_new (const GstVideoInfo * in_info, gint src_x, gint src_y, gint src_width,
-    gint src_height, gint dest_x, gint dest_y, gint dest_width, gint dest_height, gint out_width,
-    gint out_height, GstMoneGreyScalerPath path)
+    gint src_height, const GstMoneScalerTarget * target, GstMoneGreyScalerPath path)
 {
   const GstVideoFormatInfo *finfo = in_info->finfo;
   GstMoneYuvScaler *s = g_new0 (GstMoneYuvScaler, 1);
@@ -59,19 +58,13 @@ gst_mone_yuv_scaler_new (const GstVideoInfo * in_info, gint src_x, gint src_y, g
     s->src_x[c] = x0;
     s->src_y[c] = y0;
     s->planes[c] = gst_mone_grey_scaler_new (x1 - x0, y1 - y0,
-        GST_VIDEO_FORMAT_INFO_PSTRIDE (finfo, c), dest_x, dest_y, dest_width, dest_height,
-        out_width, out_height, 0.0f, 1.0f / 255.0f, path);
+        GST_VIDEO_FORMAT_INFO_PSTRIDE (finfo, c), target, 0.0f, 1.0f / 255.0f, path);
     if (!s->planes[c]) {
       gst_mone_yuv_scaler_free (s);
       return NULL;
     }
   }
-  s->dest_x = dest_x;
-  s->dest_y = dest_y;
-  s->dest_width = dest_width;
-  s->dest_height = dest_height;
-  s->out_width = out_width;
-  s->out_height = out_height;
+  s->target = *target;
 
   /* Y' = (Y - offset) / scale in [0, 1], U' and V' likewise in [-0.5, 0.5]; R = Y' + 2 (1 - Kr) V',
    * B = Y' + 2 (1 - Kb) U', G = (Y' - Kr R - Kb B) / (1 - Kr - Kb). */
@@ -85,7 +78,7 @@ gst_mone_yuv_scaler_new (const GstVideoInfo * in_info, gint src_x, gint src_y, g
   s->b_from_u = (gfloat) (2 * (1 - kb));
   s->g_from_u = (gfloat) (-kb * 2 * (1 - kb) / (1 - kr - kb));
   s->g_from_v = (gfloat) (-kr * 2 * (1 - kr) / (1 - kr - kb));
-  s->scratch = g_new (gfloat, (gsize) 3 * out_width * out_height);
+  s->scratch = g_new (gfloat, (gsize) 3 * target->out_width * target->out_height);
   return s;
 }
 
@@ -125,22 +118,19 @@ yuv_row_to_rgb (const GstMoneYuvScaler * s, const gfloat * restrict y_row,
 void
 gst_mone_yuv_scaler_run (GstMoneYuvScaler * s, const GstVideoFrame * frame, gfloat * dest)
 {
-  const gsize plane = (gsize) s->out_width * s->out_height;
+  const GstMoneScalerTarget *t = &s->target;
+  const gsize plane = (gsize) t->out_width * t->out_height;
   gfloat *y_plane = s->scratch, *u_plane = y_plane + plane, *v_plane = u_plane + plane;
   gfloat *red = dest, *green = red + plane, *blue = green + plane;
 
-  for (guint c = 0; c < 3; c++) {
-    const gint stride = GST_VIDEO_FRAME_COMP_STRIDE (frame, c);
-    const guint8 *first = (const guint8 *) GST_VIDEO_FRAME_COMP_DATA (frame, c)
-        + (gsize) s->src_y[c] * stride + (gsize) s->src_x[c] * GST_VIDEO_FRAME_COMP_PSTRIDE (frame,
-        c);
-    gst_mone_grey_scaler_run (s->planes[c], first, stride, s->scratch + c * plane);
-  }
+  for (guint c = 0; c < 3; c++)
+    gst_mone_grey_scaler_run_frame (s->planes[c], frame, c, s->src_x[c], s->src_y[c],
+        s->scratch + c * plane);
   /* Black outside the picture; inside, the matrix. */
   memset (dest, 0, 3 * plane * sizeof (gfloat));
-  for (gint y = s->dest_y; y < s->dest_y + s->dest_height; y++) {
-    const gsize i = (gsize) y * s->out_width + s->dest_x;
+  for (gint y = t->y; y < t->y + t->height; y++) {
+    const gsize i = (gsize) y * t->out_width + t->x;
     yuv_row_to_rgb (s, y_plane + i, u_plane + i, v_plane + i, red + i, green + i, blue + i,
-        s->dest_width);
+        t->width);
   }
 }

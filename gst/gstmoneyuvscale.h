@@ -24,12 +24,12 @@ typedef struct _GstMoneYuvScaler GstMoneYuvScaler;
  * bytes apart (planar and semi-planar formats), progressive. */
 gboolean gst_mone_yuv_scaler_usable (const GstVideoInfo * in_info);
 
-/* A scaler of the rectangle src_x, src_y, src_width x src_height of in_info's frames to
- * dest_width x dest_height at (dest_x, dest_y) of an out_width x out_height RGB input, everything
- * else black. NULL when a plane's part of the rectangle is under four samples across. */
+/* A scaler of the rectangle src_x, src_y, src_width x src_height of in_info's frames into
+ * `target` of an RGB input, everything else black. NULL when a plane's part of the rectangle is
+ * under four samples across. */
 GstMoneYuvScaler *gst_mone_yuv_scaler_new (const GstVideoInfo * in_info, gint src_x, gint src_y,
-    gint src_width, gint src_height, gint dest_x, gint dest_y, gint dest_width, gint dest_height,
-    gint out_width, gint out_height, GstMoneGreyScalerPath path);
+    gint src_width, gint src_height, const GstMoneScalerTarget * target,
+    GstMoneGreyScalerPath path);
 void gst_mone_yuv_scaler_free (GstMoneYuvScaler * scaler);
 
 /* dest: (3, out_height, out_width), R, G, B. */

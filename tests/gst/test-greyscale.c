@@ -22,23 +22,23 @@
 typedef struct
 {
   gint src_width, src_height, stride;   /* the bytes */
-  gint dest_x, dest_y, dest_width, dest_height, out_width, out_height;
+  GstMoneScalerTarget target;
   gint step;                    /* bytes between samples */
   gint first;                   /* the first sample's byte */
 } Case;
 
 static const Case cases[] = {
-  {640, 480, 640, 0, 0, 128, 128, 128, 128, 1, 0},      /* a camera frame into the shipped model */
-  {1280, 720, 1344, 0, 24, 128, 80, 128, 128, 1, 0},    /* letterboxed, padded rows */
-  {150, 64, 151, 0, 0, 32, 32, 32, 32, 1, 0},   /* odd stride */
-  {64, 64, 64, 0, 0, 32, 32, 32, 32, 1, 0},     /* exactly halved (not compared with the converter) */
-  {33, 17, 40, 3, 5, 27, 21, 32, 32, 1, 0},     /* enlarged, odd sizes */
-  {32, 32, 32, 0, 0, 32, 32, 32, 32, 1, 0},     /* the same size */
-  {203, 9, 205, 0, 0, 13, 7, 16, 16, 1, 0},     /* leftover columns for the vector paths */
-  {320, 240, 646, 0, 16, 128, 96, 128, 128, 2, 0},      /* the luma of YUY2: every other byte */
-  {37, 11, 74, 2, 0, 20, 16, 24, 16, 2, 1},     /* UYVY's: the last sample is the last byte */
-  {300, 20, 600, 0, 0, 30, 10, 32, 16, 2, 1},   /* a large reduction of UYVY's luma */
-  {40, 30, 120, 0, 0, 16, 16, 16, 16, 3, 0},    /* other steps: not vectorised, still right */
+  {640, 480, 640, {0, 0, 128, 128, 128, 128}, 1, 0},    /* a camera frame into the shipped model */
+  {1280, 720, 1344, {0, 24, 128, 80, 128, 128}, 1, 0},  /* letterboxed, padded rows */
+  {150, 64, 151, {0, 0, 32, 32, 32, 32}, 1, 0}, /* odd stride */
+  {64, 64, 64, {0, 0, 32, 32, 32, 32}, 1, 0},   /* exactly halved (not against the converter) */
+  {33, 17, 40, {3, 5, 27, 21, 32, 32}, 1, 0},   /* enlarged, odd sizes */
+  {32, 32, 32, {0, 0, 32, 32, 32, 32}, 1, 0},   /* the same size */
+  {203, 9, 205, {0, 0, 13, 7, 16, 16}, 1, 0},   /* leftover columns for the vector paths */
+  {320, 240, 646, {0, 16, 128, 96, 128, 128}, 2, 0},    /* the luma of YUY2: every other byte */
+  {37, 11, 74, {2, 0, 20, 16, 24, 16}, 2, 1},   /* UYVY's: the last sample is the last byte */
+  {300, 20, 600, {0, 0, 30, 10, 32, 16}, 2, 1}, /* a large reduction of UYVY's luma */
+  {40, 30, 120, {0, 0, 16, 16, 16, 16}, 3, 0},  /* other steps: not vectorised, still right */
 };
 
 
@@ -83,14 +83,14 @@ scaler_for (gint in_size, gint out_size)
 static void
 reference (const Case * c, const guint8 * bytes, gfloat black, gfloat scale, gdouble * out)
 {
-  GstVideoScaler *v = scaler_for (c->src_height, c->dest_height);
-  GstVideoScaler *h = scaler_for (c->src_width, c->dest_width);
+  GstVideoScaler *v = scaler_for (c->src_height, c->target.height);
+  GstVideoScaler *h = scaler_for (c->src_width, c->target.width);
 
-  memset (out, 0, sizeof (gdouble) * c->out_width * c->out_height);
-  for (gint y = 0; y < c->dest_height; y++) {
+  memset (out, 0, sizeof (gdouble) * c->target.out_width * c->target.out_height);
+  for (gint y = 0; y < c->target.height; y++) {
     guint row, n_rows;
     const gdouble *wy = taps_of (v, y, &row, &n_rows);
-    for (gint x = 0; x < c->dest_width; x++) {
+    for (gint x = 0; x < c->target.width; x++) {
       guint column, n_columns;
       const gdouble *wx = taps_of (h, x, &column, &n_columns);
       gdouble sum = 0;
@@ -98,7 +98,7 @@ reference (const Case * c, const guint8 * bytes, gfloat black, gfloat scale, gdo
         for (guint j = 0; j < n_columns; j++)
           sum += wy[i] * wx[j] * bytes[c->first + (gsize) (row + i) * c->stride
               + (gsize) (column + j) * c->step];
-      out[(gsize) (c->dest_y + y) * c->out_width + c->dest_x + x] =
+      out[(gsize) (c->target.y + y) * c->target.out_width + c->target.x + x] =
           CLAMP ((sum - black) * scale, 0.0, 1.0);
     }
   }
@@ -128,7 +128,7 @@ GST_START_TEST (test_paths_match_reference)
 
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
     const Case *c = &cases[i];
-    const gsize n = (gsize) c->out_width * c->out_height;
+    const gsize n = (gsize) c->target.out_width * c->target.out_height;
     guint8 *bytes = make_bytes (c);
     gdouble *expected = g_new (gdouble, n);
     gfloat *out = g_new (gfloat, n);
@@ -136,10 +136,8 @@ GST_START_TEST (test_paths_match_reference)
     for (guint r = 0; r < G_N_ELEMENTS (ranges); r++) {
       reference (c, bytes, ranges[r][0], ranges[r][1], expected);
       for (guint p = 0; p < G_N_ELEMENTS (paths); p++) {
-        GstMoneGreyScaler *s = gst_mone_grey_scaler_new (c->src_width, c->src_height,
-            c->step, c->dest_x, c->dest_y, c->dest_width, c->dest_height, c->out_width,
-            c->out_height, ranges[r][0],
-            ranges[r][1], paths[p]);
+        GstMoneGreyScaler *s = gst_mone_grey_scaler_new (c->src_width, c->src_height, c->step,
+            &c->target, ranges[r][0], ranges[r][1], paths[p]);
         gdouble d;
 
         fail_unless (s != NULL, "case %u: no scaler", i);
@@ -200,12 +198,12 @@ convert (GstBuffer * in, const GstVideoInfo * in_info, const GstVideoInfo * out_
  * its rounding: it quantises the weights and rounds to bytes between and after its two passes
  * (measured: at most 3 levels of 255 on these cases). Exact halving is left out: there the
  * converter takes a shortcut of its own instead of the four taps (50 levels apart on these sharp
- * edges), the one that crashes at odd addresses (gstmoneluma.h). */
+ * edges), the one that crashes at odd row addresses (docs/engine.md). */
 GST_START_TEST (test_matches_converter)
 {
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
     const Case *c = &cases[i];
-    const gsize n = (gsize) c->out_width * c->out_height;
+    const gsize n = (gsize) c->target.out_width * c->target.out_height;
     guint8 *bytes = make_bytes (c);
     GstVideoInfo in_info, out_info;
     GstVideoFrame out_frame;
@@ -214,7 +212,7 @@ GST_START_TEST (test_matches_converter)
     gfloat *out = g_new (gfloat, n);
     gdouble d = 0;
 
-    if ((c->src_width == 2 * c->dest_width && c->src_height == 2 * c->dest_height)
+    if ((c->src_width == 2 * c->target.width && c->src_height == 2 * c->target.height)
         || c->step != 1) {
       g_free (out);
       g_free (bytes);
@@ -223,22 +221,24 @@ GST_START_TEST (test_matches_converter)
     gst_video_info_set_format (&in_info, GST_VIDEO_FORMAT_GRAY8, c->src_width, c->src_height);
     in_info.stride[0] = c->stride;
     in_info.size = (gsize) c->stride * c->src_height;
-    gst_video_info_set_format (&out_info, GST_VIDEO_FORMAT_GRAY8, c->out_width, c->out_height);
-    in_buffer = gst_buffer_new_wrapped_full (GST_MEMORY_FLAG_READONLY, bytes, in_info.size, 0,
-        in_info.size, NULL, NULL);
-    out_buffer = convert (in_buffer, &in_info, &out_info, c->dest_x, c->dest_y, c->dest_width,
-        c->dest_height);
+    gst_video_info_set_format (&out_info, GST_VIDEO_FORMAT_GRAY8, c->target.out_width,
+        c->target.out_height);
+    in_buffer =
+        gst_buffer_new_wrapped_full (GST_MEMORY_FLAG_READONLY, bytes, in_info.size, 0, in_info.size,
+        NULL, NULL);
+    out_buffer =
+        convert (in_buffer, &in_info, &out_info, c->target.x, c->target.y, c->target.width,
+        c->target.height);
     fail_unless (gst_video_frame_map (&out_frame, &out_info, out_buffer, GST_MAP_READ));
 
-    s = gst_mone_grey_scaler_new (c->src_width, c->src_height, 1, c->dest_x, c->dest_y,
-        c->dest_width, c->dest_height, c->out_width, c->out_height, 0.0f, 1.0f / 255.0f,
-        GST_MONE_GREY_SCALER_BEST);
+    s = gst_mone_grey_scaler_new (c->src_width, c->src_height, 1, &c->target, 0.0f,
+        1.0f / 255.0f, GST_MONE_GREY_SCALER_BEST);
     gst_mone_grey_scaler_run (s, bytes, c->stride, out);
-    for (gint y = 0; y < c->out_height; y++) {
+    for (gint y = 0; y < c->target.out_height; y++) {
       const guint8 *row = (const guint8 *) GST_VIDEO_FRAME_PLANE_DATA (&out_frame, 0)
           + (gsize) y * GST_VIDEO_FRAME_PLANE_STRIDE (&out_frame, 0);
-      for (gint x = 0; x < c->out_width; x++)
-        d = MAX (d, fabs (out[(gsize) y * c->out_width + x] * 255.0 - row[x]));
+      for (gint x = 0; x < c->target.out_width; x++)
+        d = MAX (d, fabs (out[(gsize) y * c->target.out_width + x] * 255.0 - row[x]));
     }
     GST_INFO ("case %u: largest difference to the converter %.3g levels", i, d);
     fail_unless (d < 3.5, "case %u: %.3g levels from GStreamer's converter", i, d);
@@ -257,11 +257,14 @@ GST_END_TEST;
 /* Rectangles too small for the four taps, or destinations outside the input: no scaler. */
 GST_START_TEST (test_refuses_what_it_cannot_do)
 {
-  fail_unless (gst_mone_grey_scaler_new (3, 100, 1, 0, 0, 8, 8, 8, 8, 0, 1, 0) == NULL);
-  fail_unless (gst_mone_grey_scaler_new (100, 3, 1, 0, 0, 8, 8, 8, 8, 0, 1, 0) == NULL);
-  fail_unless (gst_mone_grey_scaler_new (100, 100, 1, 1, 0, 8, 8, 8, 8, 0, 1, 0) == NULL);
-  fail_unless (gst_mone_grey_scaler_new (100, 100, 1, 0, 0, 0, 8, 8, 8, 0, 1, 0) == NULL);
-  fail_unless (gst_mone_grey_scaler_new (100, 100, 0, 0, 0, 8, 8, 8, 8, 0, 1, 0) == NULL);
+  const GstMoneScalerTarget fits = { 0, 0, 8, 8, 8, 8 }, shifted = { 1, 0, 8, 8, 8, 8 },
+      empty = { 0, 0, 0, 8, 8, 8 };
+
+  fail_unless (gst_mone_grey_scaler_new (3, 100, 1, &fits, 0, 1, 0) == NULL);
+  fail_unless (gst_mone_grey_scaler_new (100, 3, 1, &fits, 0, 1, 0) == NULL);
+  fail_unless (gst_mone_grey_scaler_new (100, 100, 1, &shifted, 0, 1, 0) == NULL);
+  fail_unless (gst_mone_grey_scaler_new (100, 100, 1, &empty, 0, 1, 0) == NULL);
+  fail_unless (gst_mone_grey_scaler_new (100, 100, 0, &fits, 0, 1, 0) == NULL);
 }
 
 GST_END_TEST;
@@ -324,6 +327,7 @@ GST_START_TEST (test_yuv_matches_picture)
   for (guint f = 0; f < G_N_ELEMENTS (formats); f++)
     for (gint letterbox = 0; letterbox < 2; letterbox++) {
       const gint dest_y = letterbox ? 4 : 0, dest_height = letterbox ? 24 : out_size;
+      const GstMoneScalerTarget target = { 0, dest_y, out_size, dest_height, out_size, out_size };
       GstVideoInfo info;
       GstBuffer *yuv, *expected, *by_converter;
       GstVideoFrame frame;
@@ -336,8 +340,7 @@ GST_START_TEST (test_yuv_matches_picture)
       expected = convert (picture, &rgb_info, &out_info, 0, dest_y, out_size, dest_height);
       by_converter = convert (yuv, &info, &out_info, 0, dest_y, out_size, dest_height);
       fail_unless (gst_mone_yuv_scaler_usable (&info), "%s", formats[f]);
-      s = gst_mone_yuv_scaler_new (&info, 0, 0, width, height, 0, dest_y, out_size, dest_height,
-          out_size, out_size, GST_MONE_GREY_SCALER_BEST);
+      s = gst_mone_yuv_scaler_new (&info, 0, 0, width, height, &target, GST_MONE_GREY_SCALER_BEST);
       fail_unless (s != NULL);
       fail_unless (gst_video_frame_map (&frame, &info, yuv, GST_MAP_READ));
       gst_mone_yuv_scaler_run (s, &frame, floats);
