@@ -38,6 +38,7 @@ static const Case cases[] = {
   {320, 240, 646, {0, 16, 128, 96, 128, 128}, 2, 0},    /* the luma of YUY2: every other byte */
   {37, 11, 74, {2, 0, 20, 16, 24, 16}, 2, 1},   /* UYVY's: the last sample is the last byte */
   {300, 20, 600, {0, 0, 30, 10, 32, 16}, 2, 1}, /* a large reduction of UYVY's luma */
+  {48, 20, 200, {0, 0, 16, 16, 16, 16}, 4, 1},  /* AYUV's luma: gathered row by row */
   {40, 30, 120, {0, 0, 16, 16, 16, 16}, 3, 0},  /* other steps: not vectorised, still right */
 };
 
