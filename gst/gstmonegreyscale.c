@@ -44,8 +44,9 @@ struct _GstMoneGreyScaler
   gfloat *row;
   gboolean taps_only;
   gint *taps_offsets;           /* (dest_width) TAPS * x */
-  /* Steps beyond 2: the TAPS source rows of an output row, their samples made contiguous, so that
-   * the vectorised step-1 code reads them. NULL for steps 1 and 2. */
+  /* Steps the path does not read in place (beyond 2 for the portable one, other than 1, 2 and 4
+   * for AVX2): the TAPS source rows of an output row, their samples made contiguous, so that the
+   * vectorised step-1 code reads them. NULL otherwise. */
   guint8 *gathered;             /* (TAPS, src_width) */
   VerticalFunc vertical;
   VerticalTapsFunc vertical_taps;
@@ -128,6 +129,15 @@ even_bytes_to_floats (const guint8 * p)
   return _mm256_cvtepi32_ps (_mm256_cvtepu16_epi32 (words));
 }
 
+/* Eight samples four bytes apart (AYUV, and the chroma of YUY2 and the like) as floats: the 32
+ * bytes from p as 32-bit words, their first bytes kept. */
+static inline __m256 AVX2_FMA
+fourth_bytes_to_floats (const guint8 * p)
+{
+  return _mm256_cvtepi32_ps (_mm256_and_si256 (_mm256_loadu_si256 ((const __m256i *) p),
+          _mm256_set1_epi32 (0xff)));
+}
+
 static void AVX2_FMA
 vertical_avx2 (const guint8 * src, gsize stride, gint step, const gfloat * weights, gfloat * out,
     gint n)
@@ -156,6 +166,15 @@ vertical_avx2 (const guint8 * src, gsize stride, gint step, const gfloat * weigh
       sum = _mm256_fmadd_ps (even_bytes_to_floats (p + 3 * stride), w3, sum);
       _mm256_storeu_ps (out + x, sum);
     }
+  } else if (step == 4) {       /* the same with 32-byte loads, three bytes past the eighth */
+    for (; x + 8 < n; x += 8) {
+      const guint8 *p = src + 4 * (gsize) x;
+      __m256 sum = _mm256_mul_ps (fourth_bytes_to_floats (p), w0);
+      sum = _mm256_fmadd_ps (fourth_bytes_to_floats (p + stride), w1, sum);
+      sum = _mm256_fmadd_ps (fourth_bytes_to_floats (p + 2 * stride), w2, sum);
+      sum = _mm256_fmadd_ps (fourth_bytes_to_floats (p + 3 * stride), w3, sum);
+      _mm256_storeu_ps (out + x, sum);
+    }
   }
   if (x < n)
     vertical_generic (src + (gsize) x * step, stride, step, weights, out + x, n - x);
@@ -170,12 +189,17 @@ two_outputs_samples (const guint8 * row, gint step, const gint * columns, gint x
     memcpy (&a, row + columns[x], 4);
     memcpy (&b, row + columns[x + 1], 4);
     return _mm256_cvtepi32_ps (_mm256_cvtepu8_epi32 (_mm_setr_epi32 (a, b, 0, 0)));
-  } else {                      /* 2: each sample the first byte of a 16-bit word */
+  } else if (step == 2) {       /* each sample the first byte of a 16-bit word */
     gint64 a, b;
     memcpy (&a, row + 2 * (gsize) columns[x], 8);
     memcpy (&b, row + 2 * (gsize) columns[x + 1], 8);
     return _mm256_cvtepi32_ps (_mm256_cvtepu16_epi32 (_mm_and_si128 (_mm_set_epi64x (b, a),
                 _mm_set1_epi16 (0xff))));
+  } else {                      /* 4: each sample the first byte of a 32-bit word */
+    const __m128i a = _mm_loadu_si128 ((const __m128i *) (row + 4 * (gsize) columns[x]));
+    const __m128i b = _mm_loadu_si128 ((const __m128i *) (row + 4 * (gsize) columns[x + 1]));
+    return _mm256_cvtepi32_ps (_mm256_and_si256 (_mm256_set_m128i (b, a),
+            _mm256_set1_epi32 (0xff)));
   }
 }
 
@@ -187,9 +211,9 @@ vertical_taps_avx2 (const guint8 * src, gsize stride, gint step, const gfloat * 
       w2 = _mm256_set1_ps (weights[2]), w3 = _mm256_set1_ps (weights[3]);
   gint x = 0;
 
-  /* With a step of 2 the 8-byte loads reach one byte past an output's last sample: the last
-   * output stays scalar, so nothing is read beyond the rectangle. */
-  if (step <= 2)
+  /* With a step of 2 or 4 the loads reach one or three bytes past an output's last sample: the
+   * last output stays scalar, so nothing is read beyond the rectangle. */
+  if (step == 1 || step == 2 || step == 4)
     for (; x + 2 < n || (step == 1 && x + 2 <= n); x += 2) {
       __m256 sum = _mm256_mul_ps (two_outputs_samples (src, step, columns, x), w0);
       sum = _mm256_fmadd_ps (two_outputs_samples (src + stride, step, columns, x), w1, sum);
@@ -280,7 +304,8 @@ gst_mone_grey_scaler_usable (const GstVideoInfo * in_info)
   return (GST_VIDEO_FORMAT_INFO_IS_YUV (finfo) || GST_VIDEO_FORMAT_INFO_IS_GRAY (finfo))
       && GST_VIDEO_FORMAT_INFO_DEPTH (finfo, 0) == 8 && GST_VIDEO_FORMAT_INFO_BITS (finfo) == 8
       && GST_VIDEO_FORMAT_INFO_W_SUB (finfo, 0) == 0 && GST_VIDEO_FORMAT_INFO_H_SUB (finfo, 0) == 0
-      && !GST_VIDEO_FORMAT_INFO_IS_COMPLEX (finfo) && !GST_VIDEO_FORMAT_INFO_IS_TILED (finfo)
+      && GST_VIDEO_FORMAT_INFO_PSTRIDE (finfo, 0) >= 1 && !GST_VIDEO_FORMAT_INFO_IS_COMPLEX (finfo)
+      && !GST_VIDEO_FORMAT_INFO_IS_TILED (finfo)
       && !GST_VIDEO_FORMAT_INFO_HAS_PALETTE (finfo)
       && GST_VIDEO_INFO_INTERLACE_MODE (in_info) == GST_VIDEO_INTERLACE_MODE_PROGRESSIVE;
 }
@@ -291,6 +316,7 @@ gst_mone_grey_scaler_new (gint src_width, gint src_height, gint step,
 {
   const gint dest_width = target->width, dest_height = target->height;
   GstMoneGreyScaler *s;
+  gboolean reads_in_place;
 
   if (step < 1 || src_width < TAPS || src_height < TAPS || dest_width < 1 || dest_height < 1
       || target->x < 0 || target->y < 0 || target->x + dest_width > target->out_width
@@ -303,8 +329,6 @@ gst_mone_grey_scaler_new (gint src_width, gint src_height, gint step,
   s->target = *target;
   s->black = black;
   s->scale = scale;
-  if (step > 2)
-    s->gathered = g_new (guint8, (gsize) TAPS * src_width);
   s->row_offsets = g_new (gint, dest_height);
   s->row_weights = g_new (gfloat, (gsize) TAPS * dest_height);
   s->column_offsets = g_new (gint, dest_width);
@@ -323,6 +347,7 @@ gst_mone_grey_scaler_new (gint src_width, gint src_height, gint step,
   s->vertical_taps = vertical_taps_generic;
   s->horizontal = horizontal_generic;
   s->path_name = "generic";
+  reads_in_place = step <= 2;
 #ifndef HAVE_AVX2_PATH
   (void) path;
 #else
@@ -341,8 +366,11 @@ gst_mone_grey_scaler_new (gint src_width, gint src_height, gint step,
      * (short gathers instead of contiguous runs): it pays for reductions beyond that. The
      * portable path's gathers are scalar: it always filters every column. */
     s->taps_only = src_width > 8 * dest_width;
+    reads_in_place = step <= 2 || step == 4;
   }
 #endif
+  if (!reads_in_place)
+    s->gathered = g_new (guint8, (gsize) TAPS * src_width);
   return s;
 }
 

@@ -1,5 +1,4 @@
-/* gst-mone: 8-bit planar and semi-planar YUV scaled straight into an RGB model's floats (see the
- * header).
+/* gst-mone: 8-bit YUV scaled straight into an RGB model's floats (see the header).
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -28,13 +27,17 @@ gst_mone_yuv_scaler_usable (const GstVideoInfo * in_info)
   const GstVideoFormatInfo *finfo = in_info->finfo;
   gdouble kr, kb;
 
+  /* GStreamer 1.22 describes VYUY with UYVY's component offsets (U first) while its own pack and
+   * unpack functions, like the fourcc, put V first: read by the description, U and V swap. */
+  if (GST_VIDEO_FORMAT_INFO_FORMAT (finfo) == GST_VIDEO_FORMAT_VYUY)
+    return FALSE;
   if (!GST_VIDEO_FORMAT_INFO_IS_YUV (finfo) || GST_VIDEO_FORMAT_INFO_BITS (finfo) != 8
       || GST_VIDEO_FORMAT_INFO_IS_COMPLEX (finfo) || GST_VIDEO_FORMAT_INFO_IS_TILED (finfo)
       || GST_VIDEO_INFO_INTERLACE_MODE (in_info) != GST_VIDEO_INTERLACE_MODE_PROGRESSIVE
       || !gst_video_color_matrix_get_Kr_Kb (in_info->colorimetry.matrix, &kr, &kb))
     return FALSE;
   for (guint c = 0; c < 3; c++)
-    if (GST_VIDEO_FORMAT_INFO_DEPTH (finfo, c) != 8 || GST_VIDEO_FORMAT_INFO_PSTRIDE (finfo, c) > 2)
+    if (GST_VIDEO_FORMAT_INFO_DEPTH (finfo, c) != 8 || GST_VIDEO_FORMAT_INFO_PSTRIDE (finfo, c) < 1)
       return FALSE;
   return TRUE;
 }

@@ -1,4 +1,4 @@
-/* gst-mone: 8-bit planar and semi-planar YUV scaled straight into an RGB model's floats.
+/* gst-mone: 8-bit YUV (planar, semi-planar or packed) scaled straight into an RGB model's floats.
  *
  * Each of Y, U and V goes through the grey scaler (gstmonegreyscale.h: the converter's filter) from
  * its own plane at its own resolution to the model's size, then the frame's colour matrix and
@@ -20,8 +20,9 @@ G_BEGIN_DECLS
 
 typedef struct _GstMoneYuvScaler GstMoneYuvScaler;
 
-/* Whether frames of in_info can take this path: 8-bit YUV, every component's samples at most two
- * bytes apart (planar and semi-planar formats), progressive. */
+/* Whether frames of in_info can take this path: 8-bit YUV whose every component has a fixed sample
+ * step (planar, semi-planar and packed formats such as YUY2 and AYUV; not IYU1, and not VYUY, whose
+ * description in GStreamer 1.22 swaps U and V), progressive. */
 gboolean gst_mone_yuv_scaler_usable (const GstVideoInfo * in_info);
 
 /* A scaler of the rectangle src_x, src_y, src_width x src_height of in_info's frames into
