@@ -138,44 +138,39 @@ fourth_bytes_to_floats (const guint8 * p)
           _mm256_set1_epi32 (0xff)));
 }
 
+/* Eight outputs of the vertical filter from the TAPS rows at p, each row's samples read by load. */
+static inline __m256 AVX2_FMA
+filter_eight (__m256 (*load) (const guint8 *), const guint8 * p, gsize stride, const __m256 * w)
+{
+  __m256 sum = _mm256_mul_ps (load (p), w[0]);
+
+  for (gint t = 1; t < TAPS; t++)
+    sum = _mm256_fmadd_ps (load (p + t * stride), w[t], sum);
+  return sum;
+}
+
 static void AVX2_FMA
 vertical_avx2 (const guint8 * src, gsize stride, gint step, const gfloat * weights, gfloat * out,
     gint n)
 {
-  const __m256 w0 = _mm256_set1_ps (weights[0]), w1 = _mm256_set1_ps (weights[1]),
-      w2 = _mm256_set1_ps (weights[2]), w3 = _mm256_set1_ps (weights[3]);
+  const __m256 w[TAPS] = { _mm256_set1_ps (weights[0]), _mm256_set1_ps (weights[1]),
+    _mm256_set1_ps (weights[2]), _mm256_set1_ps (weights[3])
+  };
   gint x = 0;
 
-  if (step == 1) {
-    for (; x + 8 <= n; x += 8) {
-      const guint8 *p = src + x;
-      __m256 sum = _mm256_mul_ps (bytes_to_floats (p), w0);
-      sum = _mm256_fmadd_ps (bytes_to_floats (p + stride), w1, sum);
-      sum = _mm256_fmadd_ps (bytes_to_floats (p + 2 * stride), w2, sum);
-      sum = _mm256_fmadd_ps (bytes_to_floats (p + 3 * stride), w3, sum);
-      _mm256_storeu_ps (out + x, sum);
-    }
-  } else if (step == 2) {
-    /* The 16-byte loads reach one byte past the eighth sample: the last eight stay scalar, so
-     * nothing is read beyond the rectangle's last sample. */
-    for (; x + 8 < n; x += 8) {
-      const guint8 *p = src + 2 * (gsize) x;
-      __m256 sum = _mm256_mul_ps (even_bytes_to_floats (p), w0);
-      sum = _mm256_fmadd_ps (even_bytes_to_floats (p + stride), w1, sum);
-      sum = _mm256_fmadd_ps (even_bytes_to_floats (p + 2 * stride), w2, sum);
-      sum = _mm256_fmadd_ps (even_bytes_to_floats (p + 3 * stride), w3, sum);
-      _mm256_storeu_ps (out + x, sum);
-    }
-  } else if (step == 4) {       /* the same with 32-byte loads, three bytes past the eighth */
-    for (; x + 8 < n; x += 8) {
-      const guint8 *p = src + 4 * (gsize) x;
-      __m256 sum = _mm256_mul_ps (fourth_bytes_to_floats (p), w0);
-      sum = _mm256_fmadd_ps (fourth_bytes_to_floats (p + stride), w1, sum);
-      sum = _mm256_fmadd_ps (fourth_bytes_to_floats (p + 2 * stride), w2, sum);
-      sum = _mm256_fmadd_ps (fourth_bytes_to_floats (p + 3 * stride), w3, sum);
-      _mm256_storeu_ps (out + x, sum);
-    }
-  }
+  /* Steps 2 and 4 load 16 and 32 bytes, one and three past the eighth sample: their last eight
+   * outputs stay scalar, so nothing is read beyond the rectangle's last sample. */
+  if (step == 1)
+    for (; x + 8 <= n; x += 8)
+      _mm256_storeu_ps (out + x, filter_eight (bytes_to_floats, src + x, stride, w));
+  else if (step == 2)
+    for (; x + 8 < n; x += 8)
+      _mm256_storeu_ps (out + x, filter_eight (even_bytes_to_floats, src + 2 * (gsize) x, stride,
+              w));
+  else if (step == 4)
+    for (; x + 8 < n; x += 8)
+      _mm256_storeu_ps (out + x, filter_eight (fourth_bytes_to_floats, src + 4 * (gsize) x,
+              stride, w));
   if (x < n)
     vertical_generic (src + (gsize) x * step, stride, step, weights, out + x, n - x);
 }
