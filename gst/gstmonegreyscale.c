@@ -44,9 +44,9 @@ struct _GstMoneGreyScaler
   gfloat *row;
   gboolean taps_only;
   gint *taps_offsets;           /* (dest_width) TAPS * x */
-  /* Steps the path does not read in place (beyond 2 for the portable one, other than 1, 2 and 4
-   * for AVX2): the TAPS source rows of an output row, their samples made contiguous, so that the
-   * vectorised step-1 code reads them. NULL otherwise. */
+  /* Steps the path does not read in place (beyond 2 for the portable one, beyond 4 for AVX2):
+   * the TAPS source rows of an output row, their samples made contiguous, so that the vectorised
+   * step-1 code reads them. NULL otherwise. */
   guint8 *gathered;             /* (TAPS, src_width) */
   VerticalFunc vertical;
   VerticalTapsFunc vertical_taps;
@@ -138,6 +138,18 @@ fourth_bytes_to_floats (const guint8 * p)
           _mm256_set1_epi32 (0xff)));
 }
 
+/* Eight samples three bytes apart (packed RGB's components) as floats: two 16-byte loads, at p
+ * and p + 6, each shuffled to four 32-bit words; nothing read past the eighth sample. */
+static inline __m256 AVX2_FMA
+third_bytes_to_floats (const guint8 * p)
+{
+  const __m128i low = _mm_shuffle_epi8 (_mm_loadu_si128 ((const __m128i *) p),
+      _mm_setr_epi8 (0, -1, -1, -1, 3, -1, -1, -1, 6, -1, -1, -1, 9, -1, -1, -1));
+  const __m128i high = _mm_shuffle_epi8 (_mm_loadu_si128 ((const __m128i *) (p + 6)),
+      _mm_setr_epi8 (6, -1, -1, -1, 9, -1, -1, -1, 12, -1, -1, -1, 15, -1, -1, -1));
+  return _mm256_cvtepi32_ps (_mm256_set_m128i (high, low));
+}
+
 /* Eight outputs of the vertical filter from the TAPS rows at p, each row's samples read by load. */
 static inline __m256 AVX2_FMA
 filter_eight (__m256 (*load) (const guint8 *), const guint8 * p, gsize stride, const __m256 * w)
@@ -159,13 +171,18 @@ vertical_avx2 (const guint8 * src, gsize stride, gint step, const gfloat * weigh
   gint x = 0;
 
   /* Steps 2 and 4 load 16 and 32 bytes, one and three past the eighth sample: their last eight
-   * outputs stay scalar, so nothing is read beyond the rectangle's last sample. */
+   * outputs stay scalar, so nothing is read beyond the rectangle's last sample (step 3 reads
+   * nothing past it). */
   if (step == 1)
     for (; x + 8 <= n; x += 8)
       _mm256_storeu_ps (out + x, filter_eight (bytes_to_floats, src + x, stride, w));
   else if (step == 2)
     for (; x + 8 < n; x += 8)
       _mm256_storeu_ps (out + x, filter_eight (even_bytes_to_floats, src + 2 * (gsize) x, stride,
+              w));
+  else if (step == 3)
+    for (; x + 8 <= n; x += 8)
+      _mm256_storeu_ps (out + x, filter_eight (third_bytes_to_floats, src + 3 * (gsize) x, stride,
               w));
   else if (step == 4)
     for (; x + 8 < n; x += 8)
@@ -190,6 +207,13 @@ two_outputs_samples (const guint8 * row, gint step, const gint * columns, gint x
     memcpy (&b, row + 2 * (gsize) columns[x + 1], 8);
     return _mm256_cvtepi32_ps (_mm256_cvtepu16_epi32 (_mm_and_si128 (_mm_set_epi64x (b, a),
                 _mm_set1_epi16 (0xff))));
+  } else if (step == 3) {       /* 16 bytes from each output's first sample, shuffled */
+    const __m128i pick = _mm_setr_epi8 (0, -1, -1, -1, 3, -1, -1, -1, 6, -1, -1, -1, 9, -1, -1,
+        -1);
+    const __m128i a = _mm_loadu_si128 ((const __m128i *) (row + 3 * (gsize) columns[x]));
+    const __m128i b = _mm_loadu_si128 ((const __m128i *) (row + 3 * (gsize) columns[x + 1]));
+    return _mm256_cvtepi32_ps (_mm256_set_m128i (_mm_shuffle_epi8 (b, pick),
+            _mm_shuffle_epi8 (a, pick)));
   } else {                      /* 4: each sample the first byte of a 32-bit word */
     const __m128i a = _mm_loadu_si128 ((const __m128i *) (row + 4 * (gsize) columns[x]));
     const __m128i b = _mm_loadu_si128 ((const __m128i *) (row + 4 * (gsize) columns[x + 1]));
@@ -206,9 +230,10 @@ vertical_taps_avx2 (const guint8 * src, gsize stride, gint step, const gfloat * 
       w2 = _mm256_set1_ps (weights[2]), w3 = _mm256_set1_ps (weights[3]);
   gint x = 0;
 
-  /* With a step of 2 or 4 the loads reach one or three bytes past an output's last sample: the
-   * last output stays scalar, so nothing is read beyond the rectangle. */
-  if (step == 1 || step == 2 || step == 4)
+  /* With a step of 2, 3 or 4 the loads reach up to six bytes past an output's last sample (less
+   * than the gap to the next output's, at the reductions beyond 8x that take this path): the last
+   * output stays scalar, so nothing is read beyond the rectangle. */
+  if (step >= 1 && step <= 4)
     for (; x + 2 < n || (step == 1 && x + 2 <= n); x += 2) {
       __m256 sum = _mm256_mul_ps (two_outputs_samples (src, step, columns, x), w0);
       sum = _mm256_fmadd_ps (two_outputs_samples (src + stride, step, columns, x), w1, sum);
@@ -361,7 +386,7 @@ gst_mone_grey_scaler_new (gint src_width, gint src_height, gint step,
      * (short gathers instead of contiguous runs): it pays for reductions beyond that. The
      * portable path's gathers are scalar: it always filters every column. */
     s->taps_only = src_width > 8 * dest_width;
-    reads_in_place = step <= 2 || step == 4;
+    reads_in_place = step <= 4;
   }
 #endif
   if (!reads_in_place)

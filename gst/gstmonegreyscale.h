@@ -4,8 +4,8 @@
  * direction, the taps and weights GstVideoScaler computes), run in floats: vertical first over
  * contiguous rows, then four-tap dot products along each row, then the bytes' range mapping,
  * written into the model's input with the letterbox border. It replaces the converter and the
- * bytes-to-floats step for grey models' frames and regions, and for each plane of YUV frames to RGB
- * models (gstmoneyuvscale.h): they were most of the element's cost beyond the engine's
+ * bytes-to-floats step for grey models' frames and regions, and for each colour component of YUV
+ * and RGB frames (gstmonecolourscale.h): they were most of the element's cost beyond the engine's
  * (docs/engine.md, "Into the model"). AVX2+FMA or portable C, chosen once
  * with the engine's kernels (MONE_ISA=generic forces the portable path).
  *

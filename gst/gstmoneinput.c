@@ -1,17 +1,18 @@
 /* gst-mone: monefilter's input preparation.
  *
- * A frame reaches the model in two steps. GstVideoConverter scales and converts it to the model's
- * pixel format at the model's size (GRAY8 or RGB bytes), placing it per scale-mode; then the bytes
- * become floats in [0, 1], planar, in the newest slot of the frame window. For an RGB model and a
- * frame of another 8-bit format the converter runs twice: it scales the frame in its own format
- * to the model's size, then converts that small frame to RGB (converting first would convert
- * every pixel of the large frame, several times the work: docs/engine.md). A grey model from an
- * 8-bit YUV or grey frame skips the converter: the element's own scaler (gstmonegreyscale.h, the
- * converter's filter) reads the frame's luma and writes the model's floats in one pass; an RGB
- * model from planar or semi-planar YUV gets the three planes through it and the colour matrix
- * (gstmoneyuvscale.h). Regions take the same path as whole frames, except rectangles too small for
- * a scaler's taps. The steps are chosen in gst_mone_input_set_format() for the negotiated format,
- * so a frame takes its path without deciding anything.
+ * A frame reaches the model as floats in [0, 1], planar, in the newest slot of the frame window,
+ * scaled to the model's size and placed per scale-mode. Most 8-bit frames take the element's own
+ * scalers, the converter's filter run in floats straight into that slot: a grey model from YUV or
+ * grey frames reads the luma (gstmonegreyscale.h); an RGB model from YUV or RGB frames, and a grey
+ * model from RGB ones, read the three colour components and mix them (gstmonecolourscale.h).
+ * Everything else (more than 8 bits, grey frames into RGB models, interlaced or tiny frames, and
+ * rectangles too small for the scalers' taps) takes GstVideoConverter to the model's pixel format
+ * at the model's size (GRAY8 or RGB bytes), then a table from bytes to floats; for an RGB model
+ * and a frame of another 8-bit format it runs twice, scaling the frame in its own format before
+ * converting the small frame (converting first would convert every pixel of the large frame,
+ * several times the work: docs/engine.md). Regions take the same paths as whole frames. The path
+ * is chosen in gst_mone_input_set_format() for the negotiated format, so a frame takes it without
+ * deciding anything.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -21,7 +22,7 @@
 
 #include "gstmoneinput.h"
 #include "gstmonegreyscale.h"
-#include "gstmoneyuvscale.h"
+#include "gstmonecolourscale.h"
 
 #include <string.h>
 
@@ -40,7 +41,7 @@ typedef struct
 {
   GstMoneInputGeometry geometry;
   GstMoneGreyScaler *grey_scaler;
-  GstMoneYuvScaler *yuv_scaler;
+  GstMoneColourScaler *colour_scaler;
   GstVideoConverter *converter; /* when neither scaler applies */
 } Conversion;
 
@@ -60,9 +61,9 @@ struct _GstMoneInput
 
   /* From set_format. */
   GstVideoInfo in_info;         /* the caps' frames, with their default strides */
-  /* Which scaler the frames take (gstmonegreyscale.h, gstmoneyuvscale.h), if any; for the grey
+  /* Which scaler the frames take (gstmonegreyscale.h, gstmonecolourscale.h), if any; for the grey
    * one, what a luma byte v means: CLAMP ((v - luma_black) * luma_scale, 0, 1). */
-  gboolean grey, yuv;
+  gboolean grey, colour;
   gfloat luma_black, luma_scale;
   GstVideoInfo model_info;      /* GRAY8 or RGB at the model size */
   GstBuffer *model_buffer;      /* one converted frame */
@@ -82,14 +83,14 @@ struct _GstMoneInput
 static gboolean
 conversion_ready (const Conversion * conversion)
 {
-  return conversion->grey_scaler || conversion->yuv_scaler || conversion->converter;
+  return conversion->grey_scaler || conversion->colour_scaler || conversion->converter;
 }
 
 static void
 conversion_clear (Conversion * conversion)
 {
   g_clear_pointer (&conversion->grey_scaler, gst_mone_grey_scaler_free);
-  g_clear_pointer (&conversion->yuv_scaler, gst_mone_yuv_scaler_free);
+  g_clear_pointer (&conversion->colour_scaler, gst_mone_colour_scaler_free);
   g_clear_pointer (&conversion->converter, gst_video_converter_free);
 }
 
@@ -290,10 +291,10 @@ conversion_init (const GstMoneInput * input, const GstMoneInputGeometry * g, gui
     conversion->grey_scaler = gst_mone_grey_scaler_new (g->src_width, g->src_height,
         GST_VIDEO_FORMAT_INFO_PSTRIDE (input->in_info.finfo, 0), &target, input->luma_black,
         input->luma_scale, GST_MONE_GREY_SCALER_BEST);
-  else if (input->yuv)
-    conversion->yuv_scaler = gst_mone_yuv_scaler_new (&input->in_info, g->src_x, g->src_y,
-        g->src_width, g->src_height, &target, GST_MONE_GREY_SCALER_BEST);
-  if (conversion->grey_scaler || conversion->yuv_scaler)
+  else if (input->colour)
+    conversion->colour_scaler = gst_mone_colour_scaler_new (&input->in_info, &input->model_info,
+        g->src_x, g->src_y, g->src_width, g->src_height, &target, GST_MONE_GREY_SCALER_BEST);
+  if (conversion->grey_scaler || conversion->colour_scaler)
     return TRUE;
   conversion->converter = new_converter (&input->in_info, &input->scaled_info, g, threads);
   return conversion->converter != NULL;
@@ -420,7 +421,8 @@ gst_mone_input_set_format (GstMoneInput * input, const GstVideoInfo * in_info,
   tiny = GST_VIDEO_INFO_WIDTH (in_info) < TINY_FRAME_SIZE
       || GST_VIDEO_INFO_HEIGHT (in_info) < TINY_FRAME_SIZE;
   input->grey = input->channels == 1 && !tiny && gst_mone_grey_scaler_usable (in_info);
-  input->yuv = input->channels == 3 && !tiny && gst_mone_yuv_scaler_usable (in_info);
+  input->colour = !input->grey && !tiny
+      && gst_mone_colour_scaler_usable (in_info, &input->model_info);
   /* The grey scaler reads the luma in its own range. */
   byte_range (in_info->colorimetry.range == GST_VIDEO_COLOR_RANGE_16_235, &input->luma_black,
       &input->luma_scale);
@@ -469,8 +471,8 @@ gst_mone_input_get_path (const GstMoneInput * input)
   if (conversion->grey_scaler)
     return g_str_equal (gst_mone_grey_scaler_path_name (conversion->grey_scaler), "avx2")
         ? "luma scaler (avx2)" : "luma scaler (generic)";
-  if (conversion->yuv_scaler)
-    return "YUV scaler";
+  if (conversion->colour_scaler)
+    return "colour scaler";
   return input->to_model ? "converter, two steps" : "converter";
 }
 
@@ -490,8 +492,8 @@ conversion_run (GstMoneInput * input, const Conversion * conversion, GstVideoFra
     gst_mone_grey_scaler_run_frame (conversion->grey_scaler, frame, 0, g->src_x, g->src_y, dest);
     return TRUE;
   }
-  if (conversion->yuv_scaler) {
-    gst_mone_yuv_scaler_run (conversion->yuv_scaler, frame, dest);
+  if (conversion->colour_scaler) {
+    gst_mone_colour_scaler_run (conversion->colour_scaler, frame, dest);
     return TRUE;
   }
   if (!gst_video_frame_map (&model_frame, &input->model_info, input->model_buffer, GST_MAP_WRITE))

@@ -1,0 +1,188 @@
+/* gst-mone: 8-bit YUV and RGB frames scaled straight into a model's floats (see the header).
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include "gstmonecolourscale.h"
+
+#include <string.h>
+
+#define COMPONENTS 3
+
+struct _GstMoneColourScaler
+{
+  GstMoneGreyScaler *components[COMPONENTS];    /* each into [0, 1] as byte / 255 */
+  /* each component's part of the rectangle, in its own samples */
+  gint src_x[COMPONENTS], src_y[COMPONENTS];
+  GstMoneScalerTarget target;
+  gint channels;                /* the model's: 3 (R, G, B) or 1 (grey) */
+  /* channel c = CLAMP (bias[c] + sum_k mix[c][k] * component k, 0, 1) */
+  gfloat mix[3][COMPONENTS], bias[3];
+  gfloat *scratch;              /* (COMPONENTS, out_height, out_width) the scaled components */
+};
+
+static gboolean
+is_grey_model (const GstVideoInfo * model_info)
+{
+  return GST_VIDEO_FORMAT_INFO_IS_GRAY (model_info->finfo);
+}
+
+gboolean
+gst_mone_colour_scaler_usable (const GstVideoInfo * in_info, const GstVideoInfo * model_info)
+{
+  const GstVideoFormatInfo *finfo = in_info->finfo;
+  gdouble kr, kb;
+
+  /* GStreamer 1.22 describes VYUY with UYVY's component offsets (U first) while its own pack and
+   * unpack functions, like the fourcc, put V first: read by the description, U and V swap. */
+  if (GST_VIDEO_FORMAT_INFO_FORMAT (finfo) == GST_VIDEO_FORMAT_VYUY)
+    return FALSE;
+  if (GST_VIDEO_FORMAT_INFO_BITS (finfo) != 8 || GST_VIDEO_FORMAT_INFO_IS_COMPLEX (finfo)
+      || GST_VIDEO_FORMAT_INFO_IS_TILED (finfo) || GST_VIDEO_FORMAT_INFO_HAS_PALETTE (finfo)
+      || GST_VIDEO_INFO_INTERLACE_MODE (in_info) != GST_VIDEO_INTERLACE_MODE_PROGRESSIVE)
+    return FALSE;
+  if (GST_VIDEO_FORMAT_INFO_IS_YUV (finfo)) {
+    /* into grey models the luma alone: the grey scaler's work */
+    if (is_grey_model (model_info)
+        || !gst_video_color_matrix_get_Kr_Kb (in_info->colorimetry.matrix, &kr, &kb))
+      return FALSE;
+  } else if (!GST_VIDEO_FORMAT_INFO_IS_RGB (finfo)) {
+    return FALSE;
+  }
+  if (is_grey_model (model_info)
+      && !gst_video_color_matrix_get_Kr_Kb (model_info->colorimetry.matrix, &kr, &kb))
+    return FALSE;
+  for (guint c = 0; c < COMPONENTS; c++)
+    if (GST_VIDEO_FORMAT_INFO_DEPTH (finfo, c) != 8 || GST_VIDEO_FORMAT_INFO_PSTRIDE (finfo, c) < 1)
+      return FALSE;
+  return TRUE;
+}
+
+/* to_rgb: R, G, B in [0, 1] from the components normalised by their range (Y in [0, 1], U and V
+ * in [-0.5, 0.5]; R, G, B as they are). */
+static void
+frame_to_rgb (const GstVideoInfo * in_info, gdouble to_rgb[3][COMPONENTS])
+{
+  gdouble kr, kb;
+
+  memset (to_rgb, 0, sizeof (gdouble) * 3 * COMPONENTS);
+  if (!GST_VIDEO_INFO_IS_YUV (in_info)) {
+    for (guint c = 0; c < 3; c++)
+      to_rgb[c][c] = 1.0;
+    return;
+  }
+  /* R = Y + 2 (1 - Kr) V, B = Y + 2 (1 - Kb) U, G = (Y - Kr R - Kb B) / (1 - Kr - Kb) */
+  gst_video_color_matrix_get_Kr_Kb (in_info->colorimetry.matrix, &kr, &kb);
+  to_rgb[0][0] = to_rgb[1][0] = to_rgb[2][0] = 1.0;
+  to_rgb[0][2] = 2 * (1 - kr);
+  to_rgb[2][1] = 2 * (1 - kb);
+  to_rgb[1][1] = -kb * 2 * (1 - kb) / (1 - kr - kb);
+  to_rgb[1][2] = -kr * 2 * (1 - kr) / (1 - kr - kb);
+}
+
+/* mix and bias of s for the model's channels from the components as scaled (byte / 255). */
+static void
+set_mix (GstMoneColourScaler * s, const GstVideoInfo * in_info, const GstVideoInfo * model_info)
+{
+  gdouble to_rgb[3][COMPONENTS], to_model[3][3] = { {1, 0, 0}, {0, 1, 0}, {0, 0, 1} };
+  gint offsets[GST_VIDEO_MAX_COMPONENTS], scales[GST_VIDEO_MAX_COMPONENTS];
+
+  frame_to_rgb (in_info, to_rgb);
+  if (s->channels == 1) {
+    gdouble kr, kb;
+    gst_video_color_matrix_get_Kr_Kb (model_info->colorimetry.matrix, &kr, &kb);
+    to_model[0][0] = kr;
+    to_model[0][1] = 1 - kr - kb;
+    to_model[0][2] = kb;
+  }
+  /* component k normalised = (scaled - offsets[k] / 255) * 255 / scales[k] */
+  gst_video_color_range_offsets (in_info->colorimetry.range, in_info->finfo, offsets, scales);
+  for (gint c = 0; c < s->channels; c++) {
+    gdouble bias = 0;
+    for (gint k = 0; k < COMPONENTS; k++) {
+      gdouble m = 0;
+      for (gint j = 0; j < 3; j++)
+        m += to_model[c][j] * to_rgb[j][k];
+      m *= 255.0 / scales[k];
+      s->mix[c][k] = (gfloat) m;
+      bias -= m * offsets[k] / 255.0;
+    }
+    s->bias[c] = (gfloat) bias;
+  }
+}
+
+GstMoneColourScaler *
+gst_mone_colour_scaler_new (const GstVideoInfo * in_info, const GstVideoInfo * model_info,
+    gint src_x, gint src_y, gint src_width, gint src_height, const GstMoneScalerTarget * target,
+    GstMoneGreyScalerPath path)
+{
+  const GstVideoFormatInfo *finfo = in_info->finfo;
+  GstMoneColourScaler *s = g_new0 (GstMoneColourScaler, 1);
+
+  for (guint c = 0; c < COMPONENTS; c++) {
+    /* The component's samples covering the rectangle (subsampled: the pairs it touches). */
+    const gint x0 = GST_VIDEO_FORMAT_INFO_SCALE_WIDTH (finfo, c, src_x);
+    const gint y0 = GST_VIDEO_FORMAT_INFO_SCALE_HEIGHT (finfo, c, src_y);
+    const gint x1 = GST_VIDEO_FORMAT_INFO_SCALE_WIDTH (finfo, c, src_x + src_width);
+    const gint y1 = GST_VIDEO_FORMAT_INFO_SCALE_HEIGHT (finfo, c, src_y + src_height);
+
+    s->src_x[c] = x0;
+    s->src_y[c] = y0;
+    s->components[c] = gst_mone_grey_scaler_new (x1 - x0, y1 - y0,
+        GST_VIDEO_FORMAT_INFO_PSTRIDE (finfo, c), target, 0.0f, 1.0f / 255.0f, path);
+    if (!s->components[c]) {
+      gst_mone_colour_scaler_free (s);
+      return NULL;
+    }
+  }
+  s->target = *target;
+  s->channels = is_grey_model (model_info) ? 1 : 3;
+  set_mix (s, in_info, model_info);
+  s->scratch = g_new (gfloat, (gsize) COMPONENTS * target->out_width * target->out_height);
+  return s;
+}
+
+void
+gst_mone_colour_scaler_free (GstMoneColourScaler * scaler)
+{
+  if (!scaler)
+    return;
+  for (guint c = 0; c < COMPONENTS; c++)
+    gst_mone_grey_scaler_free (scaler->components[c]);
+  g_free (scaler->scratch);
+  g_free (scaler);
+}
+
+/* out[x] = CLAMP (bias + mix . (c0[x], c1[x], c2[x]), 0, 1) for n pixels; the constants in locals
+ * and the pointers restrict, so that the compiler vectorises the loop. */
+static void
+mix_row (const gfloat * mix, gfloat bias, const gfloat * restrict c0, const gfloat * restrict c1,
+    const gfloat * restrict c2, gfloat * restrict out, gint n)
+{
+  const gfloat m0 = mix[0], m1 = mix[1], m2 = mix[2];
+
+  for (gint x = 0; x < n; x++)
+    out[x] = CLAMP (bias + m0 * c0[x] + m1 * c1[x] + m2 * c2[x], 0.0f, 1.0f);
+}
+
+void
+gst_mone_colour_scaler_run (GstMoneColourScaler * s, const GstVideoFrame * frame, gfloat * dest)
+{
+  const GstMoneScalerTarget *t = &s->target;
+  const gsize plane = (gsize) t->out_width * t->out_height;
+  const gfloat *c0 = s->scratch, *c1 = c0 + plane, *c2 = c1 + plane;
+
+  for (guint c = 0; c < COMPONENTS; c++)
+    gst_mone_grey_scaler_run_frame (s->components[c], frame, c, s->src_x[c], s->src_y[c],
+        s->scratch + c * plane);
+  /* Black outside the picture; inside, the mix. */
+  memset (dest, 0, s->channels * plane * sizeof (gfloat));
+  for (gint c = 0; c < s->channels; c++)
+    for (gint y = t->y; y < t->y + t->height; y++) {
+      const gsize i = (gsize) y * t->out_width + t->x;
+      mix_row (s->mix[c], s->bias[c], c0 + i, c1 + i, c2 + i, dest + c * plane + i, t->width);
+    }
+}
