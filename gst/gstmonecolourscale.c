@@ -15,6 +15,10 @@
 struct _GstMoneColourScaler
 {
   GstMoneGreyScaler *components[COMPONENTS];    /* each into [0, 1] as byte / 255 */
+  /* Or, for packed RGB into a grey model, one scaler reading the mix of each pixel's bytes from
+   * its first component's (first_component) on: the mix's sums, then one horizontal pass. */
+  GstMoneGreyScaler *mixed;
+  guint first_component;
   /* each component's part of the rectangle, in its own samples */
   gint src_x[COMPONENTS], src_y[COMPONENTS];
   GstMoneScalerTarget target;
@@ -114,6 +118,33 @@ set_mix (GstMoneColourScaler * s, const GstVideoInfo * in_info, const GstVideoIn
   }
 }
 
+/* The one scaler of a grey model from packed RGB (all three components in one plane, the same
+ * step apart): the mix straight from each pixel's bytes, in byte units, so that black and scale
+ * map it as bias + mix . (bytes / 255). NULL for other layouts. */
+static GstMoneGreyScaler *
+new_mixed_scaler (GstMoneColourScaler * s, const GstVideoFormatInfo * finfo, gint src_x,
+    gint src_y, gint src_width, gint src_height, const GstMoneScalerTarget * target,
+    GstMoneGreyScalerPath path)
+{
+  const gint step = GST_VIDEO_FORMAT_INFO_PSTRIDE (finfo, 0);
+  gint offsets[COMPONENTS];
+  guint first = 0;
+
+  for (guint c = 0; c < COMPONENTS; c++)
+    if (GST_VIDEO_FORMAT_INFO_PLANE (finfo, c) != GST_VIDEO_FORMAT_INFO_PLANE (finfo, 0)
+        || GST_VIDEO_FORMAT_INFO_PSTRIDE (finfo, c) != step)
+      return NULL;
+  for (guint c = 1; c < COMPONENTS; c++)
+    if (GST_VIDEO_FORMAT_INFO_POFFSET (finfo, c) < GST_VIDEO_FORMAT_INFO_POFFSET (finfo, first))
+      first = c;
+  for (guint c = 0; c < COMPONENTS; c++)
+    offsets[c] = GST_VIDEO_FORMAT_INFO_POFFSET (finfo, c)
+        - GST_VIDEO_FORMAT_INFO_POFFSET (finfo, first);
+  s->first_component = first;
+  return gst_mone_grey_scaler_new_mixed (src_width, src_height, step, COMPONENTS, offsets,
+      s->mix[0], target, -s->bias[0] * 255.0f, 1.0f / 255.0f, path);
+}
+
 GstMoneColourScaler *
 gst_mone_colour_scaler_new (const GstVideoInfo * in_info, const GstVideoInfo * model_info,
     gint src_x, gint src_y, gint src_width, gint src_height, const GstMoneScalerTarget * target,
@@ -122,25 +153,30 @@ gst_mone_colour_scaler_new (const GstVideoInfo * in_info, const GstVideoInfo * m
   const GstVideoFormatInfo *finfo = in_info->finfo;
   GstMoneColourScaler *s = g_new0 (GstMoneColourScaler, 1);
 
+  s->target = *target;
+  s->channels = is_grey_model (model_info) ? 1 : 3;
+  set_mix (s, in_info, model_info);
+  for (guint c = 0; c < COMPONENTS; c++) {
+    s->src_x[c] = GST_VIDEO_FORMAT_INFO_SCALE_WIDTH (finfo, c, src_x);
+    s->src_y[c] = GST_VIDEO_FORMAT_INFO_SCALE_HEIGHT (finfo, c, src_y);
+  }
+  if (s->channels == 1 && GST_VIDEO_FORMAT_INFO_IS_RGB (finfo)) {
+    s->mixed = new_mixed_scaler (s, finfo, src_x, src_y, src_width, src_height, target, path);
+    if (s->mixed)
+      return s;
+  }
   for (guint c = 0; c < COMPONENTS; c++) {
     /* The component's samples covering the rectangle (subsampled: the pairs it touches). */
-    const gint x0 = GST_VIDEO_FORMAT_INFO_SCALE_WIDTH (finfo, c, src_x);
-    const gint y0 = GST_VIDEO_FORMAT_INFO_SCALE_HEIGHT (finfo, c, src_y);
     const gint x1 = GST_VIDEO_FORMAT_INFO_SCALE_WIDTH (finfo, c, src_x + src_width);
     const gint y1 = GST_VIDEO_FORMAT_INFO_SCALE_HEIGHT (finfo, c, src_y + src_height);
 
-    s->src_x[c] = x0;
-    s->src_y[c] = y0;
-    s->components[c] = gst_mone_grey_scaler_new (x1 - x0, y1 - y0,
+    s->components[c] = gst_mone_grey_scaler_new (x1 - s->src_x[c], y1 - s->src_y[c],
         GST_VIDEO_FORMAT_INFO_PSTRIDE (finfo, c), target, 0.0f, 1.0f / 255.0f, path);
     if (!s->components[c]) {
       gst_mone_colour_scaler_free (s);
       return NULL;
     }
   }
-  s->target = *target;
-  s->channels = is_grey_model (model_info) ? 1 : 3;
-  set_mix (s, in_info, model_info);
   s->scratch = g_new (gfloat, (gsize) COMPONENTS * target->out_width * target->out_height);
   return s;
 }
@@ -152,6 +188,7 @@ gst_mone_colour_scaler_free (GstMoneColourScaler * scaler)
     return;
   for (guint c = 0; c < COMPONENTS; c++)
     gst_mone_grey_scaler_free (scaler->components[c]);
+  gst_mone_grey_scaler_free (scaler->mixed);
   g_free (scaler->scratch);
   g_free (scaler);
 }
@@ -175,6 +212,11 @@ gst_mone_colour_scaler_run (GstMoneColourScaler * s, const GstVideoFrame * frame
   const gsize plane = (gsize) t->out_width * t->out_height;
   const gfloat *c0 = s->scratch, *c1 = c0 + plane, *c2 = c1 + plane;
 
+  if (s->mixed) {
+    gst_mone_grey_scaler_run_frame (s->mixed, frame, s->first_component,
+        s->src_x[s->first_component], s->src_y[s->first_component], dest);
+    return;
+  }
   for (guint c = 0; c < COMPONENTS; c++)
     gst_mone_grey_scaler_run_frame (s->components[c], frame, c, s->src_x[c], s->src_y[c],
         s->scratch + c * plane);

@@ -22,10 +22,14 @@
 /* The converter's filter: GST_VIDEO_RESAMPLER_METHOD_LINEAR, this many taps (gstmoneinput.c). */
 #define TAPS 4
 
+/* The vertical passes write their sums to out, or with `add` add them to it (mixed components). */
 typedef void (*VerticalFunc) (const guint8 * src, gsize stride, gint step,
-    const gfloat * weights, gfloat * out, gint n);
+    const gfloat * weights, gboolean add, gfloat * out, gint n);
 typedef void (*VerticalTapsFunc) (const guint8 * src, gsize stride, gint step,
-    const gfloat * weights, const gint * columns, gfloat * out, gint n);
+    const gfloat * weights, const gint * columns, gboolean add, gfloat * out, gint n);
+
+/* Components mixed into one output at most (RGB into grey). */
+#define MAX_MIXED 3
 typedef void (*HorizontalFunc) (const gfloat * row, const gint * offsets, const gfloat * weights,
     gint n, gfloat black, gfloat scale, gfloat * out);
 
@@ -34,6 +38,9 @@ struct _GstMoneGreyScaler
   gint src_width, src_height, step;
   GstMoneScalerTarget target;
   gfloat black, scale;
+  /* The sample read: sum_k mixed_weights[k] * the byte at mixed_offsets[k] from the first */
+  gint n_mixed, mixed_offsets[MAX_MIXED];
+  gfloat mixed_weights[MAX_MIXED];
   gint *row_offsets;            /* (dest_height) first source row of each output row */
   gfloat *row_weights;          /* (dest_height, TAPS) */
   gint *column_offsets;         /* (dest_width) first source column of each output column */
@@ -56,39 +63,46 @@ struct _GstMoneGreyScaler
 
 /* ---- Portable C (vectorised by the compiler at -O3: gst/meson.build) ---- */
 
-/* out[x] = sum_t weights[t] * src[t * stride + x * step]: TAPS source rows into one row of
+/* out[x] (+)= sum_t weights[t] * src[t * stride + x * step]: TAPS source rows into one row of
  * floats. */
 static void
 vertical_generic (const guint8 * src, gsize stride, gint step, const gfloat * weights,
-    gfloat * out, gint n)
+    gboolean add, gfloat * out, gint n)
 {
   const guint8 *restrict r0 = src, *restrict r1 = src + stride, *restrict r2 = src + 2 * stride,
       *restrict r3 = src + 3 * stride;
   const gfloat w0 = weights[0], w1 = weights[1], w2 = weights[2], w3 = weights[3];
 
-  if (step == 1) {              /* the common case, in a loop the compiler vectorises */
+  if (step == 1 && !add) {      /* the common case, in a loop the compiler vectorises */
     for (gint x = 0; x < n; x++)
       out[x] = w0 * r0[x] + w1 * r1[x] + w2 * r2[x] + w3 * r3[x];
     return;
   }
+  if (step == 1) {
+    for (gint x = 0; x < n; x++)
+      out[x] += w0 * r0[x] + w1 * r1[x] + w2 * r2[x] + w3 * r3[x];
+    return;
+  }
   for (gint x = 0; x < n; x++) {
     const gsize i = (gsize) x * step;
-    out[x] = w0 * r0[i] + w1 * r1[i] + w2 * r2[i] + w3 * r3[i];
+    const gfloat sum = w0 * r0[i] + w1 * r1[i] + w2 * r2[i] + w3 * r3[i];
+    out[x] = add ? out[x] + sum : sum;
   }
 }
 
-/* For output x, out[TAPS x + t] = sum_r weights[r] * src[r * stride + (columns[x] + t) * step]:
- * only the columns the horizontal taps read. */
+/* For output x, out[TAPS x + t] (+)= sum_r weights[r] * src[r * stride + (columns[x] + t) *
+ * step]: only the columns the horizontal taps read. */
 static void
 vertical_taps_generic (const guint8 * src, gsize stride, gint step, const gfloat * weights,
-    const gint * columns, gfloat * out, gint n)
+    const gint * columns, gboolean add, gfloat * out, gint n)
 {
   const gfloat w0 = weights[0], w1 = weights[1], w2 = weights[2], w3 = weights[3];
 
   for (gint x = 0; x < n; x++)
     for (gint t = 0; t < TAPS; t++) {
       const guint8 *p = src + (gsize) (columns[x] + t) * step;
-      out[TAPS * x + t] = w0 * p[0] + w1 * p[stride] + w2 * p[2 * stride] + w3 * p[3 * stride];
+      const gfloat sum = w0 * p[0] + w1 * p[stride] + w2 * p[2 * stride] + w3 * p[3 * stride];
+      out[TAPS * x + t] = add ? out[TAPS * x + t] + sum : sum;
     }
 }
 
@@ -150,20 +164,22 @@ third_bytes_to_floats (const guint8 * p)
   return _mm256_cvtepi32_ps (_mm256_set_m128i (high, low));
 }
 
-/* Eight outputs of the vertical filter from the TAPS rows at p, each row's samples read by load. */
-static inline __m256 AVX2_FMA
-filter_eight (__m256 (*load) (const guint8 *), const guint8 * p, gsize stride, const __m256 * w)
+/* out[0:8] (+)= the vertical filter from the TAPS rows at p, each row's samples read by load. */
+static inline void AVX2_FMA
+filter_eight (__m256 (*load) (const guint8 *), const guint8 * p, gsize stride, const __m256 * w,
+    gboolean add, gfloat * out)
 {
-  __m256 sum = _mm256_mul_ps (load (p), w[0]);
+  __m256 sum = add ? _mm256_fmadd_ps (load (p), w[0], _mm256_loadu_ps (out))
+      : _mm256_mul_ps (load (p), w[0]);
 
   for (gint t = 1; t < TAPS; t++)
     sum = _mm256_fmadd_ps (load (p + t * stride), w[t], sum);
-  return sum;
+  _mm256_storeu_ps (out, sum);
 }
 
 static void AVX2_FMA
-vertical_avx2 (const guint8 * src, gsize stride, gint step, const gfloat * weights, gfloat * out,
-    gint n)
+vertical_avx2 (const guint8 * src, gsize stride, gint step, const gfloat * weights, gboolean add,
+    gfloat * out, gint n)
 {
   const __m256 w[TAPS] = { _mm256_set1_ps (weights[0]), _mm256_set1_ps (weights[1]),
     _mm256_set1_ps (weights[2]), _mm256_set1_ps (weights[3])
@@ -175,21 +191,18 @@ vertical_avx2 (const guint8 * src, gsize stride, gint step, const gfloat * weigh
    * nothing past it). */
   if (step == 1)
     for (; x + 8 <= n; x += 8)
-      _mm256_storeu_ps (out + x, filter_eight (bytes_to_floats, src + x, stride, w));
+      filter_eight (bytes_to_floats, src + x, stride, w, add, out + x);
   else if (step == 2)
     for (; x + 8 < n; x += 8)
-      _mm256_storeu_ps (out + x, filter_eight (even_bytes_to_floats, src + 2 * (gsize) x, stride,
-              w));
+      filter_eight (even_bytes_to_floats, src + 2 * (gsize) x, stride, w, add, out + x);
   else if (step == 3)
     for (; x + 8 <= n; x += 8)
-      _mm256_storeu_ps (out + x, filter_eight (third_bytes_to_floats, src + 3 * (gsize) x, stride,
-              w));
+      filter_eight (third_bytes_to_floats, src + 3 * (gsize) x, stride, w, add, out + x);
   else if (step == 4)
     for (; x + 8 < n; x += 8)
-      _mm256_storeu_ps (out + x, filter_eight (fourth_bytes_to_floats, src + 4 * (gsize) x,
-              stride, w));
+      filter_eight (fourth_bytes_to_floats, src + 4 * (gsize) x, stride, w, add, out + x);
   if (x < n)
-    vertical_generic (src + (gsize) x * step, stride, step, weights, out + x, n - x);
+    vertical_generic (src + (gsize) x * step, stride, step, weights, add, out + x, n - x);
 }
 
 /* The TAPS samples of outputs x and x + 1 in one source row, as floats. */
@@ -224,7 +237,7 @@ two_outputs_samples (const guint8 * row, gint step, const gint * columns, gint x
 
 static void AVX2_FMA
 vertical_taps_avx2 (const guint8 * src, gsize stride, gint step, const gfloat * weights,
-    const gint * columns, gfloat * out, gint n)
+    const gint * columns, gboolean add, gfloat * out, gint n)
 {
   const __m256 w0 = _mm256_set1_ps (weights[0]), w1 = _mm256_set1_ps (weights[1]),
       w2 = _mm256_set1_ps (weights[2]), w3 = _mm256_set1_ps (weights[3]);
@@ -235,14 +248,16 @@ vertical_taps_avx2 (const guint8 * src, gsize stride, gint step, const gfloat * 
    * output stays scalar, so nothing is read beyond the rectangle. */
   if (step >= 1 && step <= 4)
     for (; x + 2 < n || (step == 1 && x + 2 <= n); x += 2) {
-      __m256 sum = _mm256_mul_ps (two_outputs_samples (src, step, columns, x), w0);
+      const __m256 first = two_outputs_samples (src, step, columns, x);
+      __m256 sum = add ? _mm256_fmadd_ps (first, w0, _mm256_loadu_ps (out + TAPS * x))
+          : _mm256_mul_ps (first, w0);
       sum = _mm256_fmadd_ps (two_outputs_samples (src + stride, step, columns, x), w1, sum);
       sum = _mm256_fmadd_ps (two_outputs_samples (src + 2 * stride, step, columns, x), w2, sum);
       sum = _mm256_fmadd_ps (two_outputs_samples (src + 3 * stride, step, columns, x), w3, sum);
       _mm256_storeu_ps (out + TAPS * x, sum);
     }
   if (x < n)
-    vertical_taps_generic (src, stride, step, weights, columns + x, out + TAPS * x, n - x);
+    vertical_taps_generic (src, stride, step, weights, columns + x, add, out + TAPS * x, n - x);
 }
 
 /* The taps of outputs x and x + 1 (four floats each, anywhere in the row) times their weights. */
@@ -334,10 +349,27 @@ GstMoneGreyScaler *
 gst_mone_grey_scaler_new (gint src_width, gint src_height, gint step,
     const GstMoneScalerTarget * target, gfloat black, gfloat scale, GstMoneGreyScalerPath path)
 {
+  const gint offset = 0;
+  const gfloat weight = 1.0f;
+
+  return gst_mone_grey_scaler_new_mixed (src_width, src_height, step, 1, &offset, &weight, target,
+      black, scale, path);
+}
+
+GstMoneGreyScaler *
+gst_mone_grey_scaler_new_mixed (gint src_width, gint src_height, gint step, gint n_mixed,
+    const gint * offsets, const gfloat * weights, const GstMoneScalerTarget * target,
+    gfloat black, gfloat scale, GstMoneGreyScalerPath path)
+{
   const gint dest_width = target->width, dest_height = target->height;
   GstMoneGreyScaler *s;
   gboolean reads_in_place;
 
+  if (n_mixed < 1 || n_mixed > MAX_MIXED)
+    return NULL;
+  for (gint k = 0; k < n_mixed; k++)
+    if (offsets[k] < 0 || offsets[k] >= MAX (step, 1))
+      return NULL;
   if (step < 1 || src_width < TAPS || src_height < TAPS || dest_width < 1 || dest_height < 1
       || target->x < 0 || target->y < 0 || target->x + dest_width > target->out_width
       || target->y + dest_height > target->out_height)
@@ -349,6 +381,11 @@ gst_mone_grey_scaler_new (gint src_width, gint src_height, gint step,
   s->target = *target;
   s->black = black;
   s->scale = scale;
+  s->n_mixed = n_mixed;
+  for (gint k = 0; k < n_mixed; k++) {
+    s->mixed_offsets[k] = offsets[k];
+    s->mixed_weights[k] = weights[k];
+  }
   s->row_offsets = g_new (gint, dest_height);
   s->row_weights = g_new (gfloat, (gsize) TAPS * dest_height);
   s->column_offsets = g_new (gint, dest_width);
@@ -446,28 +483,37 @@ gst_mone_grey_scaler_run (GstMoneGreyScaler * s, const guint8 * src, gsize strid
     memset (out + t->x + t->width, 0, (out_width - t->x - t->width) * sizeof (gfloat));
   }
   for (gint y = 0; y < t->height; y++) {
-    const guint8 *rows = src + (gsize) s->row_offsets[y] * stride;
-    const gfloat *weights = s->row_weights + TAPS * y;
+    const guint8 *first_rows = src + (gsize) s->row_offsets[y] * stride;
     gfloat *out = dest + (t->y + y) * out_width + t->x;
-    gsize rows_stride = stride;
-    gint step = s->step;
 
-    if (s->gathered) {
+    /* Each component's vertical pass, weighted by its share of the mix, summed in s->row. */
+    for (gint k = 0; k < s->n_mixed; k++) {
+      const guint8 *rows = first_rows + s->mixed_offsets[k];
+      gsize rows_stride = stride;
+      gint step = s->step;
+      gfloat weights[TAPS];
+
       for (gint r = 0; r < TAPS; r++)
-        gather_samples (rows + r * stride, step, s->gathered + (gsize) r * s->src_width,
-            s->src_width);
-      rows = s->gathered;
-      rows_stride = s->src_width;
-      step = 1;
+        weights[r] = s->row_weights[TAPS * y + r] * s->mixed_weights[k];
+      if (s->gathered) {
+        for (gint r = 0; r < TAPS; r++)
+          gather_samples (rows + r * stride, step, s->gathered + (gsize) r * s->src_width,
+              s->src_width);
+        rows = s->gathered;
+        rows_stride = s->src_width;
+        step = 1;
+      }
+      if (s->taps_only)
+        s->vertical_taps (rows, rows_stride, step, weights, s->column_offsets, k > 0, s->row,
+            t->width);
+      else
+        s->vertical (rows, rows_stride, step, weights, k > 0, s->row, s->src_width);
     }
-    if (s->taps_only) {
-      s->vertical_taps (rows, rows_stride, step, weights, s->column_offsets, s->row, t->width);
+    if (s->taps_only)
       s->horizontal (s->row, s->taps_offsets, s->column_weights, t->width, s->black, s->scale, out);
-    } else {
-      s->vertical (rows, rows_stride, step, weights, s->row, s->src_width);
+    else
       s->horizontal (s->row, s->column_offsets, s->column_weights, t->width, s->black, s->scale,
           out);
-    }
   }
 }
 

@@ -39,12 +39,18 @@ typedef struct
 gboolean gst_mone_grey_scaler_usable (const GstVideoInfo * in_info);
 
 /* A scaler of a src_width x src_height rectangle of samples, `step` bytes apart in a row, into
- * `target`, everything else 0. Steps of 1 and 2 (the luma of YUY2 and UYVY) are read in place;
- * larger ones (AYUV) row by row through a copy. A sample v becomes CLAMP ((v - black) * scale,
- * 0, 1). NULL when the rectangle has fewer than four rows or columns (the filter's taps) or the
- * target does not fit. */
+ * `target`, everything else 0. Steps of 1 to 4 (planar, the luma of YUY2, packed RGB, AYUV) are
+ * read in place on the AVX2 path, 1 and 2 on the portable one, others row by row through a copy.
+ * A sample v becomes CLAMP ((v - black) * scale, 0, 1). NULL when the rectangle has fewer than
+ * four rows or columns (the filter's taps) or the target does not fit. */
 GstMoneGreyScaler *gst_mone_grey_scaler_new (gint src_width, gint src_height, gint step,
     const GstMoneScalerTarget * target, gfloat black, gfloat scale, GstMoneGreyScalerPath path);
+/* The same with each sample a mix of up to three bytes of a packed pixel (RGB into grey):
+ * v = sum_k weights[k] * the byte offsets[k] after the first (0 <= offsets[k] < step), filtered as
+ * one; the filter being linear, mixing after each component's vertical pass gives the same. */
+GstMoneGreyScaler *gst_mone_grey_scaler_new_mixed (gint src_width, gint src_height, gint step,
+    gint n_mixed, const gint * offsets, const gfloat * weights, const GstMoneScalerTarget * target,
+    gfloat black, gfloat scale, GstMoneGreyScalerPath path);
 void gst_mone_grey_scaler_free (GstMoneGreyScaler * scaler);
 const gchar *gst_mone_grey_scaler_path_name (const GstMoneGreyScaler * scaler);
 

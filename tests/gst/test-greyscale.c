@@ -171,6 +171,66 @@ GST_START_TEST (test_paths_match_reference)
 
 GST_END_TEST;
 
+/* Mixed samples (RGB into grey: three bytes of each pixel weighted and summed, filtered as one)
+ * against the mix of each byte's reference, on every case of three or more bytes per sample, in
+ * place and gathered, on both paths. */
+GST_START_TEST (test_mixed_matches_reference)
+{
+  static const GstMoneGreyScalerPath paths[] = { GST_MONE_GREY_SCALER_GENERIC,
+    GST_MONE_GREY_SCALER_AVX2
+  };
+  static const gint offsets[3] = { 0, 1, 2 };
+  static const gfloat weights[3] = { 0.299f, 0.587f, 0.114f };
+  guint n_tested = 0;
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
+    const Case *c = &cases[i];
+    const gsize n = (gsize) c->target.out_width * c->target.out_height;
+    /* the three bytes end at the case's sample when it is a row's last byte */
+    const gint first = c->first >= 2 ? c->first - 2 : c->first;
+    guint8 *bytes;
+    gdouble *expected, *component;
+    gfloat *out;
+
+    if (c->step < 3 || first + 2 >= c->step)
+      continue;
+    n_tested++;
+    bytes = make_bytes (c);
+    expected = g_new0 (gdouble, n);
+    component = g_new (gdouble, n);
+    out = g_new (gfloat, n);
+    for (gint k = 0; k < 3; k++) {
+      Case one = *c;
+      one.first = first + offsets[k];
+      reference (&one, bytes, 0.0f, 1.0f / 255.0f, component);
+      for (gsize j = 0; j < n; j++)
+        expected[j] += weights[k] * component[j];
+    }
+    for (guint p = 0; p < G_N_ELEMENTS (paths); p++) {
+      GstMoneGreyScaler *s = gst_mone_grey_scaler_new_mixed (c->src_width, c->src_height,
+          c->step, 3, offsets, weights, &c->target, 0.0f, 1.0f / 255.0f, paths[p]);
+      gdouble d;
+
+      fail_unless (s != NULL, "case %u: no scaler", i);
+      memset (out, 0x7f, n * sizeof (gfloat));
+      gst_mone_grey_scaler_run (s, bytes + first, c->stride, out);
+      d = largest_difference (out, expected, n);
+      GST_INFO ("case %u mixed, %s: largest difference %.3g", i,
+          gst_mone_grey_scaler_path_name (s), d);
+      fail_unless (d < 2e-6, "case %u mixed, %s: %.3g from the reference", i,
+          gst_mone_grey_scaler_path_name (s), d);
+      gst_mone_grey_scaler_free (s);
+    }
+    g_free (out);
+    g_free (component);
+    g_free (expected);
+    g_free (bytes);
+  }
+  fail_unless (n_tested >= 6);
+}
+
+GST_END_TEST;
+
 /* `in` (in_info) converted by GStreamer with the element's options into the rectangle dest_x,
  * dest_y, dest_width x dest_height of out_info. */
 static GstBuffer *
@@ -275,6 +335,17 @@ GST_START_TEST (test_refuses_what_it_cannot_do)
   fail_unless (gst_mone_grey_scaler_new (100, 100, 1, &shifted, 0, 1, 0) == NULL);
   fail_unless (gst_mone_grey_scaler_new (100, 100, 1, &empty, 0, 1, 0) == NULL);
   fail_unless (gst_mone_grey_scaler_new (100, 100, 0, &fits, 0, 1, 0) == NULL);
+  {
+    /* mixed: bytes outside the sample's step, or no byte or too many */
+    const gint outside[3] = { 0, 1, 3 }, inside[4] = { 0, 1, 2, 2 };
+    const gfloat weights[4] = { 0.25f, 0.25f, 0.25f, 0.25f };
+    fail_unless (gst_mone_grey_scaler_new_mixed (100, 100, 3, 3, outside, weights, &fits, 0, 1,
+            0) == NULL);
+    fail_unless (gst_mone_grey_scaler_new_mixed (100, 100, 3, 0, inside, weights, &fits, 0, 1,
+            0) == NULL);
+    fail_unless (gst_mone_grey_scaler_new_mixed (100, 100, 3, 4, inside, weights, &fits, 0, 1,
+            0) == NULL);
+  }
 }
 
 GST_END_TEST;
@@ -486,6 +557,7 @@ greyscale_suite (void)
 
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_paths_match_reference);
+  tcase_add_test (tc, test_mixed_matches_reference);
   tcase_add_test (tc, test_matches_converter);
   tcase_add_test (tc, test_refuses_what_it_cannot_do);
   tcase_add_test (tc, test_colour_scaler_formats);
