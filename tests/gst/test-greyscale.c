@@ -128,6 +128,25 @@ largest_difference (const gfloat * a, const gdouble * b, gsize n)
   return d;
 }
 
+/* Runs scaler s (then frees it) on src into out (n floats, garbage first: the border must be
+ * written too) and holds it to the reference: float sums of four products, twice, a few ulps of
+ * values up to 1. */
+static void
+check_against_reference (GstMoneGreyScaler * s, const guint8 * src, gsize stride,
+    const gdouble * expected, gfloat * out, gsize n, const gchar * what)
+{
+  gdouble d;
+
+  fail_unless (s != NULL, "%s: no scaler", what);
+  memset (out, 0x7f, n * sizeof (gfloat));
+  gst_mone_grey_scaler_run (s, src, stride, out);
+  d = largest_difference (out, expected, n);
+  GST_INFO ("%s, %s: largest difference %.3g", what, gst_mone_grey_scaler_path_name (s), d);
+  fail_unless (d < 2e-6, "%s, %s: %.3g from the reference", what,
+      gst_mone_grey_scaler_path_name (s), d);
+  gst_mone_grey_scaler_free (s);
+}
+
 GST_START_TEST (test_paths_match_reference)
 {
   static const GstMoneGreyScalerPath paths[] = { GST_MONE_GREY_SCALER_GENERIC,
@@ -148,19 +167,10 @@ GST_START_TEST (test_paths_match_reference)
       for (guint p = 0; p < G_N_ELEMENTS (paths); p++) {
         GstMoneGreyScaler *s = gst_mone_grey_scaler_new (c->src_width, c->src_height, c->step,
             &c->target, ranges[r][0], ranges[r][1], paths[p]);
-        gdouble d;
+        gchar *what = g_strdup_printf ("case %u, range %u", i, r);
 
-        fail_unless (s != NULL, "case %u: no scaler", i);
-        /* garbage first: the border must be written too */
-        memset (out, 0x7f, n * sizeof (gfloat));
-        gst_mone_grey_scaler_run (s, bytes + c->first, c->stride, out);
-        d = largest_difference (out, expected, n);
-        GST_INFO ("case %u, range %u, %s: largest difference %.3g", i, r,
-            gst_mone_grey_scaler_path_name (s), d);
-        /* float sums of four products, twice: a few ulps of values up to 1 */
-        fail_unless (d < 2e-6, "case %u, %s: %.3g from the reference", i,
-            gst_mone_grey_scaler_path_name (s), d);
-        gst_mone_grey_scaler_free (s);
+        check_against_reference (s, bytes + c->first, c->stride, expected, out, n, what);
+        g_free (what);
       }
     }
     g_free (out);
@@ -209,17 +219,10 @@ GST_START_TEST (test_mixed_matches_reference)
     for (guint p = 0; p < G_N_ELEMENTS (paths); p++) {
       GstMoneGreyScaler *s = gst_mone_grey_scaler_new_mixed (c->src_width, c->src_height,
           c->step, 3, offsets, weights, &c->target, 0.0f, 1.0f / 255.0f, paths[p]);
-      gdouble d;
+      gchar *what = g_strdup_printf ("case %u mixed", i);
 
-      fail_unless (s != NULL, "case %u: no scaler", i);
-      memset (out, 0x7f, n * sizeof (gfloat));
-      gst_mone_grey_scaler_run (s, bytes + first, c->stride, out);
-      d = largest_difference (out, expected, n);
-      GST_INFO ("case %u mixed, %s: largest difference %.3g", i,
-          gst_mone_grey_scaler_path_name (s), d);
-      fail_unless (d < 2e-6, "case %u mixed, %s: %.3g from the reference", i,
-          gst_mone_grey_scaler_path_name (s), d);
-      gst_mone_grey_scaler_free (s);
+      check_against_reference (s, bytes + first, c->stride, expected, out, n, what);
+      g_free (what);
     }
     g_free (out);
     g_free (component);
