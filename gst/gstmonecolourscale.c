@@ -14,7 +14,8 @@
 
 struct _GstMoneColourScaler
 {
-  GstMoneGreyScaler *components[COMPONENTS];    /* each into [0, 1] as byte / 255 */
+  /* each into [0, 1]: its sample over its full range */
+  GstMoneGreyScaler *components[COMPONENTS];
   /* Or, for packed RGB into a grey model, one scaler reading the mix of each pixel's bytes from
    * its first component's (first_component) on: the mix's sums, then one horizontal pass. */
   GstMoneGreyScaler *mixed;
@@ -44,7 +45,7 @@ gst_mone_colour_scaler_usable (const GstVideoInfo * in_info, const GstVideoInfo 
    * unpack functions, like the fourcc, put V first: read by the description, U and V swap. */
   if (GST_VIDEO_FORMAT_INFO_FORMAT (finfo) == GST_VIDEO_FORMAT_VYUY)
     return FALSE;
-  if (GST_VIDEO_FORMAT_INFO_BITS (finfo) != 8 || GST_VIDEO_FORMAT_INFO_IS_COMPLEX (finfo)
+  if (GST_VIDEO_FORMAT_INFO_IS_COMPLEX (finfo)
       || GST_VIDEO_FORMAT_INFO_IS_TILED (finfo) || GST_VIDEO_FORMAT_INFO_HAS_PALETTE (finfo)
       || GST_VIDEO_INFO_INTERLACE_MODE (in_info) != GST_VIDEO_INTERLACE_MODE_PROGRESSIVE)
     return FALSE;
@@ -60,7 +61,8 @@ gst_mone_colour_scaler_usable (const GstVideoInfo * in_info, const GstVideoInfo 
       && !gst_video_color_matrix_get_Kr_Kb (model_info->colorimetry.matrix, &kr, &kb))
     return FALSE;
   for (guint c = 0; c < COMPONENTS; c++)
-    if (GST_VIDEO_FORMAT_INFO_DEPTH (finfo, c) != 8 || GST_VIDEO_FORMAT_INFO_PSTRIDE (finfo, c) < 1)
+    if (gst_mone_grey_scaler_sample_bytes (finfo, c) == 0
+        || GST_VIDEO_FORMAT_INFO_DEPTH (finfo, c) != GST_VIDEO_FORMAT_INFO_DEPTH (finfo, 0))
       return FALSE;
   return TRUE;
 }
@@ -87,12 +89,14 @@ frame_to_rgb (const GstVideoInfo * in_info, gdouble to_rgb[3][COMPONENTS])
   to_rgb[1][2] = -kr * 2 * (1 - kr) / (1 - kr - kb);
 }
 
-/* mix and bias of s for the model's channels from the components as scaled (byte / 255). */
+/* mix and bias of s for the model's channels from the components as scaled (each over its full
+ * range). */
 static void
 set_mix (GstMoneColourScaler * s, const GstVideoInfo * in_info, const GstVideoInfo * model_info)
 {
   gdouble to_rgb[3][COMPONENTS], to_model[3][3] = { {1, 0, 0}, {0, 1, 0}, {0, 0, 1} };
   gint offsets[GST_VIDEO_MAX_COMPONENTS], scales[GST_VIDEO_MAX_COMPONENTS];
+  const gdouble top = (1u << GST_VIDEO_FORMAT_INFO_DEPTH (in_info->finfo, 0)) - 1.0;
 
   frame_to_rgb (in_info, to_rgb);
   if (s->channels == 1) {
@@ -102,7 +106,8 @@ set_mix (GstMoneColourScaler * s, const GstVideoInfo * in_info, const GstVideoIn
     to_model[0][1] = 1 - kr - kb;
     to_model[0][2] = kb;
   }
-  /* component k normalised = (scaled - offsets[k] / 255) * 255 / scales[k] */
+  /* component k normalised = (scaled - offsets[k] / top) * top / scales[k], the offsets and scales
+   * in the components' d bits, top = 2^d - 1 */
   gst_video_color_range_offsets (in_info->colorimetry.range, in_info->finfo, offsets, scales);
   for (gint c = 0; c < s->channels; c++) {
     gdouble bias = 0;
@@ -110,25 +115,27 @@ set_mix (GstMoneColourScaler * s, const GstVideoInfo * in_info, const GstVideoIn
       gdouble m = 0;
       for (gint j = 0; j < 3; j++)
         m += to_model[c][j] * to_rgb[j][k];
-      m *= 255.0 / scales[k];
+      m *= top / scales[k];
       s->mix[c][k] = (gfloat) m;
-      bias -= m * offsets[k] / 255.0;
+      bias -= m * offsets[k] / top;
     }
     s->bias[c] = (gfloat) bias;
   }
 }
 
 /* The one scaler of a grey model from packed RGB (all three components in one plane, the same
- * step apart): the mix straight from each pixel's bytes, in byte units, so that black and scale
- * map it as bias + mix . (bytes / 255). NULL for other layouts. */
+ * step apart): the mix straight from each pixel's samples, in sample units, so that black and scale
+ * map it as bias + mix . (samples over their full range). NULL for other layouts. */
 static GstMoneGreyScaler *
 new_mixed_scaler (GstMoneColourScaler * s, const GstVideoFormatInfo * finfo, gint src_x,
     gint src_y, gint src_width, gint src_height, const GstMoneScalerTarget * target,
     GstMoneGreyScalerPath path)
 {
   const gint step = GST_VIDEO_FORMAT_INFO_PSTRIDE (finfo, 0);
+  const gint bytes = gst_mone_grey_scaler_sample_bytes (finfo, 0);
   gint offsets[COMPONENTS];
   guint first = 0;
+  gfloat black, scale;
 
   for (guint c = 0; c < COMPONENTS; c++)
     if (GST_VIDEO_FORMAT_INFO_PLANE (finfo, c) != GST_VIDEO_FORMAT_INFO_PLANE (finfo, 0)
@@ -141,8 +148,9 @@ new_mixed_scaler (GstMoneColourScaler * s, const GstVideoFormatInfo * finfo, gin
     offsets[c] = GST_VIDEO_FORMAT_INFO_POFFSET (finfo, c)
         - GST_VIDEO_FORMAT_INFO_POFFSET (finfo, first);
   s->first_component = first;
-  return gst_mone_grey_scaler_new_mixed (src_width, src_height, step, COMPONENTS, offsets,
-      s->mix[0], target, -s->bias[0] * 255.0f, 1.0f / 255.0f, path);
+  gst_mone_grey_scaler_sample_range (finfo, 0, FALSE, &black, &scale);
+  return gst_mone_grey_scaler_new_mixed (src_width, src_height, step, bytes, COMPONENTS, offsets,
+      s->mix[0], target, -s->bias[0] / scale, scale, path);
 }
 
 GstMoneColourScaler *
@@ -169,9 +177,12 @@ gst_mone_colour_scaler_new (const GstVideoInfo * in_info, const GstVideoInfo * m
     /* The component's samples covering the rectangle (subsampled: the pairs it touches). */
     const gint x1 = GST_VIDEO_FORMAT_INFO_SCALE_WIDTH (finfo, c, src_x + src_width);
     const gint y1 = GST_VIDEO_FORMAT_INFO_SCALE_HEIGHT (finfo, c, src_y + src_height);
+    gfloat black, scale;
 
+    gst_mone_grey_scaler_sample_range (finfo, c, FALSE, &black, &scale);
     s->components[c] = gst_mone_grey_scaler_new (x1 - s->src_x[c], y1 - s->src_y[c],
-        GST_VIDEO_FORMAT_INFO_PSTRIDE (finfo, c), target, 0.0f, 1.0f / 255.0f, path);
+        GST_VIDEO_FORMAT_INFO_PSTRIDE (finfo, c), gst_mone_grey_scaler_sample_bytes (finfo, c),
+        target, black, scale, path);
     if (!s->components[c]) {
       gst_mone_colour_scaler_free (s);
       return NULL;

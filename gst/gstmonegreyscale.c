@@ -22,10 +22,11 @@
 /* The converter's filter: GST_VIDEO_RESAMPLER_METHOD_LINEAR, this many taps (gstmoneinput.c). */
 #define TAPS 4
 
-/* The vertical passes write their sums to out, or with `add` add them to it (mixed components). */
-typedef void (*VerticalFunc) (const guint8 * src, gsize stride, gint step,
+/* The vertical passes read samples of `bytes` bytes (1, or 2: 16-bit little-endian words) `step`
+ * bytes apart, and write their sums to out, or with `add` add them to it (mixed components). */
+typedef void (*VerticalFunc) (const guint8 * src, gsize stride, gint step, gint bytes,
     const gfloat * weights, gboolean add, gfloat * out, gint n);
-typedef void (*VerticalTapsFunc) (const guint8 * src, gsize stride, gint step,
+typedef void (*VerticalTapsFunc) (const guint8 * src, gsize stride, gint step, gint bytes,
     const gfloat * weights, const gint * columns, gboolean add, gfloat * out, gint n);
 
 /* Components mixed into one output at most (RGB into grey). */
@@ -35,7 +36,7 @@ typedef void (*HorizontalFunc) (const gfloat * row, const gint * offsets, const 
 
 struct _GstMoneGreyScaler
 {
-  gint src_width, src_height, step;
+  gint src_width, src_height, step, sample_bytes;
   GstMoneScalerTarget target;
   gfloat black, scale;
   /* The sample read: sum_k mixed_weights[k] * the byte at mixed_offsets[k] from the first */
@@ -54,7 +55,7 @@ struct _GstMoneGreyScaler
   /* Steps the path does not read in place (beyond 2 for the portable one, beyond 4 for AVX2):
    * the TAPS source rows of an output row, their samples made contiguous, so that the vectorised
    * step-1 code reads them. NULL otherwise. */
-  guint8 *gathered;             /* (TAPS, src_width) */
+  guint8 *gathered;             /* (TAPS, src_width, sample_bytes) */
   VerticalFunc vertical;
   VerticalTapsFunc vertical_taps;
   HorizontalFunc horizontal;
@@ -63,16 +64,32 @@ struct _GstMoneGreyScaler
 
 /* ---- Portable C (vectorised by the compiler at -O3: gst/meson.build) ---- */
 
+/* The 16-bit little-endian word at p. */
+static inline gfloat
+word_at (const guint8 * p)
+{
+  return (gfloat) (p[0] | p[1] << 8);
+}
+
 /* out[x] (+)= sum_t weights[t] * src[t * stride + x * step]: TAPS source rows into one row of
  * floats. */
 static void
-vertical_generic (const guint8 * src, gsize stride, gint step, const gfloat * weights,
+vertical_generic (const guint8 * src, gsize stride, gint step, gint bytes, const gfloat * weights,
     gboolean add, gfloat * out, gint n)
 {
   const guint8 *restrict r0 = src, *restrict r1 = src + stride, *restrict r2 = src + 2 * stride,
       *restrict r3 = src + 3 * stride;
   const gfloat w0 = weights[0], w1 = weights[1], w2 = weights[2], w3 = weights[3];
 
+  if (bytes == 2) {
+    for (gint x = 0; x < n; x++) {
+      const gsize i = (gsize) x * step;
+      const gfloat sum = w0 * word_at (r0 + i) + w1 * word_at (r1 + i) + w2 * word_at (r2 + i)
+          + w3 * word_at (r3 + i);
+      out[x] = add ? out[x] + sum : sum;
+    }
+    return;
+  }
   if (step == 1 && !add) {      /* the common case, in a loop the compiler vectorises */
     for (gint x = 0; x < n; x++)
       out[x] = w0 * r0[x] + w1 * r1[x] + w2 * r2[x] + w3 * r3[x];
@@ -93,15 +110,18 @@ vertical_generic (const guint8 * src, gsize stride, gint step, const gfloat * we
 /* For output x, out[TAPS x + t] (+)= sum_r weights[r] * src[r * stride + (columns[x] + t) *
  * step]: only the columns the horizontal taps read. */
 static void
-vertical_taps_generic (const guint8 * src, gsize stride, gint step, const gfloat * weights,
-    const gint * columns, gboolean add, gfloat * out, gint n)
+vertical_taps_generic (const guint8 * src, gsize stride, gint step, gint bytes,
+    const gfloat * weights, const gint * columns, gboolean add, gfloat * out, gint n)
 {
   const gfloat w0 = weights[0], w1 = weights[1], w2 = weights[2], w3 = weights[3];
 
   for (gint x = 0; x < n; x++)
     for (gint t = 0; t < TAPS; t++) {
       const guint8 *p = src + (gsize) (columns[x] + t) * step;
-      const gfloat sum = w0 * p[0] + w1 * p[stride] + w2 * p[2 * stride] + w3 * p[3 * stride];
+      const gfloat sum = bytes == 2
+          ? w0 * word_at (p) + w1 * word_at (p + stride) + w2 * word_at (p + 2 * stride)
+          + w3 * word_at (p + 3 * stride)
+          : w0 * p[0] + w1 * p[stride] + w2 * p[2 * stride] + w3 * p[3 * stride];
       out[TAPS * x + t] = add ? out[TAPS * x + t] + sum : sum;
     }
 }
@@ -152,6 +172,22 @@ fourth_bytes_to_floats (const guint8 * p)
           _mm256_set1_epi32 (0xff)));
 }
 
+/* Eight consecutive 16-bit words (formats of 9 to 16 bits) as floats. */
+static inline __m256 AVX2_FMA
+words_to_floats (const guint8 * p)
+{
+  return _mm256_cvtepi32_ps (_mm256_cvtepu16_epi32 (_mm_loadu_si128 ((const __m128i *) p)));
+}
+
+/* Eight words four bytes apart (P010's chroma) as floats: 32 bytes as 32-bit words, their first
+ * 16 bits kept. */
+static inline __m256 AVX2_FMA
+every_other_word_to_floats (const guint8 * p)
+{
+  return _mm256_cvtepi32_ps (_mm256_and_si256 (_mm256_loadu_si256 ((const __m256i *) p),
+          _mm256_set1_epi32 (0xffff)));
+}
+
 /* Eight samples three bytes apart (packed RGB's components) as floats: two 16-byte loads, at p
  * and p + 6, each shuffled to four 32-bit words; nothing read past the eighth sample. */
 static inline __m256 AVX2_FMA
@@ -178,8 +214,8 @@ filter_eight (__m256 (*load) (const guint8 *), const guint8 * p, gsize stride, c
 }
 
 static void AVX2_FMA
-vertical_avx2 (const guint8 * src, gsize stride, gint step, const gfloat * weights, gboolean add,
-    gfloat * out, gint n)
+vertical_avx2 (const guint8 * src, gsize stride, gint step, gint bytes, const gfloat * weights,
+    gboolean add, gfloat * out, gint n)
 {
   const __m256 w[TAPS] = { _mm256_set1_ps (weights[0]), _mm256_set1_ps (weights[1]),
     _mm256_set1_ps (weights[2]), _mm256_set1_ps (weights[3])
@@ -188,8 +224,15 @@ vertical_avx2 (const guint8 * src, gsize stride, gint step, const gfloat * weigh
 
   /* Steps 2 and 4 load 16 and 32 bytes, one and three past the eighth sample: their last eight
    * outputs stay scalar, so nothing is read beyond the rectangle's last sample (step 3 reads
-   * nothing past it). */
-  if (step == 1)
+   * nothing past it; words four bytes apart two bytes past, like step 4). */
+  if (bytes == 2) {             /* other steps of words: all scalar */
+    if (step == 2)
+      for (; x + 8 <= n; x += 8)
+        filter_eight (words_to_floats, src + 2 * (gsize) x, stride, w, add, out + x);
+    else if (step == 4)
+      for (; x + 8 < n; x += 8)
+        filter_eight (every_other_word_to_floats, src + 4 * (gsize) x, stride, w, add, out + x);
+  } else if (step == 1)
     for (; x + 8 <= n; x += 8)
       filter_eight (bytes_to_floats, src + x, stride, w, add, out + x);
   else if (step == 2)
@@ -202,14 +245,24 @@ vertical_avx2 (const guint8 * src, gsize stride, gint step, const gfloat * weigh
     for (; x + 8 < n; x += 8)
       filter_eight (fourth_bytes_to_floats, src + 4 * (gsize) x, stride, w, add, out + x);
   if (x < n)
-    vertical_generic (src + (gsize) x * step, stride, step, weights, add, out + x, n - x);
+    vertical_generic (src + (gsize) x * step, stride, step, bytes, weights, add, out + x, n - x);
 }
 
 /* The TAPS samples of outputs x and x + 1 in one source row, as floats. */
 static inline __m256 AVX2_FMA
-two_outputs_samples (const guint8 * row, gint step, const gint * columns, gint x)
+two_outputs_samples (const guint8 * row, gint step, gint bytes, const gint * columns, gint x)
 {
-  if (step == 1) {
+  if (bytes == 2 && step == 2) {        /* four words: 8 bytes each */
+    gint64 a, b;
+    memcpy (&a, row + 2 * (gsize) columns[x], 8);
+    memcpy (&b, row + 2 * (gsize) columns[x + 1], 8);
+    return _mm256_cvtepi32_ps (_mm256_cvtepu16_epi32 (_mm_set_epi64x (b, a)));
+  } else if (bytes == 2) {      /* words four bytes apart: the first 16 bits of 32-bit words */
+    const __m128i a = _mm_loadu_si128 ((const __m128i *) (row + 4 * (gsize) columns[x]));
+    const __m128i b = _mm_loadu_si128 ((const __m128i *) (row + 4 * (gsize) columns[x + 1]));
+    return _mm256_cvtepi32_ps (_mm256_and_si256 (_mm256_set_m128i (b, a),
+            _mm256_set1_epi32 (0xffff)));
+  } else if (step == 1) {
     gint32 a, b;
     memcpy (&a, row + columns[x], 4);
     memcpy (&b, row + columns[x + 1], 4);
@@ -236,8 +289,8 @@ two_outputs_samples (const guint8 * row, gint step, const gint * columns, gint x
 }
 
 static void AVX2_FMA
-vertical_taps_avx2 (const guint8 * src, gsize stride, gint step, const gfloat * weights,
-    const gint * columns, gboolean add, gfloat * out, gint n)
+vertical_taps_avx2 (const guint8 * src, gsize stride, gint step, gint bytes,
+    const gfloat * weights, const gint * columns, gboolean add, gfloat * out, gint n)
 {
   const __m256 w0 = _mm256_set1_ps (weights[0]), w1 = _mm256_set1_ps (weights[1]),
       w2 = _mm256_set1_ps (weights[2]), w3 = _mm256_set1_ps (weights[3]);
@@ -246,18 +299,21 @@ vertical_taps_avx2 (const guint8 * src, gsize stride, gint step, const gfloat * 
   /* With a step of 2, 3 or 4 the loads reach up to six bytes past an output's last sample (less
    * than the gap to the next output's, at the reductions beyond 8x that take this path): the last
    * output stays scalar, so nothing is read beyond the rectangle. */
-  if (step >= 1 && step <= 4)
+  if (bytes == 1 ? step >= 1 && step <= 4 : step == 2 || step == 4)
     for (; x + 2 < n || (step == 1 && x + 2 <= n); x += 2) {
-      const __m256 first = two_outputs_samples (src, step, columns, x);
+      const __m256 first = two_outputs_samples (src, step, bytes, columns, x);
       __m256 sum = add ? _mm256_fmadd_ps (first, w0, _mm256_loadu_ps (out + TAPS * x))
           : _mm256_mul_ps (first, w0);
-      sum = _mm256_fmadd_ps (two_outputs_samples (src + stride, step, columns, x), w1, sum);
-      sum = _mm256_fmadd_ps (two_outputs_samples (src + 2 * stride, step, columns, x), w2, sum);
-      sum = _mm256_fmadd_ps (two_outputs_samples (src + 3 * stride, step, columns, x), w3, sum);
+      sum = _mm256_fmadd_ps (two_outputs_samples (src + stride, step, bytes, columns, x), w1, sum);
+      sum = _mm256_fmadd_ps (two_outputs_samples (src + 2 * stride, step, bytes, columns, x), w2,
+          sum);
+      sum = _mm256_fmadd_ps (two_outputs_samples (src + 3 * stride, step, bytes, columns, x), w3,
+          sum);
       _mm256_storeu_ps (out + TAPS * x, sum);
     }
   if (x < n)
-    vertical_taps_generic (src, stride, step, weights, columns + x, add, out + TAPS * x, n - x);
+    vertical_taps_generic (src, stride, step, bytes, weights, columns + x, add, out + TAPS * x,
+        n - x);
 }
 
 /* The taps of outputs x and x + 1 (four floats each, anywhere in the row) times their weights. */
@@ -331,44 +387,82 @@ axis_taps (gint in_size, gint out_size, gint * offsets, gfloat * weights)
   return ok;
 }
 
+gint
+gst_mone_grey_scaler_sample_bytes (const GstVideoFormatInfo * finfo, guint component)
+{
+  const guint depth = GST_VIDEO_FORMAT_INFO_DEPTH (finfo, component);
+
+  if (GST_VIDEO_FORMAT_INFO_PSTRIDE (finfo, component) < 1)
+    return 0;
+  if (depth == 8 && GST_VIDEO_FORMAT_INFO_BITS (finfo) == 8)
+    return 1;
+  if (depth <= 8 || depth + GST_VIDEO_FORMAT_INFO_SHIFT (finfo, component) > 16
+      || (GST_VIDEO_FORMAT_INFO_BITS (finfo) != depth && GST_VIDEO_FORMAT_INFO_BITS (finfo) != 16)
+      || !GST_VIDEO_FORMAT_INFO_IS_LE (finfo)
+      || G_BYTE_ORDER != G_LITTLE_ENDIAN || GST_VIDEO_FORMAT_INFO_PSTRIDE (finfo, component) % 2)
+    return 0;
+  /* a word of its own: no other component's bits in it (as in RGB10A2's shared words; GStreamer
+   * 1.22 also describes P010's V one byte after U, which this refuses) */
+  for (guint c = 0; c < GST_VIDEO_FORMAT_INFO_N_COMPONENTS (finfo); c++)
+    if (c != component
+        && GST_VIDEO_FORMAT_INFO_PLANE (finfo, c) == GST_VIDEO_FORMAT_INFO_PLANE (finfo, component)
+        && ABS ((gint) GST_VIDEO_FORMAT_INFO_POFFSET (finfo, c)
+            - (gint) GST_VIDEO_FORMAT_INFO_POFFSET (finfo, component)) < 2)
+      return 0;
+  return 2;
+}
+
+void
+gst_mone_grey_scaler_sample_range (const GstVideoFormatInfo * finfo, guint component,
+    gboolean limited, gfloat * black, gfloat * scale)
+{
+  const guint depth = GST_VIDEO_FORMAT_INFO_DEPTH (finfo, component);
+  const guint shift = GST_VIDEO_FORMAT_INFO_SHIFT (finfo, component);
+  /* the sample of d-bit value v is v << shift; limited range is 16-235 scaled to d bits */
+  const gdouble unit = (gdouble) (1u << shift);
+
+  *black = limited ? (gfloat) (16.0 * (1u << (depth - 8)) * unit) : 0.0f;
+  *scale = (gfloat) (1.0 / ((limited ? 219.0 * (1u << (depth - 8)) : (1u << depth) - 1.0) * unit));
+}
+
 gboolean
 gst_mone_grey_scaler_usable (const GstVideoInfo * in_info)
 {
   const GstVideoFormatInfo *finfo = in_info->finfo;
 
   return (GST_VIDEO_FORMAT_INFO_IS_YUV (finfo) || GST_VIDEO_FORMAT_INFO_IS_GRAY (finfo))
-      && GST_VIDEO_FORMAT_INFO_DEPTH (finfo, 0) == 8 && GST_VIDEO_FORMAT_INFO_BITS (finfo) == 8
+      && gst_mone_grey_scaler_sample_bytes (finfo, 0) != 0
       && GST_VIDEO_FORMAT_INFO_W_SUB (finfo, 0) == 0 && GST_VIDEO_FORMAT_INFO_H_SUB (finfo, 0) == 0
-      && GST_VIDEO_FORMAT_INFO_PSTRIDE (finfo, 0) >= 1 && !GST_VIDEO_FORMAT_INFO_IS_COMPLEX (finfo)
-      && !GST_VIDEO_FORMAT_INFO_IS_TILED (finfo)
+      && !GST_VIDEO_FORMAT_INFO_IS_COMPLEX (finfo) && !GST_VIDEO_FORMAT_INFO_IS_TILED (finfo)
       && !GST_VIDEO_FORMAT_INFO_HAS_PALETTE (finfo)
       && GST_VIDEO_INFO_INTERLACE_MODE (in_info) == GST_VIDEO_INTERLACE_MODE_PROGRESSIVE;
 }
 
 GstMoneGreyScaler *
-gst_mone_grey_scaler_new (gint src_width, gint src_height, gint step,
+gst_mone_grey_scaler_new (gint src_width, gint src_height, gint step, gint sample_bytes,
     const GstMoneScalerTarget * target, gfloat black, gfloat scale, GstMoneGreyScalerPath path)
 {
   const gint offset = 0;
   const gfloat weight = 1.0f;
 
-  return gst_mone_grey_scaler_new_mixed (src_width, src_height, step, 1, &offset, &weight, target,
-      black, scale, path);
+  return gst_mone_grey_scaler_new_mixed (src_width, src_height, step, sample_bytes, 1, &offset,
+      &weight, target, black, scale, path);
 }
 
 GstMoneGreyScaler *
-gst_mone_grey_scaler_new_mixed (gint src_width, gint src_height, gint step, gint n_mixed,
-    const gint * offsets, const gfloat * weights, const GstMoneScalerTarget * target,
-    gfloat black, gfloat scale, GstMoneGreyScalerPath path)
+gst_mone_grey_scaler_new_mixed (gint src_width, gint src_height, gint step, gint sample_bytes,
+    gint n_mixed, const gint * offsets, const gfloat * weights,
+    const GstMoneScalerTarget * target, gfloat black, gfloat scale, GstMoneGreyScalerPath path)
 {
   const gint dest_width = target->width, dest_height = target->height;
   GstMoneGreyScaler *s;
   gboolean reads_in_place;
 
-  if (n_mixed < 1 || n_mixed > MAX_MIXED)
+  if ((sample_bytes != 1 && sample_bytes != 2) || step < sample_bytes || n_mixed < 1
+      || n_mixed > MAX_MIXED)
     return NULL;
   for (gint k = 0; k < n_mixed; k++)
-    if (offsets[k] < 0 || offsets[k] >= MAX (step, 1))
+    if (offsets[k] < 0 || offsets[k] + sample_bytes > step)
       return NULL;
   if (step < 1 || src_width < TAPS || src_height < TAPS || dest_width < 1 || dest_height < 1
       || target->x < 0 || target->y < 0 || target->x + dest_width > target->out_width
@@ -378,6 +472,7 @@ gst_mone_grey_scaler_new_mixed (gint src_width, gint src_height, gint step, gint
   s->src_width = src_width;
   s->src_height = src_height;
   s->step = step;
+  s->sample_bytes = sample_bytes;
   s->target = *target;
   s->black = black;
   s->scale = scale;
@@ -404,7 +499,7 @@ gst_mone_grey_scaler_new_mixed (gint src_width, gint src_height, gint step, gint
   s->vertical_taps = vertical_taps_generic;
   s->horizontal = horizontal_generic;
   s->path_name = "generic";
-  reads_in_place = step <= 2;
+  reads_in_place = sample_bytes == 1 ? step <= 2 : step == 2;
 #ifndef HAVE_AVX2_PATH
   (void) path;
 #else
@@ -423,11 +518,11 @@ gst_mone_grey_scaler_new_mixed (gint src_width, gint src_height, gint step, gint
      * (short gathers instead of contiguous runs): it pays for reductions beyond that. The
      * portable path's gathers are scalar: it always filters every column. */
     s->taps_only = src_width > 8 * dest_width;
-    reads_in_place = step <= 4;
+    reads_in_place = sample_bytes == 1 ? step <= 4 : step == 2 || step == 4;
   }
 #endif
   if (!reads_in_place)
-    s->gathered = g_new (guint8, (gsize) TAPS * src_width);
+    s->gathered = g_new (guint8, (gsize) TAPS * src_width * sample_bytes);
   return s;
 }
 
@@ -452,11 +547,16 @@ gst_mone_grey_scaler_path_name (const GstMoneGreyScaler * scaler)
   return scaler->path_name;
 }
 
-/* n samples `step` bytes apart made contiguous; AYUV's step of 4 spelled out, so that the
- * compiler vectorises it. */
+/* n samples of `bytes` bytes, `step` bytes apart, made contiguous; AYUV's step of 4 spelled out,
+ * so that the compiler vectorises it. */
 static void
-gather_samples (const guint8 * restrict row, gint step, guint8 * restrict out, gint n)
+gather_samples (const guint8 * restrict row, gint step, gint bytes, guint8 * restrict out, gint n)
 {
+  if (bytes == 2) {
+    for (gint x = 0; x < n; x++)
+      memcpy (out + 2 * (gsize) x, row + (gsize) x * step, 2);
+    return;
+  }
   if (step == 4) {
     for (gint x = 0; x < n; x++)
       out[x] = row[4 * (gsize) x];
@@ -489,6 +589,7 @@ gst_mone_grey_scaler_run (GstMoneGreyScaler * s, const guint8 * src, gsize strid
     /* Each component's vertical pass, weighted by its share of the mix, summed in s->row. */
     for (gint k = 0; k < s->n_mixed; k++) {
       const guint8 *rows = first_rows + s->mixed_offsets[k];
+      const gint bytes = s->sample_bytes;
       gsize rows_stride = stride;
       gint step = s->step;
       gfloat weights[TAPS];
@@ -496,18 +597,18 @@ gst_mone_grey_scaler_run (GstMoneGreyScaler * s, const guint8 * src, gsize strid
       for (gint r = 0; r < TAPS; r++)
         weights[r] = s->row_weights[TAPS * y + r] * s->mixed_weights[k];
       if (s->gathered) {
+        rows_stride = (gsize) s->src_width * bytes;
         for (gint r = 0; r < TAPS; r++)
-          gather_samples (rows + r * stride, step, s->gathered + (gsize) r * s->src_width,
+          gather_samples (rows + r * stride, step, bytes, s->gathered + r * rows_stride,
               s->src_width);
         rows = s->gathered;
-        rows_stride = s->src_width;
-        step = 1;
+        step = bytes;
       }
       if (s->taps_only)
-        s->vertical_taps (rows, rows_stride, step, weights, s->column_offsets, k > 0, s->row,
-            t->width);
+        s->vertical_taps (rows, rows_stride, step, bytes, weights, s->column_offsets, k > 0,
+            s->row, t->width);
       else
-        s->vertical (rows, rows_stride, step, weights, k > 0, s->row, s->src_width);
+        s->vertical (rows, rows_stride, step, bytes, weights, k > 0, s->row, s->src_width);
     }
     if (s->taps_only)
       s->horizontal (s->row, s->taps_offsets, s->column_weights, t->width, s->black, s->scale, out);

@@ -34,23 +34,38 @@ typedef struct
   gint out_width, out_height;
 } GstMoneScalerTarget;
 
-/* Whether frames of in_info have a luma of 8 bits, whole-resolution, that a grey model can read
- * through this scaler (YUV or grey, progressive, not tiled or otherwise complex). */
+/* Whether frames of in_info have a luma, whole-resolution, that a grey model can read through
+ * this scaler (YUV or grey, samples as gst_mone_grey_scaler_sample_bytes takes them, progressive,
+ * not tiled or otherwise complex). */
 gboolean gst_mone_grey_scaler_usable (const GstVideoInfo * in_info);
 
-/* A scaler of a src_width x src_height rectangle of samples, `step` bytes apart in a row, into
- * `target`, everything else 0. Steps of 1 to 4 (planar, the luma of YUY2, packed RGB, AYUV) are
- * read in place on the AVX2 path, 1 and 2 on the portable one, others row by row through a copy.
- * A sample v becomes CLAMP ((v - black) * scale, 0, 1). NULL when the rectangle has fewer than
- * four rows or columns (the filter's taps) or the target does not fit. */
+/* How many bytes a sample of the component takes as this scaler reads it: 1 for 8 bits, 2 for
+ * 9 to 16 bits in little-endian words (I420_10LE, P010_10LE, GRAY16_LE); 0 for what it cannot
+ * read (bit fields, big-endian words, no fixed step). */
+gint gst_mone_grey_scaler_sample_bytes (const GstVideoFormatInfo * finfo, guint component);
+
+/* black and scale mapping the component's samples to [0, 1]: full range, or limited (16-235 at
+ * 8 bits, scaled to the component's depth: what decoders and cameras deliver). */
+void gst_mone_grey_scaler_sample_range (const GstVideoFormatInfo * finfo, guint component,
+    gboolean limited, gfloat * black, gfloat * scale);
+
+/* A scaler of a src_width x src_height rectangle of samples of sample_bytes bytes (1, or 2 for
+ * 16-bit little-endian words: formats of 9 to 16 bits), `step` bytes apart in a row, into
+ * `target`, everything else 0. On the AVX2 path bytes 1 to 4 apart (planar, the luma of YUY2,
+ * packed RGB, AYUV) and words 2 or 4 apart (I420_10LE, P010's chroma) are read in place; on the
+ * portable one contiguous samples and bytes two apart; others row by row through a copy. A
+ * sample v becomes CLAMP ((v - black) * scale, 0, 1). NULL when the rectangle has fewer than four
+ * rows or columns (the filter's taps) or the target does not fit. */
 GstMoneGreyScaler *gst_mone_grey_scaler_new (gint src_width, gint src_height, gint step,
-    const GstMoneScalerTarget * target, gfloat black, gfloat scale, GstMoneGreyScalerPath path);
-/* The same with each sample a mix of up to three bytes of a packed pixel (RGB into grey):
- * v = sum_k weights[k] * the byte offsets[k] after the first (0 <= offsets[k] < step), filtered as
- * one; the filter being linear, mixing after each component's vertical pass gives the same. */
+    gint sample_bytes, const GstMoneScalerTarget * target, gfloat black, gfloat scale,
+    GstMoneGreyScalerPath path);
+/* The same with each sample a mix of up to three samples of a packed pixel (RGB into grey):
+ * v = sum_k weights[k] * the sample offsets[k] bytes after the first (its bytes within the
+ * step), filtered as one; the filter being linear, mixing after each one's vertical pass gives
+ * the same. */
 GstMoneGreyScaler *gst_mone_grey_scaler_new_mixed (gint src_width, gint src_height, gint step,
-    gint n_mixed, const gint * offsets, const gfloat * weights, const GstMoneScalerTarget * target,
-    gfloat black, gfloat scale, GstMoneGreyScalerPath path);
+    gint sample_bytes, gint n_mixed, const gint * offsets, const gfloat * weights,
+    const GstMoneScalerTarget * target, gfloat black, gfloat scale, GstMoneGreyScalerPath path);
 void gst_mone_grey_scaler_free (GstMoneGreyScaler * scaler);
 const gchar *gst_mone_grey_scaler_path_name (const GstMoneGreyScaler * scaler);
 

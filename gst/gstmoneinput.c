@@ -289,7 +289,8 @@ conversion_init (const GstMoneInput * input, const GstMoneInputGeometry * g, gui
   conversion->geometry = *g;
   if (input->grey)
     conversion->grey_scaler = gst_mone_grey_scaler_new (g->src_width, g->src_height,
-        GST_VIDEO_FORMAT_INFO_PSTRIDE (input->in_info.finfo, 0), &target, input->luma_black,
+        GST_VIDEO_FORMAT_INFO_PSTRIDE (input->in_info.finfo, 0),
+        gst_mone_grey_scaler_sample_bytes (input->in_info.finfo, 0), &target, input->luma_black,
         input->luma_scale, GST_MONE_GREY_SCALER_BEST);
   else if (input->colour)
     conversion->colour_scaler = gst_mone_colour_scaler_new (&input->in_info, &input->model_info,
@@ -378,15 +379,6 @@ set_up_stages (GstMoneInput * input, gboolean two_allowed)
   return TRUE;
 }
 
-/* What a byte means to the model: v / 255, or in limited range (black 16, white 235, what
- * decoders and cameras deliver) (v - 16) / 219; either clamped to [0, 1]. */
-static void
-byte_range (gboolean limited, gfloat * black, gfloat * scale)
-{
-  *black = limited ? 16.0f : 0.0f;
-  *scale = limited ? 1.0f / 219.0f : 1.0f / 255.0f;
-}
-
 gboolean
 gst_mone_input_set_format (GstMoneInput * input, const GstVideoInfo * in_info,
     GstMoneFilterScaleMode mode)
@@ -424,7 +416,8 @@ gst_mone_input_set_format (GstMoneInput * input, const GstVideoInfo * in_info,
   input->colour = !input->grey && !tiny
       && gst_mone_colour_scaler_usable (in_info, &input->model_info);
   /* The grey scaler reads the luma in its own range. */
-  byte_range (in_info->colorimetry.range == GST_VIDEO_COLOR_RANGE_16_235, &input->luma_black,
+  gst_mone_grey_scaler_sample_range (in_info->finfo, 0,
+      in_info->colorimetry.range == GST_VIDEO_COLOR_RANGE_16_235, &input->luma_black,
       &input->luma_scale);
   if (!set_up_stages (input, !tiny && input->channels == 3))
     return FALSE;
@@ -438,7 +431,8 @@ gst_mone_input_set_format (GstMoneInput * input, const GstVideoInfo * in_info,
     gst_buffer_memset (input->tiny_copy, 0, 0, GST_VIDEO_INFO_SIZE (in_info));
   }
   input->unpack = input->channels == 3 ? unpack_rgb : unpack_grey;
-  byte_range (limited_range, &black, &scale);
+  /* What a converted byte means to the model: v / 255, or in limited range (v - 16) / 219. */
+  gst_mone_grey_scaler_sample_range (input->model_info.finfo, 0, limited_range, &black, &scale);
   for (gint v = 0; v < 256; v++)
     input->byte_values[v] = CLAMP ((v - black) * scale, 0.0f, 1.0f);
   gst_mone_input_reset (input);

@@ -29,26 +29,39 @@ typedef struct
   GstMoneScalerTarget target;
   gint step;                    /* bytes between samples */
   gint first;                   /* the first sample's byte */
+  gint words;                   /* samples are 16-bit little-endian words (else bytes) */
 } Case;
 
+static gint
+sample_bytes (const Case * c)
+{
+  return c->words ? 2 : 1;
+}
+
 static const Case cases[] = {
-  {640, 480, 640, {0, 0, 128, 128, 128, 128}, 1, 0},    /* a camera frame into the shipped model */
-  {1280, 720, 1344, {0, 24, 128, 80, 128, 128}, 1, 0},  /* letterboxed, padded rows */
-  {150, 64, 151, {0, 0, 32, 32, 32, 32}, 1, 0}, /* odd stride */
-  {64, 64, 64, {0, 0, 32, 32, 32, 32}, 1, 0},   /* exactly halved (not against the converter) */
-  {33, 17, 40, {3, 5, 27, 21, 32, 32}, 1, 0},   /* enlarged, odd sizes */
-  {32, 32, 32, {0, 0, 32, 32, 32, 32}, 1, 0},   /* the same size */
-  {203, 9, 205, {0, 0, 13, 7, 16, 16}, 1, 0},   /* leftover columns for the vector paths */
-  {320, 240, 646, {0, 16, 128, 96, 128, 128}, 2, 0},    /* the luma of YUY2: every other byte */
-  {37, 11, 74, {2, 0, 20, 16, 24, 16}, 2, 1},   /* UYVY's: the last sample is the last byte */
-  {300, 20, 600, {0, 0, 30, 10, 32, 16}, 2, 1}, /* a large reduction of UYVY's luma */
-  {48, 20, 200, {0, 0, 16, 16, 16, 16}, 4, 1},  /* AYUV's luma: in place (AVX2) or gathered */
-  {37, 11, 148, {0, 0, 24, 11, 24, 16}, 4, 3},  /* YUY2's V: the last sample is the last byte */
-  {300, 20, 1200, {0, 0, 30, 10, 32, 16}, 4, 3},        /* a large reduction of it */
-  {40, 30, 120, {0, 0, 16, 16, 16, 16}, 3, 0},  /* packed RGB's R */
-  {37, 11, 111, {0, 0, 24, 11, 24, 16}, 3, 2},  /* its B: the last sample is the last byte */
-  {300, 20, 900, {0, 0, 30, 10, 32, 16}, 3, 2}, /* a large reduction of it */
-  {40, 30, 200, {0, 0, 16, 16, 16, 16}, 5, 0},  /* other steps: gathered, still right */
+  {640, 480, 640, {0, 0, 128, 128, 128, 128}, 1, 0, FALSE},     /* a camera frame, shipped model */
+  {1280, 720, 1344, {0, 24, 128, 80, 128, 128}, 1, 0, FALSE},   /* letterboxed, padded rows */
+  {150, 64, 151, {0, 0, 32, 32, 32, 32}, 1, 0, FALSE},  /* odd stride */
+  {64, 64, 64, {0, 0, 32, 32, 32, 32}, 1, 0, FALSE},    /* halved (not against the converter) */
+  {33, 17, 40, {3, 5, 27, 21, 32, 32}, 1, 0, FALSE},    /* enlarged, odd sizes */
+  {32, 32, 32, {0, 0, 32, 32, 32, 32}, 1, 0, FALSE},    /* the same size */
+  {203, 9, 205, {0, 0, 13, 7, 16, 16}, 1, 0, FALSE},    /* leftover columns for the vector paths */
+  {320, 240, 646, {0, 16, 128, 96, 128, 128}, 2, 0, FALSE},     /* YUY2's luma: every other byte */
+  {37, 11, 74, {2, 0, 20, 16, 24, 16}, 2, 1, FALSE},    /* UYVY's: it ends each row */
+  {300, 20, 600, {0, 0, 30, 10, 32, 16}, 2, 1, FALSE},  /* a large reduction of it */
+  {48, 20, 200, {0, 0, 16, 16, 16, 16}, 4, 1, FALSE},   /* AYUV's luma */
+  {37, 11, 148, {0, 0, 24, 11, 24, 16}, 4, 3, FALSE},   /* YUY2's V: it ends each row */
+  {300, 20, 1200, {0, 0, 30, 10, 32, 16}, 4, 3, FALSE}, /* a large reduction of it */
+  {40, 30, 120, {0, 0, 16, 16, 16, 16}, 3, 0, FALSE},   /* packed RGB's R */
+  {37, 11, 111, {0, 0, 24, 11, 24, 16}, 3, 2, FALSE},   /* its B: it ends each row */
+  {300, 20, 900, {0, 0, 30, 10, 32, 16}, 3, 2, FALSE},  /* a large reduction of it */
+  {40, 30, 200, {0, 0, 16, 16, 16, 16}, 5, 0, FALSE},   /* other steps: gathered */
+  {320, 240, 640, {0, 0, 128, 128, 128, 128}, 2, 0, TRUE},      /* I420_10LE's luma: words */
+  {37, 11, 76, {2, 0, 20, 16, 24, 16}, 2, 2, TRUE},     /* the last word the row's last bytes */
+  {300, 20, 600, {0, 0, 30, 10, 32, 16}, 2, 0, TRUE},   /* a large reduction of words */
+  {37, 11, 148, {0, 0, 24, 11, 24, 16}, 4, 2, TRUE},    /* P010's V: every other word */
+  {300, 20, 1200, {0, 0, 30, 10, 32, 16}, 4, 0, TRUE},  /* a large reduction of P010's U */
+  {40, 30, 240, {0, 0, 16, 16, 16, 16}, 6, 0, TRUE},    /* other steps of words: gathered */
 };
 
 
@@ -105,9 +118,11 @@ reference (const Case * c, const guint8 * bytes, gfloat black, gfloat scale, gdo
       const gdouble *wx = taps_of (h, x, &column, &n_columns);
       gdouble sum = 0;
       for (guint i = 0; i < n_rows; i++)
-        for (guint j = 0; j < n_columns; j++)
-          sum += wy[i] * wx[j] * bytes[c->first + (gsize) (row + i) * c->stride
-              + (gsize) (column + j) * c->step];
+        for (guint j = 0; j < n_columns; j++) {
+          const guint8 *p = bytes + c->first + (gsize) (row + i) * c->stride
+              + (gsize) (column + j) * c->step;
+          sum += wy[i] * wx[j] * (c->words ? p[0] | p[1] << 8 : p[0]);
+        }
       out[(gsize) (c->target.y + y) * c->target.out_width + c->target.x + x] =
           CLAMP ((sum - black) * scale, 0.0, 1.0);
     }
@@ -163,10 +178,14 @@ GST_START_TEST (test_paths_match_reference)
     gfloat *out = g_new (gfloat, n);
 
     for (guint r = 0; r < G_N_ELEMENTS (ranges); r++) {
-      reference (c, bytes, ranges[r][0], ranges[r][1], expected);
+      /* words: the same ranges at 16 bits */
+      const gfloat unit = c->words ? 257.0f : 1.0f;
+      const gfloat black = ranges[r][0] * unit, scale = ranges[r][1] / unit;
+
+      reference (c, bytes, black, scale, expected);
       for (guint p = 0; p < G_N_ELEMENTS (paths); p++) {
         GstMoneGreyScaler *s = gst_mone_grey_scaler_new (c->src_width, c->src_height, c->step,
-            &c->target, ranges[r][0], ranges[r][1], paths[p]);
+            sample_bytes (c), &c->target, black, scale, paths[p]);
         gchar *what = g_strdup_printf ("case %u, range %u", i, r);
 
         check_against_reference (s, bytes + c->first, c->stride, expected, out, n, what);
@@ -202,7 +221,7 @@ GST_START_TEST (test_mixed_matches_reference)
     gdouble *expected, *component;
     gfloat *out;
 
-    if (c->step < 3 || first + 2 >= c->step)
+    if (c->step < 3 || first + 2 >= c->step || c->words)
       continue;
     n_tested++;
     bytes = make_bytes (c);
@@ -218,7 +237,7 @@ GST_START_TEST (test_mixed_matches_reference)
     }
     for (guint p = 0; p < G_N_ELEMENTS (paths); p++) {
       GstMoneGreyScaler *s = gst_mone_grey_scaler_new_mixed (c->src_width, c->src_height,
-          c->step, 3, offsets, weights, &c->target, 0.0f, 1.0f / 255.0f, paths[p]);
+          c->step, 1, 3, offsets, weights, &c->target, 0.0f, 1.0f / 255.0f, paths[p]);
       gchar *what = g_strdup_printf ("case %u mixed", i);
 
       check_against_reference (s, bytes + first, c->stride, expected, out, n, what);
@@ -286,7 +305,7 @@ GST_START_TEST (test_matches_converter)
     gdouble d = 0;
 
     if ((c->src_width == 2 * c->target.width && c->src_height == 2 * c->target.height)
-        || c->step != 1) {
+        || c->step != 1 || c->words) {
       g_free (out);
       g_free (bytes);
       continue;
@@ -304,7 +323,7 @@ GST_START_TEST (test_matches_converter)
         c->target.height);
     fail_unless (gst_video_frame_map (&out_frame, &out_info, out_buffer, GST_MAP_READ));
 
-    s = gst_mone_grey_scaler_new (c->src_width, c->src_height, 1, &c->target, 0.0f,
+    s = gst_mone_grey_scaler_new (c->src_width, c->src_height, 1, 1, &c->target, 0.0f,
         1.0f / 255.0f, GST_MONE_GREY_SCALER_BEST);
     gst_mone_grey_scaler_run (s, bytes, c->stride, out);
     for (gint y = 0; y < c->target.out_height; y++) {
@@ -333,21 +352,27 @@ GST_START_TEST (test_refuses_what_it_cannot_do)
   const GstMoneScalerTarget fits = { 0, 0, 8, 8, 8, 8 }, shifted = { 1, 0, 8, 8, 8, 8 },
       empty = { 0, 0, 0, 8, 8, 8 };
 
-  fail_unless (gst_mone_grey_scaler_new (3, 100, 1, &fits, 0, 1, 0) == NULL);
-  fail_unless (gst_mone_grey_scaler_new (100, 3, 1, &fits, 0, 1, 0) == NULL);
-  fail_unless (gst_mone_grey_scaler_new (100, 100, 1, &shifted, 0, 1, 0) == NULL);
-  fail_unless (gst_mone_grey_scaler_new (100, 100, 1, &empty, 0, 1, 0) == NULL);
-  fail_unless (gst_mone_grey_scaler_new (100, 100, 0, &fits, 0, 1, 0) == NULL);
+  fail_unless (gst_mone_grey_scaler_new (3, 100, 1, 1, &fits, 0, 1, 0) == NULL);
+  fail_unless (gst_mone_grey_scaler_new (100, 3, 1, 1, &fits, 0, 1, 0) == NULL);
+  fail_unless (gst_mone_grey_scaler_new (100, 100, 1, 1, &shifted, 0, 1, 0) == NULL);
+  fail_unless (gst_mone_grey_scaler_new (100, 100, 1, 1, &empty, 0, 1, 0) == NULL);
+  fail_unless (gst_mone_grey_scaler_new (100, 100, 0, 1, &fits, 0, 1, 0) == NULL);
+  /* samples of other sizes than bytes and words, words closer than their size */
+  fail_unless (gst_mone_grey_scaler_new (100, 100, 4, 3, &fits, 0, 1, 0) == NULL);
+  fail_unless (gst_mone_grey_scaler_new (100, 100, 1, 2, &fits, 0, 1, 0) == NULL);
   {
     /* mixed: bytes outside the sample's step, or no byte or too many */
     const gint outside[3] = { 0, 1, 3 }, inside[4] = { 0, 1, 2, 2 };
     const gfloat weights[4] = { 0.25f, 0.25f, 0.25f, 0.25f };
-    fail_unless (gst_mone_grey_scaler_new_mixed (100, 100, 3, 3, outside, weights, &fits, 0, 1,
-            0) == NULL);
-    fail_unless (gst_mone_grey_scaler_new_mixed (100, 100, 3, 0, inside, weights, &fits, 0, 1,
-            0) == NULL);
-    fail_unless (gst_mone_grey_scaler_new_mixed (100, 100, 3, 4, inside, weights, &fits, 0, 1,
-            0) == NULL);
+    fail_unless (gst_mone_grey_scaler_new_mixed (100, 100, 3, 1, 3, outside, weights, &fits, 0,
+            1, 0) == NULL);
+    fail_unless (gst_mone_grey_scaler_new_mixed (100, 100, 3, 1, 0, inside, weights, &fits, 0,
+            1, 0) == NULL);
+    fail_unless (gst_mone_grey_scaler_new_mixed (100, 100, 3, 1, 4, inside, weights, &fits, 0,
+            1, 0) == NULL);
+    /* a word's second byte past the step */
+    fail_unless (gst_mone_grey_scaler_new_mixed (100, 100, 4, 2, 3, outside, weights, &fits, 0,
+            1, 0) == NULL);
   }
 }
 
@@ -495,18 +520,23 @@ check_colour_scaler (GstVideoFormat model_format, gdouble rgb_tolerance, gdouble
 
 /* Which formats take the colour scaler: the YUV and RGB layouts cameras, decoders and image
  * decoders deliver, into RGB models, and the RGB ones into grey models too (YUV into grey models
- * is the grey scaler's, on the luma); not IYU1 (samples without a fixed step), VYUY (its
- * description swaps U and V), grey or 10-bit frames. */
+ * is the grey scaler's, on the luma, 8 to 16 bits); not IYU1 (samples without a fixed step), VYUY
+ * and P010 (GStreamer 1.22's descriptions put their V in the wrong place), grey frames, bit fields
+ * or big-endian words. */
 GST_START_TEST (test_colour_scaler_formats)
 {
   static const gchar *const yuv[] = { "I420", "YV12", "NV12", "NV21", "Y42B", "Y444", "YUY2",
-    "UYVY", "YVYU", "AYUV"
+    "UYVY", "YVYU", "AYUV", "I420_10LE"
+  };
+  /* their luma into grey models: the grey scaler's */
+  static const gchar *const luma[] = { "I420", "NV12", "YUY2", "UYVY", "AYUV", "GRAY8",
+    "I420_10LE", "P010_10LE", "GRAY16_LE"
   };
   static const gchar *const rgb[] = { "RGB", "BGR", "RGBx", "BGRx", "xRGB", "xBGR", "RGBA",
     "BGRA", "ARGB", "ABGR", "GBR"
   };
-  static const gchar *const refused[] = { "IYU1", "VYUY", "GRAY8", "I420_10LE", "P010_10LE",
-    "RGB16", "r210"
+  static const gchar *const refused[] = { "IYU1", "VYUY", "GRAY8", "I420_10BE", "RGB16", "r210",
+    "RGB10A2_LE", "P010_10LE"
   };
   GstVideoInfo rgb_model, grey_model, info;
 
@@ -522,6 +552,12 @@ GST_START_TEST (test_colour_scaler_formats)
     fail_unless (gst_mone_colour_scaler_usable (&info, &rgb_model), "%s", rgb[f]);
     fail_unless (gst_mone_colour_scaler_usable (&info, &grey_model), "%s", rgb[f]);
   }
+  for (guint f = 0; f < G_N_ELEMENTS (luma); f++) {
+    gst_video_info_set_format (&info, gst_video_format_from_string (luma[f]), 160, 120);
+    fail_unless (gst_mone_grey_scaler_usable (&info), "%s", luma[f]);
+  }
+  gst_video_info_set_format (&info, GST_VIDEO_FORMAT_I420_10BE, 160, 120);
+  fail_if (gst_mone_grey_scaler_usable (&info));
   for (guint f = 0; f < G_N_ELEMENTS (refused); f++) {
     gst_video_info_set_format (&info, gst_video_format_from_string (refused[f]), 160, 120);
     fail_if (gst_mone_colour_scaler_usable (&info, &rgb_model), "%s", refused[f]);
