@@ -127,9 +127,8 @@ set_mix (GstMoneColourScaler * s, const GstVideoInfo * in_info, const GstVideoIn
  * step apart): the mix straight from each pixel's samples, in sample units, so that black and scale
  * map it as bias + mix . (samples over their full range). NULL for other layouts. */
 static GstMoneGreyScaler *
-new_mixed_scaler (GstMoneColourScaler * s, const GstVideoFormatInfo * finfo, gint src_x,
-    gint src_y, gint src_width, gint src_height, const GstMoneScalerTarget * target,
-    GstMoneGreyScalerPath path)
+new_mixed_scaler (GstMoneColourScaler * s, const GstVideoFormatInfo * finfo, gint src_width,
+    gint src_height, const GstMoneScalerTarget * target, GstMoneGreyScalerPath path)
 {
   const gint step = GST_VIDEO_FORMAT_INFO_PSTRIDE (finfo, 0);
   const gint bytes = gst_mone_grey_scaler_sample_bytes (finfo, 0);
@@ -169,7 +168,7 @@ gst_mone_colour_scaler_new (const GstVideoInfo * in_info, const GstVideoInfo * m
     s->src_y[c] = GST_VIDEO_FORMAT_INFO_SCALE_HEIGHT (finfo, c, src_y);
   }
   if (s->channels == 1 && GST_VIDEO_FORMAT_INFO_IS_RGB (finfo)) {
-    s->mixed = new_mixed_scaler (s, finfo, src_x, src_y, src_width, src_height, target, path);
+    s->mixed = new_mixed_scaler (s, finfo, src_width, src_height, target, path);
     if (s->mixed)
       return s;
   }
