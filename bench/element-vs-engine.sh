@@ -6,8 +6,9 @@
 #
 #   bench/element-vs-engine.sh [element-vs-engine options...]
 #
-# Runs two models: the shipped default, the 128x128 scene model (if present; also from 1280x720
-# NV12), and a generated ViT-Ti/16-shaped one (224x224, `mone init --config vit-ti16`).
+# Runs two models: the shipped default, the 128x128 scene model (if present; also from the layouts
+# cameras, decoders and applications deliver: NV12 and 10-bit P010 at 1280x720, YUY2 and BGRx at
+# 640x480), and a generated ViT-Ti/16-shaped one (224x224, `mone init --config vit-ti16`).
 # Env: MONE_BUILD_DIR (default build), BENCH_THREADS (engine threads on both sides; default 1),
 # BENCH_RUNS (default 5).
 set -euo pipefail
@@ -38,7 +39,10 @@ run() {
 }
 if [ -f models/scene-mone.safetensors ]; then
   run models/scene-mone.safetensors 1000 "$@"
-  # what hardware decoders and many cameras deliver, larger than the model by far
-  run models/scene-mone.safetensors 1000 --format NV12 --width 1280 --height 720 "$@"
+  # hardware decoders (8 and 10 bits), webcams, applications' RGB
+  for layout in "NV12 1280 720" "P010_10LE 1280 720" "YUY2 640 480" "BGRx 640 480"; do
+    read -r format width height <<< "$layout"
+    run models/scene-mone.safetensors 1000 --format "$format" --width "$width" --height "$height" "$@"
+  done
 fi
 run "$vit" 60 "$@"
