@@ -1,4 +1,4 @@
-/* gst-mone: 8-bit YUV and RGB frames scaled straight into a model's floats (see the header).
+/* gst-mone: YUV and RGB frames scaled straight into a model's floats (see the header).
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -16,7 +16,7 @@ struct _GstMoneColourScaler
 {
   /* each into [0, 1]: its sample over its full range */
   GstMoneGreyScaler *components[COMPONENTS];
-  /* Or, for packed RGB into a grey model, one scaler reading the mix of each pixel's bytes from
+  /* Or, for packed RGB into a grey model, one scaler reading the mix of each pixel's samples from
    * its first component's (first_component) on: the mix's sums, then one horizontal pass. */
   GstMoneGreyScaler *mixed;
   guint first_component;

@@ -1,5 +1,5 @@
-/* gst-mone: 8-bit colour frames (YUV or RGB; planar, semi-planar or packed) scaled straight into a
- * model's floats, grey or RGB.
+/* gst-mone: colour frames (YUV or RGB, 8 to 16 bits; planar, semi-planar or packed) scaled
+ * straight into a model's floats, grey or RGB.
  *
  * Each of the frame's three colour components goes through the grey scaler (gstmonegreyscale.h:
  * the converter's filter) from its own plane, or its own bytes of a packed one, at its own
@@ -27,9 +27,10 @@ G_BEGIN_DECLS
 typedef struct _GstMoneColourScaler GstMoneColourScaler;
 
 /* Whether frames of in_info can take this path into a model of model_info (RGB, or GRAY8 from
- * RGB frames): 8-bit YUV or RGB whose three colour components each have a fixed sample step
- * (planar, semi-planar and packed formats such as I420, NV12, YUY2, AYUV, RGB, BGRx, GBR; not IYU1,
- * and not VYUY, whose description in GStreamer 1.22 swaps U and V), progressive. */
+ * RGB frames): YUV or RGB whose three colour components are samples the grey scaler reads
+ * (gst_mone_grey_scaler_sample_bytes), of one depth (planar, semi-planar and packed formats such
+ * as I420, NV12, YUY2, AYUV, RGB, BGRx, GBR, I420_10LE; not IYU1, and not VYUY or P010, whose
+ * descriptions in GStreamer 1.22 put V where it is not), progressive. */
 gboolean gst_mone_colour_scaler_usable (const GstVideoInfo * in_info,
     const GstVideoInfo * model_info);
 
