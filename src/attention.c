@@ -90,6 +90,10 @@ strip_scores_of_width (const int n_vectors, int n_keys, int head_dim, const floa
   for (; j + SCORE_KEYS <= n_keys; j += SCORE_KEYS)
     scores_tile (SCORE_KEYS, n_vectors, head_dim, k + (size_t) j * ld_k, ld_k, qt, st + j * STRIP,
         max);
+  /* Keys left over (4 of 64 and of 196 with 12-key tiles): four at a time, whose eight chains hide
+   * the FMA latency that a single key's dependent chain of head_dim FMAs waits on. */
+  for (; SCORE_KEYS > 4 && j + 4 <= n_keys; j += 4)
+    scores_tile (4, n_vectors, head_dim, k + (size_t) j * ld_k, ld_k, qt, st + j * STRIP, max);
   for (; j < n_keys; j++)
     scores_tile (1, n_vectors, head_dim, k + (size_t) j * ld_k, ld_k, qt, st + j * STRIP, max);
 }
