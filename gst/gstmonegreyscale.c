@@ -19,7 +19,8 @@
 #define AVX2_FMA __attribute__((target ("avx2,fma")))
 #endif
 
-/* The converter's filter: GST_VIDEO_RESAMPLER_METHOD_LINEAR, this many taps (gstmoneinput.c). */
+/* The converter's filter: GST_VIDEO_RESAMPLER_METHOD_LINEAR, this many taps
+ * (gst_mone_scaler_converter_options). */
 #define TAPS 4
 
 /* The vertical passes read samples of `bytes` bytes (1, or 2: 16-bit little-endian words) `step`
@@ -385,6 +386,35 @@ axis_taps (gint in_size, gint out_size, gint * offsets, gfloat * weights)
   if (scaler)
     gst_video_scaler_free (scaler);
   return ok;
+}
+
+GstStructure *
+gst_mone_scaler_converter_options (gint src_x, gint src_y, gint src_width, gint src_height,
+    const GstMoneScalerTarget * target, guint threads)
+{
+  return gst_structure_new ("GstVideoConverter",
+      GST_VIDEO_CONVERTER_OPT_SRC_X, G_TYPE_INT, src_x,
+      GST_VIDEO_CONVERTER_OPT_SRC_Y, G_TYPE_INT, src_y,
+      GST_VIDEO_CONVERTER_OPT_SRC_WIDTH, G_TYPE_INT, src_width,
+      GST_VIDEO_CONVERTER_OPT_SRC_HEIGHT, G_TYPE_INT, src_height,
+      GST_VIDEO_CONVERTER_OPT_DEST_X, G_TYPE_INT, target->x,
+      GST_VIDEO_CONVERTER_OPT_DEST_Y, G_TYPE_INT, target->y,
+      GST_VIDEO_CONVERTER_OPT_DEST_WIDTH, G_TYPE_INT, target->width,
+      GST_VIDEO_CONVERTER_OPT_DEST_HEIGHT, G_TYPE_INT, target->height,
+      GST_VIDEO_CONVERTER_OPT_FILL_BORDER, G_TYPE_BOOLEAN, TRUE,
+      GST_VIDEO_CONVERTER_OPT_BORDER_ARGB, G_TYPE_UINT, 0xff000000u,
+      GST_VIDEO_CONVERTER_OPT_DITHER_METHOD, GST_TYPE_VIDEO_DITHER_METHOD, GST_VIDEO_DITHER_NONE,
+      /* Bilinear (widened for downscaling) costs about 2/3 of the default cubic and is all a
+       * classifier needs. */
+      GST_VIDEO_CONVERTER_OPT_RESAMPLER_METHOD, GST_TYPE_VIDEO_RESAMPLER_METHOD,
+      GST_VIDEO_RESAMPLER_METHOD_LINEAR,
+      /* Fixed taps: the default widens the filter with the scale factor and blurs a large
+       * downscale far beyond the plain resize the models are trained on (cost 2 points of
+       * end-to-end accuracy, tests/pipelines/test-accuracy.c), and is 10x slower. */
+      GST_VIDEO_CONVERTER_OPT_RESAMPLER_TAPS, G_TYPE_UINT, TAPS,
+      GST_VIDEO_CONVERTER_OPT_CHROMA_RESAMPLER_METHOD, GST_TYPE_VIDEO_RESAMPLER_METHOD,
+      GST_VIDEO_RESAMPLER_METHOD_LINEAR,
+      GST_VIDEO_CONVERTER_OPT_THREADS, G_TYPE_UINT, threads, NULL);
 }
 
 gint

@@ -34,6 +34,13 @@ typedef struct
   gint out_width, out_height;
 } GstMoneScalerTarget;
 
+/* GstVideoConverter's options for the filter these scalers run (linear, TAPS taps each way, the
+ * frame's rectangle src_x, src_y, src_width x src_height into `target`'s rectangle, a black
+ * border, no dithering), with `threads` threads: what the element converts with where a scaler
+ * does not apply, and what the tests hold the scalers to. */
+GstStructure *gst_mone_scaler_converter_options (gint src_x, gint src_y, gint src_width,
+    gint src_height, const GstMoneScalerTarget * target, guint threads);
+
 /* Whether frames of in_info have a luma, whole-resolution, that a grey model can read through
  * this scaler (YUV or grey, samples as gst_mone_grey_scaler_sample_bytes takes them, progressive,
  * not tiled or otherwise complex). */

@@ -1,12 +1,13 @@
 /* gst-mone: monefilter's input preparation.
  *
  * A frame reaches the model as floats in [0, 1], planar, in the newest slot of the frame window,
- * scaled to the model's size and placed per scale-mode. Most 8-bit frames take the element's own
- * scalers, the converter's filter run in floats straight into that slot: a grey model from YUV or
- * grey frames reads the luma (gstmonegreyscale.h); an RGB model from YUV or RGB frames, and a grey
- * model from RGB ones, read the three colour components and mix them (gstmonecolourscale.h).
- * Everything else (more than 8 bits, grey frames into RGB models, interlaced or tiny frames, and
- * rectangles too small for the scalers' taps) takes GstVideoConverter to the model's pixel format
+ * scaled to the model's size and placed per scale-mode. Frames of 8 bits, or 10 to 16 in
+ * little-endian words, take the element's own scalers, the converter's filter run in floats
+ * straight into that slot: a grey model from YUV or grey frames reads the luma
+ * (gstmonegreyscale.h); an RGB model from YUV or RGB frames, and a grey model from RGB ones, read
+ * the three colour components and mix them (gstmonecolourscale.h). Everything else (grey frames
+ * into RGB models, bit fields, big-endian words, interlaced or tiny frames, and rectangles too
+ * small for the scalers' taps) takes GstVideoConverter to the model's pixel format
  * at the model's size (GRAY8 or RGB bytes), then a table from bytes to floats; for an RGB model
  * and a frame of another 8-bit format it runs twice, scaling the frame in its own format before
  * converting the small frame (converting first would convert every pixel of the large frame,
@@ -223,32 +224,13 @@ static GstVideoConverter *
 new_converter (const GstVideoInfo * in_info, const GstVideoInfo * model_info,
     const GstMoneInputGeometry * g, guint threads)
 {
-  GstStructure *options = gst_structure_new ("GstVideoConverter",
-      GST_VIDEO_CONVERTER_OPT_SRC_X, G_TYPE_INT, g->src_x,
-      GST_VIDEO_CONVERTER_OPT_SRC_Y, G_TYPE_INT, g->src_y,
-      GST_VIDEO_CONVERTER_OPT_SRC_WIDTH, G_TYPE_INT, g->src_width,
-      GST_VIDEO_CONVERTER_OPT_SRC_HEIGHT, G_TYPE_INT, g->src_height,
-      GST_VIDEO_CONVERTER_OPT_DEST_X, G_TYPE_INT, g->dest_x,
-      GST_VIDEO_CONVERTER_OPT_DEST_Y, G_TYPE_INT, g->dest_y,
-      GST_VIDEO_CONVERTER_OPT_DEST_WIDTH, G_TYPE_INT, g->dest_width,
-      GST_VIDEO_CONVERTER_OPT_DEST_HEIGHT, G_TYPE_INT, g->dest_height,
-      GST_VIDEO_CONVERTER_OPT_FILL_BORDER, G_TYPE_BOOLEAN, TRUE,
-      GST_VIDEO_CONVERTER_OPT_BORDER_ARGB, G_TYPE_UINT, 0xff000000u,
-      GST_VIDEO_CONVERTER_OPT_DITHER_METHOD, GST_TYPE_VIDEO_DITHER_METHOD,
-      GST_VIDEO_DITHER_NONE,
-      /* Bilinear (widened for downscaling) costs about 2/3 of the default cubic and is all a
-       * classifier needs. */
-      GST_VIDEO_CONVERTER_OPT_RESAMPLER_METHOD, GST_TYPE_VIDEO_RESAMPLER_METHOD,
-      GST_VIDEO_RESAMPLER_METHOD_LINEAR,
-      /* Fixed taps: the default widens the filter with the scale factor and blurs a large
-       * downscale far beyond the plain resize the models are trained on (cost 2 points of
-       * end-to-end accuracy, tests/pipelines/test-accuracy.c), and is 10x slower. */
-      GST_VIDEO_CONVERTER_OPT_RESAMPLER_TAPS, G_TYPE_UINT, 4,
-      GST_VIDEO_CONVERTER_OPT_CHROMA_RESAMPLER_METHOD, GST_TYPE_VIDEO_RESAMPLER_METHOD,
-      GST_VIDEO_RESAMPLER_METHOD_LINEAR,
-      GST_VIDEO_CONVERTER_OPT_THREADS, G_TYPE_UINT, threads, NULL);
+  const GstMoneScalerTarget target = { g->dest_x, g->dest_y, g->dest_width, g->dest_height,
+    GST_VIDEO_INFO_WIDTH (model_info), GST_VIDEO_INFO_HEIGHT (model_info)
+  };
 
-  return gst_video_converter_new ((GstVideoInfo *) in_info, (GstVideoInfo *) model_info, options);
+  return gst_video_converter_new ((GstVideoInfo *) in_info, (GstVideoInfo *) model_info,
+      gst_mone_scaler_converter_options (g->src_x, g->src_y, g->src_width, g->src_height, &target,
+          threads));
 }
 
 /* The geometry of the frame's rectangle (x, y, width, height) in `mode`, as the input's converters

@@ -259,22 +259,13 @@ static GstBuffer *
 convert (GstBuffer * in, const GstVideoInfo * in_info, const GstVideoInfo * out_info, gint dest_x,
     gint dest_y, gint dest_width, gint dest_height)
 {
+  const GstMoneScalerTarget target = { dest_x, dest_y, dest_width, dest_height,
+    GST_VIDEO_INFO_WIDTH (out_info), GST_VIDEO_INFO_HEIGHT (out_info)
+  };
   GstBuffer *out = gst_buffer_new_allocate (NULL, out_info->size, NULL);
   GstVideoConverter *converter = gst_video_converter_new ((GstVideoInfo *) in_info,
-      (GstVideoInfo *) out_info, gst_structure_new ("GstVideoConverter",
-          GST_VIDEO_CONVERTER_OPT_DEST_X, G_TYPE_INT, dest_x,
-          GST_VIDEO_CONVERTER_OPT_DEST_Y, G_TYPE_INT, dest_y,
-          GST_VIDEO_CONVERTER_OPT_DEST_WIDTH, G_TYPE_INT, dest_width,
-          GST_VIDEO_CONVERTER_OPT_DEST_HEIGHT, G_TYPE_INT, dest_height,
-          GST_VIDEO_CONVERTER_OPT_FILL_BORDER, G_TYPE_BOOLEAN, TRUE,
-          GST_VIDEO_CONVERTER_OPT_BORDER_ARGB, G_TYPE_UINT, 0xff000000u,
-          GST_VIDEO_CONVERTER_OPT_DITHER_METHOD, GST_TYPE_VIDEO_DITHER_METHOD,
-          GST_VIDEO_DITHER_NONE,
-          GST_VIDEO_CONVERTER_OPT_RESAMPLER_METHOD, GST_TYPE_VIDEO_RESAMPLER_METHOD,
-          GST_VIDEO_RESAMPLER_METHOD_LINEAR,
-          GST_VIDEO_CONVERTER_OPT_RESAMPLER_TAPS, G_TYPE_UINT, TAPS,
-          GST_VIDEO_CONVERTER_OPT_CHROMA_RESAMPLER_METHOD, GST_TYPE_VIDEO_RESAMPLER_METHOD,
-          GST_VIDEO_RESAMPLER_METHOD_LINEAR, NULL));
+      (GstVideoInfo *) out_info, gst_mone_scaler_converter_options (0, 0,
+          GST_VIDEO_INFO_WIDTH (in_info), GST_VIDEO_INFO_HEIGHT (in_info), &target, 1));
   GstVideoFrame in_frame, out_frame;
 
   fail_unless (gst_video_frame_map (&in_frame, in_info, in, GST_MAP_READ));
