@@ -34,6 +34,13 @@ typedef void (*VerticalTapsFunc) (const guint8 * src, gsize stride, gint step, g
 #define MAX_MIXED 3
 typedef void (*HorizontalFunc) (const gfloat * row, const gint * offsets, const gfloat * weights,
     gint n, gfloat black, gfloat scale, gfloat * out);
+/* The vertical passes of mixed samples: weights (TAPS, MAX_MIXED), tap-major, each the tap's row
+ * weight times the component's share; offsets (MAX_MIXED) the components' bytes in a pixel. */
+typedef void (*VerticalMixedFunc) (const guint8 * src, gsize stride, gint step,
+    const gint * offsets, const guint8 (*picks)[32], const gfloat * weights, gfloat * out, gint n);
+typedef void (*VerticalMixedTapsFunc) (const guint8 * src, gsize stride, gint step,
+    const gint * offsets, const guint8 (*picks)[32], const gfloat * weights, const gint * columns,
+    gfloat * out, gint n);
 
 struct _GstMoneGreyScaler
 {
@@ -59,6 +66,13 @@ struct _GstMoneGreyScaler
   guint8 *gathered;             /* (TAPS, src_width, sample_bytes) */
   VerticalFunc vertical;
   VerticalTapsFunc vertical_taps;
+  /* Three 8-bit samples 3 or 4 bytes apart mixed, on the AVX2 path: each load of a row's pixels
+   * shuffled into all three components (picks: the shuffles, for eight pixels in place and for
+   * two outputs' taps), instead of one vertical pass per component reading the pixels again.
+   * NULL otherwise. */
+  VerticalMixedFunc vertical_mixed;
+  VerticalMixedTapsFunc vertical_mixed_taps;
+  guint8 eight_picks[MAX_MIXED][32], taps_picks[MAX_MIXED][32];
   HorizontalFunc horizontal;
   const gchar *path_name;
 };
@@ -317,6 +331,111 @@ vertical_taps_avx2 (const guint8 * src, gsize stride, gint step, gint bytes,
         n - x);
 }
 
+/* The mixed sample sum_k weights[k] * src[offsets[k]] of one pixel, in floats. */
+static inline gfloat
+mixed_sample (const guint8 * p, const gint * offsets, const gfloat * weights)
+{
+  gfloat sum = 0.0f;
+
+  for (gint k = 0; k < MAX_MIXED; k++)
+    sum += weights[k] * p[offsets[k]];
+  return sum;
+}
+
+/* sum + each component of `pixels` (its bytes gathered by picks into 32-bit lanes) times its
+ * weight. */
+static inline __m256 AVX2_FMA
+add_components (__m256i pixels, const __m256i * picks, const __m256 * weights, __m256 sum)
+{
+  for (gint k = 0; k < MAX_MIXED; k++)
+    sum = _mm256_fmadd_ps (_mm256_cvtepi32_ps (_mm256_shuffle_epi8 (pixels, picks[k])),
+        weights[k], sum);
+  return sum;
+}
+
+/* Pixels of three bytes (RGB, BGR) in place, eight at a time. */
+static void AVX2_FMA
+vertical_mixed_avx2 (const guint8 * src, gsize stride, gint step, const gint * offsets,
+    const guint8 (*picks)[32], const gfloat * weights, gfloat * out, gint n)
+{
+  __m256i pick[MAX_MIXED];
+  __m256 w[TAPS][MAX_MIXED];
+  gint x = 0;
+
+  for (gint k = 0; k < MAX_MIXED; k++)
+    pick[k] = _mm256_loadu_si256 ((const __m256i *) picks[k]);
+  for (gint t = 0; t < TAPS; t++)
+    for (gint k = 0; k < MAX_MIXED; k++)
+      w[t][k] = _mm256_set1_ps (weights[MAX_MIXED * t + k]);
+  /* Eight pixels of three bytes, two 16-byte loads 8 bytes apart: nothing past the last. */
+  for (; x + 8 <= n; x += 8) {
+    __m256 sum = _mm256_setzero_ps ();
+    for (gint t = 0; t < TAPS; t++) {
+      const guint8 *p = src + t * stride + (gsize) step * x;
+      const __m256i pixels = _mm256_set_m128i (_mm_loadu_si128 ((const __m128i *) (p + 8)),
+          _mm_loadu_si128 ((const __m128i *) p));
+      sum = add_components (pixels, pick, w[t], sum);
+    }
+    _mm256_storeu_ps (out + x, sum);
+  }
+  for (; x < n; x++) {
+    gfloat sum = 0.0f;
+    for (gint t = 0; t < TAPS; t++)
+      sum += mixed_sample (src + t * stride + (gsize) step * x, offsets, weights + MAX_MIXED * t);
+    out[x] = sum;
+  }
+}
+
+/* Pixels of three or four bytes, only those the horizontal taps read, two outputs' at a time. */
+static void AVX2_FMA
+vertical_mixed_taps_avx2 (const guint8 * src, gsize stride, gint step, const gint * offsets,
+    const guint8 (*picks)[32], const gfloat * weights, const gint * columns, gfloat * out, gint n)
+{
+  __m256i pick[MAX_MIXED];
+  __m256 w[TAPS][MAX_MIXED];
+  gint x = 0;
+
+  for (gint k = 0; k < MAX_MIXED; k++)
+    pick[k] = _mm256_loadu_si256 ((const __m256i *) picks[k]);
+  for (gint t = 0; t < TAPS; t++)
+    for (gint k = 0; k < MAX_MIXED; k++)
+      w[t][k] = _mm256_set1_ps (weights[MAX_MIXED * t + k]);
+  /* 16 bytes from each output's first tap pixel: up to four past its last, inside the next
+   * output's pixels at the reductions beyond 8x that take this path, so the last stays scalar. */
+  for (; x + 2 < n; x += 2) {
+    __m256 sum = _mm256_setzero_ps ();
+    for (gint t = 0; t < TAPS; t++) {
+      const guint8 *row = src + t * stride;
+      const __m256i pixels = _mm256_set_m128i (_mm_loadu_si128 ((const __m128i *) (row +
+                  (gsize) step * columns[x + 1])),
+          _mm_loadu_si128 ((const __m128i *) (row + (gsize) step * columns[x])));
+      sum = add_components (pixels, pick, w[t], sum);
+    }
+    _mm256_storeu_ps (out + TAPS * x, sum);
+  }
+  for (; x < n; x++)
+    for (gint c = 0; c < TAPS; c++) {
+      gfloat sum = 0.0f;
+      for (gint t = 0; t < TAPS; t++)
+        sum += mixed_sample (src + t * stride + (gsize) step * (columns[x] + c), offsets,
+            weights + MAX_MIXED * t);
+      out[TAPS * x + c] = sum;
+    }
+}
+
+/* The shuffle that puts byte `offset` of each of four pixels `step` bytes apart into the low
+ * byte of a 32-bit lane (the rest zero), in both 128-bit lanes; the upper lane's pixels start
+ * upper_start bytes into it. */
+static void
+set_picks (guint8 pick[32], gint step, gint offset, gint upper_start)
+{
+  memset (pick, 0x80, 32);
+  for (gint i = 0; i < 4; i++) {
+    pick[4 * i] = (guint8) (step * i + offset);
+    pick[16 + 4 * i] = (guint8) (upper_start + step * i + offset);
+  }
+}
+
 /* The taps of outputs x and x + 1 (four floats each, anywhere in the row) times their weights. */
 static inline __m256 AVX2_FMA
 two_outputs_taps (const gfloat * row, const gint * offsets, const gfloat * weights, gint x)
@@ -549,6 +668,19 @@ gst_mone_grey_scaler_new_mixed (gint src_width, gint src_height, gint step, gint
      * portable path's gathers are scalar: it always filters every column. */
     s->taps_only = src_width > 8 * dest_width;
     reads_in_place = sample_bytes == 1 ? step <= 4 : step == 2 || step == 4;
+    /* Three bytes a pixel: one load for all three components pays in place and among the taps;
+     * four (BGRx) only among the taps, where the separate passes load each output's taps three
+     * times: in place, masking each component out of its 32-bit word costs less than a shuffle. */
+    if (n_mixed == MAX_MIXED && sample_bytes == 1 && (step == 3 || step == 4)) {
+      for (gint k = 0; k < n_mixed; k++) {
+        set_picks (s->eight_picks[k], step, offsets[k], 4);     /* upper lane loaded 8 bytes on */
+        set_picks (s->taps_picks[k], step, offsets[k], 0);
+      }
+      if (s->taps_only)
+        s->vertical_mixed_taps = vertical_mixed_taps_avx2;
+      else if (step == 3)
+        s->vertical_mixed = vertical_mixed_avx2;
+    }
   }
 #endif
   if (!reads_in_place)
@@ -596,6 +728,54 @@ gather_samples (const guint8 * restrict row, gint step, gint bytes, guint8 * res
     out[x] = row[(gsize) x * step];
 }
 
+/* Output row y's vertical pass into s->row: each component's, weighted by its share of the mix,
+ * summed (for one component, just its own). */
+static void
+component_vertical_passes (GstMoneGreyScaler * s, gint y, const guint8 * first_rows, gsize stride)
+{
+  const gint bytes = s->sample_bytes;
+
+  for (gint k = 0; k < s->n_mixed; k++) {
+    const guint8 *rows = first_rows + s->mixed_offsets[k];
+    gsize rows_stride = stride;
+    gint step = s->step;
+    gfloat weights[TAPS];
+
+    for (gint r = 0; r < TAPS; r++)
+      weights[r] = s->row_weights[TAPS * y + r] * s->mixed_weights[k];
+    if (s->gathered) {
+      rows_stride = (gsize) s->src_width * bytes;
+      for (gint r = 0; r < TAPS; r++)
+        gather_samples (rows + r * stride, step, bytes, s->gathered + r * rows_stride,
+            s->src_width);
+      rows = s->gathered;
+      step = bytes;
+    }
+    if (s->taps_only)
+      s->vertical_taps (rows, rows_stride, step, bytes, weights, s->column_offsets, k > 0, s->row,
+          s->target.width);
+    else
+      s->vertical (rows, rows_stride, step, bytes, weights, k > 0, s->row, s->src_width);
+  }
+}
+
+/* The same with all three components from each load (s->vertical_mixed, s->vertical_mixed_taps). */
+static void
+mixed_vertical_pass (GstMoneGreyScaler * s, gint y, const guint8 * first_rows, gsize stride)
+{
+  gfloat weights[TAPS * MAX_MIXED];
+
+  for (gint r = 0; r < TAPS; r++)
+    for (gint k = 0; k < MAX_MIXED; k++)
+      weights[MAX_MIXED * r + k] = s->row_weights[TAPS * y + r] * s->mixed_weights[k];
+  if (s->taps_only)
+    s->vertical_mixed_taps (first_rows, stride, s->step, s->mixed_offsets, s->taps_picks,
+        weights, s->column_offsets, s->row, s->target.width);
+  else
+    s->vertical_mixed (first_rows, stride, s->step, s->mixed_offsets, s->eight_picks, weights,
+        s->row, s->src_width);
+}
+
 void
 gst_mone_grey_scaler_run (GstMoneGreyScaler * s, const guint8 * src, gsize stride, gfloat * dest)
 {
@@ -616,30 +796,10 @@ gst_mone_grey_scaler_run (GstMoneGreyScaler * s, const guint8 * src, gsize strid
     const guint8 *first_rows = src + (gsize) s->row_offsets[y] * stride;
     gfloat *out = dest + (t->y + y) * out_width + t->x;
 
-    /* Each component's vertical pass, weighted by its share of the mix, summed in s->row. */
-    for (gint k = 0; k < s->n_mixed; k++) {
-      const guint8 *rows = first_rows + s->mixed_offsets[k];
-      const gint bytes = s->sample_bytes;
-      gsize rows_stride = stride;
-      gint step = s->step;
-      gfloat weights[TAPS];
-
-      for (gint r = 0; r < TAPS; r++)
-        weights[r] = s->row_weights[TAPS * y + r] * s->mixed_weights[k];
-      if (s->gathered) {
-        rows_stride = (gsize) s->src_width * bytes;
-        for (gint r = 0; r < TAPS; r++)
-          gather_samples (rows + r * stride, step, bytes, s->gathered + r * rows_stride,
-              s->src_width);
-        rows = s->gathered;
-        step = bytes;
-      }
-      if (s->taps_only)
-        s->vertical_taps (rows, rows_stride, step, bytes, weights, s->column_offsets, k > 0,
-            s->row, t->width);
-      else
-        s->vertical (rows, rows_stride, step, bytes, weights, k > 0, s->row, s->src_width);
-    }
+    if (s->vertical_mixed || s->vertical_mixed_taps)
+      mixed_vertical_pass (s, y, first_rows, stride);
+    else
+      component_vertical_passes (s, y, first_rows, stride);
     if (s->taps_only)
       s->horizontal (s->row, s->taps_offsets, s->column_weights, t->width, s->black, s->scale, out);
     else
