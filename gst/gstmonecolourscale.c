@@ -14,8 +14,12 @@
 
 struct _GstMoneColourScaler
 {
-  /* each into [0, 1]: its sample over its full range */
+  /* each into [0, 1]: its sample over its full range. Components of one plane with the same step
+   * and subsampling (packed RGB, AYUV, YUY2's chroma) share a scaler that reads their pixels once:
+   * components[c] for the group's first component, NULL for the others; lead[c] the group's
+   * component whose byte comes first in a pixel (where the scaler reads from). */
   GstMoneGreyScaler *components[COMPONENTS];
+  guint lead[COMPONENTS];
   /* Or, for packed RGB into a grey model, one scaler reading the mix of each pixel's samples from
    * its first component's (first_component) on: the mix's sums, then one horizontal pass. */
   GstMoneGreyScaler *mixed;
@@ -26,6 +30,8 @@ struct _GstMoneColourScaler
   gint channels;                /* the model's: 3 (R, G, B) or 1 (grey) */
   /* channel c = CLAMP (bias[c] + sum_k mix[c][k] * component k, 0, 1) */
   gfloat mix[3][COMPONENTS], bias[3];
+  /* The mix is the identity (full-range RGB into RGB models): the components are the channels. */
+  gboolean components_are_channels;
   gfloat *scratch;              /* (COMPONENTS, out_height, out_width) the scaled components */
 };
 
@@ -123,6 +129,17 @@ set_mix (GstMoneColourScaler * s, const GstVideoInfo * in_info, const GstVideoIn
   }
 }
 
+/* Whether components a and b are samples of the same pixels: one plane, one step, one
+ * subsampling. */
+static gboolean
+same_pixels (const GstVideoFormatInfo * finfo, guint a, guint b)
+{
+  return GST_VIDEO_FORMAT_INFO_PLANE (finfo, a) == GST_VIDEO_FORMAT_INFO_PLANE (finfo, b)
+      && GST_VIDEO_FORMAT_INFO_PSTRIDE (finfo, a) == GST_VIDEO_FORMAT_INFO_PSTRIDE (finfo, b)
+      && GST_VIDEO_FORMAT_INFO_W_SUB (finfo, a) == GST_VIDEO_FORMAT_INFO_W_SUB (finfo, b)
+      && GST_VIDEO_FORMAT_INFO_H_SUB (finfo, a) == GST_VIDEO_FORMAT_INFO_H_SUB (finfo, b);
+}
+
 /* The one scaler of a grey model from packed RGB (all three components in one plane, the same
  * step apart): the mix straight from each pixel's samples, in sample units, so that black and scale
  * map it as bias + mix . (samples over their full range). NULL for other layouts. */
@@ -136,9 +153,8 @@ new_mixed_scaler (GstMoneColourScaler * s, const GstVideoFormatInfo * finfo, gin
   guint first = 0;
   gfloat black, scale;
 
-  for (guint c = 0; c < COMPONENTS; c++)
-    if (GST_VIDEO_FORMAT_INFO_PLANE (finfo, c) != GST_VIDEO_FORMAT_INFO_PLANE (finfo, 0)
-        || GST_VIDEO_FORMAT_INFO_PSTRIDE (finfo, c) != step)
+  for (guint c = 1; c < COMPONENTS; c++)
+    if (!same_pixels (finfo, 0, c))
       return NULL;
   for (guint c = 1; c < COMPONENTS; c++)
     if (GST_VIDEO_FORMAT_INFO_POFFSET (finfo, c) < GST_VIDEO_FORMAT_INFO_POFFSET (finfo, first))
@@ -172,22 +188,41 @@ gst_mone_colour_scaler_new (const GstVideoInfo * in_info, const GstVideoInfo * m
     if (s->mixed)
       return s;
   }
-  for (guint c = 0; c < COMPONENTS; c++) {
+  for (guint c = 0, end; c < COMPONENTS; c = end) {
     /* The component's samples covering the rectangle (subsampled: the pairs it touches). */
     const gint x1 = GST_VIDEO_FORMAT_INFO_SCALE_WIDTH (finfo, c, src_x + src_width);
     const gint y1 = GST_VIDEO_FORMAT_INFO_SCALE_HEIGHT (finfo, c, src_y + src_height);
+    const gint step = GST_VIDEO_FORMAT_INFO_PSTRIDE (finfo, c);
+    const gint bytes = gst_mone_grey_scaler_sample_bytes (finfo, c);
+    gint offsets[COMPONENTS];
+    guint lead = c;
     gfloat black, scale;
 
+    for (end = c + 1; end < COMPONENTS && same_pixels (finfo, c, end); end++)
+      if (GST_VIDEO_FORMAT_INFO_POFFSET (finfo, end) < GST_VIDEO_FORMAT_INFO_POFFSET (finfo, lead))
+        lead = end;
+    for (guint k = c; k < end; k++)
+      offsets[k - c] = GST_VIDEO_FORMAT_INFO_POFFSET (finfo, k)
+          - GST_VIDEO_FORMAT_INFO_POFFSET (finfo, lead);
+    s->lead[c] = lead;
     gst_mone_grey_scaler_sample_range (finfo, c, FALSE, &black, &scale);
-    s->components[c] = gst_mone_grey_scaler_new (x1 - s->src_x[c], y1 - s->src_y[c],
-        GST_VIDEO_FORMAT_INFO_PSTRIDE (finfo, c), gst_mone_grey_scaler_sample_bytes (finfo, c),
-        target, black, scale, path);
+    s->components[c] = end - c == 1
+        ? gst_mone_grey_scaler_new (x1 - s->src_x[c], y1 - s->src_y[c], step, bytes, target,
+        black, scale, path)
+        : gst_mone_grey_scaler_new_components (x1 - s->src_x[c], y1 - s->src_y[c], step, bytes,
+        end - c, offsets, target, black, scale, path);
     if (!s->components[c]) {
       gst_mone_colour_scaler_free (s);
       return NULL;
     }
   }
-  s->scratch = g_new (gfloat, (gsize) COMPONENTS * target->out_width * target->out_height);
+  s->components_are_channels = s->channels == COMPONENTS;
+  for (gint c = 0; c < s->channels; c++)
+    for (gint k = 0; k < COMPONENTS; k++)
+      if (s->mix[c][k] != (c == k ? 1.0f : 0.0f) || s->bias[c] != 0.0f)
+        s->components_are_channels = FALSE;
+  if (!s->components_are_channels)
+    s->scratch = g_new (gfloat, (gsize) COMPONENTS * target->out_width * target->out_height);
   return s;
 }
 
@@ -220,7 +255,8 @@ gst_mone_colour_scaler_run (GstMoneColourScaler * s, const GstVideoFrame * frame
 {
   const GstMoneScalerTarget *t = &s->target;
   const gsize plane = (gsize) t->out_width * t->out_height;
-  const gfloat *c0 = s->scratch, *c1 = c0 + plane, *c2 = c1 + plane;
+  gfloat *components = s->components_are_channels ? dest : s->scratch;
+  const gfloat *c0 = components, *c1 = c0 + plane, *c2 = c1 + plane;
 
   if (s->mixed) {
     gst_mone_grey_scaler_run_frame (s->mixed, frame, s->first_component,
@@ -228,8 +264,11 @@ gst_mone_colour_scaler_run (GstMoneColourScaler * s, const GstVideoFrame * frame
     return;
   }
   for (guint c = 0; c < COMPONENTS; c++)
-    gst_mone_grey_scaler_run_frame (s->components[c], frame, c, s->src_x[c], s->src_y[c],
-        s->scratch + c * plane);
+    if (s->components[c])
+      gst_mone_grey_scaler_run_frame (s->components[c], frame, s->lead[c], s->src_x[c],
+          s->src_y[c], components + c * plane);
+  if (s->components_are_channels)
+    return;
   /* Black outside the picture; inside, the mix. */
   memset (dest, 0, s->channels * plane * sizeof (gfloat));
   for (gint c = 0; c < s->channels; c++)

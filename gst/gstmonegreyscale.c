@@ -34,22 +34,24 @@ typedef void (*VerticalTapsFunc) (const guint8 * src, gsize stride, gint step, g
 #define MAX_MIXED 3
 typedef void (*HorizontalFunc) (const gfloat * row, const gint * offsets, const gfloat * weights,
     gint n, gfloat black, gfloat scale, gfloat * out);
-/* The vertical passes of mixed samples: weights (TAPS, MAX_MIXED), tap-major, each the tap's row
- * weight times the component's share; offsets (MAX_MIXED) the components' bytes in a pixel. */
-typedef void (*VerticalMixedFunc) (const guint8 * src, gsize stride, gint step,
-    const gint * offsets, const guint8 (*picks)[32], const gfloat * weights, gfloat * out, gint n);
-typedef void (*VerticalMixedTapsFunc) (const guint8 * src, gsize stride, gint step,
-    const gint * offsets, const guint8 (*picks)[32], const gfloat * weights, const gint * columns,
-    gfloat * out, gint n);
+/* The vertical passes of several components of the same pixels at once (below). */
+typedef void (*VerticalPixelsFunc) (const guint8 * src, gsize stride, gint step,
+    const gint * offsets, const guint8 (*picks)[32], const gfloat * weights, gint n_components,
+    gboolean mixed, gfloat * out, gsize out_stride, gint n);
+typedef void (*VerticalPixelsTapsFunc) (const guint8 * src, gsize stride, gint step,
+    const gint * offsets, const guint8 (*picks)[32], const gfloat * weights, gint n_components,
+    gboolean mixed, const gint * columns, gfloat * out, gsize out_stride, gint n);
 
 struct _GstMoneGreyScaler
 {
   gint src_width, src_height, step, sample_bytes;
   GstMoneScalerTarget target;
   gfloat black, scale;
-  /* The sample read: sum_k mixed_weights[k] * the byte at mixed_offsets[k] from the first */
+  /* The sample read: sum_k mixed_weights[k] * the byte at mixed_offsets[k] from the first; or,
+   * `apart`, each of those samples scaled on its own into its own output plane (weights 1) */
   gint n_mixed, mixed_offsets[MAX_MIXED];
   gfloat mixed_weights[MAX_MIXED];
+  gboolean apart;
   gint *row_offsets;            /* (dest_height) first source row of each output row */
   gfloat *row_weights;          /* (dest_height, TAPS) */
   gint *column_offsets;         /* (dest_width) first source column of each output column */
@@ -57,7 +59,8 @@ struct _GstMoneGreyScaler
   /* One output row filtered vertically: every column of the rectangle (src_width), or, for large
    * reductions, only the TAPS columns each output reads (dest_width, TAPS); then horizontal
    * reads it at row_offsets_of_taps instead of column_offsets. */
-  gfloat *row;
+  gfloat *row;                  /* (apart ? n_mixed : 1, row_length) */
+  gsize row_length;
   gboolean taps_only;
   gint *taps_offsets;           /* (dest_width) TAPS * x */
   /* Steps the path does not read in place (beyond 2 for the portable one, beyond 4 for AVX2):
@@ -66,12 +69,12 @@ struct _GstMoneGreyScaler
   guint8 *gathered;             /* (TAPS, src_width, sample_bytes) */
   VerticalFunc vertical;
   VerticalTapsFunc vertical_taps;
-  /* Three 8-bit samples 3 or 4 bytes apart mixed, on the AVX2 path: each load of a row's pixels
-   * shuffled into all three components (picks: the shuffles, for eight pixels in place and for
-   * two outputs' taps), instead of one vertical pass per component reading the pixels again.
-   * NULL otherwise. */
-  VerticalMixedFunc vertical_mixed;
-  VerticalMixedTapsFunc vertical_mixed_taps;
+  /* Two or three 8-bit samples 2 to 4 bytes apart, mixed or apart, on the AVX2 path: each load
+   * of a row's pixels shuffled into every component (picks: the shuffles, for eight pixels in
+   * place and for two outputs' taps), instead of one vertical pass per component reading the
+   * pixels again. NULL otherwise. */
+  VerticalPixelsFunc vertical_pixels;
+  VerticalPixelsTapsFunc vertical_pixels_taps;
   guint8 eight_picks[MAX_MIXED][32], taps_picks[MAX_MIXED][32];
   HorizontalFunc horizontal;
   const gchar *path_name;
@@ -331,96 +334,158 @@ vertical_taps_avx2 (const guint8 * src, gsize stride, gint step, gint bytes,
         n - x);
 }
 
-/* The mixed sample sum_k weights[k] * src[offsets[k]] of one pixel, in floats. */
-static inline gfloat
-mixed_sample (const guint8 * p, const gint * offsets, const gfloat * weights)
-{
-  gfloat sum = 0.0f;
+/* Several components of the same pixels (n of them, 8-bit, 2 to 4 bytes apart) filtered from one
+ * load per source row: picks[k] shuffles component k's bytes out of it, weights (TAPS, MAX_MIXED)
+ * tap-major. With `mixed` their weighted sum goes to out (RGB into grey); else component k's to
+ * out + k * out_stride (packed RGB into RGB models, YUY2's chroma). Inlined with constant n and
+ * mixed, so that the sums stay in registers. */
 
-  for (gint k = 0; k < MAX_MIXED; k++)
-    sum += weights[k] * p[offsets[k]];
-  return sum;
+/* Component k of one pixel's samples: the sums' index and the scalar tails. */
+static inline void
+add_pixel (const guint8 * p, const gint * offsets, const gfloat * weights, gint n,
+    gboolean mixed, gfloat * sums)
+{
+  for (gint k = 0; k < n; k++)
+    sums[mixed ? 0 : k] += weights[k] * p[offsets[k]];
 }
 
-/* sum + each component of `pixels` (its bytes gathered by picks into 32-bit lanes) times its
- * weight. */
-static inline __m256 AVX2_FMA
-add_components (__m256i pixels, const __m256i * picks, const __m256 * weights, __m256 sum)
+static inline void AVX2_FMA
+add_components (__m256i pixels, const __m256i * picks, const __m256 * weights, gint n,
+    gboolean mixed, __m256 * sums)
 {
-  for (gint k = 0; k < MAX_MIXED; k++)
-    sum = _mm256_fmadd_ps (_mm256_cvtepi32_ps (_mm256_shuffle_epi8 (pixels, picks[k])),
-        weights[k], sum);
-  return sum;
+  for (gint k = 0; k < n; k++)
+    sums[mixed ? 0 : k] = _mm256_fmadd_ps (_mm256_cvtepi32_ps (_mm256_shuffle_epi8 (pixels,
+                picks[k])), weights[k], sums[mixed ? 0 : k]);
 }
 
-/* Pixels of three bytes (RGB, BGR) in place, eight at a time. */
-static void AVX2_FMA
-vertical_mixed_avx2 (const guint8 * src, gsize stride, gint step, const gint * offsets,
-    const guint8 (*picks)[32], const gfloat * weights, gfloat * out, gint n)
+static inline void AVX2_FMA
+load_weights (const guint8 (*picks)[32], const gfloat * weights, gint n, __m256i * pick,
+    __m256 (*w)[MAX_MIXED])
 {
-  __m256i pick[MAX_MIXED];
-  __m256 w[TAPS][MAX_MIXED];
-  gint x = 0;
-
-  for (gint k = 0; k < MAX_MIXED; k++)
+  for (gint k = 0; k < n; k++)
     pick[k] = _mm256_loadu_si256 ((const __m256i *) picks[k]);
   for (gint t = 0; t < TAPS; t++)
-    for (gint k = 0; k < MAX_MIXED; k++)
+    for (gint k = 0; k < n; k++)
       w[t][k] = _mm256_set1_ps (weights[MAX_MIXED * t + k]);
-  /* Eight pixels of three bytes, two 16-byte loads 8 bytes apart: nothing past the last. */
-  for (; x + 8 <= n; x += 8) {
-    __m256 sum = _mm256_setzero_ps ();
+}
+
+/* Every pixel of the row in place, eight at a time. */
+static inline __attribute__((always_inline))
+     void AVX2_FMA
+         pixels_in_place (const guint8 * src, gsize stride, gint step, const gint * offsets,
+    const guint8 (*picks)[32], const gfloat * weights, gint n_components, gboolean mixed,
+    gfloat * out, gsize out_stride, gint n)
+{
+  const gint n_sums = mixed ? 1 : n_components;
+  __m256i pick[MAX_MIXED];
+  __m256 w[TAPS][MAX_MIXED];
+  gint max_offset = 0, x = 0;
+
+  load_weights (picks, weights, n_components, pick, w);
+  for (gint k = 0; k < n_components; k++)
+    max_offset = MAX (max_offset, offsets[k]);
+  /* Eight pixels from the first component's byte: two bytes a pixel in one 16-byte load (in both
+   * lanes), three in two 16-byte loads 8 bytes apart, four in one of 32. Bytes past the eighth
+   * pixel's last component are the next pixel's: then the last eight outputs stay scalar. */
+  const gboolean reads_past = max_offset < step - 1;
+  for (; reads_past ? x + 8 < n : x + 8 <= n; x += 8) {
+    __m256 sums[MAX_MIXED];
+    for (gint k = 0; k < n_sums; k++)
+      sums[k] = _mm256_setzero_ps ();
     for (gint t = 0; t < TAPS; t++) {
       const guint8 *p = src + t * stride + (gsize) step * x;
-      const __m256i pixels = _mm256_set_m128i (_mm_loadu_si128 ((const __m128i *) (p + 8)),
-          _mm_loadu_si128 ((const __m128i *) p));
-      sum = add_components (pixels, pick, w[t], sum);
+      const __m256i pixels = step == 2
+          ? _mm256_broadcastsi128_si256 (_mm_loadu_si128 ((const __m128i *) p))
+          : step == 3 ? _mm256_set_m128i (_mm_loadu_si128 ((const __m128i *) (p + 8)),
+          _mm_loadu_si128 ((const __m128i *) p))
+          : _mm256_loadu_si256 ((const __m256i *) p);
+      add_components (pixels, pick, w[t], n_components, mixed, sums);
     }
-    _mm256_storeu_ps (out + x, sum);
+    for (gint k = 0; k < n_sums; k++)
+      _mm256_storeu_ps (out + k * out_stride + x, sums[k]);
   }
   for (; x < n; x++) {
-    gfloat sum = 0.0f;
+    gfloat sums[MAX_MIXED] = { 0 };
     for (gint t = 0; t < TAPS; t++)
-      sum += mixed_sample (src + t * stride + (gsize) step * x, offsets, weights + MAX_MIXED * t);
-    out[x] = sum;
+      add_pixel (src + t * stride + (gsize) step * x, offsets, weights + MAX_MIXED * t,
+          n_components, mixed, sums);
+    for (gint k = 0; k < n_sums; k++)
+      out[k * out_stride + x] = sums[k];
   }
 }
 
-/* Pixels of three or four bytes, only those the horizontal taps read, two outputs' at a time. */
-static void AVX2_FMA
-vertical_mixed_taps_avx2 (const guint8 * src, gsize stride, gint step, const gint * offsets,
-    const guint8 (*picks)[32], const gfloat * weights, const gint * columns, gfloat * out, gint n)
+/* Only the pixels the horizontal taps read, two outputs' four at a time. */
+static inline __attribute__((always_inline))
+     void AVX2_FMA
+         pixels_of_taps (const guint8 * src, gsize stride, gint step, const gint * offsets,
+    const guint8 (*picks)[32], const gfloat * weights, gint n_components, gboolean mixed,
+    const gint * columns, gfloat * out, gsize out_stride, gint n)
 {
+  const gint n_sums = mixed ? 1 : n_components;
   __m256i pick[MAX_MIXED];
   __m256 w[TAPS][MAX_MIXED];
   gint x = 0;
 
-  for (gint k = 0; k < MAX_MIXED; k++)
-    pick[k] = _mm256_loadu_si256 ((const __m256i *) picks[k]);
-  for (gint t = 0; t < TAPS; t++)
-    for (gint k = 0; k < MAX_MIXED; k++)
-      w[t][k] = _mm256_set1_ps (weights[MAX_MIXED * t + k]);
-  /* 16 bytes from each output's first tap pixel: up to four past its last, inside the next
-   * output's pixels at the reductions beyond 8x that take this path, so the last stays scalar. */
+  load_weights (picks, weights, n_components, pick, w);
+  /* 16 bytes from each output's first tap pixel: up to eight past its last (two bytes a pixel),
+   * inside the next output's pixels at the reductions beyond 8x that take this path, so the last
+   * stays scalar. */
   for (; x + 2 < n; x += 2) {
-    __m256 sum = _mm256_setzero_ps ();
+    __m256 sums[MAX_MIXED];
+    for (gint k = 0; k < n_sums; k++)
+      sums[k] = _mm256_setzero_ps ();
     for (gint t = 0; t < TAPS; t++) {
       const guint8 *row = src + t * stride;
       const __m256i pixels = _mm256_set_m128i (_mm_loadu_si128 ((const __m128i *) (row +
                   (gsize) step * columns[x + 1])),
           _mm_loadu_si128 ((const __m128i *) (row + (gsize) step * columns[x])));
-      sum = add_components (pixels, pick, w[t], sum);
+      add_components (pixels, pick, w[t], n_components, mixed, sums);
     }
-    _mm256_storeu_ps (out + TAPS * x, sum);
+    for (gint k = 0; k < n_sums; k++)
+      _mm256_storeu_ps (out + k * out_stride + TAPS * x, sums[k]);
   }
   for (; x < n; x++)
     for (gint c = 0; c < TAPS; c++) {
-      gfloat sum = 0.0f;
+      gfloat sums[MAX_MIXED] = { 0 };
       for (gint t = 0; t < TAPS; t++)
-        sum += mixed_sample (src + t * stride + (gsize) step * (columns[x] + c), offsets,
-            weights + MAX_MIXED * t);
-      out[TAPS * x + c] = sum;
+        add_pixel (src + t * stride + (gsize) step * (columns[x] + c), offsets,
+            weights + MAX_MIXED * t, n_components, mixed, sums);
+      for (gint k = 0; k < n_sums; k++)
+        out[k * out_stride + TAPS * x + c] = sums[k];
     }
+}
+
+/* The two kernels above for each of their four cases, compiled apart. */
+static void AVX2_FMA
+vertical_pixels_avx2 (const guint8 * src, gsize stride, gint step, const gint * offsets,
+    const guint8 (*picks)[32], const gfloat * weights, gint n_components, gboolean mixed,
+    gfloat * out, gsize out_stride, gint n)
+{
+  if (n_components == 2 && mixed)
+    pixels_in_place (src, stride, step, offsets, picks, weights, 2, TRUE, out, 0, n);
+  else if (n_components == 2)
+    pixels_in_place (src, stride, step, offsets, picks, weights, 2, FALSE, out, out_stride, n);
+  else if (mixed)
+    pixels_in_place (src, stride, step, offsets, picks, weights, 3, TRUE, out, 0, n);
+  else
+    pixels_in_place (src, stride, step, offsets, picks, weights, 3, FALSE, out, out_stride, n);
+}
+
+static void AVX2_FMA
+vertical_pixels_taps_avx2 (const guint8 * src, gsize stride, gint step, const gint * offsets,
+    const guint8 (*picks)[32], const gfloat * weights, gint n_components, gboolean mixed,
+    const gint * columns, gfloat * out, gsize out_stride, gint n)
+{
+  if (n_components == 2 && mixed)
+    pixels_of_taps (src, stride, step, offsets, picks, weights, 2, TRUE, columns, out, 0, n);
+  else if (n_components == 2)
+    pixels_of_taps (src, stride, step, offsets, picks, weights, 2, FALSE, columns, out,
+        out_stride, n);
+  else if (mixed)
+    pixels_of_taps (src, stride, step, offsets, picks, weights, 3, TRUE, columns, out, 0, n);
+  else
+    pixels_of_taps (src, stride, step, offsets, picks, weights, 3, FALSE, columns, out,
+        out_stride, n);
 }
 
 /* The shuffle that puts byte `offset` of each of four pixels `step` bytes apart into the low
@@ -598,9 +663,9 @@ gst_mone_grey_scaler_new (gint src_width, gint src_height, gint step, gint sampl
       &weight, target, black, scale, path);
 }
 
-GstMoneGreyScaler *
-gst_mone_grey_scaler_new_mixed (gint src_width, gint src_height, gint step, gint sample_bytes,
-    gint n_mixed, const gint * offsets, const gfloat * weights,
+static GstMoneGreyScaler *
+scaler_new (gint src_width, gint src_height, gint step, gint sample_bytes, gint n_mixed,
+    const gint * offsets, const gfloat * weights, gboolean apart,
     const GstMoneScalerTarget * target, gfloat black, gfloat scale, GstMoneGreyScalerPath path)
 {
   const gint dest_width = target->width, dest_height = target->height;
@@ -626,15 +691,17 @@ gst_mone_grey_scaler_new_mixed (gint src_width, gint src_height, gint step, gint
   s->black = black;
   s->scale = scale;
   s->n_mixed = n_mixed;
+  s->apart = apart;
   for (gint k = 0; k < n_mixed; k++) {
     s->mixed_offsets[k] = offsets[k];
-    s->mixed_weights[k] = weights[k];
+    s->mixed_weights[k] = apart ? 1.0f : weights[k];
   }
   s->row_offsets = g_new (gint, dest_height);
   s->row_weights = g_new (gfloat, (gsize) TAPS * dest_height);
   s->column_offsets = g_new (gint, dest_width);
   s->column_weights = g_new (gfloat, (gsize) TAPS * dest_width);
-  s->row = g_new (gfloat, MAX (src_width, TAPS * dest_width));
+  s->row_length = MAX (src_width, TAPS * dest_width);
+  s->row = g_new (gfloat, (apart ? n_mixed : 1) * s->row_length);
   s->taps_offsets = g_new (gint, dest_width);
   for (gint x = 0; x < dest_width; x++)
     s->taps_offsets[x] = TAPS * x;
@@ -668,24 +735,43 @@ gst_mone_grey_scaler_new_mixed (gint src_width, gint src_height, gint step, gint
      * portable path's gathers are scalar: it always filters every column. */
     s->taps_only = src_width > 8 * dest_width;
     reads_in_place = sample_bytes == 1 ? step <= 4 : step == 2 || step == 4;
-    /* Three bytes a pixel: one load for all three components pays in place and among the taps;
-     * four (BGRx) only among the taps, where the separate passes load each output's taps three
-     * times: in place, masking each component out of its 32-bit word costs less than a shuffle. */
-    if (n_mixed == MAX_MIXED && sample_bytes == 1 && (step == 3 || step == 4)) {
+    /* One load for every component pays among the taps, where the separate passes load each
+     * output's taps again for each, and in place for components scaled apart and for three
+     * bytes a pixel mixed; four mixed in place (BGRx into grey) take one load, a mask and a
+     * conversion per component either way, and two are never mixed. */
+    if (n_mixed > 1 && sample_bytes == 1 && step >= 2 && step <= 4) {
       for (gint k = 0; k < n_mixed; k++) {
-        set_picks (s->eight_picks[k], step, offsets[k], 4);     /* upper lane loaded 8 bytes on */
+        set_picks (s->eight_picks[k], step, offsets[k], step == 2 ? 8 : step == 3 ? 4 : 0);
         set_picks (s->taps_picks[k], step, offsets[k], 0);
       }
       if (s->taps_only)
-        s->vertical_mixed_taps = vertical_mixed_taps_avx2;
-      else if (step == 3)
-        s->vertical_mixed = vertical_mixed_avx2;
+        s->vertical_pixels_taps = vertical_pixels_taps_avx2;
+      else if (step == 3 || apart)
+        s->vertical_pixels = vertical_pixels_avx2;
     }
   }
 #endif
   if (!reads_in_place)
     s->gathered = g_new (guint8, (gsize) TAPS * src_width * sample_bytes);
   return s;
+}
+
+GstMoneGreyScaler *
+gst_mone_grey_scaler_new_mixed (gint src_width, gint src_height, gint step, gint sample_bytes,
+    gint n_mixed, const gint * offsets, const gfloat * weights,
+    const GstMoneScalerTarget * target, gfloat black, gfloat scale, GstMoneGreyScalerPath path)
+{
+  return scaler_new (src_width, src_height, step, sample_bytes, n_mixed, offsets, weights, FALSE,
+      target, black, scale, path);
+}
+
+GstMoneGreyScaler *
+gst_mone_grey_scaler_new_components (gint src_width, gint src_height, gint step,
+    gint sample_bytes, gint n_components, const gint * offsets,
+    const GstMoneScalerTarget * target, gfloat black, gfloat scale, GstMoneGreyScalerPath path)
+{
+  return scaler_new (src_width, src_height, step, sample_bytes, n_components, offsets, NULL, TRUE,
+      target, black, scale, path);
 }
 
 void
@@ -728,8 +814,8 @@ gather_samples (const guint8 * restrict row, gint step, gint bytes, guint8 * res
     out[x] = row[(gsize) x * step];
 }
 
-/* Output row y's vertical pass into s->row: each component's, weighted by its share of the mix,
- * summed (for one component, just its own). */
+/* Output row y's vertical pass into s->row: each component's, weighted by its share of the mix
+ * and summed (for one component, just its own), or apart, each into its own row. */
 static void
 component_vertical_passes (GstMoneGreyScaler * s, gint y, const guint8 * first_rows, gsize stride)
 {
@@ -737,6 +823,8 @@ component_vertical_passes (GstMoneGreyScaler * s, gint y, const guint8 * first_r
 
   for (gint k = 0; k < s->n_mixed; k++) {
     const guint8 *rows = first_rows + s->mixed_offsets[k];
+    const gboolean add = !s->apart && k > 0;
+    gfloat *row = s->row + (s->apart ? k * s->row_length : 0);
     gsize rows_stride = stride;
     gint step = s->step;
     gfloat weights[TAPS];
@@ -752,59 +840,65 @@ component_vertical_passes (GstMoneGreyScaler * s, gint y, const guint8 * first_r
       step = bytes;
     }
     if (s->taps_only)
-      s->vertical_taps (rows, rows_stride, step, bytes, weights, s->column_offsets, k > 0, s->row,
+      s->vertical_taps (rows, rows_stride, step, bytes, weights, s->column_offsets, add, row,
           s->target.width);
     else
-      s->vertical (rows, rows_stride, step, bytes, weights, k > 0, s->row, s->src_width);
+      s->vertical (rows, rows_stride, step, bytes, weights, add, row, s->src_width);
   }
 }
 
-/* The same with all three components from each load (s->vertical_mixed, s->vertical_mixed_taps). */
+/* The same with every component from each load (s->vertical_pixels, s->vertical_pixels_taps). */
 static void
-mixed_vertical_pass (GstMoneGreyScaler * s, gint y, const guint8 * first_rows, gsize stride)
+pixels_vertical_pass (GstMoneGreyScaler * s, gint y, const guint8 * first_rows, gsize stride)
 {
   gfloat weights[TAPS * MAX_MIXED];
 
   for (gint r = 0; r < TAPS; r++)
-    for (gint k = 0; k < MAX_MIXED; k++)
+    for (gint k = 0; k < s->n_mixed; k++)
       weights[MAX_MIXED * r + k] = s->row_weights[TAPS * y + r] * s->mixed_weights[k];
   if (s->taps_only)
-    s->vertical_mixed_taps (first_rows, stride, s->step, s->mixed_offsets, s->taps_picks,
-        weights, s->column_offsets, s->row, s->target.width);
+    s->vertical_pixels_taps (first_rows, stride, s->step, s->mixed_offsets, s->taps_picks,
+        weights, s->n_mixed, !s->apart, s->column_offsets, s->row, s->row_length, s->target.width);
   else
-    s->vertical_mixed (first_rows, stride, s->step, s->mixed_offsets, s->eight_picks, weights,
-        s->row, s->src_width);
+    s->vertical_pixels (first_rows, stride, s->step, s->mixed_offsets, s->eight_picks, weights,
+        s->n_mixed, !s->apart, s->row, s->row_length, s->src_width);
 }
 
 void
 gst_mone_grey_scaler_run (GstMoneGreyScaler * s, const guint8 * src, gsize stride, gfloat * dest)
 {
   const GstMoneScalerTarget *t = &s->target;
-  const gsize out_width = t->out_width;
+  const gsize out_width = t->out_width, plane = out_width * t->out_height;
+  const gint n_planes = s->apart ? s->n_mixed : 1;
 
   /* The border (letterbox bars): black, 0 after the range mapping. */
-  for (gint y = 0; y < t->out_height; y++) {
-    gfloat *out = dest + y * out_width;
-    if (y < t->y || y >= t->y + t->height) {
-      memset (out, 0, out_width * sizeof (gfloat));
-      continue;
+  for (gint k = 0; k < n_planes; k++)
+    for (gint y = 0; y < t->out_height; y++) {
+      gfloat *out = dest + k * plane + y * out_width;
+      if (y < t->y || y >= t->y + t->height) {
+        memset (out, 0, out_width * sizeof (gfloat));
+        continue;
+      }
+      memset (out, 0, t->x * sizeof (gfloat));
+      memset (out + t->x + t->width, 0, (out_width - t->x - t->width) * sizeof (gfloat));
     }
-    memset (out, 0, t->x * sizeof (gfloat));
-    memset (out + t->x + t->width, 0, (out_width - t->x - t->width) * sizeof (gfloat));
-  }
   for (gint y = 0; y < t->height; y++) {
     const guint8 *first_rows = src + (gsize) s->row_offsets[y] * stride;
-    gfloat *out = dest + (t->y + y) * out_width + t->x;
 
-    if (s->vertical_mixed || s->vertical_mixed_taps)
-      mixed_vertical_pass (s, y, first_rows, stride);
+    if (s->vertical_pixels || s->vertical_pixels_taps)
+      pixels_vertical_pass (s, y, first_rows, stride);
     else
       component_vertical_passes (s, y, first_rows, stride);
-    if (s->taps_only)
-      s->horizontal (s->row, s->taps_offsets, s->column_weights, t->width, s->black, s->scale, out);
-    else
-      s->horizontal (s->row, s->column_offsets, s->column_weights, t->width, s->black, s->scale,
-          out);
+    for (gint k = 0; k < n_planes; k++) {
+      const gfloat *row = s->row + k * s->row_length;
+      gfloat *out = dest + k * plane + (t->y + y) * out_width + t->x;
+
+      if (s->taps_only)
+        s->horizontal (row, s->taps_offsets, s->column_weights, t->width, s->black, s->scale, out);
+      else
+        s->horizontal (row, s->column_offsets, s->column_weights, t->width, s->black, s->scale,
+            out);
+    }
   }
 }
 

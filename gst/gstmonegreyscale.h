@@ -73,10 +73,17 @@ GstMoneGreyScaler *gst_mone_grey_scaler_new (gint src_width, gint src_height, gi
 GstMoneGreyScaler *gst_mone_grey_scaler_new_mixed (gint src_width, gint src_height, gint step,
     gint sample_bytes, gint n_mixed, const gint * offsets, const gfloat * weights,
     const GstMoneScalerTarget * target, gfloat black, gfloat scale, GstMoneGreyScalerPath path);
+/* Two or three samples of a packed pixel (offsets as above), each scaled on its own, as
+ * gst_mone_grey_scaler_new would, into its own plane of the output (out_height x out_width floats
+ * apart): one pass over the pixels for all of them (packed RGB into RGB models, YUY2's chroma). */
+GstMoneGreyScaler *gst_mone_grey_scaler_new_components (gint src_width, gint src_height,
+    gint step, gint sample_bytes, gint n_components, const gint * offsets,
+    const GstMoneScalerTarget * target, gfloat black, gfloat scale, GstMoneGreyScalerPath path);
 void gst_mone_grey_scaler_free (GstMoneGreyScaler * scaler);
 const gchar *gst_mone_grey_scaler_path_name (const GstMoneGreyScaler * scaler);
 
-/* src: the rectangle's first sample, rows `stride` bytes apart; dest: out_height x out_width. */
+/* src: the rectangle's first sample, rows `stride` bytes apart; dest: out_height x out_width (for
+ * each component of gst_mone_grey_scaler_new_components). */
 void gst_mone_grey_scaler_run (GstMoneGreyScaler * scaler, const guint8 * src, gsize stride,
     gfloat * dest);
 /* The same on component `component` of a frame, the rectangle starting at its sample x, y. */

@@ -253,6 +253,67 @@ GST_START_TEST (test_mixed_matches_reference)
 
 GST_END_TEST;
 
+/* Components scaled apart in one pass (packed RGB into RGB models, YUY2's and NV12's chroma):
+ * each plane against its component's own reference, three bytes of each pixel, the first and the
+ * third, or two adjacent ones, on the cases of two or more bytes per sample, on both paths. */
+GST_START_TEST (test_components_match_reference)
+{
+  static const GstMoneGreyScalerPath paths[] = { GST_MONE_GREY_SCALER_GENERIC,
+    GST_MONE_GREY_SCALER_AVX2
+  };
+  static const gint three[3] = { 0, 1, 2 }, first_and_third[2] = { 0, 2 }, two[2] = { 0, 1 };
+  static const struct
+  {
+    gint n;
+    const gint *offsets;
+    gint min_step;
+  } sets[] = { {3, three, 3}, {2, first_and_third, 3}, {2, two, 2} };
+  guint n_tested = 0;
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
+    const Case *c = &cases[i];
+    const gsize n = (gsize) c->target.out_width * c->target.out_height;
+    guint8 *bytes;
+    gdouble *expected;
+    gfloat *out;
+
+    if (c->step < 2 || c->words)
+      continue;
+    n_tested++;
+    bytes = make_bytes (c);
+    expected = g_new (gdouble, 3 * n);
+    out = g_new (gfloat, 3 * n);
+    for (guint set = 0; set < G_N_ELEMENTS (sets); set++) {
+      const gint last = sets[set].offsets[sets[set].n - 1];
+      /* the last byte read ends at the case's sample when it is a row's last byte */
+      const gint first = c->first >= last ? c->first - last : c->first;
+
+      if (c->step < sets[set].min_step || first + last >= c->step)
+        continue;
+      for (gint k = 0; k < sets[set].n; k++) {
+        Case one = *c;
+        one.first = first + sets[set].offsets[k];
+        reference (&one, bytes, 0.0f, 1.0f / 255.0f, expected + k * n);
+      }
+      for (guint p = 0; p < G_N_ELEMENTS (paths); p++) {
+        GstMoneGreyScaler *s = gst_mone_grey_scaler_new_components (c->src_width, c->src_height,
+            c->step, 1, sets[set].n, sets[set].offsets, &c->target, 0.0f, 1.0f / 255.0f,
+            paths[p]);
+        gchar *what = g_strdup_printf ("case %u, %d components", i, sets[set].n);
+
+        check_against_reference (s, bytes + first, c->stride, expected, out, sets[set].n * n, what);
+        g_free (what);
+      }
+    }
+    g_free (out);
+    g_free (expected);
+    g_free (bytes);
+  }
+  fail_unless (n_tested >= 9);
+}
+
+GST_END_TEST;
+
 /* `in` (in_info) converted by GStreamer with the element's options into the rectangle dest_x,
  * dest_y, dest_width x dest_height of out_info. */
 static GstBuffer *
@@ -587,6 +648,7 @@ greyscale_suite (void)
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_paths_match_reference);
   tcase_add_test (tc, test_mixed_matches_reference);
+  tcase_add_test (tc, test_components_match_reference);
   tcase_add_test (tc, test_matches_converter);
   tcase_add_test (tc, test_refuses_what_it_cannot_do);
   tcase_add_test (tc, test_colour_scaler_formats);
