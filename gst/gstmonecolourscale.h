@@ -3,14 +3,16 @@
  *
  * Each of the frame's three colour components goes through the grey scaler (gstmonegreyscale.h:
  * the converter's filter) from its own plane, or its own bytes of a packed one, at its own
- * resolution to the model's size; then one affine map per pixel gives the model's channels in
+ * resolution to the model's size (components of the same pixels, as packed RGB's or YUY2's U and
+ * V, in one scaler that reads each pixel once: gst_mone_grey_scaler_new_components); then one
+ * affine map per pixel (none from full-range RGB into RGB models) gives the model's channels in
  * [0, 1], planar: from YUV the frame's colour matrix and range (its colorimetry, as
  * GstVideoConverter reads them) to R, G and B; from RGB the channels themselves, or for a grey
  * model the luma of the model's GRAY8 colorimetry (BT.601 weights, full range), as the converter
  * makes GRAY8 from RGB (packed RGB into a grey model mixes each pixel's samples inside one grey
  * scaler instead: gst_mone_grey_scaler_new_mixed). The filter being linear, scaling the
- * components before mixing them gives what mixing first would, up to float rounding. The converter instead scaled the frame in its
- * own format (upsampling YUV's chroma with its siting, which this leaves out: a quarter of a
+ * components before mixing them gives what mixing first would, up to float rounding. The
+ * converter instead scaled the frame in its own format (upsampling YUV's chroma with its siting, which this leaves out: a quarter of a
  * chroma sample at most) and converted in bytes. YUV frames into grey models take the grey scaler
  * alone, on their luma.
  *
