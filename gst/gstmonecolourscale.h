@@ -12,9 +12,9 @@
  * makes GRAY8 from RGB (packed RGB into a grey model mixes each pixel's samples inside one grey
  * scaler instead: gst_mone_grey_scaler_new_mixed). The filter being linear, scaling the
  * components before mixing them gives what mixing first would, up to float rounding. The
- * converter instead scaled the frame in its own format (upsampling YUV's chroma with its siting, which this leaves out: a quarter of a
- * chroma sample at most) and converted in bytes. YUV frames into grey models take the grey scaler
- * alone, on their luma.
+ * converter instead scaled the frame in its own format (upsampling YUV's chroma with its siting,
+ * which this leaves out: a quarter of a chroma sample at most) and converted in bytes. YUV frames
+ * into grey models take the grey scaler alone, on their luma.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
