@@ -93,6 +93,10 @@ struct MoneContext {
   /* Stem (mone.stem, layers i < c->stem_layers, C_i channels): feature maps channels last, so
    * that a product's output rows (pixels) are the map's rows. */
   float *stem_maps[MONE_MAX_STEM_LAYERS]; /* (T, H >> (i + 1), W >> (i + 1), C_i) */
+  /* The first layer's input: the normalised frame channels last, below a zero row and right of a
+   * zero column (its padding; the bottom and right padding are never read). */
+  float *stem_padded;                     /* (T, H + 1, (W + 1) C) */
+  const MoneKernels *stem_kernels;        /* the context's ISA's (stem_first_row) */
   float *stem_columns;                    /* (threads, stem_chunk_floats) each task's im2col rows */
   size_t stem_chunk_floats;
   /* Layer i's bias repeated for stem_gelu_pixels[i] pixels: its GELU then runs on rows of at
@@ -386,6 +390,7 @@ mone_context_free (MoneContext *ctx)
     free (ctx->stem_bias_tiled[i]);
   }
   free (ctx->stem_columns);
+  free (ctx->stem_padded);
   free (ctx->patches);
   free (ctx->embedded);
   free (ctx->x);
@@ -453,7 +458,14 @@ mone_context_new (MoneModel *model, int n_threads, GError **error)
     ctx->stem_maps[i] = workspace ((size_t) c->frames * (c->height >> (i + 1))
             * (c->width >> (i + 1)) * c->stem_channels[i],
         &ok);
-  for (int i = 0; i < c->stem_layers; i++) {
+  if (c->stem_layers)
+    ctx->stem_padded = workspace ((size_t) c->frames * (c->height + 1) * (c->width + 1)
+            * c->channels,
+        &ok);
+  ctx->stem_kernels = mone_kernels_for_isa (ctx->isa);
+  if (!ctx->stem_kernels)
+    ctx->stem_kernels = mone_kernels ();
+  for (int i = 1; i < c->stem_layers; i++) {
     const size_t K = 9 * (size_t) mone_stem_in_channels (c, i);
     ctx->stem_chunk_floats = MAX (ctx->stem_chunk_floats, stem_chunk_pixels (K) * K);
     ctx->stem_gelu_pixels[i] = (STEM_GELU_ROW + c->stem_channels[i] - 1) / c->stem_channels[i];
@@ -499,7 +511,7 @@ mone_context_new (MoneModel *model, int n_threads, GError **error)
     return NULL;
   }
   ctx->router_kernels = mone_kernels_for_isa (MONE_ISA_GENERIC);
-  for (int i = 0; i < c->stem_layers; i++)
+  for (int i = 1; i < c->stem_layers; i++)
     for (int k = 0; k < ctx->stem_gelu_pixels[i]; k++)
       memcpy (ctx->stem_bias_tiled[i] + (size_t) k * c->stem_channels[i],
           model->weights.stem_bias[i], sizeof (float) * c->stem_channels[i]);
@@ -591,51 +603,39 @@ tokens_times_weights (MoneContext *ctx, int n, int m, int k, const float *a, int
 
 /* ---------------------------------------------------------------------------------------------- */
 /* Stem: layer i is a 3x3 convolution of stride 2 with zero padding 1, then GELU, on every frame;
- * its output is (H >> (i + 1), W >> (i + 1)) (H and W are multiples of 2^S). Computed as im2col
- * rows (one per output pixel, its 3x3 x C_{i-1} inputs in (row, column, channel) order) times the
- * weight reordered to match at load (MoneWeights.stem_packed; the openblas path multiplies the
- * unpacked stem_weight_taps): the output rows are the pixels of a channels-last map, which the
- * next layer's im2col reads as runs of 3 C contiguous values. Each output value is one product in
- * a fixed order, whatever task computes it, so thread counts give the same bits.
+ * its output is (H >> (i + 1), W >> (i + 1)) (H and W are multiples of 2^S). Layers i > 0 are
+ * computed as im2col rows (one per output pixel, its 3x3 x C_{i-1} inputs in (row, column,
+ * channel) order) times the weight reordered to match at load (MoneWeights.stem_packed; the
+ * openblas path multiplies the unpacked stem_weight_taps): the output rows are the pixels of a
+ * channels-last map, which the next layer's im2col reads as runs of 3 C contiguous values. The
+ * first layer, with one to three input channels, is a direct convolution from the padded
+ * normalised frame (kernels.h, stem_first_row). Each output value is one sum in a fixed order,
+ * whatever task computes it, so thread counts give the same bits.
  * Task = a range of output rows (all frames' rows in order). */
 
-/* Im2col rows of output pixels (oy, ox0 .. ox0 + n - 1) of stem layer 0 from one frame's
- * (C, H, W) pixels, normalised as patchify_tokens does and zero outside the frame. Input row y and
- * column x = 2 o - 1 + k for output o and tap k: only the top and left padding is ever read (H and
- * W are even). */
+/* The first layer's padded input (MoneContext.stem_padded) from the frame (T, C, H, W): each
+ * pixel normalised as patchify_tokens does, channels last; the zero row and column stay as the
+ * workspace was allocated. */
 static void
-stem_columns_from_pixels (const MoneConfig *c, const float *frame_pixels, int oy, int ox0, int n,
-    float *columns)
+fill_stem_padded (MoneContext *ctx)
 {
-  const int C = c->channels, H = c->height, W = c->width, K = 9 * C;
-  for (int ky = 0; ky < 3; ky++) {
-    const int y = 2 * oy - 1 + ky;
+  const MoneConfig *c = &ctx->config;
+  const int C = c->channels, H = c->height, W = c->width;
+  const size_t row = (size_t) (W + 1) * C;
+  for (int f = 0; f < c->frames; f++)
     for (int ch = 0; ch < C; ch++) {
-      float *dst = columns + ky * 3 * C + ch; /* tap (ky, kx) of pixel i: dst[i * K + kx * C] */
-      if (y < 0) {
-        for (int i = 0; i < n; i++)
-          for (int kx = 0; kx < 3; kx++)
-            dst[(size_t) i * K + kx * C] = 0.0f;
-        continue;
-      }
       const float mean = c->mean[ch], inv_std = 1.0f / c->std[ch];
-      const float *src = frame_pixels + ((size_t) ch * H + y) * W; /* (W) */
-      int i = 0;
-      if (ox0 == 0) { /* x = -1, 0, 1 */
-        dst[0] = 0.0f;
-        dst[C] = (src[0] - mean) * inv_std;
-        dst[2 * C] = (src[1] - mean) * inv_std;
-        i = 1;
-      }
-      for (; i < n; i++) {
-        const float *x = src + 2 * (ox0 + i) - 1;
-        float *d = dst + (size_t) i * K;
-        d[0] = (x[0] - mean) * inv_std;
-        d[C] = (x[1] - mean) * inv_std;
-        d[2 * C] = (x[2] - mean) * inv_std;
+      for (int y = 0; y < H; y++) {
+        const float *src = ctx->input + (((size_t) f * C + ch) * H + y) * W; /* (W) */
+        float *dst = ctx->stem_padded + ((size_t) f * (H + 1) + y + 1) * row + C + ch;
+        if (C == 1) {
+          mone_normalize_array (W, src, mean, inv_std, dst);
+          continue;
+        }
+        for (int x = 0; x < W; x++)
+          dst[(size_t) x * C] = (src[x] - mean) * inv_std;
       }
     }
-  }
 }
 
 /* Im2col rows of output pixels (oy, ox0 .. ox0 + n - 1) of stem layer i > 0 from one frame of the
@@ -678,6 +678,18 @@ stem_task (void *data, int task, int thread)
   const int64_t rows = (int64_t) c->frames * out_h; /* output rows of every frame, in order */
   const int64_t first = rows * task / ctx->n_stem_tasks * out_w;
   const int64_t end = rows * (task + 1) / ctx->n_stem_tasks * out_w;
+  if (layer == 0) { /* a direct convolution, an output row at a time */
+    const size_t padded_row = (size_t) (in_w + 1) * in_channels;
+    for (int64_t r = first / out_w; r < end / out_w; r++) {
+      const float *padded = ctx->stem_padded + (size_t) (r / out_h) * (in_h + 1) * padded_row
+          + (size_t) (2 * (r % out_h)) * padded_row; /* padded row 2 oy: input row 2 oy - 1 */
+      const float *const rows[3] = { padded, padded + padded_row, padded + 2 * padded_row };
+      ctx->stem_kernels->stem_first_row (out_w, in_channels, out_channels, rows,
+          w->stem_first_weights, w->stem_bias[0],
+          ctx->stem_maps[0] + (size_t) r * out_w * out_channels);
+    }
+    return;
+  }
   const int chunk = (int) stem_chunk_pixels (K);
   float *columns = ctx->stem_columns + (size_t) thread * ctx->stem_chunk_floats; /* (chunk, K) */
 
@@ -690,11 +702,8 @@ stem_task (void *data, int task, int thread)
       const int run = MIN (n - done, out_w - ox);
       float *run_columns = columns + (size_t) done * K;
       const size_t frame_floats = (size_t) in_h * in_w * in_channels;
-      if (layer == 0)
-        stem_columns_from_pixels (c, ctx->input + frame * frame_floats, oy, ox, run, run_columns);
-      else
-        stem_columns_from_map (ctx->stem_maps[layer - 1] + frame * frame_floats, in_h, in_w,
-            in_channels, oy, ox, run, run_columns);
+      stem_columns_from_map (ctx->stem_maps[layer - 1] + frame * frame_floats, in_h, in_w,
+          in_channels, oy, ox, run, run_columns);
       done += run;
     }
     /* out = GELU(columns W^T + b); W (C_i, K) reordered to match the columns. The GELU sees
@@ -1010,6 +1019,8 @@ mone_context_run (MoneContext *ctx, const float *input, double budget, MoneResul
   mone_thread_pool_begin_series (ctx->pool);
   /* Stem, a layer at a time (each reads the whole previous map); its output rows split over the
    * threads. */
+  if (c->stem_layers)
+    fill_stem_padded (ctx);
   for (int i = 0; i < c->stem_layers; i++) {
     ctx->stem_layer = i;
     ctx->n_stem_tasks = MIN (ctx->n_threads, c->frames * (c->height >> (i + 1)));

@@ -11,7 +11,8 @@
 
 typedef struct {
   /* Same contracts as mone_layernorm_rows, mone_softmax_rows, mone_bias_gelu_scale_rows,
-   * mone_scale_bias_add_rows, mone_exp_array, mone_erf_array, mone_normalize_array (engine-kernels.h) and mone_attention_block (attention.h). */
+   * mone_scale_bias_add_rows, mone_exp_array, mone_erf_array, mone_normalize_array
+   * (engine-kernels.h) and mone_attention_block (attention.h). */
   void (*layernorm_rows) (int n_rows, int width, int out_width, const float *x, int ldx,
       const float *weight, const float *bias, float eps, float *out, int ldout);
   void (*softmax_rows) (int n_rows, int n_cols, float scale, float *x, int ld, float *inverse_sums);
@@ -22,6 +23,15 @@ typedef struct {
   void (*exp_array) (int n, const float *x, float *out);
   void (*erf_array) (int n, const float *x, float *out);
   void (*normalize_array) (int n, const float *x, float mean, float inv_std, float *out);
+  /* One output row of the stem's first convolution (3x3, stride 2, zero padding 1, then GELU)
+   * straight from the normalised pixels: out (n_out, C_out), out[o, :] = GELU(bias + sum over
+   * ky < 3, t < 3 C_in of padded_rows[ky][2 o C_in + t] weights[(3 ky C_in + t) C_out + :]).
+   * padded_rows[ky]: input row 2 oy - 1 + ky (a zero row above the frame), channels last, its
+   * first C_in values the zero column left of the frame; weights (9 C_in, C_out), taps in (ky,
+   * kx, channel) order. A direct convolution: with one to three input channels an im2col row has
+   * 9 to 27 values, and building it cost more than its multiply-adds. */
+  void (*stem_first_row) (int n_out, int C_in, int C_out, const float *const padded_rows[3],
+      const float *weights, const float *bias, float *out);
   void (*attention_block) (int n_queries, int n_keys, int head_dim, const float *q, const float *k,
       const float *v, int ld_qkv, float *out, int ld_out, float *scratch);
   /* Whether mone_attention_block should use mone_attention_block_sgemm (with this table's softmax)

@@ -234,7 +234,7 @@ for_each_packed_matrix (MoneWeights *w, const MoneConfig *c, PackedMatrixFunc fn
     fn (&b->fc1_packed, b->fc1_weight, F, D, data);
     fn (&b->fc2_packed, b->fc2_weight, D, F, data);
   }
-  for (int i = 0; i < c->stem_layers; i++)
+  for (int i = 1; i < c->stem_layers; i++)
     fn (&w->stem_packed[i], w->stem_weight_taps[i], c->stem_channels[i],
         9 * mone_stem_in_channels (c, i), data);
 }
@@ -283,6 +283,8 @@ mone_model_pack_weights (MoneModel *m, GError **error)
   size_t total = 0;
   for (int i = 0; i < c->stem_layers; i++)
     total += stem_taps_floats (c, i);
+  if (c->stem_layers)
+    total += stem_taps_floats (c, 0); /* the first layer's, transposed */
   for_each_packed_matrix (&m->weights, c, add_packed_size, &total);
   /* Not g_aligned_alloc, which aborts: a hostile file may ask for more than the machine has. */
   void *storage = NULL;
@@ -301,6 +303,14 @@ mone_model_pack_weights (MoneModel *m, GError **error)
         m->weights.stem_weight[i], next);
     m->weights.stem_weight_taps[i] = next;
     next += stem_taps_floats (c, i);
+  }
+  if (c->stem_layers) { /* (9 C_{-1}, C_0): each tap's weights for every output channel in a row */
+    const int outputs = c->stem_channels[0], inputs = 9 * mone_stem_in_channels (c, 0);
+    for (int o = 0; o < outputs; o++)
+      for (int k = 0; k < inputs; k++)
+        next[(size_t) k * outputs + o] = m->weights.stem_weight_taps[0][(size_t) o * inputs + k];
+    m->weights.stem_first_weights = next;
+    next += stem_taps_floats (c, 0);
   }
   for_each_packed_matrix (&m->weights, c, pack_into, &next);
   return TRUE;

@@ -184,6 +184,58 @@ bias_gelu_scale_rows (int n_rows, int n_cols, float *x, int ld, const float *bia
   }
 }
 
+/* The first n of LANES floats at p (all of them without a mask when n is LANES). */
+ALWAYS_INLINE vf
+vload_up_to (const float *p, int n)
+{
+  return n == LANES ? vload (p) : vload_first (p, n);
+}
+
+/* One output row of the stem's first layer (kernels.h). Four pixels at a time share each weight
+ * vector and overlap four dependency chains. */
+static void
+stem_first_row (int n_out, int C_in, int C_out, const float *const padded_rows[3],
+    const float *weights, const float *bias, float *out)
+{
+  const vf half = splat (0.5f);
+  const int taps = 3 * C_in; /* per input row */
+  int o = 0;
+  for (; o + 4 <= n_out; o += 4)
+    for (int cv = 0; cv < C_out; cv += LANES) {
+      const int n = MIN (LANES, C_out - cv);
+      const vf b = vload_up_to (bias + cv, n);
+      vf acc0 = b, acc1 = b, acc2 = b, acc3 = b;
+      for (int ky = 0; ky < 3; ky++) {
+        const float *x = padded_rows[ky] + (size_t) 2 * o * C_in;
+        const float *w = weights + (size_t) ky * taps * C_out + cv;
+        for (int t = 0; t < taps; t++) {
+          const vf wt = vload_up_to (w + (size_t) t * C_out, n);
+          acc0 += splat (x[t]) * wt;
+          acc1 += splat (x[t + 2 * C_in]) * wt;
+          acc2 += splat (x[t + 4 * C_in]) * wt;
+          acc3 += splat (x[t + 6 * C_in]) * wt;
+        }
+      }
+      float *dst = out + (size_t) o * C_out + cv;
+      vstore_first (dst, vgelu (acc0, half), n);
+      vstore_first (dst + C_out, vgelu (acc1, half), n);
+      vstore_first (dst + 2 * C_out, vgelu (acc2, half), n);
+      vstore_first (dst + 3 * C_out, vgelu (acc3, half), n);
+    }
+  for (; o < n_out; o++)
+    for (int cv = 0; cv < C_out; cv += LANES) {
+      const int n = MIN (LANES, C_out - cv);
+      vf acc = vload_up_to (bias + cv, n);
+      for (int ky = 0; ky < 3; ky++) {
+        const float *x = padded_rows[ky] + (size_t) 2 * o * C_in;
+        const float *w = weights + (size_t) ky * taps * C_out + cv;
+        for (int t = 0; t < taps; t++)
+          acc += splat (x[t]) * vload_up_to (w + (size_t) t * C_out, n);
+      }
+      vstore_first (out + (size_t) o * C_out + cv, vgelu (acc, half), n);
+    }
+}
+
 /* x[r, c] += row_scale[r] * bias[c] (one FMA where the build has them, simd.h). */
 static void
 scale_bias_add_rows (int n_rows, int n_cols, float *x, int ld, const float *bias,
@@ -213,6 +265,7 @@ const MoneKernels KERNEL (mone_kernels) = {
   .exp_array = exp_array,
   .erf_array = erf_array,
   .normalize_array = normalize_array,
+  .stem_first_row = stem_first_row,
   .attention_block = KERNEL (mone_attention_block),
   .attention_query_granule = LANES,
 /* OpenBLAS picks kernels for the CPU it runs on, wider than the generic build's 4-float vectors;
