@@ -29,8 +29,9 @@ void gst_mone_budget_controller_qos (GstMoneBudgetController *controller, double
     gint64 jitter_ns);
 
 /* The controller's current view, for debugging, element messages and tests. Latency is modelled as
- * slowdown * (overhead_ns + slope_ns * budget): FLOPs grow linearly with the budget (sum c_j r_j = e
- * scales every projection; attention scores are fixed), and contention scales the whole pass. */
+ * slowdown * (overhead_ns + slope_ns * budget): FLOPs grow linearly with the budget (sum c_j r_j
+ * = e scales every projection; attention scores are fixed), and contention scales the whole
+ * pass. */
 typedef struct {
   double overhead_ns;      /* predicted latency at budget 0, before slowdown */
   double slope_ns;         /* added latency per unit of budget, before slowdown */
@@ -44,7 +45,8 @@ void gst_mone_budget_controller_get_model (const GstMoneBudgetController *contro
     GstMoneBudgetModel *model);
 /* Predicted latency in ns of one frame at `budget` (slowdown included, margin not); -1 before the
  * first observation. */
-gint64 gst_mone_budget_controller_predict (const GstMoneBudgetController *controller, double budget);
+gint64 gst_mone_budget_controller_predict (const GstMoneBudgetController *controller,
+    double budget);
 
 G_END_DECLS
 

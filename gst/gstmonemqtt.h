@@ -30,7 +30,8 @@ MoneMqtt *mone_mqtt_new (const gchar * host, gint port, const gchar * client_id,
  * newest result is worth more to a live consumer). Never blocks on the network. */
 void mone_mqtt_enqueue (MoneMqtt * mqtt, const gchar * payload, gsize size);
 
-/* Waits up to `timeout_us` for queued and in-flight messages to be acknowledged. TRUE when all were. */
+/* Waits up to `timeout_us` for queued and in-flight messages to be acknowledged. TRUE when all
+ * were. */
 gboolean mone_mqtt_flush (MoneMqtt * mqtt, gint64 timeout_us);
 
 guint64 mone_mqtt_get_published (MoneMqtt * mqtt);   /* acknowledged by the broker (PUBACK) */

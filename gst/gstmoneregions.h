@@ -42,8 +42,9 @@ void gst_mone_regions_free (GstMoneRegions * regions);
 void gst_mone_regions_reset (GstMoneRegions * regions);
 
 /* The regions of `buffer` whose type is in `types` (NULL or empty: every type), the region metas
- * in their order, then the detections that match none of them, clipped to frame_width x frame_height; those left with no area (outside the frame,
- * zero-sized) are left out and counted in *skipped. A region is due when it has no result yet or
+ * in their order, then the detections that match none of them, clipped to frame_width x
+ * frame_height; those left with no area (outside the frame, zero-sized) are left out and counted
+ * in *skipped. A region is due when it has no result yet or
  * its last classification was `interval` or more frames ago. The array and its entries belong to
  * `regions` and stay valid until the next call. */
 GArray *gst_mone_regions_collect (GstMoneRegions * regions, GstBuffer * buffer,
