@@ -49,7 +49,8 @@
 #define MARGIN_BASE 0.08        /* added to the quantile: the line is only an approximation off the
                                  * budgets it was measured at */
 #define MARGIN_MAX 0.8
-#define PRIOR_OVERHEAD 0.1      /* overhead / slope (budget units) assumed while only one bin is known */
+/* overhead / slope (budget units) assumed while only one bin is known */
+#define PRIOR_OVERHEAD 0.1
 #define MIN_SLOPE_SHARE 0.1     /* slope at least this share of mean latency / mean budget */
 #define DEADLINE_SCALE_MIN 0.5
 #define DEADLINE_LATE_TIGHTEN 0.9

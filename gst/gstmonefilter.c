@@ -7,7 +7,8 @@
  * @title: monefilter
  *
  * Classifies video with a Mixture of Nested Experts (MoNE) vision transformer and attaches the
- * result to every buffer as a GstCustomMeta ("GstMoneMeta"; fields in include/mone/gstmonemeta.h). The video itself passes through untouched and uncopied.
+ * result to every buffer as a GstCustomMeta ("GstMoneMeta"; fields in
+ * include/mone/gstmonemeta.h). The video itself passes through untouched and uncopied.
  *
  * Each frame is converted and scaled once to the model's input (grey or RGB at the model's size,
  * #GstMoneFilter:scale-mode says how the aspect ratio is handled) and run at the compute

@@ -46,7 +46,7 @@ struct _MoneMqtt
   GQueue queue;                 /* GBytes, oldest first */
   gboolean connected;
   gboolean ever_connected;
-  gboolean unreachable_reported;  /* never connected, and said so */
+  gboolean unreachable_reported;        /* never connected, and said so */
   gchar *first_failure;         /* " (why the first attempt failed)" when worth saying, else "" */
   gint stopping;                /* atomic; set under lock too, for the cond */
   guint64 dropped;
@@ -60,7 +60,8 @@ struct _MoneMqtt
 
 /* Stopping cancels libmosquitto's network thread when it is not connected (it may then be blocked
  * in connect() to an unreachable broker for minutes, or retry forever); the callbacks below run
- * with cancellation disabled, so it never stops inside them or inside GStreamer, which they call. */
+ * with cancellation disabled, so it never stops inside them or inside GStreamer, which they
+ * call. */
 static int
 callback_begin (void)
 {
@@ -162,7 +163,8 @@ sender_thread (gpointer data)
         g_cond_wait (&m->cond, &m->lock);
       } else if (!g_cond_wait_until (&m->cond, &m->lock, first_connect_deadline)
           && !m->ever_connected && !m->unreachable_reported && !m->stopping) {
-        /* Still trying (a connect() to an unreachable host blocks): otherwise nothing would say so. */
+        /* Still trying (a connect() to an unreachable host blocks): otherwise nothing would say
+         * so. */
         gchar *reason = g_strdup_printf ("no connection to %s within %d s%s", m->broker,
             MQTT_FIRST_CONNECT_S, m->first_failure);
         m->unreachable_reported = TRUE;

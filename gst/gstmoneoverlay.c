@@ -2,8 +2,8 @@
  * Copyright (C) 2026 gst-mone authors
  *
  * This library is free software; you can redistribute it and/or modify it under the terms of the
- * GNU Lesser General Public License as published by the Free Software Foundation; either version 2.1
- * of the License, or (at your option) any later version.
+ * GNU Lesser General Public License as published by the Free Software Foundation; either version
+ * 2.1 of the License, or (at your option) any later version.
  */
 /**
  * SECTION:element-moneoverlay
@@ -443,7 +443,8 @@ composite_layer (guint8 * frame, int frame_stride, const guint8 * layer, int lay
   }
 }
 
-/* Patch edges are rounded the same way for neighbours, so the tint has neither gaps nor overlaps. */
+/* Patch edges are rounded the same way for neighbours, so the tint has neither gaps nor
+ * overlaps. */
 static void
 draw_expert_map (cairo_t * cr, const OverlayInfo * info, double alpha)
 {

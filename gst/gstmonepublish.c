@@ -9,8 +9,8 @@
  * docs/publish.md) built from the buffer's timestamps, the stream id and the GstMoneMeta monefilter
  * attached. method=file appends one line per buffer to file-path ("-" is stdout); method=mqtt
  * publishes one message per buffer (QoS 1) to topic on host:port. The streaming thread never waits
- * on the network: messages go through a bounded queue (max-queue) whose oldest entry is dropped when
- * it is full; the property `dropped` counts them, a warning is posted once per broker outage
+ * on the network: messages go through a bounded queue (max-queue) whose oldest entry is dropped
+ * when it is full; the property `dropped` counts them, a warning is posted once per broker outage
  * (connection lost or refused, or not made within 3 s of starting) and an element message
  * "mone-publish-recovered" with the count when the connection comes back.
  *

@@ -89,7 +89,8 @@ gst_mone_scheduler_predict (const GstMoneScheduler * scheduler, gdouble budget)
 }
 
 /* Frames per classification that make `runs` runs at the minimum budget fit `deadline` (with the
- * controller's safety margin): 1 when they fit, at most GST_MONE_SCHEDULER_MAX_OVERLOAD_INTERVAL. */
+ * controller's safety margin): 1 when they fit, at most
+ * GST_MONE_SCHEDULER_MAX_OVERLOAD_INTERVAL. */
 static guint
 overload_interval (const GstMoneScheduler * scheduler, gint64 deadline, guint runs)
 {
