@@ -38,6 +38,12 @@ void mone_exp_array (int n, const float *x, float *out);
 /* out[i] = erf(x[i]) as used by the GELU above; for tests. */
 void mone_erf_array (int n, const float *x, float *out);
 
+/* The trainer's exact GELU, forward and backward, each one pass over n values:
+ * cdf[i] = Phi(x[i]) = (1 + erf(x[i] / sqrt 2)) / 2 and out[i] = x[i] cdf[i];
+ * din[i] = dout[i] (cdf[i] + x[i] phi(x[i])), phi(x) = exp(-x^2 / 2) / sqrt(2 pi). */
+void mone_gelu_cdf_array (int n, const float *x, float *out, float *cdf);
+void mone_gelu_grad_array (int n, const float *dout, const float *x, const float *cdf, float *din);
+
 /* out[i] = (x[i] - mean) * inv_std: the pixel normalisation of the patch embedding, per patch row. */
 void mone_normalize_array (int n, const float *x, float mean, float inv_std, float *out);
 

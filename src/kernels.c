@@ -89,6 +89,18 @@ mone_erf_array (int n, const float *x, float *out)
   mone_kernels ()->erf_array (n, x, out);
 }
 
+void
+mone_gelu_cdf_array (int n, const float *x, float *out, float *cdf)
+{
+  mone_kernels ()->gelu_cdf_array (n, x, out, cdf);
+}
+
+void
+mone_gelu_grad_array (int n, const float *dout, const float *x, const float *cdf, float *din)
+{
+  mone_kernels ()->gelu_grad_array (n, dout, x, cdf, din);
+}
+
 /* Queries per step: the widest strip of attention.c (2 AVX-512 vectors), and the row count of the
  * sgemm path's score block, so both fit the same scratch. */
 #define ATTENTION_STRIP 32

@@ -11,8 +11,9 @@
 
 typedef struct {
   /* Same contracts as mone_layernorm_rows, mone_softmax_rows, mone_bias_gelu_scale_rows,
-   * mone_scale_bias_add_rows, mone_exp_array, mone_erf_array, mone_normalize_array
-   * (engine-kernels.h) and mone_attention_block (attention.h). */
+   * mone_scale_bias_add_rows, mone_exp_array, mone_erf_array, mone_gelu_cdf_array,
+   * mone_gelu_grad_array, mone_normalize_array (engine-kernels.h) and mone_attention_block
+   * (attention.h). */
   void (*layernorm_rows) (int n_rows, int width, int out_width, const float *x, int ldx,
       const float *weight, const float *bias, float eps, float *out, int ldout);
   void (*softmax_rows) (int n_rows, int n_cols, float scale, float *x, int ld, float *inverse_sums);
@@ -22,6 +23,8 @@ typedef struct {
       const float *row_scale);
   void (*exp_array) (int n, const float *x, float *out);
   void (*erf_array) (int n, const float *x, float *out);
+  void (*gelu_cdf_array) (int n, const float *x, float *out, float *cdf);
+  void (*gelu_grad_array) (int n, const float *dout, const float *x, const float *cdf, float *din);
   void (*normalize_array) (int n, const float *x, float mean, float inv_std, float *out);
   /* One output row of the stem's first convolution (3x3, stride 2, zero padding 1, then GELU)
    * straight from the normalised pixels: out (n_out, C_out), out[o, :] = GELU(bias + sum over

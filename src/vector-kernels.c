@@ -26,6 +26,42 @@ erf_array (int n, const float *x, float *out)
     vstore_first (out + i, verf (vload_first (x + i, n - i)), n - i);
 }
 
+/* The trainer's GELU forward, one pass: cdf = Phi(x) = (1 + erf(x / sqrt 2)) / 2, out = x cdf. */
+static void
+gelu_cdf_array (int n, const float *x, float *out, float *cdf)
+{
+  const vf rsqrt2 = splat (0.70710678118654752f), half = splat (0.5f), one = splat (1.0f);
+  int i = 0;
+  for (; i + LANES <= n; i += LANES) {
+    const vf v = vload (x + i), c = half * (one + verf (v * rsqrt2));
+    vstore (cdf + i, c);
+    vstore (out + i, v * c);
+  }
+  if (i < n) {
+    const vf v = vload_first (x + i, n - i), c = half * (one + verf (v * rsqrt2));
+    vstore_first (cdf + i, c, n - i);
+    vstore_first (out + i, v * c, n - i);
+  }
+}
+
+/* Its backward, one pass: din = dout (Phi(x) + x phi(x)), phi(x) = exp(-x^2 / 2) / sqrt(2 pi). */
+static void
+gelu_grad_array (int n, const float *dout, const float *x, const float *cdf, float *din)
+{
+  const vf minus_half = splat (-0.5f), inv_sqrt_2pi = splat (0.3989422804014327f);
+  int i = 0;
+  for (; i + LANES <= n; i += LANES) {
+    const vf v = vload (x + i), g = vexp (minus_half * v * v);
+    vstore (din + i, vload (dout + i) * (vload (cdf + i) + v * inv_sqrt_2pi * g));
+  }
+  if (i < n) {
+    const int m = n - i;
+    const vf v = vload_first (x + i, m), g = vexp (minus_half * v * v);
+    vstore_first (din + i,
+        vload_first (dout + i, m) * (vload_first (cdf + i, m) + v * inv_sqrt_2pi * g), m);
+  }
+}
+
 static void
 normalize_array (int n, const float *x, float mean, float inv_std, float *out)
 {
@@ -264,6 +300,8 @@ const MoneKernels KERNEL (mone_kernels) = {
   .scale_bias_add_rows = scale_bias_add_rows,
   .exp_array = exp_array,
   .erf_array = erf_array,
+  .gelu_cdf_array = gelu_cdf_array,
+  .gelu_grad_array = gelu_grad_array,
   .normalize_array = normalize_array,
   .stem_first_row = stem_first_row,
   .attention_block = KERNEL (mone_attention_block),

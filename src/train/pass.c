@@ -157,6 +157,36 @@ nested_out_backward (const Gemm *g, float *din, float *dW, float *db, const floa
   }
 }
 
+/* Sums over a row in double precision in four partial sums (c mod 4) added at the end: four
+ * independent chains instead of one, whose latency bound the LayerNorms. A fixed order: the same
+ * bits at any thread count. */
+static double
+row_sum (const float *x, int D)
+{
+  double part[4] = { 0, 0, 0, 0 };
+  int c = 0;
+  for (; c + 4 <= D; c += 4)
+    for (int j = 0; j < 4; j++)
+      part[j] += x[c + j];
+  for (; c < D; c++)
+    part[c % 4] += x[c];
+  return (part[0] + part[1]) + (part[2] + part[3]);
+}
+
+/* sum_c (x[c] - m)^2, the same way. */
+static double
+row_squared_deviation (const float *x, int D, double m)
+{
+  double part[4] = { 0, 0, 0, 0 };
+  int c = 0;
+  for (; c + 4 <= D; c += 4)
+    for (int j = 0; j < 4; j++)
+      part[j] += (x[c + j] - m) * (x[c + j] - m);
+  for (; c < D; c++)
+    part[c % 4] += (x[c] - m) * (x[c] - m);
+  return (part[0] + part[1]) + (part[2] + part[3]);
+}
+
 /* LayerNorm over D channels: out = (x - mean) * rstd * w + b. mean, rstd (R) saved for backward. */
 static void
 layernorm_forward (float *out, float *mean, float *rstd, const float *in, const float *w, const float *b, int R, int D,
@@ -164,13 +194,8 @@ layernorm_forward (float *out, float *mean, float *rstd, const float *in, const 
 {
   for (int r = 0; r < R; r++) {
     const float *x = in + (size_t) r * D;
-    double m = 0, v = 0;
-    for (int c = 0; c < D; c++)
-      m += x[c];
-    m /= D;
-    for (int c = 0; c < D; c++)
-      v += (x[c] - m) * (x[c] - m);
-    v /= D;
+    const double m = row_sum (x, D) / D;
+    const double v = row_squared_deviation (x, D, m) / D;
     float s = (float) (1.0 / sqrt (v + eps));
     float *y = out + (size_t) r * D;
     for (int c = 0; c < D; c++)
@@ -189,16 +214,18 @@ layernorm_backward (float *din, float *dw, float *db, const float *dout, const f
     const float *x = in + (size_t) r * D, *dy = dout + (size_t) r * D;
     float *dx = din + (size_t) r * D;
     float m = mean[r], s = rstd[r];
-    double sum_dn = 0, sum_dn_n = 0;
-    for (int c = 0; c < D; c++) {
-      float n = (x[c] - m) * s;
-      float dn = dy[c] * w[c];
-      sum_dn += dn;
-      sum_dn_n += dn * n;
-      dw[c] += dy[c] * n;
-      db[c] += dy[c];
-    }
-    float mean_dn = (float) (sum_dn / D), mean_dn_n = (float) (sum_dn_n / D);
+    double sum_dn[4] = { 0, 0, 0, 0 }, sum_dn_n[4] = { 0, 0, 0, 0 }; /* partial sums, c mod 4 */
+    for (int c = 0; c < D; c += 4)
+      for (int j = 0; j < 4 && c + j < D; j++) {
+        float n = (x[c + j] - m) * s;
+        float dn = dy[c + j] * w[c + j];
+        sum_dn[j] += dn;
+        sum_dn_n[j] += dn * n;
+        dw[c + j] += dy[c + j] * n;
+        db[c + j] += dy[c + j];
+      }
+    float mean_dn = (float) (((sum_dn[0] + sum_dn[1]) + (sum_dn[2] + sum_dn[3])) / D);
+    float mean_dn_n = (float) (((sum_dn_n[0] + sum_dn_n[1]) + (sum_dn_n[2] + sum_dn_n[3])) / D);
     for (int c = 0; c < D; c++) {
       float n = (x[c] - m) * s;
       dx[c] += s * (dy[c] * w[c] - mean_dn - n * mean_dn_n);
@@ -206,33 +233,21 @@ layernorm_backward (float *din, float *dw, float *db, const float *dout, const f
   }
 }
 
-/* Exact GELU: out = x Phi(x); Phi(x) saved in cdf (erf is the costly part, computed once). */
+/* Exact GELU: out = x Phi(x); Phi(x) saved in cdf for the backward (the engine's vector erf, 2.9e-7
+ * absolute, one pass over the values). */
 static void
 gelu_forward (float *out, float *cdf, const float *in, size_t n)
 {
-  /* The engine's vector erf (2.9e-7 absolute), with cdf as its scratch. */
-  for (size_t i = 0; i < n; i++)
-    cdf[i] = in[i] * (float) M_SQRT1_2;
   for (size_t i = 0; i < n; i += INT_MAX / 2)
-    mone_erf_array ((int) MIN (n - i, (size_t) INT_MAX / 2), cdf + i, cdf + i);
-  for (size_t i = 0; i < n; i++) {
-    cdf[i] = 0.5f * (1.0f + cdf[i]);
-    out[i] = in[i] * cdf[i];
-  }
+    mone_gelu_cdf_array ((int) MIN (n - i, (size_t) INT_MAX / 2), in + i, out + i, cdf + i);
 }
 
-/* din = dout * (Phi(x) + x phi(x)). */
+/* din = dout * (Phi(x) + x phi(x)), phi by the engine's vector exp. */
 static void
 gelu_backward (float *din, const float *dout, const float *in, const float *cdf, size_t n)
 {
-  const float inv_sqrt_2pi = 0.3989422804014327f;
-  /* exp(-x^2 / 2) by the engine's vector exp, with din as its scratch. */
-  for (size_t i = 0; i < n; i++)
-    din[i] = -0.5f * in[i] * in[i];
   for (size_t i = 0; i < n; i += INT_MAX / 2)
-    mone_exp_array ((int) MIN (n - i, (size_t) INT_MAX / 2), din + i, din + i);
-  for (size_t i = 0; i < n; i++)
-    din[i] = dout[i] * (cdf[i] + in[i] * inv_sqrt_2pi * din[i]);
+    mone_gelu_grad_array ((int) MIN (n - i, (size_t) INT_MAX / 2), dout + i, in + i, cdf + i, din + i);
 }
 
 static void
