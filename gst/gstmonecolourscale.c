@@ -21,9 +21,8 @@ struct _GstMoneColourScaler
   GstMoneGreyScaler *components[COMPONENTS];
   guint lead[COMPONENTS];
   /* Or, for packed RGB into a grey model, one scaler reading the mix of each pixel's samples from
-   * its first component's (first_component) on: the mix's sums, then one horizontal pass. */
+   * its first component's (lead[0]) on: the mix's sums, then one horizontal pass. */
   GstMoneGreyScaler *mixed;
-  guint first_component;
   /* each component's part of the rectangle, in its own samples */
   gint src_x[COMPONENTS], src_y[COMPONENTS];
   GstMoneScalerTarget target;
@@ -140,6 +139,22 @@ same_pixels (const GstVideoFormatInfo * finfo, guint a, guint b)
       && GST_VIDEO_FORMAT_INFO_H_SUB (finfo, a) == GST_VIDEO_FORMAT_INFO_H_SUB (finfo, b);
 }
 
+/* For the components begin .. end - 1, samples of the same pixels: which comes first in a pixel
+ * (returned: where their scaler reads from) and each one's byte offset from it. */
+static guint
+pixel_offsets (const GstVideoFormatInfo * finfo, guint begin, guint end, gint * offsets)
+{
+  guint lead = begin;
+
+  for (guint c = begin + 1; c < end; c++)
+    if (GST_VIDEO_FORMAT_INFO_POFFSET (finfo, c) < GST_VIDEO_FORMAT_INFO_POFFSET (finfo, lead))
+      lead = c;
+  for (guint c = begin; c < end; c++)
+    offsets[c - begin] = GST_VIDEO_FORMAT_INFO_POFFSET (finfo, c)
+        - GST_VIDEO_FORMAT_INFO_POFFSET (finfo, lead);
+  return lead;
+}
+
 /* The one scaler of a grey model from packed RGB (all three components in one plane, the same
  * step apart): the mix straight from each pixel's samples, in sample units, so that black and scale
  * map it as bias + mix . (samples over their full range). NULL for other layouts. */
@@ -150,19 +165,12 @@ new_mixed_scaler (GstMoneColourScaler * s, const GstVideoFormatInfo * finfo, gin
   const gint step = GST_VIDEO_FORMAT_INFO_PSTRIDE (finfo, 0);
   const gint bytes = gst_mone_grey_scaler_sample_bytes (finfo, 0);
   gint offsets[COMPONENTS];
-  guint first = 0;
   gfloat black, scale;
 
   for (guint c = 1; c < COMPONENTS; c++)
     if (!same_pixels (finfo, 0, c))
       return NULL;
-  for (guint c = 1; c < COMPONENTS; c++)
-    if (GST_VIDEO_FORMAT_INFO_POFFSET (finfo, c) < GST_VIDEO_FORMAT_INFO_POFFSET (finfo, first))
-      first = c;
-  for (guint c = 0; c < COMPONENTS; c++)
-    offsets[c] = GST_VIDEO_FORMAT_INFO_POFFSET (finfo, c)
-        - GST_VIDEO_FORMAT_INFO_POFFSET (finfo, first);
-  s->first_component = first;
+  s->lead[0] = pixel_offsets (finfo, 0, COMPONENTS, offsets);
   gst_mone_grey_scaler_sample_range (finfo, 0, FALSE, &black, &scale);
   return gst_mone_grey_scaler_new_mixed (src_width, src_height, step, bytes, COMPONENTS, offsets,
       s->mix[0], target, -s->bias[0] / scale, scale, path);
@@ -195,16 +203,10 @@ gst_mone_colour_scaler_new (const GstVideoInfo * in_info, const GstVideoInfo * m
     const gint step = GST_VIDEO_FORMAT_INFO_PSTRIDE (finfo, c);
     const gint bytes = gst_mone_grey_scaler_sample_bytes (finfo, c);
     gint offsets[COMPONENTS];
-    guint lead = c;
     gfloat black, scale;
 
-    for (end = c + 1; end < COMPONENTS && same_pixels (finfo, c, end); end++)
-      if (GST_VIDEO_FORMAT_INFO_POFFSET (finfo, end) < GST_VIDEO_FORMAT_INFO_POFFSET (finfo, lead))
-        lead = end;
-    for (guint k = c; k < end; k++)
-      offsets[k - c] = GST_VIDEO_FORMAT_INFO_POFFSET (finfo, k)
-          - GST_VIDEO_FORMAT_INFO_POFFSET (finfo, lead);
-    s->lead[c] = lead;
+    for (end = c + 1; end < COMPONENTS && same_pixels (finfo, c, end); end++);
+    s->lead[c] = pixel_offsets (finfo, c, end, offsets);
     gst_mone_grey_scaler_sample_range (finfo, c, FALSE, &black, &scale);
     s->components[c] = end - c == 1
         ? gst_mone_grey_scaler_new (x1 - s->src_x[c], y1 - s->src_y[c], step, bytes, target,
@@ -259,8 +261,8 @@ gst_mone_colour_scaler_run (GstMoneColourScaler * s, const GstVideoFrame * frame
   const gfloat *c0 = components, *c1 = c0 + plane, *c2 = c1 + plane;
 
   if (s->mixed) {
-    gst_mone_grey_scaler_run_frame (s->mixed, frame, s->first_component,
-        s->src_x[s->first_component], s->src_y[s->first_component], dest);
+    gst_mone_grey_scaler_run_frame (s->mixed, frame, s->lead[0], s->src_x[s->lead[0]],
+        s->src_y[s->lead[0]], dest);
     return;
   }
   for (guint c = 0; c < COMPONENTS; c++)

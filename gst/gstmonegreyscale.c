@@ -17,6 +17,8 @@
 #include <immintrin.h>
 #define HAVE_AVX2_PATH 1
 #define AVX2_FMA __attribute__((target ("avx2,fma")))
+/* Inlined into each caller, so that its constant arguments specialise it. */
+#define AVX2_FMA_INLINED __attribute__((always_inline, target ("avx2,fma")))
 #endif
 
 /* The converter's filter: GST_VIDEO_RESAMPLER_METHOD_LINEAR, this many taps
@@ -340,7 +342,8 @@ vertical_taps_avx2 (const guint8 * src, gsize stride, gint step, gint bytes,
  * out + k * out_stride (packed RGB into RGB models, YUY2's chroma). Inlined with constant n and
  * mixed, so that the sums stay in registers. */
 
-/* Component k of one pixel's samples: the sums' index and the scalar tails. */
+/* add_components for one pixel at p, for the scalar tails: sums[0] (mixed) or sums[k] plus each
+ * component k times its weight. */
 static inline void
 add_pixel (const guint8 * p, const gint * offsets, const gfloat * weights, gint n,
     gboolean mixed, gfloat * sums)
@@ -370,9 +373,8 @@ load_weights (const guint8 (*picks)[32], const gfloat * weights, gint n, __m256i
 }
 
 /* Every pixel of the row in place, eight at a time. */
-static inline __attribute__((always_inline))
-     void AVX2_FMA
-         pixels_in_place (const guint8 * src, gsize stride, gint step, const gint * offsets,
+static inline void AVX2_FMA_INLINED
+pixels_in_place (const guint8 * src, gsize stride, gint step, const gint * offsets,
     const guint8 (*picks)[32], const gfloat * weights, gint n_components, gboolean mixed,
     gfloat * out, gsize out_stride, gint n)
 {
@@ -415,9 +417,8 @@ static inline __attribute__((always_inline))
 }
 
 /* Only the pixels the horizontal taps read, two outputs' four at a time. */
-static inline __attribute__((always_inline))
-     void AVX2_FMA
-         pixels_of_taps (const guint8 * src, gsize stride, gint step, const gint * offsets,
+static inline void AVX2_FMA_INLINED
+pixels_of_taps (const guint8 * src, gsize stride, gint step, const gint * offsets,
     const guint8 (*picks)[32], const gfloat * weights, gint n_components, gboolean mixed,
     const gint * columns, gfloat * out, gsize out_stride, gint n)
 {
