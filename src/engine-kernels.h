@@ -33,11 +33,6 @@ void mone_bias_gelu_scale_rows (int n_rows, int n_cols, float *x, int ld, const 
 void mone_scale_bias_add_rows (int n_rows, int n_cols, float *x, int ld, const float *bias,
     const float *row_scale);
 
-/* out[i] = exp(x[i]) (relative error ~2e-7); for tests of the vector exp. */
-void mone_exp_array (int n, const float *x, float *out);
-/* out[i] = erf(x[i]) as used by the GELU above; for tests. */
-void mone_erf_array (int n, const float *x, float *out);
-
 /* The trainer's exact GELU, forward and backward, each one pass over n values:
  * cdf[i] = Phi(x[i]) = (1 + erf(x[i] / sqrt 2)) / 2 and out[i] = x[i] cdf[i];
  * din[i] = dout[i] (cdf[i] + x[i] phi(x[i])), phi(x) = exp(-x^2 / 2) / sqrt(2 pi). */

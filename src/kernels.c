@@ -78,18 +78,6 @@ mone_scale_bias_add_rows (int n_rows, int n_cols, float *x, int ld, const float 
 }
 
 void
-mone_exp_array (int n, const float *x, float *out)
-{
-  mone_kernels ()->exp_array (n, x, out);
-}
-
-void
-mone_erf_array (int n, const float *x, float *out)
-{
-  mone_kernels ()->erf_array (n, x, out);
-}
-
-void
 mone_gelu_cdf_array (int n, const float *x, float *out, float *cdf)
 {
   mone_kernels ()->gelu_cdf_array (n, x, out, cdf);

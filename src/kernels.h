@@ -11,9 +11,8 @@
 
 typedef struct {
   /* Same contracts as mone_layernorm_rows, mone_softmax_rows, mone_bias_gelu_scale_rows,
-   * mone_scale_bias_add_rows, mone_exp_array, mone_erf_array, mone_gelu_cdf_array,
-   * mone_gelu_grad_array, mone_normalize_array (engine-kernels.h) and mone_attention_block
-   * (attention.h). */
+   * mone_scale_bias_add_rows, mone_gelu_cdf_array, mone_gelu_grad_array, mone_normalize_array
+   * (engine-kernels.h) and mone_attention_block (attention.h). */
   void (*layernorm_rows) (int n_rows, int width, int out_width, const float *x, int ldx,
       const float *weight, const float *bias, float eps, float *out, int ldout);
   void (*softmax_rows) (int n_rows, int n_cols, float scale, float *x, int ld, float *inverse_sums);
@@ -21,6 +20,8 @@ typedef struct {
       const float *row_scale);
   void (*scale_bias_add_rows) (int n_rows, int n_cols, float *x, int ld, const float *bias,
       const float *row_scale);
+  /* out[i] = exp(x[i]) (relative error ~2e-7) and erf(x[i]), the vector functions under the
+   * softmax and the GELUs, on their own for tests/engine/test-kernels.c. */
   void (*exp_array) (int n, const float *x, float *out);
   void (*erf_array) (int n, const float *x, float *out);
   void (*gelu_cdf_array) (int n, const float *x, float *out, float *cdf);

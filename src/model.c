@@ -248,16 +248,19 @@ stem_taps_floats (const MoneConfig *c, int layer)
   return (n + MONE_PANEL_WIDTH - 1) / MONE_PANEL_WIDTH * MONE_PANEL_WIDTH;
 }
 
-/* taps (out, 3, 3, in) = w (out, in, 3, 3): PyTorch's Conv2d order to the engine's channels-last
- * order (MoneWeights.stem_weight_taps). */
+/* w (out, in, 3, 3), PyTorch's Conv2d order, to the engine's channels-last order: taps (out, 3, 3,
+ * in) (MoneWeights.stem_weight_taps), or with tap_major (3, 3, in, out), each tap's weights for
+ * every output channel in a row (MoneWeights.stem_first_weights). */
 static void
-reorder_stem_weight (int outputs, int in_channels, const float *w, float *taps)
+reorder_stem_weight (int outputs, int in_channels, const float *w, bool tap_major, float *taps)
 {
   for (int o = 0; o < outputs; o++)
     for (int ch = 0; ch < in_channels; ch++)
-      for (int tap = 0; tap < 9; tap++)
-        taps[((size_t) o * 9 + tap) * in_channels + ch] =
+      for (int tap = 0; tap < 9; tap++) {
+        const size_t k = (size_t) tap * in_channels + ch; /* (row, column, channel) */
+        taps[tap_major ? k * outputs + o : (size_t) o * 9 * in_channels + k] =
             w[((size_t) o * in_channels + ch) * 9 + tap];
+      }
 }
 
 static void
@@ -283,8 +286,6 @@ mone_model_pack_weights (MoneModel *m, GError **error)
   size_t total = 0;
   for (int i = 0; i < c->stem_layers; i++)
     total += stem_taps_floats (c, i);
-  if (c->stem_layers)
-    total += stem_taps_floats (c, 0); /* the first layer's, transposed */
   for_each_packed_matrix (&m->weights, c, add_packed_size, &total);
   /* Not g_aligned_alloc, which aborts: a hostile file may ask for more than the machine has. */
   void *storage = NULL;
@@ -297,20 +298,16 @@ mone_model_pack_weights (MoneModel *m, GError **error)
     return FALSE;
   }
   float *next = m->packed_storage;
-  /* The stem's reordered weights first: they are the sources of its packed matrices. */
+  /* The stem's reordered weights first: they are the sources of its packed matrices (the first
+   * layer's, a direct convolution, tap-major instead). */
   for (int i = 0; i < c->stem_layers; i++) {
     reorder_stem_weight (c->stem_channels[i], mone_stem_in_channels (c, i),
-        m->weights.stem_weight[i], next);
-    m->weights.stem_weight_taps[i] = next;
+        m->weights.stem_weight[i], i == 0, next);
+    if (i == 0)
+      m->weights.stem_first_weights = next;
+    else
+      m->weights.stem_weight_taps[i] = next;
     next += stem_taps_floats (c, i);
-  }
-  if (c->stem_layers) { /* (9 C_{-1}, C_0): each tap's weights for every output channel in a row */
-    const int outputs = c->stem_channels[0], inputs = 9 * mone_stem_in_channels (c, 0);
-    for (int o = 0; o < outputs; o++)
-      for (int k = 0; k < inputs; k++)
-        next[(size_t) k * outputs + o] = m->weights.stem_weight_taps[0][(size_t) o * inputs + k];
-    m->weights.stem_first_weights = next;
-    next += stem_taps_floats (c, 0);
   }
   for_each_packed_matrix (&m->weights, c, pack_into, &next);
   return TRUE;

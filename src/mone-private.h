@@ -48,10 +48,10 @@ typedef struct {
   MonePackedMatrix patch_embed_packed;
   /* The stem's weights as the engine multiplies them: inputs reordered to (row, column, channel),
    * the order of its channels-last feature maps (forward.c), so that an output pixel's inputs are
-   * three runs of 3 C_{i-1} contiguous values. Made at load in packed_storage: unpacked (the
-   * openblas path multiplies these) and packed (gemm.h) for layers i > 0; the first layer, a
-   * direct convolution on every path (kernels.h, stem_first_row), transposed instead. */
-  const float *stem_weight_taps[MONE_MAX_STEM_LAYERS]; /* (C_i, 3 * 3 * C_{i-1}) */
+   * three runs of 3 C_{i-1} contiguous values. Made at load in packed_storage, for layers i > 0:
+   * unpacked (the openblas path multiplies these) and packed (gemm.h); the first layer, a direct
+   * convolution on every path (kernels.h, stem_first_row), tap-major instead. */
+  const float *stem_weight_taps[MONE_MAX_STEM_LAYERS]; /* (C_i, 3 * 3 * C_{i-1}), NULL for i = 0 */
   MonePackedMatrix stem_packed[MONE_MAX_STEM_LAYERS];  /* layers i > 0 */
   const float *stem_first_weights;                     /* (3 * 3 * C_{-1}, C_0) */
 } MoneWeights;
