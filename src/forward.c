@@ -59,9 +59,9 @@
  * once (on the openblas path, repacks them), so fewer, longer tasks are faster, while its hidden
  * activations (rows x F) still fit a 1 MB L2. */
 #define ROW_BLOCK 256
-/* Stem: each task builds the im2col rows of this many floats' worth of output pixels at a time in
- * its own scratch (32 KB: it stays in L1/L2 while the product reads it), whatever the map's
- * size. */
+/* Stem, openblas path: each task builds the im2col rows of this many floats' worth of output
+ * pixels at a time in its own scratch (32 KB: it stays in L1/L2 while the product reads it),
+ * whatever the map's size. */
 #define STEM_CHUNK_FLOATS 8192
 /* ...and runs its GELU on rows of at least this many values (MoneContext.stem_bias_tiled). */
 #define STEM_GELU_ROW 64
@@ -91,13 +91,14 @@ struct MoneContext {
   /* Attention tasks per head, and the query count their blocks are multiples of (but the last). */
   int attention_query_blocks, attention_query_granule;
   /* Stem (mone.stem, layers i < c->stem_layers, C_i channels): feature maps channels last, so
-   * that a product's output rows (pixels) are the map's rows. */
-  float *stem_maps[MONE_MAX_STEM_LAYERS]; /* (T, H >> (i + 1), W >> (i + 1), C_i) */
+   * that a product's output rows (pixels) are the map's rows. Every map but the last keeps a zero
+   * row above and a zero column left of each frame: the next layer's padding, read in place. */
+  float *stem_maps[MONE_MAX_STEM_LAYERS]; /* (T, H_i [+ 1], W_i [+ 1], C_i), H_i = H >> (i + 1) */
   /* The first layer's input: the normalised frame channels last, below a zero row and right of a
    * zero column (its padding; the bottom and right padding are never read). */
   float *stem_padded;                     /* (T, H + 1, (W + 1) C) */
   const MoneKernels *stem_kernels;        /* the context's ISA's (stem_first_row) */
-  float *stem_columns;                    /* (threads, stem_chunk_floats) each task's im2col rows */
+  float *stem_columns; /* (threads, stem_chunk_floats) each task's im2col rows (openblas path) */
   size_t stem_chunk_floats;
   /* Layer i's bias repeated for stem_gelu_pixels[i] pixels: its GELU then runs on rows of at
    * least 64 values, where the kernel overlaps four vectors' dependency chains (rows of 16 or 32
@@ -154,6 +155,28 @@ static inline int
 expert_width (const MoneConfig *c, int j)
 {
   return c->dim >> (c->experts - 1 - j);
+}
+
+/* Whether stem layer i's map has the zero row and column of the next layer's padding. */
+static inline bool
+stem_map_padded (const MoneConfig *c, int layer)
+{
+  return layer < c->stem_layers - 1;
+}
+
+/* Floats of one frame's map of stem layer i, and of one of its rows. */
+static size_t
+stem_map_row_floats (const MoneConfig *c, int layer)
+{
+  return (size_t) ((c->width >> (layer + 1)) + stem_map_padded (c, layer))
+      * c->stem_channels[layer];
+}
+
+static size_t
+stem_map_frame_floats (const MoneConfig *c, int layer)
+{
+  return (size_t) ((c->height >> (layer + 1)) + stem_map_padded (c, layer))
+      * stem_map_row_floats (c, layer);
 }
 
 /* Output pixels per im2col chunk of a stem layer with K = 9 C_{i-1} inputs per pixel: at least a
@@ -455,9 +478,7 @@ mone_context_new (MoneModel *model, int n_threads, GError **error)
 
   WorkspaceBudget ok = workspace_budget ();
   for (int i = 0; i < c->stem_layers; i++)
-    ctx->stem_maps[i] = workspace ((size_t) c->frames * (c->height >> (i + 1))
-            * (c->width >> (i + 1)) * c->stem_channels[i],
-        &ok);
+    ctx->stem_maps[i] = workspace ((size_t) c->frames * stem_map_frame_floats (c, i), &ok);
   if (c->stem_layers)
     ctx->stem_padded = workspace ((size_t) c->frames * (c->height + 1) * (c->width + 1)
             * c->channels,
@@ -472,7 +493,8 @@ mone_context_new (MoneModel *model, int n_threads, GError **error)
     ctx->stem_bias_tiled[i] = workspace ((size_t) ctx->stem_gelu_pixels[i] * c->stem_channels[i],
         &ok);
   }
-  ctx->stem_columns = workspace (n_threads * ctx->stem_chunk_floats, &ok);
+  if (ctx->isa == MONE_ISA_OPENBLAS) /* the packed kernels read the windows in place */
+    ctx->stem_columns = workspace (n_threads * ctx->stem_chunk_floats, &ok);
   if (!stem_map_is_patches (c)) /* else the patch embedding reads the stem's last map */
     ctx->patches = workspace (N * P, &ok);
   ctx->embedded = workspace (S * D, &ok);
@@ -603,15 +625,16 @@ tokens_times_weights (MoneContext *ctx, int n, int m, int k, const float *a, int
 
 /* ---------------------------------------------------------------------------------------------- */
 /* Stem: layer i is a 3x3 convolution of stride 2 with zero padding 1, then GELU, on every frame;
- * its output is (H >> (i + 1), W >> (i + 1)) (H and W are multiples of 2^S). Layers i > 0 are
- * computed as im2col rows (one per output pixel, its 3x3 x C_{i-1} inputs in (row, column,
- * channel) order) times the weight reordered to match at load (MoneWeights.stem_packed; the
- * openblas path multiplies the unpacked stem_weight_taps): the output rows are the pixels of a
- * channels-last map, which the next layer's im2col reads as runs of 3 C contiguous values. The
- * first layer, with one to three input channels, is a direct convolution from the padded
- * normalised frame (kernels.h, stem_first_row). Each output value is one sum in a fixed order,
- * whatever task computes it, so thread counts give the same bits.
- * Task = a range of output rows (all frames' rows in order). */
+ * its output is (H >> (i + 1), W >> (i + 1)) (H and W are multiples of 2^S). The first layer,
+ * with one to three input channels, is a direct convolution from the padded normalised frame
+ * (kernels.h, stem_first_row). Layers i > 0 multiply each output row's pixels, their 3x3 x
+ * C_{i-1} inputs in (row, column, channel) order, by the weight reordered to match at load
+ * (MoneWeights.stem_packed): on the packed kernels straight from the previous map, whose zero row
+ * and column are the padding and where each kernel row's 3 pixels x C_{i-1} channels are one run
+ * (gemm.h, mone_gemm_packed_taps); on the openblas path as im2col rows copied out first, times the
+ * unpacked stem_weight_taps. Each output value is one sum in a fixed order, whatever task computes
+ * it, so thread counts give the same bits. Task = a range of output rows (all frames' rows in
+ * order). */
 
 /* The first layer's padded input (MoneContext.stem_padded) from the frame (T, C, H, W): each
  * pixel normalised as patchify_tokens does, channels last; the zero row and column stay as the
@@ -638,31 +661,41 @@ fill_stem_padded (MoneContext *ctx)
     }
 }
 
-/* Im2col rows of output pixels (oy, ox0 .. ox0 + n - 1) of stem layer i > 0 from one frame of the
- * previous layer's map (in_h, in_w, C), channels last: per tap row, one run of 3 C values. */
+/* Stem layer i's output row y of frame f: (W >> (i + 1), C_i), inside the padding if any. */
+static float *
+stem_output_row (MoneContext *ctx, int layer, int64_t frame, int y)
+{
+  const MoneConfig *c = &ctx->config;
+  const bool padded = stem_map_padded (c, layer);
+  return ctx->stem_maps[layer] + (size_t) frame * stem_map_frame_floats (c, layer)
+      + (size_t) (y + padded) * stem_map_row_floats (c, layer)
+      + (padded ? (size_t) c->stem_channels[layer] : 0);
+}
+
+/* Im2col rows of output pixels ox0 .. ox0 + n - 1 of one output row, whose first pixel's window
+ * starts at `window` in the previous, padded map (row stride row_floats, C channels): per kernel
+ * row, one run of 3 C values. */
 static void
-stem_columns_from_map (const float *frame_map, int in_h, int in_w, int C, int oy, int ox0, int n,
+stem_columns_from_map (const float *window, size_t row_floats, int C, int ox0, int n,
     float *columns)
 {
   const int K = 9 * C;
-  for (int ky = 0; ky < 3; ky++) {
-    const int y = 2 * oy - 1 + ky;
-    float *dst = columns + ky * 3 * C; /* (3, C) of pixel i at dst + i * K */
-    if (y < 0) {
-      for (int i = 0; i < n; i++)
-        memset (dst + (size_t) i * K, 0, sizeof (float) * 3 * C);
-      continue;
-    }
-    const float *src = frame_map + (size_t) y * in_w * C; /* (in_w, C) */
-    int i = 0;
-    if (ox0 == 0) {
-      memset (dst, 0, sizeof (float) * C);
-      memcpy (dst + C, src, sizeof (float) * 2 * C);
-      i = 1;
-    }
-    for (; i < n; i++)
-      memcpy (dst + (size_t) i * K, src + (size_t) (2 * (ox0 + i) - 1) * C, sizeof (float) * 3 * C);
-  }
+  for (int i = 0; i < n; i++)
+    for (int ky = 0; ky < 3; ky++)
+      memcpy (columns + (size_t) i * K + ky * 3 * C,
+          window + ky * row_floats + (size_t) 2 * (ox0 + i) * C, sizeof (float) * 3 * C);
+}
+
+/* out (n pixels, C_i) <- GELU(out + bias), as rows of stem_gelu_pixels pixels, then the rest. */
+static void
+stem_bias_gelu (MoneContext *ctx, int layer, int n, float *out)
+{
+  const int C = ctx->config.stem_channels[layer];
+  const int group = ctx->stem_gelu_pixels[layer], grouped = n / group * group;
+  mone_bias_gelu_scale_rows (n / group, group * C, out, group * C, ctx->stem_bias_tiled[layer],
+      NULL);
+  mone_bias_gelu_scale_rows (n - grouped, C, out + (size_t) grouped * C, C,
+      ctx->model->weights.stem_bias[layer], NULL);
 }
 
 static void
@@ -674,48 +707,45 @@ stem_task (void *data, int task, int thread)
   const int layer = ctx->stem_layer, in_channels = mone_stem_in_channels (c, layer);
   const int out_channels = c->stem_channels[layer], K = 9 * in_channels;
   const int in_h = c->height >> layer, in_w = c->width >> layer, out_h = in_h / 2, out_w = in_w / 2;
-  /* Pixel indices over all frames: up to 256 x 4096 x 4096, past int. */
   const int64_t rows = (int64_t) c->frames * out_h; /* output rows of every frame, in order */
-  const int64_t first = rows * task / ctx->n_stem_tasks * out_w;
-  const int64_t end = rows * (task + 1) / ctx->n_stem_tasks * out_w;
+  const int64_t first = rows * task / ctx->n_stem_tasks,
+                end = rows * (task + 1) / ctx->n_stem_tasks;
   if (layer == 0) { /* a direct convolution, an output row at a time */
     const size_t padded_row = (size_t) (in_w + 1) * in_channels;
-    for (int64_t r = first / out_w; r < end / out_w; r++) {
+    for (int64_t r = first; r < end; r++) {
       const float *padded = ctx->stem_padded + (size_t) (r / out_h) * (in_h + 1) * padded_row
           + (size_t) (2 * (r % out_h)) * padded_row; /* padded row 2 oy: input row 2 oy - 1 */
       const float *const rows[3] = { padded, padded + padded_row, padded + 2 * padded_row };
       ctx->stem_kernels->stem_first_row (out_w, in_channels, out_channels, rows,
-          w->stem_first_weights, w->stem_bias[0],
-          ctx->stem_maps[0] + (size_t) r * out_w * out_channels);
+          w->stem_first_weights, w->stem_bias[0], stem_output_row (ctx, 0, r / out_h, r % out_h));
     }
     return;
   }
+  const size_t in_row_floats = stem_map_row_floats (c, layer - 1); /* with its zero column */
   const int chunk = (int) stem_chunk_pixels (K);
   float *columns = ctx->stem_columns + (size_t) thread * ctx->stem_chunk_floats; /* (chunk, K) */
-
-  for (int64_t pixel = first; pixel < end; pixel += chunk) {
-    const int n = (int) MIN (chunk, end - pixel);
-    /* The chunk's im2col rows, a run of pixels on one output row at a time. */
-    for (int done = 0; done < n;) {
-      const int64_t p = pixel + done, frame = p / ((int64_t) out_w * out_h);
-      const int oy = (int) (p / out_w % out_h), ox = (int) (p % out_w);
-      const int run = MIN (n - done, out_w - ox);
-      float *run_columns = columns + (size_t) done * K;
-      const size_t frame_floats = (size_t) in_h * in_w * in_channels;
-      stem_columns_from_map (ctx->stem_maps[layer - 1] + frame * frame_floats, in_h, in_w,
-          in_channels, oy, ox, run, run_columns);
-      done += run;
+  for (int64_t r = first; r < end; r++) {
+    const int64_t frame = r / out_h;
+    const int oy = (int) (r % out_h);
+    /* Output pixel ox's window: padded rows 2 oy .. 2 oy + 2, padded columns 2 ox .. 2 ox + 2. */
+    const float *window = ctx->stem_maps[layer - 1]
+        + (size_t) frame * stem_map_frame_floats (c, layer - 1) + (size_t) 2 * oy * in_row_floats;
+    float *out = stem_output_row (ctx, layer, frame, oy); /* (out_w, C_i) */
+    /* out = GELU(windows W^T + b); W (C_i, K) reordered to (row, column, channel) order. */
+    if (ctx->isa != MONE_ISA_OPENBLAS) {
+      mone_gemm_packed_taps (ctx->isa, out_w, out_channels, 3, 3 * in_channels, window,
+          2 * in_channels, (ptrdiff_t) in_row_floats, &w->stem_packed[layer], NULL, false, out,
+          out_channels);
+    } else {
+      for (int ox = 0; ox < out_w; ox += chunk) {
+        const int n = MIN (chunk, out_w - ox);
+        stem_columns_from_map (window, in_row_floats, in_channels, ox, n, columns);
+        tokens_times_weights (ctx, n, out_channels, K, columns, K, &w->stem_packed[layer],
+            w->stem_weight_taps[layer], NULL, false, out + (size_t) ox * out_channels,
+            out_channels);
+      }
     }
-    /* out = GELU(columns W^T + b); W (C_i, K) reordered to match the columns. The GELU sees
-     * (n, C_i) as rows of `group` pixels, then the pixels left over. */
-    float *out = ctx->stem_maps[layer] + (size_t) pixel * out_channels; /* (n, C_i) */
-    tokens_times_weights (ctx, n, out_channels, K, columns, K, &w->stem_packed[layer],
-        w->stem_weight_taps[layer], NULL, false, out, out_channels);
-    const int group = ctx->stem_gelu_pixels[layer], grouped = n / group * group;
-    mone_bias_gelu_scale_rows (n / group, group * out_channels, out, group * out_channels,
-        ctx->stem_bias_tiled[layer], NULL);
-    mone_bias_gelu_scale_rows (n - grouped, out_channels, out + (size_t) grouped * out_channels,
-        out_channels, w->stem_bias[layer], NULL);
+    stem_bias_gelu (ctx, layer, out_w, out);
   }
 }
 

@@ -15,8 +15,8 @@
 #define PREFETCH_AHEAD 48
 #endif
 
-typedef void (*BlockFunc) (int k, const float *a, int lda, const float *b, int cols,
-    const float *bias, bool accumulate, float *c, int ldc);
+typedef void (*BlockFunc) (int taps, int tap_len, const float *a, int lda, ptrdiff_t tap_stride,
+    const float *b, int cols, const float *bias, bool accumulate, float *c, int ldc);
 
 /* All-ones in the lanes below `lanes` (0..8). */
 static inline __attribute__ ((always_inline)) __m256i
@@ -35,29 +35,36 @@ finish (__m256 v, const float *bias, bool accumulate, const float *out, __m256i 
   return v;
 }
 
-/* c (R, cols) = a (R, k; row stride lda) x b (k, 16) [+ bias] [+ c]; with A_TRANSPOSED, a is
- * stored as its transpose (k, R; row stride lda). With HALF (cols <= 8) the upper 8 outputs are
+/* c (R, cols) = a (R, k; row stride lda) x b (k, 16) [+ bias] [+ c], A read as in the AVX-512
+ * kernel's block (A_ROWS, A_TRANSPOSED, A_TAPS). With HALF (cols <= 8) the upper 8 outputs are
  * not multiplied. */
 static inline __attribute__ ((always_inline)) void
-block (const int R, const bool HALF, const bool A_TRANSPOSED, int k, const float *a, int lda,
-    const float *b, int cols, const float *bias, bool accumulate, float *c, int ldc)
+block (const int R, const bool HALF, const int A_LAYOUT, int taps, int tap_len, const float *a,
+    int lda, ptrdiff_t tap_stride, const float *b, int cols, const float *bias, bool accumulate,
+    float *c, int ldc)
 {
+  const int k = A_LAYOUT == A_TAPS ? taps * tap_len : tap_len;
   __m256 lo[ROWS], hi[ROWS];
   UNROLL_FULLY
   for (int r = 0; r < R; r++)
     lo[r] = hi[r] = _mm256_setzero_ps ();
-  for (int i = 0; i < k; i++) {
-    if (PREFETCH_AHEAD > 0 && i + PREFETCH_AHEAD < k)
-      _mm_prefetch ((const char *) (b + (size_t) (i + PREFETCH_AHEAD) * 16), _MM_HINT_T0);
-    const __m256 w_lo = _mm256_loadu_ps (b + (size_t) i * 16);
-    const __m256 w_hi = HALF ? _mm256_setzero_ps () : _mm256_loadu_ps (b + (size_t) i * 16 + 8);
-    UNROLL_FULLY
-    for (int r = 0; r < R; r++) {
-      const __m256 xr = _mm256_broadcast_ss (
-          A_TRANSPOSED ? a + (size_t) i * lda + r : a + (size_t) r * lda + i);
-      lo[r] = _mm256_fmadd_ps (xr, w_lo, lo[r]);
-      if (!HALF)
-        hi[r] = _mm256_fmadd_ps (xr, w_hi, hi[r]);
+  /* Taps (gemm.h): each row's inputs in runs; the other layouts are one run, with no outer loop. */
+  for (int t = 0; t < (A_LAYOUT == A_TAPS ? taps : 1); t++) {
+    const float *a_tap = A_LAYOUT == A_TAPS ? a + t * tap_stride : a;
+    for (int j = 0; j < tap_len; j++) {
+      const int i = A_LAYOUT == A_TAPS ? t * tap_len + j : j;
+      if (PREFETCH_AHEAD > 0 && i + PREFETCH_AHEAD < k)
+        _mm_prefetch ((const char *) (b + (size_t) (i + PREFETCH_AHEAD) * 16), _MM_HINT_T0);
+      const __m256 w_lo = _mm256_loadu_ps (b + (size_t) i * 16);
+      const __m256 w_hi = HALF ? _mm256_setzero_ps () : _mm256_loadu_ps (b + (size_t) i * 16 + 8);
+      UNROLL_FULLY
+      for (int r = 0; r < R; r++) {
+        const __m256 xr = _mm256_broadcast_ss (
+            A_LAYOUT == A_TRANSPOSED ? a + (size_t) i * lda + r : a_tap + (size_t) r * lda + j);
+        lo[r] = _mm256_fmadd_ps (xr, w_lo, lo[r]);
+        if (!HALF)
+          hi[r] = _mm256_fmadd_ps (xr, w_hi, hi[r]);
+      }
     }
   }
   const __m256i mask_lo = lanes_below (cols < 8 ? cols : 8);
@@ -83,24 +90,26 @@ block (const int R, const bool HALF, const bool A_TRANSPOSED, int k, const float
   }
 }
 
-#define DEFINE_BLOCK(R, HALF, TRANSPOSED, NAME)                                                    \
-  static void NAME (int k, const float *a, int lda, const float *b, int cols, const float *bias,   \
-      bool accumulate, float *c, int ldc)                                                          \
+#define DEFINE_BLOCK(R, HALF, LAYOUT, NAME)                                                        \
+  static void NAME (int taps, int tap_len, const float *a, int lda, ptrdiff_t tap_stride,          \
+      const float *b, int cols, const float *bias, bool accumulate, float *c, int ldc)             \
   {                                                                                                \
-    block (R, HALF, TRANSPOSED, k, a, lda, b, cols, bias, accumulate, c, ldc);                     \
+    block (R, HALF, LAYOUT, taps, tap_len, a, lda, tap_stride, b, cols, bias, accumulate, c, ldc); \
   }
 #define DEFINE_BLOCKS(R)                                                                           \
-  DEFINE_BLOCK (R, false, false, block_##R)                                                        \
-  DEFINE_BLOCK (R, true, false, block_##R##_half)                                                  \
-  DEFINE_BLOCK (R, false, true, block_at_##R)                                                      \
-  DEFINE_BLOCK (R, true, true, block_at_##R##_half)
+  DEFINE_BLOCK (R, false, A_ROWS, block_##R)                                                       \
+  DEFINE_BLOCK (R, true, A_ROWS, block_##R##_half)                                                 \
+  DEFINE_BLOCK (R, false, A_TRANSPOSED, block_at_##R)                                              \
+  DEFINE_BLOCK (R, true, A_TRANSPOSED, block_at_##R##_half)                                        \
+  DEFINE_BLOCK (R, false, A_TAPS, block_taps_##R)                                                  \
+  DEFINE_BLOCK (R, true, A_TAPS, block_taps_##R##_half)
 DEFINE_BLOCKS (1)
 DEFINE_BLOCKS (2)
 DEFINE_BLOCKS (3)
 DEFINE_BLOCKS (4)
 DEFINE_BLOCKS (5)
 DEFINE_BLOCKS (6)
-/* [a transposed][rows - 1][at most 8 outputs used] */
+/* [A's layout][rows - 1][at most 8 outputs used] */
 #define BLOCK_ROW(PREFIX, R)                                                                       \
   {                                                                                                \
     PREFIX##R, PREFIX##R##_half                                                                    \
@@ -110,20 +119,24 @@ DEFINE_BLOCKS (6)
     BLOCK_ROW (PREFIX, 1), BLOCK_ROW (PREFIX, 2), BLOCK_ROW (PREFIX, 3), BLOCK_ROW (PREFIX, 4),    \
         BLOCK_ROW (PREFIX, 5), BLOCK_ROW (PREFIX, 6)                                               \
   }
-static const BlockFunc blocks[2][ROWS][2] = { BLOCK_ROWS (block_), BLOCK_ROWS (block_at_) };
+static const BlockFunc blocks[A_LAYOUTS][ROWS][2] = { BLOCK_ROWS (block_), BLOCK_ROWS (block_at_),
+  BLOCK_ROWS (block_taps_) };
 
 _Static_assert(MONE_PANEL_WIDTH == 16, "two ymm per panel row");
 
 static void
-gemm (bool a_transposed, int rows, int n, int k, const float *a, int lda, const float *panels,
-    size_t panel_stride, const float *bias, bool accumulate, float *c, int ldc)
+gemm (ALayout layout, int rows, int n, int taps, int tap_len, const float *a, int lda,
+    ptrdiff_t tap_stride, const float *panels, size_t panel_stride, const float *bias,
+    bool accumulate, float *c, int ldc)
 {
-  for (int r0 = 0; r0 < rows; r0 += ROWS) {
-    const int block_rows = rows - r0 < ROWS ? rows - r0 : ROWS;
+  const int row_blocks = mone_row_block_count (rows, ROWS);
+  for (int rb = 0; rb < row_blocks; rb++) {
+    const int r0 = mone_row_block_start (rows, row_blocks, rb);
+    const int block_rows = mone_row_block_start (rows, row_blocks, rb + 1) - r0;
     for (int c0 = 0; c0 < n; c0 += MONE_PANEL_WIDTH) {
       const int cols = n - c0 < MONE_PANEL_WIDTH ? n - c0 : MONE_PANEL_WIDTH;
-      blocks[a_transposed][block_rows - 1][cols <= MONE_PANEL_WIDTH / 2](k,
-          a_transposed ? a + r0 : a + (size_t) r0 * lda, lda,
+      blocks[layout][block_rows - 1][cols <= MONE_PANEL_WIDTH / 2](taps, tap_len,
+          layout == A_TRANSPOSED ? a + r0 : a + (size_t) r0 * lda, lda, tap_stride,
           panels + (size_t) (c0 / MONE_PANEL_WIDTH) * panel_stride, cols, bias ? bias + c0 : NULL,
           accumulate, c + (size_t) r0 * ldc + c0, ldc);
     }
@@ -131,17 +144,19 @@ gemm (bool a_transposed, int rows, int n, int k, const float *a, int lda, const 
 }
 
 void
-mone_gemm_avx2 (int rows, int n, int k, const float *a, int lda, const float *panels,
-    size_t panel_stride, const float *bias, bool accumulate, float *c, int ldc)
+mone_gemm_avx2 (int rows, int n, int taps, int tap_len, const float *a, int lda,
+    ptrdiff_t tap_stride, const float *panels, size_t panel_stride, const float *bias,
+    bool accumulate, float *c, int ldc)
 {
-  gemm (false, rows, n, k, a, lda, panels, panel_stride, bias, accumulate, c, ldc);
+  gemm (taps > 1 ? A_TAPS : A_ROWS, rows, n, taps, tap_len, a, lda, tap_stride, panels,
+      panel_stride, bias, accumulate, c, ldc);
 }
 
 void
 mone_gemm_at_avx2 (int rows, int n, int k, const float *at, int ldat, const float *panels,
     size_t panel_stride, const float *bias, bool accumulate, float *c, int ldc)
 {
-  gemm (true, rows, n, k, at, ldat, panels, panel_stride, bias, accumulate, c, ldc);
+  gemm (A_TRANSPOSED, rows, n, 1, k, at, ldat, 0, panels, panel_stride, bias, accumulate, c, ldc);
 }
 
 /* ---------------------------------------------------------------------------------------------- */

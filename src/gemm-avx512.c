@@ -27,25 +27,9 @@
 /* A product whose panels exceed this many bytes prefetches across panel groups (gemm). */
 #define STREAMED_BYTES (256 * 1024)
 
-/* Rows go in the fewest blocks of at most ROWS (PAIR_ROWS), their sizes differing by at most one:
- * block b covers rows [row_block_start (rows, blocks, b), row_block_start (rows, blocks, b + 1)).
- * Filling blocks of 14 first leaves short remainders (a narrow expert's 16 rows as 14 + 2), whose
- * few accumulators cannot hide the FMA latency; 8 + 8 runs both blocks at full rate. Which rows
- * share a block changes no output bit (each output is one chain over k). */
-static inline int
-row_block_count (int rows, int max_rows)
-{
-  return (rows + max_rows - 1) / max_rows;
-}
-
-static inline int
-row_block_start (int rows, int blocks, int b)
-{
-  return (int) ((int64_t) rows * b / blocks);
-}
-
-typedef void (*BlockFunc) (int k, const float *a, int lda, const float *b, size_t panel_stride,
-    const float *next, int cols, const float *bias, bool accumulate, float *c, int ldc);
+typedef void (*BlockFunc) (int taps, int tap_len, const float *a, int lda, ptrdiff_t tap_stride,
+    const float *b, size_t panel_stride, const float *next, int cols, const float *bias,
+    bool accumulate, float *c, int ldc);
 
 static inline __attribute__ ((always_inline)) __mmask16
 lanes_below (int cols)
@@ -77,17 +61,19 @@ finish_ymm (__m256 v, int lanes, const float *bias, bool accumulate, float *out)
   _mm256_mask_storeu_ps (out, mask, v);
 }
 
-/* c (R, cols) = a (R, k; row stride lda) x b (NP panels of (k, 16)) [+ bias] [+ c]; with
- * A_TRANSPOSED, a is stored as its transpose (k, R; row stride lda). With HALF,
+/* c (R, cols) = a (R, k; row stride lda) x b (NP panels of (k, 16)) [+ bias] [+ c], k = tap_len
+ * (A_ROWS); A_TRANSPOSED: a is stored as its transpose (k, R; row stride lda); A_TAPS: k = taps x
+ * tap_len, run t of each row tap_stride after run t - 1 (gemm.h). With HALF,
  * the last panel has at most 8 outputs in use and is multiplied 8 wide: where a zmm FMA costs two
  * ymm FMAs (AMD Zen 4), that makes the narrowest experts' n = 24 products 4/3 as fast. With
  * `next` (the following group's panels, or NULL), the last PREFETCH_AHEAD inputs prefetch its first
  * rows. */
 static inline __attribute__ ((always_inline)) void
-block (const int R, const int NP, const bool HALF, const bool A_TRANSPOSED, int k, const float *a,
-    int lda, const float *b, size_t panel_stride, const float *next, int cols, const float *bias,
-    bool accumulate, float *c, int ldc)
+block (const int R, const int NP, const bool HALF, const int A_LAYOUT, int taps, int tap_len,
+    const float *a, int lda, ptrdiff_t tap_stride, const float *b, size_t panel_stride,
+    const float *next, int cols, const float *bias, bool accumulate, float *c, int ldc)
 {
+  const int k = A_LAYOUT == A_TAPS ? taps * tap_len : tap_len;
   const int FULL = HALF ? NP - 1 : NP; /* panels multiplied 16 wide */
   __m512 acc[ROWS][PANELS];
   __m256 acc_half[ROWS];
@@ -99,28 +85,35 @@ block (const int R, const int NP, const bool HALF, const bool A_TRANSPOSED, int 
     acc_half[r] = _mm256_setzero_ps ();
   }
   const float *b_half = b + FULL * panel_stride;
-  for (int i = 0; i < k; i++) {
-    __m512 w[PANELS];
-    UNROLL_FULLY
-    for (int p = 0; p < FULL; p++) {
-      if (PREFETCH_AHEAD > 0 && i + PREFETCH_AHEAD < k)
-        _mm_prefetch ((const char *) (b + p * panel_stride + (size_t) (i + PREFETCH_AHEAD) * 16),
-            _MM_HINT_T0);
-      else if (PREFETCH_AHEAD > 0 && next && i + PREFETCH_AHEAD - k < k)
-        _mm_prefetch ((const char *) (next + p * panel_stride
-                + (size_t) (i + PREFETCH_AHEAD - k) * 16), _MM_HINT_T0);
-      w[p] = _mm512_loadu_ps (b + p * panel_stride + (size_t) i * 16);
-    }
-    const __m256 w_half = HALF ? _mm256_loadu_ps (b_half + (size_t) i * 16) : _mm256_setzero_ps ();
-    UNROLL_FULLY
-    for (int r = 0; r < R; r++) {
-      const __m512 xr = _mm512_set1_ps (
-          A_TRANSPOSED ? a[(size_t) i * lda + r] : a[(size_t) r * lda + i]);
+  /* Taps (gemm.h): each row's inputs in runs; the other layouts are one run, with no outer loop. */
+  for (int t = 0; t < (A_LAYOUT == A_TAPS ? taps : 1); t++) {
+    const float *a_tap = A_LAYOUT == A_TAPS ? a + t * tap_stride : a;
+    for (int j = 0; j < tap_len; j++) {
+      const int i = A_LAYOUT == A_TAPS ? t * tap_len + j : j;
+      __m512 w[PANELS];
       UNROLL_FULLY
-      for (int p = 0; p < FULL; p++)
-        acc[r][p] = _mm512_fmadd_ps (xr, w[p], acc[r][p]);
-      if (HALF)
-        acc_half[r] = _mm256_fmadd_ps (_mm512_castps512_ps256 (xr), w_half, acc_half[r]);
+      for (int p = 0; p < FULL; p++) {
+        if (PREFETCH_AHEAD > 0 && i + PREFETCH_AHEAD < k)
+          _mm_prefetch ((const char *) (b + p * panel_stride + (size_t) (i + PREFETCH_AHEAD) * 16),
+              _MM_HINT_T0);
+        else if (PREFETCH_AHEAD > 0 && next && i + PREFETCH_AHEAD - k < k)
+          _mm_prefetch ((const char *) (next + p * panel_stride
+                            + (size_t) (i + PREFETCH_AHEAD - k) * 16),
+              _MM_HINT_T0);
+        w[p] = _mm512_loadu_ps (b + p * panel_stride + (size_t) i * 16);
+      }
+      const __m256 w_half = HALF ? _mm256_loadu_ps (b_half + (size_t) i * 16)
+                                 : _mm256_setzero_ps ();
+      UNROLL_FULLY
+      for (int r = 0; r < R; r++) {
+        const __m512 xr = _mm512_set1_ps (
+            A_LAYOUT == A_TRANSPOSED ? a[(size_t) i * lda + r] : a_tap[(size_t) r * lda + j]);
+        UNROLL_FULLY
+        for (int p = 0; p < FULL; p++)
+          acc[r][p] = _mm512_fmadd_ps (xr, w[p], acc[r][p]);
+        if (HALF)
+          acc_half[r] = _mm256_fmadd_ps (_mm512_castps512_ps256 (xr), w_half, acc_half[r]);
+      }
     }
   }
   UNROLL_FULLY
@@ -135,22 +128,27 @@ block (const int R, const int NP, const bool HALF, const bool A_TRANSPOSED, int 
   }
 }
 
-#define DEFINE_BLOCK(R, NP, HALF, TRANSPOSED, NAME)                                                \
-  static void NAME (int k, const float *a, int lda, const float *b, size_t panel_stride,          \
-      const float *next, int cols, const float *bias, bool accumulate, float *c, int ldc)          \
+#define DEFINE_BLOCK(R, NP, HALF, LAYOUT, NAME)                                                    \
+  static void NAME (int taps, int tap_len, const float *a, int lda, ptrdiff_t tap_stride,          \
+      const float *b, size_t panel_stride, const float *next, int cols, const float *bias,         \
+      bool accumulate, float *c, int ldc)                                                          \
   {                                                                                                \
-    block (R, NP, HALF, TRANSPOSED, k, a, lda, b, panel_stride, next, cols, bias, accumulate, c,   \
-        ldc);                                                                                      \
+    block (R, NP, HALF, LAYOUT, taps, tap_len, a, lda, tap_stride, b, panel_stride, next, cols,    \
+        bias, accumulate, c, ldc);                                                                 \
   }
 #define DEFINE_BLOCKS(R)                                                                           \
-  DEFINE_BLOCK (R, 1, false, false, block_##R##_1)                                                 \
-  DEFINE_BLOCK (R, 2, false, false, block_##R##_2)                                                 \
-  DEFINE_BLOCK (R, 1, true, false, block_##R##_half)                                               \
-  DEFINE_BLOCK (R, 2, true, false, block_##R##_1_half)                                             \
-  DEFINE_BLOCK (R, 1, false, true, block_at_##R##_1)                                               \
-  DEFINE_BLOCK (R, 2, false, true, block_at_##R##_2)                                               \
-  DEFINE_BLOCK (R, 1, true, true, block_at_##R##_half)                                             \
-  DEFINE_BLOCK (R, 2, true, true, block_at_##R##_1_half)
+  DEFINE_BLOCK (R, 1, false, A_ROWS, block_##R##_1)                                                \
+  DEFINE_BLOCK (R, 2, false, A_ROWS, block_##R##_2)                                                \
+  DEFINE_BLOCK (R, 1, true, A_ROWS, block_##R##_half)                                              \
+  DEFINE_BLOCK (R, 2, true, A_ROWS, block_##R##_1_half)                                            \
+  DEFINE_BLOCK (R, 1, false, A_TRANSPOSED, block_at_##R##_1)                                       \
+  DEFINE_BLOCK (R, 2, false, A_TRANSPOSED, block_at_##R##_2)                                       \
+  DEFINE_BLOCK (R, 1, true, A_TRANSPOSED, block_at_##R##_half)                                     \
+  DEFINE_BLOCK (R, 2, true, A_TRANSPOSED, block_at_##R##_1_half)                                   \
+  DEFINE_BLOCK (R, 1, false, A_TAPS, block_taps_##R##_1)                                           \
+  DEFINE_BLOCK (R, 2, false, A_TAPS, block_taps_##R##_2)                                           \
+  DEFINE_BLOCK (R, 1, true, A_TAPS, block_taps_##R##_half)                                         \
+  DEFINE_BLOCK (R, 2, true, A_TAPS, block_taps_##R##_1_half)
 DEFINE_BLOCKS (1)
 DEFINE_BLOCKS (2)
 DEFINE_BLOCKS (3)
@@ -181,49 +179,53 @@ DEFINE_BLOCKS (14)
         BLOCK_ROW (PREFIX, 11), BLOCK_ROW (PREFIX, 12), BLOCK_ROW (PREFIX, 13),                    \
         BLOCK_ROW (PREFIX, 14)                                                                     \
   }
-/* [a transposed][rows - 1][last panel half used][panels - 1] */
-static const BlockFunc blocks[2][ROWS][2][PANELS] = { BLOCK_ROWS (block_), BLOCK_ROWS (block_at_) };
+/* [A's layout][rows - 1][last panel half used][panels - 1] */
+static const BlockFunc blocks[A_LAYOUTS][ROWS][2][PANELS] = { BLOCK_ROWS (block_),
+  BLOCK_ROWS (block_at_), BLOCK_ROWS (block_taps_) };
 
 _Static_assert(MONE_PANEL_WIDTH == 16, "one zmm per panel row");
 
 static void
-gemm (bool a_transposed, int rows, int n, int k, const float *a, int lda, const float *panels,
-    size_t panel_stride, const float *bias, bool accumulate, float *c, int ldc)
+gemm (ALayout layout, int rows, int n, int taps, int tap_len, const float *a, int lda,
+    ptrdiff_t tap_stride, const float *panels, size_t panel_stride, const float *bias,
+    bool accumulate, float *c, int ldc)
 {
   const int group_width = PANELS * MONE_PANEL_WIDTH;
-  const int row_blocks = row_block_count (rows, ROWS);
+  const int row_blocks = mone_row_block_count (rows, ROWS);
   /* Panels this large come from L3 or memory: the last rows of each group prefetch the next
    * group's first ones. Smaller ones stay in L2 between uses, where that only costs. */
   const bool streamed = (size_t) (n + MONE_PANEL_WIDTH - 1) / MONE_PANEL_WIDTH * panel_stride
       * sizeof (float) > STREAMED_BYTES;
   for (int rb = 0; rb < row_blocks; rb++) {
-    const int r0 = row_block_start (rows, row_blocks, rb);
-    const int block_rows = row_block_start (rows, row_blocks, rb + 1) - r0;
+    const int r0 = mone_row_block_start (rows, row_blocks, rb);
+    const int block_rows = mone_row_block_start (rows, row_blocks, rb + 1) - r0;
     for (int c0 = 0; c0 < n; c0 += group_width) {
       const int cols = n - c0 < group_width ? n - c0 : group_width;
       const int n_panels = (cols + MONE_PANEL_WIDTH - 1) / MONE_PANEL_WIDTH;
       const bool half = cols - (n_panels - 1) * MONE_PANEL_WIDTH <= MONE_PANEL_WIDTH / 2;
       const float *group = panels + (size_t) (c0 / MONE_PANEL_WIDTH) * panel_stride;
-      blocks[a_transposed][block_rows - 1][half][n_panels - 1](k,
-          a_transposed ? a + r0 : a + (size_t) r0 * lda, lda, group, panel_stride,
-          streamed && c0 + group_width < n ? group + PANELS * panel_stride : NULL, cols,
-          bias ? bias + c0 : NULL, accumulate, c + (size_t) r0 * ldc + c0, ldc);
+      blocks[layout][block_rows - 1][half][n_panels - 1](taps, tap_len,
+          layout == A_TRANSPOSED ? a + r0 : a + (size_t) r0 * lda, lda, tap_stride, group,
+          panel_stride, streamed && c0 + group_width < n ? group + PANELS * panel_stride : NULL,
+          cols, bias ? bias + c0 : NULL, accumulate, c + (size_t) r0 * ldc + c0, ldc);
     }
   }
 }
 
 void
-mone_gemm_avx512 (int rows, int n, int k, const float *a, int lda, const float *panels,
-    size_t panel_stride, const float *bias, bool accumulate, float *c, int ldc)
+mone_gemm_avx512 (int rows, int n, int taps, int tap_len, const float *a, int lda,
+    ptrdiff_t tap_stride, const float *panels, size_t panel_stride, const float *bias,
+    bool accumulate, float *c, int ldc)
 {
-  gemm (false, rows, n, k, a, lda, panels, panel_stride, bias, accumulate, c, ldc);
+  gemm (taps > 1 ? A_TAPS : A_ROWS, rows, n, taps, tap_len, a, lda, tap_stride, panels,
+      panel_stride, bias, accumulate, c, ldc);
 }
 
 void
 mone_gemm_at_avx512 (int rows, int n, int k, const float *at, int ldat, const float *panels,
     size_t panel_stride, const float *bias, bool accumulate, float *c, int ldc)
 {
-  gemm (true, rows, n, k, at, ldat, panels, panel_stride, bias, accumulate, c, ldc);
+  gemm (A_TRANSPOSED, rows, n, 1, k, at, ldat, 0, panels, panel_stride, bias, accumulate, c, ldc);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -303,10 +305,10 @@ void
 mone_gemm_pairs_avx512 (int rows, int n, int k, const float *a, int lda, const float *pairs,
     const float *bias, bool accumulate, float *c, int ldc)
 {
-  const int row_blocks = row_block_count (rows, PAIR_ROWS);
+  const int row_blocks = mone_row_block_count (rows, PAIR_ROWS);
   for (int rb = 0; rb < row_blocks; rb++) {
-    const int r0 = row_block_start (rows, row_blocks, rb);
-    const int block_rows = row_block_start (rows, row_blocks, rb + 1) - r0;
+    const int r0 = mone_row_block_start (rows, row_blocks, rb);
+    const int block_rows = mone_row_block_start (rows, row_blocks, rb + 1) - r0;
     pair_blocks[block_rows - 1](k, a + (size_t) r0 * lda, lda, pairs, n, bias, accumulate,
         c + (size_t) r0 * ldc, ldc);
   }

@@ -3,6 +3,7 @@
 
 #include <cblas.h>
 #include <glib.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -64,23 +65,28 @@ load4 (const float *p)
   return v;
 }
 
-/* A's element (r, i) is a[r * row_step + i * input_step]. */
+/* A's input t tap_len + j of row r is a[t * tap_stride + r * row_step + j * input_step]. */
 static void
-generic_block (int rows, int cols, int k, const float *a, size_t row_step, size_t input_step,
-    const float *panel, const float *bias, bool accumulate, float *c, int ldc)
+generic_block (int rows, int cols, int taps, int tap_len, const float *a, size_t row_step,
+    size_t input_step, ptrdiff_t tap_stride, const float *panel, const float *bias, bool accumulate,
+    float *c, int ldc)
 {
   Float4 acc0[QUARTERS] = { 0 }, acc1[QUARTERS] = { 0 };
-  const float *a1 = rows > 1 ? a + row_step
-                             : a; /* a duplicate row when there is one, never stored */
-  for (int i = 0; i < k; i++) {
-    const float *w = panel + (size_t) i * MONE_PANEL_WIDTH;
-    const float x0_i = a[i * input_step], x1_i = a1[i * input_step];
-    const Float4 x0 = { x0_i, x0_i, x0_i, x0_i }, x1 = { x1_i, x1_i, x1_i, x1_i };
-    UNROLL_FULLY
-    for (int q = 0; q < QUARTERS; q++) {
-      const Float4 wq = load4 (w + 4 * q);
-      acc0[q] += x0 * wq;
-      acc1[q] += x1 * wq;
+  for (int t = 0; t < taps; t++) {
+    const float *a0 = a + t * tap_stride;
+    const float *a1 = rows > 1 ? a0 + row_step
+                               : a0; /* a duplicate row when there is one, never stored */
+    const float *tap_panel = panel + (size_t) t * tap_len * MONE_PANEL_WIDTH;
+    for (int j = 0; j < tap_len; j++) {
+      const float *w = tap_panel + (size_t) j * MONE_PANEL_WIDTH;
+      const float x0_j = a0[j * input_step], x1_j = a1[j * input_step];
+      const Float4 x0 = { x0_j, x0_j, x0_j, x0_j }, x1 = { x1_j, x1_j, x1_j, x1_j };
+      UNROLL_FULLY
+      for (int q = 0; q < QUARTERS; q++) {
+        const Float4 wq = load4 (w + 4 * q);
+        acc0[q] += x0 * wq;
+        acc1[q] += x1 * wq;
+      }
     }
   }
   float sums[GENERIC_ROWS][MONE_PANEL_WIDTH];
@@ -98,30 +104,34 @@ generic_block (int rows, int cols, int k, const float *a, size_t row_step, size_
 }
 
 static void
-generic_gemm (int rows, int n, int k, const float *a, size_t row_step, size_t input_step,
-    const float *panels, size_t panel_stride, const float *bias, bool accumulate, float *c, int ldc)
+generic_gemm (int rows, int n, int taps, int tap_len, const float *a, size_t row_step,
+    size_t input_step, ptrdiff_t tap_stride, const float *panels, size_t panel_stride,
+    const float *bias, bool accumulate, float *c, int ldc)
 {
   for (int r0 = 0; r0 < rows; r0 += GENERIC_ROWS) {
     const int block_rows = MIN (GENERIC_ROWS, rows - r0);
     for (int c0 = 0; c0 < n; c0 += MONE_PANEL_WIDTH)
-      generic_block (block_rows, MIN (MONE_PANEL_WIDTH, n - c0), k, a + r0 * row_step, row_step,
-          input_step, panels + (size_t) (c0 / MONE_PANEL_WIDTH) * panel_stride,
-          bias ? bias + c0 : NULL, accumulate, c + (size_t) r0 * ldc + c0, ldc);
+      generic_block (block_rows, MIN (MONE_PANEL_WIDTH, n - c0), taps, tap_len, a + r0 * row_step,
+          row_step, input_step, tap_stride,
+          panels + (size_t) (c0 / MONE_PANEL_WIDTH) * panel_stride, bias ? bias + c0 : NULL,
+          accumulate, c + (size_t) r0 * ldc + c0, ldc);
   }
 }
 
 void
-mone_gemm_generic (int rows, int n, int k, const float *a, int lda, const float *panels,
-    size_t panel_stride, const float *bias, bool accumulate, float *c, int ldc)
+mone_gemm_generic (int rows, int n, int taps, int tap_len, const float *a, int lda,
+    ptrdiff_t tap_stride, const float *panels, size_t panel_stride, const float *bias,
+    bool accumulate, float *c, int ldc)
 {
-  generic_gemm (rows, n, k, a, lda, 1, panels, panel_stride, bias, accumulate, c, ldc);
+  generic_gemm (rows, n, taps, tap_len, a, lda, 1, tap_stride, panels, panel_stride, bias,
+      accumulate, c, ldc);
 }
 
 void
 mone_gemm_at_generic (int rows, int n, int k, const float *at, int ldat, const float *panels,
     size_t panel_stride, const float *bias, bool accumulate, float *c, int ldc)
 {
-  generic_gemm (rows, n, k, at, 1, ldat, panels, panel_stride, bias, accumulate, c, ldc);
+  generic_gemm (rows, n, 1, k, at, 1, ldat, 0, panels, panel_stride, bias, accumulate, c, ldc);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -129,15 +139,17 @@ mone_gemm_at_generic (int rows, int n, int k, const float *at, int ldat, const f
 
 #ifndef MONE_HAVE_X86_KERNELS
 void
-mone_gemm_avx2 (int rows, int n, int k, const float *a, int lda, const float *panels,
-    size_t panel_stride, const float *bias, bool accumulate, float *c, int ldc)
+mone_gemm_avx2 (int rows, int n, int taps, int tap_len, const float *a, int lda,
+    ptrdiff_t tap_stride, const float *panels, size_t panel_stride, const float *bias,
+    bool accumulate, float *c, int ldc)
 {
   g_assert_not_reached ();
 }
 
 void
-mone_gemm_avx512 (int rows, int n, int k, const float *a, int lda, const float *panels,
-    size_t panel_stride, const float *bias, bool accumulate, float *c, int ldc)
+mone_gemm_avx512 (int rows, int n, int taps, int tap_len, const float *a, int lda,
+    ptrdiff_t tap_stride, const float *panels, size_t panel_stride, const float *bias,
+    bool accumulate, float *c, int ldc)
 {
   g_assert_not_reached ();
 }
@@ -173,7 +185,7 @@ mone_gemm_pairs_avx512 (int rows, int n, int k, const float *a, int lda, const f
 
 static const MoneGemmKernel kernels[MONE_ISA_COUNT] = { mone_gemm_generic, mone_gemm_avx2,
   mone_gemm_avx512, NULL };
-static const MoneGemmKernel transposed_kernels[MONE_ISA_COUNT] = { mone_gemm_at_generic,
+static const MoneGemmTransposedKernel transposed_kernels[MONE_ISA_COUNT] = { mone_gemm_at_generic,
   mone_gemm_at_avx2, mone_gemm_at_avx512, NULL };
 static const MoneGemmPairKernel pair_kernels[MONE_ISA_COUNT] = { NULL, mone_gemm_pairs_avx2,
   mone_gemm_pairs_avx512, NULL };
@@ -188,8 +200,21 @@ mone_gemm_packed (MoneIsa isa, int rows, int n, int k, const float *a, int lda,
   if (n <= MONE_PAIR_OUTPUTS && pair_kernels[isa])
     pair_kernels[isa](rows, n, k, a, lda, mone_packed_pairs (w), bias, accumulate, c, ldc);
   else
-    kernels[isa](rows, n, k, a, lda, w->panels, (size_t) w->inputs * MONE_PANEL_WIDTH, bias,
+    kernels[isa](rows, n, 1, k, a, lda, 0, w->panels, (size_t) w->inputs * MONE_PANEL_WIDTH, bias,
         accumulate, c, ldc);
+}
+
+void
+mone_gemm_packed_taps (MoneIsa isa, int rows, int n, int taps, int tap_len, const float *a, int lda,
+    ptrdiff_t tap_stride, const MonePackedMatrix *w, const float *bias, bool accumulate, float *c,
+    int ldc)
+{
+  g_assert (isa >= 0 && isa < MONE_ISA_OPENBLAS && n <= w->outputs && taps >= 1
+      && (int64_t) taps * tap_len <= w->inputs);
+  if (rows <= 0 || n <= 0)
+    return;
+  kernels[isa](rows, n, taps, tap_len, a, lda, tap_stride, w->panels,
+      (size_t) w->inputs * MONE_PANEL_WIDTH, bias, accumulate, c, ldc);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -268,15 +293,19 @@ mone_gemm_general (MoneIsa isa, bool trans_a, bool trans_b, int m, int n, int k,
         memset (c + (size_t) r * ldc, 0, sizeof (float) * n);
     return;
   }
-  const MoneGemmKernel kernel = trans_a ? transposed_kernels[isa] : kernels[isa];
   for (int n0 = 0; n0 < n; n0 += MONE_GEMM_GENERAL_N_CHUNK) {
     const int nc = MIN (MONE_GEMM_GENERAL_N_CHUNK, n - n0);
     for (int k0 = 0; k0 < k; k0 += MONE_GEMM_GENERAL_K_CHUNK) {
       const int kc = MIN (MONE_GEMM_GENERAL_K_CHUNK, k - k0);
       pack_chunk (trans_b, k0, kc, n0, nc, alpha, b, ldb, scratch);
       const float *a_chunk = trans_a ? a + (size_t) k0 * lda : a + k0;
-      kernel (m, nc, kc, a_chunk, lda, scratch, (size_t) kc * MONE_PANEL_WIDTH, NULL,
-          accumulate || k0 > 0, c + n0, ldc);
+      const size_t panel_stride = (size_t) kc * MONE_PANEL_WIDTH;
+      if (trans_a)
+        transposed_kernels[isa](m, nc, kc, a_chunk, lda, scratch, panel_stride, NULL,
+            accumulate || k0 > 0, c + n0, ldc);
+      else
+        kernels[isa](m, nc, 1, kc, a_chunk, lda, 0, scratch, panel_stride, NULL,
+            accumulate || k0 > 0, c + n0, ldc);
     }
   }
 }

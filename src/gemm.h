@@ -68,18 +68,52 @@ const float *mone_packed_pairs (const MonePackedMatrix *w);
 void mone_gemm_packed (MoneIsa isa, int rows, int n, int k, const float *a, int lda,
     const MonePackedMatrix *w, const float *bias, bool accumulate, float *c, int ldc);
 
-/* The kernels, one per ISA (gemm-avx512.c, gemm-avx2.c, gemm.c); same contract as
- * mone_gemm_packed, with the panels' stride between panels in floats. */
-typedef void (*MoneGemmKernel) (int rows, int n, int k, const float *a, int lda,
+/* The same product where each row's k = taps x tap_len inputs lie in `taps` runs of tap_len, run
+ * t of row r at a + t tap_stride + r lda: a convolution's rows read in place from its input map
+ * (the stem: tap t = a kernel row, whose 3 pixels x channels are contiguous), with no im2col
+ * copy. Always on the panels (a pair of inputs may straddle two runs). */
+void mone_gemm_packed_taps (MoneIsa isa, int rows, int n, int taps, int tap_len, const float *a,
+    int lda, ptrdiff_t tap_stride, const MonePackedMatrix *w, const float *bias, bool accumulate,
+    float *c, int ldc);
+/* The kernels, one per ISA (gemm-avx512.c, gemm-avx2.c, gemm.c); the contract of
+ * mone_gemm_packed_taps, with the panels' stride between panels in floats. */
+typedef void (*MoneGemmKernel) (int rows, int n, int taps, int tap_len, const float *a, int lda,
+    ptrdiff_t tap_stride, const float *panels, size_t panel_stride, const float *bias,
+    bool accumulate, float *c, int ldc);
+void mone_gemm_generic (int rows, int n, int taps, int tap_len, const float *a, int lda,
+    ptrdiff_t tap_stride, const float *panels, size_t panel_stride, const float *bias,
+    bool accumulate, float *c, int ldc);
+void mone_gemm_avx2 (int rows, int n, int taps, int tap_len, const float *a, int lda,
+    ptrdiff_t tap_stride, const float *panels, size_t panel_stride, const float *bias,
+    bool accumulate, float *c, int ldc);
+void mone_gemm_avx512 (int rows, int n, int taps, int tap_len, const float *a, int lda,
+    ptrdiff_t tap_stride, const float *panels, size_t panel_stride, const float *bias,
+    bool accumulate, float *c, int ldc);
+/* The kernels' rows go in the fewest blocks of at most max_rows, their sizes differing by at most
+ * one: block b covers rows [mone_row_block_start (rows, blocks, b), ... (b + 1)). Filling the
+ * largest blocks first leaves short remainders (a narrow expert's 16 rows as 14 + 2, a stem row's
+ * 8 pixels as 6 + 2), whose few accumulators cannot hide the FMA latency; 8 + 8 or 4 + 4 run
+ * every block at full rate. Which rows share a block changes no output bit (each output is one
+ * chain over k). */
+static inline int
+mone_row_block_count (int rows, int max_rows)
+{
+  return (rows + max_rows - 1) / max_rows;
+}
+
+static inline int
+mone_row_block_start (int rows, int blocks, int b)
+{
+  return (int) ((long long) rows * b / blocks);
+}
+
+/* How the x86 kernels' register blocks read A: rows lda apart, the transpose (k, rows), or rows
+ * in tap runs. Each is compiled on its own, so the plain rows pay nothing for the taps. */
+typedef enum { A_ROWS, A_TRANSPOSED, A_TAPS, A_LAYOUTS } ALayout;
+/* With A stored as its transpose: at (k, rows; row stride ldat), one run. */
+typedef void (*MoneGemmTransposedKernel) (int rows, int n, int k, const float *at, int ldat,
     const float *panels, size_t panel_stride, const float *bias, bool accumulate, float *c,
     int ldc);
-void mone_gemm_generic (int rows, int n, int k, const float *a, int lda, const float *panels,
-    size_t panel_stride, const float *bias, bool accumulate, float *c, int ldc);
-void mone_gemm_avx2 (int rows, int n, int k, const float *a, int lda, const float *panels,
-    size_t panel_stride, const float *bias, bool accumulate, float *c, int ldc);
-void mone_gemm_avx512 (int rows, int n, int k, const float *a, int lda, const float *panels,
-    size_t panel_stride, const float *bias, bool accumulate, float *c, int ldc);
-/* The same with A stored as its transpose: at (k, rows; row stride ldat). */
 void mone_gemm_at_generic (int rows, int n, int k, const float *at, int ldat, const float *panels,
     size_t panel_stride, const float *bias, bool accumulate, float *c, int ldc);
 void mone_gemm_at_avx2 (int rows, int n, int k, const float *at, int ldat, const float *panels,

@@ -1,8 +1,9 @@
 /* The packed-weight kernels (gemm.h), every one this CPU runs, against a plain double-precision
  * triple loop: random shapes with row, input and output counts that are not multiples of the
  * register blocks, nested prefixes (the first k inputs, the first n outputs) of one packed
- * matrix, bias and accumulation. Also: the FMA kernels agree bit for bit with each other, and a
- * product does not depend on how its rows are split into calls. The general products of the
+ * matrix, bias and accumulation; products whose rows' inputs lie in runs (the stem's windows read
+ * in place). Also: the FMA kernels agree bit for bit with each other, and a product does not
+ * depend on how its rows are split into calls. The general products of the
  * trainer (mone_gemm_general: either operand transposed, scaled, chunked) on every path, OpenBLAS
  * included. */
 #include <glib.h>
@@ -188,6 +189,96 @@ test_random_shapes (void)
   }
 }
 
+/* mone_gemm_packed_taps: row r's inputs are `taps` runs of tap_len, run t at a + t tap_stride + r
+ * lda (runs and rows may overlap, as a convolution's windows do). Against the double triple loop
+ * on the rows copied out, and, from 9 outputs up (where mone_gemm_packed takes the same panel
+ * kernels), bit for bit against mone_gemm_packed on that copy: the same sums in the same order. */
+static void
+check_taps (int rows, int outputs, int n, int taps, int tap_len, int lda, int tap_stride,
+    gboolean bias_on, gboolean accumulate)
+{
+  const int k = taps * tap_len, ldc = n + 3;
+  const size_t a_floats = (size_t) (taps - 1) * tap_stride + (size_t) (rows - 1) * lda + tap_len;
+  float *a = random_floats (a_floats);
+  float *w = random_floats ((size_t) outputs * k);
+  float *panels = g_aligned_alloc (mone_packed_size (outputs, k), sizeof (float), 64);
+  mone_pack_weights (outputs, k, w, k, panels);
+  const MonePackedMatrix packed = { panels, outputs, k };
+  float *copied = g_new (float, (size_t) rows *k + 1); /* (rows, k): the runs side by side */
+  for (int r = 0; r < rows; r++)
+    for (int t = 0; t < taps; t++)
+      memcpy (copied + (size_t) r * k + (size_t) t * tap_len,
+          a + (size_t) t * tap_stride + (size_t) r * lda, sizeof (float) * tap_len);
+  float *bias = bias_on ? random_floats (n) : NULL;
+  float *c0 = random_floats ((size_t) rows * ldc);
+  double *want = g_new (double, (size_t) rows *n + 1),
+         *scale = g_new (double, (size_t) rows *n + 1);
+  reference (rows, n, k, copied, k, w, k, bias, accumulate ? c0 : NULL, ldc, want, scale);
+  float *c[MONE_ISA_COUNT] = { NULL };
+  for (int isa = 0; isa < MONE_ISA_OPENBLAS; isa++) {
+    if (!mone_isa_supported (isa))
+      continue;
+    c[isa] = g_memdup2 (c0, sizeof (float) * rows * ldc);
+    mone_gemm_packed_taps (isa, rows, n, taps, tap_len, a, lda, tap_stride, &packed, bias,
+        accumulate, c[isa], ldc);
+    double worst = 0;
+    for (int r = 0; r < rows; r++) {
+      for (int o = 0; o < n; o++)
+        worst = fmax (worst,
+            fabs (c[isa][(size_t) r * ldc + o] - want[(size_t) r * n + o])
+                / scale[(size_t) r * n + o]);
+      for (int o = n; o < ldc; o++)
+        if (c[isa][(size_t) r * ldc + o] != c0[(size_t) r * ldc + o])
+          worst = INFINITY;
+    }
+    CHECK (worst < 1e-6, "%s taps: rows %d, n %d, %d taps of %d, lda %d, tap stride %d: error %.3g",
+        mone_isa_name (isa), rows, n, taps, tap_len, lda, tap_stride, worst);
+    if (n > MONE_PAIR_OUTPUTS) {
+      float *plain = g_memdup2 (c0, sizeof (float) * rows * ldc);
+      mone_gemm_packed (isa, rows, n, k, copied, k, &packed, bias, accumulate, plain, ldc);
+      CHECK (memcmp (plain, c[isa], sizeof (float) * rows * ldc) == 0,
+          "%s taps: rows %d, n %d, %d taps of %d differ from the same rows copied out",
+          mone_isa_name (isa), rows, n, taps, tap_len);
+      g_free (plain);
+    }
+  }
+  if (c[MONE_ISA_AVX512] && c[MONE_ISA_AVX2])
+    CHECK (memcmp (c[MONE_ISA_AVX2], c[MONE_ISA_AVX512], sizeof (float) * rows * ldc) == 0,
+        "taps: avx2 and avx512 differ (rows %d, n %d, %d taps of %d)", rows, n, taps, tap_len);
+  for (int isa = 0; isa < MONE_ISA_COUNT; isa++)
+    g_free (c[isa]);
+  g_free (a);
+  g_free (w);
+  g_aligned_free (panels);
+  g_free (copied);
+  g_free (bias);
+  g_free (c0);
+  g_free (want);
+  g_free (scale);
+}
+
+/* The stem's layers (a row of output pixels of a 3x3 stride-2 convolution read from the previous,
+ * padded map: lda 2 C, three runs of 3 C one padded row apart), then random layouts. */
+static void
+test_taps (void)
+{
+  const int stem[][3] = { { 32, 16, 32 }, { 16, 32, 64 }, { 8, 64, 256 }, { 7, 3, 8 }, { 1, 5, 20 },
+    { 15, 1, 17 } }; /* output pixels, input channels C, output channels */
+  for (size_t i = 0; i < G_N_ELEMENTS (stem); i++) {
+    const int out_w = stem[i][0], C = stem[i][1];
+    check_taps (out_w, stem[i][2] + 5, stem[i][2], 3, 3 * C, 2 * C, (2 * out_w + 1) * C, i % 2,
+        i % 3 == 0);
+  }
+  for (int trial = 0; trial < 60; trial++) {
+    const int rows = 1 + (int) check_uniform (0, 40), outputs = 1 + (int) check_uniform (0, 150);
+    const int taps = 1 + (int) check_uniform (0, 4), tap_len = 1 + (int) check_uniform (0, 90);
+    const int lda = 1 + (int) check_uniform (0, 2.0f * tap_len);
+    check_taps (rows, outputs, 1 + (int) check_uniform (0, (float) outputs - 0.5f), taps, tap_len,
+        lda, (int) check_uniform (0, (float) rows * lda + tap_len), check_uniform (0, 1) < 0.5f,
+        check_uniform (0, 1) < 0.5f);
+  }
+}
+
 /* One mone_gemm_general case on every path against the double triple loop, with operands stored
  * at strides wider than the product and columns past n left alone. */
 static void
@@ -276,6 +367,7 @@ main (int argc, char **argv)
   g_string_free (isas, TRUE);
   g_test_add_func ("/gemm/model-shapes", test_model_shapes);
   g_test_add_func ("/gemm/random-shapes", test_random_shapes);
+  g_test_add_func ("/gemm/taps", test_taps);
   g_test_add_func ("/gemm/general", test_general);
   return g_test_run ();
 }
