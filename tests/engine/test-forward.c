@@ -770,7 +770,7 @@ test_concurrent_streams (void)
 }
 
 /* The FMA kernels (AVX2, AVX-512) round every product the same way: whole frames agree bit for bit,
- * with a stem too (im2col products with the pair kernels, then the panel kernels). */
+ * with a stem too (its windows read in place by the panel kernels, 8 then 24 outputs). */
 static void
 test_fma_paths_agree (void)
 {
@@ -831,8 +831,9 @@ test_every_path (void)
         make_config (32, 32, 3, 1, 1, 8, 192, 1, 3, 768, 4, 10));
     test_against_mone_reference ("class token, E=4",
         with (make_config (32, 32, 3, 1, 1, 8, 32, 2, 2, 64, 4, 10), "pool=cls"));
-    /* Convolutional stems (mone.stem). Up to 8 output channels the x86 paths multiply with the
-     * pair kernels, above with the panel kernels. */
+    /* Convolutional stems (mone.stem): the later layers' windows read in place from the padded
+     * maps (half a panel up to 8 output channels, whole panels above); the openblas path copies
+     * them out as im2col rows. */
     test_against_mone_reference ("grey 32x32, stem 4,8",
         with (make_config (32, 32, 1, 1, 1, 8, 32, 2, 2, 64, 4, 10), "stem=4,8"));
     test_against_mone_reference ("RGB 32x48, stem 12",
@@ -842,9 +843,9 @@ test_every_path (void)
     test_against_mone_reference ("class token, stem 4,8,8",
         with (with (make_config (32, 32, 1, 1, 1, 8, 32, 2, 2, 64, 4, 10), "pool=cls"),
             "stem=4,8,8"));
-    /* Im2col chunks that start and end inside output rows: 303 pixels of the first layer's rows
-     * of 24, 16 (8192 / (9 x 64) = 14, at least 16) of the second's rows of 12. And 4 layers
-     * reduce patches of 16 to single pixels. */
+    /* A wide first layer (64 channels: the second reads windows of 576 values), rows of 24 and
+     * 12 output pixels (blocks of 12 and 12, and 12). And 4 layers reduce patches of 16 to single
+     * pixels. */
     test_against_mone_reference ("RGB 64x48, stem 64,16",
         with (make_config (64, 48, 3, 1, 1, 8, 32, 1, 2, 64, 4, 6), "stem=64,16"));
     test_against_mone_reference ("4-layer stem, hidden router",
