@@ -46,6 +46,24 @@ reference (int rows, int n, int k, const float *a, int lda, const float *w, int 
     }
 }
 
+/* The worst error of c (rows, n; row stride ldc) against want (rows, n), relative to scale; INFINITY
+ * if a column past n differs from c0, which the product must leave alone. */
+static double
+worst_error (int rows, int n, const float *c, const float *c0, int ldc, const double *want,
+    const double *scale)
+{
+  double worst = 0;
+  for (int r = 0; r < rows; r++) {
+    for (int o = 0; o < n; o++)
+      worst = fmax (worst,
+          fabs (c[(size_t) r * ldc + o] - want[(size_t) r * n + o]) / scale[(size_t) r * n + o]);
+    for (int o = n; o < ldc; o++)
+      if (c[(size_t) r * ldc + o] != c0[(size_t) r * ldc + o])
+        worst = INFINITY;
+  }
+  return worst;
+}
+
 typedef struct {
   int rows, outputs, inputs; /* the packed matrix is (outputs, inputs) */
   int n, k;                  /* the product uses its first n outputs and first k inputs */
@@ -68,17 +86,7 @@ run_case (MoneIsa isa, const Case *t, const float *w, const float *panels, const
   double *scale = g_new (double, (size_t) t->rows * t->n);
   reference (t->rows, t->n, t->k, a, lda, w, t->inputs, t->bias ? bias : NULL,
       t->accumulate ? c0 : NULL, ldc, want, scale);
-  double worst = 0;
-  for (int r = 0; r < t->rows; r++) {
-    for (int o = 0; o < t->n; o++) {
-      const double got = c_out[(size_t) r * ldc + o];
-      worst = fmax (worst, fabs (got - want[(size_t) r * t->n + o]) / scale[(size_t) r * t->n + o]);
-    }
-    /* Columns past n are not written. */
-    for (int o = t->n; o < ldc; o++)
-      if (c_out[(size_t) r * ldc + o] != c0[(size_t) r * ldc + o])
-        worst = INFINITY;
-  }
+  const double worst = worst_error (t->rows, t->n, c_out, c0, ldc, want, scale);
   g_free (want);
   g_free (scale);
   return worst;
@@ -221,16 +229,7 @@ check_taps (int rows, int outputs, int n, int taps, int tap_len, int lda, int ta
     c[isa] = g_memdup2 (c0, sizeof (float) * rows * ldc);
     mone_gemm_packed_taps (isa, rows, n, taps, tap_len, a, lda, tap_stride, &packed, bias,
         accumulate, c[isa], ldc);
-    double worst = 0;
-    for (int r = 0; r < rows; r++) {
-      for (int o = 0; o < n; o++)
-        worst = fmax (worst,
-            fabs (c[isa][(size_t) r * ldc + o] - want[(size_t) r * n + o])
-                / scale[(size_t) r * n + o]);
-      for (int o = n; o < ldc; o++)
-        if (c[isa][(size_t) r * ldc + o] != c0[(size_t) r * ldc + o])
-          worst = INFINITY;
-    }
+    const double worst = worst_error (rows, n, c[isa], c0, ldc, want, scale);
     CHECK (worst < 1e-6, "%s taps: rows %d, n %d, %d taps of %d, lda %d, tap stride %d: error %.3g",
         mone_isa_name (isa), rows, n, taps, tap_len, lda, tap_stride, worst);
     if (n > MONE_PAIR_OUTPUTS) {
@@ -310,16 +309,7 @@ check_general (int m, int n, int k, gboolean trans_a, gboolean trans_b, float al
       continue;
     mone_gemm_general (isa, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, accumulate, c[isa],
         ldc, scratch);
-    double worst = 0;
-    for (int r = 0; r < m; r++) {
-      for (int o = 0; o < n; o++)
-        worst = fmax (worst,
-            fabs (c[isa][(size_t) r * ldc + o] - want[(size_t) r * n + o])
-                / scale[(size_t) r * n + o]);
-      for (int o = n; o < ldc; o++)
-        if (c[isa][(size_t) r * ldc + o] != c0[(size_t) r * ldc + o])
-          worst = INFINITY;
-    }
+    const double worst = worst_error (m, n, c[isa], c0, ldc, want, scale);
     CHECK (worst < 1e-6, "%s: m %d n %d k %d, A%s B%s, alpha %g, accumulate %d: error %.3g",
         mone_isa_name (isa), m, n, k, trans_a ? "^T" : "", trans_b ? "^T" : "", alpha, accumulate,
         worst);
