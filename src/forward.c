@@ -164,7 +164,7 @@ stem_map_padded (const MoneConfig *c, int layer)
   return layer < c->stem_layers - 1;
 }
 
-/* Floats of one frame's map of stem layer i, and of one of its rows. */
+/* Floats of one row of stem layer i's map, and of one frame's map, padding included. */
 static size_t
 stem_map_row_floats (const MoneConfig *c, int layer)
 {
