@@ -24,7 +24,8 @@ typedef enum
 {
   GST_MONE_GREY_SCALER_GENERIC,
   GST_MONE_GREY_SCALER_AVX2,
-  GST_MONE_GREY_SCALER_BEST,    /* AVX2 when the engine's kernels use it or AVX-512 */
+  GST_MONE_GREY_SCALER_AVX512,  /* the AVX2 path, its vertical passes 16 samples wide */
+  GST_MONE_GREY_SCALER_BEST,    /* the engine's kernels' set: AVX-512, AVX2, else portable */
 } GstMoneGreyScalerPath;
 
 /* Where a scaler writes: the rectangle x, y, width x height of an out_width x out_height input. */

@@ -444,9 +444,11 @@ gst_mone_input_get_path (const GstMoneInput * input)
 {
   const Conversion *conversion = &input->frame_conversion;
 
-  if (conversion->grey_scaler)
-    return g_str_equal (gst_mone_grey_scaler_path_name (conversion->grey_scaler), "avx2")
-        ? "luma scaler (avx2)" : "luma scaler (generic)";
+  if (conversion->grey_scaler) {
+    const gchar *path = gst_mone_grey_scaler_path_name (conversion->grey_scaler);
+    return g_str_equal (path, "avx512") ? "luma scaler (avx512)"
+        : g_str_equal (path, "avx2") ? "luma scaler (avx2)" : "luma scaler (generic)";
+  }
   if (conversion->colour_scaler)
     return "colour scaler";
   return input->to_model ? "converter, two steps" : "converter";

@@ -165,7 +165,7 @@ check_against_reference (GstMoneGreyScaler * s, const guint8 * src, gsize stride
 GST_START_TEST (test_paths_match_reference)
 {
   static const GstMoneGreyScalerPath paths[] = { GST_MONE_GREY_SCALER_GENERIC,
-    GST_MONE_GREY_SCALER_AVX2, GST_MONE_GREY_SCALER_BEST
+    GST_MONE_GREY_SCALER_AVX2, GST_MONE_GREY_SCALER_AVX512, GST_MONE_GREY_SCALER_BEST
   };
   /* full range, and limited range expanded (what YUV from decoders gets) */
   static const gfloat ranges[][2] = { {0.0f, 1.0f / 255.0f}, {16.0f, 1.0f / 219.0f} };
@@ -200,13 +200,44 @@ GST_START_TEST (test_paths_match_reference)
 
 GST_END_TEST;
 
+/* Each vector path where the CPU has its instructions, else the next one down: the tests above
+ * run the path they name. */
+GST_START_TEST (test_path_follows_cpu)
+{
+  const GstMoneScalerTarget target = { 0, 0, 32, 32, 32, 32 };
+  const gboolean avx2 = __builtin_cpu_supports ("avx2") && __builtin_cpu_supports ("fma");
+  const gboolean avx512 = avx2 && __builtin_cpu_supports ("avx512f");
+  static const struct
+  {
+    GstMoneGreyScalerPath path;
+    const gchar *name;
+  } expected[] = { {GST_MONE_GREY_SCALER_GENERIC, "generic"}, {GST_MONE_GREY_SCALER_AVX2, "avx2"},
+  {GST_MONE_GREY_SCALER_AVX512, "avx512"}
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (expected); i++) {
+    GstMoneGreyScaler *s = gst_mone_grey_scaler_new (64, 64, 1, 1, &target, 0.0f, 1.0f / 255.0f,
+        expected[i].path);
+    const gchar *name = expected[i].name;
+
+    if (g_str_equal (name, "avx512") && !avx512)
+      name = avx2 ? "avx2" : "generic";
+    else if (g_str_equal (name, "avx2") && !avx2)
+      name = "generic";
+    fail_unless_equals_string (gst_mone_grey_scaler_path_name (s), name);
+    gst_mone_grey_scaler_free (s);
+  }
+}
+
+GST_END_TEST;
+
 /* Mixed samples (RGB into grey: three bytes of each pixel weighted and summed, filtered as one)
  * against the mix of each byte's reference, on every case of three or more bytes per sample, in
- * place and gathered, on both paths. */
+ * place and gathered, on every path. */
 GST_START_TEST (test_mixed_matches_reference)
 {
   static const GstMoneGreyScalerPath paths[] = { GST_MONE_GREY_SCALER_GENERIC,
-    GST_MONE_GREY_SCALER_AVX2
+    GST_MONE_GREY_SCALER_AVX2, GST_MONE_GREY_SCALER_AVX512
   };
   static const gint offsets[3] = { 0, 1, 2 };
   static const gfloat weights[3] = { 0.299f, 0.587f, 0.114f };
@@ -255,11 +286,11 @@ GST_END_TEST;
 
 /* Components scaled apart in one pass (packed RGB into RGB models, YUY2's and NV12's chroma):
  * each plane against its component's own reference, three bytes of each pixel, the first and the
- * third, or two adjacent ones, on the cases of two or more bytes per sample, on both paths. */
+ * third, or two adjacent ones, on the cases of two or more bytes per sample, on every path. */
 GST_START_TEST (test_components_match_reference)
 {
   static const GstMoneGreyScalerPath paths[] = { GST_MONE_GREY_SCALER_GENERIC,
-    GST_MONE_GREY_SCALER_AVX2
+    GST_MONE_GREY_SCALER_AVX2, GST_MONE_GREY_SCALER_AVX512
   };
   static const gint three[3] = { 0, 1, 2 }, first_and_third[2] = { 0, 2 }, two[2] = { 0, 1 };
   static const struct
@@ -496,7 +527,7 @@ bytes_difference (const gfloat * floats, GstBuffer * bytes, const GstVideoInfo *
 }
 
 /* Every format of GStreamer's list that the colour scaler takes into a model of model_format, on
- * both paths, whole and letterboxed, against the coloured picture converted and scaled by
+ * every path, whole and letterboxed, against the coloured picture converted and scaled by
  * GStreamer straight from RGB: from RGB within rgb_tolerance levels of 255; from YUV within
  * yuv_tolerance (chroma subsampled 4x: yuv_tolerance_4x). GStreamer's converter from the same
  * frame is logged beside it, not held to it: its rounding may change between versions. Returns
@@ -505,9 +536,9 @@ static guint
 check_colour_scaler (GstVideoFormat model_format, gdouble rgb_tolerance, gdouble yuv_tolerance,
     gdouble yuv_tolerance_4x)
 {
-  /* the AVX2 path falls back to the portable one where the CPU lacks AVX2 */
+  /* each vector path falls back to the next where the CPU lacks its instructions */
   static const GstMoneGreyScalerPath paths[] = { GST_MONE_GREY_SCALER_GENERIC,
-    GST_MONE_GREY_SCALER_AVX2
+    GST_MONE_GREY_SCALER_AVX2, GST_MONE_GREY_SCALER_AVX512
   };
   const gint width = 160, height = 120, out_size = 32;
   GstVideoInfo rgb_info, out_info, info;
@@ -647,6 +678,7 @@ greyscale_suite (void)
 
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_paths_match_reference);
+  tcase_add_test (tc, test_path_follows_cpu);
   tcase_add_test (tc, test_mixed_matches_reference);
   tcase_add_test (tc, test_components_match_reference);
   tcase_add_test (tc, test_matches_converter);
