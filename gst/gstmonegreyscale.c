@@ -282,8 +282,9 @@ sixteen_bytes_to_floats (const guint8 * p)
 static inline __m512 AVX512_FMA
 sixteen_even_bytes_to_floats (const guint8 * p)
 {
-  return _mm512_cvtepi32_ps (_mm512_cvtepu16_epi32 (_mm256_and_si256 (_mm256_loadu_si256 ((const
-                  __m256i *) p), _mm256_set1_epi16 (0xff))));
+  const __m256i words = _mm256_and_si256 (_mm256_loadu_si256 ((const __m256i *) p),
+      _mm256_set1_epi16 (0xff));
+  return _mm512_cvtepi32_ps (_mm512_cvtepu16_epi32 (words));
 }
 
 /* Sixteen samples four bytes apart: the 64 bytes from p as 32-bit words, their first bytes kept. */
@@ -304,8 +305,7 @@ sixteen_words_to_floats (const guint8 * p)
 static inline __m512 AVX512_FMA
 sixteen_every_other_word_to_floats (const guint8 * p)
 {
-  return _mm512_cvtepi32_ps (_mm512_and_si512 (_mm512_loadu_si512 (p),
-          _mm512_set1_epi32 (0xffff)));
+  return _mm512_cvtepi32_ps (_mm512_and_si512 (_mm512_loadu_si512 (p), _mm512_set1_epi32 (0xffff)));
 }
 
 /* out[0:16] (+)= the vertical filter from the TAPS rows at p, each row's samples read by load. */
@@ -352,8 +352,7 @@ vertical_avx512 (const guint8 * src, gsize stride, gint step, gint bytes, const 
       filter_sixteen (sixteen_even_bytes_to_floats, src + 2 * (gsize) x, stride, w, add, out + x);
   else if (step == 4)
     for (; x + 16 < n; x += 16)
-      filter_sixteen (sixteen_fourth_bytes_to_floats, src + 4 * (gsize) x, stride, w, add,
-          out + x);
+      filter_sixteen (sixteen_fourth_bytes_to_floats, src + 4 * (gsize) x, stride, w, add, out + x);
   if (x < n)
     vertical_avx2 (src + (gsize) x * step, stride, step, bytes, weights, add, out + x, n - x);
 }

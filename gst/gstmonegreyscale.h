@@ -59,9 +59,9 @@ void gst_mone_grey_scaler_sample_range (const GstVideoFormatInfo * finfo, guint 
 
 /* A scaler of a src_width x src_height rectangle of samples of sample_bytes bytes (1, or 2 for
  * 16-bit little-endian words: formats of 9 to 16 bits), `step` bytes apart in a row, into
- * `target`, everything else 0. On the AVX2 path bytes 1 to 4 apart (planar, the luma of YUY2,
- * packed RGB, AYUV) and words 2 or 4 apart (I420_10LE, P010's chroma) are read in place; on the
- * portable one contiguous samples and bytes two apart; others row by row through a copy. A
+ * `target`, everything else 0. On the AVX2 and AVX-512 paths bytes 1 to 4 apart (planar, the luma
+ * of YUY2, packed RGB, AYUV) and words 2 or 4 apart (I420_10LE, P010's chroma) are read in place;
+ * on the portable one contiguous samples and bytes two apart; others row by row through a copy. A
  * sample v becomes CLAMP ((v - black) * scale, 0, 1). NULL when the rectangle has fewer than four
  * rows or columns (the filter's taps) or the target does not fit. */
 GstMoneGreyScaler *gst_mone_grey_scaler_new (gint src_width, gint src_height, gint step,
