@@ -246,8 +246,10 @@ void
 mone_gemm_pairs_avx2 (int rows, int n, int k, const float *a, int lda, const float *pairs,
     const float *bias, bool accumulate, float *c, int ldc)
 {
-  for (int r0 = 0; r0 < rows; r0 += ROWS) {
-    const int block_rows = rows - r0 < ROWS ? rows - r0 : ROWS;
+  const int row_blocks = mone_row_block_count (rows, ROWS);
+  for (int rb = 0; rb < row_blocks; rb++) {
+    const int r0 = mone_row_block_start (rows, row_blocks, rb);
+    const int block_rows = mone_row_block_start (rows, row_blocks, rb + 1) - r0;
     pair_blocks[block_rows - 1][n <= 4](k, a + (size_t) r0 * lda, lda, pairs, n, bias, accumulate,
         c + (size_t) r0 * ldc, ldc);
   }
