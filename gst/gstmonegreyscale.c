@@ -20,6 +20,9 @@
 /* Inlined into each caller, so that its constant arguments specialise it. */
 #define AVX2_FMA_INLINED __attribute__((always_inline, target ("avx2,fma")))
 #define AVX512_FMA __attribute__((target ("avx512f,avx2,fma")))
+#define AVX512_VBMI __attribute__((target ("avx512f,avx512bw,avx512vbmi,avx2,fma")))
+#define AVX512_VBMI_INLINED __attribute__((always_inline, \
+        target ("avx512f,avx512bw,avx512vbmi,avx2,fma")))
 #endif
 
 /* The converter's filter: GST_VIDEO_RESAMPLER_METHOD_LINEAR, this many taps
@@ -44,6 +47,10 @@ typedef void (*VerticalPixelsFunc) (const guint8 * src, gsize stride, gint step,
 typedef void (*VerticalPixelsTapsFunc) (const guint8 * src, gsize stride, gint step,
     const gint * offsets, const guint8 (*picks)[32], const gfloat * weights, gint n_components,
     gboolean mixed, const gint * columns, gfloat * out, gsize out_stride, gint n);
+/* The same sixteen pixels at a time (AVX-512 with VBMI's byte permutes). */
+typedef void (*VerticalPixelsWideFunc) (const guint8 * src, gsize stride, gint step,
+    gint last_offset, const guint8 (*picks)[64], const gfloat * weights, gint n_components,
+    gboolean mixed, gfloat * out, gsize out_stride, gint n);
 
 struct _GstMoneGreyScaler
 {
@@ -79,6 +86,11 @@ struct _GstMoneGreyScaler
   VerticalPixelsFunc vertical_pixels;
   VerticalPixelsTapsFunc vertical_pixels_taps;
   guint8 eight_picks[MAX_MIXED][32], taps_picks[MAX_MIXED][32];
+  /* With AVX-512 VBMI: one masked load of sixteen pixels per source row, each component's bytes
+   * permuted into the low bytes of 32-bit lanes (sixteen_picks), in place of vertical_pixels. */
+  VerticalPixelsWideFunc vertical_pixels_wide;
+  guint8 sixteen_picks[MAX_MIXED][64];
+  gint last_offset;             /* the largest of mixed_offsets */
   HorizontalFunc horizontal;
   const gchar *path_name;
 };
@@ -545,6 +557,61 @@ pixels_of_taps (const guint8 * src, gsize stride, gint step, const gint * offset
     }
 }
 
+/* Every pixel of the row in place, sixteen at a time: a masked load of their bytes up to the last
+ * pixel's last component (last_offset bytes after its first: nothing is read past it, and no tail
+ * stays scalar), each component's bytes permuted into 32-bit lanes with the others' zeroed,
+ * converted and filtered. */
+static inline void AVX512_VBMI_INLINED
+pixels_in_place_wide (const guint8 * src, gsize stride, gint step, gint last_offset,
+    const guint8 (*picks)[64], const gfloat * weights, gint n_components, gboolean mixed,
+    gfloat * out, gsize out_stride, gint n)
+{
+  const gint n_sums = mixed ? 1 : n_components;
+  const __mmask64 lane_low_bytes = 0x1111111111111111ull;
+  __m512i pick[MAX_MIXED];
+  __m512 w[TAPS][MAX_MIXED];
+
+  for (gint k = 0; k < n_components; k++)
+    pick[k] = _mm512_loadu_si512 (picks[k]);
+  for (gint t = 0; t < TAPS; t++)
+    for (gint k = 0; k < n_components; k++)
+      w[t][k] = _mm512_set1_ps (weights[MAX_MIXED * t + k]);
+  for (gint x = 0; x < n; x += 16) {
+    const gint m = MIN (16, n - x);
+    const gint n_bytes = (m - 1) * step + last_offset + 1;
+    const __mmask64 bytes = n_bytes >= 64 ? ~(__mmask64) 0 : ((__mmask64) 1 << n_bytes) - 1;
+    __m512 sums[MAX_MIXED];
+
+    for (gint k = 0; k < n_sums; k++)
+      sums[k] = _mm512_setzero_ps ();
+    for (gint t = 0; t < TAPS; t++) {
+      const __m512i pixels = _mm512_maskz_loadu_epi8 (bytes, src + t * stride + (gsize) step * x);
+      for (gint k = 0; k < n_components; k++)
+        sums[mixed ? 0 : k] = _mm512_fmadd_ps (_mm512_cvtepi32_ps (_mm512_maskz_permutexvar_epi8
+                (lane_low_bytes, pick[k], pixels)), w[t][k], sums[mixed ? 0 : k]);
+    }
+    for (gint k = 0; k < n_sums; k++)
+      _mm512_mask_storeu_ps (out + k * out_stride + x, (__mmask16) ((1u << m) - 1), sums[k]);
+  }
+}
+
+static void AVX512_VBMI
+vertical_pixels_wide (const guint8 * src, gsize stride, gint step, gint last_offset,
+    const guint8 (*picks)[64], const gfloat * weights, gint n_components, gboolean mixed,
+    gfloat * out, gsize out_stride, gint n)
+{
+  if (n_components == 2 && mixed)
+    pixels_in_place_wide (src, stride, step, last_offset, picks, weights, 2, TRUE, out, 0, n);
+  else if (n_components == 2)
+    pixels_in_place_wide (src, stride, step, last_offset, picks, weights, 2, FALSE, out,
+        out_stride, n);
+  else if (mixed)
+    pixels_in_place_wide (src, stride, step, last_offset, picks, weights, 3, TRUE, out, 0, n);
+  else
+    pixels_in_place_wide (src, stride, step, last_offset, picks, weights, 3, FALSE, out,
+        out_stride, n);
+}
+
 /* The two kernels above for each of their four cases, compiled apart. */
 static void AVX2_FMA
 vertical_pixels_avx2 (const guint8 * src, gsize stride, gint step, const gint * offsets,
@@ -843,6 +910,19 @@ scaler_new (gint src_width, gint src_height, gint step, gint sample_bytes, gint 
         s->vertical_pixels_taps = vertical_pixels_taps_avx2;
       else if (step == 3 || apart)
         s->vertical_pixels = vertical_pixels_avx2;
+      /* Sixteen pixels a load where the AVX2 path takes eight in place: packed RGB into grey 50 ->
+       * 33 us for 640x480 on Zen 5, apart 11-18% faster (scratch loop, alternating). BGRx into
+       * grey keeps its passes per component, 16 wide already (one pass: the same 46 us). */
+      if (avx512 && !s->taps_only && (step == 3 || apart)
+          && __builtin_cpu_supports ("avx512bw") && __builtin_cpu_supports ("avx512vbmi")) {
+        for (gint k = 0; k < n_mixed; k++) {
+          s->last_offset = MAX (s->last_offset, offsets[k]);
+          memset (s->sixteen_picks[k], 0, 64);
+          for (gint i = 0; i < 16; i++)
+            s->sixteen_picks[k][4 * i] = (guint8) (step * i + offsets[k]);
+        }
+        s->vertical_pixels_wide = vertical_pixels_wide;
+      }
     }
   }
 #endif
@@ -954,6 +1034,9 @@ pixels_vertical_pass (GstMoneGreyScaler * s, gint y, const guint8 * first_rows, 
   if (s->taps_only)
     s->vertical_pixels_taps (first_rows, stride, s->step, s->mixed_offsets, s->taps_picks,
         weights, s->n_mixed, !s->apart, s->column_offsets, s->row, s->row_length, s->target.width);
+  else if (s->vertical_pixels_wide)
+    s->vertical_pixels_wide (first_rows, stride, s->step, s->last_offset, s->sixteen_picks, weights,
+        s->n_mixed, !s->apart, s->row, s->row_length, s->src_width);
   else
     s->vertical_pixels (first_rows, stride, s->step, s->mixed_offsets, s->eight_picks, weights,
         s->n_mixed, !s->apart, s->row, s->row_length, s->src_width);
