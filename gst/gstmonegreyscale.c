@@ -335,8 +335,8 @@ filter_sixteen (__m512 (*load) (const guint8 *), const guint8 * p, gsize stride,
 
 /* vertical_avx2 sixteen samples at a time for the steps it reads in place but three bytes (packed
  * RGB's components, whose loads would cross 128-bit lanes; mixed or apart they take the pixels
- * passes), the rest by vertical_avx2. Twice the samples per instruction: on cores with 512-bit
- * units (AMD Zen 5) the luma of a 640x480 frame takes 13.6 us instead of 18.5. */
+ * passes), the rest by vertical_avx2. Twice the samples per instruction, which pays on cores with
+ * 512-bit units (AMD Zen 5; docs/engine.md, "Into the model"). */
 static void AVX512_FMA
 vertical_avx512 (const guint8 * src, gsize stride, gint step, gint bytes, const gfloat * weights,
     gboolean add, gfloat * out, gint n)
@@ -910,9 +910,9 @@ scaler_new (gint src_width, gint src_height, gint step, gint sample_bytes, gint 
         s->vertical_pixels_taps = vertical_pixels_taps_avx2;
       else if (step == 3 || apart)
         s->vertical_pixels = vertical_pixels_avx2;
-      /* Sixteen pixels a load where the AVX2 path takes eight in place: packed RGB into grey 50 ->
-       * 33 us for 640x480 on Zen 5, apart 11-18% faster (scratch loop, alternating). BGRx into
-       * grey keeps its passes per component, 16 wide already (one pass: the same 46 us). */
+      /* Sixteen pixels a load where the AVX2 path takes eight in place (docs/engine.md, "Into
+       * the model"). BGRx into grey keeps its passes per component, sixteen wide already: one
+       * pass measured no faster. */
       if (avx512 && !s->taps_only && (step == 3 || apart)
           && __builtin_cpu_supports ("avx512bw") && __builtin_cpu_supports ("avx512vbmi")) {
         for (gint k = 0; k < n_mixed; k++) {
