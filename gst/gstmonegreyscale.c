@@ -19,7 +19,9 @@
 #define AVX2_FMA __attribute__((target ("avx2,fma")))
 /* Inlined into each caller, so that its constant arguments specialise it. */
 #define AVX2_FMA_INLINED __attribute__((always_inline, target ("avx2,fma")))
-#define AVX512_FMA __attribute__((target ("avx512f,avx2,fma")))
+#define AVX512_BW __attribute__((target ("avx512f,avx512bw,avx512vl,avx2,fma")))
+#define AVX512_BW_INLINED __attribute__((always_inline, \
+        target ("avx512f,avx512bw,avx512vl,avx2,fma")))
 #define AVX512_VBMI __attribute__((target ("avx512f,avx512bw,avx512vbmi,avx2,fma")))
 #define AVX512_VBMI_INLINED __attribute__((always_inline, \
         target ("avx512f,avx512bw,avx512vbmi,avx2,fma")))
@@ -283,90 +285,93 @@ vertical_avx2 (const guint8 * src, gsize stride, gint step, gint bytes, const gf
 
 /* ---- AVX-512: the vertical pass 16 samples wide ---- */
 
-/* Sixteen consecutive samples as floats. */
-static inline __m512 AVX512_FMA
-sixteen_bytes_to_floats (const guint8 * p)
+/* The first n bits. */
+static inline guint64
+first_bits (gint n)
 {
-  return _mm512_cvtepi32_ps (_mm512_cvtepu8_epi32 (_mm_loadu_si128 ((const __m128i *) p)));
+  return n >= 64 ? ~(guint64) 0 : ((guint64) 1 << n) - 1;
 }
 
-/* Sixteen samples two bytes apart: the 32 bytes from p as 16-bit words, their first bytes kept. */
-static inline __m512 AVX512_FMA
-sixteen_even_bytes_to_floats (const guint8 * p)
+/* The first m (1 to 16) of sixteen samples `bytes` bytes wide, `step` bytes apart, from p, as
+ * floats. Whole runs of bytes or words come through a plain load (quicker); the rest through a
+ * byte mask that takes exactly the samples' bytes, so that nothing between or past them is read
+ * (no tail is left to a narrower pass) and the bytes between them arrive as zeros (no mask to
+ * apply after the load). Inlined with constant step, bytes and, for whole runs, m. */
+static inline __m512 AVX512_BW_INLINED
+sixteen_samples (const guint8 * p, gint step, gint bytes, gint m)
 {
-  const __m256i words = _mm256_and_si256 (_mm256_loadu_si256 ((const __m256i *) p),
-      _mm256_set1_epi16 (0xff));
-  return _mm512_cvtepi32_ps (_mm512_cvtepu16_epi32 (words));
+  if (step == 1) {
+    const __m128i samples = m == 16 ? _mm_loadu_si128 ((const __m128i *) p)
+        : _mm_maskz_loadu_epi8 ((__mmask16) first_bits (m), p);
+    return _mm512_cvtepi32_ps (_mm512_cvtepu8_epi32 (samples));
+  }
+  if (step == 2) {              /* words, or the low bytes of words */
+    const __m256i words = bytes == 2 && m == 16 ? _mm256_loadu_si256 ((const __m256i *) p)
+        : _mm256_maskz_loadu_epi8 ((__mmask32) ((bytes == 2 ? 0xffffffffu : 0x55555555u)
+            & first_bits (2 * m)), p);
+    return _mm512_cvtepi32_ps (_mm512_cvtepu16_epi32 (words));
+  }
+  /* step 4: the low word or byte of 32-bit words */
+  const guint64 picked = bytes == 2 ? 0x3333333333333333ull : 0x1111111111111111ull;
+  return _mm512_cvtepi32_ps (_mm512_maskz_loadu_epi8 (picked & first_bits (4 * m), p));
 }
 
-/* Sixteen samples four bytes apart: the 64 bytes from p as 32-bit words, their first bytes kept. */
-static inline __m512 AVX512_FMA
-sixteen_fourth_bytes_to_floats (const guint8 * p)
+/* out[0:m] (+)= the vertical filter from the TAPS rows at p. */
+static inline void AVX512_BW_INLINED
+filter_sixteen (const guint8 * p, gsize stride, gint step, gint bytes, const __m512 * w,
+    gboolean add, gfloat * out, gint m)
 {
-  return _mm512_cvtepi32_ps (_mm512_and_si512 (_mm512_loadu_si512 (p), _mm512_set1_epi32 (0xff)));
-}
-
-/* Sixteen consecutive 16-bit words as floats. */
-static inline __m512 AVX512_FMA
-sixteen_words_to_floats (const guint8 * p)
-{
-  return _mm512_cvtepi32_ps (_mm512_cvtepu16_epi32 (_mm256_loadu_si256 ((const __m256i *) p)));
-}
-
-/* Sixteen words four bytes apart: 64 bytes as 32-bit words, their first 16 bits kept. */
-static inline __m512 AVX512_FMA
-sixteen_every_other_word_to_floats (const guint8 * p)
-{
-  return _mm512_cvtepi32_ps (_mm512_and_si512 (_mm512_loadu_si512 (p), _mm512_set1_epi32 (0xffff)));
-}
-
-/* out[0:16] (+)= the vertical filter from the TAPS rows at p, each row's samples read by load. */
-static inline void AVX512_FMA
-filter_sixteen (__m512 (*load) (const guint8 *), const guint8 * p, gsize stride, const __m512 * w,
-    gboolean add, gfloat * out)
-{
-  __m512 sum = add ? _mm512_fmadd_ps (load (p), w[0], _mm512_loadu_ps (out))
-      : _mm512_mul_ps (load (p), w[0]);
+  const __mmask16 lanes = (__mmask16) first_bits (m);
+  const __m512 first = sixteen_samples (p, step, bytes, m);
+  __m512 sum = !add ? _mm512_mul_ps (first, w[0]) : _mm512_fmadd_ps (first, w[0],
+      m == 16 ? _mm512_loadu_ps (out) : _mm512_maskz_loadu_ps (lanes, out));
 
   for (gint t = 1; t < TAPS; t++)
-    sum = _mm512_fmadd_ps (load (p + t * stride), w[t], sum);
-  _mm512_storeu_ps (out, sum);
+    sum = _mm512_fmadd_ps (sixteen_samples (p + t * stride, step, bytes, m), w[t], sum);
+  if (m == 16)
+    _mm512_storeu_ps (out, sum);
+  else
+    _mm512_mask_storeu_ps (out, lanes, sum);
+}
+
+/* Every sample of the row, sixteen at a time (their masks constant once inlined), then the last
+ * ones through narrower masks. */
+static inline void AVX512_BW_INLINED
+vertical_sixteen (const guint8 * src, gsize stride, gint step, gint bytes, const __m512 * w,
+    gboolean add, gfloat * out, gint n)
+{
+  gint x = 0;
+
+  for (; x + 16 <= n; x += 16)
+    filter_sixteen (src + (gsize) step * x, stride, step, bytes, w, add, out + x, 16);
+  if (x < n)
+    filter_sixteen (src + (gsize) step * x, stride, step, bytes, w, add, out + x, n - x);
 }
 
 /* vertical_avx2 sixteen samples at a time for the steps it reads in place but three bytes (packed
- * RGB's components, whose loads would cross 128-bit lanes; mixed or apart they take the pixels
- * passes), the rest by vertical_avx2. Twice the samples per instruction, which pays on cores with
- * 512-bit units (AMD Zen 5; docs/engine.md, "Into the model"). */
-static void AVX512_FMA
+ * RGB's components, whose single passes stay on AVX2; mixed or apart they take the pixels
+ * passes). Twice the samples per instruction, which pays on cores with 512-bit units (AMD Zen 5;
+ * docs/engine.md, "Into the model"). */
+static void AVX512_BW
 vertical_avx512 (const guint8 * src, gsize stride, gint step, gint bytes, const gfloat * weights,
     gboolean add, gfloat * out, gint n)
 {
   const __m512 w[TAPS] = { _mm512_set1_ps (weights[0]), _mm512_set1_ps (weights[1]),
     _mm512_set1_ps (weights[2]), _mm512_set1_ps (weights[3])
   };
-  gint x = 0;
 
-  /* As in vertical_avx2: steps 2 and 4 read one and three bytes past the sixteenth sample, so
-   * their last sixteen go to vertical_avx2. */
-  if (bytes == 2) {
-    if (step == 2)
-      for (; x + 16 <= n; x += 16)
-        filter_sixteen (sixteen_words_to_floats, src + 2 * (gsize) x, stride, w, add, out + x);
-    else if (step == 4)
-      for (; x + 16 < n; x += 16)
-        filter_sixteen (sixteen_every_other_word_to_floats, src + 4 * (gsize) x, stride, w, add,
-            out + x);
-  } else if (step == 1)
-    for (; x + 16 <= n; x += 16)
-      filter_sixteen (sixteen_bytes_to_floats, src + x, stride, w, add, out + x);
-  else if (step == 2)
-    for (; x + 16 < n; x += 16)
-      filter_sixteen (sixteen_even_bytes_to_floats, src + 2 * (gsize) x, stride, w, add, out + x);
-  else if (step == 4)
-    for (; x + 16 < n; x += 16)
-      filter_sixteen (sixteen_fourth_bytes_to_floats, src + 4 * (gsize) x, stride, w, add, out + x);
-  if (x < n)
-    vertical_avx2 (src + (gsize) x * step, stride, step, bytes, weights, add, out + x, n - x);
+  if (bytes == 1 && step == 1)
+    vertical_sixteen (src, stride, 1, 1, w, add, out, n);
+  else if (bytes == 1 && step == 2)
+    vertical_sixteen (src, stride, 2, 1, w, add, out, n);
+  else if (bytes == 1 && step == 4)
+    vertical_sixteen (src, stride, 4, 1, w, add, out, n);
+  else if (bytes == 2 && step == 2)
+    vertical_sixteen (src, stride, 2, 2, w, add, out, n);
+  else if (bytes == 2 && step == 4)
+    vertical_sixteen (src, stride, 4, 2, w, add, out, n);
+  else
+    vertical_avx2 (src, stride, step, bytes, weights, add, out, n);
 }
 
 /* The TAPS samples of outputs x and x + 1 in one source row, as floats. */
@@ -883,7 +888,8 @@ scaler_new (gint src_width, gint src_height, gint step, gint sample_bytes, gint 
     else if (g_str_equal (kernels, "avx2"))
       path = GST_MONE_GREY_SCALER_AVX2;
   }
-  if (path == GST_MONE_GREY_SCALER_AVX512 && !__builtin_cpu_supports ("avx512f"))
+  if (path == GST_MONE_GREY_SCALER_AVX512 && !(__builtin_cpu_supports ("avx512f")
+          && __builtin_cpu_supports ("avx512bw") && __builtin_cpu_supports ("avx512vl")))
     path = GST_MONE_GREY_SCALER_AVX2;
   if ((path == GST_MONE_GREY_SCALER_AVX2 || path == GST_MONE_GREY_SCALER_AVX512)
       && __builtin_cpu_supports ("avx2") && __builtin_cpu_supports ("fma")) {
@@ -914,7 +920,7 @@ scaler_new (gint src_width, gint src_height, gint step, gint sample_bytes, gint 
        * the model"). BGRx into grey keeps its passes per component, sixteen wide already: one
        * pass measured no faster. */
       if (avx512 && !s->taps_only && (step == 3 || apart)
-          && __builtin_cpu_supports ("avx512bw") && __builtin_cpu_supports ("avx512vbmi")) {
+          && __builtin_cpu_supports ("avx512vbmi")) {
         for (gint k = 0; k < n_mixed; k++) {
           s->last_offset = MAX (s->last_offset, offsets[k]);
           memset (s->sixteen_picks[k], 0, 64);
