@@ -206,7 +206,8 @@ GST_START_TEST (test_path_follows_cpu)
 {
   const GstMoneScalerTarget target = { 0, 0, 32, 32, 32, 32 };
   const gboolean avx2 = __builtin_cpu_supports ("avx2") && __builtin_cpu_supports ("fma");
-  const gboolean avx512 = avx2 && __builtin_cpu_supports ("avx512f");
+  const gboolean avx512 = avx2 && __builtin_cpu_supports ("avx512f")
+      && __builtin_cpu_supports ("avx512bw") && __builtin_cpu_supports ("avx512vl");
   static const struct
   {
     GstMoneGreyScalerPath path;
