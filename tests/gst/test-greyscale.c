@@ -2,12 +2,15 @@
  * apart, against a naive reference: the same taps
  * and weights as GstVideoScaler, applied as one 4x4 sum per output in double precision. Also
  * against GStreamer's own converter with the element's options, which rounds to bytes (and
- * quantises its weights), so there the bound is a few levels of 255.
+ * quantises its weights), so there the bound is a few levels of 255. And no path reads a byte past
+ * the rectangle's last sample (guard pages).
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include <math.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <gst/check/gstcheck.h>
 #include <gst/video/video.h>
@@ -227,6 +230,84 @@ GST_START_TEST (test_path_follows_cpu)
       name = "generic";
     fail_unless_equals_string (gst_mone_grey_scaler_path_name (s), name);
     gst_mone_grey_scaler_free (s);
+  }
+}
+
+GST_END_TEST;
+
+/* The bytes from `from` to the end of the case's last sample (its last row's `last` byte: the
+ * sample's, or the last component's of a pixel), copied so that they end where an inaccessible
+ * page begins: a scaler that reads one byte past the rectangle crashes the test. */
+static const guint8 *
+guarded_copy (const Case * c, const guint8 * bytes, gint from, gint last, gpointer * map,
+    gsize * map_size)
+{
+  const gsize page = (gsize) sysconf (_SC_PAGESIZE);
+  const gsize size = (gsize) (c->src_height - 1) * c->stride + last + 1 - from;
+  const gsize pages = (size + page - 1) / page;
+  guint8 *base;
+
+  *map_size = (pages + 1) * page;
+  base = mmap (NULL, *map_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  fail_unless (base != MAP_FAILED);
+  fail_unless (mprotect (base + pages * page, page, PROT_NONE) == 0);
+  memcpy (base + pages * page - size, bytes + from, size);
+  *map = base;
+  return base + pages * page - size;
+}
+
+/* Every case on every path, alone and (two or more bytes a pixel) mixed and apart, with the
+ * rectangle's last byte the last one mapped. */
+GST_START_TEST (test_reads_nothing_past_the_rectangle)
+{
+  static const GstMoneGreyScalerPath paths[] = { GST_MONE_GREY_SCALER_GENERIC,
+    GST_MONE_GREY_SCALER_AVX2, GST_MONE_GREY_SCALER_AVX512
+  };
+  static const gint offsets[3] = { 0, 1, 2 };
+  static const gfloat weights[3] = { 0.299f, 0.587f, 0.114f };
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
+    const Case *c = &cases[i];
+    const gsize n = (gsize) c->target.out_width * c->target.out_height;
+    const gint last_in_row = c->first + (c->src_width - 1) * c->step + sample_bytes (c) - 1;
+    guint8 *bytes = make_bytes (c);
+    gdouble *expected = g_new (gdouble, n);
+    gfloat *out = g_new (gfloat, 3 * n);
+    gpointer map;
+    gsize map_size;
+    const guint8 *src = guarded_copy (c, bytes, c->first, last_in_row, &map, &map_size);
+
+    reference (c, bytes, 0.0f, 1.0f / 255.0f, expected);
+    for (guint p = 0; p < G_N_ELEMENTS (paths); p++) {
+      GstMoneGreyScaler *s = gst_mone_grey_scaler_new (c->src_width, c->src_height, c->step,
+          sample_bytes (c), &c->target, 0.0f, 1.0f / 255.0f, paths[p]);
+      gchar *what = g_strdup_printf ("case %u at the end of its mapping", i);
+
+      check_against_reference (s, src, c->stride, expected, out, n, what);
+      g_free (what);
+    }
+    munmap (map, map_size);
+
+    /* Three bytes of each pixel ending at the case's sample (as in the tests below). */
+    if (c->step >= 3 && !c->words && c->first >= 2) {
+      src = guarded_copy (c, bytes, c->first - 2, last_in_row, &map, &map_size);
+      for (guint p = 0; p < G_N_ELEMENTS (paths); p++) {
+        GstMoneGreyScaler *mixed = gst_mone_grey_scaler_new_mixed (c->src_width, c->src_height,
+            c->step, 1, 3, offsets, weights, &c->target, 0.0f, 1.0f / 255.0f, paths[p]);
+        GstMoneGreyScaler *apart = gst_mone_grey_scaler_new_components (c->src_width,
+            c->src_height, c->step, 1, 3, offsets, &c->target, 0.0f, 1.0f / 255.0f, paths[p]);
+
+        fail_unless (mixed != NULL && apart != NULL);
+        gst_mone_grey_scaler_run (mixed, src, c->stride, out);
+        gst_mone_grey_scaler_run (apart, src, c->stride, out);
+        gst_mone_grey_scaler_free (mixed);
+        gst_mone_grey_scaler_free (apart);
+      }
+      munmap (map, map_size);
+    }
+    g_free (out);
+    g_free (expected);
+    g_free (bytes);
   }
 }
 
@@ -680,6 +761,7 @@ greyscale_suite (void)
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_paths_match_reference);
   tcase_add_test (tc, test_path_follows_cpu);
+  tcase_add_test (tc, test_reads_nothing_past_the_rectangle);
   tcase_add_test (tc, test_mixed_matches_reference);
   tcase_add_test (tc, test_components_match_reference);
   tcase_add_test (tc, test_matches_converter);
