@@ -51,7 +51,7 @@ typedef void (*VerticalPixelsTapsFunc) (const guint8 * src, gsize stride, gint s
     gboolean mixed, const gint * columns, gfloat * out, gsize out_stride, gint n);
 /* The same sixteen pixels at a time (AVX-512 with VBMI's byte permutes). */
 typedef void (*VerticalPixelsWideFunc) (const guint8 * src, gsize stride, gint step,
-    gint last_offset, const guint8 (*picks)[64], const gfloat * weights, gint n_components,
+    const gint * offsets, const guint8 (*picks)[64], const gfloat * weights, gint n_components,
     gboolean mixed, gfloat * out, gsize out_stride, gint n);
 
 struct _GstMoneGreyScaler
@@ -92,7 +92,6 @@ struct _GstMoneGreyScaler
    * permuted into the low bytes of 32-bit lanes (sixteen_picks), in place of vertical_pixels. */
   VerticalPixelsWideFunc vertical_pixels_wide;
   guint8 sixteen_picks[MAX_MIXED][64];
-  gint last_offset;             /* the largest of mixed_offsets */
   HorizontalFunc horizontal;
   const gchar *path_name;
 };
@@ -563,11 +562,10 @@ pixels_of_taps (const guint8 * src, gsize stride, gint step, const gint * offset
 }
 
 /* Every pixel of the row in place, sixteen at a time: a masked load of their bytes up to the last
- * pixel's last component (last_offset bytes after its first: nothing is read past it, and no tail
- * stays scalar), each component's bytes permuted into 32-bit lanes with the others' zeroed,
- * converted and filtered. */
+ * pixel's last component (nothing is read past it, and no tail stays scalar), each component's
+ * bytes permuted into 32-bit lanes with the others' zeroed, converted and filtered. */
 static inline void AVX512_VBMI_INLINED
-pixels_in_place_wide (const guint8 * src, gsize stride, gint step, gint last_offset,
+pixels_in_place_wide (const guint8 * src, gsize stride, gint step, const gint * offsets,
     const guint8 (*picks)[64], const gfloat * weights, gint n_components, gboolean mixed,
     gfloat * out, gsize out_stride, gint n)
 {
@@ -575,16 +573,18 @@ pixels_in_place_wide (const guint8 * src, gsize stride, gint step, gint last_off
   const __mmask64 lane_low_bytes = 0x1111111111111111ull;
   __m512i pick[MAX_MIXED];
   __m512 w[TAPS][MAX_MIXED];
+  gint max_offset = 0;
 
-  for (gint k = 0; k < n_components; k++)
+  for (gint k = 0; k < n_components; k++) {
     pick[k] = _mm512_loadu_si512 (picks[k]);
+    max_offset = MAX (max_offset, offsets[k]);
+  }
   for (gint t = 0; t < TAPS; t++)
     for (gint k = 0; k < n_components; k++)
       w[t][k] = _mm512_set1_ps (weights[MAX_MIXED * t + k]);
   for (gint x = 0; x < n; x += 16) {
     const gint m = MIN (16, n - x);
-    const gint n_bytes = (m - 1) * step + last_offset + 1;
-    const __mmask64 bytes = n_bytes >= 64 ? ~(__mmask64) 0 : ((__mmask64) 1 << n_bytes) - 1;
+    const __mmask64 bytes = first_bits ((m - 1) * step + max_offset + 1);
     __m512 sums[MAX_MIXED];
 
     for (gint k = 0; k < n_sums; k++)
@@ -596,25 +596,23 @@ pixels_in_place_wide (const guint8 * src, gsize stride, gint step, gint last_off
                 (lane_low_bytes, pick[k], pixels)), w[t][k], sums[mixed ? 0 : k]);
     }
     for (gint k = 0; k < n_sums; k++)
-      _mm512_mask_storeu_ps (out + k * out_stride + x, (__mmask16) ((1u << m) - 1), sums[k]);
+      _mm512_mask_storeu_ps (out + k * out_stride + x, (__mmask16) first_bits (m), sums[k]);
   }
 }
 
 static void AVX512_VBMI
-vertical_pixels_wide (const guint8 * src, gsize stride, gint step, gint last_offset,
+vertical_pixels_wide (const guint8 * src, gsize stride, gint step, const gint * offsets,
     const guint8 (*picks)[64], const gfloat * weights, gint n_components, gboolean mixed,
     gfloat * out, gsize out_stride, gint n)
 {
   if (n_components == 2 && mixed)
-    pixels_in_place_wide (src, stride, step, last_offset, picks, weights, 2, TRUE, out, 0, n);
+    pixels_in_place_wide (src, stride, step, offsets, picks, weights, 2, TRUE, out, 0, n);
   else if (n_components == 2)
-    pixels_in_place_wide (src, stride, step, last_offset, picks, weights, 2, FALSE, out,
-        out_stride, n);
+    pixels_in_place_wide (src, stride, step, offsets, picks, weights, 2, FALSE, out, out_stride, n);
   else if (mixed)
-    pixels_in_place_wide (src, stride, step, last_offset, picks, weights, 3, TRUE, out, 0, n);
+    pixels_in_place_wide (src, stride, step, offsets, picks, weights, 3, TRUE, out, 0, n);
   else
-    pixels_in_place_wide (src, stride, step, last_offset, picks, weights, 3, FALSE, out,
-        out_stride, n);
+    pixels_in_place_wide (src, stride, step, offsets, picks, weights, 3, FALSE, out, out_stride, n);
 }
 
 /* The two kernels above for each of their four cases, compiled apart. */
@@ -922,7 +920,6 @@ scaler_new (gint src_width, gint src_height, gint step, gint sample_bytes, gint 
       if (avx512 && !s->taps_only && (step == 3 || apart)
           && __builtin_cpu_supports ("avx512vbmi")) {
         for (gint k = 0; k < n_mixed; k++) {
-          s->last_offset = MAX (s->last_offset, offsets[k]);
           memset (s->sixteen_picks[k], 0, 64);
           for (gint i = 0; i < 16; i++)
             s->sixteen_picks[k][4 * i] = (guint8) (step * i + offsets[k]);
@@ -1041,8 +1038,8 @@ pixels_vertical_pass (GstMoneGreyScaler * s, gint y, const guint8 * first_rows, 
     s->vertical_pixels_taps (first_rows, stride, s->step, s->mixed_offsets, s->taps_picks,
         weights, s->n_mixed, !s->apart, s->column_offsets, s->row, s->row_length, s->target.width);
   else if (s->vertical_pixels_wide)
-    s->vertical_pixels_wide (first_rows, stride, s->step, s->last_offset, s->sixteen_picks, weights,
-        s->n_mixed, !s->apart, s->row, s->row_length, s->src_width);
+    s->vertical_pixels_wide (first_rows, stride, s->step, s->mixed_offsets, s->sixteen_picks,
+        weights, s->n_mixed, !s->apart, s->row, s->row_length, s->src_width);
   else
     s->vertical_pixels (first_rows, stride, s->step, s->mixed_offsets, s->eight_picks, weights,
         s->n_mixed, !s->apart, s->row, s->row_length, s->src_width);
