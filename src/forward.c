@@ -722,8 +722,6 @@ stem_task (void *data, int task, int thread)
     return;
   }
   const size_t in_row_floats = stem_map_row_floats (c, layer - 1); /* with its zero column */
-  const int chunk = (int) stem_chunk_pixels (K);
-  float *columns = ctx->stem_columns + (size_t) thread * ctx->stem_chunk_floats; /* (chunk, K) */
   for (int64_t r = first; r < end; r++) {
     const int64_t frame = r / out_h;
     const int oy = (int) (r % out_h);
@@ -736,7 +734,10 @@ stem_task (void *data, int task, int thread)
       mone_gemm_packed_taps (ctx->isa, out_w, out_channels, 3, 3 * in_channels, window,
           2 * in_channels, (ptrdiff_t) in_row_floats, &w->stem_packed[layer], NULL, false, out,
           out_channels);
-    } else {
+    } else { /* the openblas path's scratch, the only one that has it */
+      const int chunk = (int) stem_chunk_pixels (K);
+      float *columns = ctx->stem_columns
+          + (size_t) thread * ctx->stem_chunk_floats; /* (chunk, K) */
       for (int ox = 0; ox < out_w; ox += chunk) {
         const int n = MIN (chunk, out_w - ox);
         stem_columns_from_map (window, in_row_floats, in_channels, ox, n, columns);
