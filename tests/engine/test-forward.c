@@ -519,6 +519,8 @@ random_input (const MoneConfig *c)
   return input;
 }
 
+/* The engine on every path this CPU runs (MONE_ISA), at 1-3 threads and five budgets, against the
+ * naive double-precision MoNE, computed once per budget for all paths. */
 static void
 test_against_mone_reference (const char *label, MoneConfig config)
 {
@@ -526,78 +528,92 @@ test_against_mone_reference (const char *label, MoneConfig config)
   const MoneConfig *c = &m->config;
   const int N = c->tokens, E = c->experts, K = c->classes;
   float *input = random_input (c);
-  double *want = g_new (double, K), *want_probs = g_new (double, (size_t) N *E);
-  uint8_t *want_experts = g_new (uint8_t, N);
-  float *logits_1thread = g_new (float, K);
   const double r0 = mone_model_min_budget (m->model);
   const double budgets[] = { 1.0, 0.75, 0.5, 0.3, r0 };
-  GError *error = NULL;
-  MoneContext *ctx[3];
-  for (int i = 0; i < 3; i++) {
-    ctx[i] = mone_context_new (m->model, i + 1, &error);
-    g_assert_no_error (error);
-  }
+  enum { BUDGETS = G_N_ELEMENTS (budgets) };
+  const size_t logit_count = (size_t) BUDGETS * K, prob_count = (size_t) BUDGETS * N * E;
+  double *want = g_new (double, logit_count), *want_probs = g_new (double, prob_count);
+  uint8_t *want_experts = g_new (uint8_t, (size_t) BUDGETS * N);
+  float *logits_1thread = g_new (float, K);
+  for (int b = 0; b < BUDGETS; b++)
+    reference_mone (m, input, budgets[b], want + b * K, want_experts + b * N,
+        want_probs + (size_t) b * N * E);
 
-  for (size_t b = 0; b < G_N_ELEMENTS (budgets); b++) {
-    reference_mone (m, input, budgets[b], want, want_experts, want_probs);
-    for (int threads = 1; threads <= 3; threads++) {
-      MoneResult r;
-      CHECK (mone_context_run (ctx[threads - 1], input, budgets[b], &r, &error), "run failed");
+  const MoneIsa default_isa = mone_isa_default ();
+  for (int isa = 0; isa < MONE_ISA_COUNT; isa++) {
+    if (!mone_isa_set_default (isa))
+      continue;
+    const char *path = mone_isa_name (isa);
+    GError *error = NULL;
+    MoneContext *ctx[3];
+    for (int i = 0; i < 3; i++) {
+      ctx[i] = mone_context_new (m->model, i + 1, &error);
       g_assert_no_error (error);
-      double err = relative_error (r.logits, want, K);
-      CHECK (err <= 1e-4, "%s e=%.3f threads=%d: logits off by %.3g of their scale %.3g", label,
-          budgets[b], threads, err, max_abs (want, K));
-      CHECK (memcmp (r.expert_of_token, want_experts, N) == 0, "%s e=%.3f: routing differs", label,
-          budgets[b]);
-      double perr = 0;
-      for (int i = 0; i < N * E; i++)
-        perr = fmax (perr, fabs (r.router_probs[i] - want_probs[i]));
-      CHECK (perr <= 1e-5, "%s e=%.3f: router probs off by %.3g", label, budgets[b], perr);
-      CHECK (fabs (r.budget_used - fmax (budgets[b], r0)) < 1e-12, "budget_used %g", r.budget_used);
-      CHECK (r.flops == mone_model_flops (m->model, budgets[b]), "flops %g vs %g", r.flops,
-          mone_model_flops (m->model, budgets[b]));
-      double psum = 0;
-      int top = 0;
-      for (int k = 0; k < K; k++) {
-        psum += r.probs[k];
-        if (want[k] > want[top])
-          top = k;
-      }
-      CHECK (fabs (psum - 1) < 1e-5, "probs sum %g", psum);
-      CHECK (r.top_class == top || fabs (want[r.top_class] - want[top]) < 1e-5,
-          "top class %d vs %d", r.top_class, top);
-      int hist[MONE_MAX_EXPERTS] = { 0 };
-      for (int t = 0; t < N; t++)
-        hist[r.expert_of_token[t]]++;
-      for (int j = 0; j < E; j++)
-        CHECK (hist[j] == r.tokens_per_expert[j], "tokens_per_expert[%d]", j);
-      /* Thread counts agree with each other up to rounding (much tighter than the reference). */
-      if (threads == 1) {
-        memcpy (logits_1thread, r.logits, sizeof (float) * K);
-      } else {
-        double terr = 0;
-        for (int k = 0; k < K; k++)
-          terr = fmax (terr, fabs (r.logits[k] - logits_1thread[k]));
-        terr /= fmax (1e-3, max_abs (want, K));
-        CHECK (terr <= 1e-5, "%s e=%.3f: %d threads differ from 1 thread by %.3g", label,
-            budgets[b], threads, terr);
-        /* The packed kernels compute each output with one task in a fixed order: same bits. */
-        if (mone_isa_default () != MONE_ISA_OPENBLAS)
-          CHECK (memcmp (r.logits, logits_1thread, sizeof (float) * K) == 0,
-              "%s e=%.3f: %d threads not bit-identical to 1 thread", label, budgets[b], threads);
-      }
     }
-    printf ("%-28s N=%4d e=%.3f: max |logit error| / scale = %.2e (scale %.2f)\n", label, N,
-        budgets[b], relative_error (logits_1thread, want, K), max_abs (want, K));
+    for (int b = 0; b < BUDGETS; b++) {
+      const double *want_b = want + b * K, *want_probs_b = want_probs + (size_t) b * N * E;
+      for (int threads = 1; threads <= 3; threads++) {
+        MoneResult r;
+        CHECK (mone_context_run (ctx[threads - 1], input, budgets[b], &r, &error), "run failed");
+        g_assert_no_error (error);
+        double err = relative_error (r.logits, want_b, K);
+        CHECK (err <= 1e-4, "%s, %s e=%.3f threads=%d: logits off by %.3g of their scale %.3g",
+            label, path, budgets[b], threads, err, max_abs (want_b, K));
+        CHECK (memcmp (r.expert_of_token, want_experts + b * N, N) == 0,
+            "%s, %s e=%.3f: routing differs", label, path, budgets[b]);
+        double perr = 0;
+        for (int i = 0; i < N * E; i++)
+          perr = fmax (perr, fabs (r.router_probs[i] - want_probs_b[i]));
+        CHECK (perr <= 1e-5, "%s, %s e=%.3f: router probs off by %.3g", label, path, budgets[b],
+            perr);
+        CHECK (fabs (r.budget_used - fmax (budgets[b], r0)) < 1e-12, "budget_used %g",
+            r.budget_used);
+        CHECK (r.flops == mone_model_flops (m->model, budgets[b]), "flops %g vs %g", r.flops,
+            mone_model_flops (m->model, budgets[b]));
+        double psum = 0;
+        int top = 0;
+        for (int k = 0; k < K; k++) {
+          psum += r.probs[k];
+          if (want_b[k] > want_b[top])
+            top = k;
+        }
+        CHECK (fabs (psum - 1) < 1e-5, "probs sum %g", psum);
+        CHECK (r.top_class == top || fabs (want_b[r.top_class] - want_b[top]) < 1e-5,
+            "top class %d vs %d", r.top_class, top);
+        int hist[MONE_MAX_EXPERTS] = { 0 };
+        for (int t = 0; t < N; t++)
+          hist[r.expert_of_token[t]]++;
+        for (int j = 0; j < E; j++)
+          CHECK (hist[j] == r.tokens_per_expert[j], "tokens_per_expert[%d]", j);
+        /* Thread counts agree with each other up to rounding (much tighter than the reference). */
+        if (threads == 1) {
+          memcpy (logits_1thread, r.logits, sizeof (float) * K);
+        } else {
+          double terr = 0;
+          for (int k = 0; k < K; k++)
+            terr = fmax (terr, fabs (r.logits[k] - logits_1thread[k]));
+          terr /= fmax (1e-3, max_abs (want_b, K));
+          CHECK (terr <= 1e-5, "%s, %s e=%.3f: %d threads differ from 1 thread by %.3g", label,
+              path, budgets[b], threads, terr);
+          /* The packed kernels compute each output with one task in a fixed order: same bits. */
+          if (isa != MONE_ISA_OPENBLAS)
+            CHECK (memcmp (r.logits, logits_1thread, sizeof (float) * K) == 0,
+                "%s, %s e=%.3f: %d threads not bit-identical to 1 thread", label, path, budgets[b],
+                threads);
+        }
+      }
+      printf ("%-8s %-28s N=%4d e=%.3f: max |logit error| / scale = %.2e (scale %.2f)\n", path,
+          label, N, budgets[b], relative_error (logits_1thread, want_b, K), max_abs (want_b, K));
+    }
+    /* A context is reusable: the same input gives the same result on a second run. */
+    MoneResult again;
+    mone_context_run (ctx[0], input, budgets[0], &again, NULL);
+    CHECK (relative_error (again.logits, want, K) <= 1e-4, "%s, %s: second run differs", label,
+        path);
+    for (int i = 0; i < 3; i++)
+      mone_context_free (ctx[i]);
   }
-  /* A context is reusable: the same input gives the same result on a second run. */
-  MoneResult again;
-  mone_context_run (ctx[0], input, budgets[0], &again, NULL);
-  reference_mone (m, input, budgets[0], want, want_experts, want_probs);
-  CHECK (relative_error (again.logits, want, K) <= 1e-4, "second run differs");
-
-  for (int i = 0; i < 3; i++)
-    mone_context_free (ctx[i]);
+  mone_isa_set_default (default_isa);
   g_free (input);
   g_free (want);
   g_free (want_probs);
@@ -606,23 +622,32 @@ test_against_mone_reference (const char *label, MoneConfig config)
   test_model_free (m);
 }
 
+/* With alpha = 0 the gate is exactly 1, and at e = 1 MoNE is a plain pre-LN ViT: every path
+ * against the naive ViT. */
 static void
 test_full_budget_is_plain_vit (const char *label, MoneConfig config)
 {
-  TestModel *m = test_model_new (config, 0.0f); /* alpha = 0: the gate is exactly 1 */
+  TestModel *m = test_model_new (config, 0.0f);
   const int K = m->config.classes;
   float *input = random_input (&m->config);
   double *want = g_new (double, K);
   reference_vit (m, input, want);
-  MoneContext *ctx = mone_context_new (m->model, 2, NULL);
-  MoneResult r;
-  mone_context_run (ctx, input, 1.0, &r, NULL);
-  double err = relative_error (r.logits, want, K);
-  CHECK (err <= 1e-4, "%s: e=1 differs from plain ViT by %.3g", label, err);
-  CHECK (r.tokens_per_expert[m->config.experts - 1] == m->config.tokens,
-      "e=1 not all on the top expert");
-  printf ("%-28s e=1 vs plain ViT: %.2e\n", label, err);
-  mone_context_free (ctx);
+  const MoneIsa default_isa = mone_isa_default ();
+  for (int isa = 0; isa < MONE_ISA_COUNT; isa++) {
+    if (!mone_isa_set_default (isa))
+      continue;
+    MoneContext *ctx = mone_context_new (m->model, 2, NULL);
+    MoneResult r;
+    mone_context_run (ctx, input, 1.0, &r, NULL);
+    double err = relative_error (r.logits, want, K);
+    CHECK (err <= 1e-4, "%s, %s: e=1 differs from plain ViT by %.3g", label, mone_isa_name (isa),
+        err);
+    CHECK (r.tokens_per_expert[m->config.experts - 1] == m->config.tokens,
+        "e=1 not all on the top expert");
+    printf ("%-8s %-28s e=1 vs plain ViT: %.2e\n", mone_isa_name (isa), label, err);
+    mone_context_free (ctx);
+  }
+  mone_isa_set_default (default_isa);
   g_free (input);
   g_free (want);
   test_model_free (m);
@@ -805,64 +830,58 @@ test_fma_paths_agree (void)
 static void
 test_every_path (void)
 {
-  const MoneIsa default_isa = mone_isa_default ();
-  for (int isa = 0; isa < MONE_ISA_COUNT; isa++) {
-    if (!mone_isa_set_default (isa)) {
-      printf ("path %s: not on this CPU, skipped\n", mone_isa_name (isa));
-      continue;
-    }
-    printf ("path %s\n", mone_isa_name (isa));
-    /*                                       H   W  C  T  t  p   D  L  heads F  E   K */
-    test_against_mone_reference ("image 32x32x3, E=4",
-        make_config (32, 32, 3, 1, 1, 8, 32, 2, 2, 64, 4, 10));
-    test_against_mone_reference ("grey 24x40, odd widths, E=3",
-        make_config (24, 40, 1, 1, 1, 8, 48, 3, 3, 84, 3, 7));
-    test_against_mone_reference ("video T=4 tubelet=2",
-        make_config (32, 32, 3, 4, 2, 8, 64, 2, 4, 128, 4, 5));
-    test_against_mone_reference ("100 tokens, E=2",
-        make_config (80, 80, 3, 1, 1, 8, 32, 1, 2, 48, 2, 3));
-    test_against_mone_reference ("200 tokens, E=4, RGBA",
-        make_config (40, 80, 4, 1, 1, 4, 64, 1, 4, 96, 4, 4));
-    MoneConfig hidden_router = make_config (64, 64, 1, 1, 1, 8, 64, 2, 4, 128, 4, 10);
-    hidden_router.router_hidden = 24;
-    test_against_mone_reference ("router with 24 hidden units, E=4", hidden_router);
-    /* Products large enough for OpenBLAS's path to use the few-row kernel. */
-    test_against_mone_reference ("16 tokens, D 192",
-        make_config (32, 32, 3, 1, 1, 8, 192, 1, 3, 768, 4, 10));
-    test_against_mone_reference ("class token, E=4",
-        with (make_config (32, 32, 3, 1, 1, 8, 32, 2, 2, 64, 4, 10), "pool=cls"));
-    /* Convolutional stems (mone.stem): the later layers' windows read in place from the padded
-     * maps (half a panel up to 8 output channels, whole panels above); the openblas path copies
-     * them out as im2col rows. */
-    test_against_mone_reference ("grey 32x32, stem 4,8",
-        with (make_config (32, 32, 1, 1, 1, 8, 32, 2, 2, 64, 4, 10), "stem=4,8"));
-    test_against_mone_reference ("RGB 32x48, stem 12",
-        with (make_config (32, 48, 3, 1, 1, 8, 48, 2, 3, 96, 4, 7), "stem=12"));
-    test_against_mone_reference ("video T=2 tubelet=2, stem 6,10",
-        with (make_config (32, 32, 3, 2, 2, 8, 64, 2, 4, 128, 4, 5), "stem=6,10"));
-    test_against_mone_reference ("class token, stem 4,8,8",
-        with (with (make_config (32, 32, 1, 1, 1, 8, 32, 2, 2, 64, 4, 10), "pool=cls"),
-            "stem=4,8,8"));
-    /* A wide first layer (64 channels: the second reads windows of 576 values), rows of 24 and
-     * 12 output pixels (blocks of 12 and 12, and 12). And 4 layers reduce patches of 16 to single
-     * pixels. */
-    test_against_mone_reference ("RGB 64x48, stem 64,16",
-        with (make_config (64, 48, 3, 1, 1, 8, 32, 1, 2, 64, 4, 6), "stem=64,16"));
-    test_against_mone_reference ("4-layer stem, hidden router",
-        with (with (make_config (64, 64, 1, 1, 1, 16, 32, 1, 2, 64, 2, 3), "stem=4,4,8,8"),
-            "router_hidden=8"));
-    /* Patches reduced to single pixels over several frames: the embedding reads the last map in
-     * place, frame after frame. */
-    test_against_mone_reference ("video T=3 tubelet=1, stem 4,8 to single pixels",
-        with (make_config (32, 32, 1, 3, 1, 4, 32, 1, 2, 64, 4, 5), "stem=4,8"));
-    test_full_budget_is_plain_vit ("image 32x32x3",
-        make_config (32, 32, 3, 1, 1, 8, 32, 2, 2, 64, 4, 10));
-    test_full_budget_is_plain_vit ("video T=4 tubelet=2",
-        make_config (32, 32, 3, 4, 2, 8, 64, 2, 4, 128, 4, 5));
-    test_full_budget_is_plain_vit ("video T=4 tubelet=2, stem 8",
-        with (make_config (32, 32, 3, 4, 2, 8, 64, 2, 4, 128, 4, 5), "stem=8"));
-  }
-  mone_isa_set_default (default_isa);
+  for (int isa = 0; isa < MONE_ISA_COUNT; isa++)
+    printf ("path %s: %s\n", mone_isa_name (isa),
+        mone_isa_supported (isa) ? "tested" : "not on this CPU, skipped");
+  /*                                       H   W  C  T  t  p   D  L  heads F  E   K */
+  test_against_mone_reference ("image 32x32x3, E=4",
+      make_config (32, 32, 3, 1, 1, 8, 32, 2, 2, 64, 4, 10));
+  test_against_mone_reference ("grey 24x40, odd widths, E=3",
+      make_config (24, 40, 1, 1, 1, 8, 48, 3, 3, 84, 3, 7));
+  test_against_mone_reference ("video T=4 tubelet=2",
+      make_config (32, 32, 3, 4, 2, 8, 64, 2, 4, 128, 4, 5));
+  test_against_mone_reference ("100 tokens, E=2",
+      make_config (80, 80, 3, 1, 1, 8, 32, 1, 2, 48, 2, 3));
+  test_against_mone_reference ("200 tokens, E=4, RGBA",
+      make_config (40, 80, 4, 1, 1, 4, 64, 1, 4, 96, 4, 4));
+  MoneConfig hidden_router = make_config (64, 64, 1, 1, 1, 8, 64, 2, 4, 128, 4, 10);
+  hidden_router.router_hidden = 24;
+  test_against_mone_reference ("router with 24 hidden units, E=4", hidden_router);
+  /* Products large enough for OpenBLAS's path to use the few-row kernel. */
+  test_against_mone_reference ("16 tokens, D 192",
+      make_config (32, 32, 3, 1, 1, 8, 192, 1, 3, 768, 4, 10));
+  test_against_mone_reference ("class token, E=4",
+      with (make_config (32, 32, 3, 1, 1, 8, 32, 2, 2, 64, 4, 10), "pool=cls"));
+  /* Convolutional stems (mone.stem): the later layers' windows read in place from the padded
+   * maps (half a panel up to 8 output channels, whole panels above); the openblas path copies
+   * them out as im2col rows. */
+  test_against_mone_reference ("grey 32x32, stem 4,8",
+      with (make_config (32, 32, 1, 1, 1, 8, 32, 2, 2, 64, 4, 10), "stem=4,8"));
+  test_against_mone_reference ("RGB 32x48, stem 12",
+      with (make_config (32, 48, 3, 1, 1, 8, 48, 2, 3, 96, 4, 7), "stem=12"));
+  test_against_mone_reference ("video T=2 tubelet=2, stem 6,10",
+      with (make_config (32, 32, 3, 2, 2, 8, 64, 2, 4, 128, 4, 5), "stem=6,10"));
+  test_against_mone_reference ("class token, stem 4,8,8",
+      with (with (make_config (32, 32, 1, 1, 1, 8, 32, 2, 2, 64, 4, 10), "pool=cls"),
+          "stem=4,8,8"));
+  /* A wide first layer (64 channels: the second reads windows of 576 values), rows of 24 and
+   * 12 output pixels (blocks of 12 and 12, and 12). And 4 layers reduce patches of 16 to single
+   * pixels. */
+  test_against_mone_reference ("RGB 64x48, stem 64,16",
+      with (make_config (64, 48, 3, 1, 1, 8, 32, 1, 2, 64, 4, 6), "stem=64,16"));
+  test_against_mone_reference ("4-layer stem, hidden router",
+      with (with (make_config (64, 64, 1, 1, 1, 16, 32, 1, 2, 64, 2, 3), "stem=4,4,8,8"),
+          "router_hidden=8"));
+  /* Patches reduced to single pixels over several frames: the embedding reads the last map in
+   * place, frame after frame. */
+  test_against_mone_reference ("video T=3 tubelet=1, stem 4,8 to single pixels",
+      with (make_config (32, 32, 1, 3, 1, 4, 32, 1, 2, 64, 4, 5), "stem=4,8"));
+  test_full_budget_is_plain_vit ("image 32x32x3",
+      make_config (32, 32, 3, 1, 1, 8, 32, 2, 2, 64, 4, 10));
+  test_full_budget_is_plain_vit ("video T=4 tubelet=2",
+      make_config (32, 32, 3, 4, 2, 8, 64, 2, 4, 128, 4, 5));
+  test_full_budget_is_plain_vit ("video T=4 tubelet=2, stem 8",
+      with (make_config (32, 32, 3, 4, 2, 8, 64, 2, 4, 128, 4, 5), "stem=8"));
 }
 
 int
