@@ -13,6 +13,7 @@
  *  - accuracy by item height: every image counted in the bin of its own render's box.
  * argv: none; needs Debian's dataset-fashion-mnist. */
 #include "trainer.h"
+#include "train-test-helpers.h"
 
 #include <math.h>
 #include <string.h>
@@ -57,7 +58,9 @@ item_correlation (const MoneImageSet *set, int index, const float *frame, const 
 static void
 test_statistics (void)
 {
-  const int n = 2000;
+  /* Under valgrind, which looks for memory errors, half the renders (the thresholds are per
+   * render). */
+  const int n = under_valgrind () ? 1000 : 2000;
   int aspect_seen[3] = { 0 }, cut = 0, light = 0, dark = 0, visible = 0;
   float frame[SIDE * SIDE];
   for (int i = 0; i < n; i++) {
@@ -102,7 +105,7 @@ test_statistics (void)
 static void
 test_close_up (void)
 {
-  const int n = 1000;
+  const int n = under_valgrind () ? 250 : 1000;
   int aspect_seen[3] = { 0 }, visible = 0;
   float frame[SIDE * SIDE], again[SIDE * SIDE];
   for (int i = 0; i < n; i++) {
@@ -236,7 +239,7 @@ test_lift (void)
   g_assert_nonnull (model);
   mone_train_model_init (model, 3);
   MoneEvalResult r;
-  const int count = 200;
+  const int count = under_valgrind () ? 100 : 200;
   g_assert_true (
       mone_evaluate (model, &test_set, count, MONE_PROTOCOL_SCENE, 1, 1.0, MONE_ROUTING_EPR, 0, 2, &r, &error));
   g_assert_cmpfloat (fabs (r.widest_item_lift - 1), <, 1e-9);
