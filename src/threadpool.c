@@ -3,7 +3,13 @@
  * spinning: waking a sleeping thread takes a futex call and, in a virtual machine, an
  * inter-processor interrupt, tens of microseconds that the short spin alone did not bridge
  * (docs/engine.md, Threads). Outside a series they sleep after the short spin, so an idle pool
- * between frames does not hold a core. */
+ * between frames does not hold a core.
+ *
+ * Tasks: thread t owns the t-th of n_threads contiguous shares of the task range and takes its
+ * own tasks in order, then what is left of the other shares. Neighbouring tasks read the same
+ * data (one head's query blocks read its keys and values; one expert's row pieces read its weight
+ * slices), so each thread keeps reading what is already in its own cache, where a single shared
+ * counter dealt them out alternately and both threads read everything (docs/engine.md, Threads). */
 #include "threadpool.h"
 
 #include <glib.h>
@@ -28,6 +34,13 @@
  * stalls in the middle of its series, far above any gap between the jobs of a frame. */
 #define SERIES_SPIN_US 5000
 
+/* Tasks [next, end) of a share not yet taken; on a cache line of its own, since its owner and
+ * another thread taking what is left both bump `next`. */
+typedef struct {
+  _Alignas(64) atomic_int next;
+  int end;
+} TaskShare;
+
 struct MoneThreadPool {
   int n_threads;
   pthread_t *workers; /* (n_threads - 1) */
@@ -40,8 +53,7 @@ struct MoneThreadPool {
   /* The current job. Written by the caller before it bumps `generation`, read by workers after. */
   MoneTaskFunc fn;
   void *arg;
-  int n_tasks;
-  atomic_int next_task;
+  TaskShare *shares; /* (n_threads) thread t's share of the current job's tasks */
   atomic_int busy; /* workers still inside the current job */
   atomic_uint generation;
   atomic_bool stopping;
@@ -94,11 +106,14 @@ workers_busy (MoneThreadPool *pool, unsigned unused)
 static void
 run_tasks (MoneThreadPool *pool, int thread)
 {
-  for (;;) {
-    int task = atomic_fetch_add_explicit (&pool->next_task, 1, memory_order_relaxed);
-    if (task >= pool->n_tasks)
-      return;
-    pool->fn (pool->arg, task, thread);
+  for (int k = 0; k < pool->n_threads; k++) {
+    TaskShare *share = &pool->shares[(thread + k) % pool->n_threads];
+    for (;;) {
+      const int task = atomic_fetch_add_explicit (&share->next, 1, memory_order_relaxed);
+      if (task >= share->end)
+        break;
+      pool->fn (pool->arg, task, thread);
+    }
   }
 }
 
@@ -142,12 +157,12 @@ mone_thread_pool_new (int n_threads)
   pthread_mutex_init (&pool->lock, NULL);
   pthread_cond_init (&pool->job_posted, NULL);
   pthread_cond_init (&pool->job_finished, NULL);
-  atomic_init (&pool->next_task, 0);
   atomic_init (&pool->busy, 0);
   atomic_init (&pool->generation, 0);
   atomic_init (&pool->stopping, false);
   atomic_init (&pool->in_series, false);
   pool->workers = g_new0 (pthread_t, n_threads);
+  pool->shares = g_aligned_alloc0 (n_threads, sizeof (TaskShare), _Alignof(TaskShare));
   for (int i = 1; i < n_threads; i++) {
     WorkerStart *start = g_new (WorkerStart, 1);
     start->pool = pool;
@@ -177,6 +192,7 @@ mone_thread_pool_free (MoneThreadPool *pool)
   pthread_cond_destroy (&pool->job_posted);
   pthread_cond_destroy (&pool->job_finished);
   g_free (pool->workers);
+  g_aligned_free (pool->shares);
   g_free (pool);
 }
 
@@ -198,8 +214,11 @@ mone_thread_pool_run (MoneThreadPool *pool, int n_tasks, MoneTaskFunc fn, void *
   }
   pool->fn = fn;
   pool->arg = arg;
-  pool->n_tasks = n_tasks;
-  atomic_store_explicit (&pool->next_task, 0, memory_order_relaxed);
+  for (int t = 0; t < pool->n_threads; t++) {
+    atomic_store_explicit (&pool->shares[t].next, (int) ((long long) n_tasks * t / pool->n_threads),
+        memory_order_relaxed);
+    pool->shares[t].end = (int) ((long long) n_tasks * (t + 1) / pool->n_threads);
+  }
   atomic_store_explicit (&pool->busy, pool->n_threads - 1, memory_order_relaxed);
   /* Publish the job: the release store orders the fields above before the new generation. */
   pthread_mutex_lock (&pool->lock);

@@ -1,9 +1,10 @@
 /* A small fork-join pool for the forward pass: run n_tasks independent tasks on n_threads threads
  * (the calling thread included) and return when all are done. No allocation after creation.
  *
- * Tasks are handed out dynamically (an atomic counter), so a task's result must not depend on
- * which thread runs it: each task writes its own disjoint output and uses the per-thread scratch
- * selected by the `thread` argument. */
+ * Each thread takes its own contiguous share of the tasks first, in order, then what is left of
+ * the others' (so neighbouring tasks tend to run on one thread); which thread runs a task still
+ * varies, so a task's result must not depend on it: each task writes its own disjoint output and
+ * uses the per-thread scratch selected by the `thread` argument. */
 #ifndef MONE_THREADPOOL_H
 #define MONE_THREADPOOL_H
 

@@ -1,5 +1,6 @@
 /* The forward pass's fork-join pool: every task of every job runs exactly once, on a valid thread
- * index, whether workers are spinning inside a series or were put to sleep between jobs. */
+ * index, whether workers are spinning inside a series or were put to sleep between jobs; a thread
+ * that has run its own share of the tasks takes what is left of the others'. */
 #include <glib.h>
 #include <stdatomic.h>
 
@@ -56,10 +57,50 @@ test_jobs (void)
   }
 }
 
+/* Task 0 (in the first thread's share) waits for every other task: the rest of that share can only
+ * run if the other thread takes it once its own share is done. */
+typedef struct {
+  atomic_int done;
+  int n_tasks;
+  gboolean waited_out;
+} Hold;
+
+static void
+hold_first_task (void *data, int task, int thread)
+{
+  Hold *hold = data;
+  (void) thread;
+  if (task == 0) {
+    const gint64 deadline = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
+    while (atomic_load (&hold->done) < hold->n_tasks - 1)
+      if (g_get_monotonic_time () > deadline) {
+        hold->waited_out = TRUE;
+        break;
+      }
+  }
+  atomic_fetch_add (&hold->done, 1);
+}
+
+static void
+test_shares_are_taken_over (void)
+{
+  MoneThreadPool *pool = mone_thread_pool_new (2);
+  g_assert_nonnull (pool);
+  for (int n_tasks = 2; n_tasks <= 9; n_tasks++) {
+    Hold hold = { .n_tasks = n_tasks };
+    atomic_init (&hold.done, 0);
+    mone_thread_pool_run (pool, n_tasks, hold_first_task, &hold);
+    g_assert_false (hold.waited_out);
+    g_assert_cmpint (atomic_load (&hold.done), ==, n_tasks);
+  }
+  mone_thread_pool_free (pool);
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/threadpool/jobs", test_jobs);
+  g_test_add_func ("/threadpool/shares-are-taken-over", test_shares_are_taken_over);
   return g_test_run ();
 }
