@@ -8,8 +8,8 @@
  * Tasks: thread t owns the t-th of n_threads contiguous shares of the task range and takes its
  * own tasks in order, then what is left of the other shares. Neighbouring tasks read the same
  * data (one head's query blocks read its keys and values; one expert's row pieces read its weight
- * slices), so each thread keeps reading what is already in its own cache, where a single shared
- * counter dealt them out alternately and both threads read everything (docs/engine.md, Threads). */
+ * slices), so each thread keeps reading what is already in its own cache; threads taking the
+ * tasks alternately would each read all of it (docs/engine.md, Threads). */
 #include "threadpool.h"
 
 #include <glib.h>
