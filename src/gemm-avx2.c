@@ -25,11 +25,24 @@ lanes_below (int lanes)
   return _mm256_cmpgt_epi32 (_mm256_set1_epi32 (lanes), _mm256_setr_epi32 (0, 1, 2, 3, 4, 5, 6, 7));
 }
 
+/* The bias of the columns in `mask` (zero without one), read once per block: it is the same for
+ * every row, and after the first store the compiler would have to read it again (c might overlap
+ * it). */
 static inline __attribute__ ((always_inline)) __m256
-finish (__m256 v, const float *bias, bool accumulate, const float *out, __m256i mask, bool full)
+load_bias (const float *bias, __m256i mask, bool full)
 {
-  if (bias)
-    v = _mm256_add_ps (v, full ? _mm256_loadu_ps (bias) : _mm256_maskload_ps (bias, mask));
+  if (!bias)
+    return _mm256_setzero_ps ();
+  return full ? _mm256_loadu_ps (bias) : _mm256_maskload_ps (bias, mask);
+}
+
+/* v [+ bias_v] [+ out]. */
+static inline __attribute__ ((always_inline)) __m256
+finish (__m256 v, bool has_bias, __m256 bias_v, bool accumulate, const float *out, __m256i mask,
+    bool full)
+{
+  if (has_bias)
+    v = _mm256_add_ps (v, bias_v);
   if (accumulate)
     v = _mm256_add_ps (full ? _mm256_loadu_ps (out) : _mm256_maskload_ps (out, mask), v);
   return v;
@@ -70,18 +83,20 @@ block (const int R, const bool HALF, const int A_LAYOUT, int taps, int tap_len, 
   const __m256i mask_lo = lanes_below (cols < 8 ? cols : 8);
   const __m256i mask_hi = lanes_below (cols > 8 ? cols - 8 : 0);
   const bool full = cols == 16;
+  const __m256 bias_lo = load_bias (bias, mask_lo, full);
+  const __m256 bias_hi = HALF ? _mm256_setzero_ps ()
+                              : load_bias (bias ? bias + 8 : NULL, mask_hi, full);
   UNROLL_FULLY
   for (int r = 0; r < R; r++) {
     float *out = c + (size_t) r * ldc;
-    const __m256 v_lo = finish (lo[r], bias, accumulate, out, mask_lo, full);
+    const __m256 v_lo = finish (lo[r], bias != NULL, bias_lo, accumulate, out, mask_lo, full);
     if (full) {
       _mm256_storeu_ps (out, v_lo);
     } else {
       _mm256_maskstore_ps (out, mask_lo, v_lo);
     }
     if (!HALF) {
-      const __m256 v_hi = finish (hi[r], bias ? bias + 8 : NULL, accumulate, out + 8, mask_hi,
-          full);
+      const __m256 v_hi = finish (hi[r], bias != NULL, bias_hi, accumulate, out + 8, mask_hi, full);
       if (full)
         _mm256_storeu_ps (out + 8, v_hi);
       else
@@ -204,6 +219,7 @@ pair_block (const int R, const bool HALF, int k, const float *a, int lda, const 
     }
   }
   const __m256i mask = lanes_below (cols);
+  const __m256 bias_v = load_bias (bias, mask, false);
   UNROLL_FULLY
   for (int r = 0; r < R; r++) {
     /* Output o = even chain + odd chain: add each lane to its neighbour, gather the even lanes of
@@ -213,7 +229,8 @@ pair_block (const int R, const bool HALF, int k, const float *a, int lda, const 
     const __m256 mixed = _mm256_shuffle_ps (lo_sums, hi_sums, _MM_SHUFFLE (2, 0, 2, 0));
     const __m256 sums = _mm256_castpd_ps (_mm256_permute4x64_pd (_mm256_castps_pd (mixed), 0xd8));
     float *out = c + (size_t) r * ldc;
-    _mm256_maskstore_ps (out, mask, finish (sums, bias, accumulate, out, mask, false));
+    _mm256_maskstore_ps (out, mask,
+        finish (sums, bias != NULL, bias_v, accumulate, out, mask, false));
   }
 }
 

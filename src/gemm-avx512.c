@@ -37,30 +37,6 @@ lanes_below (int cols)
   return cols >= 16 ? (__mmask16) 0xffff : (__mmask16) ((1u << (cols > 0 ? cols : 0)) - 1);
 }
 
-/* out[:lanes] = v [+ bias[:lanes]] [+ out[:lanes]], 16-wide. */
-static inline __attribute__ ((always_inline)) void
-finish_zmm (__m512 v, int lanes, const float *bias, bool accumulate, float *out)
-{
-  const __mmask16 mask = lanes_below (lanes);
-  if (bias)
-    v = _mm512_add_ps (v, _mm512_maskz_loadu_ps (mask, bias));
-  if (accumulate)
-    v = _mm512_add_ps (_mm512_maskz_loadu_ps (mask, out), v);
-  _mm512_mask_storeu_ps (out, mask, v);
-}
-
-/* The same for a half panel (lanes <= 8), 8-wide. */
-static inline __attribute__ ((always_inline)) void
-finish_ymm (__m256 v, int lanes, const float *bias, bool accumulate, float *out)
-{
-  const __mmask8 mask = (__mmask8) lanes_below (lanes);
-  if (bias)
-    v = _mm256_add_ps (v, _mm256_maskz_loadu_ps (mask, bias));
-  if (accumulate)
-    v = _mm256_add_ps (_mm256_maskz_loadu_ps (mask, out), v);
-  _mm256_mask_storeu_ps (out, mask, v);
-}
-
 /* c (R, cols) = a (R, k; row stride lda) x b (NP panels of (k, 16)) [+ bias] [+ c], k = tap_len
  * (A_ROWS); A_TRANSPOSED: a is stored as its transpose (k, R; row stride lda); A_TAPS: k = taps x
  * tap_len, run t of each row tap_stride after run t - 1 (gemm.h). With HALF,
@@ -69,7 +45,7 @@ finish_ymm (__m256 v, int lanes, const float *bias, bool accumulate, float *out)
  * `next` (the following group's panels, or NULL), the last PREFETCH_AHEAD inputs prefetch its first
  * rows. */
 static inline __attribute__ ((always_inline)) void
-block (const int R, const int NP, const bool HALF, const int A_LAYOUT, int taps, int tap_len,
+block_group (const int R, const int NP, const bool HALF, const int A_LAYOUT, int taps, int tap_len,
     const float *a, int lda, ptrdiff_t tap_stride, const float *b, size_t panel_stride,
     const float *next, int cols, const float *bias, bool accumulate, float *c, int ldc)
 {
@@ -116,16 +92,50 @@ block (const int R, const int NP, const bool HALF, const int A_LAYOUT, int taps,
       }
     }
   }
+  /* out = acc [+ bias] [+ out], masked to the columns in use. The bias and the masks are the same
+   * for every row: read once, before the first store (after which the compiler would have to read
+   * the bias again, since c might overlap it). */
+  __mmask16 mask[PANELS];
+  __m512 bias_v[PANELS];
+  UNROLL_FULLY
+  for (int p = 0; p < FULL; p++) {
+    mask[p] = lanes_below (cols - 16 * p);
+    bias_v[p] = bias ? _mm512_maskz_loadu_ps (mask[p], bias + 16 * p) : _mm512_setzero_ps ();
+  }
+  const __mmask8 mask_half = (__mmask8) lanes_below (cols - 16 * FULL);
+  const __m256 bias_half = HALF && bias ? _mm256_maskz_loadu_ps (mask_half, bias + 16 * FULL)
+                                        : _mm256_setzero_ps ();
   UNROLL_FULLY
   for (int r = 0; r < R; r++) {
     float *out = c + (size_t) r * ldc;
     UNROLL_FULLY
-    for (int p = 0; p < FULL; p++)
-      finish_zmm (acc[r][p], cols - 16 * p, bias ? bias + 16 * p : NULL, accumulate, out + 16 * p);
-    if (HALF)
-      finish_ymm (acc_half[r], cols - 16 * FULL, bias ? bias + 16 * FULL : NULL, accumulate,
-          out + 16 * FULL);
+    for (int p = 0; p < FULL; p++) {
+      __m512 v = bias ? _mm512_add_ps (acc[r][p], bias_v[p]) : acc[r][p];
+      if (accumulate)
+        v = _mm512_add_ps (_mm512_maskz_loadu_ps (mask[p], out + 16 * p), v);
+      _mm512_mask_storeu_ps (out + 16 * p, mask[p], v);
+    }
+    if (HALF) {
+      __m256 v = bias ? _mm256_add_ps (acc_half[r], bias_half) : acc_half[r];
+      if (accumulate)
+        v = _mm256_add_ps (_mm256_maskz_loadu_ps (mask_half, out + 16 * FULL), v);
+      _mm256_mask_storeu_ps (out + 16 * FULL, mask_half, v);
+    }
   }
+}
+
+/* `groups` consecutive groups of PANELS whole panels (32 outputs each), one after the other, for
+ * the same R rows: one call instead of one per group, whose set-up outweighs the arithmetic when
+ * k is small (a narrow expert's QKV and fc1 have 8 to 24 inputs). */
+static inline __attribute__ ((always_inline)) void
+block_groups (const int R, int groups, int k, const float *a, int lda, const float *b,
+    size_t panel_stride, const float *bias, bool accumulate, float *c, int ldc)
+{
+  for (int g = 0; g < groups; g++)
+    block_group (R, PANELS, false, A_ROWS, 1, k, a, lda, 0, b + (size_t) g * PANELS * panel_stride,
+        panel_stride, NULL, PANELS * MONE_PANEL_WIDTH,
+        bias ? bias + g * PANELS * MONE_PANEL_WIDTH : NULL, accumulate,
+        c + g * PANELS * MONE_PANEL_WIDTH, ldc);
 }
 
 #define DEFINE_BLOCK(R, NP, HALF, LAYOUT, NAME)                                                    \
@@ -133,8 +143,8 @@ block (const int R, const int NP, const bool HALF, const int A_LAYOUT, int taps,
       const float *b, size_t panel_stride, const float *next, int cols, const float *bias,         \
       bool accumulate, float *c, int ldc)                                                          \
   {                                                                                                \
-    block (R, NP, HALF, LAYOUT, taps, tap_len, a, lda, tap_stride, b, panel_stride, next, cols,    \
-        bias, accumulate, c, ldc);                                                                 \
+    block_group (R, NP, HALF, LAYOUT, taps, tap_len, a, lda, tap_stride, b, panel_stride, next,    \
+        cols, bias, accumulate, c, ldc);                                                           \
   }
 #define DEFINE_BLOCKS(R)                                                                           \
   DEFINE_BLOCK (R, 1, false, A_ROWS, block_##R##_1)                                                \
@@ -163,6 +173,31 @@ DEFINE_BLOCKS (11)
 DEFINE_BLOCKS (12)
 DEFINE_BLOCKS (13)
 DEFINE_BLOCKS (14)
+
+typedef void (*GroupsFunc) (int groups, int k, const float *a, int lda, const float *b,
+    size_t panel_stride, const float *bias, bool accumulate, float *c, int ldc);
+#define DEFINE_GROUPS(R)                                                                           \
+  static void groups_##R (int groups, int k, const float *a, int lda, const float *b,              \
+      size_t panel_stride, const float *bias, bool accumulate, float *c, int ldc)                  \
+  {                                                                                                \
+    block_groups (R, groups, k, a, lda, b, panel_stride, bias, accumulate, c, ldc);                \
+  }
+DEFINE_GROUPS (1)
+DEFINE_GROUPS (2)
+DEFINE_GROUPS (3)
+DEFINE_GROUPS (4)
+DEFINE_GROUPS (5)
+DEFINE_GROUPS (6)
+DEFINE_GROUPS (7)
+DEFINE_GROUPS (8)
+DEFINE_GROUPS (9)
+DEFINE_GROUPS (10)
+DEFINE_GROUPS (11)
+DEFINE_GROUPS (12)
+DEFINE_GROUPS (13)
+DEFINE_GROUPS (14)
+static const GroupsFunc groups_of_rows[ROWS] = { groups_1, groups_2, groups_3, groups_4, groups_5,
+  groups_6, groups_7, groups_8, groups_9, groups_10, groups_11, groups_12, groups_13, groups_14 };
 
 #define BLOCK_ROW(PREFIX, R)                                                                       \
   {                                                                                                \
@@ -199,7 +234,16 @@ gemm (ALayout layout, int rows, int n, int taps, int tap_len, const float *a, in
   for (int rb = 0; rb < row_blocks; rb++) {
     const int r0 = mone_row_block_start (rows, row_blocks, rb);
     const int block_rows = mone_row_block_start (rows, row_blocks, rb + 1) - r0;
-    for (int c0 = 0; c0 < n; c0 += group_width) {
+    int c0 = 0;
+    /* Whole groups of an L2-resident matrix in one call (the streamed ones prefetch across
+     * groups, which the one-group blocks do). */
+    if (layout == A_ROWS && taps == 1 && !streamed && n >= group_width) {
+      const int whole = n / group_width;
+      groups_of_rows[block_rows - 1](whole, tap_len, a + (size_t) r0 * lda, lda, panels,
+          panel_stride, bias, accumulate, c + (size_t) r0 * ldc, ldc);
+      c0 = whole * group_width;
+    }
+    for (; c0 < n; c0 += group_width) {
       const int cols = n - c0 < group_width ? n - c0 : group_width;
       const int n_panels = (cols + MONE_PANEL_WIDTH - 1) / MONE_PANEL_WIDTH;
       const bool half = cols - (n_panels - 1) * MONE_PANEL_WIDTH <= MONE_PANEL_WIDTH / 2;
@@ -269,11 +313,19 @@ pair_block (const int R, int k, const float *a, int lda, const float *pairs, int
   }
   /* Output o = even chain + odd chain: add each lane to its neighbour, keep the even lanes. */
   const __m512i even_lanes = _mm512_setr_epi32 (0, 2, 4, 6, 8, 10, 12, 14, 0, 2, 4, 6, 8, 10, 12, 14);
+  /* out = sums [+ bias] [+ out]; bias and mask read once for all rows, as in block_group. */
+  const __mmask8 mask = (__mmask8) lanes_below (cols);
+  const __m256 bias_v = bias ? _mm256_maskz_loadu_ps (mask, bias) : _mm256_setzero_ps ();
   UNROLL_FULLY
   for (int r = 0; r < R; r++) {
     const __m512 sums = _mm512_add_ps (acc[r], _mm512_permute_ps (acc[r], 0xb1));
-    finish_ymm (_mm512_castps512_ps256 (_mm512_permutexvar_ps (even_lanes, sums)), cols, bias, accumulate,
-        c + (size_t) r * ldc);
+    __m256 v = _mm512_castps512_ps256 (_mm512_permutexvar_ps (even_lanes, sums));
+    if (bias)
+      v = _mm256_add_ps (v, bias_v);
+    float *out = c + (size_t) r * ldc;
+    if (accumulate)
+      v = _mm256_add_ps (_mm256_maskz_loadu_ps (mask, out), v);
+    _mm256_mask_storeu_ps (out, mask, v);
   }
 }
 
