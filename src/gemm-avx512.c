@@ -126,7 +126,7 @@ block_group (const int R, const int NP, const bool HALF, const int A_LAYOUT, int
 
 /* `groups` consecutive groups of PANELS whole panels (32 outputs each), one after the other, for
  * the same R rows: one call instead of one per group, whose set-up outweighs the arithmetic when
- * k is small (a narrow expert's QKV and fc1 have 8 to 24 inputs). */
+ * k is small (the scene model's narrow experts read 8 or 16 inputs in QKV and fc1). */
 static inline __attribute__ ((always_inline)) void
 block_groups (const int R, int groups, int k, const float *a, int lda, const float *b,
     size_t panel_stride, const float *bias, bool accumulate, float *c, int ldc)
