@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "forced-isa.h"
 #include "mone-private.h"
 
 static atomic_int counting;
@@ -192,6 +193,7 @@ test_no_allocation_per_frame (void)
 int
 main (int argc, char **argv)
 {
+  skip_if_forced_isa_unsupported ();
   install_counter ();
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/allocations/counter-sees-allocations", test_counter_sees_allocations);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "engine-check.h"
+#include "forced-isa.h"
 #include "mone-private.h"
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -887,6 +888,7 @@ test_every_path (void)
 int
 main (int argc, char **argv)
 {
+  skip_if_forced_isa_unsupported ();
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/forward/every-path", test_every_path);
   g_test_add_func ("/forward/fma-paths-agree", test_fma_paths_agree);
