@@ -227,49 +227,71 @@ vload_up_to (const float *p, int n)
   return n == LANES ? vload (p) : vload_first (p, n);
 }
 
-/* One output row of the stem's first layer (kernels.h). Four pixels at a time share each weight
- * vector and overlap four dependency chains. */
+/* P consecutive output pixels from pixel o, by V vectors of output channels from channel cv, of the
+ * stem's first layer: P x V independent chains (a chain per output, bias first, then the taps in
+ * order), so that the FMAs' latency is hidden; GELU in registers. */
+ALWAYS_INLINE void
+stem_first_block (const int P, const int V, int o, int cv, int C_in, int C_out,
+    const float *const padded_rows[3], const float *weights, const float *bias, float *out)
+{
+  const vf half = splat (0.5f);
+  const int taps = 3 * C_in; /* per input row */
+  int lanes[2];
+  vf acc[8][2];
+#pragma GCC unroll 8
+  for (int v = 0; v < V; v++) {
+    lanes[v] = MIN (LANES, C_out - cv - v * LANES);
+    const vf b = vload_up_to (bias + cv + v * LANES, lanes[v]);
+#pragma GCC unroll 8
+    for (int p = 0; p < P; p++)
+      acc[p][v] = b;
+  }
+  for (int ky = 0; ky < 3; ky++) {
+    const float *x = padded_rows[ky] + (size_t) 2 * o * C_in;
+    const float *w = weights + (size_t) ky * taps * C_out + cv;
+    for (int t = 0; t < taps; t++) {
+      vf wt[2];
+#pragma GCC unroll 8
+      for (int v = 0; v < V; v++)
+        wt[v] = vload_up_to (w + (size_t) t * C_out + v * LANES, lanes[v]);
+#pragma GCC unroll 8
+      for (int p = 0; p < P; p++) {
+        const vf xp = splat (x[t + 2 * p * C_in]);
+#pragma GCC unroll 8
+        for (int v = 0; v < V; v++)
+          acc[p][v] += xp * wt[v];
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (int p = 0; p < P; p++)
+#pragma GCC unroll 8
+    for (int v = 0; v < V; v++)
+      vstore_first (out + (size_t) (o + p) * C_out + cv + v * LANES, vgelu (acc[p][v], half),
+          lanes[v]);
+}
+
+/* One output row of the stem's first layer (kernels.h): 8 chains at a time (8 pixels by one
+ * vector of channels, or 4 by two), enough to keep both FMA units busy; one input value feeds a
+ * whole vector of channels. */
 static void
 stem_first_row (int n_out, int C_in, int C_out, const float *const padded_rows[3],
     const float *weights, const float *bias, float *out)
 {
-  const vf half = splat (0.5f);
-  const int taps = 3 * C_in; /* per input row */
   int o = 0;
-  for (; o + 4 <= n_out; o += 4)
-    for (int cv = 0; cv < C_out; cv += LANES) {
-      const int n = MIN (LANES, C_out - cv);
-      const vf b = vload_up_to (bias + cv, n);
-      vf acc0 = b, acc1 = b, acc2 = b, acc3 = b;
-      for (int ky = 0; ky < 3; ky++) {
-        const float *x = padded_rows[ky] + (size_t) 2 * o * C_in;
-        const float *w = weights + (size_t) ky * taps * C_out + cv;
-        for (int t = 0; t < taps; t++) {
-          const vf wt = vload_up_to (w + (size_t) t * C_out, n);
-          acc0 += splat (x[t]) * wt;
-          acc1 += splat (x[t + 2 * C_in]) * wt;
-          acc2 += splat (x[t + 4 * C_in]) * wt;
-          acc3 += splat (x[t + 6 * C_in]) * wt;
-        }
-      }
-      float *dst = out + (size_t) o * C_out + cv;
-      vstore_first (dst, vgelu (acc0, half), n);
-      vstore_first (dst + C_out, vgelu (acc1, half), n);
-      vstore_first (dst + 2 * C_out, vgelu (acc2, half), n);
-      vstore_first (dst + 3 * C_out, vgelu (acc3, half), n);
-    }
+  if (C_out <= LANES)
+    for (; o + 8 <= n_out; o += 8)
+      stem_first_block (8, 1, o, 0, C_in, C_out, padded_rows, weights, bias, out);
+  else
+    for (; o + 4 <= n_out; o += 4)
+      for (int cv = 0; cv < C_out; cv += 2 * LANES)
+        if (C_out - cv > LANES)
+          stem_first_block (4, 2, o, cv, C_in, C_out, padded_rows, weights, bias, out);
+        else
+          stem_first_block (4, 1, o, cv, C_in, C_out, padded_rows, weights, bias, out);
   for (; o < n_out; o++)
-    for (int cv = 0; cv < C_out; cv += LANES) {
-      const int n = MIN (LANES, C_out - cv);
-      vf acc = vload_up_to (bias + cv, n);
-      for (int ky = 0; ky < 3; ky++) {
-        const float *x = padded_rows[ky] + (size_t) 2 * o * C_in;
-        const float *w = weights + (size_t) ky * taps * C_out + cv;
-        for (int t = 0; t < taps; t++)
-          acc += splat (x[t]) * vload_up_to (w + (size_t) t * C_out, n);
-      }
-      vstore_first (out + (size_t) o * C_out + cv, vgelu (acc, half), n);
-    }
+    for (int cv = 0; cv < C_out; cv += LANES)
+      stem_first_block (1, 1, o, cv, C_in, C_out, padded_rows, weights, bias, out);
 }
 
 /* x[r, c] += row_scale[r] * bias[c] (one FMA where the build has them, simd.h). */
