@@ -34,6 +34,29 @@
 #define PV_KEY_BLOCK 64
 #endif
 
+#if defined(MONE_KERNEL_BUILD_AVX2)
+/* t[r] lane j <- t[j] lane r: an 8 x 8 block of floats transposed in registers. */
+ALWAYS_INLINE void
+transpose8 (__m256 t[8])
+{
+  __m256 lo[4], hi[4], q[8];
+  for (int i = 0; i < 4; i++) { /* rows 2i, 2i + 1 interleaved */
+    lo[i] = _mm256_unpacklo_ps (t[2 * i], t[2 * i + 1]);
+    hi[i] = _mm256_unpackhi_ps (t[2 * i], t[2 * i + 1]);
+  }
+  for (int i = 0; i < 2; i++) { /* four rows' columns 0, 1 (4, 5) and 2, 3 (6, 7) per lane half */
+    q[4 * i] = _mm256_shuffle_ps (lo[2 * i], lo[2 * i + 1], _MM_SHUFFLE (1, 0, 1, 0));
+    q[4 * i + 1] = _mm256_shuffle_ps (lo[2 * i], lo[2 * i + 1], _MM_SHUFFLE (3, 2, 3, 2));
+    q[4 * i + 2] = _mm256_shuffle_ps (hi[2 * i], hi[2 * i + 1], _MM_SHUFFLE (1, 0, 1, 0));
+    q[4 * i + 3] = _mm256_shuffle_ps (hi[2 * i], hi[2 * i + 1], _MM_SHUFFLE (3, 2, 3, 2));
+  }
+  for (int j = 0; j < 4; j++) { /* rows 0-3 with rows 4-7: the low halves, then the high */
+    t[j] = _mm256_permute2f128_ps (q[j], q[4 + j], 0x20);
+    t[j + 4] = _mm256_permute2f128_ps (q[j], q[4 + j], 0x31);
+  }
+}
+#endif
+
 /* qt (head_dim, STRIP) = scale * q^T for the strip's n_queries rows of q (ld_q), zero columns after
  * them up to the strip's n_vectors vectors (their scores are computed and never used). */
 static void
@@ -44,7 +67,21 @@ pack_queries (int n_queries, int n_vectors, int head_dim, const float *q, int ld
   for (int c = 0; c < n_vectors; c++) {
     const int lanes = n_queries - c * LANES < LANES ? n_queries - c * LANES : LANES;
     const float *rows = q + (size_t) c * LANES * ld_q;
-    for (int d = 0; d < head_dim; d++)
+    int d = 0;
+#if defined(MONE_KERNEL_BUILD_AVX2)
+    /* Eight whole rows by eight channels at a time, transposed in registers: the AVX2 gather
+     * costs several times the loads and shuffles on AMD processors. */
+    if (lanes == LANES)
+      for (; d + 8 <= head_dim; d += 8) {
+        __m256 t[8];
+        for (int r = 0; r < 8; r++)
+          t[r] = _mm256_loadu_ps (rows + (size_t) r * ld_q + d);
+        transpose8 (t);
+        for (int j = 0; j < 8; j++)
+          vstore (qt + (d + j) * STRIP + c * LANES, (vf) t[j] * vscale);
+      }
+#endif
+    for (; d < head_dim; d++)
       vstore (qt + d * STRIP + c * LANES, vgather_column (rows + d, ld_q, lanes) * vscale);
   }
 }
