@@ -860,6 +860,12 @@ test_every_path (void)
       with (make_config (32, 32, 1, 1, 1, 8, 32, 2, 2, 64, 4, 10), "stem=4,8"));
   test_against_mone_reference ("RGB 32x48, stem 12",
       with (make_config (32, 48, 3, 1, 1, 8, 48, 2, 3, 96, 4, 7), "stem=12"));
+  /* Rows of 22 first-layer pixels, not a multiple of its blocks (8 pixels by one vector of
+   * channels, 4 by two): the last ones go one at a time. */
+  test_against_mone_reference ("RGB 32x44, stem 12",
+      with (make_config (32, 44, 3, 1, 1, 4, 48, 1, 3, 96, 4, 7), "stem=12"));
+  test_against_mone_reference ("grey 32x44, stem 6,8",
+      with (make_config (32, 44, 1, 1, 1, 4, 32, 1, 2, 64, 4, 5), "stem=6,8"));
   test_against_mone_reference ("video T=2 tubelet=2, stem 6,10",
       with (make_config (32, 32, 3, 2, 2, 8, 64, 2, 4, 128, 4, 5), "stem=6,10"));
   test_against_mone_reference ("class token, stem 4,8,8",
