@@ -137,6 +137,39 @@ DEFINE_BLOCKS (6)
 static const BlockFunc blocks[A_LAYOUTS][ROWS][2] = { BLOCK_ROWS (block_), BLOCK_ROWS (block_at_),
   BLOCK_ROWS (block_taps_) };
 
+/* `panels` whole panels one after the other for the same R rows, in one call: with few inputs
+ * (a narrow expert's QKV and fc1) a call's set-up costs as much as its arithmetic. */
+static inline __attribute__ ((always_inline)) void
+block_panels (const int R, int panels, int k, const float *a, int lda, const float *b,
+    size_t panel_stride, const float *bias, bool accumulate, float *c, int ldc)
+{
+  for (int p = 0; p < panels; p++)
+    block (R, false, A_ROWS, 1, k, a, lda, 0, b + (size_t) p * panel_stride, MONE_PANEL_WIDTH,
+        bias ? bias + p * MONE_PANEL_WIDTH : NULL, accumulate, c + p * MONE_PANEL_WIDTH, ldc);
+}
+
+typedef void (*PanelsFunc) (int panels, int k, const float *a, int lda, const float *b,
+    size_t panel_stride, const float *bias, bool accumulate, float *c, int ldc);
+#define DEFINE_PANELS(R)                                                                           \
+  static void panels_##R (int panels, int k, const float *a, int lda, const float *b,              \
+      size_t panel_stride, const float *bias, bool accumulate, float *c, int ldc)                  \
+  {                                                                                                \
+    block_panels (R, panels, k, a, lda, b, panel_stride, bias, accumulate, c, ldc);                \
+  }
+DEFINE_PANELS (1)
+DEFINE_PANELS (2)
+DEFINE_PANELS (3)
+DEFINE_PANELS (4)
+DEFINE_PANELS (5)
+DEFINE_PANELS (6)
+static const PanelsFunc panels_of_rows[ROWS] = { panels_1, panels_2, panels_3, panels_4, panels_5,
+  panels_6 };
+
+/* Up to this many inputs, a row block's whole panels go in one call. */
+#ifndef SHORT_K
+#define SHORT_K 32
+#endif
+
 _Static_assert(MONE_PANEL_WIDTH == 16, "two ymm per panel row");
 
 static void
@@ -148,7 +181,14 @@ gemm (ALayout layout, int rows, int n, int taps, int tap_len, const float *a, in
   for (int rb = 0; rb < row_blocks; rb++) {
     const int r0 = mone_row_block_start (rows, row_blocks, rb);
     const int block_rows = mone_row_block_start (rows, row_blocks, rb + 1) - r0;
-    for (int c0 = 0; c0 < n; c0 += MONE_PANEL_WIDTH) {
+    int c0 = 0;
+    if (layout == A_ROWS && taps == 1 && tap_len <= SHORT_K && n >= MONE_PANEL_WIDTH) {
+      const int whole = n / MONE_PANEL_WIDTH;
+      panels_of_rows[block_rows - 1](whole, tap_len, a + (size_t) r0 * lda, lda, panels,
+          panel_stride, bias, accumulate, c + (size_t) r0 * ldc, ldc);
+      c0 = whole * MONE_PANEL_WIDTH;
+    }
+    for (; c0 < n; c0 += MONE_PANEL_WIDTH) {
       const int cols = n - c0 < MONE_PANEL_WIDTH ? n - c0 : MONE_PANEL_WIDTH;
       blocks[layout][block_rows - 1][cols <= MONE_PANEL_WIDTH / 2](taps, tap_len,
           layout == A_TRANSPOSED ? a + r0 : a + (size_t) r0 * lda, lda, tap_stride,
