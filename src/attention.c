@@ -69,8 +69,8 @@ pack_queries (int n_queries, int n_vectors, int head_dim, const float *q, int ld
     const float *rows = q + (size_t) c * LANES * ld_q;
     int d = 0;
 #if defined(MONE_KERNEL_BUILD_AVX2)
-    /* Eight whole rows by eight channels at a time, transposed in registers: the AVX2 gather
-     * costs several times the loads and shuffles on AMD processors. */
+    /* Eight whole rows by eight channels at a time, transposed in registers: on AMD's Zen 3
+     * the AVX2 gathers cost more than the loads and shuffles (docs/engine.md, Attention). */
     if (lanes == LANES)
       for (; d + 8 <= head_dim; d += 8) {
         __m256 t[8];

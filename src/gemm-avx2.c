@@ -165,7 +165,9 @@ DEFINE_PANELS (6)
 static const PanelsFunc panels_of_rows[ROWS] = { panels_1, panels_2, panels_3, panels_4, panels_5,
   panels_6 };
 
-/* Up to this many inputs, a row block's whole panels go in one call. */
+/* Up to this many inputs, a row block's whole panels go in one call; longer products keep one
+ * call per panel, since whole-panel calls measured slower on a few rows with k = 64 (docs/engine.md,
+ * Kernels). */
 #ifndef SHORT_K
 #define SHORT_K 32
 #endif
