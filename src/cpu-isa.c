@@ -42,6 +42,17 @@ mone_isa_name (MoneIsa isa)
   }
 }
 
+gboolean
+mone_isa_from_name (const char *name, MoneIsa *isa)
+{
+  for (MoneIsa i = MONE_ISA_GENERIC; i < MONE_ISA_COUNT; i++)
+    if (strcmp (name, mone_isa_name (i)) == 0) {
+      *isa = i;
+      return TRUE;
+    }
+  return FALSE;
+}
+
 MoneIsa
 mone_isa_best (void)
 {
@@ -59,9 +70,8 @@ choose_isa (void)
   const char *forced = g_getenv ("MONE_ISA");
   if (!forced || !*forced)
     return best;
-  for (MoneIsa isa = MONE_ISA_GENERIC; isa < MONE_ISA_COUNT; isa++) {
-    if (strcmp (forced, mone_isa_name (isa)) != 0)
-      continue;
+  MoneIsa isa;
+  if (mone_isa_from_name (forced, &isa)) {
     if (mone_isa_supported (isa))
       return isa;
     g_warning ("MONE_ISA=%s: this CPU does not support it; using %s", forced, mone_isa_name (best));

@@ -39,6 +39,9 @@ MoneIsa mone_isa_best (void);
 /* "generic", "avx2", "avx512", "openblas" (the MONE_ISA spellings). */
 const char *mone_isa_name (MoneIsa isa);
 
+/* The path a MONE_ISA spelling names (FALSE, *isa untouched, for anything else). */
+gboolean mone_isa_from_name (const char *name, MoneIsa *isa);
+
 /* Whether this CPU (and OS) can run the given path; tests use it to try every path there is. */
 gboolean mone_isa_supported (MoneIsa isa);
 

@@ -6,7 +6,6 @@
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "cpu-isa.h"
 
@@ -19,14 +18,11 @@ static inline void
 skip_if_forced_isa_unsupported (void)
 {
   const char *forced = getenv ("MONE_ISA");
-  if (!forced)
-    return;
-  for (int isa = 0; isa < MONE_ISA_COUNT; isa++)
-    if (strcmp (forced, mone_isa_name ((MoneIsa) isa)) == 0
-        && !mone_isa_supported ((MoneIsa) isa)) {
-      printf ("MONE_ISA=%s: this CPU does not run that path; skipped\n", forced);
-      exit (MONE_TEST_SKIPPED);
-    }
+  MoneIsa isa;
+  if (forced && mone_isa_from_name (forced, &isa) && !mone_isa_supported (isa)) {
+    printf ("MONE_ISA=%s: this CPU does not run that path; skipped\n", forced);
+    exit (MONE_TEST_SKIPPED);
+  }
 }
 
 #endif /* MONE_FORCED_ISA_H */
