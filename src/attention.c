@@ -140,11 +140,15 @@ static void
 strip_scores (int n_vectors, int n_keys, int head_dim, const float *k, int ld_k, const float *qt,
     float *st, vf max[2])
 {
-  max[0] = max[1] = splat (-INFINITY);
+  /* The maxima in a local array: through the caller's pointer, which might alias st, every tile
+   * would reload and store them, a chain through memory that short tiles cannot hide. */
+  vf column_max[2] = { splat (-INFINITY), splat (-INFINITY) };
   if (n_vectors == 2)
-    strip_scores_of_width (2, n_keys, head_dim, k, ld_k, qt, st, max);
+    strip_scores_of_width (2, n_keys, head_dim, k, ld_k, qt, st, column_max);
   else
-    strip_scores_of_width (1, n_keys, head_dim, k, ld_k, qt, st, max);
+    strip_scores_of_width (1, n_keys, head_dim, k, ld_k, qt, st, column_max);
+  max[0] = column_max[0];
+  max[1] = column_max[1];
 }
 
 /* Each query column of st (n_keys, STRIP) <- exp(column - its max), unnormalised;
@@ -152,10 +156,24 @@ strip_scores (int n_vectors, int n_keys, int head_dim, const float *k, int ld_k,
 static void
 strip_softmax (int n_vectors, int n_keys, const vf max[2], float *st, float *inverse_sums)
 {
+  enum { WAYS = 4 };
   for (int c = 0; c < n_vectors; c++) {
     float *column = st + c * LANES;
     vf sum = splat (0);
-    for (int j = 0; j < n_keys; j++) {
+    int j = 0;
+    for (; j + WAYS <= n_keys; j += WAYS) {
+      vf e[WAYS];
+#pragma GCC unroll 4
+      for (int i = 0; i < WAYS; i++)
+        e[i] = vload (column + (j + i) * STRIP) - max[c];
+      vexp_ways (WAYS, e);
+#pragma GCC unroll 4
+      for (int i = 0; i < WAYS; i++) {
+        vstore (column + (j + i) * STRIP, e[i]);
+        sum += e[i];
+      }
+    }
+    for (; j < n_keys; j++) {
       const vf e = vexp (vload (column + j * STRIP) - max[c]);
       vstore (column + j * STRIP, e);
       sum += e;

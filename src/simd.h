@@ -193,35 +193,46 @@ hmax (vf v)
 /* exp(x) = 2^n e^r with n = round(x / ln 2), |r| <= ln2 / 2, e^r by its Taylor polynomial to r^6
  * (truncation error < 2e-7 relative). Inputs are clamped to [-87, 88] so 2^n stays a normal float:
  * below, the result is ~1.6e-38 instead of a denormal, which no caller can tell from 0 (and
- * exp(-inf), a masked score, is ~1.6e-38 too). */
-ALWAYS_INLINE vf
-vexp (vf x)
+ * exp(-inf), a masked score, is ~1.6e-38 too).
+ * vexp_ways computes `ways` (at most 8) independent exps step by step: each exp is a chain of some
+ * twenty dependent operations, and issued one after another too few chains fit the out-of-order
+ * window to keep the FMA pipes busy (docs/engine.md, Attention). Same results as vexp. */
+ALWAYS_INLINE void
+vexp_ways (const int ways, vf x[])
 {
-  x = vmin (vmax (x, splat (-87.0f)), splat (88.0f));
+  vf n[8], r[8], p[8];
+#define EACH_WAY _Pragma ("GCC unroll 8") for (int i = 0; i < ways; i++)
+  EACH_WAY x[i] = vmin (vmax (x[i], splat (-87.0f)), splat (88.0f));
 #if defined(MONE_KERNEL_BUILD_AVX512)
   /* Round and scale by 2^n in one instruction each (vrndscaleps, vscalefps). */
-  vf n = (vf) _mm512_roundscale_ps ((__m512) (x * splat (1.44269504088896341f)),
+  EACH_WAY n[i] = (vf) _mm512_roundscale_ps ((__m512) (x[i] * splat (1.44269504088896341f)),
       _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 #else
   const vf round_magic = splat (12582912.0f); /* 1.5 * 2^23: adding it rounds to an integer */
-  vf n = (x * splat (1.44269504088896341f) + round_magic) - round_magic;
+  EACH_WAY n[i] = (x[i] * splat (1.44269504088896341f) + round_magic) - round_magic;
 #endif
   /* r = x - n ln2 in two steps (Cody-Waite) so the subtraction is exact for |n| < 2^8. */
-  vf r = x - n * splat (0.693359375f);
-  r = r - n * splat (-2.12194440e-4f);
-  vf p = splat (1.0f / 720);
-  p = p * r + splat (1.0f / 120);
-  p = p * r + splat (1.0f / 24);
-  p = p * r + splat (1.0f / 6);
-  p = p * r + splat (0.5f);
-  p = p * r + splat (1.0f);
-  p = p * r + splat (1.0f);
+  EACH_WAY r[i] = x[i] - n[i] * splat (0.693359375f);
+  EACH_WAY r[i] = r[i] - n[i] * splat (-2.12194440e-4f);
+  EACH_WAY p[i] = splat (1.0f / 720) * r[i] + splat (1.0f / 120);
+  EACH_WAY p[i] = p[i] * r[i] + splat (1.0f / 24);
+  EACH_WAY p[i] = p[i] * r[i] + splat (1.0f / 6);
+  EACH_WAY p[i] = p[i] * r[i] + splat (0.5f);
+  EACH_WAY p[i] = p[i] * r[i] + splat (1.0f);
+  EACH_WAY p[i] = p[i] * r[i] + splat (1.0f);
 #if defined(MONE_KERNEL_BUILD_AVX512)
-  return (vf) _mm512_scalef_ps ((__m512) p, (__m512) n);
+  EACH_WAY x[i] = (vf) _mm512_scalef_ps ((__m512) p[i], (__m512) n[i]);
 #else
-  vi bits = (__builtin_convertvector(n, vi) + 127) << 23;
-  return p * (vf) bits;
+  EACH_WAY x[i] = p[i] * (vf) ((__builtin_convertvector(n[i], vi) + 127) << 23);
 #endif
+#undef EACH_WAY
+}
+
+ALWAYS_INLINE vf
+vexp (vf x)
+{
+  vexp_ways (1, &x);
+  return x;
 }
 
 /* erf(x) = x P(x^2) / Q(x^2) on |x| < 3.925, exactly +-1 beyond (erf(3.925) = 1 - 7e-9 rounds to
