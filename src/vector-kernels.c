@@ -6,6 +6,8 @@
 
 #include "kernels.h"
 
+#include <stdbool.h>
+
 static void
 exp_array (int n, const float *x, float *out)
 {
@@ -220,6 +222,53 @@ bias_gelu_scale_rows (int n_rows, int n_cols, float *x, int ld, const float *bia
   }
 }
 
+/* One pass of the stem's first layer over output pixels [o, o_end) in blocks of P, for V whole
+ * vectors of output channels from channel cv: three consecutive taps t0.. of input row ky. The
+ * accumulators start at the bias on the first pass and at the partial sums in out after it, and
+ * leave through GELU on the last. The three taps' weights stay in registers across the row; P x V
+ * independent chains hide the FMAs' latency. Each output sums its bias and then its taps in
+ * order, as stem_first_block does in one go. */
+ALWAYS_INLINE void
+stem_first_pass (const int P, const int V, int o, int o_end, int cv, int ky, int t0, bool first,
+    bool last, int C_in, int C_out, const float *const padded_rows[3], const float *weights,
+    const float *bias, float *out)
+{
+  const vf half = splat (0.5f);
+  const float *w = weights + (size_t) (ky * 3 * C_in + t0) * C_out + cv;
+  vf wt[3][2], b[2];
+#pragma GCC unroll 2
+  for (int v = 0; v < V; v++) {
+#pragma GCC unroll 3
+    for (int t = 0; t < 3; t++)
+      wt[t][v] = vload (w + (size_t) t * C_out + v * LANES);
+    b[v] = vload (bias + cv + v * LANES);
+  }
+  const float *x = padded_rows[ky] + t0;
+  for (; o + P <= o_end; o += P) {
+    vf acc[8][2];
+#pragma GCC unroll 8
+    for (int p = 0; p < P; p++)
+#pragma GCC unroll 2
+      for (int v = 0; v < V; v++)
+        acc[p][v] = first ? b[v] : vload (out + (size_t) (o + p) * C_out + cv + v * LANES);
+#pragma GCC unroll 3
+    for (int t = 0; t < 3; t++)
+#pragma GCC unroll 8
+      for (int p = 0; p < P; p++) {
+        const vf xp = splat (x[t + (size_t) 2 * (o + p) * C_in]);
+#pragma GCC unroll 2
+        for (int v = 0; v < V; v++)
+          acc[p][v] += xp * wt[t][v];
+      }
+#pragma GCC unroll 8
+    for (int p = 0; p < P; p++)
+#pragma GCC unroll 2
+      for (int v = 0; v < V; v++)
+        vstore (out + (size_t) (o + p) * C_out + cv + v * LANES,
+            last ? vgelu (acc[p][v], half) : acc[p][v]);
+  }
+}
+
 /* The first n of LANES floats at p (all of them without a mask when n is LANES). */
 ALWAYS_INLINE vf
 vload_up_to (const float *p, int n)
@@ -228,8 +277,9 @@ vload_up_to (const float *p, int n)
 }
 
 /* P consecutive output pixels from pixel o, by V vectors of output channels from channel cv, of the
- * stem's first layer: P x V independent chains (a chain per output, bias first, then the taps in
- * order), so that the FMAs' latency is hidden; GELU in registers. */
+ * stem's first layer, all taps at once: P x V independent chains (a chain per output, bias first,
+ * then the taps in order); GELU in registers. For channel groups that end in a partial vector,
+ * whose partial sums could not wait in out between passes without masked stores. */
 ALWAYS_INLINE void
 stem_first_block (const int P, const int V, int o, int cv, int C_in, int C_out,
     const float *const padded_rows[3], const float *weights, const float *bias, float *out)
@@ -271,27 +321,47 @@ stem_first_block (const int P, const int V, int o, int cv, int C_in, int C_out,
           lanes[v]);
 }
 
-/* One output row of the stem's first layer (kernels.h): 8 chains at a time (8 pixels by one
- * vector of channels, or 4 by two), enough to keep both FMA units busy; one input value feeds a
- * whole vector of channels. */
+/* One output row of the stem's first layer (kernels.h), a group of one or two vectors of output
+ * channels at a time, in blocks of eight chains (8 pixels by one vector, or 4 by two) and then
+ * pixel by pixel. Groups of whole vectors go in passes of three taps over the row, so that each
+ * tap's weights are loaded once per row instead of once per block and the loop over a block's
+ * taps is short and unrolled; a group ending in a partial vector takes all taps per block. */
 static void
 stem_first_row (int n_out, int C_in, int C_out, const float *const padded_rows[3],
     const float *weights, const float *bias, float *out)
 {
-  int o = 0;
-  if (C_out <= LANES)
-    for (; o + 8 <= n_out; o += 8)
-      stem_first_block (8, 1, o, 0, C_in, C_out, padded_rows, weights, bias, out);
-  else
-    for (; o + 4 <= n_out; o += 4)
-      for (int cv = 0; cv < C_out; cv += 2 * LANES)
-        if (C_out - cv > LANES)
+  const int taps = 3 * C_in; /* per input row, a multiple of 3 */
+  for (int cv = 0; cv < C_out; cv += 2 * LANES) {
+    const int left = C_out - cv;
+    const int V = left > LANES ? 2 : 1, P = V == 2 ? 4 : 8;
+    const int blocked = n_out - n_out % P;
+    if (left % LANES != 0 && left < 2 * LANES) {
+      for (int o = 0; o < blocked; o += P)
+        if (V == 2)
           stem_first_block (4, 2, o, cv, C_in, C_out, padded_rows, weights, bias, out);
         else
-          stem_first_block (4, 1, o, cv, C_in, C_out, padded_rows, weights, bias, out);
-  for (; o < n_out; o++)
-    for (int cv = 0; cv < C_out; cv += LANES)
-      stem_first_block (1, 1, o, cv, C_in, C_out, padded_rows, weights, bias, out);
+          stem_first_block (8, 1, o, cv, C_in, C_out, padded_rows, weights, bias, out);
+      for (int o = blocked; o < n_out; o++)
+        for (int c = cv; c < C_out; c += LANES)
+          stem_first_block (1, 1, o, c, C_in, C_out, padded_rows, weights, bias, out);
+      continue;
+    }
+    for (int ky = 0; ky < 3; ky++)
+      for (int t0 = 0; t0 < taps; t0 += 3) {
+        const bool first = ky == 0 && t0 == 0, last = ky == 2 && t0 + 3 == taps;
+#define PASS(p, v, begin, end)                                                                     \
+  stem_first_pass (p, v, begin, end, cv, ky, t0, first, last, C_in, C_out, padded_rows, weights,   \
+      bias, out)
+        if (V == 2) {
+          PASS (4, 2, 0, blocked);
+          PASS (1, 2, blocked, n_out);
+        } else {
+          PASS (8, 1, 0, blocked);
+          PASS (1, 1, blocked, n_out);
+        }
+#undef PASS
+      }
+  }
 }
 
 /* x[r, c] += row_scale[r] * bias[c] (one FMA where the build has them, simd.h). */
