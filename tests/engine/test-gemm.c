@@ -164,6 +164,12 @@ test_model_shapes (void)
     { 3, 256, 64, 256, 8, FALSE, TRUE },
     { 17, 300, 40, 300, 40, TRUE, TRUE },
     { 1, 200, 31, 136, 31, TRUE, FALSE },
+    /* A whole panel and a partial one last (17-24 outputs: AVX2's half-panel blocks), ragged,
+     * after other panels, with k past the short-k path. */
+    { 6, 40, 100, 20, 100, TRUE, FALSE },
+    { 11, 24, 192, 24, 192, TRUE, TRUE },
+    { 5, 48, 64, 40, 64, FALSE, TRUE },
+    { 23, 30, 70, 17, 70, TRUE, TRUE },
     /* At most 8 outputs (the pair kernels): the narrowest scene expert's proj and fc2, odd and
      * zero k, at most 4 outputs (AVX2's half pair block), row counts around both kernels' blocks. */
     { 31, 64, 64, 8, 64, TRUE, TRUE },
