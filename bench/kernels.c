@@ -4,9 +4,9 @@
  * projection, fc1, fc2, the weights warm in cache), one head's attention over all tokens, GELU
  * over the hidden units and LayerNorm over the tokens, and for a model with a convolutional stem
  * its first layer and the products of the later ones. Each item is timed on every kernel path the
- * CPU runs (and OpenBLAS's sgemm for the products, the reference), the paths alternating within
- * each round; medians over rounds. This is the loop behind docs/engine.md's kernel rates: to
- * compare two builds, run it from both in turn.
+ * CPU runs (and OpenBLAS's sgemm for the products and attention, the reference), the paths
+ * alternating within each round; medians over rounds. This is the loop behind docs/engine.md's
+ * kernel rates: to compare two builds, run it from both in turn.
  *
  *   build/bench/kernels --config vit-ti16 -b 0.25
  *   build/bench/kernels models/scene-mone.safetensors --paths avx2,openblas */
@@ -117,8 +117,12 @@ run_item (Bench *b, const Item *item, MoneIsa isa)
       break;
     case ATTENTION: {
       const int head_dim = c->dim / c->heads, ld = 3 * c->dim;
-      kernels->attention_block (c->tokens, c->tokens, head_dim, b->a, b->a + c->dim,
-          b->a + 2 * c->dim, ld, b->c, c->dim, b->scratch);
+      if (isa == MONE_ISA_OPENBLAS) /* two sgemm calls per strip, the best path's softmax */
+        mone_attention_block_sgemm (mone_kernels_for_isa (mone_isa_best ()), c->tokens, c->tokens,
+            head_dim, b->a, b->a + c->dim, b->a + 2 * c->dim, ld, b->c, c->dim, b->scratch);
+      else
+        kernels->attention_block (c->tokens, c->tokens, head_dim, b->a, b->a + c->dim,
+            b->a + 2 * c->dim, ld, b->c, c->dim, b->scratch);
       break;
     }
     case GELU:
@@ -134,7 +138,7 @@ run_item (Bench *b, const Item *item, MoneIsa isa)
 static gboolean
 item_runs_on (const Item *item, MoneIsa isa)
 {
-  return isa != MONE_ISA_OPENBLAS || item->kind == PRODUCT;
+  return isa != MONE_ISA_OPENBLAS || item->kind == PRODUCT || item->kind == ATTENTION;
 }
 
 int
