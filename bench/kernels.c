@@ -153,9 +153,7 @@ main (int argc, char **argv)
         "override it",
         "NAME" },
     { "budget", 'b', 0, G_OPTION_ARG_DOUBLE, &budget,
-        "budget whose token counts per expert "
-        "the products take (default 1)",
-        "E" },
+        "the budget whose token counts per expert the products take (default 1)", "E" },
     { "runs", 'r', 0, G_OPTION_ARG_INT, &rounds, "rounds, medians over rounds (default 9)", "N" },
     { "paths", 0, 0, G_OPTION_ARG_STRING, &paths_text,
         "comma-separated kernel paths (default: every one this CPU runs, then openblas)", "LIST" },
