@@ -75,36 +75,48 @@ normalize_array (int n, const float *x, float mean, float inv_std, float *out)
     vstore_first (out + i, (vload_first (x + i, n - i) - vmean) * vscale, n - i);
 }
 
-/* Sum over the row: LANES running sums, then a fixed-order reduction. */
+/* Sum over the row: four vectors of running sums (one chain of dependent adds per vector would
+ * wait on the add's latency at every step), then a fixed-order reduction. */
 ALWAYS_INLINE float
 row_sum (const float *row, int width)
 {
-  vf acc = splat (0);
+  vf acc[4] = { splat (0), splat (0), splat (0), splat (0) };
   int c = 0;
-  for (; c + LANES <= width; c += LANES)
-    acc += vload (row + c);
+  for (; c + 4 * LANES <= width; c += 4 * LANES)
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++)
+      acc[i] += vload (row + c + i * LANES);
+  for (int i = 0; c + LANES <= width; c += LANES, i++)
+    acc[i] += vload (row + c);
   if (c < width)
-    acc += vload_first (row + c, width - c);
-  return hsum (acc);
+    acc[3] += vload_first (row + c, width - c);
+  return hsum ((acc[0] + acc[1]) + (acc[2] + acc[3]));
 }
 
-/* Sum of (x - mean)^2 over the row. */
+/* Sum of (x - mean)^2 over the row, in four vectors of running sums as row_sum. */
 ALWAYS_INLINE float
 row_squared_deviation (const float *row, int width, float mean)
 {
   const vf vmean = splat (mean);
-  vf acc = splat (0);
+  vf acc[4] = { splat (0), splat (0), splat (0), splat (0) };
   int c = 0;
-  for (; c + LANES <= width; c += LANES) {
-    vf d = vload (row + c) - vmean;
-    acc += d * d;
+  for (; c + 4 * LANES <= width; c += 4 * LANES)
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+      const vf d = vload (row + c + i * LANES) - vmean;
+      acc[i] += d * d;
+    }
+  for (int i = 0; c + LANES <= width; c += LANES, i++) {
+    const vf d = vload (row + c) - vmean;
+    acc[i] += d * d;
   }
   if (c < width) {
     /* Lanes past the row must add 0, not mean^2. */
-    vf d = vselect (lane_index () < width - c, vload_first (row + c, width - c) - vmean, splat (0));
-    acc += d * d;
+    const vf d
+        = vselect (lane_index () < width - c, vload_first (row + c, width - c) - vmean, splat (0));
+    acc[3] += d * d;
   }
-  return hsum (acc);
+  return hsum ((acc[0] + acc[1]) + (acc[2] + acc[3]));
 }
 
 static void
