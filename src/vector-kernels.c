@@ -112,8 +112,8 @@ row_squared_deviation (const float *row, int width, float mean)
   }
   if (c < width) {
     /* Lanes past the row must add 0, not mean^2. */
-    const vf d
-        = vselect (lane_index () < width - c, vload_first (row + c, width - c) - vmean, splat (0));
+    const vf d = vselect (lane_index () < width - c, vload_first (row + c, width - c) - vmean,
+        splat (0));
     acc[3] += d * d;
   }
   return hsum ((acc[0] + acc[1]) + (acc[2] + acc[3]));
