@@ -44,8 +44,7 @@ typedef struct {
   const MoneConfig *config;
   float *w[MATRICES]; /* unpacked weights (outputs, inputs), for OpenBLAS */
   MonePackedMatrix packed[MATRICES];
-  int outputs[MATRICES], inputs[MATRICES];
-  float *a, *c, *bias, *scratch, *stem_map, *stem_first_weights;
+  float *a, *c, *bias, *scratch, *stem_first_weights; /* a: inputs, also the stem's input maps */
   const float *padded_rows[3];
 } Bench;
 
@@ -78,8 +77,6 @@ random_floats (size_t n, unsigned *seed)
 static void
 add_matrix (Bench *b, int index, int outputs, int inputs, unsigned *seed)
 {
-  b->outputs[index] = outputs;
-  b->inputs[index] = inputs;
   b->w[index] = random_floats ((size_t) outputs * inputs, seed);
   float *panels = g_aligned_alloc (mone_packed_size (outputs, inputs), sizeof (float), 64);
   mone_pack_weights (outputs, inputs, b->w[index], inputs, panels);
@@ -96,7 +93,7 @@ run_item (Bench *b, const Item *item, MoneIsa isa)
     case PRODUCT:
       if (isa == MONE_ISA_OPENBLAS)
         cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, item->rows, item->n, item->k, 1.0f,
-            b->a, item->k, b->w[item->matrix], b->inputs[item->matrix], 0.0f, b->c, item->n);
+            b->a, item->k, b->w[item->matrix], b->packed[item->matrix].inputs, 0.0f, b->c, item->n);
       else
         mone_gemm_packed (isa, item->rows, item->n, item->k, b->a, item->k,
             &b->packed[item->matrix], b->bias, false, b->c, item->n);
@@ -105,7 +102,7 @@ run_item (Bench *b, const Item *item, MoneIsa isa)
       const size_t in_row = (size_t) (2 * item->rows + 1) * item->c_in;
       for (int oy = 0; oy < item->out_h; oy++)
         mone_gemm_packed_taps (isa, item->rows, item->n, 3, 3 * item->c_in,
-            b->stem_map + (size_t) 2 * oy * in_row, 2 * item->c_in, (ptrdiff_t) in_row,
+            b->a + (size_t) 2 * oy * in_row, 2 * item->c_in, (ptrdiff_t) in_row,
             &b->packed[item->matrix], NULL, false, b->c + (size_t) oy * item->rows * item->n,
             item->n);
       break;
@@ -244,7 +241,6 @@ main (int argc, char **argv)
   b.bias = random_floats (MAX (3 * D, F) + 1024, &seed);
   b.scratch = g_aligned_alloc (mone_attention_scratch_floats (N, D / c->heads) + 64, sizeof (float),
       64);
-  b.stem_map = b.a;
   if (c->stem_layers > 0) {
     const int c_in = c->channels, row = (c->width + 1) * c_in;
     b.stem_first_weights = random_floats ((size_t) 9 * c_in * c->stem_channels[0], &seed);

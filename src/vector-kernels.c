@@ -75,47 +75,30 @@ normalize_array (int n, const float *x, float mean, float inv_std, float *out)
     vstore_first (out + i, (vload_first (x + i, n - i) - vmean) * vscale, n - i);
 }
 
-/* Sum over the row: four vectors of running sums (one chain of dependent adds per vector would
- * wait on the add's latency at every step), then a fixed-order reduction. */
-ALWAYS_INLINE float
-row_sum (const float *row, int width)
+/* Sum over the row of x, or of (x - mean)^2 when `squared`: four vectors of running sums (one
+ * chain of dependent adds would wait on the add's latency at every step), then a fixed-order
+ * reduction. */
+ALWAYS_INLINE vf
+row_term (const bool squared, vf x, vf mean)
 {
-  vf acc[4] = { splat (0), splat (0), splat (0), splat (0) };
-  int c = 0;
-  for (; c + 4 * LANES <= width; c += 4 * LANES)
-#pragma GCC unroll 4
-    for (int i = 0; i < 4; i++)
-      acc[i] += vload (row + c + i * LANES);
-  for (int i = 0; c + LANES <= width; c += LANES, i++)
-    acc[i] += vload (row + c);
-  if (c < width)
-    acc[3] += vload_first (row + c, width - c);
-  return hsum ((acc[0] + acc[1]) + (acc[2] + acc[3]));
+  return squared ? (x - mean) * (x - mean) : x;
 }
 
-/* Sum of (x - mean)^2 over the row, in four vectors of running sums as row_sum. */
 ALWAYS_INLINE float
-row_squared_deviation (const float *row, int width, float mean)
+row_sum_of (const bool squared, const float *row, int width, float mean)
 {
   const vf vmean = splat (mean);
   vf acc[4] = { splat (0), splat (0), splat (0), splat (0) };
   int c = 0;
   for (; c + 4 * LANES <= width; c += 4 * LANES)
 #pragma GCC unroll 4
-    for (int i = 0; i < 4; i++) {
-      const vf d = vload (row + c + i * LANES) - vmean;
-      acc[i] += d * d;
-    }
-  for (int i = 0; c + LANES <= width; c += LANES, i++) {
-    const vf d = vload (row + c) - vmean;
-    acc[i] += d * d;
-  }
-  if (c < width) {
-    /* Lanes past the row must add 0, not mean^2. */
-    const vf d = vselect (lane_index () < width - c, vload_first (row + c, width - c) - vmean,
-        splat (0));
-    acc[3] += d * d;
-  }
+    for (int i = 0; i < 4; i++)
+      acc[i] += row_term (squared, vload (row + c + i * LANES), vmean);
+  for (int i = 0; c + LANES <= width; c += LANES, i++)
+    acc[i] += row_term (squared, vload (row + c), vmean);
+  if (c < width) /* lanes past the row add 0 (not mean^2) */
+    acc[3] += vselect (lane_index () < width - c,
+        row_term (squared, vload_first (row + c, width - c), vmean), splat (0));
   return hsum ((acc[0] + acc[1]) + (acc[2] + acc[3]));
 }
 
@@ -126,9 +109,9 @@ layernorm_rows (int n_rows, int width, int out_width, const float *x, int ldx, c
   for (int r = 0; r < n_rows; r++) {
     const float *row = x + (size_t) r * ldx; /* (width) */
     float *dst = out + (size_t) r * ldout;   /* (out_width) */
-    const float mean = row_sum (row, width) / width;
+    const float mean = row_sum_of (false, row, width, 0) / width;
     /* Two passes: the residual stream can have a large mean relative to its spread. */
-    const float rstd = 1.0f / sqrtf (row_squared_deviation (row, width, mean) / width + eps);
+    const float rstd = 1.0f / sqrtf (row_sum_of (true, row, width, mean) / width + eps);
     const vf vmean = splat (mean), vrstd = splat (rstd);
     int c = 0;
     for (; c + LANES <= out_width; c += LANES)
