@@ -365,3 +365,112 @@ mone_gemm_pairs_avx512 (int rows, int n, int k, const float *a, int lda, const f
         c + (size_t) r0 * ldc, ldc);
   }
 }
+
+/* ---------------------------------------------------------------------------------------------- */
+/* 17-24 outputs (ViT-Ti's narrowest expert, d = 24): the first panel 16 wide and the other 8
+ * outputs from the second panel's pair copy, in one pass. Per row and pair of inputs, the two
+ * broadcasts the panel's FMAs need are blended into the pair's operand, so three full FMAs do the
+ * work that took two 16-wide and two 8-wide ones. Same chains as the panel kernel (the first 16
+ * outputs) and the pair kernel (the rest), so the same bits as the two run one after the other. */
+
+static inline __attribute__ ((always_inline)) void
+panel_pairs_block (const int R, int k, const float *a, int lda, const float *panel,
+    const float *pairs, int cols, const float *bias, bool accumulate, float *c, int ldc)
+{
+  __m512 acc[ROWS], acc_pairs[ROWS];
+  UNROLL_FULLY
+  for (int r = 0; r < R; r++)
+    acc[r] = acc_pairs[r] = _mm512_setzero_ps ();
+  const int whole_pairs = k / 2;
+  for (int p = 0; p < whole_pairs; p++) {
+    const int i = 2 * p;
+    if (PREFETCH_AHEAD > 0 && i + PREFETCH_AHEAD < k) {
+      _mm_prefetch ((const char *) (panel + (size_t) (i + PREFETCH_AHEAD) * 16), _MM_HINT_T0);
+      _mm_prefetch ((const char *) (pairs + (size_t) (p + PREFETCH_AHEAD / 2) * 16), _MM_HINT_T0);
+    }
+    const __m512 w_even = _mm512_loadu_ps (panel + (size_t) i * 16);
+    const __m512 w_odd = _mm512_loadu_ps (panel + (size_t) (i + 1) * 16);
+    const __m512 w_pair = _mm512_loadu_ps (pairs + (size_t) p * 16);
+    UNROLL_FULLY
+    for (int r = 0; r < R; r++) {
+      const __m512 x_even = _mm512_set1_ps (a[(size_t) r * lda + i]);
+      const __m512 x_odd = _mm512_set1_ps (a[(size_t) r * lda + i + 1]);
+      acc[r] = _mm512_fmadd_ps (x_even, w_even, acc[r]);
+      acc[r] = _mm512_fmadd_ps (x_odd, w_odd, acc[r]);
+      acc_pairs[r] = _mm512_fmadd_ps (_mm512_mask_blend_ps (0xaaaa, x_even, x_odd), w_pair,
+          acc_pairs[r]);
+    }
+  }
+  if (k % 2) {
+    const __m512 w_last = _mm512_loadu_ps (panel + (size_t) (k - 1) * 16);
+    const __m512 w_pair = _mm512_loadu_ps (pairs + (size_t) whole_pairs * 16);
+    UNROLL_FULLY
+    for (int r = 0; r < R; r++) {
+      const __m512 x = _mm512_set1_ps (a[(size_t) r * lda + k - 1]);
+      acc[r] = _mm512_fmadd_ps (x, w_last, acc[r]);
+      acc_pairs[r] = _mm512_fmadd_ps (_mm512_maskz_mov_ps (0x5555, x), w_pair, acc_pairs[r]);
+    }
+  }
+  const __m512i even_lanes = _mm512_setr_epi32 (0, 2, 4, 6, 8, 10, 12, 14, 0, 2, 4, 6, 8, 10, 12,
+      14);
+  const __mmask8 mask_pairs = (__mmask8) lanes_below (cols - 16);
+  const __m512 bias_panel = bias ? _mm512_loadu_ps (bias) : _mm512_setzero_ps ();
+  const __m256 bias_pairs = bias ? _mm256_maskz_loadu_ps (mask_pairs, bias + 16)
+                                 : _mm256_setzero_ps ();
+  UNROLL_FULLY
+  for (int r = 0; r < R; r++) {
+    float *out = c + (size_t) r * ldc;
+    __m512 v = bias ? _mm512_add_ps (acc[r], bias_panel) : acc[r];
+    if (accumulate)
+      v = _mm512_add_ps (_mm512_loadu_ps (out), v);
+    _mm512_storeu_ps (out, v);
+    const __m512 sums = _mm512_add_ps (acc_pairs[r], _mm512_permute_ps (acc_pairs[r], 0xb1));
+    __m256 u = _mm512_castps512_ps256 (_mm512_permutexvar_ps (even_lanes, sums));
+    if (bias)
+      u = _mm256_add_ps (u, bias_pairs);
+    if (accumulate)
+      u = _mm256_add_ps (_mm256_maskz_loadu_ps (mask_pairs, out + 16), u);
+    _mm256_mask_storeu_ps (out + 16, mask_pairs, u);
+  }
+}
+
+#define DEFINE_PANEL_PAIRS_BLOCK(R)                                                                \
+  static void panel_pairs_block_##R (int k, const float *a, int lda, const float *panel,           \
+      const float *pairs, int cols, const float *bias, bool accumulate, float *c, int ldc)         \
+  {                                                                                                \
+    panel_pairs_block (R, k, a, lda, panel, pairs, cols, bias, accumulate, c, ldc);                \
+  }
+DEFINE_PANEL_PAIRS_BLOCK (1)
+DEFINE_PANEL_PAIRS_BLOCK (2)
+DEFINE_PANEL_PAIRS_BLOCK (3)
+DEFINE_PANEL_PAIRS_BLOCK (4)
+DEFINE_PANEL_PAIRS_BLOCK (5)
+DEFINE_PANEL_PAIRS_BLOCK (6)
+DEFINE_PANEL_PAIRS_BLOCK (7)
+DEFINE_PANEL_PAIRS_BLOCK (8)
+DEFINE_PANEL_PAIRS_BLOCK (9)
+DEFINE_PANEL_PAIRS_BLOCK (10)
+DEFINE_PANEL_PAIRS_BLOCK (11)
+DEFINE_PANEL_PAIRS_BLOCK (12)
+DEFINE_PANEL_PAIRS_BLOCK (13)
+DEFINE_PANEL_PAIRS_BLOCK (14)
+typedef void (*PanelPairsBlockFunc) (int k, const float *a, int lda, const float *panel,
+    const float *pairs, int cols, const float *bias, bool accumulate, float *c, int ldc);
+static const PanelPairsBlockFunc panel_pairs_blocks[ROWS] = { panel_pairs_block_1,
+  panel_pairs_block_2, panel_pairs_block_3, panel_pairs_block_4, panel_pairs_block_5,
+  panel_pairs_block_6, panel_pairs_block_7, panel_pairs_block_8, panel_pairs_block_9,
+  panel_pairs_block_10, panel_pairs_block_11, panel_pairs_block_12, panel_pairs_block_13,
+  panel_pairs_block_14 };
+
+void
+mone_gemm_panel_pairs_avx512 (int rows, int n, int k, const float *a, int lda, const float *panel,
+    const float *pairs, const float *bias, bool accumulate, float *c, int ldc)
+{
+  const int row_blocks = mone_row_block_count (rows, ROWS);
+  for (int rb = 0; rb < row_blocks; rb++) {
+    const int r0 = mone_row_block_start (rows, row_blocks, rb);
+    const int block_rows = mone_row_block_start (rows, row_blocks, rb + 1) - r0;
+    panel_pairs_blocks[block_rows - 1](k, a + (size_t) r0 * lda, lda, panel, pairs, n, bias,
+        accumulate, c + (size_t) r0 * ldc, ldc);
+  }
+}

@@ -14,16 +14,23 @@ panel_floats (int outputs, int inputs)
   return panels * inputs * MONE_PANEL_WIDTH;
 }
 
+static size_t
+pair_copy_floats (int inputs)
+{
+  return (size_t) (inputs + 1) / 2 * MONE_PANEL_WIDTH;
+}
+
 size_t
 mone_packed_size (int outputs, int inputs)
 {
-  return panel_floats (outputs, inputs) + (size_t) (inputs + 1) / 2 * MONE_PANEL_WIDTH;
+  return panel_floats (outputs, inputs) + MONE_PAIR_COPIES * pair_copy_floats (inputs);
 }
 
 const float *
-mone_packed_pairs (const MonePackedMatrix *w)
+mone_packed_pairs (const MonePackedMatrix *w, int panel)
 {
-  return w->panels + panel_floats (w->outputs, w->inputs);
+  g_assert (panel >= 0 && panel < MONE_PAIR_COPIES);
+  return w->panels + panel_floats (w->outputs, w->inputs) + panel * pair_copy_floats (w->inputs);
 }
 
 void
@@ -39,13 +46,17 @@ mone_pack_weights (int outputs, int inputs, const float *w, int ldw, float *pane
         panel[(size_t) i * MONE_PANEL_WIDTH + col] = out < outputs ? row[i] : 0.0f;
     }
   }
-  /* The pair layout of the first MONE_PAIR_OUTPUTS outputs (gemm.h). */
-  float *pairs = panels + panel_floats (outputs, inputs);
-  for (int pair = 0; pair < (inputs + 1) / 2; pair++)
-    for (int lane = 0; lane < MONE_PANEL_WIDTH; lane++) {
-      const int out = lane / 2, in = 2 * pair + lane % 2;
-      pairs[(size_t) pair * MONE_PANEL_WIDTH + lane] = out < outputs && in < inputs ? w[(size_t) out * ldw + in] : 0.0f;
-    }
+  /* The pair copies of the first MONE_PAIR_OUTPUTS outputs of the first panels (gemm.h). */
+  for (int copy = 0; copy < MONE_PAIR_COPIES; copy++) {
+    float *pairs = panels + panel_floats (outputs, inputs) + copy * pair_copy_floats (inputs);
+    for (int pair = 0; pair < (inputs + 1) / 2; pair++)
+      for (int lane = 0; lane < MONE_PANEL_WIDTH; lane++) {
+        const int out = copy * MONE_PANEL_WIDTH + lane / 2, in = 2 * pair + lane % 2;
+        pairs[(size_t) pair * MONE_PANEL_WIDTH + lane] = out < outputs && in < inputs
+            ? w[(size_t) out * ldw + in]
+            : 0.0f;
+      }
+  }
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -181,6 +192,13 @@ mone_gemm_pairs_avx512 (int rows, int n, int k, const float *a, int lda, const f
 {
   g_assert_not_reached ();
 }
+
+void
+mone_gemm_panel_pairs_avx512 (int rows, int n, int k, const float *a, int lda, const float *panel,
+    const float *pairs, const float *bias, bool accumulate, float *c, int ldc)
+{
+  g_assert_not_reached ();
+}
 #endif
 
 static const MoneGemmKernel kernels[MONE_ISA_COUNT] = { mone_gemm_generic, mone_gemm_avx2,
@@ -189,6 +207,8 @@ static const MoneGemmTransposedKernel transposed_kernels[MONE_ISA_COUNT] = { mon
   mone_gemm_at_avx2, mone_gemm_at_avx512, NULL };
 static const MoneGemmPairKernel pair_kernels[MONE_ISA_COUNT] = { NULL, mone_gemm_pairs_avx2,
   mone_gemm_pairs_avx512, NULL };
+static const MoneGemmPanelPairsKernel panel_pairs_kernels[MONE_ISA_COUNT] = { NULL, NULL,
+  mone_gemm_panel_pairs_avx512, NULL };
 
 void
 mone_gemm_packed (MoneIsa isa, int rows, int n, int k, const float *a, int lda,
@@ -197,9 +217,18 @@ mone_gemm_packed (MoneIsa isa, int rows, int n, int k, const float *a, int lda,
   g_assert (isa >= 0 && isa < MONE_ISA_OPENBLAS && n <= w->outputs && k <= w->inputs);
   if (rows <= 0 || n <= 0)
     return;
-  if (n <= MONE_PAIR_OUTPUTS && pair_kernels[isa])
-    pair_kernels[isa](rows, n, k, a, lda, mone_packed_pairs (w), bias, accumulate, c, ldc);
-  else
+  const int on_panels = mone_gemm_panel_outputs (n);
+  if (on_panels == MONE_PANEL_WIDTH && n > on_panels && panel_pairs_kernels[isa])
+    panel_pairs_kernels[isa](rows, n, k, a, lda, w->panels, mone_packed_pairs (w, 1), bias,
+        accumulate, c, ldc);
+  else if (on_panels < n && pair_kernels[isa]) {
+    if (on_panels > 0)
+      kernels[isa](rows, on_panels, 1, k, a, lda, 0, w->panels,
+          (size_t) w->inputs * MONE_PANEL_WIDTH, bias, accumulate, c, ldc);
+    pair_kernels[isa](rows, n - on_panels, k, a, lda,
+        mone_packed_pairs (w, on_panels / MONE_PANEL_WIDTH), bias ? bias + on_panels : NULL,
+        accumulate, c + on_panels, ldc);
+  } else
     kernels[isa](rows, n, 1, k, a, lda, 0, w->panels, (size_t) w->inputs * MONE_PANEL_WIDTH, bias,
         accumulate, c, ldc);
 }

@@ -13,11 +13,12 @@
  * MONE_PANEL_WIDTH between panels); producing the first n' outputs reads the first
  * ceil(n' / MONE_PANEL_WIDTH) panels. One layout serves both slicings and every ISA.
  *
- * Products with at most MONE_PAIR_OUTPUTS = 8 outputs (the narrowest experts' attention projection
- * and fc2 when d_j <= 8) would use half of each 16-wide panel row; the x86 kernels read a second,
- * small copy of the first 8 outputs instead, in input pairs:
+ * A panel of which a product uses at most 8 outputs (MONE_PAIR_OUTPUTS) would fill only half of
+ * each 16-wide FMA: the narrowest experts' attention projection and fc2 when d_j <= 8, or when
+ * d_j = 24 (a whole panel and half of the next). For the first MONE_PAIR_COPIES panels the x86
+ * kernels read a second, small copy of that panel's first 8 outputs instead, in input pairs:
  *
- *   pairs[p][2 o + s] = W[o][2 p + s]      (ceil(inputs / 2), 16), zero past the matrix
+ *   pairs_q[p][2 o + s] = W[16 q + o][2 p + s]      (ceil(inputs / 2), 16), zero past the matrix
  *
  * so one 16-wide FMA takes two inputs of one row (the pair broadcast as a 64-bit value) for all 8
  * outputs, and each output's even and odd inputs accumulate in separate chains, added at the end.
@@ -52,14 +53,26 @@ typedef struct {
 } MonePackedMatrix;
 
 #define MONE_PAIR_OUTPUTS 8
+#define MONE_PAIR_COPIES 2
 
-/* Floats of the packed form of an (outputs, inputs) matrix: its panels, then its pair copy. */
+/* Floats of the packed form of an (outputs, inputs) matrix: its panels, then its pair copies. */
 size_t mone_packed_size (int outputs, int inputs);
 /* Packs w (outputs, inputs), row stride ldw, into panels (mone_packed_size floats). */
 void mone_pack_weights (int outputs, int inputs, const float *w, int ldw, float *panels);
 
-/* The pair copy of the first MONE_PAIR_OUTPUTS outputs, after the panels. */
-const float *mone_packed_pairs (const MonePackedMatrix *w);
+/* The pair copy of the first MONE_PAIR_OUTPUTS outputs of panel `panel` (< MONE_PAIR_COPIES). */
+const float *mone_packed_pairs (const MonePackedMatrix *w, int panel);
+
+/* How many of a product's n outputs the x86 kernels take from the panels; the rest (at most
+ * MONE_PAIR_OUTPUTS, in one of the first MONE_PAIR_COPIES panels) come from that panel's pair
+ * copy. */
+static inline int
+mone_gemm_panel_outputs (int n)
+{
+  const int last_panel = (n - 1) / MONE_PANEL_WIDTH;
+  const int in_last = n - last_panel * MONE_PANEL_WIDTH;
+  return last_panel < MONE_PAIR_COPIES && in_last <= MONE_PAIR_OUTPUTS ? n - in_last : n;
+}
 
 /* c (rows, n) = a (rows, k) W[:n, :k]^T [+ bias (n)] [+ c if accumulate], for n <= W.outputs and
  * k <= W.inputs; a and c are row-major with strides lda, ldc and must not overlap. isa must be a
@@ -128,6 +141,12 @@ void mone_gemm_pairs_avx2 (int rows, int n, int k, const float *a, int lda, cons
     const float *bias, bool accumulate, float *c, int ldc);
 void mone_gemm_pairs_avx512 (int rows, int n, int k, const float *a, int lda, const float *pairs,
     const float *bias, bool accumulate, float *c, int ldc);
+/* 17-24 outputs in one pass: the first 16 on the first panel, the rest on the second panel's pair
+ * copy; the same bits as the panel kernel for the first 16 and the pair kernel for the rest. */
+typedef void (*MoneGemmPanelPairsKernel) (int rows, int n, int k, const float *a, int lda,
+    const float *panel, const float *pairs, const float *bias, bool accumulate, float *c, int ldc);
+void mone_gemm_panel_pairs_avx512 (int rows, int n, int k, const float *a, int lda,
+    const float *panel, const float *pairs, const float *bias, bool accumulate, float *c, int ldc);
 
 /* General row-major products for the trainer, whose weights change every step:
  * c (m, n) = alpha op(a) op(b) [+ c] as cblas_sgemm with beta 1 (accumulate) or 0, on isa's

@@ -164,8 +164,8 @@ test_model_shapes (void)
     { 3, 256, 64, 256, 8, FALSE, TRUE },
     { 17, 300, 40, 300, 40, TRUE, TRUE },
     { 1, 200, 31, 136, 31, TRUE, FALSE },
-    /* A whole panel and a partial one last (17-24 outputs: AVX2's half-panel blocks), ragged,
-     * after other panels, with k past the short-k path. */
+    /* A whole panel and a partial one last (17-24 outputs: the second panel's pair copy; 40:
+     * the half-panel blocks), ragged, after other panels, with k past the short-k path. */
     { 6, 40, 100, 20, 100, TRUE, FALSE },
     { 11, 24, 192, 24, 192, TRUE, TRUE },
     { 5, 48, 64, 40, 64, FALSE, TRUE },
@@ -205,8 +205,9 @@ test_random_shapes (void)
 
 /* mone_gemm_packed_taps: row r's inputs are `taps` runs of tap_len, run t at a + t tap_stride + r
  * lda (runs and rows may overlap, as a convolution's windows do). Against the double triple loop
- * on the rows copied out, and, from 9 outputs up (where mone_gemm_packed takes the same panel
- * kernels), bit for bit against mone_gemm_packed on that copy: the same sums in the same order. */
+ * on the rows copied out, and, where mone_gemm_packed takes the same panel kernels for every
+ * output (no pair copy: mone_gemm_panel_outputs), bit for bit against mone_gemm_packed on that
+ * copy: the same sums in the same order. */
 static void
 check_taps (int rows, int outputs, int n, int taps, int tap_len, int lda, int tap_stride,
     gboolean bias_on, gboolean accumulate)
@@ -238,7 +239,7 @@ check_taps (int rows, int outputs, int n, int taps, int tap_len, int lda, int ta
     const double worst = worst_error (rows, n, c[isa], c0, ldc, want, scale);
     CHECK (worst < 1e-6, "%s taps: rows %d, n %d, %d taps of %d, lda %d, tap stride %d: error %.3g",
         mone_isa_name (isa), rows, n, taps, tap_len, lda, tap_stride, worst);
-    if (n > MONE_PAIR_OUTPUTS) {
+    if (mone_gemm_panel_outputs (n) == n) {
       float *plain = g_memdup2 (c0, sizeof (float) * rows * ldc);
       mone_gemm_packed (isa, rows, n, k, copied, k, &packed, bias, accumulate, plain, ldc);
       CHECK (memcmp (plain, c[isa], sizeof (float) * rows * ldc) == 0,
