@@ -279,6 +279,25 @@ mone_gemm_at_avx512 (int rows, int n, int k, const float *at, int ldat, const fl
 
 #define PAIR_ROWS 14
 
+/* The 8 outputs of a pair accumulator: lane 2 o + s holds output o's chain over the inputs of
+ * parity s, so each output is the sum of two neighbouring lanes. */
+static inline __attribute__ ((always_inline)) __m256
+pair_outputs (__m512 acc)
+{
+  const __m512i even_lanes = _mm512_setr_epi32 (0, 2, 4, 6, 8, 10, 12, 14, 0, 2, 4, 6, 8, 10, 12,
+      14);
+  const __m512 sums = _mm512_add_ps (acc, _mm512_permute_ps (acc, 0xb1));
+  return _mm512_castps512_ps256 (_mm512_permutexvar_ps (even_lanes, sums));
+}
+
+/* A pair operand for the last input alone (odd k): its odd lanes multiply a zero input, their
+ * weight being the next input's or the copy's zero padding (as in the AVX2 kernel). */
+static inline __attribute__ ((always_inline)) __m512
+last_input_alone (__m512 broadcast)
+{
+  return _mm512_maskz_mov_ps (0x5555, broadcast);
+}
+
 typedef void (*PairBlockFunc) (int k, const float *a, int lda, const float *pairs, int cols,
     const float *bias, bool accumulate, float *c, int ldc);
 
@@ -303,23 +322,18 @@ pair_block (const int R, int k, const float *a, int lda, const float *pairs, int
     }
   }
   if (k % 2) {
-    /* The last input alone: the odd lanes multiply a zero input (their weight is the next input's,
-     * or the copy's zero padding), as in the AVX2 kernel. */
     const __m512 w = _mm512_loadu_ps (pairs + (size_t) whole_pairs * 16);
     UNROLL_FULLY
     for (int r = 0; r < R; r++)
-      acc[r] = _mm512_fmadd_ps (_mm512_maskz_mov_ps (0x5555, _mm512_set1_ps (a[(size_t) r * lda + k - 1])),
-          w, acc[r]);
+      acc[r] = _mm512_fmadd_ps (last_input_alone (_mm512_set1_ps (a[(size_t) r * lda + k - 1])), w,
+          acc[r]);
   }
-  /* Output o = even chain + odd chain: add each lane to its neighbour, keep the even lanes. */
-  const __m512i even_lanes = _mm512_setr_epi32 (0, 2, 4, 6, 8, 10, 12, 14, 0, 2, 4, 6, 8, 10, 12, 14);
   /* out = sums [+ bias] [+ out]; bias and mask read once for all rows, as in block_group. */
   const __mmask8 mask = (__mmask8) lanes_below (cols);
   const __m256 bias_v = bias ? _mm256_maskz_loadu_ps (mask, bias) : _mm256_setzero_ps ();
   UNROLL_FULLY
   for (int r = 0; r < R; r++) {
-    const __m512 sums = _mm512_add_ps (acc[r], _mm512_permute_ps (acc[r], 0xb1));
-    __m256 v = _mm512_castps512_ps256 (_mm512_permutexvar_ps (even_lanes, sums));
+    __m256 v = pair_outputs (acc[r]);
     if (bias)
       v = _mm256_add_ps (v, bias_v);
     float *out = c + (size_t) r * ldc;
@@ -408,11 +422,9 @@ panel_pairs_block (const int R, int k, const float *a, int lda, const float *pan
     for (int r = 0; r < R; r++) {
       const __m512 x = _mm512_set1_ps (a[(size_t) r * lda + k - 1]);
       acc[r] = _mm512_fmadd_ps (x, w_last, acc[r]);
-      acc_pairs[r] = _mm512_fmadd_ps (_mm512_maskz_mov_ps (0x5555, x), w_pair, acc_pairs[r]);
+      acc_pairs[r] = _mm512_fmadd_ps (last_input_alone (x), w_pair, acc_pairs[r]);
     }
   }
-  const __m512i even_lanes = _mm512_setr_epi32 (0, 2, 4, 6, 8, 10, 12, 14, 0, 2, 4, 6, 8, 10, 12,
-      14);
   const __mmask8 mask_pairs = (__mmask8) lanes_below (cols - 16);
   const __m512 bias_panel = bias ? _mm512_loadu_ps (bias) : _mm512_setzero_ps ();
   const __m256 bias_pairs = bias ? _mm256_maskz_loadu_ps (mask_pairs, bias + 16)
@@ -424,8 +436,7 @@ panel_pairs_block (const int R, int k, const float *a, int lda, const float *pan
     if (accumulate)
       v = _mm512_add_ps (_mm512_loadu_ps (out), v);
     _mm512_storeu_ps (out, v);
-    const __m512 sums = _mm512_add_ps (acc_pairs[r], _mm512_permute_ps (acc_pairs[r], 0xb1));
-    __m256 u = _mm512_castps512_ps256 (_mm512_permutexvar_ps (even_lanes, sums));
+    __m256 u = pair_outputs (acc_pairs[r]);
     if (bias)
       u = _mm256_add_ps (u, bias_pairs);
     if (accumulate)
