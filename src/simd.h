@@ -190,6 +190,29 @@ hmax (vf v)
   return m;
 }
 
+/* The nearest integer to t (|t| < 2^22), as a float. */
+ALWAYS_INLINE vf
+vround (vf t)
+{
+#if defined(MONE_KERNEL_BUILD_AVX512)
+  return (vf) _mm512_roundscale_ps ((__m512) t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+#else
+  const vf round_magic = splat (12582912.0f); /* 1.5 * 2^23: adding it rounds to an integer */
+  return (t + round_magic) - round_magic;
+#endif
+}
+
+/* p 2^n for an integer-valued n in [-126, 127]. */
+ALWAYS_INLINE vf
+vtimes_pow2 (vf p, vf n)
+{
+#if defined(MONE_KERNEL_BUILD_AVX512)
+  return (vf) _mm512_scalef_ps ((__m512) p, (__m512) n);
+#else
+  return p * (vf) ((__builtin_convertvector(n, vi) + 127) << 23);
+#endif
+}
+
 /* exp(x) = 2^n e^r with n = round(x / ln 2), |r| <= ln2 / 2, e^r by its Taylor polynomial to r^6
  * (truncation error < 2e-7 relative). Inputs are clamped to [-87, 88] so 2^n stays a normal float:
  * below, the result is ~1.6e-38 instead of a denormal, which no caller can tell from 0 (and
@@ -203,14 +226,7 @@ vexp_ways (const int ways, vf x[])
   vf n[8], r[8], p[8];
 #define EACH_WAY _Pragma ("GCC unroll 8") for (int i = 0; i < ways; i++)
   EACH_WAY x[i] = vmin (vmax (x[i], splat (-87.0f)), splat (88.0f));
-#if defined(MONE_KERNEL_BUILD_AVX512)
-  /* Round and scale by 2^n in one instruction each (vrndscaleps, vscalefps). */
-  EACH_WAY n[i] = (vf) _mm512_roundscale_ps ((__m512) (x[i] * splat (1.44269504088896341f)),
-      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-#else
-  const vf round_magic = splat (12582912.0f); /* 1.5 * 2^23: adding it rounds to an integer */
-  EACH_WAY n[i] = (x[i] * splat (1.44269504088896341f) + round_magic) - round_magic;
-#endif
+  EACH_WAY n[i] = vround (x[i] * splat (1.44269504088896341f));
   /* r = x - n ln2 in two steps (Cody-Waite) so the subtraction is exact for |n| < 2^8. */
   EACH_WAY r[i] = x[i] - n[i] * splat (0.693359375f);
   EACH_WAY r[i] = r[i] - n[i] * splat (-2.12194440e-4f);
@@ -220,11 +236,29 @@ vexp_ways (const int ways, vf x[])
   EACH_WAY p[i] = p[i] * r[i] + splat (0.5f);
   EACH_WAY p[i] = p[i] * r[i] + splat (1.0f);
   EACH_WAY p[i] = p[i] * r[i] + splat (1.0f);
-#if defined(MONE_KERNEL_BUILD_AVX512)
-  EACH_WAY x[i] = (vf) _mm512_scalef_ps ((__m512) p[i], (__m512) n[i]);
-#else
-  EACH_WAY x[i] = p[i] * (vf) ((__builtin_convertvector(n[i], vi) + 127) << 23);
-#endif
+  EACH_WAY x[i] = vtimes_pow2 (p[i], n[i]);
+#undef EACH_WAY
+}
+
+/* 2^x = 2^n 2^r with n = round(x), |r| <= 1/2 (exact), 2^r by its Taylor polynomial to r^6
+ * (truncation error < 1.2e-7 relative), for callers that can fold the log2(e) of exp into an
+ * earlier multiply: no product and no two-step reduction per value. Inputs are clamped to
+ * [-126, 127]. `ways` as in vexp_ways. */
+ALWAYS_INLINE void
+vexp2_ways (const int ways, vf x[])
+{
+  vf n[8], r[8], p[8];
+#define EACH_WAY _Pragma ("GCC unroll 8") for (int i = 0; i < ways; i++)
+  EACH_WAY x[i] = vmin (vmax (x[i], splat (-126.0f)), splat (127.0f));
+  EACH_WAY n[i] = vround (x[i]);
+  EACH_WAY r[i] = x[i] - n[i];
+  EACH_WAY p[i] = splat (1.5403530393381606e-4f) * r[i] + splat (1.3333558146428443e-3f);
+  EACH_WAY p[i] = p[i] * r[i] + splat (9.6181291076284772e-3f);
+  EACH_WAY p[i] = p[i] * r[i] + splat (5.5504108664821580e-2f);
+  EACH_WAY p[i] = p[i] * r[i] + splat (2.4022650695910071e-1f);
+  EACH_WAY p[i] = p[i] * r[i] + splat (6.9314718055994531e-1f);
+  EACH_WAY p[i] = p[i] * r[i] + splat (1.0f);
+  EACH_WAY x[i] = vtimes_pow2 (p[i], n[i]);
 #undef EACH_WAY
 }
 
