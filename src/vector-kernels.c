@@ -75,44 +75,72 @@ normalize_array (int n, const float *x, float mean, float inv_std, float *out)
     vstore_first (out + i, (vload_first (x + i, n - i) - vmean) * vscale, n - i);
 }
 
-/* Sum over the row of x, or of (x - mean)^2 when `squared`: four vectors of running sums (one
- * chain of dependent adds would wait on the add's latency at every step), then a fixed-order
- * reduction. */
+/* LayerNorm's rows go LAYERNORM_ROWS at a time: one row's steps (a sum, its reduction, the mean,
+ * the squared deviations, their reduction, the square root) depend on each other, and with rows
+ * of 64 (the scene model) that chain, not the arithmetic, set the pace; four rows side by side
+ * fill the pipes. */
+#define LAYERNORM_ROWS 4
+
 ALWAYS_INLINE vf
 row_term (const bool squared, vf x, vf mean)
 {
   return squared ? (x - mean) * (x - mean) : x;
 }
 
-ALWAYS_INLINE float
-row_sum_of (const bool squared, const float *row, int width, float mean)
+/* sums[r] = sum over row r of x, or of (x - means[r])^2 when `squared`, for R <= LAYERNORM_ROWS
+ * rows ld apart: four vectors of running sums per row (one chain of dependent adds would wait on
+ * the add's latency at every step), then a fixed-order reduction; each row's sum is the same
+ * whatever R. */
+ALWAYS_INLINE void
+row_sums_of (const int R, const bool squared, const float *rows, int ld, int width,
+    const float *means, float *sums)
 {
-  const vf vmean = splat (mean);
-  vf acc[4] = { splat (0), splat (0), splat (0), splat (0) };
+  vf vmean[LAYERNORM_ROWS], acc[LAYERNORM_ROWS][4];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; r++) {
+    vmean[r] = splat (means[r]);
+    acc[r][0] = acc[r][1] = acc[r][2] = acc[r][3] = splat (0);
+  }
   int c = 0;
   for (; c + 4 * LANES <= width; c += 4 * LANES)
 #pragma GCC unroll 4
     for (int i = 0; i < 4; i++)
-      acc[i] += row_term (squared, vload (row + c + i * LANES), vmean);
+#pragma GCC unroll 4
+      for (int r = 0; r < R; r++)
+        acc[r][i] += row_term (squared, vload (rows + (size_t) r * ld + c + i * LANES), vmean[r]);
   for (int i = 0; c + LANES <= width; c += LANES, i++)
-    acc[i] += row_term (squared, vload (row + c), vmean);
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+      acc[r][i] += row_term (squared, vload (rows + (size_t) r * ld + c), vmean[r]);
   if (c < width) /* lanes past the row add 0 (not mean^2) */
-    acc[3] += vselect (lane_index () < width - c,
-        row_term (squared, vload_first (row + c, width - c), vmean), splat (0));
-  return hsum ((acc[0] + acc[1]) + (acc[2] + acc[3]));
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+      acc[r][3] += vselect (lane_index () < width - c,
+          row_term (squared, vload_first (rows + (size_t) r * ld + c, width - c), vmean[r]),
+          splat (0));
+#pragma GCC unroll 4
+  for (int r = 0; r < R; r++)
+    sums[r] = hsum ((acc[r][0] + acc[r][1]) + (acc[r][2] + acc[r][3]));
 }
 
-static void
-layernorm_rows (int n_rows, int width, int out_width, const float *x, int ldx, const float *weight,
-    const float *bias, float eps, float *out, int ldout)
+/* R rows of layernorm_rows. */
+ALWAYS_INLINE void
+layernorm_block (const int R, int width, int out_width, const float *x, int ldx,
+    const float *weight, const float *bias, float eps, float *out, int ldout)
 {
-  for (int r = 0; r < n_rows; r++) {
+  const float zeros[LAYERNORM_ROWS] = { 0 };
+  float sums[LAYERNORM_ROWS], means[LAYERNORM_ROWS], squares[LAYERNORM_ROWS];
+  row_sums_of (R, false, x, ldx, width, zeros, sums);
+#pragma GCC unroll 4
+  for (int r = 0; r < R; r++)
+    means[r] = sums[r] / width;
+  /* Two passes: the residual stream can have a large mean relative to its spread. */
+  row_sums_of (R, true, x, ldx, width, means, squares);
+#pragma GCC unroll 4
+  for (int r = 0; r < R; r++) {
     const float *row = x + (size_t) r * ldx; /* (width) */
     float *dst = out + (size_t) r * ldout;   /* (out_width) */
-    const float mean = row_sum_of (false, row, width, 0) / width;
-    /* Two passes: the residual stream can have a large mean relative to its spread. */
-    const float rstd = 1.0f / sqrtf (row_sum_of (true, row, width, mean) / width + eps);
-    const vf vmean = splat (mean), vrstd = splat (rstd);
+    const vf vmean = splat (means[r]), vrstd = splat (1.0f / sqrtf (squares[r] / width + eps));
     int c = 0;
     for (; c + LANES <= out_width; c += LANES)
       vstore (dst + c, (vload (row + c) - vmean) * vrstd * vload (weight + c) + vload (bias + c));
@@ -123,6 +151,19 @@ layernorm_rows (int n_rows, int width, int out_width, const float *x, int ldx, c
       vstore_first (dst + c, y, n);
     }
   }
+}
+
+static void
+layernorm_rows (int n_rows, int width, int out_width, const float *x, int ldx, const float *weight,
+    const float *bias, float eps, float *out, int ldout)
+{
+  int r = 0;
+  for (; r + LAYERNORM_ROWS <= n_rows; r += LAYERNORM_ROWS)
+    layernorm_block (LAYERNORM_ROWS, width, out_width, x + (size_t) r * ldx, ldx, weight, bias, eps,
+        out + (size_t) r * ldout, ldout);
+  for (; r < n_rows; r++)
+    layernorm_block (1, width, out_width, x + (size_t) r * ldx, ldx, weight, bias, eps,
+        out + (size_t) r * ldout, ldout);
 }
 
 ALWAYS_INLINE float
