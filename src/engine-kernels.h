@@ -39,8 +39,10 @@ void mone_scale_bias_add_rows (int n_rows, int n_cols, float *x, int ld, const f
 void mone_gelu_cdf_array (int n, const float *x, float *out, float *cdf);
 void mone_gelu_grad_array (int n, const float *dout, const float *x, const float *cdf, float *din);
 
-/* out[i] = (x[i] - mean) * inv_std: the pixel normalisation of the patch embedding, per patch row. */
-void mone_normalize_array (int n, const float *x, float mean, float inv_std, float *out);
+/* out[r, i] = (x[r, i] - mean) * inv_std for n_rows rows of n (strides ldx, ldout): the pixel
+ * normalisation of the patch embedding, a run of patches' rows at a time. */
+void mone_normalize_rows (int n_rows, int n, const float *x, int ldx, float mean, float inv_std,
+    float *out, int ldout);
 
 /* C (n x m, ldc) = beta C + A B^T, row-major, A (n x k, lda), B (m x k, ldb): the engine's
  * "tokens times weights^T" product, read straight from the weights' (out, in) layout. For a handful

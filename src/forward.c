@@ -648,13 +648,15 @@ fill_stem_padded (MoneContext *ctx)
   for (int f = 0; f < c->frames; f++)
     for (int ch = 0; ch < C; ch++) {
       const float mean = c->mean[ch], inv_std = 1.0f / c->std[ch];
+      const float *plane = ctx->input + ((size_t) f * C + ch) * H * W; /* (H, W) */
+      float *first_row = ctx->stem_padded + ((size_t) f * (H + 1) + 1) * row + C + ch;
+      if (C == 1) {
+        mone_normalize_rows (H, W, plane, W, mean, inv_std, first_row, (int) row);
+        continue;
+      }
       for (int y = 0; y < H; y++) {
-        const float *src = ctx->input + (((size_t) f * C + ch) * H + y) * W; /* (W) */
-        float *dst = ctx->stem_padded + ((size_t) f * (H + 1) + y + 1) * row + C + ch;
-        if (C == 1) {
-          mone_normalize_array (W, src, mean, inv_std, dst);
-          continue;
-        }
+        const float *src = plane + (size_t) y * W;
+        float *dst = first_row + (size_t) y * row;
         for (int x = 0; x < W; x++)
           dst[(size_t) x * C] = (src[x] - mean) * inv_std;
       }
@@ -775,8 +777,7 @@ patchify_tokens (const MoneConfig *c, const float *input, int begin, int end, fl
         for (int py = 0; py < p; py++) {
           const float *src = plane + (size_t) (grid_row * p + py) * c->width + first_col * p;
           float *dst = out + (size_t) (token - begin) * P + ((ch * t + ti) * p + py) * p;
-          for (int tok = token; tok < run_end; tok++, src += p, dst += P)
-            mone_normalize_array (p, src, mean, inv_std, dst);
+          mone_normalize_rows (run_end - token, p, src, p, mean, inv_std, dst, P); /* a row each */
         }
       }
     }

@@ -94,9 +94,10 @@ mone_gelu_grad_array (int n, const float *dout, const float *x, const float *cdf
 #define ATTENTION_STRIP 32
 
 void
-mone_normalize_array (int n, const float *x, float mean, float inv_std, float *out)
+mone_normalize_rows (int n_rows, int n, const float *x, int ldx, float mean, float inv_std,
+    float *out, int ldout)
 {
-  mone_kernels ()->normalize_array (n, x, mean, inv_std, out);
+  mone_kernels ()->normalize_rows (n_rows, n, x, ldx, mean, inv_std, out, ldout);
 }
 
 size_t

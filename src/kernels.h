@@ -11,7 +11,7 @@
 
 typedef struct {
   /* Same contracts as mone_layernorm_rows, mone_softmax_rows, mone_bias_gelu_scale_rows,
-   * mone_scale_bias_add_rows, mone_gelu_cdf_array, mone_gelu_grad_array, mone_normalize_array
+   * mone_scale_bias_add_rows, mone_gelu_cdf_array, mone_gelu_grad_array, mone_normalize_rows
    * (engine-kernels.h) and mone_attention_block (attention.h). */
   void (*layernorm_rows) (int n_rows, int width, int out_width, const float *x, int ldx,
       const float *weight, const float *bias, float eps, float *out, int ldout);
@@ -26,7 +26,10 @@ typedef struct {
   void (*erf_array) (int n, const float *x, float *out);
   void (*gelu_cdf_array) (int n, const float *x, float *out, float *cdf);
   void (*gelu_grad_array) (int n, const float *dout, const float *x, const float *cdf, float *din);
-  void (*normalize_array) (int n, const float *x, float mean, float inv_std, float *out);
+  /* out[r, i] = (x[r, i] - mean) inv_std for n_rows rows of n, rows ldx and ldout apart: the
+   * pixel normalisation, a whole run of patches' rows per call. */
+  void (*normalize_rows) (int n_rows, int n, const float *x, int ldx, float mean, float inv_std,
+      float *out, int ldout);
   /* One output row of the stem's first convolution (3x3, stride 2, zero padding 1, then GELU)
    * straight from the normalised pixels: out (n_out, C_out), out[o, :] = GELU(bias + sum over
    * ky < 3, t < 3 C_in of padded_rows[ky][2 o C_in + t] weights[(3 ky C_in + t) C_out + :]).

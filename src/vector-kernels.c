@@ -65,14 +65,19 @@ gelu_grad_array (int n, const float *dout, const float *x, const float *cdf, flo
 }
 
 static void
-normalize_array (int n, const float *x, float mean, float inv_std, float *out)
+normalize_rows (int n_rows, int n, const float *x, int ldx, float mean, float inv_std, float *out,
+    int ldout)
 {
   const vf vmean = splat (mean), vscale = splat (inv_std);
-  int i = 0;
-  for (; i + LANES <= n; i += LANES)
-    vstore (out + i, (vload (x + i) - vmean) * vscale);
-  if (i < n)
-    vstore_first (out + i, (vload_first (x + i, n - i) - vmean) * vscale, n - i);
+  for (int r = 0; r < n_rows; r++) {
+    const float *row = x + (size_t) r * ldx;
+    float *dst = out + (size_t) r * ldout;
+    int i = 0;
+    for (; i + LANES <= n; i += LANES)
+      vstore (dst + i, (vload (row + i) - vmean) * vscale);
+    if (i < n)
+      vstore_first (dst + i, (vload_first (row + i, n - i) - vmean) * vscale, n - i);
+  }
 }
 
 /* LayerNorm's rows go LAYERNORM_ROWS at a time: one row's steps (a sum, its reduction, the mean,
@@ -430,7 +435,7 @@ const MoneKernels KERNEL (mone_kernels) = {
   .erf_array = erf_array,
   .gelu_cdf_array = gelu_cdf_array,
   .gelu_grad_array = gelu_grad_array,
-  .normalize_array = normalize_array,
+  .normalize_rows = normalize_rows,
   .stem_first_row = stem_first_row,
   .attention_block = KERNEL (mone_attention_block),
   .attention_query_granule = LANES,

@@ -248,13 +248,17 @@ test_row_kernels (const MoneKernels *kernels)
       orig[i] = check_uniform (-6, 6);
 
     check_gelu_rows (kernels, w, rows, ld, orig, m, beta, scale);
-    /* Pixel normalisation: the same two float operations as a scalar loop, nothing past w. */
-    m[w] = 55.0f;
-    kernels->normalize_array (w, orig, 0.45f, 1.0f / 0.226f, m);
-    for (int c = 0; c < w; c++)
-      CHECK (m[c] == (orig[c] - 0.45f) * (1.0f / 0.226f), "%s normalize w=%d [%d] %g", isa_label, w,
-          c, m[c]);
-    CHECK (m[w] == 55.0f, "%s normalize wrote past its row", isa_label);
+    /* Pixel normalisation: the same two float operations as a scalar loop, rows of w at a stride
+     * of ld, nothing between or past them. */
+    for (int i = 0; i < rows * ld; i++)
+      m[i] = 55.0f;
+    kernels->normalize_rows (rows, w, orig, ld, 0.45f, 1.0f / 0.226f, m, ld);
+    for (int r = 0; r < rows; r++)
+      for (int c = 0; c < ld; c++) {
+        const float want = c < w ? (orig[r * ld + c] - 0.45f) * (1.0f / 0.226f) : 55.0f;
+        CHECK (m[r * ld + c] == want, "%s normalize w=%d [%d, %d] %g", isa_label, w, r, c,
+            m[r * ld + c]);
+      }
     /* Gated bias: one rounding per multiply and add, or one for both where the build contracts
      * them into an FMA (every path but the generic one, simd.h); nothing past w in any row. */
     const gboolean fused = kernels != mone_kernels_for_isa (MONE_ISA_GENERIC);
