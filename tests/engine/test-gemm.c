@@ -170,6 +170,10 @@ test_model_shapes (void)
     { 11, 24, 192, 24, 192, TRUE, TRUE },
     { 5, 48, 64, 40, 64, FALSE, TRUE },
     { 23, 30, 70, 17, 70, TRUE, TRUE },
+    /* ... with an odd k short of the inputs (the pair copy's last input alone), k = 1 and 0. */
+    { 9, 40, 37, 24, 35, TRUE, TRUE },
+    { 15, 24, 5, 21, 1, FALSE, TRUE },
+    { 3, 24, 8, 18, 0, TRUE, FALSE },
     /* At most 8 outputs (the pair kernels): the narrowest scene expert's proj and fc2, odd and
      * zero k, at most 4 outputs (AVX2's half pair block), row counts around both kernels' blocks. */
     { 31, 64, 64, 8, 64, TRUE, TRUE },
