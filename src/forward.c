@@ -238,33 +238,8 @@ mone_model_flops (const MoneModel *model, double budget)
 /* ---------------------------------------------------------------------------------------------- */
 /* Context */
 
-/* The router's logits are dot products in double, each summed in eight interleaved lanes
- * (independent chains the compiler can vectorise without reordering anything), lanes added in
- * order. The router's code is compiled once, not per ISA, so every kernel path ranks the tokens
- * from the same bits: routing is a ranking, and equal inputs must rank alike. */
-typedef double RouterDouble2 __attribute__ ((vector_size (2 * sizeof (double))));
-
-static double
-dot_float_lanes (const float *a, const float *b, int n, double init)
-{
-  /* Lanes in pairs of doubles, named, so that the compiler keeps the chains in registers. A
-   * float product is exact in double, so a fused multiply-add, where a build has one, gives the
-   * same bits. */
-  RouterDouble2 lanes01 = { 0 }, lanes23 = { 0 }, lanes45 = { 0 }, lanes67 = { 0 };
-  int d = 0;
-  for (; d + 8 <= n; d += 8) {
-    lanes01 += (RouterDouble2){ a[d], a[d + 1] } * (RouterDouble2){ b[d], b[d + 1] };
-    lanes23 += (RouterDouble2){ a[d + 2], a[d + 3] } * (RouterDouble2){ b[d + 2], b[d + 3] };
-    lanes45 += (RouterDouble2){ a[d + 4], a[d + 5] } * (RouterDouble2){ b[d + 4], b[d + 5] };
-    lanes67 += (RouterDouble2){ a[d + 6], a[d + 7] } * (RouterDouble2){ b[d + 6], b[d + 7] };
-  }
-  for (; d < n; d++)
-    init += (double) a[d] * b[d];
-  const RouterDouble2 lanes[4] = { lanes01, lanes23, lanes45, lanes67 };
-  for (int k = 0; k < 8; k++)
-    init += lanes[k / 2][k % 2];
-  return init;
-}
+/* The router's logits are dot products in double (mone_router_dot), the same bits on every kernel
+ * path: routing is a ranking, and equal inputs must rank alike. */
 
 /* probs = softmax(logits) of E router logits. */
 static void
@@ -285,7 +260,7 @@ route_row (const MoneWeights *w, int D, int E, const float *row, float *probs)
 {
   double logit[MONE_MAX_EXPERTS];
   for (int j = 0; j < E; j++)
-    logit[j] = dot_float_lanes (w->router_weight + (size_t) j * D, row, D, w->router_bias[j]);
+    logit[j] = mone_router_dot (w->router_weight + (size_t) j * D, row, D, w->router_bias[j]);
   router_softmax (logit, E, probs);
 }
 
@@ -360,8 +335,8 @@ route_frame_hidden (MoneContext *ctx)
   for (int r = 0; r < S; r++) {
     double logit[MONE_MAX_EXPERTS];
     for (int j = 0; j < E; j++)
-      logit[j] = dot_float_lanes (w->router_weight + (size_t) j * R, ctx->router_hidden + (size_t) r * R, R,
-          w->router_bias[j]);
+      logit[j] = mone_router_dot (w->router_weight + (size_t) j * R,
+          ctx->router_hidden + (size_t) r * R, R, w->router_bias[j]);
     router_softmax (logit, E, ctx->router_probs + (size_t) r * E);
   }
 }

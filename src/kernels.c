@@ -93,6 +93,12 @@ mone_gelu_grad_array (int n, const float *dout, const float *x, const float *cdf
  * sgemm path's score block, so both fit the same scratch. */
 #define ATTENTION_STRIP 32
 
+double
+mone_router_dot (const float *a, const float *b, int n, double init)
+{
+  return mone_kernels ()->router_dot (a, b, n, init);
+}
+
 void
 mone_normalize_rows (int n_rows, int n, const float *x, int ldx, float mean, float inv_std,
     float *out, int ldout)

@@ -30,6 +30,9 @@ typedef struct {
    * pixel normalisation, a whole run of patches' rows per call. */
   void (*normalize_rows) (int n_rows, int n, const float *x, int ldx, float mean, float inv_std,
       float *out, int ldout);
+  /* init + sum of a[i] b[i] in double (engine-kernels.h, mone_router_dot): the same bits on
+   * every path. */
+  double (*router_dot) (const float *a, const float *b, int n, double init);
   /* One output row of the stem's first convolution (3x3, stride 2, zero padding 1, then GELU)
    * straight from the normalised pixels: out (n_out, C_out), out[o, :] = GELU(bias + sum over
    * ky < 3, t < 3 C_in of padded_rows[ky][2 o C_in + t] weights[(3 ky C_in + t) C_out + :]).

@@ -64,6 +64,49 @@ gelu_grad_array (int n, const float *dout, const float *x, const float *cdf, flo
   }
 }
 
+/* mone_router_dot: eight lanes of doubles (engine-kernels.h). */
+static double
+router_dot (const float *a, const float *b, int n, double init)
+{
+  double lanes[8];
+  int d = 0;
+#if defined(MONE_KERNEL_BUILD_AVX512)
+  __m512d acc = _mm512_setzero_pd ();
+  for (; d + 8 <= n; d += 8)
+    acc = _mm512_fmadd_pd (_mm512_cvtps_pd (_mm256_loadu_ps (a + d)),
+        _mm512_cvtps_pd (_mm256_loadu_ps (b + d)), acc);
+  _mm512_storeu_pd (lanes, acc);
+#elif defined(MONE_KERNEL_BUILD_AVX2)
+  __m256d low = _mm256_setzero_pd (), high = _mm256_setzero_pd ();
+  for (; d + 8 <= n; d += 8) {
+    low = _mm256_fmadd_pd (_mm256_cvtps_pd (_mm_loadu_ps (a + d)),
+        _mm256_cvtps_pd (_mm_loadu_ps (b + d)), low);
+    high = _mm256_fmadd_pd (_mm256_cvtps_pd (_mm_loadu_ps (a + d + 4)),
+        _mm256_cvtps_pd (_mm_loadu_ps (b + d + 4)), high);
+  }
+  _mm256_storeu_pd (lanes, low);
+  _mm256_storeu_pd (lanes + 4, high);
+#else
+  /* Pairs of lanes, named, so that the compiler keeps the chains in registers. */
+  typedef double Double2 __attribute__ ((vector_size (2 * sizeof (double))));
+  Double2 lanes01 = { 0 }, lanes23 = { 0 }, lanes45 = { 0 }, lanes67 = { 0 };
+  for (; d + 8 <= n; d += 8) {
+    lanes01 += (Double2){ a[d], a[d + 1] } * (Double2){ b[d], b[d + 1] };
+    lanes23 += (Double2){ a[d + 2], a[d + 3] } * (Double2){ b[d + 2], b[d + 3] };
+    lanes45 += (Double2){ a[d + 4], a[d + 5] } * (Double2){ b[d + 4], b[d + 5] };
+    lanes67 += (Double2){ a[d + 6], a[d + 7] } * (Double2){ b[d + 6], b[d + 7] };
+  }
+  const Double2 pairs[4] = { lanes01, lanes23, lanes45, lanes67 };
+  for (int k = 0; k < 8; k++)
+    lanes[k] = pairs[k / 2][k % 2];
+#endif
+  for (; d < n; d++)
+    init += (double) a[d] * b[d];
+  for (int k = 0; k < 8; k++)
+    init += lanes[k];
+  return init;
+}
+
 static void
 normalize_rows (int n_rows, int n, const float *x, int ldx, float mean, float inv_std, float *out,
     int ldout)
@@ -436,6 +479,7 @@ const MoneKernels KERNEL (mone_kernels) = {
   .gelu_cdf_array = gelu_cdf_array,
   .gelu_grad_array = gelu_grad_array,
   .normalize_rows = normalize_rows,
+  .router_dot = router_dot,
   .stem_first_row = stem_first_row,
   .attention_block = KERNEL (mone_attention_block),
   .attention_query_granule = LANES,

@@ -402,6 +402,33 @@ test_few_rows (void)
         }
 }
 
+/* The router's dot product: the documented order written out in scalar double, bit for bit, on
+ * lengths with and without a tail past the last multiple of 8 (and a mutation that drops a lane
+ * or a product fails here). */
+static void
+test_router_dot (const MoneKernels *kernels)
+{
+  const int lengths[] = { 0, 1, 7, 8, 13, 64, 192, 203 };
+  float a[203], b[203];
+  for (int i = 0; i < 203; i++) {
+    a[i] = check_uniform (-2, 2);
+    b[i] = check_uniform (-2, 2) * (i % 5 == 0 ? 1e4f : 1.0f); /* magnitudes where order matters */
+  }
+  for (size_t li = 0; li < G_N_ELEMENTS (lengths); li++) {
+    const int n = lengths[li], whole = n / 8 * 8;
+    double lanes[8] = { 0 }, want = 0.375;
+    for (int d = 0; d < whole; d++)
+      lanes[d % 8] += (double) a[d] * b[d];
+    for (int d = whole; d < n; d++)
+      want += (double) a[d] * b[d];
+    for (int k = 0; k < 8; k++)
+      want += lanes[k];
+    const double got = kernels->router_dot (a, b, n, 0.375);
+    CHECK (memcmp (&got, &want, sizeof got) == 0, "%s router_dot n=%d: %.17g, want %.17g",
+        isa_label, n, got, want);
+  }
+}
+
 /* Every kernel of one instruction set against its reference; skipped where the CPU lacks it. */
 static void
 test_isa (gconstpointer data)
@@ -423,6 +450,7 @@ test_isa (gconstpointer data)
   test_gelu_error_bound (kernels);
   test_row_kernels (kernels);
   test_attention (kernels);
+  test_router_dot (kernels);
 }
 
 int
