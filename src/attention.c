@@ -35,21 +35,25 @@
 #endif
 
 #if defined(MONE_KERNEL_BUILD_AVX2) || defined(MONE_KERNEL_BUILD_AVX512)
-/* t[r] lane j <- t[j] lane r: an 8 x 8 block of floats transposed in registers. */
+/* t[r] lane j <- t[j] lane r: an 8 x 8 block of floats transposed in registers (every loop here
+ * unrolled: otherwise -O2 keeps the arrays on the stack and each shuffle goes through memory). */
 ALWAYS_INLINE void
 transpose8 (__m256 t[8])
 {
   __m256 lo[4], hi[4], q[8];
+#pragma GCC unroll 8
   for (int i = 0; i < 4; i++) { /* rows 2i, 2i + 1 interleaved */
     lo[i] = _mm256_unpacklo_ps (t[2 * i], t[2 * i + 1]);
     hi[i] = _mm256_unpackhi_ps (t[2 * i], t[2 * i + 1]);
   }
+#pragma GCC unroll 8
   for (int i = 0; i < 2; i++) { /* four rows' columns 0, 1 (4, 5) and 2, 3 (6, 7) per lane half */
     q[4 * i] = _mm256_shuffle_ps (lo[2 * i], lo[2 * i + 1], _MM_SHUFFLE (1, 0, 1, 0));
     q[4 * i + 1] = _mm256_shuffle_ps (lo[2 * i], lo[2 * i + 1], _MM_SHUFFLE (3, 2, 3, 2));
     q[4 * i + 2] = _mm256_shuffle_ps (hi[2 * i], hi[2 * i + 1], _MM_SHUFFLE (1, 0, 1, 0));
     q[4 * i + 3] = _mm256_shuffle_ps (hi[2 * i], hi[2 * i + 1], _MM_SHUFFLE (3, 2, 3, 2));
   }
+#pragma GCC unroll 8
   for (int j = 0; j < 4; j++) { /* rows 0-3 with rows 4-7: the low halves, then the high */
     t[j] = _mm256_permute2f128_ps (q[j], q[4 + j], 0x20);
     t[j + 4] = _mm256_permute2f128_ps (q[j], q[4 + j], 0x31);
@@ -74,9 +78,11 @@ pack_queries (int n_queries, int n_vectors, int head_dim, const float *q, int ld
     if (lanes == LANES)
       for (; d + 8 <= head_dim; d += 8) {
         __m256 t[8];
+#pragma GCC unroll 8
         for (int r = 0; r < 8; r++)
           t[r] = _mm256_loadu_ps (rows + (size_t) r * ld_q + d);
         transpose8 (t);
+#pragma GCC unroll 8
         for (int j = 0; j < 8; j++)
           vstore (qt + (d + j) * STRIP + c * LANES, (vf) t[j] * vscale);
       }
@@ -86,12 +92,14 @@ pack_queries (int n_queries, int n_vectors, int head_dim, const float *q, int ld
     if (lanes == LANES)
       for (; d + 8 <= head_dim; d += 8) {
         __m256 low[8], high[8];
+#pragma GCC unroll 8
         for (int r = 0; r < 8; r++) {
           low[r] = _mm256_loadu_ps (rows + (size_t) r * ld_q + d);
           high[r] = _mm256_loadu_ps (rows + (size_t) (r + 8) * ld_q + d);
         }
         transpose8 (low);
         transpose8 (high);
+#pragma GCC unroll 8
         for (int j = 0; j < 8; j++)
           vstore (qt + (d + j) * STRIP + c * LANES,
               (vf) _mm512_insertf32x8 (_mm512_castps256_ps512 (low[j]), high[j], 1) * vscale);
