@@ -156,10 +156,16 @@ row_sums_of (const int R, const bool squared, const float *rows, int ld, int wid
 #pragma GCC unroll 4
       for (int r = 0; r < R; r++)
         acc[r][i] += row_term (squared, vload (rows + (size_t) r * ld + c + i * LANES), vmean[r]);
-  for (int i = 0; c + LANES <= width; c += LANES, i++)
+        /* At most three whole vectors left, each into its own accumulator: constant indices keep acc
+   * in registers (an index known only at run time would put the array on the stack). */
+#pragma GCC unroll 3
+  for (int i = 0; i < 3; i++)
+    if (c + LANES <= width) {
 #pragma GCC unroll 4
-    for (int r = 0; r < R; r++)
-      acc[r][i] += row_term (squared, vload (rows + (size_t) r * ld + c), vmean[r]);
+      for (int r = 0; r < R; r++)
+        acc[r][i] += row_term (squared, vload (rows + (size_t) r * ld + c), vmean[r]);
+      c += LANES;
+    }
   if (c < width) /* lanes past the row add 0 (not mean^2) */
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++)
