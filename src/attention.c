@@ -59,6 +59,16 @@ transpose8 (__m256 t[8])
     t[j + 4] = _mm256_permute2f128_ps (q[j], q[4 + j], 0x31);
   }
 }
+
+/* t[j] lane r = rows[r * ld_q + d + j] for r, j < 8: eight rows by eight channels, transposed. */
+ALWAYS_INLINE void
+load_transposed8 (const float *rows, int ld_q, int d, __m256 t[8])
+{
+#pragma GCC unroll 8
+  for (int r = 0; r < 8; r++)
+    t[r] = _mm256_loadu_ps (rows + (size_t) r * ld_q + d);
+  transpose8 (t);
+}
 #endif
 
 /* qt (head_dim, STRIP) = scale * q^T for the strip's n_queries rows of q (ld_q), zero columns after
@@ -78,10 +88,7 @@ pack_queries (int n_queries, int n_vectors, int head_dim, const float *q, int ld
     if (lanes == LANES)
       for (; d + 8 <= head_dim; d += 8) {
         __m256 t[8];
-#pragma GCC unroll 8
-        for (int r = 0; r < 8; r++)
-          t[r] = _mm256_loadu_ps (rows + (size_t) r * ld_q + d);
-        transpose8 (t);
+        load_transposed8 (rows, ld_q, d, t);
 #pragma GCC unroll 8
         for (int j = 0; j < 8; j++)
           vstore (qt + (d + j) * STRIP + c * LANES, (vf) t[j] * vscale);
@@ -92,13 +99,8 @@ pack_queries (int n_queries, int n_vectors, int head_dim, const float *q, int ld
     if (lanes == LANES)
       for (; d + 8 <= head_dim; d += 8) {
         __m256 low[8], high[8];
-#pragma GCC unroll 8
-        for (int r = 0; r < 8; r++) {
-          low[r] = _mm256_loadu_ps (rows + (size_t) r * ld_q + d);
-          high[r] = _mm256_loadu_ps (rows + (size_t) (r + 8) * ld_q + d);
-        }
-        transpose8 (low);
-        transpose8 (high);
+        load_transposed8 (rows, ld_q, d, low);
+        load_transposed8 (rows + (size_t) 8 * ld_q, ld_q, d, high);
 #pragma GCC unroll 8
         for (int j = 0; j < 8; j++)
           vstore (qt + (d + j) * STRIP + c * LANES,

@@ -39,8 +39,6 @@ void mone_scale_bias_add_rows (int n_rows, int n_cols, float *x, int ld, const f
 void mone_gelu_cdf_array (int n, const float *x, float *out, float *cdf);
 void mone_gelu_grad_array (int n, const float *dout, const float *x, const float *cdf, float *din);
 
-/* out[r, i] = (x[r, i] - mean) * inv_std for n_rows rows of n (strides ldx, ldout): the pixel
- * normalisation of the patch embedding, a run of patches' rows at a time. */
 /* init + sum over i < n of a[i] b[i] in double, for the router's logits: eight lanes, lane k summing
  * the products of the indices d = k mod 8 below the last multiple of 8 in increasing order, then
  * init plus the products past it in order, plus the lanes 0 to 7 in order. A float product is
@@ -48,6 +46,8 @@ void mone_gelu_grad_array (int n, const float *dout, const float *x, const float
  * returns the same value, and the router ranks tokens alike on all of them. */
 double mone_router_dot (const float *a, const float *b, int n, double init);
 
+/* out[r, i] = (x[r, i] - mean) * inv_std for n_rows rows of n (strides ldx, ldout): the pixel
+ * normalisation of the patch embedding, a run of patches' rows at a time. */
 void mone_normalize_rows (int n_rows, int n, const float *x, int ldx, float mean, float inv_std,
     float *out, int ldout);
 

@@ -238,9 +238,6 @@ mone_model_flops (const MoneModel *model, double budget)
 /* ---------------------------------------------------------------------------------------------- */
 /* Context */
 
-/* The router's logits are dot products in double (mone_router_dot), the same bits on every kernel
- * path: routing is a ranking, and equal inputs must rank alike. */
-
 /* probs = softmax(logits) of E router logits. */
 static void
 router_softmax (const double *logit_in, int E, float *probs)
@@ -254,7 +251,9 @@ router_softmax (const double *logit_in, int E, float *probs)
     probs[j] = (float) (logit[j] / sum);
 }
 
-/* Linear router: probs = softmax(W_r row + b_r), W_r (E, D). */
+/* Linear router: probs = softmax(W_r row + b_r), W_r (E, D). The logits are dot products in
+ * double (mone_router_dot), the same bits on every kernel path: routing is a ranking, and equal
+ * inputs must rank alike. */
 static void
 route_row (const MoneWeights *w, int D, int E, const float *row, float *probs)
 {

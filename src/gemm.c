@@ -217,20 +217,24 @@ mone_gemm_packed (MoneIsa isa, int rows, int n, int k, const float *a, int lda,
   g_assert (isa >= 0 && isa < MONE_ISA_OPENBLAS && n <= w->outputs && k <= w->inputs);
   if (rows <= 0 || n <= 0)
     return;
+  const size_t panel_stride = (size_t) w->inputs * MONE_PANEL_WIDTH;
   const int on_panels = mone_gemm_panel_outputs (n);
-  if (on_panels == MONE_PANEL_WIDTH && n > on_panels && panel_pairs_kernels[isa])
-    panel_pairs_kernels[isa](rows, n, k, a, lda, w->panels, mone_packed_pairs (w, 1), bias,
-        accumulate, c, ldc);
-  else if (on_panels < n && pair_kernels[isa]) {
-    if (on_panels > 0)
-      kernels[isa](rows, on_panels, 1, k, a, lda, 0, w->panels,
-          (size_t) w->inputs * MONE_PANEL_WIDTH, bias, accumulate, c, ldc);
-    pair_kernels[isa](rows, n - on_panels, k, a, lda,
-        mone_packed_pairs (w, on_panels / MONE_PANEL_WIDTH), bias ? bias + on_panels : NULL,
-        accumulate, c + on_panels, ldc);
-  } else
-    kernels[isa](rows, n, 1, k, a, lda, 0, w->panels, (size_t) w->inputs * MONE_PANEL_WIDTH, bias,
-        accumulate, c, ldc);
+  if (on_panels == n || !pair_kernels[isa]) {
+    kernels[isa](rows, n, 1, k, a, lda, 0, w->panels, panel_stride, bias, accumulate, c, ldc);
+    return;
+  }
+  /* The last panel's outputs from its pair copy: in one pass with the first panel where the ISA
+   * has that kernel, else the panels and then the pairs. */
+  const float *pairs = mone_packed_pairs (w, on_panels / MONE_PANEL_WIDTH);
+  if (on_panels == MONE_PANEL_WIDTH && panel_pairs_kernels[isa]) {
+    panel_pairs_kernels[isa](rows, n, k, a, lda, w->panels, pairs, bias, accumulate, c, ldc);
+    return;
+  }
+  if (on_panels > 0)
+    kernels[isa](rows, on_panels, 1, k, a, lda, 0, w->panels, panel_stride, bias, accumulate, c,
+        ldc);
+  pair_kernels[isa](rows, n - on_panels, k, a, lda, pairs, bias ? bias + on_panels : NULL,
+      accumulate, c + on_panels, ldc);
 }
 
 void

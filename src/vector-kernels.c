@@ -150,13 +150,14 @@ row_sums_of (const int R, const bool squared, const float *rows, int ld, int wid
     acc[r][0] = acc[r][1] = acc[r][2] = acc[r][3] = splat (0);
   }
   int c = 0;
-  for (; c + 4 * LANES <= width; c += 4 * LANES)
+  for (; c + 4 * LANES <= width; c += 4 * LANES) {
 #pragma GCC unroll 4
     for (int i = 0; i < 4; i++)
 #pragma GCC unroll 4
       for (int r = 0; r < R; r++)
         acc[r][i] += row_term (squared, vload (rows + (size_t) r * ld + c + i * LANES), vmean[r]);
-        /* At most three whole vectors left, each into its own accumulator: constant indices keep acc
+  }
+  /* At most three whole vectors left, each into its own accumulator: constant indices keep acc
    * in registers (an index known only at run time would put the array on the stack). */
 #pragma GCC unroll 3
   for (int i = 0; i < 3; i++)
