@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "attention.h"
+#include "bench-stats.h"
 #include "gemm.h"
 #include "kernels.h"
 #include "mone-private.h"
@@ -54,13 +55,6 @@ now_seconds (void)
   struct timespec ts;
   clock_gettime (CLOCK_MONOTONIC, &ts);
   return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int
-compare_doubles (const void *a, const void *b)
-{
-  double x = *(const double *) a, y = *(const double *) b;
-  return x < y ? -1 : x > y;
 }
 
 static float *
@@ -334,8 +328,7 @@ main (int argc, char **argv)
         printf (" %25s", "-");
         continue;
       }
-      qsort (it->times[p], rounds, sizeof (double), compare_doubles);
-      const double t = it->times[p][rounds / 2];
+      const double t = bench_median (it->times[p], rounds);
       if (p == 0)
         first = t;
       const gboolean values = it->kind == GELU || it->kind == LAYERNORM;

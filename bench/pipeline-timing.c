@@ -1,8 +1,6 @@
 /* Frames per second of a GStreamer pipeline (pipeline-timing.h). */
 #include "pipeline-timing.h"
 
-#include <stdlib.h>
-
 typedef struct {
   guint64 buffers;
   gint64 first_us, last_us;
@@ -64,20 +62,6 @@ bench_pipeline_fps (const char *description, GError **error)
   gst_element_set_state (pipeline, GST_STATE_NULL);
   gst_object_unref (pipeline);
   return fps;
-}
-
-static int
-compare_doubles (const void *a, const void *b)
-{
-  const double x = *(const double *) a, y = *(const double *) b;
-  return (x > y) - (x < y);
-}
-
-double
-bench_median (double *values, int n)
-{
-  qsort (values, n, sizeof *values, compare_doubles);
-  return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
 }
 
 gboolean
